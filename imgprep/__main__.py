@@ -1,0 +1,3 @@
+from imgprep.cli.main import main
+
+main()

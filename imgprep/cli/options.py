@@ -1,0 +1,131 @@
+"""Option types and the shared ``pack`` options (used by ``pack``, ``prepare``, ``processing``)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+class ByteSize(click.ParamType):
+    """``1000000``, ``64MiB``, ``1.5GB``."""
+
+    name = "bytes"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+        unit = match.group(2).lower() if match else ""
+        if not match or unit not in _UNITS:
+            self.fail(f"{value!r} is not a size (examples: 500000000, 512MiB, 1GB)", param, ctx)
+        return int(float(match.group(1)) * _UNITS[unit])
+
+
+class Size2D(click.ParamType):
+    """``348x348``."""
+
+    name = "WxH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        match = re.fullmatch(r"\s*([0-9]+)\s*[xX×]\s*([0-9]+)\s*", str(value))
+        if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+            self.fail(f"{value!r} is not WIDTHxHEIGHT (example: 348x348)", param, ctx)
+        return int(match.group(1)), int(match.group(2))
+
+
+def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Per-image options; the command receives ``spec: TransformSpec``."""
+    options = [
+        click.option("--resize", type=click.IntRange(min=1), default=None,
+                     help="Scale so the shorter side is N pixels (im2rec's --resize)."),
+        click.option("--size", type=Size2D(), default=None, help="Exact output size WxH, e.g. 348x348."),
+        click.option("--fit", type=click.Choice(["crop", "pad", "stretch"]), default="crop", show_default=True,
+                     help="How --size is reached: centre crop, letterbox pad (black), or stretch."),
+        click.option("--center-crop", is_flag=True, help="Square centre crop before resizing (im2rec)."),
+        click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+                     help="JPEG quality."),
+        click.option("--encoding", type=click.Choice(["jpg", ".jpg", "png", ".png"]), default="jpg",
+                     show_default=True, help="Encoding of the stored images."),
+        click.option("--color", type=click.Choice(["1", "0", "-1"]), default="1", show_default=True,
+                     help="1: RGB, 0: grayscale, -1: as decoded (alpha kept in PNG)."),
+        click.option("--pass-through", is_flag=True,
+                     help="Store the files' bytes unchanged (no decode; header sanity check only)."),
+        click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000, show_default=True,
+                     help="Decompression-bomb guard: refuse larger images before decoding them."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+
+    @functools.wraps(f)
+    def wrapper(**kwargs: Any) -> Any:
+        from imgprep.imaging.spec import TransformSpec
+
+        kwargs["spec"] = TransformSpec(
+            resize=kwargs.pop("resize") or 0,
+            size=kwargs.pop("size"),
+            fit=kwargs.pop("fit"),
+            center_crop=kwargs.pop("center_crop"),
+            quality=kwargs.pop("quality"),
+            encoding=kwargs.pop("encoding").lstrip("."),
+            color=int(kwargs.pop("color")),
+            pass_through=kwargs.pop("pass_through"),
+            max_pixels=kwargs.pop("max_pixels"),
+        )
+        return f(**kwargs)
+
+    return wrapper
+
+
+def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Packing-run options; the command receives ``options: PackOptions``."""
+    options = [
+        click.option("--pack-label", is_flag=True,
+                     help="Store all label columns in the record (multi-label; flag = N)."),
+        click.option("-j", "--num-workers", type=click.IntRange(min=1), default=None,
+                     help="Worker processes [default: all cores]."),
+        click.option("--shard-records", type=click.IntRange(min=1), default=None,
+                     help="Start a new shard (OUT-00000.rec ...) every N records."),
+        click.option("--shard-size", type=ByteSize(), default=None,
+                     help="Start a new shard before a .rec would exceed this size (e.g. 1GiB)."),
+        click.option("--strict", is_flag=True, help="Fail (exit 3, nothing written) on the first bad image."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary."),
+        click.option("--native/--no-native", default=None,
+                     help="Force or forbid the libjpeg-turbo core [default: use it when built]."),
+        click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+                     help="S3-compatible endpoint for s3:// paths [env: AWS_ENDPOINT_URL]."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+
+    @functools.wraps(f)
+    def wrapper(**kwargs: Any) -> Any:
+        from imgprep.packing.packer import PackOptions
+
+        endpoint = kwargs.pop("endpoint_url")
+        kwargs["options"] = PackOptions(
+            num_workers=kwargs.pop("num_workers"),
+            shard_records=kwargs.pop("shard_records") or 0,
+            shard_size=kwargs.pop("shard_size") or 0,
+            strict=kwargs.pop("strict"),
+            pack_label=kwargs.pop("pack_label"),
+            quiet=kwargs.pop("quiet"),
+            native=kwargs.pop("native"),
+            storage_options={"endpoint_url": endpoint} if endpoint else {},
+        )
+        return f(**kwargs)
+
+    return wrapper
+
+
+def pack_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Both groups: the command receives ``spec`` and ``options``."""
+    return transform_options(run_options(f))

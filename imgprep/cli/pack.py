@@ -1,0 +1,57 @@
+"""``imgprep pack``: .lst files + images → RecordIO (the im2rec.py rec-mode successor)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from imgprep.cli.options import pack_options
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  # one .rec + .idx per channel, shorter side 256, JPEG q95 (the usual SageMaker input)
+  imgprep pack train.lst --root images/ -o out/train --resize 256
+\b
+  # exact 348x348 by centre crop; multi-label list packed with its label vector
+  imgprep pack train.lst --root images/ -o out/train --size 348x348 --fit crop --pack-label
+\b
+  # several lists into one file, shards of 10,000 records, straight to S3
+  imgprep pack a.lst b.lst --root images/ -o s3://bucket/data/train --shard-records 10000
+\b
+  # store the original files untouched (im2rec --pass-through)
+  imgprep pack train.lst --root images/ -o out/train --pass-through
+\b
+Output: OUT.rec + OUT.idx (or OUT-00000.rec/.idx ... when sharded), written under temporary
+names and renamed only when the whole run succeeded. Unreadable images are skipped and listed
+in OUT.skipped.tsv; --strict fails instead.
+Exit status: 0 done (skipped images reported), 1 error, 2 usage, 3 bad image with --strict,
+130 interrupted."""
+)
+@click.argument("lists", nargs=-1, required=True, metavar="LST [LST ...]")
+@click.option("--root", required=True, help="Directory (or s3:// prefix) the list's paths are relative to.")
+@click.option("-o", "--output", required=True, help="Output prefix: OUT gives OUT.rec and OUT.idx.")
+@click.option("-v", "--verbose", is_flag=True, help="Say which image path runs and why.")
+@pack_options
+def pack(lists: tuple[str, ...], root: str, output: str, verbose: bool, spec: Any, options: Any) -> None:
+    """Pack the images of one or more .lst files into MXNet RecordIO.
+
+    Records are written in list order with the list's index as record id, so the output is
+    byte-identical for any number of workers. Several lists are concatenated (their indices
+    must not collide).
+    """
+    from imgprep.api import read_lists
+    from imgprep.packing.packer import pack as run_pack
+
+    items = read_lists(lists, **options.storage_options)
+    if verbose:
+        from imgprep.imaging.transform import select
+
+        chosen = select(options.native)
+        click.echo(f"image path: {chosen.name} — {chosen.reason}", err=True)
+        click.echo(f"transform: {spec.describe()}", err=True)
+    summary = run_pack(items, root, output, spec, options)
+    if not options.quiet:
+        click.echo(summary.format(), err=True)

@@ -1,0 +1,339 @@
+"""MXNet RecordIO, byte-compatible with dmlc-core and ``mxnet.recordio`` — no mxnet import.
+
+A record is one or more *parts*, each ``magic:u32 | lrec:u32 | data | zero padding to 4 bytes``
+(little-endian).  ``lrec = cflag << 29 | length`` with cflag 0 (whole record), 1 (first part),
+2 (middle) or 3 (last).  The writer looks for the magic word only at 4-byte-aligned offsets of
+the payload; wherever it stands it ends the current part and drops those four bytes, and the
+reader puts the magic back between parts.  This is exactly dmlc-core's ``RecordIOWriter``.
+
+An image record's payload is ``IRHeader`` (struct ``'IfQQ'``: flag, label, id, id2), then
+``flag`` float32 labels when ``flag > 0`` (multi-label; the header label is then 0), then the
+encoded image.
+
+The ``.idx`` file is text, ``key<TAB>offset<LF>`` per record, offset of the record's first part.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from imgprep.errors import FormatError
+
+MAGIC = 0xCED7230A
+MAGIC_BYTES = struct.pack("<I", MAGIC)
+MAX_LENGTH = (1 << 29) - 1
+_WORD = struct.Struct("<I")
+_PART_HEAD = struct.Struct("<II")
+_IR = struct.Struct("<IfQQ")
+IR_SIZE = _IR.size  # 24
+
+
+class IRHeader(NamedTuple):
+    """MXNet's image record header."""
+
+    flag: int
+    label: float
+    id: int
+    id2: int
+
+
+# --------------------------------------------------------------------------- framing (pure)
+
+
+def _lrec(cflag: int, length: int) -> bytes:
+    return _PART_HEAD.pack(MAGIC, (cflag << 29) | length)
+
+
+def frame(payload: bytes | bytearray | memoryview) -> bytes:
+    """Frame one record the way dmlc-core's ``RecordIOWriter::WriteRecord`` does."""
+    data = bytes(payload)
+    size = len(data)
+    if size > MAX_LENGTH:
+        raise FormatError(f"record of {size} bytes exceeds RecordIO's limit of {MAX_LENGTH} bytes")
+    out: list[bytes] = []
+    start = 0
+    pos = data.find(MAGIC_BYTES)
+    lower_align = size & ~3
+    while pos != -1:
+        if pos % 4:
+            # Unaligned occurrences stay inside the data; keep looking from the next byte.
+            pos = data.find(MAGIC_BYTES, pos + 1)
+            continue
+        if pos >= lower_align:
+            break
+        out.append(_lrec(1 if start == 0 else 2, pos - start))
+        out.append(data[start:pos])
+        start = pos + 4
+        pos = data.find(MAGIC_BYTES, start)
+    out.append(_lrec(3 if start else 0, size - start))
+    out.append(data[start:])
+    pad = -size % 4
+    if pad:
+        out.append(b"\0" * pad)
+    return b"".join(out)
+
+
+def framed_size(framed: bytes) -> int:
+    """Size on disk of a framed record (what the next record's offset advances by)."""
+    return len(framed)
+
+
+# --------------------------------------------------------------------------- image records (pure)
+
+
+def pack_header(label: float | Sequence[float], id: int, id2: int = 0) -> bytes:
+    """Header (+ packed labels) for an image record.
+
+    A number gives ``flag = 0``; a sequence of N labels gives ``flag = N`` and the labels as
+    float32 after the header, as ``mxnet.recordio.pack`` does.
+    """
+    if isinstance(label, int | float):
+        return _IR.pack(0, float(label), id, id2)
+    labels = [float(x) for x in label]
+    return _IR.pack(len(labels), 0.0, id, id2) + struct.pack(f"<{len(labels)}f", *labels)
+
+
+def pack_image_record(label: float | Sequence[float], id: int, image: bytes, id2: int = 0) -> bytes:
+    """Payload of an image record: header, optional labels, encoded image."""
+    return pack_header(label, id, id2) + bytes(image)
+
+
+def unpack_image_record(payload: bytes | memoryview) -> tuple[IRHeader, tuple[float, ...], bytes]:
+    """Split an image record payload into (header, labels, image bytes).
+
+    ``labels`` is ``(header.label,)`` for single-label records and the packed vector otherwise.
+    """
+    data = memoryview(payload)
+    if len(data) < IR_SIZE:
+        raise FormatError(f"image record of {len(data)} bytes is shorter than its {IR_SIZE}-byte header")
+    header = IRHeader(*_IR.unpack_from(data))
+    if header.flag == 0:
+        return header, (header.label,), bytes(data[IR_SIZE:])
+    end = IR_SIZE + 4 * header.flag
+    if end > len(data):
+        raise FormatError(f"image record header says {header.flag} labels but the record holds {len(data)} bytes")
+    labels = struct.unpack_from(f"<{header.flag}f", data, IR_SIZE)
+    return header, labels, bytes(data[end:])
+
+
+# --------------------------------------------------------------------------- index files
+
+
+def format_index_line(key: int, offset: int) -> str:
+    return f"{key}\t{offset}\n"
+
+
+def read_index(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
+    """Read an ``.idx`` file into ``[(key, offset), ...]`` in file order."""
+    entries: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != 2:
+                raise FormatError("expected 'key<TAB>offset'", path=str(path), line=lineno)
+            try:
+                key, offset = int(fields[0]), int(fields[1])
+            except ValueError:
+                raise FormatError("key and offset must be integers", path=str(path), line=lineno) from None
+            if offset < 0 or offset % 4:
+                raise FormatError(f"offset {offset} is not a 4-byte-aligned position", path=str(path), line=lineno)
+            if key in seen:
+                raise FormatError(f"duplicate key {key}", path=str(path), line=lineno)
+            seen.add(key)
+            entries.append((key, offset))
+    return entries
+
+
+# --------------------------------------------------------------------------- writer
+
+
+class RecordWriter:
+    """Write records to a ``.rec`` (and optionally an ``.idx``).
+
+    ``rec`` and ``idx`` may be paths or binary/text file objects (any object with ``write``);
+    offsets are counted here, so the stream need not be seekable (an S3 upload, a pipe).
+    Files opened here are closed on ``close()`` / leaving the ``with`` block; file objects
+    passed in stay open (their owner commits or aborts them).
+    """
+
+    def __init__(
+        self,
+        rec: str | os.PathLike[str] | BinaryIO,
+        idx: str | os.PathLike[str] | io.TextIOBase | BinaryIO | None = None,
+    ) -> None:
+        self._owned: list[object] = []
+        if isinstance(rec, str | os.PathLike):
+            self._rec: BinaryIO = open(rec, "wb")  # noqa: SIM115 - closed in close()
+            self._owned.append(self._rec)
+        else:
+            self._rec = rec
+        self._idx = None
+        if idx is not None:
+            if isinstance(idx, str | os.PathLike):
+                self._idx = open(idx, "wb")  # noqa: SIM115
+                self._owned.append(self._idx)
+            else:
+                self._idx = idx
+        self.offset = 0
+        self.count = 0
+
+    def write(self, payload: bytes, key: int | None = None) -> int:
+        """Frame and write one record; return its offset."""
+        return self.write_framed(frame(payload), key)
+
+    def write_framed(self, framed: bytes, key: int | None = None) -> int:
+        """Write a record already framed with :func:`frame` (workers frame in parallel)."""
+        offset = self.offset
+        self._rec.write(framed)
+        self.offset += len(framed)
+        if self._idx is not None:
+            line = format_index_line(self.count if key is None else key, offset)
+            self._idx.write(line if isinstance(self._idx, io.TextIOBase) else line.encode("ascii"))
+        self.count += 1
+        return offset
+
+    def close(self) -> None:
+        while self._owned:
+            self._owned.pop().close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- reader
+
+
+class RecordReader:
+    """Read a ``.rec`` sequentially, by offset, by key (with an ``.idx``), or from any byte offset."""
+
+    def __init__(self, rec: str | os.PathLike[str] | BinaryIO, idx: str | os.PathLike[str] | None = None) -> None:
+        if isinstance(rec, str | os.PathLike):
+            self.path = str(rec)
+            self._fh: BinaryIO = open(rec, "rb")  # noqa: SIM115 - closed in close()
+            self._owns = True
+        else:
+            self.path = getattr(rec, "name", "<stream>")
+            self._fh = rec
+            self._owns = False
+        self._index: dict[int, int] = {}
+        self._keys: list[int] = []
+        if idx is not None:
+            entries = read_index(idx)
+            self._keys = [k for k, _ in entries]
+            self._index = dict(entries)
+
+    @property
+    def keys(self) -> list[int]:
+        return list(self._keys)
+
+    def _read_part(self, offset: int) -> tuple[int, bytes, int]:
+        """Read the part at ``offset``: (cflag, data, offset of the next part)."""
+        self._fh.seek(offset)
+        head = self._fh.read(8)
+        if len(head) < 8:
+            raise FormatError(f"truncated record header at byte {offset}", path=self.path)
+        magic, lrec = _PART_HEAD.unpack(head)
+        if magic != MAGIC:
+            raise FormatError(f"no RecordIO magic number at byte {offset}", path=self.path)
+        cflag, length = lrec >> 29, lrec & MAX_LENGTH
+        data = self._fh.read(length)
+        if len(data) < length:
+            raise FormatError(f"record at byte {offset} is truncated ({len(data)} of {length} bytes)", path=self.path)
+        return cflag, data, offset + 8 + length + (-length % 4)
+
+    def read_record(self, offset: int) -> tuple[bytes, int]:
+        """Read the record starting at ``offset``: (payload, offset of the next record)."""
+        cflag, data, nxt = self._read_part(offset)
+        if cflag == 0:
+            return data, nxt
+        if cflag != 1:
+            raise FormatError(f"byte {offset} is inside a record, not at its start (cflag {cflag})", path=self.path)
+        pieces = [data]
+        while True:
+            part_at = nxt
+            cflag, data, nxt = self._read_part(part_at)
+            if cflag not in (2, 3):
+                raise FormatError(f"record split at byte {part_at} has an unexpected cflag {cflag}", path=self.path)
+            pieces.append(data)
+            if cflag == 3:
+                return MAGIC_BYTES.join(pieces), nxt
+
+    def read_at(self, offset: int) -> bytes:
+        return self.read_record(offset)[0]
+
+    def read_key(self, key: int) -> bytes:
+        try:
+            offset = self._index[key]
+        except KeyError:
+            raise FormatError(f"key {key} is not in the index", path=self.path) from None
+        return self.read_at(offset)
+
+    def records(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(offset, payload)`` from a record start to the end of the file."""
+        offset = start
+        while True:
+            self._fh.seek(offset)
+            if not self._fh.read(1):
+                return
+            payload, nxt = self.read_record(offset)
+            yield offset, payload
+            offset = nxt
+
+    def __iter__(self) -> Iterator[bytes]:
+        for _, payload in self.records(0):
+            yield payload
+
+    def find_record_start(self, offset: int) -> int | None:
+        """First record start at or after ``offset``, or None at end of file.
+
+        A record starts at an aligned magic word whose lrec has cflag 0 or 1 — the rule
+        dmlc's splitters use to resynchronise when a file is divided between workers.
+        """
+        pos = (offset + 3) & ~3
+        chunk_size = 1 << 20
+        while True:
+            self._fh.seek(pos)
+            chunk = self._fh.read(chunk_size + 8)
+            if len(chunk) < 8:
+                return None
+            limit = min(chunk_size, len(chunk) - 7)
+            i = chunk.find(MAGIC_BYTES)
+            while i != -1 and i < limit:
+                if i % 4 == 0 and (_WORD.unpack_from(chunk, i + 4)[0] >> 29) in (0, 1):
+                    return pos + i
+                i = chunk.find(MAGIC_BYTES, i + 1)
+            pos += limit
+
+    def scan(self, start: int) -> Iterator[tuple[int, bytes]]:
+        """Resynchronise at the first record start at or after ``start`` and read to the end."""
+        first = self.find_record_start(start)
+        if first is None:
+            return iter(())
+        return self.records(first)
+
+    def close(self) -> None:
+        if self._owns:
+            self._fh.close()
+
+    def __enter__(self) -> RecordReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def count_records(path: str | Path) -> int:
+    """Number of records in a ``.rec`` file (reads it sequentially)."""
+    with RecordReader(path) as reader:
+        return sum(1 for _ in reader.records())

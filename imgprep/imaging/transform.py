@@ -1,0 +1,60 @@
+"""Choose the image path once per run: the native libjpeg-turbo core when built, else Pillow.
+
+``IMGPREP_NATIVE=0`` forces the Pillow path (benchmarks, parity checks); ``IMGPREP_NATIVE=1``
+makes a missing native core an error instead of a silent fallback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from imgprep.errors import UsageError
+from imgprep.imaging.spec import TransformSpec
+
+BytesTransform = Callable[[bytes, TransformSpec, str], bytes]
+PixelsTransform = Callable[[Any, TransformSpec, str], bytes]
+
+
+@dataclass(frozen=True)
+class ImagePath:
+    name: str  # "native" or "pillow"
+    reason: str
+    transform_bytes: BytesTransform
+    transform_pixels: PixelsTransform
+    preferred_executor: str  # "thread" or "process"
+
+
+def _native_status() -> tuple[bool, str]:
+    try:
+        from imgprep.imaging import native
+    except ImportError as exc:
+        return False, f"native module unavailable ({exc})"
+    if not native.available():
+        return False, native.status()
+    return True, native.status()
+
+
+def select(prefer_native: bool | None = None) -> ImagePath:
+    """The image path to use; ``prefer_native=None`` reads ``IMGPREP_NATIVE``."""
+    from imgprep.imaging import pillow
+
+    env = os.environ.get("IMGPREP_NATIVE", "").strip().lower()
+    if prefer_native is None:
+        prefer_native = env not in ("0", "false", "no", "off")
+    if prefer_native:
+        ok, why = _native_status()
+        if ok:
+            from imgprep.imaging import native
+
+            return ImagePath(
+                "native", why, native.transform_bytes, pillow.transform_pixels, native.PREFERRED_EXECUTOR
+            )
+        if env in ("1", "true", "yes", "on"):
+            raise UsageError(f"IMGPREP_NATIVE={env} but the native path cannot run: {why}")
+        reason = f"Pillow {pillow.version()} ({why})"
+    else:
+        reason = f"Pillow {pillow.version()} (native path disabled)"
+    return ImagePath("pillow", reason, pillow.transform_bytes, pillow.transform_pixels, "process")

