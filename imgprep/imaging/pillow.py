@@ -199,7 +199,7 @@ def transform_bytes(data: bytes, spec: TransformSpec, name: str) -> bytes:
     except Image.UnidentifiedImageError:
         raise ImageError("not an image Pillow can read", path=name) from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"decompression bomb refused ({exc})", path=name) from None
+        raise ImageError(f"image exceeds the decompression-bomb limit (Pillow: {exc})", path=name) from None
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"cannot decode image ({reason})", path=name) from None

@@ -57,6 +57,10 @@ def _functions(ctx: WorkerContext) -> tuple[Any, Any]:
 
 def init_process(ctx: WorkerContext) -> None:
     global _CONTEXT
+    import signal
+
+    # Ctrl-C reaches the whole process group; the parent alone unwinds and aborts outputs.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _CONTEXT = ctx
     _functions(ctx)
 
