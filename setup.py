@@ -29,7 +29,7 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any build failure means "no native path"
             self._skip(exc)
 
     def build_extension(self, ext: Extension) -> None:
@@ -41,7 +41,7 @@ class OptionalBuildExt(build_ext):
             return
         try:
             super().build_extension(ext)
-        except Exception as exc:
+        except Exception as exc:  # re-raised when the build was asked to be strict
             if os.environ.get("IMGPREP_FORCE_NATIVE"):
                 raise
             self._skip(exc)

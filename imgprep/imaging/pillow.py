@@ -79,7 +79,7 @@ def check_passthrough(data: bytes, name: str) -> bytes:
 def exif_orientation(im: Image.Image) -> int:
     try:
         value = im.getexif().get(0x0112, 1)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the image
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 

@@ -96,6 +96,6 @@ def run_chunk(ctx: WorkerContext, tasks: list[Task]) -> list[Result]:
             results.append((task.position, None, exc.message))
         except MemoryError:
             results.append((task.position, None, "out of memory while processing this image"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a decoder bug on one image must not kill its shard
             results.append((task.position, None, f"unexpected {type(exc).__name__}: {exc}"))
     return results
