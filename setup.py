@@ -57,7 +57,7 @@ if NATIVE_SOURCES:
         Extension(
             "imgprep._native",
             sources=NATIVE_SOURCES,
-            libraries=["turbojpeg"],
+            libraries=["turbojpeg", "m"],
             extra_compile_args=[
                 "-O3", "-std=c11", "-Wall", "-Wextra", "-fvisibility=hidden",
                 *os.environ.get("IMGPREP_NATIVE_CFLAGS", "").split(),
