@@ -12,6 +12,7 @@ import os
 import posixpath
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from imgprep.errors import FormatError
 
@@ -122,8 +123,10 @@ def dumps(items: Iterable[LstItem]) -> str:
     return "".join(format_line(item) for item in items)
 
 
-def write_lst(path: str | os.PathLike[str], items: Sequence[LstItem] | Iterable[LstItem]) -> None:
+def write_lst(
+    path: str | os.PathLike[str], items: Sequence[LstItem] | Iterable[LstItem], **storage_options: Any
+) -> None:
     """Write a ``.lst`` atomically (local: temporary name then rename; S3: one PUT)."""
     from imgprep.storage.base import write_text
 
-    write_text(os.fspath(path), dumps(items))
+    write_text(os.fspath(path), dumps(items), **storage_options)

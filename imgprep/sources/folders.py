@@ -1,0 +1,196 @@
+"""Class-folder trees: ``root/<class>/.../image`` (torchvision's ImageFolder convention).
+
+Class index = position of the class in sorted order (by path components), so the same tree
+always gives the same ids.  ``class_depth`` picks which folder level names the class (1 =
+ImageFolder); ``leaf_classes`` makes every folder that directly holds images a class (the
+grocery dataset's ``Fruit/Apple/Golden-Delicious``), with the top folder kept as the class's
+coarse group.  Hidden files and folders are skipped, files with other extensions are counted
+and ignored, and folder symlinks are followed once (a loop is visited only once).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from imgprep.errors import SourceError, UsageError
+from imgprep.sources.dataset import ClassInfo, Dataset
+
+# torchvision's IMG_EXTENSIONS
+DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def normalize_extensions(extensions: Sequence[str] | None) -> tuple[str, ...]:
+    """``["JPG", ".png"]`` -> ``(".jpg", ".png")``."""
+    if not extensions:
+        return DEFAULT_EXTENSIONS
+    out = []
+    for ext in extensions:
+        ext = ext.strip().lower()
+        if not ext:
+            continue
+        out.append(ext if ext.startswith(".") else "." + ext)
+    if not out:
+        raise UsageError("--extensions names no extension")
+    return tuple(out)
+
+
+@dataclass
+class WalkResult:
+    """Image files found under a root, as relative ``/``-separated paths split into folders."""
+
+    files: list[tuple[tuple[str, ...], str]]  # (folder components, file name)
+    skipped: int
+    loops: int
+    mtime: float
+
+
+def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[str] = ()) -> WalkResult:
+    """Sorted walk of ``root`` (following folder symlinks once each), images only."""
+    exts = tuple(extensions)
+    seen: set[tuple[int, int]] = set()
+    files: list[tuple[tuple[str, ...], str]] = []
+    skipped = loops = 0
+    mtime = 0.0
+    excluded = set(exclude_top)
+
+    def visit(path: str, parts: tuple[str, ...]) -> None:
+        nonlocal skipped, loops, mtime
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            loops += 1
+            return
+        seen.add(key)
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            raise SourceError(f"cannot list folder ({exc.strerror})", path=path) from None
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()
+                is_file = not is_dir and entry.is_file()
+            except OSError:
+                continue
+            if is_dir:
+                if not parts and entry.name in excluded:
+                    continue
+                subdirs.append(entry)
+            elif is_file:
+                if os.path.splitext(entry.name)[1].lower() in exts:
+                    files.append((parts, entry.name))
+                    try:
+                        mtime = max(mtime, entry.stat().st_mtime)
+                    except OSError:
+                        pass
+                else:
+                    skipped += 1
+            # anything else (a broken symlink, a socket) is not an image
+        for entry in subdirs:
+            visit(entry.path, (*parts, entry.name))
+
+    visit(root, ())
+    return WalkResult(files, skipped, loops, mtime)
+
+
+def _sort_key(key: tuple[str, ...]) -> tuple[str, ...]:
+    return key
+
+
+def load_folders(
+    root: str,
+    *,
+    extensions: Sequence[str] | None = None,
+    class_depth: int = 1,
+    leaf_classes: bool = False,
+    classes: Sequence[str] | None = None,
+    exclude_top: Sequence[str] = (),
+    kind: str = "folders",
+) -> Dataset:
+    """Read a class-folder tree into a single-label :class:`Dataset`.
+
+    ``classes`` fixes the class order (and selects those folders only); names are class
+    folder paths relative to ``root`` (``Fruit/Apple`` at depth 2) or their last component
+    when that is unambiguous.
+    """
+    if class_depth < 1:
+        raise UsageError(f"--class-depth must be at least 1, got {class_depth}")
+    if not os.path.isdir(root):
+        raise SourceError("not a directory", path=root)
+    walk = walk_images(root, normalize_extensions(extensions), exclude_top=exclude_top)
+    keyed: list[tuple[tuple[str, ...], str]] = []
+    outside = 0
+    for parts, name in walk.files:
+        if leaf_classes:
+            if not parts:
+                outside += 1
+                continue
+            key = parts
+        else:
+            if len(parts) < class_depth:
+                outside += 1
+                continue
+            key = parts[:class_depth]
+        keyed.append((key, "/".join((*parts, name))))
+    if not keyed:
+        exts = ", ".join(normalize_extensions(extensions))
+        where = f"at class-folder depth {class_depth}" if not leaf_classes else "inside class folders"
+        raise SourceError(f"no images found {where} (extensions: {exts})", path=root)
+
+    keys = sorted({k for k, _ in keyed}, key=_sort_key)
+    leaf_names = [k[-1] for k in keys]
+    unique_leaf = len(set(leaf_names)) == len(leaf_names)
+    names = [k[-1] if unique_leaf else "/".join(k) for k in keys]
+    if classes:
+        wanted = list(classes)
+        lookup: dict[str, tuple[str, ...]] = {}
+        for k, n in zip(keys, names):
+            lookup["/".join(k)] = k
+            lookup.setdefault(n, k)
+        chosen: list[tuple[str, ...]] = []
+        for c in wanted:
+            k = lookup.get(c.strip("/"))
+            if k is None:
+                raise SourceError(f"class {c!r} from --classes has no images", path=root)
+            if k in chosen:
+                raise UsageError(f"class {c!r} is listed twice in --classes")
+            chosen.append(k)
+        keys = chosen
+        names = [k[-1] if unique_leaf else "/".join(k) for k in keys]
+    index = {k: i for i, k in enumerate(keys)}
+    paths: list[str] = []
+    labels: list[int] = []
+    for key, rel in keyed:
+        i = index.get(key)
+        if i is None:
+            continue
+        paths.append(rel)
+        labels.append(i)
+    infos = [ClassInfo(name=n, path="/".join(k), group=k[0] if len(k) > 1 else None) for n, k in zip(names, keys)]
+    notes = []
+    if walk.skipped:
+        notes.append(f"{walk.skipped} non-image file(s) ignored")
+    if outside:
+        notes.append(f"{outside} image(s) outside class folders ignored")
+    if walk.loops:
+        notes.append(f"{walk.loops} folder symlink loop(s) not followed")
+    return Dataset(
+        kind=kind,
+        origin=root,
+        classes=infos,
+        paths=paths,
+        labels=np.asarray(labels, dtype=np.int64),
+        root=root,
+        mtime=walk.mtime,
+        notes=notes,
+    )

@@ -1,0 +1,84 @@
+"""A Ground Truth output manifest (single- or multi-label) as a dataset.
+
+Images are ``s3://`` URIs; ``.lst`` paths are made relative to a prefix (the longest common
+folder of all ``source-ref``s, or the one given as ``--root s3://bucket/prefix/=DIR``), and
+``DIR`` is the local copy of that prefix the packer reads.  Class names come from the
+records' metadata (``class-name`` / ``class-map``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from imgprep.errors import FormatError, SourceError, UsageError
+from imgprep.formats.manifest import parse_manifest
+from imgprep.sources.dataset import ClassInfo, Dataset
+
+
+def common_folder(refs: list[str]) -> str:
+    """The longest prefix ending in ``/`` shared by every reference."""
+    prefix = os.path.commonprefix(refs)  # noqa: RUF071 - URIs, cut back to the last "/" below
+    return prefix[: prefix.rfind("/") + 1]
+
+
+def parse_root(root: str | None) -> tuple[str | None, str | None]:
+    """``"s3://b/p/=DIR"`` -> ``("s3://b/p/", "DIR")``; ``"DIR"`` -> ``(None, "DIR")``."""
+    if not root:
+        return None, None
+    if "=" in root and "://" in root.split("=", 1)[0]:
+        prefix, local = root.split("=", 1)
+        if not local:
+            raise UsageError(f"--root {root!r} maps a prefix to an empty folder")
+        return prefix if prefix.endswith("/") else prefix + "/", local
+    return None, root
+
+
+def load_manifest(
+    path: str, *, root: str | None = None, attribute: str | None = None, label_format: str = "class-id"
+) -> Dataset:
+    """Read a Ground Truth manifest; ``root`` maps its images' prefix to a local folder."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            parsed = parse_manifest(fh, path=path, attribute=attribute, label_format=label_format)
+    except FileNotFoundError:
+        raise SourceError("no such manifest file", path=path) from None
+    except IsADirectoryError:
+        raise SourceError("is a directory (expected a manifest file)", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
+    prefix, local = parse_root(root)
+    if prefix is None:
+        prefix = common_folder(parsed.refs)
+    else:
+        for i, ref in enumerate(parsed.refs):
+            if not ref.startswith(prefix):
+                raise SourceError(f"record {i + 1}: {ref} is not under --root prefix {prefix}", path=path)
+    paths = [ref[len(prefix) :] for ref in parsed.refs]
+    seen_ids = [c for row in parsed.labels for c in row]
+    num_classes = max([*seen_ids, *parsed.names, -1]) + 1
+    if num_classes == 0:
+        raise SourceError("no record has a label", path=path)
+    classes = [ClassInfo(name=parsed.names.get(i, str(i)), source_id=i) for i in range(num_classes)]
+    if parsed.multi_label:
+        labels = np.zeros((len(paths), num_classes), dtype=np.uint8)
+        for r, row in enumerate(parsed.labels):
+            labels[r, row] = 1
+    else:
+        labels = np.asarray([row[0] for row in parsed.labels], dtype=np.int64)
+    notes = [f"label attribute {parsed.attribute!r}, images under {prefix or '(no common prefix)'}"]
+    unnamed = [str(i) for i in range(num_classes) if i not in parsed.names]
+    if unnamed:
+        notes.append(f"no name in the metadata for class(es) {', '.join(unnamed[:10])}")
+    return Dataset(
+        kind="manifest",
+        origin=path,
+        classes=classes,
+        paths=paths,
+        labels=labels,
+        multi_label=parsed.multi_label,
+        root=local,
+        mtime=os.path.getmtime(path),
+        notes=notes,
+    )

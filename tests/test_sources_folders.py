@@ -1,0 +1,182 @@
+"""Class-folder trees (flat, nested, leaf classes) and Caltech-101/256 layouts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from imgprep.errors import SourceError, UsageError
+from imgprep.sources.caltech import load_caltech
+from imgprep.sources.folders import load_folders
+
+JPEG = b"\xff\xd8\xff\xe0fake"  # the sources never decode; any bytes do
+
+
+def touch(root: Path, rel: str, data: bytes = JPEG) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def flat_tree(root: Path) -> None:
+    for cls, n in (("dog", 3), ("cat", 2), ("emu", 1)):
+        for i in range(n):
+            touch(root, f"{cls}/{i}.jpg")
+    touch(root, "cat/sub/deep.PNG")  # nested images belong to the top class (ImageFolder)
+    touch(root, "cat/notes.txt")
+    touch(root, ".hidden/x.jpg")
+    touch(root, "dog/.x.jpg")
+    touch(root, "loose.jpg")  # outside any class folder
+
+
+def grocery_tree(root: Path) -> None:
+    for rel, n in (
+        ("Fruit/Apple/Golden-Delicious", 3),
+        ("Fruit/Apple/Granny-Smith", 2),
+        ("Fruit/Banana", 4),
+        ("Packages/Juice/Bravo-Apple-Juice", 2),
+        ("Vegetables/Leek", 2),
+    ):
+        for i in range(n):
+            touch(root, f"{rel}/{i}.jpg")
+
+
+def test_imagefolder_convention(tmp_path) -> None:
+    flat_tree(tmp_path)
+    data = load_folders(str(tmp_path))
+    assert [c.name for c in data.classes] == ["cat", "dog", "emu"]
+    pairs = sorted(zip(data.paths, data.labels.tolist()))
+    assert pairs == [
+        ("cat/0.jpg", 0),
+        ("cat/1.jpg", 0),
+        ("cat/sub/deep.PNG", 0),
+        ("dog/0.jpg", 1),
+        ("dog/1.jpg", 1),
+        ("dog/2.jpg", 1),
+        ("emu/0.jpg", 2),
+    ]
+    assert any("non-image" in n for n in data.notes)
+    assert any("outside class folders" in n for n in data.notes)
+
+
+def test_extensions_and_explicit_class_order(tmp_path) -> None:
+    flat_tree(tmp_path)
+    data = load_folders(str(tmp_path), extensions=["png"])
+    assert data.paths == ["cat/sub/deep.PNG"]
+    data = load_folders(str(tmp_path), classes=["emu", "dog"])
+    assert [c.name for c in data.classes] == ["emu", "dog"]
+    assert sorted(zip(data.labels.tolist(), data.paths))[0] == (0, "emu/0.jpg")
+    with pytest.raises(SourceError, match="'yak' from --classes has no images"):
+        load_folders(str(tmp_path), classes=["yak"])
+    with pytest.raises(UsageError, match="twice"):
+        load_folders(str(tmp_path), classes=["dog", "dog"])
+
+
+def test_symlink_loops_are_visited_once(tmp_path) -> None:
+    flat_tree(tmp_path)
+    os.symlink("..", tmp_path / "dog" / "up")
+    os.symlink(tmp_path / "emu", tmp_path / "emu2")
+    os.symlink(tmp_path / "missing.jpg", tmp_path / "dog" / "broken.jpg")
+    data = load_folders(str(tmp_path))
+    assert len(data.paths) == len(set(data.paths))
+    # emu2 is a second name for emu's folder, whose files were already listed via emu
+    assert [c.name for c in data.classes] == ["cat", "dog", "emu"]
+    assert any("loop" in n for n in data.notes)
+
+
+def test_empty_folder_is_a_one_line_error(tmp_path) -> None:
+    with pytest.raises(SourceError, match="no images found") as info:
+        load_folders(str(tmp_path))
+    assert str(info.value).startswith(str(tmp_path))
+    with pytest.raises(SourceError, match="not a directory"):
+        load_folders(str(tmp_path / "nope"))
+
+
+def test_leaf_classes_keep_the_coarse_groups(tmp_path) -> None:
+    grocery_tree(tmp_path)
+    data = load_folders(str(tmp_path), leaf_classes=True)
+    assert [c.name for c in data.classes] == [
+        "Golden-Delicious",
+        "Granny-Smith",
+        "Banana",
+        "Bravo-Apple-Juice",
+        "Leek",
+    ]
+    assert [c.group for c in data.classes] == ["Fruit", "Fruit", "Fruit", "Packages", "Vegetables"]
+    assert data.classes[0].path == "Fruit/Apple/Golden-Delicious"
+    assert data.labels.tolist().count(2) == 4
+
+
+def test_class_depth(tmp_path) -> None:
+    grocery_tree(tmp_path)
+    data = load_folders(str(tmp_path), class_depth=2)
+    assert [c.path for c in data.classes] == ["Fruit/Apple", "Fruit/Banana", "Packages/Juice", "Vegetables/Leek"]
+    assert data.labels.tolist().count(0) == 5
+    coarse = load_folders(str(tmp_path))
+    assert [c.name for c in coarse.classes] == ["Fruit", "Packages", "Vegetables"]
+
+
+def test_ambiguous_leaf_names_use_the_path(tmp_path) -> None:
+    touch(tmp_path, "a/x/1.jpg")
+    touch(tmp_path, "b/x/1.jpg")
+    data = load_folders(str(tmp_path), leaf_classes=True)
+    assert [c.name for c in data.classes] == ["a/x", "b/x"]
+
+
+def caltech256(root: Path, per_class: int = 3) -> None:
+    for i, name in enumerate(["ak47", "american-flag", "backpack"], 1):
+        for j in range(per_class):
+            touch(root, f"{i:03d}.{name}/{i:03d}_{j:04d}.jpg")
+    for j in range(per_class + 2):
+        touch(root, f"257.clutter/257_{j:04d}.jpg")
+    touch(root, "002.american-flag/RENAME2", b"x")
+
+
+def test_caltech256_names_ids_and_clutter(tmp_path) -> None:
+    caltech256(tmp_path / "256_ObjectCategories")
+    data = load_caltech(str(tmp_path))  # the parent of the archive folder works too
+    assert [c.name for c in data.classes] == ["ak47", "american-flag", "backpack", "clutter"]
+    assert [c.source_id for c in data.classes] == [1, 2, 3, 257]
+    assert data.labels.tolist().count(3) == 5
+    dropped = load_caltech(str(tmp_path / "256_ObjectCategories"), drop_clutter=True)
+    assert [c.name for c in dropped.classes] == ["ak47", "american-flag", "backpack"]
+    assert len(dropped.paths) == 9
+
+
+def test_caltech101_layout(tmp_path) -> None:
+    for name in ("BACKGROUND_Google", "Faces", "Faces_easy", "accordion"):
+        touch(tmp_path, f"{name}/image_0001.jpg")
+    data = load_caltech(str(tmp_path))
+    assert [c.name for c in data.classes] == ["BACKGROUND_Google", "Faces", "Faces_easy", "accordion"]
+    assert [c.name for c in load_caltech(str(tmp_path), drop_clutter=True).classes] == [
+        "Faces",
+        "Faces_easy",
+        "accordion",
+    ]
+
+
+def test_not_caltech(tmp_path) -> None:
+    flat_tree(tmp_path)
+    with pytest.raises(SourceError, match="not a Caltech-101/256 layout"):
+        load_caltech(str(tmp_path))
+
+
+def test_caltech_classic_split(tmp_path) -> None:
+    from imgprep.convert import convert
+
+    caltech256(tmp_path / "in", per_class=8)
+    result = convert("caltech", str(tmp_path / "in"), str(tmp_path / "out"), train_per_class=6)
+    assert len(result.lists["train"]) == 4 * 6
+    assert len(result.lists["val"]) == 3 * 2 + 4
+    assert result.hyperparameters["num_classes"] == "4"
+    assert result.hyperparameters["num_training_samples"] == "24"
+
+
+def test_caltech_defaults_to_60_per_class(tmp_path) -> None:
+    from imgprep.convert import make_plan
+
+    caltech256(tmp_path)
+    plan = make_plan(load_caltech(str(tmp_path)))
+    assert plan is not None and plan.train_per_class == 60 and plan.names == ["train", "val"]
