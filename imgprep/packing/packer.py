@@ -147,11 +147,21 @@ def _progress(total: int, options: PackOptions) -> Any:
     return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
 
-def _chunk_size(n: int, workers: int, requested: int) -> int:
+CHUNK_FILES = 16  # files read by the workers: small chunks keep latency and memory low
+CHUNK_IN_MEMORY = 256  # tiny in-memory images (28x28 arrays): big chunks amortise the IPC
+CHUNK_BYTES = 4 << 20  # cap on in-memory bytes per chunk, so the window bounds memory
+
+
+def _chunk_limit(n: int, workers: int, requested: int, in_memory: bool) -> int:
     if requested:
         return requested
-    # Small chunks keep memory and latency low; a few hundred chunks per worker keep IPC cheap.
-    return max(1, min(16, n // (workers * 8) or 1))
+    limit = CHUNK_IN_MEMORY if in_memory else CHUNK_FILES
+    # ... but at least ~8 chunks per worker, so short lists still spread over every worker.
+    return max(1, min(limit, n // (workers * 8) or 1))
+
+
+def _nbytes(data: Any) -> int:
+    return len(data) if isinstance(data, bytes | bytearray | memoryview) else int(getattr(data, "nbytes", 0))
 
 
 def pack(
@@ -266,16 +276,20 @@ def _run(
     skipped: list[Skipped],
     bar: Any,
 ) -> None:
-    size = _chunk_size(len(items), workers, options.chunk_size)
+    file_limit = _chunk_limit(len(items), workers, options.chunk_size, in_memory=False)
+    memory_limit = _chunk_limit(len(items), workers, options.chunk_size, in_memory=True)
     window = workers * 4
     tasks = _task_stream(items, source)
     pending: deque[tuple[Future[Any] | None, list[Task]]] = deque()
 
     def submit() -> bool:
         chunk: list[Task] = []
+        in_memory = 0
         for task in tasks:
             chunk.append(task)
-            if len(chunk) >= size:
+            in_memory += _nbytes(task.data)
+            limit = file_limit if task.path is not None else memory_limit
+            if len(chunk) >= limit or in_memory >= CHUNK_BYTES:
                 break
         if not chunk:
             return False
