@@ -1,0 +1,173 @@
+"""The native JPEG path beside its hardware limit, the Pillow(-SIMD) path and MXNet's im2rec.py.
+
+Task: shorter side 256, JPEG q95 4:2:0 (imgprep: Pillow BILINEAR = antialiased triangle filter, on
+YCbCr planes natively; im2rec: cv2 INTER_LINEAR, no antialiasing).  Corpora from
+benchmarks/corpus.py (real photos; ``--synthetic`` for offline development only).
+
+    .venv/bin/python benchmarks/bench_native.py [--corpus small --corpus large] [--runs 3]
+
+Rows:
+- ``bare C loop``: benchmarks/bare_loop.c, the native core with files in memory, no Python, no
+  framing (1 and 2 processes) -- the practical limit of this machine.
+- ``transform_bytes``: the Python wrapper over files in memory, 2 threads vs a 2-process pool
+  (which pickles bytes in and out): this is what chose ``PREFERRED_EXECUTOR``.
+- ``imgprep pack``: the whole CLI (start-up, reading, framing, writing) with ``IMGPREP_NATIVE=1``
+  and ``=0`` (Pillow path), and ``--pass-through``; ``im2rec.py`` the same where ``.venv-mx`` exists.
+Whole-command rows include interpreter start-up; images/s = images / median wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from common import REPO, bench_env, interleaved, load_average, mib, run_measured, warm_page_cache  # noqa: E402
+from corpus import get_corpus  # noqa: E402
+
+from imgprep.imaging import native, pillow  # noqa: E402
+from imgprep.imaging.spec import TransformSpec  # noqa: E402
+
+SPEC = TransformSpec(resize=256, quality=95)
+IM2REC = REPO / ".venv-mx/lib/python3.11/site-packages/mxnet/tools/im2rec.py"
+MX_PY = REPO / ".venv-mx/bin/python"
+
+
+def build_bare_loop(out_dir: Path) -> Path:
+    exe = out_dir / "bare_loop"
+    srcs = [HERE / "bare_loop.c", REPO / "native/core.c"]
+    if not exe.exists() or any(s.stat().st_mtime > exe.stat().st_mtime for s in srcs):
+        subprocess.run(
+            ["cc", "-O3", "-std=c11", f"-I{REPO / 'native'}", *map(str, srcs), "-lturbojpeg", "-lm", "-o", str(exe)],
+            check=True,
+        )
+    return exe
+
+
+def bare_loop(exe: Path, files: list[Path], procs: int, runs: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as lst:
+        lst.write("".join(f"{f}\n" for f in files))
+        lst.flush()
+        out = subprocess.run(
+            [str(exe), "-n", "256", "-q", "95", "-p", str(procs), "-r", str(runs), "-l", lst.name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    return float(out.split("images_per_s=")[1])
+
+
+def _pillow_one(data: bytes) -> bytes:
+    return pillow.transform_bytes(data, SPEC, "x")
+
+
+def _native_one(data: bytes) -> bytes:
+    return native.transform_bytes(data, SPEC, "x")
+
+
+def in_memory(blobs: list[bytes], fn, pool_kind: str, workers: int, runs: int) -> float:
+    pool_cls = ThreadPoolExecutor if pool_kind == "thread" else ProcessPoolExecutor
+    best = float("inf")
+    with pool_cls(workers) as pool:
+        list(pool.map(fn, blobs[: workers * 4]))  # start workers, warm caches
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            for _out in pool.map(fn, blobs, chunksize=1 if pool_kind == "thread" else 8):
+                pass
+            best = min(best, time.perf_counter() - t0)
+    return len(blobs) / best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", action="append", choices=["small", "large"])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--synthetic", action="store_true", help="synthetic corpora (offline development only)")
+    ap.add_argument("--skip-cli", action="store_true")
+    args = ap.parse_args(argv)
+    if not native.available():
+        print(f"native path not available: {native.status()}", file=sys.stderr)
+        return 1
+    work = REPO / ".bench" / "native"
+    work.mkdir(parents=True, exist_ok=True)
+    exe = build_bare_loop(work)
+    print(f"# {native.status()}")
+    print(f"# Pillow {pillow.version()}, {os.cpu_count()} CPUs, load average {load_average()} at start")
+    for name in args.corpus or ["small", "large"]:
+        c = get_corpus(name, synthetic=args.synthetic, verbose=False)
+        files = c.files()
+        warm_page_cache(files)
+        blobs = [f.read_bytes() for f in files]
+        n = len(blobs)
+        print(f"\n## {name}: {n} images ({'synthetic' if c.synthetic else 'real photos'})")
+        rows: list[tuple[str, float, str]] = []
+        for p in (1, args.workers):
+            rows.append((f"bare C loop, {p} process(es)", bare_loop(exe, files, p, args.runs), ""))
+        for kind in ("thread", "process"):
+            ips = in_memory(blobs, _native_one, kind, args.workers, args.runs)
+            plural = "threads" if kind == "thread" else "processes"
+            rows.append((f"native transform_bytes, {args.workers} {plural}", ips, "files in memory"))
+        ips = in_memory(blobs, _pillow_one, "process", args.workers, args.runs)
+        rows.append((f"Pillow transform_bytes, {args.workers} processes", ips, "files in memory"))
+        if not args.skip_cli:
+            rows += cli_rows(c, n, args, work)
+        limit = rows[1][1]
+        for label, ips, note in rows:
+            print(f"{label:<46} {ips:9.1f} img/s  {ips / limit:6.1%} of bare {args.workers}p  {note}")
+    return 0
+
+
+def cli_rows(c, n: int, args, work: Path) -> list[tuple[str, float, str]]:
+    imgprep = shutil.which("imgprep", path=str(Path(sys.executable).parent)) or "imgprep"
+    out = work / "out"
+    out.mkdir(exist_ok=True)
+    common = ["--root", str(c.root), "-j", str(args.workers)]
+    transform = ["--resize", "256", "--quality", "95"]
+    cmds = {
+        "imgprep pack, native": (
+            [imgprep, "pack", str(c.lst), "-o", str(out / "nat"), *common, *transform],
+            bench_env(IMGPREP_NATIVE="1"),
+        ),
+        "imgprep pack, Pillow path": (
+            [imgprep, "pack", str(c.lst), "-o", str(out / "pil"), *common, *transform],
+            bench_env(IMGPREP_NATIVE="0"),
+        ),
+        "imgprep pack --pass-through": (
+            [imgprep, "pack", str(c.lst), "-o", str(out / "pt"), *common, "--pass-through"],
+            bench_env(),
+        ),
+    }
+    if MX_PY.exists() and IM2REC.exists():
+        mx = work / f"im2rec-{c.name}"
+        mx.mkdir(exist_ok=True)
+        shutil.copy(c.lst, mx / f"{c.name}.lst")
+        base = [str(MX_PY), str(IM2REC), str(mx / c.name), str(c.root) + "/", "--num-thread", str(args.workers)]
+        env = bench_env(OMP_NUM_THREADS="1")
+        cmds["im2rec.py (cv2 INTER_LINEAR)"] = ([*base, "--resize", "256", "--quality", "95"], env)
+        cmds["im2rec.py --pass-through"] = ([*base, "--pass-through"], env)
+    fns = {k: (lambda cmd=cmd, env=env: run_measured(cmd, env=env)) for k, (cmd, env) in cmds.items()}
+    res = interleaved(fns, runs=args.runs, warmup=1)
+    rows = []
+    for k, m in res.items():
+        rows.append((k, n / m.wall_s, f"peak RSS {mib(m.peak('tree_rss_kib'))} (tree)"))
+    nat, pil = res["imgprep pack, native"], res["imgprep pack, Pillow path"]
+    print(f"native pack / Pillow pack: {pil.wall_s / nat.wall_s:.2f}x")
+    if "im2rec.py --pass-through" in res:
+        ratio = res["im2rec.py --pass-through"].wall_s / res["imgprep pack --pass-through"].wall_s
+        print(f"pass-through imgprep / im2rec: {ratio:.2f}x")
+    return rows
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
