@@ -29,7 +29,7 @@ from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.report import Skipped, report_name, write_report
 from imgprep.packing.shards import ShardWriter, output_prefix
 from imgprep.packing.sources import ImageSource, resolve
-from imgprep.packing.worker import Task, WorkerContext, run_chunk, run_chunk_in_process
+from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
 
 EXECUTORS = ("auto", "process", "thread")
 
@@ -245,17 +245,17 @@ def pack(
     )
 
 
-def _task_stream(items: Sequence[LstItem], source: ImageSource) -> Iterator[Task]:
-    """Tasks in list order; remote or in-memory data is fetched here, ahead of the workers."""
-    fetched: Iterator[Any] | None = None
-    remote = [item for item in items if source.local_path(item) is None]
+def _fetched_stream(items: Sequence[LstItem], source: ImageSource) -> Iterator[tuple[LstItem, str | None, Any]]:
+    """``(item, local path, data)`` in list order; data without a local file is fetched here,
+    ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``)."""
+    paths = [source.local_path(item) for item in items]
+    remote = [item for item, path in zip(items, paths) if path is None]
+    fetched: Iterator[Any] = iter(())
     if remote:
         iter_fetch: Callable[[Sequence[LstItem]], Iterator[Any]] | None = getattr(source, "iter_fetch", None)
         fetched = iter_fetch(remote) if iter_fetch else (_safe_fetch(source, item) for item in remote)
-    for position, item in enumerate(items):
-        path = source.local_path(item)
-        data = next(fetched) if path is None and fetched is not None else None
-        yield Task(position, item.index, item.labels, source.describe(item), path, data)
+    for item, path in zip(items, paths):
+        yield item, path, (next(fetched) if path is None else None)
 
 
 def _safe_fetch(source: ImageSource, item: LstItem) -> Any:
@@ -263,6 +263,20 @@ def _safe_fetch(source: ImageSource, item: LstItem) -> Any:
         return source.fetch(item)
     except ImgprepError as exc:
         return exc
+
+
+def _make_chunk(entries: list[tuple[LstItem, str | None, Any]]) -> Chunk:
+    ready = [e for e in entries if not isinstance(e[2], ImgprepError)]
+    data: Any = None
+    if any(e[1] is None for e in ready):
+        data = [e[2] for e in ready]
+        first = data[0]
+        shape = getattr(first, "shape", None)
+        if shape is not None and all(getattr(d, "shape", None) == shape and d.dtype == first.dtype for d in data):
+            import numpy as np
+
+            data = np.stack(data)  # one buffer instead of many small pickles
+    return Chunk([e[0].index for e in ready], [e[0].labels for e in ready], [e[1] for e in ready], data)
 
 
 def _run(
@@ -279,28 +293,28 @@ def _run(
     file_limit = _chunk_limit(len(items), workers, options.chunk_size, in_memory=False)
     memory_limit = _chunk_limit(len(items), workers, options.chunk_size, in_memory=True)
     window = workers * 4
-    tasks = _task_stream(items, source)
-    pending: deque[tuple[Future[Any] | None, list[Task]]] = deque()
+    stream = _fetched_stream(items, source)
+    pending: deque[tuple[Future[Any] | None, list[tuple[LstItem, str | None, Any]], Chunk]] = deque()
 
     def submit() -> bool:
-        chunk: list[Task] = []
+        entries: list[tuple[LstItem, str | None, Any]] = []
         in_memory = 0
-        for task in tasks:
-            chunk.append(task)
-            in_memory += _nbytes(task.data)
-            limit = file_limit if task.path is not None else memory_limit
-            if len(chunk) >= limit or in_memory >= CHUNK_BYTES:
+        for entry in stream:
+            entries.append(entry)
+            in_memory += _nbytes(entry[2])
+            limit = file_limit if entry[1] is not None else memory_limit
+            if len(entries) >= limit or in_memory >= CHUNK_BYTES:
                 break
-        if not chunk:
+        if not entries:
             return False
-        ready = [t for t in chunk if not isinstance(t.data, ImgprepError)]
+        chunk = _make_chunk(entries)
         future = None
-        if executor is not None and ready:
+        if executor is not None and len(chunk):
             if isinstance(executor, ProcessPoolExecutor):
-                future = executor.submit(run_chunk_in_process, ready)
+                future = executor.submit(run_chunk_in_process, chunk)
             else:
-                future = executor.submit(run_chunk, ctx, ready)
-        pending.append((future, chunk))
+                future = executor.submit(run_chunk, ctx, chunk)
+        pending.append((future, entries, chunk))
         return True
 
     more = True
@@ -309,29 +323,29 @@ def _run(
             more = submit()
         if not pending:
             break
-        future, chunk = pending.popleft()
-        ready = [t for t in chunk if not isinstance(t.data, ImgprepError)]
+        future, entries, chunk = pending.popleft()
         try:
-            results = future.result() if future is not None else run_chunk(ctx, ready)
+            results = future.result() if future is not None else run_chunk(ctx, chunk)
         except BrokenProcessPool:
+            first = entries[0][0]
             raise WorkerError(
                 f"a worker process died (killed, or out of memory?) while packing records "
-                f"{chunk[0].index}..{chunk[-1].index} ({chunk[0].name} ...); nothing was written"
+                f"{first.index}..{entries[-1][0].index} ({source.describe(first)} ...); nothing was written"
             ) from None
-        by_position = {r[0]: r for r in results}
-        for task in chunk:
-            if isinstance(task.data, ImgprepError):
-                skipped.append(Skipped(task.index, task.name, task.data.message))
+        done = iter(results)
+        for item, _, data in entries:
+            if isinstance(data, ImgprepError):
+                skipped.append(Skipped(item.index, source.describe(item), data.message))
                 continue
-            _, framed, reason = by_position[task.position]
+            framed, reason = next(done)
             if framed is None:
-                skipped.append(Skipped(task.index, task.name, reason or "unknown error"))
+                skipped.append(Skipped(item.index, source.describe(item), reason or "unknown error"))
                 if options.strict:
                     return
             else:
-                writer.write(framed, task.index)
+                writer.write(framed, item.index)
         if bar is not None:
-            bar.update(len(chunk))
+            bar.update(len(entries))
 
 
 __all__ = ["PackOptions", "PackSummary", "default_workers", "pack", "report_name"]

@@ -22,17 +22,25 @@ class WorkerContext:
 
 
 @dataclass(frozen=True)
-class Task:
-    position: int
-    index: int
-    labels: tuple[float, ...]
-    name: str  # for error messages
-    path: str | None  # local file the worker reads itself
-    data: Any = None  # bytes or a pixel array when there is no local file
+class Chunk:
+    """A batch of records for one worker, stored by column so it pickles cheaply.
+
+    ``paths[i]`` is a local file the worker reads itself; otherwise ``data[i]`` holds the bytes
+    or pixels (same-shaped pixel arrays travel as one stacked array).  Names for messages are
+    not sent: the parent describes an item only when it is reported.
+    """
+
+    indices: list[int]
+    labels: list[tuple[float, ...]]
+    paths: list[str | None]
+    data: Any = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
-# (position, framed record or None, reason when skipped)
-Result = tuple[int, bytes | None, str | None]
+# One per record, in order: (framed record, None) or (None, reason it was skipped).
+Result = tuple[bytes | None, str | None]
 
 _CONTEXT: WorkerContext | None = None
 _FUNCTIONS: dict[str, Any] = {}
@@ -65,37 +73,39 @@ def init_process(ctx: WorkerContext) -> None:
     _functions(ctx)
 
 
-def run_chunk_in_process(tasks: list[Task]) -> list[Result]:
+def run_chunk_in_process(chunk: Chunk) -> list[Result]:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("worker context not initialised")
-    return run_chunk(_CONTEXT, tasks)
+    return run_chunk(_CONTEXT, chunk)
 
 
-def run_one(ctx: WorkerContext, task: Task) -> bytes:
+def run_one(ctx: WorkerContext, index: int, labels: tuple[float, ...], path: str | None, data: Any) -> bytes:
     transform_bytes, transform_pixels = _functions(ctx)
-    data = task.data
-    if task.path is not None:
+    name = path or f"record {index}"
+    if path is not None:
         try:
-            with open(task.path, "rb") as fh:
+            with open(path, "rb") as fh:
                 data = fh.read()
         except OSError as exc:
-            raise ImageError(f"cannot read ({exc.strerror})", path=task.name) from None
+            raise ImageError(f"cannot read ({exc.strerror})", path=path) from None
     if isinstance(data, bytes | bytearray | memoryview):
-        image = transform_bytes(bytes(data), ctx.spec, task.name)
+        image = transform_bytes(bytes(data), ctx.spec, name)
     else:
-        image = transform_pixels(data, ctx.spec, task.name)
-    return frame(pack_header(header_label(task.labels, ctx.pack_label), task.index) + image)
+        image = transform_pixels(data, ctx.spec, name)
+    return frame(pack_header(header_label(labels, ctx.pack_label), index) + image)
 
 
-def run_chunk(ctx: WorkerContext, tasks: list[Task]) -> list[Result]:
+def run_chunk(ctx: WorkerContext, chunk: Chunk) -> list[Result]:
     results: list[Result] = []
-    for task in tasks:
+    data = chunk.data
+    for i, index in enumerate(chunk.indices):
         try:
-            results.append((task.position, run_one(ctx, task), None))
+            item = None if data is None else data[i]
+            results.append((run_one(ctx, index, chunk.labels[i], chunk.paths[i], item), None))
         except ImgprepError as exc:
-            results.append((task.position, None, exc.message))
+            results.append((None, exc.message))
         except MemoryError:
-            results.append((task.position, None, "out of memory while processing this image"))
+            results.append((None, "out of memory while processing this image"))
         except Exception as exc:  # noqa: BLE001 - a decoder bug on one image must not kill its shard
-            results.append((task.position, None, f"unexpected {type(exc).__name__}: {exc}"))
+            results.append((None, f"unexpected {type(exc).__name__}: {exc}"))
     return results
