@@ -40,7 +40,8 @@ APT_PACKAGES := build-essential binutils python3-dev python3-venv pkg-config \
 	libjpeg62-turbo-dev zlib1g-dev libturbojpeg0-dev libgomp1 libquadmath0
 
 NATIVE_SOURCES := $(wildcard native/*.c native/*.h)
-REFERENCE_ENV := IMGPREP_MXNET_PYTHON=$(CURDIR)/$(VENV_MX)/bin/python IMGPREP_REQUIRE_REFERENCE=1
+REFERENCE_ENV := IMGPREP_MXNET_PYTHON=$(CURDIR)/$(VENV_MX)/bin/python IMGPREP_REQUIRE_REFERENCE=1 \
+	IMGPREP_REQUIRE_NATIVE=1
 
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -115,6 +116,8 @@ test: system-deps
 	$(MAKE) --no-print-directory venv venv-mx
 	$(VENV)/bin/ruff check .
 	$(REFERENCE_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	@echo "--- the packer and its judges again on the Pillow path (IMGPREP_NATIVE=0)"
+	$(REFERENCE_ENV) IMGPREP_NATIVE=0 $(PY) -m pytest $(PYTEST_ARGS) tests/test_pack.py tests/test_pack_reference.py
 
 demo: system-deps
 	$(MAKE) --no-print-directory venv
