@@ -102,6 +102,10 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Force or forbid the libjpeg-turbo core [default: use it when built]."),
         click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
                      help="S3-compatible endpoint for s3:// paths [env: AWS_ENDPOINT_URL]."),
+        click.option("--part-size", type=ByteSize(), default=None,
+                     help="S3 multipart part size [default: 8MiB; at least 5MiB]."),
+        click.option("--max-concurrency", type=click.IntRange(min=1), default=None,
+                     help="S3 parts uploading at once per file [default: 4]."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -110,7 +114,11 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(**kwargs: Any) -> Any:
         from imgprep.packing.packer import PackOptions
 
-        endpoint = kwargs.pop("endpoint_url")
+        storage = {
+            key: value
+            for key in ("endpoint_url", "part_size", "max_concurrency")
+            if (value := kwargs.pop(key)) is not None
+        }
         kwargs["options"] = PackOptions(
             num_workers=kwargs.pop("num_workers"),
             shard_records=kwargs.pop("shard_records") or 0,
@@ -119,7 +127,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             pack_label=kwargs.pop("pack_label"),
             quiet=kwargs.pop("quiet"),
             native=kwargs.pop("native"),
-            storage_options={"endpoint_url": endpoint} if endpoint else {},
+            storage_options=storage,
         )
         return f(**kwargs)
 

@@ -128,28 +128,37 @@ def format_index_line(key: int, offset: int) -> str:
     return f"{key}\t{offset}\n"
 
 
-def read_index(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
-    """Read an ``.idx`` file into ``[(key, offset), ...]`` in file order."""
+def parse_index(text: str, path: str = "<idx>") -> list[tuple[int, int]]:
+    """Parse ``.idx`` text into ``[(key, offset), ...]`` in file order, validating every line."""
     entries: list[tuple[int, int]] = []
     seen: set[int] = set()
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 2:
-                raise FormatError("expected 'key<TAB>offset'", path=str(path), line=lineno)
-            try:
-                key, offset = int(fields[0]), int(fields[1])
-            except ValueError:
-                raise FormatError("key and offset must be integers", path=str(path), line=lineno) from None
-            if offset < 0 or offset % 4:
-                raise FormatError(f"offset {offset} is not a 4-byte-aligned position", path=str(path), line=lineno)
-            if key in seen:
-                raise FormatError(f"duplicate key {key}", path=str(path), line=lineno)
-            seen.add(key)
-            entries.append((key, offset))
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise FormatError("expected 'key<TAB>offset'", path=path, line=lineno)
+        try:
+            key, offset = int(fields[0]), int(fields[1])
+        except ValueError:
+            raise FormatError("key and offset must be integers", path=path, line=lineno) from None
+        if offset < 0 or offset % 4:
+            raise FormatError(f"offset {offset} is not a 4-byte-aligned position", path=path, line=lineno)
+        if key in seen:
+            raise FormatError(f"duplicate key {key}", path=path, line=lineno)
+        seen.add(key)
+        entries.append((key, offset))
     return entries
+
+
+def read_index(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
+    """Read an ``.idx`` file into ``[(key, offset), ...]`` in file order."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as fh:
+            return parse_index(fh.read(), name)
+    except FileNotFoundError:
+        raise FormatError("no such index file", path=name) from None
 
 
 # --------------------------------------------------------------------------- writer

@@ -1,0 +1,28 @@
+# The imgprep SageMaker Processing image: `python -m imgprep.processing` is the entrypoint.
+#
+#   docker build -t imgprep .
+#   docker run --rm imgprep --help
+#
+# Two stages: the native libjpeg-turbo core is compiled against libturbojpeg0-dev in the builder;
+# the runtime stage carries only the shared library (libturbojpeg0) and the wheel.
+FROM python:3.11-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential libturbojpeg0-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY setup.py pyproject.toml README.md* ./
+COPY native ./native
+COPY imgprep ./imgprep
+RUN IMGPREP_FORCE_NATIVE=1 pip wheel --no-cache-dir --no-deps -w /wheels .
+
+FROM python:3.11-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libturbojpeg0 \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /wheels /wheels
+RUN WHEEL="$(ls /wheels/imgprep-*.whl)" \
+ && pip install --no-cache-dir "${WHEEL}[s3,pillow]" \
+ && rm -rf /wheels \
+ && python -c "import imgprep.processing, boto3, PIL"
+ENV PYTHONUNBUFFERED=1
+ENTRYPOINT ["python", "-m", "imgprep.processing"]

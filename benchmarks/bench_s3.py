@@ -1,0 +1,139 @@
+"""Writing to S3 (SeaweedFS on loopback) against writing to local disk: wall time and peak memory.
+
+Two comparisons, whole processes, interleaved rounds, medians:
+
+1. ``imgprep pack`` of the *small* corpus (``--resize 256``, 2 workers) to a local prefix and to
+   ``s3://``, and to ``s3://`` in shards of 8 MiB — target: S3 time ≤ 1.15 × local time.
+2. A synthetic stream of records (RecordWriter → Output, 64 KiB records) of two sizes to local disk
+   and to S3: the S3 writer's peak memory must not grow with the object's size (it holds at most
+   ``(max_concurrency + 1) × part_size`` = 40 MiB of data with the defaults).
+
+The SeaweedFS server runs on the same 2 cores as the writer, so its CPU time (reported) competes
+with packing; on real S3 that work happens elsewhere.  Client CPU (whole process tree) is reported
+too: on a busy shared machine it is steadier than wall time.
+
+    .venv/bin/python benchmarks/bench_s3.py [--quick] [--runs 3] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from common import (  # noqa: E402
+    BENCH_DIR,
+    RunResult,
+    bench_env,
+    interleaved,
+    load_average,
+    machine_info,
+    mib,
+    run_measured,
+    table,
+)
+from corpus import get_corpus  # noqa: E402
+
+IMGPREP = [sys.executable, "-c", "import sys; from imgprep.cli.main import main; main(sys.argv[1:])"]
+STREAM = """
+import sys
+from imgprep.formats.recordio import RecordWriter
+from imgprep.storage.base import open_output
+prefix, total, endpoint = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+opts = {"endpoint_url": endpoint} if prefix.startswith("s3://") else {}
+record = bytes(range(256)) * 256  # 64 KiB
+with open_output(prefix + ".rec", **opts) as rec, open_output(prefix + ".idx", **opts) as idx:
+    writer = RecordWriter(rec, idx)
+    for _ in range(total // len(record)):
+        writer.write(record)
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process (the S3 server)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3, help="timed rounds (median reported); default 3")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="1 timed round, smaller streams")
+    ap.add_argument("--synthetic", action="store_true", help="synthetic corpus (offline development only)")
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args(argv)
+    runs, warmup = (1, 0) if a.quick else (a.runs, a.warmup)
+    sizes = (64 << 20, 256 << 20) if a.quick else (256 << 20, 1024 << 20)
+
+    import s3servers  # tests/s3servers.py: the same SeaweedFS launcher the tests use
+
+    work = BENCH_DIR / "s3"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    corpus = get_corpus("small", synthetic=a.synthetic)
+    proc, server = s3servers.start_seaweed(work / "seaweed")
+    env = bench_env(**s3servers.server_env())
+    try:
+        server.client().create_bucket(Bucket="bench")
+        ep = server.endpoint_url
+        pack = [*IMGPREP, "pack", str(corpus.lst), "--root", str(corpus.root), "--resize", "256", "-j", "2", "-q"]
+        commands = {
+            "pack → local": lambda: run_measured([*pack, "-o", str(work / "local" / "train")], env=env),
+            "pack → S3": lambda: run_measured([*pack, "-o", "s3://bench/pack/train", "--endpoint-url", ep], env=env),
+            "pack → S3, 8 MiB shards": lambda: run_measured(
+                [*pack, "-o", "s3://bench/shards/train", "--shard-size", str(8 << 20), "--endpoint-url", ep], env=env
+            ),
+        }
+        for size in sizes:
+            tag = f"{size >> 20} MiB"
+            for where, prefix in (("local", str(work / f"stream{size}")), ("S3", f"s3://bench/stream{size}")):
+                commands[f"stream {tag} → {where}"] = (
+                    lambda prefix=prefix, size=size: run_measured(
+                        [sys.executable, "-c", STREAM, prefix, str(size), ep], env=env
+                    )
+                )
+        server_cpu: dict[str, float] = {}
+
+        def with_server_cpu(name: str, fn: Callable[[], RunResult]) -> Callable[[], RunResult]:
+            def run() -> RunResult:
+                before = cpu_seconds(proc.pid)
+                result = fn()
+                server_cpu[name] = cpu_seconds(proc.pid) - before
+                return result
+
+            return run
+
+        print(f"bench_s3: corpus {corpus.root.parent.name} ({corpus.count} images), SeaweedFS at {ep}, "
+              f"load {load_average()}", file=sys.stderr)
+        results = interleaved({k: with_server_cpu(k, v) for k, v in commands.items()}, runs, warmup,
+                              log=lambda s: print(s, file=sys.stderr))
+    finally:
+        s3servers.stop(proc)
+
+    local = results["pack → local"].wall_s
+    rows = []
+    for name, m in results.items():
+        base = local if name.startswith("pack") else results[name.replace("→ S3", "→ local")].wall_s
+        rows.append([name, f"{m.wall_s:.2f} s", f"{m.wall_s / base:.2f}×", f"{m.cpu_s:.2f} s",
+                     f"{server_cpu.get(name, 0):.1f} s", mib(m.peak("max_rss_kib")), mib(m.peak("tree_pss_kib"))])
+    print(table(["command", "median wall", "vs local", "client CPU", "server CPU (last run)",
+                 "max RSS (1 process)", "peak PSS (tree)"], rows))
+    if a.json:
+        report = {"machine": machine_info(), "results": {k: v.to_dict() for k, v in results.items()},
+                  "server_cpu_s": server_cpu}
+        a.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

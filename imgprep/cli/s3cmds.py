@@ -1,0 +1,67 @@
+"""``imgprep merge`` (join RecordIO shards) and ``imgprep cleanup`` (abort stale S3 uploads)."""
+
+from __future__ import annotations
+
+import click
+
+_ENDPOINT = click.option(
+    "--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
+    help="S3-compatible endpoint for s3:// paths [env: AWS_ENDPOINT_URL].",
+)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  imgprep merge out/train -o out/train-all
+  imgprep merge s3://bucket/data/train -o s3://bucket/data/train-all
+\b
+Reads PREFIX-00000.rec/.idx, PREFIX-00001.rec/.idx, ... and writes OUT.rec and OUT.idx (offsets
+shifted, keys kept). S3 to S3 joins server-side (UploadPartCopy); only shards under 5 MiB pass
+through this machine."""
+)
+@click.argument("shard_prefix")
+@click.option("-o", "--output", required=True, help="Output prefix: OUT gives OUT.rec and OUT.idx.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+@_ENDPOINT
+def merge(shard_prefix: str, output: str, quiet: bool, endpoint_url: str | None) -> None:
+    """Join RecordIO shards into one .rec with a rebuilt .idx."""
+    from imgprep.storage.merge import merge_shards
+
+    options = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    summary = merge_shards(shard_prefix, output, **options)
+    if not quiet:
+        server = f", {summary.copied_bytes:,} copied server-side" if summary.copied_bytes else ""
+        click.echo(
+            f"merged {summary.shards} shards, {summary.records:,} records, {summary.bytes:,} bytes{server} "
+            f"→ {summary.outputs[0]}",
+            err=True,
+        )
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  imgprep cleanup s3://bucket/data/
+  imgprep cleanup s3://bucket/data/train --min-age 0
+\b
+Only uploads imgprep marked as its own are touched (each has a marker object under
+.imgprep-uploads/ next to its key). One is stale when the process that started it ran on this
+machine and is gone, or when it is older than --min-age."""
+)
+@click.argument("uri")
+@click.option("--min-age", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              help="Seconds after which an upload from another machine counts as stale.")
+@_ENDPOINT
+def cleanup(uri: str, min_age: float, endpoint_url: str | None) -> None:
+    """Abort incomplete multipart uploads that an interrupted imgprep run left under URI."""
+    from imgprep.errors import UsageError
+    from imgprep.storage.s3 import cleanup_stale_uploads
+
+    if not uri.startswith("s3://"):
+        raise UsageError(f"{uri!r}: cleanup works on s3:// locations (local runs leave nothing behind)")
+    options = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    aborted = cleanup_stale_uploads(uri, min_age=min_age, **options)
+    for line in aborted:
+        click.echo(f"aborted {line}")
+    click.echo(f"{len(aborted)} stale upload(s) aborted under {uri}", err=True)

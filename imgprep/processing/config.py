@@ -1,0 +1,168 @@
+"""The SageMaker Processing container contract: ``/opt/ml`` paths, its config files, the message file.
+
+SageMaker mounts inputs under ``/opt/ml/processing/input/<name>``, collects outputs from
+``/opt/ml/processing/output/<name>``, describes the cluster in ``/opt/ml/config/resourceconfig.json``
+(``current_host``, ``hosts``) and echoes the request in ``processingjobconfig.json`` (inputs with
+their ``S3Uri`` and ``S3DataDistributionType``).  A failed job's reason is the first KiB of
+``/opt/ml/output/message``.  The root is configurable (``--opt-ml`` / ``IMGPREP_OPT_ML``) so tests
+and other schedulers can lay out the same tree anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgprep.errors import FormatError, UsageError
+
+DEFAULT_OPT_ML = "/opt/ml"
+ENV_OPT_ML = "IMGPREP_OPT_ML"
+FULLY_REPLICATED = "FullyReplicated"
+SHARDED = "ShardedByS3Key"
+DISTRIBUTIONS = (FULLY_REPLICATED, SHARDED)
+MESSAGE_LIMIT = 1024  # bytes of /opt/ml/output/message that become the job's ExitMessage
+
+
+def opt_ml_root(explicit: str | None = None) -> str:
+    """``--opt-ml`` if given, else ``$IMGPREP_OPT_ML``, else ``/opt/ml``."""
+    return explicit or os.environ.get(ENV_OPT_ML) or DEFAULT_OPT_ML
+
+
+@dataclass(frozen=True)
+class InputChannel:
+    """One ``ProcessingInputs`` entry as the container sees it."""
+
+    name: str
+    local_path: str
+    s3_uri: str | None
+    distribution: str = FULLY_REPLICATED
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """What the platform told this container about the job and the cluster."""
+
+    opt_ml: str
+    current_host: str | None = None
+    hosts: tuple[str, ...] = ()
+    job_name: str | None = None
+    inputs: tuple[InputChannel, ...] = field(default_factory=tuple)
+
+    @property
+    def host_index(self) -> int | None:
+        """Position of this host in ``hosts`` (the part it packs), or None outside a cluster."""
+        if self.current_host is None or not self.hosts:
+            return None
+        return self.hosts.index(self.current_host)
+
+    def input_for(self, path: str) -> InputChannel | None:
+        """The input channel whose local path is ``path`` or one of its ancestors."""
+        target = os.path.normpath(os.path.abspath(path))
+        best: InputChannel | None = None
+        for channel in self.inputs:
+            base = os.path.normpath(os.path.abspath(channel.local_path))
+            if (target == base or target.startswith(base + os.sep)) and (
+                best is None or len(base) > len(best.local_path)
+            ):
+                best = channel
+        return best
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"unreadable platform config ({exc})", path=path) from None
+
+
+def load_job_config(opt_ml: str) -> JobConfig:
+    """Parse ``<opt_ml>/config/resourceconfig.json`` and ``processingjobconfig.json`` (both optional)."""
+    config_dir = os.path.join(opt_ml, "config")
+    resource_path = os.path.join(config_dir, "resourceconfig.json")
+    resource = _read_json(resource_path)
+    current_host: str | None = None
+    hosts: tuple[str, ...] = ()
+    if resource is not None:
+        if not isinstance(resource, dict):
+            raise FormatError("expected a JSON object", path=resource_path)
+        current_host = resource.get("current_host")
+        raw_hosts = resource.get("hosts")
+        if not isinstance(current_host, str) or not isinstance(raw_hosts, list) or not raw_hosts:
+            raise FormatError("needs 'current_host' (a string) and 'hosts' (a non-empty list)", path=resource_path)
+        hosts = tuple(str(h) for h in raw_hosts)
+        if len(set(hosts)) != len(hosts):
+            raise FormatError("'hosts' lists a host twice", path=resource_path)
+        if current_host not in hosts:
+            raise FormatError(f"current_host {current_host!r} is not in hosts", path=resource_path)
+
+    job_path = os.path.join(config_dir, "processingjobconfig.json")
+    job = _read_json(job_path)
+    job_name: str | None = None
+    inputs: list[InputChannel] = []
+    if job is not None:
+        if not isinstance(job, dict):
+            raise FormatError("expected a JSON object", path=job_path)
+        job_name = job.get("ProcessingJobName") if isinstance(job.get("ProcessingJobName"), str) else None
+        for entry in job.get("ProcessingInputs") or []:
+            s3 = entry.get("S3Input") if isinstance(entry, dict) else None
+            if not isinstance(s3, dict) or not s3.get("LocalPath"):
+                continue  # dataset-definition inputs have no local files to pack
+            distribution = s3.get("S3DataDistributionType") or FULLY_REPLICATED
+            if distribution not in DISTRIBUTIONS:
+                raise FormatError(f"unknown S3DataDistributionType {distribution!r}", path=job_path)
+            inputs.append(InputChannel(str(entry.get("InputName", "")), s3["LocalPath"], s3.get("S3Uri"), distribution))
+    return JobConfig(opt_ml, current_host, hosts, job_name, tuple(inputs))
+
+
+def write_message(opt_ml: str, reason: str) -> str | None:
+    """Write the one-line failure reason the platform shows as the job's ExitMessage.
+
+    Newlines become spaces and the text is cut to 1 KiB on a character boundary (the platform
+    keeps the first KiB and needs UTF-8).  Returns the path, or None when it cannot be written
+    (the reason still goes to stderr; a read-only /opt/ml must not hide the real error).
+    """
+    line = " ".join(reason.split()) or "failed"
+    data = line.encode("utf-8")[:MESSAGE_LIMIT].decode("utf-8", errors="ignore")
+    path = os.path.join(opt_ml, "output", "message")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(data + "\n")
+    except OSError:
+        return None
+    return path
+
+
+def load_options_file(path: str) -> dict[str, Any]:
+    """A job's options from JSON (always) or YAML (when PyYAML is importable).
+
+    Keys are option names (``resize``, ``train-per-class`` or ``train_per_class``); ``command``
+    picks ``prepare`` or ``pack``.  Dashes become underscores, so both spellings work.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read the config file ({exc.strerror})") from None
+    if path.lower().endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise UsageError(f"{path}: YAML config files need PyYAML (pip install pyyaml); JSON always works") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise FormatError(f"not valid YAML ({str(exc).splitlines()[0]})", path=path) from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"not valid JSON ({exc.msg} at line {exc.lineno})", path=path) from None
+    if not isinstance(data, dict):
+        raise FormatError("expected a mapping of option names to values", path=path)
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -1,0 +1,446 @@
+"""One host's run of a Processing job: build the global lists, pack this host's share, join.
+
+A job is ``prepare`` (a dataset -> lists, metadata and one ``.rec`` per split) or ``pack`` (lists ->
+one ``.rec``), with exactly the options of those commands.  With one host it is that command.  With
+``n`` hosts every host builds the same lists, packs its share (see :mod:`.partition`) into part
+files under a work prefix, and marks it done; the first host (or a separate ``--join only`` run)
+waits for all of them, merges the parts in list order (see :mod:`.join`) and writes the lists,
+``classes.json``, ``hyperparameters.json`` and manifests last.  The merged output is byte-identical
+to the one-host run.  Any failure ends in ``/opt/ml/output/message`` and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgprep.errors import ImgprepError, UsageError
+from imgprep.formats.lst import LstItem
+from imgprep.processing.config import (
+    FULLY_REPLICATED,
+    SHARDED,
+    JobConfig,
+    load_job_config,
+    opt_ml_root,
+    write_message,
+)
+from imgprep.processing.join import (
+    DONE,
+    FAILED,
+    PARTS_FOLDER,
+    JoinSummary,
+    join_channel,
+    part_prefix,
+    remove_tree,
+    wait_for_hosts,
+    write_marker,
+)
+from imgprep.processing.partition import contiguous_share, list_s3_prefix, local_share, mirror_listing
+from imgprep.storage.base import is_remote, join, write_bytes
+
+JOIN_MODES = ("auto", "only", "no")
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Job:
+    """What to make: ``prepare`` (``kind``, ``input``) or ``pack`` (``lists``, ``root``), plus pack options."""
+
+    command: str
+    output: str
+    spec: Any
+    options: Any
+    kind: str | None = None
+    input: str | None = None
+    image_root: str | None = None
+    convert_options: dict[str, Any] = field(default_factory=dict)
+    lists: tuple[str, ...] = ()
+    root: str | None = None
+
+
+@dataclass
+class Cluster:
+    """How this run fits in the job: which part, how the input is distributed, where parts meet."""
+
+    opt_ml: str | None = None
+    num_parts: int | None = None
+    part_index: int | None = None
+    distribution: str | None = None  # None: from processingjobconfig.json, else FullyReplicated
+    input_s3_uri: str | None = None  # the sharded input's S3 prefix (else from processingjobconfig.json)
+    run_id: str | None = None  # None: the ProcessingJobName
+    work: str | None = None  # None: OUTDIR/.imgprep-parts/RUN_ID
+    join: str = "auto"  # auto: the first host joins; only: join, pack nothing; no: pack only
+    join_timeout: float = 6 * 3600.0
+    poll: float = 5.0
+
+
+@dataclass
+class JobResult:
+    """What this host did."""
+
+    host: str
+    part_index: int
+    num_parts: int
+    distribution: str
+    packed: dict[str, Any] = field(default_factory=dict)
+    joined: dict[str, JoinSummary] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Channel:
+    name: str
+    items: list[LstItem]
+    final: str
+
+
+@dataclass
+class _Plan:
+    channels: list[_Channel]
+    source: Any
+    local_root: str | None  # the local image folder a sharded share is judged by
+    metadata: list[str]  # files convert() wrote in the scratch folder, in write order
+    scratch_out: str | None = None
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The one line that goes to ``/opt/ml/output/message``."""
+    if isinstance(exc, ImgprepError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        detail = str(exc)
+        return f"interrupted ({detail})" if detail else "interrupted"
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SageMaker stops a job with SIGTERM: unwind so markers and the message file get written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_job(job: Job, cluster: Cluster | None = None, echo: Echo | None = None) -> JobResult:
+    """Run this host's part of ``job``; on failure write the message file and re-raise."""
+    cluster = cluster or Cluster()
+    opt_ml = opt_ml_root(cluster.opt_ml)
+    try:
+        with _sigterm_as_interrupt():
+            return _run(job, cluster, load_job_config(opt_ml), opt_ml, echo or (lambda _line: None))
+    except BaseException as exc:
+        write_message(opt_ml, failure_reason(exc))
+        raise
+
+
+def _placement(cluster: Cluster, config: JobConfig) -> tuple[int, int, list[str]]:
+    if cluster.num_parts is not None or cluster.part_index is not None:
+        if cluster.num_parts is None or cluster.part_index is None:
+            raise UsageError("--num-parts and --part-index go together")
+        count, index = cluster.num_parts, cluster.part_index
+        if count < 1 or not 0 <= index < count:
+            raise UsageError(f"--part-index must be in 0..{count - 1}, got {index}")
+        hosts = list(config.hosts) if len(config.hosts) == count else [f"part-{i}" for i in range(count)]
+        return index, count, hosts
+    if config.hosts:
+        return int(config.host_index or 0), len(config.hosts), list(config.hosts)
+    return 0, 1, ["local"]
+
+
+def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo) -> JobResult:
+    if job.command not in ("prepare", "pack"):
+        raise UsageError(f"unknown job command {job.command!r} (prepare or pack)")
+    if cluster.join not in JOIN_MODES:
+        raise UsageError(f"--join must be one of {', '.join(JOIN_MODES)}, got {cluster.join!r}")
+    index, count, hosts = _placement(cluster, config)
+    host = hosts[index]
+
+    def say(line: str) -> None:
+        echo(f"[{host}] {line}" if count > 1 else line)
+
+    options = job.options
+    if count > 1 and (options.shard_records or options.shard_size):
+        raise UsageError("a multi-host job writes one .rec per channel: --shard-records/--shard-size cannot be used")
+    processing_dir = os.path.join(os.path.abspath(opt_ml), "processing") + os.sep
+    if count > 1 and not is_remote(job.output) and os.path.abspath(job.output).startswith(processing_dir):
+        raise UsageError(
+            f"a {count}-host job needs an output all hosts share: /opt/ml/processing/output is per host, "
+            "so write to s3:// (-o s3://bucket/prefix/) or a shared file system"
+        )
+    run_id = cluster.run_id or config.job_name
+    if run_id is None:
+        if count > 1:
+            raise UsageError("a multi-part run outside SageMaker needs --run-id (new for every attempt)")
+        run_id = "local"
+    storage = dict(options.storage_options)
+
+    with tempfile.TemporaryDirectory(prefix="imgprep-job-") as scratch:
+        plan = _plan(job, cluster, config, scratch, storage, say if index == 0 else None)
+        distribution = _distribution(cluster, config, plan)
+        result = JobResult(host, index, count, distribution)
+        if count == 1 and cluster.join != "only":
+            _pack_whole(job, plan, result, say)
+            _write_metadata(job, plan, result)
+            return result
+
+        parent = job.output if job.command == "prepare" else posixpath.dirname(job.output.rstrip("/"))
+        work = cluster.work or join(join(parent or ".", PARTS_FOLDER), run_id)
+        if cluster.join != "only":
+            _pack_share(job, plan, result, work, run_id, hosts, storage, say)
+        if cluster.join == "only" or (cluster.join == "auto" and index == 0):
+            say(f"waiting for {count} hosts' parts under {work}")
+            markers = wait_for_hosts(
+                work, count, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll, **storage
+            )
+            for i, marker in enumerate(markers):
+                if marker.get("run_id") != run_id or int(marker.get("count", -1)) != count:
+                    raise UsageError(
+                        f"the marker of part {i} belongs to another run ({marker.get('run_id')!r}, "
+                        f"{marker.get('count')} parts); use a new --run-id"
+                    )
+            for channel in plan.channels:
+                infos = [marker["channels"].get(channel.name, {}) for marker in markers]
+                summary = join_channel(channel.items, infos, channel.final, **storage)
+                result.joined[channel.name] = summary
+                result.outputs.extend(summary.outputs)
+                how = "concatenated" if summary.concatenated else "merged by list order"
+                say(f"joined {channel.name}: {summary.records} records, {summary.skipped} skipped ({how})")
+            _write_metadata(job, plan, result)
+            remove_tree(work, **storage)
+        return result
+
+
+def _distribution(cluster: Cluster, config: JobConfig, plan: _Plan) -> str:
+    if cluster.distribution:
+        return cluster.distribution
+    if plan.local_root is not None:
+        channel = config.input_for(plan.local_root)
+        if channel is not None:
+            return channel.distribution
+    return FULLY_REPLICATED
+
+
+def _share(plan: _Plan, channel: _Channel, distribution: str, count: int, index: int) -> list[LstItem]:
+    if distribution == SHARDED:
+        if plan.local_root is None:
+            raise UsageError("ShardedByS3Key needs the images in a local input folder (a mounted channel)")
+        return local_share(channel.items, plan.local_root)
+    return contiguous_share(channel.items, count, index)
+
+
+def _pack_whole(job: Job, plan: _Plan, result: JobResult, say: Echo) -> None:
+    from imgprep.packing.packer import pack
+
+    for channel in plan.channels:
+        summary = pack(channel.items, plan.source, channel.final, job.spec, job.options)
+        result.packed[channel.name] = summary
+        result.outputs.extend(summary.outputs)
+        say(f"packed {channel.name}: {summary.records} records, {summary.skipped} skipped -> {channel.final}.rec")
+
+
+def _pack_share(
+    job: Job, plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[str], storage: dict[str, Any],
+    say: Echo,
+) -> None:
+    from imgprep.packing.packer import pack
+
+    index, count = result.part_index, result.num_parts
+    options = dataclasses.replace(job.options, report=False)
+    try:
+        entries: dict[str, Any] = {}
+        for channel in plan.channels:
+            share = _share(plan, channel, result.distribution, count, index)
+            entry: dict[str, Any] = {"items": len(share), "part": None, "records": 0, "bytes": 0, "skipped": []}
+            if share:
+                prefix = part_prefix(work, channel.name, index)
+                summary = pack(share, plan.source, prefix, job.spec, options)
+                result.packed[channel.name] = summary
+                entry.update(
+                    part=prefix,
+                    records=summary.records,
+                    bytes=summary.bytes,
+                    skipped=[[s.index, s.path, s.reason] for s in summary.skipped_items],
+                )
+            entries[channel.name] = entry
+            say(f"packed {entry['records']} of {len(channel.items)} {channel.name} records as part {index + 1}/{count}")
+        payload = {"host": result.host, "index": index, "count": count, "run_id": run_id,
+                   "distribution": result.distribution, "channels": entries}
+        write_marker(work, index, DONE, payload, **storage)
+    except BaseException as exc:
+        try:
+            write_marker(work, index, FAILED, {"host": result.host, "run_id": run_id,
+                                               "reason": failure_reason(exc)}, **storage)
+        except (ImgprepError, OSError) as marker_error:
+            print(f"imgprep: could not write the failure marker: {marker_error}", file=sys.stderr)
+        raise
+
+
+def _write_metadata(job: Job, plan: _Plan, result: JobResult) -> None:
+    """Copy the lists, classes.json, hyperparameters.json and manifests next to the merged records."""
+    from imgprep.storage.local import read_bytes
+
+    for path in plan.metadata:
+        target = join(job.output, os.path.basename(path))
+        write_bytes(target, read_bytes(path), **job.options.storage_options)
+        result.outputs.append(target)
+
+
+# --------------------------------------------------------------------------- building the lists
+
+
+def _download(uri: str, directory: str, storage: dict[str, Any]) -> str:
+    """A small input (COCO JSON, manifest, IDX files) from S3 into ``directory``; the local path."""
+    from imgprep.storage.s3 import list_keys, parse_s3_uri, read_bytes
+
+    bucket, key = parse_s3_uri(uri)
+    os.makedirs(directory, exist_ok=True)
+    if key and not key.endswith("/"):
+        # One object, unless it is a folder-like prefix.
+        listing = list_keys(uri, **storage)
+        if any(k == key for k, _ in listing):
+            target = os.path.join(directory, posixpath.basename(key))
+            with open(target, "wb") as fh:
+                fh.write(read_bytes(uri, **storage))
+            return target
+    for rel in list_s3_prefix(uri, **storage):
+        target = os.path.join(directory, *rel.split("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as fh:
+            fh.write(read_bytes(f"s3://{bucket}/{key.rstrip('/') + '/' if key else ''}{rel}", **storage))
+    return directory
+
+
+def _sharded_uri(cluster: Cluster, config: JobConfig, path: str) -> str | None:
+    """The S3 prefix that holds the whole of the local (sharded) folder ``path``."""
+    if cluster.input_s3_uri:
+        return cluster.input_s3_uri
+    channel = config.input_for(path)
+    if channel is None or not channel.s3_uri:
+        return None
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(channel.local_path))
+    base = channel.s3_uri.rstrip("/")
+    return base if rel == "." else base + "/" + rel.replace(os.sep, "/")
+
+
+def _plan(
+    job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: dict[str, Any], echo: Echo | None
+) -> _Plan:
+    if job.command == "pack":
+        from imgprep.api import read_lists
+        from imgprep.packing.shards import output_prefix
+
+        if not job.lists or not job.root:
+            raise UsageError("a pack job needs lists and --root")
+        final = output_prefix(job.output)
+        items = read_lists(job.lists, **storage)
+        name = posixpath.basename(final.rstrip("/")) or "data"
+        local_root = None if is_remote(job.root) else job.root
+        return _Plan([_Channel(name, items, final)], job.root, local_root, [])
+    return _plan_prepare(job, cluster, config, scratch, storage, echo)
+
+
+def _plan_prepare(
+    job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: dict[str, Any], echo: Echo | None
+) -> _Plan:
+    from imgprep.convert import convert, packed_shape
+
+    kind, source_input = job.kind, job.input
+    if not kind or not source_input:
+        raise UsageError("a prepare job needs KIND and INPUT")
+    if kind == "coco" and not job.image_root:
+        raise UsageError("prepare coco needs --image-root (the folder or s3:// prefix holding the images)")
+    distribution = cluster.distribution
+    actual_input = source_input
+    mirror: str | None = None
+    local_input: str
+    if kind in ("folders", "caltech"):
+        listing_uri: str | None = None
+        if is_remote(source_input):
+            listing_uri = source_input
+        else:
+            channel = config.input_for(source_input)
+            sharded = (distribution or (channel.distribution if channel else FULLY_REPLICATED)) == SHARDED
+            if sharded:
+                listing_uri = _sharded_uri(cluster, config, source_input)
+                if listing_uri is None:
+                    raise UsageError(
+                        f"{source_input} is sharded (ShardedByS3Key), so this host sees only part of it: the "
+                        "whole listing needs its S3 prefix (processingjobconfig.json or --input-s3-uri)"
+                    )
+        if listing_uri is not None:
+            mirror = os.path.join(scratch, "listing")
+            found = mirror_listing(list_s3_prefix(listing_uri, **storage), mirror)
+            if echo:
+                echo(f"listed {found} objects under {listing_uri}")
+            local_input = mirror
+        else:
+            local_input = source_input
+    elif is_remote(source_input):
+        if kind == "manifest":
+            raise UsageError("prepare manifest reads a local manifest file (mount it as an input channel)")
+        local_input = _download(source_input, os.path.join(scratch, "input"), storage)
+    else:
+        local_input = source_input
+        if kind == "mnist" and distribution == SHARDED:
+            raise UsageError("mnist input is four IDX files: give it as a FullyReplicated input")
+
+    channels_n = 1 if job.spec.color == 0 else 3
+    scratch_out = os.path.join(scratch, "out")
+    os.makedirs(scratch_out)
+
+    def relay(line: str) -> None:
+        if echo is not None and not line.startswith("wrote "):
+            echo(line)
+
+    result = convert(
+        kind,
+        local_input,
+        scratch_out,
+        channels=channels_n,
+        write_images=False,
+        image_shape=lambda data: packed_shape(job.spec, data),
+        echo=relay,
+        **job.convert_options,
+    )
+    dataset = result.dataset
+    local_root: str | None = None
+    source: Any
+    if dataset.make_source is not None:
+        source = dataset.make_source(channels=channels_n)
+    elif mirror is not None:
+        rel = os.path.relpath(dataset.root or mirror, mirror)
+        base = actual_input.rstrip("/")
+        rel_posix = "" if rel == "." else rel.replace(os.sep, "/")
+        if is_remote(actual_input):
+            source = base + "/" + rel_posix if rel_posix else base
+        else:
+            source = os.path.join(base, rel) if rel_posix else base
+            local_root = source
+    else:
+        source = job.image_root or dataset.root
+        if not source:
+            flag = "--root" if kind == "manifest" else "--image-root"
+            raise UsageError(f"prepare {kind} needs {flag} (the folder holding the images)")
+        local_root = None if is_remote(str(source)) else str(source)
+    if dataset.multi_label and not job.options.pack_label:
+        job.options = dataclasses.replace(job.options, pack_label=True)
+    channels = [_Channel(name, items, join(job.output, name)) for name, items in result.lists.items()]
+    return _Plan(channels, source, local_root, list(result.outputs), scratch_out)

@@ -1,0 +1,365 @@
+"""Completion markers and the join: the hosts' part files back into one ``.rec`` + ``.idx`` per channel.
+
+Each host packs its share into ``WORK/<channel>/part-<i>.rec``/``.idx`` and, only after those are
+committed, writes ``WORK/host-<i>.done`` (records, bytes and skipped images per channel); a host
+that fails writes ``WORK/host-<i>.failed`` with its reason instead.  The joiner waits for every
+marker (failing at once on a ``.failed`` one, or after a timeout for a host that vanished), checks
+that every list item is packed by exactly one host or reported skipped, and writes the merged
+output — which is therefore either complete or absent, never short.
+
+Merging keeps the one-host order (list order): parts that are consecutive runs of it
+(``FullyReplicated`` slices) are concatenated, server-side on S3; otherwise (``ShardedByS3Key``) the
+parts are streamed and interleaved record by record (a k-way merge by list position), holding one
+record per part in memory.  Records are copied as framed bytes, never re-encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from imgprep.errors import FormatError, ImgprepError, StorageError
+from imgprep.formats.lst import LstItem
+from imgprep.formats.recordio import format_index_line, parse_index
+from imgprep.packing.report import Skipped, write_report
+from imgprep.storage.base import is_remote, join, open_output, write_text
+
+PARTS_FOLDER = ".imgprep-parts"
+DONE, FAILED = "done", "failed"
+_CHUNK = 8 * 1024 * 1024
+
+
+class JobFailedError(ImgprepError):
+    """Another host failed or never finished, so the job cannot produce a complete output."""
+
+
+def part_prefix(work: str, channel: str, index: int) -> str:
+    return join(join(work, channel), f"part-{index:05d}")
+
+
+def marker_uri(work: str, index: int, state: str) -> str:
+    return join(work, f"host-{index:05d}.{state}")
+
+
+# --------------------------------------------------------------------------- small storage helpers
+
+
+def exists(uri: str, **storage_options: Any) -> bool:
+    if is_remote(uri):
+        from imgprep.storage.s3 import head
+
+        return head(uri, **storage_options) is not None
+    return os.path.exists(uri)
+
+
+def size_of(uri: str, **storage_options: Any) -> int:
+    if is_remote(uri):
+        from imgprep.storage.s3 import head
+
+        info = head(uri, **storage_options)
+        if info is None:
+            raise StorageError("part file is missing", path=uri)
+        return int(info["ContentLength"])
+    try:
+        return os.path.getsize(uri)
+    except OSError as exc:
+        raise StorageError(f"part file is missing ({exc.strerror})", path=uri) from None
+
+
+def read_text(uri: str, **storage_options: Any) -> str:
+    if is_remote(uri):
+        from imgprep.storage.s3 import read_text as s3_read_text
+
+        return s3_read_text(uri, **storage_options)
+    from imgprep.storage.local import read_bytes
+
+    return read_bytes(uri).decode("utf-8")
+
+
+def remove_tree(uri: str, **storage_options: Any) -> None:
+    """Delete a work folder (local) or every object under a work prefix (S3)."""
+    if not is_remote(uri):
+        import shutil
+
+        shutil.rmtree(uri, ignore_errors=True)
+        try:
+            os.rmdir(os.path.dirname(uri.rstrip("/")))  # the .imgprep-parts folder, when now empty
+        except OSError:
+            pass
+        return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from imgprep.storage.s3 import client_for, client_options, list_keys, parse_s3_uri, storage_error
+
+    bucket, _ = parse_s3_uri(uri)
+    keys = [key for key, _ in list_keys(uri.rstrip("/") + "/", **storage_options)]
+    client = client_for(**client_options(storage_options))
+    for start in range(0, len(keys), 1000):
+        batch = [{"Key": k} for k in keys[start : start + 1000]]
+        try:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        except (BotoCoreError, ClientError) as exc:
+            raise storage_error(uri, "deleting the job's part files", exc) from None
+
+
+# --------------------------------------------------------------------------- markers
+
+
+def write_marker(work: str, index: int, state: str, payload: dict[str, Any], **storage_options: Any) -> str:
+    uri = marker_uri(work, index, state)
+    write_text(uri, json.dumps(payload, sort_keys=True, indent=1) + "\n", **storage_options)
+    return uri
+
+
+def wait_for_hosts(
+    work: str,
+    count: int,
+    *,
+    hosts: Sequence[str] = (),
+    timeout: float = 6 * 3600.0,
+    poll: float = 5.0,
+    known: dict[int, dict[str, Any]] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    **storage_options: Any,
+) -> list[dict[str, Any]]:
+    """Wait until every host has written its ``.done`` marker; return their payloads in host order.
+
+    Raises :class:`JobFailedError` with the host's own reason as soon as one wrote ``.failed``,
+    or after ``timeout`` seconds naming the hosts still missing (killed, or lost).
+    """
+    done: dict[int, dict[str, Any]] = dict(known or {})
+    deadline = time.monotonic() + timeout
+
+    def name(i: int) -> str:
+        return hosts[i] if i < len(hosts) else f"part {i}"
+
+    while True:
+        for i in range(count):
+            if i in done:
+                continue
+            failed = marker_uri(work, i, FAILED)
+            if exists(failed, **storage_options):
+                reason = _marker(failed, **storage_options).get("reason") or "no reason given"
+                raise JobFailedError(f"host {name(i)} (part {i + 1} of {count}) failed: {reason}")
+            marker = marker_uri(work, i, DONE)
+            if exists(marker, **storage_options):
+                done[i] = _marker(marker, **storage_options)
+        if len(done) == count:
+            return [done[i] for i in range(count)]
+        if time.monotonic() >= deadline:
+            missing = ", ".join(name(i) for i in range(count) if i not in done)
+            raise JobFailedError(
+                f"gave up after {timeout:g} s waiting for {missing} to finish (killed or lost?); "
+                "no merged output was written"
+            )
+        sleep(poll)
+
+
+def _marker(uri: str, **storage_options: Any) -> dict[str, Any]:
+    try:
+        data = json.loads(read_text(uri, **storage_options))
+    except json.JSONDecodeError:
+        raise FormatError("completion marker is not JSON", path=uri) from None
+    if not isinstance(data, dict):
+        raise FormatError("completion marker is not a JSON object", path=uri)
+    return data
+
+
+# --------------------------------------------------------------------------- the merge
+
+
+@dataclass
+class _Part:
+    rec: str
+    entries: list[tuple[int, int]]  # (key, offset) in file order
+    size: int
+
+    def record_size(self, position: int) -> int:
+        end = self.entries[position + 1][1] if position + 1 < len(self.entries) else self.size
+        return end - self.entries[position][1]
+
+
+@dataclass
+class JoinSummary:
+    """What :func:`join_channel` wrote."""
+
+    records: int
+    skipped: int
+    bytes: int
+    outputs: list[str] = field(default_factory=list)
+    concatenated: bool = True
+
+
+def _load_part(info: dict[str, Any], **storage_options: Any) -> _Part | None:
+    prefix = info.get("part")
+    if not prefix:
+        return None
+    rec, idx = prefix + ".rec", prefix + ".idx"
+    size = size_of(rec, **storage_options)
+    if size != int(info.get("bytes", -1)):
+        raise FormatError(f"part holds {size} bytes but its host wrote {info.get('bytes')}", path=rec)
+    entries = parse_index(read_text(idx, **storage_options), idx)
+    if len(entries) != int(info.get("records", -1)):
+        raise FormatError(f"index lists {len(entries)} records but its host wrote {info.get('records')}", path=idx)
+    previous = -1
+    for key, offset in entries:
+        if offset <= previous or offset >= size:
+            raise FormatError(f"offset {offset} of key {key} is out of order or past the end", path=idx)
+        previous = offset
+    if entries and entries[0][1] != 0:
+        raise FormatError("the first record does not start at byte 0", path=idx)
+    return _Part(rec, entries, size)
+
+
+def plan_order(
+    items: Sequence[LstItem], parts: Sequence[_Part | None], skipped: Sequence[Sequence[Any]], where: str
+) -> tuple[list[tuple[int, int]], list[Skipped]]:
+    """The merged record order as ``(part, position)`` pairs, and the skipped images, in list order.
+
+    Fails unless every list item was packed by exactly one host or skipped by exactly one, and
+    every packed record belongs to the list.
+    """
+    located: dict[int, tuple[int, int]] = {}
+    for p, part in enumerate(parts):
+        if part is None:
+            continue
+        for position, (key, _) in enumerate(part.entries):
+            if key in located:
+                raise FormatError(f"record {key} was packed by two hosts (parts {located[key][0]} and {p})", path=where)
+            located[key] = (p, position)
+    reasons: dict[int, tuple[str, str]] = {}
+    for index, path, reason in skipped:
+        if int(index) in located or int(index) in reasons:
+            raise FormatError(f"record {index} was reported twice", path=where)
+        reasons[int(index)] = (str(path), str(reason))
+    order: list[tuple[int, int]] = []
+    dropped: list[Skipped] = []
+    for item in items:
+        if item.index in located:
+            order.append(located.pop(item.index))
+        elif item.index in reasons:
+            path, reason = reasons.pop(item.index)
+            dropped.append(Skipped(item.index, path, reason))
+        else:
+            raise JobFailedError(
+                f"{where}: record {item.index} ({item.path}) was packed by no host: its image is missing "
+                "from every host's input share"
+            )
+    stray = sorted(located) + sorted(reasons)
+    if stray:
+        raise FormatError(f"record {stray[0]} is not in the list (a part from another job?)", path=where)
+    # Within one part, records must come in the part's own order (each host packs list order).
+    last: dict[int, int] = {}
+    for p, position in order:
+        if position != last.get(p, -1) + 1:
+            raise FormatError(f"part {p} is not in list order", path=where)
+        last[p] = position
+    return order, dropped
+
+
+class _Stream:
+    """Sequential reads from a local part file or an S3 object (one GET, streamed)."""
+
+    def __init__(self, uri: str, **storage_options: Any) -> None:
+        self.uri = uri
+        if is_remote(uri):
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            from imgprep.storage.s3 import client_for, client_options, parse_s3_uri, storage_error
+
+            bucket, key = parse_s3_uri(uri)
+            try:
+                self._fh: BinaryIO = client_for(**client_options(storage_options)).get_object(
+                    Bucket=bucket, Key=key
+                )["Body"]
+            except (BotoCoreError, ClientError) as exc:
+                raise storage_error(uri, "download", exc) from None
+        else:
+            try:
+                self._fh = open(uri, "rb")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise StorageError(f"cannot read part ({exc.strerror})", path=uri) from None
+
+    def read_exact(self, n: int) -> bytes:
+        chunks, got = [], 0
+        while got < n:
+            try:
+                data = self._fh.read(min(n - got, _CHUNK))
+            except OSError as exc:
+                raise StorageError(f"reading part failed ({exc})", path=self.uri) from None
+            if not data:
+                raise FormatError(f"part ended {n - got} bytes early", path=self.uri)
+            chunks.append(data)
+            got += len(data)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def join_channel(
+    items: Sequence[LstItem],
+    infos: Sequence[dict[str, Any]],
+    output: str,
+    **storage_options: Any,
+) -> JoinSummary:
+    """Merge the hosts' parts of one channel into ``output.rec`` + ``output.idx`` (+ skipped report).
+
+    ``infos`` are the channel's entries of every host's ``.done`` marker, in host order.
+    """
+    parts = [_load_part(info, **storage_options) for info in infos]
+    skipped = [entry for info in infos for entry in info.get("skipped", [])]
+    order, dropped = plan_order(items, parts, skipped, output)
+    concatenated = order == sorted(order)
+    total = sum(part.size for part in parts if part is not None)
+    rec_uri, idx_uri = output + ".rec", output + ".idx"
+    lines: list[str] = []
+    with open_output(rec_uri, **{**storage_options, "expected_size": total}) as rec:
+        if concatenated:
+            base = 0
+            server_side = hasattr(rec, "copy_from")
+            for part in parts:
+                if part is None:
+                    continue
+                lines.extend(format_index_line(key, base + offset) for key, offset in part.entries)
+                if server_side and is_remote(part.rec) and part.size:
+                    rec.copy_from(part.rec, part.size)  # type: ignore[attr-defined]  # S3Output
+                else:
+                    stream = _Stream(part.rec, **storage_options)
+                    try:
+                        remaining = part.size
+                        while remaining:
+                            chunk = stream.read_exact(min(remaining, _CHUNK))
+                            rec.write(chunk)
+                            remaining -= len(chunk)
+                    finally:
+                        stream.close()
+                base += part.size
+        else:
+            present = {p: part for p, part in enumerate(parts) if part is not None}
+            streams: dict[int, _Stream] = {}
+            try:
+                for p, part in present.items():
+                    streams[p] = _Stream(part.rec, **storage_options)
+                offset = 0
+                for p, position in order:
+                    part = present[p]
+                    size = part.record_size(position)
+                    rec.write(streams[p].read_exact(size))
+                    lines.append(format_index_line(part.entries[position][0], offset))
+                    offset += size
+            finally:
+                for stream in streams.values():
+                    stream.close()
+        if rec.bytes_written != total:
+            raise FormatError(f"wrote {rec.bytes_written} bytes but the parts hold {total}", path=rec_uri)
+    write_text(idx_uri, "".join(lines), **storage_options)
+    outputs = [rec_uri, idx_uri]
+    report = write_report(output, dropped, **storage_options)
+    if report:
+        outputs.append(report)
+    return JoinSummary(len(order), len(dropped), total, outputs, concatenated)

@@ -1,0 +1,151 @@
+"""Join RecordIO shards ``PREFIX-00000.rec``/``.idx``, ... into one ``OUT.rec`` + ``OUT.idx``.
+
+A ``.rec`` is a plain concatenation of records, so shards join byte for byte; only the index
+changes: each shard's offsets move by the size of the shards before it, keys are kept.  Locally
+the files are concatenated; on S3 (shards and output both ``s3://``) the ``.rec`` is assembled
+server-side with UploadPartCopy, and only pieces under the 5 MiB part minimum are downloaded
+and re-uploaded (small shards coalesce into one part).  The ``.rec`` is committed before the
+``.idx``, as the packer does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgprep.errors import FormatError, UsageError
+from imgprep.formats.recordio import parse_index
+from imgprep.storage.base import is_remote, open_output, write_text
+
+_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass
+class MergeSummary:
+    """What :func:`merge_shards` wrote."""
+
+    shards: int
+    records: int
+    bytes: int
+    outputs: list[str] = field(default_factory=list)
+    copied_bytes: int = 0  # joined server-side (S3 to S3) without passing through this process
+
+
+@dataclass(frozen=True)
+class Shard:
+    rec: str
+    idx: str
+    size: int
+
+
+def _prefix(output: str) -> str:
+    return output[: -len(".rec")] if output.endswith(".rec") else output
+
+
+def find_shards(prefix: str, **storage_options: Any) -> list[Shard]:
+    """The shards of ``prefix`` in number order; numbers must run 00000, 00001, ... without gaps."""
+    prefix = _prefix(prefix)
+    pattern = re.compile(r"-(\d{5,})\.(rec|idx)$")
+    found: dict[int, dict[str, tuple[str, int]]] = {}
+    if is_remote(prefix):
+        from imgprep.storage.s3 import list_keys, parse_s3_uri
+
+        bucket, _ = parse_s3_uri(prefix)
+        for key, size in list_keys(prefix + "-", **storage_options):
+            uri = f"s3://{bucket}/{key}"
+            match = pattern.search(uri)
+            if match and uri[: match.start()] == prefix:
+                found.setdefault(int(match[1]), {})[match[2]] = (uri, size)
+    else:
+        import glob
+        import os
+
+        for path in glob.glob(glob.escape(prefix) + "-*.*"):
+            match = pattern.search(path)
+            if match and path[: match.start()] == prefix:
+                found.setdefault(int(match[1]), {})[match[2]] = (path, os.path.getsize(path))
+    if not found:
+        raise UsageError(f"no shards {prefix}-00000.rec, {prefix}-00001.rec, ... found")
+    shards = []
+    for number in range(len(found)):
+        entry = found.get(number)
+        name = f"{prefix}-{number:05d}"
+        if entry is None:
+            raise UsageError(f"shard {name}.rec is missing (found {len(found)} shards with gaps)")
+        if "rec" not in entry or "idx" not in entry:
+            missing = "rec" if "rec" not in entry else "idx"
+            raise UsageError(f"shard {name}.{missing} is missing")
+        shards.append(Shard(entry["rec"][0], entry["idx"][0], entry["rec"][1]))
+    return shards
+
+
+def _read_text(uri: str, **storage_options: Any) -> str:
+    if is_remote(uri):
+        from imgprep.storage.s3 import read_text
+
+        return read_text(uri, **storage_options)
+    from imgprep.storage.local import read_bytes
+
+    return read_bytes(uri).decode("utf-8")
+
+
+def merge_shards(prefix: str, output: str, **storage_options: Any) -> MergeSummary:
+    """Merge the shards of ``prefix`` into ``output`` (a prefix: ``OUT`` → ``OUT.rec`` + ``OUT.idx``).
+
+    Works for any mix of local and ``s3://`` locations; S3 to S3 copies server-side.  Raises
+    :class:`FormatError` if an index points outside its shard or keys repeat across shards.
+    """
+    shards = find_shards(prefix, **storage_options)
+    out = _prefix(output)
+    lines: list[str] = []
+    seen: set[int] = set()
+    base = 0
+    for shard in shards:
+        if shard.size % 4:
+            raise FormatError(f"size {shard.size} is not a multiple of 4: not a RecordIO file", path=shard.rec)
+        for key, offset in parse_index(_read_text(shard.idx, **storage_options), shard.idx):
+            if offset >= shard.size:
+                raise FormatError(f"offset {offset} is past the end of {shard.rec}", path=shard.idx)
+            if key in seen:
+                raise FormatError(f"key {key} also appears in an earlier shard", path=shard.idx)
+            seen.add(key)
+            lines.append(f"{key}\t{offset + base}\n")
+        base += shard.size
+    rec_uri, idx_uri = out + ".rec", out + ".idx"
+    copied = 0
+    with open_output(rec_uri, **{**storage_options, "expected_size": base}) as rec:
+        server_side = is_remote(out) and hasattr(rec, "copy_from")
+        for shard in shards:
+            if server_side and is_remote(shard.rec):
+                rec.copy_from(shard.rec, shard.size)  # type: ignore[attr-defined]  # S3Output
+            else:
+                _stream_into(rec, shard.rec, **storage_options)
+        copied = int(getattr(rec, "copied_bytes", 0))
+        if rec.bytes_written != base:
+            raise FormatError(f"wrote {rec.bytes_written} bytes but the shards hold {base}", path=rec_uri)
+    write_text(idx_uri, "".join(lines), **storage_options)
+    return MergeSummary(len(shards), len(lines), base, [rec_uri, idx_uri], copied)
+
+
+def _stream_into(out: Any, uri: str, **storage_options: Any) -> None:
+    """Append a whole shard to ``out`` through this process, ``_CHUNK`` bytes at a time."""
+    if is_remote(uri):
+        from imgprep.storage.s3 import boto_errors, client_for, client_options, parse_s3_uri, storage_error
+
+        bucket, key = parse_s3_uri(uri)
+        try:
+            body = client_for(**client_options(storage_options)).get_object(Bucket=bucket, Key=key)["Body"]
+            for chunk in body.iter_chunks(_CHUNK):
+                out.write(chunk)
+        except boto_errors() as exc:
+            raise storage_error(uri, "download", exc) from None
+        return
+    from imgprep.errors import StorageError
+
+    try:
+        with open(uri, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                out.write(chunk)
+    except OSError as exc:
+        raise StorageError(f"cannot read shard ({exc.strerror})", path=uri) from None
