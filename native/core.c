@@ -562,3 +562,29 @@ cleanup:
     if (enc) tjDestroy(enc);
     return rc;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Encoding in-memory pixels */
+
+int imp_encode_pixels(const unsigned char *pixels, int width, int height, int channels, int quality,
+                      unsigned char **out, unsigned long *out_len, char *err) {
+    tjhandle enc = NULL;
+    int rc = IMP_OK;
+    *out = NULL;
+    *out_len = 0;
+    if (width < 1 || height < 1 || width > 65535 || height > 65535)
+        return fail(IMP_EARG, "image size must be 1..65535 on each side", err);
+    if (channels != 1 && channels != 3) return fail(IMP_EARG, "channels must be 1 or 3", err);
+    if (quality < 1 || quality > 100) return fail(IMP_EARG, "quality must be 1..100", err);
+    enc = tjInitCompress();
+    if (!enc) return fail(IMP_ENOMEM, "cannot create a JPEG compressor", err);
+    if (tjCompress2(enc, pixels, width, width * channels, height, channels == 1 ? TJPF_GRAY : TJPF_RGB, out,
+                    out_len, channels == 1 ? TJSAMP_GRAY : TJSAMP_420, quality, TJFLAG_ACCURATEDCT) != 0) {
+        rc = tj_fail(enc, "encode", err);
+        tjFree(*out);
+        *out = NULL;
+        *out_len = 0;
+    }
+    tjDestroy(enc);
+    return rc;
+}

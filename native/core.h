@@ -50,4 +50,10 @@ int imp_transform(const unsigned char *data, size_t len, const imp_job *job, uns
 /* EXIF orientation from the first APP1 "Exif" segment before the scan; 1 when absent/invalid. */
 int imp_exif_orientation(const unsigned char *data, size_t len);
 
+/* Encode 8-bit pixels (channels 1: grayscale JPEG; 3: RGB, 4:2:0) at quality, accurate DCT as
+ * Pillow uses.  For in-memory datasets (IDX arrays) where Pillow's per-call overhead dominates.
+ * On success *out must be released with tjFree. */
+int imp_encode_pixels(const unsigned char *pixels, int width, int height, int channels, int quality,
+                      unsigned char **out, unsigned long *out_len, char *err);
+
 #endif

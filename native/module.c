@@ -88,7 +88,37 @@ static PyObject *py_transform(PyObject *self, PyObject *args) {
     return result;
 }
 
+PyDoc_STRVAR(encode_pixels_doc,
+             "encode_pixels(pixels, width, height, channels, quality) -> bytes\n\n"
+             "Encode C-contiguous 8-bit pixels (channels 1: grayscale, 3: RGB as 4:2:0) as a JPEG.");
+
+static PyObject *py_encode_pixels(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    int width, height, channels, quality, rc;
+    char err[IMP_ERRLEN] = "";
+    unsigned char *out = NULL;
+    unsigned long out_len = 0;
+    PyObject *result;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*iiii:encode_pixels", &view, &width, &height, &channels, &quality)) return NULL;
+    if (width < 1 || height < 1 || (channels != 1 && channels != 3) ||
+        view.len != (Py_ssize_t)width * height * channels) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pixel buffer size does not match width x height x channels");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = imp_encode_pixels(view.buf, width, height, channels, quality, &out, &out_len, err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (rc != IMP_OK) return raise_rc(rc, err);
+    result = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)out_len);
+    tjFree(out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"encode_pixels", py_encode_pixels, METH_VARARGS, encode_pixels_doc},
     {"probe", py_probe, METH_O, probe_doc},
     {"transform", py_transform, METH_VARARGS, transform_doc},
     {NULL, NULL, 0, NULL},

@@ -293,3 +293,25 @@ def test_invalid_arguments_are_value_errors() -> None:
             args[k] = v
         with pytest.raises(ValueError):
             _native.transform(*args)
+
+
+@pytest.mark.parametrize(
+    ("shape", "color"), [((28, 28), 0), ((28, 28), -1), ((20, 30, 3), 1)], ids=["gray", "keep", "rgb"]
+)
+def test_encode_pixels_matches_pillow(shape, color) -> None:
+    rng = np.random.default_rng(7)
+    arr = rng.integers(0, 256, shape, dtype=np.uint8)
+    spec = TransformSpec(encoding="jpg", color=color)
+    ours = native.transform_pixels(arr, spec, "a")
+    ref = pillow.transform_pixels(arr, spec, "a")
+    if arr.ndim == 2:  # same quantisation tables and DCT: the decoded pixels are identical
+        assert np.array_equal(decode(ours, "L"), decode(ref, "L"))
+    else:
+        assert psnr(ours, ref) >= MIN_PSNR
+
+
+def test_encode_pixels_rejects_bad_buffers() -> None:
+    with pytest.raises(ValueError, match="does not match"):
+        _native.encode_pixels(b"\0" * 10, 4, 4, 1, 95)
+    with pytest.raises(ValueError, match="does not match"):
+        _native.encode_pixels(b"\0" * 16, 4, 4, 2, 95)

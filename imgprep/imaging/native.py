@@ -17,7 +17,7 @@ truncation itself, so it decides).  Corrupt JPEGs raise :class:`ImageError` dire
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imgprep.errors import ImageError
 from imgprep.imaging.geometry import dct_scale, plan
@@ -118,3 +118,34 @@ def transform_bytes(data: bytes, spec: TransformSpec, name: str) -> bytes:
         return _pillow(data, spec, name)
     except _native.Error as exc:
         raise ImageError(f"cannot decode image ({exc})", path=name) from None
+
+
+def transform_pixels(array: Any, spec: TransformSpec, name: str) -> bytes:
+    """In-memory pixels (IDX arrays) to JPEG in C: Pillow's per-call overhead is most of the cost
+    of a 28x28 image.  Anything needing geometry, colour conversion or PNG goes to Pillow."""
+    import numpy as np
+
+    arr = np.asarray(array)
+    fast = (
+        _native is not None
+        and available()
+        and spec.encoding == "jpg"
+        and not spec.transforms_geometry
+        and arr.dtype == np.uint8
+        and ((arr.ndim == 2 and spec.color in (0, -1)) or (arr.ndim == 3 and arr.shape[2] == 3 and spec.color != 0))
+    )
+    if not fast:
+        from imgprep.imaging import pillow
+
+        return pillow.transform_pixels(array, spec, name)
+    height, width = arr.shape[:2]
+    if width * height > spec.max_pixels:
+        raise ImageError(
+            f"{width}x{height} image exceeds the decompression-bomb limit of {spec.max_pixels} pixels", path=name
+        )
+    channels = 1 if arr.ndim == 2 else 3
+    try:
+        return _native.encode_pixels(np.ascontiguousarray(arr), width, height, channels, spec.quality)
+    except (_native.Error, ValueError) as exc:
+        raise ImageError(f"cannot encode pixels ({exc})", path=name) from None
+

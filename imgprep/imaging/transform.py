@@ -50,7 +50,7 @@ def select(prefer_native: bool | None = None) -> ImagePath:
             from imgprep.imaging import native
 
             return ImagePath(
-                "native", why, native.transform_bytes, pillow.transform_pixels, native.PREFERRED_EXECUTOR
+                "native", why, native.transform_bytes, native.transform_pixels, native.PREFERRED_EXECUTOR
             )
         if env in ("1", "true", "yes", "on"):
             raise UsageError(f"IMGPREP_NATIVE={env} but the native path cannot run: {why}")

@@ -10,6 +10,7 @@ committed only when everything succeeded.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -245,13 +246,19 @@ def pack(
     )
 
 
+_DEFERRED = object()  # data a source fetches a whole chunk at a time (``fetch_many``)
+
+
 def _fetched_stream(items: Sequence[LstItem], source: ImageSource) -> Iterator[tuple[LstItem, str | None, Any]]:
     """``(item, local path, data)`` in list order; data without a local file is fetched here,
-    ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``)."""
+    ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``; an in-memory
+    source hands over whole chunks in ``fetch_many``)."""
     paths = [source.local_path(item) for item in items]
     remote = [item for item, path in zip(items, paths) if path is None]
     fetched: Iterator[Any] = iter(())
-    if remote:
+    if remote and hasattr(source, "fetch_many"):
+        fetched = itertools.repeat(_DEFERRED)
+    elif remote:
         iter_fetch: Callable[[Sequence[LstItem]], Iterator[Any]] | None = getattr(source, "iter_fetch", None)
         fetched = iter_fetch(remote) if iter_fetch else (_safe_fetch(source, item) for item in remote)
     for item, path in zip(items, paths):
@@ -265,10 +272,12 @@ def _safe_fetch(source: ImageSource, item: LstItem) -> Any:
         return exc
 
 
-def _make_chunk(entries: list[tuple[LstItem, str | None, Any]]) -> Chunk:
+def _make_chunk(entries: list[tuple[LstItem, str | None, Any]], source: ImageSource) -> Chunk:
     ready = [e for e in entries if not isinstance(e[2], ImgprepError)]
     data: Any = None
-    if any(e[1] is None for e in ready):
+    if any(e[2] is _DEFERRED for e in ready):
+        data = source.fetch_many([e[0] for e in ready])  # type: ignore[attr-defined]
+    elif any(e[1] is None for e in ready):
         data = [e[2] for e in ready]
         first = data[0]
         shape = getattr(first, "shape", None)
@@ -307,7 +316,7 @@ def _run(
                 break
         if not entries:
             return False
-        chunk = _make_chunk(entries)
+        chunk = _make_chunk(entries, source)
         future = None
         if executor is not None and len(chunk):
             if isinstance(executor, ProcessPoolExecutor):
