@@ -4,6 +4,7 @@
 #   make demo      pack a small demo dataset and read it back
 #   make bench     run benchmarks/run_all.py (or each benchmarks/bench_*.py)
 #   make lint      ruff only
+#   make asan      the native core under AddressSanitizer + UBSan (also part of make test)
 #   make clean     build outputs (keeps the virtualenvs and the wheel cache)
 #   make distclean everything make created, virtualenvs and .cache included
 #
@@ -47,7 +48,7 @@ export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: test demo bench lint clean distclean system-deps venv venv-mx .venv .venv-mx
+.PHONY: test demo bench lint asan clean distclean system-deps venv venv-mx .venv .venv-mx
 
 # ---------------------------------------------------------------------------------------------
 # Debian packages: dpkg -s first, so a provisioned machine never touches apt.
@@ -118,6 +119,11 @@ test: system-deps
 	$(REFERENCE_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 	@echo "--- the packer and its judges again on the Pillow path (IMGPREP_NATIVE=0)"
 	$(REFERENCE_ENV) IMGPREP_NATIVE=0 $(PY) -m pytest $(PYTEST_ARGS) tests/test_pack.py tests/test_pack_reference.py
+	$(MAKE) --no-print-directory asan
+
+# The native core under AddressSanitizer + UBSan: its tests and fuzzers, then a leak check (~20 s).
+asan: $(VENV)/.stamp-project
+	bash native/check_asan.sh $(CURDIR)/$(PY)
 
 demo: system-deps
 	$(MAKE) --no-print-directory venv
