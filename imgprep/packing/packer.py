@@ -326,21 +326,38 @@ def _run(
         pending.append((future, entries, chunk))
         return True
 
+    try:
+        _drain(submit, pending, window, ctx, source, options, writer, skipped, bar)
+    except BrokenProcessPool:
+        # Raised by result() or by the next submit(), whichever sees the dead worker first.
+        in_flight = [entry[0] for _, entries, _ in pending for entry in entries] or [items[-1]]
+        raise WorkerError(
+            f"a worker process died (killed, or out of memory?) while records {in_flight[0].index}.."
+            f"{in_flight[-1].index} were in flight ({source.describe(in_flight[0])} ...); nothing was written"
+        ) from None
+
+
+def _drain(
+    submit: Callable[[], bool],
+    pending: deque[tuple[Future[Any] | None, list[tuple[LstItem, str | None, Any]], Chunk]],
+    window: int,
+    ctx: WorkerContext,
+    source: ImageSource,
+    options: PackOptions,
+    writer: ShardWriter,
+    skipped: list[Skipped],
+    bar: Any,
+) -> None:
+    """Keep the window full and write finished chunks in list order."""
     more = True
     while True:
         while more and len(pending) < window:
             more = submit()
         if not pending:
-            break
-        future, entries, chunk = pending.popleft()
-        try:
-            results = future.result() if future is not None else run_chunk(ctx, chunk)
-        except BrokenProcessPool:
-            first = entries[0][0]
-            raise WorkerError(
-                f"a worker process died (killed, or out of memory?) while packing records "
-                f"{first.index}..{entries[-1][0].index} ({source.describe(first)} ...); nothing was written"
-            ) from None
+            return
+        future, entries, chunk = pending[0]
+        results = future.result() if future is not None else run_chunk(ctx, chunk)
+        pending.popleft()
         done = iter(results)
         for item, _, data in entries:
             if isinstance(data, ImgprepError):

@@ -69,6 +69,9 @@ def init_process(ctx: WorkerContext) -> None:
 
     # Ctrl-C reaches the whole process group; the parent alone unwinds and aborts outputs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked worker inherits the parent's SIGTERM-as-Ctrl-C handler; the pool stops its
+    # workers with SIGTERM, which must simply end them.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _CONTEXT = ctx
     _functions(ctx)
 
