@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import sys
 import threading
 import time
@@ -20,7 +19,6 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +29,7 @@ from imgprep.packing.report import Skipped, report_name, write_report
 from imgprep.packing.shards import ShardWriter, output_prefix
 from imgprep.packing.sources import ImageSource, resolve
 from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
+from imgprep.signals import sigterm_as_interrupt
 
 EXECUTORS = ("auto", "process", "thread")
 
@@ -98,23 +97,6 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so outputs are aborted (temp files, multipart uploads)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | None:
@@ -206,7 +188,7 @@ def pack(
     started = time.perf_counter()
     executor: Executor | None = None
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             executor = _make_executor(kind, workers, ctx)
             _run(items, image_source, ctx, executor, workers, options, writer, skipped, bar)
             if skipped and options.strict:

@@ -14,12 +14,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-import signal
 import sys
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +42,7 @@ from imgprep.processing.join import (
     write_marker,
 )
 from imgprep.processing.partition import contiguous_share, list_s3_prefix, local_share, mirror_listing
+from imgprep.signals import sigterm_as_interrupt
 from imgprep.storage.base import is_remote, join, write_bytes
 
 JOIN_MODES = ("auto", "only", "no")
@@ -122,29 +120,12 @@ def failure_reason(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SageMaker stops a job with SIGTERM: unwind so markers and the message file get written."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_job(job: Job, cluster: Cluster | None = None, echo: Echo | None = None) -> JobResult:
     """Run this host's part of ``job``; on failure write the message file and re-raise."""
     cluster = cluster or Cluster()
     opt_ml = opt_ml_root(cluster.opt_ml)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             return _run(job, cluster, load_job_config(opt_ml), opt_ml, echo or (lambda _line: None))
     except BaseException as exc:
         write_message(opt_ml, failure_reason(exc))
