@@ -15,9 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 import imgfactory as fac
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from imgprep.errors import ImageError
+from imgprep.formats import recordio
 from imgprep.imaging import native, pillow
 from imgprep.imaging.geometry import plan
 from imgprep.imaging.spec import TransformSpec
@@ -315,3 +318,18 @@ def test_encode_pixels_rejects_bad_buffers() -> None:
         _native.encode_pixels(b"\0" * 10, 4, 4, 1, 95)
     with pytest.raises(ValueError, match="does not match"):
         _native.encode_pixels(b"\0" * 16, 4, 4, 2, 95)
+
+
+MAGIC = recordio.MAGIC_BYTES
+payload_pieces = st.sampled_from([b"", b"a", b"ab", b"abc", b"abcd", MAGIC, b"\x0a\x23\xd7"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(payload_pieces, max_size=6).map(b"".join), st.lists(payload_pieces, max_size=20).map(b"".join))
+def test_c_framing_matches_recordio(head: bytes, body: bytes) -> None:
+    assert _native.frame(head, body) == recordio.frame(head + body)
+
+
+def test_c_framing_of_a_large_payload() -> None:
+    body = bytes(range(256)) * 4096 + MAGIC + b"tail"
+    assert _native.frame(b"h" * 24, body) == recordio.frame(b"h" * 24 + body)

@@ -42,6 +42,15 @@ class Chunk:
 # One per record, in order: (framed record, None) or (None, reason it was skipped).
 Result = tuple[bytes | None, str | None]
 
+def _frame_pure(head: bytes, body: bytes) -> bytes:
+    return frame(head + body)
+
+
+try:  # C framing (byte-identical, tested against recordio.frame): half the cost on big payloads
+    from imgprep._native import frame as frame_record
+except ImportError:
+    frame_record = _frame_pure
+
 _CONTEXT: WorkerContext | None = None
 _FUNCTIONS: dict[str, Any] = {}
 
@@ -95,7 +104,7 @@ def run_one(ctx: WorkerContext, index: int, labels: tuple[float, ...], path: str
         image = transform_bytes(bytes(data), ctx.spec, name)
     else:
         image = transform_pixels(data, ctx.spec, name)
-    return frame(pack_header(header_label(labels, ctx.pack_label), index) + image)
+    return frame_record(pack_header(header_label(labels, ctx.pack_label), index), image)
 
 
 def run_chunk(ctx: WorkerContext, chunk: Chunk) -> list[Result]:
