@@ -48,7 +48,7 @@ cd "$WORK"
 "$PY" -m pytest -q -p no:cacheprovider --rootdir "$REPO" -c "$REPO/pyproject.toml" \
     "$REPO/tests/test_native.py" "$REPO/tests/test_native_fuzz.py"
 
-echo "check_asan: leak check of probe/transform/encode_pixels on good and bad input"
+echo "check_asan: leak check of probe/transform/encode_pixels/frame on good and bad input"
 # CPython 3.11 itself leaks a few objects at exit; only stacks through our code or libturbojpeg count.
 ASAN_OPTIONS="detect_leaks=1:exitcode=0" "$PY" - "$REPO" 2>"$WORK/leaks.txt" <<'EOF'
 import sys
@@ -67,6 +67,8 @@ for _ in range(20):
                 n.transform(d, scale, 5, (0.0, 0.0, 1.0, 1.0), (3, 2), (5, 4), (1, 1), False, 90, 0)
             except (n.Error, ValueError):
                 pass
+    for head, body in ((b"", b""), (b"ab", good[0]), (b"x" * 24, b"\x0a\x23\xd7\xce" * 9 + b"z")):
+        n.frame(head, body)
     for args in ((bytes(28 * 28), 28, 28, 1, 95), (bytes(6 * 4 * 3), 6, 4, 3, 90), (bytes(5), 2, 2, 1, 95)):
         try:
             n.encode_pixels(*args)
