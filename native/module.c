@@ -35,6 +35,15 @@ static PyObject *raise_rc(int rc, const char *msg) {
     return NULL;
 }
 
+/* A core call's result as bytes (or its error as an exception); frees the turbojpeg buffer. */
+static PyObject *take_output(int rc, const char *err, unsigned char *out, unsigned long out_len) {
+    PyObject *result;
+    if (rc != IMP_OK) return raise_rc(rc, err);
+    result = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)out_len);
+    tjFree(out);
+    return result;
+}
+
 PyDoc_STRVAR(probe_doc,
              "probe(data) -> (width, height, subsamp, colorspace, orientation)\n\n"
              "Read a JPEG header (TJSAMP_*/TJCS_* codes, EXIF orientation 1..8); no pixels are decoded.");
@@ -65,7 +74,6 @@ static PyObject *py_transform(PyObject *self, PyObject *args) {
     char err[IMP_ERRLEN] = "";
     unsigned char *out = NULL;
     unsigned long out_len = 0;
-    PyObject *result;
     int rc;
     (void)self;
     if (!PyArg_ParseTuple(args, "y*ii(dddd)(ii)(ii)(ii)pii:transform", &view, &job.scale, &job.orientation,
@@ -82,10 +90,7 @@ static PyObject *py_transform(PyObject *self, PyObject *args) {
     rc = imp_transform(view.buf, (size_t)view.len, &job, &out, &out_len, err);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    if (rc != IMP_OK) return raise_rc(rc, err);
-    result = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)out_len);
-    tjFree(out);
-    return result;
+    return take_output(rc, err, out, out_len);
 }
 
 PyDoc_STRVAR(encode_pixels_doc,
@@ -98,7 +103,6 @@ static PyObject *py_encode_pixels(PyObject *self, PyObject *args) {
     char err[IMP_ERRLEN] = "";
     unsigned char *out = NULL;
     unsigned long out_len = 0;
-    PyObject *result;
     (void)self;
     if (!PyArg_ParseTuple(args, "y*iiii:encode_pixels", &view, &width, &height, &channels, &quality)) return NULL;
     if (width < 1 || height < 1 || (channels != 1 && channels != 3) ||
@@ -111,10 +115,7 @@ static PyObject *py_encode_pixels(PyObject *self, PyObject *args) {
     rc = imp_encode_pixels(view.buf, width, height, channels, quality, &out, &out_len, err);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    if (rc != IMP_OK) return raise_rc(rc, err);
-    result = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)out_len);
-    tjFree(out);
-    return result;
+    return take_output(rc, err, out, out_len);
 }
 
 /* dmlc RecordIO framing of header + body in one pass (see imgprep/formats/recordio.py for the

@@ -47,7 +47,7 @@ def local_share(items: Iterable[LstItem], root: str) -> list[LstItem]:
 
 
 def relative_keys(keys: Iterable[str], prefix: str) -> list[str]:
-    """Keys under ``prefix`` made relative to it; folder placeholders and unsafe names dropped."""
+    """Keys under ``prefix`` made relative to it; folder marker objects and unsafe names dropped."""
     base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
     out = []
     for key in keys:
