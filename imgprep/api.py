@@ -17,6 +17,7 @@ from imgprep.formats.lst import LstItem, parse_lines, read_lst
 from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.packer import PackOptions, PackSummary
 from imgprep.packing.packer import pack as _pack
+from imgprep.storage.base import is_remote, read_text
 
 _SPEC_FIELDS = set(TransformSpec.__dataclass_fields__)
 _OPTION_FIELDS = set(PackOptions.__dataclass_fields__)
@@ -25,9 +26,7 @@ _OPTION_FIELDS = set(PackOptions.__dataclass_fields__)
 def read_list(uri: str | os.PathLike[str], **storage_options: Any) -> list[LstItem]:
     """Read and validate one ``.lst`` (local path or ``s3://``)."""
     text = os.fspath(uri)
-    if text.startswith("s3://"):
-        from imgprep.storage.s3 import read_text
-
+    if is_remote(text):
         return list(parse_lines(read_text(text, **storage_options).splitlines(keepends=True), path=text))
     return read_lst(text)
 

@@ -88,12 +88,7 @@ def transform_bytes(data: bytes, spec: TransformSpec, name: str) -> bytes:
         raise ImageError(f"cannot decode image ({exc})", path=name) from None
     if colorspace not in (_native.TJCS_YCbCr, _native.TJCS_GRAY):
         return _pillow(data, spec, name)
-    if width * height > spec.max_pixels:
-        raise ImageError(
-            f"{width}x{height} image exceeds the decompression-bomb limit of {spec.max_pixels} pixels "
-            "(raise it with --max-pixels)",
-            path=name,
-        )
+    spec.check_pixels(width, height, name)
     if orientation >= 5:  # rotated by 90 degrees: the plan works in oriented pixels
         width, height = height, width
     p = plan(width, height, spec)
@@ -139,10 +134,7 @@ def transform_pixels(array: Any, spec: TransformSpec, name: str) -> bytes:
 
         return pillow.transform_pixels(array, spec, name)
     height, width = arr.shape[:2]
-    if width * height > spec.max_pixels:
-        raise ImageError(
-            f"{width}x{height} image exceeds the decompression-bomb limit of {spec.max_pixels} pixels", path=name
-        )
+    spec.check_pixels(width, height, name)
     channels = 1 if arr.ndim == 2 else 3
     try:
         return _native.encode_pixels(np.ascontiguousarray(arr), width, height, channels, spec.quality)

@@ -160,12 +160,7 @@ def encode(im: Image.Image, spec: TransformSpec) -> bytes:
 def transform_image(im: Image.Image, spec: TransformSpec, name: str) -> bytes:
     """Transform a decoded (or lazily opened) image; handles orientation, draft and colour."""
     width, height = im.size
-    if width * height > spec.max_pixels:
-        raise ImageError(
-            f"{width}x{height} image exceeds the decompression-bomb limit of {spec.max_pixels} pixels "
-            "(raise it with --max-pixels)",
-            path=name,
-        )
+    spec.check_pixels(width, height, name)
     orientation = exif_orientation(im) if im.format else 1
     oriented = (height, width) if orientation >= 5 else (width, height)
     p = plan(*oriented, spec)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgprep.errors import UsageError
+from imgprep.errors import ImageError, UsageError
 
 FITS = ("crop", "pad", "stretch")
 ENCODINGS = ("jpg", "png")
@@ -56,6 +56,15 @@ class TransformSpec:
             raise UsageError(f"--max-pixels must be positive, got {self.max_pixels}")
         if self.pass_through and (self.resize or self.size or self.center_crop):
             raise UsageError("--pass-through stores files unchanged; it cannot be combined with resizing or cropping")
+
+    def check_pixels(self, width: int, height: int, name: str) -> None:
+        """The decompression-bomb guard, applied to a header's size before any pixel is decoded."""
+        if width * height > self.max_pixels:
+            raise ImageError(
+                f"{width}x{height} image exceeds the decompression-bomb limit of {self.max_pixels} pixels "
+                "(raise it with --max-pixels)",
+                path=name,
+            )
 
     @property
     def transforms_geometry(self) -> bool:

@@ -26,7 +26,7 @@ from imgprep.errors import FormatError, ImgprepError, StorageError
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
 from imgprep.packing.report import Skipped, write_report
-from imgprep.storage.base import is_remote, join, open_output, write_text
+from imgprep.storage.base import is_remote, join, open_output, read_text, write_text
 
 PARTS_FOLDER = ".imgprep-parts"
 DONE, FAILED = "done", "failed"
@@ -68,16 +68,6 @@ def size_of(uri: str, **storage_options: Any) -> int:
         return os.path.getsize(uri)
     except OSError as exc:
         raise StorageError(f"part file is missing ({exc.strerror})", path=uri) from None
-
-
-def read_text(uri: str, **storage_options: Any) -> str:
-    if is_remote(uri):
-        from imgprep.storage.s3 import read_text as s3_read_text
-
-        return s3_read_text(uri, **storage_options)
-    from imgprep.storage.local import read_bytes
-
-    return read_bytes(uri).decode("utf-8")
 
 
 def remove_tree(uri: str, **storage_options: Any) -> None:

@@ -93,3 +93,18 @@ def write_bytes(uri: str, data: bytes, **options: Any) -> None:
 
 def write_text(uri: str, text: str, **options: Any) -> None:
     write_bytes(uri, text.encode("utf-8"), **options)
+
+
+def read_bytes(uri: str, **options: Any) -> bytes:
+    """A whole small object (a list, an index, a manifest) from a local path or ``s3://``."""
+    if is_remote(uri):
+        from imgprep.storage.s3 import read_bytes as s3_read_bytes
+
+        return s3_read_bytes(uri, **options)
+    from imgprep.storage.local import read_bytes as local_read_bytes
+
+    return local_read_bytes(uri)
+
+
+def read_text(uri: str, **options: Any) -> str:
+    return read_bytes(uri, **options).decode("utf-8")

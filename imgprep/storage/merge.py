@@ -16,7 +16,7 @@ from typing import Any
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.recordio import parse_index
-from imgprep.storage.base import is_remote, open_output, write_text
+from imgprep.storage.base import is_remote, open_output, read_text, write_text
 
 _CHUNK = 8 * 1024 * 1024
 
@@ -80,16 +80,6 @@ def find_shards(prefix: str, **storage_options: Any) -> list[Shard]:
     return shards
 
 
-def _read_text(uri: str, **storage_options: Any) -> str:
-    if is_remote(uri):
-        from imgprep.storage.s3 import read_text
-
-        return read_text(uri, **storage_options)
-    from imgprep.storage.local import read_bytes
-
-    return read_bytes(uri).decode("utf-8")
-
-
 def merge_shards(prefix: str, output: str, **storage_options: Any) -> MergeSummary:
     """Merge the shards of ``prefix`` into ``output`` (a prefix: ``OUT`` → ``OUT.rec`` + ``OUT.idx``).
 
@@ -104,7 +94,7 @@ def merge_shards(prefix: str, output: str, **storage_options: Any) -> MergeSumma
     for shard in shards:
         if shard.size % 4:
             raise FormatError(f"size {shard.size} is not a multiple of 4: not a RecordIO file", path=shard.rec)
-        for key, offset in parse_index(_read_text(shard.idx, **storage_options), shard.idx):
+        for key, offset in parse_index(read_text(shard.idx, **storage_options), shard.idx):
             if offset >= shard.size:
                 raise FormatError(f"offset {offset} is past the end of {shard.rec}", path=shard.idx)
             if key in seen:

@@ -207,11 +207,7 @@ class S3Output(Output):
                 Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number,
                 CopySource={"Bucket": bucket, "Key": key}, CopySourceRange=f"bytes={first}-{last}",
             )["CopyPartResult"]
-            part = {"PartNumber": number, "ETag": reply["ETag"]}
-            field = f"Checksum{self._checksum}"
-            if reply.get(field):
-                part[field] = reply[field]
-            return part
+            return self._part_entry(number, reply)
 
         return self._guarded(call, f"copying part {number} from s3://{bucket}/{key}")
 
@@ -287,13 +283,17 @@ class S3Output(Output):
                 Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data,
                 **self._checksum_args(data),
             )
-            part = {"PartNumber": number, "ETag": reply["ETag"]}
-            field = f"Checksum{self._checksum}"
-            if reply.get(field):
-                part[field] = reply[field]
-            return part
+            return self._part_entry(number, reply)
 
         return self._guarded(call, f"uploading part {number}")
+
+    def _part_entry(self, number: int, reply: dict[str, Any]) -> dict[str, Any]:
+        """The CompleteMultipartUpload entry for a part: its ETag, and its checksum when returned."""
+        part = {"PartNumber": number, "ETag": reply["ETag"]}
+        field = f"Checksum{self._checksum}"
+        if reply.get(field):
+            part[field] = reply[field]
+        return part
 
     def _guarded(self, call: Any, what: str) -> Any:
         """Run a part task with retries; its failure fails the whole output."""
