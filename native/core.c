@@ -19,7 +19,6 @@
 #endif
 #include <turbojpeg.h>
 
-#define PRECISION_BITS (32 - 8 - 2) /* Pillow's Resample.c value for 8-bit images */
 #define NEUTRAL 128
 
 /* ------------------------------------------------------------------------------------------ */
@@ -113,16 +112,23 @@ int imp_probe(const unsigned char *data, size_t len, imp_info *info, char *err) 
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Resampling: a port of Pillow's Resample.c (BILINEAR filter, 8 bits per sample) */
+/* Resampling: Pillow's Resample.c BILINEAR (triangle) filter and coefficients, 8 bits per sample,
+ * with both axes run by one vertical SIMD kernel.
+ *
+ * A horizontal pass over one byte plane is a dot product per output sample, which SIMD does
+ * poorly (~26 instructions per output with an 8-tap pmaddwd kernel).  A vertical pass is the same
+ * arithmetic done 16 columns at a time on contiguous rows (~0.5 instruction per multiply-add).
+ * So the horizontal axis is resampled vertically on a transposed plane: transposing a byte plane
+ * costs ~0.4 instructions per byte with 16x16 SSE2 blocks.  Callgrind on the small corpus: the
+ * resize went from 35% of all instructions to about 8%. */
 
-#define FIXED_TAPS 8
-#define K16_BITS 14 /* 16-bit weights for the SSE2 8-tap path: +-1/32768 of Pillow's 22-bit ones */
+#define K16_BITS 14 /* 16-bit weights (Pillow uses 22-bit ones): sums of pixel x weight fit pmaddwd */
 
 typedef struct {
     int *bounds;  /* per output sample: first input index, number of taps */
-    int32_t *kk;  /* ksize fixed-point weights per output sample */
-    int16_t *k16; /* FIXED_TAPS 16-bit weights per output sample (ksize == FIXED_TAPS only) */
+    int16_t *k;   /* ksize weights per output sample, summing to 1 << K16_BITS */
     int ksize;
+    int lo, hi;   /* input samples [lo, hi) that any tap reads */
 } coeffs;
 
 static double triangle(double x) {
@@ -139,24 +145,21 @@ static int precompute(int in_size, double in0, double scale, int out_size, coeff
     int xx, x;
     if (!(support < 1e6)) return IMP_EARG; /* NaN or absurd: never from a sane plan */
     c->ksize = (int)ceil(support) * 2 + 1;
-    /* Up to 8 taps (shrinking by less than 3.5x, the common case after DCT scaling) are padded
-     * with zero weights to exactly FIXED_TAPS, so hpass can run a loop of constant length that
-     * the compiler unrolls and vectorises; the sums, and so the pixels, are unchanged. */
-    if (c->ksize <= FIXED_TAPS) c->ksize = FIXED_TAPS;
     c->bounds = malloc(sizeof(int) * 2 * (size_t)out_size);
-    c->kk = malloc(sizeof(int32_t) * (size_t)c->ksize * (size_t)out_size);
-    if (c->ksize == FIXED_TAPS) c->k16 = malloc(sizeof(int16_t) * FIXED_TAPS * (size_t)out_size);
+    c->k = malloc(sizeof(int16_t) * (size_t)c->ksize * (size_t)out_size);
     pre = malloc(sizeof(double) * (size_t)c->ksize);
-    if (!c->bounds || !c->kk || !pre || (c->ksize == FIXED_TAPS && !c->k16)) {
+    if (!c->bounds || !c->k || !pre) {
         free(pre);
         return IMP_ENOMEM;
     }
+    c->lo = in_size;
+    c->hi = 0;
     for (xx = 0; xx < out_size; xx++) {
         double center = in0 + (xx + 0.5) * scale;
         double ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5);
         int xmax = (int)(center + support + 0.5);
-        int32_t *k = &c->kk[(size_t)xx * c->ksize];
+        int16_t *k = &c->k[(size_t)xx * c->ksize];
         if (xmin < 0) xmin = 0;
         if (xmax > in_size) xmax = in_size;
         xmax -= xmin;
@@ -175,99 +178,110 @@ static int precompute(int in_size, double in0, double scale, int out_size, coeff
         }
         for (x = 0; x < c->ksize; x++) {
             double v = x < xmax ? pre[x] / ww : 0.0;
-            k[x] = (int32_t)(v < 0 ? -0.5 + v * (1 << PRECISION_BITS) : 0.5 + v * (1 << PRECISION_BITS));
+            k[x] = (int16_t)(v < 0 ? -0.5 + v * (1 << K16_BITS) : 0.5 + v * (1 << K16_BITS));
         }
         c->bounds[xx * 2] = xmin;
         c->bounds[xx * 2 + 1] = xmax;
-        if (c->k16)
-            for (x = 0; x < FIXED_TAPS; x++) {
-                double v = x < xmax ? pre[x] / ww : 0.0;
-                c->k16[(size_t)xx * FIXED_TAPS + x] = (int16_t)(v < 0 ? -0.5 + v * (1 << K16_BITS)
-                                                                      : 0.5 + v * (1 << K16_BITS));
-            }
+        if (xmin < c->lo) c->lo = xmin;
+        if (xmin + xmax > c->hi) c->hi = xmin + xmax;
     }
     free(pre);
     return IMP_OK;
 }
 
-static inline uint8_t clip8(int32_t in) {
-    if (in >= (1 << PRECISION_BITS << 8)) return 255;
-    if (in <= 0) return 0;
-    return (uint8_t)(in >> PRECISION_BITS);
+static void free_coeffs(coeffs *c) {
+    free(c->bounds);
+    free(c->k);
 }
 
-/* The resampling loops get an AVX2 clone chosen at load time (GCC's ifunc dispatch), so one
- * build runs everywhere and uses 256-bit vectors where the CPU has them. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define IMP_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define IMP_CLONES
-#endif
-
-IMP_CLONES static void hpass(const uint8_t *src, size_t sstride, int in_w, int row0, int nrows, const coeffs *cx,
-                  int out_w, uint8_t *dst, size_t dstride) {
-    /* Output samples whose FIXED_TAPS window stays inside the row take the constant-length
-     * loop; the few at the right edge take the general one. */
-    int fixed_end = 0;
-    if (cx->ksize == FIXED_TAPS)
-        while (fixed_end < out_w && cx->bounds[fixed_end * 2] + FIXED_TAPS <= in_w) fixed_end++;
-    for (int y = 0; y < nrows; y++) {
-        const uint8_t *s = src + (size_t)(row0 + y) * sstride;
-        uint8_t *d = dst + (size_t)y * dstride;
-        int xx = 0;
-        for (; xx < fixed_end; xx++) {
-            const uint8_t *p = s + cx->bounds[xx * 2];
-#if defined(__SSE2__)
-            /* 8 pixels widened to 16 bits, multiplied by 16-bit weights and summed in pairs
-             * (pmaddwd), then the four partial sums added: ~8 instructions per output. */
-            __m128i px = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)p), _mm_setzero_si128());
-            __m128i prod = _mm_madd_epi16(px, _mm_loadu_si128((const __m128i *)&cx->k16[(size_t)xx * FIXED_TAPS]));
-            prod = _mm_add_epi32(prod, _mm_shuffle_epi32(prod, _MM_SHUFFLE(1, 0, 3, 2)));
-            prod = _mm_add_epi32(prod, _mm_shuffle_epi32(prod, _MM_SHUFFLE(2, 3, 0, 1)));
-            int32_t ss = _mm_cvtsi128_si32(prod) + (1 << (K16_BITS - 1));
-            d[xx] = ss <= 0 ? 0 : ss >= (256 << K16_BITS) ? 255 : (uint8_t)(ss >> K16_BITS);
-#else
-            const int32_t *k = &cx->kk[(size_t)xx * FIXED_TAPS];
-            int32_t ss = 1 << (PRECISION_BITS - 1);
-            for (int x = 0; x < FIXED_TAPS; x++) ss += p[x] * k[x];
-            d[xx] = clip8(ss);
-#endif
-        }
-        for (; xx < out_w; xx++) {
-            const int32_t *k = &cx->kk[(size_t)xx * cx->ksize];
-            const uint8_t *p = s + cx->bounds[xx * 2];
-            int n = cx->bounds[xx * 2 + 1];
-            int32_t ss = 1 << (PRECISION_BITS - 1);
-            for (int x = 0; x < n; x++) ss += p[x] * k[x];
-            d[xx] = clip8(ss);
-        }
-    }
+static inline uint8_t clip8(int32_t ss) {
+    return ss <= 0 ? 0 : ss >= (256 << K16_BITS) ? 255 : (uint8_t)(ss >> K16_BITS);
 }
 
-/* Row-wise accumulation so the inner loop runs along contiguous memory and vectorises. */
-IMP_CLONES static void vpass(const uint8_t *src, size_t sstride, int row_shift, const coeffs *cy, int out_w, int out_h,
-                  uint8_t *dst, size_t dstride, int32_t *acc) {
+/* Output row yy (w samples) = sum over taps t of k[yy][t] * input row (bounds[yy] + t - row_shift). */
+static void vresample(const uint8_t *src, size_t sstride, int row_shift, const coeffs *c, int w, int out_h,
+                      uint8_t *dst, size_t dstride) {
     for (int yy = 0; yy < out_h; yy++) {
-        const int32_t *k = &cy->kk[(size_t)yy * cy->ksize];
-        int ymin = cy->bounds[yy * 2] - row_shift, n = cy->bounds[yy * 2 + 1];
+        const int16_t *k = &c->k[(size_t)yy * c->ksize];
+        const uint8_t *s0 = src + (size_t)(c->bounds[yy * 2] - row_shift) * sstride;
+        int n = c->bounds[yy * 2 + 1];
         uint8_t *d = dst + (size_t)yy * dstride;
-        for (int x = 0; x < out_w; x++) acc[x] = 1 << (PRECISION_BITS - 1);
-        for (int t = 0; t < n; t++) {
-            const uint8_t *s = src + (size_t)(ymin + t) * sstride;
-            int32_t kt = k[t];
-            for (int x = 0; x < out_w; x++) acc[x] += s[x] * kt;
+        int x = 0;
+#if defined(__SSE2__)
+        const __m128i z = _mm_setzero_si128();
+        while (w >= 16) {
+            /* Two rows at a time: bytes interleaved a0 b0 a1 b1 ..., widened to 16 bits and
+             * multiplied by (ka, kb) pairs with pmaddwd into 16 32-bit column sums. */
+            __m128i r0 = _mm_set1_epi32(1 << (K16_BITS - 1)), r1 = r0, r2 = r0, r3 = r0;
+            int t = 0;
+            for (; t < n; t += 2) {
+                const uint8_t *a = s0 + (size_t)t * sstride + x;
+                __m128i va = _mm_loadu_si128((const __m128i *)a), vb = z, kab;
+                if (t + 1 < n) {
+                    vb = _mm_loadu_si128((const __m128i *)(a + sstride));
+                    kab = _mm_set1_epi32((int)((uint32_t)(uint16_t)k[t] | (uint32_t)(uint16_t)k[t + 1] << 16));
+                } else {
+                    kab = _mm_set1_epi32((int)(uint32_t)(uint16_t)k[t]);
+                }
+                __m128i lo = _mm_unpacklo_epi8(va, vb), hi = _mm_unpackhi_epi8(va, vb);
+                r0 = _mm_add_epi32(r0, _mm_madd_epi16(_mm_unpacklo_epi8(lo, z), kab));
+                r1 = _mm_add_epi32(r1, _mm_madd_epi16(_mm_unpackhi_epi8(lo, z), kab));
+                r2 = _mm_add_epi32(r2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, z), kab));
+                r3 = _mm_add_epi32(r3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, z), kab));
+            }
+            /* >> K16_BITS, then saturating packs clamp to 0..255 */
+            __m128i p01 = _mm_packs_epi32(_mm_srai_epi32(r0, K16_BITS), _mm_srai_epi32(r1, K16_BITS));
+            __m128i p23 = _mm_packs_epi32(_mm_srai_epi32(r2, K16_BITS), _mm_srai_epi32(r3, K16_BITS));
+            _mm_storeu_si128((__m128i *)(d + x), _mm_packus_epi16(p01, p23));
+            if (x + 16 == w) break;
+            /* the last block overlaps the previous one rather than falling back to scalar code */
+            x = x + 32 <= w ? x + 16 : w - 16;
         }
-        for (int x = 0; x < out_w; x++) d[x] = clip8(acc[x]);
+        if (w >= 16) continue;
+#endif
+        for (; x < w; x++) {
+            int32_t ss = 1 << (K16_BITS - 1);
+            for (int t = 0; t < n; t++) ss += s0[(size_t)t * sstride + x] * k[t];
+            d[x] = clip8(ss);
+        }
     }
+}
+
+/* dst (h columns, w rows) = transpose of src (w columns, h rows). */
+static void transpose(const uint8_t *src, size_t sstride, int w, int h, uint8_t *dst, size_t dstride) {
+    int bx = 0, by = 0;
+#if defined(__SSE2__)
+    for (by = 0; by + 16 <= h; by += 16) {
+        for (bx = 0; bx + 16 <= w; bx += 16) {
+            /* Four rounds of interleaving row i with row i + 8: each round rotates the 8-bit
+             * (row, column) address of every byte left by one bit, so four swap row and column. */
+            __m128i r[16], n[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm_loadu_si128((const __m128i *)(src + (size_t)(by + i) * sstride + bx));
+            for (int round = 0; round < 4; round++) {
+                for (int i = 0; i < 8; i++) {
+                    n[2 * i] = _mm_unpacklo_epi8(r[i], r[i + 8]);
+                    n[2 * i + 1] = _mm_unpackhi_epi8(r[i], r[i + 8]);
+                }
+                memcpy(r, n, sizeof r);
+            }
+            for (int i = 0; i < 16; i++) _mm_storeu_si128((__m128i *)(dst + (size_t)(bx + i) * dstride + by), r[i]);
+        }
+        for (int y = by; y < by + 16; y++)
+            for (int x = bx; x < w; x++) dst[(size_t)x * dstride + y] = src[(size_t)y * sstride + x];
+    }
+#endif
+    for (int y = by; y < h; y++)
+        for (int x = 0; x < w; x++) dst[(size_t)x * dstride + y] = src[(size_t)y * sstride + x];
 }
 
 /* Resample the in_w x in_h plane (stride sstride) into out_w x out_h at dst.  Like Pillow, a
- * pass whose axis is unchanged is skipped, so plain crops copy pixels exactly. */
+ * pass whose axis is unchanged is skipped, so plain crops copy pixels exactly.  Both passes round
+ * to 8 bits, as Pillow's do; the vertical one runs first when shrinking (it then works on fewer
+ * rows), the horizontal one first when enlarging. */
 static int resample(const uint8_t *src, int in_w, int in_h, size_t sstride, double in0x, double scx, double in0y,
                     double scy, int out_w, int out_h, uint8_t *dst, size_t dstride) {
     coeffs cx = {0}, cy = {0};
-    uint8_t *tmp = NULL;
-    int32_t *acc = NULL;
+    uint8_t *t1 = NULL, *t2 = NULL;
     int rc = IMP_OK;
     int need_h = !(in0x == 0.0 && scx == 1.0 && out_w == in_w);
     int need_v = !(in0y == 0.0 && scy == 1.0 && out_h == in_h);
@@ -276,40 +290,46 @@ static int resample(const uint8_t *src, int in_w, int in_h, size_t sstride, doub
         for (int y = 0; y < out_h; y++) memcpy(dst + (size_t)y * dstride, src + (size_t)y * sstride, (size_t)out_w);
         return IMP_OK;
     }
-    if ((rc = precompute(in_h, in0y, scy, out_h, &cy)) != IMP_OK) goto done;
-    if (need_h && (rc = precompute(in_w, in0x, scx, out_w, &cx)) != IMP_OK) goto done;
-    if (need_h && !need_v) {
-        hpass(src, sstride, in_w, 0, out_h, &cx, out_w, dst, dstride);
+    if (need_v && (rc = precompute(in_h, in0y, scy, out_h, &cy)) != IMP_OK) goto done;
+    if (!need_h) {
+        vresample(src, sstride, 0, &cy, out_w, out_h, dst, dstride);
         goto done;
     }
-    acc = malloc(sizeof(int32_t) * (size_t)out_w);
-    if (!acc) {
-        rc = IMP_ENOMEM;
-        goto done;
-    }
-    if (need_h) {
-        int first = cy.bounds[0];
-        int last = cy.bounds[(out_h - 1) * 2] + cy.bounds[(out_h - 1) * 2 + 1];
-        if (last <= first) last = first + 1;
-        tmp = malloc((size_t)out_w * (size_t)(last - first));
-        if (!tmp) {
+    if ((rc = precompute(in_w, in0x, scx, out_w, &cx)) != IMP_OK) goto done;
+    {
+        int c0 = cx.lo, nc = cx.hi - cx.lo;      /* input columns the horizontal taps read */
+        int r0 = need_v ? cy.lo : 0, nr = need_v ? cy.hi - cy.lo : in_h;
+        int v_first = need_v && (double)out_h * nc * cy.ksize + (double)out_h * out_w * cx.ksize <=
+                                    (double)nr * out_w * cx.ksize + (double)out_h * out_w * cy.ksize;
+        int rows = v_first ? out_h : nr; /* rows when the horizontal pass runs */
+        size_t tsize = (size_t)(nc > out_w ? nc : out_w) * (size_t)rows;
+        t1 = malloc(tsize);
+        t2 = malloc(tsize);
+        if (!t1 || !t2) {
             rc = IMP_ENOMEM;
             goto done;
         }
-        hpass(src, sstride, in_w, first, last - first, &cx, out_w, tmp, (size_t)out_w);
-        vpass(tmp, (size_t)out_w, first, &cy, out_w, out_h, dst, dstride, acc);
-    } else {
-        vpass(src, sstride, 0, &cy, out_w, out_h, dst, dstride, acc);
+        const uint8_t *hsrc = src + (size_t)r0 * sstride + c0; /* nc x rows, stride hstride */
+        size_t hstride = sstride;
+        if (v_first) {
+            vresample(src + c0, sstride, 0, &cy, nc, out_h, t2, (size_t)nc);
+            hsrc = t2;
+            hstride = (size_t)nc;
+        }
+        transpose(hsrc, hstride, nc, rows, t1, (size_t)rows);              /* rows x nc */
+        vresample(t1, (size_t)rows, c0, &cx, rows, out_w, t2, (size_t)rows); /* rows x out_w */
+        if (v_first || !need_v) {
+            transpose(t2, (size_t)rows, rows, out_w, dst, dstride);
+        } else {
+            transpose(t2, (size_t)rows, rows, out_w, t1, (size_t)out_w);      /* out_w x rows */
+            vresample(t1, (size_t)out_w, r0, &cy, out_w, out_h, dst, dstride);
+        }
     }
 done:
-    free(cx.bounds);
-    free(cx.kk);
-    free(cx.k16);
-    free(cy.bounds);
-    free(cy.kk);
-    free(cy.k16);
-    free(tmp);
-    free(acc);
+    free_coeffs(&cx);
+    free_coeffs(&cy);
+    free(t1);
+    free(t2);
     return rc;
 }
 
