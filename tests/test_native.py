@@ -101,7 +101,10 @@ def test_parity_with_pillow(size: tuple[int, int], spec: TransformSpec) -> None:
 
 @settings(max_examples=80, deadline=None)
 @given(
-    w=st.integers(1, 70), h=st.integers(1, 70), tw=st.integers(1, 70), th=st.integers(1, 70),
+    w=st.integers(1, 70),
+    h=st.integers(1, 70),
+    tw=st.integers(1, 70),
+    th=st.integers(1, 70),
     seed=st.integers(0, 2**16),
 )
 def test_resampling_of_any_small_geometry(w: int, h: int, tw: int, th: int, seed: int) -> None:
