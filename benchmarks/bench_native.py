@@ -156,7 +156,15 @@ def cli_rows(c, n: int, args, work: Path) -> list[tuple[str, float, str]]:
         env = bench_env(OMP_NUM_THREADS="1")
         cmds["im2rec.py (cv2 INTER_LINEAR)"] = ([*base, "--resize", "256", "--quality", "95"], env)
         cmds["im2rec.py --pass-through"] = ([*base, "--pass-through"], env)
-    fns = {k: (lambda cmd=cmd, env=env: run_measured(cmd, env=env)) for k, (cmd, env) in cmds.items()}
+    def fresh(cmd: list[str], env: dict[str, str]):
+        # Every run writes where nothing exists yet, as a first run would: replacing the last
+        # run's 60 MB output makes ext4 flush the new one on rename (auto_da_alloc): ~35 ms for 60 MB.
+        for p in (out, work / f"im2rec-{c.name}"):
+            for f in p.glob("*.rec"):
+                f.unlink()
+        return run_measured(cmd, env=env)
+
+    fns = {k: (lambda cmd=cmd, env=env: fresh(cmd, env)) for k, (cmd, env) in cmds.items()}
     res = interleaved(fns, runs=args.runs, warmup=1)
     rows = []
     for k, m in res.items():

@@ -17,6 +17,12 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define IMP_AVX2 1
+#else
+#define IMP_AVX2 0
+#endif
 #include <turbojpeg.h>
 
 #define NEUTRAL 128
@@ -198,9 +204,10 @@ static inline uint8_t clip8(int32_t ss) {
     return ss <= 0 ? 0 : ss >= (256 << K16_BITS) ? 255 : (uint8_t)(ss >> K16_BITS);
 }
 
-/* Output row yy (w samples) = sum over taps t of k[yy][t] * input row (bounds[yy] + t - row_shift). */
-static void vresample(const uint8_t *src, size_t sstride, int row_shift, const coeffs *c, int w, int out_h,
-                      uint8_t *dst, size_t dstride) {
+/* Output row yy (w samples) = sum over taps t of k[yy][t] * input row (bounds[yy] + t - row_shift).
+ * SSE2 (the x86-64 baseline) 16 columns at a time; plain C elsewhere and for planes under 16 wide. */
+static void vresample_base(const uint8_t *src, size_t sstride, int row_shift, const coeffs *c, int w, int out_h,
+                           uint8_t *dst, size_t dstride) {
     for (int yy = 0; yy < out_h; yy++) {
         const int16_t *k = &c->k[(size_t)yy * c->ksize];
         const uint8_t *s0 = src + (size_t)(c->bounds[yy * 2] - row_shift) * sstride;
@@ -245,6 +252,62 @@ static void vresample(const uint8_t *src, size_t sstride, int row_shift, const c
             d[x] = clip8(ss);
         }
     }
+}
+
+#if IMP_AVX2
+/* The same kernel on 256-bit vectors, 32 columns at a time, for planes at least 32 wide.  The
+ * AVX2 unpacks and packs work within each 128-bit half, so the packs undo the unpacks' order and
+ * the 32 results come out in column order with no permutes.  Chosen at run time (cpu_has_avx2),
+ * so one build runs on any x86-64.  ~10% of the whole transform on COCO-sized photos. */
+__attribute__((target("avx2"))) static void vresample_avx2(const uint8_t *src, size_t sstride, int row_shift,
+                                                           const coeffs *c, int w, int out_h, uint8_t *dst,
+                                                           size_t dstride) {
+    const __m256i z = _mm256_setzero_si256();
+    for (int yy = 0; yy < out_h; yy++) {
+        const int16_t *k = &c->k[(size_t)yy * c->ksize];
+        const uint8_t *s0 = src + (size_t)(c->bounds[yy * 2] - row_shift) * sstride;
+        int n = c->bounds[yy * 2 + 1];
+        uint8_t *d = dst + (size_t)yy * dstride;
+        for (int x = 0;;) {
+            __m256i r0 = _mm256_set1_epi32(1 << (K16_BITS - 1)), r1 = r0, r2 = r0, r3 = r0;
+            for (int t = 0; t < n; t += 2) {
+                const uint8_t *a = s0 + (size_t)t * sstride + x;
+                __m256i va = _mm256_loadu_si256((const __m256i *)a), vb = z, kab;
+                if (t + 1 < n) {
+                    vb = _mm256_loadu_si256((const __m256i *)(a + sstride));
+                    kab = _mm256_set1_epi32((int)((uint32_t)(uint16_t)k[t] | (uint32_t)(uint16_t)k[t + 1] << 16));
+                } else {
+                    kab = _mm256_set1_epi32((int)(uint32_t)(uint16_t)k[t]);
+                }
+                __m256i lo = _mm256_unpacklo_epi8(va, vb), hi = _mm256_unpackhi_epi8(va, vb);
+                r0 = _mm256_add_epi32(r0, _mm256_madd_epi16(_mm256_unpacklo_epi8(lo, z), kab));
+                r1 = _mm256_add_epi32(r1, _mm256_madd_epi16(_mm256_unpackhi_epi8(lo, z), kab));
+                r2 = _mm256_add_epi32(r2, _mm256_madd_epi16(_mm256_unpacklo_epi8(hi, z), kab));
+                r3 = _mm256_add_epi32(r3, _mm256_madd_epi16(_mm256_unpackhi_epi8(hi, z), kab));
+            }
+            __m256i p01 = _mm256_packs_epi32(_mm256_srai_epi32(r0, K16_BITS), _mm256_srai_epi32(r1, K16_BITS));
+            __m256i p23 = _mm256_packs_epi32(_mm256_srai_epi32(r2, K16_BITS), _mm256_srai_epi32(r3, K16_BITS));
+            _mm256_storeu_si256((__m256i *)(d + x), _mm256_packus_epi16(p01, p23));
+            if (x + 32 == w) break;
+            x = x + 64 <= w ? x + 32 : w - 32;
+        }
+    }
+}
+
+static int cpu_has_avx2(void) {
+    return __builtin_cpu_supports("avx2");
+}
+#endif
+
+static void vresample(const uint8_t *src, size_t sstride, int row_shift, const coeffs *c, int w, int out_h,
+                      uint8_t *dst, size_t dstride) {
+#if IMP_AVX2
+    if (w >= 32 && cpu_has_avx2()) {
+        vresample_avx2(src, sstride, row_shift, c, w, out_h, dst, dstride);
+        return;
+    }
+#endif
+    vresample_base(src, sstride, row_shift, c, w, out_h, dst, dstride);
 }
 
 /* dst (h columns, w rows) = transpose of src (w columns, h rows). */

@@ -91,7 +91,11 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--pack-label", is_flag=True,
                      help="Store all label columns in the record (multi-label; flag = N)."),
         click.option("-j", "--num-workers", type=click.IntRange(min=1), default=None,
-                     help="Worker processes [default: all cores]."),
+                     help="Workers [default: all cores]."),
+        click.option("--executor", type=click.Choice(["auto", "thread", "process"]), default="auto",
+                     show_default=True,
+                     help="Worker kind: auto = threads on the native path (its C code releases the "
+                          "GIL), processes on the Pillow path."),
         click.option("--shard-records", type=click.IntRange(min=1), default=None,
                      help="Start a new shard (OUT-00000.rec ...) every N records."),
         click.option("--shard-size", type=ByteSize(), default=None,
@@ -127,6 +131,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             pack_label=kwargs.pop("pack_label"),
             quiet=kwargs.pop("quiet"),
             native=kwargs.pop("native"),
+            executor=kwargs.pop("executor"),
             storage_options=storage,
         )
         return f(**kwargs)

@@ -35,13 +35,15 @@ else:
 
 ENV_SWITCH = "IMGPREP_NATIVE"
 
-# Pool kind for the packer when the native path is active.  The C code releases the GIL for all
-# pixel work, so threads do scale (transform_bytes alone, 2,000 real 0.16 MP photos -> 256 q95,
-# files in memory: 618 img/s with 2 threads vs 571 with 2 processes), but inside `pack` the main
-# thread's reading, framing and writing then competes with the workers' Python for the GIL:
-# pack -j 2 measured 299/300/448/579/367 img/s with threads vs 361/331/621/645/517 with processes
-# (paired, interleaved runs on a shared 2-core box), so processes win where it counts.
-PREFERRED_EXECUTOR = "process"
+# Pool kind for the packer when the native path is active: threads.  The C code releases the GIL
+# for all pixel work, so threads scale, and they save what processes cost: pickling every record
+# back to the parent, forking, ~40 MiB of memory.  Measured on the 2-core box, 2,000 real
+# 0.16 MP photos -> 256 q95, -j 2, whole `imgprep pack`, 9 interleaved runs: median 1.31 s with
+# threads vs 1.42 s with processes (and 23 vs 60 MiB peak RSS); in memory, transform_bytes on 2
+# threads ran at 103% of the bare C loop's 2-process rate, 2 processes at 90%.  What threads give
+# up: a crash in C would take the whole run down instead of one worker (the core is fuzzed and
+# run under ASan/UBSan in `make test`); `--executor process` (PackOptions.executor) remains.
+PREFERRED_EXECUTOR = "thread"
 
 _JPEG_SOI = b"\xff\xd8\xff"
 

@@ -39,8 +39,6 @@ def _native_status() -> tuple[bool, str]:
 
 def select(prefer_native: bool | None = None) -> ImagePath:
     """The image path to use; ``prefer_native=None`` reads ``IMGPREP_NATIVE``."""
-    from imgprep.imaging import pillow
-
     env = os.environ.get("IMGPREP_NATIVE", "").strip().lower()
     if prefer_native is None:
         prefer_native = env not in ("0", "false", "no", "off")
@@ -54,6 +52,10 @@ def select(prefer_native: bool | None = None) -> ImagePath:
             )
         if env in ("1", "true", "yes", "on"):
             raise UsageError(f"IMGPREP_NATIVE={env} but the native path cannot run: {why}")
+    # Imported only here: PIL costs ~8 ms of start-up that the native path does not need.
+    from imgprep.imaging import pillow
+
+    if prefer_native:
         reason = f"Pillow {pillow.version()} ({why})"
     else:
         reason = f"Pillow {pillow.version()} (native path disabled)"

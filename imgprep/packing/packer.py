@@ -17,8 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +103,10 @@ def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | No
         return None
     if kind == "thread":
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgprep")
+    # Imported here: multiprocessing and the process pool cost ~13 ms of start-up that a
+    # threaded or single-worker run does not need.
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     from imgprep.packing.worker import init_process
 
@@ -301,7 +303,7 @@ def _run(
         chunk = _make_chunk(entries, source)
         future = None
         if executor is not None and len(chunk):
-            if isinstance(executor, ProcessPoolExecutor):
+            if not isinstance(executor, ThreadPoolExecutor):
                 future = executor.submit(run_chunk_in_process, chunk)
             else:
                 future = executor.submit(run_chunk, ctx, chunk)
@@ -310,8 +312,9 @@ def _run(
 
     try:
         _drain(submit, pending, window, ctx, source, options, writer, skipped, bar)
-    except BrokenProcessPool:
-        # Raised by result() or by the next submit(), whichever sees the dead worker first.
+    except BrokenExecutor:
+        # BrokenProcessPool, raised by result() or by the next submit(), whichever sees the dead
+        # worker first.  (A thread pool breaks only when an initializer fails; it has none.)
         in_flight = [entry[0] for _, entries, _ in pending for entry in entries] or [items[-1]]
         raise WorkerError(
             f"a worker process died (killed, or out of memory?) while records {in_flight[0].index}.."
