@@ -245,6 +245,20 @@ def bench_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def repeated_list(lst: Path, repeat: int, work: Path) -> Path:
+    """``lst`` with every row listed ``repeat`` times (new record ids, same files), written to ``work``:
+    a steady-state workload from a small corpus, where start-up costs are amortised."""
+    if repeat == 1:
+        return lst
+    rows = [line.rstrip("\n").split("\t") for line in lst.open(encoding="utf-8")]
+    out = work / f"{lst.stem}-x{repeat}.lst"
+    with out.open("w", encoding="utf-8") as fh:
+        for r in range(repeat):
+            for i, (_, label, path) in enumerate(rows):
+                fh.write(f"{r * len(rows) + i}\t{label}\t{path}\n")
+    return out
+
+
 def load_average() -> str:
     try:
         with open("/proc/loadavg") as f:

@@ -264,6 +264,38 @@ def test_cli_pack_summary_and_errors(dataset, tmp_path, imgprep_cli) -> None:
     assert "Examples:" in proc.stdout and "--pass-through" in proc.stdout and "Exit status" in proc.stdout
 
 
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_cli_executor_choice(dataset, tmp_path, imgprep_cli, executor) -> None:
+    root, items = dataset
+    write_lst(tmp_path / "a.lst", items)
+    args = ("pack", tmp_path / "a.lst", "--root", root, "--resize", "20", "-j", "2")
+    proc = imgprep_cli(*args, "-o", tmp_path / executor, "--executor", executor)
+    assert f"(2 {executor} workers," in proc.stderr
+    imgprep_cli(*args, "-o", tmp_path / "auto", "-q")
+    assert (tmp_path / f"{executor}.rec").read_bytes() == (tmp_path / "auto.rec").read_bytes()
+    proc = imgprep_cli(*args, "-o", tmp_path / "x", "--executor", "fibers", check=False)
+    assert proc.returncode == 2 and "fibers" in proc.stderr
+
+
+def test_native_path_runs_threads_and_imports_no_process_pool(dataset, tmp_path) -> None:
+    """The default worker kind follows the image path (measured: imgprep/imaging/native.py), and a
+    threaded or single-worker run does not pay for importing multiprocessing or PIL it never uses."""
+    pytest.importorskip("imgprep._native")
+    root, items = dataset
+    jpegs = [item for item in items if item.path.endswith(".jpg")]
+    write_lst(tmp_path / "a.lst", jpegs)
+    code = (
+        "import sys; from imgprep.cli.main import main; sys.argv = ['imgprep'] + sys.argv[1:]\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "print(sorted(m for m in ('multiprocessing', 'PIL') if m in sys.modules))"
+    )
+    args = [str(tmp_path / "a.lst"), "--root", str(root), "-o", str(tmp_path / "o"), "--resize", "20", "-j", "2"]
+    env = {**os.environ, "IMGPREP_NATIVE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code, "pack", *args], capture_output=True, text=True, env=env)
+    assert "(2 thread workers, native path)" in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_help_and_import_stay_light() -> None:
     heavy = "('PIL', 'numpy', 'boto3', 'pycocotools')"
     code = f"import sys, imgprep.cli.main; print(sorted(m for m in {heavy} if m in sys.modules))"
