@@ -355,3 +355,13 @@ def test_c_framing_matches_recordio(head: bytes, body: bytes) -> None:
 def test_c_framing_of_a_large_payload() -> None:
     body = bytes(range(256)) * 4096 + MAGIC + b"tail"
     assert _native.frame(b"h" * 24, body) == recordio.frame(b"h" * 24 + body)
+
+
+def test_keep_heap() -> None:
+    import platform
+
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert _native.keep_heap(16 << 20) is glibc
+    assert native.keep_heap() is glibc
+    with pytest.raises(ValueError):
+        _native.keep_heap(-1)

@@ -116,7 +116,10 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(f)
     def wrapper(**kwargs: Any) -> Any:
+        from imgprep.imaging import native
         from imgprep.packing.packer import PackOptions
+
+        native.keep_heap()  # this process is ours: a packing run, not a host application
 
         storage = {
             key: value
