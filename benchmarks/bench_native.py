@@ -18,6 +18,9 @@ Rows:
   and ``=0`` (Pillow path), and ``--pass-through``; ``im2rec.py`` the same where ``.venv-mx`` exists.
 Whole-command rows include interpreter start-up; images/s = images / median wall time.
 
+It also prints the PSNR of the native output against the Pillow path's over the corpus (at q95, and
+at q100 where the encoders' own losses are smallest).
+
 ``--repeat N`` lists every image N times (distinct record ids, same files): a 2,000-image corpus
 packs in about a second, of which ~0.1 s is Python start-up that a real dataset amortises; the
 repeated list shows the steady state.
@@ -84,6 +87,31 @@ def _native_one(data: bytes) -> bytes:
     return native.transform_bytes(data, SPEC, "x")
 
 
+def parity(blobs: list[bytes]) -> str:
+    """PSNR of the native output against the Pillow path's, over the whole corpus, at q95 and q100
+    (q100 shows the resampling alone; at q95 both encoders' own losses add up)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    def decode(data: bytes) -> np.ndarray:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.float64)
+
+    parts = []
+    for quality in (95, 100):
+        spec = TransformSpec(resize=256, quality=quality)
+        values = []
+        for data in blobs:
+            a, b = decode(native.transform_bytes(data, spec, "x")), decode(pillow.transform_bytes(data, spec, "x"))
+            mse = float(((a - b) ** 2).mean())
+            values.append(99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
+        below = sum(v < 40 for v in values)
+        parts.append(f"q{quality}: min {min(values):.1f} dB, median {np.median(values):.1f} dB, {below} under 40 dB")
+    return "; ".join(parts)
+
+
 def in_memory(blobs: list[bytes], fn, pool_kind: str, workers: int, runs: int) -> float:
     pool_cls = ThreadPoolExecutor if pool_kind == "thread" else ProcessPoolExecutor
     best = float("inf")
@@ -105,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="list every image N times (steady state)")
     ap.add_argument("--synthetic", action="store_true", help="synthetic corpora (offline development only)")
     ap.add_argument("--skip-cli", action="store_true")
+    ap.add_argument("--skip-parity", action="store_true", help="skip the PSNR check against the Pillow path")
     args = ap.parse_args(argv)
     if not native.available():
         print(f"native path not available: {native.status()}", file=sys.stderr)
@@ -132,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         ips = in_memory(blobs, _pillow_one, "process", args.workers, args.runs)
         rows.append((f"Pillow transform_bytes, {args.workers} processes", ips, "files in memory"))
         rows = whole_process_rows(c, lst, files * args.repeat, n, exe, args, work) + rows
+        if not args.skip_parity:
+            print(f"parity, native vs Pillow path (PSNR, {len(blobs)} images): {parity(blobs)}")
         # The limit: the faster of the two parallel bare loops (threads are how imgprep runs the
         # native path, and on this VM they have measured faster than forked processes).
         limit = max(ips for label, ips, _ in rows if label.startswith("bare") and "1 process" not in label)
