@@ -134,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic", action="store_true", help="synthetic corpora (offline development only)")
     ap.add_argument("--skip-cli", action="store_true")
     ap.add_argument("--skip-parity", action="store_true", help="skip the PSNR check against the Pillow path")
+    ap.add_argument("--quick", action="store_true", help="1 round, small corpus, no parity check")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.runs, args.skip_parity, args.corpus = 1, True, args.corpus or ["small"]
     if not native.available():
         print(f"native path not available: {native.status()}", file=sys.stderr)
         return 1

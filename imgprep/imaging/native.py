@@ -45,10 +45,13 @@ ENV_SWITCH = "IMGPREP_NATIVE"
 # run under ASan/UBSan in `make test`); `--executor process` (PackOptions.executor) remains.
 PREFERRED_EXECUTOR = "thread"
 
-# Free heap glibc keeps per malloc arena (M_TOP_PAD) in a packing process: every transform
-# allocates and frees a few hundred KB, and without the pad the heap shrinks and regrows each image
-# (~25 page faults, ~50 us, per COCO-sized photo: 3-6% of the transform, measured with the bare
-# loop and `pack -j 2`).  Process-wide, so only the imgprep CLI and the Processing entrypoint set it.
+# Free heap glibc keeps per malloc arena (M_TOP_PAD) in a packing process, with blocks under
+# 32 MiB served from the heap (M_MMAP_THRESHOLD, which glibc stops adapting once anything is set):
+# every transform allocates and frees a few hundred KB, and without this the heap shrinks and
+# regrows each image (~25 page faults, ~50 us, per COCO-sized photo: 3-6% of the transform,
+# measured with the bare loop and `pack -j 2`).  Setting only the pad made every 1 MB phone photo
+# an mmap of its own (pass-through 2x the page faults): both are needed.  Process-wide, so only
+# the imgprep CLI and the Processing entrypoint set it.
 HEAP_PAD = 16 << 20
 
 
