@@ -8,8 +8,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <turbojpeg.h>
-#include <stdlib.h> /* defines __GLIBC__ where it applies */
-#if defined(__GLIBC__)
+#if defined(__GLIBC__) /* from <features.h>, which Python.h has pulled in */
 #include <malloc.h>
 #endif
 

@@ -124,6 +124,17 @@ def unpack_image_record(payload: bytes | memoryview) -> tuple[IRHeader, tuple[fl
 # --------------------------------------------------------------------------- index files
 
 
+def output_prefix(output: str) -> str:
+    """``out.rec`` and ``out`` both mean the prefix ``out``."""
+    return output[: -len(".rec")] if output.endswith(".rec") else output
+
+
+def shard_names(prefix: str, number: int | None) -> tuple[str, str]:
+    """``PREFIX.rec``/``.idx``, or shard ``number``'s ``PREFIX-00000.rec``/``.idx``."""
+    base = prefix if number is None else f"{prefix}-{number:05d}"
+    return base + ".rec", base + ".idx"
+
+
 def format_index_line(key: int, offset: int) -> str:
     return f"{key}\t{offset}\n"
 

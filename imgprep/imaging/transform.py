@@ -52,11 +52,10 @@ def select(prefer_native: bool | None = None) -> ImagePath:
             )
         if env in ("1", "true", "yes", "on"):
             raise UsageError(f"IMGPREP_NATIVE={env} but the native path cannot run: {why}")
+    else:
+        why = "native path disabled"
     # Imported only here: PIL costs ~8 ms of start-up that the native path does not need.
     from imgprep.imaging import pillow
 
-    if prefer_native:
-        reason = f"Pillow {pillow.version()} ({why})"
-    else:
-        reason = f"Pillow {pillow.version()} (native path disabled)"
+    reason = f"Pillow {pillow.version()} ({why})"
     return ImagePath("pillow", reason, pillow.transform_bytes, pillow.transform_pixels, "process")

@@ -23,9 +23,10 @@ from typing import Any
 
 from imgprep.errors import BadRecordsError, ImgprepError, UsageError, WorkerError
 from imgprep.formats.lst import LstItem
+from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.report import Skipped, report_name, write_report
-from imgprep.packing.shards import ShardWriter, output_prefix
+from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
 from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
 from imgprep.signals import sigterm_as_interrupt

@@ -10,18 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgprep.formats.recordio import format_index_line
+from imgprep.formats.recordio import format_index_line, output_prefix, shard_names
 from imgprep.storage.base import Output, open_output, write_text
-
-
-def output_prefix(output: str) -> str:
-    """``out.rec`` and ``out`` both mean the prefix ``out``."""
-    return output[: -len(".rec")] if output.endswith(".rec") else output
-
-
-def shard_names(prefix: str, number: int | None) -> tuple[str, str]:
-    base = prefix if number is None else f"{prefix}-{number:05d}"
-    return base + ".rec", base + ".idx"
 
 
 class ShardWriter:

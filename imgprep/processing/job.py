@@ -326,7 +326,7 @@ def _plan(
 ) -> _Plan:
     if job.command == "pack":
         from imgprep.api import read_lists
-        from imgprep.packing.shards import output_prefix
+        from imgprep.formats.recordio import output_prefix
 
         if not job.lists or not job.root:
             raise UsageError("a pack job needs lists and --root")

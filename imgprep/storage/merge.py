@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep.errors import FormatError, UsageError
-from imgprep.formats.recordio import parse_index
+from imgprep.formats.recordio import output_prefix, parse_index, shard_names
 from imgprep.storage.base import is_remote, open_output, read_text, write_text
 
 _CHUNK = 8 * 1024 * 1024
@@ -39,13 +39,9 @@ class Shard:
     size: int
 
 
-def _prefix(output: str) -> str:
-    return output[: -len(".rec")] if output.endswith(".rec") else output
-
-
 def find_shards(prefix: str, **storage_options: Any) -> list[Shard]:
     """The shards of ``prefix`` in number order; numbers must run 00000, 00001, ... without gaps."""
-    prefix = _prefix(prefix)
+    prefix = output_prefix(prefix)
     pattern = re.compile(r"-(\d{5,})\.(rec|idx)$")
     found: dict[int, dict[str, tuple[str, int]]] = {}
     if is_remote(prefix):
@@ -70,12 +66,11 @@ def find_shards(prefix: str, **storage_options: Any) -> list[Shard]:
     shards = []
     for number in range(len(found)):
         entry = found.get(number)
-        name = f"{prefix}-{number:05d}"
+        rec, idx = shard_names(prefix, number)
         if entry is None:
-            raise UsageError(f"shard {name}.rec is missing (found {len(found)} shards with gaps)")
+            raise UsageError(f"shard {rec} is missing (found {len(found)} shards with gaps)")
         if "rec" not in entry or "idx" not in entry:
-            missing = "rec" if "rec" not in entry else "idx"
-            raise UsageError(f"shard {name}.{missing} is missing")
+            raise UsageError(f"shard {rec if 'rec' not in entry else idx} is missing")
         shards.append(Shard(entry["rec"][0], entry["idx"][0], entry["rec"][1]))
     return shards
 
@@ -87,7 +82,7 @@ def merge_shards(prefix: str, output: str, **storage_options: Any) -> MergeSumma
     :class:`FormatError` if an index points outside its shard or keys repeat across shards.
     """
     shards = find_shards(prefix, **storage_options)
-    out = _prefix(output)
+    out = output_prefix(output)
     lines: list[str] = []
     seen: set[int] = set()
     base = 0
