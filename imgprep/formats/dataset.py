@@ -1,0 +1,192 @@
+"""The dataset record ``PREFIX.dataset.json``: the commit point of a pack.
+
+A pack writes it last, after every shard it names is complete under its final name, so a
+reader that finds it may trust the shards it lists (and nothing else under the prefix).  It
+names each shard with its record count, byte sizes and SHA-256 checksums, the list the records
+came from, the settings that shape the bytes and the imgprep version: enough for ``merge``, the
+Processing join and ``verify`` to check a dataset, and for ``pack --resume`` to refuse a
+different list or different settings.
+
+Pure functions: build, serialise, parse.  Nothing here reads or writes storage.  The document
+holds no time stamp or host name, so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgprep.errors import FormatError
+
+KIND = "imgprep.dataset"
+VERSION = 1
+SUFFIX = ".dataset.json"
+_HEX = frozenset("0123456789abcdef")
+
+
+def record_name(prefix: str) -> str:
+    """Where the dataset record of ``prefix`` lives (``out/train`` -> ``out/train.dataset.json``)."""
+    return prefix + SUFFIX
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """One ``.rec``/``.idx`` pair, by names relative to the record's folder."""
+
+    rec: str
+    idx: str
+    records: int
+    rec_bytes: int
+    idx_bytes: int
+    rec_sha256: str
+    idx_sha256: str
+
+
+@dataclass(frozen=True)
+class ListRef:
+    """The list the records came from: its name as given, its SHA-256 and entry count."""
+
+    name: str
+    sha256: str
+    entries: int
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    imgprep_version: str
+    list: ListRef
+    shards: tuple[ShardEntry, ...]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    label_width: int = 1  # labels per record: 1, or the width of a multi-hot vector
+    num_classes: int | None = None
+    skipped: int = 0
+
+    @property
+    def records(self) -> int:
+        return sum(s.records for s in self.shards)
+
+    @property
+    def rec_bytes(self) -> int:
+        return sum(s.rec_bytes for s in self.shards)
+
+    def differences(self, other: DatasetRecord) -> list[str]:
+        """What makes ``other`` a different dataset (list, settings, version): for ``--resume``."""
+        out = []
+        if self.imgprep_version != other.imgprep_version:
+            out.append(f"imgprep version {self.imgprep_version} != {other.imgprep_version}")
+        if self.list.sha256 != other.list.sha256 or self.list.entries != other.list.entries:
+            out.append(f"list {self.list.name} ({self.list.entries} entries) != {other.list.name} "
+                       f"({other.list.entries} entries)")
+        for key in sorted(set(self.settings) | set(other.settings)):
+            if self.settings.get(key) != other.settings.get(key):
+                out.append(f"{key}: {self.settings.get(key)!r} != {other.settings.get(key)!r}")
+        return out
+
+
+def to_json(record: DatasetRecord) -> str:
+    """Canonical JSON text (sorted keys) ending in a newline."""
+    doc = {
+        "kind": KIND,
+        "version": VERSION,
+        "imgprep": record.imgprep_version,
+        "list": vars(record.list),
+        "settings": dict(record.settings),
+        "label_width": record.label_width,
+        "num_classes": record.num_classes,
+        "records": record.records,
+        "skipped": record.skipped,
+        "shards": [vars(s) for s in record.shards],
+    }
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=1) + "\n"
+
+
+def from_json(text: str | bytes, path: str) -> DatasetRecord:
+    """Parse and validate a dataset record; every defect is a :class:`FormatError` naming ``path``."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise FormatError(f"not a JSON dataset record ({exc})", path=path) from None
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        raise FormatError(f"not an imgprep dataset record (no \"kind\": \"{KIND}\")", path=path)
+    if doc.get("version") != VERSION:
+        raise FormatError(f"dataset record version {doc.get('version')!r} is not supported (this "
+                          f"imgprep reads version {VERSION})", path=path)
+    get = _Getter(doc, path)
+    lst = _Getter(get.of("list", dict), path, "list.")
+    try:
+        shards = shard_entries([_shard(s, i, path) for i, s in enumerate(get.of("shards", list))])
+    except FormatError as exc:
+        raise FormatError(exc.message, path=path) from None
+    record = DatasetRecord(
+        imgprep_version=get.of("imgprep", str),
+        list=ListRef(lst.of("name", str), lst.sha("sha256"), lst.count("entries")),
+        shards=shards,
+        settings=get.of("settings", dict),
+        label_width=get.count("label_width", minimum=1),
+        num_classes=get.optional_count("num_classes"),
+        skipped=get.count("skipped"),
+    )
+    if get.count("records") != record.records:
+        raise FormatError(f"records {doc['records']} != the sum over its shards ({record.records})", path=path)
+    return record
+
+
+def _shard(entry: Any, number: int, path: str) -> ShardEntry:
+    if not isinstance(entry, dict):
+        raise FormatError(f"shards[{number}] is not an object", path=path)
+    get = _Getter(entry, path, f"shards[{number}].")
+    return ShardEntry(
+        rec=get.name("rec"), idx=get.name("idx"), records=get.count("records"),
+        rec_bytes=get.count("rec_bytes"), idx_bytes=get.count("idx_bytes"),
+        rec_sha256=get.sha("rec_sha256"), idx_sha256=get.sha("idx_sha256"),
+    )
+
+
+class _Getter:
+    """Typed field access that names the field and the file in every error."""
+
+    def __init__(self, doc: dict[str, Any], path: str, where: str = "") -> None:
+        self.doc, self.path, self.where = doc, path, where
+
+    def fail(self, key: str, why: str) -> FormatError:
+        return FormatError(f"{self.where}{key} {why}", path=self.path)
+
+    def of(self, key: str, kind: type) -> Any:
+        value = self.doc.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise self.fail(key, f"must be a {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    def count(self, key: str, minimum: int = 0) -> int:
+        value = self.of(key, int)
+        if value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def optional_count(self, key: str) -> int | None:
+        return None if self.doc.get(key) is None else self.count(key, minimum=1)
+
+    def sha(self, key: str) -> str:
+        value = self.of(key, str)
+        if len(value) != 64 or not set(value) <= _HEX:
+            raise self.fail(key, "must be 64 lower-case hex digits")
+        return value
+
+    def name(self, key: str) -> str:
+        value = self.of(key, str)
+        if not value or "/" in value or "\\" in value or value in (".", "..") or any(ord(c) < 32 for c in value):
+            raise self.fail(key, f"must be a plain file name beside the record, got {value[:80]!r}")
+        return value
+
+
+def shard_entries(entries: Sequence[ShardEntry]) -> tuple[ShardEntry, ...]:
+    """The shards in order, refusing a name listed twice."""
+    seen: set[str] = set()
+    for entry in entries:
+        for name in (entry.rec, entry.idx):
+            if name in seen:
+                raise FormatError(f"shard file {name} is listed twice")
+            seen.add(name)
+    return tuple(entries)
