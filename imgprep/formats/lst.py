@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import math
 import os
-import posixpath
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from imgprep.errors import FormatError
+from imgprep.formats.paths import check_relative_path, quote
+
+# Record ids are unsigned 64-bit in the RecordIO header; labels are float32 there.
+MAX_INDEX = 2**64 - 1
+MAX_LABEL = float(3.4028234663852886e38)
+# Label columns per row (a multi-hot vector per class): bounds the memory one line can ask for.
+MAX_LABELS = 100_000
+# Longest line accepted: a path of 4 KiB plus the labels is far below it.
+MAX_LINE = 1 << 20
+_BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -40,23 +49,17 @@ def format_label(value: float) -> str:
 
 
 def format_line(item: LstItem) -> str:
+    """One ``.lst`` line; FormatError for a path the format cannot carry (so nothing is written through)."""
+    problem = check_relative_path(item.path)
+    if problem:
+        raise FormatError(f"record {item.index}: {problem}")
     return "\t".join([str(item.index), *(format_label(x) for x in item.labels), item.path]) + "\n"
-
-
-def check_relative_path(path: str) -> str | None:
-    """Why ``path`` may not be used under an image root, or None if it may."""
-    if not path:
-        return "empty image path"
-    if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
-        return f"absolute image path {path!r}; paths must be relative to the image root"
-    normalized = posixpath.normpath(path.replace("\\", "/"))
-    if normalized == ".." or normalized.startswith("../"):
-        return f"image path {path!r} escapes the image root"
-    return None
 
 
 def parse_line(line: str, *, path: str = "<lst>", lineno: int = 0, columns: int | None = None) -> LstItem:
     """Parse one non-blank ``.lst`` line; ``columns`` enforces the file's column count."""
+    if len(line) > MAX_LINE:
+        raise FormatError(f"line of {len(line)} characters (the limit is {MAX_LINE})", path=path, line=lineno)
     fields = line.rstrip("\r\n").split("\t")
     if len(fields) < 3:
         raise FormatError(
@@ -71,17 +74,23 @@ def parse_line(line: str, *, path: str = "<lst>", lineno: int = 0, columns: int 
     try:
         index = int(fields[0])
     except ValueError:
-        raise FormatError(f"index {fields[0]!r} is not an integer", path=path, line=lineno) from None
+        raise FormatError(f"index {quote(fields[0])} is not an integer", path=path, line=lineno) from None
     if index < 0:
         raise FormatError(f"index {index} is negative", path=path, line=lineno)
+    if index > MAX_INDEX:
+        raise FormatError(f"index {index} does not fit in 64 bits", path=path, line=lineno)
+    if len(fields) - 2 > MAX_LABELS:
+        raise FormatError(f"{len(fields) - 2} labels (the limit is {MAX_LABELS})", path=path, line=lineno)
     labels = []
     for raw in fields[1:-1]:
         try:
             value = float(raw)
         except ValueError:
-            raise FormatError(f"label {raw!r} is not a number", path=path, line=lineno) from None
+            raise FormatError(f"label {quote(raw)} is not a number", path=path, line=lineno) from None
         if not math.isfinite(value):
-            raise FormatError(f"label {raw!r} is not a finite number", path=path, line=lineno)
+            raise FormatError(f"label {quote(raw)} is not a finite number", path=path, line=lineno)
+        if abs(value) > MAX_LABEL:
+            raise FormatError(f"label {quote(raw)} is beyond float32's range", path=path, line=lineno)
         labels.append(value)
     image = fields[-1]
     problem = check_relative_path(image)
@@ -95,6 +104,8 @@ def parse_lines(lines: Iterable[str], *, path: str = "<lst>") -> Iterator[LstIte
     seen: dict[int, int] = {}
     columns: int | None = None
     for lineno, line in enumerate(lines, 1):
+        if lineno == 1 and line.startswith(_BOM):
+            line = line[1:]  # a UTF-8 byte order mark, as Windows editors write
         if not line.strip():
             continue
         item = parse_line(line, path=path, lineno=lineno, columns=columns)
@@ -117,6 +128,10 @@ def read_lst(path: str | os.PathLike[str]) -> list[LstItem]:
         raise FormatError("no such list file", path=name) from None
     except UnicodeDecodeError as exc:
         raise FormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=name) from None
+    except IsADirectoryError:
+        raise FormatError("is a directory (expected a .lst file)", path=name) from None
+    except OSError as exc:
+        raise FormatError(f"cannot read list file ({exc.strerror})", path=name) from None
 
 
 def dumps(items: Iterable[LstItem]) -> str:

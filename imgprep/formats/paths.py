@@ -1,0 +1,60 @@
+"""The path and name policy every entry point shares (pure checks; no file system access).
+
+A path that comes from data (a ``.lst`` row, a COCO ``file_name``, a manifest ``source-ref``
+under its prefix, a file found in a class folder) is only ever used *relative to a root the
+user gave*: absolute paths, drive letters and ``..`` that climbs out are refused here, and
+:mod:`imgprep.sources.roots` refuses symlinks that lead out of the root.  A name must also be
+one the output formats can carry and read back unchanged: ``.lst`` is tab- and line-separated
+UTF-8 text and manifests are JSON Lines, so control characters (tab, newline, CR, NUL...),
+Unicode line separators (which ``str.splitlines`` also splits on) and lone surrogates (what
+Python makes of file names that are not UTF-8) are refused.
+
+Quoted values in messages are cut to :data:`QUOTE_LIMIT` characters so a 10 MB line makes a
+one-line error, not a 10 MB one.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import unicodedata
+
+# Longest quoted value in an error message (characters of its repr).
+QUOTE_LIMIT = 80
+# Unicode categories a name may not contain: control, surrogate, line and paragraph separators.
+_REFUSED_CATEGORIES = ("Cc", "Cs", "Zl", "Zp")
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)``, cut to ``limit`` characters with a note of the full length."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str | bytes) else len(text)
+    return f"{text[:limit]}... ({size} characters)"
+
+
+def unrepresentable(name: str) -> str | None:
+    """Why ``name`` cannot be written into a ``.lst`` or manifest and read back, or None."""
+    for ch in name:
+        if ch.isprintable() or ch == " ":
+            continue
+        category = unicodedata.category(ch)
+        if category in _REFUSED_CATEGORIES:
+            if category == "Cs":
+                what = "bytes that are not UTF-8"
+            else:
+                what = f"the control character U+{ord(ch):04X}"
+            return f"name {quote(name)} contains {what}, which .lst and manifest files cannot carry"
+    return None
+
+
+def check_relative_path(path: str) -> str | None:
+    """Why ``path`` may not be used under an image root, or None if it may."""
+    if not path:
+        return "empty image path"
+    if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
+        return f"absolute image path {quote(path)}; paths must be relative to the image root"
+    normalized = posixpath.normpath(path.replace("\\", "/"))
+    if normalized == ".." or normalized.startswith("../"):
+        return f"image path {quote(path)} escapes the image root"
+    return unrepresentable(path)
