@@ -81,9 +81,50 @@ def test_symlink_loops_are_visited_once(tmp_path) -> None:
     os.symlink(tmp_path / "missing.jpg", tmp_path / "dog" / "broken.jpg")
     data = load_folders(str(tmp_path))
     assert len(data.paths) == len(set(data.paths))
-    # emu2 is a second name for emu's folder, whose files were already listed via emu
-    assert [c.name for c in data.classes] == ["cat", "dog", "emu"]
-    assert any("loop" in n for n in data.notes)
+    # emu2 is a link to a sibling, not a loop: a class of its own, listing emu's files again
+    assert [c.name for c in data.classes] == ["cat", "dog", "emu", "emu2"]
+    labelled = {(data.classes[label].name, path) for label, path in zip(data.labels.tolist(), data.paths)}
+    assert ("emu", "emu/0.jpg") in labelled and ("emu2", "emu2/0.jpg") in labelled
+    assert [n for n in data.notes if "loop" in n] == ["1 folder symlink loop(s) not followed"]
+
+
+def test_link_to_a_later_sibling_keeps_both_classes(tmp_path) -> None:
+    """The link sorts first: the class it points at must not vanish nor lend it its label."""
+    for name in ("bird", "zebra"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.jpg").write_bytes(b"x")
+    os.symlink(tmp_path / "zebra", tmp_path / "a_link")
+    data = load_folders(str(tmp_path))
+    pairs = sorted((data.classes[i].name, p) for i, p in zip(data.labels.tolist(), data.paths))
+    assert pairs == [("a_link", "a_link/zebra.jpg"), ("bird", "bird/bird.jpg"), ("zebra", "zebra/zebra.jpg")]
+    assert not any("loop" in n for n in data.notes)
+
+
+def test_symlinks_leading_outside_the_root_are_not_followed(tmp_path) -> None:
+    root = tmp_path / "root"
+    flat_tree(root)
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key.jpg").write_bytes(b"x")
+    os.symlink(secret, root / "stolen")
+    os.symlink(secret / "key.jpg", root / "cat" / "key.jpg")
+    data = load_folders(str(root))
+    assert not any("key" in p or "stolen" in p for p in data.paths)
+    assert "2 symlink(s) leading outside the root not followed" in data.notes
+
+
+def test_names_lst_cannot_carry_are_skipped_with_a_reason(tmp_path) -> None:
+    flat_tree(tmp_path)
+    (tmp_path / "cat" / "evil\n1\t0\tx.jpg").write_bytes(b"x")
+    (tmp_path / "dog" / "tab\there.jpg").write_bytes(b"x")
+    os.mkdir(os.path.join(os.fsencode(tmp_path), b"caf\xe9"))
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9", b"1.jpg"), "wb") as fh:
+        fh.write(b"x")
+    data = load_folders(str(tmp_path))
+    assert all("\t" not in p and "\n" not in p for p in data.paths)
+    assert "caf" not in " ".join(c.name for c in data.classes)
+    note = next(n for n in data.notes if "name(s) skipped" in n)
+    assert note.startswith("3 file or folder name(s) skipped; first: ")
 
 
 def test_empty_folder_is_a_one_line_error(tmp_path) -> None:

@@ -18,7 +18,7 @@ from imgprep.formats.paths import check_relative_path, quote
 
 # Record ids are unsigned 64-bit in the RecordIO header; labels are float32 there.
 MAX_INDEX = 2**64 - 1
-MAX_LABEL = float(3.4028234663852886e38)
+MAX_LABEL = 3.4028234663852886e38
 # Label columns per row (a multi-hot vector per class): bounds the memory one line can ask for.
 MAX_LABELS = 100_000
 # Longest line accepted: a path of 4 KiB plus the labels is far below it.

@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep.errors import FormatError, UsageError
+from imgprep.formats.paths import quote, unrepresentable
 
 LABEL_FORMATS = ("class-id", "multi-hot")
+# Largest class id accepted: ids index label vectors and class tables, so one stray huge id
+# would otherwise ask for gigabytes before anything is said.  (ImageNet-21k has 21,841 classes.)
+MAX_CLASS_ID = 99_999
 SINGLE_TYPE = "groundtruth/image-classification"
 MULTI_TYPE = "groundtruth/image-classification-multilabel"
 
@@ -39,6 +43,10 @@ class ManifestOptions:
 
 
 def source_ref(prefix: str, path: str) -> str:
+    """The image's URI; a name JSON Lines cannot carry is refused, never written through."""
+    problem = unrepresentable(path)
+    if problem:
+        raise FormatError(problem)
     return prefix if not path else prefix.rstrip("/") + "/" + path.lstrip("/")
 
 
@@ -110,15 +118,28 @@ def _detect_attribute(rec: dict[str, Any], path: str, lineno: int) -> str:
 
 
 def _as_class_id(value: Any) -> int | None:
+    """A class id from an int, an integral float or a string of ASCII digits; None otherwise.
+
+    ``str.isdigit`` alone accepts ``"²"``, which ``int`` then refuses: digits must be ASCII.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if value >= 0 else None
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 20:
+            return int(text)
     return None
+
+
+def _check_bounds(ids: list[int], where: str, path: str, lineno: int) -> None:
+    """Class ids are bounded before any table is sized by them."""
+    for cid in ids:
+        if cid > MAX_CLASS_ID:
+            raise FormatError(f"{where}: class id {cid} is above the limit of {MAX_CLASS_ID}", path=path, line=lineno)
 
 
 def parse_manifest(
@@ -136,11 +157,16 @@ def parse_manifest(
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise FormatError(f"not JSON ({exc.msg} at column {exc.colno})", path=path, line=lineno) from None
+        except RecursionError:
+            raise FormatError("JSON nested too deeply for the parser", path=path, line=lineno) from None
         if not isinstance(rec, dict):
             raise FormatError(f"expected a JSON object, got {type(rec).__name__}", path=path, line=lineno)
         ref = rec.get("source-ref")
         if not isinstance(ref, str) or not ref:
             raise FormatError("'source-ref' missing or not a string", path=path, line=lineno)
+        problem = unrepresentable(ref)
+        if problem:
+            raise FormatError(f"'source-ref': {problem}", path=path, line=lineno)
         if parsed is None:
             attr = attribute or _detect_attribute(rec, path, lineno)
             if attr not in rec:
@@ -152,23 +178,32 @@ def parse_manifest(
         value = rec[attr]
         if parsed.multi_label:
             if not isinstance(value, list):
-                raise FormatError(f"{attr!r} is {value!r} where earlier lines hold lists", path=path, line=lineno)
+                raise FormatError(
+                    f"{attr!r} is {quote(value)} where earlier lines hold lists", path=path, line=lineno
+                )
+            if len(value) > MAX_CLASS_ID + 1:
+                raise FormatError(
+                    f"{attr!r} holds {len(value)} labels (the limit is {MAX_CLASS_ID + 1})", path=path, line=lineno
+                )
             items = [_as_class_id(v) for v in value]
             if any(v is None for v in items):
-                raise FormatError(f"{attr!r} holds a value that is not a class id: {value!r}", path=path, line=lineno)
+                raise FormatError(
+                    f"{attr!r} holds a value that is not a class id: {quote(value)}", path=path, line=lineno
+                )
             ids = [v for v in items if v is not None]
             if label_format == "multi-hot":
                 if any(v > 1 for v in ids):
-                    raise FormatError(f"{attr!r} is not a multi-hot vector: {value!r}", path=path, line=lineno)
+                    raise FormatError(f"{attr!r} is not a multi-hot vector: {quote(value)}", path=path, line=lineno)
                 ids = [i for i, v in enumerate(ids) if v]
             if len(set(ids)) != len(ids):
-                raise FormatError(f"{attr!r} repeats a class id: {value!r}", path=path, line=lineno)
+                raise FormatError(f"{attr!r} repeats a class id: {quote(value)}", path=path, line=lineno)
             label = sorted(ids)
         else:
             cid = _as_class_id(value)
             if cid is None:
-                raise FormatError(f"{attr!r} is not a class id: {value!r}", path=path, line=lineno)
+                raise FormatError(f"{attr!r} is not a class id: {quote(value)}", path=path, line=lineno)
             label = [cid]
+        _check_bounds(label, repr(attr), path, lineno)
         meta = rec.get(f"{attr}-metadata")
         found: dict[int, Any] = {}
         if isinstance(meta, dict):
@@ -176,20 +211,26 @@ def parse_manifest(
                 for k, v in meta["class-map"].items():
                     kid = _as_class_id(k)
                     if kid is None:
-                        raise FormatError(f"class-map key {k!r} is not a class id", path=path, line=lineno)
+                        raise FormatError(f"class-map key {quote(k)} is not a class id", path=path, line=lineno)
                     found[kid] = v
+                _check_bounds(list(found), "class-map", path, lineno)
             elif "class-name" in meta and not parsed.multi_label:
                 found[label[0]] = meta["class-name"]
         for cid, name in found.items():
             if not isinstance(name, str):
-                raise FormatError(f"class name {name!r} for class {cid} is not a string", path=path, line=lineno)
+                raise FormatError(f"class name {quote(name)} for class {cid} is not a string", path=path, line=lineno)
+            problem = unrepresentable(name)
+            if problem:
+                raise FormatError(f"class {cid}: {problem}", path=path, line=lineno)
             old = parsed.names.get(cid)
             if old is None:
                 parsed.names[cid] = name
                 name_line[cid] = lineno
             elif old != name:
                 raise FormatError(
-                    f"class {cid} is named {name!r} here but {old!r} on line {name_line[cid]}", path=path, line=lineno
+                    f"class {cid} is named {quote(name)} here but {quote(old)} on line {name_line[cid]}",
+                    path=path,
+                    line=lineno,
                 )
         parsed.refs.append(ref)
         parsed.labels.append(label)

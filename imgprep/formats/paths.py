@@ -40,10 +40,7 @@ def unrepresentable(name: str) -> str | None:
             continue
         category = unicodedata.category(ch)
         if category in _REFUSED_CATEGORIES:
-            if category == "Cs":
-                what = "bytes that are not UTF-8"
-            else:
-                what = f"the control character U+{ord(ch):04X}"
+            what = "bytes that are not UTF-8" if category == "Cs" else f"the control character U+{ord(ch):04X}"
             return f"name {quote(name)} contains {what}, which .lst and manifest files cannot carry"
     return None
 

@@ -12,8 +12,9 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from imgprep.errors import StorageError, UsageError
+from imgprep.errors import ImageError, StorageError, UsageError
 from imgprep.formats.lst import LstItem
+from imgprep.sources.roots import RootGuard
 
 
 @runtime_checkable
@@ -28,18 +29,30 @@ class ImageSource(Protocol):
 
 
 class LocalImageSource:
-    """Images under a local directory, addressed by the list's relative paths."""
+    """Images under a local directory, addressed by the list's relative paths.
+
+    A path whose symlinks lead out of the root is not handed to the workers: ``local_path``
+    says None, and ``fetch`` then refuses it, so the image is skipped with that reason.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.fspath(root)
         if not os.path.isdir(self.root):
             raise UsageError(f"image root {self.root!r} is not a directory")
+        self.guard = RootGuard(self.root)
 
-    def local_path(self, item: LstItem) -> str:
+    def _path(self, item: LstItem) -> str:
         return os.path.join(self.root, item.path)
 
+    def local_path(self, item: LstItem) -> str | None:
+        path = self._path(item)
+        return None if self.guard.escape(path) else path
+
     def fetch(self, item: LstItem) -> bytes:
-        path = self.local_path(item)
+        path = self._path(item)
+        problem = self.guard.escape(path)
+        if problem:
+            raise ImageError(problem, path=path)
         try:
             with open(path, "rb") as fh:
                 return fh.read()
@@ -47,7 +60,7 @@ class LocalImageSource:
             raise StorageError(f"cannot read image ({exc.strerror})", path=path) from None
 
     def describe(self, item: LstItem) -> str:
-        return self.local_path(item)
+        return self._path(item)
 
     def iter_fetch(self, items: Iterable[LstItem]) -> Iterator[Any]:
         for item in items:

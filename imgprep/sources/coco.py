@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from imgprep.errors import FormatError, SourceError, UsageError
+from imgprep.formats.paths import check_relative_path, quote, unrepresentable
 from imgprep.sources.dataset import ClassInfo, Dataset
 
 
@@ -36,6 +37,8 @@ def load_json(path: str) -> Any:
         raise FormatError(message, path=path, line=exc.lineno) from None
     except UnicodeDecodeError as exc:
         raise FormatError(f"not UTF-8 JSON ({exc.reason} at byte {exc.start})", path=path) from None
+    except RecursionError:
+        raise FormatError("JSON nested too deeply for the parser (COCO is a few levels deep)", path=path) from None
     except OSError as exc:
         raise SourceError(f"cannot read ({exc.strerror})", path=path) from None
 
@@ -59,7 +62,7 @@ def _records(doc: dict[str, Any], key: str, path: str) -> list[Any]:
 
 def _where(key: str, i: int, record: Any) -> str:
     rid = record.get("id") if isinstance(record, dict) else None
-    return f"{key}[{i}]" + (f" (id {rid})" if rid is not None else "")
+    return f"{key}[{i}]" + (f" (id {rid if _is_int(rid) else quote(rid)})" if rid is not None else "")
 
 
 def _check_annotation(ann: Any, i: int, row_of: dict[int, int], cat_ids: set[int], path: str) -> int:
@@ -90,12 +93,12 @@ def choose_categories(
     for w in wanted:
         text = str(w).strip()
         cat = by_name.get(text)
-        if cat is None and text.lstrip("-").isdigit():
+        if cat is None and text.lstrip("-").isascii() and text.lstrip("-").isdigit():
             cat = by_id.get(int(text))
         if cat is None:
-            raise SourceError(f"no category named or numbered {text!r}", path=path)
+            raise SourceError(f"no category named or numbered {quote(text)}", path=path)
         if cat in chosen:
-            raise UsageError(f"category {text!r} is chosen twice")
+            raise UsageError(f"category {quote(text)} is chosen twice")
         chosen.append(cat)
     return chosen
 
@@ -128,6 +131,9 @@ def load_coco(
             raise FormatError(f"{_where('categories', i, c)}: 'id' missing or not an integer", path=path)
         if not isinstance(c.get("name"), str):
             raise FormatError(f"{_where('categories', i, c)}: 'name' missing or not a string", path=path)
+        problem = unrepresentable(c["name"])
+        if problem:
+            raise FormatError(f"{_where('categories', i, c)}: {problem}", path=path)
         if c["id"] in cat_ids:
             raise FormatError(f"{_where('categories', i, c)}: duplicate category id", path=path)
         if c["name"] in names:
@@ -151,6 +157,9 @@ def load_coco(
         name = im.get("file_name")
         if not isinstance(name, str) or not name:
             raise FormatError(f"{_where('images', i, im)}: 'file_name' missing or not a string", path=path)
+        problem = check_relative_path(name)
+        if problem:
+            raise FormatError(f"{_where('images', i, im)}: {problem}", path=path)
         if iid in row_of:
             raise FormatError(f"{_where('images', i, im)}: duplicate image id", path=path)
         row_of[iid] = i

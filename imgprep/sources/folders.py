@@ -5,19 +5,28 @@ always gives the same ids.  ``class_depth`` picks which folder level names the c
 ImageFolder); ``leaf_classes`` makes every folder that directly holds images a class (the
 grocery dataset's ``Fruit/Apple/Golden-Delicious``), with the top folder kept as the class's
 coarse group.  Hidden files and folders are skipped, files with other extensions are counted
-and ignored, and folder symlinks are followed once (a loop is visited only once).
+and ignored.
+
+Symlinks are followed while they stay inside the root (:mod:`imgprep.sources.roots`); a link
+that leads out of it is not followed and is counted in the notes.  Only a real loop (a folder
+that is its own ancestor, by device and inode) is a loop.  A link to a sibling class folder is
+a class folder of its own: its images are listed again under the link's name, so every class
+keeps its images and its label.  Names that ``.lst`` or manifest files cannot carry (control
+characters, bytes that are not UTF-8) are skipped and named in the notes.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from imgprep.errors import SourceError, UsageError
+from imgprep.formats.paths import unrepresentable
 from imgprep.sources.dataset import ClassInfo, Dataset
+from imgprep.sources.roots import RootGuard
 
 # torchvision's IMG_EXTENSIONS
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -46,28 +55,26 @@ class WalkResult:
     skipped: int
     loops: int
     mtime: float
+    outside: int = 0  # symlinks leading out of the root, not followed
+    bad_names: list[str] = field(default_factory=list)  # reasons, one per unusable name
 
 
 def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[str] = ()) -> WalkResult:
-    """Sorted walk of ``root`` (following folder symlinks once each), images only."""
+    """Sorted walk of ``root`` (following symlinks that stay inside it), images only."""
     exts = tuple(extensions)
-    seen: set[tuple[int, int]] = set()
-    files: list[tuple[tuple[str, ...], str]] = []
-    skipped = loops = 0
-    mtime = 0.0
+    guard = RootGuard(root)
+    result = WalkResult([], 0, 0, 0.0)
     excluded = set(exclude_top)
 
-    def visit(path: str, parts: tuple[str, ...]) -> None:
-        nonlocal skipped, loops, mtime
+    def visit(path: str, parts: tuple[str, ...], ancestors: frozenset[tuple[int, int]]) -> None:
         try:
             st = os.stat(path)
         except OSError:
             return
         key = (st.st_dev, st.st_ino)
-        if key in seen:
-            loops += 1
+        if key in ancestors:
+            result.loops += 1
             return
-        seen.add(key)
         try:
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -80,27 +87,36 @@ def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[s
             try:
                 is_dir = entry.is_dir()
                 is_file = not is_dir and entry.is_file()
+                leaves = entry.is_symlink() and not guard.contains_real(os.path.realpath(entry.path))
             except OSError:
                 continue
+            if not (is_dir or is_file):
+                continue  # a broken symlink, a socket: not an image
+            if is_file and os.path.splitext(entry.name)[1].lower() not in exts:
+                result.skipped += 1
+                continue
+            if is_dir and not parts and entry.name in excluded:
+                continue
+            if leaves:
+                result.outside += 1
+                continue
+            problem = unrepresentable(entry.name)
+            if problem:
+                result.bad_names.append(f"{os.path.join(path, entry.name)!a}: {problem}")
+                continue
             if is_dir:
-                if not parts and entry.name in excluded:
-                    continue
                 subdirs.append(entry)
-            elif is_file:
-                if os.path.splitext(entry.name)[1].lower() in exts:
-                    files.append((parts, entry.name))
-                    try:
-                        mtime = max(mtime, entry.stat().st_mtime)
-                    except OSError:
-                        pass
-                else:
-                    skipped += 1
-            # anything else (a broken symlink, a socket) is not an image
+            else:
+                result.files.append((parts, entry.name))
+                try:
+                    result.mtime = max(result.mtime, entry.stat().st_mtime)
+                except OSError:
+                    pass
         for entry in subdirs:
-            visit(entry.path, (*parts, entry.name))
+            visit(entry.path, (*parts, entry.name), ancestors | {key})
 
-    visit(root, ())
-    return WalkResult(files, skipped, loops, mtime)
+    visit(root, (), frozenset())
+    return result
 
 
 def _sort_key(key: tuple[str, ...]) -> tuple[str, ...]:
@@ -184,6 +200,10 @@ def load_folders(
         notes.append(f"{outside} image(s) outside class folders ignored")
     if walk.loops:
         notes.append(f"{walk.loops} folder symlink loop(s) not followed")
+    if walk.outside:
+        notes.append(f"{walk.outside} symlink(s) leading outside the root not followed")
+    if walk.bad_names:
+        notes.append(f"{len(walk.bad_names)} file or folder name(s) skipped; first: {walk.bad_names[0]}")
     return Dataset(
         kind=kind,
         origin=root,
