@@ -232,6 +232,8 @@ def convert(
     )
     splits = make_splits(dataset, plan, shuffle=shuffle, seed=seed)
     say = echo or (lambda _line: None)
+    if dataset.num_classes == 1:
+        dataset.notes.append("only one class: a classifier needs at least two (check the layout options)")
     for note in dataset.notes:
         say(f"{dataset.origin}: {note}")
     result = ConvertResult(dataset=dataset, splits=splits, lists={})

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
+import tempfile
+import traceback
 from typing import Any
 
 import click
@@ -55,8 +58,24 @@ class LazyGroup(click.Group):
         return command if isinstance(command, click.Command) else None
 
 
+_DEBUG = {"on": False}
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    _DEBUG["on"] = _DEBUG["on"] or value
+    return value
+
+
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="imgprep")
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help="Show the traceback of an unexpected error (a bug) instead of writing it to a log file.",
+)
 def cli() -> None:
     """Fast, deterministic data preparation for image classification.
 
@@ -90,3 +109,38 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    except MemoryError:
+        click.echo("imgprep: error: out of memory", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"imgprep: error: {describe_os_error(exc)}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - the one place a bug becomes one line, not a traceback
+        click.echo(f"imgprep: {report_bug(exc)}", err=True)
+        sys.exit(1)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``FILE: reason`` for an operating-system error that nothing below turned into a message."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    where = " -> ".join(os.fsdecode(n) if isinstance(n, bytes) else str(n) for n in names)
+    return f"{where}: {reason}" if where else reason
+
+
+def report_bug(exc: BaseException) -> str:
+    """One line saying an unexpected error is a bug; the traceback goes to stderr with --debug
+    (or IMGPREP_DEBUG=1), else to a log file the line names."""
+    text = "".join(traceback.format_exception(exc))
+    summary = f"internal error (a bug in imgprep, please report it): {type(exc).__name__}: {exc}"
+    summary = summary.splitlines()[0][:300] if summary.strip() else summary
+    if _DEBUG["on"] or os.environ.get("IMGPREP_DEBUG", "") not in ("", "0"):
+        sys.stderr.write(text)
+        return summary
+    try:
+        fd, log = tempfile.mkstemp(prefix="imgprep-bug-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(text)
+    except OSError:
+        return f"{summary} (rerun with --debug for the traceback)"
+    return f"{summary}; traceback in {log} (or rerun with --debug)"

@@ -9,7 +9,6 @@ the file name.  Parsing is one ``numpy.frombuffer`` call (no Python loop over pi
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
 import zlib
@@ -30,22 +29,101 @@ DTYPES: dict[int, str] = {
 IMAGES_MAGIC = 0x00000803  # 2051: u8, 3 dims (n, rows, cols)
 LABELS_MAGIC = 0x00000801  # 2049: u8, 1 dim (n)
 _GZIP_MAGIC = b"\x1f\x8b"
+# Largest IDX content accepted (MNIST's training images are 47 MB): bounds memory before reading.
+MAX_BYTES = 1 << 32
+# Most inflated bytes per compressed byte (MNIST's .gz files are about 5:1; zeros reach 1000:1).
+MAX_RATIO = 200
+# Inflated sizes below this are never refused for their ratio (tiny all-zero test files).
+RATIO_FREE_BYTES = 1 << 20
+
+
+class _Inflater:
+    """Gzip data inflated on demand, never past what was asked for (so a bomb costs nothing)."""
+
+    def __init__(self, raw: bytes, name: str) -> None:
+        self.raw = raw
+        self.name = name
+        self.inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self.pending = raw
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` inflated bytes (fewer only at the end of the data)."""
+        out = bytearray()
+        try:
+            while len(out) < size:
+                if self.inflater.unconsumed_tail:
+                    chunk = self.inflater.decompress(self.inflater.unconsumed_tail, size - len(out))
+                elif self.pending:
+                    chunk = self.inflater.decompress(self.pending, size - len(out))
+                    self.pending = b""
+                elif self.inflater.eof and self.inflater.unused_data:
+                    # another gzip member follows (gzip files may be concatenated)
+                    rest = self.inflater.unused_data
+                    self.inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                    self.pending = rest
+                    continue
+                else:
+                    break
+                out += chunk
+        except zlib.error as exc:
+            raise FormatError(f"corrupt gzip data ({exc})", path=self.name) from None
+        return bytes(out)
+
+    def finished(self) -> bool:
+        return self.inflater.eof and not self.inflater.unused_data and not self.pending
+
+
+def _declared_size(head: bytes, name: str) -> int:
+    """Header + data bytes the header promises (checks the magic's shape, not the expected one)."""
+    if len(head) < 4:
+        raise FormatError(f"too short for an IDX header ({len(head)} bytes)", path=name)
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        raise FormatError(
+            f"truncated IDX header: {ndim} dimensions need {4 + 4 * ndim} bytes, file has {len(head)}", path=name
+        )
+    dtype = DTYPES.get(head[2])
+    total = np.dtype(dtype).itemsize if dtype else 1
+    for d in struct.unpack(f">{ndim}I", head[4 : 4 + 4 * ndim]):
+        total *= d
+    return 4 + 4 * ndim + total
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The file's content, gunzipped when it starts with the gzip magic."""
+    """The file's content, gunzipped when it starts with the gzip magic.
+
+    Gzip data is inflated header first; the rest is inflated only up to the size that header
+    declares (one byte more tells trailing garbage), and only when that size is at most
+    :data:`MAX_RATIO` times the compressed size (or under :data:`RATIO_FREE_BYTES`) and at most :data:`MAX_BYTES`.
+    """
     name = os.fspath(path)
     try:
         with open(name, "rb") as fh:
-            data = fh.read()
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(2)
+            if head != _GZIP_MAGIC and size > MAX_BYTES:
+                raise FormatError(f"{size} bytes is above the IDX size limit of {MAX_BYTES}", path=name)
+            data = head + fh.read()
     except OSError as exc:
         raise FormatError(f"cannot read IDX file ({exc.strerror})", path=name) from None
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise FormatError(f"corrupt or truncated gzip data ({exc})", path=name) from None
-    return data
+    if data[:2] != _GZIP_MAGIC:
+        return data
+    stream = _Inflater(data, name)
+    head = stream.read(4)
+    head += stream.read(4 * head[3]) if len(head) == 4 else b""
+    declared = _declared_size(head, name)
+    if declared > MAX_BYTES:
+        raise FormatError(f"IDX header declares {declared} bytes, above the limit of {MAX_BYTES}", path=name)
+    if declared > max(MAX_RATIO * len(data), RATIO_FREE_BYTES):
+        raise FormatError(
+            f"IDX header declares {declared} bytes from {len(data)} compressed bytes, more than {MAX_RATIO} times "
+            "as many (a decompression bomb?)",
+            path=name,
+        )
+    body = stream.read(declared - len(head) + 1)
+    if len(head) + len(body) == declared and not stream.finished():
+        raise FormatError("corrupt or truncated gzip data (the compressed stream does not end)", path=name)
+    return head + body
 
 
 def parse_idx(data: bytes, *, path: str = "<idx>", magic: int | None = None) -> np.ndarray:

@@ -40,7 +40,9 @@ def unrepresentable(name: str) -> str | None:
             continue
         category = unicodedata.category(ch)
         if category in _REFUSED_CATEGORIES:
-            what = "bytes that are not UTF-8" if category == "Cs" else f"the control character U+{ord(ch):04X}"
+            what = f"the control character U+{ord(ch):04X}"
+            if category == "Cs":
+                what = "a lone surrogate (bytes that are not UTF-8)"
             return f"name {quote(name)} contains {what}, which .lst and manifest files cannot carry"
     return None
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from imgprep.errors import FormatError
+from imgprep.errors import FormatError, UsageError
 
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -125,8 +125,13 @@ def unpack_image_record(payload: bytes | memoryview) -> tuple[IRHeader, tuple[fl
 
 
 def output_prefix(output: str) -> str:
-    """``out.rec`` and ``out`` both mean the prefix ``out``."""
-    return output[: -len(".rec")] if output.endswith(".rec") else output
+    """``out.rec`` and ``out`` both mean the prefix ``out``; a prefix must end in a file name
+    (``dir/`` or ``''`` would write the hidden files ``dir/.rec`` and ``.idx``)."""
+    prefix = output[: -len(".rec")] if output.endswith(".rec") else output
+    base = prefix.replace("\\", "/").rsplit("/", 1)[-1]
+    if not base or base in (".", ".."):
+        raise UsageError(f"output {output!r} names no file; give a prefix such as out/train")
+    return prefix
 
 
 def shard_names(prefix: str, number: int | None) -> tuple[str, str]:
@@ -170,6 +175,10 @@ def read_index(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
             return parse_index(fh.read(), name)
     except FileNotFoundError:
         raise FormatError("no such index file", path=name) from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start}): not an index", path=name) from None
+    except OSError as exc:
+        raise FormatError(f"cannot read index ({exc.strerror})", path=name) from None
 
 
 # --------------------------------------------------------------------------- writer

@@ -79,6 +79,15 @@ def load_caltech(root: str, *, drop_clutter: bool = False, extensions: Sequence[
         if len(set(numbers)) != len(numbers):
             raise SourceError("two class folders share a number", path=root)
     data = load_folders(root, extensions=extensions, exclude_top=exclude, kind="caltech")
+    found = {c.path for c in data.classes}
+    empty = [f for f in folders if f not in found and f not in exclude]
+    if empty:
+        # a class without images would vanish and shift every later class id
+        raise SourceError(
+            f"class folder {empty[0]!r} holds no usable images ({len(empty)} such folder(s)); "
+            "add images or remove the folder so class ids stay as numbered",
+            path=root,
+        )
     if layout == "256":
         # numeric order, not string order (a 1000th class would sort before 999 as text)
         order = sorted(range(data.num_classes), key=lambda i: _numbered(data.classes[i].name)[0])

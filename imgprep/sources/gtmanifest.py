@@ -14,6 +14,7 @@ import numpy as np
 
 from imgprep.errors import FormatError, SourceError, UsageError
 from imgprep.formats.manifest import parse_manifest
+from imgprep.formats.paths import check_relative_path, quote
 from imgprep.sources.dataset import ClassInfo, Dataset
 
 
@@ -48,14 +49,20 @@ def load_manifest(
         raise SourceError("is a directory (expected a manifest file)", path=path) from None
     except UnicodeDecodeError as exc:
         raise FormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
+    except OSError as exc:
+        raise SourceError(f"cannot read manifest ({exc.strerror})", path=path) from None
     prefix, local = parse_root(root)
     if prefix is None:
         prefix = common_folder(parsed.refs)
     else:
         for i, ref in enumerate(parsed.refs):
             if not ref.startswith(prefix):
-                raise SourceError(f"record {i + 1}: {ref} is not under --root prefix {prefix}", path=path)
+                raise SourceError(f"record {i + 1}: {quote(ref)} is not under --root prefix {prefix}", path=path)
     paths = [ref[len(prefix) :] for ref in parsed.refs]
+    for i, rel in enumerate(paths):
+        problem = check_relative_path(rel)
+        if problem:
+            raise SourceError(f"record {i + 1}: {problem} (below {prefix or 'the manifest'})", path=path)
     seen_ids = [c for row in parsed.labels for c in row]
     num_classes = max([*seen_ids, *parsed.names, -1]) + 1
     if num_classes == 0:

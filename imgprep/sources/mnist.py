@@ -66,6 +66,8 @@ def load_pair(images_path: str, labels_path: str, num_classes: int) -> tuple[np.
     """Validated ``(images uint8[n, rows, cols], labels uint8[n])`` from one IDX pair."""
     images = read_idx(images_path, magic=IMAGES_MAGIC)
     labels = read_idx(labels_path, magic=LABELS_MAGIC)
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        raise FormatError(f"images of {images.shape[1]}x{images.shape[2]} pixels hold nothing", path=images_path)
     if images.shape[0] != labels.shape[0]:
         raise FormatError(
             f"{images.shape[0]} images but {labels.shape[0]} labels in {os.path.basename(labels_path)}",

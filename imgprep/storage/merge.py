@@ -83,13 +83,19 @@ def merge_shards(prefix: str, output: str, **storage_options: Any) -> MergeSumma
     """
     shards = find_shards(prefix, **storage_options)
     out = output_prefix(output)
+    _refuse_overwriting_inputs(shards, out)
     lines: list[str] = []
     seen: set[int] = set()
     base = 0
     for shard in shards:
         if shard.size % 4:
             raise FormatError(f"size {shard.size} is not a multiple of 4: not a RecordIO file", path=shard.rec)
-        for key, offset in parse_index(read_text(shard.idx, **storage_options), shard.idx):
+        try:
+            text = read_text(shard.idx, **storage_options)
+        except UnicodeDecodeError as exc:
+            message = f"not UTF-8 text ({exc.reason} at byte {exc.start}): not an index"
+            raise FormatError(message, path=shard.idx) from None
+        for key, offset in parse_index(text, shard.idx):
             if offset >= shard.size:
                 raise FormatError(f"offset {offset} is past the end of {shard.rec}", path=shard.idx)
             if key in seen:
@@ -111,6 +117,19 @@ def merge_shards(prefix: str, output: str, **storage_options: Any) -> MergeSumma
             raise FormatError(f"wrote {rec.bytes_written} bytes but the shards hold {base}", path=rec_uri)
     write_text(idx_uri, "".join(lines), **storage_options)
     return MergeSummary(len(shards), len(lines), base, [rec_uri, idx_uri], copied)
+
+
+def _refuse_overwriting_inputs(shards: list[Shard], out: str) -> None:
+    """The output may not be one of the shards being read (it would be truncated first)."""
+    import os
+
+    def same(a: str) -> str:
+        return a if is_remote(a) else os.path.realpath(a)
+
+    inputs = {same(u) for s in shards for u in (s.rec, s.idx)}
+    for target in (out + ".rec", out + ".idx"):
+        if same(target) in inputs:
+            raise UsageError(f"output {target} is one of the shards being merged; choose another output")
 
 
 def _stream_into(out: Any, uri: str, **storage_options: Any) -> None:
