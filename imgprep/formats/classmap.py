@@ -67,9 +67,11 @@ def read_names(path: str | os.PathLike[str]) -> list[str]:
         raise FormatError("no such classes file", path=name) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FormatError(f"not a JSON classes file ({exc})", path=name) from None
+    except RecursionError:
+        raise FormatError("not a JSON classes file (nested too deeply)", path=name) from None
+    except OSError as exc:
+        raise FormatError(f"cannot read classes file ({exc.strerror})", path=name) from None
     names = doc.get("names") if isinstance(doc, dict) else None
-    if not isinstance(names, dict) or sorted(names, key=lambda k: int(k) if k.isdigit() else -1) != [
-        str(i) for i in range(len(names))
-    ]:
+    if not isinstance(names, dict) or set(names) != {str(i) for i in range(len(names))}:
         raise FormatError("'names' must map 0..N-1 to class names", path=name)
     return [str(names[str(i)]) for i in range(len(names))]

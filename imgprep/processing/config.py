@@ -78,6 +78,8 @@ def _read_json(path: str) -> Any:
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(f"unreadable platform config ({exc})", path=path) from None
+    except RecursionError:
+        raise FormatError("unreadable platform config (JSON nested too deeply)", path=path) from None
 
 
 def load_job_config(opt_ml: str) -> JobConfig:
@@ -163,6 +165,8 @@ def load_options_file(path: str) -> dict[str, Any]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise FormatError(f"not valid JSON ({exc.msg} at line {exc.lineno})", path=path) from None
+        except RecursionError:
+            raise FormatError("JSON nested too deeply for the parser", path=path) from None
     if not isinstance(data, dict):
         raise FormatError("expected a mapping of option names to values", path=path)
     return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -152,7 +152,7 @@ def wait_for_hosts(
 def _marker(uri: str, **storage_options: Any) -> dict[str, Any]:
     try:
         data = json.loads(read_text(uri, **storage_options))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise FormatError("completion marker is not JSON", path=uri) from None
     if not isinstance(data, dict):
         raise FormatError("completion marker is not a JSON object", path=uri)
