@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from imgprep.errors import ImageError, StorageError, UsageError
+from imgprep.errors import ImageError, ImgprepError, StorageError, UsageError
 from imgprep.formats.lst import LstItem
 from imgprep.sources.roots import RootGuard
 
@@ -63,8 +63,12 @@ class LocalImageSource:
         return self._path(item)
 
     def iter_fetch(self, items: Iterable[LstItem]) -> Iterator[Any]:
+        """Bytes, or the error that skips the item (the packer reports it with the item)."""
         for item in items:
-            yield self.fetch(item)
+            try:
+                yield self.fetch(item)
+            except ImgprepError as exc:
+                yield exc
 
     def close(self) -> None:
         pass

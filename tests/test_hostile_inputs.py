@@ -1,0 +1,568 @@
+"""The hostile-input catalogue: one table of bad inputs across every entry point.
+
+Each row builds its inputs, runs the ``imgprep`` command in this process (the same ``main`` the
+console script calls) and states the outcome the README documents:
+
+- ``refused``: a non-zero exit, exactly one ``imgprep: error: ...`` line containing ``expect``
+  (never a traceback), and no output published;
+- ``skipped``: exit 0, the bad record skipped with a reason containing ``expect`` (pack's
+  ``OUT.skipped.tsv``, convert's notes), and every good record still written;
+- ``handled``: exit 0, every good record written, and ``expect`` (when given) in the output.
+
+The module prints ``N cases, N as specified`` when it finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import os
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imgfactory
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgprep.cli.main import main
+from imgprep.formats import recordio
+from imgprep.formats.idx import encode_idx
+
+
+@dataclass
+class Setup:
+    """What a case runs and what it must leave behind."""
+
+    argv: list[object]
+    out: Path  # OUT prefix (pack, merge) or OUTDIR (convert, prepare)
+    good: set[object] = field(default_factory=set)  # record ids (pack) or list paths (convert)
+    check: Callable[[Path], None] | None = None  # further checks of a handled case
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    outcome: str  # refused | skipped | handled
+    expect: str
+    build: Callable[[Path], Setup]
+    code: int = 1  # exit status of a refusal
+
+
+def run_cli(argv: list[object]) -> tuple[int, str]:
+    """Exit status and everything printed (stdout + stderr) of one in-process run."""
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf), contextlib.redirect_stdout(buf):
+        try:
+            main([os.fspath(a) if isinstance(a, Path) else str(a) for a in argv])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return code, buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------
+# building blocks
+
+
+def good_images(root: Path, n: int = 3) -> list[str]:
+    for i in range(n):
+        imgfactory.write(root / "c" / f"good{i}.jpg", imgfactory.jpeg(40, 30, seed=i))
+    return [f"c/good{i}.jpg" for i in range(n)]
+
+
+def pack_setup(tmp: Path, bad_rows: list[str], files: dict[str, bytes] | None = None, *flags: object) -> Setup:
+    """A list of three good images plus ``bad_rows`` (ids from 10), packed with --resize 16."""
+    root = tmp / "root"
+    rows = [f"{i}\t{i % 2}\t{p}" for i, p in enumerate(good_images(root))]
+    for rel, data in (files or {}).items():
+        imgfactory.write(root / rel, data)
+    lst = tmp / "in.lst"
+    lst.write_text("".join(r + "\n" for r in rows + bad_rows), encoding="utf-8", newline="")
+    out = tmp / "out" / "o"
+    out.parent.mkdir()
+    flags = flags or ("--resize", "16")
+    return Setup(["pack", lst, "--root", root, "-o", out, "-j", "1", "-q", *flags], out, {0, 1, 2})
+
+
+def bad_image(name: str, data: bytes, *flags: object) -> Callable[[Path], Setup]:
+    return lambda tmp: pack_setup(tmp, [f"10\t1\t{name}"], {name: data}, *flags)
+
+
+def bad_row(row: str) -> Callable[[Path], Setup]:
+    return lambda tmp: pack_setup(tmp, [row])
+
+
+def raw_list(data: bytes) -> Callable[[Path], Setup]:
+    """A list file with exactly these bytes after building the good images."""
+
+    def build(tmp: Path) -> Setup:
+        setup = pack_setup(tmp, [])
+        setup.argv[1].write_bytes(data)
+        return setup
+
+    return build
+
+
+def png_with_bad_crc() -> bytes:
+    data = bytearray(imgfactory.png(20, 20))
+    data[29] ^= 0xFF  # IHDR's CRC (8 signature + 8 length/type + 13 data)
+    return bytes(data)
+
+
+def ycck_jpeg() -> bytes:
+    """A CMYK JPEG whose Adobe marker says YCCK (transform 2): decoders convert it to CMYK."""
+    data = bytearray(imgfactory.jpeg(24, 16, mode="CMYK"))
+    at = data.index(b"Adobe") + 11
+    data[at] = 2
+    return bytes(data)
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width``x``height``: a few hundred bytes on disk."""
+    raw = zlib.compress(b"\0" * (width // 8 + 1) * 2)
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def symlinked_image(kind: str) -> Callable[[Path], Setup]:
+    """A list row whose path reaches a file outside the root through a symlink."""
+
+    def build(tmp: Path) -> Setup:
+        setup = pack_setup(tmp, ["10\t1\tlink/secret.jpg" if kind == "folder" else "10\t1\tc/secret.jpg"])
+        secret = tmp / "outside"
+        imgfactory.write(secret / "secret.jpg", imgfactory.jpeg(20, 20))
+        root = tmp / "root"
+        if kind == "folder":
+            os.symlink(secret, root / "link")
+        else:
+            os.symlink(secret / "secret.jpg", root / "c" / "secret.jpg")
+        return setup
+
+    return build
+
+
+def exif_orientations(tmp: Path) -> Setup:
+    root = tmp / "root"
+    rows = []
+    for o in range(1, 9):
+        imgfactory.write(root / f"o{o}.jpg", imgfactory.jpeg(40, 20, orientation=o, seed=o))
+        rows.append(f"{o}\t0\to{o}.jpg\n")
+    (tmp / "in.lst").write_text("".join(rows))
+    out = tmp / "out" / "o"
+    out.parent.mkdir()
+
+    def check(out: Path) -> None:
+        with recordio.RecordReader(f"{out}.rec", f"{out}.idx") as reader:
+            for key in reader.keys:
+                header, _, jpeg = recordio.unpack_image_record(reader.read_key(key))
+                size = Image.open(io.BytesIO(jpeg)).size
+                assert size == ((32, 16) if header.id < 5 else (16, 32)), (header.id, size)
+
+    argv = ["pack", tmp / "in.lst", "--root", root, "-o", out, "-j", "1", "-q", "--resize", "16"]
+    return Setup(argv, out, set(range(1, 9)), check)
+
+
+def ten_mb_path(tmp: Path) -> Setup:
+    return pack_setup(tmp, ["10\t1\t../" + "a" * 10_000_000])
+
+
+def list_is_a_directory(tmp: Path) -> Setup:
+    setup = pack_setup(tmp, [])
+    setup.argv[1] = tmp / "root"
+    return setup
+
+
+def output_is(prefix: str) -> Callable[[Path], Setup]:
+    def build(tmp: Path) -> Setup:
+        setup = pack_setup(tmp, [])
+        setup.argv[5] = (str(tmp / "out") + "/") if prefix == "dir/" else prefix
+        return setup
+
+    return build
+
+
+def output_under_a_file(tmp: Path) -> Setup:
+    setup = pack_setup(tmp, [])
+    (tmp / "afile").write_text("x")
+    setup.argv[5] = tmp / "afile" / "o"
+    return setup
+
+
+# --- class folders and Caltech
+
+
+def folder_tree(tmp: Path, classes: tuple[str, ...] = ("cat", "dog")) -> Path:
+    root = tmp / "tree"
+    for ci, c in enumerate(classes):
+        for i in range(2):
+            imgfactory.write(root / c / f"{i}.jpg", imgfactory.jpeg(20, 20, seed=ci * 10 + i))
+    return root
+
+
+def convert_setup(tmp: Path, kind: str, src: Path, *flags: object) -> Setup:
+    out = tmp / "lists"
+    return Setup(["convert", kind, src, "-o", out, "--split", "train=1.0", *flags], out)
+
+
+def folders_case(mutate: Callable[[Path, Path], None], good: set[str]) -> Callable[[Path], Setup]:
+    def build(tmp: Path) -> Setup:
+        root = folder_tree(tmp)
+        mutate(tmp, root)
+        setup = convert_setup(tmp, "folders", root)
+        setup.good = good
+        return setup
+
+    return build
+
+
+def sibling_link(tmp: Path, root: Path) -> None:
+    os.symlink(root / "dog", root / "a_link")
+
+
+def loop_link(tmp: Path, root: Path) -> None:
+    os.symlink("..", root / "cat" / "up")
+
+
+def bad_names(tmp: Path, root: Path) -> None:
+    imgfactory.write(root / "cat" / "x\n0\t0\tforged.jpg", imgfactory.jpeg(20, 20))
+    imgfactory.write(root / "dog" / "tab\there.jpg", imgfactory.jpeg(20, 20))
+
+
+def non_utf8_names(tmp: Path, root: Path) -> None:
+    base = os.fsencode(root)
+    os.mkdir(os.path.join(base, b"caf\xe9"))
+    with open(os.path.join(base, b"caf\xe9", b"1.jpg"), "wb") as fh:
+        fh.write(imgfactory.jpeg(20, 20))
+    with open(os.path.join(base, b"cat", b"\xff.jpg"), "wb") as fh:
+        fh.write(imgfactory.jpeg(20, 20))
+
+
+def link_outside(tmp: Path, root: Path) -> None:
+    imgfactory.write(tmp / "secret" / "s.jpg", imgfactory.jpeg(20, 20))
+    os.symlink(tmp / "secret", root / "stolen")
+
+
+TREE = {"cat/0.jpg", "cat/1.jpg", "dog/0.jpg", "dog/1.jpg"}
+
+
+def one_class(tmp: Path) -> Setup:
+    setup = convert_setup(tmp, "folders", folder_tree(tmp, ("cat",)))
+    setup.good = {"cat/0.jpg", "cat/1.jpg"}
+    return setup
+
+
+def caltech_empty_class(tmp: Path) -> Setup:
+    root = tmp / "256_ObjectCategories"
+    for name in ("001.ak47", "003.backpack"):
+        imgfactory.write(root / name / "1.jpg", imgfactory.jpeg(20, 20))
+    (root / "002.american-flag").mkdir()
+    return convert_setup(tmp, "caltech", root)
+
+
+# --- COCO
+
+
+def coco_doc() -> dict:
+    return {
+        "images": [{"id": i, "file_name": f"im{i}.jpg", "width": 20, "height": 20} for i in range(3)],
+        "annotations": [{"id": i, "image_id": i, "category_id": 1 + i % 2, "area": 10.0} for i in range(3)],
+        "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "car"}],
+    }
+
+
+def coco_case(mutate: Callable[[dict], object], *flags: object, prepare: bool = False) -> Callable[[Path], Setup]:
+    def build(tmp: Path) -> Setup:
+        doc = coco_doc()
+        mutate(doc)
+        path = tmp / "instances.json"
+        path.write_text(json.dumps(doc))
+        for i in range(3):
+            imgfactory.write(tmp / "img" / f"im{i}.jpg", imgfactory.jpeg(20, 20, seed=i))
+        if prepare:
+            out = tmp / "prepared"
+            return Setup(["prepare", "coco", path, "-o", out, "--image-root", tmp / "img", "-j", "1", *flags], out)
+        return convert_setup(tmp, "coco", path, *flags)
+
+    return build
+
+
+def set_image(key: str, value: object, i: int = 1) -> Callable[[dict], object]:
+    return lambda doc: doc["images"][i].__setitem__(key, value)
+
+
+def coco_deep(tmp: Path) -> Setup:
+    path = tmp / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    return convert_setup(tmp, "coco", path)
+
+
+# --- Ground Truth manifests
+
+
+def gt(i: int, cls: object, ref: str | None = None) -> str:
+    ref = ref or f"s3://bucket/data/img{i}.jpg"
+    meta = {"class-name": f"class{cls}", "type": "groundtruth/image-classification"}
+    return json.dumps({"source-ref": ref, "label": cls, "label-metadata": meta})
+
+
+def manifest_case(lines: list[str], prepare: bool = False) -> Callable[[Path], Setup]:
+    def build(tmp: Path) -> Setup:
+        path = tmp / "output.manifest"
+        path.write_text("".join(line + "\n" for line in [gt(0, 0), gt(1, 1), *lines]))
+        if prepare:
+            out = tmp / "prepared"
+            root = f"s3://bucket/data/={tmp / 'copy'}"
+            (tmp / "copy").mkdir()
+            return Setup(["prepare", "manifest", path, "-o", out, "--root", root, "-j", "1"], out)
+        return convert_setup(tmp, "manifest", path)
+
+    return build
+
+
+# --- MNIST IDX
+
+
+def idx_images(n: int, rows: int = 4, cols: int = 4) -> bytes:
+    return encode_idx(np.zeros((n, rows, cols), dtype=np.uint8))
+
+
+def idx_labels(n: int) -> bytes:
+    return encode_idx((np.arange(n) % 10).astype(np.uint8))
+
+
+def mnist_case(images: bytes, labels: bytes, gz: bool = False) -> Callable[[Path], Setup]:
+    def build(tmp: Path) -> Setup:
+        folder = tmp / "mnist"
+        folder.mkdir()
+        suffix = ".gz" if gz else ""
+        (folder / f"train-images-idx3-ubyte{suffix}").write_bytes(images)
+        (folder / f"train-labels-idx1-ubyte{suffix}").write_bytes(gzip.compress(labels) if gz else labels)
+        return convert_setup(tmp, "mnist", folder)
+
+    return build
+
+
+def gzip_bomb(declared_rows: int) -> bytes:
+    """A gzip whose IDX header declares ``declared_rows`` 1000x1000 images, all zeros."""
+    co = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = co.compress(struct.pack(">BBBBIII", 0, 0, 8, 3, declared_rows, 1000, 1000))
+    block = b"\0" * (1 << 20)
+    for _ in range(declared_rows):
+        out += co.compress(block)
+    return out + co.flush()
+
+
+def lying_gzip() -> bytes:
+    """The header declares two 4x4 images; 50 MB of zeros follow."""
+    co = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = co.compress(idx_images(2))
+    block = b"\0" * (1 << 20)
+    for _ in range(50):
+        out += co.compress(block)
+    return out + co.flush()
+
+
+# --- merge
+
+
+def shards(tmp: Path) -> Path:
+    setup = pack_setup(tmp, [], None, "--resize", "16", "--shard-records", "2")
+    code, text = run_cli(setup.argv)
+    assert code == 0, text
+    return setup.out
+
+
+def merge_into_own_shard(tmp: Path) -> Setup:
+    prefix = shards(tmp)
+    return Setup(["merge", prefix, "-o", f"{prefix}-00000", "-q"], tmp / "never")
+
+
+def merge_non_utf8_index(tmp: Path) -> Setup:
+    prefix = shards(tmp)
+    Path(f"{prefix}-00001.idx").write_bytes(b"\xff\xfe0\t0\n")
+    return Setup(["merge", prefix, "-o", tmp / "merged", "-q"], tmp / "merged")
+
+
+# ------------------------------------------------------------------------------------------
+# the table
+
+CASES = [
+    # images (pack): skipped with the decoder's reason, or handled
+    Case("truncated JPEG", "skipped", "cannot decode image", bad_image("cut.jpg", imgfactory.truncated_jpeg(keep=0.3))),
+    Case("JPEG with a garbage tail", "handled", "", bad_image("tail.jpg", imgfactory.jpeg(30, 20) + b"junk" * 99)),
+    Case("not an image", "skipped", "not an image", bad_image("junk.jpg", imgfactory.not_an_image())),
+    Case("empty file", "skipped", "not an image", bad_image("empty.jpg", b"")),
+    Case("PNG with a bad CRC", "skipped", "", bad_image("crc.png", png_with_bad_crc())),
+    Case("CMYK JPEG", "handled", "", bad_image("cmyk.jpg", imgfactory.jpeg(24, 16, mode="CMYK"))),
+    Case("YCCK JPEG", "handled", "", bad_image("ycck.jpg", ycck_jpeg())),
+    Case("EXIF orientations 1-8", "handled", "", exif_orientations),
+    Case("16-bit PNG", "handled", "", bad_image("deep.png", imgfactory.png(20, 20, mode="I;16"))),
+    Case("palette PNG with alpha", "handled", "", bad_image("p.png", imgfactory.encode(
+        imgfactory.photo(20, 20, "P"), "PNG", transparency=0))),
+    Case("1x1 image", "handled", "", bad_image("dot.png", imgfactory.png(1, 1))),
+    Case("bomb-sized PNG header", "skipped", "decompression-bomb limit", bad_image("bomb.png", bomb_png(30000, 30000))),
+    Case("--resize of a thin strip", "skipped", "above the limit",
+         bad_image("strip.png", imgfactory.png(5000, 1), "--resize", "2000")),
+    Case("--size beyond --max-pixels", "refused", "--size 20000x20000 makes images above the limit",
+         bad_image("x.jpg", imgfactory.jpeg(8, 8), "--size", "20000x20000"), code=2),
+    Case("missing image", "skipped", "cannot read", bad_row("10\t1\tc/missing.jpg")),
+    Case("image path is a folder", "skipped", "cannot read", bad_row("10\t1\tc")),
+    Case("symlinked image leading outside the root", "skipped", "symlink leads outside the image root",
+         symlinked_image("file")),
+    Case("symlinked folder leading outside the root", "skipped", "leads outside the image root",
+         symlinked_image("folder")),
+    # lists (pack): refused with file and line, or handled
+    Case("CRLF list", "handled", "", raw_list(b"0\t0\tc/good0.jpg\r\n1\t1\tc/good1.jpg\r\n2\t0\tc/good2.jpg\r\n")),
+    Case("UTF-8 BOM list", "handled", "", raw_list(b"\xef\xbb\xbf0\t0\tc/good0.jpg\n1\t1\tc/good1.jpg\n2\t0\tc/good2.jpg\n")),
+    Case("negative label", "handled", "", raw_list(b"0\t-1\tc/good0.jpg\n1\t-2.5\tc/good1.jpg\n2\t0\tc/good2.jpg\n")),
+    Case("NaN label", "refused", "in.lst:4: label 'nan' is not a finite number", bad_row("10\tnan\tc/good0.jpg")),
+    Case("label beyond float32", "refused", "in.lst:4: label '1e39' is beyond float32's range",
+         bad_row("10\t1e39\tc/good0.jpg")),
+    Case("id of 2^64", "refused", "in.lst:4: index 18446744073709551616 does not fit in 64 bits",
+         bad_row(f"{2**64}\t1\tc/good0.jpg")),
+    Case("duplicate id", "refused", "in.lst:4: duplicate index 1 (first on line 2)", bad_row("1\t1\tc/good0.jpg")),
+    Case("absolute path", "refused", "in.lst:4: absolute image path '/etc/passwd'", bad_row("10\t1\t/etc/passwd")),
+    Case("path climbing out with ..", "refused", "in.lst:4: image path 'c/../../x.jpg' escapes the image root",
+         bad_row("10\t1\tc/../../x.jpg")),
+    Case("10 MB path", "refused", "in.lst:4: line of 10000009 characters (the limit is 1048576)", ten_mb_path),
+    Case("control character in a path", "refused", "contains the control character U+0001",
+         bad_row("10\t1\tc/a\x01.jpg")),
+    Case("list is a directory", "refused", "is a directory (expected a .lst file)", list_is_a_directory),
+    Case("list not UTF-8", "refused", "in.lst: not UTF-8 text", raw_list(b"0\t0\tc/\xff.jpg\n")),
+    Case("-o naming a folder", "refused", "names no file", output_is("dir/"), code=2),
+    Case("-o ''", "refused", "names no file", output_is(""), code=2),
+    Case("output under a file", "refused", "afile/o.rec: cannot create output file", output_under_a_file),
+    # class folders and Caltech (convert)
+    Case("symlink to a sibling class folder", "handled", "", folders_case(
+        sibling_link, TREE | {"a_link/0.jpg", "a_link/1.jpg"})),
+    Case("symlink loop", "handled", "1 folder symlink loop(s) not followed", folders_case(loop_link, TREE)),
+    Case("symlink leading outside the root", "handled", "1 symlink(s) leading outside the root not followed",
+         folders_case(link_outside, TREE)),
+    Case("newline and tabs in a file name", "skipped", "2 file or folder name(s) skipped",
+         folders_case(bad_names, TREE)),
+    Case("non-UTF-8 file and folder names", "skipped", "2 file or folder name(s) skipped",
+         folders_case(non_utf8_names, TREE)),
+    Case("one-class dataset", "handled", "only one class", one_class),
+    Case("empty Caltech class folder", "refused", "class folder '002.american-flag' holds no usable images",
+         caltech_empty_class),
+    # COCO (convert, prepare)
+    Case("COCO file_name with newline and tabs", "refused", "images[1] (id 1): name 'x\\n9\\t1\\t1\\tforged.jpg'",
+         coco_case(set_image("file_name", "x\n9\t1\t1\tforged.jpg"))),
+    Case("COCO absolute file_name (prepare)", "refused", "images[1] (id 1): absolute image path '/etc/hostname'",
+         coco_case(set_image("file_name", "/etc/hostname"), prepare=True)),
+    Case("COCO ../ file_name (prepare)", "refused", "images[1] (id 1): image path '../x.jpg' escapes the image root",
+         coco_case(set_image("file_name", "../x.jpg"), prepare=True)),
+    Case("COCO missing file_name", "refused", "images[0] (id 0): 'file_name' missing or not a string",
+         coco_case(lambda d: d["images"][0].pop("file_name"))),
+    Case("COCO id of the wrong type", "refused", "images[2] (id '2'): 'id' missing or not an integer",
+         coco_case(set_image("id", "2", 2))),
+    Case("COCO annotation of an unknown category", "refused", "annotations[0] (id 0): category_id 7 is not among",
+         coco_case(lambda d: d["annotations"][0].__setitem__("category_id", 7))),
+    Case("COCO nested 200,000 deep", "refused", "deep.json: JSON nested too deeply", coco_deep),
+    Case("--categories '²'", "refused", "no category named or numbered '²'",
+         coco_case(lambda d: None, "--categories", "²")),
+    # Ground Truth manifests (convert, prepare)
+    Case("manifest source-ref with .. (prepare)", "refused", "record 3: image path '../../etc/x.jpg' escapes",
+         manifest_case([gt(2, 0, "s3://bucket/data/../../etc/x.jpg")], prepare=True)),
+    Case("manifest class id 10^12", "refused", "output.manifest:3: 'label': class id 1000000000000 is above",
+         manifest_case([gt(2, 10**12)])),
+    Case("manifest label '²'", "refused", "output.manifest:3: 'label' is not a class id: '²'",
+         manifest_case([gt(2, "²")])),
+    Case("manifest line that is not JSON", "refused", "output.manifest:3: not JSON", manifest_case(["{oops"])),
+    Case("manifest source-ref with a newline", "refused", "output.manifest:3: 'source-ref': name",
+         manifest_case([gt(2, 0, "s3://bucket/data/x\n9\t0\ty.jpg")])),
+    # MNIST IDX (convert)
+    Case("IDX wrong magic", "refused", "bad IDX magic 0x00000801 (expected 0x00000803)",
+         mnist_case(idx_labels(3), idx_labels(3))),
+    Case("IDX truncated", "refused", "truncated IDX data", mnist_case(idx_images(3)[:-5], idx_labels(3))),
+    Case("IDX count mismatch", "refused", "3 images but 4 labels", mnist_case(idx_images(3), idx_labels(4))),
+    Case("IDX 0x0 images", "refused", "images of 0x0 pixels hold nothing",
+         mnist_case(idx_images(3, 0, 0), idx_labels(3))),
+    Case("IDX gzip bomb", "refused", "more than 200 times as many (a decompression bomb?)",
+         mnist_case(gzip_bomb(40), idx_labels(40), gz=True)),
+    Case("IDX gzip inflating past its header", "refused", "trailing bytes after the IDX data",
+         mnist_case(lying_gzip(), idx_labels(2), gz=True)),
+    # merge
+    Case("merge onto one of its own shards", "refused", "is one of the shards being merged", merge_into_own_shard,
+         code=2),
+    Case("merge with a non-UTF-8 index", "refused", "o-00001.idx: not UTF-8 text", merge_non_utf8_index),
+]
+
+RESULTS: dict[str, bool] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def summary(request):
+    yield
+    ok = sum(RESULTS.values())
+    line = f"hostile-input catalogue: {len(RESULTS)} cases, {ok} as specified"
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(f"\n{line}")
+
+
+def outputs(out: Path) -> list[Path]:
+    return sorted(p for p in out.parent.iterdir() if p.name.startswith(out.name)) if out.parent.is_dir() else []
+
+
+def written_ids(out: Path) -> set[int]:
+    with recordio.RecordReader(f"{out}.rec", f"{out}.idx") as reader:
+        return {recordio.unpack_image_record(reader.read_key(k))[0].id for k in reader.keys}
+
+
+def listed_paths(outdir: Path) -> set[str]:
+    paths = set()
+    for lst in outdir.glob("*.lst"):
+        for line in lst.read_text(encoding="utf-8").splitlines():
+            paths.add(line.split("\t")[-1])
+    return paths
+
+
+def check_case(case: Case, tmp: Path) -> None:
+    setup = case.build(tmp)
+    code, text = run_cli(setup.argv)
+    assert "Traceback" not in text and "internal error" not in text, text[-3000:]
+    if case.outcome == "refused":
+        lines = text.strip().splitlines()
+        assert code == case.code, text
+        assert len(lines) == 1 and lines[0].startswith("imgprep: error: "), text[-3000:]
+        assert case.expect in lines[0], lines[0]
+        assert len(lines[0]) < 600, f"{len(lines[0])} characters"
+        if setup.argv[0] in ("convert", "prepare"):
+            assert not setup.out.exists() or not list(setup.out.iterdir())
+        elif setup.argv[0] in ("pack", "merge"):
+            assert not [p for p in outputs(setup.out) if p.suffix in (".rec", ".idx")]
+        return
+    assert code == 0, text[-3000:]
+    if setup.argv[0] == "pack":
+        assert written_ids(setup.out) >= setup.good, "a good record was lost"
+        report = Path(f"{setup.out}.skipped.tsv")
+        if case.outcome == "skipped":
+            reasons = report.read_text().splitlines()[1:]
+            assert len(reasons) == 1 and case.expect in reasons[0], reasons
+            assert written_ids(setup.out) == setup.good
+        else:
+            assert not report.exists(), report.read_text()
+    else:
+        paths = listed_paths(setup.out)
+        assert paths == setup.good, sorted(paths ^ setup.good)
+        assert case.expect in text, text[-3000:]
+    if setup.check is not None:
+        setup.check(setup.out)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_input(case: Case, tmp_path: Path) -> None:
+    RESULTS[case.name] = False
+    check_case(case, tmp_path)
+    RESULTS[case.name] = True
