@@ -98,6 +98,9 @@ def bad_row(row: str) -> Callable[[Path], Setup]:
     return lambda tmp: pack_setup(tmp, [row])
 
 
+GOOD_ROWS = b"0\t0\tc/good0.jpg\n1\t1\tc/good1.jpg\n2\t0\tc/good2.jpg\n"
+
+
 def raw_list(data: bytes) -> Callable[[Path], Setup]:
     """A list file with exactly these bytes after building the good images."""
 
@@ -186,6 +189,7 @@ def output_is(prefix: str) -> Callable[[Path], Setup]:
     def build(tmp: Path) -> Setup:
         setup = pack_setup(tmp, [])
         setup.argv[5] = (str(tmp / "out") + "/") if prefix == "dir/" else prefix
+        setup.argv += ["--endpoint-url", "http://127.0.0.1:9"]  # never contacted
         return setup
 
     return build
@@ -422,8 +426,8 @@ CASES = [
     Case("symlinked folder leading outside the root", "skipped", "leads outside the image root",
          symlinked_image("folder")),
     # lists (pack): refused with file and line, or handled
-    Case("CRLF list", "handled", "", raw_list(b"0\t0\tc/good0.jpg\r\n1\t1\tc/good1.jpg\r\n2\t0\tc/good2.jpg\r\n")),
-    Case("UTF-8 BOM list", "handled", "", raw_list(b"\xef\xbb\xbf0\t0\tc/good0.jpg\n1\t1\tc/good1.jpg\n2\t0\tc/good2.jpg\n")),
+    Case("CRLF list", "handled", "", raw_list(GOOD_ROWS.replace(b"\n", b"\r\n"))),
+    Case("UTF-8 BOM list", "handled", "", raw_list(b"\xef\xbb\xbf" + GOOD_ROWS)),
     Case("negative label", "handled", "", raw_list(b"0\t-1\tc/good0.jpg\n1\t-2.5\tc/good1.jpg\n2\t0\tc/good2.jpg\n")),
     Case("NaN label", "refused", "in.lst:4: label 'nan' is not a finite number", bad_row("10\tnan\tc/good0.jpg")),
     Case("label beyond float32", "refused", "in.lst:4: label '1e39' is beyond float32's range",
@@ -441,6 +445,7 @@ CASES = [
     Case("list not UTF-8", "refused", "in.lst: not UTF-8 text", raw_list(b"0\t0\tc/\xff.jpg\n")),
     Case("-o naming a folder", "refused", "names no file", output_is("dir/"), code=2),
     Case("-o ''", "refused", "names no file", output_is(""), code=2),
+    Case("invalid bucket name", "refused", "'Bad!Bucket' is not a bucket name", output_is("s3://Bad!Bucket/o"), code=2),
     Case("output under a file", "refused", "afile/o.rec: cannot create output file", output_under_a_file),
     # class folders and Caltech (convert)
     Case("symlink to a sibling class folder", "handled", "", folders_case(

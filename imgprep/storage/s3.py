@@ -16,10 +16,12 @@ Output-only options are described in :mod:`imgprep.storage.s3_multipart`.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
 from imgprep.errors import StorageError, UsageError
+from imgprep.formats.paths import quote
 
 if TYPE_CHECKING:
     from imgprep.storage.base import Output
@@ -51,6 +53,9 @@ _clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
 
 
+_BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """Split ``s3://bucket/key`` into ``(bucket, key)``; the key may be empty (a bucket root)."""
     if not uri.lower().startswith("s3://"):
@@ -58,6 +63,9 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     bucket, _, key = uri[5:].partition("/")
     if not bucket:
         raise UsageError(f"{uri}: no bucket name in the S3 URI")
+    if not _BUCKET.fullmatch(bucket):
+        # botocore's own rule, checked here so the message names the URI and is not cut short
+        raise UsageError(f"{quote(uri)}: {quote(bucket)} is not a bucket name (letters, digits, '.', '-', '_')")
     return bucket, key
 
 
@@ -151,7 +159,7 @@ def storage_error(uri: str, what: str, exc: BaseException) -> StorageError:
         message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
         detail = f"{code}: {message}" if message else code
     else:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        detail = " ".join(str(exc).split()) or type(exc).__name__
     return StorageError(f"{what} failed ({detail})", path=uri)
 
 
