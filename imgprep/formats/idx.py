@@ -148,6 +148,13 @@ def parse_idx(data: bytes, *, path: str = "<idx>", magic: int | None = None) -> 
         )
     dims = struct.unpack(f">{ndim}I", data[4:header])
     itemsize = np.dtype(dtype).itemsize
+    extent = itemsize
+    for d in dims:
+        extent *= max(d, 1)
+    if extent > MAX_BYTES:
+        # even an empty array of this shape is more than numpy (or any reader) should size
+        shape = "x".join(str(d) for d in dims)
+        raise FormatError(f"IDX shape {shape} is above the size limit of {MAX_BYTES} bytes", path=path)
     expected = itemsize
     for d in dims:
         expected *= d

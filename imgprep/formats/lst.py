@@ -49,8 +49,15 @@ def format_label(value: float) -> str:
 
 
 def format_line(item: LstItem) -> str:
-    """One ``.lst`` line; FormatError for a path the format cannot carry (so nothing is written through)."""
+    """One ``.lst`` line.  What :func:`parse_line` would refuse (a path the format cannot
+    carry, an id or label out of range) raises FormatError here, so nothing is written through."""
     problem = check_relative_path(item.path)
+    if not 0 <= item.index <= MAX_INDEX:
+        problem = f"index {item.index} is not in 0..2^64-1"
+    elif not item.labels or len(item.labels) > MAX_LABELS:
+        problem = f"{len(item.labels)} labels (1 to {MAX_LABELS} allowed)"
+    elif not all(math.isfinite(x) and abs(x) <= MAX_LABEL for x in item.labels):
+        problem = f"labels {quote(item.labels)} are not all finite float32 values"
     if problem:
         raise FormatError(f"record {item.index}: {problem}")
     return "\t".join([str(item.index), *(format_label(x) for x in item.labels), item.path]) + "\n"
@@ -135,7 +142,15 @@ def read_lst(path: str | os.PathLike[str]) -> list[LstItem]:
 
 
 def dumps(items: Iterable[LstItem]) -> str:
-    return "".join(format_line(item) for item in items)
+    """``.lst`` text; every line must have the same number of labels, as readers require."""
+    lines = []
+    width = None
+    for item in items:
+        if width is not None and len(item.labels) != width:
+            raise FormatError(f"record {item.index}: {len(item.labels)} labels where earlier records have {width}")
+        width = len(item.labels)
+        lines.append(format_line(item))
+    return "".join(lines)
 
 
 def write_lst(

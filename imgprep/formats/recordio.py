@@ -249,7 +249,10 @@ class RecordReader:
     def __init__(self, rec: str | os.PathLike[str] | BinaryIO, idx: str | os.PathLike[str] | None = None) -> None:
         if isinstance(rec, str | os.PathLike):
             self.path = str(rec)
-            self._fh: BinaryIO = open(rec, "rb")  # noqa: SIM115 - closed in close()
+            try:
+                self._fh: BinaryIO = open(rec, "rb")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise FormatError(f"cannot open RecordIO file ({exc.strerror})", path=self.path) from None
             self._owns = True
         else:
             self.path = getattr(rec, "name", "<stream>")
