@@ -571,3 +571,53 @@ def test_hostile_input(case: Case, tmp_path: Path) -> None:
     RESULTS[case.name] = False
     check_case(case, tmp_path)
     RESULTS[case.name] = True
+
+
+# ------------------------------------------------------------------------------------------
+# what reaches the user when something is not bad input
+
+
+@pytest.fixture
+def crashing_command(monkeypatch, tmp_path):
+    """A ``boom`` command that fails the way a bug would; bug logs go to ``tmp_path``."""
+    import tempfile
+
+    import click
+
+    from imgprep.cli import main as cli_main
+
+    @click.command()
+    def boom() -> None:
+        raise KeyError("a key that is not there")
+
+    monkeypatch.setattr(cli_main.LazyGroup, "get_command", lambda self, ctx, name: boom if name == "boom" else None)
+    monkeypatch.setattr(cli_main, "_DEBUG", {"on": False})
+    monkeypatch.setenv("IMGPREP_DEBUG", "")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+def test_a_bug_is_one_line_naming_the_log_with_the_traceback(crashing_command) -> None:
+    code, text = run_cli(["boom"])
+    lines = text.strip().splitlines()
+    assert code == 1 and len(lines) == 1, text
+    assert lines[0].startswith("imgprep: internal error (a bug in imgprep, please report it): KeyError: ")
+    log = Path(lines[0].split("traceback in ", 1)[1].split(" ", 1)[0])
+    assert "Traceback" in log.read_text() and "a key that is not there" in log.read_text()
+
+
+def test_debug_shows_the_traceback(crashing_command) -> None:
+    code, text = run_cli(["--debug", "boom"])
+    assert code == 1
+    assert "Traceback (most recent call last)" in text
+    assert text.strip().splitlines()[-1].startswith("imgprep: internal error")
+
+
+def test_an_os_error_is_one_line_naming_the_file(monkeypatch, tmp_path) -> None:
+    from imgprep.cli import main as cli_main
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "out.rec"))
+
+    monkeypatch.setattr(cli_main.cli, "main", full)
+    code, text = run_cli(["pack"])
+    assert (code, text) == (1, f"imgprep: error: {tmp_path / 'out.rec'}: No space left on device\n")
