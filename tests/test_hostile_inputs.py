@@ -154,6 +154,14 @@ def symlinked_image(kind: str) -> Callable[[Path], Setup]:
     return build
 
 
+def symlink_inside(tmp: Path) -> Setup:
+    """A row whose image is a symlink to another image of the same root: read like any file."""
+    setup = pack_setup(tmp, ["10\t1\tc/alias.jpg"])
+    os.symlink(tmp / "root" / "c" / "good0.jpg", tmp / "root" / "c" / "alias.jpg")
+    setup.good.add(10)
+    return setup
+
+
 def exif_orientations(tmp: Path) -> Setup:
     root = tmp / "root"
     rows = []
@@ -425,6 +433,7 @@ CASES = [
          symlinked_image("file")),
     Case("symlinked folder leading outside the root", "skipped", "leads outside the image root",
          symlinked_image("folder")),
+    Case("symlinked image inside the root", "handled", "", symlink_inside),
     # lists (pack): refused with file and line, or handled
     Case("CRLF list", "handled", "", raw_list(GOOD_ROWS.replace(b"\n", b"\r\n"))),
     Case("UTF-8 BOM list", "handled", "", raw_list(b"\xef\xbb\xbf" + GOOD_ROWS)),
@@ -474,6 +483,8 @@ CASES = [
     Case("COCO annotation of an unknown category", "refused", "annotations[0] (id 0): category_id 7 is not among",
          coco_case(lambda d: d["annotations"][0].__setitem__("category_id", 7))),
     Case("COCO nested 200,000 deep", "refused", "deep.json: JSON nested too deeply", coco_deep),
+    Case("COCO category name with a lone surrogate", "refused", "(id 2): name 'car\\udcff' contains a lone",
+         coco_case(lambda d: d["categories"][1].__setitem__("name", "car\udcff"))),
     Case("--categories '²'", "refused", "no category named or numbered '²'",
          coco_case(lambda d: None, "--categories", "²")),
     # Ground Truth manifests (convert, prepare)
@@ -483,6 +494,8 @@ CASES = [
          manifest_case([gt(2, 10**12)])),
     Case("manifest label '²'", "refused", "output.manifest:3: 'label' is not a class id: '²'",
          manifest_case([gt(2, "²")])),
+    Case("manifest nested 200,000 deep", "refused", "output.manifest:3: JSON nested too deeply",
+         manifest_case(["[" * 200_000 + "]" * 200_000])),
     Case("manifest line that is not JSON", "refused", "output.manifest:3: not JSON", manifest_case(["{oops"])),
     Case("manifest source-ref with a newline", "refused", "output.manifest:3: 'source-ref': name",
          manifest_case([gt(2, 0, "s3://bucket/data/x\n9\t0\ty.jpg")])),

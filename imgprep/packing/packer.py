@@ -178,7 +178,8 @@ def pack(
         workers, kind = 1, "inline"
     elif workers == 1:
         kind = "inline"
-    ctx = WorkerContext(spec, chosen.name, options.pack_label)
+    guard = getattr(image_source, "guard", None)
+    ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.root if guard is not None else None)
     prefix = output_prefix(output)
     writer = ShardWriter(
         prefix,

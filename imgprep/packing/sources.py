@@ -12,9 +12,9 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from imgprep.errors import ImageError, ImgprepError, StorageError, UsageError
+from imgprep.errors import ImageError, ImgprepError, UsageError
 from imgprep.formats.lst import LstItem
-from imgprep.sources.roots import RootGuard
+from imgprep.sources.roots import RootGuard, read_inside
 
 
 @runtime_checkable
@@ -31,8 +31,9 @@ class ImageSource(Protocol):
 class LocalImageSource:
     """Images under a local directory, addressed by the list's relative paths.
 
-    A path whose symlinks lead out of the root is not handed to the workers: ``local_path``
-    says None, and ``fetch`` then refuses it, so the image is skipped with that reason.
+    Reads stay inside the root (:mod:`imgprep.sources.roots`): a path whose folders lead out of
+    it through a symlink gets no ``local_path``, so ``fetch`` refuses it and the image is skipped
+    with that reason; a final symlink leading out is refused where the file is opened.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -46,18 +47,14 @@ class LocalImageSource:
 
     def local_path(self, item: LstItem) -> str | None:
         path = self._path(item)
-        return None if self.guard.escape(path) else path
+        return None if self.guard.folder_escape(path) else path
 
     def fetch(self, item: LstItem) -> bytes:
         path = self._path(item)
-        problem = self.guard.escape(path)
+        problem = self.guard.folder_escape(path)
         if problem:
             raise ImageError(problem, path=path)
-        try:
-            with open(path, "rb") as fh:
-                return fh.read()
-        except OSError as exc:
-            raise StorageError(f"cannot read image ({exc.strerror})", path=path) from None
+        return read_inside(path, self.guard.root)
 
     def describe(self, item: LstItem) -> str:
         return self._path(item)

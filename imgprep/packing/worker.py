@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from imgprep.errors import ImageError, ImgprepError
+from imgprep.errors import ImgprepError
 from imgprep.formats.recordio import frame, pack_header
 from imgprep.imaging.spec import TransformSpec
+from imgprep.sources.roots import read_inside
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class WorkerContext:
     spec: TransformSpec
     image_path: str  # "native" or "pillow"
     pack_label: bool
+    root: str | None = None  # resolved image root: a file that is a symlink must stay inside it
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,7 @@ def run_one(ctx: WorkerContext, index: int, labels: tuple[float, ...], path: str
     transform_bytes, transform_pixels = _functions(ctx)
     name = path or f"record {index}"
     if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise ImageError(f"cannot read ({exc.strerror})", path=path) from None
+        data = read_inside(path, ctx.root)
     if isinstance(data, bytes | bytearray | memoryview):
         image = transform_bytes(bytes(data), ctx.spec, name)
     else:

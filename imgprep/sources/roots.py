@@ -7,13 +7,24 @@ while its target stays inside the root, resolved once (``realpath``).  A link to
 folder or file inside the root is followed; a link to ``/etc`` or ``../other-dataset`` is
 refused with a reason, both when class folders are walked and when an image is packed.
 
-Folder resolutions are cached, so checking an image costs one dictionary lookup plus one
-``lstat`` of the file itself.
+The check is cheap where it runs per image: folder resolutions are cached, and the file itself
+is opened with ``O_NOFOLLOW`` (:func:`read_inside`), so only a file that really is a symlink
+costs a ``realpath``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+
+from imgprep.errors import ImageError
+
+_LINK_OUT = "symlink leads outside the image root"
+_FOLDER_OUT = "a symlinked folder on this path leads outside the image root"
+
+
+def _contains(root: str, real: str) -> bool:
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 class RootGuard:
@@ -21,25 +32,45 @@ class RootGuard:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
-        self._prefix = self.root.rstrip(os.sep) + os.sep
         self._folders: dict[str, bool] = {}
 
     def contains_real(self, real: str) -> bool:
         """Whether an already resolved path is the root or lies under it."""
-        return real == self.root or real.startswith(self._prefix)
+        return _contains(self.root, real)
 
-    def _folder_inside(self, folder: str) -> bool:
+    def folder_escape(self, path: str) -> str | None:
+        """Why the folders of ``path`` lead out of the root, or None (cached per folder)."""
+        folder = os.path.dirname(path)
         inside = self._folders.get(folder)
         if inside is None:
             inside = self.contains_real(os.path.realpath(folder))
             self._folders[folder] = inside
-        return inside
+        return None if inside else _FOLDER_OUT
 
     def escape(self, path: str) -> str | None:
         """Why ``path`` (a file or folder under the root as given) may not be read, or None."""
-        folder = os.path.dirname(path)
-        if not self._folder_inside(folder):
-            return "a symlinked folder on this path leads outside the image root"
-        if os.path.islink(path) and not self.contains_real(os.path.realpath(path)):
-            return "symlink leads outside the image root"
-        return None
+        problem = self.folder_escape(path)
+        if problem is None and os.path.islink(path) and not self.contains_real(os.path.realpath(path)):
+            problem = _LINK_OUT
+        return problem
+
+
+def read_inside(path: str, root: str | None) -> bytes:
+    """The bytes of ``path``, refusing a final symlink whose target is outside ``root`` (a
+    resolved root; None reads without the check).  Its folders were checked by the caller."""
+    try:
+        if root is None:
+            with open(path, "rb") as fh:
+                return fh.read()
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            if not _contains(root, os.path.realpath(path)):
+                raise ImageError(_LINK_OUT, path=path) from None
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ImageError(f"cannot read ({exc.strerror})", path=path) from None
