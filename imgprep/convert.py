@@ -23,6 +23,7 @@ from imgprep.errors import UsageError
 from imgprep.formats import classmap, hyperparams
 from imgprep.formats import manifest as manifest_format
 from imgprep.formats.lst import LstItem, write_lst
+from imgprep.requirements import require_for
 from imgprep.sources.dataset import Dataset
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
 from imgprep.storage.base import is_remote, join, write_bytes, write_text
@@ -213,6 +214,7 @@ def convert(
     """
     if channels not in (1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
+    require_for([input, outdir], decode=kind == "mnist" and write_images)
     store = dict(storage_options or {})
     options = dict(source_options or {})
     if kind == "mnist":
