@@ -14,6 +14,7 @@ earlier checkout must never ship an old ``.so``.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -81,7 +82,7 @@ if NATIVE_SOURCES:
 
 setup(
     name="imgprep",
-    version="0.1.0",
+    version=re.search(r'^__version__ = "([^"]+)"', (HERE / "imgprep" / "__init__.py").read_text(), re.M).group(1),
     description="Fast, deterministic data preparation for image classification: .lst, manifests, RecordIO, S3.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
