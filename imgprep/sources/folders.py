@@ -28,6 +28,8 @@ from imgprep.formats.paths import unrepresentable
 from imgprep.sources.dataset import ClassInfo, Dataset
 from imgprep.sources.roots import RootGuard
 
+EXAMPLES = 3  # ignored files named in the note
+
 # torchvision's IMG_EXTENSIONS
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -55,6 +57,7 @@ class WalkResult:
     skipped: int
     loops: int
     mtime: float
+    skipped_examples: list[str] = field(default_factory=list)  # the first few, to name them
     outside: int = 0  # symlinks leading out of the root, not followed
     bad_names: list[str] = field(default_factory=list)  # reasons, one per unusable name
 
@@ -94,6 +97,9 @@ def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[s
                 continue  # a broken symlink, a socket: not an image
             if is_file and os.path.splitext(entry.name)[1].lower() not in exts:
                 result.skipped += 1
+                if len(result.skipped_examples) < EXAMPLES:
+                    rel = "/".join((*parts, entry.name))
+                    result.skipped_examples.append(ascii(rel) if unrepresentable(rel) else rel)
                 continue
             if is_dir and not parts and entry.name in excluded:
                 continue
@@ -195,7 +201,8 @@ def load_folders(
     infos = [ClassInfo(name=n, path="/".join(k), group=k[0] if len(k) > 1 else None) for n, k in zip(names, keys)]
     notes = []
     if walk.skipped:
-        notes.append(f"{walk.skipped} non-image file(s) ignored")
+        named = ", ".join(walk.skipped_examples) + (", ..." if walk.skipped > len(walk.skipped_examples) else "")
+        notes.append(f"{walk.skipped} non-image file(s) ignored: {named}")
     if outside:
         notes.append(f"{outside} image(s) outside class folders ignored")
     if walk.loops:
