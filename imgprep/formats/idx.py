@@ -51,8 +51,11 @@ class _Inflater:
         out = bytearray()
         try:
             while len(out) < size:
-                if self.inflater.unconsumed_tail:
-                    chunk = self.inflater.decompress(self.inflater.unconsumed_tail, size - len(out))
+                tail = self.inflater.unconsumed_tail
+                if tail:
+                    chunk = self.inflater.decompress(tail, size - len(out))
+                    if not chunk and self.inflater.unconsumed_tail == tail:
+                        raise FormatError("corrupt gzip data (inflating makes no progress)", path=self.name)
                 elif self.pending:
                     chunk = self.inflater.decompress(self.pending, size - len(out))
                     self.pending = b""
