@@ -341,6 +341,15 @@ def manifest_case(lines: list[str], prepare: bool = False) -> Callable[[Path], S
     return build
 
 
+def huge_label_matrix(tmp: Path) -> Setup:
+    """44,000 multi-label records and one class id of 99,999: a 4.4e9-cell matrix asked for."""
+    path = tmp / "output.manifest"
+    lines = [json.dumps({"source-ref": f"s3://b/d/{i}.jpg", "label": [0]}) for i in range(44_000)]
+    lines.append(json.dumps({"source-ref": "s3://b/d/last.jpg", "label": [99_999]}))
+    path.write_text("\n".join(lines) + "\n")
+    return convert_setup(tmp, "manifest", path)
+
+
 # --- MNIST IDX
 
 
@@ -492,6 +501,8 @@ CASES = [
          manifest_case([gt(2, 0, "s3://bucket/data/../../etc/x.jpg")], prepare=True)),
     Case("manifest class id 10^12", "refused", "output.manifest:3: 'label': class id 1000000000000 is above",
          manifest_case([gt(2, 10**12)])),
+    Case("manifest asking for a huge label matrix", "refused", "44001 images x 100000 classes is a label matrix",
+         huge_label_matrix),
     Case("manifest label '²'", "refused", "output.manifest:3: 'label' is not a class id: '²'",
          manifest_case([gt(2, "²")])),
     Case("manifest nested 200,000 deep", "refused", "output.manifest:3: JSON nested too deeply",

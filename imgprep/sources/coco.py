@@ -20,7 +20,7 @@ import numpy as np
 
 from imgprep.errors import FormatError, SourceError, UsageError
 from imgprep.formats.paths import check_relative_path, quote, unrepresentable
-from imgprep.sources.dataset import ClassInfo, Dataset
+from imgprep.sources.dataset import ClassInfo, Dataset, check_label_matrix
 
 
 def load_json(path: str) -> Any:
@@ -208,6 +208,7 @@ def load_coco(
                 keep[i] = False
 
     keep &= cols >= 0
+    check_label_matrix(len(images), len(chosen), path)
     labels = np.zeros((len(images), len(chosen)), dtype=np.uint8)
     labels[rows[keep], cols[keep]] = 1
     selected = np.arange(len(images)) if keep_empty else np.flatnonzero(labels.any(axis=1))

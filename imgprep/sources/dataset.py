@@ -15,7 +15,22 @@ from typing import Any
 
 import numpy as np
 
+from imgprep.errors import SourceError
 from imgprep.formats.lst import LstItem
+
+# Largest multi-hot label matrix a source may build (images x classes, one byte each): a few
+# stray class ids must not make a small file ask for tens of gigabytes.  Open Images' 1.7 M
+# images x 600 classes is 1.0e9.
+MAX_LABEL_CELLS = 1 << 32
+
+
+def check_label_matrix(images: int, classes: int, path: str) -> None:
+    """Refuse, before allocating it, a label matrix above :data:`MAX_LABEL_CELLS`."""
+    if images * classes > MAX_LABEL_CELLS:
+        raise SourceError(
+            f"{images} images x {classes} classes is a label matrix above the limit of {MAX_LABEL_CELLS} cells",
+            path=path,
+        )
 
 
 @dataclass(frozen=True)

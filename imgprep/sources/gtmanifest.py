@@ -15,7 +15,7 @@ import numpy as np
 from imgprep.errors import FormatError, SourceError, UsageError
 from imgprep.formats.manifest import parse_manifest
 from imgprep.formats.paths import check_relative_path, quote
-from imgprep.sources.dataset import ClassInfo, Dataset
+from imgprep.sources.dataset import ClassInfo, Dataset, check_label_matrix
 
 
 def common_folder(refs: list[str]) -> str:
@@ -69,6 +69,7 @@ def load_manifest(
         raise SourceError("no record has a label", path=path)
     classes = [ClassInfo(name=parsed.names.get(i, str(i)), source_id=i) for i in range(num_classes)]
     if parsed.multi_label:
+        check_label_matrix(len(paths), num_classes, path)
         labels = np.zeros((len(paths), num_classes), dtype=np.uint8)
         for r, row in enumerate(parsed.labels):
             labels[r, row] = 1
