@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import itertools
 import json
 import os
 import struct
@@ -264,6 +265,29 @@ def link_outside(tmp: Path, root: Path) -> None:
     os.symlink(tmp / "secret", root / "stolen")
 
 
+def link_multiplication(tmp: Path) -> Setup:
+    """Two links per level to the next level, 40 levels: 2^40 paths to the deepest folder."""
+    root = folder_tree(tmp)
+    levels = [root / "dog" / f"l{i}" for i in range(40)]
+    for level in levels:
+        level.mkdir()
+    for here, deeper in itertools.pairwise(levels):
+        os.symlink(deeper, here / "a")
+        os.symlink(deeper, here / "b")
+    return convert_setup(tmp, "folders", root)
+
+
+def device_as(kind: str) -> Callable[[Path], Setup]:
+    def build(tmp: Path) -> Setup:
+        if kind == "list":
+            setup = pack_setup(tmp, [])
+            setup.argv[1] = "/dev/zero"
+            return setup
+        return convert_setup(tmp, kind, Path("/dev/zero"))
+
+    return build
+
+
 TREE = {"cat/0.jpg", "cat/1.jpg", "dog/0.jpg", "dog/1.jpg"}
 
 
@@ -456,10 +480,14 @@ CASES = [
     Case("absolute path", "refused", "in.lst:4: absolute image path '/etc/passwd'", bad_row("10\t1\t/etc/passwd")),
     Case("path climbing out with ..", "refused", "in.lst:4: image path 'c/../../x.jpg' escapes the image root",
          bad_row("10\t1\tc/../../x.jpg")),
-    Case("10 MB path", "refused", "in.lst:4: line of 10000009 characters (the limit is 1048576)", ten_mb_path),
+    Case("10 MB path", "refused", "in.lst:4: line longer than 1048576 characters", ten_mb_path),
     Case("control character in a path", "refused", "contains the control character U+0001",
          bad_row("10\t1\tc/a\x01.jpg")),
     Case("list is a directory", "refused", "is a directory (expected a .lst file)", list_is_a_directory),
+    Case("list is /dev/zero", "refused", "/dev/zero:1: line longer than 1048576 characters", device_as("list")),
+    Case("COCO file is /dev/zero", "refused", "/dev/zero: not a regular file", device_as("coco")),
+    Case("manifest is /dev/zero", "refused", "/dev/zero:1: line longer than 16777216 characters",
+         device_as("manifest")),
     Case("list not UTF-8", "refused", "in.lst: not UTF-8 text", raw_list(b"0\t0\tc/\xff.jpg\n")),
     Case("-o naming a folder", "refused", "names no file", output_is("dir/"), code=2),
     Case("-o ''", "refused", "names no file", output_is(""), code=2),
@@ -475,6 +503,8 @@ CASES = [
          folders_case(bad_names, TREE)),
     Case("non-UTF-8 file and folder names", "skipped", "2 file or folder name(s) skipped",
          folders_case(non_utf8_names, TREE)),
+    Case("symlinks multiplying paths to a folder", "refused", "reached through symlinks more than 64 times",
+         link_multiplication),
     Case("one-class dataset", "handled", "only one class", one_class),
     Case("empty Caltech class folder", "refused", "class folder '002.american-flag' holds no usable images",
          caltech_empty_class),

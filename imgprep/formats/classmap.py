@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from imgprep.errors import FormatError
+from imgprep.formats.paths import check_regular
 from imgprep.sources.dataset import ClassInfo
 
 
@@ -62,6 +63,7 @@ def read_names(path: str | os.PathLike[str]) -> list[str]:
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8") as fh:
+            check_regular(fh, name)
             doc = json.load(fh)
     except FileNotFoundError:
         raise FormatError("no such classes file", path=name) from None

@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 
 from imgprep.errors import FormatError
+from imgprep.formats.paths import check_regular
 
 # type code -> numpy dtype (big-endian as stored)
 DTYPES: dict[int, str] = {
@@ -102,6 +103,7 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
     name = os.fspath(path)
     try:
         with open(name, "rb") as fh:
+            check_regular(fh, name)
             size = os.fstat(fh.fileno()).st_size
             head = fh.read(2)
             if head != _GZIP_MAGIC and size > MAX_BYTES:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgprep.errors import FormatError
-from imgprep.formats.paths import check_relative_path, quote
+from imgprep.formats.paths import bounded_lines, check_relative_path, quote
 
 # Record ids are unsigned 64-bit in the RecordIO header; labels are float32 there.
 MAX_INDEX = 2**64 - 1
@@ -130,7 +130,7 @@ def read_lst(path: str | os.PathLike[str]) -> list[LstItem]:
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8", newline="") as fh:
-            return list(parse_lines(fh, path=name))
+            return list(parse_lines(bounded_lines(fh, MAX_LINE, name), path=name))
     except FileNotFoundError:
         raise FormatError("no such list file", path=name) from None
     except UnicodeDecodeError as exc:

@@ -15,8 +15,14 @@ one-line error, not a 10 MB one.
 
 from __future__ import annotations
 
+import os
 import posixpath
+import stat
 import unicodedata
+from collections.abc import Iterator
+from typing import IO
+
+from imgprep.errors import FormatError
 
 # Longest quoted value in an error message (characters of its repr).
 QUOTE_LIMIT = 80
@@ -57,3 +63,23 @@ def check_relative_path(path: str) -> str | None:
     if normalized == ".." or normalized.startswith("../"):
         return f"image path {quote(path)} escapes the image root"
     return unrepresentable(path)
+
+
+def check_regular(fh: IO[bytes] | IO[str], name: str) -> None:
+    """Refuse to read a device, FIFO or socket as data (``/dev/zero`` never ends).
+
+    The one check here that touches the file system: an ``fstat`` of a file already open.
+    """
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        raise FormatError("not a regular file (a device, FIFO or socket cannot be read as data)", path=name)
+
+
+def bounded_lines(fh: IO[str], limit: int, name: str) -> Iterator[str]:
+    """The lines of a text file, refusing one longer than ``limit`` characters before it is
+    held in memory whole."""
+    lineno = 0
+    while line := fh.readline(limit + 1):
+        lineno += 1
+        if len(line) > limit and not line.endswith("\n"):
+            raise FormatError(f"line longer than {limit} characters", path=name, line=lineno)
+        yield line

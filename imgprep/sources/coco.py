@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from imgprep.errors import FormatError, SourceError, UsageError
-from imgprep.formats.paths import check_relative_path, quote, unrepresentable
+from imgprep.formats.paths import check_regular, check_relative_path, quote, unrepresentable
 from imgprep.sources.dataset import ClassInfo, Dataset, check_label_matrix
 
 
@@ -27,6 +27,7 @@ def load_json(path: str) -> Any:
     """Parse a JSON file; syntax errors name the line."""
     try:
         with open(path, "rb") as fh:
+            check_regular(fh, path)
             return json.load(fh)
     except FileNotFoundError:
         raise SourceError("no such file", path=path) from None

@@ -29,6 +29,8 @@ from imgprep.sources.dataset import ClassInfo, Dataset
 from imgprep.sources.roots import RootGuard
 
 EXAMPLES = 3  # ignored files named in the note
+# Most times one folder may be walked through different symlinked paths (each is a class path).
+MAX_VISITS = 64
 
 # torchvision's IMG_EXTENSIONS
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -67,6 +69,7 @@ def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[s
     exts = tuple(extensions)
     guard = RootGuard(root)
     result = WalkResult([], 0, 0, 0.0)
+    visits: dict[tuple[int, int], int] = {}
     excluded = set(exclude_top)
 
     def visit(path: str, parts: tuple[str, ...], ancestors: frozenset[tuple[int, int]]) -> None:
@@ -78,6 +81,14 @@ def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[s
         if key in ancestors:
             result.loops += 1
             return
+        visits[key] = visits.get(key, 0) + 1
+        if visits[key] > MAX_VISITS:
+            # links to links to the same folder multiply: 2 links per level, 30 levels = 1e9 walks
+            raise SourceError(
+                f"this folder is reached through symlinks more than {MAX_VISITS} times; "
+                "the links make the tree too large to walk",
+                path=path,
+            )
         try:
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)

@@ -14,8 +14,11 @@ import numpy as np
 
 from imgprep.errors import FormatError, SourceError, UsageError
 from imgprep.formats.manifest import parse_manifest
-from imgprep.formats.paths import check_relative_path, quote
+from imgprep.formats.paths import bounded_lines, check_relative_path, quote
 from imgprep.sources.dataset import ClassInfo, Dataset, check_label_matrix
+
+# Longest manifest line read (one Ground Truth record is well under a kilobyte).
+MAX_LINE = 1 << 24
 
 
 def common_folder(refs: list[str]) -> str:
@@ -42,7 +45,8 @@ def load_manifest(
     """Read a Ground Truth manifest; ``root`` maps its images' prefix to a local folder."""
     try:
         with open(path, encoding="utf-8") as fh:
-            parsed = parse_manifest(fh, path=path, attribute=attribute, label_format=label_format)
+            lines = bounded_lines(fh, MAX_LINE, path)
+            parsed = parse_manifest(lines, path=path, attribute=attribute, label_format=label_format)
     except FileNotFoundError:
         raise SourceError("no such manifest file", path=path) from None
     except IsADirectoryError:
