@@ -155,6 +155,13 @@ def symlinked_image(kind: str) -> Callable[[Path], Setup]:
     return build
 
 
+def fifo_image(tmp: Path) -> Setup:
+    """A named pipe where an image should be: opening it must not wait for a writer."""
+    setup = pack_setup(tmp, ["10\t1\tc/pipe.jpg"])
+    os.mkfifo(tmp / "root" / "c" / "pipe.jpg")
+    return setup
+
+
 def symlink_inside(tmp: Path) -> Setup:
     """A row whose image is a symlink to another image of the same root: read like any file."""
     setup = pack_setup(tmp, ["10\t1\tc/alias.jpg"])
@@ -286,6 +293,11 @@ def device_as(kind: str) -> Callable[[Path], Setup]:
         return convert_setup(tmp, kind, Path("/dev/zero"))
 
     return build
+
+
+def fifo_coco(tmp: Path) -> Setup:
+    os.mkfifo(tmp / "fifo.json")
+    return convert_setup(tmp, "coco", tmp / "fifo.json")
 
 
 TREE = {"cat/0.jpg", "cat/1.jpg", "dog/0.jpg", "dog/1.jpg"}
@@ -461,7 +473,8 @@ CASES = [
     Case("--size beyond --max-pixels", "refused", "--size 20000x20000 makes images above the limit",
          bad_image("x.jpg", imgfactory.jpeg(8, 8), "--size", "20000x20000"), code=2),
     Case("missing image", "skipped", "cannot read", bad_row("10\t1\tc/missing.jpg")),
-    Case("image path is a folder", "skipped", "cannot read", bad_row("10\t1\tc")),
+    Case("image path is a folder", "skipped", "cannot read (Is a directory)", bad_row("10\t1\tc")),
+    Case("FIFO among the images", "skipped", "not a regular file", fifo_image),
     Case("symlinked image leading outside the root", "skipped", "symlink leads outside the image root",
          symlinked_image("file")),
     Case("symlinked folder leading outside the root", "skipped", "leads outside the image root",
@@ -485,6 +498,7 @@ CASES = [
          bad_row("10\t1\tc/a\x01.jpg")),
     Case("list is a directory", "refused", "is a directory (expected a .lst file)", list_is_a_directory),
     Case("list is /dev/zero", "refused", "/dev/zero:1: line longer than 1048576 characters", device_as("list")),
+    Case("COCO file is a FIFO", "refused", "fifo.json: not a regular file", fifo_coco),
     Case("COCO file is /dev/zero", "refused", "/dev/zero: not a regular file", device_as("coco")),
     Case("manifest is /dev/zero", "refused", "/dev/zero:1: line longer than 16777216 characters",
          device_as("manifest")),

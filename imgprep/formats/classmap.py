@@ -62,8 +62,8 @@ def read_names(path: str | os.PathLike[str]) -> list[str]:
     """Class names by index from a ``classes.json``."""
     name = os.fspath(path)
     try:
+        check_regular(name)
         with open(name, encoding="utf-8") as fh:
-            check_regular(fh, name)
             doc = json.load(fh)
     except FileNotFoundError:
         raise FormatError("no such classes file", path=name) from None

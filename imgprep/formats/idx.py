@@ -102,8 +102,8 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """
     name = os.fspath(path)
     try:
+        check_regular(name)
         with open(name, "rb") as fh:
-            check_regular(fh, name)
             size = os.fstat(fh.fileno()).st_size
             head = fh.read(2)
             if head != _GZIP_MAGIC and size > MAX_BYTES:

@@ -65,12 +65,15 @@ def check_relative_path(path: str) -> str | None:
     return unrepresentable(path)
 
 
-def check_regular(fh: IO[bytes] | IO[str], name: str) -> None:
-    """Refuse to read a device, FIFO or socket as data (``/dev/zero`` never ends).
-
-    The one check here that touches the file system: an ``fstat`` of a file already open.
-    """
-    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+def check_regular(name: str) -> None:
+    """Refuse to read a device, FIFO or socket as data (``/dev/zero`` never ends; opening a FIFO
+    waits for a writer), checked before the file is opened.  The one check here that touches
+    the file system; a missing file is left to the caller's ``open``."""
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise FormatError("not a regular file (a device, FIFO or socket cannot be read as data)", path=name)
 
 

@@ -26,8 +26,8 @@ from imgprep.sources.dataset import ClassInfo, Dataset, check_label_matrix
 def load_json(path: str) -> Any:
     """Parse a JSON file; syntax errors name the line."""
     try:
+        check_regular(path)
         with open(path, "rb") as fh:
-            check_regular(fh, path)
             return json.load(fh)
     except FileNotFoundError:
         raise SourceError("no such file", path=path) from None

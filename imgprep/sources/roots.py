@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from imgprep.errors import ImageError
 
@@ -56,21 +57,25 @@ class RootGuard:
 
 
 def read_inside(path: str, root: str | None) -> bytes:
-    """The bytes of ``path``, refusing a final symlink whose target is outside ``root`` (a
-    resolved root; None reads without the check).  Its folders were checked by the caller."""
+    """The bytes of the regular file ``path``, refusing a final symlink whose target is outside
+    ``root`` (a resolved root; None skips that check).  Its folders were checked by the caller.
+
+    Opened non-blocking and checked with ``fstat``: a FIFO planted among the images would
+    otherwise block the run forever, and a device would never end.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        if root is None:
-            with open(path, "rb") as fh:
-                return fh.read()
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(path, flags | (os.O_NOFOLLOW if root is not None else 0))
         except OSError as exc:
-            if exc.errno != errno.ELOOP:
+            if exc.errno != errno.ELOOP or root is None:
                 raise
             if not _contains(root, os.path.realpath(path)):
                 raise ImageError(_LINK_OUT, path=path) from None
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, flags)
         with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ImageError("not a regular file", path=path)
             return fh.read()
     except OSError as exc:
         raise ImageError(f"cannot read ({exc.strerror})", path=path) from None
