@@ -214,6 +214,8 @@ def convert(
     """
     if channels not in (1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
+    if seed < 0:
+        raise UsageError(f"--seed must not be negative, got {seed}")
     require_for([input, outdir], decode=kind == "mnist" and write_images)
     store = dict(storage_options or {})
     options = dict(source_options or {})
