@@ -30,6 +30,7 @@ from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
 from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
 from imgprep.signals import sigterm_as_interrupt
+from imgprep.storage.base import Store
 
 EXECUTORS = ("auto", "process", "thread")
 
@@ -49,7 +50,7 @@ class PackOptions:
     native: bool | None = None  # None: use the native core when built (IMGPREP_NATIVE overrides)
     report: bool = True
     chunk_size: int = 0  # 0: chosen from the list length and worker count
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    storage: Store | None = None  # None: local files and S3 with default settings
 
     def __post_init__(self) -> None:
         if self.num_workers is not None and self.num_workers < 1:
@@ -90,6 +91,13 @@ class PackSummary:
         if self.report:
             lines.append(f"  skipped images and reasons: {self.report}")
         return "\n".join(lines)
+
+
+def default_storage() -> Store:
+    """Local files and S3 with default settings, for library callers that pass no storage."""
+    from imgprep.storage.stores import Storage
+
+    return Storage()
 
 
 def default_workers() -> int:
@@ -167,7 +175,8 @@ def pack(
     if not items:
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
-    image_source = resolve(source, **options.storage_options)
+    storage = options.storage or default_storage()
+    image_source = resolve(source, storage)
     from imgprep.imaging.transform import select
 
     chosen = select(options.native)
@@ -184,7 +193,7 @@ def pack(
         prefix,
         shard_records=options.shard_records,
         shard_size=options.shard_size,
-        storage_options=options.storage_options,
+        storage=storage,
     )
     skipped: list[Skipped] = []
     bar = _progress(len(items), options)
@@ -216,7 +225,7 @@ def pack(
         if bar is not None:
             bar.close()
         image_source.close()
-    report = write_report(prefix, skipped, **options.storage_options) if options.report else None
+    report = write_report(storage, prefix, skipped) if options.report else None
     return PackSummary(
         records=writer.records,
         skipped=len(skipped),
@@ -231,37 +240,29 @@ def pack(
     )
 
 
-_DEFERRED = object()  # data a source fetches a whole chunk at a time (``fetch_many``)
+_DEFERRED = object()  # data a batched source fetches a whole chunk at a time (``fetch_many``)
 
 
 def _fetched_stream(items: Sequence[LstItem], source: ImageSource) -> Iterator[tuple[LstItem, str | None, Any]]:
     """``(item, local path, data)`` in list order; data without a local file is fetched here,
-    ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``; an in-memory
-    source hands over whole chunks in ``fetch_many``)."""
+    ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``; a batched
+    in-memory source hands over whole chunks in ``fetch_many``)."""
     paths = [source.local_path(item) for item in items]
     remote = [item for item, path in zip(items, paths) if path is None]
     fetched: Iterator[Any] = iter(())
-    if remote and hasattr(source, "fetch_many"):
+    if remote and source.batched:
         fetched = itertools.repeat(_DEFERRED)
     elif remote:
-        iter_fetch: Callable[[Sequence[LstItem]], Iterator[Any]] | None = getattr(source, "iter_fetch", None)
-        fetched = iter_fetch(remote) if iter_fetch else (_safe_fetch(source, item) for item in remote)
+        fetched = source.iter_fetch(remote)
     for item, path in zip(items, paths):
         yield item, path, (next(fetched) if path is None else None)
-
-
-def _safe_fetch(source: ImageSource, item: LstItem) -> Any:
-    try:
-        return source.fetch(item)
-    except ImgprepError as exc:
-        return exc
 
 
 def _make_chunk(entries: list[tuple[LstItem, str | None, Any]], source: ImageSource) -> Chunk:
     ready = [e for e in entries if not isinstance(e[2], ImgprepError)]
     data: Any = None
     if any(e[2] is _DEFERRED for e in ready):
-        data = source.fetch_many([e[0] for e in ready])  # type: ignore[attr-defined]
+        data = source.fetch_many([e[0] for e in ready])
     elif any(e[1] is None for e in ready):
         data = [e[2] for e in ready]
         first = data[0]
