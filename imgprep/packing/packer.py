@@ -21,7 +21,7 @@ from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecu
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgprep.errors import BadRecordsError, ImgprepError, UsageError, WorkerError
+from imgprep.errors import BadRecordsError, ImageError, ImgprepError, UsageError, WorkerError
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
@@ -348,6 +348,8 @@ def _drain(
         done = iter(results)
         for item, _, data in entries:
             if isinstance(data, ImgprepError):
+                if not isinstance(data, ImageError):
+                    raise data  # storage failing (S3 silent, denied...) is not a bad image
                 skipped.append(Skipped(item.index, source.describe(item), data.message))
                 continue
             framed, reason = next(done)

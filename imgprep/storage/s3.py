@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
@@ -33,7 +34,12 @@ class S3Config:
     Client: ``endpoint_url`` (else ``AWS_ENDPOINT_URL``, else AWS), ``region_name``,
     ``max_attempts`` (botocore *standard* retries), ``retry_max_backoff`` (cap in seconds on the
     retry delay; loopback tests shorten it), ``max_pool_connections``, ``connect_timeout``,
-    ``read_timeout``.  Uploads (see :mod:`imgprep.storage.s3_multipart`): ``part_size``,
+    ``read_timeout``.  A call that gets no answer fails after ``max_attempts × read_timeout`` plus
+    botocore's backoff (at most 1 + 2 + 4 + 8 s): 115 s with the defaults; S3 keeps slow calls
+    (CompleteMultipartUpload, copies) alive with whitespace, so 20 s of silence means a dead
+    endpoint.  ``abort_timeout``: how long aborting outputs may wait for S3 (Ctrl-C and SIGTERM
+    end a run within it; what is left is for ``imgprep cleanup``).
+    Uploads (see :mod:`imgprep.storage.s3_multipart`): ``part_size``,
     ``max_concurrency`` (parts in flight per output), ``checksum``, ``part_retries``,
     ``min_part_size`` (S3's 5 MiB; moto tests lower it).  Image reads: ``prefetch`` (images
     held ahead of the packer), ``fetch_workers`` (concurrent GETs).
@@ -44,8 +50,9 @@ class S3Config:
     max_attempts: int = 5
     retry_max_backoff: float | None = None
     max_pool_connections: int = 16
-    connect_timeout: float = 10.0
-    read_timeout: float = 120.0
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    abort_timeout: float = 3.0
     part_size: int = 8 * MiB
     max_concurrency: int = 4
     checksum: str = "CRC32"
@@ -61,6 +68,9 @@ class S3Config:
         for name in ("max_attempts", "max_pool_connections", "max_concurrency", "prefetch", "fetch_workers"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"S3 option {name} must be at least 1, got {getattr(self, name)}")
+        for name in ("connect_timeout", "read_timeout"):
+            if float(getattr(self, name)) <= 0:
+                raise UsageError(f"S3 option {name} must be positive, got {getattr(self, name)}")
         if self.part_retries < 0:
             raise UsageError(f"S3 option part_retries must not be negative, got {self.part_retries}")
 
@@ -157,6 +167,7 @@ class S3Store(Store):
         self._client: Any = None
         self._client_pid = 0
         self._lock = threading.Lock()
+        self._abort_until = 0.0
         # Finished outputs (rolled-over shards) still uploading: their parts count against one limit.
         self.background: list[Any] = []
         self.background_lock = threading.Lock()
@@ -173,6 +184,15 @@ class S3Store(Store):
                 self._client = self._make_client()
                 self._client_pid = os.getpid()
             return self._client
+
+    def abort_wait(self) -> float:
+        """Seconds an aborting output may still wait for S3: outputs aborted together (a failed
+        or interrupted run drops all its shards) share one ``abort_timeout``."""
+        now = time.monotonic()
+        with self._lock:
+            if now > self._abort_until + 1.0:
+                self._abort_until = now + float(self.config.abort_timeout)
+            return max(0.0, self._abort_until - now)
 
     @property
     def errors(self) -> tuple[type[Exception], ...]:

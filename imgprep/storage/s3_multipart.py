@@ -38,13 +38,14 @@ import threading
 import time
 import uuid
 from base64 import b64encode
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from typing import Any
 
 from imgprep.errors import ImgprepError, StorageError, UsageError
 from imgprep.storage.base import Output, Store, is_remote
 from imgprep.storage.s3 import MiB, S3Store, boto_errors, error_code, is_not_found, parse_s3_uri, storage_error
 from imgprep.storage.s3_cleanup import HOST, RUN_KEY, abort_owned, marker_key
+from imgprep.storage.threads import DaemonExecutor
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,14 @@ _FATAL_CODES = frozenset(
      "EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder", "InvalidBucketName"}
 )
 BOTO_ERRORS = boto_errors()
+
+
+def _is_silence(exc: BaseException) -> bool:
+    """No answer at all (timeouts, refused connections): botocore has already retried it
+    ``max_attempts`` times, so retrying again would only multiply the time a dead endpoint costs."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+    return isinstance(exc, ConnectTimeoutError | EndpointConnectionError | ReadTimeoutError)
 
 
 class _Cancelled(Exception):
@@ -111,7 +120,7 @@ class S3Output(Output):
         self._buf: bytearray | None = None  # the part being filled, allocated once at full size
         self._fill = 0
         self._parts: list[Future[dict[str, Any]]] = []
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonExecutor | None = None
         self._slots = threading.BoundedSemaphore(self._max_concurrency)
         self._cancel = threading.Event()
         self._error: BaseException | None = None
@@ -232,9 +241,9 @@ class S3Output(Output):
         self._parts.append(future)
         self._part_limit = part_size_for(self._first_part, number + 1)
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> DaemonExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="imgprep-s3")
+            self._pool = DaemonExecutor(self._max_concurrency, "imgprep-s3")
         return self._pool
 
     def _create_upload(self) -> None:
@@ -305,7 +314,7 @@ class S3Output(Output):
             try:
                 return call()
             except BOTO_ERRORS as exc:
-                if error_code(exc) in _FATAL_CODES or attempt == self._part_retries:
+                if error_code(exc) in _FATAL_CODES or _is_silence(exc) or attempt == self._part_retries:
                     raise storage_error(self.uri, what, exc) from None
                 log.debug("%s: %s failed (%s), retrying", self.uri, what, exc)
                 if self._cancel.wait(min(0.25 * 2**attempt, 5.0)):
@@ -429,16 +438,32 @@ class S3Output(Output):
     def abort(self) -> None:
         """Stop uploading, abort the multipart upload, remove our marker and any object we created.
 
-        Idempotent; never raises for S3 errors (an original exception is usually propagating): what
-        cannot be removed now is logged and left for ``imgprep cleanup``.
+        Idempotent; never raises for S3 errors (an original exception is usually propagating).
+        The clean-up runs on a daemon thread that this call waits for at most the store's
+        ``abort_timeout`` (shared by the outputs aborted together), so Ctrl-C and SIGTERM end a
+        run promptly even when S3 does not answer; what is not removed by then is logged and
+        left for ``imgprep cleanup`` (or the next run writing the same key).
         """
         if self._state in ("aborted", "committed"):
             return
         self._state = "aborting"
         _forget_background(self._store, self)
         self._cancel.set()
-        self._shutdown_pool()  # waits for calls in flight, drops queued parts
         self._buf, self._fill = None, 0
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)  # queued parts dropped; calls in flight stop at _cancel
+        cleaner = threading.Thread(target=self._clean_up, args=(pool,), name="imgprep-s3-abort", daemon=True)
+        cleaner.start()
+        cleaner.join(self._store.abort_wait())
+        if cleaner.is_alive():
+            log.warning("%s: S3 did not confirm the abort in time; run `imgprep cleanup %s` if an upload remains",
+                        self.uri, self.uri)
+        self._state = "aborted"
+
+    def _clean_up(self, pool: DaemonExecutor | None) -> None:
+        if pool is not None:
+            pool.join()  # a CreateMultipartUpload in flight may still deliver an upload id to abort
         if self.upload_id is not None:
             for attempt in range(3):
                 try:
@@ -447,10 +472,9 @@ class S3Output(Output):
                 except BOTO_ERRORS as exc:
                     if error_code(exc) == "NoSuchUpload":
                         break
-                    if attempt == 2:
+                    if attempt == 2 or _is_silence(exc):
                         log.warning("%s: could not abort upload %s (%s); run `imgprep cleanup %s`",
                                     self.uri, self.upload_id, exc, self.uri)
-                        self._state = "aborted"
                         return
                     time.sleep(0.2 * (attempt + 1))
             self._forget_marker()
@@ -460,7 +484,6 @@ class S3Output(Output):
                     self._client.delete_object(Bucket=self.bucket, Key=self.key)
             except BOTO_ERRORS as exc:
                 log.warning("%s: could not remove the object of an aborted upload (%s)", self.uri, exc)
-        self._state = "aborted"
 
     def _shutdown_pool(self) -> None:
         if self._pool is not None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from imgprep.errors import ImageError, ImgprepError
 from imgprep.formats.lst import LstItem
 from imgprep.storage.images import ImageSource
 from imgprep.storage.s3 import is_not_found, parse_s3_uri, storage_error
+from imgprep.storage.threads import DaemonExecutor
 
 if TYPE_CHECKING:
     from imgprep.storage.s3 import S3Store
@@ -37,7 +38,7 @@ class S3ImageSource(ImageSource):
         self.max_workers = int(store.config.fetch_workers)
         self._store = store
         self._client = store.client
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonExecutor | None = None
 
     def uri(self, item: LstItem) -> str:
         return item.path if item.path.startswith("s3://") else f"{self.root}/{item.path.lstrip('/')}"
@@ -72,7 +73,7 @@ class S3ImageSource(ImageSource):
         early cancels those not started.
         """
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="imgprep-s3get")
+            self._pool = DaemonExecutor(self.max_workers, "imgprep-s3get")
         pool = self._pool
         source = iter(items)
         window: deque[Future[bytes | ImgprepError]] = deque()
@@ -93,5 +94,5 @@ class S3ImageSource(ImageSource):
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)  # a GET stuck on a silent endpoint is left
             self._pool = None
