@@ -142,7 +142,7 @@ def _progress(total: int, options: PackOptions) -> Any:
 
 
 CHUNK_FILES = 16  # files read by the workers: small chunks keep latency and memory low
-CHUNK_IN_MEMORY = 256  # tiny in-memory images (28x28 arrays): big chunks amortise the IPC
+CHUNK_IN_MEMORY = 256  # tiny in-memory images (28x28 arrays, batched sources): big chunks amortise the IPC
 CHUNK_BYTES = 4 << 20  # cap on in-memory bytes per chunk, so the window bounds memory
 
 
@@ -297,7 +297,8 @@ def _run(
         for entry in stream:
             entries.append(entry)
             in_memory += _nbytes(entry[2])
-            limit = file_limit if entry[1] is not None else memory_limit
+            # Fetched files (S3) chunk like local files: small chunks keep bytes in flight few.
+            limit = memory_limit if entry[1] is None and source.batched else file_limit
             if len(entries) >= limit or in_memory >= CHUNK_BYTES:
                 break
         if not entries:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 MiB = 1024 * 1024
 CHECKSUMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "MD5", "NONE")
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+_ENV_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,8 @@ class S3Store(Store):
         self.config = config or S3Config()
         self._client: Any = None
         self._client_pid = 0
+        self._session: Any = None
+        self._object_stores: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._abort_until = 0.0
         # Finished outputs (rolled-over shards) still uploading: their parts count against one limit.
@@ -198,10 +201,69 @@ class S3Store(Store):
     def errors(self) -> tuple[type[Exception], ...]:
         return boto_errors()
 
+    @property
+    def session(self) -> Any:
+        """The botocore session: one credential chain for the client and the image reader."""
+        if self._session is None:
+            try:
+                # botocore's session directly: boto3's wrapper adds ~50 ms of imports and nothing used here.
+                import botocore.session
+            except ImportError:
+                raise UsageError("s3:// locations need boto3 (pip install boto3)") from None
+            self._session = botocore.session.get_session()
+        return self._session
+
+    def object_store(self, bucket: str) -> Any:
+        """An obstore store for ``bucket`` (image reads), configured like the botocore client."""
+        with self._lock:
+            store = self._object_stores.get(bucket)
+            if store is None:
+                store = self._object_stores[bucket] = self._make_object_store(bucket)
+            return store
+
+    def _make_object_store(self, bucket: str) -> Any:
+        from datetime import timedelta
+
+        try:
+            from obstore.store import S3Store as ObjectStore
+        except ImportError:
+            raise UsageError("s3:// image roots need obstore (pip install obstore)") from None
+        cfg = self.config
+        endpoint = cfg.endpoint
+        region = cfg.region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        provider = None
+        if not (os.environ.keys() >= _ENV_KEYS and (region or endpoint)):
+            # Not the environment's keys (boto3's first choice, which obstore reads the same way):
+            # botocore's chain -- profiles, SSO, credential_process, container and instance roles.
+            session = self.session
+            if session.get_credentials() is None:
+                raise StorageError("no AWS credentials found (environment, shared config, or an instance role)",
+                                   path=f"s3://{bucket}")
+            region = region or session.get_config_variable("region")
+            from obstore.auth.boto3 import Boto3CredentialProvider
+
+            provider = Boto3CredentialProvider(session)
+        options: dict[str, Any] = {"region": region or "us-east-1"}
+        if endpoint:
+            options["endpoint"] = endpoint
+        client = {
+            "connect_timeout": timedelta(seconds=float(cfg.connect_timeout)),
+            "read_timeout": timedelta(seconds=float(cfg.read_timeout)),
+            "timeout": timedelta(seconds=max(120.0, float(cfg.read_timeout))),
+            "allow_http": bool(endpoint and endpoint.startswith("http://")),
+        }
+        backoff = 15.0 if cfg.retry_max_backoff is None else float(cfg.retry_max_backoff)
+        retry = {
+            "max_retries": int(cfg.max_attempts) - 1,
+            "backoff": {"init_backoff": timedelta(milliseconds=min(100.0, backoff * 1000)),
+                        "max_backoff": timedelta(seconds=backoff)},
+            "retry_timeout": timedelta(seconds=int(cfg.max_attempts) * (float(cfg.read_timeout) + backoff)),
+        }
+        return ObjectStore(bucket, config=options, client_options=client, retry_config=retry,
+                           credential_provider=provider)
+
     def _make_client(self) -> Any:
         try:
-            # botocore's session directly: boto3's wrapper adds ~50 ms of imports and nothing used here.
-            import botocore.session
             from botocore.config import Config
         except ImportError:
             raise UsageError("s3:// locations need boto3 (pip install boto3)") from None
@@ -216,7 +278,7 @@ class S3Store(Store):
             request_checksum_calculation="when_required",
             s3={"addressing_style": "path"} if endpoint else None,
         )
-        session = botocore.session.get_session()
+        session = self.session
         client = session.create_client("s3", endpoint_url=endpoint, region_name=cfg.region_name, config=config)
         if cfg.retry_max_backoff is not None:
             _cap_backoff(client, int(cfg.max_attempts), float(cfg.retry_max_backoff))
