@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from imgprep.errors import StorageError, UsageError
 from imgprep.storage.base import Entry, Output, Store
+from imgprep.storage.budget import UploadBudget
 
 if TYPE_CHECKING:
     from imgprep.storage.s3_source import S3ImageSource
@@ -42,8 +43,9 @@ class S3Config:
     end a run within it; what is left is for ``imgprep cleanup``).
     Uploads (see :mod:`imgprep.storage.s3_multipart`): ``part_size``,
     ``max_concurrency`` (parts in flight per output), ``checksum``, ``part_retries``,
-    ``min_part_size`` (S3's 5 MiB; moto tests lower it).  Image reads: ``prefetch`` (images
-    held ahead of the packer), ``fetch_workers`` (concurrent GETs).
+    ``min_part_size`` (S3's 5 MiB; moto tests lower it), ``upload_memory`` (the one budget of part
+    buffers all of this store's outputs share, see :mod:`imgprep.storage.budget`).
+    Image reads: ``prefetch`` (images held ahead of the packer), ``fetch_workers`` (concurrent GETs).
     """
 
     endpoint_url: str | None = None
@@ -59,6 +61,7 @@ class S3Config:
     checksum: str = "CRC32"
     part_retries: int = 3
     min_part_size: int = 5 * MiB
+    upload_memory: int = 40 * MiB
     prefetch: int = 64
     fetch_workers: int = 16
 
@@ -66,7 +69,8 @@ class S3Config:
         object.__setattr__(self, "checksum", self.checksum.upper())
         if self.checksum not in CHECKSUMS:
             raise UsageError(f"unknown checksum {self.checksum!r} (one of {', '.join(CHECKSUMS)})")
-        for name in ("max_attempts", "max_pool_connections", "max_concurrency", "prefetch", "fetch_workers"):
+        for name in ("max_attempts", "max_pool_connections", "max_concurrency", "prefetch", "fetch_workers",
+                     "upload_memory"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"S3 option {name} must be at least 1, got {getattr(self, name)}")
         for name in ("connect_timeout", "read_timeout"):
@@ -174,6 +178,7 @@ class S3Store(Store):
         # Finished outputs (rolled-over shards) still uploading: their parts count against one limit.
         self.background: list[Any] = []
         self.background_lock = threading.Lock()
+        self.budget = UploadBudget(int(self.config.upload_memory))
 
     @classmethod
     def from_options(cls, **options: Any) -> S3Store:
