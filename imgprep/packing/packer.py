@@ -29,6 +29,7 @@ from imgprep.packing.report import Skipped, report_name, write_report
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
 from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
+from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
 from imgprep.storage.base import Store
 
@@ -175,6 +176,7 @@ def pack(
     if not items:
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
+    require_for([output], decode=not spec.pass_through, image_root=source if isinstance(source, str) else "")
     storage = options.storage or default_storage()
     image_source = resolve(source, storage)
     from imgprep.imaging.transform import select
