@@ -728,7 +728,8 @@ int imp_decode_luma(const unsigned char *data, size_t len, int min_side, imp_lum
         rc = tj_fail(dec, "cannot decode JPEG", err);
         goto cleanup;
     }
-    /* the luma plane is sw wide already (its stride); rows past sh are MCU padding */
+    /* the luma plane is padded to whole MCUs: pack its rows to sw bytes, in place (sw <= stride) */
+    for (int y = 1; y < info->sh; y++) memmove(planes[0] + (size_t)y * info->sw, planes[0] + (size_t)y * strides[0], (size_t)info->sw);
     *luma = planes[0];
     planes[0] = NULL;
 cleanup:
