@@ -6,9 +6,9 @@ import io
 import json
 from pathlib import Path
 
+import imgfactory
 from PIL import Image, ImageOps
 
-import imgfactory
 from imgprep.formats import recordio
 from imgprep.formats.lst import LstItem, dumps
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+import inspect_fixture
 import numpy as np
 import pytest
 
-import inspect_fixture
 from imgprep.formats import recordio
 from imgprep.imaging import native
 from imgprep.imaging.decode import decode
