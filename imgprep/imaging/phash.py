@@ -32,12 +32,12 @@ _WEIGHTS = (1 << np.arange(LOW * LOW - 1, -1, -1, dtype=np.uint64)).astype(np.ui
 
 def box_resize(luma: np.ndarray, side: int = SIDE) -> np.ndarray:
     """Area-average a 2-D array to ``side`` x ``side`` (each output pixel averages its input cell)."""
+    # Smaller than the grid (MNIST's 28x28): repeat pixels first, so every cell covers a pixel.
+    luma = np.repeat(luma, -(-side // luma.shape[0]), axis=0) if luma.shape[0] < side else luma
+    luma = np.repeat(luma, -(-side // luma.shape[1]), axis=1) if luma.shape[1] < side else luma
     h, w = luma.shape
     ys = (np.arange(side + 1) * h) // side
     xs = (np.arange(side + 1) * w) // side
-    ys[1:] = np.maximum(ys[1:], ys[:-1] + 1)
-    xs[1:] = np.maximum(xs[1:], xs[:-1] + 1)
-    ys, xs = np.minimum(ys, h), np.minimum(xs, w)
     table = np.zeros((h + 1, w + 1))
     table[1:, 1:] = luma.astype(np.float64).cumsum(0).cumsum(1)
     area = np.outer(np.diff(ys), np.diff(xs)).clip(min=1)
