@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 
+import imgfactory
 import numpy as np
 from PIL import Image, ImageOps
 
-import imgfactory
 from imgprep.convert import convert
 from imgprep.formats.lst import read_lst
 from imgprep.splits import dedup
