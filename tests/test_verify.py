@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 
 from imgprep.formats import dataset as ds
 from imgprep.formats import recordio
@@ -187,3 +188,23 @@ def test_mxnet_written_records_verify(tmp_path, imgfactory, mxnet):
     mxnet.run("write", tmp_path / "mx.rec", tmp_path / "mx.idx", tmp_path / "p.json")
     report = verify(str(tmp_path / "mx.rec"), num_classes=CLASSES, progress=False)
     assert report.ok and report.records == N and ".idx" in report.checks
+
+
+@pytest.mark.s3
+def test_s3_dataset_record_and_a_damaged_shard(tmp_path, imgfactory, seaweed: S3Server):
+    rec = _write(tmp_path, _payloads(imgfactory))
+    record = _dataset_record(rec, {"color": 1})
+    client = seaweed.client()
+    client.create_bucket(Bucket="verify")
+    for path in (rec, rec.with_suffix(".idx"), record, tmp_path / "classes.json"):
+        client.put_object(Bucket="verify", Key=f"data/{path.name}", Body=path.read_bytes())
+    options = {"endpoint_url": seaweed.endpoint_url}
+    report = verify("s3://verify/data/train.dataset.json", progress=False, **options)
+    assert report.ok and report.records == N and report.checks[-1].startswith("counts and checksums")
+    damaged = bytearray(rec.read_bytes())
+    last = recordio.read_index(rec.with_suffix(".idx"))[-1][1]
+    damaged[(last + len(damaged)) // 2] ^= 0x5A  # inside the last record's entropy-coded data
+    client.put_object(Bucket="verify", Key="data/train.rec", Body=bytes(damaged))
+    problems = [str(p) for p in verify("s3://verify/data/train", progress=False, **options).problems]
+    assert problems[0].startswith("train.rec record #11 (id 11, byte ") and "cannot decode image" in problems[0]
+    assert problems[1].startswith("train.rec: SHA-256")
