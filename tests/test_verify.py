@@ -208,3 +208,19 @@ def test_s3_dataset_record_and_a_damaged_shard(tmp_path, imgfactory, seaweed: S3
     problems = [str(p) for p in verify("s3://verify/data/train", progress=False, **options).problems]
     assert problems[0].startswith("train.rec record #11 (id 11, byte ") and "cannot decode image" in problems[0]
     assert problems[1].startswith("train.rec: SHA-256")
+
+
+def test_shard_prefix_walks_every_shard_and_ids_are_unique_across_them(tmp_path, imgfactory):
+    payloads = _payloads(imgfactory)
+    for number, part in enumerate((payloads[:5], payloads[5:])):
+        rec, idx = recordio.shard_names(str(tmp_path / "train"), number)
+        with recordio.RecordWriter(rec, idx) as writer:
+            for payload in part:
+                writer.write(payload, key=recordio.unpack_image_record(payload)[0].id)
+    report = verify(str(tmp_path / "train"), num_classes=CLASSES, progress=False)
+    assert report.ok and report.records == N and report.shards == ["train-00000.rec", "train-00001.rec"]
+    with recordio.RecordWriter(tmp_path / "train-00002.rec") as writer:
+        writer.write(payloads[0])
+    problems = _problems(tmp_path / "train", num_classes=CLASSES)
+    assert problems[0].startswith("train-00002.rec record #0 (id 0, byte 0): duplicate id 0 (first: "
+                                  "train-00000.rec record #0")
