@@ -25,7 +25,7 @@ from imgprep.imaging.phash import hamming
 
 BANDS = 4
 BAND_BITS = 64 // BANDS
-CHUNK = 1 << 15  # probes (queries x flip masks) per pass: bounds the candidates held at once
+CHUNK = 1 << 14  # probes (queries x flip masks) per pass: bounds the candidates held at once
 # Chosen on the real-photo corpus (benchmarks/bench_verify.py prints the figures): copies that
 # were resized, re-encoded or mirrored land 0-6 bits away, crops 4-18; distinct photos >= 16.
 DEFAULT_THRESHOLD = 10
@@ -47,9 +47,11 @@ class HashIndex:
         self.starts: list[np.ndarray] = []
         for band in range(BANDS):
             keys = self._band(self.hashes, band)
-            order = np.argsort(keys, kind="stable").astype(np.int32)
-            self.orders.append(order)
-            self.starts.append(np.searchsorted(keys[order], np.arange((1 << BAND_BITS) + 1)).astype(np.int32))
+            self.orders.append(np.argsort(keys, kind="stable").astype(np.int32))
+            starts = np.zeros((1 << BAND_BITS) + 1, np.int32)
+            np.cumsum(np.bincount(keys, minlength=1 << BAND_BITS), out=starts[1:])
+            self.starts.append(starts)
+            del keys
 
     @staticmethod
     def _band(hashes: np.ndarray, band: int) -> np.ndarray:
@@ -70,13 +72,14 @@ class HashIndex:
                 starts = self.starts[band]
                 first, last = starts[probe], starts[probe + 1]
                 counts = last - first
-                hit = np.flatnonzero(counts)
+                hit = np.flatnonzero(counts).astype(np.int32)
                 if not len(hit):
                     continue
                 counts, first = counts[hit], first[hit]
                 total = int(counts.sum())
                 q = np.repeat(hit // len(masks), counts)
-                step = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+                # position of each candidate inside its bucket: 0, 1, ... per probe
+                step = np.arange(total, dtype=np.int32) - np.repeat(np.cumsum(counts, dtype=np.int32) - counts, counts)
                 h = self.orders[band][np.repeat(first, counts) + step]
                 dist = hamming(chunk[q], self.hashes[h])
                 keep = dist <= threshold
