@@ -29,6 +29,7 @@ from imgprep.packing.report import Skipped, report_name, write_report
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
 from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
+from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
 
 EXECUTORS = ("auto", "process", "thread")
@@ -167,6 +168,7 @@ def pack(
     if not items:
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
+    require_for([output, source if isinstance(source, str) else ""], decode=not spec.pass_through)
     image_source = resolve(source, **options.storage_options)
     from imgprep.imaging.transform import select
 
