@@ -224,3 +224,11 @@ def test_shard_prefix_walks_every_shard_and_ids_are_unique_across_them(tmp_path,
     problems = _problems(tmp_path / "train", num_classes=CLASSES)
     assert problems[0].startswith("train-00002.rec record #0 (id 0, byte 0): duplicate id 0 (first: "
                                   "train-00000.rec record #0")
+
+
+def test_shards_missing_from_a_dataset_record_are_problems(clean):
+    path = _dataset_record(clean, {})
+    clean.with_suffix(".idx").unlink()
+    assert _problems(path) == ["train.idx: is missing (the dataset record lists it)"]
+    clean.unlink()
+    assert _problems(path) == ["train.rec: is missing (the dataset record lists it)"]

@@ -60,13 +60,5 @@ class Location:
         except FileNotFoundError:
             raise FormatError("no such file", path=self.uri(name)) from None
 
-    def size(self, name: str) -> int:
-        if self.remote:
-            from imgprep.storage import s3
-
-            found = s3.head(self.uri(name), **self.options)
-            return int(found["ContentLength"]) if found else 0
-        return os.path.getsize(self.uri(name))
-
     def display(self, name: str) -> str:
         return posixpath.join(self.folder, name) if self.remote else self.uri(name)

@@ -35,7 +35,8 @@ def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstIt
     workers = workers or os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:
         for shard in target.shards:
-            _verify_shard(target, shard, report, pool, 4 * workers, seen, labels, width, bar.update)
+            _verify_shard(target, shard, report, pool, 4 * workers, seen, labels if against is not None else None,
+                          width, bar.update)
     bar.close()
     if any(s.idx for s in target.shards):
         report.checks.append(".idx")
@@ -62,9 +63,13 @@ def _progress(total: int | None, progress: bool | None) -> Any:
 
 
 def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPoolExecutor, in_flight: int,
-                  seen: dict[int, str], labels: dict[int, tuple[float, ...]], width: list[int],
+                  seen: dict[int, str], labels: dict[int, tuple[float, ...]] | None, width: list[int],
                   tick: Callable[[int], Any]) -> None:
+    """Walk one shard into ``report``; ``seen`` (id -> where) and ``labels`` (for --against) span shards."""
     location, expect = target.location, target.expect
+    if not location.exists(shard.rec):
+        report.add(shard.rec, "is missing (the dataset record lists it)")
+        return
     found: dict[int, tuple[int, int]] = {}
     pending: list[Future[list[tuple[str, str | None, tuple[int, int, int] | None]]]] = []
     batch: list[walk.Record] = []
@@ -79,7 +84,8 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
                 report.add(record.where, f"duplicate id {record.id} (first: {seen[record.id]})")
             else:
                 seen[record.id] = record.where
-                labels[record.id] = record.labels if record.flag else record.labels[:1]
+                if labels is not None:
+                    labels[record.id] = record.labels if record.flag else record.labels[:1]
             batch.append(record)
             if len(batch) == BATCH:
                 pending.append(pool.submit(_decode_batch, batch, expect))
@@ -90,14 +96,14 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
         _drain(pending, report, tick, limit=0)
         if shard.expected is not None:
             _check_shard_entry(shard, stream, report, len(found))
-    if shard.idx is not None:
-        text = location.read(shard.idx).decode("utf-8", errors="replace")
+    if shard.idx is not None and location.exists(shard.idx):
+        data = location.read(shard.idx)
+        text = data.decode("utf-8", errors="replace")
         walk.check_index(walk.parse_index(text, shard.idx, report), found, shard.rec, shard.idx, report)
         if shard.expected is not None:
-            _check_digest(location.read(shard.idx), shard.idx, shard.expected.idx_sha256,
-                          shard.expected.idx_bytes, report)
-    elif shard.expected is not None:
-        report.add(shard.rec, "its .idx is missing (the dataset record lists one)")
+            _check_digest(data, shard.idx, shard.expected.idx_sha256, shard.expected.idx_bytes, report)
+    elif shard.idx is not None:
+        report.add(shard.idx, "is missing (the dataset record lists it)")
 
 
 def _drain(pending: list[Future[Any]], report: Report, tick: Callable[[int], Any], limit: int) -> None:
