@@ -1,17 +1,18 @@
 """Near-duplicate search over 64-bit perceptual hashes, and grouping of what it finds.
 
 Multi-index hashing (Norouzi et al., 2012): the 64 bits are cut into ``BANDS`` = 4 bands of 16.
-Two hashes within ``threshold`` bits of each other agree within ``threshold // BANDS`` bits on
-at least one band (pigeonhole), so each hash only needs comparing with the hashes in the
-buckets its bands reach by flipping at most ``r = threshold // BANDS`` bits: ``sum_{i<=r}
-C(16, i)`` buckets per band (137 for r = 2).  With 16-bit bands and n up to a few 2^16
-hashes, a bucket holds O(1 + n / 2^16) hashes, so the search costs O(n * BANDS * C(16, r) *
-(1 + n / 2^16)) — O(n log n)-like growth where a plain comparison of all pairs is O(n^2) — and
-it runs as whole-array numpy passes, one per (band, flip mask).
+Two hashes within ``threshold`` bits of each other agree within ``r = threshold // BANDS`` bits
+on at least one band (pigeonhole), so a query only meets the hashes in the buckets its bands
+reach by flipping at most ``r`` bits: ``sum_{i<=r} C(16, i)`` buckets per band (137 for r = 2).
+Cost: O(n * BANDS * C(16, r)) probes plus the candidates they find, n * BANDS * C(16, r) *
+n / 2^16 for well-spread hashes — linear while n stays below ~2^16, and for larger n a fixed
+fraction of all pairs (about 1/60 of them with r = 2; a mirror query doubles it), where a plain
+comparison of all pairs checks every one.  Each pass is a whole-array numpy step over
+``CHUNK`` probes (queries x flip masks) of one band.
 
-Memory: the hashes (8 bytes), their mirrors' hashes (8 bytes), and per band a bucket-sorted
-order of int32 (4 x 4 bytes): 32 bytes per image, plus 4 x 256 KiB of bucket starts and the
-candidate pairs of one (band, mask) pass, processed in chunks of ``CHUNK`` queries.
+Memory: the hashes and their mirrors' hashes (16 bytes per image), per band a bucket-sorted
+order of int32 (16 bytes per image), 4 x 256 KiB of bucket starts, and the candidates of one
+pass (bounded by ``CHUNK``, not by n).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from imgprep.imaging.phash import hamming
 BANDS = 4
 BAND_BITS = 64 // BANDS
 CHUNK = 1 << 14  # probes (queries x flip masks) per pass: bounds the candidates held at once
-# Chosen on the real-photo corpus (benchmarks/bench_verify.py prints the figures): copies that
-# were resized, re-encoded or mirrored land 0-6 bits away, crops 4-18; distinct photos >= 16.
+# Chosen on real photos (benchmarks/bench_verify.py prints the figures): resized, re-encoded and
+# mirrored copies land 0-6 bits away, 5% crops up to 10, distinct photos 16 or more.  10 is also the
+# largest threshold the 4-band search covers with 2 flipped bits per band.
 DEFAULT_THRESHOLD = 10
 
 
