@@ -245,7 +245,7 @@ def convert(
         say(f"{dataset.origin}: {note}")
     dups = None
     if dedup != "off":
-        dups = _duplicates(dataset, image_root, dedup_threshold, store, say)
+        dups = _duplicates(dataset, image_root, dedup, dedup_threshold, store, say)
     if dedup == "drop" and dups is not None and dups.pairs:
         splits = _split_groups(dataset, plan, dups, shuffle=shuffle, seed=seed)
     else:
@@ -328,9 +328,20 @@ def convert(
     return result
 
 
-def _duplicates(dataset: Dataset, image_root: str | None, threshold: int | None, store: Mapping[str, Any],
-                say: Echo) -> dedup_mod.Duplicates | None:
+def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
+                store: Mapping[str, Any], say: Echo) -> dedup_mod.Duplicates | None:
     root = dataset.root or image_root
+    if dataset.pixels is None and root is not None:
+        from imgprep.errors import MissingPieceError
+        from imgprep.requirements import require
+
+        try:  # lists alone need no decoder: without Pillow only an explicit --dedup drop fails
+            require("PIL")
+        except MissingPieceError as exc:
+            if mode == "drop":
+                raise
+            say(f"duplicates: not checked ({exc.message})")
+            return None
     if dataset.pixels is not None:
         pixels = dataset.pixels
 
