@@ -42,6 +42,10 @@ def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, h
     from imgprep.inspect.scan import scan
     from imgprep.splits.neardup import DEFAULT_THRESHOLD
 
+    if html_out:
+        from imgprep.requirements import require
+
+        require("PIL")  # the page's thumbnails: say so before the scan, not after it
     collection = collect(path, root=root)
     with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
         table = scan(collection.splits, workers=num_workers, tick=bar.update)

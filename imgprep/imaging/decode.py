@@ -50,6 +50,9 @@ _CHANNELS = {"1": 1, "L": 1, "P": 3, "RGB": 3, "YCbCr": 3, "LA": 2, "RGBA": 4, "
 
 
 def _pillow(data: bytes, min_side: int, keep_luma: bool) -> Decoded:
+    from imgprep.requirements import require
+
+    require("PIL")  # one line naming the fix, not an ImportError per image
     from PIL import Image
 
     try:
