@@ -232,3 +232,15 @@ def test_shards_missing_from_a_dataset_record_are_problems(clean):
     assert _problems(path) == ["train.idx: is missing (the dataset record lists it)"]
     clean.unlink()
     assert _problems(path) == ["train.rec: is missing (the dataset record lists it)"]
+
+
+def test_what_prepare_writes_verifies_and_inspects_clean(tmp_path, imgfactory, imgprep_cli):
+    imgfactory.class_tree(tmp_path / "photos", ["ant", "bee", "cow"], 6)
+    imgprep_cli("prepare", "folders", tmp_path / "photos", "-o", tmp_path / "out", "--split", "train=0.5,val=0.5",
+                "--resize", "40", "-q")
+    for split in ("train", "val"):
+        out = imgprep_cli("verify", tmp_path / "out" / f"{split}.rec", "--against", tmp_path / "out" / f"{split}.lst")
+        assert "OK: 9 records, no problems" in out.stdout and "class indices in [0, 3)" in out.stdout
+    doc = json.loads(imgprep_cli("inspect", tmp_path / "out", "--json").stdout)
+    assert [s["name"] for s in doc["splits"]] == ["train", "val"] and doc["summary"]["leaks"] == 0
+    assert doc["classes"] == ["ant", "bee", "cow"]
