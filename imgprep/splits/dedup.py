@@ -23,6 +23,7 @@ from imgprep.imaging.phash import THUMB_MIN_SIDE, phash_pair
 from imgprep.splits.neardup import DEFAULT_THRESHOLD, components, exact_groups, near_pairs
 
 MODES = ("off", "report", "drop")
+BATCH = 64  # images per pool task: thread pools submit every task up front
 Reader = Callable[[int], "bytes | np.ndarray"]
 
 
@@ -79,8 +80,12 @@ def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: i
         except (ImageError, ImgprepError, OSError):
             readable[i] = False
 
+    def batch(lo: int) -> None:
+        for i in range(lo, min(n, lo + BATCH)):
+            one(i)
+
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        list(pool.map(one, range(n), chunksize=64))
+        list(pool.map(batch, range(0, n, BATCH)))
     ok = np.flatnonzero(readable)
     near = {(int(ok[i]), int(ok[j])): d for i, j, d in near_pairs(phash[ok], mirror[ok], threshold)}
     identical = {(int(ok[g[0]]), int(ok[m])) for g in exact_groups(digest[ok]) for m in g[1:]}
