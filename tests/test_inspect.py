@@ -103,3 +103,17 @@ def test_native_thumbnail_matches_pillow_on_odd_sizes(imgfactory, monkeypatch):
     assert fast.luma.shape == slow.luma.shape
     assert np.abs(fast.luma.astype(int) - slow.luma.astype(int)).mean() < 2
     assert hamming(phash_pair(fast.luma)[0], phash_pair(slow.luma)[0]) <= 2
+
+
+def test_ground_truth_manifest_input(tmp_path, imgfactory):
+    rows = []
+    for i in range(6):
+        imgfactory.write(tmp_path / "copy" / f"{i}.jpg", imgfactory.jpeg(72, 64, seed=i % 5))
+        meta = {"class-name": ["cat", "dog"][i % 2], "type": "groundtruth/image-classification",
+                "job-name": "labeling-job/pets", "human-annotated": "yes", "creation-date": "2024-01-01T00:00:00"}
+        rows.append(json.dumps({"source-ref": f"s3://bucket/pets/{i}.jpg", "animal": i % 2, "animal-metadata": meta}))
+    (tmp_path / "output.manifest").write_text("\n".join(rows) + "\n")
+    collection = collect(str(tmp_path / "output.manifest"), root=f"s3://bucket/pets/={tmp_path / 'copy'}")
+    doc = analyse(collection, scan(collection.splits)).to_json()
+    assert doc["classes"] == ["cat", "dog"] and doc["splits"][0]["images"] == 6
+    assert [[r["path"] for r in g["images"]] for g in doc["exact_duplicates"]] == [["0.jpg", "5.jpg"]]

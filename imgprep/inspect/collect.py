@@ -29,6 +29,7 @@ class Split:
     rec: str | None = None
     items: list[LstItem] = field(default_factory=list)  # .lst entries (paths for records, or the images)
     root: str | None = None
+    class_names: list[str] | None = None  # when the source names its classes (a manifest)
     _paths: dict[int, str] | None = None
 
     def images(self) -> Iterator[Image]:
@@ -84,7 +85,8 @@ def collect(path: str, *, root: str | None = None) -> Collection:
         folder = os.path.dirname(path) or "."
     else:
         raise UsageError(f"{path}: no such file or folder")
-    return Collection(splits, _class_names(folder), folder)
+    names = _class_names(folder) or next((s.class_names for s in splits if s.class_names), None)
+    return Collection(splits, names, folder)
 
 
 def _file_split(path: str, root: str | None) -> Split:
@@ -102,7 +104,8 @@ def _file_split(path: str, root: str | None) -> Split:
         dataset = load_manifest(path, root=root)
         if dataset.root is None or dataset.root.startswith("s3://"):
             raise UsageError(f"{path}: give --root s3://bucket/prefix/=DIR with a local copy of its images")
-        return Split(stem, path, items=dataset.items(range(len(dataset))), root=dataset.root)
+        return Split(stem, path, items=dataset.items(range(len(dataset))), root=dataset.root,
+                     class_names=[c.name for c in dataset.classes])
     raise UsageError(f"{path}: expected a .rec, .lst or .manifest file, or a folder of them")
 
 
