@@ -382,6 +382,8 @@ def _say_duplicates(dataset: Dataset, splits: Mapping[str, np.ndarray], dups: de
             f"{grouped} image(s) are copies of another")
     if dups.unreadable:
         line += f"; {dups.unreadable} image(s) could not be read for the check"
+    if dups.small:
+        line += f"; {dups.small} image(s) under 32 px checked for exact copies only"
     say(line)
     leaked = dedup_mod.leaks(splits, dups)
     where = {int(i): name for name, idx in splits.items() for i in idx.tolist()}

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps
 
 from imgprep.convert import convert
 from imgprep.formats.lst import read_lst
+from imgprep.imaging.phash import hamming, phash_pair
 from imgprep.splits import dedup
 
 COPIES = {  # copy file -> original, within the class folder "a"
@@ -82,3 +83,15 @@ def test_preset_splits_regroup_copies_into_the_first_images_split():
     regrouped = dedup.regroup(splits, dups)
     assert regrouped["train"].tolist() == [0, 1, 2, 4] and regrouped["val"].tolist() == [3]
     assert dedup.leaks(splits, dups) == [(0, 2, 0), (1, 4, 3)] and dedup.leaks(regrouped, dups) == []
+
+
+def test_images_under_the_hash_grid_are_checked_for_exact_copies_only():
+    rng = np.random.default_rng(0)
+    digits = [(rng.random((28, 28)) > 0.8).astype(np.uint8) * 255 for _ in range(40)]
+    digits.append(digits[7].copy())
+    stroke = digits[3].copy()
+    stroke[10:12, 10:12] ^= 255  # a different sample of the same shape: near in pHash, not a copy
+    digits.append(stroke)
+    dups = dedup.find(len(digits), lambda i: digits[i])
+    assert dups.pairs == [(7, 40, 0)] and dups.identical == {(7, 40)} and dups.small == 42
+    assert hamming(phash_pair(digits[3])[0], phash_pair(stroke)[0]) <= 10  # would have been paired

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from imgprep.formats.hyperparams import IMBALANCE_RATIO
-from imgprep.imaging.phash import hamming
+from imgprep.imaging.phash import NEAR_MIN_SIDE, hamming
 from imgprep.inspect.collect import Collection
 from imgprep.inspect.scan import Table
 from imgprep.splits.neardup import DEFAULT_THRESHOLD, exact_groups, near_pairs
@@ -34,6 +34,7 @@ class Findings:
     splits: list[dict[str, Any]] = field(default_factory=list)
     exact: list[list[int]] = field(default_factory=list)  # groups of table rows
     near: list[Pair] = field(default_factory=list)
+    small: int = 0  # images under NEAR_MIN_SIDE: exact duplicates only
 
     def ref(self, row: int) -> dict[str, Any]:
         """How an image is named in every report: split, record id, path."""
@@ -55,7 +56,8 @@ class Findings:
                 "exact_duplicate_groups": len(self.exact), "near_duplicate_pairs": len(self.near),
                 "leaks": self.leaks,
             },
-            "hash": {"kind": HASH, "threshold_bits": self.threshold},
+            "hash": {"kind": HASH, "threshold_bits": self.threshold, "min_side": NEAR_MIN_SIDE,
+                     "images_too_small": self.small},
             "classes": self.classes,
             "splits": self.splits,
             "exact_duplicates": [{"leak": self.is_leak(g), "images": [self.ref(r) for r in g]} for g in self.exact],
@@ -75,8 +77,11 @@ def analyse(collection: Collection, table: Table, *, threshold: int = DEFAULT_TH
                        for number, split in enumerate(collection.splits)]
     digest, phash, mirror = table.column("digest"), table.column("phash"), table.column("mirror")
     findings.exact = exact_groups(digest) if len(table) else []
-    if len(table):
-        for i, j, d in near_pairs(phash, mirror, threshold):
+    big = np.flatnonzero(np.minimum(table.column("width"), table.column("height")) >= NEAR_MIN_SIDE)
+    findings.small = len(table) - len(big)
+    if len(big):
+        for a, b, d in near_pairs(phash[big], mirror[big], threshold):
+            i, j = int(big[a]), int(big[b])
             if digest[i] == digest[j]:
                 continue
             mirrored = int(hamming(mirror[i], phash[j])) < int(hamming(phash[i], phash[j]))

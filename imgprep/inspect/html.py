@@ -98,7 +98,9 @@ def _page(findings: Findings, pairs: list[tuple[list[int], str, bool]], rows: li
         f"<style>{CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",
         f'<p class=sub>{escape(doc["hash"]["kind"])}; near duplicates are within {doc["hash"]["threshold_bits"]} '
-        "bits. A pair in two splits is a leak: the model is scored on images it trained on.</p>",
+        "bits. A pair in two splits is a leak: the model is scored on images it trained on."
+        + (f" {doc['hash']['images_too_small']:,} images under {doc['hash']['min_side']} px are checked for "
+           "exact copies only." if doc["hash"]["images_too_small"] else "") + "</p>",
         '<div class=cards id=summary>',
         *(f'<div class="card {cls}"><b>{value}</b><span>{escape(label)}</span></div>' for label, value, cls in cards),
         "</div>",

@@ -32,6 +32,9 @@ def render(findings: Findings) -> str:
     lines += ["", f"duplicates ({doc['hash']['kind']}; near = within {doc['hash']['threshold_bits']} bits)"]
     lines.append(f"  exact: {s['exact_duplicate_groups']} group(s); near: {s['near_duplicate_pairs']} pair(s); "
                  f"leaks across splits: {s['leaks']}")
+    if doc["hash"]["images_too_small"]:
+        lines.append(f"  {doc['hash']['images_too_small']:,} image(s) under {doc['hash']['min_side']} px: "
+                     "exact duplicates only")
     for group in doc["exact_duplicates"][:SHOWN]:
         tag = "LEAK  " if group["leak"] else "      "
         lines.append(f"  {tag}exact  " + "  ==  ".join(_ref(r) for r in group["images"]))

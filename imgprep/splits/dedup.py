@@ -19,7 +19,7 @@ import numpy as np
 
 from imgprep.errors import ImageError, ImgprepError, UsageError
 from imgprep.imaging.decode import decode
-from imgprep.imaging.phash import THUMB_MIN_SIDE, phash_pair
+from imgprep.imaging.phash import NEAR_MIN_SIDE, THUMB_MIN_SIDE, phash_pair
 from imgprep.splits.neardup import DEFAULT_THRESHOLD, components, exact_groups, near_pairs
 
 MODES = ("off", "report", "drop")
@@ -35,6 +35,7 @@ class Duplicates:
     pairs: list[tuple[int, int, int]] = field(default_factory=list)  # (i, j, pHash bits apart), i < j
     identical: set[tuple[int, int]] = field(default_factory=set)  # the pairs with the same bytes or pixels
     unreadable: int = 0
+    small: int = 0  # images under NEAR_MIN_SIDE: checked for exact copies only
 
     @property
     def members(self) -> dict[int, list[int]]:
@@ -52,16 +53,19 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def _fingerprint(item: bytes | np.ndarray) -> tuple[int, int, int]:
+def _fingerprint(item: bytes | np.ndarray) -> tuple[int, int, int, int]:
+    """(content digest, pHash, mirror pHash, smaller side of the stored image)."""
     if isinstance(item, np.ndarray):
         pixels = np.ascontiguousarray(item)
         luma = pixels if pixels.ndim == 2 else pixels.mean(axis=2).astype(np.uint8)
         digest = hashlib.blake2b(pixels.tobytes(), digest_size=8).digest()
+        side = min(pixels.shape[:2])
     else:
-        luma = decode(item, min_side=THUMB_MIN_SIDE, keep_luma=True).luma
+        found = decode(item, min_side=THUMB_MIN_SIDE, keep_luma=True)
+        luma, side = found.luma, min(found.width, found.height)
         digest = hashlib.blake2b(item, digest_size=8).digest()
     ph, mirror = phash_pair(luma)
-    return int.from_bytes(digest, "little"), ph, mirror
+    return int.from_bytes(digest, "little"), ph, mirror, side
 
 
 def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: int | None = None) -> Duplicates:
@@ -73,12 +77,15 @@ def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: i
     phash = np.zeros(n, np.uint64)
     mirror = np.zeros(n, np.uint64)
     readable = np.ones(n, bool)
+    small = np.zeros(n, bool)
 
     def one(i: int) -> None:
         try:
-            digest[i], phash[i], mirror[i] = _fingerprint(read(i))
+            digest[i], phash[i], mirror[i], side = _fingerprint(read(i))
         except (ImageError, ImgprepError, OSError):
             readable[i] = False
+        else:
+            small[i] = side < NEAR_MIN_SIDE
 
     def batch(lo: int) -> None:
         for i in range(lo, min(n, lo + BATCH)):
@@ -87,11 +94,13 @@ def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: i
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         list(pool.map(batch, range(0, n, BATCH)))
     ok = np.flatnonzero(readable)
-    near = {(int(ok[i]), int(ok[j])): d for i, j, d in near_pairs(phash[ok], mirror[ok], threshold)}
+    big = np.flatnonzero(readable & ~small)
+    near = {(int(big[i]), int(big[j])): d for i, j, d in near_pairs(phash[big], mirror[big], threshold)}
     identical = {(int(ok[g[0]]), int(ok[m])) for g in exact_groups(digest[ok]) for m in g[1:]}
     pairs = sorted({**near, **{p: 0 for p in identical}}.items())
     flat = [(i, j, d) for (i, j), d in pairs]
-    return Duplicates(components(n, [(i, j) for i, j, _ in flat]), flat, identical, int(n - len(ok)))
+    return Duplicates(components(n, [(i, j) for i, j, _ in flat]), flat, identical, int(n - len(ok)),
+                      int(small.sum()))
 
 
 def representatives(dups: Duplicates) -> np.ndarray:
