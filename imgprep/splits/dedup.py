@@ -64,7 +64,7 @@ def _fingerprint(item: bytes | np.ndarray) -> tuple[int, int, int, int]:
         found = decode(item, min_side=THUMB_MIN_SIDE, keep_luma=True)
         luma, side = found.luma, min(found.width, found.height)
         digest = hashlib.blake2b(item, digest_size=8).digest()
-    ph, mirror = phash_pair(luma)
+    ph, mirror = phash_pair(luma) if side >= NEAR_MIN_SIDE else (0, 0)
     return int.from_bytes(digest, "little"), ph, mirror, side
 
 
