@@ -10,7 +10,7 @@
    copies (resized to 80%, re-encoded at q70, mirrored, cropped by 5% and by 10%, all of these at
    once) and of distinct photos, and precision/recall per threshold.
 
-    .venv/bin/python benchmarks/bench_verify.py [--runs 3] [--workers 2] [--json out.json]
+    .venv/bin/python benchmarks/bench_verify.py [--runs 3 | --quick] [--workers 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -159,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--quick", action="store_true", help="One measured round of verify vs pack.")
     parser.add_argument("--skip-verify", action="store_true", help="Only the search and hash figures.")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = 1
     print(f"machine: {machine_info()}; load {load_average()}")
     doc = {"search": bench_search(), "hash": bench_hash()}
     if not args.skip_verify:
