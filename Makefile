@@ -5,7 +5,7 @@
 #                  pytest (reference readers and servers required, skips checked against an allowlist)
 #   make wheel     dist/imgprep-*-manylinux_*.whl with libturbojpeg inside (auditwheel + patchelf)
 #   make bench     run benchmarks/run_all.py
-#   make lint      ruff only
+#   make lint      ruff and the import-layer contracts (lint-imports)
 #   make asan      the native core under AddressSanitizer + UBSan (also part of make test)
 #   make clean     build outputs (keeps the virtualenvs and the pip cache)
 #   make distclean everything make created, virtualenvs and .cache included
@@ -35,7 +35,7 @@ MXNET_SPECS := "mxnet==1.9.1" "numpy==1.23.5" "opencv-python-headless<4.12"
 APT_BUILD := build-essential python3-dev python3-venv pkg-config libturbojpeg0-dev
 # What the tests need on top: objdump (ASan check), MXNet's runtime libraries, and the headless
 # browser that checks inspect's HTML page (Debian's `chromium`; Ubuntu ships it only as a snap).
-APT_TEST := binutils libgomp1 libquadmath0 chromium
+APT_TEST := binutils libgomp1 libquadmath0 chromium fonts-dejavu-core
 
 NATIVE_SOURCES := $(wildcard native/*.c native/*.h)
 REFERENCE_ENV := IMGPREP_MXNET_PYTHON=$(CURDIR)/$(VENV_MX)/bin/python IMGPREP_REQUIRE_REFERENCE=1 \
@@ -114,6 +114,7 @@ wheel: apt-build $(VENV)/.stamp-test
 
 lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # Both pytest passes write JUnit XML; scripts/test_report.py sums them, fails on any skip that
 # tests/skip_allowlist.txt does not name, and prints the closing count line.
@@ -121,6 +122,7 @@ test: apt-test
 	$(MAKE) --no-print-directory venv-test venv-mx
 	$(MAKE) --no-print-directory wheel
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	@rm -rf $(REPORTS); mkdir -p $(REPORTS)
 	$(REFERENCE_ENV) $(PY) -m pytest --junitxml=$(REPORTS)/main.xml $(PYTEST_ARGS) || echo $$? > $(REPORTS)/failed
 	@echo "--- the packer and its judges again on the Pillow path (IMGPREP_NATIVE=0)"

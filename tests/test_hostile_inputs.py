@@ -497,7 +497,7 @@ CASES = [
     Case("control character in a path", "refused", "contains the control character U+0001",
          bad_row("10\t1\tc/a\x01.jpg")),
     Case("list is a directory", "refused", "is a directory (expected a .lst file)", list_is_a_directory),
-    Case("list is /dev/zero", "refused", "/dev/zero:1: line longer than 1048576 characters", device_as("list")),
+    Case("list is /dev/zero", "refused", "/dev/zero: not a regular file", device_as("list")),
     Case("COCO file is a FIFO", "refused", "fifo.json: not a regular file", fifo_coco),
     Case("COCO file is /dev/zero", "refused", "/dev/zero: not a regular file", device_as("coco")),
     Case("manifest is /dev/zero", "refused", "/dev/zero:1: line longer than 16777216 characters",

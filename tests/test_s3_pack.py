@@ -13,10 +13,10 @@ from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 
 import imgprep
 from imgprep.errors import ImageError
-from imgprep.formats.lst import LstItem, write_lst
+from imgprep.formats.lst import LstItem
 from imgprep.packing.packer import PackOptions, pack
-from imgprep.storage import s3
-from imgprep.storage.s3_source import S3ImageSource
+from imgprep.splits.lists import write_lst
+from imgprep.storage import Storage
 
 pytestmark = pytest.mark.s3
 CLASSES = ["cat", "dog", "emu"]
@@ -51,7 +51,7 @@ def s3_opts(server: S3Server) -> dict[str, Any]:
 
 
 def download(server: S3Server, uri: str, dest: Path) -> Path:
-    dest.write_bytes(s3.read_bytes(uri, **s3_opts(server)))
+    dest.write_bytes(Storage.from_options(**s3_opts(server)).read_bytes(uri))
     return dest
 
 
@@ -64,7 +64,7 @@ def test_source_yields_in_list_order_with_errors_in_place(
     root, items = images
     missing = LstItem(999, (0.0,), "cat/missing.jpg")
     order = [*items[:5], missing, *items[5:]]
-    source = S3ImageSource(s3_images, prefetch=4, max_workers=3, **s3_opts(seaweed))
+    source = Storage.from_options(prefetch=4, fetch_workers=3, **s3_opts(seaweed)).image_source(s3_images)
     try:
         got = list(source.iter_fetch(order))
         assert source.local_path(items[0]) is None
@@ -78,10 +78,43 @@ def test_source_yields_in_list_order_with_errors_in_place(
     assert [g for g in got if not isinstance(g, ImageError)] == expected
 
 
+@pytest.mark.parametrize("secret", ["right", "wrong"])
+def test_source_takes_credentials_from_a_profile_as_boto3_does(
+    seaweed: S3Server, images: tuple[Path, list[LstItem]], s3_images: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, secret: str,
+) -> None:
+    """No keys in the environment: the shared credentials file and AWS_PROFILE, through botocore's chain.
+
+    Wrong keys are a storage failure of the whole run (one line naming the object), not a skipped image.
+    """
+    from s3servers import ACCESS_KEY, SECRET_KEY
+
+    from imgprep.errors import StorageError
+
+    root, items = images
+    credentials = tmp_path / "credentials"
+    key = SECRET_KEY if secret == "right" else "not-the-secret"
+    credentials.write_text(f"[imgtest]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {key}\n")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_PROFILE", "imgtest")
+    source = Storage.from_options(**s3_opts(seaweed), max_attempts=1).image_source(s3_images)
+    try:
+        if secret == "right":
+            assert source.fetch(items[0]) == (root / items[0].path).read_bytes()
+        else:
+            with pytest.raises(StorageError, match=rf"^{s3_images}/{items[0].path}: image download failed") as info:
+                source.fetch(items[0])
+            assert "\n" not in str(info.value)
+    finally:
+        source.close()
+
+
 def test_source_prefetch_is_bounded(seaweed: S3Server, images: tuple[Path, list[LstItem]], s3_images: str) -> None:
     _, items = images
     with FaultProxy(seaweed.endpoint_url) as proxy:
-        source = S3ImageSource(s3_images, prefetch=5, max_workers=2, endpoint_url=proxy.url)
+        source = Storage.from_options(prefetch=5, fetch_workers=2, endpoint_url=proxy.url).image_source(s3_images)
         stream = source.iter_fetch(items)
         next(stream)
         deadline = time.monotonic() + 10
@@ -103,14 +136,15 @@ def test_pack_to_s3_is_byte_identical_to_local(
     root, items = images
     spec = imgprep.TransformSpec(resize=24)
     local = pack(items, root, str(tmp_path / "train"), spec, PackOptions(num_workers=2, shard_records=shard_records))
+    storage = Storage.from_options(**s3_opts(seaweed))
     remote = pack(items, s3_images, f"s3://packsrc/out{shard_records}/train", spec,
-                  PackOptions(num_workers=2, shard_records=shard_records, storage_options=s3_opts(seaweed)))
+                  PackOptions(num_workers=2, shard_records=shard_records, storage=storage))
     assert remote.records == local.records == len(items)
     local_files = [o for o in local.outputs if o.endswith((".rec", ".idx"))]
     remote_files = [o for o in remote.outputs if o.endswith((".rec", ".idx"))]
     assert [Path(o).name for o in local_files] == [o.rsplit("/", 1)[1] for o in remote_files]
     for lo, ro in zip(local_files, remote_files, strict=True):
-        assert s3.read_bytes(ro, **s3_opts(seaweed)) == Path(lo).read_bytes(), ro
+        assert Storage.from_options(**s3_opts(seaweed)).read_bytes(ro) == Path(lo).read_bytes(), ro
     assert seaweed.client().list_multipart_uploads(Bucket="packsrc").get("Uploads", []) == []
 
 

@@ -45,7 +45,7 @@ def pack(lists: tuple[str, ...], root: str, output: str, verbose: bool, spec: An
     from imgprep.api import read_lists
     from imgprep.packing.packer import pack as run_pack
 
-    items = read_lists(lists, **options.storage_options)
+    items = read_lists(lists, options.storage)
     if verbose:
         from imgprep.imaging.transform import select
 

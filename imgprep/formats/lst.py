@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from imgprep.errors import FormatError
 from imgprep.formats.paths import bounded_lines, check_relative_path, quote
@@ -66,7 +65,7 @@ def format_line(item: LstItem) -> str:
 def parse_line(line: str, *, path: str = "<lst>", lineno: int = 0, columns: int | None = None) -> LstItem:
     """Parse one non-blank ``.lst`` line; ``columns`` enforces the file's column count."""
     if len(line) > MAX_LINE:
-        raise FormatError(f"line of {len(line)} characters (the limit is {MAX_LINE})", path=path, line=lineno)
+        raise FormatError(f"line longer than {MAX_LINE} characters ({len(line)})", path=path, line=lineno)
     fields = line.rstrip("\r\n").split("\t")
     if len(fields) < 3:
         raise FormatError(
@@ -151,12 +150,3 @@ def dumps(items: Iterable[LstItem]) -> str:
         width = len(item.labels)
         lines.append(format_line(item))
     return "".join(lines)
-
-
-def write_lst(
-    path: str | os.PathLike[str], items: Sequence[LstItem] | Iterable[LstItem], **storage_options: Any
-) -> None:
-    """Write a ``.lst`` atomically (local: temporary name then rename; S3: one PUT)."""
-    from imgprep.storage.base import write_text
-
-    write_text(os.fspath(path), dumps(items), **storage_options)

@@ -62,6 +62,10 @@ def record(
     else:
         label = int(labels[0])
         meta = {"class-name": class_names[label], "type": SINGLE_TYPE}
+    for name in meta.get("class-map", {}).values() if multi_label else [meta["class-name"]]:
+        problem = unrepresentable(name)
+        if problem:
+            raise FormatError(f"class name: {problem}")
     meta["human-annotated"] = "no"
     meta["creation-date"] = options.creation_date
     meta["job-name"] = f"labeling-job/{options.job_name}"

@@ -21,7 +21,7 @@ from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecu
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgprep.errors import BadRecordsError, ImgprepError, UsageError, WorkerError
+from imgprep.errors import BadRecordsError, ImageError, ImgprepError, UsageError, WorkerError
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
@@ -31,6 +31,7 @@ from imgprep.packing.sources import ImageSource, resolve
 from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
 from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
+from imgprep.storage.base import Store
 
 EXECUTORS = ("auto", "process", "thread")
 
@@ -50,7 +51,7 @@ class PackOptions:
     native: bool | None = None  # None: use the native core when built (IMGPREP_NATIVE overrides)
     report: bool = True
     chunk_size: int = 0  # 0: chosen from the list length and worker count
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    storage: Store | None = None  # None: local files and S3 with default settings
 
     def __post_init__(self) -> None:
         if self.num_workers is not None and self.num_workers < 1:
@@ -91,6 +92,13 @@ class PackSummary:
         if self.report:
             lines.append(f"  skipped images and reasons: {self.report}")
         return "\n".join(lines)
+
+
+def default_storage() -> Store:
+    """Local files and S3 with default settings, for library callers that pass no storage."""
+    from imgprep.storage.stores import Storage
+
+    return Storage()
 
 
 def default_workers() -> int:
@@ -135,7 +143,7 @@ def _progress(total: int, options: PackOptions) -> Any:
 
 
 CHUNK_FILES = 16  # files read by the workers: small chunks keep latency and memory low
-CHUNK_IN_MEMORY = 256  # tiny in-memory images (28x28 arrays): big chunks amortise the IPC
+CHUNK_IN_MEMORY = 256  # tiny in-memory images (28x28 arrays, batched sources): big chunks amortise the IPC
 CHUNK_BYTES = 4 << 20  # cap on in-memory bytes per chunk, so the window bounds memory
 
 
@@ -168,8 +176,9 @@ def pack(
     if not items:
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
-    require_for([output, source if isinstance(source, str) else ""], decode=not spec.pass_through)
-    image_source = resolve(source, **options.storage_options)
+    require_for([output], decode=not spec.pass_through, image_root=source if isinstance(source, str) else "")
+    storage = options.storage or default_storage()
+    image_source = resolve(source, storage)
     from imgprep.imaging.transform import select
 
     chosen = select(options.native)
@@ -187,7 +196,7 @@ def pack(
         prefix,
         shard_records=options.shard_records,
         shard_size=options.shard_size,
-        storage_options=options.storage_options,
+        storage=storage,
     )
     skipped: list[Skipped] = []
     bar = _progress(len(items), options)
@@ -219,7 +228,7 @@ def pack(
         if bar is not None:
             bar.close()
         image_source.close()
-    report = write_report(prefix, skipped, **options.storage_options) if options.report else None
+    report = write_report(storage, prefix, skipped) if options.report else None
     return PackSummary(
         records=writer.records,
         skipped=len(skipped),
@@ -234,37 +243,29 @@ def pack(
     )
 
 
-_DEFERRED = object()  # data a source fetches a whole chunk at a time (``fetch_many``)
+_DEFERRED = object()  # data a batched source fetches a whole chunk at a time (``fetch_many``)
 
 
 def _fetched_stream(items: Sequence[LstItem], source: ImageSource) -> Iterator[tuple[LstItem, str | None, Any]]:
     """``(item, local path, data)`` in list order; data without a local file is fetched here,
-    ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``; an in-memory
-    source hands over whole chunks in ``fetch_many``)."""
+    ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``; a batched
+    in-memory source hands over whole chunks in ``fetch_many``)."""
     paths = [source.local_path(item) for item in items]
     remote = [item for item, path in zip(items, paths) if path is None]
     fetched: Iterator[Any] = iter(())
-    if remote and hasattr(source, "fetch_many"):
+    if remote and source.batched:
         fetched = itertools.repeat(_DEFERRED)
     elif remote:
-        iter_fetch: Callable[[Sequence[LstItem]], Iterator[Any]] | None = getattr(source, "iter_fetch", None)
-        fetched = iter_fetch(remote) if iter_fetch else (_safe_fetch(source, item) for item in remote)
+        fetched = source.iter_fetch(remote)
     for item, path in zip(items, paths):
         yield item, path, (next(fetched) if path is None else None)
-
-
-def _safe_fetch(source: ImageSource, item: LstItem) -> Any:
-    try:
-        return source.fetch(item)
-    except ImgprepError as exc:
-        return exc
 
 
 def _make_chunk(entries: list[tuple[LstItem, str | None, Any]], source: ImageSource) -> Chunk:
     ready = [e for e in entries if not isinstance(e[2], ImgprepError)]
     data: Any = None
     if any(e[2] is _DEFERRED for e in ready):
-        data = source.fetch_many([e[0] for e in ready])  # type: ignore[attr-defined]
+        data = source.fetch_many([e[0] for e in ready])
     elif any(e[1] is None for e in ready):
         data = [e[2] for e in ready]
         first = data[0]
@@ -299,7 +300,8 @@ def _run(
         for entry in stream:
             entries.append(entry)
             in_memory += _nbytes(entry[2])
-            limit = file_limit if entry[1] is not None else memory_limit
+            # Fetched files (S3) chunk like local files: small chunks keep bytes in flight few.
+            limit = memory_limit if entry[1] is None and source.batched else file_limit
             if len(entries) >= limit or in_memory >= CHUNK_BYTES:
                 break
         if not entries:
@@ -350,6 +352,8 @@ def _drain(
         done = iter(results)
         for item, _, data in entries:
             if isinstance(data, ImgprepError):
+                if not isinstance(data, ImageError):
+                    raise data  # storage failing (S3 silent, denied...) is not a bad image
                 skipped.append(Skipped(item.index, source.describe(item), data.message))
                 continue
             framed, reason = next(done)

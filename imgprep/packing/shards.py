@@ -8,10 +8,8 @@ everything, so an interrupted or failed run leaves no file that looks complete.
 
 from __future__ import annotations
 
-from typing import Any
-
 from imgprep.formats.recordio import format_index_line, output_prefix, shard_names
-from imgprep.storage.base import Output, open_output, write_text
+from imgprep.storage.base import Output, Store
 
 
 class ShardWriter:
@@ -21,13 +19,13 @@ class ShardWriter:
         *,
         shard_records: int = 0,
         shard_size: int = 0,
-        storage_options: dict[str, Any] | None = None,
+        storage: Store,
     ) -> None:
         self.prefix = output_prefix(prefix)
         self.shard_records = shard_records
         self.shard_size = shard_size
         self.sharded = bool(shard_records or shard_size)
-        self.storage_options = storage_options or {}
+        self.storage = storage
         self._finished: list[tuple[Output, str, list[str]]] = []
         self._current: Output | None = None
         self._idx_name = ""
@@ -39,7 +37,7 @@ class ShardWriter:
     def _open_next(self) -> None:
         number = len(self._finished) if self.sharded else None
         rec_name, self._idx_name = shard_names(self.prefix, number)
-        self._current = open_output(rec_name, **self.storage_options)
+        self._current = self.storage.open_output(rec_name)
         self._idx = []
         self._offset = 0
 
@@ -74,7 +72,7 @@ class ShardWriter:
                 out, idx_name, idx_lines = pending[0]
                 out.commit()
                 written.append(out.uri)
-                write_text(idx_name, "".join(idx_lines), **self.storage_options)
+                self.storage.write_text(idx_name, "".join(idx_lines))
                 written.append(idx_name)
                 pending.pop(0)
         except BaseException:

@@ -16,17 +16,17 @@ record per part in memory.  Records are copied as framed bytes, never re-encoded
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from imgprep.errors import FormatError, ImgprepError, StorageError
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
 from imgprep.packing.report import Skipped, write_report
-from imgprep.storage.base import is_remote, join, open_output, read_text, write_text
+from imgprep.storage.base import Store, join
+from imgprep.storage.concat import concatenate
 
 PARTS_FOLDER = ".imgprep-parts"
 DONE, FAILED = "done", "failed"
@@ -45,63 +45,12 @@ def marker_uri(work: str, index: int, state: str) -> str:
     return join(work, f"host-{index:05d}.{state}")
 
 
-# --------------------------------------------------------------------------- small storage helpers
-
-
-def exists(uri: str, **storage_options: Any) -> bool:
-    if is_remote(uri):
-        from imgprep.storage.s3 import head
-
-        return head(uri, **storage_options) is not None
-    return os.path.exists(uri)
-
-
-def size_of(uri: str, **storage_options: Any) -> int:
-    if is_remote(uri):
-        from imgprep.storage.s3 import head
-
-        info = head(uri, **storage_options)
-        if info is None:
-            raise StorageError("part file is missing", path=uri)
-        return int(info["ContentLength"])
-    try:
-        return os.path.getsize(uri)
-    except OSError as exc:
-        raise StorageError(f"part file is missing ({exc.strerror})", path=uri) from None
-
-
-def remove_tree(uri: str, **storage_options: Any) -> None:
-    """Delete a work folder (local) or every object under a work prefix (S3)."""
-    if not is_remote(uri):
-        import shutil
-
-        shutil.rmtree(uri, ignore_errors=True)
-        try:
-            os.rmdir(os.path.dirname(uri.rstrip("/")))  # the .imgprep-parts folder, when now empty
-        except OSError:
-            pass
-        return
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from imgprep.storage.s3 import client_for, client_options, list_keys, parse_s3_uri, storage_error
-
-    bucket, _ = parse_s3_uri(uri)
-    keys = [key for key, _ in list_keys(uri.rstrip("/") + "/", **storage_options)]
-    client = client_for(**client_options(storage_options))
-    for start in range(0, len(keys), 1000):
-        batch = [{"Key": k} for k in keys[start : start + 1000]]
-        try:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-        except (BotoCoreError, ClientError) as exc:
-            raise storage_error(uri, "deleting the job's part files", exc) from None
-
-
 # --------------------------------------------------------------------------- markers
 
 
-def write_marker(work: str, index: int, state: str, payload: dict[str, Any], **storage_options: Any) -> str:
+def write_marker(storage: Store, work: str, index: int, state: str, payload: dict[str, Any]) -> str:
     uri = marker_uri(work, index, state)
-    write_text(uri, json.dumps(payload, sort_keys=True, indent=1) + "\n", **storage_options)
+    storage.write_text(uri, json.dumps(payload, sort_keys=True, indent=1) + "\n")
     return uri
 
 
@@ -114,13 +63,14 @@ def wait_for_hosts(
     poll: float = 5.0,
     known: dict[int, dict[str, Any]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    **storage_options: Any,
+    storage: Store | None = None,
 ) -> list[dict[str, Any]]:
     """Wait until every host has written its ``.done`` marker; return their payloads in host order.
 
     Raises :class:`JobFailedError` with the host's own reason as soon as one wrote ``.failed``,
     or after ``timeout`` seconds naming the hosts still missing (killed, or lost).
     """
+    storage = storage or _default_storage()
     done: dict[int, dict[str, Any]] = dict(known or {})
     deadline = time.monotonic() + timeout
 
@@ -132,12 +82,12 @@ def wait_for_hosts(
             if i in done:
                 continue
             failed = marker_uri(work, i, FAILED)
-            if exists(failed, **storage_options):
-                reason = _marker(failed, **storage_options).get("reason") or "no reason given"
+            if storage.exists(failed):
+                reason = _marker(storage, failed).get("reason") or "no reason given"
                 raise JobFailedError(f"host {name(i)} (part {i + 1} of {count}) failed: {reason}")
             marker = marker_uri(work, i, DONE)
-            if exists(marker, **storage_options):
-                done[i] = _marker(marker, **storage_options)
+            if storage.exists(marker):
+                done[i] = _marker(storage, marker)
         if len(done) == count:
             return [done[i] for i in range(count)]
         if time.monotonic() >= deadline:
@@ -149,10 +99,10 @@ def wait_for_hosts(
         sleep(poll)
 
 
-def _marker(uri: str, **storage_options: Any) -> dict[str, Any]:
+def _marker(storage: Store, uri: str) -> dict[str, Any]:
     try:
-        data = json.loads(read_text(uri, **storage_options))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        data = json.loads(storage.read_text(uri))
+    except (json.JSONDecodeError, RecursionError):
         raise FormatError("completion marker is not JSON", path=uri) from None
     if not isinstance(data, dict):
         raise FormatError("completion marker is not a JSON object", path=uri)
@@ -184,15 +134,18 @@ class JoinSummary:
     concatenated: bool = True
 
 
-def _load_part(info: dict[str, Any], **storage_options: Any) -> _Part | None:
+def _load_part(storage: Store, info: dict[str, Any]) -> _Part | None:
     prefix = info.get("part")
     if not prefix:
         return None
     rec, idx = prefix + ".rec", prefix + ".idx"
-    size = size_of(rec, **storage_options)
+    try:
+        size = storage.size(rec)
+    except StorageError as exc:
+        raise StorageError(f"part file is missing ({exc.message})", path=rec) from None
     if size != int(info.get("bytes", -1)):
         raise FormatError(f"part holds {size} bytes but its host wrote {info.get('bytes')}", path=rec)
-    entries = parse_index(read_text(idx, **storage_options), idx)
+    entries = parse_index(storage.read_text(idx), idx)
     if len(entries) != int(info.get("records", -1)):
         raise FormatError(f"index lists {len(entries)} records but its host wrote {info.get('records')}", path=idx)
     previous = -1
@@ -252,35 +205,16 @@ def plan_order(
 
 
 class _Stream:
-    """Sequential reads from a local part file or an S3 object (one GET, streamed)."""
+    """Sequential reads from a part file (one GET, streamed, on S3)."""
 
-    def __init__(self, uri: str, **storage_options: Any) -> None:
+    def __init__(self, storage: Store, uri: str) -> None:
         self.uri = uri
-        if is_remote(uri):
-            from botocore.exceptions import BotoCoreError, ClientError
-
-            from imgprep.storage.s3 import client_for, client_options, parse_s3_uri, storage_error
-
-            bucket, key = parse_s3_uri(uri)
-            try:
-                self._fh: BinaryIO = client_for(**client_options(storage_options)).get_object(
-                    Bucket=bucket, Key=key
-                )["Body"]
-            except (BotoCoreError, ClientError) as exc:
-                raise storage_error(uri, "download", exc) from None
-        else:
-            try:
-                self._fh = open(uri, "rb")  # noqa: SIM115 - closed in close()
-            except OSError as exc:
-                raise StorageError(f"cannot read part ({exc.strerror})", path=uri) from None
+        self._fh: IO[bytes] = storage.open_read(uri)
 
     def read_exact(self, n: int) -> bytes:
         chunks, got = [], 0
         while got < n:
-            try:
-                data = self._fh.read(min(n - got, _CHUNK))
-            except OSError as exc:
-                raise StorageError(f"reading part failed ({exc})", path=self.uri) from None
+            data = self._fh.read(min(n - got, _CHUNK))
             if not data:
                 raise FormatError(f"part ended {n - got} bytes early", path=self.uri)
             chunks.append(data)
@@ -295,46 +229,33 @@ def join_channel(
     items: Sequence[LstItem],
     infos: Sequence[dict[str, Any]],
     output: str,
-    **storage_options: Any,
+    storage: Store,
 ) -> JoinSummary:
     """Merge the hosts' parts of one channel into ``output.rec`` + ``output.idx`` (+ skipped report).
 
     ``infos`` are the channel's entries of every host's ``.done`` marker, in host order.
     """
-    parts = [_load_part(info, **storage_options) for info in infos]
+    parts = [_load_part(storage, info) for info in infos]
     skipped = [entry for info in infos for entry in info.get("skipped", [])]
     order, dropped = plan_order(items, parts, skipped, output)
     concatenated = order == sorted(order)
     total = sum(part.size for part in parts if part is not None)
     rec_uri, idx_uri = output + ".rec", output + ".idx"
     lines: list[str] = []
-    with open_output(rec_uri, **{**storage_options, "expected_size": total}) as rec:
+    with storage.open_output(rec_uri, expected_size=total) as rec:
         if concatenated:
             base = 0
-            server_side = hasattr(rec, "copy_from")
             for part in parts:
-                if part is None:
-                    continue
-                lines.extend(format_index_line(key, base + offset) for key, offset in part.entries)
-                if server_side and is_remote(part.rec) and part.size:
-                    rec.copy_from(part.rec, part.size)  # type: ignore[attr-defined]  # S3Output
-                else:
-                    stream = _Stream(part.rec, **storage_options)
-                    try:
-                        remaining = part.size
-                        while remaining:
-                            chunk = stream.read_exact(min(remaining, _CHUNK))
-                            rec.write(chunk)
-                            remaining -= len(chunk)
-                    finally:
-                        stream.close()
-                base += part.size
+                if part is not None:
+                    lines.extend(format_index_line(key, base + offset) for key, offset in part.entries)
+                    base += part.size
+            concatenate(storage, [(part.rec, part.size) for part in parts if part is not None], rec)
         else:
             present = {p: part for p, part in enumerate(parts) if part is not None}
             streams: dict[int, _Stream] = {}
             try:
                 for p, part in present.items():
-                    streams[p] = _Stream(part.rec, **storage_options)
+                    streams[p] = _Stream(storage, part.rec)
                 offset = 0
                 for p, position in order:
                     part = present[p]
@@ -347,9 +268,21 @@ def join_channel(
                     stream.close()
         if rec.bytes_written != total:
             raise FormatError(f"wrote {rec.bytes_written} bytes but the parts hold {total}", path=rec_uri)
-    write_text(idx_uri, "".join(lines), **storage_options)
+    storage.write_text(idx_uri, "".join(lines))
     outputs = [rec_uri, idx_uri]
-    report = write_report(output, dropped, **storage_options)
+    report = write_report(storage, output, dropped)
     if report:
         outputs.append(report)
     return JoinSummary(len(order), len(dropped), total, outputs, concatenated)
+
+
+def remove_tree(storage: Store, uri: str) -> None:
+    """Delete the work folder (or prefix), and the ``.imgprep-parts`` folder above it when now empty."""
+    storage.delete_tree(uri)
+    storage.prune(uri.rstrip("/").rpartition("/")[0] or ".")
+
+
+def _default_storage() -> Store:
+    from imgprep.storage.stores import Storage
+
+    return Storage()
