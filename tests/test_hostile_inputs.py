@@ -473,7 +473,7 @@ CASES = [
     Case("--size beyond --max-pixels", "refused", "--size 20000x20000 makes images above the limit",
          bad_image("x.jpg", imgfactory.jpeg(8, 8), "--size", "20000x20000"), code=2),
     Case("missing image", "skipped", "cannot read", bad_row("10\t1\tc/missing.jpg")),
-    Case("image path is a folder", "skipped", "cannot read (Is a directory)", bad_row("10\t1\tc")),
+    Case("image path is a folder", "skipped", "not a regular file (a folder)", bad_row("10\t1\tc")),
     Case("FIFO among the images", "skipped", "not a regular file", fifo_image),
     Case("symlinked image leading outside the root", "skipped", "symlink leads outside the image root",
          symlinked_image("file")),

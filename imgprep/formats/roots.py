@@ -65,7 +65,8 @@ def read_inside(path: str, root: str | None) -> bytes:
     ``root`` (a resolved root; None skips that check).  Its folders were checked by the caller.
 
     Opened non-blocking and checked with ``fstat``: a FIFO planted among the images would
-    otherwise block the run forever, and a device would never end.
+    otherwise block the run forever, and a device would never end.  The size from that ``fstat``
+    sizes one ``read``, which makes this cheaper than ``open().read()`` for an image.
     """
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
     try:
@@ -77,9 +78,19 @@ def read_inside(path: str, root: str | None) -> bytes:
             if not _contains(root, os.path.realpath(path)):
                 raise ImageError(_LINK_OUT, path=path) from None
             fd = os.open(path, flags)
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ImageError("not a regular file", path=path)
-            return fh.read()
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, FIFO or socket"
+                raise ImageError(f"not a regular file ({kind})", path=path)
+            data = os.read(fd, info.st_size + 1)
+            if len(data) != info.st_size:  # a short read, or the file grew: read to the end
+                chunks = [data]
+                while chunk := os.read(fd, 1 << 20):
+                    chunks.append(chunk)
+                data = b"".join(chunks)
+            return data
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise ImageError(f"cannot read ({exc.strerror})", path=path) from None
