@@ -58,7 +58,7 @@ def pack(
     Keyword arguments are the CLI's options: transform ones (``resize``, ``size=(W, H)``, ``fit``,
     ``center_crop``, ``quality``, ``encoding``, ``color``, ``pass_through``, ``max_pixels``) and
     run ones (``num_workers``, ``shard_records``, ``shard_size``, ``strict``, ``pack_label``,
-    ``quiet``, ``native``, ``storage_options``).  Progress bars are off unless ``progress=True``.
+    ``quiet``, ``native``, ``resume``, ``storage_options``).  Progress bars are off unless ``progress=True``.
     """
     unknown = set(kwargs) - _SPEC_FIELDS - _OPTION_FIELDS
     if unknown:
@@ -69,10 +69,13 @@ def pack(
         run = {k: v for k, v in kwargs.items() if k in _OPTION_FIELDS}
         run.setdefault("progress", False)
         options = PackOptions(**run)
+    from imgprep.packing.items import ListStream
+
+    items: Any
     if isinstance(lists, str | os.PathLike):
-        items = read_lists([lists], **options.storage_options)
+        items = ListStream([lists], **options.storage_options)
     elif lists and all(isinstance(x, LstItem) for x in lists):
-        items = list(lists)  # type: ignore[arg-type]
+        items = list(lists)
     else:
-        items = read_lists(lists, **options.storage_options)  # type: ignore[arg-type]
+        items = ListStream(lists, **options.storage_options)  # type: ignore[arg-type]
     return _pack(items, root, os.fspath(output), spec, options)

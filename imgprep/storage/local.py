@@ -59,16 +59,19 @@ class LocalOutput(Output):
         self._done = True
 
     def abort(self) -> None:
+        """Remove the temporary file.  Never raises: closing flushes the buffer, which fails
+        again on a full disk, and the error that made us abort is the one to report."""
         if self._done:
             return
         self._done = True
         try:
             self._fh.close()
-        finally:
-            try:
-                os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
+        except OSError:
+            pass
+        try:
+            os.unlink(self._tmp)
+        except OSError:
+            pass
 
 
 def _umask() -> int:
