@@ -26,11 +26,11 @@ from typing import Any
 
 from imgprep import __version__
 from imgprep.errors import BadRecordsError, ImgprepError, UsageError, WorkerError
-from imgprep.formats.dataset import DatasetRecord, ListRef, record_name
+from imgprep.formats.dataset import DatasetRecord, ListRef, record_folder, record_name
 from imgprep.formats.lst import LstItem, format_line
 from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
-from imgprep.packing.publish import AlreadyComplete, Progress, Publisher, folder_of
+from imgprep.packing.publish import AlreadyComplete, Progress, Publisher
 from imgprep.packing.report import Skipped, report_name, write_report
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
@@ -196,12 +196,7 @@ def pack(
 
 def _skeleton(items: Collection[LstItem], spec: TransformSpec, options: PackOptions, image_path: str) -> DatasetRecord:
     """The dataset record of this run before any shard: what ``--resume`` compares."""
-    ref = getattr(items, "ref", None)
-    if ref is None:
-        digest = hashlib.sha256()
-        for item in items:
-            digest.update(format_line(item).encode())
-        ref = ListRef("(items given in Python)", digest.hexdigest(), len(items))
+    ref = list_ref(items)
     settings = {**dataclasses.asdict(spec), "pack_label": options.pack_label, "image_path": image_path,
                 "shard_records": options.shard_records, "shard_size": options.shard_size}
     first = next(iter(items))
@@ -209,8 +204,20 @@ def _skeleton(items: Collection[LstItem], spec: TransformSpec, options: PackOpti
     return DatasetRecord(__version__, ref, (), json.loads(json.dumps(settings)), label_width=width)
 
 
+def list_ref(items: Collection[LstItem]) -> ListRef:
+    """The list's reference in the dataset record: a :class:`ListStream`'s files, or the items'
+    ``.lst`` lines hashed (lists built in Python)."""
+    ref = getattr(items, "ref", None)
+    if ref is None:
+        digest = hashlib.sha256()
+        for item in items:
+            digest.update(format_line(item).encode())
+        ref = ListRef("(items given in Python)", digest.hexdigest(), len(items))
+    return ref
+
+
 def _summary_of(record: DatasetRecord, prefix: str, image_path: str) -> PackSummary:
-    folder = folder_of(prefix)
+    folder = record_folder(prefix)
     outputs = [folder + name for s in record.shards for name in (s.rec, s.idx)]
     return PackSummary(record.records, record.skipped, record.rec_bytes, 0.0, outputs, None, image_path, 0, "none",
                        dataset=record_name(prefix))

@@ -33,18 +33,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from imgprep.errors import FormatError, UsageError
-from imgprep.formats.dataset import DatasetRecord, ShardEntry, from_json, record_name, to_json
+from imgprep.formats.dataset import (
+    DatasetRecord,
+    ShardEntry,
+    from_json,
+    progress_name,
+    record_folder,
+    record_name,
+    to_json,
+)
 from imgprep.packing.report import Skipped
 from imgprep.storage.base import Output
 from imgprep.storage.prefix import Prefix
 
-PROGRESS_SUFFIX = ".progress.json"
 PROGRESS_KIND = "imgprep.progress"
-
-
-def folder_of(prefix: str) -> str:
-    """What the dataset record's shard names are relative to: ``out/`` of ``out/train``, ``s3://b/d/``."""
-    return prefix[: len(prefix) - len(prefix.rsplit("/", 1)[-1])]
 
 
 def test_delay() -> None:
@@ -102,11 +104,11 @@ class Publisher:
         self.store = Prefix(prefix, **storage_options)
         self.skeleton = skeleton  # list, settings and version of this run; no shards yet
         self.progress = Progress(skeleton)
-        self.folder = folder_of(prefix)
+        self.folder = record_folder(prefix)
 
     @property
     def progress_name(self) -> str:
-        return self.prefix + PROGRESS_SUFFIX
+        return progress_name(self.prefix)
 
     def begin(self, resume: bool) -> Progress:
         """Take the lock; start clean, or (``resume``) keep the good published shards.  Returns

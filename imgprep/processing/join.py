@@ -15,6 +15,7 @@ record per part in memory.  Records are copied as framed bytes, never re-encoded
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -23,10 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from imgprep.errors import FormatError, ImgprepError, StorageError
+from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_folder, record_name, to_json
+from imgprep.formats.dataset import from_json as dataset_from_json
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
+from imgprep.packing.packer import list_ref
 from imgprep.packing.report import Skipped, write_report
 from imgprep.storage.base import is_remote, join, open_output, read_text, write_text
+from imgprep.storage.prefix import Prefix
 
 PARTS_FOLDER = ".imgprep-parts"
 DONE, FAILED = "done", "failed"
@@ -167,6 +172,7 @@ class _Part:
     rec: str
     entries: list[tuple[int, int]]  # (key, offset) in file order
     size: int
+    record: DatasetRecord | None = None  # the host's dataset record of the part
 
     def record_size(self, position: int) -> int:
         end = self.entries[position + 1][1] if position + 1 < len(self.entries) else self.size
@@ -185,11 +191,18 @@ class JoinSummary:
 
 
 def _load_part(info: dict[str, Any], **storage_options: Any) -> _Part | None:
+    """A host's part, as its dataset record names it (never a stale file beside it)."""
     prefix = info.get("part")
     if not prefix:
         return None
-    rec, idx = prefix + ".rec", prefix + ".idx"
+    name = record_name(prefix)
+    record = dataset_from_json(read_text(name, **storage_options), name)
+    if len(record.shards) != 1:
+        raise FormatError(f"a part must be one .rec/.idx pair, the record names {len(record.shards)}", path=name)
+    rec, idx = record_folder(prefix) + record.shards[0].rec, record_folder(prefix) + record.shards[0].idx
     size = size_of(rec, **storage_options)
+    if size != record.shards[0].rec_bytes:
+        raise FormatError(f"part holds {size} bytes but its dataset record says {record.shards[0].rec_bytes}", path=rec)
     if size != int(info.get("bytes", -1)):
         raise FormatError(f"part holds {size} bytes but its host wrote {info.get('bytes')}", path=rec)
     entries = parse_index(read_text(idx, **storage_options), idx)
@@ -202,7 +215,7 @@ def _load_part(info: dict[str, Any], **storage_options: Any) -> _Part | None:
         previous = offset
     if entries and entries[0][1] != 0:
         raise FormatError("the first record does not start at byte 0", path=idx)
-    return _Part(rec, entries, size)
+    return _Part(rec, entries, size, record)
 
 
 def plan_order(
@@ -352,4 +365,22 @@ def join_channel(
     report = write_report(output, dropped, **storage_options)
     if report:
         outputs.append(report)
+    template = next(part.record for part in parts if part is not None and part.record is not None)
+    write_text(record_name(output), to_json(_joined_record(template, items, output, len(dropped), **storage_options)),
+               **storage_options)
     return JoinSummary(len(order), len(dropped), total, outputs, concatenated)
+
+
+def _joined_record(template: DatasetRecord, items: Sequence[LstItem], output: str, skipped: int,
+                   **storage_options: Any) -> DatasetRecord:
+    """The dataset record a one-host pack of ``items`` writes: the parts' settings, the whole list,
+    one shard hashed as stored (read back once: a server-side join never saw its bytes)."""
+    store = Prefix(output, **storage_options)
+    rec, idx = output + ".rec", output + ".idx"
+    shard = ShardEntry(
+        rec=rec.rsplit("/", 1)[-1], idx=idx.rsplit("/", 1)[-1], records=sum(1 for _ in parse_index(
+            read_text(idx, **storage_options), idx)),
+        rec_bytes=store.size(rec) or 0, idx_bytes=store.size(idx) or 0,
+        rec_sha256=store.sha256(rec), idx_sha256=store.sha256(idx),
+    )
+    return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped)
