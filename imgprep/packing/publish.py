@@ -144,10 +144,10 @@ class Publisher:
         return Progress(record, found.consumed[:good], through, found.skipped[: through[-1] if good else 0])
 
     def _refuse_different(self, record: DatasetRecord) -> None:
-        differences = self.skeleton.differences(record)
+        differences = record.differences(self.skeleton)
         if differences:
             raise UsageError(
-                f"{self.prefix}: cannot resume, the earlier run differs: {'; '.join(differences)} "
+                f"{self.prefix}: cannot resume, the earlier run differs (earlier != now): {'; '.join(differences)} "
                 "(rerun without --resume to start over)"
             )
 

@@ -208,9 +208,13 @@ class Prefix:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, body, 0)
         self._lock_fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, body, 0)
+        except OSError as exc:
+            self.unlock()
+            raise StorageError(f"cannot write the lock file ({exc.strerror})", path=path) from None
 
     def _lock_s3(self, uri: str, body: bytes, retry: bool) -> None:
         from imgprep.storage.s3 import boto_errors, client_for, client_options, error_code, parse_s3_uri, storage_error
@@ -267,3 +271,37 @@ def _dead_here(raw: bytes) -> bool:
     except (ValueError, KeyError, TypeError, PermissionError, OSError):
         return False
     return False
+
+
+def cleanup_local(path: str) -> list[str]:
+    """Remove the temporary files interrupted packs left under a local prefix or folder.
+
+    A prefix whose lock another run holds is being written: its temporary files are live and
+    are left alone.  Published shards and progress files stay (``pack --resume`` uses them).
+    """
+    if os.path.isdir(path):
+        finals = {os.path.join(path, os.path.basename(p)[1:].rsplit(".", 2)[0])
+                  for p in glob_parts(path)}
+        prefixes = {_OWNED.sub("", final) for final in finals if _OWNED.search(final)}
+    else:
+        prefixes = {path}
+    removed: list[str] = []
+    for prefix in sorted(prefixes):
+        store = Prefix(prefix)
+        try:
+            store.lock()
+        except OtherWriterError:
+            continue
+        try:
+            for uri in store.temporaries():
+                store.remove(uri)
+                removed.append(uri)
+        finally:
+            store.unlock()
+    return removed
+
+
+def glob_parts(folder: str) -> list[str]:
+    import glob
+
+    return glob.glob(os.path.join(glob.escape(folder), ".*.part"))
