@@ -52,11 +52,11 @@ IMGPREP = [sys.executable, "-c", "import sys; from imgprep.cli.main import main;
 STREAM = """
 import sys
 from imgprep.formats.recordio import RecordWriter
-from imgprep.storage.base import open_output
+from imgprep.storage import Storage
 prefix, total, endpoint = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-opts = {"endpoint_url": endpoint} if prefix.startswith("s3://") else {}
+store = Storage.from_options(endpoint_url=endpoint)
 record = bytes(range(256)) * 256  # 64 KiB
-with open_output(prefix + ".rec", **opts) as rec, open_output(prefix + ".idx", **opts) as idx:
+with store.open_output(prefix + ".rec") as rec, store.open_output(prefix + ".idx") as idx:
     writer = RecordWriter(rec, idx)
     for _ in range(total // len(record)):
         writer.write(record)

@@ -9,40 +9,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from imgprep.errors import FormatError
-from imgprep.formats.lst import LstItem, parse_lines, read_lst
+from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.packer import PackOptions, PackSummary
 from imgprep.packing.packer import pack as _pack
-from imgprep.storage.base import is_remote, read_text
+from imgprep.splits.lists import read_list, read_lists
+from imgprep.storage.stores import Storage
+
+__all__ = ["Storage", "pack", "read_list", "read_lists"]
 
 _SPEC_FIELDS = set(TransformSpec.__dataclass_fields__)
 _OPTION_FIELDS = set(PackOptions.__dataclass_fields__)
-
-
-def read_list(uri: str | os.PathLike[str], **storage_options: Any) -> list[LstItem]:
-    """Read and validate one ``.lst`` (local path or ``s3://``)."""
-    text = os.fspath(uri)
-    if is_remote(text):
-        return list(parse_lines(read_text(text, **storage_options).splitlines(keepends=True), path=text))
-    return read_lst(text)
-
-
-def read_lists(uris: Iterable[str | os.PathLike[str]], **storage_options: Any) -> list[LstItem]:
-    """Read several lists into one, refusing indices that repeat across them."""
-    items: list[LstItem] = []
-    seen: dict[int, str] = {}
-    for uri in uris:
-        name = os.fspath(uri)
-        for item in read_list(name, **storage_options):
-            if item.index in seen:
-                raise FormatError(f"index {item.index} also appears in {seen[item.index]}", path=name)
-            seen[item.index] = name
-            items.append(item)
-    return items
 
 
 def pack(
@@ -58,8 +38,15 @@ def pack(
     Keyword arguments are the CLI's options: transform ones (``resize``, ``size=(W, H)``, ``fit``,
     ``center_crop``, ``quality``, ``encoding``, ``color``, ``pass_through``, ``max_pixels``) and
     run ones (``num_workers``, ``shard_records``, ``shard_size``, ``strict``, ``pack_label``,
-    ``quiet``, ``native``, ``resume``, ``storage_options``).  Progress bars are off unless ``progress=True``.
+    ``quiet``, ``native``, ``resume``), and ``storage`` (a :class:`Storage`) or ``storage_options`` (a
+    dict of its options: ``endpoint_url``, ``part_size``, ``max_concurrency``, ...; unknown names
+    are errors).  Progress bars are off unless ``progress=True``.
     """
+    storage_options = kwargs.pop("storage_options", None)
+    if storage_options is not None:
+        if "storage" in kwargs:
+            raise TypeError("give storage or storage_options, not both")
+        kwargs["storage"] = Storage.from_options(**storage_options)
     unknown = set(kwargs) - _SPEC_FIELDS - _OPTION_FIELDS
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
@@ -69,13 +56,13 @@ def pack(
         run = {k: v for k, v in kwargs.items() if k in _OPTION_FIELDS}
         run.setdefault("progress", False)
         options = PackOptions(**run)
-    from imgprep.packing.items import ListStream
+    from imgprep.splits.stream import ListStream
 
     items: Any
     if isinstance(lists, str | os.PathLike):
-        items = ListStream([lists], **options.storage_options)
+        items = ListStream([lists], options.storage)
     elif lists and all(isinstance(x, LstItem) for x in lists):
         items = list(lists)
     else:
-        items = ListStream(lists, **options.storage_options)  # type: ignore[arg-type]
+        items = ListStream(lists, options.storage)  # type: ignore[arg-type]
     return _pack(items, root, os.fspath(output), spec, options)

@@ -22,10 +22,10 @@ import numpy as np
 from imgprep.errors import UsageError
 from imgprep.formats import classmap, hyperparams
 from imgprep.formats import manifest as manifest_format
-from imgprep.formats.lst import LstItem, write_lst
+from imgprep.formats.lst import LstItem, dumps
 from imgprep.sources.dataset import Dataset
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
-from imgprep.storage.base import is_remote, join, write_bytes, write_text
+from imgprep.storage.base import Store, is_remote, join
 
 KINDS = ("folders", "caltech", "coco", "mnist", "manifest")
 DEFAULT_SPLIT = (("train", 0.8), ("val", 0.2))
@@ -148,7 +148,7 @@ def count_table(dataset: Dataset, splits: Mapping[str, np.ndarray]) -> list[str]
 
 
 def _write_mnist_images(
-    dataset: Dataset, outdir: str, channels: int, encoding: str, storage_options: Mapping[str, Any]
+    dataset: Dataset, outdir: str, channels: int, encoding: str, storage: Store
 ) -> str:
     """Encode every in-memory image once into ``OUTDIR/images/<class>/...`` (lossless PNG or JPEG)."""
     import io
@@ -173,7 +173,7 @@ def _write_mnist_images(
         img.save(buf, fmt, **params)
         target = join(root, rel)
         if remote:
-            write_bytes(target, buf.getvalue(), **storage_options)
+            storage.write_bytes(target, buf.getvalue())
         else:
             with open(target, "wb") as fh:
                 fh.write(buf.getbuffer())
@@ -201,7 +201,7 @@ def convert(
     image_shape: tuple[int, int, int] | Callable[[Dataset], tuple[int, int, int] | None] | None = None,
     echo: Echo | None = None,
     source_options: Mapping[str, Any] | None = None,
-    storage_options: Mapping[str, Any] | None = None,
+    storage: Store | None = None,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
     and (with ``manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
@@ -213,7 +213,10 @@ def convert(
     """
     if channels not in (1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
-    store = dict(storage_options or {})
+    if storage is None:
+        from imgprep.storage.stores import Storage
+
+        storage = Storage()
     options = dict(source_options or {})
     if kind == "mnist":
         options.setdefault("encoding", image_format)
@@ -238,14 +241,14 @@ def convert(
 
     image_root = dataset.root
     if dataset.pixels is not None and write_images:
-        image_root = _write_mnist_images(dataset, outdir, channels, image_format, store)
+        image_root = _write_mnist_images(dataset, outdir, channels, image_format, storage)
     result.image_root = image_root
 
     for name, idx in splits.items():
         items = dataset.items(idx.tolist())
         result.lists[name] = items
         target = join(outdir, f"{name}.lst")
-        write_lst(target, items, **store)
+        storage.write_text(target, dumps(items))
         result.outputs.append(target)
 
     split_counts = {name: dataset.class_counts(idx) for name, idx in splits.items()}
@@ -257,7 +260,7 @@ def convert(
         split_sizes={name: len(idx) for name, idx in splits.items()},
     )
     target = join(outdir, "classes.json")
-    write_text(target, classmap.dumps(result.classes), **store)
+    storage.write_text(target, classmap.dumps(result.classes))
     result.outputs.append(target)
 
     shape = image_shape(dataset) if callable(image_shape) else image_shape
@@ -276,7 +279,7 @@ def convert(
         train_labels=dataset.labels[train] if dataset.multi_label else None,
     )
     target = join(outdir, "hyperparameters.json")
-    write_text(target, hyperparams.dumps(result.hyperparameters), **store)
+    storage.write_text(target, hyperparams.dumps(result.hyperparameters))
     result.outputs.append(target)
 
     if manifest_options is not None:
@@ -290,7 +293,7 @@ def convert(
                 for it in items
             )
             target = join(outdir, f"{name}.manifest")
-            write_text(target, manifest_format.dumps(records), **store)
+            storage.write_text(target, manifest_format.dumps(records))
             result.outputs.append(target)
         result.channel = manifest_format.channel_settings(multi_label=dataset.multi_label, options=manifest_options)
 
@@ -354,7 +357,7 @@ def prepare(
     if kind == "manifest" and not (image_root or (convert_options.get("source_options") or {}).get("root")):
         raise UsageError("prepare manifest needs --root (the local copy of the images' S3 prefix)")
     channels = 1 if spec.color == 0 else 3
-    convert_options.setdefault("storage_options", getattr(options, "storage_options", None))
+    convert_options.setdefault("storage", getattr(options, "storage", None))
     result = convert(
         kind,
         input,

@@ -14,7 +14,7 @@ from s3servers import S3Server, moto_server_fixture, seaweed_fixture  # noqa: F4
 from imgprep.cli.s3cmds import merge
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.recordio import RecordReader, RecordWriter
-from imgprep.storage import s3
+from imgprep.storage import Storage
 from imgprep.storage.merge import find_shards, merge_shards
 
 MiB = 1024 * 1024
@@ -78,11 +78,11 @@ def test_local_merge(dataset: Path, tmp_path: Path) -> None:
 def test_s3_merge_is_server_side(seaweed: S3Server, dataset: Path) -> None:
     upload_dataset(seaweed, "merge", dataset)
     with FaultProxy(seaweed.endpoint_url) as proxy:
-        summary = merge_shards("s3://merge/shards/data", "s3://merge/out/all.rec", endpoint_url=proxy.url)
+        summary = merge_shards("s3://merge/shards/data", "s3://merge/out/all.rec",
+                               Storage.from_options(endpoint_url=proxy.url))
     assert summary.outputs == ["s3://merge/out/all.rec", "s3://merge/out/all.idx"]
-    opts = {"endpoint_url": seaweed.endpoint_url}
-    assert_same(s3.read_bytes("s3://merge/out/all.rec", **opts), s3.read_bytes("s3://merge/out/all.idx", **opts),
-                dataset)
+    store = Storage.from_options(endpoint_url=seaweed.endpoint_url)
+    assert_same(store.read_bytes("s3://merge/out/all.rec"), store.read_bytes("s3://merge/out/all.idx"), dataset)
     assert proxy.seen["UploadPartCopy"] == 2
     # The 6 and 12 MiB shards were copied by the server (less a top-up of the buffered small shards);
     # only small shards and that top-up came through here.
@@ -95,10 +95,10 @@ def test_s3_merge_with_tiny_parts_on_moto(moto_server: S3Server, tmp_path: Path)
     data = write_dataset(tmp_path / "d", make_records([0.1, 0.01, 0.3, 0.002, 0.2], seed=5))
     upload_dataset(moto_server, "mergemoto", data)
     opts = {"endpoint_url": moto_server.endpoint_url, "min_part_size": 64 * 1024, "part_size": 64 * 1024}
-    summary = merge_shards("s3://mergemoto/shards/data", "s3://mergemoto/all", **opts)
+    store = Storage.from_options(**opts)
+    summary = merge_shards("s3://mergemoto/shards/data", "s3://mergemoto/all", store)
     assert summary.copied_bytes > 0
-    assert_same(s3.read_bytes("s3://mergemoto/all.rec", **opts), s3.read_bytes("s3://mergemoto/all.idx", **opts),
-                data)
+    assert_same(store.read_bytes("s3://mergemoto/all.rec"), store.read_bytes("s3://mergemoto/all.idx"), data)
 
 
 @pytest.mark.s3
@@ -108,11 +108,12 @@ def test_mixed_locations(seaweed: S3Server, dataset: Path, tmp_path: Path, direc
     opts: dict[str, Any] = {"endpoint_url": seaweed.endpoint_url}
     if direction == "local-to-s3":
         seaweed.client().create_bucket(Bucket=bucket)
-        merge_shards(str(dataset / "data"), f"s3://{bucket}/all", **opts)
-        got = s3.read_bytes(f"s3://{bucket}/all.rec", **opts), s3.read_bytes(f"s3://{bucket}/all.idx", **opts)
+        merge_shards(str(dataset / "data"), f"s3://{bucket}/all", Storage.from_options(**opts))
+        store = Storage.from_options(**opts)
+        got = store.read_bytes(f"s3://{bucket}/all.rec"), store.read_bytes(f"s3://{bucket}/all.idx")
     else:
         upload_dataset(seaweed, bucket, dataset)
-        merge_shards(f"s3://{bucket}/shards/data", str(tmp_path / "all"), **opts)
+        merge_shards(f"s3://{bucket}/shards/data", str(tmp_path / "all"), Storage.from_options(**opts))
         got = (tmp_path / "all.rec").read_bytes(), (tmp_path / "all.idx").read_bytes()
     assert_same(*got, dataset)
 

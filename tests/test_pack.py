@@ -16,9 +16,10 @@ import pytest
 import imgprep
 from imgprep.errors import BadRecordsError, UsageError, WorkerError
 from imgprep.formats import recordio
-from imgprep.formats.lst import LstItem, write_lst
+from imgprep.formats.lst import LstItem
 from imgprep.packing.packer import PackOptions, pack
 from imgprep.packing.sources import LocalImageSource
+from imgprep.splits.lists import write_lst
 
 
 @pytest.fixture(scope="module")

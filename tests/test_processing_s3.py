@@ -26,6 +26,7 @@ from imgprep.formats.lst import read_lst
 from imgprep.formats.recordio import RecordReader
 from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.packer import PackOptions
+from imgprep.storage import Storage
 
 pytestmark = pytest.mark.s3
 
@@ -97,7 +98,7 @@ def proc_bucket(seaweed: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def one_host(server: S3Server, dataset: Path, output: str) -> None:
-    options = PackOptions(num_workers=1, quiet=True, progress=False, storage_options=server.options)
+    options = PackOptions(num_workers=1, quiet=True, progress=False, storage=Storage.from_options(**server.options))
     prepare("folders", str(dataset), output, spec=TransformSpec(resize=24), options=options, split=SPLIT, seed=4)
 
 

@@ -24,9 +24,11 @@ import pytest
 from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 
 from imgprep.formats.dataset import from_json
-from imgprep.formats.lst import LstItem, write_lst
-from imgprep.packing.items import IndexSet, ListStream
+from imgprep.formats.lst import LstItem
+from imgprep.splits.lists import write_lst
+from imgprep.splits.stream import IndexSet, ListStream
 from imgprep.storage.merge import merge_shards
+from imgprep.storage.stores import Storage
 
 CLASSES = ["ant", "bee", "cow"]
 PACK = ("--resize", "20", "-j", "1", "-q")
@@ -326,7 +328,7 @@ def test_s3_kill_then_resume_is_byte_identical_and_reruns_leave_no_stale_shard(
     assert second.returncode == 0, second.stderr
     assert sorted(listed()) == sorted(
         [f"d/train-{i:05d}.{e}" for i in range(3) for e in ("rec", "idx")] + ["d/train.dataset.json"])
-    summary = merge_shards(uri, str(tmp_path / "all"), endpoint_url=seaweed.endpoint_url)
+    summary = merge_shards(uri, str(tmp_path / "all"), Storage.from_options(endpoint_url=seaweed.endpoint_url))
     assert (summary.shards, summary.records) == (3, 48)
 
 

@@ -15,8 +15,7 @@ from faultproxy import FaultProxy
 from s3servers import S3Server, bucket_fixture, moto_server_fixture, seaweed_fixture  # noqa: F401 - fixtures
 
 from imgprep.errors import StorageError
-from imgprep.storage import s3
-from imgprep.storage.base import open_output
+from imgprep.storage import Storage
 from imgprep.storage.s3_multipart import DEFAULT_PART_SIZE, MIN_PART_SIZE
 
 pytestmark = pytest.mark.s3
@@ -47,7 +46,7 @@ def object_size(server: S3Server, parts: float) -> int:
 
 
 def upload(uri: str, data: bytes, **opts: Any) -> None:
-    with open_output(uri, **opts) as out:
+    with Storage.from_options(**opts).open_output(uri) as out:
         for i in range(0, len(data), 1 << 20):
             out.write(data[i : i + (1 << 20)])
 
@@ -80,14 +79,15 @@ def test_recovers_with_identical_bytes(
     proxy.inject(op, *faults)
     upload(uri, data, **options(server, proxy))
     assert sum(proxy.injected.values()) == len(faults), proxy.injected  # every fault was actually hit
-    assert s3.read_bytes(uri, endpoint_url=server.endpoint_url) == data
+    assert Storage.from_options(endpoint_url=server.endpoint_url).read_bytes(uri) == data
     assert_clean(server, bucket, ["out/train.rec"])
 
 
 def test_small_object_survives_a_dropped_put(server: S3Server, proxy: FaultProxy, bucket: str) -> None:
     proxy.inject("PutObject", "drop", "error500")
     upload(f"s3://{bucket}/small.idx", b"0\t0\n" * 1000, **options(server, proxy))
-    assert s3.read_bytes(f"s3://{bucket}/small.idx", endpoint_url=server.endpoint_url) == b"0\t0\n" * 1000
+    store = Storage.from_options(endpoint_url=server.endpoint_url)
+    assert store.read_bytes(f"s3://{bucket}/small.idx") == b"0\t0\n" * 1000
     assert_clean(server, bucket, ["small.idx"])
 
 
@@ -100,7 +100,7 @@ def test_corrupted_part_is_caught_by_the_checksum(seaweed: S3Server) -> None:
         upload("s3://corrupt/x.rec", data, **options(seaweed, proxy, part_size=MIN_PART_SIZE))
         assert proxy.injected["UploadPart:corrupt"] == 1
         assert proxy.seen["UploadPart"] == 4  # 3 parts + the rejected one again
-    assert s3.read_bytes("s3://corrupt/x.rec", endpoint_url=seaweed.endpoint_url) == data
+    assert Storage.from_options(endpoint_url=seaweed.endpoint_url).read_bytes("s3://corrupt/x.rec") == data
     assert_clean(seaweed, "corrupt", ["x.rec"])
 
 
@@ -111,7 +111,7 @@ def test_corrupted_put_without_checksum_would_pass(seaweed: S3Server) -> None:
     with FaultProxy(seaweed.endpoint_url) as proxy:
         proxy.inject("PutObject", "corrupt")
         upload("s3://nocheck/x", data, **options(seaweed, proxy, checksum="NONE"))
-    assert s3.read_bytes("s3://nocheck/x", endpoint_url=seaweed.endpoint_url) != data
+    assert Storage.from_options(endpoint_url=seaweed.endpoint_url).read_bytes("s3://nocheck/x") != data
 
 
 FATAL = [
@@ -141,7 +141,7 @@ def test_failed_run_keeps_the_previous_object(server: S3Server, proxy: FaultProx
     proxy.inject("UploadPart", *["error500"] * 100)
     with pytest.raises(StorageError):
         upload(uri, b"x" * object_size(server, 2), **options(server, proxy, part_retries=0))
-    assert s3.read_bytes(uri, endpoint_url=server.endpoint_url) == b"previous"
+    assert Storage.from_options(endpoint_url=server.endpoint_url).read_bytes(uri) == b"previous"
     assert_clean(server, bucket, ["train.rec"])
 
 
@@ -149,7 +149,7 @@ def test_background_part_failure_surfaces_at_commit(server: S3Server, proxy: Fau
     """finish() does not wait; a part that then fails makes commit() fail and leaves nothing behind."""
     proxy.inject("UploadPart", *["error500"] * 100)
     uri = f"s3://{bucket}/shard-00000.rec"
-    out = open_output(uri, **options(server, proxy, part_retries=0, max_attempts=2))
+    out = Storage.from_options(**options(server, proxy, part_retries=0, max_attempts=2)).open_output(uri)
     out.write(b"x" * 1000)
     out.finish()
     with pytest.raises(StorageError, match=rf"^{uri}: .*uploading part 1"):
@@ -158,19 +158,18 @@ def test_background_part_failure_surfaces_at_commit(server: S3Server, proxy: Fau
 
 
 def test_many_finished_outputs_keep_few_parts_in_flight(server: S3Server, bucket: str) -> None:
-    from imgprep.storage import s3_multipart
-
     outs = []
     small = {"min_part_size": 1024, "part_size": MOTO_PART} if server.part_min < MIN_PART_SIZE else {}
+    store = Storage.from_options(endpoint_url=server.endpoint_url, max_concurrency=2, **small).s3
     for n in range(6):
-        out = open_output(f"s3://{bucket}/s-{n:05d}.rec", endpoint_url=server.endpoint_url, max_concurrency=2, **small)
+        out = store.open_output(f"s3://{bucket}/s-{n:05d}.rec")
         out.write(bytes([n]) * 5000)
         out.finish()
-        with s3_multipart._background_lock:
-            in_flight = [f for o in s3_multipart._background for f in o._parts if not f.done()]
+        with store.background_lock:
+            in_flight = [f for o in store.background for f in o._parts if not f.done()]
         assert len(in_flight) <= 2
         outs.append(out)
     for n, out in enumerate(outs):
         out.commit()
-        assert s3.read_bytes(out.uri, endpoint_url=server.endpoint_url) == bytes([n]) * 5000
+        assert Storage.from_options(endpoint_url=server.endpoint_url).read_bytes(out.uri) == bytes([n]) * 5000
     assert_clean(server, bucket, [f"s-{n:05d}.rec" for n in range(6)])

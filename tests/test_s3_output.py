@@ -11,8 +11,7 @@ from s3servers import S3Server, bucket_fixture, moto_server_fixture, seaweed_fix
 
 from imgprep.errors import StorageError, UsageError
 from imgprep.formats.recordio import RecordWriter
-from imgprep.storage import s3
-from imgprep.storage.base import open_output, write_bytes
+from imgprep.storage import Storage, s3
 from imgprep.storage.local import LocalOutput
 from imgprep.storage.s3_multipart import (
     DEFAULT_PART_SIZE,
@@ -87,9 +86,9 @@ def test_bad_uris_are_usage_errors() -> None:
     with pytest.raises(UsageError, match="no bucket"):
         s3.parse_s3_uri("s3:///key")
     with pytest.raises(UsageError, match="object key"):
-        S3Output("s3://bucket/folder/")
+        S3Output("s3://bucket/folder/", Storage().s3)
     with pytest.raises(UsageError, match="checksum"):
-        S3Output("s3://bucket/key", checksum="crc64")
+        Storage.from_options(checksum="crc64")
 
 
 # --------------------------------------------------------------------------- round trips
@@ -100,10 +99,10 @@ def test_round_trip(server: S3Server, bucket: str, size: int | str) -> None:
     n = {"one part": part_bytes(server), "several parts": 3 * part_bytes(server) + 12_345}.get(size, size)
     data = payload(int(n))
     uri = f"s3://{bucket}/dir/obj.rec"
-    with open_output(uri, **options(server)) as out:
+    with Storage.from_options(**options(server)).open_output(uri) as out:
         write_chunked(out, data)
     assert out.bytes_written == len(data)
-    assert s3.read_bytes(uri, **options(server)) == data
+    assert Storage.from_options(**options(server)).read_bytes(uri) == data
     assert uploads(server, bucket) == []
     assert keys(server, bucket) == ["dir/obj.rec"]  # the upload marker is gone
 
@@ -113,13 +112,14 @@ def test_recordwriter_into_s3_matches_local(server: S3Server, bucket: str, tmp_p
     rng = random.Random(7)
     records = [rng.randbytes(rng.randrange(1, 40_000)) for _ in range(300)]
     opts = options(server)
-    with open_output(f"s3://{bucket}/p.rec", **opts) as rec, open_output(f"s3://{bucket}/p.idx", **opts) as idx, \
+    store = Storage.from_options(**opts)
+    with store.open_output(f"s3://{bucket}/p.rec") as rec, store.open_output(f"s3://{bucket}/p.idx") as idx, \
             LocalOutput(tmp_path / "p.rec") as lrec, LocalOutput(tmp_path / "p.idx") as lidx:
         for w in (RecordWriter(rec, idx), RecordWriter(lrec, lidx)):
             for i, r in enumerate(records):
                 w.write(r, key=1000 + i)
     for name in ("p.rec", "p.idx"):
-        assert s3.read_bytes(f"s3://{bucket}/{name}", **opts) == (tmp_path / name).read_bytes()
+        assert Storage.from_options(**opts).read_bytes(f"s3://{bucket}/{name}") == (tmp_path / name).read_bytes()
 
 
 @pytest.mark.parametrize("checksum", ["MD5", "SHA256", "NONE"])
@@ -128,16 +128,16 @@ def test_other_checksums(seaweed: S3Server, checksum: str) -> None:
     seaweed.client().create_bucket(Bucket=bucket)
     data = payload(MIN_PART_SIZE + 1000, seed=3)
     uri = f"s3://{bucket}/x"
-    with open_output(uri, checksum=checksum, **options(seaweed)) as out:
+    with Storage.from_options(checksum=checksum, **options(seaweed)).open_output(uri) as out:
         write_chunked(out, data, 1 << 20)
-    assert s3.read_bytes(uri, **options(seaweed)) == data
+    assert Storage.from_options(**options(seaweed)).read_bytes(uri) == data
 
 
 def test_finish_then_commit(server: S3Server, bucket: str) -> None:
     """finish() uploads a small tail as a part and frees it; nothing is visible until commit()."""
     uri = f"s3://{bucket}/f.rec"
     data = payload(1000)
-    out = open_output(uri, **options(server))
+    out = Storage.from_options(**options(server)).open_output(uri)
     out.write(data)
     out.finish()
     with pytest.raises(StorageError, match="finished"):
@@ -145,7 +145,7 @@ def test_finish_then_commit(server: S3Server, bucket: str) -> None:
     assert keys(server, bucket) != ["f.rec"]
     assert len(uploads(server, bucket)) == 1
     out.commit()
-    assert s3.read_bytes(uri, **options(server)) == data
+    assert Storage.from_options(**options(server)).read_bytes(uri) == data
     assert uploads(server, bucket) == []
 
 
@@ -154,7 +154,7 @@ def test_finish_then_commit(server: S3Server, bucket: str) -> None:
 
 def test_abort_leaves_nothing(server: S3Server, bucket: str) -> None:
     uri = f"s3://{bucket}/a.rec"
-    out = open_output(uri, **options(server))
+    out = Storage.from_options(**options(server)).open_output(uri)
     write_chunked(out, payload(3 * part_bytes(server)))
     assert len(uploads(server, bucket)) == 1
     out.abort()
@@ -169,12 +169,12 @@ def test_abort_leaves_nothing(server: S3Server, bucket: str) -> None:
 
 def test_exception_in_with_block_aborts_and_keeps_an_older_object(server: S3Server, bucket: str) -> None:
     uri = f"s3://{bucket}/keep.rec"
-    write_bytes(uri, b"old", **options(server))
-    with pytest.raises(RuntimeError), open_output(uri, **options(server)) as out:
+    Storage.from_options(**options(server)).write_bytes(uri, b"old")
+    with pytest.raises(RuntimeError), Storage.from_options(**options(server)).open_output(uri) as out:
         write_chunked(out, payload(2 * part_bytes(server)))
         raise RuntimeError("packer failed")
     assert uploads(server, bucket) == []
-    assert s3.read_bytes(uri, **options(server)) == b"old"
+    assert Storage.from_options(**options(server)).read_bytes(uri) == b"old"
     assert keys(server, bucket) == ["keep.rec"]
 
 
@@ -182,7 +182,7 @@ def test_commit_failure_removes_the_partial_object_we_created(moto_server: S3Ser
     """A missing bucket fails cleanly, with the s3:// URI in the one-line message."""
     uri = "s3://no-such-bucket-here/x.rec"
     with pytest.raises(StorageError, match=r"^s3://no-such-bucket-here/x\.rec: .*NoSuchBucket"):
-        write_bytes(uri, b"data", **options(moto_server))
+        Storage.from_options(**options(moto_server)).write_bytes(uri, b"data")
 
 
 # --------------------------------------------------------------------------- reads and endpoints
@@ -192,12 +192,12 @@ def test_read_helpers_and_endpoint_from_environment(
     server: S3Server, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri = f"s3://{bucket}/lists/train.lst"
-    write_bytes(uri, b"0\t1.000000\ta.jpg\n", **options(server))
+    Storage.from_options(**options(server)).write_bytes(uri, b"0\t1.000000\ta.jpg\n")
     monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
-    assert s3.read_text(uri) == "0\t1.000000\ta.jpg\n"
-    assert s3.list_keys(f"s3://{bucket}/lists/") == [("lists/train.lst", 17)]
+    assert Storage.from_options().read_text(uri) == "0\t1.000000\ta.jpg\n"
+    assert list(Storage().list(f"s3://{bucket}/lists/")) == [(f"s3://{bucket}/lists/train.lst", 17)]
     with pytest.raises(StorageError, match=rf"^s3://{bucket}/lists/missing\.lst: no such object"):
-        s3.read_bytes(f"s3://{bucket}/lists/missing.lst")
+        Storage.from_options().read_bytes(f"s3://{bucket}/lists/missing.lst")
 
 
 def test_boto3_is_not_imported_for_local_outputs(tmp_path: Any) -> None:
@@ -205,8 +205,8 @@ def test_boto3_is_not_imported_for_local_outputs(tmp_path: Any) -> None:
     import sys
 
     code = (
-        "import sys; from imgprep.storage.base import write_bytes; "
-        f"write_bytes({str(tmp_path / 'x')!r}, b'1'); print('boto3' in sys.modules)"
+        "import sys; from imgprep.storage import Storage; "
+        f"Storage.from_options().write_bytes({str(tmp_path / 'x')!r}, b'1'); print('boto3' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -221,11 +221,11 @@ def test_output_uses_less_memory_than_the_object(seaweed: S3Server) -> None:
     seaweed.client().create_bucket(Bucket="memory")
     code = f"""
 import resource, sys
-from imgprep.storage.base import open_output
+from imgprep.storage import Storage
 chunk = bytes(range(256)) * 4096  # 1 MiB
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-with open_output("s3://memory/big", endpoint_url={seaweed.endpoint_url!r}, part_size=5 << 20,
-                 max_concurrency=2) as out:
+store = Storage.from_options(endpoint_url={seaweed.endpoint_url!r}, part_size=5 << 20, max_concurrency=2)
+with store.open_output("s3://memory/big") as out:
     for _ in range(100):
         out.write(chunk)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)

@@ -13,10 +13,10 @@ from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 
 import imgprep
 from imgprep.errors import ImageError
-from imgprep.formats.lst import LstItem, write_lst
+from imgprep.formats.lst import LstItem
 from imgprep.packing.packer import PackOptions, pack
-from imgprep.storage import s3
-from imgprep.storage.s3_source import S3ImageSource
+from imgprep.splits.lists import write_lst
+from imgprep.storage import Storage
 
 pytestmark = pytest.mark.s3
 CLASSES = ["cat", "dog", "emu"]
@@ -51,7 +51,7 @@ def s3_opts(server: S3Server) -> dict[str, Any]:
 
 
 def download(server: S3Server, uri: str, dest: Path) -> Path:
-    dest.write_bytes(s3.read_bytes(uri, **s3_opts(server)))
+    dest.write_bytes(Storage.from_options(**s3_opts(server)).read_bytes(uri))
     return dest
 
 
@@ -64,7 +64,7 @@ def test_source_yields_in_list_order_with_errors_in_place(
     root, items = images
     missing = LstItem(999, (0.0,), "cat/missing.jpg")
     order = [*items[:5], missing, *items[5:]]
-    source = S3ImageSource(s3_images, prefetch=4, max_workers=3, **s3_opts(seaweed))
+    source = Storage.from_options(prefetch=4, fetch_workers=3, **s3_opts(seaweed)).image_source(s3_images)
     try:
         got = list(source.iter_fetch(order))
         assert source.local_path(items[0]) is None
@@ -81,7 +81,7 @@ def test_source_yields_in_list_order_with_errors_in_place(
 def test_source_prefetch_is_bounded(seaweed: S3Server, images: tuple[Path, list[LstItem]], s3_images: str) -> None:
     _, items = images
     with FaultProxy(seaweed.endpoint_url) as proxy:
-        source = S3ImageSource(s3_images, prefetch=5, max_workers=2, endpoint_url=proxy.url)
+        source = Storage.from_options(prefetch=5, fetch_workers=2, endpoint_url=proxy.url).image_source(s3_images)
         stream = source.iter_fetch(items)
         next(stream)
         deadline = time.monotonic() + 10
@@ -103,14 +103,15 @@ def test_pack_to_s3_is_byte_identical_to_local(
     root, items = images
     spec = imgprep.TransformSpec(resize=24)
     local = pack(items, root, str(tmp_path / "train"), spec, PackOptions(num_workers=2, shard_records=shard_records))
+    storage = Storage.from_options(**s3_opts(seaweed))
     remote = pack(items, s3_images, f"s3://packsrc/out{shard_records}/train", spec,
-                  PackOptions(num_workers=2, shard_records=shard_records, storage_options=s3_opts(seaweed)))
+                  PackOptions(num_workers=2, shard_records=shard_records, storage=storage))
     assert remote.records == local.records == len(items)
     local_files = [o for o in local.outputs if o.endswith((".rec", ".idx"))]
     remote_files = [o for o in remote.outputs if o.endswith((".rec", ".idx"))]
     assert [Path(o).name for o in local_files] == [o.rsplit("/", 1)[1] for o in remote_files]
     for lo, ro in zip(local_files, remote_files, strict=True):
-        assert s3.read_bytes(ro, **s3_opts(seaweed)) == Path(lo).read_bytes(), ro
+        assert Storage.from_options(**s3_opts(seaweed)).read_bytes(ro) == Path(lo).read_bytes(), ro
     assert seaweed.client().list_multipart_uploads(Bucket="packsrc").get("Uploads", []) == []
 
 

@@ -15,8 +15,7 @@ from click.testing import CliRunner
 from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 
 from imgprep.cli.s3cmds import cleanup
-from imgprep.storage import s3
-from imgprep.storage.base import open_output
+from imgprep.storage import Storage
 from imgprep.storage.s3_multipart import marker_key
 
 pytestmark = pytest.mark.s3
@@ -25,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 # The packer installs the same SIGTERM -> KeyboardInterrupt handler.
 WRITER = """
 import os, signal, sys, time
-from imgprep.storage.base import open_output
+from imgprep.storage import Storage
 
 def on_term(signum, frame):
     raise KeyboardInterrupt
@@ -34,7 +33,7 @@ signal.signal(signal.SIGTERM, on_term)
 uri, endpoint = sys.argv[1:3]
 chunk = os.urandom(1 << 20)
 try:
-    with open_output(uri, endpoint_url=endpoint, part_size=5 << 20) as out:
+    with Storage.from_options(endpoint_url=endpoint, part_size=5 << 20).open_output(uri) as out:
         while True:
             out.write(chunk)
             time.sleep(0.01)
@@ -98,7 +97,8 @@ def test_sigkill_leftover_is_removed_by_cleanup_only(seaweed: S3Server) -> None:
 
     # Someone else's upload under the same prefix (no marker) and a live imgprep writer (this process).
     foreign = client.create_multipart_upload(Bucket="sigkill", Key="out/foreign.bin")["UploadId"]
-    live = open_output("s3://sigkill/out/live.rec", endpoint_url=seaweed.endpoint_url, part_size=5 << 20)
+    store = Storage.from_options(endpoint_url=seaweed.endpoint_url, part_size=5 << 20)
+    live = store.open_output("s3://sigkill/out/live.rec")
     live.write(b"x" * (5 << 20))  # one full part: the upload now exists
     try:
         result = CliRunner().invoke(
@@ -122,10 +122,10 @@ def test_sigkill_leftover_is_removed_by_the_next_run(seaweed: S3Server) -> None:
     wait_for_parts(seaweed, "nextrun", "train.rec", proc)
     kill(proc, signal.SIGKILL)
     assert state(seaweed, "nextrun")[0] == ["train.rec"]
-    with open_output(uri, endpoint_url=seaweed.endpoint_url) as out:
+    with Storage.from_options(endpoint_url=seaweed.endpoint_url).open_output(uri) as out:
         out.write(b"fresh")
     assert state(seaweed, "nextrun") == ([], ["train.rec"])
-    assert s3.read_bytes(uri, endpoint_url=seaweed.endpoint_url) == b"fresh"
+    assert Storage.from_options(endpoint_url=seaweed.endpoint_url).read_bytes(uri) == b"fresh"
 
 
 def test_cleanup_of_a_local_folder_removes_only_temporaries(tmp_path: Path) -> None:

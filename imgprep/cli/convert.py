@@ -255,6 +255,7 @@ def convert(
     caltech, mnist), the instances JSON (coco) or the Ground Truth output manifest.
     """
     from imgprep.convert import convert as run
+    from imgprep.storage.stores import Storage
 
     echo = None if quiet else click.echo
     run(
@@ -264,7 +265,7 @@ def convert(
         channels=int(channels),
         image_format=image_format,
         echo=echo,
-        storage_options={"endpoint_url": endpoint_url} if endpoint_url else None,
+        storage=Storage.from_options(endpoint_url=endpoint_url),
         **convert_options,
     )
 

@@ -124,11 +124,10 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
         native.keep_heap()  # this process is ours: a packing run, not a host application
 
-        storage = {
-            key: value
-            for key in ("endpoint_url", "part_size", "max_concurrency")
-            if (value := kwargs.pop(key)) is not None
-        }
+        from imgprep.storage.stores import Storage
+
+        s3_keys = ("endpoint_url", "part_size", "max_concurrency")
+        storage = Storage.from_options(**{key: kwargs.pop(key) for key in s3_keys})
         kwargs["options"] = PackOptions(
             num_workers=kwargs.pop("num_workers"),
             shard_records=kwargs.pop("shard_records") or 0,
@@ -139,7 +138,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             native=kwargs.pop("native"),
             executor=kwargs.pop("executor"),
             resume=kwargs.pop("resume"),
-            storage_options=storage,
+            storage=storage,
         )
         return f(**kwargs)
 

@@ -43,10 +43,10 @@ def pack(lists: tuple[str, ...], root: str, output: str, verbose: bool, spec: An
     byte-identical for any number of workers. Several lists are concatenated (their indices
     must not collide).
     """
-    from imgprep.packing.items import ListStream
     from imgprep.packing.packer import pack as run_pack
+    from imgprep.splits.stream import ListStream
 
-    items = ListStream(lists, **options.storage_options)
+    items = ListStream(lists, options.storage)
     if verbose:
         from imgprep.imaging.transform import select
 

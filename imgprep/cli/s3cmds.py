@@ -27,9 +27,9 @@ through this machine."""
 def merge(shard_prefix: str, output: str, quiet: bool, endpoint_url: str | None) -> None:
     """Join RecordIO shards into one .rec with a rebuilt .idx."""
     from imgprep.storage.merge import merge_shards
+    from imgprep.storage.stores import Storage
 
-    options = {"endpoint_url": endpoint_url} if endpoint_url else {}
-    summary = merge_shards(shard_prefix, output, **options)
+    summary = merge_shards(shard_prefix, output, Storage.from_options(endpoint_url=endpoint_url))
     if not quiet:
         server = f", {summary.copied_bytes:,} copied server-side" if summary.copied_bytes else ""
         click.echo(
@@ -57,18 +57,17 @@ published shards stay for pack --resume."""
 @_ENDPOINT
 def cleanup(uri: str, min_age: float, endpoint_url: str | None) -> None:
     """Remove what interrupted runs left under URI: S3 uploads, local temporary files."""
+    from imgprep.storage.stores import Storage
+
     if not uri.startswith("s3://"):
         from imgprep.storage.prefix import cleanup_local
 
-        removed = cleanup_local(uri)
+        removed = cleanup_local(uri, Storage())
         for path in removed:
             click.echo(f"removed {path}")
         click.echo(f"{len(removed)} temporary file(s) removed under {uri}", err=True)
         return
-    from imgprep.storage.s3 import cleanup_stale_uploads
-
-    options = {"endpoint_url": endpoint_url} if endpoint_url else {}
-    aborted = cleanup_stale_uploads(uri, min_age=min_age, **options)
+    aborted = Storage.from_options(endpoint_url=endpoint_url).s3.cleanup_stale_uploads(uri, min_age=min_age)
     for line in aborted:
         click.echo(f"aborted {line}")
     click.echo(f"{len(aborted)} stale upload(s) aborted under {uri}", err=True)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 import os
 import posixpath
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from imgprep.errors import FormatError
 
@@ -121,12 +120,3 @@ def read_lst(path: str | os.PathLike[str]) -> list[LstItem]:
 
 def dumps(items: Iterable[LstItem]) -> str:
     return "".join(format_line(item) for item in items)
-
-
-def write_lst(
-    path: str | os.PathLike[str], items: Sequence[LstItem] | Iterable[LstItem], **storage_options: Any
-) -> None:
-    """Write a ``.lst`` atomically (local: temporary name then rename; S3: one PUT)."""
-    from imgprep.storage.base import write_text
-
-    write_text(os.fspath(path), dumps(items), **storage_options)

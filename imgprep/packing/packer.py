@@ -36,6 +36,7 @@ from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
 from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
 from imgprep.signals import sigterm_as_interrupt
+from imgprep.storage.base import Store
 
 EXECUTORS = ("auto", "process", "thread")
 
@@ -56,7 +57,7 @@ class PackOptions:
     report: bool = True
     chunk_size: int = 0  # 0: chosen from the list length and worker count
     resume: bool = False  # continue after the last good published shard (see packing.publish)
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    storage: Store | None = None  # None: local files and S3 with default settings
 
     def __post_init__(self) -> None:
         if self.num_workers is not None and self.num_workers < 1:
@@ -98,6 +99,13 @@ class PackSummary:
         if self.report:
             lines.append(f"  skipped images and reasons: {self.report}")
         return "\n".join(lines)
+
+
+def default_storage() -> Store:
+    """Local files and S3 with default settings, for library callers that pass no storage."""
+    from imgprep.storage.stores import Storage
+
+    return Storage()
 
 
 def default_workers() -> int:
@@ -178,18 +186,19 @@ def pack(
     if not len(items):
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
+    storage = options.storage or default_storage()
     from imgprep.imaging.transform import select
 
     chosen = select(options.native)
     image_path = chosen.name if not spec.pass_through else "pass-through"
     prefix = output_prefix(output)
-    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), **options.storage_options)
+    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage)
     try:
         progress = publisher.begin(options.resume)
     except AlreadyComplete as done:
         return _summary_of(done.record, prefix, image_path)
     try:
-        return _pack(items, source, prefix, spec, options, chosen, image_path, publisher, progress)
+        return _pack(items, source, prefix, spec, options, chosen, image_path, storage, publisher, progress)
     finally:
         publisher.end()
 
@@ -225,9 +234,9 @@ def _summary_of(record: DatasetRecord, prefix: str, image_path: str) -> PackSumm
 
 def _pack(
     items: Collection[LstItem], source: Any, prefix: str, spec: TransformSpec, options: PackOptions, chosen: Any,
-    image_path: str, publisher: Publisher, progress: Progress,
+    image_path: str, storage: Store, publisher: Publisher, progress: Progress,
 ) -> PackSummary:
-    image_source = resolve(source, **options.storage_options)
+    image_source = resolve(source, storage)
     workers = options.num_workers or default_workers()
     kind = options.executor if options.executor != "auto" else chosen.preferred_executor
     if spec.pass_through:
@@ -243,7 +252,7 @@ def _pack(
         publisher.publish(rec, idx, entry, consumed, skipped)
 
     writer = ShardWriter(prefix, publish, shard_records=options.shard_records, shard_size=options.shard_size,
-                         first_shard=len(done.shards), storage_options=options.storage_options)
+                         first_shard=len(done.shards), storage=storage)
     writer.records, writer.bytes = done.records, done.rec_bytes
     bar = _progress(len(items), options)
     if bar is not None and progress.items_done:
@@ -267,7 +276,7 @@ def _pack(
                     f"no records written: all {len(items)} images were skipped (first: {first.path}: {first.reason})"
                 )
             writer.close(len(items))
-            report = write_report(prefix, skipped, **options.storage_options) if options.report else None
+            report = write_report(storage, prefix, skipped) if options.report else None
             record = publisher.finish(len(skipped))
     except BaseException:
         writer.abort()
@@ -285,7 +294,7 @@ def _pack(
     return summary
 
 
-_DEFERRED = object()  # data a source fetches a whole chunk at a time (``fetch_many``)
+_DEFERRED = object()  # data a batched source fetches a whole chunk at a time (``fetch_many``)
 Entry = tuple[int, LstItem, "str | None", Any]  # (list position, item, local path, data)
 
 
@@ -302,28 +311,20 @@ def _fetched_stream(items: Collection[LstItem], start: int, source: ImageSource)
     for position, item in enumerate(itertools.islice(items, start, None), start):
         path = source.local_path(item)
         data = None
-        if path is None and hasattr(source, "fetch_many"):
+        if path is None and source.batched:
             data = _DEFERRED
         elif path is None:
             if fetched is None:
-                iter_fetch: Callable[[Iterator[LstItem]], Iterator[Any]] | None = getattr(source, "iter_fetch", None)
-                fetched = iter_fetch(remote()) if iter_fetch else (_safe_fetch(source, i) for i in remote())
+                fetched = source.iter_fetch(remote())
             data = next(fetched)
         yield position, item, path, data
-
-
-def _safe_fetch(source: ImageSource, item: LstItem) -> Any:
-    try:
-        return source.fetch(item)
-    except ImgprepError as exc:
-        return exc
 
 
 def _make_chunk(entries: list[Entry], source: ImageSource) -> Chunk:
     ready = [e for e in entries if not isinstance(e[3], ImgprepError)]
     data: Any = None
     if any(e[3] is _DEFERRED for e in ready):
-        data = source.fetch_many([e[1] for e in ready])  # type: ignore[attr-defined]
+        data = source.fetch_many([e[1] for e in ready])
     elif any(e[2] is None for e in ready):
         data = [e[3] for e in ready]
         first = data[0]

@@ -43,7 +43,7 @@ from imgprep.formats.dataset import (
     to_json,
 )
 from imgprep.packing.report import Skipped
-from imgprep.storage.base import Output
+from imgprep.storage.base import Output, Store
 from imgprep.storage.prefix import Prefix
 
 PROGRESS_KIND = "imgprep.progress"
@@ -99,9 +99,9 @@ class Progress:
 class Publisher:
     """Keeps the invariants above for one output prefix."""
 
-    def __init__(self, prefix: str, skeleton: DatasetRecord, **storage_options: object) -> None:
+    def __init__(self, prefix: str, skeleton: DatasetRecord, storage: Store) -> None:
         self.prefix = prefix
-        self.store = Prefix(prefix, **storage_options)
+        self.store = Prefix(prefix, storage)
         self.skeleton = skeleton  # list, settings and version of this run; no shards yet
         self.progress = Progress(skeleton)
         self.folder = record_folder(prefix)

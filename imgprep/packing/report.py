@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from imgprep.storage.base import Store
 
 
 @dataclass(frozen=True)
@@ -25,17 +26,11 @@ def format_report(skipped: list[Skipped]) -> str:
     return "".join(lines)
 
 
-def write_report(prefix: str, skipped: list[Skipped], **storage_options: object) -> str | None:
-    """Write ``PREFIX.skipped.tsv`` when images were skipped; drop a stale local one otherwise."""
-    from imgprep.storage.base import is_remote, write_text
-
+def write_report(storage: Store, prefix: str, skipped: list[Skipped]) -> str | None:
+    """Write ``PREFIX.skipped.tsv`` when images were skipped; remove a stale one otherwise."""
     name = report_name(prefix)
     if skipped:
-        write_text(name, format_report(skipped), **storage_options)
+        storage.write_text(name, format_report(skipped))
         return name
-    if not is_remote(name):
-        try:
-            os.unlink(name)
-        except FileNotFoundError:
-            pass
+    storage.delete(name)  # a stale report from an earlier run would describe other images
     return None

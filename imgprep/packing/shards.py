@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from imgprep.formats.dataset import ShardEntry
 from imgprep.formats.recordio import format_index_line, output_prefix, shard_names
-from imgprep.storage.base import Output, open_output
+from imgprep.storage.base import Output, Store
 
 # publish(rec, idx, entry, consumed): commit a full shard; ``consumed`` list items are now done.
 Publish = Callable[[Output, Output, ShardEntry, int], None]
@@ -24,11 +24,11 @@ Publish = Callable[[Output, Output, ShardEntry, int], None]
 class _Shard:
     """One ``.rec``/``.idx`` pair being written, with running sizes and checksums."""
 
-    def __init__(self, rec_name: str, idx_name: str, storage_options: dict[str, object]) -> None:
+    def __init__(self, rec_name: str, idx_name: str, storage: Store) -> None:
         self.rec_name, self.idx_name = rec_name, idx_name
-        self.rec = open_output(rec_name, **storage_options)
+        self.rec = storage.open_output(rec_name)
         try:
-            self.idx = open_output(idx_name, **storage_options)
+            self.idx = storage.open_output(idx_name)
         except BaseException:
             self.rec.abort()
             raise
@@ -66,14 +66,14 @@ class ShardWriter:
         shard_records: int = 0,
         shard_size: int = 0,
         first_shard: int = 0,
-        storage_options: dict[str, object] | None = None,
+        storage: Store,
     ) -> None:
         self.prefix = output_prefix(prefix)
         self.publish = publish
         self.shard_records = shard_records
         self.shard_size = shard_size
         self.sharded = bool(shard_records or shard_size)
-        self.storage_options = storage_options or {}
+        self.storage = storage
         self.number = first_shard  # of the next shard to open
         self._current: _Shard | None = None
         self.records = 0
@@ -92,7 +92,7 @@ class ShardWriter:
             self._roll(position)
         if self._current is None:
             rec, idx = shard_names(self.prefix, self.number if self.sharded else None)
-            self._current = _Shard(rec, idx, self.storage_options)
+            self._current = _Shard(rec, idx, self.storage)
             self.number += 1
         self._current.write(framed, key)
         self.records += 1

@@ -41,9 +41,10 @@ from imgprep.processing.join import (
     wait_for_hosts,
     write_marker,
 )
-from imgprep.processing.partition import contiguous_share, list_s3_prefix, local_share, mirror_listing
+from imgprep.processing.partition import contiguous_share, list_prefix, local_share, mirror_listing
 from imgprep.signals import sigterm_as_interrupt
-from imgprep.storage.base import is_remote, join, write_bytes
+from imgprep.storage.base import Store, is_remote, join
+from imgprep.storage.stores import Storage
 
 JOIN_MODES = ("auto", "only", "no")
 Echo = Callable[[str], None]
@@ -171,7 +172,9 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         if count > 1:
             raise UsageError("a multi-part run outside SageMaker needs --run-id (new for every attempt)")
         run_id = "local"
-    storage = dict(options.storage_options)
+    storage = options.storage or Storage()
+    options = dataclasses.replace(options, storage=storage)
+    job = dataclasses.replace(job, options=options)
 
     with tempfile.TemporaryDirectory(prefix="imgprep-job-") as scratch:
         plan = _plan(job, cluster, config, scratch, storage, say if index == 0 else None)
@@ -189,7 +192,7 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         if cluster.join == "only" or (cluster.join == "auto" and index == 0):
             say(f"waiting for {count} hosts' parts under {work}")
             markers = wait_for_hosts(
-                work, count, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll, **storage
+                work, count, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll, storage=storage
             )
             for i, marker in enumerate(markers):
                 if marker.get("run_id") != run_id or int(marker.get("count", -1)) != count:
@@ -199,13 +202,13 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
                     )
             for channel in plan.channels:
                 infos = [marker["channels"].get(channel.name, {}) for marker in markers]
-                summary = join_channel(channel.items, infos, channel.final, **storage)
+                summary = join_channel(channel.items, infos, channel.final, storage)
                 result.joined[channel.name] = summary
                 result.outputs.extend(summary.outputs)
                 how = "concatenated" if summary.concatenated else "merged by list order"
                 say(f"joined {channel.name}: {summary.records} records, {summary.skipped} skipped ({how})")
             _write_metadata(job, plan, result)
-            remove_tree(work, **storage)
+            remove_tree(storage, work)
         return result
 
 
@@ -238,7 +241,7 @@ def _pack_whole(job: Job, plan: _Plan, result: JobResult, say: Echo) -> None:
 
 
 def _pack_share(
-    job: Job, plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[str], storage: dict[str, Any],
+    job: Job, plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[str], storage: Store,
     say: Echo,
 ) -> None:
     from imgprep.packing.packer import pack
@@ -264,11 +267,11 @@ def _pack_share(
             say(f"packed {entry['records']} of {len(channel.items)} {channel.name} records as part {index + 1}/{count}")
         payload = {"host": result.host, "index": index, "count": count, "run_id": run_id,
                    "distribution": result.distribution, "channels": entries}
-        write_marker(work, index, DONE, payload, **storage)
+        write_marker(storage, work, index, DONE, payload)
     except BaseException as exc:
         try:
-            write_marker(work, index, FAILED, {"host": result.host, "run_id": run_id,
-                                               "reason": failure_reason(exc)}, **storage)
+            write_marker(storage, work, index, FAILED, {"host": result.host, "run_id": run_id,
+                                                        "reason": failure_reason(exc)})
         except (ImgprepError, OSError) as marker_error:
             print(f"imgprep: could not write the failure marker: {marker_error}", file=sys.stderr)
         raise
@@ -276,36 +279,30 @@ def _pack_share(
 
 def _write_metadata(job: Job, plan: _Plan, result: JobResult) -> None:
     """Copy the lists, classes.json, hyperparameters.json and manifests next to the merged records."""
-    from imgprep.storage.local import read_bytes
-
+    storage = job.options.storage or Storage()
     for path in plan.metadata:
         target = join(job.output, os.path.basename(path))
-        write_bytes(target, read_bytes(path), **job.options.storage_options)
+        storage.write_bytes(target, storage.read_bytes(path))
         result.outputs.append(target)
 
 
 # --------------------------------------------------------------------------- building the lists
 
 
-def _download(uri: str, directory: str, storage: dict[str, Any]) -> str:
+def _download(storage: Store, uri: str, directory: str) -> str:
     """A small input (COCO JSON, manifest, IDX files) from S3 into ``directory``; the local path."""
-    from imgprep.storage.s3 import list_keys, parse_s3_uri, read_bytes
-
-    bucket, key = parse_s3_uri(uri)
     os.makedirs(directory, exist_ok=True)
-    if key and not key.endswith("/"):
+    if not uri.endswith("/") and storage.exists(uri):
         # One object, unless it is a folder-like prefix.
-        listing = list_keys(uri, **storage)
-        if any(k == key for k, _ in listing):
-            target = os.path.join(directory, posixpath.basename(key))
-            with open(target, "wb") as fh:
-                fh.write(read_bytes(uri, **storage))
-            return target
-    for rel in list_s3_prefix(uri, **storage):
+        target = os.path.join(directory, posixpath.basename(uri))
+        with open(target, "wb") as fh:
+            fh.write(storage.read_bytes(uri))
+        return target
+    for rel in list_prefix(storage, uri):
         target = os.path.join(directory, *rel.split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as fh:
-            fh.write(read_bytes(f"s3://{bucket}/{key.rstrip('/') + '/' if key else ''}{rel}", **storage))
+            fh.write(storage.read_bytes(uri.rstrip("/") + "/" + rel))
     return directory
 
 
@@ -322,16 +319,16 @@ def _sharded_uri(cluster: Cluster, config: JobConfig, path: str) -> str | None:
 
 
 def _plan(
-    job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: dict[str, Any], echo: Echo | None
+    job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: Store, echo: Echo | None
 ) -> _Plan:
     if job.command == "pack":
-        from imgprep.api import read_lists
         from imgprep.formats.recordio import output_prefix
+        from imgprep.splits.lists import read_lists
 
         if not job.lists or not job.root:
             raise UsageError("a pack job needs lists and --root")
         final = output_prefix(job.output)
-        items = read_lists(job.lists, **storage)
+        items = read_lists(job.lists, storage)
         name = posixpath.basename(final.rstrip("/")) or "data"
         local_root = None if is_remote(job.root) else job.root
         return _Plan([_Channel(name, items, final)], job.root, local_root, [])
@@ -339,7 +336,7 @@ def _plan(
 
 
 def _plan_prepare(
-    job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: dict[str, Any], echo: Echo | None
+    job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: Store, echo: Echo | None
 ) -> _Plan:
     from imgprep.convert import convert, packed_shape
 
@@ -368,7 +365,7 @@ def _plan_prepare(
                     )
         if listing_uri is not None:
             mirror = os.path.join(scratch, "listing")
-            found = mirror_listing(list_s3_prefix(listing_uri, **storage), mirror)
+            found = mirror_listing(list_prefix(storage, listing_uri), mirror)
             if echo:
                 echo(f"listed {found} objects under {listing_uri}")
             local_input = mirror
@@ -377,7 +374,7 @@ def _plan_prepare(
     elif is_remote(source_input):
         if kind == "manifest":
             raise UsageError("prepare manifest reads a local manifest file (mount it as an input channel)")
-        local_input = _download(source_input, os.path.join(scratch, "input"), storage)
+        local_input = _download(storage, source_input, os.path.join(scratch, "input"))
     else:
         local_input = source_input
         if kind == "mnist" and distribution == SHARDED:

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from imgprep.errors import FormatError, ImgprepError, StorageError
 from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_folder, record_name, to_json
@@ -30,7 +29,8 @@ from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
 from imgprep.packing.packer import list_ref
 from imgprep.packing.report import Skipped, write_report
-from imgprep.storage.base import is_remote, join, open_output, read_text, write_text
+from imgprep.storage.base import Store, join
+from imgprep.storage.concat import concatenate
 from imgprep.storage.prefix import Prefix
 
 PARTS_FOLDER = ".imgprep-parts"
@@ -50,63 +50,12 @@ def marker_uri(work: str, index: int, state: str) -> str:
     return join(work, f"host-{index:05d}.{state}")
 
 
-# --------------------------------------------------------------------------- small storage helpers
-
-
-def exists(uri: str, **storage_options: Any) -> bool:
-    if is_remote(uri):
-        from imgprep.storage.s3 import head
-
-        return head(uri, **storage_options) is not None
-    return os.path.exists(uri)
-
-
-def size_of(uri: str, **storage_options: Any) -> int:
-    if is_remote(uri):
-        from imgprep.storage.s3 import head
-
-        info = head(uri, **storage_options)
-        if info is None:
-            raise StorageError("part file is missing", path=uri)
-        return int(info["ContentLength"])
-    try:
-        return os.path.getsize(uri)
-    except OSError as exc:
-        raise StorageError(f"part file is missing ({exc.strerror})", path=uri) from None
-
-
-def remove_tree(uri: str, **storage_options: Any) -> None:
-    """Delete a work folder (local) or every object under a work prefix (S3)."""
-    if not is_remote(uri):
-        import shutil
-
-        shutil.rmtree(uri, ignore_errors=True)
-        try:
-            os.rmdir(os.path.dirname(uri.rstrip("/")))  # the .imgprep-parts folder, when now empty
-        except OSError:
-            pass
-        return
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from imgprep.storage.s3 import client_for, client_options, list_keys, parse_s3_uri, storage_error
-
-    bucket, _ = parse_s3_uri(uri)
-    keys = [key for key, _ in list_keys(uri.rstrip("/") + "/", **storage_options)]
-    client = client_for(**client_options(storage_options))
-    for start in range(0, len(keys), 1000):
-        batch = [{"Key": k} for k in keys[start : start + 1000]]
-        try:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-        except (BotoCoreError, ClientError) as exc:
-            raise storage_error(uri, "deleting the job's part files", exc) from None
-
-
 # --------------------------------------------------------------------------- markers
 
 
-def write_marker(work: str, index: int, state: str, payload: dict[str, Any], **storage_options: Any) -> str:
+def write_marker(storage: Store, work: str, index: int, state: str, payload: dict[str, Any]) -> str:
     uri = marker_uri(work, index, state)
-    write_text(uri, json.dumps(payload, sort_keys=True, indent=1) + "\n", **storage_options)
+    storage.write_text(uri, json.dumps(payload, sort_keys=True, indent=1) + "\n")
     return uri
 
 
@@ -119,13 +68,14 @@ def wait_for_hosts(
     poll: float = 5.0,
     known: dict[int, dict[str, Any]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    **storage_options: Any,
+    storage: Store | None = None,
 ) -> list[dict[str, Any]]:
     """Wait until every host has written its ``.done`` marker; return their payloads in host order.
 
     Raises :class:`JobFailedError` with the host's own reason as soon as one wrote ``.failed``,
     or after ``timeout`` seconds naming the hosts still missing (killed, or lost).
     """
+    storage = storage or _default_storage()
     done: dict[int, dict[str, Any]] = dict(known or {})
     deadline = time.monotonic() + timeout
 
@@ -137,12 +87,12 @@ def wait_for_hosts(
             if i in done:
                 continue
             failed = marker_uri(work, i, FAILED)
-            if exists(failed, **storage_options):
-                reason = _marker(failed, **storage_options).get("reason") or "no reason given"
+            if storage.exists(failed):
+                reason = _marker(storage, failed).get("reason") or "no reason given"
                 raise JobFailedError(f"host {name(i)} (part {i + 1} of {count}) failed: {reason}")
             marker = marker_uri(work, i, DONE)
-            if exists(marker, **storage_options):
-                done[i] = _marker(marker, **storage_options)
+            if storage.exists(marker):
+                done[i] = _marker(storage, marker)
         if len(done) == count:
             return [done[i] for i in range(count)]
         if time.monotonic() >= deadline:
@@ -154,9 +104,9 @@ def wait_for_hosts(
         sleep(poll)
 
 
-def _marker(uri: str, **storage_options: Any) -> dict[str, Any]:
+def _marker(storage: Store, uri: str) -> dict[str, Any]:
     try:
-        data = json.loads(read_text(uri, **storage_options))
+        data = json.loads(storage.read_text(uri))
     except json.JSONDecodeError:
         raise FormatError("completion marker is not JSON", path=uri) from None
     if not isinstance(data, dict):
@@ -190,22 +140,25 @@ class JoinSummary:
     concatenated: bool = True
 
 
-def _load_part(info: dict[str, Any], **storage_options: Any) -> _Part | None:
+def _load_part(storage: Store, info: dict[str, Any]) -> _Part | None:
     """A host's part, as its dataset record names it (never a stale file beside it)."""
     prefix = info.get("part")
     if not prefix:
         return None
     name = record_name(prefix)
-    record = dataset_from_json(read_text(name, **storage_options), name)
+    record = dataset_from_json(storage.read_text(name), name)
     if len(record.shards) != 1:
         raise FormatError(f"a part must be one .rec/.idx pair, the record names {len(record.shards)}", path=name)
     rec, idx = record_folder(prefix) + record.shards[0].rec, record_folder(prefix) + record.shards[0].idx
-    size = size_of(rec, **storage_options)
+    try:
+        size = storage.size(rec)
+    except StorageError as exc:
+        raise StorageError(f"part file is missing ({exc.message})", path=rec) from None
     if size != record.shards[0].rec_bytes:
         raise FormatError(f"part holds {size} bytes but its dataset record says {record.shards[0].rec_bytes}", path=rec)
     if size != int(info.get("bytes", -1)):
         raise FormatError(f"part holds {size} bytes but its host wrote {info.get('bytes')}", path=rec)
-    entries = parse_index(read_text(idx, **storage_options), idx)
+    entries = parse_index(storage.read_text(idx), idx)
     if len(entries) != int(info.get("records", -1)):
         raise FormatError(f"index lists {len(entries)} records but its host wrote {info.get('records')}", path=idx)
     previous = -1
@@ -265,35 +218,16 @@ def plan_order(
 
 
 class _Stream:
-    """Sequential reads from a local part file or an S3 object (one GET, streamed)."""
+    """Sequential reads from a part file (one GET, streamed, on S3)."""
 
-    def __init__(self, uri: str, **storage_options: Any) -> None:
+    def __init__(self, storage: Store, uri: str) -> None:
         self.uri = uri
-        if is_remote(uri):
-            from botocore.exceptions import BotoCoreError, ClientError
-
-            from imgprep.storage.s3 import client_for, client_options, parse_s3_uri, storage_error
-
-            bucket, key = parse_s3_uri(uri)
-            try:
-                self._fh: BinaryIO = client_for(**client_options(storage_options)).get_object(
-                    Bucket=bucket, Key=key
-                )["Body"]
-            except (BotoCoreError, ClientError) as exc:
-                raise storage_error(uri, "download", exc) from None
-        else:
-            try:
-                self._fh = open(uri, "rb")  # noqa: SIM115 - closed in close()
-            except OSError as exc:
-                raise StorageError(f"cannot read part ({exc.strerror})", path=uri) from None
+        self._fh: IO[bytes] = storage.open_read(uri)
 
     def read_exact(self, n: int) -> bytes:
         chunks, got = [], 0
         while got < n:
-            try:
-                data = self._fh.read(min(n - got, _CHUNK))
-            except OSError as exc:
-                raise StorageError(f"reading part failed ({exc})", path=self.uri) from None
+            data = self._fh.read(min(n - got, _CHUNK))
             if not data:
                 raise FormatError(f"part ended {n - got} bytes early", path=self.uri)
             chunks.append(data)
@@ -308,46 +242,33 @@ def join_channel(
     items: Sequence[LstItem],
     infos: Sequence[dict[str, Any]],
     output: str,
-    **storage_options: Any,
+    storage: Store,
 ) -> JoinSummary:
     """Merge the hosts' parts of one channel into ``output.rec`` + ``output.idx`` (+ skipped report).
 
     ``infos`` are the channel's entries of every host's ``.done`` marker, in host order.
     """
-    parts = [_load_part(info, **storage_options) for info in infos]
+    parts = [_load_part(storage, info) for info in infos]
     skipped = [entry for info in infos for entry in info.get("skipped", [])]
     order, dropped = plan_order(items, parts, skipped, output)
     concatenated = order == sorted(order)
     total = sum(part.size for part in parts if part is not None)
     rec_uri, idx_uri = output + ".rec", output + ".idx"
     lines: list[str] = []
-    with open_output(rec_uri, **{**storage_options, "expected_size": total}) as rec:
+    with storage.open_output(rec_uri, expected_size=total) as rec:
         if concatenated:
             base = 0
-            server_side = hasattr(rec, "copy_from")
             for part in parts:
-                if part is None:
-                    continue
-                lines.extend(format_index_line(key, base + offset) for key, offset in part.entries)
-                if server_side and is_remote(part.rec) and part.size:
-                    rec.copy_from(part.rec, part.size)  # type: ignore[attr-defined]  # S3Output
-                else:
-                    stream = _Stream(part.rec, **storage_options)
-                    try:
-                        remaining = part.size
-                        while remaining:
-                            chunk = stream.read_exact(min(remaining, _CHUNK))
-                            rec.write(chunk)
-                            remaining -= len(chunk)
-                    finally:
-                        stream.close()
-                base += part.size
+                if part is not None:
+                    lines.extend(format_index_line(key, base + offset) for key, offset in part.entries)
+                    base += part.size
+            concatenate(storage, [(part.rec, part.size) for part in parts if part is not None], rec)
         else:
             present = {p: part for p, part in enumerate(parts) if part is not None}
             streams: dict[int, _Stream] = {}
             try:
                 for p, part in present.items():
-                    streams[p] = _Stream(part.rec, **storage_options)
+                    streams[p] = _Stream(storage, part.rec)
                 offset = 0
                 for p, position in order:
                     part = present[p]
@@ -360,27 +281,38 @@ def join_channel(
                     stream.close()
         if rec.bytes_written != total:
             raise FormatError(f"wrote {rec.bytes_written} bytes but the parts hold {total}", path=rec_uri)
-    write_text(idx_uri, "".join(lines), **storage_options)
+    storage.write_text(idx_uri, "".join(lines))
     outputs = [rec_uri, idx_uri]
-    report = write_report(output, dropped, **storage_options)
+    report = write_report(storage, output, dropped)
     if report:
         outputs.append(report)
     template = next(part.record for part in parts if part is not None and part.record is not None)
-    write_text(record_name(output), to_json(_joined_record(template, items, output, len(dropped), **storage_options)),
-               **storage_options)
+    storage.write_text(record_name(output), to_json(_joined_record(storage, template, items, output, len(dropped))))
     return JoinSummary(len(order), len(dropped), total, outputs, concatenated)
 
 
-def _joined_record(template: DatasetRecord, items: Sequence[LstItem], output: str, skipped: int,
-                   **storage_options: Any) -> DatasetRecord:
+def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstItem], output: str,
+                   skipped: int) -> DatasetRecord:
     """The dataset record a one-host pack of ``items`` writes: the parts' settings, the whole list,
     one shard hashed as stored (read back once: a server-side join never saw its bytes)."""
-    store = Prefix(output, **storage_options)
+    store = Prefix(output, storage)
     rec, idx = output + ".rec", output + ".idx"
     shard = ShardEntry(
-        rec=rec.rsplit("/", 1)[-1], idx=idx.rsplit("/", 1)[-1], records=sum(1 for _ in parse_index(
-            read_text(idx, **storage_options), idx)),
-        rec_bytes=store.size(rec) or 0, idx_bytes=store.size(idx) or 0,
+        rec=rec.rsplit("/", 1)[-1], idx=idx.rsplit("/", 1)[-1],
+        records=len(parse_index(storage.read_text(idx), idx)),
+        rec_bytes=storage.size(rec), idx_bytes=storage.size(idx),
         rec_sha256=store.sha256(rec), idx_sha256=store.sha256(idx),
     )
     return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped)
+
+
+def remove_tree(storage: Store, uri: str) -> None:
+    """Delete the work folder (or prefix), and the ``.imgprep-parts`` folder above it when now empty."""
+    storage.delete_tree(uri)
+    storage.prune(uri.rstrip("/").rpartition("/")[0] or ".")
+
+
+def _default_storage() -> Store:
+    from imgprep.storage.stores import Storage
+
+    return Storage()

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from imgprep.errors import UsageError
 from imgprep.formats.lst import LstItem, check_relative_path
+from imgprep.storage.base import Store
 
 T = TypeVar("T")
 
@@ -80,11 +81,7 @@ def mirror_listing(relative_paths: Iterable[str], directory: str) -> int:
     return count
 
 
-def list_s3_prefix(uri: str, **storage_options: object) -> list[str]:
-    """Relative paths of every object under the ``s3://`` prefix ``uri`` (in key order)."""
-    from imgprep.storage.s3 import list_keys, parse_s3_uri
-
-    _, prefix = parse_s3_uri(uri)
-    base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-    listing = list_keys(uri.rstrip("/") + "/" if prefix else uri, **storage_options)
-    return relative_keys((key for key, _ in listing), base)
+def list_prefix(storage: Store, uri: str) -> list[str]:
+    """Relative paths of every file or object under the folder or prefix ``uri`` (in order)."""
+    base = uri.rstrip("/") + "/"
+    return relative_keys((entry.uri for entry in storage.list(base)), base)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from imgprep.errors import FormatError, SourceError, UsageError
 from imgprep.formats.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from imgprep.formats.lst import LstItem
 from imgprep.sources.dataset import ClassInfo, Dataset
+from imgprep.storage.images import ImageSource
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -137,8 +139,10 @@ def load_mnist(folder: str, *, variant: str = "fashion", encoding: str = "png") 
     return data
 
 
-class ArraySource:
+class ArraySource(ImageSource):
     """The packer's image source for in-memory pixels: ``fetch`` returns a uint8 array."""
+
+    batched = True
 
     def __init__(self, images: np.ndarray, offsets: list[tuple[str, int, int]], *, channels: int = 1) -> None:
         if channels not in (1, 3):
@@ -156,7 +160,7 @@ class ArraySource:
             return np.repeat(pixels[:, :, None], 3, axis=2)
         return pixels
 
-    def fetch_many(self, items: list[LstItem]) -> np.ndarray:
+    def fetch_many(self, items: Sequence[LstItem]) -> np.ndarray:
         """A whole chunk as one array: the packer pickles one buffer instead of many views."""
         pixels = self.images[np.fromiter((item.index for item in items), np.int64, len(items))]
         if self.channels == 3:

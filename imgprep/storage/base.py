@@ -1,4 +1,8 @@
-"""Where bytes go and come from, chosen by URI scheme in one table (local paths, ``s3://``).
+"""Where bytes go and come from: one :class:`Store` per scheme, built once at the edge.
+
+The CLI, :mod:`imgprep.api` and the Processing entrypoint build a :class:`~imgprep.storage.Storage`
+from the user's options and pass it down; the layers below call its methods and never look at
+an options dict or branch on a URI's scheme.  A store owns its client (S3) and its upload budget.
 
 An :class:`Output` is a file being written that becomes visible under its final name only
 when :meth:`Output.commit` succeeds; :meth:`Output.abort` (or an exception inside its ``with``
@@ -8,8 +12,21 @@ block) leaves nothing under the final name — no half-written file, no dangling
 from __future__ import annotations
 
 import abc
-import importlib
-from typing import Any
+import os
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from imgprep.storage.images import ImageSource
+
+_CHUNK = 8 * 1024 * 1024
+
+
+class Entry(NamedTuple):
+    """One listed file or object."""
+
+    uri: str
+    size: int
 
 
 class Output(abc.ABC):
@@ -17,10 +34,27 @@ class Output(abc.ABC):
 
     uri: str
     bytes_written: int = 0
+    copied_bytes: int = 0  # appended server-side, without passing through this process
 
     @abc.abstractmethod
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Append ``data``; return the number of bytes taken."""
+
+    def append_object(self, store: Store, uri: str, size: int) -> None:
+        """Append the whole of ``uri`` (``size`` bytes, read through ``store``).
+
+        Streams through this process; an output that can copy server-side overrides this.
+        """
+        with store.open_read(uri) as fh:
+            remaining = size
+            while remaining:
+                chunk = fh.read(min(remaining, _CHUNK))
+                if not chunk:
+                    from imgprep.errors import StorageError
+
+                    raise StorageError(f"ended {remaining} bytes before its listed size", path=uri)
+                self.write(chunk)
+                remaining -= len(chunk)
 
     def finish(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op by default
         """Flush everything written so far, without making it visible yet.
@@ -48,12 +82,73 @@ class Output(abc.ABC):
             self.abort()
 
 
-# scheme -> "module:factory"; factories take (uri, **options) and return an Output.
-_OUTPUTS = {
-    "": "imgprep.storage.local:LocalOutput",
-    "file": "imgprep.storage.local:LocalOutput",
-    "s3": "imgprep.storage.s3:open_s3_output",
-}
+class Store(abc.ABC):
+    """What the layers need from a place that holds files: one implementation per scheme.
+
+    Every failure is a one-line :class:`~imgprep.errors.StorageError` naming the URI.
+    """
+
+    @abc.abstractmethod
+    def open_output(self, uri: str, *, expected_size: int | None = None, content_type: str | None = None) -> Output:
+        """A new :class:`Output` for ``uri``; ``expected_size`` lets S3 choose its part size."""
+
+    @abc.abstractmethod
+    def read_bytes(self, uri: str) -> bytes:
+        """A whole (small) file: a list, an index, a marker, a manifest."""
+
+    def read_text(self, uri: str) -> str:
+        data = self.read_bytes(uri)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            from imgprep.errors import StorageError
+
+            raise StorageError(f"not UTF-8 text (byte {exc.start})", path=uri) from None
+
+    def write_bytes(self, uri: str, data: bytes, *, content_type: str | None = None) -> None:
+        """Write a small whole file atomically."""
+        with self.open_output(uri, expected_size=len(data), content_type=content_type) as out:
+            out.write(data)
+
+    def write_text(self, uri: str, text: str) -> None:
+        self.write_bytes(uri, text.encode("utf-8"))
+
+    @abc.abstractmethod
+    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
+        """Sequential reads of bytes ``[start, end)`` of ``uri`` (a ranged GET on S3); close it after."""
+
+    @abc.abstractmethod
+    def exists(self, uri: str) -> bool: ...
+
+    @abc.abstractmethod
+    def size(self, uri: str) -> int:
+        """The size in bytes; :class:`StorageError` when ``uri`` does not exist."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str) -> Iterator[Entry]:
+        """Every file whose URI starts with ``prefix`` (recursively), in URI order."""
+
+    @abc.abstractmethod
+    def delete(self, uri: str) -> None:
+        """Remove one file; a missing one is not an error."""
+
+    @abc.abstractmethod
+    def delete_tree(self, uri: str) -> None:
+        """Remove a folder (local) or every object under ``uri/`` (S3)."""
+
+    def prune(self, uri: str) -> None:  # noqa: B027 - S3 has no folders to remove
+        """Remove the folder ``uri`` if it is empty (local only)."""
+
+    @abc.abstractmethod
+    def replace(self, source: str, target: str) -> None:
+        """Move ``source`` to ``target``, replacing it (atomic locally; copy then delete on S3)."""
+
+    @abc.abstractmethod
+    def image_source(self, root: str) -> ImageSource:
+        """The images under ``root``, for the packer."""
+
+    def close(self) -> None:  # noqa: B027 - stores without resources keep this no-op
+        """Release clients and threads."""
 
 
 def scheme(uri: str) -> str:
@@ -69,42 +164,4 @@ def join(base: str, name: str) -> str:
     """Join a relative name onto a local directory or an ``s3://bucket/prefix``."""
     if is_remote(base):
         return base.rstrip("/") + "/" + name
-    import os
-
     return os.path.join(base, name)
-
-
-def open_output(uri: str, **options: Any) -> Output:
-    """Open ``uri`` for writing (local path, ``file://`` or ``s3://``)."""
-    from imgprep.errors import UsageError
-
-    target = _OUTPUTS.get(scheme(uri))
-    if target is None:
-        raise UsageError(f"unsupported output location {uri!r} (use a local path or s3://bucket/key)")
-    module, _, factory = target.partition(":")
-    return getattr(importlib.import_module(module), factory)(uri, **options)
-
-
-def write_bytes(uri: str, data: bytes, **options: Any) -> None:
-    """Write a small whole object (a list, an index, a JSON file) atomically."""
-    with open_output(uri, **options) as out:
-        out.write(data)
-
-
-def write_text(uri: str, text: str, **options: Any) -> None:
-    write_bytes(uri, text.encode("utf-8"), **options)
-
-
-def read_bytes(uri: str, **options: Any) -> bytes:
-    """A whole small object (a list, an index, a manifest) from a local path or ``s3://``."""
-    if is_remote(uri):
-        from imgprep.storage.s3 import read_bytes as s3_read_bytes
-
-        return s3_read_bytes(uri, **options)
-    from imgprep.storage.local import read_bytes as local_read_bytes
-
-    return local_read_bytes(uri)
-
-
-def read_text(uri: str, **options: Any) -> str:
-    return read_bytes(uri, **options).decode("utf-8")

@@ -1,14 +1,17 @@
-"""Local files written under a temporary name and renamed into place only when complete."""
+"""Local files: written under a temporary name and renamed into place only when complete."""
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import tempfile
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from typing import IO
 
 from imgprep.errors import StorageError
-from imgprep.storage.base import Output
+from imgprep.storage.base import Entry, Output, Store
+from imgprep.storage.images import LocalImageSource
 
 
 def local_path(uri: str | os.PathLike[str]) -> str:
@@ -19,7 +22,7 @@ def local_path(uri: str | os.PathLike[str]) -> str:
 class LocalOutput(Output):
     """A local file that appears under its name only on :meth:`commit` (``os.replace``)."""
 
-    def __init__(self, uri: str | os.PathLike[str], *, fsync: bool = False, **_: Any) -> None:
+    def __init__(self, uri: str | os.PathLike[str], *, fsync: bool = False) -> None:
         self.path = local_path(uri)
         self.uri = self.path
         self._fsync = fsync
@@ -80,17 +83,109 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    with LocalOutput(path) as out:
-        out.write(data)
+class _RangeReader:
+    """Bytes ``[start, end)`` of a local file, read sequentially."""
+
+    def __init__(self, path: str, fh: IO[bytes], remaining: int | None) -> None:
+        self.path = path
+        self._fh = fh
+        self._remaining = remaining
+
+    def read(self, n: int = -1) -> bytes:
+        if self._remaining is not None:
+            n = self._remaining if n < 0 else min(n, self._remaining)
+        try:
+            data = self._fh.read(n)
+        except OSError as exc:
+            raise StorageError(f"read failed ({exc.strerror})", path=self.path) from None
+        if self._remaining is not None:
+            self._remaining -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> _RangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+class LocalStore(Store):
+    """Local paths (and ``file://`` URIs).  ``fsync``: flush outputs to disk before renaming them."""
 
+    def __init__(self, *, fsync: bool = False) -> None:
+        self.fsync = fsync
 
-def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    try:
-        return Path(local_path(path)).read_bytes()
-    except OSError as exc:
-        raise StorageError(f"cannot read ({exc.strerror})", path=os.fspath(path)) from None
+    def open_output(self, uri: str, *, expected_size: int | None = None, content_type: str | None = None) -> Output:
+        return LocalOutput(uri, fsync=self.fsync)
+
+    def read_bytes(self, uri: str) -> bytes:
+        path = local_path(uri)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise StorageError(f"cannot read ({exc.strerror})", path=path) from None
+
+    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
+        path = local_path(uri)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
+            fh.seek(start)
+        except OSError as exc:
+            raise StorageError(f"cannot read ({exc.strerror})", path=path) from None
+        return _RangeReader(path, fh, None if end is None else max(end - start, 0))  # type: ignore[return-value]
+
+    def exists(self, uri: str) -> bool:
+        return os.path.exists(local_path(uri))
+
+    def size(self, uri: str) -> int:
+        path = local_path(uri)
+        try:
+            return os.path.getsize(path)
+        except OSError as exc:
+            raise StorageError(f"cannot find file ({exc.strerror})", path=path) from None
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        path = local_path(prefix)
+        found: list[Entry] = []
+        for name in glob.glob(glob.escape(path) + "*"):
+            if os.path.isdir(name):
+                for parent, _, files in os.walk(name):
+                    found.extend(self._entry(os.path.join(parent, f)) for f in files)
+            elif os.path.isfile(name):
+                found.append(self._entry(name))
+        return iter(sorted(e for e in found if e.uri.startswith(path)))
+
+    @staticmethod
+    def _entry(path: str) -> Entry:
+        return Entry(path, os.path.getsize(path))
+
+    def delete(self, uri: str) -> None:
+        path = local_path(uri)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(f"cannot delete ({exc.strerror})", path=path) from None
+
+    def delete_tree(self, uri: str) -> None:
+        shutil.rmtree(local_path(uri), ignore_errors=True)
+
+    def prune(self, uri: str) -> None:
+        try:
+            os.rmdir(local_path(uri))
+        except OSError:
+            pass
+
+    def replace(self, source: str, target: str) -> None:
+        try:
+            os.replace(local_path(source), local_path(target))
+        except OSError as exc:
+            raise StorageError(f"cannot move to {target} ({exc.strerror})", path=source) from None
+
+    def image_source(self, root: str) -> LocalImageSource:
+        return LocalImageSource(local_path(root))

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.recordio import output_prefix, parse_index, shard_names
-from imgprep.storage.base import is_remote, open_output, read_text, write_text
-
-_CHUNK = 8 * 1024 * 1024
+from imgprep.storage.base import Store
+from imgprep.storage.concat import concatenate
 
 
 @dataclass
@@ -39,14 +37,15 @@ class Shard:
     size: int
 
 
-def find_shards(prefix: str, **storage_options: Any) -> list[Shard]:
+def find_shards(prefix: str, storage: Store | None = None) -> list[Shard]:
     """The shards of ``prefix`` in order: exactly those its dataset record names, when a pack wrote
     one; otherwise (shards from another tool) ``-00000``, ``-00001``, ... found by listing."""
+    storage = storage or _default_storage()
     prefix = output_prefix(prefix)
     from imgprep.formats.dataset import from_json, progress_name, record_folder, record_name
     from imgprep.storage.prefix import Prefix
 
-    store = Prefix(prefix, **storage_options)
+    store = Prefix(prefix, storage)
     raw = store.read(record_name(prefix))
     if raw is not None:
         record = from_json(raw, record_name(prefix))
@@ -55,29 +54,16 @@ def find_shards(prefix: str, **storage_options: Any) -> list[Shard]:
     if store.exists(progress_name(prefix)):
         raise UsageError(f"{prefix}: the dataset is incomplete (a pack of it is running or was interrupted: "
                          "finish it with pack --resume)")
-    return _listed_shards(prefix, **storage_options)
+    return _listed_shards(prefix, storage)
 
 
-def _listed_shards(prefix: str, **storage_options: Any) -> list[Shard]:
+def _listed_shards(prefix: str, storage: Store) -> list[Shard]:
     pattern = re.compile(r"-(\d{5,})\.(rec|idx)$")
     found: dict[int, dict[str, tuple[str, int]]] = {}
-    if is_remote(prefix):
-        from imgprep.storage.s3 import list_keys, parse_s3_uri
-
-        bucket, _ = parse_s3_uri(prefix)
-        for key, size in list_keys(prefix + "-", **storage_options):
-            uri = f"s3://{bucket}/{key}"
-            match = pattern.search(uri)
-            if match and uri[: match.start()] == prefix:
-                found.setdefault(int(match[1]), {})[match[2]] = (uri, size)
-    else:
-        import glob
-        import os
-
-        for path in glob.glob(glob.escape(prefix) + "-*.*"):
-            match = pattern.search(path)
-            if match and path[: match.start()] == prefix:
-                found.setdefault(int(match[1]), {})[match[2]] = (path, os.path.getsize(path))
+    for entry in storage.list(prefix + "-"):
+        match = pattern.search(entry.uri)
+        if match and entry.uri[: match.start()] == prefix:
+            found.setdefault(int(match[1]), {})[match[2]] = (entry.uri, entry.size)
     if not found:
         raise UsageError(f"no shards {prefix}-00000.rec, {prefix}-00001.rec, ... found")
     shards = []
@@ -92,13 +78,14 @@ def _listed_shards(prefix: str, **storage_options: Any) -> list[Shard]:
     return shards
 
 
-def merge_shards(prefix: str, output: str, **storage_options: Any) -> MergeSummary:
+def merge_shards(prefix: str, output: str, storage: Store | None = None) -> MergeSummary:
     """Merge the shards of ``prefix`` into ``output`` (a prefix: ``OUT`` → ``OUT.rec`` + ``OUT.idx``).
 
     Works for any mix of local and ``s3://`` locations; S3 to S3 copies server-side.  Raises
     :class:`FormatError` if an index points outside its shard or keys repeat across shards.
     """
-    shards = find_shards(prefix, **storage_options)
+    storage = storage or _default_storage()
+    shards = find_shards(prefix, storage)
     out = output_prefix(output)
     lines: list[str] = []
     seen: set[int] = set()
@@ -106,7 +93,7 @@ def merge_shards(prefix: str, output: str, **storage_options: Any) -> MergeSumma
     for shard in shards:
         if shard.size % 4:
             raise FormatError(f"size {shard.size} is not a multiple of 4: not a RecordIO file", path=shard.rec)
-        for key, offset in parse_index(read_text(shard.idx, **storage_options), shard.idx):
+        for key, offset in parse_index(storage.read_text(shard.idx), shard.idx):
             if offset >= shard.size:
                 raise FormatError(f"offset {offset} is past the end of {shard.rec}", path=shard.idx)
             if key in seen:
@@ -115,39 +102,14 @@ def merge_shards(prefix: str, output: str, **storage_options: Any) -> MergeSumma
             lines.append(f"{key}\t{offset + base}\n")
         base += shard.size
     rec_uri, idx_uri = out + ".rec", out + ".idx"
-    copied = 0
-    with open_output(rec_uri, **{**storage_options, "expected_size": base}) as rec:
-        server_side = is_remote(out) and hasattr(rec, "copy_from")
-        for shard in shards:
-            if server_side and is_remote(shard.rec):
-                rec.copy_from(shard.rec, shard.size)  # type: ignore[attr-defined]  # S3Output
-            else:
-                _stream_into(rec, shard.rec, **storage_options)
-        copied = int(getattr(rec, "copied_bytes", 0))
-        if rec.bytes_written != base:
-            raise FormatError(f"wrote {rec.bytes_written} bytes but the shards hold {base}", path=rec_uri)
-    write_text(idx_uri, "".join(lines), **storage_options)
+    with storage.open_output(rec_uri, expected_size=base) as rec:
+        concatenate(storage, [(shard.rec, shard.size) for shard in shards], rec)
+        copied = rec.copied_bytes
+    storage.write_text(idx_uri, "".join(lines))
     return MergeSummary(len(shards), len(lines), base, [rec_uri, idx_uri], copied)
 
 
-def _stream_into(out: Any, uri: str, **storage_options: Any) -> None:
-    """Append a whole shard to ``out`` through this process, ``_CHUNK`` bytes at a time."""
-    if is_remote(uri):
-        from imgprep.storage.s3 import boto_errors, client_for, client_options, parse_s3_uri, storage_error
+def _default_storage() -> Store:
+    from imgprep.storage.stores import Storage
 
-        bucket, key = parse_s3_uri(uri)
-        try:
-            body = client_for(**client_options(storage_options)).get_object(Bucket=bucket, Key=key)["Body"]
-            for chunk in body.iter_chunks(_CHUNK):
-                out.write(chunk)
-        except boto_errors() as exc:
-            raise storage_error(uri, "download", exc) from None
-        return
-    from imgprep.errors import StorageError
-
-    try:
-        with open(uri, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                out.write(chunk)
-    except OSError as exc:
-        raise StorageError(f"cannot read shard ({exc.strerror})", path=uri) from None
+    return Storage()

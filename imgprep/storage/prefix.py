@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from imgprep.errors import StorageError
-from imgprep.storage.base import is_remote, read_bytes, write_bytes
+from imgprep.storage.base import Store, is_remote
 
 # Everything a pack writes under PREFIX; group 1 is the shard number, if any.
 _OWNED = re.compile(r"(?:-(\d{5,}))?\.(rec|idx|dataset\.json|progress\.json|skipped\.tsv)$")
@@ -32,12 +32,12 @@ class OtherWriterError(StorageError):
 
 
 class Prefix:
-    """The output prefix ``PREFIX`` and the storage calls that publication needs."""
+    """The output prefix ``PREFIX`` and the storage calls that publication needs, through ``storage``."""
 
-    def __init__(self, prefix: str, **storage_options: Any) -> None:
+    def __init__(self, prefix: str, storage: Store) -> None:
         self.prefix = prefix
         self.remote = is_remote(prefix)
-        self.storage = storage_options
+        self.storage = storage
         self._lock_fd: int | None = None
         self._lock_body = b""
 
@@ -45,126 +45,71 @@ class Prefix:
 
     def names(self) -> list[str]:
         """URIs under the prefix that a pack of it writes, sorted."""
-        if self.remote:
-            from imgprep.storage.s3 import list_keys, parse_s3_uri
-
-            bucket, _ = parse_s3_uri(self.prefix)
-            found = [f"s3://{bucket}/{key}" for key, _ in list_keys(self.prefix, **self.storage)]
-        else:
-            import glob
-
-            found = glob.glob(glob.escape(self.prefix) + "*")
-        return sorted(uri for uri in found if _OWNED.fullmatch(uri[len(self.prefix):]))
+        return sorted(e.uri for e in self.storage.list(self.prefix) if _OWNED.fullmatch(e.uri[len(self.prefix):]))
 
     def temporaries(self) -> list[str]:
         """Local ``.NAME.*.part`` files that writers of this prefix's names left (kill -9)."""
         if self.remote:
             return []
-        import glob
-
         folder, base = os.path.split(self.prefix)
-        pattern = os.path.join(glob.escape(folder or "."), "." + glob.escape(base) + "*.part")
         out = []
-        for path in glob.glob(pattern):
-            name = os.path.basename(path)[1:]
-            final = name.rsplit(".", 2)[0]  # .NAME.random.part -> NAME
-            if _OWNED.fullmatch(final[len(base):]):
+        for path in glob_parts(folder or "."):
+            final = os.path.basename(path)[1:].rsplit(".", 2)[0]  # .NAME.random.part -> NAME
+            if final.startswith(base) and _OWNED.fullmatch(final[len(base):]):
                 out.append(path)
         return sorted(out)
 
     def remove(self, uri: str) -> None:
         """Delete ``uri``; a missing one is fine."""
-        if self.remote:
-            from imgprep.storage.s3 import boto_errors, client_for, client_options, parse_s3_uri, storage_error
-
-            bucket, key = parse_s3_uri(uri)
-            try:
-                client_for(**client_options(self.storage)).delete_object(Bucket=bucket, Key=key)
-            except boto_errors() as exc:
-                raise storage_error(uri, "delete", exc) from None
-            return
-        try:
-            os.unlink(uri)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise StorageError(f"cannot remove ({exc.strerror})", path=uri) from None
+        self.storage.delete(uri)
 
     def abort_uploads(self) -> list[str]:
         """Abort imgprep's unfinished multipart uploads of this prefix's names (the lock is ours)."""
         if not self.remote:
             return []
-        from imgprep.storage.s3 import boto_errors, client_for, client_options, parse_s3_uri, storage_error
+        from imgprep.storage.s3 import boto_errors, parse_s3_uri, storage_error
         from imgprep.storage.s3_cleanup import abort_owned
 
+        s3 = self._s3()
         bucket, key = parse_s3_uri(self.prefix)
-        client = client_for(**client_options(self.storage))
+        keys = sorted({u["Key"] for u in s3.list_uploads(self.prefix) if _OWNED.fullmatch(u["Key"][len(key):])})
         aborted = []
         try:
-            for name in {f"{key}{m}" for m in self._upload_keys(client, bucket, key)}:
-                done = abort_owned(client, bucket, name, exact=True, started_before=time.time(), min_age=0)
+            for name in keys:
+                done = abort_owned(s3.client, bucket, name, exact=True, started_before=time.time(), min_age=0)
                 aborted += [f"s3://{bucket}/{k}" for k, _ in done]
         except boto_errors() as exc:
             raise storage_error(self.prefix, "aborting stale uploads", exc) from None
         return aborted
 
-    def _upload_keys(self, client: Any, bucket: str, key: str) -> list[str]:
-        tails = []
-        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key):
-            for upload in page.get("Uploads", ()):
-                tail = upload["Key"][len(key):]
-                if _OWNED.fullmatch(tail):
-                    tails.append(tail)
-        return tails
+    def _s3(self) -> Any:
+        """The S3 store behind ``storage`` (a :class:`Storage` routes by scheme)."""
+        return getattr(self.storage, "s3", self.storage)
 
     # ------------------------------------------------------------------ small files and checks
 
     def read(self, uri: str) -> bytes | None:
         """A small file's bytes, or None when it does not exist."""
-        if not self.exists(uri):
+        if not self.storage.exists(uri):
             return None
-        return read_bytes(uri, **self.storage)
+        return self.storage.read_bytes(uri)
 
     def write(self, uri: str, data: bytes) -> None:
         """Write a small file atomically (temporary name + rename, or one PutObject)."""
-        write_bytes(uri, data, **self.storage)
+        self.storage.write_bytes(uri, data)
 
     def exists(self, uri: str) -> bool:
-        return self.size(uri) is not None
+        return self.storage.exists(uri)
 
     def size(self, uri: str) -> int | None:
-        if self.remote:
-            from imgprep.storage.s3 import head
-
-            info = head(uri, **self.storage)
-            return None if info is None else int(info["ContentLength"])
-        try:
-            return os.path.getsize(uri)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StorageError(f"cannot check ({exc.strerror})", path=uri) from None
+        return self.storage.size(uri) if self.storage.exists(uri) else None
 
     def sha256(self, uri: str) -> str:
         """SHA-256 of a whole file, streamed."""
         digest = hashlib.sha256()
-        if self.remote:
-            from imgprep.storage.s3 import boto_errors, client_for, client_options, parse_s3_uri, storage_error
-
-            bucket, key = parse_s3_uri(uri)
-            try:
-                body = client_for(**client_options(self.storage)).get_object(Bucket=bucket, Key=key)["Body"]
-                for chunk in body.iter_chunks(_CHUNK):
-                    digest.update(chunk)
-            except boto_errors() as exc:
-                raise storage_error(uri, "download", exc) from None
-            return digest.hexdigest()
-        try:
-            with open(uri, "rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    digest.update(chunk)
-        except OSError as exc:
-            raise StorageError(f"cannot read ({exc.strerror})", path=uri) from None
+        with self.storage.open_read(uri) as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
         return digest.hexdigest()
 
     # ------------------------------------------------------------------ one writer
@@ -217,10 +162,10 @@ class Prefix:
             raise StorageError(f"cannot write the lock file ({exc.strerror})", path=path) from None
 
     def _lock_s3(self, uri: str, body: bytes, retry: bool) -> None:
-        from imgprep.storage.s3 import boto_errors, client_for, client_options, error_code, parse_s3_uri, storage_error
+        from imgprep.storage.s3 import boto_errors, error_code, parse_s3_uri, storage_error
 
         bucket, key = parse_s3_uri(uri)
-        client = client_for(**client_options(self.storage))
+        client = self._s3().client
         try:
             client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
             return
@@ -273,7 +218,7 @@ def _dead_here(raw: bytes) -> bool:
     return False
 
 
-def cleanup_local(path: str) -> list[str]:
+def cleanup_local(path: str, storage: Store) -> list[str]:
     """Remove the temporary files interrupted packs left under a local prefix or folder.
 
     A prefix whose lock another run holds is being written: its temporary files are live and
@@ -287,7 +232,7 @@ def cleanup_local(path: str) -> list[str]:
         prefixes = {path}
     removed: list[str] = []
     for prefix in sorted(prefixes):
-        store = Prefix(prefix)
+        store = Prefix(prefix, storage)
         try:
             store.lock()
         except OtherWriterError:

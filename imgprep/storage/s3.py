@@ -1,54 +1,81 @@
-"""``s3://`` locations: clients, URI parsing, small reads, and the entry points the rest of imgprep uses.
+"""``s3://`` locations: :class:`S3Config` (the user's options) and :class:`S3Store` (one client, shared).
 
-boto3 is imported only when an ``s3://`` URI is actually used.  Every S3 failure reaches the user
-as one :class:`~imgprep.errors.StorageError` line naming the ``s3://`` URI.
-
-Options understood by every function here (the ``storage_options`` the packer passes through):
-
-- ``endpoint_url``: an S3-compatible endpoint (else ``AWS_ENDPOINT_URL``, else AWS);
-- ``region_name``; ``max_attempts`` (botocore *standard* retry mode, default 5);
-- ``retry_max_backoff``: cap in seconds on botocore's retry delay (tests shorten it);
-- ``max_pool_connections``, ``connect_timeout``, ``read_timeout``.
-
-Output-only options are described in :mod:`imgprep.storage.s3_multipart`.
+botocore is imported only here and in the other ``s3_*`` modules, and only once an ``s3://``
+URI is used.  Every S3 failure reaches the user as one :class:`~imgprep.errors.StorageError`
+line naming the ``s3://`` URI; which error codes mean "not found" is decided in one place
+(:func:`is_not_found`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
 
 from imgprep.errors import StorageError, UsageError
+from imgprep.storage.base import Entry, Output, Store
 
 if TYPE_CHECKING:
-    from imgprep.storage.base import Output
     from imgprep.storage.s3_source import S3ImageSource
 
-__all__ = [
-    "S3ImageSource",
-    "boto_errors",
-    "cleanup_stale_uploads",
-    "client_for",
-    "list_keys",
-    "open_s3_output",
-    "parse_s3_uri",
-    "read_bytes",
-    "read_text",
-    "storage_error",
-]
+MiB = 1024 * 1024
+CHECKSUMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "MD5", "NONE")
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
-CLIENT_OPTIONS = (
-    "endpoint_url",
-    "region_name",
-    "max_attempts",
-    "retry_max_backoff",
-    "max_pool_connections",
-    "connect_timeout",
-    "read_timeout",
-)
-_clients: dict[tuple[Any, ...], Any] = {}
-_clients_lock = threading.Lock()
+
+@dataclass(frozen=True)
+class S3Config:
+    """How to reach S3 and how to upload; every field is a user option (unknown names are errors).
+
+    Client: ``endpoint_url`` (else ``AWS_ENDPOINT_URL``, else AWS), ``region_name``,
+    ``max_attempts`` (botocore *standard* retries), ``retry_max_backoff`` (cap in seconds on the
+    retry delay; loopback tests shorten it), ``max_pool_connections``, ``connect_timeout``,
+    ``read_timeout``.  Uploads (see :mod:`imgprep.storage.s3_multipart`): ``part_size``,
+    ``max_concurrency`` (parts in flight per output), ``checksum``, ``part_retries``,
+    ``min_part_size`` (S3's 5 MiB; moto tests lower it).  Image reads: ``prefetch`` (images
+    held ahead of the packer), ``fetch_workers`` (concurrent GETs).
+    """
+
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    max_attempts: int = 5
+    retry_max_backoff: float | None = None
+    max_pool_connections: int = 16
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    part_size: int = 8 * MiB
+    max_concurrency: int = 4
+    checksum: str = "CRC32"
+    part_retries: int = 3
+    min_part_size: int = 5 * MiB
+    prefetch: int = 64
+    fetch_workers: int = 16
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checksum", self.checksum.upper())
+        if self.checksum not in CHECKSUMS:
+            raise UsageError(f"unknown checksum {self.checksum!r} (one of {', '.join(CHECKSUMS)})")
+        for name in ("max_attempts", "max_pool_connections", "max_concurrency", "prefetch", "fetch_workers"):
+            if int(getattr(self, name)) < 1:
+                raise UsageError(f"S3 option {name} must be at least 1, got {getattr(self, name)}")
+        if self.part_retries < 0:
+            raise UsageError(f"S3 option part_retries must not be negative, got {self.part_retries}")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> S3Config:
+        """From a mapping of option names (``None`` values mean "default"); unknown names are errors."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise UsageError(f"unknown S3 option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**{k: v for k, v in options.items() if v is not None})
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -61,41 +88,252 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def client_for(**options: Any) -> Any:
-    """A botocore S3 client for these options, shared per process (clients are thread-safe)."""
-    try:
-        # botocore's session directly: boto3's wrapper adds ~50 ms of imports and nothing used here.
-        import botocore.session
-        from botocore.config import Config
-    except ImportError:
-        raise UsageError("s3:// locations need boto3 (pip install boto3)") from None
-    endpoint = options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
-    attempts = int(options.get("max_attempts") or 5)
-    backoff = options.get("retry_max_backoff")
-    pool = int(options.get("max_pool_connections") or 16)
-    key = (os.getpid(), endpoint, options.get("region_name"), attempts, backoff, pool,
-           options.get("connect_timeout"), options.get("read_timeout"))
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is not None:
-            return client
+# ---------------------------------------------------------------------- errors, in one place
+
+
+def boto_errors() -> tuple[type[Exception], ...]:
+    """botocore's exception bases (imported only once S3 is in use): what an S3 call may raise."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code of a botocore ``ClientError`` (``""`` for other exceptions)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """HEAD answers a bare 404, GET ``NoSuchKey``, some servers ``NotFound``: all mean "no such object"."""
+    return error_code(exc) in _NOT_FOUND
+
+
+def storage_error(uri: str, what: str, exc: BaseException) -> StorageError:
+    """One-line :class:`StorageError` for a failed S3 call on ``uri``."""
+    code = error_code(exc)
+    if code:
+        message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
+        detail = f"{code}: {message}" if message else code
+    else:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return StorageError(f"{what} failed ({detail})", path=uri)
+
+
+# ---------------------------------------------------------------------- the store
+
+
+class _Body:
+    """A GET's streaming body whose failures are one-line :class:`StorageError`\\ s."""
+
+    def __init__(self, uri: str, body: Any, errors: tuple[type[Exception], ...]) -> None:
+        self.uri, self._body, self._errors = uri, body, errors
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._body.read(None if n < 0 else n)
+        except self._errors as exc:
+            raise storage_error(self.uri, "download", exc) from None
+        except OSError as exc:
+            raise StorageError(f"download failed ({exc})", path=self.uri) from None
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self) -> _Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class S3Store(Store):
+    """``s3://bucket/key`` locations through one botocore client (thread-safe, made on first use)."""
+
+    def __init__(self, config: S3Config | None = None) -> None:
+        self.config = config or S3Config()
+        self._client: Any = None
+        self._client_pid = 0
+        self._lock = threading.Lock()
+        # Finished outputs (rolled-over shards) still uploading: their parts count against one limit.
+        self.background: list[Any] = []
+        self.background_lock = threading.Lock()
+
+    @classmethod
+    def from_options(cls, **options: Any) -> S3Store:
+        return cls(S3Config.from_options(options))
+
+    @property
+    def client(self) -> Any:
+        """The botocore S3 client (one per process: a forked child makes its own)."""
+        with self._lock:
+            if self._client is None or self._client_pid != os.getpid():
+                self._client = self._make_client()
+                self._client_pid = os.getpid()
+            return self._client
+
+    @property
+    def errors(self) -> tuple[type[Exception], ...]:
+        return boto_errors()
+
+    def _make_client(self) -> Any:
+        try:
+            # botocore's session directly: boto3's wrapper adds ~50 ms of imports and nothing used here.
+            import botocore.session
+            from botocore.config import Config
+        except ImportError:
+            raise UsageError("s3:// locations need boto3 (pip install boto3)") from None
+        cfg = self.config
+        endpoint = cfg.endpoint
         config = Config(
-            retries={"mode": "standard", "max_attempts": attempts},
-            max_pool_connections=pool,
-            connect_timeout=float(options.get("connect_timeout") or 10),
-            read_timeout=float(options.get("read_timeout") or 120),
+            retries={"mode": "standard", "max_attempts": int(cfg.max_attempts)},
+            max_pool_connections=max(int(cfg.max_pool_connections), int(cfg.fetch_workers)),
+            connect_timeout=float(cfg.connect_timeout),
+            read_timeout=float(cfg.read_timeout),
             # Checksums are asked for explicitly per request (see s3_multipart); reads verify when offered.
             request_checksum_calculation="when_required",
             s3={"addressing_style": "path"} if endpoint else None,
         )
         session = botocore.session.get_session()
-        client = session.create_client(
-            "s3", endpoint_url=endpoint, region_name=options.get("region_name"), config=config
-        )
-        if backoff is not None:
-            _cap_backoff(client, attempts, float(backoff))
-        _clients[key] = client
+        client = session.create_client("s3", endpoint_url=endpoint, region_name=cfg.region_name, config=config)
+        if cfg.retry_max_backoff is not None:
+            _cap_backoff(client, int(cfg.max_attempts), float(cfg.retry_max_backoff))
         return client
+
+    # ------------------------------------------------------------------ the Store interface
+
+    def open_output(self, uri: str, *, expected_size: int | None = None, content_type: str | None = None) -> Output:
+        from imgprep.storage.s3_multipart import S3Output
+
+        return S3Output(uri, self, expected_size=expected_size, content_type=content_type)
+
+    def read_bytes(self, uri: str) -> bytes:
+        bucket, key = parse_s3_uri(uri)
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            return response["Body"].read()
+        except self.errors as exc:
+            if is_not_found(exc):
+                raise StorageError("no such object", path=uri) from None
+            raise storage_error(uri, "download", exc) from None
+
+    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
+        bucket, key = parse_s3_uri(uri)
+        extra = {}
+        if start or end is not None:
+            if end is not None and end <= start:
+                return _Body(uri, _Empty(), self.errors)  # type: ignore[return-value]
+            extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"]
+        except self.errors as exc:
+            if is_not_found(exc):
+                raise StorageError("no such object", path=uri) from None
+            raise storage_error(uri, "download", exc) from None
+        return _Body(uri, body, self.errors)  # type: ignore[return-value]
+
+    def head(self, uri: str) -> dict[str, Any] | None:
+        """``HeadObject`` of ``uri``, or None when it does not exist."""
+        bucket, key = parse_s3_uri(uri)
+        try:
+            return self.client.head_object(Bucket=bucket, Key=key)
+        except self.errors as exc:
+            if is_not_found(exc):
+                return None
+            raise storage_error(uri, "HEAD", exc) from None
+
+    def exists(self, uri: str) -> bool:
+        return self.head(uri) is not None
+
+    def size(self, uri: str) -> int:
+        info = self.head(uri)
+        if info is None:
+            raise StorageError("no such object", path=uri)
+        return int(info["ContentLength"])
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        bucket, key_prefix = parse_s3_uri(prefix)
+        found: list[Entry] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix):
+                found.extend(Entry(f"s3://{bucket}/{o['Key']}", int(o["Size"])) for o in page.get("Contents", ()))
+        except self.errors as exc:
+            raise storage_error(prefix, "listing", exc) from None
+        return iter(sorted(found))
+
+    def delete(self, uri: str) -> None:
+        bucket, key = parse_s3_uri(uri)
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except self.errors as exc:
+            if not is_not_found(exc):
+                raise storage_error(uri, "delete", exc) from None
+
+    def delete_tree(self, uri: str) -> None:
+        bucket, _ = parse_s3_uri(uri)
+        keys = [parse_s3_uri(e.uri)[1] for e in self.list(uri.rstrip("/") + "/")]
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            try:
+                self.client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            except self.errors as exc:
+                raise storage_error(uri, "deleting", exc) from None
+
+    def replace(self, source: str, target: str) -> None:
+        """Server-side copy, then delete the source (S3 has no rename; objects up to 5 GiB)."""
+        sb, sk = parse_s3_uri(source)
+        tb, tk = parse_s3_uri(target)
+        try:
+            self.client.copy_object(Bucket=tb, Key=tk, CopySource={"Bucket": sb, "Key": sk})
+        except self.errors as exc:
+            raise storage_error(source, f"copy to {target}", exc) from None
+        self.delete(source)
+
+    def image_source(self, root: str) -> S3ImageSource:
+        from imgprep.storage.s3_source import S3ImageSource
+
+        return S3ImageSource(root, self)
+
+    # ------------------------------------------------------------------ multipart uploads (S3 only)
+
+    def list_uploads(self, prefix: str) -> list[dict[str, Any]]:
+        """Incomplete multipart uploads under ``prefix``: ``Key``, ``UploadId``, ``Initiated`` each."""
+        bucket, key_prefix = parse_s3_uri(prefix)
+        out: list[dict[str, Any]] = []
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key_prefix):
+                out.extend(page.get("Uploads", ()))
+        except self.errors as exc:
+            raise storage_error(prefix, "listing uploads", exc) from None
+        return out
+
+    def list_parts(self, uri: str, upload_id: str) -> list[dict[str, Any]]:
+        """The parts uploaded so far to ``upload_id`` of ``uri`` (``PartNumber``, ``ETag``, ``Size``...)."""
+        bucket, key = parse_s3_uri(uri)
+        out: list[dict[str, Any]] = []
+        try:
+            pages = self.client.get_paginator("list_parts").paginate(Bucket=bucket, Key=key, UploadId=upload_id)
+            for page in pages:
+                out.extend(page.get("Parts", ()))
+        except self.errors as exc:
+            raise storage_error(uri, "listing parts", exc) from None
+        return out
+
+    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> list[str]:
+        """Abort incomplete uploads imgprep left under ``uri`` (see :mod:`imgprep.storage.s3_cleanup`)."""
+        from imgprep.storage.s3_cleanup import cleanup_stale_uploads
+
+        return cleanup_stale_uploads(self, uri, min_age=min_age)
+
+
+class _Empty:
+    def read(self, n: int | None = None) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
 
 
 def _cap_backoff(client: Any, max_attempts: int, max_backoff: float) -> None:
@@ -122,103 +360,3 @@ def _cap_backoff(client: Any, max_attempts: int, max_backoff: float) -> None:
     unique_id = f"retry-config-{service}"
     events.unregister(f"needs-retry.{service}", unique_id=unique_id)
     events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
-
-
-def client_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``options`` that shapes the client."""
-    return {k: options[k] for k in CLIENT_OPTIONS if k in options}
-
-
-def boto_errors() -> tuple[type[Exception], ...]:
-    """botocore's exception bases (imported only once S3 is in use): what an S3 call may raise."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
-
-
-def error_code(exc: BaseException) -> str:
-    """The S3 error code of a botocore ``ClientError`` (``""`` for other exceptions)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def storage_error(uri: str, what: str, exc: BaseException) -> StorageError:
-    """One-line :class:`StorageError` for a failed S3 call on ``uri``."""
-    code = error_code(exc)
-    if code:
-        message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
-        detail = f"{code}: {message}" if message else code
-    else:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return StorageError(f"{what} failed ({detail})", path=uri)
-
-
-def open_s3_output(uri: str, **options: Any) -> Output:
-    """Open ``s3://bucket/key`` for streaming writes (see :class:`~imgprep.storage.s3_multipart.S3Output`)."""
-    from imgprep.storage.s3_multipart import S3Output
-
-    return S3Output(uri, **options)
-
-
-def read_bytes(uri: str, **options: Any) -> bytes:
-    """Download a whole (small) object: a ``.lst``, a manifest, an ``.idx``."""
-    bucket, key = parse_s3_uri(uri)
-    client = client_for(**client_options(options))
-    try:
-        response = client.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        return response["Body"].read()
-    except boto_errors() as exc:
-        if error_code(exc) in ("NoSuchKey", "404"):
-            raise StorageError("no such object", path=uri) from None
-        raise storage_error(uri, "download", exc) from None
-
-
-def read_text(uri: str, **options: Any) -> str:
-    """:func:`read_bytes` decoded as UTF-8."""
-    data = read_bytes(uri, **options)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise StorageError(f"not UTF-8 text (byte {exc.start})", path=uri) from None
-
-
-def head(uri: str, **options: Any) -> dict[str, Any] | None:
-    """``HeadObject`` of ``uri``, or None when it does not exist."""
-    bucket, key = parse_s3_uri(uri)
-    try:
-        return client_for(**client_options(options)).head_object(Bucket=bucket, Key=key)
-    except boto_errors() as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise storage_error(uri, "HEAD", exc) from None
-
-
-def list_keys(uri: str, **options: Any) -> list[tuple[str, int]]:
-    """``(key, size)`` of every object whose key starts with the key part of ``uri``, in key order."""
-    bucket, prefix = parse_s3_uri(uri)
-    client = client_for(**client_options(options))
-    out: list[tuple[str, int]] = []
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            out.extend((item["Key"], int(item["Size"])) for item in page.get("Contents", ()))
-    except boto_errors() as exc:
-        raise storage_error(uri, "listing", exc) from None
-    return sorted(out)
-
-
-def cleanup_stale_uploads(uri: str, **options: Any) -> list[str]:
-    """Abort the incomplete multipart uploads imgprep left under ``uri`` (see :mod:`s3_cleanup`)."""
-    from imgprep.storage.s3_cleanup import cleanup_stale_uploads as cleanup
-
-    return cleanup(uri, **options)
-
-
-def __getattr__(name: str) -> Any:
-    # S3ImageSource lives in its own module; import it lazily so `import imgprep.storage.s3` stays light.
-    if name == "S3ImageSource":
-        from imgprep.storage.s3_source import S3ImageSource
-
-        return S3ImageSource
-    raise AttributeError(name)

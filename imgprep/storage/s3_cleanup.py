@@ -12,9 +12,12 @@ import hashlib
 import os
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imgprep.storage.s3 import boto_errors, client_for, client_options, error_code, parse_s3_uri, storage_error
+from imgprep.storage.s3 import boto_errors, error_code, is_not_found, parse_s3_uri, storage_error
+
+if TYPE_CHECKING:
+    from imgprep.storage.s3 import S3Store
 
 MARKER_DIR = ".imgprep-uploads"
 RUN_KEY = "imgprep-run"
@@ -56,7 +59,7 @@ def abort_owned(
             try:
                 meta = client.head_object(Bucket=bucket, Key=marker).get("Metadata", {})
             except boto_errors() as exc:
-                if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                if is_not_found(exc):
                     continue  # not marked by imgprep: someone else's upload
                 raise
             host, pid = meta.get("imgprep-host"), meta.get("imgprep-pid", "")
@@ -74,7 +77,7 @@ def abort_owned(
     return aborted
 
 
-def cleanup_stale_uploads(uri: str, *, min_age: float = 3600.0, **options: Any) -> list[str]:
+def cleanup_stale_uploads(store: S3Store, uri: str, *, min_age: float = 3600.0) -> list[str]:
     """Abort incomplete uploads imgprep started under ``uri`` and whose writer is gone.
 
     An upload is imgprep's when its marker object exists.  It is stale when its writer ran on
@@ -82,9 +85,8 @@ def cleanup_stale_uploads(uri: str, *, min_age: float = 3600.0, **options: Any) 
     Returns ``"s3://bucket/key (upload id)"`` for each upload aborted.
     """
     bucket, prefix = parse_s3_uri(uri)
-    client = client_for(**client_options(options))
     try:
-        done = abort_owned(client, bucket, prefix, exact=False, started_before=None, min_age=min_age)
+        done = abort_owned(store.client, bucket, prefix, exact=False, started_before=None, min_age=min_age)
     except boto_errors() as exc:
         raise storage_error(uri, "cleaning up uploads", exc) from None
     return [f"s3://{bucket}/{key} ({upload_id})" for key, upload_id in done]

@@ -42,19 +42,17 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from imgprep.errors import ImgprepError, StorageError, UsageError
-from imgprep.storage.base import Output
-from imgprep.storage.s3 import boto_errors, client_for, client_options, error_code, parse_s3_uri, storage_error
+from imgprep.storage.base import Output, Store, is_remote
+from imgprep.storage.s3 import MiB, S3Store, boto_errors, error_code, is_not_found, parse_s3_uri, storage_error
 from imgprep.storage.s3_cleanup import HOST, RUN_KEY, abort_owned, marker_key
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * MiB
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 GROW_EVERY = 1_000
-CHECKSUMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "MD5", "NONE")
 # Errors a retry of the same request cannot fix.
 _FATAL_CODES = frozenset(
     {"NoSuchUpload", "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -89,34 +87,21 @@ class S3Output(Output):
     """
 
     def __init__(
-        self,
-        uri: str,
-        *,
-        part_size: int = DEFAULT_PART_SIZE,
-        max_concurrency: int = 4,
-        expected_size: int | None = None,
-        checksum: str = "CRC32",
-        part_retries: int = 3,
-        content_type: str | None = None,
-        min_part_size: int = MIN_PART_SIZE,
-        **options: Any,
+        self, uri: str, store: S3Store, *, expected_size: int | None = None, content_type: str | None = None
     ) -> None:
         self.uri = uri
         self.bucket, self.key = parse_s3_uri(uri)
         if not self.key or self.key.endswith("/"):
             raise UsageError(f"{uri}: an output needs an object key, not a bucket or folder")
-        checksum = checksum.upper()
-        if checksum not in CHECKSUMS:
-            raise UsageError(f"{uri}: unknown checksum {checksum!r} (one of {', '.join(CHECKSUMS)})")
-        if max_concurrency < 1:
-            raise UsageError(f"{uri}: max_concurrency must be at least 1")
-        self._client = client_for(**client_options(options))
-        self._checksum = checksum
-        self._min_part = int(min_part_size)
-        self._first_part = plan_part_size(part_size, min_part_size, expected_size)
+        config = store.config
+        self._store = store
+        self._client = store.client
+        self._checksum = config.checksum
+        self._min_part = int(config.min_part_size)
+        self._first_part = plan_part_size(config.part_size, config.min_part_size, expected_size)
         self._part_limit = self._first_part
-        self._max_concurrency = int(max_concurrency)
-        self._part_retries = max(0, int(part_retries))
+        self._max_concurrency = int(config.max_concurrency)
+        self._part_retries = int(config.part_retries)
         self._extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
         self.run = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.started = time.time()
@@ -153,6 +138,13 @@ class S3Output(Output):
                 self._submit_part()
         self.bytes_written += n
         return n
+
+    def append_object(self, store: Store, uri: str, size: int) -> None:
+        """Append ``uri``: copied server-side when it is an S3 object, else streamed through."""
+        if is_remote(uri):
+            self.copy_from(uri, size)
+        else:
+            super().append_object(store, uri, size)
 
     def copy_from(self, source_uri: str, size: int) -> None:
         """Append the whole object ``source_uri`` (``size`` bytes), server-side where S3 allows it.
@@ -351,9 +343,9 @@ class S3Output(Output):
                 raise storage_error(self.uri, "upload", exc) from None
             raise
         self._state = "finished"
-        with _background_lock:
-            _background.append(self)
-        _drain_background(self._max_concurrency)
+        with self._store.background_lock:
+            self._store.background.append(self)
+        _drain_background(self._store, self._max_concurrency)
 
     def commit(self) -> None:
         if self._state == "committed":
@@ -378,7 +370,7 @@ class S3Output(Output):
                 raise storage_error(self.uri, "upload", exc) from None
             raise
         self._state = "committed"
-        _forget_background(self)
+        _forget_background(self._store, self)
         self._shutdown_pool()
         self._forget_marker()
         self._abort_older_uploads()
@@ -415,7 +407,7 @@ class S3Output(Output):
         try:
             return self._client.head_object(Bucket=self.bucket, Key=self.key)
         except BOTO_ERRORS as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if is_not_found(exc):
                 return None
             raise
 
@@ -443,7 +435,7 @@ class S3Output(Output):
         if self._state in ("aborted", "committed"):
             return
         self._state = "aborting"
-        _forget_background(self)
+        _forget_background(self._store, self)
         self._cancel.set()
         self._shutdown_pool()  # waits for calls in flight, drops queued parts
         self._buf, self._fill = None, 0
@@ -492,21 +484,18 @@ class S3Output(Output):
 
 # ---------------------------------------------------------------------- finished outputs still uploading
 
-_background: list[S3Output] = []
-_background_lock = threading.Lock()
+
+def _forget_background(store: S3Store, output: S3Output) -> None:
+    with store.background_lock:
+        if output in store.background:
+            store.background.remove(output)
 
 
-def _forget_background(output: S3Output) -> None:
-    with _background_lock:
-        if output in _background:
-            _background.remove(output)
-
-
-def _drain_background(limit: int) -> None:
-    """Wait (oldest first) until finished outputs have at most ``limit`` parts in flight."""
+def _drain_background(store: S3Store, limit: int) -> None:
+    """Wait (oldest first) until the store's finished outputs have at most ``limit`` parts in flight."""
     while True:
-        with _background_lock:
-            pending = [f for out in _background for f in out._parts if not f.done()]
+        with store.background_lock:
+            pending = [f for out in store.background for f in out._parts if not f.done()]
         if len(pending) <= limit:
             return
         wait(pending[:1])

@@ -11,14 +11,18 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
-from imgprep.errors import ImageError, ImgprepError, UsageError
+from imgprep.errors import ImageError, ImgprepError
 from imgprep.formats.lst import LstItem
-from imgprep.storage.s3 import boto_errors, client_for, client_options, error_code, parse_s3_uri, storage_error
+from imgprep.storage.images import ImageSource
+from imgprep.storage.s3 import is_not_found, parse_s3_uri, storage_error
+
+if TYPE_CHECKING:
+    from imgprep.storage.s3 import S3Store
 
 
-class S3ImageSource:
+class S3ImageSource(ImageSource):
     """Images under ``s3://bucket/prefix``, addressed by the list's relative paths.
 
     A list path that is itself an ``s3://`` URI (a manifest's ``source-ref``) is used as is.
@@ -26,16 +30,13 @@ class S3ImageSource:
     failure after retries is a :class:`StorageError`.  Both name the object's URI.
     """
 
-    def __init__(self, root: str, *, prefetch: int = 64, max_workers: int = 16, **options: Any) -> None:
+    def __init__(self, root: str, store: S3Store) -> None:
         self.root = root.rstrip("/")
         self.bucket, _ = parse_s3_uri(self.root)
-        if prefetch < 1 or max_workers < 1:
-            raise UsageError(f"{root}: prefetch and max_workers must be at least 1")
-        self.prefetch = int(prefetch)
-        self.max_workers = int(max_workers)
-        opts = client_options(options)
-        opts.setdefault("max_pool_connections", max(self.max_workers, 10))
-        self._client = client_for(**opts)
+        self.prefetch = int(store.config.prefetch)
+        self.max_workers = int(store.config.fetch_workers)
+        self._store = store
+        self._client = store.client
         self._pool: ThreadPoolExecutor | None = None
 
     def uri(self, item: LstItem) -> str:
@@ -53,8 +54,8 @@ class S3ImageSource:
         bucket, key = parse_s3_uri(uri)
         try:
             return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except boto_errors() as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
+        except self._store.errors as exc:
+            if is_not_found(exc):
                 raise ImageError("no such image object", path=uri) from None
             raise storage_error(uri, "image download", exc) from None
 
@@ -64,7 +65,7 @@ class S3ImageSource:
         except ImgprepError as exc:
             return exc
 
-    def iter_fetch(self, items: Iterable[LstItem]) -> Iterator[bytes | ImgprepError]:
+    def iter_fetch(self, items: Iterable[LstItem]) -> Iterator[bytes | ImgprepError]:  # type: ignore[override]
         """Yield each item's bytes (or its error, as the packer's ``_safe_fetch`` does) in order.
 
         At most ``prefetch`` downloads are pending or held at any time; closing the generator

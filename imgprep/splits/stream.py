@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from imgprep.errors import FormatError
 from imgprep.formats.dataset import ListRef
 from imgprep.formats.lst import LstItem, parse_line
-from imgprep.storage.base import is_remote, read_bytes
+from imgprep.storage.base import Store, is_remote
 
 _PAGE_BITS = 1 << 12  # 512-byte pages: a dense list of N ids costs ~N/8 bytes
 
@@ -83,9 +83,9 @@ class ListStream:
     Supports ``len()`` and iteration (each iteration re-reads the files); no indexing.
     """
 
-    def __init__(self, uris: Sequence[str | os.PathLike[str]], **storage_options: Any) -> None:
+    def __init__(self, uris: Sequence[str | os.PathLike[str]], storage: Store | None = None) -> None:
         self.uris = [os.fspath(uri) for uri in uris]
-        self._storage = storage_options
+        self._storage = storage
         self._remote: dict[str, bytes] = {}
         digest = hashlib.sha256()
         ids = IndexSet()
@@ -102,7 +102,11 @@ class ListStream:
     def _open(self, uri: str) -> BinaryIO:
         if is_remote(uri):
             if uri not in self._remote:
-                self._remote[uri] = read_bytes(uri, **self._storage)
+                if self._storage is None:
+                    from imgprep.storage.stores import Storage
+
+                    self._storage = Storage()
+                self._remote[uri] = self._storage.read_bytes(uri)
             return io.BytesIO(self._remote[uri])
         try:
             return open(uri, "rb")

@@ -1,0 +1,76 @@
+"""Where the packer gets image bytes: the one :class:`ImageSource` protocol and the local source.
+
+``local_path`` lets worker processes open files directly, so image bytes are never pickled
+between processes; sources without local files (S3, in-memory arrays) return None there and
+hand the parent bytes or pixel arrays: one at a time through ``iter_fetch`` (which may run
+ahead, as the S3 source does), or a whole chunk at once through ``fetch_many`` when ``batched``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from imgprep.errors import ImgprepError, StorageError, UsageError
+from imgprep.formats.lst import LstItem
+
+
+@runtime_checkable
+class ImageSource(Protocol):
+    """Images addressed by a list's items.  Subclass it to inherit the defaults below."""
+
+    batched: bool = False  # True: the packer asks fetch_many for whole chunks
+
+    def local_path(self, item: LstItem) -> str | None:
+        """A file workers can open themselves, or None: the parent fetches the data."""
+        ...
+
+    def fetch(self, item: LstItem) -> Any:
+        """One image's bytes (or pixels); raises an :class:`ImgprepError` naming it."""
+        ...
+
+    def describe(self, item: LstItem) -> str:
+        """Where the image is, for messages and the skipped report."""
+        ...
+
+    def iter_fetch(self, items: Iterable[LstItem]) -> Iterator[Any]:
+        """Each item's data, or the :class:`ImgprepError` that fetching it raised, in order."""
+        for item in items:
+            try:
+                yield self.fetch(item)
+            except ImgprepError as exc:
+                yield exc
+
+    def fetch_many(self, items: Sequence[LstItem]) -> Any:
+        """The data of a whole chunk (for ``batched`` sources)."""
+        return [self.fetch(item) for item in items]
+
+    def close(self) -> None:
+        """Stop read-ahead and release threads."""
+
+
+class LocalImageSource(ImageSource):
+    """Images under a local directory, addressed by the list's relative paths."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.fspath(root)
+        if not os.path.isdir(self.root):
+            raise UsageError(f"image root {self.root!r} is not a directory")
+
+    def local_path(self, item: LstItem) -> str:
+        return os.path.join(self.root, item.path)
+
+    def fetch(self, item: LstItem) -> bytes:
+        path = self.local_path(item)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise StorageError(f"cannot read image ({exc.strerror})", path=path) from None
+
+    def describe(self, item: LstItem) -> str:
+        return self.local_path(item)
+
+    def close(self) -> None:
+        pass

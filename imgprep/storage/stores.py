@@ -1,0 +1,97 @@
+"""The storage a run uses: one :class:`Store` per scheme behind one object, built at the edge.
+
+A run may read images from S3 and write locally, or merge local shards into S3, so the layers
+get a :class:`Storage` that hands each URI to its scheme's store — the table lives here and
+nowhere else.  The S3 store (and its client) is made on the first ``s3://`` URI.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import IO, Any
+
+from imgprep.errors import UsageError
+from imgprep.storage.base import Entry, Output, Store, scheme
+from imgprep.storage.images import ImageSource
+from imgprep.storage.local import LocalStore
+from imgprep.storage.s3 import S3Config, S3Store
+
+
+class Storage(Store):
+    """Local paths, ``file://`` and ``s3://`` through one interface."""
+
+    def __init__(self, s3: S3Config | S3Store | None = None, *, local: LocalStore | None = None) -> None:
+        self.local = local or LocalStore()
+        self._s3 = s3 if isinstance(s3, S3Store) else None
+        self._s3_config = s3.config if isinstance(s3, S3Store) else (s3 or S3Config())
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Storage:
+        """From user options by name: ``fsync`` for local files, the rest :class:`S3Config` fields.
+
+        ``None`` means "default"; an unknown name is a :class:`UsageError`.
+        """
+        fsync = bool(options.pop("fsync", False))
+        return cls(S3Config.from_options(options), local=LocalStore(fsync=fsync))
+
+    @property
+    def s3(self) -> S3Store:
+        with self._lock:
+            if self._s3 is None:
+                self._s3 = S3Store(self._s3_config)
+            return self._s3
+
+    def for_uri(self, uri: str) -> Store:
+        kind = scheme(uri)
+        if kind in ("", "file"):
+            return self.local
+        if kind == "s3":
+            return self.s3
+        raise UsageError(f"unsupported location {uri!r} (use a local path or s3://bucket/key)")
+
+    def open_output(self, uri: str, *, expected_size: int | None = None, content_type: str | None = None) -> Output:
+        return self.for_uri(uri).open_output(uri, expected_size=expected_size, content_type=content_type)
+
+    def read_bytes(self, uri: str) -> bytes:
+        return self.for_uri(uri).read_bytes(uri)
+
+    def read_text(self, uri: str) -> str:
+        return self.for_uri(uri).read_text(uri)
+
+    def write_bytes(self, uri: str, data: bytes, *, content_type: str | None = None) -> None:
+        self.for_uri(uri).write_bytes(uri, data, content_type=content_type)
+
+    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
+        return self.for_uri(uri).open_read(uri, start, end)
+
+    def exists(self, uri: str) -> bool:
+        return self.for_uri(uri).exists(uri)
+
+    def size(self, uri: str) -> int:
+        return self.for_uri(uri).size(uri)
+
+    def list(self, prefix: str) -> Iterator[Entry]:
+        return self.for_uri(prefix).list(prefix)
+
+    def delete(self, uri: str) -> None:
+        self.for_uri(uri).delete(uri)
+
+    def delete_tree(self, uri: str) -> None:
+        self.for_uri(uri).delete_tree(uri)
+
+    def prune(self, uri: str) -> None:
+        self.for_uri(uri).prune(uri)
+
+    def replace(self, source: str, target: str) -> None:
+        if scheme(source) != scheme(target) and {scheme(source), scheme(target)} != {"", "file"}:
+            raise UsageError(f"cannot move {source} to {target}: different storage")
+        self.for_uri(target).replace(source, target)
+
+    def image_source(self, root: str) -> ImageSource:
+        return self.for_uri(root).image_source(root)
+
+    def close(self) -> None:
+        if self._s3 is not None:
+            self._s3.close()
