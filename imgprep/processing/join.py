@@ -254,6 +254,10 @@ def join_channel(
     concatenated = order == sorted(order)
     total = sum(part.size for part in parts if part is not None)
     rec_uri, idx_uri = output + ".rec", output + ".idx"
+    # An earlier output loses its commit point and index before its .rec can be replaced, so no
+    # reader pairs a new .rec with an old .idx (the invariants of imgprep.packing.publish).
+    storage.delete(record_name(output))
+    storage.delete(idx_uri)
     lines: list[str] = []
     with storage.open_output(rec_uri, expected_size=total) as rec:
         if concatenated:
