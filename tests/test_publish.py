@@ -161,6 +161,33 @@ def test_resume_keeps_good_shards_and_refuses_other_settings(images, tmp_path: P
     assert again.returncode == 0 and visible(out) == reference  # already complete: nothing to do
 
 
+def test_unsharded_resume_continues_from_the_last_checkpoint(images, tmp_path: Path, mxnet) -> None:
+    root, lst = images
+    reference = _reference(tmp_path, lst, root)
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ("pack", lst, "--root", root, "-o", out / "train", *PACK, "--checkpoint-every", "3000")
+    progress = out / "train.progress.json"
+
+    def checkpointed() -> bool:
+        try:
+            return json.loads(progress.read_text())["open"]["consumed"] >= 20
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
+    proc = start(*args, "--executor", "thread", "-j", "1", delay=5)  # the delay holds it before publishing
+    wait_until(proc, checkpointed, "a checkpoint 20 images in")
+    proc.kill()
+    proc.communicate()
+    check_invariants(visible(out), reference, out, mxnet)
+    state = json.loads(progress.read_text())["open"]
+    inode = (out / state["rec_tmp"]).stat().st_ino
+    done = run(*args, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert visible(out) == reference
+    assert (out / "train.rec").stat().st_ino == inode  # the checkpointed file was continued, not rewritten
+
+
 def test_rerun_with_fewer_shards_leaves_no_stale_shard_and_merge_joins_the_dataset(images, tmp_path: Path) -> None:
     root, lst = images
     out = tmp_path / "train"

@@ -101,6 +101,9 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--shard-size", type=ByteSize(), default=None,
                      help="Start a new shard before a .rec would exceed this size (e.g. 1GiB)."),
         click.option("--strict", is_flag=True, help="Fail (exit 3, no dataset committed) on the first bad image."),
+        click.option("--checkpoint-every", type=ByteSize(), default=None,
+                     help="Checkpoint the shard being written every N bytes, so --resume continues "
+                          "mid-shard (local outputs) [default: 32MiB]."),
         click.option("--resume", is_flag=True,
                      help="Continue an interrupted run after its last good published shard (same list, "
                           "settings and version, else refused); without it a rerun starts clean."),
@@ -138,6 +141,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             native=kwargs.pop("native"),
             executor=kwargs.pop("executor"),
             resume=kwargs.pop("resume"),
+            checkpoint_bytes=kwargs.pop("checkpoint_every") or (32 << 20),
             storage=storage,
         )
         return f(**kwargs)

@@ -57,6 +57,7 @@ class PackOptions:
     report: bool = True
     chunk_size: int = 0  # 0: chosen from the list length and worker count
     resume: bool = False  # continue after the last good published shard (see packing.publish)
+    checkpoint_bytes: int = 32 << 20  # a shard being written is checkpointed this often (local outputs)
     storage: Store | None = None  # None: local files and S3 with default settings
 
     def __post_init__(self) -> None:
@@ -245,24 +246,34 @@ def _pack(
     elif workers == 1:
         kind = "inline"
     ctx = WorkerContext(spec, chosen.name, options.pack_label)
-    skipped = list(progress.skipped)  # bad images are few; the progress file repeats them per shard
-    done = progress.record
+    skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
 
     def publish(rec: Any, idx: Any, entry: Any, consumed: int) -> None:
         publisher.publish(rec, idx, entry, consumed, skipped)
 
+    def checkpoint(rec: Any, idx: Any, state: dict[str, int]) -> None:
+        publisher.checkpoint(rec, idx, state, skipped)
+
+    done = progress.record
     writer = ShardWriter(prefix, publish, shard_records=options.shard_records, shard_size=options.shard_size,
-                         first_shard=len(done.shards), storage=storage)
+                         first_shard=len(done.shards), storage=storage, checkpoint=checkpoint,
+                         checkpoint_bytes=options.checkpoint_bytes)
     writer.records, writer.bytes = done.records, done.rec_bytes
+    start = progress.items_done
+    if progress.open is not None and writer.reopen(progress.open):
+        start = progress.open["consumed"]
+    else:
+        progress = progress.without_open()
+    skipped.extend(progress.skipped)
     bar = _progress(len(items), options)
-    if bar is not None and progress.items_done:
-        bar.update(progress.items_done)
+    if bar is not None and start:
+        bar.update(start)
     started = time.perf_counter()
     executor: Executor | None = None
     try:
         with sigterm_as_interrupt():
             executor = _make_executor(kind, workers, ctx)
-            _run(items, progress.items_done, image_source, ctx, executor, workers, options, writer, skipped, bar)
+            _run(items, start, image_source, ctx, executor, workers, options, writer, skipped, bar)
             if skipped and options.strict:
                 first = skipped[0]
                 raise BadRecordsError(

@@ -16,9 +16,12 @@ The invariants, true at every instant (SIGKILL, SIGTERM, a full disk, a failing 
 4. One writer per prefix: the lock (:meth:`Prefix.lock`) is held from before the first removal
    until after the dataset record is written.
 
-Between shards, ``PREFIX.progress.json`` records what is published (each shard with its sizes
+After each shard, ``PREFIX.progress.json`` records what is published (each shard with its sizes
 and checksums, how many list items it consumed, the images skipped so far), so ``--resume``
-checks those shards and continues after the last good one.
+checks those shards and continues after the last good one.  Within a shard (one unsharded
+``.rec``), a local run also checkpoints every ``checkpoint_bytes``: it flushes the shard's
+temporaries and records their names and sizes at that record boundary; ``--resume`` cuts them
+back to it and goes on appending (output is deterministic, so the bytes match a whole run).
 
 ``IMGPREP_TEST_DELAY_PUBLISH`` (seconds, a test hook) sleeps between publishing a ``.rec`` and
 its ``.idx`` and before the dataset record, so tests can kill a run inside those windows.
@@ -26,11 +29,13 @@ its ``.idx`` and before the dataset record, so tests can kill a run inside those
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.dataset import (
@@ -49,6 +54,9 @@ from imgprep.storage.prefix import Prefix
 PROGRESS_KIND = "imgprep.progress"
 
 
+_OPEN_KEYS = ("number", "rec_tmp", "idx_tmp", "records", "rec_bytes", "idx_bytes", "consumed")
+
+
 def test_delay() -> None:
     """The documented test hook: widen the publication windows so a test can land a kill in them."""
     delay = os.environ.get("IMGPREP_TEST_DELAY_PUBLISH")
@@ -64,10 +72,19 @@ class Progress:
     consumed: list[int] = field(default_factory=list)  # list items consumed through each shard
     skipped_through: list[int] = field(default_factory=list)  # images skipped through each shard
     skipped: list[Skipped] = field(default_factory=list)
+    # The shard being written at the last checkpoint: its number, its flushed temporaries
+    # ("rec_tmp", "idx_tmp"), "records", "rec_bytes", "idx_bytes", and list items "consumed".
+    open: dict[str, Any] | None = None
 
     @property
     def items_done(self) -> int:
+        """List items done in published shards."""
         return self.consumed[-1] if self.consumed else 0
+
+    def without_open(self) -> Progress:
+        """The progress as of the last published shard (the checkpoint could not be reopened)."""
+        through = self.skipped_through[-1] if self.skipped_through else 0
+        return Progress(self.record, self.consumed, self.skipped_through, self.skipped[:through])
 
     def to_json(self) -> str:
         doc = {
@@ -76,6 +93,7 @@ class Progress:
             "consumed": self.consumed,
             "skipped_through": self.skipped_through,
             "skipped": [[s.index, s.path, s.reason] for s in self.skipped],
+            "open": self.open,
         }
         return json.dumps(doc, sort_keys=True) + "\n"
 
@@ -89,11 +107,14 @@ class Progress:
             consumed = [int(n) for n in doc["consumed"]]
             through = [int(n) for n in doc["skipped_through"]]
             skipped = [Skipped(int(i), str(p), str(r)) for i, p, r in doc["skipped"]]
+            open_ = doc.get("open")
+            if open_ is not None:
+                open_ = {k: str(open_[k]) if k.endswith("_tmp") else int(open_[k]) for k in _OPEN_KEYS}
         except (ValueError, KeyError, TypeError) as exc:
             raise FormatError(f"unreadable progress file ({exc}); rerun without --resume", path=path) from None
         if not len(consumed) == len(through) == len(record.shards):
             raise FormatError("progress file: shard and consumed counts differ; rerun without --resume", path=path)
-        return cls(record, consumed, through, skipped)
+        return cls(record, consumed, through, skipped, open_)
 
 
 class Publisher:
@@ -117,7 +138,7 @@ class Publisher:
         try:
             if resume:
                 self.progress = self._resumable()
-            self._remove_after(len(self.progress.record.shards))
+            self._remove_after(len(self.progress.record.shards), resume)
         except BaseException:
             self.store.unlock()
             raise
@@ -139,6 +160,9 @@ class Publisher:
             if not self._intact(entry):
                 break
             good += 1
+        if good == len(found.record.shards) and found.open is not None and found.open["number"] == good:
+            return dataclasses.replace(found, record=DatasetRecord(**{**vars(self.skeleton),
+                                                                       "shards": found.record.shards}))
         through = found.skipped_through[:good]
         record = DatasetRecord(**{**vars(self.skeleton), "shards": found.record.shards[:good]})
         return Progress(record, found.consumed[:good], through, found.skipped[: through[-1] if good else 0])
@@ -160,17 +184,20 @@ class Publisher:
             and self.store.sha256(idx) == entry.idx_sha256
         )
 
-    def _remove_after(self, keep: int) -> None:
+    def _remove_after(self, keep: int, resume: bool) -> None:
         """Remove the old generation: record, progress, then ``.idx`` before ``.rec`` (invariant 2)."""
         kept = {self.folder + name for entry in self.progress.record.shards[:keep] for name in (entry.rec, entry.idx)}
         names = [n for n in self.store.names() if n not in kept]
-        first = [record_name(self.prefix)] + ([self.progress_name] if not keep else [])
+        first = [record_name(self.prefix)] + ([] if resume else [self.progress_name])
         ordered = first + [n for n in names if n.endswith(".idx")] + [n for n in names if n.endswith(".rec")]
         ordered += [n for n in names if n not in ordered and n != self.progress_name]
         for uri in ordered:
             self.store.remove(uri)
+        open_ = self.progress.open or {}
+        spare = {open_.get("rec_tmp"), open_.get("idx_tmp")}
         for uri in self.store.temporaries():
-            self.store.remove(uri)
+            if uri.rsplit("/", 1)[-1] not in spare:
+                self.store.remove(uri)
         self.store.abort_uploads()
 
     def publish(self, rec: Output, idx: Output, entry: ShardEntry, consumed: int, skipped: Sequence[Skipped]) -> None:
@@ -182,6 +209,17 @@ class Publisher:
         record = DatasetRecord(**{**vars(progress.record), "shards": (*progress.record.shards, entry)})
         self.progress = Progress(record, [*progress.consumed, consumed], [*progress.skipped_through, len(skipped)],
                                  list(skipped))
+        self.store.write(self.progress_name, self.progress.to_json().encode())
+
+    def checkpoint(self, rec: Output, idx: Output, state: dict[str, int], skipped: Sequence[Skipped]) -> None:
+        """Record the shard being written at a record boundary (its temporaries flushed), so that
+        ``--resume`` continues from here instead of from the shard's start.  Outputs that cannot
+        be reopened (S3 uploads) are not checkpointed."""
+        rec_tmp, idx_tmp = rec.checkpoint(), idx.checkpoint()
+        if rec_tmp is None or idx_tmp is None:
+            return
+        self.progress = dataclasses.replace(self.progress, skipped=list(skipped),
+                                            open={**state, "rec_tmp": rec_tmp, "idx_tmp": idx_tmp})
         self.store.write(self.progress_name, self.progress.to_json().encode())
 
     def finish(self, skipped: int) -> DatasetRecord:
