@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,7 +210,7 @@ def test_two_packs_to_one_prefix_exactly_one_wins(images, tmp_path: Path) -> Non
     out = tmp_path / "out"
     out.mkdir()
     args = ("pack", lst, "--root", root, "-o", out / "train", *PACK, "--shard-records", "16")
-    first = start(*args, delay=0.3)
+    first = start(*args, delay=1.5)
     wait_until(first, lambda: (out / "train.lock").exists(), "the first run's lock")
     second = run(*args)
     assert first.poll() is None  # the second failed at once, while the first still ran
@@ -237,14 +238,23 @@ def small_disk(tmp_path: Path):
         subprocess.run(["umount", str(disk)], check=True)
 
 
-@pytest.mark.parametrize("free", [4_000, 12_000, 24_000, 36_000, 48_000])
+SHARDED = ("--shard-records", "8")
+CHECKPOINTED = ("--checkpoint-every", "4000")
+
+
+# The free space left decides where the disk fills: taking the lock, writing records (a
+# checkpoint's flush), publishing a .rec, writing the progress file after a shard.
+@pytest.mark.parametrize(("extra", "free"), [
+    (SHARDED, 4_000), (SHARDED, 12_000), (SHARDED, 24_000), (SHARDED, 36_000), (SHARDED, 48_000),
+    (CHECKPOINTED, 12_000), (CHECKPOINTED, 30_000),
+])
 def test_full_disk_gives_one_line_and_keeps_the_invariants(images, tmp_path: Path, small_disk: Path, mxnet,
-                                                           free: int) -> None:
+                                                           extra: tuple[str, ...], free: int) -> None:
     root, lst = images
-    reference = _reference(tmp_path, lst, root, "--shard-records", "8")
-    assert sum(map(len, reference.values())) > 54_000  # the disk fills before the run ends
+    reference = _reference(tmp_path, lst, root, *extra)
+    assert sum(map(len, reference.values())) > 48_000  # more than any free space below: the disk fills
     _fill(small_disk, free)
-    proc = run("pack", lst, "--root", root, "-o", small_disk / "train", *PACK, "--shard-records", "8")
+    proc = run("pack", lst, "--root", root, "-o", small_disk / "train", *PACK, *extra)
     assert proc.returncode == 1
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("imgprep: error: ") and "No space left on device" in line
@@ -334,18 +344,29 @@ def test_s3_kill_then_resume_is_byte_identical_and_reruns_leave_no_stale_shard(
     def listed() -> set[str]:
         return {o["Key"] for o in client.list_objects_v2(Bucket=out_bucket, Prefix="d/").get("Contents", ())}
 
+    def check() -> None:
+        got = {k[len("d/"):]: v for k, v in objects(seaweed, out_bucket, "d/").items()
+               if not k.startswith("d/.imgprep-uploads/")}
+        local = tmp_path / "seen"
+        shutil.rmtree(local, ignore_errors=True)
+        local.mkdir()
+        for name, data in got.items():
+            (local / name).write_bytes(data)
+        check_invariants(got, reference, local, mxnet)
+
+    # Inside the publication window, then (resuming) while records are packed, then resume to the end.
     proc = start(*args, delay=0.2)
     wait_until(proc, lambda: "d/train-00002.rec" in listed() and "d/train-00002.idx" not in listed(),
                "a .rec published without its index")
     proc.kill()
     proc.communicate()
-    got = {k[len("d/"):]: v for k, v in objects(seaweed, out_bucket, "d/").items()
-           if not k.startswith("d/.imgprep-uploads/")}
-    local = tmp_path / "seen"
-    local.mkdir()
-    for name, data in got.items():
-        (local / name).write_bytes(data)
-    check_invariants(got, reference, local, mxnet)
+    check()
+    proc = start(*args, "--resume", delay=0.2)
+    wait_until(proc, lambda: "d/train-00004.idx" in listed(), "shard 4")
+    time.sleep(random.Random(15).uniform(0, 0.3))
+    proc.kill()
+    proc.communicate()
+    check()
 
     done = run(*args, "--resume")
     assert done.returncode == 0, done.stderr
@@ -364,7 +385,7 @@ def test_s3_second_writer_fails_at_once(images, tmp_path: Path, seaweed: S3Serve
     uri = f"s3://{out_bucket}/train"
     args = ("pack", lst, "--root", root, "-o", uri, *PACK, "--endpoint-url", seaweed.endpoint_url)
     client = seaweed.client()
-    first = start(*args, delay=0.5)
+    first = start(*args, delay=2)
     wait_until(first, lambda: "train.lock" in {o["Key"] for o in client.list_objects_v2(
         Bucket=out_bucket).get("Contents", ())}, "the first run's lock")
     second = run(*args)
