@@ -21,7 +21,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
 RUN WHEEL="$(ls /wheels/imgprep-*.whl)" \
- && pip install --no-cache-dir "${WHEEL}[s3,pillow]" \
+ && pip install --no-cache-dir "${WHEEL}" \
  && rm -rf /wheels \
  && python -c "import imgprep.processing, boto3, PIL"
 ENV PYTHONUNBUFFERED=1

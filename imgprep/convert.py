@@ -23,6 +23,7 @@ from imgprep.errors import UsageError
 from imgprep.formats import classmap, hyperparams
 from imgprep.formats import manifest as manifest_format
 from imgprep.formats.lst import LstItem, dumps
+from imgprep.requirements import require_for
 from imgprep.sources.dataset import Dataset
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
 from imgprep.storage.base import Store, is_remote, join
@@ -213,6 +214,7 @@ def convert(
     """
     if channels not in (1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
+    require_for([input, outdir], decode=kind == "mnist" and write_images)
     if storage is None:
         from imgprep.storage.stores import Storage
 
@@ -268,7 +270,7 @@ def convert(
         _, h, w = dataset.image_shape
         shape = (channels, h, w)
     if shape is None and dataset.min_side:
-        side = min(224, dataset.min_side)
+        side = min(hyperparams.DEFAULT_SIDE, dataset.min_side)
         shape = (3, side, side)
     train = splits.get("train", next(iter(splits.values())))
     result.hyperparameters = hyperparams.hyperparameters(
@@ -304,6 +306,9 @@ def convert(
     for target in result.outputs:
         say(f"wrote {target}")
     say("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in result.hyperparameters.items()))
+    if "image_shape" not in result.hyperparameters:
+        say("  (no image_shape: this source does not give image sizes and convert does not read the images; "
+            "`imgprep prepare ... --resize N` knows it, or set it yourself: at most the smallest image side)")
     if result.channel is not None:
         say(f"manifest channels: AttributeNames={result.channel['AttributeNames']}")
         say(f"  ContentType={result.channel['ContentType']}  RecordWrapperType=RecordIO  InputMode=Pipe")
@@ -317,11 +322,14 @@ def packed_shape(spec: Any, dataset: Dataset) -> tuple[int, int, int] | None:
         width, height = spec.size
         return (channels, height, width)
     if getattr(spec, "resize", 0):
-        return (channels, spec.resize, spec.resize)
+        # Both sides are at least N; the algorithm crops image_shape out of each image (randomly
+        # when training), so its default 224 is right whenever N reaches it.
+        side = min(hyperparams.DEFAULT_SIDE, spec.resize)
+        return (channels, side, side)
     if dataset.image_shape is not None:
         return (channels, dataset.image_shape[1], dataset.image_shape[2])
     if dataset.min_side:
-        side = min(224, dataset.min_side)
+        side = min(hyperparams.DEFAULT_SIDE, dataset.min_side)
         return (channels, side, side)
     return None
 
@@ -384,5 +392,5 @@ def prepare(
     for name, items in result.lists.items():
         summary = pack(items, source, join(outdir, name), spec, options)
         out.packed[name] = summary
-        say(f"packed {name}: {summary.records} records, {summary.skipped} skipped -> {join(outdir, name)}.rec")
+        say(f"packed {name}: {summary.format()}")
     return out

@@ -46,7 +46,7 @@ def checks() -> list[Check]:
     out = [Check("python", True, platform.python_version())]
     dists = _pil_distributions()
     if not dists:
-        out.append(Check("pillow", False, "neither Pillow nor Pillow-SIMD is installed: pip install imgprep[pillow]"))
+        out.append(Check("pillow", False, "neither Pillow nor Pillow-SIMD is installed: pip install Pillow"))
     elif len(dists) > 1:
         out.append(Check("pillow", False, f"both installed ({', '.join(dists)}): one overwrote the other; "
                                           "uninstall both and reinstall one"))
@@ -66,8 +66,7 @@ def checks() -> list[Check]:
         out.append(Check("image path", True, f"{chosen.name}: {chosen.reason}; {chosen.preferred_executor} workers"))
     except Exception as exc:  # noqa: BLE001 - doctor reports every failure instead of dying on the first
         out.append(Check("image path", False, str(exc)))
-    for module, extra in (("boto3", "s3"), ("pycocotools", "coco"), ("tqdm", None), ("click", None)):
+    for module in ("boto3", "numpy", "tqdm", "click"):
         present = importlib.util.find_spec(module) is not None
-        hint = f"pip install imgprep[{extra}]" if extra else "pip install imgprep"
-        out.append(Check(module, present, "installed" if present else f"missing ({hint})", required=extra is None))
+        out.append(Check(module, present, "installed" if present else f"missing (pip install {module})"))
     return out

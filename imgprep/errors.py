@@ -53,6 +53,10 @@ class StorageError(ImgprepError):
     """Reading or writing local files or S3 objects failed."""
 
 
+class MissingPieceError(ImgprepError):
+    """A library a run needs is not installed (reported before any work starts)."""
+
+
 class WorkerError(ImgprepError):
     """A worker process died or failed outside of a single image's processing."""
 

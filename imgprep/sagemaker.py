@@ -168,7 +168,7 @@ def _client(region: str | None) -> Any:
     try:
         import boto3
     except ImportError:
-        raise UsageError("launching needs boto3 (pip install imgprep[s3]) or the sagemaker SDK") from None
+        raise UsageError("launching needs boto3 (pip install boto3) or the sagemaker SDK") from None
     if sagemaker is not None:
         return sagemaker.Session(boto_session=boto3.Session(region_name=region)).sagemaker_client
     return boto3.client("sagemaker", region_name=region)

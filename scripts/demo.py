@@ -46,6 +46,15 @@ PHOTOS = {
 }
 PER_CLASS = 30
 SEED = 2024
+NEXT_STEPS = """
+Run imgprep yourself: it is installed in {venv}/ (not on your PATH):
+  {venv}/bin/imgprep --help                  # or: source {venv}/bin/activate; imgprep --help
+  {venv}/bin/imgprep doctor                  # which image path runs, and why
+Look at what the demo made, with imgprep itself:
+  {venv}/bin/imgprep inspect {out}/rec/      # classes, sizes, duplicates, leakage (--html report.html)
+  {venv}/bin/imgprep verify {out}/rec/train.rec --against {out}/lists/train.lst
+Pack your own class folders:
+  {venv}/bin/imgprep prepare folders PHOTOS/ -o data/ --split train=0.8,val=0.2 --resize 256"""
 
 
 def fetch_photos() -> dict[str, Path] | None:
@@ -156,17 +165,13 @@ def make_lists(images: Path, lists: Path) -> str:
 def s3_demo(lists: Path, images: Path, recs: Path) -> None:
     """Pack straight to a loopback SeaweedFS server (started here, stopped after) and compare."""
     sys.path.insert(0, str(REPO / "tests"))
-    try:
-        from s3servers import server_env, start_seaweed, stop
-    except ImportError as exc:
-        print(f"  S3: skipped ({exc})")
-        return
+    from s3launch import server_env, start_seaweed, stop  # the launcher the tests use, without pytest
+
     with tempfile.TemporaryDirectory(prefix="imgprep-demo-s3-") as tmp:
         try:
             proc, server = start_seaweed(Path(tmp))
         except (FileNotFoundError, RuntimeError) as exc:
-            print(f"  S3: skipped, no local S3 server ({exc})")
-            return
+            sys.exit(f"demo: the loopback S3 server did not start ({exc})")
         try:
             client = server.client()
             client.create_bucket(Bucket="imgprep-demo")
@@ -235,6 +240,8 @@ def main() -> None:
     s3_demo(lists, images, recs)
     print(f"  also in {lists}: classes.json, hyperparameters.json")
     print(f"  done in {time.perf_counter() - started:.1f} s; read it with mxnet.recordio or DALI's readers.mxnet")
+    print(NEXT_STEPS.format(venv=os.path.relpath(Path(sys.executable).parent.parent, Path.cwd()),
+                            out=os.path.relpath(OUT, Path.cwd())))
 
 
 if __name__ == "__main__":

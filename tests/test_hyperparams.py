@@ -37,6 +37,8 @@ def test_packed_shape_follows_the_spec() -> None:
     assert packed_shape(TransformSpec(color=0), data) == (1, 28, 28)
     assert packed_shape(TransformSpec(), data) == (3, 28, 28)
     assert packed_shape(TransformSpec(size=(348, 300)), data) == (3, 300, 348)
-    assert packed_shape(TransformSpec(resize=256), data) == (3, 256, 256)
+    # --resize N makes both sides >= N: the algorithm's 224 crop fits when N reaches it
+    assert packed_shape(TransformSpec(resize=256), data) == (3, 224, 224)
+    assert packed_shape(TransformSpec(resize=100), data) == (3, 100, 100)
     plain = Dataset("folders", "x", [ClassInfo("a")], ["a.jpg"], np.zeros(1, np.int64))
     assert packed_shape(TransformSpec(), plain) is None

@@ -305,8 +305,4 @@ def prepare(
     from imgprep.convert import prepare as run
 
     echo = None if options.quiet else click.echo
-    result = run(kind, input, outdir, spec=spec, options=options, image_root=image_root, echo=echo, **convert_options)
-    if not options.quiet:
-        for summary in result.packed.values():
-            text = summary.format() if hasattr(summary, "format") else str(summary)
-            click.echo(text, err=True)
+    run(kind, input, outdir, spec=spec, options=options, image_root=image_root, echo=echo, **convert_options)

@@ -69,6 +69,7 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(**kwargs: Any) -> Any:
         from imgprep.imaging.spec import TransformSpec
 
+        _refuse_ignored(kwargs)
         kwargs["spec"] = TransformSpec(
             resize=kwargs.pop("resize") or 0,
             size=kwargs.pop("size"),
@@ -83,6 +84,23 @@ def transform_options(f: Callable[..., Any]) -> Callable[..., Any]:
         return f(**kwargs)
 
     return wrapper
+
+
+def given(name: str) -> bool:
+    """Whether the user set option ``name`` (on the command line or through its variable)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+
+
+def _refuse_ignored(kwargs: dict[str, Any]) -> None:
+    """Options that would be silently ignored are usage errors: the user meant something by them."""
+    if given("fit") and not kwargs["size"]:
+        raise click.UsageError("--fit applies to --size WxH only (with --resize the aspect ratio is kept)")
+    if kwargs["pass_through"]:
+        ignored = [f"--{n.replace('_', '-')}" for n in ("resize", "size", "fit", "center_crop", "quality",
+                                                         "encoding", "color") if given(n)]
+        if ignored:
+            raise click.UsageError(f"--pass-through stores the files unchanged: {', '.join(ignored)} cannot apply")
 
 
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -13,6 +13,9 @@ import json
 
 import numpy as np
 
+# The algorithm's default image_shape side: it crops image_shape out of every image (randomly
+# when training, centred when validating) and fails on an image smaller than the crop.
+DEFAULT_SIDE = 224
 # rarest label at least this many times rarer than the commonest -> suggest weighted loss
 IMBALANCE_RATIO = 10.0
 

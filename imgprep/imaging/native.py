@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from imgprep.errors import ImageError
 from imgprep.imaging.geometry import dct_scale, plan
+from imgprep.imaging.passthrough import check_passthrough
 
 if TYPE_CHECKING:
     from imgprep.imaging.spec import TransformSpec
@@ -93,7 +94,9 @@ def _pillow(data: bytes, spec: TransformSpec, name: str) -> bytes:
 
 def transform_bytes(data: bytes, spec: TransformSpec, name: str) -> bytes:
     """Same contract as :func:`imgprep.imaging.pillow.transform_bytes`; JPEGs run natively."""
-    if _native is None or not available() or spec.pass_through or spec.encoding != "jpg":
+    if spec.pass_through:
+        return check_passthrough(data, name)
+    if _native is None or not available() or spec.encoding != "jpg":
         return _pillow(data, spec, name)
     if bytes(memoryview(data)[:3]) != _JPEG_SOI:
         return _pillow(data, spec, name)

@@ -27,6 +27,7 @@ from PIL import Image, ImageFile
 
 from imgprep.errors import ImageError
 from imgprep.imaging.geometry import Plan, dct_scale, plan
+from imgprep.imaging.passthrough import check_passthrough
 from imgprep.imaging.spec import TransformSpec
 
 # imgprep applies its own decompression-bomb limit (TransformSpec.max_pixels) right after the
@@ -44,38 +45,6 @@ _TRANSPOSE = {
     7: (Image.Transpose.TRANSVERSE,),
     8: (Image.Transpose.ROTATE_90,),
 }
-_SIGNATURES = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
-
-
-def sniff_format(data: bytes) -> str | None:
-    """Image format from the first bytes, without decoding (used by --pass-through)."""
-    head = bytes(data[:16])
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    for signature, name in _SIGNATURES:
-        if head.startswith(signature):
-            return name
-    return None
-
-
-def check_passthrough(data: bytes, name: str) -> bytes:
-    """Cheap sanity checks for --pass-through: a known image signature and, for JPEG, an end marker."""
-    fmt = sniff_format(data)
-    if fmt is None:
-        raise ImageError("not an image (unknown file signature)", path=name)
-    if fmt == "JPEG" and data.rfind(b"\xff\xd9") < 2:
-        raise ImageError("truncated JPEG (no end-of-image marker)", path=name)
-    return data
-
-
 def exif_orientation(im: Image.Image) -> int:
     try:
         value = im.getexif().get(0x0112, 1)

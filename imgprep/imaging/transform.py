@@ -13,6 +13,7 @@ from typing import Any
 
 from imgprep.errors import UsageError
 from imgprep.imaging.spec import TransformSpec
+from imgprep.requirements import require
 
 BytesTransform = Callable[[bytes, TransformSpec, str], bytes]
 PixelsTransform = Callable[[Any, TransformSpec, str], bytes]
@@ -55,6 +56,7 @@ def select(prefer_native: bool | None = None) -> ImagePath:
     else:
         why = "native path disabled"
     # Imported only here: PIL costs ~8 ms of start-up that the native path does not need.
+    require("PIL")
     from imgprep.imaging import pillow
 
     reason = f"Pillow {pillow.version()} ({why})"

@@ -35,6 +35,7 @@ from imgprep.packing.report import Skipped, report_name, write_report
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
 from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
+from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
 from imgprep.storage.base import Store
 
@@ -187,6 +188,7 @@ def pack(
     if not len(items):
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
+    require_for([output, source if isinstance(source, str) else ""], decode=not spec.pass_through)
     storage = options.storage or default_storage()
     from imgprep.imaging.transform import select
 

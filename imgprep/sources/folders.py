@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from imgprep.errors import SourceError, UsageError
 from imgprep.sources.dataset import ClassInfo, Dataset
+
+EXAMPLES = 3  # ignored files named in the note
 
 # torchvision's IMG_EXTENSIONS
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -46,6 +48,7 @@ class WalkResult:
     skipped: int
     loops: int
     mtime: float
+    skipped_examples: list[str] = field(default_factory=list)  # the first few, to name them
 
 
 def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[str] = ()) -> WalkResult:
@@ -54,6 +57,7 @@ def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[s
     seen: set[tuple[int, int]] = set()
     files: list[tuple[tuple[str, ...], str]] = []
     skipped = loops = 0
+    examples: list[str] = []
     mtime = 0.0
     excluded = set(exclude_top)
 
@@ -95,12 +99,14 @@ def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[s
                         pass
                 else:
                     skipped += 1
+                    if len(examples) < EXAMPLES:
+                        examples.append("/".join((*parts, entry.name)))
             # anything else (a broken symlink, a socket) is not an image
         for entry in subdirs:
             visit(entry.path, (*parts, entry.name))
 
     visit(root, ())
-    return WalkResult(files, skipped, loops, mtime)
+    return WalkResult(files, skipped, loops, mtime, examples)
 
 
 def _sort_key(key: tuple[str, ...]) -> tuple[str, ...]:
@@ -179,7 +185,8 @@ def load_folders(
     infos = [ClassInfo(name=n, path="/".join(k), group=k[0] if len(k) > 1 else None) for n, k in zip(names, keys)]
     notes = []
     if walk.skipped:
-        notes.append(f"{walk.skipped} non-image file(s) ignored")
+        named = ", ".join(walk.skipped_examples) + (", ..." if walk.skipped > len(walk.skipped_examples) else "")
+        notes.append(f"{walk.skipped} non-image file(s) ignored: {named}")
     if outside:
         notes.append(f"{outside} image(s) outside class folders ignored")
     if walk.loops:

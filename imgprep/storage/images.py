@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from imgprep.errors import ImgprepError, StorageError, UsageError
+from imgprep.errors import ImgprepError, SourceError, StorageError
 from imgprep.formats.lst import LstItem
 
 
@@ -56,7 +56,7 @@ class LocalImageSource(ImageSource):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.fspath(root)
         if not os.path.isdir(self.root):
-            raise UsageError(f"image root {self.root!r} is not a directory")
+            raise SourceError("image root is not a directory", path=self.root)
 
     def local_path(self, item: LstItem) -> str:
         return os.path.join(self.root, item.path)
