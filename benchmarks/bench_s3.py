@@ -4,6 +4,10 @@ Two comparisons, whole processes, interleaved rounds, medians:
 
 1. ``imgprep pack`` of the *small* corpus (``--resize 256``, 2 workers) to a local prefix and to
    ``s3://``, and to ``s3://`` in shards of 8 MiB — target: S3 time ≤ 1.15 × local time.
+   And reading the images from S3: the same pack with ``--root s3://bench/corpus/`` (the corpus
+   uploaded first) to a local prefix and to ``s3://`` — target: ≤ 1.6 × the ``--root DIR`` wall
+   time, byte-identical output, peak RSS ≤ 80 MiB, ≤ 0.5 ms of client CPU per fetched image
+   (the S3-input run's client CPU minus the local run's, over the number of images).
 2. A synthetic stream of records (RecordWriter → Output, 64 KiB records) of two sizes to local disk
    and to S3: the S3 writer's peak memory must not grow with the object's size (it holds at most
    ``(max_concurrency + 1) × part_size`` = 40 MiB of data with the defaults).
@@ -16,7 +20,7 @@ where the ~0.2 s of botocore import and client set-up is amortised as on a real 
 Client CPU (whole process tree) is reported too: on a busy shared machine it is steadier than
 wall time.
 
-    .venv/bin/python benchmarks/bench_s3.py [--quick] [--runs 3] [--json FILE]
+    .venv/bin/python benchmarks/bench_s3.py [--quick] [--runs 3] [--input-only] [--json FILE]
 """
 
 from __future__ import annotations
@@ -63,6 +67,20 @@ with store.open_output(prefix + ".rec") as rec, store.open_output(prefix + ".idx
 """
 
 
+def upload_corpus(server: object, root: Path, lst: Path) -> None:
+    """Every image of the list to ``s3://bench/corpus/<relative path>`` (16 PUTs at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = server.client(max_pool_connections=16)  # type: ignore[attr-defined]
+    paths = [line.rstrip("\n").split("\t")[-1] for line in lst.read_text().splitlines() if line.strip()]
+
+    def put(rel: str) -> None:
+        client.put_object(Bucket="bench", Key=f"corpus/{rel}", Body=(root / rel).read_bytes())
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, paths))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a running process (the S3 server)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -77,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="1 timed round, smaller streams")
     ap.add_argument("--synthetic", action="store_true", help="synthetic corpus (offline development only)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--input-only", action="store_true", help="only the --root DIR vs --root s3:// comparison")
     ap.add_argument("--no-pinned", dest="pinned", action="store_false",
                     help="skip the runs with client and server on their own cores")
     a = ap.parse_args(argv)
@@ -107,14 +126,22 @@ def main(argv: list[str] | None = None) -> int:
         server.client().create_bucket(Bucket="bench")
         ep = server.endpoint_url
         pack = [*IMGPREP, "pack", str(corpus.lst), "--root", str(corpus.root), "--resize", "256", "-j", "2", "-q"]
+        from_s3 = [*IMGPREP, "pack", str(corpus.lst), "--root", "s3://bench/corpus/", "--resize", "256", "-j", "2",
+                   "-q", "--endpoint-url", ep]
+        upload_corpus(server, corpus.root, corpus.lst)
         commands = {
             "pack → local": lambda: run_local([*pack, "-o", str(work / "local" / "train")]),
-            "pack → S3": lambda: run_measured([*pack, "-o", "s3://bench/pack/train", "--endpoint-url", ep], env=env),
-            "pack → S3, 8 MiB shards": lambda: run_measured(
-                [*pack, "-o", "s3://bench/shards/train", "--shard-size", str(8 << 20), "--endpoint-url", ep], env=env
-            ),
+            "pack --root s3:// → local": lambda: run_measured([*from_s3, "-o", str(work / "s3in" / "train")], env=env),
+            "pack --root s3:// → S3": lambda: run_measured([*from_s3, "-o", "s3://bench/s3s3/train"], env=env),
         }
-        pinned = a.pinned and len(os.sched_getaffinity(0)) >= 2
+        if not a.input_only:
+            commands["pack → S3"] = lambda: run_measured(
+                [*pack, "-o", "s3://bench/pack/train", "--endpoint-url", ep], env=env
+            )
+            commands["pack → S3, 8 MiB shards"] = lambda: run_measured(
+                [*pack, "-o", "s3://bench/shards/train", "--shard-size", str(8 << 20), "--endpoint-url", ep], env=env
+            )
+        pinned = a.pinned and len(os.sched_getaffinity(0)) >= 2 and not a.input_only
         if pinned:
             for copies in (1, 4):
                 lst = repeated_list(corpus.lst, copies, work)
@@ -127,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 commands[f"{tag} → S3, own cores"] = on_cpu1(
                     lambda one=one: run_measured([*one, "-o", "s3://bench/p1/t", "--endpoint-url", ep], env=env)
                 )
-        for size in sizes:
+        for size in sizes if not a.input_only else ():
             tag = f"{size >> 20} MiB"
             for where, prefix in (("local", str(work / f"stream{size}")), ("S3", f"s3://bench/stream{size}")):
                 commands[f"stream {tag} → {where}"] = (
@@ -156,19 +183,34 @@ def main(argv: list[str] | None = None) -> int:
               f"load {load_average()}", file=sys.stderr)
         results = interleaved({k: with_server_cpu(k, v) for k, v in commands.items()}, runs, warmup,
                               log=lambda s: print(s, file=sys.stderr))
+        local_rec = (work / "local" / "train.rec").read_bytes()
+        identical = {
+            "--root s3:// → local": (work / "s3in" / "train.rec").read_bytes() == local_rec,
+            "--root s3:// → S3": server.client().get_object(Bucket="bench", Key="s3s3/train.rec")["Body"].read()
+            == local_rec,
+        }
     finally:
         s3servers.stop(proc)
 
     rows = []
     for name, m in results.items():
-        base = results[name.replace("→ S3", "→ local").replace(", 8 MiB shards", "")].wall_s
+        base_name = "pack → local" if "--root s3://" in name else name.replace("→ S3", "→ local")
+        base = results[base_name.replace(", 8 MiB shards", "")].wall_s
         rows.append([name, f"{m.wall_s:.2f} s", f"{m.wall_s / base:.2f}×", f"{m.cpu_s:.2f} s",
                      f"{server_cpu.get(name, 0):.1f} s", mib(m.peak("max_rss_kib")), mib(m.peak("tree_pss_kib"))])
     print(table(["command", "median wall", "vs local", "client CPU", "server CPU (last run)",
                  "max RSS (1 process)", "peak PSS (tree)"], rows))
+    local_cpu = results["pack → local"].cpu_s
+    per_image = {}
+    for name in ("pack --root s3:// → local",):
+        per_image[name] = (results[name].cpu_s - local_cpu) / corpus.count * 1000
+        print(f"{name}: {per_image[name]:.2f} ms client CPU per fetched image (vs --root DIR), "
+              f"output byte-identical: {identical['--root s3:// → local']}")
+    print(f"pack --root s3:// → S3: output byte-identical: {identical['--root s3:// → S3']}")
     if a.json:
         report = {"machine": machine_info(), "results": {k: v.to_dict() for k, v in results.items()},
-                  "server_cpu_s": server_cpu}
+                  "server_cpu_s": server_cpu, "client_cpu_ms_per_fetched_image": per_image,
+                  "byte_identical": identical}
         a.json.write_text(json.dumps(report, indent=2))
     return 0
 

@@ -237,3 +237,40 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
     assert grown_kib < 80 * 1024  # 100 MiB written; ~3 parts of 5 MiB (+ botocore copies) held at most
     head = seaweed.client().head_object(Bucket="memory", Key="big")
     assert head["ContentLength"] == 100 * MiB
+
+
+# --------------------------------------------------------------------------- one upload budget per store
+
+
+def test_outputs_share_one_upload_budget(server: S3Server, bucket: str) -> None:
+    """Every part buffer of every open output comes out of the store's one budget."""
+    part = part_bytes(server)
+    store = Storage.from_options(**options(server, upload_memory=2 * part, max_concurrency=4)).s3
+    data = [payload(5 * part + 100, seed=n) for n in range(3)]
+    with store.open_output(f"s3://{bucket}/one.rec") as out:
+        write_chunked(out, data[0], part // 3)
+    assert part <= store.budget.peak <= 2 * part  # 4 parts in flight + 1 filling without it
+
+    store.budget.peak = 0
+    outs = [store.open_output(f"s3://{bucket}/many-{n}.rec") for n in range(3)]
+    step = part // 3
+    for offset in range(0, len(data[0]), step):  # round robin, as interleaved writers would
+        for out, d in zip(outs, data, strict=True):
+            out.write(d[offset : offset + step])
+    for out in outs:
+        out.finish()
+    for out in outs:
+        out.commit()
+    assert store.budget.peak <= 2 * part + 2 * part  # the budget, plus one part per further output
+    assert store.budget.used == 0
+    for n, d in enumerate(data):
+        assert store.read_bytes(f"s3://{bucket}/many-{n}.rec") == d
+
+    aborted = store.open_output(f"s3://{bucket}/aborted.rec")
+    write_chunked(aborted, payload(3 * part))
+    aborted.abort()
+    assert store.budget.used == 0
+
+    store.budget.peak = 0
+    store.write_bytes(f"s3://{bucket}/small.idx", b"0\t0\n" * 25)
+    assert store.budget.peak == 100  # a buffer no larger than the object it is told about

@@ -78,6 +78,39 @@ def test_source_yields_in_list_order_with_errors_in_place(
     assert [g for g in got if not isinstance(g, ImageError)] == expected
 
 
+@pytest.mark.parametrize("secret", ["right", "wrong"])
+def test_source_takes_credentials_from_a_profile_as_boto3_does(
+    seaweed: S3Server, images: tuple[Path, list[LstItem]], s3_images: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, secret: str,
+) -> None:
+    """No keys in the environment: the shared credentials file and AWS_PROFILE, through botocore's chain.
+
+    Wrong keys are a storage failure of the whole run (one line naming the object), not a skipped image.
+    """
+    from s3servers import ACCESS_KEY, SECRET_KEY
+
+    from imgprep.errors import StorageError
+
+    root, items = images
+    credentials = tmp_path / "credentials"
+    key = SECRET_KEY if secret == "right" else "not-the-secret"
+    credentials.write_text(f"[imgtest]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {key}\n")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_PROFILE", "imgtest")
+    source = Storage.from_options(**s3_opts(seaweed), max_attempts=1).image_source(s3_images)
+    try:
+        if secret == "right":
+            assert source.fetch(items[0]) == (root / items[0].path).read_bytes()
+        else:
+            with pytest.raises(StorageError, match=rf"^{s3_images}/{items[0].path}: image download failed") as info:
+                source.fetch(items[0])
+            assert "\n" not in str(info.value)
+    finally:
+        source.close()
+
+
 def test_source_prefetch_is_bounded(seaweed: S3Server, images: tuple[Path, list[LstItem]], s3_images: str) -> None:
     _, items = images
     with FaultProxy(seaweed.endpoint_url) as proxy:

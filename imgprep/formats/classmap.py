@@ -10,12 +10,24 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from imgprep.errors import FormatError
-from imgprep.sources.dataset import ClassInfo
+
+
+class ClassInfo(Protocol):
+    """What a class entry needs (``imgprep.sources.dataset.ClassInfo`` has it; formats import no source)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def group(self) -> str | None: ...
+    @property
+    def source_id(self) -> int | str | None: ...
 
 
 def build(

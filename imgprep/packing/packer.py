@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep import __version__
-from imgprep.errors import BadRecordsError, ImgprepError, UsageError, WorkerError
+from imgprep.errors import BadRecordsError, ImageError, ImgprepError, UsageError, WorkerError
 from imgprep.formats.dataset import DatasetRecord, ListRef, record_folder, record_name
 from imgprep.formats.lst import LstItem, format_line
 from imgprep.formats.recordio import output_prefix
@@ -152,7 +152,7 @@ def _progress(total: int, options: PackOptions) -> Any:
 
 
 CHUNK_FILES = 16  # files read by the workers: small chunks keep latency and memory low
-CHUNK_IN_MEMORY = 256  # tiny in-memory images (28x28 arrays): big chunks amortise the IPC
+CHUNK_IN_MEMORY = 256  # tiny in-memory images (28x28 arrays, batched sources): big chunks amortise the IPC
 CHUNK_BYTES = 4 << 20  # cap on in-memory bytes per chunk, so the window bounds memory
 
 
@@ -373,7 +373,8 @@ def _run(
         for entry in stream:
             entries.append(entry)
             in_memory += _nbytes(entry[3])
-            limit = file_limit if entry[2] is not None else memory_limit
+            # Fetched files (S3) chunk like local files: small chunks keep bytes in flight few.
+            limit = memory_limit if entry[2] is None and source.batched else file_limit
             if len(entries) >= limit or in_memory >= CHUNK_BYTES:
                 break
         if not entries:
@@ -425,6 +426,8 @@ def _drain(
         done = iter(results)
         for position, item, _, data in entries:
             if isinstance(data, ImgprepError):
+                if not isinstance(data, ImageError):
+                    raise data  # storage failing (S3 silent, denied...) is not a bad image
                 skipped.append(Skipped(item.index, source.describe(item), data.message))
                 continue
             framed, reason = next(done)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from imgprep.errors import ImgprepError, SourceError, StorageError
+from imgprep.errors import ImageError, ImgprepError, SourceError
 from imgprep.formats.lst import LstItem
 
 
@@ -67,7 +67,7 @@ class LocalImageSource(ImageSource):
             with open(path, "rb") as fh:
                 return fh.read()
         except OSError as exc:
-            raise StorageError(f"cannot read image ({exc.strerror})", path=path) from None
+            raise ImageError(f"cannot read image ({exc.strerror})", path=path) from None
 
     def describe(self, item: LstItem) -> str:
         return self.local_path(item)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from imgprep.errors import StorageError, UsageError
 from imgprep.storage.base import Entry, Output, Store
+from imgprep.storage.budget import UploadBudget
 
 if TYPE_CHECKING:
     from imgprep.storage.s3_source import S3ImageSource
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 MiB = 1024 * 1024
 CHECKSUMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "MD5", "NONE")
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+_ENV_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,16 @@ class S3Config:
     Client: ``endpoint_url`` (else ``AWS_ENDPOINT_URL``, else AWS), ``region_name``,
     ``max_attempts`` (botocore *standard* retries), ``retry_max_backoff`` (cap in seconds on the
     retry delay; loopback tests shorten it), ``max_pool_connections``, ``connect_timeout``,
-    ``read_timeout``.  Uploads (see :mod:`imgprep.storage.s3_multipart`): ``part_size``,
+    ``read_timeout``.  A call that gets no answer fails after ``max_attempts × read_timeout`` plus
+    botocore's backoff (at most 1 + 2 + 4 + 8 s): 115 s with the defaults; S3 keeps slow calls
+    (CompleteMultipartUpload, copies) alive with whitespace, so 20 s of silence means a dead
+    endpoint.  ``abort_timeout``: how long aborting outputs may wait for S3 (Ctrl-C and SIGTERM
+    end a run within it; what is left is for ``imgprep cleanup``).
+    Uploads (see :mod:`imgprep.storage.s3_multipart`): ``part_size``,
     ``max_concurrency`` (parts in flight per output), ``checksum``, ``part_retries``,
-    ``min_part_size`` (S3's 5 MiB; moto tests lower it).  Image reads: ``prefetch`` (images
-    held ahead of the packer), ``fetch_workers`` (concurrent GETs).
+    ``min_part_size`` (S3's 5 MiB; moto tests lower it), ``upload_memory`` (the one budget of part
+    buffers all of this store's outputs share, see :mod:`imgprep.storage.budget`).
+    Image reads: ``prefetch`` (images held ahead of the packer), ``fetch_workers`` (concurrent GETs).
     """
 
     endpoint_url: str | None = None
@@ -44,13 +53,15 @@ class S3Config:
     max_attempts: int = 5
     retry_max_backoff: float | None = None
     max_pool_connections: int = 16
-    connect_timeout: float = 10.0
-    read_timeout: float = 120.0
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    abort_timeout: float = 3.0
     part_size: int = 8 * MiB
     max_concurrency: int = 4
     checksum: str = "CRC32"
     part_retries: int = 3
     min_part_size: int = 5 * MiB
+    upload_memory: int = 40 * MiB
     prefetch: int = 64
     fetch_workers: int = 16
 
@@ -58,9 +69,13 @@ class S3Config:
         object.__setattr__(self, "checksum", self.checksum.upper())
         if self.checksum not in CHECKSUMS:
             raise UsageError(f"unknown checksum {self.checksum!r} (one of {', '.join(CHECKSUMS)})")
-        for name in ("max_attempts", "max_pool_connections", "max_concurrency", "prefetch", "fetch_workers"):
+        for name in ("max_attempts", "max_pool_connections", "max_concurrency", "prefetch", "fetch_workers",
+                     "upload_memory"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"S3 option {name} must be at least 1, got {getattr(self, name)}")
+        for name in ("connect_timeout", "read_timeout"):
+            if float(getattr(self, name)) <= 0:
+                raise UsageError(f"S3 option {name} must be positive, got {getattr(self, name)}")
         if self.part_retries < 0:
             raise UsageError(f"S3 option part_retries must not be negative, got {self.part_retries}")
 
@@ -156,10 +171,14 @@ class S3Store(Store):
         self.config = config or S3Config()
         self._client: Any = None
         self._client_pid = 0
+        self._session: Any = None
+        self._object_stores: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._abort_until = 0.0
         # Finished outputs (rolled-over shards) still uploading: their parts count against one limit.
         self.background: list[Any] = []
         self.background_lock = threading.Lock()
+        self.budget = UploadBudget(int(self.config.upload_memory))
 
     @classmethod
     def from_options(cls, **options: Any) -> S3Store:
@@ -174,14 +193,82 @@ class S3Store(Store):
                 self._client_pid = os.getpid()
             return self._client
 
+    def abort_wait(self) -> float:
+        """Seconds an aborting output may still wait for S3: outputs aborted together (a failed
+        or interrupted run drops all its shards) share one ``abort_timeout``."""
+        now = time.monotonic()
+        with self._lock:
+            if now > self._abort_until + 1.0:
+                self._abort_until = now + float(self.config.abort_timeout)
+            return max(0.0, self._abort_until - now)
+
     @property
     def errors(self) -> tuple[type[Exception], ...]:
         return boto_errors()
 
+    @property
+    def session(self) -> Any:
+        """The botocore session: one credential chain for the client and the image reader."""
+        if self._session is None:
+            try:
+                # botocore's session directly: boto3's wrapper adds ~50 ms of imports and nothing used here.
+                import botocore.session
+            except ImportError:
+                raise UsageError("s3:// locations need boto3 (pip install boto3)") from None
+            self._session = botocore.session.get_session()
+        return self._session
+
+    def object_store(self, bucket: str) -> Any:
+        """An obstore store for ``bucket`` (image reads), configured like the botocore client."""
+        with self._lock:
+            store = self._object_stores.get(bucket)
+            if store is None:
+                store = self._object_stores[bucket] = self._make_object_store(bucket)
+            return store
+
+    def _make_object_store(self, bucket: str) -> Any:
+        from datetime import timedelta
+
+        try:
+            from obstore.store import S3Store as ObjectStore
+        except ImportError:
+            raise UsageError("s3:// image roots need obstore (pip install obstore)") from None
+        cfg = self.config
+        endpoint = cfg.endpoint
+        region = cfg.region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        provider = None
+        if not (os.environ.keys() >= _ENV_KEYS and (region or endpoint)):
+            # Not the environment's keys (boto3's first choice, which obstore reads the same way):
+            # botocore's chain -- profiles, SSO, credential_process, container and instance roles.
+            session = self.session
+            if session.get_credentials() is None:
+                raise StorageError("no AWS credentials found (environment, shared config, or an instance role)",
+                                   path=f"s3://{bucket}")
+            region = region or session.get_config_variable("region")
+            from obstore.auth.boto3 import Boto3CredentialProvider
+
+            provider = Boto3CredentialProvider(session)
+        options: dict[str, Any] = {"region": region or "us-east-1"}
+        if endpoint:
+            options["endpoint"] = endpoint
+        client = {
+            "connect_timeout": timedelta(seconds=float(cfg.connect_timeout)),
+            "read_timeout": timedelta(seconds=float(cfg.read_timeout)),
+            "timeout": timedelta(seconds=max(120.0, float(cfg.read_timeout))),
+            "allow_http": bool(endpoint and endpoint.startswith("http://")),
+        }
+        backoff = 15.0 if cfg.retry_max_backoff is None else float(cfg.retry_max_backoff)
+        retry = {
+            "max_retries": int(cfg.max_attempts) - 1,
+            "backoff": {"init_backoff": timedelta(milliseconds=min(100.0, backoff * 1000)),
+                        "max_backoff": timedelta(seconds=backoff)},
+            "retry_timeout": timedelta(seconds=int(cfg.max_attempts) * (float(cfg.read_timeout) + backoff)),
+        }
+        return ObjectStore(bucket, config=options, client_options=client, retry_config=retry,
+                           credential_provider=provider)
+
     def _make_client(self) -> Any:
         try:
-            # botocore's session directly: boto3's wrapper adds ~50 ms of imports and nothing used here.
-            import botocore.session
             from botocore.config import Config
         except ImportError:
             raise UsageError("s3:// locations need boto3 (pip install boto3)") from None
@@ -196,7 +283,7 @@ class S3Store(Store):
             request_checksum_calculation="when_required",
             s3={"addressing_style": "path"} if endpoint else None,
         )
-        session = botocore.session.get_session()
+        session = self.session
         client = session.create_client("s3", endpoint_url=endpoint, region_name=cfg.region_name, config=config)
         if cfg.retry_max_backoff is not None:
             _cap_backoff(client, int(cfg.max_attempts), float(cfg.retry_max_backoff))

@@ -7,15 +7,20 @@ that answers NoSuchUpload after a lost reply ends in an abort.  This module keep
 design (memory bounded at submission by a semaphore, abort registered as soon as the upload
 exists, part sizes adjusted to S3's limits) and does those four things too.
 
-Memory: at most ``max_concurrency`` parts are in flight (uploading) per output plus the one being
-filled, so an output holds at most ``(max_concurrency + 1) × part_size`` bytes — 40 MiB with the
-defaults (8 MiB parts, 4 in flight), whatever the object's size; outputs already finished (shards
-rolled over, not yet committed) add at most ``max_concurrency`` parts more in all.  ``write``
-blocks when all slots are busy (backpressure on the packer).
+Memory: every part buffer — the one being filled and those uploading, of every output the store
+has open, rolled-over shards included — is reserved from the store's one
+:class:`~imgprep.storage.budget.UploadBudget` (``upload_memory``, default 40 MiB) before it is
+allocated and released when the part is uploaded; ``write`` blocks while the budget is spent
+(backpressure on the packer).  ``max_concurrency`` (default 4) caps each output's parts in flight.
+An output that holds nothing may always take one part, so the bound is ``upload_memory`` plus one
+part per further output opened while it is spent, and at least one part.
 
 Part sizes: ``part_size`` (default 8 MiB, at least ``min_part_size`` = 5 MiB), raised up front so
 that ``expected_size`` fits in 10,000 parts, and doubled after every 1,000 parts, so an object of
-any size S3 accepts (5 TiB) fits in 10,000 parts even without a hint.
+any size S3 accepts (5 TiB) fits in 10,000 parts even without a hint.  With the defaults an
+unsharded object holds parts of at most 32 MiB (so it stays within the budget) up to 56,000 MiB;
+beyond, its parts are 64 MiB and up, one at a time.  A buffer for an object of known
+``expected_size`` is no larger than the object.
 
 Integrity: every PutObject/UploadPart carries a checksum (``checksum="CRC32"`` by default, computed
 by botocore and verified by the server; ``"MD5"`` sends Content-MD5; ``"CRC32C"``/``"SHA256"``
@@ -38,13 +43,14 @@ import threading
 import time
 import uuid
 from base64 import b64encode
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from typing import Any
 
 from imgprep.errors import ImgprepError, StorageError, UsageError
 from imgprep.storage.base import Output, Store, is_remote
 from imgprep.storage.s3 import MiB, S3Store, boto_errors, error_code, is_not_found, parse_s3_uri, storage_error
 from imgprep.storage.s3_cleanup import HOST, RUN_KEY, abort_owned, marker_key
+from imgprep.storage.threads import DaemonExecutor
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,14 @@ _FATAL_CODES = frozenset(
      "EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder", "InvalidBucketName"}
 )
 BOTO_ERRORS = boto_errors()
+
+
+def _is_silence(exc: BaseException) -> bool:
+    """No answer at all (timeouts, refused connections): botocore has already retried it
+    ``max_attempts`` times, so retrying again would only multiply the time a dead endpoint costs."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+    return isinstance(exc, ConnectTimeoutError | EndpointConnectionError | ReadTimeoutError)
 
 
 class _Cancelled(Exception):
@@ -95,6 +109,8 @@ class S3Output(Output):
             raise UsageError(f"{uri}: an output needs an object key, not a bucket or folder")
         config = store.config
         self._store = store
+        self._budget = store.budget
+        self._expected = expected_size
         self._client = store.client
         self._checksum = config.checksum
         self._min_part = int(config.min_part_size)
@@ -111,7 +127,7 @@ class S3Output(Output):
         self._buf: bytearray | None = None  # the part being filled, allocated once at full size
         self._fill = 0
         self._parts: list[Future[dict[str, Any]]] = []
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonExecutor | None = None
         self._slots = threading.BoundedSemaphore(self._max_concurrency)
         self._cancel = threading.Event()
         self._error: BaseException | None = None
@@ -129,8 +145,10 @@ class S3Output(Output):
         n, pos = len(view), 0
         while pos < n:
             if self._buf is None:
-                self._buf = bytearray(self._part_limit)
-            take = min(self._part_limit - self._fill, n - pos)
+                self._new_buffer(self.bytes_written + pos)
+            elif self._fill == len(self._buf):
+                self._grow_buffer()
+            take = min(len(self._buf) - self._fill, n - pos)  # type: ignore[arg-type]  # set above
             self._buf[self._fill : self._fill + take] = view[pos : pos + take]
             self._fill += take
             pos += take
@@ -203,38 +221,66 @@ class S3Output(Output):
 
         return self._guarded(call, f"copying part {number} from s3://{bucket}/{key}")
 
-    def _submit_part(self) -> None:
-        data = self._take_buffer()
-        self._submit(self._upload_part, data)
+    def _new_buffer(self, written: int) -> None:
+        """Reserve and allocate the next part's buffer: a whole part, or what ``expected_size`` leaves."""
+        size = self._part_limit
+        if self._expected is not None:
+            size = max(1, min(size, self._expected - written))
+        self._budget.acquire(self, size)
+        self._buf = bytearray(size)
 
-    def _take_buffer(self) -> bytearray:
-        """Hand over the filled buffer (truncated in place to what was written); start a new one."""
+    def _grow_buffer(self) -> None:
+        """More data than ``expected_size`` said: widen the short buffer to a whole part."""
+        assert self._buf is not None
+        extra = self._part_limit - len(self._buf)
+        self._budget.acquire(self, extra)
+        self._buf.extend(bytes(extra))
+
+    def _submit_part(self) -> None:
+        data, reserved = self._take_buffer()
+        self._submit(self._upload_part, data, reserved=reserved)
+
+    def _take_buffer(self) -> tuple[bytearray, int]:
+        """Hand over the filled buffer (truncated in place to what was written) and the bytes it
+        reserved; the next write starts a new one."""
         data = self._buf if self._buf is not None else bytearray()
+        reserved = len(data)
         del data[self._fill :]
         self._buf, self._fill = None, 0
-        return data
+        return data, reserved
 
-    def _submit(self, task: Any, *args: Any) -> None:
-        """Start part ``len(parts) + 1`` as ``task(number, *args)`` once a slot is free."""
-        if self.upload_id is None:
-            self._create_upload()
-        number = len(self._parts) + 1
-        if number > MAX_PARTS:
-            raise StorageError(f"more than {MAX_PARTS} parts (part size {self._part_limit})", path=self.uri)
-        self._slots.acquire()  # backpressure: at most max_concurrency parts in flight
+    def _submit(self, task: Any, *args: Any, reserved: int = 0) -> None:
+        """Start part ``len(parts) + 1`` as ``task(number, *args)`` once a slot is free; the
+        ``reserved`` budget bytes are released when the part is done."""
+        try:
+            if self.upload_id is None:
+                self._create_upload()
+            number = len(self._parts) + 1
+            if number > MAX_PARTS:
+                raise StorageError(f"more than {MAX_PARTS} parts (part size {self._part_limit})", path=self.uri)
+            self._slots.acquire()  # backpressure: at most max_concurrency parts in flight
+        except BaseException:
+            self._budget.release(self, reserved)
+            raise
         try:
             self._raise_part_error()
             future = self._executor().submit(task, number, *args)
         except BaseException:
             self._slots.release()
+            self._budget.release(self, reserved)
             raise
-        future.add_done_callback(lambda _: self._slots.release())
+
+        def done(_: Future[dict[str, Any]]) -> None:
+            self._slots.release()
+            self._budget.release(self, reserved)
+
+        future.add_done_callback(done)
         self._parts.append(future)
         self._part_limit = part_size_for(self._first_part, number + 1)
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> DaemonExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="imgprep-s3")
+            self._pool = DaemonExecutor(self._max_concurrency, "imgprep-s3")
         return self._pool
 
     def _create_upload(self) -> None:
@@ -305,7 +351,7 @@ class S3Output(Output):
             try:
                 return call()
             except BOTO_ERRORS as exc:
-                if error_code(exc) in _FATAL_CODES or attempt == self._part_retries:
+                if error_code(exc) in _FATAL_CODES or _is_silence(exc) or attempt == self._part_retries:
                     raise storage_error(self.uri, what, exc) from None
                 log.debug("%s: %s failed (%s), retrying", self.uri, what, exc)
                 if self._cancel.wait(min(0.25 * 2**attempt, 5.0)):
@@ -370,21 +416,27 @@ class S3Output(Output):
                 raise storage_error(self.uri, "upload", exc) from None
             raise
         self._state = "committed"
+        self._budget.release_all(self)
         _forget_background(self._store, self)
         self._shutdown_pool()
         self._forget_marker()
         self._abort_older_uploads()
 
     def _put_whole(self) -> None:
-        data = bytes(self._take_buffer())
+        buffer, reserved = self._take_buffer()
+        data = bytes(buffer)
+        del buffer
         self._may_exist = True
-        self._retrying(
-            lambda: self._client.put_object(
-                Bucket=self.bucket, Key=self.key, Body=data, Metadata={RUN_KEY: self.run},
-                **self._checksum_args(data), **self._extra,
-            ),
-            "PutObject",
-        )
+        try:
+            self._retrying(
+                lambda: self._client.put_object(
+                    Bucket=self.bucket, Key=self.key, Body=data, Metadata={RUN_KEY: self.run},
+                    **self._checksum_args(data), **self._extra,
+                ),
+                "PutObject",
+            )
+        finally:
+            self._budget.release(self, reserved)
 
     def _complete(self, parts: list[dict[str, Any]]) -> None:
         self._may_exist = True
@@ -429,16 +481,33 @@ class S3Output(Output):
     def abort(self) -> None:
         """Stop uploading, abort the multipart upload, remove our marker and any object we created.
 
-        Idempotent; never raises for S3 errors (an original exception is usually propagating): what
-        cannot be removed now is logged and left for ``imgprep cleanup``.
+        Idempotent; never raises for S3 errors (an original exception is usually propagating).
+        The clean-up runs on a daemon thread that this call waits for at most the store's
+        ``abort_timeout`` (shared by the outputs aborted together), so Ctrl-C and SIGTERM end a
+        run promptly even when S3 does not answer; what is not removed by then is logged and
+        left for ``imgprep cleanup`` (or the next run writing the same key).
         """
         if self._state in ("aborted", "committed"):
             return
         self._state = "aborting"
         _forget_background(self._store, self)
         self._cancel.set()
-        self._shutdown_pool()  # waits for calls in flight, drops queued parts
         self._buf, self._fill = None, 0
+        self._budget.release_all(self)  # parts still in flight are dropped with the upload
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)  # queued parts dropped; calls in flight stop at _cancel
+        cleaner = threading.Thread(target=self._clean_up, args=(pool,), name="imgprep-s3-abort", daemon=True)
+        cleaner.start()
+        cleaner.join(self._store.abort_wait())
+        if cleaner.is_alive():
+            log.warning("%s: S3 did not confirm the abort in time; run `imgprep cleanup %s` if an upload remains",
+                        self.uri, self.uri)
+        self._state = "aborted"
+
+    def _clean_up(self, pool: DaemonExecutor | None) -> None:
+        if pool is not None:
+            pool.join()  # a CreateMultipartUpload in flight may still deliver an upload id to abort
         if self.upload_id is not None:
             for attempt in range(3):
                 try:
@@ -447,10 +516,9 @@ class S3Output(Output):
                 except BOTO_ERRORS as exc:
                     if error_code(exc) == "NoSuchUpload":
                         break
-                    if attempt == 2:
+                    if attempt == 2 or _is_silence(exc):
                         log.warning("%s: could not abort upload %s (%s); run `imgprep cleanup %s`",
                                     self.uri, self.upload_id, exc, self.uri)
-                        self._state = "aborted"
                         return
                     time.sleep(0.2 * (attempt + 1))
             self._forget_marker()
@@ -460,7 +528,6 @@ class S3Output(Output):
                     self._client.delete_object(Bucket=self.bucket, Key=self.key)
             except BOTO_ERRORS as exc:
                 log.warning("%s: could not remove the object of an aborted upload (%s)", self.uri, exc)
-        self._state = "aborted"
 
     def _shutdown_pool(self) -> None:
         if self._pool is not None:
