@@ -134,6 +134,26 @@ def test_kill_anywhere_then_resume_is_byte_identical(images, tmp_path: Path, mxn
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_sigterm_in_the_publication_window(images, tmp_path: Path, mxnet) -> None:
+    root, lst = images
+    reference = _reference(tmp_path, lst, root, "--shard-records", "8")
+    out = tmp_path / "out"
+    out.mkdir()
+    run("pack", lst, "--root", root, "-o", out / "train", *PACK, "--shard-records", "16")  # an older generation
+    proc = start("pack", lst, "--root", root, "-o", out / "train", *PACK, "--shard-records", "8", delay=1)
+    wait_until(proc, lambda: (out / "train-00001.rec").exists() and not (out / "train-00001.idx").exists()
+               and (out / "train-00000.idx").exists(), "shard 1 published without its index")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == [
+        "imgprep: interrupted; nothing was committed (shards already published are kept: rerun with --resume "
+        "to continue)"
+    ]
+    check_invariants(visible(out), reference, out, mxnet)  # no shard of the 16-record run is left
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+
+
 def test_resume_keeps_good_shards_and_refuses_other_settings(images, tmp_path: Path) -> None:
     root, lst = images
     reference = _reference(tmp_path, lst, root, "--shard-records", "8")
