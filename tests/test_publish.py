@@ -446,3 +446,18 @@ def test_list_stream_validates_once_and_reads_lazily(tmp_path: Path) -> None:
         ListStream([b])
     with pytest.raises(Exception, match=r"a\.lst: index 3 also appears in .*a\.lst"):
         ListStream([a, a])
+
+
+def test_prepare_resume_keeps_a_committed_dataset_and_refuses_other_settings(images, tmp_path: Path) -> None:
+    root, _ = images
+    args = ("prepare", "folders", root, "-o", tmp_path / "p", "--split", "train=0.5,val=0.5", "-j", "1", "-q")
+    first = run(*args, "--resize", "20")
+    assert first.returncode == 0, first.stderr
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "p").iterdir() if p.suffix in (".rec", ".idx")}
+    assert sorted(stamps) == ["train.idx", "train.rec", "val.idx", "val.rec"]
+    again = run(*args, "--resize", "20", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert {n: (tmp_path / "p" / n).stat().st_mtime_ns for n in stamps} == stamps  # nothing rewritten
+    other = run(*args, "--resize", "24", "--resume")
+    assert other.returncode == 2
+    assert "cannot resume, the earlier run differs (earlier != now): resize: 20 != 24" in other.stderr
