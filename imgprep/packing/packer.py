@@ -196,14 +196,16 @@ def pack(
     image_path = chosen.name if not spec.pass_through else "pass-through"
     prefix = output_prefix(output)
     publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage)
-    try:
-        progress = publisher.begin(options.resume)
-    except AlreadyComplete as done:
-        return _summary_of(done.record, prefix, image_path)
-    try:
-        return _pack(items, source, prefix, spec, options, chosen, image_path, storage, publisher, progress)
-    finally:
-        publisher.end()
+    # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
+    with sigterm_as_interrupt():
+        try:
+            progress = publisher.begin(options.resume)
+        except AlreadyComplete as done:
+            return _summary_of(done.record, prefix, image_path)
+        try:
+            return _pack(items, source, prefix, spec, options, chosen, image_path, storage, publisher, progress)
+        finally:
+            publisher.end()
 
 
 def _skeleton(items: Collection[LstItem], spec: TransformSpec, options: PackOptions, image_path: str) -> DatasetRecord:
@@ -273,24 +275,23 @@ def _pack(
     started = time.perf_counter()
     executor: Executor | None = None
     try:
-        with sigterm_as_interrupt():
-            executor = _make_executor(kind, workers, ctx)
-            _run(items, start, image_source, ctx, executor, workers, options, writer, skipped, bar)
-            if skipped and options.strict:
-                first = skipped[0]
-                raise BadRecordsError(
-                    f"{first.reason} (record {first.index}; --strict stops at the first bad image, "
-                    "the dataset was not committed)",
-                    path=first.path,
-                )
-            if writer.records == 0:
-                first = skipped[0]
-                raise ImgprepError(
-                    f"no records written: all {len(items)} images were skipped (first: {first.path}: {first.reason})"
-                )
-            writer.close(len(items))
-            report = write_report(storage, prefix, skipped) if options.report else None
-            record = publisher.finish(len(skipped))
+        executor = _make_executor(kind, workers, ctx)
+        _run(items, start, image_source, ctx, executor, workers, options, writer, skipped, bar)
+        if skipped and options.strict:
+            first = skipped[0]
+            raise BadRecordsError(
+                f"{first.reason} (record {first.index}; --strict stops at the first bad image, "
+                "the dataset was not committed)",
+                path=first.path,
+            )
+        if writer.records == 0:
+            first = skipped[0]
+            raise ImgprepError(
+                f"no records written: all {len(items)} images were skipped (first: {first.path}: {first.reason})"
+            )
+        writer.close(len(items))
+        report = write_report(storage, prefix, skipped) if options.report else None
+        record = publisher.finish(len(skipped))
     except BaseException:
         writer.abort()
         raise

@@ -123,10 +123,10 @@ class Prefix:
         on this host (its pid is gone) is taken over, anything else is named and refused.
         """
         body = json.dumps({"host": HOST, "pid": os.getpid(), "started": round(time.time(), 3)}).encode()
-        self._lock_body = body
         uri = self.prefix + ".lock"
         if self.remote:
             self._lock_s3(uri, body, retry=True)
+            self._lock_body = body  # only once taken: unlock() must not touch another run's lock
         else:
             self._lock_local(uri, body)
 
