@@ -35,7 +35,7 @@ MXNET_SPECS := "mxnet==1.9.1" "numpy==1.23.5" "opencv-python-headless<4.12"
 APT_BUILD := build-essential python3-dev python3-venv pkg-config libturbojpeg0-dev
 # What the tests need on top: objdump (ASan check), MXNet's runtime libraries, and the headless
 # browser that checks inspect's HTML page (Debian's `chromium`; Ubuntu ships it only as a snap).
-APT_TEST := binutils libgomp1 libquadmath0 chromium
+APT_TEST := binutils libgomp1 libquadmath0 chromium fonts-dejavu-core
 
 NATIVE_SOURCES := $(wildcard native/*.c native/*.h)
 REFERENCE_ENV := IMGPREP_MXNET_PYTHON=$(CURDIR)/$(VENV_MX)/bin/python IMGPREP_REQUIRE_REFERENCE=1 \

@@ -25,6 +25,7 @@ from imgprep.formats import manifest as manifest_format
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.requirements import require_for
 from imgprep.sources.dataset import Dataset
+from imgprep.splits import dedup as dedup_mod
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
 from imgprep.storage.base import Store, is_remote, join
 
@@ -133,6 +134,7 @@ class ConvertResult:
     classes: dict[str, Any] = field(default_factory=dict)
     channel: dict[str, Any] | None = None
     image_root: str | None = None
+    duplicates: dedup_mod.Duplicates | None = None
 
 
 def count_table(dataset: Dataset, splits: Mapping[str, np.ndarray]) -> list[str]:
@@ -203,6 +205,9 @@ def convert(
     echo: Echo | None = None,
     source_options: Mapping[str, Any] | None = None,
     storage: Store | None = None,
+    dedup: str = "report",
+    dedup_threshold: int | None = None,
+    image_root: str | None = None,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
     and (with ``manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
@@ -210,8 +215,11 @@ def convert(
     ``channels``/``image_format`` apply to in-memory sources (MNIST), whose images are written
     under ``OUTDIR/images`` unless ``write_images`` is False; ``image_shape`` (a shape, or a
     function of the loaded dataset) overrides the shape taken from the data (``prepare``
-    passes the packed size).
+    passes the packed size).  ``dedup`` (off, report, drop) looks for copies among the images
+    first (read from the source, or from ``image_root`` when the source has no root: COCO) and
+    reports the ones the split puts on both sides, or splits duplicate groups whole.
     """
+    dedup_mod.check_mode(dedup)
     if channels not in (1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
     require_for([input, outdir], decode=kind == "mnist" and write_images)
@@ -235,11 +243,19 @@ def convert(
     plan = make_plan(
         dataset, split=split, train_per_class=train_per_class, stratify=stratify, shuffle=shuffle, seed=seed
     )
-    splits = make_splits(dataset, plan, shuffle=shuffle, seed=seed)
     say = echo or (lambda _line: None)
     for note in dataset.notes:
         say(f"{dataset.origin}: {note}")
-    result = ConvertResult(dataset=dataset, splits=splits, lists={})
+    dups = None
+    if dedup != "off":
+        dups = _duplicates(dataset, image_root, dedup, dedup_threshold, storage, say)
+    if dedup == "drop" and dups is not None and dups.pairs:
+        splits = _split_groups(dataset, plan, dups, shuffle=shuffle, seed=seed)
+    else:
+        splits = make_splits(dataset, plan, shuffle=shuffle, seed=seed)
+    if dups is not None:
+        _say_duplicates(dataset, splits, dups, dedup, say)
+    result = ConvertResult(dataset=dataset, splits=splits, lists={}, duplicates=dups)
 
     image_root = dataset.root
     if dataset.pixels is not None and write_images:
@@ -315,6 +331,72 @@ def convert(
     return result
 
 
+def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
+                storage: Store, say: Echo) -> dedup_mod.Duplicates | None:
+    root = dataset.root or image_root
+    if dataset.pixels is None and root is not None:
+        from imgprep.errors import MissingPieceError
+        from imgprep.requirements import require
+
+        try:  # lists alone need no decoder: without Pillow only an explicit --dedup drop fails
+            require("PIL")
+        except MissingPieceError as exc:
+            if mode == "drop":
+                raise
+            say(f"duplicates: not checked ({exc.message})")
+            return None
+    if dataset.pixels is not None:
+        pixels = dataset.pixels
+
+        def read(i: int) -> Any:
+            return pixels[i]
+    elif root is not None:
+        def read(i: int) -> Any:
+            return storage.read_bytes(join(root, dataset.paths[i]))
+    else:
+        say("duplicates: not checked (the images are not at hand; give the image root to check them)")
+        return None
+    from imgprep.splits.neardup import DEFAULT_THRESHOLD
+
+    return dedup_mod.find(len(dataset), read, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+
+
+def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Duplicates, *, shuffle: bool,
+                  seed: int) -> dict[str, np.ndarray]:
+    """Split one image per duplicate group; its copies follow it (preset splits: copies move to it)."""
+    if plan is None:
+        return dedup_mod.regroup(make_splits(dataset, plan, shuffle=shuffle, seed=seed), dups)
+    reps = dedup_mod.representatives(dups)
+    labels = dataset.labels[reps]
+    if dataset.multi_label:
+        parts = split_multi(labels, plan)
+    else:
+        parts = split_single(labels, plan, [c.name for c in dataset.classes])
+    return dedup_mod.expand({name: reps[idx] for name, idx in parts.items()}, dups)
+
+
+def _say_duplicates(dataset: Dataset, splits: Mapping[str, np.ndarray], dups: dedup_mod.Duplicates, mode: str,
+                    say: Echo) -> None:
+    exact = len(dups.identical)
+    grouped = sum(len(m) for m in dups.members.values())
+    line = (f"duplicates: {exact} exact and {len(dups.pairs) - exact} near-duplicate pair(s); "
+            f"{grouped} image(s) are copies of another")
+    if dups.unreadable:
+        line += f"; {dups.unreadable} image(s) could not be read for the check"
+    if dups.small:
+        line += f"; {dups.small} image(s) under 32 px checked for exact copies only"
+    say(line)
+    leaked = dedup_mod.leaks(splits, dups)
+    where = {int(i): name for name, idx in splits.items() for i in idx.tolist()}
+    if mode == "drop":
+        say(f"  --dedup drop: every duplicate group is in one split ({len(leaked)} pairs across splits)")
+    elif leaked:
+        say(f"  {len(leaked)} pair(s) straddle splits (leaks); --dedup drop keeps each group in one split:")
+    for i, j, d in (leaked if mode != "drop" else [])[:10]:
+        how = "same bytes" if (i, j) in dups.identical else f"{d} bits apart"
+        say(f"    {where[i]}/{dataset.paths[i]} ~ {where[j]}/{dataset.paths[j]} ({how})")
+
+
 def packed_shape(spec: Any, dataset: Dataset) -> tuple[int, int, int] | None:
     """``(C, H, W)`` every packed image is known to have (or to exceed, for ``--resize``)."""
     channels = 1 if getattr(spec, "color", 1) == 0 else 3
@@ -366,6 +448,7 @@ def prepare(
         raise UsageError("prepare manifest needs --root (the local copy of the images' S3 prefix)")
     channels = 1 if spec.color == 0 else 3
     convert_options.setdefault("storage", getattr(options, "storage", None))
+    convert_options.setdefault("image_root", image_root)
     result = convert(
         kind,
         input,

@@ -671,3 +671,69 @@ int imp_encode_pixels(const unsigned char *pixels, int width, int height, int ch
     tjDestroy(enc);
     return rc;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Decode-only: luma at a DCT-domain reduction (see core.h). */
+
+static int pick_scale(int w, int h, int min_side) {
+    for (int denom = 8; denom > 1; denom /= 2) {
+        tjscalingfactor sf = {1, denom};
+        if (TJSCALED(w, sf) >= min_side && TJSCALED(h, sf) >= min_side) return denom;
+    }
+    return 1;
+}
+
+int imp_decode_luma(const unsigned char *data, size_t len, int min_side, imp_luma *info, unsigned char **luma,
+                    char *err) {
+    tjhandle dec = NULL;
+    unsigned char *planes[3] = {NULL, NULL, NULL};
+    int strides[3] = {0, 0, 0};
+    int w, h, ss, cs, rc = IMP_OK, n;
+    tjscalingfactor sf;
+    *luma = NULL;
+    if (min_side < 1) return fail(IMP_EARG, "min_side must be positive", err);
+    dec = tjInitDecompress();
+    if (!dec) return fail(IMP_ENOMEM, "cannot create a JPEG decompressor", err);
+    if (tjDecompressHeader3(dec, data, (unsigned long)len, &w, &h, &ss, &cs) != 0) {
+        rc = tj_fail(dec, "cannot read JPEG header", err);
+        goto cleanup;
+    }
+    if ((cs != TJCS_YCbCr && cs != TJCS_GRAY) || ss < 0 || ss >= TJ_NUMSAMP) {
+        rc = fail(IMP_EUNSUPPORTED, "JPEG colour space not handled natively", err);
+        goto cleanup;
+    }
+    sf.num = 1;
+    sf.denom = pick_scale(w, h, min_side);
+    info->width = w;
+    info->height = h;
+    info->components = ss == TJSAMP_GRAY ? 1 : 3;
+    info->sw = TJSCALED(w, sf);
+    info->sh = TJSCALED(h, sf);
+    n = info->components;
+    for (int i = 0; i < n; i++) {
+        int pw = tjPlaneWidth(i, info->sw, ss), ph = tjPlaneHeight(i, info->sh, ss);
+        if (pw < 1 || ph < 1) {
+            rc = fail(IMP_EBAD, "bad plane size", err);
+            goto cleanup;
+        }
+        strides[i] = pw;
+        planes[i] = malloc((size_t)pw * (size_t)ph);
+        if (!planes[i]) {
+            rc = fail(IMP_ENOMEM, "out of memory for decoded planes", err);
+            goto cleanup;
+        }
+    }
+    if (tjDecompressToYUVPlanes(dec, data, (unsigned long)len, planes, info->sw, strides, info->sh,
+                                TJFLAG_STOPONWARNING) != 0) {
+        rc = tj_fail(dec, "cannot decode JPEG", err);
+        goto cleanup;
+    }
+    /* the luma plane is padded to whole MCUs: pack its rows to sw bytes, in place (sw <= stride) */
+    for (int y = 1; y < info->sh; y++) memmove(planes[0] + (size_t)y * info->sw, planes[0] + (size_t)y * strides[0], (size_t)info->sw);
+    *luma = planes[0];
+    planes[0] = NULL;
+cleanup:
+    for (int i = 0; i < 3; i++) free(planes[i]);
+    if (dec) tjDestroy(dec);
+    return rc;
+}

@@ -56,4 +56,18 @@ int imp_exif_orientation(const unsigned char *data, size_t len);
 int imp_encode_pixels(const unsigned char *pixels, int width, int height, int channels, int quality,
                       unsigned char **out, unsigned long *out_len, char *err);
 
+/* Decode a whole JPEG at the largest DCT reduction (1/8, 1/4, 1/2, 1) that keeps both sides at
+ * least min_side, and keep only the luma plane: every entropy-coded byte is still decoded (so
+ * corrupt or truncated scans are caught, TJFLAG_STOPONWARNING), but the inverse DCT and colour
+ * work shrink with the scale.  For verify (min_side 1: cheapest full check) and for perceptual
+ * hashes (a small grey thumbnail).  On IMP_OK *luma (malloc'd, free it with free()) holds
+ * sw x sh bytes, row stride sw; components is 1 (grey) or 3 (YCbCr). */
+typedef struct {
+    int width, height, components;
+    int sw, sh;
+} imp_luma;
+
+int imp_decode_luma(const unsigned char *data, size_t len, int min_side, imp_luma *info, unsigned char **luma,
+                    char *err);
+
 #endif

@@ -262,7 +262,33 @@ static PyObject *py_keep_heap(PyObject *self, PyObject *arg) {
 #endif
 }
 
+PyDoc_STRVAR(decode_luma_doc,
+             "decode_luma(data, min_side) -> (width, height, components, sw, sh, luma)\n\n"
+             "Decode a whole JPEG (warnings are errors) at the largest DCT reduction keeping both sides\n"
+             ">= min_side; return its stored size, component count and the sw x sh luma plane as bytes.");
+
+static PyObject *py_decode_luma(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    imp_luma info;
+    int min_side, rc;
+    char err[IMP_ERRLEN] = "";
+    unsigned char *luma = NULL;
+    PyObject *pixels;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*i:decode_luma", &view, &min_side)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = imp_decode_luma(view.buf, (size_t)view.len, min_side, &info, &luma, err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (rc != IMP_OK) return raise_rc(rc, err);
+    pixels = PyBytes_FromStringAndSize((const char *)luma, (Py_ssize_t)info.sw * info.sh);
+    free(luma);
+    if (!pixels) return NULL;
+    return Py_BuildValue("(iiiiiN)", info.width, info.height, info.components, info.sw, info.sh, pixels);
+}
+
 static PyMethodDef methods[] = {
+    {"decode_luma", py_decode_luma, METH_VARARGS, decode_luma_doc},
     {"frame", py_frame, METH_VARARGS, frame_doc},
     {"keep_heap", py_keep_heap, METH_O, keep_heap_doc},
     {"encode_pixels", py_encode_pixels, METH_VARARGS, encode_pixels_doc},

@@ -65,6 +65,12 @@ def raw_call(data: bytes) -> None:
             _native.transform(data, scale, 7, (0.0, 0.0, 1.0, 1.0), (3, 2), (5, 4), (1, 1), False, 90, 0)
         except (_native.Error, ValueError):
             pass
+    for min_side in (1, 16):  # verify's and inspect's decode-only call
+        try:
+            width, height, _, sw, sh, luma = _native.decode_luma(data, min_side)
+        except (_native.Error, ValueError):
+            continue
+        assert len(luma) == sw * sh and 0 < sw <= width and 0 < sh <= height
 
 
 @FUZZ

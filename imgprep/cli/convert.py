@@ -67,6 +67,20 @@ def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits and order."),
         click.option(
+            "--dedup",
+            type=click.Choice(["off", "report", "drop"]),
+            default="report",
+            show_default=True,
+            help="Exact and near-duplicate images (resized, re-encoded, cropped, mirrored copies): report "
+            "the pairs the split puts on both sides, or keep every duplicate group in one split (drop).",
+        ),
+        click.option(
+            "--dedup-threshold",
+            type=click.IntRange(0, 11),
+            default=None,
+            help="Near-duplicate distance in pHash bits [default: 10].",
+        ),
+        click.option(
             "--manifest-prefix",
             default=None,
             metavar="S3URI",
@@ -193,6 +207,8 @@ def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "stratify": kw.pop("stratify"),
             "shuffle": kw.pop("shuffle"),
             "seed": kw.pop("seed"),
+            "dedup": kw.pop("dedup"),
+            "dedup_threshold": kw.pop("dedup_threshold"),
             "manifest_prefix": kw.pop("manifest_prefix"),
             "label_format": kw.pop("label_format"),
             "attribute": kw.pop("attribute"),

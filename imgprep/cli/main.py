@@ -20,6 +20,8 @@ COMMANDS = {
     "merge": "imgprep.cli.s3cmds:merge",
     "cleanup": "imgprep.cli.s3cmds:cleanup",
     "doctor": "imgprep.cli.doctor:doctor",
+    "verify": "imgprep.cli.verify:verify",
+    "inspect": "imgprep.cli.inspect:inspect",
     "processing": "imgprep.cli.processing:processing",
     "launch": "imgprep.cli.processing:launch",
 }

@@ -1,0 +1,132 @@
+"""The splits of an inspect path, each able to stream its images and fetch one again later."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from imgprep.errors import FormatError, UsageError
+from imgprep.formats import recordio
+from imgprep.formats.lst import LstItem, read_lst
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image as a split yields it; ``locator`` fetches its bytes again (record offset, list position)."""
+
+    id: int
+    labels: tuple[float, ...]
+    path: str
+    data: bytes
+    locator: int
+
+
+@dataclass
+class Split:
+    name: str
+    source: str  # what was read, for the report
+    rec: str | None = None
+    items: list[LstItem] = field(default_factory=list)  # .lst entries (paths for records, or the images)
+    root: str | None = None
+    class_names: list[str] | None = None  # when the source names its classes (a manifest)
+    _paths: dict[int, str] | None = None
+
+    def images(self) -> Iterator[Image]:
+        if self.rec is not None:
+            yield from self._records()
+        else:
+            for position, item in enumerate(self.items):
+                yield Image(item.index, item.labels, item.path, self.fetch(position), position)
+
+    def path_of(self, id: int) -> str:
+        """The image path of record ``id`` (from the .lst beside a .rec, when there is one)."""
+        if self._paths is None:
+            self._paths = {item.index: item.path for item in self.items}
+        return self._paths.get(id, f"{self.name}.rec id {id}")
+
+    def path_at(self, locator: int, id: int) -> str:
+        return self.path_of(id) if self.rec is not None else self.items[locator].path
+
+    def _records(self) -> Iterator[Image]:
+        assert self.rec is not None
+        with recordio.RecordReader(self.rec) as reader:
+            for offset, payload in reader.records():
+                header, labels, image = recordio.unpack_image_record(payload)
+                yield Image(header.id, labels, self.path_of(header.id), image, offset)
+
+    def fetch(self, locator: int) -> bytes:
+        if self.rec is not None:
+            with recordio.RecordReader(self.rec) as reader:
+                return recordio.unpack_image_record(reader.read_at(locator))[2]
+        path = os.path.join(self.root or ".", self.items[locator].path)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise FormatError(f"cannot read image ({exc.strerror})", path=path) from None
+
+
+@dataclass
+class Collection:
+    splits: list[Split]
+    class_names: list[str] | None
+    folder: str
+
+
+def collect(path: str, *, root: str | None = None) -> Collection:
+    """Splits of a ``.rec``, ``.lst``, ``.manifest`` or a folder holding ``.rec`` or ``.lst`` files."""
+    path = path.rstrip("/") or "/"
+    if os.path.isdir(path):
+        splits = _folder_splits(path, root)
+        folder = path
+    elif os.path.isfile(path):
+        splits = [_file_split(path, root)]
+        folder = os.path.dirname(path) or "."
+    else:
+        raise UsageError(f"{path}: no such file or folder")
+    names = _class_names(folder) or next((s.class_names for s in splits if s.class_names), None)
+    return Collection(splits, names, folder)
+
+
+def _file_split(path: str, root: str | None) -> Split:
+    folder, name = os.path.split(path)
+    stem, ext = os.path.splitext(name)
+    if ext == ".rec":
+        lst = os.path.join(folder, stem + ".lst")
+        items = read_lst(lst) if os.path.isfile(lst) else []
+        return Split(stem, path, rec=path, items=items)
+    if ext == ".lst":
+        return Split(stem, path, items=read_lst(path), root=root or folder or ".")
+    if ext == ".manifest":
+        from imgprep.sources.gtmanifest import load_manifest
+
+        dataset = load_manifest(path, root=root)
+        if dataset.root is None or dataset.root.startswith("s3://"):
+            raise UsageError(f"{path}: give --root s3://bucket/prefix/=DIR with a local copy of its images")
+        return Split(stem, path, items=dataset.items(range(len(dataset))), root=dataset.root,
+                     class_names=[c.name for c in dataset.classes])
+    raise UsageError(f"{path}: expected a .rec, .lst or .manifest file, or a folder of them")
+
+
+def _folder_splits(folder: str, root: str | None) -> list[Split]:
+    names = sorted(os.listdir(folder))
+    recs = [n for n in names if n.endswith(".rec")]
+    chosen = recs or [n for n in names if n.endswith((".lst", ".manifest"))]
+    if not chosen:
+        raise UsageError(f"{folder}: holds no .rec, .lst or .manifest files")
+    return sorted((_file_split(os.path.join(folder, n), root) for n in chosen), key=_split_order)
+
+
+def _split_order(split: Split) -> tuple[int, str]:
+    order = {"train": 0, "val": 1, "validation": 1, "test": 2}
+    return order.get(split.name, 3), split.name
+
+
+def _class_names(folder: str) -> list[str] | None:
+    path = os.path.join(folder, "classes.json")
+    if not os.path.isfile(path):
+        return None
+    from imgprep.formats.classmap import read_names
+
+    return read_names(path)

@@ -1,0 +1,125 @@
+"""Every image to a handful of numbers, decoded in parallel; no pixels are kept.
+
+Per image: split, id, first label (or the number of positive labels for multi-label data),
+stored size, encoded bytes, a 64-bit content digest, the pHash and its mirror's pHash —
+about 50 bytes in typed arrays.  The thumbnails exist only while a worker hashes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from array import array
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from imgprep.errors import ImageError
+from imgprep.imaging.decode import decode
+from imgprep.imaging.phash import THUMB_MIN_SIDE, phash_pair
+from imgprep.inspect.collect import Image, Split
+
+BATCH = 16
+
+
+@dataclass
+class Table:
+    """Column arrays, one row per readable image, in the order the splits yield them."""
+
+    split: array = field(default_factory=lambda: array("B"))
+    id: array = field(default_factory=lambda: array("q"))
+    label: array = field(default_factory=lambda: array("l"))  # first label (class index)
+    positives: array = field(default_factory=lambda: array("H"))  # labels set (multi-hot) or 1
+    width: array = field(default_factory=lambda: array("I"))
+    height: array = field(default_factory=lambda: array("I"))
+    channels: array = field(default_factory=lambda: array("B"))
+    encoded: array = field(default_factory=lambda: array("Q"))
+    digest: array = field(default_factory=lambda: array("Q"))
+    phash: array = field(default_factory=lambda: array("Q"))
+    mirror: array = field(default_factory=lambda: array("Q"))
+    locator: array = field(default_factory=lambda: array("Q"))  # record offset or list position
+    counts: dict[tuple[int, int], int] = field(default_factory=dict)  # (split, class) -> images
+    multi_label: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def column(self, name: str) -> np.ndarray:
+        return np.frombuffer(getattr(self, name), dtype=getattr(self, name).typecode) if len(self) else np.zeros(0)
+
+
+Row = tuple[int, int, int, int, int, int, int, int]
+
+
+def _digest(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def _measure(batch: list[Image]) -> list[Row | str]:
+    out: list[Row | str] = []
+    for image in batch:
+        try:
+            found = decode(image.data, min_side=THUMB_MIN_SIDE, keep_luma=True)
+        except ImageError as exc:
+            out.append(exc.message)
+            continue
+        assert found.luma is not None
+        ph, mirror = phash_pair(found.luma)
+        out.append((found.width, found.height, found.channels, len(image.data), _digest(image.data), ph, mirror, 0))
+    return out
+
+
+def scan(splits: Iterable[Split], *, workers: int | None = None,
+         tick: Callable[[int], object] = lambda n: None) -> Table:
+    """Measure every image of ``splits`` with ``workers`` threads (native decode releases the GIL)."""
+    table = Table()
+    workers = workers or os.cpu_count() or 1
+    pending: list[tuple[int, list[Image], Future[list[Row | str]]]] = []
+    with ThreadPoolExecutor(workers) as pool:
+        for number, split in enumerate(splits):
+            batch: list[Image] = []
+            for image in split.images():
+                batch.append(image)
+                if len(batch) == BATCH:
+                    pending.append((number, batch, pool.submit(_measure, batch)))
+                    batch = []
+                    _drain(pending, table, split.name, 4 * workers, tick)
+            if batch:
+                pending.append((number, batch, pool.submit(_measure, batch)))
+            _drain(pending, table, split.name, 0, tick)
+    return table
+
+
+def _drain(pending: list[tuple[int, list[Image], Future[list[Row | str]]]], table: Table, name: str,
+           limit: int, tick: Callable[[int], object]) -> None:
+    while len(pending) > limit:
+        number, batch, future = pending.pop(0)
+        for image, row in zip(batch, future.result(), strict=True):
+            if isinstance(row, str):
+                table.errors.append(f"{name}: id {image.id} ({image.path}): {row}")
+                continue
+            _append(table, number, image, row)
+        tick(len(batch))
+
+
+def _append(table: Table, number: int, image: Image, row: Row) -> None:
+    width, height, channels, encoded, digest, ph, mirror, _ = row
+    table.split.append(number)
+    table.id.append(image.id)
+    if len(image.labels) > 1:
+        table.multi_label = True
+        classes = [k for k, x in enumerate(image.labels) if x]
+        table.label.append(classes[0] if classes else -1)
+    else:
+        classes = [int(image.labels[0])] if image.labels else []
+        table.label.append(classes[0] if classes else -1)
+    table.positives.append(len(classes))
+    for k in classes:
+        table.counts[number, k] = table.counts.get((number, k), 0) + 1
+    for column, value in (("width", width), ("height", height), ("channels", channels), ("encoded", encoded),
+                          ("digest", digest), ("phash", ph), ("mirror", mirror)):
+        getattr(table, column).append(value)
+    table.locator.append(image.locator)

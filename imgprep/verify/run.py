@@ -1,0 +1,188 @@
+"""Verify a dataset: walk every shard, decode every payload in parallel, check the whole."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from imgprep.errors import ImageError
+from imgprep.formats.lst import LstItem
+from imgprep.imaging.decode import decode
+from imgprep.verify import walk
+from imgprep.verify.report import Report
+from imgprep.verify.target import Expectations, Shard, Target, resolve
+
+BATCH = 32  # records per decode task: amortises the pool's per-task cost on small images
+
+
+def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstItem] | None = None,
+           against_name: str = "", workers: int | None = None, progress: bool | None = None,
+           **storage_options: Any) -> Report:
+    """Check ``path`` (a ``.rec``, shard prefix or ``.dataset.json``) and return the report."""
+    target = resolve(path, num_classes=num_classes, **storage_options)
+    report = Report(path, shards=[s.rec for s in target.shards])
+    report.checks = ["framing", "headers", "labels", "decode"]
+    report.labels = _describe_labels(target.expect)
+    seen: dict[int, str] = {}
+    labels: dict[int, tuple[float, ...]] = {}
+    width: list[int] = []
+    total = target.record.records if target.record is not None else None
+    bar = _progress(total, progress)
+    workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool:
+        for shard in target.shards:
+            _verify_shard(target, shard, report, pool, 4 * workers, seen, labels if against is not None else None,
+                          width, bar.update)
+    bar.close()
+    if any(s.idx for s in target.shards):
+        report.checks.append(".idx")
+    if target.record is not None:
+        report.checks.append("counts and checksums vs the dataset record")
+    if against is not None:
+        _check_against(against, against_name, labels, report)
+        report.checks.append(f"records == {against_name}")
+    return report
+
+
+def _describe_labels(expect: Expectations) -> str:
+    if expect.num_classes is None:
+        return "num_classes unknown (give --num-classes): labels checked to be non-negative integers"
+    kind = "multi-hot vectors" if expect.multi_hot else "class indices"
+    return f"{kind} in [0, {expect.num_classes}) (num_classes from {expect.source})"
+
+
+def _progress(total: int | None, progress: bool | None) -> Any:
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    return tqdm(total=total, unit="rec", disable=not show, leave=False, desc="verify")
+
+
+def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPoolExecutor, in_flight: int,
+                  seen: dict[int, str], labels: dict[int, tuple[float, ...]] | None, width: list[int],
+                  tick: Callable[[int], Any]) -> None:
+    """Walk one shard into ``report``; ``seen`` (id -> where) and ``labels`` (for --against) span shards."""
+    location, expect = target.location, target.expect
+    if not location.exists(shard.rec):
+        report.add(shard.rec, "is missing (the dataset record lists it)")
+        return
+    found: dict[int, tuple[int, int]] = {}
+    pending: list[Future[list[tuple[str, str | None, tuple[int, int, int] | None]]]] = []
+    batch: list[walk.Record] = []
+    with location.open(shard.rec) as stream:
+        for ordinal, offset, payload in walk.records(stream, shard.rec, report):
+            report.records += 1
+            record = walk.check_record(ordinal, offset, payload, shard.rec, expect, width, report)
+            if record is None:
+                continue
+            found[offset] = (ordinal, record.id)
+            if record.id in seen:
+                report.add(record.where, f"duplicate id {record.id} (first: {seen[record.id]})")
+            else:
+                seen[record.id] = record.where
+                if labels is not None:
+                    labels[record.id] = record.labels if record.flag else record.labels[:1]
+            batch.append(record)
+            if len(batch) == BATCH:
+                pending.append(pool.submit(_decode_batch, batch, expect))
+                batch = []
+                _drain(pending, report, tick, limit=in_flight)
+        if batch:
+            pending.append(pool.submit(_decode_batch, batch, expect))
+        _drain(pending, report, tick, limit=0)
+        if shard.expected is not None:
+            _check_shard_entry(shard, stream, report, len(found))
+    if shard.idx is not None and location.exists(shard.idx):
+        data = location.read(shard.idx)
+        text = data.decode("utf-8", errors="replace")
+        walk.check_index(walk.parse_index(text, shard.idx, report), found, shard.rec, shard.idx, report)
+        if shard.expected is not None:
+            _check_digest(data, shard.idx, shard.expected.idx_sha256, shard.expected.idx_bytes, report)
+    elif shard.idx is not None:
+        report.add(shard.idx, "is missing (the dataset record lists it)")
+
+
+def _drain(pending: list[Future[Any]], report: Report, tick: Callable[[int], Any], limit: int) -> None:
+    """Collect finished decode batches in submission order until at most ``limit`` remain."""
+    while len(pending) > limit:
+        results = pending.pop(0).result()
+        for where, problem, dims in results:
+            if problem:
+                report.add(where, problem)
+            if dims is not None:
+                report.decoded += 1
+                report.sizes[dims] = report.sizes.get(dims, 0) + 1
+        tick(len(results))
+
+
+def _decode_batch(batch: Iterable[walk.Record], expect: Expectations
+                  ) -> list[tuple[str, str | None, tuple[int, int, int] | None]]:
+    out: list[tuple[str, str | None, tuple[int, int, int] | None]] = []
+    for record in batch:
+        try:
+            found = decode(record.image)
+        except ImageError as exc:
+            out.append((record.where, f"payload of {len(record.image)} bytes: {exc.message}", None))
+            continue
+        dims = (found.width, found.height, found.channels)
+        out.append((record.where, _shape_problem(dims, expect), dims))
+    return out
+
+
+def _shape_problem(dims: tuple[int, int, int], expect: Expectations) -> str | None:
+    width, height, channels = dims
+    if expect.channels is not None and channels != expect.channels:
+        return f"image has {channels} channel(s), the dataset declares {expect.channels}"
+    if expect.size is not None and (width, height) != tuple(expect.size):
+        return f"image is {width}x{height}, the dataset declares {expect.size[0]}x{expect.size[1]}"
+    if expect.shorter_side is not None and min(width, height) != expect.shorter_side:
+        return f"image is {width}x{height}, the dataset declares a shorter side of {expect.shorter_side}"
+    return None
+
+
+def _check_shard_entry(shard: Shard, stream: Any, report: Report, records: int) -> None:
+    entry = shard.expected
+    assert entry is not None
+    if records != entry.records:
+        report.add(shard.rec, f"holds {records} records, the dataset record says {entry.records}")
+    stream.seek(0)
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    _compare(shard.rec, size, digest.hexdigest(), entry.rec_bytes, entry.rec_sha256, report)
+
+
+def _check_digest(data: bytes, name: str, sha: str, size: int, report: Report) -> None:
+    _compare(name, len(data), hashlib.sha256(data).hexdigest(), size, sha, report)
+
+
+def _compare(name: str, size: int, sha: str, want_size: int, want_sha: str, report: Report) -> None:
+    if size != want_size:
+        report.add(name, f"is {size} bytes, the dataset record says {want_size}")
+    elif sha != want_sha:
+        report.add(name, f"SHA-256 {sha[:12]}... differs from the dataset record's {want_sha[:12]}... "
+                         "(the file changed after it was packed)")
+
+
+def _check_against(items: Sequence[LstItem], name: str, labels: dict[int, tuple[float, ...]],
+                   report: Report) -> None:
+    listed = {item.index for item in items}
+    for line, item in enumerate(items, 1):
+        got = labels.get(item.index)
+        where = f"{name} entry {line} (id {item.index}, {item.path})"
+        if got is None:
+            report.add(where, "has no record")
+        elif tuple(got) != tuple(item.labels[: len(got)]) or (len(got) > 1 and len(got) != len(item.labels)):
+            report.add(where, f"has labels {_fmt(item.labels)} but its record holds {_fmt(got)}")
+    for id in sorted(set(labels) - listed):
+        report.add(f"record id {id}", f"is not in {name}")
+
+
+def _fmt(labels: Iterable[float]) -> str:
+    return "(" + ", ".join(str(int(x)) if float(x).is_integer() else repr(x) for x in labels) + ")"
