@@ -351,6 +351,7 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
         def read(i: int) -> Any:
             return pixels[i]
     elif root is not None:
+
         def read(i: int) -> Any:
             return storage.read_bytes(join(root, dataset.paths[i]))
     else:

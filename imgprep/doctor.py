@@ -66,7 +66,7 @@ def checks() -> list[Check]:
         out.append(Check("image path", True, f"{chosen.name}: {chosen.reason}; {chosen.preferred_executor} workers"))
     except Exception as exc:  # noqa: BLE001 - doctor reports every failure instead of dying on the first
         out.append(Check("image path", False, str(exc)))
-    for module in ("boto3", "numpy", "tqdm", "click"):
+    for module in ("boto3", "obstore", "numpy", "tqdm", "click"):
         present = importlib.util.find_spec(module) is not None
         out.append(Check(module, present, "installed" if present else f"missing (pip install {module})"))
     return out

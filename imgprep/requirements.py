@@ -17,6 +17,7 @@ PIECES = {
     "PIL": ("decoding PNG, GIF, BMP, TIFF and WebP images, and the Pillow image path",
             "pip install Pillow (or Pillow-SIMD: see the README)"),
     "boto3": ("s3:// inputs and outputs", "pip install boto3"),
+    "obstore": ("reading images from an s3:// root", "pip install obstore"),
 }
 
 
@@ -31,9 +32,12 @@ def require(module: str) -> None:
         raise MissingPieceError(f"{module} is not installed; it is needed for {needed_for}: {fix}")
 
 
-def require_for(uris: Iterable[str], *, decode: bool) -> None:
-    """What a run over ``uris`` needs: boto3 when any is ``s3://``, Pillow when images are decoded."""
+def require_for(uris: Iterable[str], *, decode: bool, image_root: str = "") -> None:
+    """What a run over ``uris`` needs: boto3 when any is ``s3://``, Pillow when images are decoded,
+    obstore when the images themselves come from ``s3://``."""
     if decode:
         require("PIL")
-    if any(str(uri).lower().startswith("s3://") for uri in uris):
+    if any(str(uri).lower().startswith("s3://") for uri in [*uris, image_root]):
         require("boto3")
+    if image_root.lower().startswith("s3://"):
+        require("obstore")

@@ -12,6 +12,7 @@ from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 from imgprep.formats import dataset as ds
 from imgprep.formats import recordio
 from imgprep.formats.lst import LstItem, dumps
+from imgprep.storage import Storage
 from imgprep.verify.run import verify
 
 N, CLASSES = 12, 4
@@ -198,14 +199,14 @@ def test_s3_dataset_record_and_a_damaged_shard(tmp_path, imgfactory, seaweed: S3
     client.create_bucket(Bucket="verify")
     for path in (rec, rec.with_suffix(".idx"), record, tmp_path / "classes.json"):
         client.put_object(Bucket="verify", Key=f"data/{path.name}", Body=path.read_bytes())
-    options = {"endpoint_url": seaweed.endpoint_url}
-    report = verify("s3://verify/data/train.dataset.json", progress=False, **options)
+    storage = Storage.from_options(endpoint_url=seaweed.endpoint_url)
+    report = verify("s3://verify/data/train.dataset.json", progress=False, storage=storage)
     assert report.ok and report.records == N and report.checks[-1].startswith("counts and checksums")
     damaged = bytearray(rec.read_bytes())
     last = recordio.read_index(rec.with_suffix(".idx"))[-1][1]
     damaged[(last + len(damaged)) // 2] ^= 0x5A  # inside the last record's entropy-coded data
     client.put_object(Bucket="verify", Key="data/train.rec", Body=bytes(damaged))
-    problems = [str(p) for p in verify("s3://verify/data/train", progress=False, **options).problems]
+    problems = [str(p) for p in verify("s3://verify/data/train", progress=False, storage=storage).problems]
     assert problems[0].startswith("train.rec record #11 (id 11, byte ") and "cannot decode image" in problems[0]
     assert problems[1].startswith("train.rec: SHA-256")
 

@@ -44,10 +44,10 @@ def verify(path: str, num_classes: int | None, against: str | None, num_workers:
     from imgprep.storage.stores import Storage
     from imgprep.verify.run import verify as run_verify
 
-    storage = {"endpoint_url": endpoint_url} if endpoint_url else {}
-    items = read_lists([against], Storage.from_options(**storage)) if against else None
+    storage = Storage.from_options(endpoint_url=endpoint_url)
+    items = read_lists([against], storage) if against else None
     report = run_verify(path, num_classes=num_classes, against=items, against_name=against or "",
-                        workers=num_workers, **storage)
+                        workers=num_workers, storage=storage)
     click.echo(report.format())
     if not report.ok:
         raise VerifyFailed(f"{len(report.problems)} problem(s) in {path}")

@@ -188,7 +188,7 @@ def pack(
     if not len(items):
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
-    require_for([output, source if isinstance(source, str) else ""], decode=not spec.pass_through)
+    require_for([output], decode=not spec.pass_through, image_root=source if isinstance(source, str) else "")
     storage = options.storage or default_storage()
     from imgprep.imaging.transform import select
 

@@ -126,6 +126,30 @@ def is_not_found(exc: BaseException) -> bool:
     return error_code(exc) in _NOT_FOUND
 
 
+def is_no_such_upload(exc: BaseException) -> bool:
+    return error_code(exc) == "NoSuchUpload"
+
+
+# Errors a retry of the same request cannot fix.
+_FATAL_CODES = frozenset(
+    {"NoSuchUpload", "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+     "EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder", "InvalidBucketName"}
+)
+
+
+def is_silence(exc: BaseException) -> bool:
+    """No answer at all (timeouts, refused connections): botocore has already retried it
+    ``max_attempts`` times, so retrying again would only multiply the time a dead endpoint costs."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+    return isinstance(exc, ConnectTimeoutError | EndpointConnectionError | ReadTimeoutError)
+
+
+def worth_retrying(exc: BaseException) -> bool:
+    """Whether imgprep's own retry of a part (on top of botocore's) may succeed."""
+    return error_code(exc) not in _FATAL_CODES and not is_silence(exc)
+
+
 def storage_error(uri: str, what: str, exc: BaseException) -> StorageError:
     """One-line :class:`StorageError` for a failed S3 call on ``uri``."""
     code = error_code(exc)

@@ -14,7 +14,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from imgprep.storage.s3 import boto_errors, error_code, is_not_found, parse_s3_uri, storage_error
+from imgprep.storage.s3 import boto_errors, is_no_such_upload, is_not_found, parse_s3_uri, storage_error
 
 if TYPE_CHECKING:
     from imgprep.storage.s3 import S3Store
@@ -70,7 +70,7 @@ def abort_owned(
             try:
                 client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             except boto_errors() as exc:
-                if error_code(exc) != "NoSuchUpload":
+                if not is_no_such_upload(exc):
                     raise
             client.delete_object(Bucket=bucket, Key=marker)
             aborted.append((key, upload_id))

@@ -48,7 +48,17 @@ from typing import Any
 
 from imgprep.errors import ImgprepError, StorageError, UsageError
 from imgprep.storage.base import Output, Store, is_remote
-from imgprep.storage.s3 import MiB, S3Store, boto_errors, error_code, is_not_found, parse_s3_uri, storage_error
+from imgprep.storage.s3 import (
+    MiB,
+    S3Store,
+    boto_errors,
+    is_no_such_upload,
+    is_not_found,
+    is_silence,
+    parse_s3_uri,
+    storage_error,
+    worth_retrying,
+)
 from imgprep.storage.s3_cleanup import HOST, RUN_KEY, abort_owned, marker_key
 from imgprep.storage.threads import DaemonExecutor
 
@@ -59,20 +69,7 @@ MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 GROW_EVERY = 1_000
-# Errors a retry of the same request cannot fix.
-_FATAL_CODES = frozenset(
-    {"NoSuchUpload", "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-     "EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder", "InvalidBucketName"}
-)
 BOTO_ERRORS = boto_errors()
-
-
-def _is_silence(exc: BaseException) -> bool:
-    """No answer at all (timeouts, refused connections): botocore has already retried it
-    ``max_attempts`` times, so retrying again would only multiply the time a dead endpoint costs."""
-    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-
-    return isinstance(exc, ConnectTimeoutError | EndpointConnectionError | ReadTimeoutError)
 
 
 class _Cancelled(Exception):
@@ -351,7 +348,7 @@ class S3Output(Output):
             try:
                 return call()
             except BOTO_ERRORS as exc:
-                if error_code(exc) in _FATAL_CODES or _is_silence(exc) or attempt == self._part_retries:
+                if not worth_retrying(exc) or attempt == self._part_retries:
                     raise storage_error(self.uri, what, exc) from None
                 log.debug("%s: %s failed (%s), retrying", self.uri, what, exc)
                 if self._cancel.wait(min(0.25 * 2**attempt, 5.0)):
@@ -448,7 +445,7 @@ class S3Output(Output):
                 )
             except BOTO_ERRORS as exc:
                 # A retried Complete whose first attempt was applied (reply lost) may hear NoSuchUpload.
-                if error_code(exc) == "NoSuchUpload" and self._is_ours():
+                if is_no_such_upload(exc) and self._is_ours():
                     log.info("%s: Complete answered NoSuchUpload but the object is ours; done", self.uri)
                     return
                 raise
@@ -514,9 +511,9 @@ class S3Output(Output):
                     self._client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
                     break
                 except BOTO_ERRORS as exc:
-                    if error_code(exc) == "NoSuchUpload":
+                    if is_no_such_upload(exc):
                         break
-                    if attempt == 2 or _is_silence(exc):
+                    if attempt == 2 or is_silence(exc):
                         log.warning("%s: could not abort upload %s (%s); run `imgprep cleanup %s`",
                                     self.uri, self.upload_id, exc, self.uri)
                         return

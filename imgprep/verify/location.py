@@ -1,7 +1,7 @@
 """Where verify reads from: a local folder or an ``s3://`` prefix, behind one small interface.
 
-S3 objects are read whole through the run's :class:`~imgprep.storage.stores.Storage` (a shard is
-held in memory while it is checked); this is the one place to re-point to streaming reads.
+S3 objects are read whole through the run's :class:`~imgprep.storage.base.Store` (a shard is held
+in memory while it is checked); local files are opened directly, seekable.
 """
 
 from __future__ import annotations
@@ -9,30 +9,29 @@ from __future__ import annotations
 import io
 import os
 import posixpath
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from imgprep.errors import FormatError, StorageError
 from imgprep.storage import base
+from imgprep.storage.base import Store
 
 
 class Location:
     """A folder (local or S3) that names resolve against."""
 
-    def __init__(self, folder: str, **storage_options: Any) -> None:
-        from imgprep.storage.stores import Storage
-
+    def __init__(self, folder: str, storage: Store) -> None:
         self.folder = folder
         self.remote = base.is_remote(folder)
-        self.storage = Storage.from_options(**storage_options)
+        self.storage = storage
 
     @classmethod
-    def of(cls, path: str, **storage_options: Any) -> tuple[Location, str]:
+    def of(cls, path: str, storage: Store) -> tuple[Location, str]:
         """The folder holding ``path`` and ``path``'s last component."""
         if base.is_remote(path):
             head, _, name = path.rpartition("/")
-            return cls(head, **storage_options), name
+            return cls(head, storage), name
         folder, name = os.path.split(path)
-        return cls(folder or ".", **storage_options), name
+        return cls(folder or ".", storage), name
 
     def uri(self, name: str) -> str:
         return base.join(self.folder, name) if self.remote else os.path.join(self.folder, name)

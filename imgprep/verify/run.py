@@ -12,6 +12,7 @@ from typing import Any
 from imgprep.errors import ImageError
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.decode import decode
+from imgprep.storage.base import Store
 from imgprep.verify import walk
 from imgprep.verify.report import Report
 from imgprep.verify.target import Expectations, Shard, Target, resolve
@@ -21,9 +22,13 @@ BATCH = 32  # records per decode task: amortises the pool's per-task cost on sma
 
 def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstItem] | None = None,
            against_name: str = "", workers: int | None = None, progress: bool | None = None,
-           **storage_options: Any) -> Report:
+           storage: Store | None = None) -> Report:
     """Check ``path`` (a ``.rec``, shard prefix or ``.dataset.json``) and return the report."""
-    target = resolve(path, num_classes=num_classes, **storage_options)
+    if storage is None:
+        from imgprep.storage.stores import Storage
+
+        storage = Storage()
+    target = resolve(path, storage, num_classes=num_classes)
     report = Report(path, shards=[s.rec for s in target.shards])
     report.checks = ["framing", "headers", "labels", "decode"]
     report.labels = _describe_labels(target.expect)

@@ -9,6 +9,7 @@ from typing import Any
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats import dataset as ds
 from imgprep.formats.recordio import output_prefix, shard_names
+from imgprep.storage.base import Store
 from imgprep.verify.location import Location
 
 
@@ -41,9 +42,9 @@ class Target:
     expect: Expectations
 
 
-def resolve(path: str, *, num_classes: int | None = None, **storage_options: Any) -> Target:
+def resolve(path: str, storage: Store, *, num_classes: int | None = None) -> Target:
     """Find the shards of a ``.rec``, a shard prefix or a ``.dataset.json`` (local or ``s3://``)."""
-    location, name = Location.of(path, **storage_options)
+    location, name = Location.of(path, storage)
     record = None
     if name.endswith(ds.SUFFIX):
         record = ds.from_json(location.read(name), location.display(name))
