@@ -5,7 +5,7 @@
 #                  pytest (reference readers and servers required, skips checked against an allowlist)
 #   make wheel     dist/imgprep-*-manylinux_*.whl with libturbojpeg inside (auditwheel + patchelf)
 #   make bench     run benchmarks/run_all.py
-#   make lint      ruff only
+#   make lint      ruff and the import-layer contracts (lint-imports)
 #   make asan      the native core under AddressSanitizer + UBSan (also part of make test)
 #   make clean     build outputs (keeps the virtualenvs and the pip cache)
 #   make distclean everything make created, virtualenvs and .cache included
@@ -114,6 +114,7 @@ wheel: apt-build $(VENV)/.stamp-test
 
 lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # Both pytest passes write JUnit XML; scripts/test_report.py sums them, fails on any skip that
 # tests/skip_allowlist.txt does not name, and prints the closing count line.
@@ -121,6 +122,7 @@ test: apt-test
 	$(MAKE) --no-print-directory venv-test venv-mx
 	$(MAKE) --no-print-directory wheel
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	@rm -rf $(REPORTS); mkdir -p $(REPORTS)
 	$(REFERENCE_ENV) $(PY) -m pytest --junitxml=$(REPORTS)/main.xml $(PYTEST_ARGS) || echo $$? > $(REPORTS)/failed
 	@echo "--- the packer and its judges again on the Pillow path (IMGPREP_NATIVE=0)"
