@@ -38,9 +38,9 @@ def pack(
     Keyword arguments are the CLI's options: transform ones (``resize``, ``size=(W, H)``, ``fit``,
     ``center_crop``, ``quality``, ``encoding``, ``color``, ``pass_through``, ``max_pixels``) and
     run ones (``num_workers``, ``shard_records``, ``shard_size``, ``strict``, ``pack_label``,
-    ``quiet``, ``native``), and ``storage`` (a :class:`Storage`) or ``storage_options`` (a dict of
-    its options: ``endpoint_url``, ``part_size``, ``max_concurrency``, ...; unknown names are
-    errors).  Progress bars are off unless ``progress=True``.
+    ``quiet``, ``native``, ``resume``), and ``storage`` (a :class:`Storage`) or ``storage_options`` (a
+    dict of its options: ``endpoint_url``, ``part_size``, ``max_concurrency``, ...; unknown names
+    are errors).  Progress bars are off unless ``progress=True``.
     """
     storage_options = kwargs.pop("storage_options", None)
     if storage_options is not None:
@@ -56,10 +56,13 @@ def pack(
         run = {k: v for k, v in kwargs.items() if k in _OPTION_FIELDS}
         run.setdefault("progress", False)
         options = PackOptions(**run)
+    from imgprep.splits.stream import ListStream
+
+    items: Any
     if isinstance(lists, str | os.PathLike):
-        items = read_lists([lists], options.storage)
+        items = ListStream([lists], options.storage)
     elif lists and all(isinstance(x, LstItem) for x in lists):
-        items = list(lists)  # type: ignore[arg-type]
+        items = list(lists)
     else:
-        items = read_lists(lists, options.storage)  # type: ignore[arg-type]
+        items = ListStream(lists, options.storage)  # type: ignore[arg-type]
     return _pack(items, root, os.fspath(output), spec, options)

@@ -29,6 +29,9 @@ COMMANDS = {
     "launch": "imgprep.cli.processing:launch",
 }
 
+INTERRUPTED = ("imgprep: interrupted; nothing was committed (shards already published are kept: "
+               "rerun with --resume to continue)")
+
 EPILOG = """\b
 Examples:
   imgprep convert folders photos/ -o lists/ --split train=0.8,val=0.2
@@ -91,7 +94,8 @@ def main(argv: list[str] | None = None) -> Any:
     """Console entry point: one-line errors, documented exit statuses.
 
     0 success (skipped images are listed in the report), 1 error, 2 usage error,
-    3 a bad image with --strict, 130 interrupted (no output left behind).
+    3 a bad image with --strict, 130 interrupted (nothing committed; published shards are kept
+    for ``--resume``).
     """
     try:
         return cli.main(args=argv, prog_name="imgprep", standalone_mode=False)
@@ -104,10 +108,10 @@ def main(argv: list[str] | None = None) -> Any:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("imgprep: interrupted; no output was left behind", err=True)
+        click.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except KeyboardInterrupt:
-        click.echo("imgprep: interrupted; no output was left behind", err=True)
+        click.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)

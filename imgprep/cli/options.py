@@ -118,7 +118,13 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Start a new shard (OUT-00000.rec ...) every N records."),
         click.option("--shard-size", type=ByteSize(), default=None,
                      help="Start a new shard before a .rec would exceed this size (e.g. 1GiB)."),
-        click.option("--strict", is_flag=True, help="Fail (exit 3, nothing written) on the first bad image."),
+        click.option("--strict", is_flag=True, help="Fail (exit 3, no dataset committed) on the first bad image."),
+        click.option("--checkpoint-every", type=ByteSize(), default=None,
+                     help="Checkpoint the shard being written every N bytes, so --resume continues "
+                          "mid-shard (local outputs) [default: 32MiB]."),
+        click.option("--resume", is_flag=True,
+                     help="Continue an interrupted run after its last good published shard (same list, "
+                          "settings and version, else refused); without it a rerun starts clean."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary."),
         click.option("--native/--no-native", default=None,
                      help="Force or forbid the libjpeg-turbo core [default: use it when built]."),
@@ -152,6 +158,8 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             quiet=kwargs.pop("quiet"),
             native=kwargs.pop("native"),
             executor=kwargs.pop("executor"),
+            resume=kwargs.pop("resume"),
+            checkpoint_bytes=kwargs.pop("checkpoint_every") or (32 << 20),
             storage=storage,
         )
         return f(**kwargs)

@@ -24,9 +24,10 @@ Examples:
   # store the original files untouched (im2rec --pass-through)
   imgprep pack train.lst --root images/ -o out/train --pass-through
 \b
-Output: OUT.rec + OUT.idx (or OUT-00000.rec/.idx ... when sharded), written under temporary
-names and renamed only when the whole run succeeded. Unreadable images are skipped and listed
-in OUT.skipped.tsv; --strict fails instead.
+Output: OUT.rec + OUT.idx (or OUT-00000.rec/.idx ... when sharded), each shard published as it
+fills (.rec, then .idx), then OUT.dataset.json, the commit point naming every shard with its
+checksums. --resume continues a killed run after its last good shard. One run per output at a
+time (OUT.lock). Unreadable images are skipped and listed in OUT.skipped.tsv; --strict fails.
 Exit status: 0 done (skipped images reported), 1 error, 2 usage, 3 bad image with --strict,
 130 interrupted."""
 )
@@ -42,10 +43,10 @@ def pack(lists: tuple[str, ...], root: str, output: str, verbose: bool, spec: An
     byte-identical for any number of workers. Several lists are concatenated (their indices
     must not collide).
     """
-    from imgprep.api import read_lists
     from imgprep.packing.packer import pack as run_pack
+    from imgprep.splits.stream import ListStream
 
-    items = read_lists(lists, options.storage)
+    items = ListStream(lists, options.storage)
     if verbose:
         from imgprep.imaging.transform import select
 

@@ -47,19 +47,26 @@ Examples:
 \b
 Only uploads imgprep marked as its own are touched (each has a marker object under
 .imgprep-uploads/ next to its key). One is stale when the process that started it ran on this
-machine and is gone, or when it is older than --min-age."""
+machine and is gone, or when it is older than --min-age. For a local folder or prefix, the
+temporary .part files of killed runs are removed (not those of a run still holding its lock);
+published shards stay for pack --resume."""
 )
 @click.argument("uri")
 @click.option("--min-age", type=click.FloatRange(min=0), default=3600.0, show_default=True,
               help="Seconds after which an upload from another machine counts as stale.")
 @_ENDPOINT
 def cleanup(uri: str, min_age: float, endpoint_url: str | None) -> None:
-    """Abort incomplete multipart uploads that an interrupted imgprep run left under URI."""
-    from imgprep.errors import UsageError
+    """Remove what interrupted runs left under URI: S3 uploads, local temporary files."""
     from imgprep.storage.stores import Storage
 
     if not uri.startswith("s3://"):
-        raise UsageError(f"{uri!r}: cleanup works on s3:// locations (local runs leave nothing behind)")
+        from imgprep.storage.prefix import cleanup_local
+
+        removed = cleanup_local(uri, Storage())
+        for path in removed:
+            click.echo(f"removed {path}")
+        click.echo(f"{len(removed)} temporary file(s) removed under {uri}", err=True)
+        return
     aborted = Storage.from_options(endpoint_url=endpoint_url).s3.cleanup_stale_uploads(uri, min_age=min_age)
     for line in aborted:
         click.echo(f"aborted {line}")

@@ -31,6 +31,16 @@ def record_name(prefix: str) -> str:
     return prefix + SUFFIX
 
 
+def progress_name(prefix: str) -> str:
+    """Where a pack of ``prefix`` that has not committed yet records its published shards."""
+    return prefix + ".progress.json"
+
+
+def record_folder(prefix: str) -> str:
+    """What shard names are relative to: ``out/`` for ``out/train``, ``s3://b/d/`` for ``s3://b/d/x``."""
+    return prefix[: len(prefix) - len(prefix.rsplit("/", 1)[-1])]
+
+
 @dataclass(frozen=True)
 class ShardEntry:
     """One ``.rec``/``.idx`` pair, by names relative to the record's folder."""

@@ -4,27 +4,33 @@ Workers (processes, or threads when the native core releases the GIL) decode, re
 encode and frame records; this process submits chunks of the list in order, keeps at most
 ``window`` chunks in flight (so memory does not grow with the dataset) and writes results in
 list order — byte-identical output for any worker count.  A worker that dies fails the run;
-a bad image is skipped and reported (or fails the run with ``strict``).  Outputs are
-committed only when everything succeeded.
+a bad image is skipped and reported (or fails the run with ``strict``).  Shards are published
+as they fill and the dataset record last (:mod:`imgprep.packing.publish` keeps the invariants).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
+import json
 import os
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgprep import __version__
 from imgprep.errors import BadRecordsError, ImageError, ImgprepError, UsageError, WorkerError
-from imgprep.formats.lst import LstItem
+from imgprep.formats.dataset import DatasetRecord, ListRef, record_folder, record_name
+from imgprep.formats.lst import LstItem, format_line
 from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
+from imgprep.packing.publish import AlreadyComplete, Progress, Publisher
 from imgprep.packing.report import Skipped, report_name, write_report
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
@@ -51,6 +57,8 @@ class PackOptions:
     native: bool | None = None  # None: use the native core when built (IMGPREP_NATIVE overrides)
     report: bool = True
     chunk_size: int = 0  # 0: chosen from the list length and worker count
+    resume: bool = False  # continue after the last good published shard (see packing.publish)
+    checkpoint_bytes: int = 32 << 20  # a shard being written is checkpointed this often (local outputs)
     storage: Store | None = None  # None: local files and S3 with default settings
 
     def __post_init__(self) -> None:
@@ -76,6 +84,7 @@ class PackSummary:
     workers: int
     executor: str
     skipped_items: list[Skipped] = field(default_factory=list)
+    dataset: str | None = None  # the dataset record written last (PREFIX.dataset.json)
 
     @property
     def images_per_second(self) -> float:
@@ -123,12 +132,12 @@ def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | No
     # fork is the cheapest start, but forking a process that runs other threads (tqdm's
     # monitor, S3 upload pools, a host application) can deadlock: use forkserver then.
     method = "fork" if threading.active_count() == 1 and sys.platform == "linux" else "forkserver"
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context(method),
-        initializer=init_process,
-        initargs=(ctx,),
-    )
+    context = multiprocessing.get_context(method)
+    # A worker dies with the process that started it: this one, or the forkserver, which itself
+    # exits when this process is gone.
+    parent = os.getpid() if method == "fork" else None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_process,
+                               initargs=(ctx, parent))
 
 
 def _progress(total: int, options: PackOptions) -> Any:
@@ -160,7 +169,7 @@ def _nbytes(data: Any) -> int:
 
 
 def pack(
-    items: Sequence[LstItem],
+    items: Collection[LstItem],
     source: str | os.PathLike[str] | ImageSource,
     output: str,
     spec: TransformSpec | None = None,
@@ -168,20 +177,71 @@ def pack(
 ) -> PackSummary:
     """Pack ``items`` (in order) from ``source`` into RecordIO at ``output`` (a prefix).
 
+    ``items`` is any sized collection iterated in order (a :class:`ListStream` reads the list
+    files lazily).  Shards are published as they fill and ``PREFIX.dataset.json`` last (see
+    :mod:`imgprep.packing.publish`); ``options.resume`` continues after the last good shard.
     Raises :class:`BadRecordsError` with ``strict`` when an image is bad, :class:`WorkerError`
-    when a worker dies, and re-raises KeyboardInterrupt after aborting every output.
+    when a worker dies, and re-raises KeyboardInterrupt after aborting the shard in progress.
     """
     spec = spec or TransformSpec()
     options = options or PackOptions()
-    if not items:
+    if not len(items):
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
     require_for([output], decode=not spec.pass_through, image_root=source if isinstance(source, str) else "")
     storage = options.storage or default_storage()
-    image_source = resolve(source, storage)
     from imgprep.imaging.transform import select
 
     chosen = select(options.native)
+    image_path = chosen.name if not spec.pass_through else "pass-through"
+    prefix = output_prefix(output)
+    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage)
+    # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
+    with sigterm_as_interrupt():
+        try:
+            progress = publisher.begin(options.resume)
+        except AlreadyComplete as done:
+            return _summary_of(done.record, prefix, image_path)
+        try:
+            return _pack(items, source, prefix, spec, options, chosen, image_path, storage, publisher, progress)
+        finally:
+            publisher.end()
+
+
+def _skeleton(items: Collection[LstItem], spec: TransformSpec, options: PackOptions, image_path: str) -> DatasetRecord:
+    """The dataset record of this run before any shard: what ``--resume`` compares."""
+    ref = list_ref(items)
+    settings = {**dataclasses.asdict(spec), "pack_label": options.pack_label, "image_path": image_path,
+                "shard_records": options.shard_records, "shard_size": options.shard_size}
+    first = next(iter(items))
+    width = len(first.labels) if options.pack_label and len(first.labels) > 1 else 1
+    return DatasetRecord(__version__, ref, (), json.loads(json.dumps(settings)), label_width=width)
+
+
+def list_ref(items: Collection[LstItem]) -> ListRef:
+    """The list's reference in the dataset record: a :class:`ListStream`'s files, or the items'
+    ``.lst`` lines hashed (lists built in Python)."""
+    ref = getattr(items, "ref", None)
+    if ref is None:
+        digest = hashlib.sha256()
+        for item in items:
+            digest.update(format_line(item).encode())
+        ref = ListRef("(items given in Python)", digest.hexdigest(), len(items))
+    return ref
+
+
+def _summary_of(record: DatasetRecord, prefix: str, image_path: str) -> PackSummary:
+    folder = record_folder(prefix)
+    outputs = [folder + name for s in record.shards for name in (s.rec, s.idx)]
+    return PackSummary(record.records, record.skipped, record.rec_bytes, 0.0, outputs, None, image_path, 0, "none",
+                       dataset=record_name(prefix))
+
+
+def _pack(
+    items: Collection[LstItem], source: Any, prefix: str, spec: TransformSpec, options: PackOptions, chosen: Any,
+    image_path: str, storage: Store, publisher: Publisher, progress: Progress,
+) -> PackSummary:
+    image_source = resolve(source, storage)
     workers = options.num_workers or default_workers()
     kind = options.executor if options.executor != "auto" else chosen.preferred_executor
     if spec.pass_through:
@@ -191,34 +251,48 @@ def pack(
         kind = "inline"
     guard = getattr(image_source, "guard", None)
     ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.root if guard is not None else None)
-    prefix = output_prefix(output)
-    writer = ShardWriter(
-        prefix,
-        shard_records=options.shard_records,
-        shard_size=options.shard_size,
-        storage=storage,
-    )
-    skipped: list[Skipped] = []
+    skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
+
+    def publish(rec: Any, idx: Any, entry: Any, consumed: int) -> None:
+        publisher.publish(rec, idx, entry, consumed, skipped)
+
+    def checkpoint(rec: Any, idx: Any, state: dict[str, int]) -> None:
+        publisher.checkpoint(rec, idx, state, skipped)
+
+    done = progress.record
+    writer = ShardWriter(prefix, publish, shard_records=options.shard_records, shard_size=options.shard_size,
+                         first_shard=len(done.shards), storage=storage, checkpoint=checkpoint,
+                         checkpoint_bytes=options.checkpoint_bytes)
+    writer.records, writer.bytes = done.records, done.rec_bytes
+    start = progress.items_done
+    if progress.open is not None and writer.reopen(progress.open):
+        start = progress.open["consumed"]
+    else:
+        progress = progress.without_open()
+    skipped.extend(progress.skipped)
     bar = _progress(len(items), options)
+    if bar is not None and start:
+        bar.update(start)
     started = time.perf_counter()
     executor: Executor | None = None
     try:
-        with sigterm_as_interrupt():
-            executor = _make_executor(kind, workers, ctx)
-            _run(items, image_source, ctx, executor, workers, options, writer, skipped, bar)
-            if skipped and options.strict:
-                first = skipped[0]
-                raise BadRecordsError(
-                    f"{first.reason} (record {first.index}; --strict stops at the first bad image, "
-                    "nothing was written)",
-                    path=first.path,
-                )
-            if writer.records == 0:
-                raise ImgprepError(
-                    f"no records written: all {len(items)} images were skipped "
-                    f"(first: {skipped[0].path}: {skipped[0].reason})"
-                )
-            outputs = writer.commit()
+        executor = _make_executor(kind, workers, ctx)
+        _run(items, start, image_source, ctx, executor, workers, options, writer, skipped, bar)
+        if skipped and options.strict:
+            first = skipped[0]
+            raise BadRecordsError(
+                f"{first.reason} (record {first.index}; --strict stops at the first bad image, "
+                "the dataset was not committed)",
+                path=first.path,
+            )
+        if writer.records == 0:
+            first = skipped[0]
+            raise ImgprepError(
+                f"no records written: all {len(items)} images were skipped (first: {first.path}: {first.reason})"
+            )
+        writer.close(len(items))
+        report = write_report(storage, prefix, skipped) if options.report else None
+        record = publisher.finish(len(skipped))
     except BaseException:
         writer.abort()
         raise
@@ -228,57 +302,58 @@ def pack(
         if bar is not None:
             bar.close()
         image_source.close()
-    report = write_report(storage, prefix, skipped) if options.report else None
-    return PackSummary(
-        records=writer.records,
-        skipped=len(skipped),
-        bytes=writer.bytes,
-        seconds=time.perf_counter() - started,
-        outputs=outputs,
-        report=report,
-        image_path=chosen.name if not spec.pass_through else "pass-through",
-        workers=workers,
-        executor=kind,
-        skipped_items=skipped,
-    )
+    summary = _summary_of(record, prefix, image_path)
+    summary.seconds = time.perf_counter() - started
+    summary.report, summary.workers, summary.executor = report, workers, kind
+    summary.skipped_items = skipped
+    return summary
 
 
 _DEFERRED = object()  # data a batched source fetches a whole chunk at a time (``fetch_many``)
+Entry = tuple[int, LstItem, "str | None", Any]  # (list position, item, local path, data)
 
 
-def _fetched_stream(items: Sequence[LstItem], source: ImageSource) -> Iterator[tuple[LstItem, str | None, Any]]:
-    """``(item, local path, data)`` in list order; data without a local file is fetched here,
-    ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``; a batched
-    in-memory source hands over whole chunks in ``fetch_many``)."""
-    paths = [source.local_path(item) for item in items]
-    remote = [item for item, path in zip(items, paths) if path is None]
-    fetched: Iterator[Any] = iter(())
-    if remote and source.batched:
-        fetched = itertools.repeat(_DEFERRED)
-    elif remote:
-        fetched = source.iter_fetch(remote)
-    for item, path in zip(items, paths):
-        yield item, path, (next(fetched) if path is None else None)
+def _fetched_stream(items: Collection[LstItem], start: int, source: ImageSource) -> Iterator[Entry]:
+    """``(position, item, local path, data)`` in list order from position ``start``; data without
+    a local file is fetched here, ahead of the workers (an S3 source downloads concurrently in
+    ``iter_fetch``; an in-memory source hands over whole chunks in ``fetch_many``).  The list is
+    read lazily, twice in step when some items are fetched: nothing is held per item."""
+
+    def remote() -> Iterator[LstItem]:
+        return (item for item in itertools.islice(items, start, None) if source.local_path(item) is None)
+
+    fetched: Iterator[Any] | None = None
+    for position, item in enumerate(itertools.islice(items, start, None), start):
+        path = source.local_path(item)
+        data = None
+        if path is None and source.batched:
+            data = _DEFERRED
+        elif path is None:
+            if fetched is None:
+                fetched = source.iter_fetch(remote())
+            data = next(fetched)
+        yield position, item, path, data
 
 
-def _make_chunk(entries: list[tuple[LstItem, str | None, Any]], source: ImageSource) -> Chunk:
-    ready = [e for e in entries if not isinstance(e[2], ImgprepError)]
+def _make_chunk(entries: list[Entry], source: ImageSource) -> Chunk:
+    ready = [e for e in entries if not isinstance(e[3], ImgprepError)]
     data: Any = None
-    if any(e[2] is _DEFERRED for e in ready):
-        data = source.fetch_many([e[0] for e in ready])
-    elif any(e[1] is None for e in ready):
-        data = [e[2] for e in ready]
+    if any(e[3] is _DEFERRED for e in ready):
+        data = source.fetch_many([e[1] for e in ready])
+    elif any(e[2] is None for e in ready):
+        data = [e[3] for e in ready]
         first = data[0]
         shape = getattr(first, "shape", None)
         if shape is not None and all(getattr(d, "shape", None) == shape and d.dtype == first.dtype for d in data):
             import numpy as np
 
             data = np.stack(data)  # one buffer instead of many small pickles
-    return Chunk([e[0].index for e in ready], [e[0].labels for e in ready], [e[1] for e in ready], data)
+    return Chunk([e[1].index for e in ready], [e[1].labels for e in ready], [e[2] for e in ready], data)
 
 
 def _run(
-    items: Sequence[LstItem],
+    items: Collection[LstItem],
+    start: int,
     source: ImageSource,
     ctx: WorkerContext,
     executor: Executor | None,
@@ -291,17 +366,17 @@ def _run(
     file_limit = _chunk_limit(len(items), workers, options.chunk_size, in_memory=False)
     memory_limit = _chunk_limit(len(items), workers, options.chunk_size, in_memory=True)
     window = workers * 4
-    stream = _fetched_stream(items, source)
-    pending: deque[tuple[Future[Any] | None, list[tuple[LstItem, str | None, Any]], Chunk]] = deque()
+    stream = _fetched_stream(items, start, source)
+    pending: deque[tuple[Future[Any] | None, list[Entry], Chunk]] = deque()
 
     def submit() -> bool:
-        entries: list[tuple[LstItem, str | None, Any]] = []
+        entries: list[Entry] = []
         in_memory = 0
         for entry in stream:
             entries.append(entry)
-            in_memory += _nbytes(entry[2])
+            in_memory += _nbytes(entry[3])
             # Fetched files (S3) chunk like local files: small chunks keep bytes in flight few.
-            limit = memory_limit if entry[1] is None and source.batched else file_limit
+            limit = memory_limit if entry[2] is None and source.batched else file_limit
             if len(entries) >= limit or in_memory >= CHUNK_BYTES:
                 break
         if not entries:
@@ -321,16 +396,17 @@ def _run(
     except BrokenExecutor:
         # BrokenProcessPool, raised by result() or by the next submit(), whichever sees the dead
         # worker first.  (A thread pool breaks only when an initializer fails; it has none.)
-        in_flight = [entry[0] for _, entries, _ in pending for entry in entries] or [items[-1]]
+        in_flight = [entry[1] for _, entries, _ in pending for entry in entries]
+        where = (f"while records {in_flight[0].index}..{in_flight[-1].index} were in flight "
+                 f"({source.describe(in_flight[0])} ...)") if in_flight else "between chunks"
         raise WorkerError(
-            f"a worker process died (killed, or out of memory?) while records {in_flight[0].index}.."
-            f"{in_flight[-1].index} were in flight ({source.describe(in_flight[0])} ...); nothing was written"
+            f"a worker process died (killed, or out of memory?) {where}; the dataset was not committed"
         ) from None
 
 
 def _drain(
     submit: Callable[[], bool],
-    pending: deque[tuple[Future[Any] | None, list[tuple[LstItem, str | None, Any]], Chunk]],
+    pending: deque[tuple[Future[Any] | None, list[Entry], Chunk]],
     window: int,
     ctx: WorkerContext,
     source: ImageSource,
@@ -350,7 +426,7 @@ def _drain(
         results = future.result() if future is not None else run_chunk(ctx, chunk)
         pending.popleft()
         done = iter(results)
-        for item, _, data in entries:
+        for position, item, _, data in entries:
             if isinstance(data, ImgprepError):
                 if not isinstance(data, ImageError):
                     raise data  # storage failing (S3 silent, denied...) is not a bad image
@@ -362,7 +438,7 @@ def _drain(
                 if options.strict:
                     return
             else:
-                writer.write(framed, item.index)
+                writer.write(framed, item.index, position)
         if bar is not None:
             bar.update(len(entries))
 

@@ -6,6 +6,8 @@ that is what makes the output byte-identical for any number of workers.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,10 +76,26 @@ def _functions(ctx: WorkerContext) -> tuple[Any, Any]:
     return _FUNCTIONS[key]
 
 
-def init_process(ctx: WorkerContext) -> None:
+def die_with_parent(parent: int | None) -> None:
+    """Have the kernel SIGKILL this worker when its parent dies (Linux ``PR_SET_PDEATHSIG``), and
+    exit now if the parent already died before that was set: a killed packer never leaves
+    workers running."""
+    import signal
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+def init_process(ctx: WorkerContext, parent: int | None = None) -> None:
     global _CONTEXT
     import signal
 
+    die_with_parent(parent)
     # Ctrl-C reaches the whole process group; the parent alone unwinds and aborts outputs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A forked worker inherits the parent's SIGTERM-as-Ctrl-C handler; the pool stops its

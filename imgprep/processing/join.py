@@ -15,6 +15,7 @@ record per part in memory.  Records are copied as framed bytes, never re-encoded
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -22,11 +23,15 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from imgprep.errors import FormatError, ImgprepError, StorageError
+from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_folder, record_name, to_json
+from imgprep.formats.dataset import from_json as dataset_from_json
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
+from imgprep.packing.packer import list_ref
 from imgprep.packing.report import Skipped, write_report
 from imgprep.storage.base import Store, join
 from imgprep.storage.concat import concatenate
+from imgprep.storage.prefix import Prefix
 
 PARTS_FOLDER = ".imgprep-parts"
 DONE, FAILED = "done", "failed"
@@ -117,6 +122,7 @@ class _Part:
     rec: str
     entries: list[tuple[int, int]]  # (key, offset) in file order
     size: int
+    record: DatasetRecord | None = None  # the host's dataset record of the part
 
     def record_size(self, position: int) -> int:
         end = self.entries[position + 1][1] if position + 1 < len(self.entries) else self.size
@@ -135,14 +141,21 @@ class JoinSummary:
 
 
 def _load_part(storage: Store, info: dict[str, Any]) -> _Part | None:
+    """A host's part, as its dataset record names it (never a stale file beside it)."""
     prefix = info.get("part")
     if not prefix:
         return None
-    rec, idx = prefix + ".rec", prefix + ".idx"
+    name = record_name(prefix)
+    record = dataset_from_json(storage.read_text(name), name)
+    if len(record.shards) != 1:
+        raise FormatError(f"a part must be one .rec/.idx pair, the record names {len(record.shards)}", path=name)
+    rec, idx = record_folder(prefix) + record.shards[0].rec, record_folder(prefix) + record.shards[0].idx
     try:
         size = storage.size(rec)
     except StorageError as exc:
         raise StorageError(f"part file is missing ({exc.message})", path=rec) from None
+    if size != record.shards[0].rec_bytes:
+        raise FormatError(f"part holds {size} bytes but its dataset record says {record.shards[0].rec_bytes}", path=rec)
     if size != int(info.get("bytes", -1)):
         raise FormatError(f"part holds {size} bytes but its host wrote {info.get('bytes')}", path=rec)
     entries = parse_index(storage.read_text(idx), idx)
@@ -155,7 +168,7 @@ def _load_part(storage: Store, info: dict[str, Any]) -> _Part | None:
         previous = offset
     if entries and entries[0][1] != 0:
         raise FormatError("the first record does not start at byte 0", path=idx)
-    return _Part(rec, entries, size)
+    return _Part(rec, entries, size, record)
 
 
 def plan_order(
@@ -241,6 +254,10 @@ def join_channel(
     concatenated = order == sorted(order)
     total = sum(part.size for part in parts if part is not None)
     rec_uri, idx_uri = output + ".rec", output + ".idx"
+    # An earlier output loses its commit point and index before its .rec can be replaced, so no
+    # reader pairs a new .rec with an old .idx (the invariants of imgprep.packing.publish).
+    storage.delete(record_name(output))
+    storage.delete(idx_uri)
     lines: list[str] = []
     with storage.open_output(rec_uri, expected_size=total) as rec:
         if concatenated:
@@ -273,7 +290,24 @@ def join_channel(
     report = write_report(storage, output, dropped)
     if report:
         outputs.append(report)
+    template = next(part.record for part in parts if part is not None and part.record is not None)
+    storage.write_text(record_name(output), to_json(_joined_record(storage, template, items, output, len(dropped))))
     return JoinSummary(len(order), len(dropped), total, outputs, concatenated)
+
+
+def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstItem], output: str,
+                   skipped: int) -> DatasetRecord:
+    """The dataset record a one-host pack of ``items`` writes: the parts' settings, the whole list,
+    one shard hashed as stored (read back once: a server-side join never saw its bytes)."""
+    store = Prefix(output, storage)
+    rec, idx = output + ".rec", output + ".idx"
+    shard = ShardEntry(
+        rec=rec.rsplit("/", 1)[-1], idx=idx.rsplit("/", 1)[-1],
+        records=len(parse_index(storage.read_text(idx), idx)),
+        rec_bytes=storage.size(rec), idx_bytes=storage.size(idx),
+        rec_sha256=store.sha256(rec), idx_sha256=store.sha256(idx),
+    )
+    return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped)
 
 
 def remove_tree(storage: Store, uri: str) -> None:

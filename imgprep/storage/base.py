@@ -64,6 +64,11 @@ class Output(abc.ABC):
         have nothing to flush early may keep this no-op; :meth:`commit` must work either way.
         """
 
+    def checkpoint(self) -> str | None:
+        """Make everything written so far survive this process, still invisible; return where it
+        is (for :meth:`Store.reopen_output`), or None when this output cannot be resumed."""
+        return None
+
     @abc.abstractmethod
     def commit(self) -> None:
         """Make the data visible under the final name."""
@@ -138,6 +143,11 @@ class Store(abc.ABC):
 
     def prune(self, uri: str) -> None:  # noqa: B027 - S3 has no folders to remove
         """Remove the folder ``uri`` if it is empty (local only)."""
+
+    def reopen_output(self, uri: str, where: str, size: int) -> Output | None:
+        """The output of ``uri`` that :meth:`Output.checkpoint` left at ``where``, cut back to
+        ``size`` bytes and open for appending; None when gone or too short, or not supported."""
+        return None
 
     @abc.abstractmethod
     def replace(self, source: str, target: str) -> None:

@@ -22,21 +22,37 @@ def local_path(uri: str | os.PathLike[str]) -> str:
 class LocalOutput(Output):
     """A local file that appears under its name only on :meth:`commit` (``os.replace``)."""
 
-    def __init__(self, uri: str | os.PathLike[str], *, fsync: bool = False) -> None:
+    def __init__(
+        self, uri: str | os.PathLike[str], *, fsync: bool = False, reopen: tuple[str, int] | None = None
+    ) -> None:
         self.path = local_path(uri)
         self.uri = self.path
         self._fsync = fsync
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
-            os.makedirs(directory, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(
-                prefix=f".{os.path.basename(self.path)}.", suffix=".part", dir=directory
-            )
+            if reopen is None:
+                os.makedirs(directory, exist_ok=True)
+                fd, self._tmp = tempfile.mkstemp(
+                    prefix=f".{os.path.basename(self.path)}.", suffix=".part", dir=directory
+                )
+            else:
+                self._tmp = os.path.join(directory, reopen[0])
+                fd = os.open(self._tmp, os.O_WRONLY)
+                os.ftruncate(fd, reopen[1])
+                os.lseek(fd, reopen[1], os.SEEK_SET)
         except OSError as exc:
             raise StorageError(f"cannot create output file ({exc.strerror})", path=self.path) from None
         self._fh = os.fdopen(fd, "wb", buffering=1 << 20)
-        self.bytes_written = 0
+        self.bytes_written = reopen[1] if reopen else 0
         self._done = False
+
+    def checkpoint(self) -> str:
+        """Flush to the kernel (a killed process loses nothing written); the temporary's name."""
+        try:
+            self._fh.flush()
+        except OSError as exc:
+            raise StorageError(f"write failed ({exc.strerror})", path=self.path) from None
+        return os.path.basename(self._tmp)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         try:
@@ -62,16 +78,19 @@ class LocalOutput(Output):
         self._done = True
 
     def abort(self) -> None:
+        """Remove the temporary file.  Never raises: closing flushes the buffer, which fails
+        again on a full disk, and the error that made us abort is the one to report."""
         if self._done:
             return
         self._done = True
         try:
             self._fh.close()
-        finally:
-            try:
-                os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
+        except OSError:
+            pass
+        try:
+            os.unlink(self._tmp)
+        except OSError:
+            pass
 
 
 def _umask() -> int:
@@ -117,6 +136,12 @@ class LocalStore(Store):
 
     def open_output(self, uri: str, *, expected_size: int | None = None, content_type: str | None = None) -> Output:
         return LocalOutput(uri, fsync=self.fsync)
+
+    def reopen_output(self, uri: str, where: str, size: int) -> Output | None:
+        tmp = os.path.join(os.path.dirname(os.path.abspath(local_path(uri))), where)
+        if os.sep in where or not where.endswith(".part") or not os.path.isfile(tmp) or os.path.getsize(tmp) < size:
+            return None
+        return LocalOutput(uri, fsync=self.fsync, reopen=(where, size))
 
     def read_bytes(self, uri: str) -> bytes:
         path = local_path(uri)

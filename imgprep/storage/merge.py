@@ -39,9 +39,26 @@ class Shard:
 
 
 def find_shards(prefix: str, storage: Store | None = None) -> list[Shard]:
-    """The shards of ``prefix`` in number order; numbers must run 00000, 00001, ... without gaps."""
+    """The shards of ``prefix`` in order: exactly those its dataset record names, when a pack wrote
+    one; otherwise (shards from another tool) ``-00000``, ``-00001``, ... found by listing."""
     storage = storage or _default_storage()
     prefix = output_prefix(prefix)
+    from imgprep.formats.dataset import from_json, progress_name, record_folder, record_name
+    from imgprep.storage.prefix import Prefix
+
+    store = Prefix(prefix, storage)
+    raw = store.read(record_name(prefix))
+    if raw is not None:
+        record = from_json(raw, record_name(prefix))
+        folder = record_folder(prefix)
+        return [Shard(folder + s.rec, folder + s.idx, s.rec_bytes) for s in record.shards]
+    if store.exists(progress_name(prefix)):
+        raise UsageError(f"{prefix}: the dataset is incomplete (a pack of it is running or was interrupted: "
+                         "finish it with pack --resume)")
+    return _listed_shards(prefix, storage)
+
+
+def _listed_shards(prefix: str, storage: Store) -> list[Shard]:
     pattern = re.compile(r"-(\d{5,})\.(rec|idx)$")
     found: dict[int, dict[str, tuple[str, int]]] = {}
     for entry in storage.list(prefix + "-"):

@@ -84,6 +84,9 @@ class Storage(Store):
     def prune(self, uri: str) -> None:
         self.for_uri(uri).prune(uri)
 
+    def reopen_output(self, uri: str, where: str, size: int) -> Output | None:
+        return self.for_uri(uri).reopen_output(uri, where, size)
+
     def replace(self, source: str, target: str) -> None:
         if scheme(source) != scheme(target) and {scheme(source), scheme(target)} != {"", "file"}:
             raise UsageError(f"cannot move {source} to {target}: different storage")

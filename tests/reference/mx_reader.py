@@ -126,6 +126,18 @@ def cmd_iter(args: argparse.Namespace) -> object:
     return {"data_shape": data_shape, "samples": samples}
 
 
+def cmd_pairs(args: argparse.Namespace) -> object:
+    """Several .rec/.idx pairs in one MXNet start-up: each record read through its index."""
+    out = []
+    for rec_path, idx_path in zip(args.files[::2], args.files[1::2]):
+        rec = mx.recordio.MXIndexedRecordIO(idx_path, rec_path, "r")
+        try:
+            out.append([{"key": int(key), **describe(rec.read_idx(key))} for key in rec.keys])
+        finally:
+            rec.close()
+    return out
+
+
 def cmd_write(args: argparse.Namespace) -> object:
     with open(args.payloads, encoding="utf-8") as fh:
         payloads = [bytes.fromhex(h) for h in json.load(fh)]
@@ -159,6 +171,9 @@ def main() -> None:
     p.add_argument("--label-width", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=4)
     p.set_defaults(fn=cmd_iter)
+    p = sub.add_parser("pairs")
+    p.add_argument("files", nargs="*", help="REC IDX [REC IDX ...]")
+    p.set_defaults(fn=cmd_pairs)
     p = sub.add_parser("write")
     p.add_argument("rec")
     p.add_argument("idx")

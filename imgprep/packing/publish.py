@@ -1,0 +1,242 @@
+"""Publishing a pack's output so that a reader never sees a wrong dataset, whatever stops the run.
+
+The invariants, true at every instant (SIGKILL, SIGTERM, a full disk, a failing write):
+
+1. Every ``.rec``/``.idx`` pair under final names was written whole by one run, or its ``.idx``
+   is absent.  A shard's ``.rec`` is published (renamed into place, or its upload completed)
+   before its ``.idx``; an ``.idx`` is published only after its ``.rec`` is complete.  A reader
+   that needs the index therefore never pairs a new ``.rec`` with an old ``.idx``, and a pair
+   without its ``.idx`` reads as incomplete (``pack --resume`` repairs it).
+2. No file of an older generation is left for a reader to mistake for part of the dataset: a
+   run first removes the old dataset record, then every old ``.idx``, then every old ``.rec``
+   (so an old pair loses its index before its ``.rec`` can be replaced), then stale temporary
+   files and uploads; a resumed run removes everything after its last good shard the same way.
+3. ``PREFIX.dataset.json`` is written last, after every shard it names is published: it is the
+   commit point.  Its presence means the dataset is complete and names exactly its shards.
+4. One writer per prefix: the lock (:meth:`Prefix.lock`) is held from before the first removal
+   until after the dataset record is written.
+
+After each shard, ``PREFIX.progress.json`` records what is published (each shard with its sizes
+and checksums, how many list items it consumed, the images skipped so far), so ``--resume``
+checks those shards and continues after the last good one.  Within a shard (one unsharded
+``.rec``), a local run also checkpoints every ``checkpoint_bytes``: it flushes the shard's
+temporaries and records their names and sizes at that record boundary; ``--resume`` cuts them
+back to it and goes on appending (output is deterministic, so the bytes match a whole run).
+
+``IMGPREP_TEST_DELAY_PUBLISH`` (seconds, a test hook) sleeps between publishing a ``.rec`` and
+its ``.idx`` and before the dataset record, so tests can kill a run inside those windows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgprep.errors import FormatError, UsageError
+from imgprep.formats.dataset import (
+    DatasetRecord,
+    ShardEntry,
+    from_json,
+    progress_name,
+    record_folder,
+    record_name,
+    to_json,
+)
+from imgprep.packing.report import Skipped
+from imgprep.storage.base import Output, Store
+from imgprep.storage.prefix import Prefix
+
+PROGRESS_KIND = "imgprep.progress"
+
+
+_OPEN_KEYS = ("number", "rec_tmp", "idx_tmp", "records", "rec_bytes", "idx_bytes", "consumed")
+
+
+def test_delay() -> None:
+    """The documented test hook: widen the publication windows so a test can land a kill in them."""
+    delay = os.environ.get("IMGPREP_TEST_DELAY_PUBLISH")
+    if delay:
+        time.sleep(float(delay))
+
+
+@dataclass
+class Progress:
+    """What a run has published so far: the dataset record without its commit, plus where to go on."""
+
+    record: DatasetRecord
+    consumed: list[int] = field(default_factory=list)  # list items consumed through each shard
+    skipped_through: list[int] = field(default_factory=list)  # images skipped through each shard
+    skipped: list[Skipped] = field(default_factory=list)
+    # The shard being written at the last checkpoint: its number, its flushed temporaries
+    # ("rec_tmp", "idx_tmp"), "records", "rec_bytes", "idx_bytes", and list items "consumed".
+    open: dict[str, Any] | None = None
+
+    @property
+    def items_done(self) -> int:
+        """List items done in published shards."""
+        return self.consumed[-1] if self.consumed else 0
+
+    def without_open(self) -> Progress:
+        """The progress as of the last published shard (the checkpoint could not be reopened)."""
+        through = self.skipped_through[-1] if self.skipped_through else 0
+        return Progress(self.record, self.consumed, self.skipped_through, self.skipped[:through])
+
+    def to_json(self) -> str:
+        doc = {
+            "kind": PROGRESS_KIND,
+            "record": json.loads(to_json(self.record)),
+            "consumed": self.consumed,
+            "skipped_through": self.skipped_through,
+            "skipped": [[s.index, s.path, s.reason] for s in self.skipped],
+            "open": self.open,
+        }
+        return json.dumps(doc, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: bytes, path: str) -> Progress:
+        try:
+            doc = json.loads(text)
+            if doc.get("kind") != PROGRESS_KIND:
+                raise ValueError("not a progress file")
+            record = from_json(json.dumps(doc["record"]), path)
+            consumed = [int(n) for n in doc["consumed"]]
+            through = [int(n) for n in doc["skipped_through"]]
+            skipped = [Skipped(int(i), str(p), str(r)) for i, p, r in doc["skipped"]]
+            open_ = doc.get("open")
+            if open_ is not None:
+                open_ = {k: str(open_[k]) if k.endswith("_tmp") else int(open_[k]) for k in _OPEN_KEYS}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FormatError(f"unreadable progress file ({exc}); rerun without --resume", path=path) from None
+        if not len(consumed) == len(through) == len(record.shards):
+            raise FormatError("progress file: shard and consumed counts differ; rerun without --resume", path=path)
+        return cls(record, consumed, through, skipped, open_)
+
+
+class Publisher:
+    """Keeps the invariants above for one output prefix."""
+
+    def __init__(self, prefix: str, skeleton: DatasetRecord, storage: Store) -> None:
+        self.prefix = prefix
+        self.store = Prefix(prefix, storage)
+        self.skeleton = skeleton  # list, settings and version of this run; no shards yet
+        self.progress = Progress(skeleton)
+        self.folder = record_folder(prefix)
+
+    @property
+    def progress_name(self) -> str:
+        return progress_name(self.prefix)
+
+    def begin(self, resume: bool) -> Progress:
+        """Take the lock; start clean, or (``resume``) keep the good published shards.  Returns
+        the progress to continue from (empty when starting clean)."""
+        self.store.lock()
+        try:
+            if resume:
+                self.progress = self._resumable()
+            self._remove_after(len(self.progress.record.shards), resume)
+        except BaseException:
+            self.store.unlock()
+            raise
+        return self.progress
+
+    def _resumable(self) -> Progress:
+        raw = self.store.read(self.progress_name)
+        if raw is None:
+            done = self.store.read(record_name(self.prefix))
+            if done is not None:
+                record = from_json(done, record_name(self.prefix))
+                self._refuse_different(record)
+                raise AlreadyComplete(record)
+            return Progress(self.skeleton)
+        found = Progress.from_json(raw, self.progress_name)
+        self._refuse_different(found.record)
+        good = 0
+        for entry in found.record.shards:
+            if not self._intact(entry):
+                break
+            good += 1
+        if good == len(found.record.shards) and found.open is not None and found.open["number"] == good:
+            return dataclasses.replace(found, record=DatasetRecord(**{**vars(self.skeleton),
+                                                                       "shards": found.record.shards}))
+        through = found.skipped_through[:good]
+        record = DatasetRecord(**{**vars(self.skeleton), "shards": found.record.shards[:good]})
+        return Progress(record, found.consumed[:good], through, found.skipped[: through[-1] if good else 0])
+
+    def _refuse_different(self, record: DatasetRecord) -> None:
+        differences = record.differences(self.skeleton)
+        if differences:
+            raise UsageError(
+                f"{self.prefix}: cannot resume, the earlier run differs (earlier != now): {'; '.join(differences)} "
+                "(rerun without --resume to start over)"
+            )
+
+    def _intact(self, entry: ShardEntry) -> bool:
+        rec, idx = self.folder + entry.rec, self.folder + entry.idx
+        return (
+            self.store.size(rec) == entry.rec_bytes
+            and self.store.size(idx) == entry.idx_bytes
+            and self.store.sha256(rec) == entry.rec_sha256
+            and self.store.sha256(idx) == entry.idx_sha256
+        )
+
+    def _remove_after(self, keep: int, resume: bool) -> None:
+        """Remove the old generation: record, progress, then ``.idx`` before ``.rec`` (invariant 2)."""
+        kept = {self.folder + name for entry in self.progress.record.shards[:keep] for name in (entry.rec, entry.idx)}
+        names = [n for n in self.store.names() if n not in kept]
+        first = [record_name(self.prefix)] + ([] if resume else [self.progress_name])
+        ordered = first + [n for n in names if n.endswith(".idx")] + [n for n in names if n.endswith(".rec")]
+        ordered += [n for n in names if n not in ordered and n != self.progress_name]
+        for uri in ordered:
+            self.store.remove(uri)
+        open_ = self.progress.open or {}
+        spare = {open_.get("rec_tmp"), open_.get("idx_tmp")}
+        for uri in self.store.temporaries():
+            if uri.rsplit("/", 1)[-1] not in spare:
+                self.store.remove(uri)
+        self.store.abort_uploads()
+
+    def publish(self, rec: Output, idx: Output, entry: ShardEntry, consumed: int, skipped: Sequence[Skipped]) -> None:
+        """Publish one finished shard: ``.rec``, then ``.idx`` (invariant 1), then the progress."""
+        rec.commit()
+        test_delay()
+        idx.commit()
+        progress = self.progress
+        record = DatasetRecord(**{**vars(progress.record), "shards": (*progress.record.shards, entry)})
+        self.progress = Progress(record, [*progress.consumed, consumed], [*progress.skipped_through, len(skipped)],
+                                 list(skipped))
+        self.store.write(self.progress_name, self.progress.to_json().encode())
+
+    def checkpoint(self, rec: Output, idx: Output, state: dict[str, int], skipped: Sequence[Skipped]) -> None:
+        """Record the shard being written at a record boundary (its temporaries flushed), so that
+        ``--resume`` continues from here instead of from the shard's start.  Outputs that cannot
+        be reopened (S3 uploads) are not checkpointed."""
+        rec_tmp, idx_tmp = rec.checkpoint(), idx.checkpoint()
+        if rec_tmp is None or idx_tmp is None:
+            return
+        self.progress = dataclasses.replace(self.progress, skipped=list(skipped),
+                                            open={**state, "rec_tmp": rec_tmp, "idx_tmp": idx_tmp})
+        self.store.write(self.progress_name, self.progress.to_json().encode())
+
+    def finish(self, skipped: int) -> DatasetRecord:
+        """Write the dataset record (the commit point, invariant 3), then drop the progress file."""
+        record = DatasetRecord(**{**vars(self.progress.record), "skipped": skipped})
+        test_delay()
+        self.store.write(record_name(self.prefix), to_json(record).encode())
+        self.store.remove(self.progress_name)
+        return record
+
+    def end(self) -> None:
+        self.store.unlock()
+
+
+class AlreadyComplete(Exception):
+    """``--resume`` found the dataset already committed with the same list and settings."""
+
+    def __init__(self, record: DatasetRecord) -> None:
+        super().__init__("complete")
+        self.record = record
