@@ -502,11 +502,12 @@ CASES = [
     Case("COCO file is /dev/zero", "refused", "/dev/zero: not a regular file", device_as("coco")),
     Case("manifest is /dev/zero", "refused", "/dev/zero:1: line longer than 16777216 characters",
          device_as("manifest")),
-    Case("list not UTF-8", "refused", "in.lst: not UTF-8 text", raw_list(b"0\t0\tc/\xff.jpg\n")),
+    Case("list not UTF-8", "refused", "in.lst:1: not UTF-8 text", raw_list(b"0\t0\tc/\xff.jpg\n")),
     Case("-o naming a folder", "refused", "names no file", output_is("dir/"), code=2),
     Case("-o ''", "refused", "names no file", output_is(""), code=2),
     Case("invalid bucket name", "refused", "'Bad!Bucket' is not a bucket name", output_is("s3://Bad!Bucket/o"), code=2),
-    Case("output under a file", "refused", "afile/o.rec: cannot create output file", output_under_a_file),
+    Case("output under a file", "refused", "afile: cannot create the output folder (a file is in the way)",
+         output_under_a_file),
     # class folders and Caltech (convert)
     Case("symlink to a sibling class folder", "handled", "", folders_case(
         sibling_link, TREE | {"a_link/0.jpg", "a_link/1.jpg"})),

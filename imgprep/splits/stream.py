@@ -19,8 +19,11 @@ from typing import Any, BinaryIO
 
 from imgprep.errors import FormatError
 from imgprep.formats.dataset import ListRef
-from imgprep.formats.lst import LstItem, parse_line
+from imgprep.formats.lst import MAX_LINE, LstItem, parse_line
+from imgprep.formats.paths import check_regular
 from imgprep.storage.base import Store, is_remote
+
+_BOM = b"\xef\xbb\xbf"
 
 _PAGE_BITS = 1 << 12  # 512-byte pages: a dense list of N ids costs ~N/8 bytes
 
@@ -77,6 +80,20 @@ class IndexSet:
         return int(ids[same[0]]) if len(same) else None
 
 
+def _raw_lines(fh: BinaryIO, uri: str) -> Iterator[bytes]:
+    """The file's lines as bytes: a first-line UTF-8 byte order mark dropped (Windows editors
+    write one), and no line held longer than :data:`MAX_LINE` bytes (``.lst`` lines are short;
+    a file without newlines must not be read whole)."""
+    lineno = 0
+    while raw := fh.readline(MAX_LINE + 1):
+        lineno += 1
+        if lineno == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            raise FormatError(f"line longer than {MAX_LINE} characters", path=uri, line=lineno)
+        yield raw
+
+
 class ListStream:
     """One or more ``.lst`` files (local or ``s3://``), validated up front, iterated lazily.
 
@@ -108,8 +125,11 @@ class ListStream:
                     self._storage = Storage()
                 self._remote[uri] = self._storage.read_bytes(uri)
             return io.BytesIO(self._remote[uri])
+        check_regular(uri)  # /dev/zero would be read forever, a FIFO waited on
         try:
             return open(uri, "rb")
+        except IsADirectoryError:
+            raise FormatError("is a directory (expected a .lst file)", path=uri) from None
         except FileNotFoundError:
             raise FormatError("no such list file", path=uri) from None
         except OSError as exc:
@@ -118,7 +138,7 @@ class ListStream:
     def _lines(self, uri: str, digest: Any = None) -> Iterator[tuple[int, LstItem, bytes]]:
         columns: int | None = None
         with self._open(uri) as fh:
-            for lineno, raw in enumerate(fh, 1):
+            for lineno, raw in enumerate(_raw_lines(fh, uri), 1):
                 if digest is not None:
                     digest.update(raw)
                 try:
@@ -148,7 +168,7 @@ class ListStream:
         # The lines were validated in the first pass: split and convert only (half the cost).
         for uri in self.uris:
             with self._open(uri) as fh:
-                for raw in fh:
+                for raw in _raw_lines(fh, uri):
                     if raw.strip():
                         fields = raw.decode("utf-8").rstrip("\r\n").split("\t")
                         yield LstItem(int(fields[0]), tuple(map(float, fields[1:-1])), fields[-1])

@@ -131,7 +131,13 @@ class Prefix:
             self._lock_local(uri, body)
 
     def _lock_local(self, path: str, body: bytes) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            # FileExistsError here means a file stands where a folder of the output must be
+            reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+            raise StorageError(f"cannot create the output folder ({reason})", path=folder) from None
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
