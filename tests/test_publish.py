@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import imgfactory
 import pytest
-from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
+from s3servers import S3Server, moto_server_fixture, seaweed_fixture  # noqa: F401 - fixtures
 
 from imgprep.formats.dataset import from_json
 from imgprep.formats.lst import LstItem
@@ -416,6 +417,100 @@ def test_s3_second_writer_fails_at_once(images, tmp_path: Path, seaweed: S3Serve
     assert first.returncode == 0
     record = json.loads(client.get_object(Bucket=out_bucket, Key="train.dataset.json")["Body"].read())
     assert record["records"] == 48
+
+
+# A pack to S3 with 2 KiB parts (moto takes parts down to 1 KiB; S3 and SeaweedFS want 5 MiB), its
+# list read slowly (PAUSE seconds an item) so that a test can kill it while the .rec uploads.
+_SMALL_PARTS_PACK = """
+import logging, sys, time
+from imgprep.formats.lst import read_lst
+from imgprep.imaging.spec import TransformSpec
+from imgprep.packing.packer import PackOptions, pack
+from imgprep.storage.stores import Storage
+
+class Slow:
+    def __init__(self, items, pause):
+        self.items, self.pause = items, pause
+    def __len__(self):
+        return len(self.items)
+    def __iter__(self):
+        for item in self.items:
+            time.sleep(self.pause)
+            yield item
+
+lst, root, out, endpoint, resume, pause, shard_records = sys.argv[1:]
+logging.basicConfig(format="%(message)s")
+logging.getLogger("imgprep").setLevel(logging.INFO)
+storage = Storage.from_options(endpoint_url=endpoint, part_size=2048, min_part_size=1024)
+options = PackOptions(num_workers=1, resume=resume == "1", checkpoint_bytes=3000, storage=storage, quiet=True,
+                      progress=False, shard_records=int(shard_records))
+pack(Slow(read_lst(lst), float(pause)), root, out, TransformSpec(resize=20), options)
+"""
+
+
+def _small_parts_pack(lst: Path, root: Path, out: str, server: S3Server, *, resume: bool, pause: float,
+                      shard_records: int) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-c", _SMALL_PARTS_PACK, str(lst), str(root), out, server.endpoint_url,
+           "1" if resume else "0", str(pause), str(shard_records)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("shard_records", [0, 16], ids=["unsharded", "sharded"])
+def test_s3_resume_continues_the_open_upload_from_its_parts(
+    images, tmp_path: Path, moto_server: S3Server, mxnet, shard_records: int
+) -> None:
+    root, lst = images
+    client = moto_server.client()
+    bucket = f"up{os.getpid()}-{random.randrange(1 << 30)}"
+    client.create_bucket(Bucket=bucket)
+
+    def finish(proc: subprocess.Popen[str]) -> str:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        return err
+
+    finish(_small_parts_pack(lst, root, f"s3://{bucket}/ref/train", moto_server, resume=False, pause=0,
+                             shard_records=shard_records))
+    reference = {k[len("ref/"):]: v for k, v in objects(moto_server, bucket, "ref/").items()
+                 if not k.startswith("ref/.imgprep-uploads/")}
+    uri = f"s3://{bucket}/out/train"
+    opened = 1 if shard_records else 0  # the shard to kill inside: the second one when sharded
+
+    def open_upload() -> dict | None:
+        try:
+            raw = client.get_object(Bucket=bucket, Key="out/train.progress.json")["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
+        state = json.loads(raw)["open"]
+        if not state or "upload" not in state or state["number"] != opened or len(state["upload"]["parts"]) < 2:
+            return None
+        return state
+
+    proc = _small_parts_pack(lst, root, uri, moto_server, resume=False, pause=0.05, shard_records=shard_records)
+    wait_until(proc, lambda: open_upload() is not None, "two parts of the open .rec uploaded")
+    proc.kill()
+    proc.communicate()
+    state = open_upload()
+    assert state is not None
+    upload_id = state["upload"]["upload_id"]
+    assert upload_id in {u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", ())}
+    got = {k[len("out/"):]: v for k, v in objects(moto_server, bucket, "out/").items()
+           if not k.startswith("out/.imgprep-uploads/")}
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    for name, data in got.items():
+        (seen / name).write_bytes(data)
+    check_invariants(got, reference, seen, mxnet)
+
+    err = finish(_small_parts_pack(lst, root, uri, moto_server, resume=True, pause=0, shard_records=shard_records))
+    held = sum(part["Size"] for part in state["upload"]["parts"])
+    parts = len(state["upload"]["parts"])
+    match = re.search(rf"continuing upload {re.escape(upload_id)} after the (\d+) bytes of its (\d+) parts", err)
+    assert match, err  # the killed run's upload went on: its parts were not sent again
+    assert int(match.group(1)) >= held and int(match.group(2)) >= parts
+    final = {k[len("out/"):]: v for k, v in objects(moto_server, bucket, "out/").items()}
+    assert final == reference  # byte-identical, and no upload marker left
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
 # --------------------------------------------------------------------------- the list as a stream

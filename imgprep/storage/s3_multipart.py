@@ -124,6 +124,7 @@ class S3Output(Output):
         self._buf: bytearray | None = None  # the part being filled, allocated once at full size
         self._fill = 0
         self._parts: list[Future[dict[str, Any]]] = []
+        self._part_sizes: list[int] = []  # bytes of each part, for checkpoints (see uploaded())
         self._pool: DaemonExecutor | None = None
         self._slots = threading.BoundedSemaphore(self._max_concurrency)
         self._cancel = threading.Event()
@@ -273,6 +274,7 @@ class S3Output(Output):
 
         future.add_done_callback(done)
         self._parts.append(future)
+        self._part_sizes.append(len(args[0]) if task == self._upload_part else args[3] - args[2] + 1)
         self._part_limit = part_size_for(self._first_part, number + 1)
 
     def _executor(self) -> DaemonExecutor:
@@ -295,15 +297,7 @@ class S3Output(Output):
         except BOTO_ERRORS as exc:
             raise storage_error(self.uri, "starting the multipart upload", exc) from None
         self.upload_id = reply["UploadId"]
-        try:
-            self._client.put_object(
-                Bucket=self.bucket,
-                Key=marker_key(self.key, self.upload_id),
-                Body=json.dumps({"key": self.key, "upload_id": self.upload_id, "run": self.run}).encode(),
-                Metadata={RUN_KEY: self.run, "imgprep-host": HOST, "imgprep-pid": str(os.getpid())},
-            )
-        except BOTO_ERRORS as exc:
-            raise storage_error(self.uri, "writing the upload marker", exc) from None
+        self._mark_ours()
 
     def _checksum_args(self, data: bytes | bytearray) -> dict[str, str]:
         if self._checksum == "MD5":
@@ -362,6 +356,68 @@ class S3Output(Output):
             if isinstance(error, ImgprepError):
                 raise error
             raise StorageError(f"upload failed ({error})", path=self.uri)
+
+    # ------------------------------------------------------------------ resuming after a kill
+
+    def uploaded(self) -> tuple[int, dict[str, Any]] | None:
+        """The prefix of the object that S3 already holds, and what :meth:`resume` needs to go on
+        from it: ``(bytes, {"upload_id", "run", "parts"})`` over the parts done so far without a
+        gap from part 1 (a part still in flight ends the run), or None before the first part."""
+        if self.upload_id is None or self._state != "open":
+            return None
+        parts, size = [], 0
+        for future, part_size in zip(self._parts, self._part_sizes, strict=False):
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                break
+            parts.append({**future.result(), "Size": part_size})
+            size += part_size
+        if not parts:
+            return None
+        return size, {"upload_id": self.upload_id, "run": self.run, "parts": parts}
+
+    @classmethod
+    def resume(cls, uri: str, store: S3Store, upload: dict[str, Any]) -> tuple[S3Output | None, str]:
+        """The upload a checkpoint recorded (:meth:`uploaded`), open again after its parts, or
+        ``(None, why)`` when S3 no longer has it or its parts differ (then it is aborted)."""
+        out = cls(uri, store)
+        upload_id, recorded = str(upload["upload_id"]), list(upload["parts"])
+        try:
+            pages = out._client.get_paginator("list_parts").paginate(Bucket=out.bucket, Key=out.key, UploadId=upload_id)
+            listed = {p["PartNumber"]: p for page in pages for p in page.get("Parts", ())}
+        except BOTO_ERRORS as exc:
+            if is_no_such_upload(exc) or is_not_found(exc):
+                return None, f"its upload {upload_id} is gone (aborted or expired)"
+            raise storage_error(uri, "listing the parts of the checkpointed upload", exc) from None
+        for number, part in enumerate(recorded, 1):
+            found = listed.get(number)
+            if found is None or found["ETag"] != part["ETag"] or int(found["Size"]) != int(part["Size"]):
+                out.upload_id = upload_id
+                out._state = "open"
+                out.abort()
+                return None, f"part {number} of its upload {upload_id} differs from the checkpoint"
+        out.upload_id, out.run = upload_id, str(upload["run"])
+        for part in recorded:
+            done: Future[dict[str, Any]] = Future()
+            done.set_result({k: v for k, v in part.items() if k != "Size"})
+            out._parts.append(done)
+            out._part_sizes.append(int(part["Size"]))
+        out.bytes_written = sum(out._part_sizes)
+        out._part_limit = part_size_for(out._first_part, len(recorded) + 1)
+        out._mark_ours()
+        return out, ""
+
+    def _mark_ours(self) -> None:
+        """Rewrite the upload's marker naming this process, so cleanup sees a live writer."""
+        assert self.upload_id is not None
+        try:
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=marker_key(self.key, self.upload_id),
+                Body=json.dumps({"key": self.key, "upload_id": self.upload_id, "run": self.run}).encode(),
+                Metadata={RUN_KEY: self.run, "imgprep-host": HOST, "imgprep-pid": str(os.getpid())},
+            )
+        except BOTO_ERRORS as exc:
+            raise storage_error(self.uri, "writing the upload marker", exc) from None
 
     # ------------------------------------------------------------------ finishing
 
