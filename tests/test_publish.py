@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -455,26 +454,30 @@ def _small_parts_pack(lst: Path, root: Path, out: str, server: S3Server, *, resu
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 
-@pytest.mark.parametrize("shard_records", [0, 16], ids=["unsharded", "sharded"])
-def test_s3_resume_continues_the_open_upload_from_its_parts(
-    images, tmp_path: Path, moto_server: S3Server, mxnet, shard_records: int
-) -> None:
+def _finish(proc: subprocess.Popen[str]) -> str:
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return err
+
+
+def _outputs(server: S3Server, bucket: str, folder: str) -> dict[str, bytes]:
+    """The objects under ``folder/`` by name; upload markers kept (none may be left)."""
+    return {k[len(folder) + 1 :]: v for k, v in objects(server, bucket, folder + "/").items()}
+
+
+def _killed_inside_an_upload(images, tmp_path: Path, server: S3Server, mxnet,
+                             shard_records: int) -> tuple[str, dict, dict[str, bytes]]:
+    """A small-parts pack to s3://BUCKET/out/train killed once its progress file records two
+    uploaded parts of the open ``.rec`` (the second shard's when sharded); the invariants are
+    checked.  Returns the bucket, the checkpoint and an uninterrupted run's objects."""
     root, lst = images
-    client = moto_server.client()
+    client = server.client()
     bucket = f"up{os.getpid()}-{random.randrange(1 << 30)}"
     client.create_bucket(Bucket=bucket)
-
-    def finish(proc: subprocess.Popen[str]) -> str:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        return err
-
-    finish(_small_parts_pack(lst, root, f"s3://{bucket}/ref/train", moto_server, resume=False, pause=0,
-                             shard_records=shard_records))
-    reference = {k[len("ref/"):]: v for k, v in objects(moto_server, bucket, "ref/").items()
-                 if not k.startswith("ref/.imgprep-uploads/")}
-    uri = f"s3://{bucket}/out/train"
-    opened = 1 if shard_records else 0  # the shard to kill inside: the second one when sharded
+    _finish(_small_parts_pack(lst, root, f"s3://{bucket}/ref/train", server, resume=False, pause=0,
+                              shard_records=shard_records))
+    reference = _outputs(server, bucket, "ref")
+    opened = 1 if shard_records else 0
 
     def open_upload() -> dict | None:
         try:
@@ -486,30 +489,59 @@ def test_s3_resume_continues_the_open_upload_from_its_parts(
             return None
         return state
 
-    proc = _small_parts_pack(lst, root, uri, moto_server, resume=False, pause=0.05, shard_records=shard_records)
+    proc = _small_parts_pack(lst, root, f"s3://{bucket}/out/train", server, resume=False, pause=0.05,
+                             shard_records=shard_records)
     wait_until(proc, lambda: open_upload() is not None, "two parts of the open .rec uploaded")
     proc.kill()
     proc.communicate()
     state = open_upload()
     assert state is not None
-    upload_id = state["upload"]["upload_id"]
-    assert upload_id in {u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", ())}
-    got = {k[len("out/"):]: v for k, v in objects(moto_server, bucket, "out/").items()
-           if not k.startswith("out/.imgprep-uploads/")}
+    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", ())
+    assert state["upload"]["upload_id"] in {u["UploadId"] for u in uploads}
+    got = {k: v for k, v in _outputs(server, bucket, "out").items() if not k.startswith(".imgprep-uploads/")}
     seen = tmp_path / "seen"
     seen.mkdir()
     for name, data in got.items():
         (seen / name).write_bytes(data)
     check_invariants(got, reference, seen, mxnet)
+    return bucket, state, reference
 
-    err = finish(_small_parts_pack(lst, root, uri, moto_server, resume=True, pause=0, shard_records=shard_records))
-    held = sum(part["Size"] for part in state["upload"]["parts"])
-    parts = len(state["upload"]["parts"])
-    match = re.search(rf"continuing upload {re.escape(upload_id)} after the (\d+) bytes of its (\d+) parts", err)
-    assert match, err  # the killed run's upload went on: its parts were not sent again
-    assert int(match.group(1)) >= held and int(match.group(2)) >= parts
-    final = {k[len("out/"):]: v for k, v in objects(moto_server, bucket, "out/").items()}
-    assert final == reference  # byte-identical, and no upload marker left
+
+@pytest.mark.parametrize("shard_records", [0, 16], ids=["unsharded", "sharded"])
+def test_s3_resume_continues_the_open_upload_from_its_parts(
+    images, tmp_path: Path, moto_server: S3Server, mxnet, shard_records: int
+) -> None:
+    bucket, state, reference = _killed_inside_an_upload(images, tmp_path, moto_server, mxnet, shard_records)
+    root, lst = images
+    err = _finish(_small_parts_pack(lst, root, f"s3://{bucket}/out/train", moto_server, resume=True, pause=0,
+                                    shard_records=shard_records))
+    upload_id, parts = state["upload"]["upload_id"], state["upload"]["parts"]
+    held = f"after the {sum(p['Size'] for p in parts)} bytes of its {len(parts)} parts"
+    assert f"continuing upload {upload_id} {held}" in err  # the killed run's parts were not sent again
+    assert _outputs(moto_server, bucket, "out") == reference  # byte-identical, no upload marker left
+    assert not moto_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+@pytest.mark.parametrize("damage", ["aborted", "part replaced"])
+def test_s3_resume_starts_the_shard_over_when_the_upload_cannot_continue(
+    images, tmp_path: Path, moto_server: S3Server, mxnet, damage: str
+) -> None:
+    bucket, state, reference = _killed_inside_an_upload(images, tmp_path, moto_server, mxnet, 0)
+    root, lst = images
+    client = moto_server.client()
+    upload_id = state["upload"]["upload_id"]
+    if damage == "aborted":
+        client.abort_multipart_upload(Bucket=bucket, Key="out/train.rec", UploadId=upload_id)
+        why = f"its upload {upload_id} is no longer open (completed, aborted or expired)"
+    else:
+        client.upload_part(Bucket=bucket, Key="out/train.rec", UploadId=upload_id, PartNumber=2, Body=b"x" * 2048)
+        why = f"part 2 of its upload {upload_id} differs from the checkpoint"
+    err = _finish(_small_parts_pack(lst, root, f"s3://{bucket}/out/train", moto_server, resume=True, pause=0,
+                                    shard_records=0))
+    line = f"s3://{bucket}/out/train.rec: cannot continue the checkpointed upload: {why}; writing it again"
+    assert line in err.splitlines()
+    assert "continuing upload" not in err
+    assert _outputs(moto_server, bucket, "out") == reference
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 

@@ -386,6 +386,8 @@ class S3Output(Output):
             listed = {p["PartNumber"]: p for page in pages for p in page.get("Parts", ())}
         except BOTO_ERRORS as exc:
             if is_no_such_upload(exc) or is_not_found(exc):
+                out.upload_id = upload_id
+                out._forget_marker()
                 return None, f"its upload {upload_id} is no longer open (completed, aborted or expired)"
             raise storage_error(uri, "listing the parts of the checkpointed upload", exc) from None
         for number, part in enumerate(recorded, 1):
