@@ -418,8 +418,9 @@ def test_s3_second_writer_fails_at_once(images, tmp_path: Path, seaweed: S3Serve
     assert record["records"] == 48
 
 
-# A pack to S3 with 2 KiB parts (moto takes parts down to 1 KiB; S3 and SeaweedFS want 5 MiB), its
-# list read slowly (PAUSE seconds an item) so that a test can kill it while the .rec uploads.
+# A pack to S3 with PART-byte parts (moto takes parts down to 1 KiB; S3 and SeaweedFS want 5 MiB:
+# then the images pass through, to fill them), checkpointed every CHECKPOINT bytes, its list read
+# slowly (PAUSE seconds an item) so that a test can kill it while the .rec uploads.
 _SMALL_PARTS_PACK = """
 import logging, sys, time
 from imgprep.formats.lst import read_lst
@@ -437,20 +438,22 @@ class Slow:
             time.sleep(self.pause)
             yield item
 
-lst, root, out, endpoint, resume, pause, shard_records = sys.argv[1:]
+lst, root, out, endpoint, resume, pause, shard_records, part, checkpoint = sys.argv[1:]
+spec = TransformSpec(resize=20) if int(part) < 5 << 20 else TransformSpec(pass_through=True)
 logging.basicConfig(format="%(message)s")
 logging.getLogger("imgprep").setLevel(logging.INFO)
-storage = Storage.from_options(endpoint_url=endpoint, part_size=2048, min_part_size=1024)
-options = PackOptions(num_workers=1, resume=resume == "1", checkpoint_bytes=3000, storage=storage, quiet=True,
-                      progress=False, shard_records=int(shard_records))
-pack(Slow(read_lst(lst), float(pause)), root, out, TransformSpec(resize=20), options)
+storage = Storage.from_options(endpoint_url=endpoint, part_size=int(part), min_part_size=min(int(part), 5 << 20))
+options = PackOptions(num_workers=1, resume=resume == "1", checkpoint_bytes=int(checkpoint), storage=storage,
+                      quiet=True, progress=False, shard_records=int(shard_records))
+pack(Slow(read_lst(lst), float(pause)), root, out, spec, options)
 """
 
 
 def _small_parts_pack(lst: Path, root: Path, out: str, server: S3Server, *, resume: bool, pause: float,
                       shard_records: int) -> subprocess.Popen[str]:
+    part, checkpoint = (2048, 3000) if server.name == "moto" else (5 << 20, 1 << 20)
     cmd = [sys.executable, "-c", _SMALL_PARTS_PACK, str(lst), str(root), out, server.endpoint_url,
-           "1" if resume else "0", str(pause), str(shard_records)]
+           "1" if resume else "0", str(pause), str(shard_records), str(part), str(checkpoint)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 
@@ -489,7 +492,8 @@ def _killed_inside_an_upload(images, tmp_path: Path, server: S3Server, mxnet,
             return None
         return state
 
-    proc = _small_parts_pack(lst, root, f"s3://{bucket}/out/train", server, resume=False, pause=0.05,
+    pause = 0.05 if server.name == "moto" else 0.01  # a few seconds for the list, and as many to pack it
+    proc = _small_parts_pack(lst, root, f"s3://{bucket}/out/train", server, resume=False, pause=pause,
                              shard_records=shard_records)
     wait_until(proc, lambda: open_upload() is not None, "two parts of the open .rec uploaded")
     proc.kill()
@@ -520,6 +524,35 @@ def test_s3_resume_continues_the_open_upload_from_its_parts(
     assert f"continuing upload {upload_id} {held}" in err  # the killed run's parts were not sent again
     assert _outputs(moto_server, bucket, "out") == reference  # byte-identical, no upload marker left
     assert not moto_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+@pytest.fixture(scope="module")
+def noise(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """200 incompressible 256x256 JPEGs (about 15 MiB packed: three SeaweedFS-sized parts)."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("noise")
+    rng = np.random.default_rng(13)
+    items = []
+    for i in range(200):
+        name = f"n{i:03d}.jpg"
+        Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(root / name, quality=95)
+        items.append(LstItem(i, (float(i % 3),), name))
+    lst = root / "noise.lst"
+    write_lst(lst, items)
+    return root, lst
+
+
+def test_seaweedfs_resume_continues_an_upload_of_5mib_parts(noise, tmp_path: Path, seaweed: S3Server, mxnet) -> None:
+    bucket, state, reference = _killed_inside_an_upload(noise, tmp_path, seaweed, mxnet, 0)
+    root, lst = noise
+    err = _finish(_small_parts_pack(lst, root, f"s3://{bucket}/out/train", seaweed, resume=True, pause=0,
+                                    shard_records=0))
+    upload_id, parts = state["upload"]["upload_id"], state["upload"]["parts"]
+    assert f"continuing upload {upload_id} after the {len(parts) * (5 << 20)} bytes of its {len(parts)} parts" in err
+    assert _outputs(seaweed, bucket, "out") == reference
+    assert not seaweed.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
 @pytest.mark.parametrize("damage", ["aborted", "part replaced"])
