@@ -274,10 +274,13 @@ class ShardWriter:
         assert self.checkpoint is not None
         held = shard.rec.uploaded()
         if held is None:  # a local shard: checkpointed at this record boundary
+            shard.boundary_within(shard.rec_bytes)  # only S3 shards go back to one: keep few
             self.checkpoint(shard.rec, shard.idx, shard.state(self.number - 1, consumed))
             return
         size, upload = held
         start = shard.boundary_within(size)
+        if upload is None:  # S3 holds none of it yet
+            return
         self.checkpoint(shard.rec, shard.idx, {"number": self.number - 1, "records": start.records,
                                                "rec_bytes": start.offset, "consumed": start.position,
                                                "skipped": start.skipped, "upload": upload})

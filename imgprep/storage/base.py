@@ -69,10 +69,11 @@ class Output(abc.ABC):
         is (for :meth:`Store.reopen_output`), or None when this output cannot be resumed."""
         return None
 
-    def uploaded(self) -> tuple[int, dict[str, Any]] | None:
+    def uploaded(self) -> tuple[int, dict[str, Any] | None] | None:
         """For an output whose bytes leave this process as they go (an S3 multipart upload): how
         many leading bytes the destination already holds, and what :meth:`Store.reopen_output`
-        needs (as JSON) to continue after them; None when nothing is held or it cannot resume."""
+        needs (as JSON) to continue after them (None while it holds nothing).  None for outputs
+        that hold everything here until :meth:`checkpoint` (local files)."""
         return None
 
     @abc.abstractmethod

@@ -359,12 +359,12 @@ class S3Output(Output):
 
     # ------------------------------------------------------------------ resuming after a kill
 
-    def uploaded(self) -> tuple[int, dict[str, Any]] | None:
+    def uploaded(self) -> tuple[int, dict[str, Any] | None]:
         """The prefix of the object that S3 already holds, and what :meth:`resume` needs to go on
         from it: ``(bytes, {"upload_id", "run", "parts"})`` over the parts done so far without a
-        gap from part 1 (a part still in flight ends the run), or None before the first part."""
+        gap from part 1 (a part still in flight ends the run), or ``(0, None)`` before that."""
         if self.upload_id is None or self._state != "open":
-            return None
+            return 0, None
         parts, size = [], 0
         for future, part_size in zip(self._parts, self._part_sizes, strict=False):
             if not future.done() or future.cancelled() or future.exception() is not None:
@@ -372,7 +372,7 @@ class S3Output(Output):
             parts.append({**future.result(), "Size": part_size})
             size += part_size
         if not parts:
-            return None
+            return 0, None
         return size, {"upload_id": self.upload_id, "run": self.run, "parts": parts}
 
     @classmethod
