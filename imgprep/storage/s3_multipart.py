@@ -228,7 +228,8 @@ class S3Output(Output):
 
     def _grow_buffer(self) -> None:
         """More data than ``expected_size`` said: widen the short buffer to a whole part."""
-        assert self._buf is not None
+        if self._buf is None:  # only called while a part is being filled
+            raise RuntimeError("imgprep bug: no part buffer to grow")
         extra = self._part_limit - len(self._buf)
         self._budget.acquire(self, extra)
         self._buf.extend(bytes(extra))
