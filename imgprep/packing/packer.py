@@ -10,6 +10,7 @@ as they fill and the dataset record last (:mod:`imgprep.packing.publish` keeps t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -294,6 +295,8 @@ def _pack(
         record = publisher.finish(len(skipped))
     except BaseException:
         writer.abort()
+        with contextlib.suppress(ImgprepError, OSError):
+            publisher.remove_temporaries()
         raise
     finally:
         if executor is not None:

@@ -210,12 +210,21 @@ class Publisher:
         ordered += [n for n in names if n not in ordered and n != self.progress_name]
         for uri in ordered:
             self.store.remove(uri)
+        self.remove_temporaries()
+        open_ = self.progress.open or {}
+        self.store.abort_uploads(keep=[open_["upload"]["upload_id"]] if "upload" in open_ else [])
+
+    def remove_temporaries(self) -> None:
+        """Remove this prefix's temporary files but those the last checkpoint keeps for ``--resume``.
+
+        Safe only under the lock.  Also run when a run is aborted: a signal that lands between a
+        temporary's creation and its writer taking note of it would otherwise leave it behind.
+        """
         open_ = self.progress.open or {}
         spare = {open_.get("rec_tmp"), open_.get("idx_tmp")}
         for uri in self.store.temporaries():
             if uri.rsplit("/", 1)[-1] not in spare:
                 self.store.remove(uri)
-        self.store.abort_uploads(keep=[open_["upload"]["upload_id"]] if "upload" in open_ else [])
 
     def publish(self, rec: Output, idx: Output, entry: ShardEntry, consumed: int, skipped: Sequence[Skipped]) -> None:
         """Publish one finished shard: ``.rec``, then ``.idx`` (invariant 1), then the progress."""

@@ -229,7 +229,8 @@ class S3Output(Output):
 
     def _grow_buffer(self) -> None:
         """More data than ``expected_size`` said: widen the short buffer to a whole part."""
-        assert self._buf is not None
+        if self._buf is None:  # only called while a part is being filled
+            raise RuntimeError("imgprep bug: no part buffer to grow")
         extra = self._part_limit - len(self._buf)
         self._budget.acquire(self, extra)
         self._buf.extend(bytes(extra))
@@ -410,7 +411,8 @@ class S3Output(Output):
 
     def _mark_ours(self) -> None:
         """Rewrite the upload's marker naming this process, so cleanup sees a live writer."""
-        assert self.upload_id is not None
+        if self.upload_id is None:  # only called once the upload exists
+            raise RuntimeError("imgprep bug: no upload to mark")
         try:
             self._client.put_object(
                 Bucket=self.bucket,
