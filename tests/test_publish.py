@@ -423,6 +423,7 @@ def test_s3_second_writer_fails_at_once(images, tmp_path: Path, seaweed: S3Serve
 # slowly (PAUSE seconds an item) so that a test can kill it while the .rec uploads.
 _SMALL_PARTS_PACK = """
 import logging, sys, time
+from imgprep.errors import ImgprepError
 from imgprep.formats.lst import read_lst
 from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.packer import PackOptions, pack
@@ -445,7 +446,10 @@ logging.getLogger("imgprep").setLevel(logging.INFO)
 storage = Storage.from_options(endpoint_url=endpoint, part_size=int(part), min_part_size=min(int(part), 5 << 20))
 options = PackOptions(num_workers=1, resume=resume == "1", checkpoint_bytes=int(checkpoint), storage=storage,
                       quiet=True, progress=False, shard_records=int(shard_records))
-pack(Slow(read_lst(lst), float(pause)), root, out, spec, options)
+try:
+    pack(Slow(read_lst(lst), float(pause)), root, out, spec, options)
+except ImgprepError as exc:  # as the CLI reports it
+    sys.exit(f"imgprep: error: {exc}")
 """
 
 
@@ -553,6 +557,27 @@ def test_seaweedfs_resume_continues_an_upload_of_5mib_parts(noise, tmp_path: Pat
     assert f"continuing upload {upload_id} after the {len(parts) * (5 << 20)} bytes of its {len(parts)} parts" in err
     assert _outputs(seaweed, bucket, "out") == reference
     assert not seaweed.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_s3_resume_refuses_records_that_do_not_continue_the_upload(images, tmp_path: Path, moto_server: S3Server,
+                                                                   mxnet) -> None:
+    root = tmp_path / "images"
+    shutil.copytree(images[0], root)
+    bucket, _, _ = _killed_inside_an_upload((root, images[1]), tmp_path, moto_server, mxnet, 0)
+    # Other pictures under the same names: the list is the same, the records are not.
+    for i, path in enumerate(sorted(p for p in root.rglob("*") if p.suffix in (".jpg", ".png"))):
+        data = imgfactory.png(40, 30, seed=900 + i) if path.suffix == ".png" else imgfactory.jpeg(40, 30, seed=900 + i)
+        path.write_bytes(data)
+    proc = _small_parts_pack(root / "all.lst", root, f"s3://{bucket}/out/train", moto_server, resume=True, pause=0,
+                             shard_records=0)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    errors = [line for line in err.splitlines() if line.startswith("imgprep: error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert f"s3://{bucket}/out/train.rec" in errors[0] and errors[0].endswith("; rerun without --resume")
+    names = set(_outputs(moto_server, bucket, "out"))
+    assert "train.rec" not in names and "train.idx" not in names and "train.dataset.json" not in names
+    assert not moto_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
 @pytest.mark.parametrize("damage", ["aborted", "part replaced"])

@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from imgprep.errors import StorageError
+from imgprep.errors import FormatError, StorageError
 from imgprep.formats.dataset import ShardEntry
 from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
 from imgprep.storage.base import Output, Store
@@ -140,6 +140,7 @@ class _ResumedShard(_Shard):
         self._tail = tempfile.TemporaryFile(prefix="imgprep-idx-")  # noqa: SIM115 - closed on seal/abort
         super().__init__(rec_name, idx_name, rec, _NO_OUTPUT)
         self.storage = storage
+        self.start = start
         self.head_records = start.records
         self.records, self.rec_bytes = start.records, start.offset
         self.held = rec.bytes_written - start.offset  # bytes S3 holds that the next records repeat
@@ -160,14 +161,27 @@ class _ResumedShard(_Shard):
             raise StorageError(f"the records now end {self.held} bytes before what the killed run uploaded; "
                                "rerun without --resume", path=self.rec_name)
         self.rec.commit()
+        try:
+            self._index_and_hash()
+        except BaseException:
+            self.storage.delete(self.rec_name)  # not whole: leave no .rec a reader could take
+            raise
+
+    def _index_and_hash(self) -> None:
         self.idx = self.storage.open_output(self.idx_name)
         count = 0
-        for offset, key in record_ids(self._read_back()):
-            if count < self.head_records:
-                self._index(format_index_line(key, offset).encode())
-            elif count == self.head_records:
-                self._index_tail()
-            count += 1
+        try:
+            for offset, key in record_ids(self._read_back()):
+                if count < self.head_records:
+                    self._index(format_index_line(key, offset).encode())
+                elif count == self.head_records:
+                    if offset != self.start.offset:
+                        raise FormatError(f"record {count} starts at byte {offset}, not {self.start.offset}")
+                    self._index_tail()
+                count += 1
+        except FormatError as exc:
+            raise StorageError(f"the resumed upload does not continue the killed run's records ({exc}); "
+                               "rerun without --resume", path=self.rec_name) from None
         if count == self.head_records:
             self._index_tail()
         if count != self.records:
