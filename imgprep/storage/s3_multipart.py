@@ -188,7 +188,7 @@ class S3Output(Output):
         while size - pos >= self._min_part:
             remaining = size - pos
             n = remaining if remaining <= MAX_PART_SIZE else min(MAX_PART_SIZE, remaining - self._min_part)
-            self._submit(self._copy_part, bucket, key, pos, pos + n - 1)
+            self._submit(self._copy_part, bucket, key, pos, pos + n - 1, size=n)
             self.bytes_written += n
             self.copied_bytes += n
             pos += n
@@ -237,7 +237,7 @@ class S3Output(Output):
 
     def _submit_part(self) -> None:
         data, reserved = self._take_buffer()
-        self._submit(self._upload_part, data, reserved=reserved)
+        self._submit(self._upload_part, data, size=len(data), reserved=reserved)
 
     def _take_buffer(self) -> tuple[bytearray, int]:
         """Hand over the filled buffer (truncated in place to what was written) and the bytes it
@@ -248,9 +248,9 @@ class S3Output(Output):
         self._buf, self._fill = None, 0
         return data, reserved
 
-    def _submit(self, task: Any, *args: Any, reserved: int = 0) -> None:
-        """Start part ``len(parts) + 1`` as ``task(number, *args)`` once a slot is free; the
-        ``reserved`` budget bytes are released when the part is done."""
+    def _submit(self, task: Any, *args: Any, size: int, reserved: int = 0) -> None:
+        """Start part ``len(parts) + 1`` (``size`` bytes) as ``task(number, *args)`` once a slot
+        is free; the ``reserved`` budget bytes are released when the part is done."""
         try:
             if self.upload_id is None:
                 self._create_upload()
@@ -275,7 +275,7 @@ class S3Output(Output):
 
         future.add_done_callback(done)
         self._parts.append(future)
-        self._part_sizes.append(len(args[0]) if task == self._upload_part else args[3] - args[2] + 1)
+        self._part_sizes.append(size)
         self._part_limit = part_size_for(self._first_part, number + 1)
 
     def _executor(self) -> DaemonExecutor:
@@ -395,7 +395,6 @@ class S3Output(Output):
             found = listed.get(number)
             if found is None or found["ETag"] != part["ETag"] or int(found["Size"]) != int(part["Size"]):
                 out.upload_id = upload_id
-                out._state = "open"
                 out.abort()
                 return None, f"part {number} of its upload {upload_id} differs from the checkpoint"
         out.upload_id, out.run = upload_id, str(upload["run"])
@@ -410,7 +409,8 @@ class S3Output(Output):
         return out, ""
 
     def _mark_ours(self) -> None:
-        """Rewrite the upload's marker naming this process, so cleanup sees a live writer."""
+        """Write the marker saying this process owns the upload (again when a resumed run takes
+        it over, so that cleanup sees a live writer)."""
         if self.upload_id is None:  # only called once the upload exists
             raise RuntimeError("imgprep bug: no upload to mark")
         try:
