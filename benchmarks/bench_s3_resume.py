@@ -9,7 +9,7 @@ The resumed run continues the killed run's multipart upload: it regenerates only
 after the checkpoint, then reads the completed object back once (SHA-256, ``.idx`` of the
 records the killed run wrote).  Both outputs are compared byte for byte.
 
-    .venv/bin/python benchmarks/bench_s3_resume.py [--images 1500] [--runs 3] [--at 0.9] [--quick] [--json FILE]
+    .venv/bin/python benchmarks/bench_s3_resume.py [--images 4000] [--runs 3] [--at 0.9] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def held_fraction(client, bucket: str, key: str, total: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", type=int, default=1500)
+    ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="one round")
     ap.add_argument("--at", type=float, default=0.9, help="kill once S3 holds this share of the .rec")
