@@ -22,7 +22,7 @@ from pathlib import Path
 
 import imgfactory
 import pytest
-from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
+from s3servers import S3Server, moto_server_fixture, seaweed_fixture  # noqa: F401 - fixtures
 
 from imgprep.formats.dataset import from_json
 from imgprep.formats.lst import LstItem
@@ -416,6 +416,191 @@ def test_s3_second_writer_fails_at_once(images, tmp_path: Path, seaweed: S3Serve
     assert first.returncode == 0
     record = json.loads(client.get_object(Bucket=out_bucket, Key="train.dataset.json")["Body"].read())
     assert record["records"] == 48
+
+
+# A pack to S3 with PART-byte parts (moto takes parts down to 1 KiB; S3 and SeaweedFS want 5 MiB:
+# then the images pass through, to fill them), checkpointed every CHECKPOINT bytes, its list read
+# slowly (PAUSE seconds an item) so that a test can kill it while the .rec uploads.
+_SMALL_PARTS_PACK = """
+import logging, sys, time
+from imgprep.errors import ImgprepError
+from imgprep.formats.lst import read_lst
+from imgprep.imaging.spec import TransformSpec
+from imgprep.packing.packer import PackOptions, pack
+from imgprep.storage.stores import Storage
+
+class Slow:
+    def __init__(self, items, pause):
+        self.items, self.pause = items, pause
+    def __len__(self):
+        return len(self.items)
+    def __iter__(self):
+        for item in self.items:
+            time.sleep(self.pause)
+            yield item
+
+lst, root, out, endpoint, resume, pause, shard_records, part, checkpoint = sys.argv[1:]
+spec = TransformSpec(resize=20) if int(part) < 5 << 20 else TransformSpec(pass_through=True)
+logging.basicConfig(format="%(message)s")
+logging.getLogger("imgprep").setLevel(logging.INFO)
+storage = Storage.from_options(endpoint_url=endpoint, part_size=int(part), min_part_size=min(int(part), 5 << 20))
+options = PackOptions(num_workers=1, resume=resume == "1", checkpoint_bytes=int(checkpoint), storage=storage,
+                      quiet=True, progress=False, shard_records=int(shard_records))
+try:
+    pack(Slow(read_lst(lst), float(pause)), root, out, spec, options)
+except ImgprepError as exc:  # as the CLI reports it
+    sys.exit(f"imgprep: error: {exc}")
+"""
+
+
+def _small_parts_pack(lst: Path, root: Path, out: str, server: S3Server, *, resume: bool, pause: float,
+                      shard_records: int) -> subprocess.Popen[str]:
+    part, checkpoint = (2048, 3000) if server.name == "moto" else (5 << 20, 1 << 20)
+    cmd = [sys.executable, "-c", _SMALL_PARTS_PACK, str(lst), str(root), out, server.endpoint_url,
+           "1" if resume else "0", str(pause), str(shard_records), str(part), str(checkpoint)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return err
+
+
+def _outputs(server: S3Server, bucket: str, folder: str) -> dict[str, bytes]:
+    """The objects under ``folder/`` by name; upload markers kept (none may be left)."""
+    return {k[len(folder) + 1 :]: v for k, v in objects(server, bucket, folder + "/").items()}
+
+
+def _killed_inside_an_upload(images, tmp_path: Path, server: S3Server, mxnet,
+                             shard_records: int) -> tuple[str, dict, dict[str, bytes]]:
+    """A small-parts pack to s3://BUCKET/out/train killed once its progress file records two
+    uploaded parts of the open ``.rec`` (the second shard's when sharded); the invariants are
+    checked.  Returns the bucket, the checkpoint and an uninterrupted run's objects."""
+    root, lst = images
+    client = server.client()
+    bucket = f"up{os.getpid()}-{random.randrange(1 << 30)}"
+    client.create_bucket(Bucket=bucket)
+    _finish(_small_parts_pack(lst, root, f"s3://{bucket}/ref/train", server, resume=False, pause=0,
+                              shard_records=shard_records))
+    reference = _outputs(server, bucket, "ref")
+    opened = 1 if shard_records else 0
+
+    def open_upload() -> dict | None:
+        try:
+            raw = client.get_object(Bucket=bucket, Key="out/train.progress.json")["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
+        state = json.loads(raw)["open"]
+        if not state or "upload" not in state or state["number"] != opened or len(state["upload"]["parts"]) < 2:
+            return None
+        return state
+
+    pause = 0.05 if server.name == "moto" else 0.01  # a few seconds for the list, and as many to pack it
+    proc = _small_parts_pack(lst, root, f"s3://{bucket}/out/train", server, resume=False, pause=pause,
+                             shard_records=shard_records)
+    wait_until(proc, lambda: open_upload() is not None, "two parts of the open .rec uploaded")
+    proc.kill()
+    proc.communicate()
+    state = open_upload()
+    assert state is not None
+    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", ())
+    assert state["upload"]["upload_id"] in {u["UploadId"] for u in uploads}
+    got = {k: v for k, v in _outputs(server, bucket, "out").items() if not k.startswith(".imgprep-uploads/")}
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    for name, data in got.items():
+        (seen / name).write_bytes(data)
+    check_invariants(got, reference, seen, mxnet)
+    return bucket, state, reference
+
+
+@pytest.mark.parametrize("shard_records", [0, 16], ids=["unsharded", "sharded"])
+def test_s3_resume_continues_the_open_upload_from_its_parts(
+    images, tmp_path: Path, moto_server: S3Server, mxnet, shard_records: int
+) -> None:
+    bucket, state, reference = _killed_inside_an_upload(images, tmp_path, moto_server, mxnet, shard_records)
+    root, lst = images
+    err = _finish(_small_parts_pack(lst, root, f"s3://{bucket}/out/train", moto_server, resume=True, pause=0,
+                                    shard_records=shard_records))
+    upload_id, parts = state["upload"]["upload_id"], state["upload"]["parts"]
+    held = f"after the {sum(p['Size'] for p in parts)} bytes of its {len(parts)} parts"
+    assert f"continuing upload {upload_id} {held}" in err  # the killed run's parts were not sent again
+    assert _outputs(moto_server, bucket, "out") == reference  # byte-identical, no upload marker left
+    assert not moto_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+@pytest.fixture(scope="module")
+def noise(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """200 incompressible 256x256 JPEGs (about 15 MiB packed: three SeaweedFS-sized parts)."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("noise")
+    rng = np.random.default_rng(13)
+    items = []
+    for i in range(200):
+        name = f"n{i:03d}.jpg"
+        Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(root / name, quality=95)
+        items.append(LstItem(i, (float(i % 3),), name))
+    lst = root / "noise.lst"
+    write_lst(lst, items)
+    return root, lst
+
+
+def test_seaweedfs_resume_continues_an_upload_of_5mib_parts(noise, tmp_path: Path, seaweed: S3Server, mxnet) -> None:
+    bucket, state, reference = _killed_inside_an_upload(noise, tmp_path, seaweed, mxnet, 0)
+    root, lst = noise
+    err = _finish(_small_parts_pack(lst, root, f"s3://{bucket}/out/train", seaweed, resume=True, pause=0,
+                                    shard_records=0))
+    upload_id, parts = state["upload"]["upload_id"], state["upload"]["parts"]
+    assert f"continuing upload {upload_id} after the {len(parts) * (5 << 20)} bytes of its {len(parts)} parts" in err
+    assert _outputs(seaweed, bucket, "out") == reference
+    assert not seaweed.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_s3_resume_refuses_records_that_do_not_continue_the_upload(images, tmp_path: Path, moto_server: S3Server,
+                                                                   mxnet) -> None:
+    root = tmp_path / "images"
+    shutil.copytree(images[0], root)
+    bucket, _, _ = _killed_inside_an_upload((root, images[1]), tmp_path, moto_server, mxnet, 0)
+    # Other pictures under the same names: the list is the same, the records are not.
+    for i, path in enumerate(sorted(p for p in root.rglob("*") if p.suffix in (".jpg", ".png"))):
+        data = imgfactory.png(40, 30, seed=900 + i) if path.suffix == ".png" else imgfactory.jpeg(40, 30, seed=900 + i)
+        path.write_bytes(data)
+    proc = _small_parts_pack(root / "all.lst", root, f"s3://{bucket}/out/train", moto_server, resume=True, pause=0,
+                             shard_records=0)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    errors = [line for line in err.splitlines() if line.startswith("imgprep: error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert f"s3://{bucket}/out/train.rec" in errors[0] and errors[0].endswith("; rerun without --resume")
+    names = set(_outputs(moto_server, bucket, "out"))
+    assert "train.rec" not in names and "train.idx" not in names and "train.dataset.json" not in names
+    assert not moto_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+@pytest.mark.parametrize("damage", ["aborted", "part replaced"])
+def test_s3_resume_starts_the_shard_over_when_the_upload_cannot_continue(
+    images, tmp_path: Path, moto_server: S3Server, mxnet, damage: str
+) -> None:
+    bucket, state, reference = _killed_inside_an_upload(images, tmp_path, moto_server, mxnet, 0)
+    root, lst = images
+    client = moto_server.client()
+    upload_id = state["upload"]["upload_id"]
+    if damage == "aborted":
+        client.abort_multipart_upload(Bucket=bucket, Key="out/train.rec", UploadId=upload_id)
+        why = f"its upload {upload_id} is no longer open (completed, aborted or expired)"
+    else:
+        client.upload_part(Bucket=bucket, Key="out/train.rec", UploadId=upload_id, PartNumber=2, Body=b"x" * 2048)
+        why = f"part 2 of its upload {upload_id} differs from the checkpoint"
+    err = _finish(_small_parts_pack(lst, root, f"s3://{bucket}/out/train", moto_server, resume=True, pause=0,
+                                    shard_records=0))
+    line = f"s3://{bucket}/out/train.rec: cannot continue the checkpointed upload: {why}; writing it again"
+    assert line in err.splitlines()
+    assert "continuing upload" not in err
+    assert _outputs(moto_server, bucket, "out") == reference
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
 # --------------------------------------------------------------------------- the list as a stream

@@ -170,3 +170,28 @@ def test_count_records(tmp_path) -> None:
         for p in (b"", M, b"abc"):
             writer.write(p)
     assert rio.count_records(tmp_path / "a.rec") == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**40), st.one_of(st.binary(max_size=40), aligned_magic_payloads)),
+                min_size=1, max_size=8),
+       st.integers(1, 50))
+def test_record_ids_walks_any_stream_in_any_chunks(records: list[tuple[int, bytes]], chunk: int) -> None:
+    # Ids whose bytes hold the magic word split the header itself across parts.
+    records = [(rio.MAGIC if i == 1 else key, image) for i, (key, image) in enumerate(records)]
+    stream, expected = b"", []
+    for key, image in records:
+        expected.append((len(stream), key))
+        stream += rio.frame(rio.pack_image_record(1.0, key, image))
+    chunks = [stream[i : i + chunk] for i in range(0, len(stream), chunk)]
+    assert list(rio.record_ids(chunks)) == expected
+
+
+def test_record_ids_reports_a_cut_or_foreign_stream() -> None:
+    framed = rio.frame(rio.pack_image_record(2.0, 5, b"x" * 30))
+    with pytest.raises(FormatError, match="truncated"):
+        list(rio.record_ids([framed[:-4]]))
+    with pytest.raises(FormatError, match="magic"):
+        list(rio.record_ids([framed + b"XXXXXXXX"]))
+    with pytest.raises(FormatError, match="shorter than an image record header"):
+        list(rio.record_ids([rio.frame(b"tiny")]))

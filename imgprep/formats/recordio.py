@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
@@ -119,6 +119,54 @@ def unpack_image_record(payload: bytes | memoryview) -> tuple[IRHeader, tuple[fl
         raise FormatError(f"image record header says {header.flag} labels but the record holds {len(data)} bytes")
     labels = struct.unpack_from(f"<{header.flag}f", data, IR_SIZE)
     return header, labels, bytes(data[end:])
+
+
+def record_ids(chunks: Iterable[bytes]) -> Iterator[tuple[int, int]]:
+    """``(offset, header id)`` of each image record of a RecordIO stream given as byte chunks in
+    order: what rebuilds the ``.idx`` of a ``.rec`` read once from its start (an S3 upload
+    continued after a kill, whose first records were written by the killed run)."""
+    source = iter(chunks)
+    buf, base, pos = bytearray(), 0, 0  # buf[pos:] holds the stream from byte base + pos on
+
+    def fill(n: int) -> bool:
+        nonlocal buf, base, pos
+        while len(buf) - pos < n:
+            chunk = next(source, None)
+            if chunk is None:
+                return False
+            del buf[:pos]
+            base, pos = base + pos, 0
+            buf += chunk
+        return True
+
+    start: int | None = None  # of the record whose parts are being read
+    head = b""  # its payload's first bytes, enough for the header
+    while fill(8):
+        at = base + pos
+        magic, lrec = _PART_HEAD.unpack_from(buf, pos)
+        if magic != MAGIC:
+            raise FormatError(f"no RecordIO magic number at byte {at}")
+        cflag, length = lrec >> 29, lrec & MAX_LENGTH
+        size = 8 + length + (-length % 4)
+        if not fill(size):
+            raise FormatError(f"record part at byte {at} is truncated")
+        data = bytes(buf[pos + 8 : pos + 8 + min(length, IR_SIZE)])
+        pos += size
+        if cflag in (0, 1):
+            if start is not None:
+                raise FormatError(f"record at byte {start} has no last part")
+            start, head = at, data
+        elif start is None:
+            raise FormatError(f"byte {at} is inside a record, not at its start (cflag {cflag})")
+        elif len(head) < IR_SIZE:
+            head = (head + MAGIC_BYTES + data)[:IR_SIZE]
+        if cflag in (0, 3):
+            if len(head) < IR_SIZE:
+                raise FormatError(f"record at byte {start} is shorter than an image record header")
+            yield start, IRHeader(*_IR.unpack_from(head)).id
+            start = None
+    if start is not None or len(buf) > pos:
+        raise FormatError(f"truncated record at byte {base + pos}")
 
 
 # --------------------------------------------------------------------------- index files

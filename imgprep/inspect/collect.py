@@ -49,7 +49,8 @@ class Split:
         return self.path_of(id) if self.rec is not None else self.items[locator].path
 
     def _records(self) -> Iterator[Image]:
-        assert self.rec is not None
+        if self.rec is None:  # a list or manifest split has no records to read
+            return
         with recordio.RecordReader(self.rec) as reader:
             for offset, payload in reader.records():
                 header, labels, image = recordio.unpack_image_record(payload)

@@ -13,6 +13,7 @@ from array import array
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -66,8 +67,7 @@ def _measure(batch: list[Image]) -> list[Row | str]:
         except ImageError as exc:
             out.append(exc.message)
             continue
-        assert found.luma is not None
-        ph, mirror = phash_pair(found.luma)
+        ph, mirror = phash_pair(cast(np.ndarray, found.luma))  # keep_luma=True: always there
         out.append((found.width, found.height, found.channels, len(image.data), _digest(image.data), ph, mirror, 0))
     return out
 

@@ -10,6 +10,7 @@ as they fill and the dataset record last (:mod:`imgprep.packing.publish` keeps t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -58,7 +59,7 @@ class PackOptions:
     report: bool = True
     chunk_size: int = 0  # 0: chosen from the list length and worker count
     resume: bool = False  # continue after the last good published shard (see packing.publish)
-    checkpoint_bytes: int = 32 << 20  # a shard being written is checkpointed this often (local outputs)
+    checkpoint_bytes: int = 32 << 20  # a shard being written is checkpointed this often
     storage: Store | None = None  # None: local files and S3 with default settings
 
     def __post_init__(self) -> None:
@@ -256,13 +257,13 @@ def _pack(
     def publish(rec: Any, idx: Any, entry: Any, consumed: int) -> None:
         publisher.publish(rec, idx, entry, consumed, skipped)
 
-    def checkpoint(rec: Any, idx: Any, state: dict[str, int]) -> None:
+    def checkpoint(rec: Any, idx: Any, state: dict[str, Any]) -> None:
         publisher.checkpoint(rec, idx, state, skipped)
 
     done = progress.record
     writer = ShardWriter(prefix, publish, shard_records=options.shard_records, shard_size=options.shard_size,
                          first_shard=len(done.shards), storage=storage, checkpoint=checkpoint,
-                         checkpoint_bytes=options.checkpoint_bytes)
+                         checkpoint_bytes=options.checkpoint_bytes, skipped=lambda: len(skipped))
     writer.records, writer.bytes = done.records, done.rec_bytes
     start = progress.items_done
     if progress.open is not None and writer.reopen(progress.open):
@@ -295,6 +296,8 @@ def _pack(
         record = publisher.finish(len(skipped))
     except BaseException:
         writer.abort()
+        with contextlib.suppress(ImgprepError, OSError):
+            publisher.remove_temporaries()
         raise
     finally:
         if executor is not None:

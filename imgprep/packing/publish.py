@@ -19,9 +19,14 @@ The invariants, true at every instant (SIGKILL, SIGTERM, a full disk, a failing 
 After each shard, ``PREFIX.progress.json`` records what is published (each shard with its sizes
 and checksums, how many list items it consumed, the images skipped so far), so ``--resume``
 checks those shards and continues after the last good one.  Within a shard (one unsharded
-``.rec``), a local run also checkpoints every ``checkpoint_bytes``: it flushes the shard's
+``.rec``), a run also checkpoints every ``checkpoint_bytes``.  Locally it flushes the shard's
 temporaries and records their names and sizes at that record boundary; ``--resume`` cuts them
 back to it and goes on appending (output is deterministic, so the bytes match a whole run).
+On S3 it records the multipart upload (its id and the parts S3 holds, with sizes and ETags) and
+the last record boundary at or below those parts; ``--resume`` checks the parts with ListParts,
+regenerates the records from that boundary, drops the bytes S3 holds and uploads the next parts
+(see :mod:`imgprep.packing.shards`).  The upload is spared when a resumed run removes the old
+generation's uploads; one that is gone or whose parts differ starts the shard over.
 
 ``IMGPREP_TEST_DELAY_PUBLISH`` (seconds, a test hook) sleeps between publishing a ``.rec`` and
 its ``.idx`` and before the dataset record, so tests can kill a run inside those windows.
@@ -55,6 +60,17 @@ PROGRESS_KIND = "imgprep.progress"
 
 
 _OPEN_KEYS = ("number", "rec_tmp", "idx_tmp", "records", "rec_bytes", "idx_bytes", "consumed")
+_UPLOAD_KEYS = ("number", "records", "rec_bytes", "consumed", "skipped")
+
+
+def _open_state(open_: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint of the shard being written, its types checked (KeyError/ValueError when bad)."""
+    if "upload" not in open_:
+        return {k: str(open_[k]) if k.endswith("_tmp") else int(open_[k]) for k in _OPEN_KEYS}
+    upload = open_["upload"]
+    parts = [{**part, "ETag": str(part["ETag"]), "Size": int(part["Size"])} for part in upload["parts"]]
+    return {**{k: int(open_[k]) for k in _UPLOAD_KEYS},
+            "upload": {"upload_id": str(upload["upload_id"]), "run": str(upload["run"]), "parts": parts}}
 
 
 def test_delay() -> None:
@@ -73,7 +89,8 @@ class Progress:
     skipped_through: list[int] = field(default_factory=list)  # images skipped through each shard
     skipped: list[Skipped] = field(default_factory=list)
     # The shard being written at the last checkpoint: its number, its flushed temporaries
-    # ("rec_tmp", "idx_tmp"), "records", "rec_bytes", "idx_bytes", and list items "consumed".
+    # ("rec_tmp", "idx_tmp"), "records", "rec_bytes", "idx_bytes", and list items "consumed";
+    # on S3 "upload" (id, run, parts) instead of the temporaries, and "skipped" images so far.
     open: dict[str, Any] | None = None
 
     @property
@@ -109,7 +126,7 @@ class Progress:
             skipped = [Skipped(int(i), str(p), str(r)) for i, p, r in doc["skipped"]]
             open_ = doc.get("open")
             if open_ is not None:
-                open_ = {k: str(open_[k]) if k.endswith("_tmp") else int(open_[k]) for k in _OPEN_KEYS}
+                open_ = _open_state(open_)
         except (ValueError, KeyError, TypeError) as exc:
             raise FormatError(f"unreadable progress file ({exc}); rerun without --resume", path=path) from None
         if not len(consumed) == len(through) == len(record.shards):
@@ -193,12 +210,21 @@ class Publisher:
         ordered += [n for n in names if n not in ordered and n != self.progress_name]
         for uri in ordered:
             self.store.remove(uri)
+        self.remove_temporaries()
+        open_ = self.progress.open or {}
+        self.store.abort_uploads(keep=[open_["upload"]["upload_id"]] if "upload" in open_ else [])
+
+    def remove_temporaries(self) -> None:
+        """Remove this prefix's temporary files but those the last checkpoint keeps for ``--resume``.
+
+        Safe only under the lock.  Also run when a run is aborted: a signal that lands between a
+        temporary's creation and its writer taking note of it would otherwise leave it behind.
+        """
         open_ = self.progress.open or {}
         spare = {open_.get("rec_tmp"), open_.get("idx_tmp")}
         for uri in self.store.temporaries():
             if uri.rsplit("/", 1)[-1] not in spare:
                 self.store.remove(uri)
-        self.store.abort_uploads()
 
     def publish(self, rec: Output, idx: Output, entry: ShardEntry, consumed: int, skipped: Sequence[Skipped]) -> None:
         """Publish one finished shard: ``.rec``, then ``.idx`` (invariant 1), then the progress."""
@@ -211,10 +237,15 @@ class Publisher:
                                  list(skipped))
         self.store.write(self.progress_name, self.progress.to_json().encode())
 
-    def checkpoint(self, rec: Output, idx: Output, state: dict[str, int], skipped: Sequence[Skipped]) -> None:
+    def checkpoint(self, rec: Output, idx: Output, state: dict[str, Any], skipped: Sequence[Skipped]) -> None:
         """Record the shard being written at a record boundary (its temporaries flushed), so that
         ``--resume`` continues from here instead of from the shard's start.  Outputs that cannot
-        be reopened (S3 uploads) are not checkpointed."""
+        be reopened are not checkpointed.  An S3 shard's ``state`` names its upload and the
+        record boundary below the parts S3 holds (``skipped`` images before it)."""
+        if "upload" in state:
+            self.progress = dataclasses.replace(self.progress, skipped=list(skipped[: state["skipped"]]), open=state)
+            self.store.write(self.progress_name, self.progress.to_json().encode())
+            return
         rec_tmp, idx_tmp = rec.checkpoint(), idx.checkpoint()
         if rec_tmp is None or idx_tmp is None:
             return

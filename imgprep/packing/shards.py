@@ -5,23 +5,42 @@ go out as the records do, so nothing grows with the dataset) and hashed as they 
 When a shard is full it is handed to ``publish`` (see :mod:`imgprep.packing.publish`, which
 keeps the ordering invariants), so a run killed after N shards keeps N shards.
 :meth:`ShardWriter.abort` discards the shard being written.
+
+A shard streamed to S3 is checkpointed at the parts S3 already holds, not at the last record:
+the writer keeps a few record boundaries (one per ``checkpoint_bytes / 8``, dropped once behind
+the uploaded bytes) and records the last one at or below them.  ``--resume`` regenerates the
+records from that boundary on, drops the bytes S3 holds (the output is deterministic, so they
+are the same bytes) and continues the upload (:class:`_ResumedShard`).
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import json
 import os
-from collections.abc import Callable
-from typing import Any
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
+from imgprep.errors import FormatError, StorageError
 from imgprep.formats.dataset import ShardEntry
-from imgprep.formats.recordio import format_index_line, output_prefix, shard_names
+from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
 from imgprep.storage.base import Output, Store
 
 # publish(rec, idx, entry, consumed): commit a full shard; ``consumed`` list items are now done.
 Publish = Callable[[Output, Output, ShardEntry, int], None]
 # checkpoint(rec, idx, state): the shard being written, at a record boundary (see publish.Progress.open).
-Checkpoint = Callable[[Output, Output, dict[str, int]], None]
+Checkpoint = Callable[[Output, Output, dict[str, Any]], None]
+
+
+class Boundary(NamedTuple):
+    """A record boundary of the shard being written: where a resumed run can start again."""
+
+    offset: int  # of the record in the shard's .rec
+    records: int  # before it in the shard
+    position: int  # its item's place in the list
+    skipped: int  # images skipped before it
 
 
 class _Shard:
@@ -33,6 +52,23 @@ class _Shard:
         self.rec_hash, self.idx_hash = hashlib.sha256(), hashlib.sha256()
         self.records = self.rec_bytes = self.idx_bytes = 0
         self.next_checkpoint = 0
+        self.boundaries: collections.deque[Boundary] = collections.deque()
+        self.next_boundary = 0
+
+    def mark(self, position: int, skipped: int, every: int) -> None:
+        """Keep the boundary before the record at ``position`` if ``every`` bytes passed since the last."""
+        if not self.boundaries or self.rec_bytes >= self.next_boundary:
+            self.boundaries.append(Boundary(self.rec_bytes, self.records, position, skipped))
+            self.next_boundary = self.rec_bytes + every
+
+    def boundary_within(self, size: int) -> Boundary:
+        """The last kept boundary at or below byte ``size``; earlier ones are dropped."""
+        while len(self.boundaries) > 1 and self.boundaries[1].offset <= size:
+            self.boundaries.popleft()
+        return self.boundaries[0]
+
+    def seal(self) -> None:
+        """Finish what the shard needs before it is published (nothing, unless resumed)."""
 
     @classmethod
     def create(cls, rec_name: str, idx_name: str, storage: Store) -> _Shard:
@@ -89,6 +125,110 @@ class _Shard:
         self.rec.abort()
 
 
+class _ResumedShard(_Shard):
+    """A shard whose S3 upload a killed run began: continued after the parts S3 holds.
+
+    Records are regenerated from the checkpointed boundary; the bytes S3 already holds are
+    dropped instead of written.  The ``.idx`` lines of the records from the boundary on wait in
+    a local temporary file.  Sealing completes the upload (the ``.rec`` is visible before its
+    ``.idx``, as always), reads it back once to hash it and to rebuild the ``.idx`` lines of the
+    records the killed run wrote, then writes the ``.idx``: S3 does not serve an upload's parts
+    before it is complete, and a SHA-256 cannot be resumed from a checkpoint.
+    """
+
+    def __init__(self, rec_name: str, idx_name: str, rec: Output, storage: Store, start: Boundary) -> None:
+        self._tail = tempfile.TemporaryFile(prefix="imgprep-idx-")  # noqa: SIM115 - closed on seal/abort
+        super().__init__(rec_name, idx_name, rec, _NO_OUTPUT)
+        self.storage = storage
+        self.start = start
+        self.head_records = start.records
+        self.records, self.rec_bytes = start.records, start.offset
+        self.held = rec.bytes_written - start.offset  # bytes S3 holds that the next records repeat
+        self.boundaries.append(start)
+
+    def write(self, framed: bytes, key: int) -> None:
+        line = format_index_line(key, self.rec_bytes).encode()
+        drop = min(self.held, len(framed))
+        if drop < len(framed):
+            self.rec.write(memoryview(framed)[drop:])
+        self.held -= drop
+        self._tail.write(line)
+        self.records += 1
+        self.rec_bytes += len(framed)
+
+    def seal(self) -> None:
+        if self.held:
+            raise StorageError(f"the records now end {self.held} bytes before what the killed run uploaded; "
+                               "rerun without --resume", path=self.rec_name)
+        self.rec.commit()
+        try:
+            self._index_and_hash()
+        except BaseException:
+            self.storage.delete(self.rec_name)  # not whole: leave no .rec a reader could take
+            raise
+
+    def _index_and_hash(self) -> None:
+        self.idx = self.storage.open_output(self.idx_name)
+        count = 0
+        try:
+            for offset, key in record_ids(self._read_back()):
+                if count < self.head_records:
+                    self._index(format_index_line(key, offset).encode())
+                elif count == self.head_records:
+                    if offset != self.start.offset:
+                        raise FormatError(f"record {count} starts at byte {offset}, not {self.start.offset}")
+                    self._index_tail()
+                count += 1
+        except FormatError as exc:
+            raise StorageError(f"the resumed upload does not continue the killed run's records ({exc}); "
+                               "rerun without --resume", path=self.rec_name) from None
+        if count == self.head_records:
+            self._index_tail()
+        if count != self.records:
+            raise StorageError(f"holds {count} records after the resumed upload, {self.records} were packed; "
+                               "rerun without --resume", path=self.rec_name)
+
+    def _read_back(self) -> Iterator[bytes]:
+        self.rec_hash = hashlib.sha256()
+        with self.storage.open_read(self.rec_name) as fh:
+            while chunk := fh.read(8 << 20):
+                self.rec_hash.update(chunk)
+                yield chunk
+
+    def _index(self, line: bytes) -> None:
+        self.idx.write(line)
+        self.idx_hash.update(line)
+        self.idx_bytes += len(line)
+
+    def _index_tail(self) -> None:
+        self._tail.seek(0)
+        while chunk := self._tail.read(1 << 20):
+            self._index(chunk)
+        self._tail.close()
+
+    def abort(self) -> None:
+        self._tail.close()
+        super().abort()
+
+
+class _NoOutput(Output):
+    """The ``.idx`` of a resumed shard before it is sealed: nothing is written to it."""
+
+    uri = ""
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        raise RuntimeError("imgprep bug: a resumed shard writes its index when sealed")
+
+    def commit(self) -> None:
+        raise RuntimeError("imgprep bug: a resumed shard is sealed before it is published")
+
+    def abort(self) -> None:
+        pass
+
+
+_NO_OUTPUT = _NoOutput()
+
+
 class ShardWriter:
     def __init__(
         self,
@@ -101,6 +241,7 @@ class ShardWriter:
         storage: Store,
         checkpoint: Checkpoint | None = None,
         checkpoint_bytes: int = 0,
+        skipped: Callable[[], int] = lambda: 0,
     ) -> None:
         self.prefix = output_prefix(prefix)
         self.publish = publish
@@ -110,6 +251,8 @@ class ShardWriter:
         self.storage = storage
         self.checkpoint = checkpoint
         self.checkpoint_bytes = checkpoint_bytes
+        self.boundary_every = max(checkpoint_bytes // 8, 1)
+        self.skipped = skipped  # how many images were skipped so far (for S3 checkpoints)
         self.number = first_shard  # of the next shard to open
         self._current: _Shard | None = None
         self.records = 0
@@ -132,17 +275,41 @@ class ShardWriter:
             self._current.next_checkpoint = self.checkpoint_bytes
             self.number += 1
         shard = self._current
+        if self.checkpoint and self.checkpoint_bytes:
+            shard.mark(position, self.skipped(), self.boundary_every)
         shard.write(framed, key)
         self.records += 1
         self.bytes += len(framed)
         if self.checkpoint and self.checkpoint_bytes and shard.rec_bytes >= shard.next_checkpoint:
             shard.next_checkpoint = shard.rec_bytes + self.checkpoint_bytes
-            self.checkpoint(shard.rec, shard.idx, shard.state(self.number - 1, position + 1))
+            self._checkpoint(shard, position + 1)
+
+    def _checkpoint(self, shard: _Shard, consumed: int) -> None:
+        if self.checkpoint is None:  # write() checks first
+            return
+        held = shard.rec.uploaded()
+        if held is None:  # a local shard: checkpointed at this record boundary
+            shard.boundary_within(shard.rec_bytes)  # only S3 shards go back to one: keep few
+            self.checkpoint(shard.rec, shard.idx, shard.state(self.number - 1, consumed))
+            return
+        size, upload = held
+        start = shard.boundary_within(size)
+        if upload is None:  # S3 holds none of it yet
+            return
+        self.checkpoint(shard.rec, shard.idx, {"number": self.number - 1, "records": start.records,
+                                               "rec_bytes": start.offset, "consumed": start.position,
+                                               "skipped": start.skipped, "upload": upload})
 
     def reopen(self, state: dict[str, Any]) -> bool:
         """Continue the shard a checkpoint left (``state``); False when its temporaries are gone."""
         rec, idx = shard_names(self.prefix, state["number"] if self.sharded else None)
-        shard = _Shard.reopen(rec, idx, self.storage, state)
+        shard: _Shard | None
+        if "upload" in state:
+            out = self.storage.reopen_output(rec, json.dumps(state["upload"]), state["rec_bytes"])
+            start = Boundary(state["rec_bytes"], state["records"], state["consumed"], state["skipped"])
+            shard = _ResumedShard(rec, idx, out, self.storage, start) if out is not None else None
+        else:
+            shard = _Shard.reopen(rec, idx, self.storage, state)
         if shard is None:
             return False
         shard.next_checkpoint = shard.rec_bytes + self.checkpoint_bytes
@@ -156,6 +323,7 @@ class ShardWriter:
         if shard is None:
             return
         try:
+            shard.seal()
             self.publish(shard.rec, shard.idx, shard.entry(), consumed)
         except BaseException:
             shard.abort()

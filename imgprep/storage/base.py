@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import os
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from imgprep.storage.images import ImageSource
@@ -67,6 +67,13 @@ class Output(abc.ABC):
     def checkpoint(self) -> str | None:
         """Make everything written so far survive this process, still invisible; return where it
         is (for :meth:`Store.reopen_output`), or None when this output cannot be resumed."""
+        return None
+
+    def uploaded(self) -> tuple[int, dict[str, Any] | None] | None:
+        """For an output whose bytes leave this process as they go (an S3 multipart upload): how
+        many leading bytes the destination already holds, and what :meth:`Store.reopen_output`
+        needs (as JSON) to continue after them (None while it holds nothing).  None for outputs
+        that hold everything here until :meth:`checkpoint` (local files)."""
         return None
 
     @abc.abstractmethod

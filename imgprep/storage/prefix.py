@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Collection
 from typing import Any
 
 from imgprep.errors import StorageError
@@ -63,8 +64,9 @@ class Prefix:
         """Delete ``uri``; a missing one is fine."""
         self.storage.delete(uri)
 
-    def abort_uploads(self) -> list[str]:
-        """Abort imgprep's unfinished multipart uploads of this prefix's names (the lock is ours)."""
+    def abort_uploads(self, keep: Collection[str] = ()) -> list[str]:
+        """Abort imgprep's unfinished multipart uploads of this prefix's names (the lock is ours),
+        except the upload ids in ``keep``."""
         if not self.remote:
             return []
         from imgprep.storage.s3 import boto_errors, parse_s3_uri, storage_error
@@ -76,7 +78,8 @@ class Prefix:
         aborted = []
         try:
             for name in keys:
-                done = abort_owned(s3.client, bucket, name, exact=True, started_before=time.time(), min_age=0)
+                done = abort_owned(s3.client, bucket, name, exact=True, started_before=time.time(), min_age=0,
+                                   keep=keep)
                 aborted += [f"s3://{bucket}/{k}" for k, _ in done]
         except boto_errors() as exc:
             raise storage_error(self.prefix, "aborting stale uploads", exc) from None

@@ -9,6 +9,8 @@ line naming the ``s3://`` URI; which error codes mean "not found" is decided in 
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import os
 import re
 import threading
@@ -21,6 +23,8 @@ from imgprep.errors import StorageError, UsageError
 from imgprep.formats.paths import quote
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.budget import UploadBudget
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from imgprep.storage.s3_source import S3ImageSource
@@ -327,6 +331,20 @@ class S3Store(Store):
         from imgprep.storage.s3_multipart import S3Output
 
         return S3Output(uri, self, expected_size=expected_size, content_type=content_type)
+
+    def reopen_output(self, uri: str, where: str, size: int) -> Output | None:
+        """The multipart upload a checkpoint recorded (``where``: JSON of
+        :meth:`S3Output.uploaded`), open after its parts; None, with one logged line saying
+        why, when it is gone or its parts differ.  ``size`` is not used: S3 parts are not cut."""
+        from imgprep.storage.s3_multipart import S3Output
+
+        out, why = S3Output.resume(uri, self, json.loads(where))
+        if out is None:
+            log.warning("%s: cannot continue the checkpointed upload: %s; writing it again", uri, why)
+        else:
+            log.info("%s: continuing upload %s after the %d bytes of its %d parts", uri, out.upload_id,
+                     out.bytes_written, len(json.loads(where)["parts"]))
+        return out
 
     def read_bytes(self, uri: str) -> bytes:
         bucket, key = parse_s3_uri(uri)

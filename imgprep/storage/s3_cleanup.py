@@ -12,6 +12,7 @@ import hashlib
 import os
 import socket
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from imgprep.storage.s3 import boto_errors, is_no_such_upload, is_not_found, parse_s3_uri, storage_error
@@ -42,15 +43,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 def abort_owned(
-    client: Any, bucket: str, prefix: str, *, exact: bool, started_before: float | None, min_age: float
+    client: Any, bucket: str, prefix: str, *, exact: bool, started_before: float | None, min_age: float,
+    keep: Collection[str] = (),
 ) -> list[tuple[str, str]]:
-    """Abort imgprep-marked uploads under ``prefix`` whose writer is gone; return ``(key, upload id)``."""
+    """Abort imgprep-marked uploads under ``prefix`` whose writer is gone, except the upload ids in
+    ``keep`` (one a resumed run continues); return ``(key, upload id)``."""
     aborted: list[tuple[str, str]] = []
     now = time.time()
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
         for upload in page.get("Uploads", ()):
             key, upload_id = upload["Key"], upload["UploadId"]
-            if exact and key != prefix:
+            if (exact and key != prefix) or upload_id in keep:
                 continue
             initiated = upload["Initiated"].timestamp()
             if started_before is not None and initiated >= started_before:

@@ -124,6 +124,7 @@ class S3Output(Output):
         self._buf: bytearray | None = None  # the part being filled, allocated once at full size
         self._fill = 0
         self._parts: list[Future[dict[str, Any]]] = []
+        self._part_sizes: list[int] = []  # bytes of each part, for checkpoints (see uploaded())
         self._pool: DaemonExecutor | None = None
         self._slots = threading.BoundedSemaphore(self._max_concurrency)
         self._cancel = threading.Event()
@@ -187,7 +188,7 @@ class S3Output(Output):
         while size - pos >= self._min_part:
             remaining = size - pos
             n = remaining if remaining <= MAX_PART_SIZE else min(MAX_PART_SIZE, remaining - self._min_part)
-            self._submit(self._copy_part, bucket, key, pos, pos + n - 1)
+            self._submit(self._copy_part, bucket, key, pos, pos + n - 1, size=n)
             self.bytes_written += n
             self.copied_bytes += n
             pos += n
@@ -228,14 +229,15 @@ class S3Output(Output):
 
     def _grow_buffer(self) -> None:
         """More data than ``expected_size`` said: widen the short buffer to a whole part."""
-        assert self._buf is not None
+        if self._buf is None:  # only called while a part is being filled
+            raise RuntimeError("imgprep bug: no part buffer to grow")
         extra = self._part_limit - len(self._buf)
         self._budget.acquire(self, extra)
         self._buf.extend(bytes(extra))
 
     def _submit_part(self) -> None:
         data, reserved = self._take_buffer()
-        self._submit(self._upload_part, data, reserved=reserved)
+        self._submit(self._upload_part, data, size=len(data), reserved=reserved)
 
     def _take_buffer(self) -> tuple[bytearray, int]:
         """Hand over the filled buffer (truncated in place to what was written) and the bytes it
@@ -246,9 +248,9 @@ class S3Output(Output):
         self._buf, self._fill = None, 0
         return data, reserved
 
-    def _submit(self, task: Any, *args: Any, reserved: int = 0) -> None:
-        """Start part ``len(parts) + 1`` as ``task(number, *args)`` once a slot is free; the
-        ``reserved`` budget bytes are released when the part is done."""
+    def _submit(self, task: Any, *args: Any, size: int, reserved: int = 0) -> None:
+        """Start part ``len(parts) + 1`` (``size`` bytes) as ``task(number, *args)`` once a slot
+        is free; the ``reserved`` budget bytes are released when the part is done."""
         try:
             if self.upload_id is None:
                 self._create_upload()
@@ -273,6 +275,7 @@ class S3Output(Output):
 
         future.add_done_callback(done)
         self._parts.append(future)
+        self._part_sizes.append(size)
         self._part_limit = part_size_for(self._first_part, number + 1)
 
     def _executor(self) -> DaemonExecutor:
@@ -295,15 +298,7 @@ class S3Output(Output):
         except BOTO_ERRORS as exc:
             raise storage_error(self.uri, "starting the multipart upload", exc) from None
         self.upload_id = reply["UploadId"]
-        try:
-            self._client.put_object(
-                Bucket=self.bucket,
-                Key=marker_key(self.key, self.upload_id),
-                Body=json.dumps({"key": self.key, "upload_id": self.upload_id, "run": self.run}).encode(),
-                Metadata={RUN_KEY: self.run, "imgprep-host": HOST, "imgprep-pid": str(os.getpid())},
-            )
-        except BOTO_ERRORS as exc:
-            raise storage_error(self.uri, "writing the upload marker", exc) from None
+        self._mark_ours()
 
     def _checksum_args(self, data: bytes | bytearray) -> dict[str, str]:
         if self._checksum == "MD5":
@@ -362,6 +357,71 @@ class S3Output(Output):
             if isinstance(error, ImgprepError):
                 raise error
             raise StorageError(f"upload failed ({error})", path=self.uri)
+
+    # ------------------------------------------------------------------ resuming after a kill
+
+    def uploaded(self) -> tuple[int, dict[str, Any] | None]:
+        """The prefix of the object that S3 already holds, and what :meth:`resume` needs to go on
+        from it: ``(bytes, {"upload_id", "run", "parts"})`` over the parts done so far without a
+        gap from part 1 (a part still in flight ends the run), or ``(0, None)`` before that."""
+        if self.upload_id is None or self._state != "open":
+            return 0, None
+        parts, size = [], 0
+        for future, part_size in zip(self._parts, self._part_sizes, strict=False):
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                break
+            parts.append({**future.result(), "Size": part_size})
+            size += part_size
+        if not parts:
+            return 0, None
+        return size, {"upload_id": self.upload_id, "run": self.run, "parts": parts}
+
+    @classmethod
+    def resume(cls, uri: str, store: S3Store, upload: dict[str, Any]) -> tuple[S3Output | None, str]:
+        """The upload a checkpoint recorded (:meth:`uploaded`), open again after its parts, or
+        ``(None, why)`` when S3 no longer has it or its parts differ (then it is aborted)."""
+        out = cls(uri, store)
+        upload_id, recorded = str(upload["upload_id"]), list(upload["parts"])
+        try:
+            pages = out._client.get_paginator("list_parts").paginate(Bucket=out.bucket, Key=out.key, UploadId=upload_id)
+            listed = {p["PartNumber"]: p for page in pages for p in page.get("Parts", ())}
+        except BOTO_ERRORS as exc:
+            if is_no_such_upload(exc) or is_not_found(exc):
+                out.upload_id = upload_id
+                out._forget_marker()
+                return None, f"its upload {upload_id} is no longer open (completed, aborted or expired)"
+            raise storage_error(uri, "listing the parts of the checkpointed upload", exc) from None
+        for number, part in enumerate(recorded, 1):
+            found = listed.get(number)
+            if found is None or found["ETag"] != part["ETag"] or int(found["Size"]) != int(part["Size"]):
+                out.upload_id = upload_id
+                out.abort()
+                return None, f"part {number} of its upload {upload_id} differs from the checkpoint"
+        out.upload_id, out.run = upload_id, str(upload["run"])
+        for part in recorded:
+            done: Future[dict[str, Any]] = Future()
+            done.set_result({k: v for k, v in part.items() if k != "Size"})
+            out._parts.append(done)
+            out._part_sizes.append(int(part["Size"]))
+        out.bytes_written = sum(out._part_sizes)
+        out._part_limit = part_size_for(out._first_part, len(recorded) + 1)
+        out._mark_ours()
+        return out, ""
+
+    def _mark_ours(self) -> None:
+        """Write the marker saying this process owns the upload (again when a resumed run takes
+        it over, so that cleanup sees a live writer)."""
+        if self.upload_id is None:  # only called once the upload exists
+            raise RuntimeError("imgprep bug: no upload to mark")
+        try:
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=marker_key(self.key, self.upload_id),
+                Body=json.dumps({"key": self.key, "upload_id": self.upload_id, "run": self.run}).encode(),
+                Metadata={RUN_KEY: self.run, "imgprep-host": HOST, "imgprep-pid": str(os.getpid())},
+            )
+        except BOTO_ERRORS as exc:
+            raise storage_error(self.uri, "writing the upload marker", exc) from None
 
     # ------------------------------------------------------------------ finishing
 

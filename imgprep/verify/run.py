@@ -151,7 +151,8 @@ def _shape_problem(dims: tuple[int, int, int], expect: Expectations) -> str | No
 
 def _check_shard_entry(shard: Shard, stream: Any, report: Report, records: int) -> None:
     entry = shard.expected
-    assert entry is not None
+    if entry is None:  # a shard the dataset record does not name has nothing to compare with
+        return
     if records != entry.records:
         report.add(shard.rec, f"holds {records} records, the dataset record says {entry.records}")
     stream.seek(0)
