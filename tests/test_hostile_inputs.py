@@ -450,6 +450,29 @@ def merge_non_utf8_index(tmp: Path) -> Setup:
     return Setup(["merge", prefix, "-o", tmp / "merged", "-q"], tmp / "merged")
 
 
+# --- inspect, verify: records and lists read back
+
+
+def records_of(*headers: tuple[int, float]) -> Callable[[Path], Setup]:
+    """A ``.rec`` of one good JPEG per ``(flag, label)`` header (ids from 1), given to inspect."""
+    def build(tmp: Path) -> Setup:
+        image = imgfactory.jpeg(40, 30)
+        with recordio.RecordWriter(tmp / "h.rec") as writer:
+            for i, (flag, label) in enumerate(headers, 1):
+                writer.write(struct.pack("<IfQQ", flag, label, i, 0) + image)
+        return Setup(["inspect", tmp / "h.rec"], tmp / "never")
+    return build
+
+
+def inspect_list(label: str) -> Callable[[Path], Setup]:
+    def build(tmp: Path) -> Setup:
+        paths = good_images(tmp / "img")
+        rows = [f"{i}\t0\t{p}" for i, p in enumerate(paths)] + [f"9\t{label}\t{paths[0]}"]
+        (tmp / "in.lst").write_text("\n".join(rows) + "\n")
+        return Setup(["inspect", tmp / "in.lst", "--root", tmp / "img"], tmp / "never")
+    return build
+
+
 # ------------------------------------------------------------------------------------------
 # the table
 
@@ -572,6 +595,21 @@ CASES = [
     Case("merge onto one of its own shards", "refused", "is one of the shards being merged", merge_into_own_shard,
          code=2),
     Case("merge with a non-UTF-8 index", "refused", "o-00001.idx: not UTF-8 text", merge_non_utf8_index),
+    # inspect
+    Case("inspect a record labelled NaN", "refused", "h.rec: record at byte 1380 (id 2): label nan is not a class",
+         records_of((0, 0.0), (0, float("nan")))),
+    Case("inspect a record labelled infinity", "refused", "(id 1): label inf is not a class index",
+         records_of((0, float("inf")))),
+    Case("inspect a record labelled 3e9", "refused", "(id 1): label 3e+09 is not a class index in [0, 99999]",
+         records_of((0, 3e9))),
+    Case("inspect a record labelled 0.5", "refused", "(id 1): label 0.5 is not a class index",
+         records_of((0, 0.5))),
+    Case("inspect a record claiming 2^31 labels", "refused", "h.rec: record at byte 0: image record header says",
+         records_of((1 << 31, 0.0))),
+    Case("inspect a list labelled 3e9", "refused", "in.lst: entry #3 (id 9): label 3e+09 is not a class index",
+         inspect_list("3e9")),
+    Case("inspect a list labelled -1", "refused", "in.lst: entry #3 (id 9): label -1 is not a class index",
+         inspect_list("-1")),
 ]
 
 RESULTS: dict[str, bool] = {}

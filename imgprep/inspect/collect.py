@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats import recordio
 from imgprep.formats.lst import LstItem, read_lst
+from imgprep.formats.manifest import MAX_CLASS_ID
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Split:
             yield from self._records()
         else:
             for position, item in enumerate(self.items):
+                _check_labels(item.labels, self.source, f"entry #{position} (id {item.index})")
                 yield Image(item.index, item.labels, item.path, self.fetch(position), position)
 
     def path_of(self, id: int) -> str:
@@ -53,7 +56,11 @@ class Split:
             return
         with recordio.RecordReader(self.rec) as reader:
             for offset, payload in reader.records():
-                header, labels, image = recordio.unpack_image_record(payload)
+                try:
+                    header, labels, image = recordio.unpack_image_record(payload)
+                except FormatError as exc:
+                    raise FormatError(f"record at byte {offset}: {exc.message}", path=self.rec) from None
+                _check_labels(labels, self.rec, f"record at byte {offset} (id {header.id})")
                 yield Image(header.id, labels, self.path_of(header.id), image, offset)
 
     def fetch(self, locator: int) -> bytes:
@@ -66,6 +73,19 @@ class Split:
                 return fh.read()
         except OSError as exc:
             raise FormatError(f"cannot read image ({exc.strerror})", path=path) from None
+
+
+def _check_labels(labels: tuple[float, ...], path: str, where: str) -> None:
+    """A single label counts images under its class, so it must be a class index in range (a
+    histogram row is kept per class); multi-hot vectors count their non-zero entries."""
+    if len(labels) > 1:
+        bad = next((x for x in labels if not math.isfinite(x)), None)
+        if bad is not None:
+            raise FormatError(f"{where}: multi-label vector holds {bad}", path=path)
+        return
+    value = labels[0]
+    if not (math.isfinite(value) and value == int(value) and 0 <= value <= MAX_CLASS_ID):
+        raise FormatError(f"{where}: label {value:g} is not a class index in [0, {MAX_CLASS_ID}]", path=path)
 
 
 @dataclass
