@@ -35,6 +35,7 @@ its ``.idx`` and before the dataset record, so tests can kill a run inside those
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import time
@@ -66,11 +67,26 @@ _UPLOAD_KEYS = ("number", "records", "rec_bytes", "consumed", "skipped")
 def _open_state(open_: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint of the shard being written, its types checked (KeyError/ValueError when bad)."""
     if "upload" not in open_:
-        return {k: str(open_[k]) if k.endswith("_tmp") else int(open_[k]) for k in _OPEN_KEYS}
+        return {k: str(open_[k]) if k.endswith("_tmp") else _count(open_[k]) for k in _OPEN_KEYS}
     upload = open_["upload"]
-    parts = [{**part, "ETag": str(part["ETag"]), "Size": int(part["Size"])} for part in upload["parts"]]
-    return {**{k: int(open_[k]) for k in _UPLOAD_KEYS},
+    parts = [{**part, "ETag": str(part["ETag"]), "Size": _count(part["Size"])} for part in upload["parts"]]
+    return {**{k: _count(open_[k]) for k in _UPLOAD_KEYS},
             "upload": {"upload_id": str(upload["upload_id"]), "run": str(upload["run"]), "parts": parts}}
+
+
+def _count(value: Any) -> int:
+    """A count or size from a progress file: a non-negative JSON integer (ValueError otherwise)."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{value!r} is not a count")
+    return value
+
+
+def _counts(values: Any) -> list[int]:
+    """A list of running totals: counts that never decrease."""
+    out = [_count(v) for v in values]
+    if any(b < a for a, b in itertools.pairwise(out)):
+        raise ValueError(f"running totals {out[:8]} decrease")
+    return out
 
 
 def test_delay() -> None:
@@ -118,20 +134,38 @@ class Progress:
     def from_json(cls, text: bytes, path: str) -> Progress:
         try:
             doc = json.loads(text)
-            if doc.get("kind") != PROGRESS_KIND:
+            if not isinstance(doc, dict) or doc.get("kind") != PROGRESS_KIND:
                 raise ValueError("not a progress file")
             record = from_json(json.dumps(doc["record"]), path)
-            consumed = [int(n) for n in doc["consumed"]]
-            through = [int(n) for n in doc["skipped_through"]]
-            skipped = [Skipped(int(i), str(p), str(r)) for i, p, r in doc["skipped"]]
+            consumed = _counts(doc["consumed"])
+            through = _counts(doc["skipped_through"])
+            skipped = [Skipped(_count(i), str(p), str(r)) for i, p, r in doc["skipped"]]
             open_ = doc.get("open")
             if open_ is not None:
                 open_ = _open_state(open_)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise FormatError(f"unreadable progress file ({exc}); rerun without --resume", path=path) from None
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            why = str(exc)[:200]
+            raise FormatError(f"unreadable progress file ({why}); rerun without --resume", path=path) from None
         if not len(consumed) == len(through) == len(record.shards):
             raise FormatError("progress file: shard and consumed counts differ; rerun without --resume", path=path)
+        _check_totals(record, consumed, through, len(skipped), open_, path)
         return cls(record, consumed, through, skipped, open_)
+
+
+def _check_totals(record: DatasetRecord, consumed: list[int], through: list[int], skipped: int,
+                  open_: dict[str, Any] | None, path: str) -> None:
+    """A resumed run starts at list item ``consumed[-1]``: totals that disagree with the shards
+    or the list would pack items twice or never, so they are refused, not trusted."""
+    before = (0, 0)
+    for number, (entry, items, skips) in enumerate(zip(record.shards, consumed, through, strict=True)):
+        if entry.records + skips - before[1] > items - before[0]:
+            raise FormatError(f"progress file: shard {number} holds more records and skips than the "
+                              f"{items - before[0]} list items it consumed; rerun without --resume", path=path)
+        before = (items, skips)
+    done = open_["consumed"] if open_ is not None else before[0]
+    if done < before[0] or done > record.list.entries or before[1] > skipped:
+        raise FormatError(f"progress file: {done} list items consumed of {record.list.entries}, {before[1]} "
+                          f"skipped of {skipped} listed; rerun without --resume", path=path)
 
 
 class Publisher:
