@@ -450,6 +450,19 @@ def merge_non_utf8_index(tmp: Path) -> Setup:
     return Setup(["merge", prefix, "-o", tmp / "merged", "-q"], tmp / "merged")
 
 
+def merge_damaged_shard(damage: Callable[[bytes], bytes], record: bool = True) -> Callable[[Path], Setup]:
+    """Shard 1 replaced by ``damage(its bytes)``, its size kept a multiple of 4; without its
+    dataset record (whose sizes merge otherwise trusts) unless ``record``."""
+    def build(tmp: Path) -> Setup:
+        prefix = shards(tmp)
+        rec = Path(f"{prefix}-00001.rec")
+        rec.write_bytes(damage(rec.read_bytes()))
+        if not record:
+            Path(f"{prefix}.dataset.json").unlink()
+        return Setup(["merge", prefix, "-o", tmp / "merged", "-q"], tmp / "merged")
+    return build
+
+
 # --- inspect, verify: records and lists read back
 
 
@@ -595,6 +608,12 @@ CASES = [
     Case("merge onto one of its own shards", "refused", "is one of the shards being merged", merge_into_own_shard,
          code=2),
     Case("merge with a non-UTF-8 index", "refused", "o-00001.idx: not UTF-8 text", merge_non_utf8_index),
+    Case("merge a shard cut inside its last record", "refused", "o-00001.rec: record part at byte ",
+         merge_damaged_shard(lambda data: data[: len(data) - 8])),
+    Case("merge a shard of random bytes", "refused", "o-00001.rec: no RecordIO record at byte 0",
+         merge_damaged_shard(lambda data: bytes(range(256)) * 4)),
+    Case("merge a shard with a zero-filled tail", "refused", "o-00001.rec: no RecordIO magic number at byte",
+         merge_damaged_shard(lambda data: data + bytes(64), record=False)),
     # inspect
     Case("inspect a record labelled NaN", "refused", "h.rec: record at byte 1380 (id 2): label nan is not a class",
          records_of((0, 0.0), (0, float("nan")))),

@@ -121,12 +121,13 @@ def unpack_image_record(payload: bytes | memoryview) -> tuple[IRHeader, tuple[fl
     return header, labels, bytes(data[end:])
 
 
-def record_ids(chunks: Iterable[bytes]) -> Iterator[tuple[int, int]]:
+def record_ids(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, int]]:
     """``(offset, header id)`` of each image record of a RecordIO stream given as byte chunks in
     order: what rebuilds the ``.idx`` of a ``.rec`` read once from its start (an S3 upload
-    continued after a kill, whose first records were written by the killed run)."""
+    continued after a kill, whose first records were written by the killed run).  ``start`` is
+    the file offset of the first chunk (offsets and messages count from the file's start)."""
     source = iter(chunks)
-    buf, base, pos = bytearray(), 0, 0  # buf[pos:] holds the stream from byte base + pos on
+    buf, base, pos = bytearray(), start, 0  # buf[pos:] holds the stream from byte base + pos on
 
     def fill(n: int) -> bool:
         nonlocal buf, base, pos

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from imgprep.errors import FormatError, UsageError
-from imgprep.formats.recordio import output_prefix, parse_index, shard_names
+from imgprep.formats.recordio import MAGIC, output_prefix, parse_index, record_ids, shard_names
 from imgprep.storage.base import Store, is_remote
 from imgprep.storage.concat import concatenate
 
@@ -95,6 +95,7 @@ def merge_shards(prefix: str, output: str, storage: Store | None = None) -> Merg
     for shard in shards:
         if shard.size % 4:
             raise FormatError(f"size {shard.size} is not a multiple of 4: not a RecordIO file", path=shard.rec)
+        last = 0
         for key, offset in parse_index(storage.read_text(shard.idx), shard.idx):
             if offset >= shard.size:
                 raise FormatError(f"offset {offset} is past the end of {shard.rec}", path=shard.idx)
@@ -102,6 +103,8 @@ def merge_shards(prefix: str, output: str, storage: Store | None = None) -> Merg
                 raise FormatError(f"key {key} also appears in an earlier shard", path=shard.idx)
             seen.add(key)
             lines.append(f"{key}\t{offset + base}\n")
+            last = max(last, offset)
+        _check_ends(storage, shard, last)
         base += shard.size
     rec_uri, idx_uri = out + ".rec", out + ".idx"
     with storage.open_output(rec_uri, expected_size=base) as rec:
@@ -109,6 +112,25 @@ def merge_shards(prefix: str, output: str, storage: Store | None = None) -> Merg
         copied = rec.copied_bytes
     storage.write_text(idx_uri, "".join(lines))
     return MergeSummary(len(shards), len(lines), base, [rec_uri, idx_uri], copied)
+
+
+def _check_ends(storage: Store, shard: Shard, last: int) -> None:
+    """A shard must start with a record and its last indexed record must end exactly at the end
+    of the file: a truncated or foreign shard would otherwise be joined into a broken ``.rec``.
+    Only the first part head and the last record are read (the shards are joined server-side)."""
+    if not shard.size:
+        return
+    with storage.open_read(shard.rec, 0, 8) as fh:
+        head = fh.read(8)
+    if len(head) < 8 or int.from_bytes(head[:4], "little") != MAGIC or int.from_bytes(head[4:], "little") >> 29 > 1:
+        raise FormatError("no RecordIO record at byte 0: not a RecordIO file", path=shard.rec)
+    with storage.open_read(shard.rec, last, shard.size) as fh:
+        try:
+            for _ in record_ids(iter(lambda: fh.read(1 << 20), b""), last):
+                pass
+        except FormatError as exc:
+            raise FormatError(f"{exc.message} (reading from its last indexed record, at byte {last})",
+                              path=shard.rec) from None
 
 
 def _refuse_overwriting_inputs(shards: list[Shard], out: str) -> None:
