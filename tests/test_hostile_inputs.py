@@ -463,6 +463,33 @@ def merge_damaged_shard(damage: Callable[[bytes], bytes], record: bool = True) -
     return build
 
 
+# --- processing (the SageMaker entry point): platform config files and job options
+
+
+def platform_config(name: str, text: str | None) -> Callable[[Path], Setup]:
+    """``processing pack`` under an ``/opt/ml`` whose ``config/NAME`` holds ``text`` (None: a FIFO)."""
+    def build(tmp: Path) -> Setup:
+        setup = pack_setup(tmp, [])
+        config = tmp / "opt_ml" / "config"
+        config.mkdir(parents=True)
+        if text is None:
+            os.mkfifo(config / name)
+        else:
+            (config / name).write_text(text)
+        return Setup(["processing", *setup.argv, "--opt-ml", tmp / "opt_ml"], setup.out)
+    return build
+
+
+def options_file(name: str, data: bytes | None) -> Callable[[Path], Setup]:
+    """``processing --config NAME`` holding ``data`` (None: /dev/zero)."""
+    def build(tmp: Path) -> Setup:
+        path = Path("/dev/zero") if data is None else tmp / name
+        if data is not None:
+            path.write_bytes(data)
+        return Setup(["processing", "--config", path], tmp / "never")
+    return build
+
+
 # --- inspect, verify: records and lists read back
 
 
@@ -614,6 +641,19 @@ CASES = [
          merge_damaged_shard(lambda data: bytes(range(256)) * 4)),
     Case("merge a shard with a zero-filled tail", "refused", "o-00001.rec: no RecordIO magic number at byte",
          merge_damaged_shard(lambda data: data + bytes(64), record=False)),
+    # processing
+    Case("ProcessingInputs not a list", "refused", "processingjobconfig.json: 'ProcessingInputs' must be a list",
+         platform_config("processingjobconfig.json", '{"ProcessingInputs": 5}')),
+    Case("LocalPath not a string", "refused", "ProcessingInputs[0]: 'LocalPath' and 'S3Uri' must be strings",
+         platform_config("processingjobconfig.json", '{"ProcessingInputs": [{"S3Input": {"LocalPath": 5}}]}')),
+    Case("hosts that are not names", "refused", "resourceconfig.json: 'hosts' must list host names",
+         platform_config("resourceconfig.json", '{"current_host": "a", "hosts": [{"x": 1}, "a"]}')),
+    Case("resourceconfig.json is a FIFO", "refused", "resourceconfig.json: not a regular file",
+         platform_config("resourceconfig.json", None)),
+    Case("options file not UTF-8", "refused", "job.json: not UTF-8 text", options_file("job.json", b"\xff\xfe{")),
+    Case("options file is /dev/zero", "refused", "/dev/zero: not a regular file", options_file("", None)),
+    Case("YAML options nested 100,000 deep", "refused", "job.yaml: YAML nested too deeply",
+         options_file("job.yaml", b"a: " + b"[" * 100_000)),
     # inspect
     Case("inspect a record labelled NaN", "refused", "h.rec: record at byte 1380 (id 2): label nan is not a class",
          records_of((0, 0.0), (0, float("nan")))),

@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from imgprep.errors import FormatError, UsageError
+from imgprep.formats.paths import check_regular
 
 DEFAULT_OPT_ML = "/opt/ml"
 ENV_OPT_ML = "IMGPREP_OPT_ML"
 FULLY_REPLICATED = "FullyReplicated"
 SHARDED = "ShardedByS3Key"
 DISTRIBUTIONS = (FULLY_REPLICATED, SHARDED)
+# The platform's config files and a job's options are a few KiB; larger input is refused unread.
+MAX_CONFIG_CHARS = 1 << 24
 MESSAGE_LIMIT = 1024  # bytes of /opt/ml/output/message that become the job's ExitMessage
 
 
@@ -72,14 +75,23 @@ class JobConfig:
 
 def _read_json(path: str) -> Any:
     try:
+        check_regular(path)
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            return json.loads(_bounded(fh, path))
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(f"unreadable platform config ({exc})", path=path) from None
     except RecursionError:
         raise FormatError("unreadable platform config (JSON nested too deeply)", path=path) from None
+
+
+def _bounded(fh: IO[str], path: str) -> str:
+    """A config file's text, refused past :data:`MAX_CONFIG_CHARS` before it is held whole."""
+    text = fh.read(MAX_CONFIG_CHARS + 1)
+    if len(text) > MAX_CONFIG_CHARS:
+        raise FormatError(f"longer than {MAX_CONFIG_CHARS} characters: not a config file", path=path)
+    return text
 
 
 def load_job_config(opt_ml: str) -> JobConfig:
@@ -96,7 +108,9 @@ def load_job_config(opt_ml: str) -> JobConfig:
         raw_hosts = resource.get("hosts")
         if not isinstance(current_host, str) or not isinstance(raw_hosts, list) or not raw_hosts:
             raise FormatError("needs 'current_host' (a string) and 'hosts' (a non-empty list)", path=resource_path)
-        hosts = tuple(str(h) for h in raw_hosts)
+        if not all(isinstance(h, str) for h in raw_hosts):
+            raise FormatError("'hosts' must list host names (strings)", path=resource_path)
+        hosts = tuple(raw_hosts)
         if len(set(hosts)) != len(hosts):
             raise FormatError("'hosts' lists a host twice", path=resource_path)
         if current_host not in hosts:
@@ -110,10 +124,15 @@ def load_job_config(opt_ml: str) -> JobConfig:
         if not isinstance(job, dict):
             raise FormatError("expected a JSON object", path=job_path)
         job_name = job.get("ProcessingJobName") if isinstance(job.get("ProcessingJobName"), str) else None
-        for entry in job.get("ProcessingInputs") or []:
+        entries = job.get("ProcessingInputs") or []
+        if not isinstance(entries, list):
+            raise FormatError("'ProcessingInputs' must be a list", path=job_path)
+        for number, entry in enumerate(entries):
             s3 = entry.get("S3Input") if isinstance(entry, dict) else None
             if not isinstance(s3, dict) or not s3.get("LocalPath"):
                 continue  # dataset-definition inputs have no local files to pack
+            if not isinstance(s3["LocalPath"], str) or not isinstance(s3.get("S3Uri"), str | None):
+                raise FormatError(f"ProcessingInputs[{number}]: 'LocalPath' and 'S3Uri' must be strings", path=job_path)
             distribution = s3.get("S3DataDistributionType") or FULLY_REPLICATED
             if distribution not in DISTRIBUTIONS:
                 raise FormatError(f"unknown S3DataDistributionType {distribution!r}", path=job_path)
@@ -147,10 +166,13 @@ def load_options_file(path: str) -> dict[str, Any]:
     picks ``prepare`` or ``pack``.  Dashes become underscores, so both spellings work.
     """
     try:
+        check_regular(path)
         with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+            text = _bounded(fh, path)
     except OSError as exc:
-        raise UsageError(f"cannot read the config file ({exc.strerror})") from None
+        raise UsageError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
     if path.lower().endswith((".yaml", ".yml")):
         try:
             import yaml
@@ -160,6 +182,8 @@ def load_options_file(path: str) -> dict[str, Any]:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise FormatError(f"not valid YAML ({str(exc).splitlines()[0]})", path=path) from None
+        except RecursionError:
+            raise FormatError("YAML nested too deeply for the parser", path=path) from None
     else:
         try:
             data = json.loads(text)
