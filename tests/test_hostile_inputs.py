@@ -513,6 +513,22 @@ def inspect_list(label: str) -> Callable[[Path], Setup]:
     return build
 
 
+def inspect_odd_image(kind: str) -> Callable[[Path], Setup]:
+    """A list whose last image is a symlink to a file outside the root, or a FIFO."""
+    def build(tmp: Path) -> Setup:
+        paths = good_images(tmp / "img")
+        odd = tmp / "img" / "c" / "odd.jpg"
+        if kind == "fifo":
+            os.mkfifo(odd)
+        else:
+            imgfactory.write(tmp / "secret.jpg", imgfactory.jpeg(20, 20))
+            odd.symlink_to(tmp / "secret.jpg")
+        rows = [f"{i}\t0\t{p}" for i, p in enumerate([*paths, "c/odd.jpg"])]
+        (tmp / "in.lst").write_text("\n".join(rows) + "\n")
+        return Setup(["inspect", tmp / "in.lst", "--root", tmp / "img"], tmp / "never")
+    return build
+
+
 # ------------------------------------------------------------------------------------------
 # the table
 
@@ -641,6 +657,9 @@ CASES = [
          merge_damaged_shard(lambda data: bytes(range(256)) * 4)),
     Case("merge a shard with a zero-filled tail", "refused", "o-00001.rec: no RecordIO magic number at byte",
          merge_damaged_shard(lambda data: data + bytes(64), record=False)),
+    Case("inspect a symlinked image leading outside the root", "refused",
+         "odd.jpg: symlink leads outside the image root", inspect_odd_image("link")),
+    Case("inspect a FIFO among the images", "refused", "odd.jpg: not a regular file", inspect_odd_image("fifo")),
     # processing
     Case("ProcessingInputs not a list", "refused", "processingjobconfig.json: 'ProcessingInputs' must be a list",
          platform_config("processingjobconfig.json", '{"ProcessingInputs": 5}')),

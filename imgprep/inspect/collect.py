@@ -7,10 +7,11 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from imgprep.errors import FormatError, UsageError
+from imgprep.errors import FormatError, ImageError, UsageError
 from imgprep.formats import recordio
 from imgprep.formats.lst import LstItem, read_lst
 from imgprep.formats.manifest import MAX_CLASS_ID
+from imgprep.formats.roots import RootGuard, read_inside
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Split:
     root: str | None = None
     class_names: list[str] | None = None  # when the source names its classes (a manifest)
     _paths: dict[int, str] | None = None
+    _guard: RootGuard | None = None  # keeps image reads inside ``root``, as pack does
 
     def images(self) -> Iterator[Image]:
         if self.rec is not None:
@@ -67,12 +69,13 @@ class Split:
         if self.rec is not None:
             with recordio.RecordReader(self.rec) as reader:
                 return recordio.unpack_image_record(reader.read_at(locator))[2]
+        if self._guard is None:
+            self._guard = RootGuard(self.root or ".")
         path = os.path.join(self.root or ".", self.items[locator].path)
-        try:
-            with open(path, "rb") as fh:
-                return fh.read()
-        except OSError as exc:
-            raise FormatError(f"cannot read image ({exc.strerror})", path=path) from None
+        problem = self._guard.folder_escape(path)
+        if problem:
+            raise ImageError(problem, path=path)
+        return read_inside(path, self._guard.root)  # a final symlink out, a FIFO or a device: refused
 
 
 def _check_labels(labels: tuple[float, ...], path: str, where: str) -> None:
