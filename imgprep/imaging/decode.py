@@ -65,6 +65,8 @@ def _pillow(data: bytes, min_side: int, keep_luma: bool) -> Decoded:
                     img.draft("L", (max(min_side, 1), max(min_side, 1)))
                 img.load()
                 luma = np.asarray(img.convert("L")) if keep_luma else None
+    except Image.UnidentifiedImageError:  # its message names a BytesIO object, not the image
+        raise ImageError("cannot decode image (not an image Pillow can read)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise ImageError(f"cannot decode image ({exc})") from None
     return Decoded(width, height, channels, luma)
