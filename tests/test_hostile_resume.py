@@ -7,6 +7,7 @@ disagree with the shards or the list would pack items twice or never, so they ar
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,18 @@ def test_an_honest_progress_file_still_resumes(tmp_path: Path) -> None:
         with recordio.RecordReader(f"{prefix}-{number:05d}.rec") as reader:
             ids += [recordio.unpack_image_record(p)[0].id for p in reader]
     assert sorted(ids) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name", ["progress", "dataset"])
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_a_progress_or_dataset_record_that_is_no_file_is_one_line(name: str, kind: str, tmp_path: Path) -> None:
+    """A FIFO would block the run for ever and /dev/zero would fill memory: both are refused unread."""
+    argv, prefix, _ = packed_progress(tmp_path)
+    path = Path(f"{prefix}.{name}.json")
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(kind)
+    code, text = run_cli(argv)
+    assert (code, text) == (1, f"imgprep: error: {path}: not a regular file (a device, FIFO or socket cannot be "
+                               "read as data)\n")

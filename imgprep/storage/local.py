@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from imgprep.errors import StorageError
+from imgprep.formats.paths import check_regular
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.images import LocalImageSource
 
@@ -145,6 +146,7 @@ class LocalStore(Store):
 
     def read_bytes(self, uri: str) -> bytes:
         path = local_path(uri)
+        check_regular(path)  # a FIFO planted as OUT.progress.json would block, /dev/zero never end
         try:
             with open(path, "rb") as fh:
                 return fh.read()
@@ -153,6 +155,7 @@ class LocalStore(Store):
 
     def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
         path = local_path(uri)
+        check_regular(path)
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
             fh.seek(start)
