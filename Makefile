@@ -132,7 +132,7 @@ test: apt-test
 	$(PY) scripts/test_report.py --allowlist tests/skip_allowlist.txt $(REPORTS)/main.xml $(REPORTS)/pillow.xml
 	@[ ! -e $(REPORTS)/failed ] || { echo "make test: pytest failed"; exit 1; }
 
-# The native core under AddressSanitizer + UBSan: its tests and fuzzers, then a leak check (~20 s).
+# The native core under AddressSanitizer + UBSan: its tests and fuzzers, then a leak check (~25 s).
 asan: $(VENV)/.stamp-test
 	bash native/check_asan.sh $(CURDIR)/$(PY)
 

@@ -46,8 +46,8 @@ def make_tree(root: Path, folders: int, per_folder: int, size: int) -> list[str]
 
 def guard_cost(rounds: int, folders: int, per_folder: int) -> dict[str, float]:
     from imgprep.formats.lst import LstItem
-    from imgprep.formats.roots import read_inside
     from imgprep.storage.images import LocalImageSource
+    from imgprep.storage.roots import read_inside
 
     root = WORK / "tree"
     rel = make_tree(root, folders, per_folder, 36_000)  # the small corpus's median JPEG size

@@ -101,6 +101,16 @@ static int fail(int code, const char *msg, char *err) {
     return code;
 }
 
+/* The header of a JPEG the native path decodes: YCbCr or grey, a subsampling TurboJPEG names. */
+static int read_header(tjhandle dec, const unsigned char *data, size_t len, int *w, int *h, int *ss, int *cs,
+                       char *err) {
+    if (tjDecompressHeader3(dec, data, (unsigned long)len, w, h, ss, cs) != 0)
+        return tj_fail(dec, "cannot read JPEG header", err);
+    if ((*cs != TJCS_YCbCr && *cs != TJCS_GRAY) || *ss < 0 || *ss >= TJ_NUMSAMP)
+        return fail(IMP_EUNSUPPORTED, "JPEG colour space not handled natively", err);
+    return IMP_OK;
+}
+
 int imp_probe(const unsigned char *data, size_t len, imp_info *info, char *err) {
     int rc = IMP_OK;
     tjhandle h = tjInitDecompress();
@@ -485,14 +495,8 @@ int imp_transform(const unsigned char *data, size_t len, const imp_job *job, uns
         rc = fail(IMP_ENOMEM, "cannot create a JPEG decompressor", err);
         goto cleanup;
     }
-    if (tjDecompressHeader3(dec, data, (unsigned long)len, &w, &h, &ss, &cs) != 0) {
-        rc = tj_fail(dec, "cannot read JPEG header", err);
-        goto cleanup;
-    }
-    if ((cs != TJCS_YCbCr && cs != TJCS_GRAY) || ss < 0 || ss >= TJ_NUMSAMP) {
-        rc = fail(IMP_EUNSUPPORTED, "JPEG colour space not handled natively", err);
-        goto cleanup;
-    }
+    rc = read_header(dec, data, len, &w, &h, &ss, &cs, err);
+    if (rc != IMP_OK) goto cleanup;
     sf.num = 1;
     sf.denom = job->scale;
     sw = TJSCALED(w, sf);
@@ -694,14 +698,8 @@ int imp_decode_luma(const unsigned char *data, size_t len, int min_side, imp_lum
     if (min_side < 1) return fail(IMP_EARG, "min_side must be positive", err);
     dec = tjInitDecompress();
     if (!dec) return fail(IMP_ENOMEM, "cannot create a JPEG decompressor", err);
-    if (tjDecompressHeader3(dec, data, (unsigned long)len, &w, &h, &ss, &cs) != 0) {
-        rc = tj_fail(dec, "cannot read JPEG header", err);
-        goto cleanup;
-    }
-    if ((cs != TJCS_YCbCr && cs != TJCS_GRAY) || ss < 0 || ss >= TJ_NUMSAMP) {
-        rc = fail(IMP_EUNSUPPORTED, "JPEG colour space not handled natively", err);
-        goto cleanup;
-    }
+    rc = read_header(dec, data, len, &w, &h, &ss, &cs, err);
+    if (rc != IMP_OK) goto cleanup;
     sf.num = 1;
     sf.denom = pick_scale(w, h, min_side);
     info->width = w;

@@ -52,7 +52,7 @@ Run imgprep yourself: it is installed in {venv}/ (not on your PATH):
   {venv}/bin/imgprep doctor                  # which image path runs, and why
 Look at what the demo made, with imgprep itself:
   {venv}/bin/imgprep inspect {out}/rec/      # classes, sizes, duplicates, leakage (--html report.html)
-  {venv}/bin/imgprep verify {out}/rec/train.rec --against {out}/lists/train.lst
+  {venv}/bin/imgprep verify {out}/rec/train.rec --against {out}/lists/train.lst --num-classes {classes}
 Pack your own class folders:
   {venv}/bin/imgprep prepare folders PHOTOS/ -o data/ --split train=0.8,val=0.2 --resize 256"""
 
@@ -241,7 +241,7 @@ def main() -> None:
     print(f"  also in {lists}: classes.json, hyperparameters.json")
     print(f"  done in {time.perf_counter() - started:.1f} s; read it with mxnet.recordio or DALI's readers.mxnet")
     print(NEXT_STEPS.format(venv=os.path.relpath(Path(sys.executable).parent.parent, Path.cwd()),
-                            out=os.path.relpath(OUT, Path.cwd())))
+                            out=os.path.relpath(OUT, Path.cwd()), classes=len(PHOTOS)))
 
 
 if __name__ == "__main__":

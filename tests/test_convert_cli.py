@@ -229,3 +229,13 @@ def test_prepare_coco_needs_image_root(tmp_path) -> None:
 def test_help_lists_examples() -> None:
     code, stdout, _ = run("convert", "--help")
     assert code == 0 and "--train-per-class" in stdout and "Examples:" in stdout
+
+
+@pytest.mark.parametrize("command", ["convert", "prepare", "pack", "verify", "inspect", "merge", "cleanup",
+                                     "doctor", "launch", "processing", "processing pack", "processing prepare"])
+def test_every_command_help_has_an_example(command: str) -> None:
+    """The README sends users to each command's --help for examples; click's no-rewrap marker
+    (a backspace) is dropped only when it opens a paragraph, else it reaches the text."""
+    code, stdout, _ = run(*command.split(), "--help")
+    assert code == 0 and f"imgprep {command.split()[0]}" in stdout
+    assert "Example" in stdout and "\b" not in stdout

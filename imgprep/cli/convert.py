@@ -22,6 +22,7 @@ Splits: --split train=0.8,val=0.2[,test=0.1] is stratified per class (iterative
 stratification for multi-label data); --train-per-class N puts N images of every class in
 train and the rest in val. Defaults: caltech 60 per class, mnist its own train/t10k split
 (t10k -> val), others train=0.8,val=0.2. Same inputs + --seed -> byte-identical outputs.
+
 \b
 Outputs in OUTDIR (local or s3://): <split>.lst, classes.json (index -> name, counts per
 split), hyperparameters.json (num_classes, num_training_samples, multi_label, image_shape),
@@ -224,6 +225,7 @@ def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.command(
     epilog=COMMON_EPILOG
     + """
+
 \b
 Examples:
   imgprep convert folders grocery/ -o lists/ --leaf-classes --split train=0.8,val=0.2
@@ -289,6 +291,7 @@ def convert(
 @click.command(
     epilog=COMMON_EPILOG
     + """
+
 \b
 Examples:
   imgprep prepare mnist fashion-mnist/ -o out/ --encoding png --split train=0.7,val=0.3
@@ -296,6 +299,7 @@ Examples:
   imgprep prepare folders grocery/ -o out/ --leaf-classes --size 348x348 --fit pad
   imgprep prepare coco instances_val2017.json --image-root val2017/ -o out/ \\
       --categories person,bicycle,car,motorcycle,airplane
+
 \b
 Then OUTDIR/<split>.rec + .idx: one RecordIO file per channel (multi-label data is packed
 with its multi-hot labels). mnist is packed straight from the IDX arrays."""

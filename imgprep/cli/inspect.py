@@ -16,6 +16,7 @@ Examples:
   imgprep inspect lists/val.lst --root photos/
   imgprep inspect out/ --html report.html   # one self-contained page + report-contact.png
   imgprep inspect out/ --json > report.json
+
 \b
 Duplicates: exact ones share their encoded bytes; near ones (resized, re-encoded, lightly
 cropped or mirrored copies) have DCT pHashes within --threshold bits. A pair in two splits

@@ -121,7 +121,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--strict", is_flag=True, help="Fail (exit 3, no dataset committed) on the first bad image."),
         click.option("--checkpoint-every", type=ByteSize(), default=None,
                      help="Checkpoint the shard being written every N bytes, so --resume continues "
-                          "mid-shard (local outputs) [default: 32MiB]."),
+                          "mid-shard (on S3: the multipart upload) [default: 32MiB]."),
         click.option("--resume", is_flag=True,
                      help="Continue an interrupted run after its last good published shard (same list, "
                           "settings and version, else refused); without it a rerun starts clean."),

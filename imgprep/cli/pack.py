@@ -14,20 +14,25 @@ from imgprep.cli.options import pack_options
 Examples:
   # one .rec + .idx per channel, shorter side 256, JPEG q95 (the usual SageMaker input)
   imgprep pack train.lst --root images/ -o out/train --resize 256
+
 \b
   # exact 348x348 by centre crop; multi-label list packed with its label vector
   imgprep pack train.lst --root images/ -o out/train --size 348x348 --fit crop --pack-label
+
 \b
   # several lists into one file, shards of 10,000 records, straight to S3
   imgprep pack a.lst b.lst --root images/ -o s3://bucket/data/train --shard-records 10000
+
 \b
   # store the original files untouched (im2rec --pass-through)
   imgprep pack train.lst --root images/ -o out/train --pass-through
+
 \b
 Output: OUT.rec + OUT.idx (or OUT-00000.rec/.idx ... when sharded), each shard published as it
 fills (.rec, then .idx), then OUT.dataset.json, the commit point naming every shard with its
-checksums. --resume continues a killed run after its last good shard. One run per output at a
-time (OUT.lock). Unreadable images are skipped and listed in OUT.skipped.tsv; --strict fails.
+checksums. --resume continues a killed run from its last good shard or checkpoint. One run per
+output at a time (OUT.lock). Unreadable images are skipped and listed in OUT.skipped.tsv;
+--strict fails.
 Exit status: 0 done (skipped images reported), 1 error, 2 usage, 3 bad image with --strict,
 130 interrupted."""
 )

@@ -20,14 +20,23 @@ import click
 from imgprep.cli.convert import dataset_options
 from imgprep.cli.options import pack_options
 
-JOB_EPILOG = """\b
+JOB_EXAMPLES = """\b
+Examples (container arguments; imgprep launch passes them):
+  pack /opt/ml/processing/input/lists/train.lst --root /opt/ml/processing/input/images \\
+      -o s3://bucket/out/train --resize 256
+  prepare caltech /opt/ml/processing/input/data -o s3://bucket/caltech/ --resize 256 \\
+      --num-parts 4 --part-index 0 --run-id job-1      # under another scheduler"""
+
+CLUSTER_EPILOG = """\b
 Cluster: the part this host packs comes from /opt/ml/config/resourceconfig.json (current_host,
 hosts), or --num-parts/--part-index. FullyReplicated inputs: each host packs a contiguous slice of
 every list; ShardedByS3Key inputs: each host packs the images it received. The first host waits for
 the others' parts under OUTDIR/.imgprep-parts/RUN_ID, merges them (byte-identical to a one-host
 run) and writes the lists and metadata. Multi-host outputs must be shared: s3:// or a shared disk.
+
 \b
 Failure: a one-line reason in /opt/ml/output/message, a non-zero exit status, no merged output."""
+JOB_EPILOG = JOB_EXAMPLES + "\n\n" + CLUSTER_EPILOG
 
 # config-file keys that differ from the parameter names
 _ALIASES = {"prepare": {"output": "outdir", "classes": "class_list", "crowd": "include_crowd"}, "pack": {}}
@@ -126,7 +135,7 @@ class ProcessingGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group(cls=ProcessingGroup, epilog=JOB_EPILOG)
+@click.group(cls=ProcessingGroup, epilog=CLUSTER_EPILOG)
 def processing() -> None:
     """Run inside a SageMaker Processing container (or any scheduler): prepare or pack on N hosts.
 
@@ -237,9 +246,12 @@ Examples:
       --role arn:aws:iam::123456789012:role/SageMakerRole --instance-count 4 \\
       --sharded-input data=s3://bucket/256_ObjectCategories/ -- \\
       prepare caltech /opt/ml/processing/input/data -o s3://bucket/caltech/ --resize 256
+
 \b
   # print the CreateProcessingJob request instead of sending it
-  imgprep launch --dry-run --image IMAGE --role ARN --input data=s3://b/p/ -- prepare ...
+  imgprep launch --dry-run --image IMAGE --role ARN --input data=s3://bucket/fashion-mnist/ -- \\
+      prepare mnist /opt/ml/processing/input/data -o s3://bucket/fmnist/ --color 0 --encoding png
+
 \b
 Everything after -- is the job's arguments (see 'imgprep processing --help').""",
 )

@@ -15,10 +15,12 @@ _ENDPOINT = click.option(
 Examples:
   imgprep merge out/train -o out/train-all
   imgprep merge s3://bucket/data/train -o s3://bucket/data/train-all
+
 \b
-Reads PREFIX-00000.rec/.idx, PREFIX-00001.rec/.idx, ... and writes OUT.rec and OUT.idx (offsets
-shifted, keys kept). S3 to S3 joins server-side (UploadPartCopy); only shards under 5 MiB pass
-through this machine."""
+Reads exactly the shards PREFIX.dataset.json names (an unfinished pack is refused: finish it
+with pack --resume), else PREFIX-00000.rec/.idx, PREFIX-00001.rec/.idx, ... found by listing, and
+writes OUT.rec and OUT.idx (offsets shifted, keys kept). S3 to S3 joins server-side
+(UploadPartCopy); only shards under 5 MiB pass through this machine."""
 )
 @click.argument("shard_prefix")
 @click.option("-o", "--output", required=True, help="Output prefix: OUT gives OUT.rec and OUT.idx.")
@@ -44,6 +46,7 @@ def merge(shard_prefix: str, output: str, quiet: bool, endpoint_url: str | None)
 Examples:
   imgprep cleanup s3://bucket/data/
   imgprep cleanup s3://bucket/data/train --min-age 0
+
 \b
 Only uploads imgprep marked as its own are touched (each has a marker object under
 .imgprep-uploads/ next to its key). One is stale when the process that started it ran on this

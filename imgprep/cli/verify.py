@@ -19,6 +19,7 @@ Examples:
   imgprep verify out/train.dataset.json    # also counts and SHA-256 of every shard
   imgprep verify out/val.rec --num-classes 10 --against lists/val.lst
   imgprep verify s3://bucket/data/train.rec --endpoint-url http://127.0.0.1:8333
+
 \b
 Every record is read from byte 0 (the .idx is not trusted; it is checked against what is
 found): framing, headers, label width, labels in [0, num_classes) or multi-hot 0/1 vectors,

@@ -3,7 +3,7 @@
 A path that comes from data (a ``.lst`` row, a COCO ``file_name``, a manifest ``source-ref``
 under its prefix, a file found in a class folder) is only ever used *relative to a root the
 user gave*: absolute paths, drive letters and ``..`` that climbs out are refused here, and
-:mod:`imgprep.formats.roots` refuses symlinks that lead out of the root.  A name must also be
+:mod:`imgprep.storage.roots` refuses symlinks that lead out of the root.  A name must also be
 one the output formats can carry and read back unchanged: ``.lst`` is tab- and line-separated
 UTF-8 text and manifests are JSON Lines, so control characters (tab, newline, CR, NUL...),
 Unicode line separators (which ``str.splitlines`` also splits on) and lone surrogates (what

@@ -13,8 +13,8 @@ from typing import Any
 
 from imgprep.errors import ImgprepError
 from imgprep.formats.recordio import frame, pack_header
-from imgprep.formats.roots import read_inside
 from imgprep.imaging.spec import TransformSpec
+from imgprep.storage.roots import read_inside
 
 
 @dataclass(frozen=True)

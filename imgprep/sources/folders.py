@@ -7,7 +7,7 @@ grocery dataset's ``Fruit/Apple/Golden-Delicious``), with the top folder kept as
 coarse group.  Hidden files and folders are skipped, files with other extensions are counted
 and ignored.
 
-Symlinks are followed while they stay inside the root (:mod:`imgprep.formats.roots`); a link
+Symlinks are followed while they stay inside the root (:mod:`imgprep.storage.roots`); a link
 that leads out of it is not followed and is counted in the notes.  Only a real loop (a folder
 that is its own ancestor, by device and inode) is a loop.  A link to a sibling class folder is
 a class folder of its own: its images are listed again under the link's name, so every class
@@ -25,8 +25,8 @@ import numpy as np
 
 from imgprep.errors import SourceError, UsageError
 from imgprep.formats.paths import unrepresentable
-from imgprep.formats.roots import RootGuard
 from imgprep.sources.dataset import ClassInfo, Dataset
+from imgprep.storage.roots import RootGuard
 
 EXAMPLES = 3  # ignored files named in the note
 # Most times one folder may be walked through different symlinked paths (each is a class path).

@@ -28,8 +28,8 @@ BANDS = 4
 BAND_BITS = 64 // BANDS
 CHUNK = 1 << 14  # probes (queries x flip masks) per pass: bounds the candidates held at once
 # Chosen on real photos (benchmarks/bench_verify.py prints the figures): resized, re-encoded and
-# mirrored copies land 0-6 bits away, 5% crops up to 10, distinct photos 16 or more.  10 is also the
-# largest threshold the 4-band search covers with 2 flipped bits per band.
+# mirrored copies land 0-6 bits away, 5% crops up to 10, distinct photos 16 or more.  Thresholds 8 to 11 (the CLI's
+# maximum) are covered by the 4-band search with 2 flipped bits per band.
 DEFAULT_THRESHOLD = 10
 
 

@@ -59,9 +59,10 @@ class Output(abc.ABC):
     def finish(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op by default
         """Flush everything written so far, without making it visible yet.
 
-        The packer finishes each shard as it rolls over and commits all of them only when the
-        whole run succeeded, so a failed run leaves no shard under a final name.  Outputs that
-        have nothing to flush early may keep this no-op; :meth:`commit` must work either way.
+        The packer finishes each shard as it rolls over and commits it when it is full (its
+        ``.rec`` before its ``.idx``; :mod:`imgprep.packing.publish`), so a failed run leaves no
+        half-written shard under a final name.  Outputs that have nothing to flush early may keep
+        this no-op; :meth:`commit` must work either way.
         """
 
     def checkpoint(self) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from imgprep.errors import ImageError, ImgprepError, SourceError
 from imgprep.formats.lst import LstItem
-from imgprep.formats.roots import RootGuard, read_inside
+from imgprep.storage.roots import RootGuard, read_inside
 
 
 @runtime_checkable
@@ -54,7 +54,7 @@ class ImageSource(Protocol):
 class LocalImageSource(ImageSource):
     """Images under a local directory, addressed by the list's relative paths.
 
-    Reads stay inside the root (:mod:`imgprep.formats.roots`): a path whose folders lead out of
+    Reads stay inside the root (:mod:`imgprep.storage.roots`): a path whose folders lead out of
     it through a symlink gets no ``local_path``, so ``fetch`` refuses it and the image is skipped
     with that reason; a final symlink leading out is refused where the file is opened (here or
     in a worker, which gets the resolved root as ``guard.root``).

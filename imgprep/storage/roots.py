@@ -7,9 +7,8 @@ while its target stays inside the root, resolved once (``realpath``).  A link to
 folder or file inside the root is followed; a link to ``/etc`` or ``../other-dataset`` is
 refused with a reason, both when class folders are walked and when an image is packed.
 
-It lives beside the text checks of :mod:`imgprep.formats.paths` because the folder walk
-(``sources``) and the image reads (``storage``, ``packing``) both use it and those layers may
-not import each other; it is the one module here that touches the file system for a policy.
+It is how imgprep reads local files under a root: the image sources here use it, and so do the
+folder walk (``sources``) and the packing workers.
 
 The check is cheap where it runs per image: folder resolutions are cached, and the file itself
 is opened with ``O_NOFOLLOW`` (:func:`read_inside`), so only a file that really is a symlink
