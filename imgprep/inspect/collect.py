@@ -11,7 +11,7 @@ from imgprep.errors import FormatError, ImageError, UsageError
 from imgprep.formats import recordio
 from imgprep.formats.lst import LstItem, read_lst
 from imgprep.formats.manifest import MAX_CLASS_ID
-from imgprep.formats.roots import RootGuard, read_inside
+from imgprep.storage.roots import RootGuard, read_inside
 
 
 @dataclass(frozen=True)
