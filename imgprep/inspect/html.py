@@ -64,6 +64,9 @@ def write_html(findings: Findings, out: str) -> list[str]:
     uris = {r: thumbs.data_uri(img) for r, img in images.items()}
     page = _page(findings, pairs, rows, uris, os.path.basename(sheet_path))
     tmp = out + ".tmp"
+    # A file name that is not UTF-8 reaches here with surrogate escapes; the page shows U+FFFD
+    # for its undecodable bytes, as the terminal report does.
+    page = page.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(page)
     os.replace(tmp, out)
