@@ -35,6 +35,7 @@ from imgprep.processing.join import (
     FAILED,
     PARTS_FOLDER,
     JoinSummary,
+    channel_infos,
     join_channel,
     part_prefix,
     remove_tree,
@@ -195,13 +196,13 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
                 work, count, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll, storage=storage
             )
             for i, marker in enumerate(markers):
-                if marker.get("run_id") != run_id or int(marker.get("count", -1)) != count:
+                if marker.get("run_id") != run_id or marker.get("count") != count:
                     raise UsageError(
                         f"the marker of part {i} belongs to another run ({marker.get('run_id')!r}, "
                         f"{marker.get('count')} parts); use a new --run-id"
                     )
             for channel in plan.channels:
-                infos = [marker["channels"].get(channel.name, {}) for marker in markers]
+                infos = channel_infos(markers, work, channel.name)
                 summary = join_channel(channel.items, infos, channel.final, storage)
                 result.joined[channel.name] = summary
                 result.outputs.extend(summary.outputs)

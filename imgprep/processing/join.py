@@ -114,6 +114,36 @@ def _marker(storage: Store, uri: str) -> dict[str, Any]:
     return data
 
 
+def channel_infos(markers: Sequence[dict[str, Any]], work: str, channel: str) -> list[dict[str, Any]]:
+    """Each host's entry for ``channel`` from its ``.done`` marker, checked before it is trusted.
+
+    A marker is data another machine wrote to shared storage: its part must be the one this job
+    names (``part_prefix``), never a path it chose, and its counts and skipped rows must have the
+    types the joiner reads, so a damaged marker is one line naming it, not a bug report.
+    """
+    infos = []
+    for index, marker in enumerate(markers):
+        where = marker_uri(work, index, DONE)
+        channels = marker.get("channels")
+        info = channels.get(channel, {}) if isinstance(channels, dict) else None
+        if not isinstance(info, dict):
+            raise FormatError(f"completion marker has no channel object {channel!r}", path=where)
+        part = info.get("part")
+        if part is not None and part != part_prefix(work, channel, index):
+            raise FormatError(f"completion marker names part {str(part)[:200]!r}, not this host's "
+                              f"{part_prefix(work, channel, index)}", path=where)
+        counts = [info.get(k, 0) for k in ("records", "bytes")]
+        skipped = info.get("skipped", [])
+        if not all(type(n) is int and n >= 0 for n in counts) or not isinstance(skipped, list) or not all(
+            isinstance(row, list) and len(row) == 3 and type(row[0]) is int and row[0] >= 0
+            and isinstance(row[1], str) and isinstance(row[2], str) for row in skipped
+        ):
+            raise FormatError(f"completion marker of channel {channel!r}: 'records' and 'bytes' must be counts, "
+                              "'skipped' rows [index, path, reason]", path=where)
+        infos.append(info)
+    return infos
+
+
 # --------------------------------------------------------------------------- the merge
 
 
