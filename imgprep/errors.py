@@ -8,6 +8,9 @@ callers catch the class they care about.  Nothing here imports anything heavy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class ImgprepError(Exception):
     """Base class: a problem the user can fix, reported as one line."""
@@ -65,3 +68,19 @@ class BadRecordsError(ImgprepError):
     """--strict was given and at least one image was bad (exit status 3)."""
 
     exit_code = 3
+
+
+@contextmanager
+def reading(path: str, what: str, error: type[ImgprepError] = FormatError, *, expected: str = "") -> Iterator[None]:
+    """OS and decoding errors while reading ``path`` (a ``what``, e.g. "list file") as one line naming it;
+    ``expected`` words the directory case when it differs from ``what`` (".lst file")."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise error(f"no such {what}", path=path) from None
+    except IsADirectoryError:
+        raise error(f"is a directory (expected a {expected or what})", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
+    except OSError as exc:
+        raise error(f"cannot read {what} ({exc.strerror})", path=path) from None

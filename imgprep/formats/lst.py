@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from imgprep.errors import FormatError
+from imgprep.errors import FormatError, reading
 from imgprep.formats.paths import bounded_lines, check_relative_path, quote
 
 # Record ids are unsigned 64-bit in the RecordIO header; labels are float32 there.
@@ -127,17 +127,8 @@ def parse_lines(lines: Iterable[str], *, path: str = "<lst>") -> Iterator[LstIte
 def read_lst(path: str | os.PathLike[str]) -> list[LstItem]:
     """Read and validate a whole ``.lst`` file."""
     name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8", newline="") as fh:
-            return list(parse_lines(bounded_lines(fh, MAX_LINE, name), path=name))
-    except FileNotFoundError:
-        raise FormatError("no such list file", path=name) from None
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=name) from None
-    except IsADirectoryError:
-        raise FormatError("is a directory (expected a .lst file)", path=name) from None
-    except OSError as exc:
-        raise FormatError(f"cannot read list file ({exc.strerror})", path=name) from None
+    with reading(name, "list file", expected=".lst file"), open(name, encoding="utf-8", newline="") as fh:
+        return list(parse_lines(bounded_lines(fh, MAX_LINE, name), path=name))
 
 
 def dumps(items: Iterable[LstItem]) -> str:

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from imgprep.errors import FormatError, SourceError, UsageError
+from imgprep.errors import SourceError, UsageError, reading
 from imgprep.formats.manifest import parse_manifest
 from imgprep.formats.paths import bounded_lines, check_relative_path, quote
 from imgprep.sources.dataset import ClassInfo, Dataset, check_label_matrix
@@ -43,18 +43,9 @@ def load_manifest(
     path: str, *, root: str | None = None, attribute: str | None = None, label_format: str = "class-id"
 ) -> Dataset:
     """Read a Ground Truth manifest; ``root`` maps its images' prefix to a local folder."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            lines = bounded_lines(fh, MAX_LINE, path)
-            parsed = parse_manifest(lines, path=path, attribute=attribute, label_format=label_format)
-    except FileNotFoundError:
-        raise SourceError("no such manifest file", path=path) from None
-    except IsADirectoryError:
-        raise SourceError("is a directory (expected a manifest file)", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
-    except OSError as exc:
-        raise SourceError(f"cannot read manifest ({exc.strerror})", path=path) from None
+    with reading(path, "manifest file", SourceError), open(path, encoding="utf-8") as fh:
+        lines = bounded_lines(fh, MAX_LINE, path)
+        parsed = parse_manifest(lines, path=path, attribute=attribute, label_format=label_format)
     prefix, local = parse_root(root)
     if prefix is None:
         prefix = common_folder(parsed.refs)

@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
-from imgprep.errors import FormatError
+from imgprep.errors import FormatError, reading
 from imgprep.formats.dataset import ListRef
 from imgprep.formats.lst import MAX_LINE, LstItem, parse_line
 from imgprep.formats.paths import check_regular
@@ -126,14 +126,8 @@ class ListStream:
                 self._remote[uri] = self._storage.read_bytes(uri)
             return io.BytesIO(self._remote[uri])
         check_regular(uri)  # /dev/zero would be read forever, a FIFO waited on
-        try:
+        with reading(uri, "list file", expected=".lst file"):
             return open(uri, "rb")
-        except IsADirectoryError:
-            raise FormatError("is a directory (expected a .lst file)", path=uri) from None
-        except FileNotFoundError:
-            raise FormatError("no such list file", path=uri) from None
-        except OSError as exc:
-            raise FormatError(f"cannot read list ({exc.strerror})", path=uri) from None
 
     def _lines(self, uri: str, digest: Any = None) -> Iterator[tuple[int, LstItem, bytes]]:
         columns: int | None = None
