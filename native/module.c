@@ -13,6 +13,7 @@
 #endif
 
 #include "core.h"
+#include "batch.h"
 
 #if defined(__has_include)
 #if __has_include(<jconfig.h>)
@@ -294,6 +295,7 @@ static PyMethodDef methods[] = {
     {"encode_pixels", py_encode_pixels, METH_VARARGS, encode_pixels_doc},
     {"probe", py_probe, METH_O, probe_doc},
     {"transform", py_transform, METH_VARARGS, transform_doc},
+    {"pack_batch", imp_py_pack_batch, METH_VARARGS, imp_pack_batch_doc},
     {NULL, NULL, 0, NULL},
 };
 
