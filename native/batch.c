@@ -559,3 +559,63 @@ done:
     Py_XDECREF(sizes);
     return result;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* decode_batch: verify's decoding, a batch per call */
+
+const char imp_decode_batch_doc[] =
+    "decode_batch(images, min_side) -> bytes\n\n"
+    "Decode every JPEG of the list in full (warnings are errors) at the largest DCT reduction keeping\n"
+    "both sides >= min_side, without the GIL, as decode_luma does one at a time.  Returns four native\n"
+    "int32 per image: width, height, components, and 0 -- or a non-zero code where Python must\n"
+    "decide (not a JPEG, not decodable here, damaged: imgprep.imaging.decode gives the message).";
+
+PyObject *imp_py_decode_batch(PyObject *self, PyObject *args) {
+    PyObject *images, *out = NULL;
+    Py_buffer *views;
+    Py_ssize_t n, got = 0;
+    int min_side;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!i:decode_batch", &PyList_Type, &images, &min_side)) return NULL;
+    if (min_side < 1) {
+        PyErr_SetString(PyExc_ValueError, "min_side must be positive");
+        return NULL;
+    }
+    n = PyList_GET_SIZE(images);
+    views = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Py_buffer));
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * sizeof(int32_t) * (size_t)n));
+    if (!views || !out) {
+        PyMem_Free(views);
+        Py_XDECREF(out);
+        return PyErr_NoMemory();
+    }
+    for (; got < n; got++)
+        if (PyObject_GetBuffer(PyList_GET_ITEM(images, got), &views[got], PyBUF_SIMPLE) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+    {
+        int32_t *res = (int32_t *)PyBytes_AS_STRING(out);
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const unsigned char *d = views[i].buf;
+            size_t len = (size_t)views[i].len;
+            imp_luma info;
+            unsigned char *luma = NULL;
+            char err[IMP_ERRLEN];
+            int rc = len >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF
+                         ? imp_decode_luma(d, len, min_side, &info, &luma, err)
+                         : IMP_EUNSUPPORTED;
+            free(luma);
+            res[4 * i] = rc == IMP_OK ? info.width : 0;
+            res[4 * i + 1] = rc == IMP_OK ? info.height : 0;
+            res[4 * i + 2] = rc == IMP_OK ? info.components : 0;
+            res[4 * i + 3] = rc == IMP_OK ? 0 : rc;
+        }
+        Py_END_ALLOW_THREADS
+    }
+done:
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    PyMem_Free(views);
+    return out;
+}

@@ -1,4 +1,4 @@
-/* imgprep._native.pack_batch (batch.c): a chunk of packer records made in C, GIL released. */
+/* imgprep._native.pack_batch and decode_batch (batch.c): whole batches in C, GIL released. */
 #ifndef IMGPREP_NATIVE_BATCH_H
 #define IMGPREP_NATIVE_BATCH_H
 
@@ -7,5 +7,9 @@
 
 extern const char imp_pack_batch_doc[];
 PyObject *imp_py_pack_batch(PyObject *self, PyObject *args);
+
+/* imgprep._native.decode_batch: verify's full decodes, a list of images per call, GIL released. */
+extern const char imp_decode_batch_doc[];
+PyObject *imp_py_decode_batch(PyObject *self, PyObject *args);
 
 #endif

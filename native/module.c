@@ -296,6 +296,7 @@ static PyMethodDef methods[] = {
     {"probe", py_probe, METH_O, probe_doc},
     {"transform", py_transform, METH_VARARGS, transform_doc},
     {"pack_batch", imp_py_pack_batch, METH_VARARGS, imp_pack_batch_doc},
+    {"decode_batch", imp_py_decode_batch, METH_VARARGS, imp_decode_batch_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -170,3 +170,19 @@ def test_writer_appends_runs_as_it_appends_records(tmp_path, options) -> None:
         runs.append((events, _files(tmp_path / name)))
     assert runs[0][0] == runs[1][0]
     assert runs[0][1] == runs[1][1] and len(runs[0][1]) >= 2
+
+
+def test_decode_all_decodes_as_decode_does(mixed) -> None:
+    """verify's batch: each image's size and channels, or the error decode() raises for it."""
+    from imgprep.errors import ImageError
+    from imgprep.imaging.decode import decode, decode_all
+
+    _, images = mixed
+    datas = [*images.values(), b"", b"\xff\xd8\xff"]
+    for found, data in zip(decode_all(datas), datas, strict=True):
+        try:
+            expected = decode(data)
+        except ImageError as exc:
+            assert isinstance(found, ImageError) and found.message == exc.message
+        else:
+            assert found == expected._replace(luma=None)
