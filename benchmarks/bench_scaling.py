@@ -8,7 +8,10 @@ per-image cost outside C shows at once):
 - ``imgprep``: the whole ``imgprep pack`` command (start-up included), images / wall seconds;
 - ``C limit``: N processes of ``benchmarks/bare_loop.c`` (the native core on files in memory, no
   Python, no framing, no output; images / loop seconds), run right after it at the same N;
-- ``cores``: CPU seconds of the pack's process tree / its wall seconds;
+- ``cores``: CPU seconds of the pack's process tree / its wall seconds; ``CPU us/img``: the same CPU
+  per image beside the bare loop's (a second run of it that loops twice, minus the first: loading
+  the files excluded) -- on a machine shared with other work, where wall times say little, CPU per
+  image still compares the two;
 - ``serial``: CPU microseconds per image of the thread that cuts the list into chunks and appends
   the records (``PackSummary.serial_cpu``): the part no worker count divides;
 - a ``--pass-through`` row per worker count (the file bytes stored), against its own -j 1.
@@ -130,16 +133,20 @@ def measure_pack(cmd: list[str], env: dict[str, str], out: Path, images: int) ->
             seen = json.loads(line[6:])
     for stale in out.parent.glob(out.name + "*"):
         stale.unlink()
-    return {"wall_s": r.wall_s, "ips": images / r.wall_s, "cores": r.cpu_s / r.wall_s,
+    return {"wall_s": r.wall_s, "ips": images / r.wall_s, "cores": r.cpu_s / r.wall_s, "cpu_us": 1e6 * r.cpu_s / images,
             "serial_us": 1e6 * seen["serial_cpu"] / images if seen.get("serial_cpu") else None,
             "executor": seen.get("executor"), "max_rss_mib": r.max_rss_kib / 1024}
 
 
-def measure_bare(exe: Path, paths: Path, workers: int, resize: int) -> float:
-    r = run_measured([str(exe), "-n", str(resize), "-q", "95", "-r", "1", "-p", str(workers), "-l", str(paths)])
+def measure_bare(exe: Path, paths: Path, workers: int, resize: int, images: int) -> tuple[float, float]:
+    """The bare loop's images/s (loop time) and CPU microseconds per image (files loaded, minus
+    a run that only loads them: what the loop itself burns)."""
+    base = [str(exe), "-n", str(resize), "-q", "95", "-p", str(workers), "-l", str(paths)]
+    r = run_measured([*base, "-r", "1"])
     if r.rc != 0:
         raise RuntimeError(f"bare loop failed: {r.output_tail}")
-    return bare_loop_result(r)
+    twice = run_measured([*base, "-r", "2"])
+    return bare_loop_result(r), 1e6 * max(twice.cpu_s - r.cpu_s, 0.0) / images
 
 
 def main() -> int:
@@ -195,21 +202,24 @@ def main() -> int:
             cmd, env = pack_cmd(None, lst, root, out, j, ["--resize", str(resize), "--quality", "95",
                                                            "--executor", args.executor])
             got = measure_pack(cmd, env, out, images)
-            limit = measure_bare(exe, paths, j, resize)
-            row = {"corpus": label, "images": images, "workers": j, "limit_ips": limit, **got}
+            limit, limit_cpu = measure_bare(exe, paths, j, resize, images)
+            row = {"corpus": label, "images": images, "workers": j, "limit_ips": limit, "limit_cpu_us": limit_cpu,
+                   **got}
             results["rows"].append(row)
             rows.append([label, j, f"{got['ips']:,.0f}", f"{limit:,.0f}", f"{got['ips'] / limit:.2f}",
-                         f"{got['cores']:.1f}", f"{got['serial_us']:.1f}" if got["serial_us"] else "-",
-                         got["executor"]])
+                         f"{got['cpu_us']:.0f} / {limit_cpu:.0f}", f"{got['cores']:.1f}",
+                         f"{got['serial_us']:.1f}" if got["serial_us"] else "-", got["executor"]])
             print(f"  {label:<14} -j {j:<3} {got['ips']:9,.0f} img/s  C limit {limit:9,.0f}  "
-                  f"ratio {got['ips'] / limit:5.2f}  cores {got['cores']:4.1f}  serial "
-                  f"{got['serial_us'] or 0:5.1f} us/img  [{time.perf_counter() - started:5.0f} s]", flush=True)
+                  f"ratio {got['ips'] / limit:5.2f}  CPU us/img {got['cpu_us']:6.0f} vs C {limit_cpu:6.0f}  cores "
+                  f"{got['cores']:4.1f}  serial {got['serial_us'] or 0:5.1f} us/img  "
+                  f"[{time.perf_counter() - started:5.0f} s]", flush=True)
             if args.baseline and j == max(args.workers):
                 cmd, env = pack_cmd(args.baseline, lst, root, out, j, ["--resize", str(resize), "--quality", "95"])
                 base = measure_pack(cmd, env, out, images)
                 results["rows"].append({"corpus": label, "workers": j, "baseline": True, **base})
                 rows.append([f"{label} (baseline)", j, f"{base['ips']:,.0f}", f"{limit:,.0f}",
-                             f"{base['ips'] / limit:.2f}", f"{base['cores']:.1f}", "-", "-"])
+                             f"{base['ips'] / limit:.2f}", f"{base['cpu_us']:.0f} / {limit_cpu:.0f}",
+                             f"{base['cores']:.1f}", "-", "-"])
                 print(f"  {label:<14} -j {j:<3} baseline {base['ips']:9,.0f} img/s", flush=True)
         if args.no_pass_through or not label.startswith("COCO"):
             continue
@@ -232,8 +242,8 @@ def main() -> int:
 
     text = "\n\n".join([
         f"{cores} cores ({machine_info()['cpu']}), load {load_average()} at the end",
-        table(["corpus", "-j", "imgprep img/s", "C limit img/s", "ratio", "cores used", "serial us/img",
-               "executor"], rows),
+        table(["corpus", "-j", "imgprep img/s", "C limit img/s", "ratio", "CPU us/img imgprep / C",
+               "cores used", "serial us/img", "executor"], rows),
         *([table(["workload", "-j", "img/s", "x first row", "cores used", "serial us/img", "executor"], pass_rows)]
           if pass_rows else []),
     ])

@@ -382,7 +382,7 @@ class Packer:
         """Write one finished chunk's records in list order and report its skipped images; True
         when ``--strict`` must stop at one.  Records between skipped images go out in one write."""
         packed = flight.future.result() if flight.future is not None else run_chunk(self.ctx, flight.chunk)
-        self._sizer.learn(len(flight.chunk), len(packed.records))
+        self._sizer.learn(len(flight.chunk), len(packed.records), packed.seconds)
         writer = self.writer
         if writer is None:  # run() opens it first
             raise RuntimeError("imgprep bug: records appended before the writer was opened")
@@ -497,6 +497,7 @@ def _make_chunk(entries: list[Entry], source: ImageSource) -> Chunk:
 CHUNK_RECORDS = 256  # most items per chunk: beyond this a chunk's Python costs nothing per image
 CHUNK_FIRST = 16  # items per chunk until the size of records is known
 CHUNK_BYTES = 1 << 20  # records per chunk aimed at: bounds the window's memory (window x this)
+CHUNK_SECONDS = 0.2  # work per chunk aimed at: a chunk in C cannot be interrupted (Ctrl-C, SIGTERM)
 CHUNK_INPUT = 4 << 20  # cap on in-memory input bytes per chunk (fetched files, arrays)
 
 
@@ -504,20 +505,24 @@ class _ChunkSizer:
     """How many items the next chunk takes.
 
     A chunk is one future and one worker call: per image that overhead must be small next to a
-    small image's C work (a 64x48 thumbnail costs tens of microseconds), so chunks are large;
-    but a chunk's records are held until written, so they are sized to about ``CHUNK_BYTES`` of
-    records (a few phone photos passed through, hundreds of thumbnails) once records were seen,
-    and to at least ~8 chunks per worker so that short lists still spread over every worker.
+    small image's C work (a 64x48 thumbnail costs tens of microseconds), so chunks are large.
+    But a chunk's records are held until written, and a native call runs to its end before a
+    worker sees Ctrl-C: once chunks came back, they are sized to about ``CHUNK_BYTES`` of records
+    (a few phone photos passed through, hundreds of thumbnails) and ``CHUNK_SECONDS`` of a
+    worker's time (a dozen 12 MP photos shrunk to thumbnails), and to at least ~8 chunks per
+    worker so that short lists still spread over every worker.
     """
 
     def __init__(self, total: int, workers: int, requested: int) -> None:
         self.requested = requested
         self.spread = max(1, total // (workers * 8))
         self.items = self.bytes = 0
+        self.seconds = 0.0
 
-    def learn(self, items: int, records_bytes: int) -> None:
+    def learn(self, items: int, records_bytes: int, seconds: float) -> None:
         self.items += items
         self.bytes += records_bytes
+        self.seconds += seconds
 
     def limit(self) -> int:
         if self.requested:
@@ -525,8 +530,9 @@ class _ChunkSizer:
         if not self.items:
             limit = CHUNK_FIRST
         else:
-            per_item = max(1, self.bytes // self.items)
-            limit = max(1, min(CHUNK_RECORDS, CHUNK_BYTES // per_item))
+            by_bytes = CHUNK_BYTES * self.items // max(1, self.bytes)
+            by_time = int(CHUNK_SECONDS * self.items / self.seconds) if self.seconds > 0 else CHUNK_RECORDS
+            limit = max(1, min(CHUNK_RECORDS, by_bytes, by_time))
         return min(limit, self.spread)
 
     def take(self, stream: Iterator[Entry], source: ImageSource) -> list[Entry]:

@@ -13,8 +13,10 @@ go through :func:`run_one`, which raises the error naming the image or falls bac
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,7 @@ class Packed:
     records: bytes
     sizes: list[int]
     reasons: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0  # how long the worker took (the packer sizes chunks by it)
 
 
 _CONTEXT: WorkerContext | None = None
@@ -157,6 +160,12 @@ def _batchable(ctx: WorkerContext, chunk: Chunk) -> bool:
 
 def run_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:
     """The chunk's records: one native call where it can, then Python for the items it left."""
+    started = time.perf_counter()
+    packed = _pack_chunk(ctx, chunk)
+    return dataclasses.replace(packed, seconds=time.perf_counter() - started)
+
+
+def _pack_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:
     if _batchable(ctx, chunk):
         from imgprep.imaging.native import pack_records
 
