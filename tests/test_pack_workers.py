@@ -137,6 +137,19 @@ def test_bytes_identical_for_1_2_3_7_workers(many, tmp_path, executor, spec) -> 
     assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
 
 
+def test_pillow_path_bytes_identical_for_1_3_workers(many, tmp_path) -> None:
+    """The Pillow path (no native batch: every image through run_one) in chunks over processes."""
+    root, items = many
+    outputs = []
+    for workers in (1, 3):
+        prefix = tmp_path / f"pillow{workers}"
+        summary = pack(items, root, str(prefix), TransformSpec(resize=20),
+                       PackOptions(num_workers=workers, native=False, storage=Storage()))
+        assert summary.image_path == "pillow" and summary.executor == ("inline" if workers == 1 else "process")
+        outputs.append(_files(prefix))
+    assert outputs[0] == outputs[1]
+
+
 def _records(n: int, seed: int) -> list[bytes]:
     sizes = [8 + 4 * ((i * 7919 + seed) % 50) for i in range(n)]
     return [bytes([i % 251]) * size for i, size in enumerate(sizes)]
