@@ -150,6 +150,21 @@ def test_pillow_path_bytes_identical_for_1_3_workers(many, tmp_path) -> None:
     assert outputs[0] == outputs[1]
 
 
+def test_auto_moves_to_processes_when_images_need_python(tmp_path) -> None:
+    """PNGs on the native path go through Pillow one at a time: ``auto`` starts on threads and
+    moves the rest of the list to processes, with the bytes of a one-worker run."""
+    for i in range(120):
+        (tmp_path / f"{i}.png").write_bytes(imgfactory.png(20 + i % 7, 16 + i % 5, seed=i))
+    items = [LstItem(i, (float(i % 3),), f"{i}.png") for i in range(120)]
+    out = {}
+    for workers in (1, 2):
+        summary = pack(items, tmp_path, str(tmp_path / f"o{workers}"), TransformSpec(resize=12),
+                       PackOptions(num_workers=workers, storage=Storage()))
+        out[workers] = (summary.executor, _files(tmp_path / f"o{workers}"))
+    assert out[1][0] == "inline" and out[2][0] == "process"
+    assert out[1][1] == out[2][1]
+
+
 def _records(n: int, seed: int) -> list[bytes]:
     sizes = [8 + 4 * ((i * 7919 + seed) % 50) for i in range(n)]
     return [bytes([i % 251]) * size for i, size in enumerate(sizes)]

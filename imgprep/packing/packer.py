@@ -255,6 +255,8 @@ class Packer:
         self.skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
         self.pending: deque[_InFlight] = deque()
         self.executor: Executor | None = None
+        self.retired: list[Executor] = []  # pools replaced during the run, shut down at its end
+        self.items_seen = self.items_by_python = 0
         self.bar: Any = None
         self.writer: ShardWriter | None = None
         self.serial_cpu = 0.0
@@ -282,8 +284,9 @@ class Packer:
                 self.publisher.remove_temporaries()
             raise
         finally:
-            if self.executor is not None:
-                self.executor.shutdown(wait=True, cancel_futures=True)
+            for executor in (*self.retired, self.executor):
+                if executor is not None:
+                    executor.shutdown(wait=True, cancel_futures=True)
             if self.bar is not None:
                 self.bar.close()
             self.source.close()
@@ -378,11 +381,27 @@ class Packer:
         self.pending.append(_InFlight(future, entries, chunk))
         return True
 
+    def _measure(self, items: int, by_python: int) -> None:
+        """``--executor auto`` decided by what the images turn out to be: threads pay off only
+        while the native batch does the work (the GIL is free); when most images need Python one
+        at a time (PNGs, CMYK JPEGs, images the core leaves to Pillow), the rest of the list
+        goes to processes.  Chunks already in flight finish where they are, so the output does
+        not change."""
+        self.items_seen += items
+        self.items_by_python += by_python
+        if (self.kind == "thread" and self.options.executor == "auto" and self.items_seen >= SWITCH_AFTER
+                and 2 * self.items_by_python > self.items_seen):
+            if self.executor is not None:
+                self.retired.append(self.executor)
+            self.kind = "process"
+            self.executor = _make_executor(self.kind, self.workers, self.ctx)
+
     def _append(self, flight: _InFlight) -> bool:
         """Write one finished chunk's records in list order and report its skipped images; True
         when ``--strict`` must stop at one.  Records between skipped images go out in one write."""
         packed = flight.future.result() if flight.future is not None else run_chunk(self.ctx, flight.chunk)
         self._sizer.learn(len(flight.chunk), len(packed.records), packed.seconds)
+        self._measure(len(flight.chunk), packed.by_python)
         writer = self.writer
         if writer is None:  # run() opens it first
             raise RuntimeError("imgprep bug: records appended before the writer was opened")
@@ -416,13 +435,17 @@ class Packer:
         return False
 
 
+SWITCH_AFTER = 64  # images seen before --executor auto may move from threads to processes
+
+
 def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: ImagePath) -> str:
     """The worker kind: ``inline`` for one worker, else ``requested`` unless it is ``auto``.
 
     ``auto`` picks threads where the native core does a chunk's work without the GIL (the
     native path, and pass-through with the core built), processes where Python runs per image
     (the Pillow path): threads share one GIL, so only GIL-free work scales on them, while
-    processes cost a pickled copy of every record back to this one.
+    processes cost a pickled copy of every record back to this one.  A run that starts on
+    threads moves to processes when most images turn out to need Python (:meth:`Packer._measure`).
     """
     if workers == 1:
         return "inline"

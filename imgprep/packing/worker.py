@@ -62,6 +62,7 @@ class Packed:
     sizes: list[int]
     reasons: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0  # how long the worker took (the packer sizes chunks by it)
+    by_python: int = 0  # items made one at a time in Python, not by the native batch
 
 
 _CONTEXT: WorkerContext | None = None
@@ -176,7 +177,8 @@ def _pack_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:
             return Packed(records, sizes)
     else:
         records, sizes, left = b"", [0] * len(chunk), list(range(len(chunk)))
-    return _splice(records, sizes, {i: _one_or_reason(ctx, chunk, i) for i in left})
+    packed = _splice(records, sizes, {i: _one_or_reason(ctx, chunk, i) for i in left})
+    return dataclasses.replace(packed, by_python=len(left))
 
 
 def _splice(records: bytes, sizes: list[int], done: dict[int, tuple[bytes | None, str | None]]) -> Packed:
