@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgprep.convert import packed_shape
 from imgprep.formats.hyperparams import hyperparameters, imbalance
 from imgprep.imaging.spec import TransformSpec
+from imgprep.plan import packed_shape
 from imgprep.sources.dataset import ClassInfo, Dataset
 
 

@@ -1,0 +1,3 @@
+"""Dataset sources: one loader per layout (:mod:`.options` loads by kind)."""
+
+KINDS = ("folders", "caltech", "coco", "mnist", "manifest")
