@@ -18,11 +18,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "convert": "imgprep.api:convert",
     "prepare": "imgprep.api:prepare",
     "pack": "imgprep.api:pack",
-    "verify": "imgprep.api:verify",
-    "inspect": "imgprep.api:inspect",
     "ConvertOptions": "imgprep.convert:ConvertOptions",
     "SourceOptions": "imgprep.sources.options:SourceOptions",
     "read_list": "imgprep.api:read_list",
@@ -39,10 +36,9 @@ _LAZY = {
     "ImgprepError": "imgprep.errors:ImgprepError",
 }
 
-__all__ = ["__version__", *_LAZY]
+_CALLABLE_MODULES = ("convert", "verify", "inspect")  # submodules that are also imgprep.api functions
 
-
-_CALLABLE_MODULES = ("convert", "verify", "inspect")
+__all__ = ["__version__", *_CALLABLE_MODULES, *_LAZY]
 
 
 class _CallableModule(types.ModuleType):
