@@ -30,7 +30,7 @@ from imgprep.sources.dataset import Dataset
 from imgprep.sources.options import SourceOptions
 from imgprep.splits import dedup as dedup_mod
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
-from imgprep.storage.base import Store, is_remote, join
+from imgprep.storage.base import Store, join
 
 DEFAULT_SPLIT = (("train", 0.8), ("val", 0.2))
 IMAGES_FOLDER = "images"
@@ -179,10 +179,6 @@ def _write_mnist_images(
     if pixels is None:
         raise UsageError("this dataset has no in-memory images to write")
     root = join(outdir, IMAGES_FOLDER)
-    remote = is_remote(root)
-    if not remote:
-        for c in dataset.classes:
-            os.makedirs(os.path.join(root, c.path or c.name), exist_ok=True)
     fmt = "PNG" if encoding == "png" else "JPEG"
     params: dict[str, Any] = {"compress_level": 6} if fmt == "PNG" else {"quality": 95}
     for i, rel in enumerate(dataset.paths):
@@ -191,12 +187,7 @@ def _write_mnist_images(
             img = img.convert("RGB")
         buf = io.BytesIO()
         img.save(buf, fmt, **params)
-        target = join(root, rel)
-        if remote:
-            storage.write_bytes(target, buf.getvalue())
-        else:
-            with open(target, "wb") as fh:
-                fh.write(buf.getbuffer())
+        storage.write_bytes(join(root, rel), buf.getvalue())  # each file whole, under its name, or not at all
     return root
 
 
