@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -16,10 +17,11 @@ from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.packer import PackOptions, PackSummary
 from imgprep.packing.packer import pack as _pack
-from imgprep.splits.lists import read_list, read_lists
+from imgprep.splits import lists as _lists
+from imgprep.storage.base import Store
 from imgprep.storage.stores import Storage
 
-__all__ = ["Storage", "pack", "read_list", "read_lists"]
+__all__ = ["Storage", "pack", "read_list", "read_lists", "write_lst"]
 
 _SPEC_FIELDS = set(TransformSpec.__dataclass_fields__)
 _OPTION_FIELDS = set(PackOptions.__dataclass_fields__)
@@ -56,6 +58,8 @@ def pack(
         run = {k: v for k, v in kwargs.items() if k in _OPTION_FIELDS}
         run.setdefault("progress", False)
         options = PackOptions(**run)
+    if options.storage is None:
+        options = dataclasses.replace(options, storage=Storage())
     from imgprep.splits.stream import ListStream
 
     items: Any
@@ -66,3 +70,18 @@ def pack(
     else:
         items = ListStream(lists, options.storage)  # type: ignore[arg-type]
     return _pack(items, root, os.fspath(output), spec, options)
+
+
+def read_list(uri: str | os.PathLike[str], storage: Store | None = None) -> list[LstItem]:
+    """Read and validate one ``.lst`` (local path or ``s3://``; ``storage`` defaults to :class:`Storage`)."""
+    return _lists.read_list(uri, storage or Storage())
+
+
+def read_lists(uris: Sequence[str | os.PathLike[str]], storage: Store | None = None) -> list[LstItem]:
+    """Read several lists into one, refusing indices that repeat across them."""
+    return _lists.read_lists(uris, storage or Storage())
+
+
+def write_lst(uri: str | os.PathLike[str], items: Sequence[LstItem], storage: Store | None = None) -> None:
+    """Write a ``.lst`` atomically (local: temporary name then rename; S3: one PUT)."""
+    _lists.write_lst(uri, items, storage or Storage())

@@ -453,6 +453,12 @@ def prepare(
         raise UsageError("prepare manifest needs --root (the local copy of the images' S3 prefix)")
     channels = 1 if spec.color == 0 else 3
     convert_options.setdefault("storage", getattr(options, "storage", None))
+    if convert_options["storage"] is None:
+        from imgprep.storage.stores import Storage
+
+        convert_options["storage"] = Storage()
+    if options.storage is None:
+        options = dataclasses.replace(options, storage=convert_options["storage"])
     convert_options.setdefault("image_root", image_root)
     result = convert(
         kind,

@@ -9,13 +9,13 @@ from typing import Any
 import imgfactory
 import pytest
 from faultproxy import FaultProxy
+from packhelp import PackOptions, pack
 from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 
 import imgprep
+from imgprep.api import write_lst
 from imgprep.errors import ImageError
 from imgprep.formats.lst import LstItem
-from imgprep.packing.packer import PackOptions, pack
-from imgprep.splits.lists import write_lst
 from imgprep.storage import Storage
 
 pytestmark = pytest.mark.s3

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from s3servers import server_env
 
+from imgprep.api import write_lst
 from imgprep.formats.lst import LstItem
-from imgprep.splits.lists import write_lst
 
 pytestmark = pytest.mark.s3
 REPO = Path(__file__).resolve().parent.parent

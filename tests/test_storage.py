@@ -8,8 +8,8 @@ import pytest
 from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 
 from imgprep.errors import StorageError, UsageError
+from imgprep.layout.concat import concatenate
 from imgprep.storage import Storage
-from imgprep.storage.concat import concatenate
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])

@@ -12,12 +12,14 @@ block) leaves nothing under the final name — no half-written file, no dangling
 from __future__ import annotations
 
 import abc
+import io
 import os
-from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Collection, Iterator
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 if TYPE_CHECKING:
     from imgprep.storage.images import ImageSource
+    from imgprep.storage.locks import Lock
 
 _CHUNK = 8 * 1024 * 1024
 
@@ -165,17 +167,64 @@ class Store(abc.ABC):
     def image_source(self, root: str) -> ImageSource:
         """The images under ``root``, for the packer."""
 
+    def is_file(self, uri: str) -> bool:
+        """``uri`` names a file (a local folder of that name does not count)."""
+        return self.exists(uri)
+
+    def open_seekable(self, uri: str) -> BinaryIO:
+        """A seekable binary stream over the whole of ``uri`` (the caller closes it); stores that
+        cannot seek remotely read it into memory."""
+        return io.BytesIO(self.read_bytes(uri))
+
+    def canonical(self, uri: str) -> str:
+        """One spelling per file, so two URIs can be compared (symbolic links resolved locally)."""
+        return uri
+
+    # ------------------------------------------------------------------ one writer, and what it leaves
+
+    @abc.abstractmethod
+    def lock(self, uri: str, *, owner: str) -> Lock:
+        """Take the lock ``uri`` for one writer of ``owner`` or fail at once with
+        :class:`~imgprep.storage.locks.OtherWriterError` naming its holder."""
+
+    def temporaries(self, prefix: str) -> list[tuple[str, str]]:
+        """Files that interrupted writers of names starting with ``prefix`` left behind, as
+        ``(temporary, final name)`` pairs; stores whose outputs leave no files return none."""
+        return []
+
+    def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
+        """Abort imgprep's unfinished uploads of names under ``prefix`` for which ``owned(uri)``
+        holds (the caller holds their lock), except the upload ids in ``keep``; the aborted names.
+        Stores without uploads have nothing to abort."""
+        return []
+
+    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> list[str]:
+        """Abort imgprep's uploads under ``uri`` whose writer is gone (``imgprep cleanup``); what
+        was aborted, one line each.  Stores without uploads have none."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - stores without resources keep this no-op
         """Release clients and threads."""
 
 
 def scheme(uri: str) -> str:
+    """``s3`` for ``s3://...``, empty for a plain path."""
     head, sep, _ = uri.partition("://")
     return head.lower() if sep else ""
 
 
 def is_remote(uri: str) -> bool:
+    """Not on this machine's file system (for the stores and the routing table only)."""
     return scheme(uri) not in ("", "file")
+
+
+def split(uri: str) -> tuple[str, str]:
+    """The folder (or S3 prefix) holding ``uri`` and its last component."""
+    if is_remote(uri):
+        head, _, name = uri.rpartition("/")
+        return head, name
+    folder, name = os.path.split(uri)
+    return folder or ".", name
 
 
 def join(base: str, name: str) -> str:

@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from imgprep.errors import StorageError, UsageError
 from imgprep.formats.paths import quote
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.budget import UploadBudget
+from imgprep.storage.locks import Lock, OtherWriterError, dead_here, holder, lock_body
 
 log = logging.getLogger(__name__)
 
@@ -435,6 +436,27 @@ class S3Store(Store):
 
     # ------------------------------------------------------------------ multipart uploads (S3 only)
 
+    def lock(self, uri: str, *, owner: str) -> Lock:
+        """PutObject of ``uri`` with ``If-None-Match: *``, which S3 (since 2024), SeaweedFS and moto
+        refuse with 412 when the object exists; a lock left by a killed run on this host (its pid
+        is gone) is taken over, anything else is named and refused."""
+        return _ObjectLock(self, uri, owner)
+
+    def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
+        from imgprep.storage.s3_cleanup import abort_owned
+
+        bucket, _ = parse_s3_uri(prefix)
+        keys = sorted({u["Key"] for u in self.list_uploads(prefix) if owned(f"s3://{bucket}/{u['Key']}")})
+        aborted = []
+        try:
+            for name in keys:
+                done = abort_owned(self.client, bucket, name, exact=True, started_before=time.time(), min_age=0,
+                                   keep=keep)
+                aborted += [f"s3://{bucket}/{k}" for k, _ in done]
+        except boto_errors() as exc:
+            raise storage_error(prefix, "aborting stale uploads", exc) from None
+        return aborted
+
     def list_uploads(self, prefix: str) -> list[dict[str, Any]]:
         """Incomplete multipart uploads under ``prefix``: ``Key``, ``UploadId``, ``Initiated`` each."""
         bucket, key_prefix = parse_s3_uri(prefix)
@@ -463,6 +485,34 @@ class S3Store(Store):
         from imgprep.storage.s3_cleanup import cleanup_stale_uploads
 
         return cleanup_stale_uploads(self, uri, min_age=min_age)
+
+
+class _ObjectLock(Lock):
+    def __init__(self, store: S3Store, uri: str, owner: str) -> None:
+        self.store, self.uri = store, uri
+        body = lock_body()
+        self._take(body, owner, retry=True)
+        self._body = body  # only once taken: release() must not touch another run's lock
+
+    def _take(self, body: bytes, owner: str, retry: bool) -> None:
+        bucket, key = parse_s3_uri(self.uri)
+        try:
+            self.store.client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+            return
+        except boto_errors() as exc:
+            if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise storage_error(self.uri, "taking the output's lock", exc) from None
+        held = self.store.read_bytes(self.uri) if self.store.exists(self.uri) else b""
+        if retry and dead_here(held):
+            self.store.delete(self.uri)
+            return self._take(body, owner, retry=False)
+        raise OtherWriterError(f"another run is writing this output ({holder(held)}); wait for it, or "
+                               f"remove {self.uri} if that run is gone", path=owner)
+
+    def release(self) -> None:
+        if self._body and self.store.exists(self.uri) and self.store.read_bytes(self.uri) == self._body:
+            self.store.delete(self.uri)
+        self._body = b""
 
 
 class _Empty:

@@ -8,13 +8,14 @@ nowhere else.  The S3 store (and its client) is made on the first ``s3://`` URI.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Collection, Iterator
+from typing import IO, Any, BinaryIO
 
 from imgprep.errors import UsageError
 from imgprep.storage.base import Entry, Output, Store, scheme
 from imgprep.storage.images import ImageSource
 from imgprep.storage.local import LocalStore
+from imgprep.storage.locks import Lock
 from imgprep.storage.s3 import S3Config, S3Store
 
 
@@ -94,6 +95,27 @@ class Storage(Store):
 
     def image_source(self, root: str) -> ImageSource:
         return self.for_uri(root).image_source(root)
+
+    def is_file(self, uri: str) -> bool:
+        return self.for_uri(uri).is_file(uri)
+
+    def open_seekable(self, uri: str) -> BinaryIO:
+        return self.for_uri(uri).open_seekable(uri)
+
+    def canonical(self, uri: str) -> str:
+        return self.for_uri(uri).canonical(uri)
+
+    def lock(self, uri: str, *, owner: str) -> Lock:
+        return self.for_uri(uri).lock(uri, owner=owner)
+
+    def temporaries(self, prefix: str) -> list[tuple[str, str]]:
+        return self.for_uri(prefix).temporaries(prefix)
+
+    def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
+        return self.for_uri(prefix).abort_uploads(prefix, owned, keep)
+
+    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> list[str]:
+        return self.for_uri(uri).cleanup_stale_uploads(uri, min_age=min_age)
 
     def close(self) -> None:
         if self._s3 is not None:
