@@ -429,7 +429,7 @@ import logging, sys, time
 from imgprep.errors import ImgprepError
 from imgprep.formats.lst import read_lst
 from imgprep.imaging.spec import TransformSpec
-from packhelp import PackOptions, pack
+from imgprep.packing.packer import PackOptions, pack
 from imgprep.storage.stores import Storage
 
 class Slow:
