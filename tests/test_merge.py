@@ -17,6 +17,7 @@ from imgprep.formats.recordio import RecordReader, RecordWriter
 from imgprep.layout.merge import merge_shards
 from imgprep.layout.shards import find_shards
 from imgprep.storage import Storage
+from imgprep.storage.s3 import S3Tuning
 
 MiB = 1024 * 1024
 # Shard sizes in MiB: small ones coalesce, large ones are copied server-side (in part-sized ranges).
@@ -95,7 +96,8 @@ def test_s3_merge_is_server_side(seaweed: S3Server, dataset: Path) -> None:
 def test_s3_merge_with_tiny_parts_on_moto(moto_server: S3Server, tmp_path: Path) -> None:
     data = write_dataset(tmp_path / "d", make_records([0.1, 0.01, 0.3, 0.002, 0.2], seed=5))
     upload_dataset(moto_server, "mergemoto", data)
-    opts = {"endpoint_url": moto_server.endpoint_url, "min_part_size": 64 * 1024, "part_size": 64 * 1024}
+    opts = {"endpoint_url": moto_server.endpoint_url, "tuning": S3Tuning(min_part_size=64 * 1024),
+            "part_size": 64 * 1024}
     store = Storage.from_options(**opts)
     summary = merge_shards("s3://mergemoto/shards/data", "s3://mergemoto/all", store)
     assert summary.copied_bytes > 0

@@ -430,6 +430,7 @@ from imgprep.errors import ImgprepError
 from imgprep.formats.lst import read_lst
 from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.packer import PackOptions, pack
+from imgprep.storage.s3 import S3Tuning
 from imgprep.storage.stores import Storage
 
 class Slow:
@@ -446,7 +447,8 @@ lst, root, out, endpoint, resume, pause, shard_records, part, checkpoint = sys.a
 spec = TransformSpec(resize=20) if int(part) < 5 << 20 else TransformSpec(pass_through=True)
 logging.basicConfig(format="%(message)s")
 logging.getLogger("imgprep").setLevel(logging.INFO)
-storage = Storage.from_options(endpoint_url=endpoint, part_size=int(part), min_part_size=min(int(part), 5 << 20))
+storage = Storage.from_options(endpoint_url=endpoint, part_size=int(part),
+                               tuning=S3Tuning(min_part_size=min(int(part), 5 << 20)))
 options = PackOptions(num_workers=1, resume=resume == "1", checkpoint_bytes=int(checkpoint), storage=storage,
                       quiet=True, progress=False, shard_records=int(shard_records))
 try:

@@ -81,7 +81,7 @@ import sys, imgprep
 try:
     imgprep.pack(sys.argv[1], root=sys.argv[2], output=sys.argv[3], pass_through=True, num_workers=1,
                  quiet=True, storage_options=dict(read_timeout=1, connect_timeout=1, max_attempts=2,
-                                                  retry_max_backoff=0.1, abort_timeout=1))
+                                                  tuning=S3Tuning(retry_max_backoff=0.1), abort_timeout=1))
 except imgprep.ImgprepError as exc:
     print(exc, file=sys.stderr)
     sys.exit(1)

@@ -41,8 +41,7 @@ class S3Config:
     """How to reach S3 and how to upload; every field is a user option (unknown names are errors).
 
     Client: ``endpoint_url`` (else ``AWS_ENDPOINT_URL``, else AWS), ``region_name``,
-    ``max_attempts`` (botocore *standard* retries), ``retry_max_backoff`` (cap in seconds on the
-    retry delay; loopback tests shorten it), ``max_pool_connections``, ``connect_timeout``,
+    ``max_attempts`` (botocore *standard* retries), ``max_pool_connections``, ``connect_timeout``,
     ``read_timeout``.  A call that gets no answer fails after ``max_attempts × read_timeout`` plus
     botocore's backoff (at most 1 + 2 + 4 + 8 s): 115 s with the defaults; S3 keeps slow calls
     (CompleteMultipartUpload, copies) alive with whitespace, so 20 s of silence means a dead
@@ -50,7 +49,7 @@ class S3Config:
     end a run within it; what is left is for ``imgprep cleanup``).
     Uploads (see :mod:`imgprep.storage.s3_multipart`): ``part_size``,
     ``max_concurrency`` (parts in flight per output), ``checksum``, ``part_retries``,
-    ``min_part_size`` (S3's 5 MiB; moto tests lower it), ``upload_memory`` (the one budget of part
+    ``upload_memory`` (the one budget of part
     buffers all of this store's outputs share, see :mod:`imgprep.storage.budget`).
     Image reads: ``prefetch`` (images held ahead of the packer), ``fetch_workers`` (concurrent GETs).
     """
@@ -58,7 +57,6 @@ class S3Config:
     endpoint_url: str | None = None
     region_name: str | None = None
     max_attempts: int = 5
-    retry_max_backoff: float | None = None
     max_pool_connections: int = 16
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
@@ -67,7 +65,6 @@ class S3Config:
     max_concurrency: int = 4
     checksum: str = "CRC32"
     part_retries: int = 3
-    min_part_size: int = 5 * MiB
     upload_memory: int = 40 * MiB
     prefetch: int = 64
     fetch_workers: int = 16
@@ -98,6 +95,15 @@ class S3Config:
     @property
     def endpoint(self) -> str | None:
         return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+@dataclass(frozen=True)
+class S3Tuning:
+    """Limits S3 itself sets, which only tests against loopback servers lower: not user options
+    (a store is built with them, ``S3Store(config, tuning=...)``, never from a user's options)."""
+
+    min_part_size: int = 5 * MiB  # S3's smallest part but the last (moto takes smaller ones)
+    retry_max_backoff: float | None = None  # cap in seconds on botocore's retry delay
 
 
 _BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
@@ -204,8 +210,9 @@ class _Body:
 class S3Store(Store):
     """``s3://bucket/key`` locations through one botocore client (thread-safe, made on first use)."""
 
-    def __init__(self, config: S3Config | None = None) -> None:
+    def __init__(self, config: S3Config | None = None, *, tuning: S3Tuning | None = None) -> None:
         self.config = config or S3Config()
+        self.tuning = tuning or S3Tuning()
         self._client: Any = None
         self._client_pid = 0
         self._session: Any = None
@@ -294,7 +301,8 @@ class S3Store(Store):
             "timeout": timedelta(seconds=max(120.0, float(cfg.read_timeout))),
             "allow_http": bool(endpoint and endpoint.startswith("http://")),
         }
-        backoff = 15.0 if cfg.retry_max_backoff is None else float(cfg.retry_max_backoff)
+        cap = self.tuning.retry_max_backoff
+        backoff = 15.0 if cap is None else float(cap)
         retry = {
             "max_retries": int(cfg.max_attempts) - 1,
             "backoff": {"init_backoff": timedelta(milliseconds=min(100.0, backoff * 1000)),
@@ -322,8 +330,8 @@ class S3Store(Store):
         )
         session = self.session
         client = session.create_client("s3", endpoint_url=endpoint, region_name=cfg.region_name, config=config)
-        if cfg.retry_max_backoff is not None:
-            _cap_backoff(client, int(cfg.max_attempts), float(cfg.retry_max_backoff))
+        if self.tuning.retry_max_backoff is not None:
+            _cap_backoff(client, int(cfg.max_attempts), float(self.tuning.retry_max_backoff))
         return client
 
     # ------------------------------------------------------------------ the Store interface

@@ -110,8 +110,8 @@ class S3Output(Output):
         self._expected = expected_size
         self._client = store.client
         self._checksum = config.checksum
-        self._min_part = int(config.min_part_size)
-        self._first_part = plan_part_size(config.part_size, config.min_part_size, expected_size)
+        self._min_part = int(store.tuning.min_part_size)
+        self._first_part = plan_part_size(config.part_size, self._min_part, expected_size)
         self._part_limit = self._first_part
         self._max_concurrency = int(config.max_concurrency)
         self._part_retries = int(config.part_retries)

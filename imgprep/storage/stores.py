@@ -16,32 +16,36 @@ from imgprep.storage.base import Entry, Output, Store, scheme
 from imgprep.storage.images import ImageSource
 from imgprep.storage.local import LocalStore
 from imgprep.storage.locks import Lock
-from imgprep.storage.s3 import S3Config, S3Store
+from imgprep.storage.s3 import S3Config, S3Store, S3Tuning
 
 
 class Storage(Store):
     """Local paths, ``file://`` and ``s3://`` through one interface."""
 
-    def __init__(self, s3: S3Config | S3Store | None = None, *, local: LocalStore | None = None) -> None:
+    def __init__(self, s3: S3Config | S3Store | None = None, *, local: LocalStore | None = None,
+                 tuning: S3Tuning | None = None) -> None:
         self.local = local or LocalStore()
+        self._tuning = tuning  # tests against loopback servers only (see S3Tuning)
         self._s3 = s3 if isinstance(s3, S3Store) else None
         self._s3_config = s3.config if isinstance(s3, S3Store) else (s3 or S3Config())
         self._lock = threading.Lock()
 
     @classmethod
     def from_options(cls, **options: Any) -> Storage:
-        """From user options by name: ``fsync`` for local files, the rest :class:`S3Config` fields.
+        """From user options by name: ``fsync`` for local files, the rest :class:`S3Config` fields
+        (and ``tuning``, an :class:`S3Tuning`, for tests).
 
         ``None`` means "default"; an unknown name is a :class:`UsageError`.
         """
         fsync = bool(options.pop("fsync", False))
-        return cls(S3Config.from_options(options), local=LocalStore(fsync=fsync))
+        tuning = options.pop("tuning", None)
+        return cls(S3Config.from_options(options), local=LocalStore(fsync=fsync), tuning=tuning)
 
     @property
     def s3(self) -> S3Store:
         with self._lock:
             if self._s3 is None:
-                self._s3 = S3Store(self._s3_config)
+                self._s3 = S3Store(self._s3_config, tuning=self._tuning)
             return self._s3
 
     def for_uri(self, uri: str) -> Store:
