@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from imgprep.errors import ImageError
 from imgprep.formats import recordio
-from imgprep.imaging.geometry import dct_scale, plan
+from imgprep.imaging.geometry import check_pixels, dct_scale, plan
 from imgprep.imaging.passthrough import check_passthrough
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def transform_bytes(data: bytes, spec: TransformSpec, name: str) -> bytes:
         raise ImageError(f"cannot decode image ({exc})", path=name) from None
     if colorspace not in (_native.TJCS_YCbCr, _native.TJCS_GRAY):
         return _pillow(data, spec, name)
-    spec.check_pixels(width, height, name)
+    check_pixels(width, height, spec, name)
     if orientation >= 5:  # rotated by 90 degrees: the plan works in oriented pixels
         width, height = height, width
     p = plan(width, height, spec)
@@ -169,7 +169,7 @@ def transform_pixels(array: Any, spec: TransformSpec, name: str) -> bytes:
 
         return pillow.transform_pixels(array, spec, name)
     height, width = arr.shape[:2]
-    spec.check_pixels(width, height, name)
+    check_pixels(width, height, spec, name)
     channels = 1 if arr.ndim == 2 else 3
     try:
         return _native.encode_pixels(np.ascontiguousarray(arr), width, height, channels, spec.quality)

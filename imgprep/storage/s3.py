@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -20,19 +19,24 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from imgprep.errors import StorageError, UsageError
-from imgprep.formats.paths import quote
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.budget import UploadBudget
 from imgprep.storage.locks import Lock, OtherWriterError, dead_here, holder, lock_body
+from imgprep.storage.s3_base import (
+    MiB,
+    boto_errors,
+    error_code,
+    is_not_found,
+    parse_s3_uri,
+    storage_error,
+)
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from imgprep.storage.s3_source import S3ImageSource
 
-MiB = 1024 * 1024
 CHECKSUMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "MD5", "NONE")
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 _ENV_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
 
 
@@ -104,80 +108,6 @@ class S3Tuning:
 
     min_part_size: int = 5 * MiB  # S3's smallest part but the last (moto takes smaller ones)
     retry_max_backoff: float | None = None  # cap in seconds on botocore's retry delay
-
-
-_BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """Split ``s3://bucket/key`` into ``(bucket, key)``; the key may be empty (a bucket root)."""
-    if not uri.lower().startswith("s3://"):
-        raise UsageError(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket:
-        raise UsageError(f"{uri}: no bucket name in the S3 URI")
-    if not _BUCKET.fullmatch(bucket):
-        # botocore's own rule, checked here so the message names the URI and is not cut short
-        raise UsageError(f"{quote(uri)}: {quote(bucket)} is not a bucket name (letters, digits, '.', '-', '_')")
-    return bucket, key
-
-
-# ---------------------------------------------------------------------- errors, in one place
-
-
-def boto_errors() -> tuple[type[Exception], ...]:
-    """botocore's exception bases (imported only once S3 is in use): what an S3 call may raise."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
-
-
-def error_code(exc: BaseException) -> str:
-    """The S3 error code of a botocore ``ClientError`` (``""`` for other exceptions)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def is_not_found(exc: BaseException) -> bool:
-    """HEAD answers a bare 404, GET ``NoSuchKey``, some servers ``NotFound``: all mean "no such object"."""
-    return error_code(exc) in _NOT_FOUND
-
-
-def is_no_such_upload(exc: BaseException) -> bool:
-    return error_code(exc) == "NoSuchUpload"
-
-
-# Errors a retry of the same request cannot fix.
-_FATAL_CODES = frozenset(
-    {"NoSuchUpload", "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-     "EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder", "InvalidBucketName"}
-)
-
-
-def is_silence(exc: BaseException) -> bool:
-    """No answer at all (timeouts, refused connections): botocore has already retried it
-    ``max_attempts`` times, so retrying again would only multiply the time a dead endpoint costs."""
-    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-
-    return isinstance(exc, ConnectTimeoutError | EndpointConnectionError | ReadTimeoutError)
-
-
-def worth_retrying(exc: BaseException) -> bool:
-    """Whether imgprep's own retry of a part (on top of botocore's) may succeed."""
-    return error_code(exc) not in _FATAL_CODES and not is_silence(exc)
-
-
-def storage_error(uri: str, what: str, exc: BaseException) -> StorageError:
-    """One-line :class:`StorageError` for a failed S3 call on ``uri``."""
-    code = error_code(exc)
-    if code:
-        message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
-        detail = f"{code}: {message}" if message else code
-    else:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-    return StorageError(f"{what} failed ({detail})", path=uri)
 
 
 # ---------------------------------------------------------------------- the store

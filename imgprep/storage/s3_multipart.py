@@ -44,13 +44,12 @@ import time
 import uuid
 from base64 import b64encode
 from concurrent.futures import Future, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgprep.errors import ImgprepError, StorageError, UsageError
 from imgprep.storage.base import Output, Store, is_remote
-from imgprep.storage.s3 import (
+from imgprep.storage.s3_base import (
     MiB,
-    S3Store,
     boto_errors,
     is_no_such_upload,
     is_not_found,
@@ -61,6 +60,9 @@ from imgprep.storage.s3 import (
 )
 from imgprep.storage.s3_cleanup import HOST, RUN_KEY, abort_owned, marker_key
 from imgprep.storage.threads import DaemonExecutor
+
+if TYPE_CHECKING:
+    from imgprep.storage.s3 import S3Store
 
 log = logging.getLogger(__name__)
 
