@@ -24,12 +24,12 @@ from imgprep.formats import classmap, hyperparams
 from imgprep.formats import manifest as manifest_format
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.requirements import require_for
-from imgprep.sources.dataset import Dataset
+from imgprep.sources import KINDS
+from imgprep.sources.loaded import Dataset
 from imgprep.splits import dedup as dedup_mod
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
 from imgprep.storage.base import Store, is_remote, join
 
-KINDS = ("folders", "caltech", "coco", "mnist", "manifest")
 DEFAULT_SPLIT = (("train", 0.8), ("val", 0.2))
 IMAGES_FOLDER = "images"
 Echo = Callable[[str], None]

@@ -14,8 +14,7 @@ from typing import Any
 import click
 
 from imgprep.cli.options import pack_options
-
-KINDS = ("folders", "caltech", "coco", "mnist", "manifest")
+from imgprep.sources import KINDS
 
 COMMON_EPILOG = """\b
 Splits: --split train=0.8,val=0.2[,test=0.1] is stratified per class (iterative

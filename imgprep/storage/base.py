@@ -1,8 +1,12 @@
-"""Where bytes go and come from: one :class:`Store` per scheme, built once at the edge.
+"""Where bytes go and come from: one :class:`Store` per scheme, built once at the faces.
 
 The CLI, :mod:`imgprep.api` and the Processing entrypoint build a :class:`~imgprep.storage.Storage`
 from the user's options and pass it down; the layers below call its methods and never look at
-an options dict or branch on a URI's scheme.  A store owns its client (S3) and its upload budget.
+an options dict or branch on a URI's scheme.  Everything that differs between schemes is a
+store method: reading and writing, listing, replacing, the one-writer lock (:meth:`Store.lock`),
+the leftovers of killed writers (:meth:`Store.temporaries`, :meth:`Store.abort_uploads`).  A
+store owns its client (S3) and its upload budget; it knows bytes, not datasets (the dataset
+layout is :mod:`imgprep.layout`).
 
 An :class:`Output` is a file being written that becomes visible under its final name only
 when :meth:`Output.commit` succeeds; :meth:`Output.abort` (or an exception inside its ``with``
@@ -59,12 +63,9 @@ class Output(abc.ABC):
                 remaining -= len(chunk)
 
     def finish(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op by default
-        """Flush everything written so far, without making it visible yet.
-
-        The packer finishes each shard as it rolls over and commits it when it is full (its
-        ``.rec`` before its ``.idx``; :mod:`imgprep.packing.publish`), so a failed run leaves no
-        half-written shard under a final name.  Outputs that have nothing to flush early may keep
-        this no-op; :meth:`commit` must work either way.
+        """Start flushing everything written so far, without making it visible yet (an S3 output
+        starts uploading its last part in the background).  Outputs with nothing to flush early
+        keep this no-op; :meth:`commit` must work whether or not it was called.
         """
 
     def checkpoint(self) -> str | None:

@@ -430,8 +430,8 @@ class S3Output(Output):
     def finish(self) -> None:
         """Start uploading everything written so far as parts (not yet visible); do not wait.
 
-        A shard the packer has rolled over keeps uploading in the background while the next one
-        fills; even a small one becomes a one-part upload instead of waiting in memory for a
+        A finished output keeps uploading in the background while its writer fills the next
+        one; even a small one becomes a one-part upload instead of waiting in memory for a
         PutObject.  Memory stays bounded: once finished outputs have more than
         ``max_concurrency`` parts still in flight, this waits for the oldest.  :meth:`commit`
         waits for the rest and reports any failure.

@@ -1,8 +1,9 @@
-"""The storage a run uses: one :class:`Store` per scheme behind one object, built at the edge.
+"""The storage a run uses: one :class:`Store` per scheme behind one object, built at the faces.
 
 A run may read images from S3 and write locally, or merge local shards into S3, so the layers
 get a :class:`Storage` that hands each URI to its scheme's store — the table lives here and
-nowhere else.  The S3 store (and its client) is made on the first ``s3://`` URI.
+nowhere else: every method, locks and leftovers of killed writers included, only routes.  The
+S3 store (and its client) is made on the first ``s3://`` URI.
 """
 
 from __future__ import annotations
