@@ -8,8 +8,17 @@
   → its shards), used by merge, verify, the Processing join and readers.
 - :mod:`~imgprep.layout.index`: the one index rebasing (shards joined end to end).
 - :mod:`~imgprep.layout.merge`: joining shards into one ``.rec`` + ``.idx``.
+- :mod:`~imgprep.layout.progress`: ``PREFIX.progress.json`` and the typed checkpoint state.
+- :mod:`~imgprep.layout.skipped`: ``PREFIX.skipped.tsv``, the images a run skipped.
+
+
+Readers start at :func:`find_shards`::
+
+    found = find_shards("s3://bucket/data/train", storage)  # or train.dataset.json, or train.rec
+    for shard in found.shards:  # in order: rec, idx, rec_bytes, records (None without a record)
+        ...
 """
 
-from imgprep.layout.shards import Dataset, ShardFiles, find_shards
+from imgprep.layout.shards import Dataset, ShardFiles, find_shards, read_record
 
-__all__ = ["Dataset", "ShardFiles", "find_shards"]
+__all__ = ["Dataset", "ShardFiles", "find_shards", "read_record"]

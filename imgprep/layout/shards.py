@@ -28,6 +28,11 @@ class ShardFiles:
     rec_bytes: int | None  # None: not known without asking the store
     entry: ShardEntry | None = None  # what the dataset record says the shard holds
 
+    @property
+    def records(self) -> int | None:
+        """Records in the shard, when a dataset record says (else count its ``.idx`` lines)."""
+        return self.entry.records if self.entry is not None else None
+
 
 @dataclass(frozen=True)
 class Dataset:

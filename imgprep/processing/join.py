@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from imgprep.errors import FormatError, ImgprepError, StorageError
-from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_folder, record_name, to_json
-from imgprep.formats.dataset import from_json as dataset_from_json
+from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_name, to_json
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
 from imgprep.layout.concat import concatenate
 from imgprep.layout.files import sha256
 from imgprep.layout.index import JoinedIndex
+from imgprep.layout.shards import find_shards
 from imgprep.layout.skipped import Skipped, write_report
 from imgprep.packing.packer import list_ref
 from imgprep.storage.base import Store, join
@@ -176,10 +176,13 @@ def _load_part(storage: Store, info: dict[str, Any]) -> _Part | None:
     if not prefix:
         return None
     name = record_name(prefix)
-    record = dataset_from_json(storage.read_text(name), name)
-    if len(record.shards) != 1:
-        raise FormatError(f"a part must be one .rec/.idx pair, the record names {len(record.shards)}", path=name)
-    rec, idx = record_folder(prefix) + record.shards[0].rec, record_folder(prefix) + record.shards[0].idx
+    if not storage.is_file(name):
+        raise StorageError("the part's dataset record is missing (its host did not finish it)", path=name)
+    found = find_shards(name, storage)  # exactly the files the record names, as every reader finds them
+    record = found.record
+    if record is None or len(found.shards) != 1:
+        raise FormatError(f"a part must be one .rec/.idx pair, the record names {len(found.shards)}", path=name)
+    rec, idx = found.shards[0].rec, found.shards[0].idx or ""
     try:
         size = storage.size(rec)
     except StorageError as exc:
