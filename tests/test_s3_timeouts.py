@@ -78,6 +78,7 @@ def env(silent: SilentEndpoint) -> dict[str, str]:
 
 API_RUN = """
 import sys, imgprep
+from imgprep.storage.s3 import S3Tuning
 try:
     imgprep.pack(sys.argv[1], root=sys.argv[2], output=sys.argv[3], pass_through=True, num_workers=1,
                  quiet=True, storage_options=dict(read_timeout=1, connect_timeout=1, max_attempts=2,
