@@ -29,7 +29,7 @@ _LAZY = {
     "TransformSpec": "imgprep.imaging.spec:TransformSpec",
     "LstItem": "imgprep.formats.lst:LstItem",
     "read_lst": "imgprep.formats.lst:read_lst",
-    "write_lst": "imgprep.splits.lists:write_lst",
+    "write_lst": "imgprep.api:write_lst",
     "Storage": "imgprep.storage.stores:Storage",
     "recordio": "imgprep.formats.recordio",
     "errors": "imgprep.errors",

@@ -32,12 +32,12 @@ from imgprep.packing.packer import pack as _pack
 from imgprep.plan import PrepareResult
 from imgprep.plan import prepare as _prepare
 from imgprep.sources.options import SourceOptions
-from imgprep.splits.lists import read_list, read_lists
+from imgprep.splits import lists as _lists
 from imgprep.storage.base import Store
 from imgprep.storage.stores import Storage
 from imgprep.verify.report import Report
 
-__all__ = ["Storage", "convert", "inspect", "pack", "prepare", "read_list", "read_lists", "verify"]
+__all__ = ["Storage", "convert", "inspect", "pack", "prepare", "read_list", "read_lists", "verify", "write_lst"]
 
 PathLike = str | os.PathLike[str]
 Echo = Callable[[str], None]
@@ -168,7 +168,7 @@ def verify(
     items: Sequence[LstItem] | None = None
     if isinstance(against, str | os.PathLike):
         name = os.fspath(against)
-        items = read_lists([name], store)
+        items = _lists.read_lists([name], store)
     elif against is not None:
         items = list(against)
     return run_verify(os.fspath(path), num_classes=num_classes, against=items, against_name=name,
@@ -236,3 +236,18 @@ def _pack_settings(
         run.setdefault("progress", False)
         options = PackOptions(**run)
     return spec, dataclasses.replace(options, storage=storage)
+
+
+def read_list(uri: str | os.PathLike[str], storage: Store | None = None) -> list[LstItem]:
+    """Read and validate one ``.lst`` (local path or ``s3://``; ``storage`` defaults to :class:`Storage`)."""
+    return _lists.read_list(uri, storage or Storage())
+
+
+def read_lists(uris: Sequence[str | os.PathLike[str]], storage: Store | None = None) -> list[LstItem]:
+    """Read several lists into one, refusing indices that repeat across them."""
+    return _lists.read_lists(uris, storage or Storage())
+
+
+def write_lst(uri: str | os.PathLike[str], items: Sequence[LstItem], storage: Store | None = None) -> None:
+    """Write a ``.lst`` atomically (local: temporary name then rename; S3: one PUT)."""
+    _lists.write_lst(uri, items, storage or Storage())

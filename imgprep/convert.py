@@ -26,7 +26,7 @@ from imgprep.formats import manifest as manifest_format
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.requirements import require_for
 from imgprep.sources import options as sources
-from imgprep.sources.dataset import Dataset
+from imgprep.sources.loaded import Dataset
 from imgprep.sources.options import SourceOptions
 from imgprep.splits import dedup as dedup_mod
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single

@@ -21,7 +21,7 @@ from imgprep.errors import UsageError
 from imgprep.formats import hyperparams
 from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.packer import PackOptions, PackSummary, pack
-from imgprep.sources.dataset import Dataset
+from imgprep.sources.loaded import Dataset
 from imgprep.storage.base import Store, join
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from imgprep.formats.hyperparams import hyperparameters, imbalance
 from imgprep.imaging.spec import TransformSpec
 from imgprep.plan import packed_shape
-from imgprep.sources.dataset import ClassInfo, Dataset
+from imgprep.sources.loaded import ClassInfo, Dataset
 
 
 def test_single_label_values_are_strings() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import imgfactory
 import pytest
 from click.testing import CliRunner
+from packhelp import PackOptions, pack
 
 import imgprep
 from imgprep.convert import ConvertOptions
@@ -25,7 +26,6 @@ from imgprep.formats.lst import LstItem, read_lst
 from imgprep.formats.recordio import RecordReader
 from imgprep.imaging.spec import TransformSpec
 from imgprep.options import pack_options
-from imgprep.packing.packer import PackOptions, pack
 from imgprep.processing import Cluster, Job, run_job
 from imgprep.processing.config import load_job_config, load_options_file, write_message
 from imgprep.processing.join import JobFailedError, plan_order, wait_for_hosts
@@ -37,6 +37,7 @@ from imgprep.processing.partition import (
     slice_bounds,
 )
 from imgprep.sources.folders import load_folders
+from imgprep.storage.local import LocalStore
 from imgprep.storage.stores import Storage
 
 SPLIT = "train=0.5,val=0.5"
@@ -269,7 +270,7 @@ def test_a_vanished_host_times_out(tree: Path, tmp_path: Path) -> None:
 def test_wait_returns_markers_in_host_order(tmp_path: Path) -> None:
     for i in (1, 0):
         (tmp_path / f"host-{i:05d}.done").write_text(json.dumps({"index": i}))
-    assert [m["index"] for m in wait_for_hosts(str(tmp_path), 2, poll=0.01, timeout=1)] == [0, 1]
+    assert [m["index"] for m in wait_for_hosts(str(tmp_path), 2, LocalStore(), poll=0.01, timeout=1)] == [0, 1]
 
 
 def test_usage_rules(tree: Path, tmp_path: Path) -> None:

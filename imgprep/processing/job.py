@@ -194,7 +194,7 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         if cluster.join == "only" or (cluster.join == "auto" and index == 0):
             say(f"waiting for {count} hosts' parts under {work}")
             markers = wait_for_hosts(
-                work, count, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll, storage=storage
+                work, count, storage, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll
             )
             for i, marker in enumerate(markers):
                 if marker.get("run_id") != run_id or marker.get("count") != count:

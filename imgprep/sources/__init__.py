@@ -1,3 +1,3 @@
-"""Dataset sources: one loader per layout (:mod:`.options` loads by kind)."""
+"""Dataset sources: each loads one on-disk layout into a :class:`~imgprep.sources.loaded.Dataset`."""
 
-KINDS = ("folders", "caltech", "coco", "mnist", "manifest")
+KINDS = ("folders", "caltech", "coco", "mnist", "manifest")  # the layouts convert and prepare take

@@ -14,7 +14,7 @@ from typing import Any
 
 from imgprep.errors import UsageError
 from imgprep.sources import KINDS
-from imgprep.sources.dataset import Dataset
+from imgprep.sources.loaded import Dataset
 
 
 @dataclass(frozen=True)
