@@ -7,6 +7,7 @@ once must leave the same files, shards and checkpoints as appending them one at 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import struct
@@ -187,7 +188,7 @@ def test_writer_appends_runs_as_it_appends_records(tmp_path, options) -> None:
             events.append(("publish", (entry.records, entry.rec_bytes, entry.rec_sha256, entry.idx_sha256, consumed)))
 
         def checkpoint(rec, idx, state, events=events) -> None:
-            events.append(("checkpoint", {k: v for k, v in state.items() if not k.endswith("_tmp")}))
+            events.append(("checkpoint", {k: v for k, v in dataclasses.asdict(state).items() if not k.endswith("_tmp")}))
 
         writer = ShardWriter(str(tmp_path / name), publish, storage=Storage(), checkpoint=checkpoint,
                              skipped=lambda: 0, **options)

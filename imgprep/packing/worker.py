@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep.errors import ImgprepError
-from imgprep.formats.recordio import frame, pack_header
+from imgprep.formats.recordio import pack_header
+from imgprep.imaging.native import frame as frame_record
 from imgprep.imaging.spec import TransformSpec
 from imgprep.storage.roots import read_inside
 
@@ -131,7 +132,7 @@ def run_one(ctx: WorkerContext, index: int, labels: tuple[float, ...], path: str
         image = transform_bytes(bytes(data), ctx.spec, name)
     else:
         image = transform_pixels(data, ctx.spec, name)
-    return frame(pack_header(header_label(labels, ctx.pack_label), index) + image)
+    return frame_record(pack_header(header_label(labels, ctx.pack_label), index), image)
 
 
 def _one_or_reason(ctx: WorkerContext, chunk: Chunk, i: int) -> tuple[bytes | None, str | None]:
