@@ -256,7 +256,7 @@ class Packer:
         self.items_seen = self.items_by_python = 0
         self.bar: Any = None
         self.writer: ShardWriter | None = None
-        self.serial_cpu = 0.0
+        self.stream: Iterator[Entry] = iter(())
         self._sizer = _ChunkSizer(len(items), self.workers, options.chunk_size)
 
     @property

@@ -63,6 +63,7 @@ class _Digests:
         self.rec, self.idx = hashlib.sha256(), hashlib.sha256()
         self._queue: queue.Queue[tuple[Any, bytes] | None] | None = None
         self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def update(self, rec: bytes | memoryview, idx: bytes) -> None:
         if self._queue is None and len(rec) < self._INLINE:
@@ -77,9 +78,14 @@ class _Digests:
         self._queue.put((rec, idx))
 
     def _run(self, work: queue.Queue[tuple[Any, bytes] | None]) -> None:
-        while (batch := work.get()) is not None:
-            self.rec.update(batch[0])
-            self.idx.update(batch[1])
+        try:
+            while (batch := work.get()) is not None:
+                self.rec.update(batch[0])
+                self.idx.update(batch[1])
+        except BaseException as exc:  # noqa: BLE001 - raised on the writer's thread by finish()
+            self._error = exc
+            while work.get() is not None:  # keep the writer from blocking on a full queue
+                pass
 
     def finish(self) -> None:
         """Wait until every byte handed over is hashed (the thread then ends)."""
@@ -87,6 +93,8 @@ class _Digests:
             self._queue.put(None)
             self._thread.join()
             self._queue = self._thread = None
+        if self._error is not None:
+            raise self._error
 
 
 class _Shard:
