@@ -14,7 +14,8 @@ per-image cost outside C shows at once):
   image still compares the two;
 - ``serial``: CPU microseconds per image of the thread that cuts the list into chunks and appends
   the records (``PackSummary.serial_cpu``): the part no worker count divides;
-- a ``--pass-through`` row per worker count (the file bytes stored), against its own -j 1.
+- ``--pass-through`` rows (the file bytes stored; COCO-sized and tiny) per worker count, against
+  their own first row.
 
 Task: ``--resize 256 --quality 95`` (tiny: ``--resize 32``), output to ``--out`` (use a tmpfs such
 as /dev/shm so the disk is not what is measured).  ``--repeat`` lists each corpus several times
@@ -227,7 +228,7 @@ def main() -> int:
                              f"{base['ips'] / limit:.2f}", f"{base['cpu_us']:.0f} / {limit_cpu:.0f}",
                              f"{base['cores']:.1f}", "-", "-"])
                 print(f"  {label:<14} -j {j:<3} baseline {base['ips']:9,.0f} img/s", flush=True)
-        if args.no_pass_through or not label.startswith("COCO"):
+        if args.no_pass_through or label.startswith("phone"):  # phone photos: the disk, not imgprep
             continue
         first = None
         for j in args.workers:
