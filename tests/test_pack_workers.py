@@ -188,7 +188,8 @@ def test_writer_appends_runs_as_it_appends_records(tmp_path, options) -> None:
             events.append(("publish", (entry.records, entry.rec_bytes, entry.rec_sha256, entry.idx_sha256, consumed)))
 
         def checkpoint(rec, idx, state, events=events) -> None:
-            events.append(("checkpoint", {k: v for k, v in dataclasses.asdict(state).items() if not k.endswith("_tmp")}))
+            fields = dataclasses.asdict(state)
+            events.append(("checkpoint", {k: v for k, v in fields.items() if not k.endswith("_tmp")}))
 
         writer = ShardWriter(str(tmp_path / name), publish, storage=Storage(), checkpoint=checkpoint,
                              skipped=lambda: 0, **options)

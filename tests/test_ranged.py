@@ -65,3 +65,26 @@ def test_a_short_range_is_an_error() -> None:
     ranged = RangedReader(lambda start, end: io.BytesIO(DATA[start:end - 1]), len(DATA))
     with pytest.raises(OSError, match="returned"):
         ranged.read(10)
+
+
+def test_stores_without_local_files_serve_ranges(tmp_path, monkeypatch) -> None:
+    """Store.open_seekable's default (S3's): blocks of ranged reads behind a buffered reader, so a
+    list is read line by line and a shard is never held whole."""
+    from imgprep.storage import ranged
+    from imgprep.storage.base import Store
+    from imgprep.storage.local import LocalStore
+
+    monkeypatch.setattr(ranged, "BLOCK", 4096)
+    lines = b"".join(b"%d\t1\timg/%06d.jpg\n" % (i, i) for i in range(2000))
+    (tmp_path / "a.lst").write_bytes(lines)
+    store = LocalStore()
+    asked: list[tuple[int, int | None]] = []
+    real = store.open_read
+    monkeypatch.setattr(store, "open_read", lambda uri, start=0, end=None: asked.append((start, end)) or real(
+        uri, start, end))
+    stream = Store.open_seekable(store, str(tmp_path / "a.lst"))
+    with stream:
+        assert list(stream) == lines.splitlines(keepends=True)
+        assert stream.raw.sha256() == hashlib.sha256(lines).hexdigest()
+    assert all(end - start <= 4096 for start, end in asked)
+    assert [start for start, _ in asked] == list(range(0, len(lines), 4096))

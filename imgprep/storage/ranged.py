@@ -25,11 +25,11 @@ OpenRange = Callable[[int, int], IO[bytes]]  # (start, end) -> a stream of bytes
 class RangedReader(io.RawIOBase):
     """``size`` bytes read through ``open_range(start, end)``, one ``block`` at a time."""
 
-    def __init__(self, open_range: OpenRange, size: int, block: int = BLOCK) -> None:
+    def __init__(self, open_range: OpenRange, size: int, block: int | None = None) -> None:
         super().__init__()
         self._open_range = open_range
         self._size = size
-        self._block = max(1, block)
+        self._block = max(1, block or BLOCK)
         self._pos = 0
         self._start = 0  # where the held block starts
         self._data = b""

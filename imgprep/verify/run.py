@@ -150,7 +150,7 @@ def _check_shard_entry(shard: Shard, stream: Any, report: Report, records: int) 
     if records != entry.records:
         report.add(shard.rec, f"holds {records} records, the dataset record says {entry.records}")
     # A stream read in ranges (an S3 shard) hashed what the walk fetched: no second download.
-    whole = getattr(stream, "sha256", None)
+    whole = getattr(getattr(stream, "raw", stream), "sha256", None)
     sha = whole() if whole is not None else None
     if sha is not None:
         _compare(shard.rec, stream.seek(0, 2), sha, entry.rec_bytes, entry.rec_sha256, report)
