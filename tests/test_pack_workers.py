@@ -151,9 +151,9 @@ def test_pillow_path_bytes_identical_for_1_3_workers(many, tmp_path) -> None:
     assert outputs[0] == outputs[1]
 
 
-def test_auto_moves_to_processes_when_images_need_python(tmp_path) -> None:
-    """PNGs on the native path go through Pillow one at a time: ``auto`` starts on threads and
-    moves the rest of the list to processes, with the bytes of a one-worker run."""
+def test_auto_takes_processes_when_images_need_python(tmp_path) -> None:
+    """PNGs on the native path go through Pillow one at a time: ``auto`` measures that on the
+    first chunk and runs on processes, with the bytes of a one-worker run."""
     for i in range(120):
         (tmp_path / f"{i}.png").write_bytes(imgfactory.png(20 + i % 7, 16 + i % 5, seed=i))
     items = [LstItem(i, (float(i % 3),), f"{i}.png") for i in range(120)]

@@ -252,8 +252,6 @@ class Packer:
         self.skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
         self.pending: deque[_InFlight] = deque()
         self.executor: Executor | None = None
-        self.retired: list[Executor] = []  # pools replaced during the run, shut down at its end
-        self.items_seen = self.items_by_python = 0
         self.bar: Any = None
         self.writer: ShardWriter | None = None
         self.stream: Iterator[Entry] = iter(())
@@ -272,8 +270,10 @@ class Packer:
             self.bar.update(start)
         started, cpu = time.perf_counter(), time.thread_time()
         try:
+            self.stream = _fetched_stream(self.items, start, self.source)
+            self._probe()
             self.executor = _make_executor(self.kind, self.workers, self.ctx)
-            self._feed(start)
+            self._feed()
             record, report = self._finish(writer, storage, prefix)
         except BaseException:
             writer.abort()
@@ -281,9 +281,8 @@ class Packer:
                 self.publisher.remove_temporaries()
             raise
         finally:
-            for executor in (*self.retired, self.executor):
-                if executor is not None:
-                    executor.shutdown(wait=True, cancel_futures=True)
+            if self.executor is not None:
+                self.executor.shutdown(wait=True, cancel_futures=True)
             if self.bar is not None:
                 self.bar.close()
             self.source.close()
@@ -340,9 +339,25 @@ class Packer:
         report = write_report(storage, prefix, skipped) if self.options.report else None
         return self.publisher.finish(len(skipped)), report
 
-    def _feed(self, start: int) -> None:
+    def _probe(self) -> None:
+        """``--executor auto`` measured on the images themselves: the first chunk is made here,
+        before any worker starts, and when the native batch left most of it to Python one image
+        at a time (PNGs, CMYK JPEGs: Pillow, holding the GIL), the run takes processes instead
+        of threads.  Deciding before the pool starts keeps the fork of a process pool safe
+        (no thread is running yet) and costs nothing: the chunk is the run's first."""
+        if self.kind != "thread" or self.options.executor != "auto":
+            return
+        entries = self._sizer.take(self.stream, self.source)
+        if not entries:
+            return
+        chunk = _make_chunk(entries, self.source)
+        packed = run_chunk(self.ctx, chunk)
+        self.pending.append(_InFlight(None, entries, chunk, packed))
+        if 2 * packed.by_python > len(chunk):
+            self.kind = "process"
+
+    def _feed(self) -> None:
         """Keep the window full and append finished chunks in list order."""
-        self.stream = _fetched_stream(self.items, start, self.source)
         try:
             more = True
             while True:
@@ -378,27 +393,12 @@ class Packer:
         self.pending.append(_InFlight(future, entries, chunk))
         return True
 
-    def _measure(self, items: int, by_python: int) -> None:
-        """``--executor auto`` decided by what the images turn out to be: threads pay off only
-        while the native batch does the work (the GIL is free); when most images need Python one
-        at a time (PNGs, CMYK JPEGs, images the core leaves to Pillow), the rest of the list
-        goes to processes.  Chunks already in flight finish where they are, so the output does
-        not change."""
-        self.items_seen += items
-        self.items_by_python += by_python
-        if (self.kind == "thread" and self.options.executor == "auto" and self.items_seen >= SWITCH_AFTER
-                and 2 * self.items_by_python > self.items_seen):
-            if self.executor is not None:
-                self.retired.append(self.executor)
-            self.kind = "process"
-            self.executor = _make_executor(self.kind, self.workers, self.ctx)
-
     def _append(self, flight: _InFlight) -> bool:
         """Write one finished chunk's records in list order and report its skipped images; True
         when ``--strict`` must stop at one.  Records between skipped images go out in one write."""
-        packed = flight.future.result() if flight.future is not None else run_chunk(self.ctx, flight.chunk)
+        packed = flight.done or (flight.future.result() if flight.future is not None
+                                 else run_chunk(self.ctx, flight.chunk))
         self._sizer.learn(len(flight.chunk), len(packed.records), packed.seconds)
-        self._measure(len(flight.chunk), packed.by_python)
         writer = self.writer
         if writer is None:  # run() opens it first
             raise RuntimeError("imgprep bug: records appended before the writer was opened")
@@ -432,17 +432,14 @@ class Packer:
         return False
 
 
-SWITCH_AFTER = 64  # images seen before --executor auto may move from threads to processes
-
-
 def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: ImagePath) -> str:
     """The worker kind: ``inline`` for one worker, else ``requested`` unless it is ``auto``.
 
     ``auto`` picks threads where the native core does a chunk's work without the GIL (the
     native path, and pass-through with the core built), processes where Python runs per image
     (the Pillow path): threads share one GIL, so only GIL-free work scales on them, while
-    processes cost a pickled copy of every record back to this one.  A run that starts on
-    threads moves to processes when most images turn out to need Python (:meth:`Packer._measure`).
+    processes cost a pickled copy of every record back to this one.  Whether the images are
+    ones the native core takes is measured on the first chunk (:meth:`Packer._probe`).
     """
     if workers == 1:
         return "inline"
@@ -471,6 +468,7 @@ class _InFlight:
     future: Future[Packed] | None
     entries: list[Entry]
     chunk: Chunk
+    done: Packed | None = None  # made before the pool started (the first chunk, when probed)
 
 
 _DEFERRED = object()  # data a batched source fetches a whole chunk at a time (``fetch_many``)

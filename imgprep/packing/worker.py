@@ -63,7 +63,7 @@ class Packed:
     sizes: list[int]
     reasons: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0  # how long the worker took (the packer sizes chunks by it)
-    by_python: int = 0  # items made one at a time in Python, not by the native batch
+    by_python: int = 0  # files or bytes the native batch left to Python (Pillow, one at a time)
 
 
 _CONTEXT: WorkerContext | None = None
@@ -176,10 +176,12 @@ def _pack_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:
         left = [i for i, size in enumerate(sizes) if not size]
         if not left:
             return Packed(records, sizes)
-    else:
+        by_python = len(left)
+    else:  # the Pillow path, or in-memory pixels (the native path encodes them one at a time in C)
         records, sizes, left = b"", [0] * len(chunk), list(range(len(chunk)))
+        by_python = 0
     packed = _splice(records, sizes, {i: _one_or_reason(ctx, chunk, i) for i in left})
-    return dataclasses.replace(packed, by_python=len(left))
+    return dataclasses.replace(packed, by_python=by_python)
 
 
 def _splice(records: bytes, sizes: list[int], done: dict[int, tuple[bytes | None, str | None]]) -> Packed:
