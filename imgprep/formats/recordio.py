@@ -171,6 +171,37 @@ def record_ids(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, i
         raise FormatError(f"truncated record at byte {base + pos}")
 
 
+def unframe(buf: bytes | memoryview, offset: int = 0) -> memoryview:
+    """The payload of the one record framed in ``buf`` (bytes ``offset`` on of its file, for
+    messages): what a reader that fetched a record's byte range whole (a ranged GET) takes apart.
+    A record in one part comes back as a view into ``buf`` (no copy).  Bytes after the record
+    are allowed only as its padding."""
+    data = memoryview(buf)
+    pos, pieces = 0, []
+    while True:
+        at = offset + pos
+        if len(data) - pos < 8:
+            raise FormatError(f"truncated record header at byte {at}")
+        magic, lrec = _PART_HEAD.unpack_from(data, pos)
+        if magic != MAGIC:
+            raise FormatError(f"no RecordIO magic number at byte {at}")
+        cflag, length = lrec >> 29, lrec & MAX_LENGTH
+        if (cflag in (0, 1)) != (pos == 0):
+            raise FormatError(f"record part at byte {at} has an unexpected cflag {cflag}")
+        end = pos + 8 + length
+        if end > len(data):
+            raise FormatError(f"record at byte {offset} is truncated (part at byte {at} needs {length} bytes, "
+                              f"{len(data) - pos - 8} follow)")
+        pieces.append(data[pos + 8 : end])
+        pos = end + (-length % 4)
+        if cflag in (0, 3):
+            break
+    if len(data) - pos > 3 or any(data[pos:]):
+        raise FormatError(f"record at byte {offset} ends at byte {offset + pos}, but {len(data) - pos} more bytes "
+                          "follow before the next indexed record")
+    return pieces[0] if len(pieces) == 1 else memoryview(MAGIC_BYTES.join(pieces))
+
+
 # --------------------------------------------------------------------------- index files
 
 
