@@ -1,0 +1,308 @@
+/* Decode only what a crop needs, then resample it (see reader_crop.h).
+ *
+ * libjpeg decodes in iMCU rows and columns: jpeg_crop_scanline narrows the decode to the iMCU
+ * columns around the crop, jpeg_skip_scanlines passes over the rows above it without the
+ * inverse DCT, colour conversion or upsampling, and the rows below are never read.  With DCT
+ * scaling the inverse DCT itself produces a 1/2, 1/4 or 1/8 size image when the crop is at least
+ * twice (four, eight times) the output size.
+ *
+ * The resampler is Pillow's: triangle filter, support scaled by the reduction, coefficients in
+ * 22-bit fixed point, horizontal pass first, then vertical, both rounding to 8 bits.  The box and
+ * the edge clipping follow Image.resize(size, BILINEAR, box), so the Pillow fallback and this
+ * path agree up to what DCT scaling changes.
+ */
+#include "reader_crop.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+#define PRECISION_BITS (32 - 8 - 2)
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jump;
+    int warned;
+    char message[JMSG_LENGTH_MAX];
+} err_mgr;
+
+static void on_error(j_common_ptr cinfo) {
+    err_mgr *e = (err_mgr *)cinfo->err;
+    (*cinfo->err->format_message)(cinfo, e->message);
+    longjmp(e->jump, 1);
+}
+
+/* Level -1 is a warning (corrupt or truncated data): remembered, the decode is then left to Pillow. */
+static void on_message(j_common_ptr cinfo, int level) {
+    err_mgr *e = (err_mgr *)cinfo->err;
+    if (level < 0 && !e->warned) {
+        e->warned = 1;
+        (*cinfo->err->format_message)(cinfo, e->message);
+    }
+}
+
+static int fail(int rc, const char *msg, char *err) {
+    snprintf(err, IMR_ERRLEN, "%s", msg);
+    return rc;
+}
+
+static void setup(struct jpeg_decompress_struct *cinfo, err_mgr *e) {
+    memset(e, 0, sizeof(*e));
+    cinfo->err = jpeg_std_error(&e->pub);
+    e->pub.error_exit = on_error;
+    e->pub.emit_message = on_message;
+}
+
+int imr_jpeg_size(const unsigned char *data, size_t len, int *width, int *height, char *err) {
+    struct jpeg_decompress_struct cinfo;
+    err_mgr e;
+    setup(&cinfo, &e);
+    if (setjmp(e.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        return fail(IMR_EBAD, e.message, err);
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)len);
+    jpeg_read_header(&cinfo, TRUE);
+    *width = (int)cinfo.image_width;
+    *height = (int)cinfo.image_height;
+    jpeg_destroy_decompress(&cinfo);
+    return IMR_OK;
+}
+
+/* ------------------------------------------------------------------ Pillow's coefficients */
+
+typedef struct {
+    int ksize;
+    int *bounds;  /* per output sample: first input sample, count */
+    int32_t *k;   /* ksize weights per output sample */
+} coeffs;
+
+static double triangle(double x) {
+    if (x < 0.0) x = -x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+static int precompute(int in_size, double in0, double in1, int out_size, coeffs *c) {
+    double scale = (in1 - in0) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = 1.0 * filterscale;
+    int ksize = (int)ceil(support) * 2 + 1;
+    double *kd = malloc(sizeof(double) * ksize);
+    c->ksize = ksize;
+    c->bounds = malloc(sizeof(int) * 2 * out_size);
+    c->k = malloc(sizeof(int32_t) * (size_t)ksize * out_size);
+    if (!kd || !c->bounds || !c->k) {
+        free(kd);
+        return 0;
+    }
+    for (int xx = 0; xx < out_size; xx++) {
+        double center = in0 + (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
+        if (xmin < 0) xmin = 0;
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        for (int x = 0; x < xmax; x++) {
+            double w = triangle((x + xmin - center + 0.5) * ss);
+            kd[x] = w;
+            ww += w;
+        }
+        for (int x = 0; x < ksize; x++) {
+            double w = x < xmax && ww != 0.0 ? kd[x] / ww : 0.0;
+            c->k[(size_t)xx * ksize + x] = (int32_t)(w < 0 ? w * (1 << PRECISION_BITS) - 0.5 : w * (1 << PRECISION_BITS) + 0.5);
+        }
+        c->bounds[xx * 2] = xmin;
+        c->bounds[xx * 2 + 1] = xmax;
+    }
+    free(kd);
+    return 1;
+}
+
+static void free_coeffs(coeffs *c) {
+    free(c->bounds);
+    free(c->k);
+    c->bounds = NULL;
+    c->k = NULL;
+}
+
+static inline uint8_t clip8(int32_t v) {
+    v >>= PRECISION_BITS;
+    return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
+}
+
+/* rows x in_w RGB (starting at column x0 of the coefficients' axis) -> rows x out_w RGB */
+static void horizontal(const uint8_t *src, size_t sstride, int rows, int x0, const coeffs *cx, int out_w,
+                       uint8_t *dst) {
+    for (int y = 0; y < rows; y++) {
+        const uint8_t *line = src + (size_t)y * sstride;
+        uint8_t *o = dst + (size_t)y * out_w * 3;
+        for (int xx = 0; xx < out_w; xx++) {
+            int xmin = cx->bounds[xx * 2] - x0, n = cx->bounds[xx * 2 + 1];
+            const int32_t *k = cx->k + (size_t)xx * cx->ksize;
+            int32_t r = 1 << (PRECISION_BITS - 1), g = r, b = r;
+            const uint8_t *p = line + (size_t)xmin * 3;
+            for (int x = 0; x < n; x++) {
+                r += p[x * 3] * k[x];
+                g += p[x * 3 + 1] * k[x];
+                b += p[x * 3 + 2] * k[x];
+            }
+            o[xx * 3] = clip8(r);
+            o[xx * 3 + 1] = clip8(g);
+            o[xx * 3 + 2] = clip8(b);
+        }
+    }
+}
+
+/* Vertical pass into the output, mirrored and/or planar as asked. */
+static void vertical(const uint8_t *src, int width3, int y0, const coeffs *cy, int out_h, int flip, int chw,
+                     int32_t *acc, uint8_t *out) {
+    int out_w = width3 / 3;
+    for (int yy = 0; yy < out_h; yy++) {
+        int ymin = cy->bounds[yy * 2] - y0, n = cy->bounds[yy * 2 + 1];
+        const int32_t *k = cy->k + (size_t)yy * cy->ksize;
+        for (int i = 0; i < width3; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < n; y++) {
+            const uint8_t *line = src + (size_t)(ymin + y) * width3;
+            int32_t w = k[y];
+            for (int i = 0; i < width3; i++) acc[i] += line[i] * w;
+        }
+        if (chw) {
+            size_t plane = (size_t)out_w * out_h;
+            uint8_t *row = out + (size_t)yy * out_w;
+            for (int x = 0; x < out_w; x++) {
+                int xo = flip ? out_w - 1 - x : x;
+                row[xo] = clip8(acc[x * 3]);
+                row[plane + xo] = clip8(acc[x * 3 + 1]);
+                row[2 * plane + xo] = clip8(acc[x * 3 + 2]);
+            }
+        } else {
+            uint8_t *row = out + (size_t)yy * width3;
+            for (int x = 0; x < out_w; x++) {
+                int xo = flip ? out_w - 1 - x : x;
+                row[xo * 3] = clip8(acc[x * 3]);
+                row[xo * 3 + 1] = clip8(acc[x * 3 + 1]);
+                row[xo * 3 + 2] = clip8(acc[x * 3 + 2]);
+            }
+        }
+    }
+}
+
+/* First and one-past-last input sample any output sample reads. */
+static void span(const coeffs *c, int out_size, int *lo, int *hi) {
+    *lo = c->bounds[0];
+    *hi = c->bounds[0] + c->bounds[1];
+    for (int i = 1; i < out_size; i++) {
+        if (c->bounds[i * 2] < *lo) *lo = c->bounds[i * 2];
+        if (c->bounds[i * 2] + c->bounds[i * 2 + 1] > *hi) *hi = c->bounds[i * 2] + c->bounds[i * 2 + 1];
+    }
+}
+
+typedef struct {
+    coeffs cx, cy;
+    uint8_t *rows, *tmp;
+    int32_t *acc;
+} work;
+
+static void release(work *w) {
+    free_coeffs(&w->cx);
+    free_coeffs(&w->cy);
+    free(w->rows);
+    free(w->tmp);
+    free(w->acc);
+    free(w);
+}
+
+int imr_decode_crop(const unsigned char *data, size_t len, const double box[4], int out_w, int out_h, int flip,
+                    int chw, unsigned char *out, char *err) {
+    struct jpeg_decompress_struct cinfo;
+    err_mgr e;
+    int rc = IMR_OK;
+    if (out_w < 1 || out_h < 1) return fail(IMR_EARG, "output size must be positive", err);
+    /* On the heap, its pointer set before setjmp: what longjmp comes back to must still be valid. */
+    work *const wp = calloc(1, sizeof(work));
+    if (!wp) return fail(IMR_ENOMEM, "out of memory", err);
+    setup(&cinfo, &e);
+    if (setjmp(e.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        release(wp);
+        return fail(IMR_EBAD, e.message, err);
+    }
+#define w (*wp)
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)len);
+    jpeg_read_header(&cinfo, TRUE);
+    if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+        jpeg_destroy_decompress(&cinfo);
+        release(wp);
+        return fail(IMR_EUNSUPPORTED, "CMYK/YCCK JPEG", err);
+    }
+    double iw = cinfo.image_width, ih = cinfo.image_height;
+    double x0 = box[0] < 0 ? 0 : box[0], y0 = box[1] < 0 ? 0 : box[1];
+    double x1 = box[2] > iw ? iw : box[2], y1 = box[3] > ih ? ih : box[3];
+    if (!(x1 > x0 && y1 > y0)) {
+        jpeg_destroy_decompress(&cinfo);
+        release(wp);
+        return fail(IMR_EARG, "the crop box is empty or outside the image", err);
+    }
+    int denom = 1;
+    for (int d = 8; d > 1; d /= 2) {
+        if ((x1 - x0) / d >= out_w && (y1 - y0) / d >= out_h) {
+            denom = d;
+            break;
+        }
+    }
+    cinfo.scale_num = 1;
+    cinfo.scale_denom = (unsigned int)denom;
+    cinfo.out_color_space = JCS_RGB;
+    cinfo.dct_method = JDCT_ISLOW;
+    jpeg_start_decompress(&cinfo);
+    int sw = (int)cinfo.output_width, sh = (int)cinfo.output_height;
+    double fx = sw / iw, fy = sh / ih;
+    if (!precompute(sw, x0 * fx, x1 * fx, out_w, &w.cx) || !precompute(sh, y0 * fy, y1 * fy, out_h, &w.cy)) {
+        rc = fail(IMR_ENOMEM, "out of memory", err);
+        goto done;
+    }
+    int col0, col1, row0, row1;
+    span(&w.cx, out_w, &col0, &col1);
+    span(&w.cy, out_h, &row0, &row1);
+    JDIMENSION xoff = (JDIMENSION)col0, cw = (JDIMENSION)(col1 - col0);
+    if (cw < (JDIMENSION)sw) jpeg_crop_scanline(&cinfo, &xoff, &cw);
+    else xoff = 0, cw = (JDIMENSION)sw;
+    size_t stride = (size_t)cinfo.output_width * 3;
+    int rows = row1 - row0;
+    w.rows = malloc(stride * rows);
+    w.tmp = malloc((size_t)out_w * 3 * rows);
+    w.acc = malloc(sizeof(int32_t) * (size_t)out_w * 3);
+    if (!w.rows || !w.tmp || !w.acc) {
+        rc = fail(IMR_ENOMEM, "out of memory", err);
+        goto done;
+    }
+    if (row0 > 0 && (int)jpeg_skip_scanlines(&cinfo, (JDIMENSION)row0) != row0) {
+        rc = fail(IMR_EBAD, "cannot skip to the crop's first row", err);
+        goto done;
+    }
+    for (int got = 0; got < rows;) {
+        JSAMPROW line = w.rows + stride * got;
+        if (jpeg_read_scanlines(&cinfo, &line, 1) != 1) {
+            rc = fail(IMR_EBAD, "fewer rows than the header says", err);
+            goto done;
+        }
+        got++;
+    }
+    if (e.warned) {
+        rc = fail(IMR_EWARN, e.message, err);
+        goto done;
+    }
+    horizontal(w.rows, stride, rows, (int)xoff, &w.cx, out_w, w.tmp);
+    vertical(w.tmp, out_w * 3, row0, &w.cy, out_h, flip, chw, w.acc, out);
+done:
+    jpeg_abort_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    release(wp);
+    return rc;
+#undef w
+}
