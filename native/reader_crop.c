@@ -261,7 +261,9 @@ int imr_decode_crop(const unsigned char *data, size_t len, const double box[4], 
     cinfo.dct_method = JDCT_ISLOW;
     jpeg_start_decompress(&cinfo);
     int sw = (int)cinfo.output_width, sh = (int)cinfo.output_height;
-    double fx = sw / iw, fy = sh / ih;
+    /* Scaled pixel k covers stored pixels denom*k .. denom*k + denom - 1 (the last one may reach past
+     * the edge), so positions scale by exactly 1/denom, not by output_width / image_width. */
+    double fx = 1.0 / denom, fy = fx;
     if (!precompute(sw, x0 * fx, x1 * fx, out_w, &w.cx) || !precompute(sh, y0 * fy, y1 * fy, out_h, &w.cy)) {
         rc = fail(IMR_ENOMEM, "out of memory", err);
         goto done;

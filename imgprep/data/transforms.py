@@ -103,10 +103,13 @@ class Transform:
     def box(self, seed: int, width: int, height: int) -> tuple[tuple[float, float, float, float], bool]:
         """The crop ``(left, top, right, bottom)`` in the stored image's pixels, and whether to flip."""
         if self.mode == "eval":
-            s = self.resize / min(width, height)
-            cw, ch = min(self.width / s, width), min(self.height / s, height)
-            left, top = (width - cw) / 2, (height - ch) / 2
-            return (left, top, left + cw, top + ch), False
+            # torchvision's Resize(resize) + CenterCrop(size) as one box: the resized size and the
+            # crop's offsets rounded as it rounds them, mapped back onto the stored image.
+            short, long = sorted((width, height))
+            rw, rh = (self.resize, int(self.resize * long / short))[:: 1 if width == short else -1]
+            top, left = round((rh - self.height) / 2), round((rw - self.width) / 2)
+            fx, fy = width / rw, height / rh
+            return (left * fx, top * fy, (left + self.width) * fx, (top + self.height) * fy), False
         rng = _Rng(seed)
         x, y, cw, ch = _random_resized_crop(rng, width, height, self.scale, self.ratio)
         flip = self.flip and rng.next() >> 63 == 1
