@@ -337,6 +337,25 @@ def test_an_index_pointing_past_the_shard_is_refused(tmp_path: Path) -> None:
         Dataset(str(tmp_path / "s.rec"))
 
 
+@pytest.mark.parametrize("text", ["0\t0\n1\t8\n", "5\t16\r\n3\t0\r\n9\t8", "\n7\t4\n\n2\t0\n\n", "",
+                                  "".join(f"{k}\t{4 * k}\n" for k in range(200_000))])
+def test_the_index_parser_agrees_with_recordio(text: str) -> None:
+    from imgprep.data.index import parse_offsets
+
+    expected = sorted(offset for _, offset in rio.parse_index(text))
+    assert parse_offsets(text.encode(), "x.idx").tolist() == expected
+
+
+@pytest.mark.parametrize(("text", "why"), [("0\t0\n0\t8\n", "key 0 is listed twice"), ("0\t0\n1 8\n", ":2: expected"),
+                                           ("0\t0\n1\t6\n", "not a 4-byte-aligned"), ("0\t0\n1\t-8\n", ":2: expected"),
+                                           ("0\t0\n1\t0\n", "same offset"), ("1\t" + "9" * 19 + "\n", "18 digits")])
+def test_the_index_parser_names_the_problem(text: str, why: str) -> None:
+    from imgprep.data.index import parse_offsets
+
+    with pytest.raises(FormatError, match=why):
+        parse_offsets(text.encode(), "x.idx")
+
+
 def test_usage_errors() -> None:
     with pytest.raises(UsageError, match="layout"):
         Transform.train(224, layout="NHWC")
