@@ -10,6 +10,7 @@ rebuild: it pickles (spawned workers; the index is mapped, not copied, see
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from imgprep.data import records
 from imgprep.data.index import RecordIndex
 from imgprep.data.shards import resolve
 from imgprep.data.transforms import Transform, decode_batch, decode_full, mix
-from imgprep.errors import FormatError, ImageError, ImgprepError, StorageError, UsageError
+from imgprep.errors import FormatError, ImageError, ImgprepError, UsageError
 from imgprep.storage.base import Store
 
 
@@ -51,6 +52,7 @@ class Dataset:
         self.seed = int(seed)
         self.errors = errors
         self.skipped = 0
+        self._lock = threading.Lock()
         self._storage = _StoreRef(storage)
         layout = resolve(self.path, self._storage.store)
         self.index = RecordIndex.read(self._storage.store, [(s.rec, s.idx, s.size) for s in layout.shards])
@@ -90,7 +92,7 @@ class Dataset:
         for j, i in enumerate(indices):
             try:
                 parsed[j] = self.record(i)
-            except (FormatError, StorageError) as exc:
+            except FormatError as exc:  # a damaged record; a StorageError (S3 down) is no record's fault
                 failures[j] = exc
         images: dict[int, np.ndarray] = {}
         ok = sorted(parsed)
@@ -109,7 +111,9 @@ class Dataset:
             images = {j: target[k] for k, j in enumerate(ok)}
         if failures and self.errors == "raise":
             raise failures[min(failures)]
-        self.skipped += len(failures)
+        if failures:
+            with self._lock:
+                self.skipped += len(failures)
         return [Sample(images[j], parsed[j][1], parsed[j][0], indices[j]) for j in range(len(indices))
                 if j not in failures]
 
@@ -136,6 +140,13 @@ class Dataset:
     def _name(self, exc: ImgprepError, index: int) -> ImgprepError:
         where = self.index.locate(index)
         return type(exc)(f"record {index} at byte {where.start}: {exc.message}", path=where.uri)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Dataset({self.path!r}, {len(self)} records, label_width={self.label_width})"

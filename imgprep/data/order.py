@@ -84,14 +84,17 @@ class Order:
         """A small JSON-able state: resuming from it continues at sample ``position`` of ``epoch``."""
         return {"kind": "imgprep.data.order", "version": 1, "records": self.records, "seed": self.seed,
                 "shuffle": self.shuffle, "rank": self.rank, "world_size": self.world_size,
-                "drop_last": self.drop_last, "epoch": epoch, "position": position}
+                "drop_last": self.drop_last, "batch_size": self.batch_size, "epoch": epoch, "position": position}
 
     def check(self, state: dict[str, object]) -> tuple[int, int]:
         """``(epoch, position)`` of a state saved by :meth:`state` for this same order."""
         if not isinstance(state, dict) or state.get("kind") != "imgprep.data.order" or state.get("version") != 1:
             raise UsageError("not a state saved by imgprep.data (state_dict())")
         mine = self.state(0, 0)
-        for key in ("records", "seed", "shuffle", "rank", "world_size", "drop_last"):
+        keys = ["records", "seed", "shuffle", "rank", "world_size", "drop_last"]
+        if self.drop_last:  # the batch size shapes the sequence only where whole batches are dropped
+            keys.append("batch_size")
+        for key in keys:
             if state.get(key) != mine[key]:
                 raise UsageError(f"the saved state has {key}={state.get(key)!r}, this reader {key}={mine[key]!r}: "
                                  "resuming would not continue the same sequence")
