@@ -91,7 +91,7 @@ class Loader:
             self.epoch, self.position = epoch, 0
         bounds = [(b, min(b + self.batch_size, len(indices))) for b in range(start, len(indices), self.batch_size)]
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="imgprep-data") if self.threads else None
-        pending: deque[tuple[int, int, np.ndarray, list[Future]]] = deque()
+        pending: deque[tuple[np.ndarray, list[Future], int, int]] = deque()  # images, futures, begin, end
         try:
             for begin, end in bounds:
                 pending.append((*self._submit(pool, indices[begin:end], epoch), begin, end))
