@@ -151,59 +151,63 @@ static inline uint8_t clip8(int32_t v) {
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
-/* rows x in_w RGB (starting at column x0 of the coefficients' axis) -> rows x out_w RGB */
-HOT static void horizontal(const uint8_t *src, size_t sstride, int rows, int x0, const coeffs *cx, int out_w,
-                       uint8_t *dst) {
-    for (int y = 0; y < rows; y++) {
-        const uint8_t *line = src + (size_t)y * sstride;
-        uint8_t *o = dst + (size_t)y * out_w * 3;
-        for (int xx = 0; xx < out_w; xx++) {
-            int xmin = cx->bounds[xx * 2] - x0, n = cx->bounds[xx * 2 + 1];
-            const int32_t *k = cx->k + (size_t)xx * cx->ksize;
-            int32_t r = 1 << (PRECISION_BITS - 1), g = r, b = r;
-            const uint8_t *p = line + (size_t)xmin * 3;
-            for (int x = 0; x < n; x++) {
-                r += p[x * 3] * k[x];
-                g += p[x * 3 + 1] * k[x];
-                b += p[x * 3 + 2] * k[x];
+/* One axis resampled along the rows of a byte plane: out_n rows of width bytes from rows
+ * y0.. of src (the coefficients' sample 0 is row y0).  Vectorises: the inner loop runs along a row. */
+HOT static void rows_pass(const uint8_t *src, size_t sstride, int width, int y0, const coeffs *c, int out_n,
+                          int32_t *acc, uint8_t *dst, size_t dstride) {
+    for (int yy = 0; yy < out_n; yy++) {
+        int ymin = c->bounds[yy * 2] - y0, n = c->bounds[yy * 2 + 1];
+        const int32_t *k = c->k + (size_t)yy * c->ksize;
+        for (int i = 0; i < width; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < n; y++) {
+            const uint8_t *line = src + (size_t)(ymin + y) * sstride;
+            int32_t w = k[y];
+            for (int i = 0; i < width; i++) acc[i] += line[i] * w;
+        }
+        uint8_t *o = dst + (size_t)yy * dstride;
+        for (int i = 0; i < width; i++) o[i] = clip8(acc[i]);
+    }
+}
+
+/* h x w RGB pixels (row stride sstride) -> w x h RGB pixels, tightly packed. */
+static void transpose3(const uint8_t *src, size_t sstride, int h, int w, uint8_t *dst) {
+    for (int y0 = 0; y0 < h; y0 += 16) {
+        int y1 = y0 + 16 < h ? y0 + 16 : h;
+        for (int x = 0; x < w; x++) {
+            uint8_t *d = dst + ((size_t)x * h + y0) * 3;
+            const uint8_t *p = src + (size_t)y0 * sstride + (size_t)x * 3;
+            for (int y = y0; y < y1; y++, d += 3, p += sstride) {
+                d[0] = p[0];
+                d[1] = p[1];
+                d[2] = p[2];
             }
-            o[xx * 3] = clip8(r);
-            o[xx * 3 + 1] = clip8(g);
-            o[xx * 3 + 2] = clip8(b);
         }
     }
 }
 
-/* Vertical pass into the output, mirrored and/or planar as asked. */
+/* Vertical pass into the output, mirrored and/or planar as asked: each row is resampled into
+ * `line` (vectorised), then copied, mirrored or split into planes. */
 HOT static void vertical(const uint8_t *src, int width3, int y0, const coeffs *cy, int out_h, int flip, int chw,
-                     int32_t *acc, uint8_t *out) {
+                         int32_t *acc, uint8_t *line, uint8_t *out) {
     int out_w = width3 / 3;
+    size_t plane = (size_t)out_w * out_h;
     for (int yy = 0; yy < out_h; yy++) {
-        int ymin = cy->bounds[yy * 2] - y0, n = cy->bounds[yy * 2 + 1];
-        const int32_t *k = cy->k + (size_t)yy * cy->ksize;
-        for (int i = 0; i < width3; i++) acc[i] = 1 << (PRECISION_BITS - 1);
-        for (int y = 0; y < n; y++) {
-            const uint8_t *line = src + (size_t)(ymin + y) * width3;
-            int32_t w = k[y];
-            for (int i = 0; i < width3; i++) acc[i] += line[i] * w;
-        }
+        int direct = !flip && !chw;
+        uint8_t *row = direct ? out + (size_t)yy * width3 : line;
+        coeffs one = {cy->ksize, cy->bounds + 2 * yy, cy->k + (size_t)yy * cy->ksize}; /* output row yy's */
+        rows_pass(src, (size_t)width3, width3, y0, &one, 1, acc, row, 0);
+        if (direct) continue;
         if (chw) {
-            size_t plane = (size_t)out_w * out_h;
-            uint8_t *row = out + (size_t)yy * out_w;
+            uint8_t *r = out + (size_t)yy * out_w, *g = r + plane, *b = g + plane;
             for (int x = 0; x < out_w; x++) {
                 int xo = flip ? out_w - 1 - x : x;
-                row[xo] = clip8(acc[x * 3]);
-                row[plane + xo] = clip8(acc[x * 3 + 1]);
-                row[2 * plane + xo] = clip8(acc[x * 3 + 2]);
+                r[xo] = line[x * 3];
+                g[xo] = line[x * 3 + 1];
+                b[xo] = line[x * 3 + 2];
             }
         } else {
-            uint8_t *row = out + (size_t)yy * width3;
-            for (int x = 0; x < out_w; x++) {
-                int xo = flip ? out_w - 1 - x : x;
-                row[xo * 3] = clip8(acc[x * 3]);
-                row[xo * 3 + 1] = clip8(acc[x * 3 + 1]);
-                row[xo * 3 + 2] = clip8(acc[x * 3 + 2]);
-            }
+            uint8_t *o = out + (size_t)yy * width3;
+            for (int x = 0; x < out_w; x++) memcpy(o + (size_t)(out_w - 1 - x) * 3, line + x * 3, 3);
         }
     }
 }
@@ -251,21 +255,28 @@ static void span(const coeffs *c, int out_size, int *lo, int *hi) {
 
 typedef struct {
     coeffs cx, cy;
-    uint8_t *rows, *tmp;
+    uint8_t *rows, *tmp, *t1, *t2;
     int32_t *acc;
+    uint8_t *owned; /* the buffers' memory when no scratch was given */
 } work;
 
 static void release(work *w) {
     free_coeffs(&w->cx);
     free_coeffs(&w->cy);
-    free(w->rows);
-    free(w->tmp);
-    free(w->acc);
+    free(w->owned);
     free(w);
 }
 
+void imr_scratch_free(imr_scratch *scratch) {
+    free(scratch->buf);
+    scratch->buf = NULL;
+    scratch->cap = 0;
+}
+
+static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
+
 int imr_decode_crop(const unsigned char *data, size_t len, const double box[4], int out_w, int out_h, int flip,
-                    int chw, unsigned char *out, char *err) {
+                    int chw, unsigned char *out, imr_scratch *scratch, char *err) {
     struct jpeg_decompress_struct cinfo;
     err_mgr e;
     int rc = IMR_OK;
@@ -324,13 +335,31 @@ int imr_decode_crop(const unsigned char *data, size_t len, const double box[4], 
     else xoff = 0, cw = (JDIMENSION)sw;
     size_t stride = (size_t)cinfo.output_width * 3;
     int rows = row1 - row0;
-    w.rows = malloc(stride * rows);
-    w.tmp = malloc((size_t)out_w * 3 * rows);
-    w.acc = malloc(sizeof(int32_t) * (size_t)out_w * 3);
-    if (!w.rows || !w.tmp || !w.acc) {
+    /* One block for all buffers, kept in the caller's scratch between images of a batch: fresh
+     * pages for every image cost the kernel a page fault and a clear per 4 KiB. */
+    size_t sizes[5] = {up64(stride * rows), up64((size_t)out_w * 3 * rows), up64((size_t)cw * rows * 3),
+                       up64((size_t)out_w * rows * 3), up64(sizeof(int32_t) * (size_t)(out_w > rows ? out_w : rows) * 3)};
+    size_t need = sizes[0] + sizes[1] + sizes[2] + sizes[3] + sizes[4];
+    uint8_t *block;
+    if (scratch) {
+        if (scratch->cap < need) {
+            free(scratch->buf);
+            scratch->buf = malloc(need);
+            scratch->cap = scratch->buf ? need : 0;
+        }
+        block = scratch->buf;
+    } else {
+        block = w.owned = malloc(need);
+    }
+    if (!block) {
         rc = fail(IMR_ENOMEM, "out of memory", err);
         goto done;
     }
+    w.rows = block;
+    w.tmp = w.rows + sizes[0];
+    w.t1 = w.tmp + sizes[1];
+    w.t2 = w.t1 + sizes[2];
+    w.acc = (int32_t *)(w.t2 + sizes[3]);
     if (row0 > 0 && (int)jpeg_skip_scanlines(&cinfo, (JDIMENSION)row0) != row0) {
         rc = fail(IMR_EBAD, "cannot skip to the crop's first row", err);
         goto done;
@@ -350,8 +379,12 @@ int imr_decode_crop(const unsigned char *data, size_t len, const double box[4], 
     if (is_copy(&w.cx, out_w) && is_copy(&w.cy, out_h))  /* a whole-pixel crop at scale 1 (eval on packed data) */
         copy_out(w.rows, stride, w.cx.bounds[0] - (int)xoff, w.cy.bounds[0] - row0, out_w, out_h, flip, chw, out);
     else {
-        horizontal(w.rows, stride, rows, (int)xoff, &w.cx, out_w, w.tmp);
-        vertical(w.tmp, out_w * 3, row0, &w.cy, out_h, flip, chw, w.acc, out);
+        /* The horizontal pass (Pillow's first) runs along the rows of the transposed crop, where
+         * it vectorises like the vertical one; the arithmetic is the same, so are the pixels. */
+        transpose3(w.rows, stride, rows, (int)cw, w.t1);
+        rows_pass(w.t1, (size_t)rows * 3, rows * 3, (int)xoff, &w.cx, out_w, w.acc, w.t2, (size_t)rows * 3);
+        transpose3(w.t2, (size_t)rows * 3, out_w, rows, w.tmp);
+        vertical(w.tmp, out_w * 3, row0, &w.cy, out_h, flip, chw, w.acc, w.t2, out);
     }
 done:
     jpeg_abort_decompress(&cinfo);

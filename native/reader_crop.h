@@ -20,6 +20,15 @@ enum {
 
 #define IMR_ERRLEN 200
 
+/* Working memory reused from one image to the next (grown as needed); zero-initialise, free with
+ * imr_scratch_free.  One per thread. */
+typedef struct {
+    unsigned char *buf;
+    size_t cap;
+} imr_scratch;
+
+void imr_scratch_free(imr_scratch *scratch);
+
 /* Image size from the header (no pixels decoded). */
 int imr_jpeg_size(const unsigned char *data, size_t len, int *width, int *height, char *err);
 
@@ -27,8 +36,9 @@ int imr_jpeg_size(const unsigned char *data, size_t len, int *width, int *height
  * largest DCT reduction (1/8, 1/4, 1/2) that keeps the box at least out_w x out_h, and resample the
  * box to out_w x out_h with Pillow's BILINEAR filter (Image.resize(size, BILINEAR, box)).  flip:
  * mirror left-right.  chw: write 3 planes (3 x out_h x out_w) instead of interleaved RGB
- * (out_h x out_w x 3).  out must hold 3 * out_w * out_h bytes. */
+ * (out_h x out_w x 3).  out must hold 3 * out_w * out_h bytes.  scratch: NULL, or memory kept
+ * between calls of one thread. */
 int imr_decode_crop(const unsigned char *data, size_t len, const double box[4], int out_w, int out_h, int flip,
-                    int chw, unsigned char *out, char *err);
+                    int chw, unsigned char *out, imr_scratch *scratch, char *err);
 
 #endif

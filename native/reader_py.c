@@ -135,9 +135,11 @@ PyObject *imr_py_decode_crops(PyObject *self, PyObject *args) {
     unsigned char *dst = out.buf;
     size_t each = (size_t)h * w * 3;
     Py_BEGIN_ALLOW_THREADS
+    imr_scratch scratch = {NULL, 0};
     for (Py_ssize_t i = 0; i < n; i++)
         rcs[i] = imr_decode_crop(views[i].buf, (size_t)views[i].len, bx + 4 * i, w, h, fl[i], chw, dst + each * i,
-                                 errs + IMR_ERRLEN * i);
+                                 &scratch, errs + IMR_ERRLEN * i);
+    imr_scratch_free(&scratch);
     Py_END_ALLOW_THREADS
     result = PyList_New(0);
     for (Py_ssize_t i = 0; result && i < n; i++) {
