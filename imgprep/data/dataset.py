@@ -18,9 +18,9 @@ import numpy as np
 
 from imgprep.data import records
 from imgprep.data.index import RecordIndex
-from imgprep.data.shards import resolve
 from imgprep.data.transforms import Transform, decode_batch, decode_full, mix
 from imgprep.errors import FormatError, ImageError, ImgprepError, UsageError
+from imgprep.layout import find_shards
 from imgprep.storage.base import Store
 
 
@@ -53,13 +53,19 @@ class Dataset:
         self.errors = errors
         self.skipped = 0
         self._lock = threading.Lock()
-        self._storage = _StoreRef(storage)
-        layout = resolve(self.path, self._storage.store)
-        self.index = RecordIndex.read(self._storage.store, [(s.rec, s.idx, s.size) for s in layout.shards])
-        width = layout.label_width
+        if storage is None:
+            from imgprep.storage.stores import Storage
+
+            storage = Storage()
+        self.storage = storage
+        found = find_shards(self.path, storage)
+        sizes = [s.rec_bytes if s.rec_bytes is not None else storage.size(s.rec) for s in found.shards]
+        self.index = RecordIndex.read(storage, [(s.rec, s.idx, size) for s, size in zip(found.shards, sizes)])
+        record = found.record  # the dataset record, when a pack wrote one: its label width and classes
+        width = record.label_width if record else None
         if width is None:
             width = records.peek_width(self._read(0), 0) if len(self) else 1
-        self.labels = records.LabelShape(width, layout.num_classes)
+        self.labels = records.LabelShape(width, record.num_classes if record else None)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -130,7 +136,7 @@ class Dataset:
 
     def _read(self, index: int) -> bytes:
         where = self.index.locate(index)
-        with self._storage.store.open_read(where.uri, where.start, where.end) as fh:
+        with self.storage.open_read(where.uri, where.start, where.end) as fh:
             data = fh.read()
         if len(data) != where.end - where.start:
             raise FormatError(f"record {index} at byte {where.start}: the shard ends after {len(data)} of its "
@@ -150,31 +156,3 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({self.path!r}, {len(self)} records, label_width={self.label_width})"
-
-
-class _StoreRef:
-    """The Store a dataset reads through, rebuilt from its settings in a process that unpickles it
-    (a Store holds clients and locks that do not pickle)."""
-
-    def __init__(self, store: Store | None) -> None:
-        if store is None:
-            from imgprep.storage.stores import Storage
-
-            store = Storage()
-        self.store = store
-
-    def __getstate__(self) -> dict[str, Any]:
-        from imgprep.storage.stores import Storage
-
-        if isinstance(self.store, Storage):
-            return {"s3": self.store._s3_config, "fsync": self.store.local.fsync}
-        return {"store": self.store}  # another Store must pickle itself
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "store" in state:
-            self.store = state["store"]
-            return
-        from imgprep.storage.local import LocalStore
-        from imgprep.storage.stores import Storage
-
-        self.store = Storage(state["s3"], local=LocalStore(fsync=state["fsync"]))
