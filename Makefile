@@ -135,9 +135,9 @@ test: apt-test
 	$(VENV)/bin/lint-imports
 	@rm -rf $(REPORTS); mkdir -p $(REPORTS)
 	$(REFERENCE_ENV) $(PY) -m pytest --junitxml=$(REPORTS)/main.xml $(PYTEST_ARGS) || echo $$? > $(REPORTS)/failed
-	@echo "--- the packer and its judges again on the Pillow path (IMGPREP_NATIVE=0)"
+	@echo "--- the packer, the training reader and their judges again on the Pillow path (IMGPREP_NATIVE=0)"
 	$(REFERENCE_ENV) IMGPREP_NATIVE=0 $(PY) -m pytest --junitxml=$(REPORTS)/pillow.xml $(PYTEST_ARGS) \
-		tests/test_pack.py tests/test_pack_reference.py || echo $$? > $(REPORTS)/failed
+		tests/test_pack.py tests/test_pack_reference.py tests/test_data.py || echo $$? > $(REPORTS)/failed
 	$(MAKE) --no-print-directory asan
 	$(PY) scripts/test_report.py --allowlist tests/skip_allowlist.txt $(REPORTS)/main.xml $(REPORTS)/pillow.xml
 	@[ ! -e $(REPORTS)/failed ] || { echo "make test: pytest failed"; exit 1; }
