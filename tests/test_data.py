@@ -169,6 +169,7 @@ def test_every_record_exactly_once_per_epoch_in_a_new_order(shards: Path) -> Non
 def test_the_same_sequence_for_any_thread_count(shards: Path, layout: str) -> None:
     ds = Dataset(str(shards), transform=Transform.train(20, layout=layout), seed=9)
     runs = [_epoch(Loader(ds, batch_size=7, threads=t, prefetch=1 + t % 3)) for t in (0, 1, 2, 5)]
+    runs.append(_epoch(Loader(ds, batch_size=7, threads=2, io_threads=0)))  # reads in the decoding threads
     assert all(run == runs[0] for run in runs)
     batch = next(iter(Loader(ds, batch_size=4, threads=1)))
     assert batch.images.shape == ((4, 20, 20, 3) if layout == "HWC" else (4, 3, 20, 20))

@@ -11,6 +11,8 @@ rebuild: it pickles (spawned workers; the index is mapped, not copied, see
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,17 +91,20 @@ class Dataset:
         got = self.samples([index], epoch)
         return got[0] if got else None
 
-    def samples(self, indices: list[int] | np.ndarray, epoch: int = 0, out: np.ndarray | None = None) -> list[Sample]:
+    def samples(self, indices: list[int] | np.ndarray, epoch: int = 0, out: np.ndarray | None = None,
+                fetched: Sequence[Future] | None = None) -> list[Sample]:
         """Samples ``indices`` of ``epoch`` (images written into ``out`` when given); damaged ones
-        raise, or are left out and counted when ``errors="skip"``."""
+        raise, or are left out and counted when ``errors="skip"``.  ``fetched``: futures of
+        :meth:`fetch` for ``indices`` already under way (the loader's read-ahead)."""
         indices = [int(i) for i in indices]
         failures: dict[int, ImgprepError] = {}
         parsed: dict[int, tuple[int, Any, memoryview]] = {}
         for j, i in enumerate(indices):
-            try:
-                parsed[j] = self.record(i)
-            except FormatError as exc:  # a damaged record; a StorageError (S3 down) is no record's fault
-                failures[j] = exc
+            got = fetched[j].result() if fetched is not None else self.fetch(i)
+            if isinstance(got, FormatError):
+                failures[j] = got
+            else:
+                parsed[j] = got
         images: dict[int, np.ndarray] = {}
         ok = sorted(parsed)
         if self.transform is None:
@@ -122,6 +127,14 @@ class Dataset:
                 self.skipped += len(failures)
         return [Sample(images[j], parsed[j][1], parsed[j][0], indices[j]) for j in range(len(indices))
                 if j not in failures]
+
+    def fetch(self, index: int) -> tuple[int, int | np.ndarray, memoryview] | FormatError:
+        """:meth:`record`, with a damaged record's error returned rather than raised (a
+        :class:`StorageError`, no record's fault, still raises)."""
+        try:
+            return self.record(index)
+        except FormatError as exc:
+            return exc
 
     def record(self, index: int) -> tuple[int, int | np.ndarray, memoryview]:
         """``(id, label, encoded image)`` of record ``index``; a damaged record is a FormatError

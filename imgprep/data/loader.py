@@ -48,23 +48,25 @@ class Loader:
     another process, with any ``threads`` — continues with exactly the batches that were still
     to come.  ``rank``/``world_size``: this process's share (see :mod:`imgprep.data.order` for
     ``drop_last``).  A damaged record raises, or with the dataset's ``errors="skip"`` is left out
-    of its batch and counted in :attr:`skipped`.
+    of its batch and counted in :attr:`skipped`.  ``threads`` decode; ``io_threads`` read records
+    ahead of them (one ranged read each: on S3 their latency, not the CPU, sets the pace).
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int | None = None,
                  rank: int = 0, world_size: int = 1, drop_last: bool = False, threads: int = 2,
-                 prefetch: int = 2) -> None:
+                 prefetch: int = 2, io_threads: int = 8) -> None:
         if dataset.transform is None:
             raise UsageError("batches need images of one size: open the dataset with a transform "
                              "(Transform.train(224) or Transform.eval(224))")
-        if threads < 0 or prefetch < 1:
-            raise UsageError(f"threads {threads} must be >= 0 and prefetch {prefetch} >= 1")
+        if threads < 0 or prefetch < 1 or io_threads < 0:
+            raise UsageError(f"threads {threads} and io_threads {io_threads} must be >= 0, prefetch {prefetch} >= 1")
         self.dataset = dataset
         self.order = Order(len(dataset), dataset.seed if seed is None else int(seed), shuffle, rank, world_size,
                            batch_size, drop_last)
         self.batch_size = batch_size
         self.threads = threads
         self.prefetch = prefetch
+        self.io_threads = io_threads
         self.epoch = 0
         self.position = 0  # samples of this rank's share already handed out this epoch
         self.skipped = 0
@@ -91,10 +93,12 @@ class Loader:
             self.epoch, self.position = epoch, 0
         bounds = [(b, min(b + self.batch_size, len(indices))) for b in range(start, len(indices), self.batch_size)]
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="imgprep-data") if self.threads else None
+        reads = ThreadPoolExecutor(self.io_threads, thread_name_prefix="imgprep-read") if pool and self.io_threads \
+            else None
         pending: deque[tuple[np.ndarray, list[Future], int, int]] = deque()  # images, futures, begin, end
         try:
             for begin, end in bounds:
-                pending.append((*self._submit(pool, indices[begin:end], epoch), begin, end))
+                pending.append((*self._submit(pool, reads, indices[begin:end], epoch), begin, end))
                 if len(pending) > self.prefetch:
                     yield self._finish(pending.popleft(), indices, valid, epoch)
             while pending:
@@ -104,16 +108,21 @@ class Loader:
             for *_, futures, _b, _e in pending:
                 for future in futures:
                     future.cancel()
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            for executor in (pool, reads):
+                if executor is not None:
+                    executor.shutdown(wait=True, cancel_futures=True)
 
-    def _submit(self, pool: ThreadPoolExecutor | None, chosen: np.ndarray, epoch: int) -> tuple:
+    def _submit(self, pool: ThreadPoolExecutor | None, reads: ThreadPoolExecutor | None, chosen: np.ndarray,
+                epoch: int) -> tuple:
+        """Queue one batch: its records' reads on the I/O threads (many at once: a ranged GET waits
+        on the network, not the CPU), its decoding in ``threads`` chunks that take the reads in order."""
         images = np.empty((len(chosen), *self.dataset.transform.shape), np.uint8)
+        fetched = [reads.submit(self.dataset.fetch, int(i)) for i in chosen] if reads is not None else None
         parts = max(1, min(self.threads, len(chosen)))
         cuts = np.linspace(0, len(chosen), parts + 1).astype(int)
         futures = []
         for a, b in itertools.pairwise(cuts):
-            job = (self.dataset.samples, chosen[a:b], epoch, images[a:b])
+            job = (self.dataset.samples, chosen[a:b], epoch, images[a:b], None if fetched is None else fetched[a:b])
             futures.append(pool.submit(*job) if pool is not None else _Done(job[0](*job[1:])))
         return (images, futures)
 
