@@ -31,6 +31,14 @@ class Storage(Store):
         self._s3_config = s3.config if isinstance(s3, S3Store) else (s3 or S3Config())
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its settings: a process that unpickles it (a training reader's spawned worker)
+        builds its own clients on first use."""
+        return (Storage, (self._s3_config,), {"local": self.local, "_tuning": self._tuning})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.local, self._tuning = state["local"], state["_tuning"]
+
     @classmethod
     def from_options(cls, **options: Any) -> Storage:
         """From user options by name: ``fsync`` for local files, the rest :class:`S3Config` fields
