@@ -93,7 +93,7 @@ def test_rerun_with_a_mistyped_root_keeps_the_previous_dataset(images, tmp_path:
 
 
 def test_rerun_with_a_root_holding_none_of_the_images_keeps_the_previous_dataset(images, tmp_path: Path) -> None:
-    root, lst = images
+    _, lst = images
     out, before = _packed(tmp_path, images, "--shard-records", "5")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -113,7 +113,7 @@ def test_api_refuses_wrong_types_naming_the_argument_before_touching_the_output(
     root, lst = images
     out, before = _packed(tmp_path, images)
     with pytest.raises(UsageError, match=rf"^{option}\b.*{type(value).__name__}"):
-        imgprep.pack(str(lst), root=str(root), output=str(out / "train"), num_workers=1, **{option: value})
+        imgprep.pack(str(lst), root=str(root), output=str(out / "train"), **{"num_workers": 1, option: value})
     assert snapshot(out) == before
 
 
@@ -137,7 +137,7 @@ if __name__ == "__main__":
 
 def test_pack_in_a_daemonic_pool_worker_uses_threads(images, tmp_path: Path) -> None:
     root, lst = images
-    out, before = _packed(tmp_path, images)
+    out, _ = _packed(tmp_path, images)
     done = subprocess.run([sys.executable, "-c", _POOL, str(lst), str(root), str(out / "train")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

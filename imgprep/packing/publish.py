@@ -177,23 +177,46 @@ class Publisher:
         self.skeleton = skeleton  # list, settings and version of this run; no shards yet
         self.progress = Progress(skeleton)
         self.folder = record_folder(prefix)
+        self._resume = False
+        self._keep = 0  # published shards a resumed run keeps
+        self._stale: list[str] = []
+        self._retired = False
+        self._checkpointed = False  # the progress file under the prefix is this run's
 
     @property
     def progress_name(self) -> str:
         return progress_name(self.prefix)
 
     def begin(self, resume: bool) -> Progress:
-        """Take the lock; start clean, or (``resume``) keep the good published shards.  Returns
+        """Take the lock and find where to start: clean, or (``resume``) after the good published
+        shards.  Nothing under the prefix changes here: the old generation is retired by
+        :meth:`retire`, once the run is ready to publish its first shard (invariant 5).  Returns
         the progress to continue from (empty when starting clean)."""
         self.store.lock()
         try:
             if resume:
                 self.progress = self._resumable()
-            self._remove_after(len(self.progress.record.shards), resume)
+            self._resume = resume
+            self._keep = len(self.progress.record.shards)
+            # Temporaries of killed runs, found now: those this run makes later are its own.
+            self._stale = self._stale_temporaries()
         except BaseException:
             self.store.unlock()
             raise
         return self.progress
+
+    def forget_open(self) -> Progress:
+        """The checkpointed shard could not be reopened: its temporaries are stale like the rest."""
+        self.progress = self.progress.without_open()
+        self._stale = self._stale_temporaries()
+        return self.progress
+
+    def retire(self) -> None:
+        """Remove the old generation, once, just before this run publishes its first shard."""
+        if self._retired:
+            return
+        self._remove_after(self._keep, self._resume)
+        self._retired = True
 
     def _resumable(self) -> Progress:
         raw = self.store.read(self.progress_name)
@@ -239,14 +262,22 @@ class Publisher:
         """Remove the old generation: record, progress, then ``.idx`` before ``.rec`` (invariant 2)."""
         kept = {self.folder + name for entry in self.progress.record.shards[:keep] for name in (entry.rec, entry.idx)}
         names = [n for n in self.store.names() if n not in kept]
-        first = [record_name(self.prefix)] + ([] if resume else [self.progress_name])
+        own_progress = resume or self._checkpointed
+        first = [record_name(self.prefix)] + ([] if own_progress else [self.progress_name])
         ordered = first + [n for n in names if n.endswith(".idx")] + [n for n in names if n.endswith(".rec")]
         ordered += [n for n in names if n not in ordered and n != self.progress_name]
         for uri in ordered:
             self.store.remove(uri)
-        self.remove_temporaries()
+        for uri in self._stale:
+            self.store.remove(uri)
         open_ = self.progress.open or {}
+        # Uploads whose writer is alive (this run's own among them) are never aborted here.
         self.store.abort_uploads(keep=[open_["upload"]["upload_id"]] if "upload" in open_ else [])
+
+    def _stale_temporaries(self) -> list[str]:
+        open_ = self.progress.open or {}
+        spare = {open_.get("rec_tmp"), open_.get("idx_tmp")}
+        return [uri for uri in self.store.temporaries() if uri.rsplit("/", 1)[-1] not in spare]
 
     def remove_temporaries(self) -> None:
         """Remove this prefix's temporary files but those the last checkpoint keeps for ``--resume``.
@@ -256,12 +287,15 @@ class Publisher:
         """
         open_ = self.progress.open or {}
         spare = {open_.get("rec_tmp"), open_.get("idx_tmp")}
+        if not self._retired:  # the old generation's temporaries are not this run's to remove yet
+            spare.update(uri.rsplit("/", 1)[-1] for uri in self._stale)
         for uri in self.store.temporaries():
             if uri.rsplit("/", 1)[-1] not in spare:
                 self.store.remove(uri)
 
     def publish(self, rec: Output, idx: Output, entry: ShardEntry, consumed: int, skipped: Sequence[Skipped]) -> None:
         """Publish one finished shard: ``.rec``, then ``.idx`` (invariant 1), then the progress."""
+        self.retire()
         rec.commit()
         test_delay()
         idx.commit()
@@ -269,23 +303,28 @@ class Publisher:
         record = DatasetRecord(**{**vars(progress.record), "shards": (*progress.record.shards, entry)})
         self.progress = Progress(record, [*progress.consumed, consumed], [*progress.skipped_through, len(skipped)],
                                  list(skipped))
-        self.store.write(self.progress_name, self.progress.to_json().encode())
+        self._write_progress()
 
     def checkpoint(self, rec: Output, idx: Output, state: dict[str, Any], skipped: Sequence[Skipped]) -> None:
         """Record the shard being written at a record boundary (its temporaries flushed), so that
         ``--resume`` continues from here instead of from the shard's start.  Outputs that cannot
         be reopened are not checkpointed.  An S3 shard's ``state`` names its upload and the
         record boundary below the parts S3 holds (``skipped`` images before it)."""
+        self.retire()
         if "upload" in state:
             self.progress = dataclasses.replace(self.progress, skipped=list(skipped[: state["skipped"]]), open=state)
-            self.store.write(self.progress_name, self.progress.to_json().encode())
+            self._write_progress()
             return
         rec_tmp, idx_tmp = rec.checkpoint(), idx.checkpoint()
         if rec_tmp is None or idx_tmp is None:
             return
         self.progress = dataclasses.replace(self.progress, skipped=list(skipped),
                                             open={**state, "rec_tmp": rec_tmp, "idx_tmp": idx_tmp})
+        self._write_progress()
+
+    def _write_progress(self) -> None:
         self.store.write(self.progress_name, self.progress.to_json().encode())
+        self._checkpointed = True
 
     def finish(self, skipped: int) -> DatasetRecord:
         """Write the dataset record (the commit point, invariant 3), then drop the progress file."""

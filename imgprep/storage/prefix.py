@@ -19,7 +19,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from imgprep.errors import StorageError
+from imgprep.errors import StorageError, UsageError
 from imgprep.storage.base import Store, is_remote
 
 # Everything a pack writes under PREFIX; group 1 is the shard number, if any.
@@ -47,6 +47,26 @@ class Prefix:
     def names(self) -> list[str]:
         """URIs under the prefix that a pack of it writes, sorted."""
         return sorted(e.uri for e in self.storage.list(self.prefix) if _OWNED.fullmatch(e.uri[len(self.prefix):]))
+
+    def check_names(self) -> None:
+        """Refuse, before any work, a prefix whose longest name (a temporary file locally, an upload
+        marker on S3) the storage cannot hold: it would otherwise fail after packing everything."""
+        longest = ".progress.json"  # the longest suffix a pack writes
+        if self.remote:
+            from imgprep.storage.s3 import parse_s3_uri
+            from imgprep.storage.s3_cleanup import marker_key
+
+            _, key = parse_s3_uri(self.prefix)
+            need = max(len((key + longest).encode()), len(marker_key(key + "-00000.idx", "").encode()))
+            limit, what = S3_KEY_MAX, "an S3 key"
+        else:
+            folder, base = os.path.split(os.path.abspath(self.prefix))
+            # ".NAME.XXXXXXXX.part": the temporary a file is written under before its rename
+            need = len(f".{base}{longest}.XXXXXXXX.part".encode())
+            limit, what = _name_max(folder), "a file name in this folder"
+        if need > limit:
+            raise UsageError(f"output name too long: its files need names of {need} bytes, {what} may have "
+                             f"{limit}; choose a shorter output", path=self.prefix)
 
     def temporaries(self) -> list[str]:
         """Local ``.NAME.*.part`` files that writers of this prefix's names left (kill -9)."""
@@ -202,6 +222,19 @@ class Prefix:
                 pass
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+S3_KEY_MAX = 1024  # bytes of UTF-8
+
+
+def _name_max(folder: str) -> int:
+    """NAME_MAX of the file system holding ``folder`` (or its nearest existing ancestor)."""
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        return os.pathconf(folder or ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def _holder(raw: bytes) -> str:
