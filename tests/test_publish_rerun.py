@@ -18,7 +18,7 @@ from pathlib import Path
 
 import imgfactory
 import pytest
-from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixtures
+from s3servers import S3Server, moto_server_fixture, seaweed_fixture  # noqa: F401 - fixtures
 
 import imgprep
 from imgprep.errors import UsageError
@@ -265,20 +265,22 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_simultaneous_takeovers_of_a_stale_s3_lock_exactly_one_proceeds(images, seaweed: S3Server) -> None:
+@pytest.mark.parametrize("server_name", ["seaweed", "moto_server"])
+def test_simultaneous_takeovers_of_a_stale_s3_lock_exactly_one_proceeds(images, request, server_name: str) -> None:
     import socket
 
     root, lst = images
+    server: S3Server = request.getfixturevalue(server_name)
     bucket = f"lock{os.getpid()}-{random.randrange(1 << 30)}"
-    client = seaweed.client()
+    client = server.client()
     client.create_bucket(Bucket=bucket)
-    for trial in range(3):
+    for trial in range(2):
         stale = {"host": socket.gethostname(), "pid": _dead_pid(), "started": time.time() - 60}
         client.put_object(Bucket=bucket, Key=f"t{trial}/train.lock", Body=json.dumps(stale).encode())
-        at = time.time() + 4  # every taker imported and waiting: they reach the lock together
-        env = {**os.environ, "IMGPREP_TEST_DELAY_PUBLISH": "1"}  # the winner holds the lock a while
+        at = time.time() + 3  # every taker imported and waiting: they reach the lock together
+        env = {**os.environ, "IMGPREP_TEST_DELAY_PUBLISH": "0.5"}  # the winner holds the lock a while
         takers = [subprocess.Popen([sys.executable, "-c", _TAKER, str(lst), str(root), f"s3://{bucket}/t{trial}/train",
-                                    seaweed.endpoint_url, str(at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    server.endpoint_url, str(at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, env=env) for _ in range(6)]
         results = [(p.wait(300), *p.communicate()) for p in takers]
         winners = [r for r in results if r[0] == 0]

@@ -107,11 +107,25 @@ def merge_shards(prefix: str, output: str, storage: Store | None = None) -> Merg
         _check_ends(storage, shard, last)
         base += shard.size
     rec_uri, idx_uri = out + ".rec", out + ".idx"
+    _retire_output(storage, out, rec_uri, idx_uri)
     with storage.open_output(rec_uri, expected_size=base) as rec:
         concatenate(storage, [(shard.rec, shard.size) for shard in shards], rec)
         copied = rec.copied_bytes
     storage.write_text(idx_uri, "".join(lines))
     return MergeSummary(len(shards), len(lines), base, [rec_uri, idx_uri], copied)
+
+
+def _retire_output(storage: Store, out: str, rec_uri: str, idx_uri: str) -> None:
+    """An earlier output loses its index (and a dataset record naming it) before the new ``.rec``
+    can replace its ``.rec``: no reader ever pairs a new ``.rec`` with an old ``.idx``."""
+    from imgprep.formats.dataset import from_json, record_name
+
+    record = record_name(out)
+    if storage.exists(record):
+        names = {s.rec for s in from_json(storage.read_bytes(record), record).shards}
+        if {rec_uri.rsplit("/", 1)[-1], os.path.basename(rec_uri)} & names:
+            storage.delete(record)
+    storage.delete(idx_uri)
 
 
 def _check_ends(storage: Store, shard: Shard, last: int) -> None:

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import time
+import uuid
 from collections.abc import Collection
 from typing import Any
 
@@ -40,7 +41,7 @@ class Prefix:
         self.remote = is_remote(prefix)
         self.storage = storage
         self._lock_fd: int | None = None
-        self._lock_body = b""
+        self._lock_etag = ""
 
     # ------------------------------------------------------------------ listing and removing
 
@@ -145,11 +146,12 @@ class Prefix:
         SeaweedFS and moto refuse with 412 when the object exists; a lock left by a killed run
         on this host (its pid is gone) is taken over, anything else is named and refused.
         """
-        body = json.dumps({"host": HOST, "pid": os.getpid(), "started": round(time.time(), 3)}).encode()
+        # "run" makes every lock's bytes, and so its ETag, unique: a takeover names one version.
+        body = json.dumps({"host": HOST, "pid": os.getpid(), "started": round(time.time(), 3),
+                           "run": uuid.uuid4().hex}).encode()
         uri = self.prefix + ".lock"
         if self.remote:
-            self._lock_s3(uri, body, retry=True)
-            self._lock_body = body  # only once taken: unlock() must not touch another run's lock
+            self._lock_etag = self._lock_s3(uri, body)  # only once taken: unlock() must not touch another's
         else:
             self._lock_local(uri, body)
 
@@ -190,30 +192,90 @@ class Prefix:
             self.unlock()
             raise StorageError(f"cannot write the lock file ({exc.strerror})", path=path) from None
 
-    def _lock_s3(self, uri: str, body: bytes, retry: bool) -> None:
+    def _lock_s3(self, uri: str, body: bytes) -> str:
+        """Take the S3 lock; returns its ETag (unlock deletes only that version of it).
+
+        A stale lock (its holder ran on this host and is gone) is taken over by a PutObject
+        conditional on the stale lock's ETag (``If-Match``): of several runs taking it over at
+        once exactly one write succeeds, the others get 412 and then see the winner's lock.
+        AWS S3 honours ``If-None-Match: *`` on PutObject since August 2024 and ``If-Match``
+        since November 2024; SeaweedFS and moto honour both (tests/test_publish_rerun.py).  A
+        server that ignores ``If-Match`` would let every taker win, so it is probed first and a
+        stale lock is then left to the user.
+        """
         from imgprep.storage.s3 import boto_errors, error_code, parse_s3_uri, storage_error
 
         bucket, key = parse_s3_uri(uri)
         client = self._s3().client
+        for _ in range(_LOCK_TRIES):
+            try:
+                return str(client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")["ETag"])
+            except boto_errors() as exc:
+                if error_code(exc) not in _CONFLICT:
+                    raise storage_error(uri, "taking the output's lock", exc) from None
+            held = self._read_lock(client, bucket, key, uri)
+            if held is None:
+                continue  # released in between: try again
+            holder, etag = held
+            if not _dead_here(holder):
+                raise OtherWriterError(f"another run is writing this output ({_holder(holder)}); wait for it, "
+                                       f"or remove {uri} if that run is gone", path=self.prefix)
+            self._require_conditional_puts(client, bucket, key, uri, holder)
+            try:
+                return str(client.put_object(Bucket=bucket, Key=key, Body=body, IfMatch=etag)["ETag"])
+            except boto_errors() as exc:
+                if error_code(exc) not in (*_CONFLICT, *_GONE):
+                    raise storage_error(uri, "taking over the output's stale lock", exc) from None
+            # Another run took it over (or released it) first: look again.
+        raise OtherWriterError(f"the output's lock keeps changing hands; another run is starting on it (remove "
+                               f"{uri} if none is)", path=self.prefix)
+
+    @staticmethod
+    def _read_lock(client: Any, bucket: str, key: str, uri: str) -> tuple[bytes, str] | None:
+        """The lock's body and ETag, or None when it is gone."""
+        from imgprep.storage.s3 import boto_errors, is_not_found, storage_error
+
         try:
-            client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
-            return
+            reply = client.get_object(Bucket=bucket, Key=key)
+            return reply["Body"].read(), str(reply["ETag"])
         except boto_errors() as exc:
-            if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise storage_error(uri, "taking the output's lock", exc) from None
-        holder = self.read(uri) or b""
-        if retry and _dead_here(holder):
-            self.remove(uri)
-            return self._lock_s3(uri, body, retry=False)
-        raise OtherWriterError(f"another run is writing this output ({_holder(holder)}); wait for it, or "
-                               f"remove {uri} if that run is gone", path=self.prefix)
+            if is_not_found(exc):
+                return None
+            raise storage_error(uri, "reading the output's lock", exc) from None
+
+    def _require_conditional_puts(self, client: Any, bucket: str, key: str, uri: str, holder: bytes) -> None:
+        """Fail unless the server refuses a PutObject whose ``If-Match`` cannot hold."""
+        from imgprep.storage.s3 import boto_errors, error_code
+
+        probe = f"{key}.probe-{uuid.uuid4().hex}"
+        try:
+            client.put_object(Bucket=bucket, Key=probe, Body=b"", IfMatch='"00000000000000000000000000000000"')
+        except boto_errors() as exc:
+            if error_code(exc) in (*_CONFLICT, *_GONE):
+                return
+        else:
+            client.delete_object(Bucket=bucket, Key=probe)
+        raise OtherWriterError(f"a stale lock is in the way ({_holder(holder)}, gone) and this S3 server does not "
+                               f"honour If-Match on PutObject, so it cannot be taken over safely: remove {uri} "
+                               "and run again", path=self.prefix)
+
+    def _unlock_s3(self, uri: str, etag: str) -> None:
+        """Delete the lock only while it is the version this run wrote (``If-Match``)."""
+        from imgprep.storage.s3 import boto_errors, error_code, parse_s3_uri, storage_error
+
+        bucket, key = parse_s3_uri(uri)
+        try:
+            self._s3().client.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+        except boto_errors() as exc:
+            if error_code(exc) not in (*_CONFLICT, *_GONE):
+                raise storage_error(uri, "releasing the output's lock", exc) from None
 
     def unlock(self) -> None:
         uri = self.prefix + ".lock"
         if self.remote:
-            if self._lock_body and self.read(uri) == self._lock_body:
-                self.remove(uri)
-            self._lock_body = b""
+            if self._lock_etag:
+                self._unlock_s3(uri, self._lock_etag)
+            self._lock_etag = ""
             return
         if self._lock_fd is not None:
             try:
@@ -235,6 +297,11 @@ def _name_max(folder: str) -> int:
         return os.pathconf(folder or ".", "PC_NAME_MAX")
     except (OSError, ValueError):
         return 255
+
+
+_CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+_GONE = ("NoSuchKey", "404", "NotFound")
+_LOCK_TRIES = 5
 
 
 def _holder(raw: bytes) -> str:
