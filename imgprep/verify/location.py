@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import re
 from typing import BinaryIO
 
 from imgprep.errors import FormatError, StorageError
@@ -58,6 +59,16 @@ class Location:
             return open(self.uri(name), "rb")
         except FileNotFoundError:
             raise FormatError("no such file", path=self.uri(name)) from None
+
+    def numbered(self, prefix: str, pattern: re.Pattern[str]) -> set[int]:
+        """The numbers N of the files ``prefix`` + what ``pattern`` matches (group 1 is N) here."""
+        start = self.uri(prefix)
+        found = set()
+        for entry in self.storage.list(start):
+            match = pattern.fullmatch(entry.uri[len(start):])
+            if match:
+                found.add(int(match[1]))
+        return found
 
     def display(self, name: str) -> str:
         return posixpath.join(self.folder, name) if self.remote else self.uri(name)
