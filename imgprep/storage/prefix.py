@@ -91,17 +91,20 @@ class Prefix:
         if not self.remote:
             return []
         from imgprep.storage.s3 import boto_errors, parse_s3_uri, storage_error
-        from imgprep.storage.s3_cleanup import abort_owned
+        from imgprep.storage.s3_cleanup import abort_owned, list_markers, remove_orphan_markers
 
         s3 = self._s3()
         bucket, key = parse_s3_uri(self.prefix)
-        keys = sorted({u["Key"] for u in s3.list_uploads(self.prefix) if _OWNED.fullmatch(u["Key"][len(key):])})
         aborted = []
         try:
+            markers = list_markers(s3.client, bucket, key)
+            keys = sorted({u["Key"] for u in s3.list_uploads(self.prefix) if _OWNED.fullmatch(u["Key"][len(key):])})
             for name in keys:
                 done = abort_owned(s3.client, bucket, name, exact=True, started_before=time.time(), min_age=0,
                                    keep=keep)
                 aborted += [f"s3://{bucket}/{k}" for k, _ in done]
+            # Markers of uploads completed by a run killed before it could delete them.
+            remove_orphan_markers(s3.client, bucket, key, markers)
         except boto_errors() as exc:
             raise storage_error(self.prefix, "aborting stale uploads", exc) from None
         return aborted

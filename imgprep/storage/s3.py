@@ -27,6 +27,7 @@ from imgprep.storage.budget import UploadBudget
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from imgprep.storage.s3_cleanup import Cleanup
     from imgprep.storage.s3_source import S3ImageSource
 
 MiB = 1024 * 1024
@@ -458,7 +459,7 @@ class S3Store(Store):
             raise storage_error(uri, "listing parts", exc) from None
         return out
 
-    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> list[str]:
+    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> Cleanup:
         """Abort incomplete uploads imgprep left under ``uri`` (see :mod:`imgprep.storage.s3_cleanup`)."""
         from imgprep.storage.s3_cleanup import cleanup_stale_uploads
 
