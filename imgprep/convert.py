@@ -135,6 +135,13 @@ class ConvertResult:
     channel: dict[str, Any] | None = None
     image_root: str | None = None
     duplicates: dedup_mod.Duplicates | None = None
+    # (target, text) of the lists, class map, manifests and hyperparameters, in the order they
+    # are written (hyperparameters.json last); not yet written when convert was asked to defer.
+    files: list[tuple[str, str]] = field(default_factory=list)
+
+    def write_files(self, storage: Store) -> None:
+        for target, text in self.files:
+            storage.write_text(target, text)
 
 
 def count_table(dataset: Dataset, splits: Mapping[str, np.ndarray]) -> list[str]:
@@ -208,6 +215,7 @@ def convert(
     dedup: str = "report",
     dedup_threshold: int | None = None,
     image_root: str | None = None,
+    defer_writes: bool = False,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
     and (with ``manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
@@ -218,6 +226,8 @@ def convert(
     passes the packed size).  ``dedup`` (off, report, drop) looks for copies among the images
     first (read from the source, or from ``image_root`` when the source has no root: COCO) and
     reports the ones the split puts on both sides, or splits duplicate groups whole.
+    ``defer_writes`` leaves the files in ``result.files`` for the caller to write (``prepare``
+    writes them once every split is packed: they are its commit point).
     """
     dedup_mod.check_mode(dedup)
     if channels not in (1, 3):
@@ -269,9 +279,7 @@ def convert(
     for name, idx in splits.items():
         items = dataset.items(idx.tolist())
         result.lists[name] = items
-        target = join(outdir, f"{name}.lst")
-        storage.write_text(target, dumps(items))
-        result.outputs.append(target)
+        result.files.append((join(outdir, f"{name}.lst"), dumps(items)))
 
     split_counts = {name: dataset.class_counts(idx) for name, idx in splits.items()}
     result.classes = classmap.build(
@@ -281,9 +289,7 @@ def convert(
         split_counts=split_counts,
         split_sizes={name: len(idx) for name, idx in splits.items()},
     )
-    target = join(outdir, "classes.json")
-    storage.write_text(target, classmap.dumps(result.classes))
-    result.outputs.append(target)
+    result.files.append((join(outdir, "classes.json"), classmap.dumps(result.classes)))
 
     shape = image_shape(dataset) if callable(image_shape) else image_shape
     if shape is None and dataset.image_shape is not None:
@@ -300,9 +306,7 @@ def convert(
         shape=shape,
         train_labels=dataset.labels[train] if dataset.multi_label else None,
     )
-    target = join(outdir, "hyperparameters.json")
-    storage.write_text(target, hyperparams.dumps(result.hyperparameters))
-    result.outputs.append(target)
+    hyperparameters = (join(outdir, "hyperparameters.json"), hyperparams.dumps(result.hyperparameters))
 
     if manifest_options is not None:
         manifest_options = dataclasses.replace(manifest_options, creation_date=creation_date(creation, dataset))
@@ -314,16 +318,18 @@ def convert(
                 )
                 for it in items
             )
-            target = join(outdir, f"{name}.manifest")
-            storage.write_text(target, manifest_format.dumps(records))
-            result.outputs.append(target)
+            result.files.append((join(outdir, f"{name}.manifest"), manifest_format.dumps(records)))
         result.channel = manifest_format.channel_settings(multi_label=dataset.multi_label, options=manifest_options)
 
+    result.files.append(hyperparameters)
+    result.outputs += [target for target, _ in result.files]
+    if not defer_writes:
+        result.write_files(storage)
     what = "positive labels" if dataset.multi_label else "images"
     say(f"{dataset.num_classes} classes, {len(dataset)} images; {what} per class and split:")
     for line in count_table(dataset, splits):
         say(line)
-    for target in result.outputs:
+    for target in result.outputs if not defer_writes else ():
         say(f"wrote {target}")
     say("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in result.hyperparameters.items()))
     if "image_shape" not in result.hyperparameters:
@@ -462,8 +468,10 @@ def prepare(
         write_images=False,
         image_shape=lambda data: packed_shape(spec, data),
         echo=echo,
+        defer_writes=True,
         **convert_options,
     )
+    storage = convert_options["storage"] or default_storage()
     dataset = result.dataset
     source: Any
     if dataset.make_source is not None:
@@ -475,10 +483,67 @@ def prepare(
             raise UsageError(f"prepare {kind} needs {flag} (the local folder holding the images)")
     if dataset.multi_label and dataclasses.is_dataclass(options) and not getattr(options, "pack_label", True):
         options = dataclasses.replace(options, pack_label=True)
+    if getattr(options, "resume", False):
+        _refuse_another_split(outdir, result.lists, storage)
     out = PrepareResult(converted=result)
     say = echo or (lambda _line: None)
-    for name, items in result.lists.items():
-        summary = pack(items, source, join(outdir, name), spec, options)
+    names = list(result.lists)
+    retired = False
+    for position, (name, items) in enumerate(result.lists.items()):
+        def retire_rest(later: list[str] = names[position + 1:]) -> None:
+            # The first shard this run publishes retires the rest of the old generation: the
+            # splits not packed yet, and the lists, class map and hyperparameters written last.
+            nonlocal retired
+            if not retired:
+                retire_prepared(outdir, later, storage)
+                retired = True
+
+        summary = pack(items, source, join(outdir, name), spec, options, before_publish=retire_rest)
         out.packed[name] = summary
         say(f"packed {name}: {summary.format()}")
+    if not retired:  # every split was already complete (--resume): the files may still be missing
+        retire_prepared(outdir, [], storage)
+    result.write_files(storage)  # the commit point: hyperparameters.json is written last
+    for target in result.outputs:
+        say(f"wrote {target}")
     return out
+
+
+SPLIT_NAMES = ("train", "val", "test")  # the splits convert writes; others come from --split
+
+
+def retire_prepared(outdir: str, splits: Sequence[str], storage: Store) -> None:
+    """Remove what an earlier prepare wrote under ``outdir`` that this one has not: the class map,
+    hyperparameters and every list and manifest first (they name the splits), then the packed
+    outputs of ``splits`` (see :func:`imgprep.packing.publish.retire_output`)."""
+    from imgprep.packing.publish import retire_output
+
+    for name in ("hyperparameters.json", "classes.json"):
+        storage.delete(join(outdir, name))
+    for split in sorted({*SPLIT_NAMES, *splits}):
+        for suffix in (".lst", ".manifest"):
+            storage.delete(join(outdir, split + suffix))
+    for split in splits:
+        retire_output(join(outdir, split), storage)
+
+
+def _refuse_another_split(outdir: str, lists: Mapping[str, Sequence[LstItem]], storage: Store) -> None:
+    """``prepare --resume`` continues only the same prepare: each split's list must be the one
+    the earlier run was packing or packed (same images and labels, in the same order)."""
+    from imgprep.packing.packer import list_ref
+    from imgprep.packing.publish import earlier_list
+
+    for name, items in lists.items():
+        earlier = earlier_list(join(outdir, name), storage)
+        if earlier is not None and earlier.sha256 != list_ref(items).sha256:
+            raise UsageError(
+                f"{outdir}: cannot resume: the earlier prepare split the data differently ({name} held other "
+                f"images or labels: a different --seed, --split, --train-per-class, --dedup or source?); rerun "
+                "without --resume to start over"
+            )
+
+
+def default_storage() -> Store:
+    from imgprep.storage.stores import Storage
+
+    return Storage()

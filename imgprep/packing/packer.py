@@ -191,8 +191,13 @@ def pack(
     output: str,
     spec: TransformSpec | None = None,
     options: PackOptions | None = None,
+    *,
+    before_publish: Callable[[], None] | None = None,
 ) -> PackSummary:
     """Pack ``items`` (in order) from ``source`` into RecordIO at ``output`` (a prefix).
+
+    ``before_publish`` runs once, when the run is ready to publish its first shard, just before
+    the old generation is retired (``prepare`` retires its other outputs with it).
 
     ``items`` is any sized collection iterated in order (a :class:`ListStream` reads the list
     files lazily).  Shards are published as they fill and ``PREFIX.dataset.json`` last (see
@@ -212,7 +217,7 @@ def pack(
     chosen = select(options.native)
     image_path = chosen.name if not spec.pass_through else "pass-through"
     prefix = output_prefix(output)
-    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage)
+    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage, before_publish)
     publisher.store.check_names()
     # Whatever can be checked is checked before the output is touched (invariant 5).
     image_source = resolve(source, storage)

@@ -39,13 +39,14 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.dataset import (
     DatasetRecord,
+    ListRef,
     ShardEntry,
     from_json,
     progress_name,
@@ -171,8 +172,10 @@ def _check_totals(record: DatasetRecord, consumed: list[int], through: list[int]
 class Publisher:
     """Keeps the invariants above for one output prefix."""
 
-    def __init__(self, prefix: str, skeleton: DatasetRecord, storage: Store) -> None:
+    def __init__(self, prefix: str, skeleton: DatasetRecord, storage: Store,
+                 before_retiring: Callable[[], None] | None = None) -> None:
         self.prefix = prefix
+        self.before_retiring = before_retiring  # what a caller retires with this generation (prepare)
         self.store = Prefix(prefix, storage)
         self.skeleton = skeleton  # list, settings and version of this run; no shards yet
         self.progress = Progress(skeleton)
@@ -215,6 +218,8 @@ class Publisher:
         """Remove the old generation, once, just before this run publishes its first shard."""
         if self._retired:
             return
+        if self.before_retiring is not None:
+            self.before_retiring()
         self._remove_after(self._keep, self._resume)
         self._retired = True
 
@@ -336,6 +341,27 @@ class Publisher:
 
     def end(self) -> None:
         self.store.unlock()
+
+
+def retire_output(prefix: str, storage: Store) -> None:
+    """Remove the published output of ``prefix`` in the order of invariant 2 (dataset record,
+    progress, every ``.idx``, every ``.rec``, the rest): another split of a prepare being redone."""
+    store = Prefix(prefix, storage)
+    names = store.names()
+    first = [record_name(prefix), progress_name(prefix)]
+    ordered = first + [n for n in names if n.endswith(".idx")] + [n for n in names if n.endswith(".rec")]
+    for uri in ordered + [n for n in names if n not in ordered]:
+        store.remove(uri)
+
+
+def earlier_list(prefix: str, storage: Store) -> ListRef | None:
+    """The list an earlier run packed (or was packing) into ``prefix``, or None."""
+    store = Prefix(prefix, storage)
+    raw = store.read(progress_name(prefix))
+    if raw is not None:
+        return Progress.from_json(raw, progress_name(prefix)).record.list
+    raw = store.read(record_name(prefix))
+    return from_json(raw, record_name(prefix)).list if raw is not None else None
 
 
 class AlreadyComplete(Exception):
