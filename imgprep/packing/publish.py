@@ -15,6 +15,12 @@ The invariants, true at every instant (SIGKILL, SIGTERM, a full disk, a failing 
    commit point.  Its presence means the dataset is complete and names exactly its shards.
 4. One writer per prefix: the lock (:meth:`Prefix.lock`) is held from before the first removal
    until after the dataset record is written.
+5. A run changes nothing under the prefix until it is ready to publish its first shard (or
+   checkpoint): :meth:`Publisher.begin` only takes the lock and reads the progress, and
+   :meth:`Publisher.retire` removes the old generation (in the order of 2) just before that.
+   Whatever the packer can check (the image root and its first images, option types, name
+   lengths, the worker pool) is checked before; a run that fails earlier leaves the previous
+   dataset byte-identical.
 
 After each shard, ``PREFIX.progress.json`` records what is published (each shard with its sizes
 and checksums, how many list items it consumed, the images skipped so far), so ``--resume``
