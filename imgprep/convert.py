@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from imgprep.errors import UsageError
-from imgprep.formats import classmap, hyperparams
+from imgprep.formats import classmap, hyperparams, typecheck
 from imgprep.formats import manifest as manifest_format
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.requirements import require_for
@@ -230,6 +230,12 @@ def convert(
     writes them once every split is packed: they are its commit point).
     """
     dedup_mod.check_mode(dedup)
+    seed = typecheck.integer("seed", seed) or 0
+    channels = typecheck.integer("channels", channels) or 0
+    train_per_class = typecheck.integer("train_per_class", train_per_class, optional=True)
+    dedup_threshold = typecheck.integer("dedup_threshold", dedup_threshold, optional=True)
+    for name, value in (("stratify", stratify), ("shuffle", shuffle), ("write_images", write_images)):
+        typecheck.flag(name, value)
     if channels not in (1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
     if seed < 0:

@@ -397,3 +397,13 @@ def test_an_output_name_too_long_for_its_temporaries_is_refused_before_any_work(
     assert done.returncode == 2, done.stderr
     assert "too long" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(name) or p.name.startswith("." + name)]
+
+
+def test_convert_refuses_wrong_types_naming_the_argument(images, tmp_path: Path) -> None:
+    from imgprep.convert import convert
+
+    root, _ = images
+    for option, value in (("seed", 1.5), ("seed", True), ("train_per_class", 2.0), ("shuffle", 1)):
+        with pytest.raises(UsageError, match=rf"^{option}\b"):
+            convert("folders", str(root), str(tmp_path / "lists"), dedup="off", **{option: value})
+    assert not (tmp_path / "lists").exists()

@@ -88,6 +88,9 @@ def merge_shards(prefix: str, output: str, storage: Store | None = None) -> Merg
     storage = storage or _default_storage()
     shards = find_shards(prefix, storage)
     out = output_prefix(output)
+    from imgprep.storage.prefix import Prefix
+
+    Prefix(out, storage).check_names()
     _refuse_overwriting_inputs(shards, out)
     lines: list[str] = []
     seen: set[int] = set()
