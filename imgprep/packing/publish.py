@@ -349,6 +349,36 @@ class Publisher:
         self.store.unlock()
 
 
+def publish_single(storage: Store, out: str, expected_size: int, fill: Callable[[Output], list[str]], *,
+                   new_record: bool) -> tuple[str, str]:
+    """Publish one ``OUT.rec`` + ``OUT.idx`` pair (merge, the Processing join) under the packer's
+    invariants: the old ``OUT.idx`` — and a dataset record that names ``OUT.rec`` (any record when
+    the caller writes a ``new_record`` after) — is removed before the new ``.rec`` can replace the
+    old one, the ``.rec`` is committed, then its ``.idx`` written.  ``fill`` writes the records
+    into the ``.rec`` output and returns the index lines."""
+    rec_uri, idx_uri = out + ".rec", out + ".idx"
+    record = record_name(out)
+    if new_record or _names_pair(storage, record, rec_uri):
+        storage.delete(record)
+    storage.delete(idx_uri)
+    with storage.open_output(rec_uri, expected_size=expected_size) as rec:
+        lines = fill(rec)
+    test_delay()
+    storage.write_text(idx_uri, "".join(lines))
+    return rec_uri, idx_uri
+
+
+def _names_pair(storage: Store, record: str, rec_uri: str) -> bool:
+    """Whether the dataset record at ``record`` names ``rec_uri`` (an unreadable one counts as naming it)."""
+    if not storage.exists(record):
+        return False
+    try:
+        shards = from_json(storage.read_bytes(record), record).shards
+    except FormatError:
+        return True
+    return rec_uri.rsplit("/", 1)[-1] in {s.rec for s in shards}
+
+
 def retire_output(prefix: str, storage: Store) -> None:
     """Remove the published output of ``prefix`` in the order of invariant 2 (dataset record,
     progress, every ``.idx``, every ``.rec``, the rest): another split of a prepare being redone."""
