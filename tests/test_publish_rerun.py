@@ -21,9 +21,9 @@ import pytest
 from s3servers import S3Server, moto_server_fixture, seaweed_fixture  # noqa: F401 - fixtures
 
 import imgprep
+from imgprep.api import write_lst
 from imgprep.errors import UsageError
 from imgprep.formats.lst import LstItem
-from imgprep.splits.lists import write_lst
 
 CLASSES = ["ant", "bee", "cow"]
 PACK = ("--resize", "20", "-j", "1", "-q")
@@ -39,10 +39,15 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root, lst
 
 
+def _pause(delay: float) -> str:
+    """Python that widens the publication windows of the process it runs in (see test_publish.start)."""
+    return (f"import time; from imgprep.packing.publish import Publisher; "
+            f"Publisher.pause = staticmethod(lambda: time.sleep({delay!r}))\n") if delay else ""
+
+
 def start(*args: object, delay: float = 0.0) -> subprocess.Popen[str]:
-    env = {**os.environ, "IMGPREP_TEST_DELAY_PUBLISH": str(delay)} if delay else dict(os.environ)
-    cmd = [sys.executable, "-c", "from imgprep.cli.main import main; main()", *(str(a) for a in args)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    cmd = [sys.executable, "-c", _pause(delay) + "from imgprep.cli.main import main; main()", *(str(a) for a in args)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
                             stdin=subprocess.DEVNULL)
 
 
@@ -167,7 +172,7 @@ def test_failing_prepare_rerun_keeps_the_previous_output(images, tmp_path: Path)
 
 def test_merge_retires_the_old_index_before_publishing_the_new_rec(images, tmp_path: Path) -> None:
     """At the instant the merged ``.rec`` is published, no ``.idx`` of an earlier merge is beside it."""
-    from imgprep.storage.merge import merge_shards
+    from imgprep.layout.merge import merge_shards
     from imgprep.storage.stores import Storage
 
     root, lst = images
@@ -277,10 +282,10 @@ def test_simultaneous_takeovers_of_a_stale_s3_lock_exactly_one_proceeds(images, 
         stale = {"host": socket.gethostname(), "pid": _dead_pid(), "started": time.time() - 60}
         client.put_object(Bucket=bucket, Key=f"t{trial}/train.lock", Body=json.dumps(stale).encode())
         at = time.time() + 3  # every taker imported and waiting: they reach the lock together
-        env = {**os.environ, "IMGPREP_TEST_DELAY_PUBLISH": "0.5"}  # the winner holds the lock a while
-        takers = [subprocess.Popen([sys.executable, "-c", _TAKER, str(lst), str(root), f"s3://{bucket}/t{trial}/train",
+        # The winner holds the lock a while: the publication windows are widened.
+        takers = [subprocess.Popen([sys.executable, "-c", _pause(0.5) + _TAKER, str(lst), str(root), f"s3://{bucket}/t{trial}/train",
                                     server.endpoint_url, str(at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, env=env) for _ in range(6)]
+                                   text=True) for _ in range(6)]
         results = [(p.wait(300), *p.communicate()) for p in takers]
         winners = [r for r in results if r[0] == 0]
         assert len(winners) == 1, results
@@ -400,10 +405,8 @@ def test_an_output_name_too_long_for_its_temporaries_is_refused_before_any_work(
 
 
 def test_convert_refuses_wrong_types_naming_the_argument(images, tmp_path: Path) -> None:
-    from imgprep.convert import convert
-
     root, _ = images
     for option, value in (("seed", 1.5), ("seed", True), ("train_per_class", 2.0), ("shuffle", 1)):
         with pytest.raises(UsageError, match=rf"^{option}\b"):
-            convert("folders", str(root), str(tmp_path / "lists"), dedup="off", **{option: value})
+            imgprep.convert("folders", str(root), str(tmp_path / "lists"), dedup="off", **{option: value})
     assert not (tmp_path / "lists").exists()

@@ -9,16 +9,16 @@ ever aborted here: anyone else's uploads under the same prefix are left alone.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import socket
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from imgprep.storage.s3 import boto_errors, is_no_such_upload, is_not_found, parse_s3_uri, storage_error
+from imgprep.storage.base import Cleanup
+from imgprep.storage.locks import dead_here
+from imgprep.storage.s3_base import boto_errors, is_no_such_upload, is_not_found, parse_s3_uri, storage_error
 
 if TYPE_CHECKING:
     from imgprep.storage.s3 import S3Store
@@ -90,15 +90,6 @@ def abort_owned(
     return aborted
 
 
-@dataclass
-class Cleanup:
-    """What :func:`cleanup_stale_uploads` did, as ``s3://bucket/key (upload id)`` lines."""
-
-    aborted: list[str] = field(default_factory=list)
-    held: list[str] = field(default_factory=list)  # spared: a live writer holds their output's lock
-    markers: list[str] = field(default_factory=list)  # markers of uploads that no longer exist, removed
-
-
 def cleanup_stale_uploads(store: S3Store, uri: str, *, min_age: float = 3600.0) -> Cleanup:
     """Abort incomplete uploads imgprep started under ``uri`` and whose writer is gone.
 
@@ -141,12 +132,7 @@ def _lock_is_live(client: Any, bucket: str, lock: str) -> bool:
         if is_not_found(exc):
             return False
         raise
-    try:
-        info = json.loads(raw)
-        host, pid = info["host"], int(info["pid"])
-    except (ValueError, KeyError, TypeError):
-        return True  # not ours to judge: spare it
-    return host != HOST or _pid_alive(pid)
+    return not dead_here(raw)
 
 
 def list_markers(client: Any, bucket: str, prefix: str) -> list[str]:

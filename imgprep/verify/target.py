@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats import dataset as ds
-from imgprep.formats.recordio import output_prefix, shard_names
+from imgprep.layout.shards import find_shards
 from imgprep.storage.base import Store
 from imgprep.verify.location import Location
 
@@ -44,70 +43,45 @@ class Target:
 
 
 def resolve(path: str, storage: Store, *, num_classes: int | None = None) -> Target:
-    """Find the shards of a ``.rec``, a shard prefix or a ``.dataset.json`` (local or ``s3://``).
+    """Find the shards of a ``.rec``, a shard prefix or a ``.dataset.json`` (local or ``s3://``)
+    with the one shard finder.
 
     What is named is what is checked: a ``.rec`` is that file (its dataset record supplies the
     declared settings, and counts and checksums only when it names exactly that file); a prefix
     or a record is every shard the record names.  Without a record, what merge refuses is
-    refused here too, in one line: an unfinished pack (a progress file), a gap in the shard
-    numbers, a ``.rec`` without its ``.idx``.
+    refused here too, in one line (exit 1): an unfinished pack (a progress file), a gap in the
+    shard numbers, a ``.rec`` without its ``.idx``.
     """
     location, name = Location.of(path, storage)
-    record = None
-    given_file = name.endswith(".rec")
-    if name.endswith(ds.SUFFIX):
-        record = ds.from_json(location.read(name), location.display(name))
-        prefix = name[: -len(ds.SUFFIX)]
-    else:
-        prefix = output_prefix(name)
-        if location.exists(ds.record_name(prefix)):
-            found = ds.record_name(prefix)
-            record = ds.from_json(location.read(found), location.display(found))
-    if record is not None and given_file and [s.rec for s in record.shards] != [name]:
-        # The record describes other files (the shards a merged .rec was made from).
-        if not location.exists(name):
-            raise FormatError("no such file", path=location.display(name))
-        idx = shard_names(prefix, None)[1]
-        meta = _sibling_metadata(location)
-        shard = Shard(name, idx if location.exists(idx) else None)
-        return Target(location, path, (shard,), None, _expectations(record, meta, num_classes))
-    if record is not None:
-        shards = tuple(Shard(s.rec, s.idx, s) for s in record.shards)
-    else:
-        shards = _find_shards(location, prefix, path)
+    try:
+        found = find_shards(path, storage)
+    except UsageError as exc:  # for verify an incomplete dataset is a finding, not a usage error
+        raise FormatError(exc.message, path=exc.path) from None
+    shards = tuple(Shard(_name(location, s.rec), _name(location, s.idx) if s.idx else None, s.entry)
+                   for s in found.shards)
     meta = _sibling_metadata(location)
-    expect = _expectations(record, meta, num_classes)
-    return Target(location, path, shards, record, expect)
+    if name.endswith(".rec") and [s.rec for s in shards] != [name]:
+        # The record describes other files (the shards a merged .rec was made from): check the file named.
+        return Target(location, path, (_named_file(location, name),), None,
+                      _expectations(found.record, meta, num_classes))
+    expect = _expectations(found.record, meta, num_classes)
+    return Target(location, path, shards, found.record, expect)
 
 
-_NUMBERED = re.compile(r"-(\d{5,})\.(rec|idx)")
+def _name(location: Location, uri: str) -> str:
+    """``uri`` relative to the folder verify reports from (the dataset record names it so)."""
+    folder = location.uri("")
+    return uri[len(folder):] if uri.startswith(folder) else uri
 
 
-def _find_shards(location: Location, prefix: str, path: str) -> tuple[Shard, ...]:
-    """A prefix's shards without a dataset record, refused where merge refuses them."""
-    progress = ds.progress_name(prefix)
-    if location.exists(progress):
-        raise FormatError("a pack of this output is running or was interrupted (a progress file and no dataset "
-                          "record): finish it with pack --resume", path=location.display(progress))
-    rec, idx = shard_names(prefix, None)
-    if location.exists(rec):
-        return (_whole(location, rec, idx),)
-    numbers = location.numbered(prefix, _NUMBERED)
-    if not numbers:
-        raise UsageError(f"{path}: no {prefix}.rec, {prefix}-00000.rec or {prefix}{ds.SUFFIX} there")
-    for number in range(max(numbers) + 1):
-        if number not in numbers:
-            missing = shard_names(prefix, number)[0]
-            raise FormatError(f"shard {missing} is missing (found {len(numbers)} shards with gaps)",
-                              path=location.display(missing))
-    return tuple(_whole(location, *shard_names(prefix, number)) for number in sorted(numbers))
-
-
-def _whole(location: Location, rec: str, idx: str) -> Shard:
+def _named_file(location: Location, name: str) -> Shard:
+    if not location.exists(name):
+        raise FormatError("no such file", path=location.display(name))
+    idx = name[: -len(".rec")] + ".idx"
     if not location.exists(idx):
-        raise FormatError(f"is missing beside {rec}: without its index the pair reads as incomplete (a pack "
-                          "killed between them? pack --resume finishes it)", path=location.display(idx))
-    return Shard(rec, idx)
+        raise FormatError(f"is missing beside {name}: without its index the pair reads as incomplete",
+                          path=location.display(idx))
+    return Shard(name, idx)
 
 
 def _sibling_metadata(location: Location) -> dict[str, Any]:

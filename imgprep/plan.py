@@ -1,0 +1,198 @@
+"""One plan for ``prepare``, used by the CLI, the API and the Processing job alike.
+
+``prepare`` is ``convert`` followed by ``pack`` for every split, in this order:
+
+1. :func:`check_inputs` — what prepare needs beyond convert: COCO's image root, the local copy of a
+   Ground Truth manifest's images;
+2. :func:`plan_prepare` — convert with the packed images' channels and shape announced in
+   ``hyperparameters.json`` and no image files written, then the image source (in-memory
+   arrays for MNIST) and the pack options (multi-label data always carries its label vector);
+3. pack each split: :func:`prepare` here on one host, :mod:`imgprep.processing.job` on many.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgprep.convert import ConvertOptions, ConvertResult, Echo, ImageOutput, convert
+from imgprep.errors import UsageError
+from imgprep.formats import hyperparams
+from imgprep.formats.lst import LstItem
+from imgprep.imaging.spec import TransformSpec
+from imgprep.packing.packer import PackOptions, PackSummary, list_ref, pack
+from imgprep.packing.publish import earlier_list, retire_output
+from imgprep.sources.loaded import Dataset
+from imgprep.storage.base import Store, join
+
+
+def packed_channels(spec: TransformSpec) -> int:
+    """Channels of every packed image: 1 for ``--color 0`` (grayscale), else 3."""
+    return 1 if spec.color == 0 else 3
+
+
+def packed_shape(spec: TransformSpec, dataset: Dataset) -> tuple[int, int, int] | None:
+    """``(C, H, W)`` every packed image is known to have (or to exceed, for ``--resize``)."""
+    channels = packed_channels(spec)
+    if spec.size:
+        width, height = spec.size
+        return (channels, height, width)
+    if spec.resize:
+        # Both sides are at least N; the algorithm crops image_shape out of each image (randomly
+        # when training), so its default 224 is right whenever N reaches it.
+        side = min(hyperparams.DEFAULT_SIDE, spec.resize)
+        return (channels, side, side)
+    if dataset.image_shape is not None:
+        return (channels, dataset.image_shape[1], dataset.image_shape[2])
+    if dataset.min_side:
+        side = min(hyperparams.DEFAULT_SIDE, dataset.min_side)
+        return (channels, side, side)
+    return None
+
+
+def check_inputs(kind: str, options: ConvertOptions, image_root: str | None) -> None:
+    """Refuse, before anything is read, a prepare run that could not find its images."""
+    if kind == "coco" and not image_root:
+        raise UsageError("prepare coco needs --image-root (the folder or s3:// prefix holding the images)")
+    if kind == "manifest" and not (image_root or options.source.root):
+        raise UsageError("prepare manifest needs --root (the local copy of the images' S3 prefix)")
+
+
+def image_root_for(kind: str, dataset: Dataset, image_root: str | None) -> str:
+    """The folder or prefix the lists' paths are relative to."""
+    root = image_root or dataset.root
+    if not root:
+        flag = "--root" if kind == "manifest" else "--image-root"
+        raise UsageError(f"prepare {kind} needs {flag} (the folder holding the images)")
+    return root
+
+
+@dataclass
+class PreparePlan:
+    """What is packed after the conversion: from which source, with which options."""
+
+    converted: ConvertResult
+    source: Any | None  # in-memory images (MNIST); None: image files under the image root
+    pack_options: PackOptions
+
+
+def plan_prepare(
+    kind: str,
+    input: str,
+    outdir: str,
+    *,
+    options: ConvertOptions,
+    spec: TransformSpec,
+    pack_options: PackOptions,
+    storage: Store,
+    image_root: str | None = None,
+    echo: Echo | None = None,
+    defer_writes: bool = False,
+) -> PreparePlan:
+    """Convert ``input`` into lists and metadata under ``outdir`` and say how to pack them
+    (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`)."""
+    channels = packed_channels(spec)
+    images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
+    converted = convert(kind, input, outdir, options, storage=storage, echo=echo, images=images,
+                        image_root=image_root, defer_writes=defer_writes)
+    dataset = converted.dataset
+    source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
+    if dataset.multi_label and not pack_options.pack_label:
+        pack_options = dataclasses.replace(pack_options, pack_label=True)
+    return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage))
+
+
+@dataclass
+class PrepareResult:
+    """The conversion plus one packing summary per split."""
+
+    converted: ConvertResult
+    packed: dict[str, PackSummary] = field(default_factory=dict)
+
+
+def prepare(
+    kind: str,
+    input: str,
+    outdir: str,
+    *,
+    options: ConvertOptions,
+    spec: TransformSpec,
+    pack_options: PackOptions,
+    storage: Store,
+    image_root: str | None = None,
+    echo: Echo | None = None,
+) -> PrepareResult:
+    """Convert, then pack every split into ``OUTDIR/<split>.rec`` + ``.idx`` on this host.
+
+    In-memory datasets (MNIST) are packed straight from their arrays (no image files);
+    multi-label data is packed with its multi-hot labels in the record header.
+
+    A prepare commits as a whole: every split is packed first, and the lists, class map,
+    manifests and ``hyperparameters.json`` (last) are written only after the last split is
+    committed.  The first shard this run publishes retires the old lists and metadata and the old
+    outputs of the splits not packed yet, so a killed or failed rerun never leaves one split's
+    list beside another generation's records.  ``--resume`` continues the same prepare (the
+    split is deterministic) and refuses, in plain words, one that split the data differently.
+    """
+    check_inputs(kind, options, image_root)
+    plan = plan_prepare(kind, input, outdir, options=options, spec=spec, pack_options=pack_options,
+                        storage=storage, image_root=image_root, echo=echo, defer_writes=True)
+    source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
+    converted = plan.converted
+    if plan.pack_options.resume:
+        _refuse_another_split(outdir, converted.lists, storage)
+    out = PrepareResult(converted=converted)
+    say = echo or (lambda _line: None)
+    names = list(converted.lists)
+    retired = False
+
+    def retire_rest(later: list[str]) -> None:
+        # The first shard this run publishes retires the rest of the old generation: the lists,
+        # class map and hyperparameters (written last), and the splits not packed yet.
+        nonlocal retired
+        if not retired:
+            retire_prepared(outdir, later, storage)
+            retired = True
+
+    for position, (name, items) in enumerate(converted.lists.items()):
+        later = names[position + 1:]
+        summary = pack(items, source, join(outdir, name), spec, plan.pack_options,
+                       before_publish=lambda later=later: retire_rest(later))
+        out.packed[name] = summary
+        say(f"packed {name}: {summary.format()}")
+    retire_rest([])  # every split was already complete (--resume): the files may still be stale
+    converted.write_files(storage)  # the commit point: hyperparameters.json is written last
+    for target in converted.outputs:
+        say(f"wrote {target}")
+    return out
+
+
+SPLIT_NAMES = ("train", "val", "test")  # the splits convert writes by default; others come from --split
+
+
+def retire_prepared(outdir: str, splits: Sequence[str], storage: Store) -> None:
+    """Remove what an earlier prepare wrote under ``outdir`` that this one has not written yet:
+    the class map, hyperparameters, every list and manifest (they name the splits), then the
+    packed outputs of ``splits`` (:func:`imgprep.packing.publish.retire_output`)."""
+    for name in ("hyperparameters.json", "classes.json"):
+        storage.delete(join(outdir, name))
+    for split in sorted({*SPLIT_NAMES, *splits}):
+        for suffix in (".lst", ".manifest"):
+            storage.delete(join(outdir, split + suffix))
+    for split in splits:
+        retire_output(join(outdir, split), storage)
+
+
+def _refuse_another_split(outdir: str, lists: Mapping[str, Sequence[LstItem]], storage: Store) -> None:
+    """``prepare --resume`` continues only the same prepare: each split's list must be the one
+    the earlier run was packing or packed (same images and labels, in the same order)."""
+    for name, items in lists.items():
+        earlier = earlier_list(join(outdir, name), storage)
+        if earlier is not None and earlier.sha256 != list_ref(items).sha256:
+            raise UsageError(
+                f"{outdir}: cannot resume: the earlier prepare split the data differently ({name} held other "
+                f"images or labels: a different --seed, --split, --train-per-class, --dedup or source?); rerun "
+                "without --resume to start over"
+            )
