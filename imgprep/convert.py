@@ -228,7 +228,7 @@ def convert(
     """
     images = images or ImageOutput()
     say = echo or (lambda _line: None)
-    require_for([input, outdir], decode=kind == "mnist" and images.write)
+    require_for(storage.clients(input) + storage.clients(outdir), decode=kind == "mnist" and images.write)
     dataset = load(kind, input, options, images)
     splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)

@@ -204,10 +204,11 @@ def pack(
     if not len(items):
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
-    require_for([output], decode=not spec.pass_through, image_root=source if isinstance(source, str) else "")
     storage = options.storage
     if storage is None:
         raise UsageError("PackOptions.storage is not set: give the Store to write through (imgprep.Storage())")
+    clients = storage.clients(output) + (storage.clients(source, images=True) if isinstance(source, str) else ())
+    require_for(clients, decode=not spec.pass_through)
     from imgprep.imaging.transform import select
 
     chosen = select(options.native)

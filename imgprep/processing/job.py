@@ -49,7 +49,7 @@ from imgprep.processing.join import (
 )
 from imgprep.processing.partition import contiguous_share, list_prefix, local_share, mirror_listing
 from imgprep.signals import sigterm_as_interrupt
-from imgprep.storage.base import Store, is_remote, join
+from imgprep.storage.base import Store, join
 
 JOIN_MODES = ("auto", "only", "no")
 Echo = Callable[[str], None]
@@ -164,8 +164,12 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
     options = job.options
     if count > 1 and (options.shard_records or options.shard_size):
         raise UsageError("a multi-host job writes one .rec per channel: --shard-records/--shard-size cannot be used")
+    storage = options.storage
+    if storage is None:
+        raise UsageError("a job needs its Store: options=PackOptions(storage=Storage(...))")
     processing_dir = os.path.join(os.path.abspath(opt_ml), "processing") + os.sep
-    if count > 1 and not is_remote(job.output) and os.path.abspath(job.output).startswith(processing_dir):
+    local_output = storage.local_path(job.output)
+    if count > 1 and local_output is not None and os.path.abspath(local_output).startswith(processing_dir):
         raise UsageError(
             f"a {count}-host job needs an output all hosts share: /opt/ml/processing/output is per host, "
             "so write to s3:// (-o s3://bucket/prefix/) or a shared file system"
@@ -175,9 +179,6 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         if count > 1:
             raise UsageError("a multi-part run outside SageMaker needs --run-id (new for every attempt)")
         run_id = "local"
-    storage = options.storage
-    if storage is None:
-        raise UsageError("a job needs its Store: options=PackOptions(storage=Storage(...))")
 
     with tempfile.TemporaryDirectory(prefix="imgprep-job-") as scratch:
         plan = _plan(job, cluster, config, scratch, storage, say if index == 0 else None)
@@ -347,7 +348,7 @@ def _plan(
         final = output_prefix(job.output)
         items = read_lists(job.lists, storage)
         name = posixpath.basename(final.rstrip("/")) or "data"
-        local_root = None if is_remote(job.root) else job.root
+        local_root = storage.local_path(job.root)
         return _Plan([_Channel(name, items, final)], job.root, local_root, [], job.options)
     return _plan_prepare(job, cluster, config, scratch, storage, echo)
 
@@ -377,10 +378,10 @@ def _plan_prepare(
     local_root: str | None = None
     source: Any = planned.source
     if source is None and mirror is not None:
-        source, local_root = _mirrored_root(dataset.root or mirror, mirror, source_input)
+        source, local_root = _mirrored_root(dataset.root or mirror, mirror, source_input, storage)
     elif source is None:
         source = prepare_plan.image_root_for(kind, dataset, job.image_root)
-        local_root = None if is_remote(source) else source
+        local_root = storage.local_path(source)
     channels = [_Channel(name, items, join(job.output, name)) for name, items in planned.converted.lists.items()]
     return _Plan(channels, source, local_root, list(planned.converted.outputs), planned.pack_options)
 
@@ -397,7 +398,7 @@ def _local_input(
     distribution = cluster.distribution
     if kind in ("folders", "caltech"):
         listing_uri: str | None = None
-        if is_remote(source_input):
+        if storage.local_path(source_input) is None:
             listing_uri = source_input
         else:
             channel = config.input_for(source_input)
@@ -416,7 +417,7 @@ def _local_input(
         if echo:
             echo(f"listed {found} objects under {listing_uri}")
         return mirror, mirror
-    if is_remote(source_input):
+    if storage.local_path(source_input) is None:
         if kind == "manifest":
             raise UsageError("prepare manifest reads a local manifest file (mount it as an input channel)")
         return _download(storage, source_input, os.path.join(scratch, "input")), None
@@ -425,12 +426,12 @@ def _local_input(
     return source_input, None
 
 
-def _mirrored_root(root: str, mirror: str, source_input: str) -> tuple[str, str | None]:
+def _mirrored_root(root: str, mirror: str, source_input: str, storage: Store) -> tuple[str, str | None]:
     """The image root under the real input for ``root`` under the listing mirror, and its local path."""
     rel = os.path.relpath(root, mirror)
     base = source_input.rstrip("/")
     rel_posix = "" if rel == "." else rel.replace(os.sep, "/")
-    if is_remote(source_input):
+    if storage.local_path(source_input) is None:
         return (base + "/" + rel_posix if rel_posix else base), None
     local = os.path.join(base, rel) if rel_posix else base
     return local, local

@@ -191,6 +191,16 @@ class Store(abc.ABC):
         """One spelling per file, so two URIs can be compared (symbolic links resolved locally)."""
         return uri
 
+    def clients(self, uri: str, *, images: bool = False) -> tuple[str, ...]:
+        """The modules (keys of :data:`imgprep.requirements.PIECES`) this store needs to reach
+        ``uri`` (``images``: to read images under it), checked before any work."""
+        return ()
+
+    def local_path(self, uri: str) -> str | None:
+        """The path of ``uri`` on this machine's file system, or None when it lives elsewhere
+        (what the Processing job mirrors or downloads before it can read it as files)."""
+        return None
+
     # ------------------------------------------------------------------ one writer, and what it leaves
 
     @abc.abstractmethod

@@ -229,6 +229,9 @@ class LocalStore(Store):
     def canonical(self, uri: str) -> str:
         return os.path.realpath(local_path(uri))
 
+    def local_path(self, uri: str) -> str | None:
+        return local_path(uri)
+
     def lock(self, uri: str, *, owner: str) -> Lock:
         """``fcntl.flock`` on ``uri`` (released by the kernel when the holder dies)."""
         return _FileLock(local_path(uri), owner)

@@ -107,6 +107,16 @@ class Storage(Store):
     def open_seekable(self, uri: str) -> BinaryIO:
         return self.for_uri(uri).open_seekable(uri)
 
+    def clients(self, uri: str, *, images: bool = False) -> tuple[str, ...]:
+        # Routed by scheme alone: the answer says whether an S3 client can be built at all.
+        if scheme(uri) != "s3":
+            return ()
+        return ("boto3", "obstore") if images else ("boto3",)
+
+    def local_path(self, uri: str) -> str | None:
+        # Routed by scheme alone: asking must not build an S3 client.
+        return self.local.local_path(uri) if scheme(uri) in ("", "file") else None
+
     def canonical(self, uri: str) -> str:
         return self.for_uri(uri).canonical(uri)
 
