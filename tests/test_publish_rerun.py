@@ -410,3 +410,14 @@ def test_convert_refuses_wrong_types_naming_the_argument(images, tmp_path: Path)
         with pytest.raises(UsageError, match=rf"^{option}\b"):
             imgprep.convert("folders", str(root), str(tmp_path / "lists"), dedup="off", **{option: value})
     assert not (tmp_path / "lists").exists()
+
+
+def test_resume_of_a_committed_dataset_needs_no_images(images, tmp_path: Path) -> None:
+    """The image check runs under the lock, after --resume found the dataset already committed."""
+    _, lst = images
+    out, before = _packed(tmp_path, images)
+    empty = tmp_path / "moved"
+    empty.mkdir()
+    again = run("pack", lst, "--root", empty, "-o", out / "train", *PACK, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert snapshot(out) == before

@@ -216,18 +216,20 @@ def pack(
     prefix = output_prefix(output)
     publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage,
                           before_retiring=before_publish)
+    # Whatever can be checked is checked before the output is touched (invariant 5 of
+    # packing.publish): names, the image root, under the lock the first images; the old
+    # generation is retired only when the first shard is ready.
     publisher.files.check_names()
-    # Whatever can be checked is checked before the output is touched (invariant 5).
     image_source = resolve(source, storage)
     try:
-        _check_source(items, image_source)
         # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
         with sigterm_as_interrupt():
             try:
-                progress = publisher.begin(options.resume)
+                progress = publisher.begin(options.resume)  # the lock, and where to start: nothing removed
             except AlreadyComplete as done:
                 return _summary_of(done.record, prefix, image_path)
             try:
+                _check_source(items, image_source)
                 return _pack(items, image_source, prefix, spec, options, chosen, image_path, storage, publisher,
                              progress)
             finally:
