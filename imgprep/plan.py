@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,24 +145,13 @@ def prepare(
         _refuse_another_split(outdir, converted.lists, storage)
     out = PrepareResult(converted=converted)
     say = echo or (lambda _line: None)
-    names = list(converted.lists)
-    retired = False
-
-    def retire_rest(later: list[str]) -> None:
-        # The first shard this run publishes retires the rest of the old generation: the lists,
-        # class map and hyperparameters (written last), and the splits not packed yet.
-        nonlocal retired
-        if not retired:
-            retire_prepared(outdir, later, storage)
-            retired = True
-
+    retirement = Retirement(outdir, list(converted.lists), storage)
     for position, (name, items) in enumerate(converted.lists.items()):
-        later = names[position + 1:]
         summary = pack(items, source, join(outdir, name), spec, plan.pack_options,
-                       before_publish=lambda later=later: retire_rest(later))
+                       before_publish=retirement.before_publishing(position))
         out.packed[name] = summary
         say(f"packed {name}: {summary.format()}")
-    retire_rest([])  # every split was already complete (--resume): the files may still be stale
+    retirement.finish()  # every split was already complete (--resume): the old files may still be there
     converted.write_files(storage)  # the commit point: hyperparameters.json is written last
     for target in converted.outputs:
         say(f"wrote {target}")
@@ -170,6 +159,35 @@ def prepare(
 
 
 SPLIT_NAMES = ("train", "val", "test")  # the splits convert writes by default; others come from --split
+
+
+class Retirement:
+    """The old generation of a prepare's output folder, retired once, by the first shard a run
+    publishes (the packer's ``before_publish``): the lists, class map and hyperparameters (this
+    run writes them last), and the outputs of the splits not packed yet or no longer made."""
+
+    def __init__(self, outdir: str, splits: Sequence[str], storage: Store) -> None:
+        self.outdir, self.splits, self.storage = outdir, list(splits), storage
+        self.dropped = [name for name in SPLIT_NAMES if name not in self.splits]
+        self.done = False
+
+    def before_publishing(self, position: int) -> Callable[[], None]:
+        """The hook for the pack of split number ``position``: the splits after it are not packed yet."""
+        later = self.splits[position + 1:] + self.dropped
+        return lambda: self._retire(later)
+
+    def finish(self) -> None:
+        """After the last split: what no pack retired (every split was already complete)."""
+        self._retire(self.dropped)
+
+    def everything(self) -> None:
+        """Before outputs published by someone else (the Processing join): every split goes."""
+        self._retire(self.splits + self.dropped)
+
+    def _retire(self, splits: list[str]) -> None:
+        if not self.done:
+            retire_prepared(self.outdir, splits, self.storage)
+            self.done = True
 
 
 def retire_prepared(outdir: str, splits: Sequence[str], storage: Store) -> None:

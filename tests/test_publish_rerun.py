@@ -421,3 +421,14 @@ def test_resume_of_a_committed_dataset_needs_no_images(images, tmp_path: Path) -
     again = run("pack", lst, "--root", empty, "-o", out / "train", *PACK, "--resume")
     assert again.returncode == 0, again.stderr
     assert snapshot(out) == before
+
+
+def test_prepare_rerun_without_a_split_leaves_none_of_its_files(images, tmp_path: Path) -> None:
+    root, _ = images
+    out = tmp_path / "p"
+    base = ("prepare", "folders", root, "-o", out, "--dedup", "off", "-j", "1", "-q", "--resize", "20")
+    first = run(*base, "--split", "train=0.5,val=0.25,test=0.25")
+    assert first.returncode == 0, first.stderr
+    again = run(*base, "--split", "train=0.5,val=0.5")
+    assert again.returncode == 0, again.stderr
+    assert not [name for name in snapshot(out) if name.startswith("test")]
