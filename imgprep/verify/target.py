@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ from imgprep.formats import dataset as ds
 from imgprep.layout.shards import find_shards
 from imgprep.storage.base import Store
 from imgprep.verify.location import Location
+
+_NUMBERED = re.compile(r"-\d{5,}\.rec$")  # a shard of a sharded set (PREFIX-00003.rec)
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,18 @@ def resolve(path: str, storage: Store, *, num_classes: int | None = None) -> Tar
     declared settings, and counts and checksums only when it names exactly that file); a prefix
     or a record is every shard the record names.  Without a record, what merge refuses is
     refused here too, in one line (exit 1): an unfinished pack (a progress file), a gap in the
-    shard numbers, a ``.rec`` without its ``.idx``.
+    shard numbers, a shard's ``.rec`` without its ``.idx``.  A lone ``.rec`` needs no index
+    (SageMaker's channels carry none): its records are walked from byte 0 either way.
     """
     location, name = Location.of(path, storage)
     try:
-        found = find_shards(path, storage)
+        found = find_shards(path, storage, need_index=False)
+        if found.record is None:
+            for shard in found.shards:
+                if shard.idx is None and _NUMBERED.search(shard.rec):
+                    raise UsageError(f"shard {shard.rec[: -len('.rec')]}.idx is missing: without its index the "
+                                     "pair reads as incomplete (a pack killed between them? pack --resume finishes "
+                                     "it)")
     except UsageError as exc:  # for verify an incomplete dataset is a finding, not a usage error
         raise FormatError(exc.message, path=exc.path) from None
     shards = tuple(Shard(_name(location, s.rec), _name(location, s.idx) if s.idx else None, s.entry)
@@ -78,10 +88,7 @@ def _named_file(location: Location, name: str) -> Shard:
     if not location.exists(name):
         raise FormatError("no such file", path=location.display(name))
     idx = name[: -len(".rec")] + ".idx"
-    if not location.exists(idx):
-        raise FormatError(f"is missing beside {name}: without its index the pair reads as incomplete",
-                          path=location.display(idx))
-    return Shard(name, idx)
+    return Shard(name, idx if location.exists(idx) else None)
 
 
 def _sibling_metadata(location: Location) -> dict[str, Any]:
