@@ -247,20 +247,24 @@ def test_prepare_killed_rerun_never_mixes_generations_and_resume_finishes_it(ima
 
 # --------------------------------------------------------------------------- 4. the S3 lock is exclusive
 
+# One taker: imports and connects, says it is ready, waits for "go", then packs (the winner holds
+# the lock through the widened publication windows, long after every taker has tried).
 _TAKER = """
-import sys, time
+import os, sys, time
 import imgprep
-lst, root, out, endpoint, at = sys.argv[1:]
+lst, root, out, endpoint, sync = sys.argv[1:]
 storage = imgprep.Storage.from_options(endpoint_url=endpoint)
 storage.exists(out + ".rec")  # the client made and connected before the start
-while time.time() < float(at):
-    pass
+open(os.path.join(sync, f"ready-{os.getpid()}"), "w").close()
+while not os.path.exists(os.path.join(sync, "go")):
+    time.sleep(0.001)
 try:
     imgprep.pack(lst, root=root, output=out, resize=20, num_workers=1, storage=storage)
 except imgprep.ImgprepError as exc:
     sys.exit("error: " + str(exc))
 print("packed")
 """
+TAKERS = 4
 
 
 def _dead_pid() -> int:
@@ -270,7 +274,8 @@ def _dead_pid() -> int:
 
 
 @pytest.mark.parametrize("server_name", ["seaweed", "moto_server"])
-def test_simultaneous_takeovers_of_a_stale_s3_lock_exactly_one_proceeds(images, request, server_name: str) -> None:
+def test_simultaneous_takeovers_of_a_stale_s3_lock_exactly_one_proceeds(images, request, server_name: str,
+                                                                       tmp_path: Path) -> None:
     import socket
 
     root, lst = images
@@ -281,11 +286,15 @@ def test_simultaneous_takeovers_of_a_stale_s3_lock_exactly_one_proceeds(images, 
     for trial in range(2):
         stale = {"host": socket.gethostname(), "pid": _dead_pid(), "started": time.time() - 60}
         client.put_object(Bucket=bucket, Key=f"t{trial}/train.lock", Body=json.dumps(stale).encode())
-        at = time.time() + 3  # every taker imported and waiting: they reach the lock together
-        # The winner holds the lock a while: the publication windows are widened.
-        takers = [subprocess.Popen([sys.executable, "-c", _pause(0.5) + _TAKER, str(lst), str(root), f"s3://{bucket}/t{trial}/train",
-                                    server.endpoint_url, str(at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True) for _ in range(6)]
+        sync = tmp_path / f"sync{trial}"
+        sync.mkdir()
+        takers = [subprocess.Popen([sys.executable, "-c", _pause(0.5) + _TAKER, str(lst), str(root),
+                                    f"s3://{bucket}/t{trial}/train", server.endpoint_url, str(sync)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(TAKERS)]
+        deadline = time.monotonic() + 120  # a hang guard, not a speed claim
+        while len(list(sync.glob("ready-*"))) < TAKERS and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (sync / "go").touch()  # every taker is waiting: they reach the stale lock together
         results = [(p.wait(300), *p.communicate()) for p in takers]
         winners = [r for r in results if r[0] == 0]
         assert len(winners) == 1, results
