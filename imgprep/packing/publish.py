@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep.errors import FormatError, UsageError
+from imgprep.formats import checksums
 from imgprep.formats.dataset import (
     DatasetRecord,
     ShardEntry,
@@ -177,6 +178,9 @@ class Publisher:
         self.skeleton = skeleton  # list, settings and version of this run; no shards yet
         self.progress = Progress(skeleton)
         self.folder = record_folder(prefix)
+        # per-record checksums of the shards this run wrote whole, by .rec name; kept here and
+        # not in the progress file, whose every rewrite would otherwise grow with the dataset
+        self.crcs: dict[str, str] = {}
 
     @property
     def progress_name(self) -> str:
@@ -266,6 +270,9 @@ class Publisher:
         test_delay()
         idx.commit()
         progress = self.progress
+        if entry.record_crc32 is not None:
+            self.crcs[entry.rec] = entry.record_crc32
+            entry = dataclasses.replace(entry, record_crc32=None)
         record = DatasetRecord(**{**vars(progress.record), "shards": (*progress.record.shards, entry)})
         self.progress = Progress(record, [*progress.consumed, consumed], [*progress.skipped_through, len(skipped)],
                                  list(skipped))
@@ -289,11 +296,26 @@ class Publisher:
 
     def finish(self, skipped: int) -> DatasetRecord:
         """Write the dataset record (the commit point, invariant 3), then drop the progress file."""
-        record = DatasetRecord(**{**vars(self.progress.record), "skipped": skipped})
+        shards = tuple(dataclasses.replace(s, record_crc32=self._checksums(s)) for s in self.progress.record.shards)
+        record = DatasetRecord(**{**vars(self.progress.record), "skipped": skipped, "shards": shards})
         test_delay()
         self.store.write(record_name(self.prefix), to_json(record).encode())
         self.store.remove(self.progress_name)
         return record
+
+    def _checksums(self, entry: ShardEntry) -> str:
+        """The shard's per-record checksums: kept from writing it, or (a shard an earlier, killed
+        run wrote, or continued from its checkpoint) read back from the published ``.rec``."""
+        known = self.crcs.get(entry.rec)
+        if known is not None:
+            return known
+        uri = self.folder + entry.rec
+        with self.store.storage.open_read(uri) as fh:
+            crcs = [crc for _, crc in checksums.spans(iter(lambda: fh.read(8 << 20), b""))]
+        if len(crcs) != entry.records:
+            raise FormatError(f"holds {len(crcs)} records, {entry.records} were packed; rerun without --resume",
+                              path=uri)
+        return checksums.encode(crcs)
 
     def end(self) -> None:
         self.store.unlock()

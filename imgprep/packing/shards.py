@@ -20,10 +20,13 @@ import hashlib
 import json
 import os
 import tempfile
+import zlib
+from array import array
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from imgprep.errors import FormatError, StorageError
+from imgprep.formats import checksums
 from imgprep.formats.dataset import ShardEntry
 from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
 from imgprep.storage.base import Output, Store
@@ -51,6 +54,9 @@ class _Shard:
         self.rec, self.idx = rec, idx
         self.rec_hash, self.idx_hash = hashlib.sha256(), hashlib.sha256()
         self.records = self.rec_bytes = self.idx_bytes = 0
+        # CRC-32 of each record (formats.checksums); None when some records were written by a
+        # killed run and not read back here (the publisher reads the shard back at the end)
+        self.crcs: array | None = array("I")
         self.next_checkpoint = 0
         self.boundaries: collections.deque[Boundary] = collections.deque()
         self.next_boundary = 0
@@ -96,6 +102,7 @@ class _Shard:
             with storage.open_read(folder + name, 0, size) as fh:
                 while chunk := fh.read(8 << 20):
                     digest.update(chunk)
+        shard.crcs = None  # the records before the checkpoint: read back when the run commits
         shard.records, shard.rec_bytes, shard.idx_bytes = state["records"], state["rec_bytes"], state["idx_bytes"]
         return shard
 
@@ -109,6 +116,8 @@ class _Shard:
         self.idx.write(line)
         self.rec_hash.update(framed)
         self.idx_hash.update(line)
+        if self.crcs is not None:
+            self.crcs.append(zlib.crc32(framed))
         self.records += 1
         self.rec_bytes += len(framed)
         self.idx_bytes += len(line)
@@ -118,6 +127,7 @@ class _Shard:
             rec=os.path.basename(self.rec_name), idx=os.path.basename(self.idx_name), records=self.records,
             rec_bytes=self.rec_bytes, idx_bytes=self.idx_bytes,
             rec_sha256=self.rec_hash.hexdigest(), idx_sha256=self.idx_hash.hexdigest(),
+            record_crc32=None if self.crcs is None else checksums.encode(self.crcs),
         )
 
     def abort(self) -> None:
@@ -145,6 +155,7 @@ class _ResumedShard(_Shard):
         self.records, self.rec_bytes = start.records, start.offset
         self.held = rec.bytes_written - start.offset  # bytes S3 holds that the next records repeat
         self.boundaries.append(start)
+        self.crcs = None  # the killed run's records are not here: read back when the run commits
 
     def write(self, framed: bytes, key: int) -> None:
         line = format_index_line(key, self.rec_bytes).encode()

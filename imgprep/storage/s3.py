@@ -428,6 +428,11 @@ class S3Store(Store):
             raise storage_error(source, f"copy to {target}", exc) from None
         self.delete(source)
 
+    def probe(self, uri: str, *, write: bool) -> None:
+        from imgprep.storage.probe import probe_s3
+
+        probe_s3(self, uri, write=write)
+
     def image_source(self, root: str) -> S3ImageSource:
         from imgprep.storage.s3_source import S3ImageSource
 

@@ -95,6 +95,9 @@ class Storage(Store):
     def image_source(self, root: str) -> ImageSource:
         return self.for_uri(root).image_source(root)
 
+    def probe(self, uri: str, *, write: bool) -> None:
+        self.for_uri(uri).probe(uri, write=write)
+
     def close(self) -> None:
         if self._s3 is not None:
             self._s3.close()

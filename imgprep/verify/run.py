@@ -14,6 +14,7 @@ from imgprep.formats.lst import LstItem
 from imgprep.imaging.decode import decode
 from imgprep.storage.base import Store
 from imgprep.verify import walk
+from imgprep.verify.checksums import RecordSums, record_sums
 from imgprep.verify.report import Report
 from imgprep.verify.target import Expectations, Shard, Target, resolve
 
@@ -78,9 +79,13 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
     found: dict[int, tuple[int, int]] = {}
     pending: list[Future[list[tuple[str, str | None, tuple[int, int, int] | None]]]] = []
     batch: list[walk.Record] = []
+    index = location.read(shard.idx) if shard.idx is not None and location.exists(shard.idx) else None
+    sums = record_sums(shard, index)
     with location.open(shard.rec) as stream:
         for ordinal, offset, payload in walk.records(stream, shard.rec, report):
             report.records += 1
+            if sums is not None:
+                sums.check(ordinal, offset, payload, shard.rec, report)
             record = walk.check_record(ordinal, offset, payload, shard.rec, expect, width, report)
             if record is None:
                 continue
@@ -100,9 +105,9 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
             pending.append(pool.submit(_decode_batch, batch, expect))
         _drain(pending, report, tick, limit=0)
         if shard.expected is not None:
-            _check_shard_entry(shard, stream, report, len(found))
-    if shard.idx is not None and location.exists(shard.idx):
-        data = location.read(shard.idx)
+            _check_shard_entry(shard, stream, report, len(found), sums)
+    if index is not None and shard.idx is not None:
+        data = index
         text = data.decode("utf-8", errors="replace")
         walk.check_index(walk.parse_index(text, shard.idx, report), found, shard.rec, shard.idx, report)
         if shard.expected is not None:
@@ -149,7 +154,7 @@ def _shape_problem(dims: tuple[int, int, int], expect: Expectations) -> str | No
     return None
 
 
-def _check_shard_entry(shard: Shard, stream: Any, report: Report, records: int) -> None:
+def _check_shard_entry(shard: Shard, stream: Any, report: Report, records: int, sums: RecordSums | None) -> None:
     entry = shard.expected
     if entry is None:  # a shard the dataset record does not name has nothing to compare with
         return
@@ -161,19 +166,21 @@ def _check_shard_entry(shard: Shard, stream: Any, report: Report, records: int) 
     while chunk := stream.read(1 << 20):
         digest.update(chunk)
         size += len(chunk)
-    _compare(shard.rec, size, digest.hexdigest(), entry.rec_bytes, entry.rec_sha256, report)
+    named = f" ({sums.damaged} damaged record(s) named above)" if sums is not None and sums.damaged else ""
+    _compare(shard.rec, size, digest.hexdigest(), entry.rec_bytes, entry.rec_sha256, report, named)
 
 
 def _check_digest(data: bytes, name: str, sha: str, size: int, report: Report) -> None:
     _compare(name, len(data), hashlib.sha256(data).hexdigest(), size, sha, report)
 
 
-def _compare(name: str, size: int, sha: str, want_size: int, want_sha: str, report: Report) -> None:
+def _compare(name: str, size: int, sha: str, want_size: int, want_sha: str, report: Report,
+             named: str = "") -> None:
     if size != want_size:
         report.add(name, f"is {size} bytes, the dataset record says {want_size}")
     elif sha != want_sha:
         report.add(name, f"SHA-256 {sha[:12]}... differs from the dataset record's {want_sha[:12]}... "
-                         "(the file changed after it was packed)")
+                         f"(the file changed after it was packed){named}")
 
 
 def _check_against(items: Sequence[LstItem], name: str, labels: dict[int, tuple[float, ...]],
