@@ -229,6 +229,9 @@ def convert(
         from imgprep.storage.stores import Storage
 
         storage = Storage()
+    from imgprep.storage.probe import check_access
+
+    check_access(storage, writes=[outdir.rstrip("/") + "/"], reads=[input, image_root])
     options = dict(source_options or {})
     if kind == "mnist":
         options.setdefault("encoding", image_format)

@@ -199,6 +199,9 @@ def pack(
     publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage)
     # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
     with sigterm_as_interrupt():
+        from imgprep.storage.probe import check_access
+
+        check_access(storage, writes=[prefix], reads=[source])  # before the lock: fail on the output's name
         try:
             progress = publisher.begin(options.resume)
         except AlreadyComplete as done:

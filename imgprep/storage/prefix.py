@@ -145,7 +145,8 @@ class Prefix:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:
-                raise StorageError(f"cannot create the lock file ({exc.strerror})", path=path) from None
+                raise StorageError(f"cannot write this output ({exc.strerror}: its lock file "
+                                   f"{os.path.basename(path)} could not be created)", path=self.prefix) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -168,7 +169,8 @@ class Prefix:
             os.pwrite(fd, body, 0)
         except OSError as exc:
             self.unlock()
-            raise StorageError(f"cannot write the lock file ({exc.strerror})", path=path) from None
+            raise StorageError(f"cannot write this output ({exc.strerror}: its lock file "
+                               f"{os.path.basename(path)} could not be written)", path=self.prefix) from None
 
     def _lock_s3(self, uri: str, body: bytes, retry: bool) -> None:
         from imgprep.storage.s3 import boto_errors, error_code, parse_s3_uri, storage_error
@@ -180,7 +182,9 @@ class Prefix:
             return
         except boto_errors() as exc:
             if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise storage_error(uri, "taking the output's lock", exc) from None
+                error = storage_error(self.prefix, "writing this output", exc)
+                raise StorageError(f"{error.message} (its lock object {uri.rsplit('/', 1)[-1]} could not be "
+                                   "written)", path=self.prefix) from None
         holder = self.read(uri) or b""
         if retry and _dead_here(holder):
             self.remove(uri)

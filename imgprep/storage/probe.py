@@ -60,6 +60,7 @@ def probe_s3(store: S3Store, uri: str, *, write: bool) -> None:
     action = "write under" if write else "read"
     try:
         client = store.client
+        _bucket_exists(client, bucket, store.errors)
         if write:
             # beside what the run writes: "x/train" -> "x/train.imgprep-probe-…", "x/" -> "x/.imgprep-probe-…"
             sep = "" if not key or key.endswith("/") else "."
@@ -81,6 +82,27 @@ def probe_s3(store: S3Store, uri: str, *, write: bool) -> None:
     except Exception as exc:  # noqa: BLE001 - every botocore failure becomes the one line below
         raise StorageError(f"cannot {action} this location: {cause(exc, bucket, action, uri)}",
                            path=uri) from None
+
+
+def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], ...]) -> None:
+    """HeadBucket: a missing bucket is named as such (some servers create one on the first
+    PutObject instead of refusing it).  A 403 here says nothing: the credentials may lack
+    ``s3:ListBucket`` yet may write, which the next call finds out."""
+    from imgprep.storage.s3 import error_code
+
+    try:
+        client.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    except errors as exc:
+        if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            raise _MissingBucket(bucket) from None
+        if error_code(exc) not in ("403", "AccessDenied", "301", "PermanentRedirect"):
+            raise
+
+
+class _MissingBucket(Exception):
+    def __init__(self, bucket: str) -> None:
+        super().__init__(bucket)
+        self.response = {"Error": {"Code": "NoSuchBucket"}}
 
 
 def cause(exc: BaseException, bucket: str, action: str, where: str) -> str:
