@@ -1,0 +1,66 @@
+"""What a new user meets in the first hour: messages that say what happened and what to do."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import pytest
+
+from imgprep.errors import FormatError, SourceError
+from imgprep.formats.lst import parse_lines
+from imgprep.formats.names import look_alikes, suggest
+from imgprep.sources.coco import load_coco
+from imgprep.sources.folders import load_folders
+
+
+def test_a_missing_folder_is_not_called_not_a_directory(tmp_path):
+    with pytest.raises(SourceError, match=r"photos: does not exist \(expected the folder holding one folder per"):
+        load_folders(str(tmp_path / "photos"))
+    (tmp_path / "file.jpg").write_bytes(b"x")
+    with pytest.raises(SourceError, match=r"file.jpg: is a file, not a folder"):
+        load_folders(str(tmp_path / "file.jpg"))
+
+
+def test_nested_tree_read_as_coarse_classes_is_said(tmp_path, imgfactory):
+    for top, leaves in {"Fruit": ["Apple", "Pear"], "Veg": ["Kale", "Leek"]}.items():
+        for leaf in leaves:
+            imgfactory.class_tree(tmp_path / "shop" / top, [leaf], 2)
+    coarse = load_folders(str(tmp_path / "shop"))
+    assert coarse.num_classes == 2
+    assert any("read as 2 coarse class(es); --leaf-classes makes each of the 4 folders" in n for n in coarse.notes)
+    fine = load_folders(str(tmp_path / "shop"), leaf_classes=True)
+    assert fine.num_classes == 4 and not any("coarse" in n for n in fine.notes)
+
+
+def test_identical_looking_class_names_are_warned(tmp_path, imgfactory):
+    nfc, nfd = unicodedata.normalize("NFC", "Café"), unicodedata.normalize("NFD", "Café")
+    imgfactory.class_tree(tmp_path / "c", [nfc, nfd, "dog", "Dog", "emu"], 1)
+    data = load_folders(str(tmp_path / "c"))
+    note = next(n for n in data.notes if "look identical" in n)
+    assert note.startswith("2 group(s) of class names look identical") and "'Cafe\\u0301' = 'Caf\\xe9'" in note
+    assert "'Dog' = 'dog'" in note
+    assert look_alikes(["a", "b"]) == []
+
+
+def test_misspelt_class_and_category_get_suggestions(tmp_path, imgfactory):
+    imgfactory.class_tree(tmp_path / "c", ["person", "bicycle"], 1)
+    with pytest.raises(SourceError, match=r"class 'persn' from --classes has no images \(did you mean 'person'\?\)"):
+        load_folders(str(tmp_path / "c"), classes=["persn"])
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 9, "height": 9}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 1, "bbox": [0, 0, 1, 1]}],
+           "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "motorcycle"}]}
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SourceError, match=r"no category named or numbered 'persn' \(did you mean 'person'\?\)"):
+        load_coco(str(path), categories=["persn"])
+    assert suggest("zzz", ["person"]) == ""
+
+
+def test_space_separated_lst_gets_the_spaces_hint():
+    with pytest.raises(FormatError, match=r"got 1 tab-separated column\(s\) — this line separates its columns with "
+                                          r"spaces"):
+        list(parse_lines(["0 1 cat/a.jpg\n"], path="train.lst"))
+    with pytest.raises(FormatError) as caught:
+        list(parse_lines(["0\tcat/a.jpg\n"], path="train.lst"))
+    assert "spaces" not in str(caught.value)
