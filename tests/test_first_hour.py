@@ -64,3 +64,30 @@ def test_space_separated_lst_gets_the_spaces_hint():
     with pytest.raises(FormatError) as caught:
         list(parse_lines(["0\tcat/a.jpg\n"], path="train.lst"))
     assert "spaces" not in str(caught.value)
+
+
+SCRIPT = """
+import threading, time
+import imgprep
+from imgprep.formats.lst import LstItem
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()  # a host application's thread
+print("script body runs", flush=True)
+items = [LstItem(i, (float(i % 2),), f"{'ab'[i % 2]}/img_{i // 2:03d}.jpg") for i in range(8)]
+summary = imgprep.pack(items, ROOT, OUT, num_workers=2, native=False)
+print("packed", summary.records, flush=True)
+"""
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path, imgfactory):
+    """The Pillow path would use worker processes; with threads running they would start through
+    forkserver, which imports the (unguarded) script again in every worker."""
+    import subprocess
+    import sys
+
+    imgfactory.class_tree(tmp_path / "img", ["a", "b"], 4)
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT.replace("ROOT", repr(str(tmp_path / "img"))).replace("OUT", repr(str(tmp_path / "out"))))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["script body runs", "packed 8"]

@@ -133,12 +133,32 @@ def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | No
     # fork is the cheapest start, but forking a process that runs other threads (tqdm's
     # monitor, S3 upload pools, a host application) can deadlock: use forkserver then.
     method = "fork" if threading.active_count() == 1 and sys.platform == "linux" else "forkserver"
+    if method == "forkserver" and _forkserver_reimports_main():
+        print("imgprep: worker processes start through forkserver here (this process runs threads), which "
+              "imports your script again in each worker: keep the call under `if __name__ == \"__main__\":`, "
+              "or use executor=\"thread\"", file=sys.stderr)
     context = multiprocessing.get_context(method)
     # A worker dies with the process that started it: this one, or the forkserver, which itself
     # exits when this process is gone.
     parent = os.getpid() if method == "fork" else None
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_process,
                                initargs=(ctx, parent))
+
+
+def _forkserver_reimports_main() -> bool:
+    """Whether this process runs threads (so workers would start through forkserver) and its
+    main module is a script or module that each forkserver worker imports again
+    (``multiprocessing.spawn.get_preparation_data``): a script without an
+    ``if __name__ == "__main__":`` guard would run once per worker.  imgprep's own entry points
+    guard themselves; an interactive session or notebook has no main file to import."""
+    if threading.active_count() == 1 and sys.platform == "linux":
+        return False
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name:
+        return not name.split(".")[0] == "imgprep"
+    path = getattr(main, "__file__", None)
+    return bool(path) and os.path.basename(str(path)) != "imgprep"
 
 
 def _progress(total: int, options: PackOptions) -> Any:
@@ -253,6 +273,10 @@ def _pack(
         workers, kind = 1, "inline"
     elif workers == 1:
         kind = "inline"
+    elif kind == "process" and options.executor == "auto" and _forkserver_reimports_main():
+        # Worker processes would start through forkserver and import the caller's script again
+        # (running its unguarded top level a second time): threads give the same bytes.
+        kind = "thread"
     guard = getattr(image_source, "guard", None)
     ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.root if guard is not None else None)
     skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
