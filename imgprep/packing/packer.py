@@ -156,7 +156,7 @@ def _forkserver_reimports_main() -> bool:
     main = sys.modules.get("__main__")
     name = getattr(getattr(main, "__spec__", None), "name", None)
     if name:
-        return not name.split(".")[0] == "imgprep"
+        return name.split(".")[0] != "imgprep"
     path = getattr(main, "__file__", None)
     return bool(path) and os.path.basename(str(path)) != "imgprep"
 

@@ -13,7 +13,7 @@ from imgprep.errors import ImageError
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.decode import decode
 from imgprep.storage.base import Store
-from imgprep.verify import walk
+from imgprep.verify import pretrain, walk
 from imgprep.verify.checksums import RecordSums, record_sums
 from imgprep.verify.report import Report
 from imgprep.verify.target import Expectations, Shard, Target, resolve
@@ -23,8 +23,18 @@ BATCH = 32  # records per decode task: amortises the pool's per-task cost on sma
 
 def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstItem] | None = None,
            against_name: str = "", workers: int | None = None, progress: bool | None = None,
-           storage: Store | None = None) -> Report:
-    """Check ``path`` (a ``.rec``, shard prefix or ``.dataset.json``) and return the report."""
+           storage: Store | None = None, max_skipped: str | int | None = None, train: bool | None = None,
+           channel_settings: bool = False) -> Report:
+    """Check ``path`` (a ``.rec``, shard prefix or ``.dataset.json``) and return the report.
+
+    Beyond the records themselves: ``hyperparameters.json`` and ``classes.json`` beside them
+    against what the records hold (``num_training_samples`` when the split is the training one —
+    named ``train`` or ``train=True`` —, ``num_classes``, ``multi_label``, ``image_shape`` against
+    the smallest image, per-class counts); ``max_skipped`` (a count or ``"P%"``) fails a dataset
+    whose pack skipped more images; ``channel_settings`` fills ``report.channel`` with the
+    SageMaker ``InputDataConfig`` entry for it.
+    """
+    limit = pretrain.SkipLimit.parse(max_skipped)
     if storage is None:
         from imgprep.storage.stores import Storage
 
@@ -51,6 +61,11 @@ def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstIt
     if against is not None:
         _check_against(against, against_name, labels, report)
         report.checks.append(f"records == {against_name}")
+    report.label_width = width[0] if width else None
+    split = pretrain.split_name(target)
+    pretrain.check(target, report, split=split, label_counts=report.label_counts, max_skipped=limit, is_train=train)
+    if channel_settings:
+        report.channel = pretrain.channel_settings(target, split, report)
     return report
 
 
@@ -90,6 +105,7 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
             if record is None:
                 continue
             found[offset] = (ordinal, record.id)
+            report.count_labels(record.labels if record.flag else record.labels[:1], expect.multi_hot)
             if record.id in seen:
                 report.add(record.where, f"duplicate id {record.id} (first: {seen[record.id]})")
             else:

@@ -1,0 +1,105 @@
+"""The pre-training check: what prepare writes describes what it packed, and verify holds
+hyperparameters.json and classes.json to the records before a training job pays for them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imgprep.errors import UsageError
+from imgprep.verify.run import verify
+
+
+@pytest.fixture
+def prepared(tmp_path, imgfactory):
+    """Three classes of 6 images (sizes from 50x50 up), two of them unreadable; prepared at --resize 40."""
+    files = imgfactory.class_tree(tmp_path / "photos", ["ant", "bee", "cow"], 6)
+    files[0].write_bytes(imgfactory.not_an_image())  # ant/img_000.jpg
+    files[7].write_bytes(imgfactory.truncated_jpeg(keep=0.1))  # bee/img_001.jpg
+    return tmp_path / "photos"
+
+
+def _prepare(imgprep_cli, photos, out, *extra):
+    return imgprep_cli("prepare", "folders", photos, "-o", out, "--split", "train=0.5,val=0.5", "--dedup", "off",
+                       "-q", *extra)
+
+
+def _problems(path, **kw) -> list[str]:
+    return [str(p) for p in verify(str(path), progress=False, workers=1, **kw).problems]
+
+
+def test_hyperparameters_and_classes_describe_what_was_packed(prepared, tmp_path, imgprep_cli):
+    out = tmp_path / "out"
+    proc = _prepare(imgprep_cli, prepared, out, "--resize", "40")
+    hyper = json.loads((out / "hyperparameters.json").read_text())
+    doc = json.loads((out / "classes.json").read_text())
+    train = verify(str(out / "train.rec"), progress=False)
+    val = verify(str(out / "val.rec"), progress=False)
+    assert train.records + val.records == 16
+    assert hyper["num_training_samples"] == str(train.records)
+    assert doc["splits"] == {"train": train.records, "val": val.records}
+    assert [c["counts"]["train"] for c in doc["classes"]] == train.label_counts
+    assert [c["counts"]["val"] for c in doc["classes"]] == val.label_counts
+    assert "differ from the lists" in proc.stdout + proc.stderr
+    assert train.ok and val.ok, train.problems + val.problems
+
+
+def test_verify_fails_on_a_wrong_image_shape_and_sample_count(prepared, tmp_path, imgprep_cli):
+    out = tmp_path / "out"
+    _prepare(imgprep_cli, prepared, out, "--size", "48x40", "--fit", "crop")
+    hyper = json.loads((out / "hyperparameters.json").read_text())
+    assert hyper["image_shape"] == "3,40,48"
+    records = verify(str(out / "train.rec"), progress=False).records
+    (out / "hyperparameters.json").write_text(json.dumps({**hyper, "image_shape": "3,300,300",
+                                                          "num_training_samples": str(records + 2)}))
+    problems = _problems(out / "train.rec")
+    where = str(out / "hyperparameters.json")
+    assert f"{where}: num_training_samples={records + 2} but the training records hold {records}" in problems[0]
+    assert problems[1].startswith(f"{where}: image_shape 3,300,300 is larger than {records} image(s) (smallest "
+                                  "48x40): training fails") and problems[1].endswith("at most 3,40,48")
+    # the validation channel is not held to num_training_samples, but to image_shape
+    assert [p for p in _problems(out / "val.rec") if "num_training_samples" in p] == []
+    proc = imgprep_cli("verify", out / "train.rec", check=False)
+    assert proc.returncode == 1 and "FAILED: 2 problems" in proc.stdout
+    assert proc.stdout.endswith("\n") and proc.stderr.startswith("imgprep: error:")
+
+
+def test_classes_json_counts_are_held_to_the_labels(prepared, tmp_path, imgprep_cli):
+    out = tmp_path / "out"
+    _prepare(imgprep_cli, prepared, out, "--resize", "40")
+    doc = json.loads((out / "classes.json").read_text())
+    doc["classes"][2]["counts"]["train"] += 1
+    (out / "classes.json").write_text(json.dumps(doc))
+    problems = _problems(out / "train.rec")
+    assert any(p.endswith(f"class 2 (cow): {doc['classes'][2]['counts']['train']} in train, the records hold "
+                          f"{doc['classes'][2]['counts']['train'] - 1}") for p in problems), problems
+
+
+def test_max_skipped_fails_a_pipeline_on_too_many_bad_images(prepared, tmp_path, imgprep_cli):
+    out = tmp_path / "out"
+    _prepare(imgprep_cli, prepared, out, "--resize", "40")
+    skipped = {name: json.loads((out / f"{name}.dataset.json").read_text())["skipped"] for name in ("train", "val")}
+    name = "train" if skipped["train"] else "val"
+    problems = _problems(out / f"{name}.rec", max_skipped=0)
+    assert problems == [f"{out / name}.rec: 1 image(s) were skipped when packing (11.11% of 9), more than "
+                        "--max-skipped 0 (the reasons are in the pack's .skipped.tsv)"]
+    assert _problems(out / f"{name}.rec", max_skipped="20%") == []
+    proc = imgprep_cli("verify", out / f"{name}.rec", "--max-skipped", "5%", check=False)
+    assert proc.returncode == 1
+    with pytest.raises(UsageError, match="--max-skipped 'many'"):
+        verify(str(out / "train.rec"), max_skipped="many")
+
+
+def test_channel_settings_are_printed_when_asked(prepared, tmp_path, imgprep_cli):
+    out = tmp_path / "out"
+    _prepare(imgprep_cli, prepared, out, "--resize", "40", "--manifest-prefix", "s3://bucket/photos/")
+    proc = imgprep_cli("verify", out / "val.rec", "--channel-settings", "--max-skipped", "50%")
+    text = proc.stdout.split("SageMaker channel settings (InputDataConfig entry):\n", 1)[1]
+    settings = json.loads(text)
+    assert settings["recordio"]["ChannelName"] == "validation"
+    assert settings["recordio"]["ContentType"] == "application/x-recordio"
+    source = settings["manifest"]["DataSource"]["S3DataSource"]
+    assert source["AttributeNames"] == ["source-ref", "class"] and source["S3DataType"] == "AugmentedManifestFile"
+    doc = json.loads(imgprep_cli("verify", out / "val.rec", "--json").stdout)
+    assert doc["ok"] and doc["problems"] == []
