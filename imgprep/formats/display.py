@@ -1,0 +1,58 @@
+"""Text for people: columns that line up, lists that end, lines that fit.
+
+Pure functions.  Column widths count what a terminal shows (a combining accent takes no cell, a
+CJK ideograph two), so a table of NFD class names still lines up; long lists stop at a few rows
+and say how many more there are and where all of them are; a line longer than the terminal is
+cut with ``…`` (``--json`` output is never cut).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+ELLIPSIS = "…"
+
+
+def cells(text: str) -> int:
+    """Terminal cells ``text`` takes."""
+    total = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        total += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return total
+
+
+def ljust(text: str, width: int) -> str:
+    return text + " " * max(0, width - cells(text))
+
+
+def rjust(text: str, width: int) -> str:
+    return " " * max(0, width - cells(text)) + text
+
+
+def clip(line: str, width: int) -> str:
+    """``line`` cut to ``width`` cells, ending in ``…`` when cut (``width`` <= 0: unchanged)."""
+    if width <= 0 or (len(line) <= width and cells(line) <= width):
+        return line
+    out, used = [], 0
+    for ch in line:
+        step = cells(ch)
+        if used + step > width - 1:
+            break
+        out.append(ch)
+        used += step
+    return "".join(out) + ELLIPSIS
+
+
+def cap(rows: Sequence[str], limit: int, *, what: str = "", full: str | None = None, indent: str = "",
+        slack: int = 5) -> list[str]:
+    """The first ``limit`` rows and one line ``…and N more <what> (all in <full>)``; all rows
+    when only a few (``slack``) more would be hidden."""
+    if len(rows) <= limit + slack:
+        return list(rows)
+    hidden = len(rows) - limit
+    where = f" (all in {full})" if full else ""
+    noun = f" {what}" if what else ""
+    return [*rows[:limit], f"{indent}{ELLIPSIS}and {hidden:,} more{noun}{where}"]
