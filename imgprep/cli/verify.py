@@ -59,6 +59,7 @@ def verify(path: str, num_classes: int | None, against: str | None, num_workers:
     """Check every record of a .rec, a shard prefix or a dataset record (local or s3://), and the
     hyperparameters.json / classes.json beside it: the check before a training job pays for it."""
     from imgprep.api import read_lists
+    from imgprep.cli.screen import echo
     from imgprep.storage.stores import Storage
     from imgprep.verify.run import verify as run_verify
 
@@ -70,7 +71,7 @@ def verify(path: str, num_classes: int | None, against: str | None, num_workers:
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
     else:
-        click.echo(report.format())
+        echo(report.format())
         if report.channel is not None:
             click.echo("SageMaker channel settings (InputDataConfig entry):")
             click.echo(json.dumps(report.channel, indent=2, ensure_ascii=False))

@@ -80,7 +80,8 @@ def check(target: Target, report: Report, *, split: str, label_counts: list[int]
         report.checks.append("hyperparameters.json" + (" (training channel)" if train else ""))
     if classes is not None:
         _check_classes(classes, location.display("classes.json"), report, split, label_counts, hyper)
-        report.checks.append(f"classes.json counts for {split}" if _split_counts(classes, split) else "classes.json")
+        if _split_counts(classes, split) is not None:
+            report.checks.append(f"classes.json counts for {split}")
     if max_skipped is not None:
         _check_skipped(target, report, max_skipped)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgprep.formats.display import cap
+
 SHOWN = 20  # problems listed on the screen; the count says how many more there are
 
 
@@ -88,9 +90,8 @@ class Report:
             return "\n".join(lines)
         count = len(self.problems)
         lines.append(f"FAILED: {count} problem{'s' if count != 1 else ''}")
-        lines += [f"  {p}" for p in self.problems[:SHOWN]]
-        if count > SHOWN:
-            lines.append(f"  ... and {count - SHOWN} more")
+        lines += cap([f"  {p}" for p in self.problems], SHOWN, what="problems", full="--json", indent="  ",
+                     slack=0)
         return "\n".join(lines)
 
 
