@@ -456,6 +456,10 @@ def prepare(
         raise UsageError("prepare manifest needs --root (the local copy of the images' S3 prefix)")
     channels = 1 if spec.color == 0 else 3
     convert_options.setdefault("storage", getattr(options, "storage", None))
+    if convert_options["storage"] is None:
+        from imgprep.storage.stores import Storage
+
+        convert_options["storage"] = Storage()
     convert_options.setdefault("image_root", image_root)
     result = convert(
         kind,
@@ -480,8 +484,40 @@ def prepare(
         options = dataclasses.replace(options, pack_label=True)
     out = PrepareResult(converted=result)
     say = echo or (lambda _line: None)
+    note = reencode_note(spec, in_memory=dataset.make_source is not None)
+    if note:
+        say(note)
     for name, items in result.lists.items():
         summary = pack(items, source, join(outdir, name), spec, options)
         out.packed[name] = summary
         say(f"packed {name}: {summary.format()}")
+    describe_packed(result, out.packed, spec, outdir, convert_options["storage"], say)
     return out
+
+
+def reencode_note(spec: Any, *, in_memory: bool) -> str | None:
+    """What prepare does to images when no transform was asked for (it re-encodes them)."""
+    if in_memory or spec.pass_through or spec.resize or spec.size or spec.center_crop:
+        return None
+    return (f"no --resize or --size: every image is decoded and re-encoded as {spec.encoding.upper()} "
+            f"(quality {spec.quality}) at its own size; --pass-through stores the files' bytes unchanged")
+
+
+def describe_packed(result: ConvertResult, packed: Mapping[str, Any], spec: Any, outdir: str, storage: Store,
+                    say: Echo) -> None:
+    """Rewrite ``hyperparameters.json`` and ``classes.json`` from what was packed, and say how
+    the records differ from the lists (:mod:`imgprep.packing.described`)."""
+    from imgprep.packing.described import describe
+
+    found = describe(result.dataset, result.splits, packed, spec, result.hyperparameters)
+    if found.classes != result.classes:
+        storage.write_text(join(outdir, "classes.json"), classmap.dumps(found.classes))
+        result.classes = found.classes
+    if found.hyperparameters != result.hyperparameters:
+        storage.write_text(join(outdir, "hyperparameters.json"), hyperparams.dumps(found.hyperparameters))
+        result.hyperparameters = found.hyperparameters
+    if found.differences:
+        say("the records differ from the lists; hyperparameters.json and classes.json describe the records:")
+        for line in found.differences:
+            say(f"  {line}")
+    say("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in result.hyperparameters.items()))

@@ -22,7 +22,7 @@ def prepared(tmp_path, imgfactory):
 
 def _prepare(imgprep_cli, photos, out, *extra):
     return imgprep_cli("prepare", "folders", photos, "-o", out, "--split", "train=0.5,val=0.5", "--dedup", "off",
-                       "-q", *extra)
+                       *extra)
 
 
 def _problems(path, **kw) -> list[str]:
@@ -103,3 +103,26 @@ def test_channel_settings_are_printed_when_asked(prepared, tmp_path, imgprep_cli
     assert source["AttributeNames"] == ["source-ref", "class"] and source["S3DataType"] == "AugmentedManifestFile"
     doc = json.loads(imgprep_cli("verify", out / "val.rec", "--json").stdout)
     assert doc["ok"] and doc["problems"] == []
+
+
+def test_prepare_without_a_transform_says_it_reencodes_and_writes_image_shape(prepared, tmp_path, imgprep_cli):
+    out = tmp_path / "out"
+    proc = _prepare(imgprep_cli, prepared, out)
+    assert "no --resize or --size: every image is decoded and re-encoded as JPG (quality 95)" in proc.stdout
+    hyper = json.loads((out / "hyperparameters.json").read_text())
+    assert hyper["image_shape"] == "3,50,50"  # the smallest photo is 50x50
+    assert verify(str(out / "train.rec"), progress=False).ok
+
+
+def test_image_sizes_come_from_headers(imgfactory):
+    from imgprep.formats.imagesize import dimensions, record_image
+    from imgprep.formats.recordio import MAGIC, frame, pack_image_record
+
+    assert dimensions(imgfactory.jpeg(70, 30)) == (70, 30)
+    assert dimensions(imgfactory.png(12, 34)) == (12, 34)
+    assert dimensions(imgfactory.not_an_image()) is None
+    jpeg = imgfactory.jpeg(40, 20)
+    image = jpeg + b"\0" * (-len(jpeg) % 4) + MAGIC.to_bytes(4, "little") * 3  # aligned: split into parts
+    framed = frame(pack_image_record([1.0, 0.0], 3, image))
+    assert int.from_bytes(framed[4:8], "little") >> 29 == 1  # a first part of several
+    assert record_image(framed) == image

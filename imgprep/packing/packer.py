@@ -28,6 +28,7 @@ from typing import Any
 from imgprep import __version__
 from imgprep.errors import BadRecordsError, ImageError, ImgprepError, UsageError, WorkerError
 from imgprep.formats.dataset import DatasetRecord, ListRef, record_folder, record_name
+from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem, format_line
 from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
@@ -86,6 +87,8 @@ class PackSummary:
     executor: str
     skipped_items: list[Skipped] = field(default_factory=list)
     dataset: str | None = None  # the dataset record written last (PREFIX.dataset.json)
+    # smallest packed width/height, from each record's image header (unknown when resumed)
+    sizes: SizeRange = field(default_factory=SizeRange)
 
     @property
     def images_per_second(self) -> float:
@@ -292,6 +295,7 @@ def _pack(
                          first_shard=len(done.shards), storage=storage, checkpoint=checkpoint,
                          checkpoint_bytes=options.checkpoint_bytes, skipped=lambda: len(skipped))
     writer.records, writer.bytes = done.records, done.rec_bytes
+    writer.sizes.unknown += done.records  # shards an earlier run published: their sizes are not seen
     start = progress.items_done
     if progress.open is not None and writer.reopen(progress.open):
         start = progress.open["consumed"]
@@ -336,6 +340,7 @@ def _pack(
     summary.seconds = time.perf_counter() - started
     summary.report, summary.workers, summary.executor = report, workers, kind
     summary.skipped_items = skipped
+    summary.sizes = writer.sizes
     return summary
 
 

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from imgprep.errors import FormatError, StorageError
 from imgprep.formats import checksums
 from imgprep.formats.dataset import ShardEntry
+from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
 from imgprep.storage.base import Output, Store
 
@@ -268,6 +269,7 @@ class ShardWriter:
         self._current: _Shard | None = None
         self.records = 0
         self.bytes = 0
+        self.sizes = SizeRange()  # smallest packed width and height (prepare's image_shape)
 
     def _full(self, size: int) -> bool:
         shard = self._current
@@ -289,6 +291,7 @@ class ShardWriter:
         if self.checkpoint and self.checkpoint_bytes:
             shard.mark(position, self.skipped(), self.boundary_every)
         shard.write(framed, key)
+        self.sizes.note_framed(framed)
         self.records += 1
         self.bytes += len(framed)
         if self.checkpoint and self.checkpoint_bytes and shard.rec_bytes >= shard.next_checkpoint:
@@ -325,6 +328,7 @@ class ShardWriter:
             return False
         shard.next_checkpoint = shard.rec_bytes + self.checkpoint_bytes
         self._current, self.number = shard, state["number"] + 1
+        self.sizes.unknown += shard.records  # written by the killed run: not seen here
         self.records += shard.records
         self.bytes += shard.rec_bytes
         return True
