@@ -268,6 +268,9 @@ def convert(
     if dataset.pixels is not None and write_images:
         image_root = _write_mnist_images(dataset, outdir, channels, image_format, storage)
     result.image_root = image_root
+    if dataset.pixels is not None and write_images and image_root is not None:
+        say(f"wrote {len(dataset):,} {image_format.upper()} images under {image_root} (give `--root {image_root}` "
+            "to imgprep pack)")
 
     for name, idx in splits.items():
         items = dataset.items(idx.tolist())
@@ -330,8 +333,8 @@ def convert(
         say(f"wrote {target}")
     say("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in result.hyperparameters.items()))
     if "image_shape" not in result.hyperparameters:
-        say("  (no image_shape: this source does not give image sizes and convert does not read the images; "
-            "`imgprep prepare ... --resize N` knows it, or set it yourself: at most the smallest image side)")
+        say("  (no image_shape: the lists do not give image sizes; `imgprep prepare` writes it from the packed "
+            "images, or set it yourself: at most the smallest image side)")
     if result.channel is not None:
         say(f"manifest channels: AttributeNames={result.channel['AttributeNames']}")
         say(f"  ContentType={result.channel['ContentType']}  RecordWrapperType=RecordIO  InputMode=Pipe")

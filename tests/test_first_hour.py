@@ -91,3 +91,13 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path, imgfactory):
                           stdin=subprocess.DEVNULL, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines() == ["script body runs", "packed 8"]
+
+
+def test_convert_mnist_says_where_it_wrote_the_images(tmp_path, imgprep_cli):
+    from test_sources_mnist import write_mnist
+
+    write_mnist(tmp_path / "in", n_train=6, n_test=4)
+    out = imgprep_cli("convert", "mnist", tmp_path / "in", "-o", tmp_path / "out", "--dedup", "off").stdout
+    assert f"wrote 10 PNG images under {tmp_path / 'out' / 'images'} (give `--root {tmp_path / 'out' / 'images'}`" \
+        in out
+    assert "does not read the images" not in out
