@@ -10,10 +10,12 @@ else the newest modification time among the input files the source read.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import os
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,7 +257,7 @@ def convert(
         say(f"{dataset.origin}: {note}")
     dups = None
     if dedup != "off":
-        dups = _duplicates(dataset, image_root, dedup, dedup_threshold, storage, say)
+        dups = _duplicates(dataset, image_root, dedup, dedup_threshold, storage, say, shown=echo is not None)
     if dedup == "drop" and dups is not None and dups.pairs:
         splits = _split_groups(dataset, plan, dups, shuffle=shuffle, seed=seed)
     else:
@@ -342,7 +344,7 @@ def convert(
 
 
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
-                storage: Store, say: Echo) -> dedup_mod.Duplicates | None:
+                storage: Store, say: Echo, shown: bool = False) -> dedup_mod.Duplicates | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
@@ -369,7 +371,27 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
         return None
     from imgprep.splits.neardup import DEFAULT_THRESHOLD
 
-    return dedup_mod.find(len(dataset), read, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+    with _pass_progress(len(dataset), "duplicates", show=shown) as tick:
+        def counted(i: int) -> Any:
+            try:
+                return read(i)
+            finally:
+                tick(1)
+
+        return dedup_mod.find(len(dataset), counted,
+                              threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+
+
+@contextlib.contextmanager
+def _pass_progress(total: int, label: str, *, show: bool) -> Iterator[Callable[[int], Any]]:
+    """A labelled progress bar on stderr for one pass over the images (terminal only)."""
+    if not (show and sys.stderr.isatty()):
+        yield lambda _n: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False, desc=label) as bar:
+        yield bar.update
 
 
 def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Duplicates, *, shuffle: bool,

@@ -164,7 +164,7 @@ def _forkserver_reimports_main() -> bool:
     return bool(path) and os.path.basename(str(path)) != "imgprep"
 
 
-def _progress(total: int, options: PackOptions) -> Any:
+def _progress(total: int, options: PackOptions, prefix: str = "") -> Any:
     show = options.progress
     if show is None:
         show = not options.quiet and sys.stderr.isatty()
@@ -172,7 +172,9 @@ def _progress(total: int, options: PackOptions) -> Any:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    # labelled with the output's name: prepare packs one split after another
+    label = f"pack {os.path.basename(prefix)}" if prefix else "pack"
+    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1, desc=label)
 
 
 CHUNK_FILES = 16  # files read by the workers: small chunks keep latency and memory low
@@ -302,7 +304,7 @@ def _pack(
     else:
         progress = progress.without_open()
     skipped.extend(progress.skipped)
-    bar = _progress(len(items), options)
+    bar = _progress(len(items), options, prefix)
     if bar is not None and start:
         bar.update(start)
     started = time.perf_counter()
