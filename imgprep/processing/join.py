@@ -16,13 +16,15 @@ record per part in memory.  Records are copied as framed bytes, never re-encoded
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from imgprep.errors import FormatError, ImgprepError, StorageError
+from imgprep.formats import checksums
 from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_folder, record_name, to_json
 from imgprep.formats.dataset import from_json as dataset_from_json
 from imgprep.formats.lst import LstItem
@@ -331,13 +333,30 @@ def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstI
     one shard hashed as stored (read back once: a server-side join never saw its bytes)."""
     store = Prefix(output, storage)
     rec, idx = output + ".rec", output + ".idx"
+    rec_sha, crcs = _hash_records(storage, rec)
     shard = ShardEntry(
         rec=rec.rsplit("/", 1)[-1], idx=idx.rsplit("/", 1)[-1],
         records=len(parse_index(storage.read_text(idx), idx)),
         rec_bytes=storage.size(rec), idx_bytes=storage.size(idx),
-        rec_sha256=store.sha256(rec), idx_sha256=store.sha256(idx),
+        rec_sha256=rec_sha, idx_sha256=store.sha256(idx), record_crc32=checksums.encode(crcs),
     )
+    if len(crcs) != shard.records:
+        raise FormatError(f"holds {len(crcs)} records, its index {shard.records}", path=rec)
     return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped)
+
+
+def _hash_records(storage: Store, uri: str) -> tuple[str, list[int]]:
+    """SHA-256 of the whole file and the per-record checksums, in one read."""
+    digest = hashlib.sha256()
+
+    def chunks() -> Iterator[bytes]:
+        with storage.open_read(uri) as fh:
+            while chunk := fh.read(8 << 20):
+                digest.update(chunk)
+                yield chunk
+
+    crcs = [crc for _, crc in checksums.spans(chunks())]
+    return digest.hexdigest(), crcs
 
 
 def remove_tree(storage: Store, uri: str) -> None:
