@@ -52,3 +52,23 @@ def test_verify_lists_twenty_problems_and_counts_the_rest(tmp_path, imgfactory):
     assert "  …and 10 more problems (all in --json)" in proc.stdout.splitlines()
     doc = json.loads(_cli("verify", tmp_path / "train.rec", "--num-classes", "3", "--json").stdout)
     assert len(doc["problems"]) == 30
+
+
+def test_prepare_prints_tables_then_warnings_then_the_summary(tmp_path, imgfactory):
+    files = imgfactory.class_tree(tmp_path / "photos", [f"c{i:02d}" for i in range(60)], 2, sizes=((40, 40),))
+    files[3].write_bytes(imgfactory.not_an_image())
+    (tmp_path / "photos" / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    proc = _cli("prepare", "folders", tmp_path / "photos", "-o", out, "--split", "train=0.5,val=0.5", "--resize",
+                "32")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert f"…and 20 more classes (all in {out / 'classes.json'})" in lines
+    table_end = lines.index(f"…and 20 more classes (all in {out / 'classes.json'})")
+    warned = lines.index("warnings:")
+    assert warned > table_end and warned > max(i for i, line in enumerate(lines) if line.startswith("packed "))
+    block = lines[warned + 1:]
+    assert any("1 non-image file(s) ignored" in line for line in block)
+    assert any("1 listed" in line or "packed (1 skipped" in line for line in block)
+    assert lines[-1].startswith("hyperparameters: num_classes=60, num_training_samples=")
+    assert sum(line.startswith("hyperparameters:") for line in lines) == 1

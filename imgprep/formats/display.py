@@ -9,7 +9,7 @@ cut with ``…`` (``--json`` output is never cut).
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 ELLIPSIS = "…"
 
@@ -56,3 +56,44 @@ def cap(rows: Sequence[str], limit: int, *, what: str = "", full: str | None = N
     where = f" (all in {full})" if full else ""
     noun = f" {what}" if what else ""
     return [*rows[:limit], f"{indent}{ELLIPSIS}and {hidden:,} more{noun}{where}"]
+
+
+class Messages:
+    """What a run prints, in the order people read it: tables and written files as they come,
+    then the warnings (so a long table cannot scroll them away), then the summary, last.
+
+    Used as an ``echo`` callable (``messages(line)`` prints now); :meth:`warn` and
+    :meth:`summary` hold their lines until :meth:`flush`.  ``echo=None`` prints nothing.
+    """
+
+    def __init__(self, echo: Callable[[str], None] | None) -> None:
+        self.echo = echo
+        self.warnings: list[str] = []
+        self.summaries: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        if self.echo is not None:
+            self.echo(line)
+
+    def warn(self, line: str) -> None:
+        self.warnings.append(line)
+
+    def summary(self, line: str, *, replace: str | None = None) -> None:
+        """Add a summary line; ``replace`` drops earlier lines starting with it (a value restated)."""
+        if replace is not None:
+            self.summaries = [s for s in self.summaries if not s.startswith(replace)]
+        self.summaries.append(line)
+
+    def flush(self) -> None:
+        if self.warnings:
+            self("warnings:" if len(self.warnings) > 1 else "warning:")
+            for line in self.warnings:
+                self(f"  {line}")
+        for line in self.summaries:
+            self(line)
+        self.warnings, self.summaries = [], []
+
+
+def messages(echo: Callable[[str], None] | Messages | None) -> Messages:
+    """``echo`` as :class:`Messages` (the same object when it already is one)."""
+    return echo if isinstance(echo, Messages) else Messages(echo)
