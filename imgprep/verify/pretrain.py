@@ -223,14 +223,14 @@ def channel_settings(target: Target, split: str, report: Report) -> dict[str, An
     out = {"recordio": settings}
     manifest = f"{split}.manifest"
     if location.exists(manifest):
-        out["manifest"] = _manifest_settings(location, manifest, channel)
+        out["manifest"] = _manifest_settings(location, manifest, channel, target.expect.num_classes)
     if len(target.shards) > 1:
         out["note"] = (f"{len(target.shards)} shards: the algorithm reads one .rec per channel; join them with "
                        "`imgprep merge` first")
     return out
 
 
-def _manifest_settings(location: Location, name: str, channel: str) -> dict[str, Any]:
+def _manifest_settings(location: Location, name: str, channel: str, num_classes: int | None) -> dict[str, Any]:
     first = location.read(name).split(b"\n", 1)[0]
     try:
         doc = json.loads(first)
@@ -243,7 +243,9 @@ def _manifest_settings(location: Location, name: str, channel: str) -> dict[str,
     label = doc.get(keys[1]) if len(keys) > 1 else None
     content = "application/x-recordio"
     if isinstance(label, list):
-        content += "; label-format=" + ("multi-hot" if set(label) <= {0, 1} and len(label) > 2 else "class-id")
+        # a 0/1 vector as long as the class list is multi-hot; anything else lists class ids
+        hot = set(label) <= {0, 1} and (len(label) == num_classes if num_classes else len(label) > 2)
+        content += "; label-format=" + ("multi-hot" if hot else "class-id")
     return {
         "ChannelName": channel,
         "ContentType": content,
