@@ -82,3 +82,12 @@ def test_probe_of_inputs_and_a_good_output(seaweed: S3Server):
     assert "Contents" not in client.list_objects_v2(Bucket="probed", Prefix="out/")  # the probe cleaned up
     with pytest.raises(StorageError, match=r"^s3://gone-23/in/: cannot read this location: the bucket gone-23 "):
         check_access(storage, reads=["s3://gone-23/in/"])
+
+
+def test_verify_of_s3_with_wrong_credentials_is_one_line(seaweed: S3Server):
+    seaweed.client().create_bucket(Bucket="early3")
+    proc = _cli("verify", "s3://early3/data/train.rec", "--endpoint-url", seaweed.endpoint_url,
+                env={"AWS_ACCESS_KEY_ID": "nobody", "AWS_SECRET_ACCESS_KEY": "wrong"})
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1
+    assert lines[0].startswith("imgprep: error: s3://early3/data/train.rec: cannot read this location: ")

@@ -39,6 +39,9 @@ def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstIt
         from imgprep.storage.stores import Storage
 
         storage = Storage()
+    from imgprep.storage.probe import check_access
+
+    check_access(storage, reads=[path])  # credentials, bucket: one line before anything is read
     target = resolve(path, storage, num_classes=num_classes)
     report = Report(path, shards=[s.rec for s in target.shards])
     report.checks = ["framing", "headers", "labels", "decode"]
