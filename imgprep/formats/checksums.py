@@ -21,7 +21,7 @@ import binascii
 import struct
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from imgprep.errors import FormatError
 from imgprep.formats.recordio import MAGIC, MAX_LENGTH, frame
@@ -83,9 +83,11 @@ def by_offset(crcs: Sequence[int], offsets: Iterable[int]) -> dict[int, int]:
     return dict(zip(ordered, crcs, strict=True))
 
 
-def spans(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, int]]:
+def spans(chunks: Iterable[bytes], start: int = 0, *,
+          framed: Callable[[bytes], None] | None = None) -> Iterator[tuple[int, int]]:
     """``(offset, checksum)`` of each record of a ``.rec`` given as byte chunks in order, read
-    once (a shard checked again after ``--resume``).  ``start`` is the first chunk's offset."""
+    once (a shard checked again after ``--resume``, a joined shard).  ``start`` is the first
+    chunk's offset; ``framed``, when given, also receives each record's framed bytes."""
     source = iter(chunks)
     buf, base, pos = bytearray(), start, 0
 
@@ -102,6 +104,7 @@ def spans(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, int]]:
 
     first: int | None = None
     crc = 0
+    whole = bytearray()
     while fill(8):
         at = base + pos
         magic, lrec = _PART_HEAD.unpack_from(buf, pos)
@@ -115,11 +118,16 @@ def spans(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, int]]:
             if first is not None:
                 raise FormatError(f"record at byte {first} has no last part")
             first, crc = at, 0
+            whole.clear()
         elif first is None:
             raise FormatError(f"byte {at} is inside a record, not at its start (cflag {cflag})")
         crc = zlib.crc32(memoryview(buf)[pos : pos + size], crc)
+        if framed is not None:
+            whole += buf[pos : pos + size]
         pos += size
         if cflag in (0, 3):
+            if framed is not None:
+                framed(bytes(whole))
             yield first, crc
             first = None
     if len(buf) > pos:
