@@ -84,6 +84,10 @@ class Messages:
             self.summaries = [s for s in self.summaries if not s.startswith(replace)]
         self.summaries.append(line)
 
+    def drop(self, prefix: str) -> None:
+        """Forget the summary lines starting with ``prefix`` (a note made untrue by later work)."""
+        self.summaries = [s for s in self.summaries if not s.startswith(prefix)]
+
     def flush(self) -> None:
         if self.warnings:
             self("warnings:" if len(self.warnings) > 1 else "warning:")
