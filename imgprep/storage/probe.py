@@ -60,7 +60,8 @@ def probe_s3(store: S3Store, uri: str, *, write: bool) -> None:
     action = "write under" if write else "read"
     try:
         client = store.client
-        _bucket_exists(client, bucket, store.errors)
+        if not _bucket_exists(client, bucket, store.errors):
+            raise StorageError(f"cannot {action} this location: the bucket {bucket} does not exist", path=uri)
         if write:
             # beside what the run writes: "x/train" -> "x/train.imgprep-probe-…", "x/" -> "x/.imgprep-probe-…"
             sep = "" if not key or key.endswith("/") else "."
@@ -84,8 +85,8 @@ def probe_s3(store: S3Store, uri: str, *, write: bool) -> None:
                            path=uri) from None
 
 
-def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], ...]) -> None:
-    """HeadBucket: a missing bucket is named as such (some servers create one on the first
+def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], ...]) -> bool:
+    """HeadBucket: False for a missing bucket (some servers would create one on the first
     PutObject instead of refusing it).  A 403 here says nothing: the credentials may lack
     ``s3:ListBucket`` yet may write, which the next call finds out."""
     from imgprep.storage.s3 import error_code
@@ -93,16 +94,12 @@ def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], .
     try:
         client.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
     except errors as exc:
-        if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
-            raise _MissingBucket(bucket) from None
-        if error_code(exc) not in ("403", "AccessDenied", "301", "PermanentRedirect"):
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        if code not in ("403", "AccessDenied", "301", "PermanentRedirect"):
             raise
-
-
-class _MissingBucket(Exception):
-    def __init__(self, bucket: str) -> None:
-        super().__init__(bucket)
-        self.response = {"Error": {"Code": "NoSuchBucket"}}
+    return True
 
 
 def cause(exc: BaseException, bucket: str, action: str, where: str) -> str:
