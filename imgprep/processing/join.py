@@ -27,6 +27,7 @@ from imgprep.errors import FormatError, ImgprepError, StorageError
 from imgprep.formats import checksums
 from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_folder, record_name, to_json
 from imgprep.formats.dataset import from_json as dataset_from_json
+from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
 from imgprep.packing.packer import list_ref
@@ -170,6 +171,9 @@ class JoinSummary:
     bytes: int
     outputs: list[str] = field(default_factory=list)
     concatenated: bool = True
+    skipped_items: list[Skipped] = field(default_factory=list)  # what prepare leaves out of its counts
+    sizes: SizeRange = field(default_factory=SizeRange)  # smallest joined width/height (image_shape)
+    report: str | None = None
 
 
 def _load_part(storage: Store, info: dict[str, Any]) -> _Part | None:
@@ -323,17 +327,19 @@ def join_channel(
     if report:
         outputs.append(report)
     template = next(part.record for part in parts if part is not None and part.record is not None)
-    storage.write_text(record_name(output), to_json(_joined_record(storage, template, items, output, len(dropped))))
-    return JoinSummary(len(order), len(dropped), total, outputs, concatenated)
+    sizes = SizeRange()
+    joined = _joined_record(storage, template, items, output, len(dropped), sizes)
+    storage.write_text(record_name(output), to_json(joined))
+    return JoinSummary(len(order), len(dropped), total, outputs, concatenated, dropped, sizes, report)
 
 
 def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstItem], output: str,
-                   skipped: int) -> DatasetRecord:
+                   skipped: int, sizes: SizeRange) -> DatasetRecord:
     """The dataset record a one-host pack of ``items`` writes: the parts' settings, the whole list,
     one shard hashed as stored (read back once: a server-side join never saw its bytes)."""
     store = Prefix(output, storage)
     rec, idx = output + ".rec", output + ".idx"
-    rec_sha, crcs = _hash_records(storage, rec)
+    rec_sha, crcs = _hash_records(storage, rec, sizes)
     shard = ShardEntry(
         rec=rec.rsplit("/", 1)[-1], idx=idx.rsplit("/", 1)[-1],
         records=len(parse_index(storage.read_text(idx), idx)),
@@ -345,8 +351,9 @@ def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstI
     return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped)
 
 
-def _hash_records(storage: Store, uri: str) -> tuple[str, list[int]]:
-    """SHA-256 of the whole file and the per-record checksums, in one read."""
+def _hash_records(storage: Store, uri: str, sizes: SizeRange) -> tuple[str, list[int]]:
+    """SHA-256 of the whole file and the per-record checksums, in one read; each record's image
+    size goes to ``sizes``."""
     digest = hashlib.sha256()
 
     def chunks() -> Iterator[bytes]:
@@ -355,7 +362,7 @@ def _hash_records(storage: Store, uri: str) -> tuple[str, list[int]]:
                 digest.update(chunk)
                 yield chunk
 
-    crcs = [crc for _, crc in checksums.spans(chunks())]
+    crcs = [crc for _, crc in checksums.spans(chunks(), framed=sizes.note_framed)]
     return digest.hexdigest(), crcs
 
 
