@@ -50,4 +50,4 @@ def describe_look_alikes(groups: Sequence[Sequence[str]], shown: int = 3) -> str
     more = f" …and {len(groups) - shown} more" if len(groups) > shown else ""
     return (f"{len(groups)} group(s) of class names look identical but are different strings (Unicode "
             f"normalisation NFC/NFD or case only): {'; '.join(parts)}{more}; each is a separate class — "
-            "rename the folders (or pass --classes) if they are meant to be one")
+            "rename one of each group if they are meant to be different, or merge them if they are one class")
