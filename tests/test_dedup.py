@@ -8,7 +8,7 @@ import imgfactory
 import numpy as np
 from PIL import Image, ImageOps
 
-from imgprep.convert import convert
+from imgprep.api import convert
 from imgprep.formats.lst import read_lst
 from imgprep.imaging.phash import hamming, phash_pair
 from imgprep.splits import dedup

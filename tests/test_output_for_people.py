@@ -3,10 +3,14 @@ are; no line is wider than the terminal (COLUMNS) unless --json asks for everyth
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 
 from imgprep.formats import recordio
 from imgprep.formats.display import cap, cells, clip, ljust
@@ -15,11 +19,28 @@ CLASSES = [f"class_{i:02d}_{'x' * 70}" for i in range(60)]
 
 
 def _cli(*args, columns: int | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI with stdout on a pipe, or (``columns``) on a terminal of that width."""
+    cmd = [sys.executable, "-c", "from imgprep.cli.main import main; main()", *map(str, args)]
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    if columns:
-        env["COLUMNS"] = str(columns)
-    return subprocess.run([sys.executable, "-c", "from imgprep.cli.main import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
+    if not columns:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen(cmd, stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    _, err = proc.communicate(timeout=300)
+    out = b"".join(chunks).decode().replace("\r\n", "\n")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err.decode())
 
 
 def test_display_helpers():
@@ -41,6 +62,8 @@ def test_inspect_caps_the_class_table_and_fits_the_terminal(tmp_path, imgfactory
     assert max(len(line) for line in lines) <= 80
     wide = _cli("inspect", lst, "--root", tmp_path / "photos", "--json", columns=80)
     assert len(json.loads(wide.stdout)["splits"][0]["classes"]) == 60
+    piped = _cli("inspect", lst, "--root", tmp_path / "photos")  # a pipe: nothing is cut
+    assert max(len(line) for line in piped.stdout.splitlines()) > 80
 
 
 def test_verify_lists_twenty_problems_and_counts_the_rest(tmp_path, imgfactory):

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from imgprep.api import verify
 from imgprep.errors import UsageError
-from imgprep.verify.run import verify
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def _prepare(imgprep_cli, photos, out, *extra):
 
 
 def _problems(path, **kw) -> list[str]:
-    return [str(p) for p in verify(str(path), progress=False, workers=1, **kw).problems]
+    return [str(p) for p in verify(str(path), progress=False, num_workers=1, **kw).problems]
 
 
 def test_hyperparameters_and_classes_describe_what_was_packed(prepared, tmp_path, imgprep_cli):
@@ -126,3 +126,35 @@ def test_image_sizes_come_from_headers(imgfactory):
     framed = frame(pack_image_record([1.0, 0.0], 3, image))
     assert int.from_bytes(framed[4:8], "little") >> 29 == 1  # a first part of several
     assert record_image(framed) == image
+
+
+def test_processing_prepare_describes_what_was_packed_like_one_host(tmp_path, imgfactory):
+    """A 3-host Processing job writes the same hyperparameters.json/classes.json as one host's
+    prepare: counts without the skipped image, image_shape from the smallest packed image."""
+    from test_processing import files, opt_ml, options, run_hosts
+
+    import imgprep
+    from imgprep.convert import ConvertOptions
+    from imgprep.imaging.spec import TransformSpec
+    from imgprep.processing import Cluster, Job, run_job
+
+    tree = tmp_path / "data"
+    made = imgfactory.class_tree(tree, ["cat", "dog", "eel"], 6, sizes=((60, 44), (52, 70)))
+    made[4].write_bytes(imgfactory.not_an_image())
+    spec = TransformSpec(quality=90)
+    reference = tmp_path / "ref"
+    imgprep.prepare("folders", str(tree), str(reference), spec=spec, options=options(), split="train=0.5,val=0.5",
+                    seed=7, dedup="off")
+    hyper = json.loads((reference / "hyperparameters.json").read_text())
+    assert hyper["image_shape"] == "3,44,44" and hyper["num_training_samples"] in ("8", "9")
+    convert = ConvertOptions(split="train=0.5,val=0.5", seed=7, dedup="off")
+    out = tmp_path / "job"
+    run_hosts(lambda i: Job("prepare", str(out), spec, options(), kind="folders", input=str(tree), convert=convert),
+              3, tmp_path)
+    got, want = files(out), files(reference)
+    assert {k: v for k, v in got.items() if k.endswith(".json")} == {k: v for k, v in want.items()
+                                                                      if k.endswith(".json")}
+    single = tmp_path / "single"
+    run_job(Job("prepare", str(single), spec, options(), kind="folders", input=str(tree), convert=convert),
+            Cluster(opt_ml=opt_ml(tmp_path / "one")))
+    assert files(single) == want

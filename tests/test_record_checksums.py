@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 import imgprep
+from imgprep.api import verify
 from imgprep.errors import FormatError
 from imgprep.formats import checksums, recordio
 from imgprep.formats import dataset as ds
 from imgprep.formats.lst import LstItem
-from imgprep.verify.run import verify
 
 N = 10
 
@@ -52,7 +52,7 @@ def test_a_flipped_byte_is_named_to_its_record_even_where_the_image_still_decode
     data = bytearray(rec.read_bytes())
     data[offsets[6] + 8 + 24 + 30] ^= 0x01  # inside record 6's JPEG header: still decodes
     rec.write_bytes(bytes(data))
-    problems = [str(p) for p in verify(str(rec), progress=False, workers=1).problems]
+    problems = [str(p) for p in verify(str(rec), progress=False, num_workers=1).problems]
     assert problems[0].startswith(f"train.rec record #6 (id 6, byte {offsets[6]}): bytes differ from the packed "
                                   "record (CRC-32 ")
     assert problems[-1].startswith("train.rec: SHA-256") and "(1 damaged record(s) named above)" in problems[-1]

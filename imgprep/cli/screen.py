@@ -1,12 +1,12 @@
-"""Lines for the terminal: no line wider than it, unless the output goes to a file or a pipe.
+"""Lines for the terminal: no line wider than it; output to a file or a pipe is never cut.
 
-``COLUMNS`` (the shell's variable, read by :func:`shutil.get_terminal_size`) sets the width
-where the terminal cannot be asked; machine-readable output (``--json``) bypasses this.
+Machine-readable output (``--json``) bypasses this.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 
 import click
 
@@ -14,8 +14,10 @@ from imgprep.formats.display import clip
 
 
 def width() -> int:
-    """Cells per line: ``COLUMNS`` when set, else the terminal's width when stdout is one; 0
-    (unbounded) when stdout is a file or a pipe."""
+    """Cells per line of the terminal stdout is (``COLUMNS`` overrides its size); 0, unbounded,
+    when stdout is a file or a pipe: a log keeps every character."""
+    if not sys.stdout.isatty():
+        return 0
     return shutil.get_terminal_size(fallback=(0, 0)).columns
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from imgprep.formats import classmap, hyperparams
 from imgprep.formats.imagesize import SizeRange
-from imgprep.sources.dataset import Dataset
+from imgprep.sources.loaded import Dataset
 
 
 @dataclass

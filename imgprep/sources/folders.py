@@ -26,7 +26,7 @@ import numpy as np
 from imgprep.errors import SourceError, UsageError
 from imgprep.formats.names import describe_look_alikes, look_alikes, suggest
 from imgprep.formats.paths import unrepresentable
-from imgprep.sources.dataset import ClassInfo, Dataset, require_folder
+from imgprep.sources.loaded import ClassInfo, Dataset, require_folder
 from imgprep.storage.roots import RootGuard
 
 EXAMPLES = 3  # ignored files named in the note

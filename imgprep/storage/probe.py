@@ -11,13 +11,21 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from imgprep.errors import StorageError
 
 if TYPE_CHECKING:
     from imgprep.storage.base import Store
-    from imgprep.storage.s3 import S3Store
+
+
+class S3Access(Protocol):
+    """What the probe needs of the S3 store: its client and botocore's error classes."""
+
+    @property
+    def client(self) -> Any: ...
+    @property
+    def errors(self) -> tuple[type[Exception], ...]: ...
 
 PROBE_NAME = ".imgprep-probe-"
 
@@ -48,13 +56,13 @@ def check_access(store: Store, *, reads: Iterable[object] = (), writes: Iterable
         store.probe(uri, write=write)
 
 
-def probe_s3(store: S3Store, uri: str, *, write: bool) -> None:
+def probe_s3(store: S3Access, uri: str, *, write: bool) -> None:
     """Check that ``uri`` can be written (``write``) or read with this store's credentials.
 
     An input that does not exist is left to the run (it says which file); everything else that
     would fail the run later fails here, as a :class:`StorageError` naming ``uri``.
     """
-    from imgprep.storage.s3 import is_not_found, parse_s3_uri
+    from imgprep.storage.s3_base import is_not_found, parse_s3_uri
 
     bucket, key = parse_s3_uri(uri)
     action = "write under" if write else "read"
@@ -89,7 +97,7 @@ def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], .
     """HeadBucket: False for a missing bucket (some servers would create one on the first
     PutObject instead of refusing it).  A 403 here says nothing: the credentials may lack
     ``s3:ListBucket`` yet may write, which the next call finds out."""
-    from imgprep.storage.s3 import error_code
+    from imgprep.storage.s3_base import error_code
 
     try:
         client.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
@@ -104,7 +112,7 @@ def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], .
 
 def cause(exc: BaseException, bucket: str, action: str, where: str) -> str:
     """Why an S3 call failed, in words a user can act on."""
-    from imgprep.storage.s3 import error_code, is_not_found, is_silence
+    from imgprep.storage.s3_base import error_code, is_not_found, is_silence
 
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):

@@ -209,7 +209,7 @@ def channel_settings(target: Target, split: str, report: Report) -> dict[str, An
     """The training job's ``InputDataConfig`` entry for these records (and a manifest beside them)."""
     location = target.location
     rec = target.shards[0].rec if len(target.shards) == 1 else None
-    uri = location.uri(rec) if rec and location.remote else None
+    uri = _remote_uri(location, rec) if rec else None
     channel = "train" if split in TRAIN_NAMES else "validation" if split in ("val", "validation") else split
     settings: dict[str, Any] = {
         "ChannelName": channel,
@@ -252,7 +252,13 @@ def _manifest_settings(location: Location, name: str, channel: str, num_classes:
         "RecordWrapperType": "RecordIO",
         "InputMode": "Pipe",
         "DataSource": {"S3DataSource": {"S3DataType": "AugmentedManifestFile", "AttributeNames": keys[:2],
-                                        "S3Uri": location.uri(name) if location.remote
-                                        else f"<the s3:// URI you upload {name} to>",
+                                        "S3Uri": _remote_uri(location, name)
+                                        or f"<the s3:// URI you upload {name} to>",
                                         "S3DataDistributionType": "FullyReplicated"}},
     }
+
+
+def _remote_uri(location: Location, name: str) -> str | None:
+    """``name``'s URI when it already lives in object storage (the job reads it from there)."""
+    uri = location.uri(name)
+    return uri if location.storage.local_path(uri) is None else None

@@ -23,7 +23,7 @@ BATCH = 32  # records per decode task: amortises the pool's per-task cost on sma
 
 def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstItem] | None = None,
            against_name: str = "", workers: int | None = None, progress: bool | None = None,
-           storage: Store | None = None, max_skipped: str | int | None = None, train: bool | None = None,
+           storage: Store, max_skipped: str | int | None = None, train: bool | None = None,
            channel_settings: bool = False) -> Report:
     """Check ``path`` (a ``.rec``, shard prefix or ``.dataset.json``) and return the report.
 
@@ -35,10 +35,6 @@ def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstIt
     SageMaker ``InputDataConfig`` entry for it.
     """
     limit = pretrain.SkipLimit.parse(max_skipped)
-    if storage is None:
-        from imgprep.storage.stores import Storage
-
-        storage = Storage()
     from imgprep.storage.probe import check_access
 
     check_access(storage, reads=[path])  # credentials, bucket: one line before anything is read
