@@ -101,3 +101,15 @@ def test_convert_mnist_says_where_it_wrote_the_images(tmp_path, imgprep_cli):
     assert f"wrote 10 PNG images under {tmp_path / 'out' / 'images'} (give `--root {tmp_path / 'out' / 'images'}`" \
         in out
     assert "does not read the images" not in out
+
+
+def test_the_processing_image_installs_the_repaired_wheel():
+    """The runtime stage has no system libturbojpeg: the wheel auditwheel repaired carries it, and
+    the build fails unless the native core loads from it."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "Dockerfile").read_text()
+    build, runtime = text.split("\nFROM ", 2)[1:]
+    assert "auditwheel repair -w /wheels" in build
+    assert "libturbojpeg" not in runtime.split("RUN", 1)[0] and "apt-get" not in runtime
+    assert "! ldconfig -p | grep -q libturbojpeg" in runtime and "from imgprep import _native" in runtime
