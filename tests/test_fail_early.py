@@ -91,3 +91,15 @@ def test_verify_of_s3_with_wrong_credentials_is_one_line(seaweed: S3Server):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1
     assert lines[0].startswith("imgprep: error: s3://early3/data/train.rec: cannot read this location: ")
+
+
+def test_merge_to_a_missing_bucket_fails_before_copying(tmp_path, seaweed: S3Server):
+    from imgprep.formats import recordio
+
+    with recordio.RecordWriter(tmp_path / "train-00000.rec", tmp_path / "train-00000.idx") as writer:
+        writer.write(recordio.pack_image_record(0.0, 0, b"\xff\xd8\xff\xd9"), key=0)
+    proc = _cli("merge", tmp_path / "train", "-o", "s3://no-such-bucket-23/m/train", "--endpoint-url",
+                seaweed.endpoint_url, env={})
+    line = _one_error_line(proc)
+    assert line == ("imgprep: error: s3://no-such-bucket-23/m/train: cannot write under this location: the bucket "
+                    "no-such-bucket-23 does not exist")
