@@ -165,8 +165,9 @@ def describe_packed(converted: ConvertResult, packed: Mapping[str, Any], spec: T
         storage.write_text(join(outdir, "hyperparameters.json"), hyperparams.dumps(found.hyperparameters))
         converted.hyperparameters = found.hyperparameters
     if found.differences:
-        say.warn("the records differ from the lists; hyperparameters.json and classes.json describe the records: "
-                 + "; ".join(found.differences))
+        say.warn("the records differ from the lists; hyperparameters.json and classes.json describe the records:")
+        for line in found.differences:
+            say.warn(f"  {line}")
     say.summary(hyperparameters_line(converted.hyperparameters), replace="hyperparameters: ")
     if "image_shape" in converted.hyperparameters:
         say.drop("  (no image_shape")

@@ -51,6 +51,18 @@ def test_display_helpers():
     assert cap(rows[:12], 10) == rows[:12]  # a couple more are shown, not counted
 
 
+def test_long_lines_wrap_under_their_indent_and_giant_ones_are_cut():
+    from imgprep.cli.screen import ROWS, fit
+
+    message = "  warning: " + "word " * 18
+    rows = fit(message, 40)
+    assert all(len(r) <= 40 for r in rows) and rows[1].startswith("    ") and " ".join(rows).split() == \
+        message.split()
+    giant = fit("x" * 762_452, 80)
+    assert len(giant) == ROWS and giant[-1].endswith("…") and all(len(r) == 80 for r in giant)
+    assert fit("short", 80) == ["short"] and fit("x" * 200, 0) == ["x" * 200]
+
+
 def test_inspect_caps_the_class_table_and_fits_the_terminal(tmp_path, imgfactory):
     imgfactory.class_tree(tmp_path / "photos", CLASSES, 1, sizes=((40, 40),))
     lst = tmp_path / "all.lst"

@@ -46,7 +46,7 @@ def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstIt
     labels: dict[int, tuple[float, ...]] = {}
     width: list[int] = []
     total = target.record.records if target.record is not None else None
-    bar = _progress(total, progress)
+    bar = _progress(total, progress, f"verify {pretrain.split_name(target)}")
     workers = workers or os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:
         for shard in target.shards:
@@ -75,11 +75,11 @@ def _describe_labels(expect: Expectations) -> str:
     return f"{kind} in [0, {expect.num_classes}) (num_classes from {expect.source})"
 
 
-def _progress(total: int | None, progress: bool | None) -> Any:
+def _progress(total: int | None, progress: bool | None, label: str = "verify") -> Any:
     from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
-    return tqdm(total=total, unit="rec", disable=not show, leave=False, desc="verify")
+    return tqdm(total=total, unit="rec", disable=not show, leave=False, desc=label)
 
 
 def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPoolExecutor, in_flight: int,
