@@ -3,7 +3,7 @@
 Pure functions.  Column widths count what a terminal shows (a combining accent takes no cell, a
 CJK ideograph two), so a table of NFD class names still lines up; long lists stop at a few rows
 and say how many more there are and where all of them are; a line longer than the terminal is
-cut with ``…`` (``--json`` output is never cut).
+cut with ``…`` (the CLI wraps a long line first; ``--json`` output is never cut).
 """
 
 from __future__ import annotations
