@@ -112,4 +112,4 @@ def test_the_processing_image_installs_the_repaired_wheel():
     build, runtime = text.split("\nFROM ", 2)[1:]
     assert "auditwheel repair -w /wheels" in build
     assert "libturbojpeg" not in runtime.split("RUN", 1)[0] and "apt-get" not in runtime
-    assert "! ldconfig -p | grep -q libturbojpeg" in runtime and "from imgprep import _native" in runtime
+    assert "! ldconfig -p | grep -q libturbojpeg" in runtime and "imgprep._native" in runtime
