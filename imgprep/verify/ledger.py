@@ -2,7 +2,8 @@
 
 Per shard, the byte offset and id of each record the walk read (its ordinal only once a record
 was skipped: until then it is the position); across shards, duplicate ids are found by one
-stable sort at the end, and a record is named (:func:`imgprep.verify.report.record_at`) only
+stable sort at the end (each message put where a check as the record was read would have put
+it), and a record is named (:func:`imgprep.verify.report.record_at`) only
 when a message needs it.  With ``--against``, each record's labels too (float32, as stored).
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from imgprep.formats.lst import LstItem
-from imgprep.verify.report import Report, record_at
+from imgprep.verify.report import Problem, Report, record_at
 
 
 class Walked:
@@ -82,6 +83,10 @@ class Ledger:
     def __init__(self, labels: bool) -> None:
         self.shards: list[Walked] = []
         self.labels = Labels() if labels else None
+        self.records = 0
+        # where a duplicate's message goes: (record number, problems reported up to its check),
+        # kept only when the count changed, so it grows with the problems, not the records
+        self._marks: tuple[array, array] = (array("q"), array("q"))
         self._ids = np.zeros(0, dtype=np.uint64)  # each distinct id, ascending (check_duplicates)
         self._first = np.zeros(0, dtype=np.int64)  # the number of its first record
 
@@ -89,6 +94,20 @@ class Ledger:
         walked = Walked(name)
         self.shards.append(walked)
         return walked
+
+    def add(self, walked: Walked, ordinal: int, offset: int, id: int, problems: int) -> None:
+        """Note a record of ``walked`` (the shard last opened) after ``problems`` were reported."""
+        walked.add(ordinal, offset, id)
+        numbers, counts = self._marks
+        if not counts or counts[-1] != problems:
+            numbers.append(self.records)
+            counts.append(problems)
+        self.records += 1
+
+    def _reported_before(self, number: int) -> int:
+        """How many problems were reported when record ``number`` was checked."""
+        numbers, counts = self._marks
+        return counts[bisect.bisect_right(numbers, number) - 1]
 
     def _record(self, number: int) -> tuple[Walked, int]:
         starts = list(itertools.accumulate((len(w) for w in self.shards), initial=0))
@@ -102,17 +121,25 @@ class Ledger:
     def check_duplicates(self, report: Report) -> None:
         """Name each record whose id an earlier record holds, in walk order, with the first one."""
         parts = [np.frombuffer(w.ids, dtype=np.uint64) for w in self.shards]
-        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+        ids = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
         order = np.argsort(ids, kind="stable")  # equal ids in walk order: the first one leads
         ids = ids[order]
+        del parts
         repeat = np.zeros(len(ids), dtype=bool)
         repeat[1:] = ids[1:] == ids[:-1]
         if repeat.any():
             leader = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(ids))))
             found = sorted((int(order[i]), int(order[leader[i]]), int(ids[i])) for i in np.flatnonzero(repeat))
+            # each message where a check at the time would have put it: right after its record's own
+            problems, merged, done = report.problems, [], 0
             for number, first, id in found:
-                report.add(self.where(number), f"duplicate id {id} (first: {self.where(first)})")
-        self._ids, self._first = ids[~repeat], order[~repeat]
+                at = self._reported_before(number)
+                merged += problems[done:at]
+                merged.append(Problem(self.where(number), f"duplicate id {id} (first: {self.where(first)})"))
+                done = at
+            report.problems = merged + problems[done:]
+        if self.labels is not None:  # --against looks each id's first record up
+            self._ids, self._first = ids[~repeat], order[~repeat]
 
     def check_against(self, items: Sequence[LstItem], name: str, report: Report) -> None:
         """Every list entry has a record with its labels (the first record of its id), and every

@@ -106,7 +106,7 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
             record = walk.check_record(ordinal, offset, payload, shard.rec, expect, width, report)
             if record is None:
                 continue
-            walked.add(ordinal, offset, record.id)
+            ledger.add(walked, ordinal, offset, record.id, len(report.problems))
             report.count_labels(record.labels if record.flag else record.labels[:1], expect.multi_hot)
             if labels is not None:
                 labels.add(record.labels if record.flag else record.labels[:1])
