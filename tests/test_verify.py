@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from imgprep.formats.lst import LstItem, dumps
 from imgprep.storage import Storage
 from imgprep.storage.local import LocalStore
 from imgprep.verify.index import check_index, read_index
-from imgprep.verify.ledger import Ledger
+from imgprep.verify.ledger import Labels, Ledger
 from imgprep.verify.report import Report
 from imgprep.verify.run import verify as run_verify
 
@@ -275,7 +274,8 @@ def _damaged(tmp_path: Path, imgfactory) -> tuple[Path, list[int]]:
     lines = [f"{key}\t{offset}" for key, offset in zip(keys, offsets, strict=True)]
     lines[3] = f"3\t{offsets[3] + 4}"
     lines[2:2] = ["not an index line", ""]
-    lines += [f"99\t{offsets[2]}", f"{2**64 + 1}\t{offsets[3]}", f"100\t{2**70}", f"-1\t{offsets[5]}"]
+    lines += [f"99\t{offsets[2]}", f"{2**64 + 1}\t{offsets[3]}", f"100\t{2**70}", f"-1\t{offsets[5]}",
+              f"98\t{offsets[11]}"]
     rec.with_suffix(".idx").write_text("\n".join(lines) + "\n")
     return rec, offsets
 
@@ -296,6 +296,7 @@ def test_every_kind_of_index_and_id_damage_is_named_in_order(tmp_path, imgfactor
         f"train.idx line 16: key {2**64 + 1} points at byte {at[3]}, the start of record #3 whose id is 3",
         f"train.idx line 17: key 100 points at byte {2**70}, which is not the start of a record in train.rec",
         f"train.idx line 18: key -1 points at byte {at[5]}, the start of record #5 whose id is 5",
+        f"train.idx line 19: key 98 points at byte {at[11]}, the start of record #11 whose id is 11",
         f"train.rec record #6 (id 4, byte {at[6]}): is not in train.idx",
         "train.lst entry 7 (id 6, 6.jpg): has no record",
         "train.lst entry 10 (id 9, 9.jpg): has no record",
@@ -332,3 +333,10 @@ def test_what_verify_keeps_per_record_stays_under_64_bytes():
     assert [str(p) for p in report.problems] == ["1.rec record #9 (id 7, byte 144): duplicate id 7 "
                                                  "(first: 0.rec record #7 (id 7, byte 112))"]
     assert peak / (2 * n) <= 64, peak / (2 * n)
+
+
+def test_labels_for_against_keep_each_records_width():
+    labels = Labels()
+    for values in ((1.0,), (2.0,), (1.0, 0.0, 1.0), (0.5,)):
+        labels.add(values)
+    assert [labels.get(i) for i in range(4)] == [(1.0,), (2.0,), (1.0, 0.0, 1.0), (0.5,)]
