@@ -183,9 +183,13 @@ class Store(abc.ABC):
         return self.exists(uri)
 
     def open_seekable(self, uri: str) -> BinaryIO:
-        """A seekable binary stream over the whole of ``uri`` (the caller closes it); stores that
-        cannot seek remotely read it into memory."""
-        return io.BytesIO(self.read_bytes(uri))
+        """A seekable binary stream over the whole of ``uri`` (the caller closes it).  Stores
+        without local files serve it with ranged reads (:class:`imgprep.storage.ranged.RangedReader`):
+        one block in memory, not the object, however large."""
+        from imgprep.storage.ranged import RangedReader
+
+        ranged = RangedReader(lambda start, end: self.open_read(uri, start, end), self.size(uri))
+        return io.BufferedReader(ranged, buffer_size=1 << 16)  # readline() in C, not a byte a call
 
     def canonical(self, uri: str) -> str:
         """One spelling per file, so two URIs can be compared (symbolic links resolved locally)."""
