@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -168,18 +169,25 @@ def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | No
 
 def _forkserver_reimports_main() -> bool:
     """Whether this process runs threads (so workers would start through forkserver) and its
-    main module is a script or module that each forkserver worker imports again
-    (``multiprocessing.spawn.get_preparation_data``): a script without an
-    ``if __name__ == "__main__":`` guard would run once per worker.  imgprep's own entry points
-    guard themselves; an interactive session or notebook has no main file to import."""
+    main module — which each forkserver worker imports again
+    (``multiprocessing.spawn.get_preparation_data``) — has no ``if __name__ == "__main__":``
+    guard, so its top level would run once more per worker.  Console scripts (imgprep's, pytest's)
+    and ``python -m`` packages guard themselves; an interactive session or notebook has no main
+    file to import."""
     if threading.active_count() == 1 and sys.platform == "linux":
         return False
-    main = sys.modules.get("__main__")
-    name = getattr(getattr(main, "__spec__", None), "name", None)
-    if name:
-        return name.split(".")[0] != "imgprep"
-    path = getattr(main, "__file__", None)
-    return bool(path) and os.path.basename(str(path)) != "imgprep"
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path:
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            source = fh.read(1 << 20)
+    except OSError:
+        return False
+    return _MAIN_GUARD.search(source) is None
+
+
+_MAIN_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__""")
 
 
 def _progress(total: int, options: PackOptions, prefix: str = "") -> Any:
