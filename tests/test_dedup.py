@@ -53,7 +53,7 @@ def test_report_finds_the_copies_and_the_leaks(tmp_path):
     pairs = {(result.dataset.paths[i], result.dataset.paths[j]) for i, j, _ in result.duplicates.pairs}
     assert pairs == {(f"a/{o}", f"a/{c}") for c, o in COPIES.items()}  # and no distinct photos paired
     straddling = sum(a != b for a, b in _groups(tmp_path / "out"))
-    assert any(line.startswith("duplicates: 1 exact and 3 near-duplicate pair(s)") for line in lines)
+    assert any(line.lstrip().startswith("duplicates: 1 exact and 3 near-duplicate pair(s)") for line in lines)
     if straddling:
         assert any(f"{straddling} pair(s) straddle splits" in line for line in lines)
 

@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -30,6 +31,7 @@ from imgprep import __version__
 from imgprep.errors import BadRecordsError, ImageError, ImgprepError, SourceError, UsageError, WorkerError
 from imgprep.formats import typecheck
 from imgprep.formats.dataset import DatasetRecord, ListRef, record_folder, record_name
+from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem, format_line
 from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
@@ -42,6 +44,7 @@ from imgprep.packing.worker import Chunk, Packed, WorkerContext, run_chunk, run_
 from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
 from imgprep.storage.base import Store
+from imgprep.storage.probe import check_access
 
 if TYPE_CHECKING:
     from imgprep.imaging.transform import ImagePath
@@ -100,6 +103,8 @@ class PackSummary:
     executor: str
     skipped_items: list[Skipped] = field(default_factory=list)
     dataset: str | None = None  # the dataset record written last (PREFIX.dataset.json)
+    # smallest packed width/height, from each record's image header (unknown when resumed)
+    sizes: SizeRange = field(default_factory=SizeRange)
     # CPU time of the thread that cut the list into chunks and appended the records: the serial
     # part of the run (workers and hashing run beside it).
     serial_cpu: float = 0.0
@@ -150,6 +155,10 @@ def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | No
     # fork is the cheapest start, but forking a process that runs other threads (tqdm's
     # monitor, S3 upload pools, a host application) can deadlock: use forkserver then.
     method = "fork" if threading.active_count() == 1 and sys.platform == "linux" else "forkserver"
+    if method == "forkserver" and _forkserver_reimports_main():
+        print("imgprep: worker processes start through forkserver here (this process runs threads), which "
+              "imports your script again in each worker: keep the call under `if __name__ == \"__main__\":`, "
+              "or use executor=\"thread\"", file=sys.stderr)
     context = multiprocessing.get_context(method)
     # A worker dies with the process that started it: this one, or the forkserver, which itself
     # exits when this process is gone.
@@ -158,7 +167,30 @@ def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | No
                                initargs=(ctx, parent))
 
 
-def _progress(total: int, options: PackOptions) -> Any:
+def _forkserver_reimports_main() -> bool:
+    """Whether this process runs threads (so workers would start through forkserver) and its
+    main module — which each forkserver worker imports again
+    (``multiprocessing.spawn.get_preparation_data``) — has no ``if __name__ == "__main__":``
+    guard, so its top level would run once more per worker.  Console scripts (imgprep's, pytest's)
+    and ``python -m`` packages guard themselves; an interactive session or notebook has no main
+    file to import."""
+    if threading.active_count() == 1 and sys.platform == "linux":
+        return False
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path:
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            source = fh.read(1 << 20)
+    except OSError:
+        return False
+    return _MAIN_GUARD.search(source) is None
+
+
+_MAIN_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__""")
+
+
+def _progress(total: int, options: PackOptions, prefix: str = "") -> Any:
     show = options.progress
     if show is None:
         show = not options.quiet and sys.stderr.isatty()
@@ -166,7 +198,9 @@ def _progress(total: int, options: PackOptions) -> Any:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    # labelled with the output's name: prepare packs one split after another
+    label = f"pack {os.path.basename(prefix)}" if prefix else "pack"
+    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1, desc=label)
 
 
 def _nbytes(data: Any) -> int:
@@ -218,6 +252,8 @@ def pack(
     try:
         # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
         with sigterm_as_interrupt():
+            # S3 credentials, bucket and write permission: one line naming the output, before the lock
+            check_access(storage, writes=[prefix], reads=[source])
             try:
                 progress = publisher.begin(options.resume)  # the lock, and where to start: nothing removed
             except AlreadyComplete as done:
@@ -317,7 +353,7 @@ class Packer:
     def run(self, progress: Progress, prefix: str, storage: Store) -> PackSummary:
         """Pack what ``progress`` leaves to do; publish the dataset record; return the summary."""
         writer, start = self._open_writer(progress, prefix, storage)
-        self.bar = _progress(len(self.items), self.options)
+        self.bar = _progress(len(self.items), self.options, prefix)
         if self.bar is not None and start:
             self.bar.update(start)
         started, cpu = time.perf_counter(), time.thread_time()
@@ -342,6 +378,7 @@ class Packer:
         summary.serial_cpu = time.thread_time() - cpu
         summary.report, summary.workers, summary.executor = report, self.workers, self.kind
         summary.skipped_items = self.skipped
+        summary.sizes = writer.sizes
         return summary
 
     @property
@@ -364,6 +401,7 @@ class Packer:
                              checkpoint_bytes=options.checkpoint_bytes, skipped=lambda: len(skipped),
                              retire=publisher.retire)
         writer.records, writer.bytes = done.records, done.rec_bytes
+        writer.sizes.unknown += done.records  # shards an earlier run published: their sizes are not seen
         start = progress.items_done
         if progress.open is not None and writer.reopen(progress.open):
             start = progress.open.consumed
@@ -405,7 +443,7 @@ class Packer:
         chunk = _make_chunk(entries, self.source)
         packed = run_chunk(self.ctx, chunk)
         self.pending.append(_InFlight(None, entries, chunk, packed))
-        if 2 * packed.by_python > len(chunk) and not _daemonic():
+        if 2 * packed.by_python > len(chunk) and not _daemonic() and not _forkserver_reimports_main():
             self.kind = "process"
 
     def _feed(self) -> None:
@@ -501,7 +539,12 @@ def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: I
         from imgprep.imaging import native
 
         kind = ("thread" if native.available() else "process") if spec.pass_through else chosen.preferred_executor
-    return "thread" if kind == "process" and _daemonic() else kind
+    if kind == "process" and (_daemonic() or (requested == "auto" and _forkserver_reimports_main())):
+        # A daemonic process may not start processes; and worker processes that would start
+        # through forkserver import the caller's script again (running its unguarded top level
+        # a second time): threads give the same bytes.
+        return "thread"
+    return kind
 
 
 class Entry(NamedTuple):

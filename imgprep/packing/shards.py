@@ -23,11 +23,15 @@ import os
 import queue
 import tempfile
 import threading
+import zlib
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from imgprep.errors import FormatError, StorageError
+from imgprep.formats import checksums
 from imgprep.formats.dataset import ShardEntry
+from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
 from imgprep.layout.progress import OpenShard
 from imgprep.storage.base import Output, Store
@@ -105,6 +109,9 @@ class _Shard:
         self.rec, self.idx = rec, idx
         self.digests = _Digests()
         self.records = self.rec_bytes = self.idx_bytes = 0
+        # CRC-32 of each record (formats.checksums); None when some records were written by a
+        # killed run and not read back here (the publisher reads the shard back at the end)
+        self.crcs: array | None = array("I")
         self.next_checkpoint = 0
         self.boundaries: collections.deque[Boundary] = collections.deque()
         self.next_boundary = 0
@@ -150,6 +157,7 @@ class _Shard:
             with storage.open_read(folder + name, 0, size) as fh:
                 while chunk := fh.read(8 << 20):
                     digest.update(chunk)
+        shard.crcs = None  # the records before the checkpoint: read back when the run commits
         shard.records, shard.rec_bytes, shard.idx_bytes = state.records, state.rec_bytes, state.idx_bytes
         return shard
 
@@ -164,6 +172,11 @@ class _Shard:
         self.rec.write(records)
         self.idx.write(lines)
         self.digests.update(records, lines)
+        if self.crcs is not None:
+            view, at = memoryview(records), 0
+            for size in sizes:
+                self.crcs.append(zlib.crc32(view[at : at + size]))
+                at += size
         self.records += len(sizes)
         self.rec_bytes += len(records)
         self.idx_bytes += len(lines)
@@ -174,6 +187,7 @@ class _Shard:
             rec=os.path.basename(self.rec_name), idx=os.path.basename(self.idx_name), records=self.records,
             rec_bytes=self.rec_bytes, idx_bytes=self.idx_bytes,
             rec_sha256=self.digests.rec.hexdigest(), idx_sha256=self.digests.idx.hexdigest(),
+            record_crc32=None if self.crcs is None else checksums.encode(self.crcs),
         )
 
     def abort(self) -> None:
@@ -202,6 +216,7 @@ class _ResumedShard(_Shard):
         self.records, self.rec_bytes = start.records, start.offset
         self.held = rec.bytes_written - start.offset  # bytes S3 holds that the next records repeat
         self.boundaries.append(start)
+        self.crcs = None  # the killed run's records are not here: read back when the run commits
 
     def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int]) -> None:
         offsets = itertools.accumulate(sizes, initial=self.rec_bytes)
@@ -317,6 +332,7 @@ class ShardWriter:
         self._current: _Shard | None = None
         self.records = 0
         self.bytes = 0
+        self.sizes = SizeRange()  # smallest packed width and height (prepare's image_shape)
 
     def _full(self, size: int) -> bool:
         shard = self._current
@@ -331,6 +347,10 @@ class ShardWriter:
         (for the progress file).  Runs of records between shard ends, checkpoints and resume
         boundaries are written with one call each: the per-record work here is a few comparisons."""
         view = memoryview(records)
+        at = 0
+        for size in sizes:  # each record's image size, from its header (prepare's image_shape)
+            self.sizes.note_framed(view[at : at + size])
+            at += size
         track = bool(self.checkpoint and self.checkpoint_bytes)
         shard = self._current
         first = begin = 0  # first record and byte of the run not yet written
@@ -404,6 +424,7 @@ class ShardWriter:
             return False
         shard.next_checkpoint = shard.rec_bytes + self.checkpoint_bytes
         self._current, self.number = shard, state.number + 1
+        self.sizes.unknown += shard.records  # written by the killed run: not seen here
         self.records += shard.records
         self.bytes += shard.rec_bytes
         return True
