@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <turbojpeg.h>
 #include <unistd.h>
 
@@ -241,6 +242,15 @@ typedef struct {
     int python;                /* something about the item itself Python must judge (its error) */
 } bitem;
 
+/* fstat through the system call on x86-64: headers of glibc >= 2.33 bind fstat() to fstat64@GLIBC_2.33,
+ * which would lift the repaired wheel from manylinux2014 to manylinux_2_34 (Amazon Linux 2, under many
+ * SageMaker images, has glibc 2.26).  The kernel's struct stat is glibc's there. */
+#if defined(__x86_64__) && defined(SYS_fstat)
+#define file_stat(fd, st) ((int)syscall(SYS_fstat, (fd), (st)))
+#else
+#define file_stat(fd, st) fstat((fd), (st))
+#endif
+
 /* imgprep.storage.roots.read_inside's common case: a regular file, not a symlink when guarded.
  * The file's bytes go to out->data + at (room reserved here).  -1: leave it to Python. */
 static long long read_file(const char *path, int guarded, buf *out, size_t at) {
@@ -248,7 +258,7 @@ static long long read_file(const char *path, int guarded, buf *out, size_t at) {
     struct stat st;
     long long got = -1;
     if (fd < 0) return -1;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 && st.st_size < RIO_MAX) {
+    if (file_stat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 && st.st_size < RIO_MAX) {
         size_t size = (size_t)st.st_size, done = 0;
         size_t keep = out->len;
         out->len = at;

@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -102,11 +103,11 @@ class PackSummary:
     executor: str
     skipped_items: list[Skipped] = field(default_factory=list)
     dataset: str | None = None  # the dataset record written last (PREFIX.dataset.json)
+    # smallest packed width/height, from each record's image header (unknown when resumed)
+    sizes: SizeRange = field(default_factory=SizeRange)
     # CPU time of the thread that cut the list into chunks and appended the records: the serial
     # part of the run (workers and hashing run beside it).
     serial_cpu: float = 0.0
-    # smallest packed width/height, from each record's image header (unknown when resumed)
-    sizes: SizeRange = field(default_factory=SizeRange)
 
     @property
     def images_per_second(self) -> float:
@@ -168,18 +169,25 @@ def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | No
 
 def _forkserver_reimports_main() -> bool:
     """Whether this process runs threads (so workers would start through forkserver) and its
-    main module is a script or module that each forkserver worker imports again
-    (``multiprocessing.spawn.get_preparation_data``): a script without an
-    ``if __name__ == "__main__":`` guard would run once per worker.  imgprep's own entry points
-    guard themselves; an interactive session or notebook has no main file to import."""
+    main module — which each forkserver worker imports again
+    (``multiprocessing.spawn.get_preparation_data``) — has no ``if __name__ == "__main__":``
+    guard, so its top level would run once more per worker.  Console scripts (imgprep's, pytest's)
+    and ``python -m`` packages guard themselves; an interactive session or notebook has no main
+    file to import."""
     if threading.active_count() == 1 and sys.platform == "linux":
         return False
-    main = sys.modules.get("__main__")
-    name = getattr(getattr(main, "__spec__", None), "name", None)
-    if name:
-        return name.split(".")[0] != "imgprep"
-    path = getattr(main, "__file__", None)
-    return bool(path) and os.path.basename(str(path)) != "imgprep"
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path:
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            source = fh.read(1 << 20)
+    except OSError:
+        return False
+    return _MAIN_GUARD.search(source) is None
+
+
+_MAIN_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__""")
 
 
 def _progress(total: int, options: PackOptions, prefix: str = "") -> Any:
@@ -435,7 +443,7 @@ class Packer:
         chunk = _make_chunk(entries, self.source)
         packed = run_chunk(self.ctx, chunk)
         self.pending.append(_InFlight(None, entries, chunk, packed))
-        if 2 * packed.by_python > len(chunk) and not (_daemonic() or _forkserver_reimports_main()):
+        if 2 * packed.by_python > len(chunk) and not _daemonic() and not _forkserver_reimports_main():
             self.kind = "process"
 
     def _feed(self) -> None:
@@ -531,10 +539,10 @@ def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: I
         from imgprep.imaging import native
 
         kind = ("thread" if native.available() else "process") if spec.pass_through else chosen.preferred_executor
-    # A daemonic process may not start processes; and worker processes that would start through
-    # forkserver import the caller's script again (running its unguarded top level a second
-    # time): threads give the same bytes.
     if kind == "process" and (_daemonic() or (requested == "auto" and _forkserver_reimports_main())):
+        # A daemonic process may not start processes; and worker processes that would start
+        # through forkserver import the caller's script again (running its unguarded top level
+        # a second time): threads give the same bytes.
         return "thread"
     return kind
 

@@ -175,7 +175,7 @@ class _Shard:
         if self.crcs is not None:
             view, at = memoryview(records), 0
             for size in sizes:
-                self.crcs.append(zlib.crc32(view[at:at + size]))
+                self.crcs.append(zlib.crc32(view[at : at + size]))
                 at += size
         self.records += len(sizes)
         self.rec_bytes += len(records)
@@ -347,6 +347,10 @@ class ShardWriter:
         (for the progress file).  Runs of records between shard ends, checkpoints and resume
         boundaries are written with one call each: the per-record work here is a few comparisons."""
         view = memoryview(records)
+        at = 0
+        for size in sizes:  # each record's image size, from its header (prepare's image_shape)
+            self.sizes.note_framed(view[at : at + size])
+            at += size
         track = bool(self.checkpoint and self.checkpoint_bytes)
         shard = self._current
         first = begin = 0  # first record and byte of the run not yet written
@@ -358,7 +362,6 @@ class ShardWriter:
                     first, begin = i, at
                 self._start_record(size, position + i, track)
                 shard = self._current
-            self.sizes.note_framed(view[at:at + size])
             at += size
             if track and shard is not None and shard.rec_bytes + (at - begin) >= shard.next_checkpoint:
                 shard.write(view[begin:at], sizes[first:i + 1], keys[first:i + 1])
