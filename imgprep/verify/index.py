@@ -1,7 +1,7 @@
 """A shard's ``.idx`` read into flat arrays and compared with what the walk found.
 
-A dataset of a million records has a million index lines: held as Python tuples, dicts and
-strings they cost more than a kilobyte each, so the lines are parsed chunk by chunk into
+An index has a line per record: held as Python tuples, dicts and strings they would make
+verify's memory grow with the dataset many times over, so the lines are parsed chunk by chunk into
 arrays (key, offset; the line numbers only once a line was skipped) and checked with sorted
 searches.  Every message names the same line, in the same order, as a line-by-line check would:
 what is wrong with a line's text and duplicate keys first, then where lines point, then the

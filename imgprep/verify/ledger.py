@@ -1,4 +1,4 @@
-"""What verify remembers of every record, in flat arrays: about 16 bytes a record.
+"""What verify remembers of every record, in flat arrays (two 64-bit numbers a record).
 
 Per shard, the byte offset and id of each record the walk read (its ordinal only once a record
 was skipped: until then it is the position); across shards, duplicate ids are found by one
@@ -146,7 +146,7 @@ class Ledger:
         record id is listed; after :meth:`check_duplicates`."""
         labels = self.labels
         if labels is None:
-            raise ValueError("imgprep bug: the ledger kept no labels")
+            raise RuntimeError("imgprep bug: the ledger kept no labels")
         fits = np.fromiter((0 <= item.index < _U64 for item in items), dtype=bool, count=len(items))
         wanted = np.fromiter((item.index if 0 <= item.index < _U64 else 0 for item in items), dtype=np.uint64,
                              count=len(items))
