@@ -70,15 +70,18 @@ class Index:
         self.keys.append(key)
         self.offsets.append(offset)
 
+    def ascending(self) -> np.ndarray | None:
+        """The offsets, when they ascend line by line (as a pack writes them), without a copy."""
+        offsets = np.frombuffer(self.offsets, dtype=np.int64)
+        return offsets if len(offsets) < 2 or bool((offsets[1:] > offsets[:-1]).all()) else None
+
     def record_offsets(self) -> np.ndarray | None:
         """The sorted distinct offsets the index names, when every line is one a strict reader
         accepts (the per-record checksums are matched to records through them), else None."""
         if not self.strict or self.problems:
             return None
-        offsets = np.frombuffer(self.offsets, dtype=np.int64)
-        if len(offsets) < 2 or bool((offsets[1:] > offsets[:-1]).all()):
-            return offsets  # the order a pack writes: already sorted, no copy
-        return np.unique(offsets)
+        ascending = self.ascending()
+        return ascending if ascending is not None else np.unique(np.frombuffer(self.offsets, dtype=np.int64))
 
 
 def read_index(chunks: Iterable[bytes], name: str) -> Index:
@@ -124,6 +127,11 @@ def _drop_duplicates(index: Index) -> None:
     if n == 0:
         return
     keys = np.frombuffer(index.keys, dtype=np.uint64)
+    if not index.odd_keys:
+        ordered = np.sort(keys)
+        if not (ordered[1:] == ordered[:-1]).any():
+            return  # the common case, found with the fewest temporaries
+        del ordered
     entries = np.arange(n)
     if index.odd_keys:  # a key that does not fit is no array value: those are compared below
         entries = entries[~np.isin(entries, np.fromiter(index.odd_keys, dtype=np.int64))]
@@ -172,7 +180,7 @@ def check_index(index: Index, walked: Walked, report: Report) -> None:
     name, shard = index.name, walked.shard
     for lineno, what in index.problems:
         report.add(f"{name} line {lineno}", what)
-    starts = np.frombuffer(walked.offsets, dtype=np.int64)  # ascending: the walk only goes forward
+    starts = walked.offsets
     ids = np.frombuffer(walked.ids, dtype=np.uint64)
     offsets = np.frombuffer(index.offsets, dtype=np.int64)
     keys = np.frombuffer(index.keys, dtype=np.uint64)

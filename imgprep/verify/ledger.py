@@ -21,32 +21,48 @@ from imgprep.verify.report import Problem, Report, record_at
 
 
 class Walked:
-    """The records of one shard with a readable header, in file order."""
+    """The records of one shard with a readable header, in file order.
 
-    def __init__(self, shard: str) -> None:
+    Their offsets are usually the index's own, in order: while they are, they are read from
+    ``expected`` (the index's offsets, ascending) instead of being kept twice."""
+
+    def __init__(self, shard: str, expected: np.ndarray | None = None) -> None:
         self.shard = shard
-        self.offsets = array("q")
         self.ids = array("Q")
         self.ordinals: array | None = None  # None while record i is the shard's record #i
+        self._expected = expected if expected is not None else np.zeros(0, dtype=np.int64)
+        self._offsets: array | None = None if expected is not None else array("q")
 
     def __len__(self) -> int:
-        return len(self.offsets)
+        return len(self.ids)
 
     def add(self, ordinal: int, offset: int, id: int) -> None:
-        n = len(self.offsets)
+        n = len(self.ids)
         if self.ordinals is not None:
             self.ordinals.append(ordinal)
         elif ordinal != n:
             self.ordinals = array("q", range(n))
             self.ordinals.append(ordinal)
-        self.offsets.append(offset)
+        if self._offsets is not None:
+            self._offsets.append(offset)
+        elif n >= len(self._expected) or self._expected[n] != offset:
+            self._offsets = array("q", self._expected[:n].tobytes())
+            self._offsets.append(offset)
         self.ids.append(id)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Each record's byte offset, ascending (the walk only goes forward)."""
+        if self._offsets is None:
+            return self._expected[: len(self.ids)]
+        return np.frombuffer(self._offsets, dtype=np.int64)
 
     def ordinal(self, i: int) -> int:
         return i if self.ordinals is None else self.ordinals[i]
 
     def where(self, i: int) -> str:
-        return record_at(self.shard, self.ordinal(i), self.offsets[i], self.ids[i])
+        offset = self._offsets[i] if self._offsets is not None else int(self._expected[i])
+        return record_at(self.shard, self.ordinal(i), offset, self.ids[i])
 
 
 class Labels:
@@ -90,8 +106,8 @@ class Ledger:
         self._ids = np.zeros(0, dtype=np.uint64)  # each distinct id, ascending (check_duplicates)
         self._first = np.zeros(0, dtype=np.int64)  # the number of its first record
 
-    def shard(self, name: str) -> Walked:
-        walked = Walked(name)
+    def shard(self, name: str, expected: np.ndarray | None = None) -> Walked:
+        walked = Walked(name, expected)
         self.shards.append(walked)
         return walked
 
@@ -122,6 +138,11 @@ class Ledger:
         """Name each record whose id an earlier record holds, in walk order, with the first one."""
         parts = [np.frombuffer(w.ids, dtype=np.uint64) for w in self.shards]
         ids = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+        if self.labels is None:
+            ordered = np.sort(ids)
+            if not (ordered[1:] == ordered[:-1]).any():
+                return  # no duplicates, and no --against to look ids up for
+            del ordered
         order = np.argsort(ids, kind="stable")  # equal ids in walk order: the first one leads
         ids = ids[order]
         del parts

@@ -92,11 +92,11 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
     if not location.exists(shard.rec):
         report.add(shard.rec, "is missing (the dataset record lists it)")
         return
-    walked = ledger.shard(shard.rec)
-    labels = ledger.labels
     pending: list[Future[list[tuple[str, str | None, tuple[int, int, int] | None]]]] = []
     batch: list[walk.Record] = []
     index = _read_index(location, shard.idx) if shard.idx is not None and location.exists(shard.idx) else None
+    walked = ledger.shard(shard.rec, index.ascending() if index is not None else None)
+    labels = ledger.labels
     sums = record_sums(shard, index)
     with location.open(shard.rec) as stream:
         for ordinal, offset, payload in walk.records(stream, shard.rec, report):
