@@ -100,7 +100,9 @@ def prepare(
     (:class:`TransformSpec`) and ``options`` (:class:`PackOptions`) as in :func:`pack`,
     ``convert_options`` (:class:`ConvertOptions`).  Progress bars are off unless ``progress=True``.
     """
-    convert_keywords = {k: keywords.pop(k) for k in list(keywords) if k in _CONVERT_FIELDS}
+    convert_keywords = {k: keywords.pop(k) for k in list(keywords) if k in _CONVERT_FIELDS - _PACK_FIELDS}
+    if "follow_links_outside_root" in keywords:  # both steps' switch: listing and packing
+        convert_keywords["follow_links_outside_root"] = keywords["follow_links_outside_root"]
     dataset_options = _convert_options(convert_options, convert_keywords)
     store = _store(storage, storage_options, options.storage if options is not None else None)
     spec, options = _pack_settings(spec, options, keywords, store)

@@ -110,7 +110,21 @@ def test_symlinks_leading_outside_the_root_are_not_followed(tmp_path) -> None:
     os.symlink(secret / "key.jpg", root / "cat" / "key.jpg")
     data = load_folders(str(root))
     assert not any("key" in p or "stolen" in p for p in data.paths)
-    assert "2 symlink(s) leading outside the root not followed" in data.notes
+    [note] = [n for n in data.notes if "outside the image root" in n]
+    assert note.startswith("2 path(s) reached through a symlink leading outside the image root not listed")
+    assert "stolen, cat/key.jpg" in note and "--follow-links-outside-root" in note
+
+
+def test_follow_links_outside_root_lists_them(tmp_path) -> None:
+    root = tmp_path / "root"
+    flat_tree(root)
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key.jpg").write_bytes(b"x")
+    os.symlink(secret / "key.jpg", root / "cat" / "key.jpg")
+    data = load_folders(str(root), follow_links_outside_root=True)
+    assert "cat/key.jpg" in data.paths
+    assert not any("outside the image root" in n for n in data.notes)
 
 
 def test_names_lst_cannot_carry_are_skipped_with_a_reason(tmp_path) -> None:
