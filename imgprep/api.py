@@ -69,7 +69,9 @@ def convert(
     ``manifest_prefix``, ``label_format``, ``attribute``, ``job_name``, ``creation_date``, and the
     per-source ones (``extensions``, ``class_depth``, ``leaf_classes``, ``classes``,
     ``drop_clutter``, ``categories``, ``include_crowd``, ``min_area``, ``keep_empty``,
-    ``variant``, ``root``, ``source_attribute``, ``source_label_format``).  ``channels`` and
+    ``variant``, ``root``, ``source_attribute``, ``source_label_format``), and
+    ``follow_links_outside_root`` (list files reached through symlinks leading out of the image
+    root; :func:`prepare` also packs them, :func:`pack` takes it too).  ``channels`` and
     ``image_format`` are MNIST's image files; ``echo`` (e.g. ``print``) receives the summary lines.
     """
     options = _convert_options(options, keywords)
