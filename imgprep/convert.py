@@ -304,7 +304,8 @@ def split(
     dups = None
     if options.dedup != "off":
         shown = getattr(say, "echo", say) is not None
-        dups = _duplicates(dataset, image_root, options, storage, warn, shown=shown)
+        dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn, shown=shown,
+                           follow_outside=options.follow_links_outside_root)
     if options.dedup == "drop" and dups is not None and dups.pairs:
         splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
     else:
@@ -421,9 +422,9 @@ def hyperparameters_line(params: Mapping[str, str]) -> str:
     return "hyperparameters: " + ", ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _duplicates(dataset: Dataset, image_root: str | None, options: ConvertOptions,
-                storage: Store, say: Echo, shown: bool = False) -> dedup_mod.Duplicates | None:
-    mode, threshold = options.dedup, options.dedup_threshold
+def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
+                storage: Store, say: Echo, shown: bool = False,
+                follow_outside: bool = False) -> dedup_mod.Duplicates | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
@@ -443,7 +444,7 @@ def _duplicates(dataset: Dataset, image_root: str | None, options: ConvertOption
             return pixels[i]
     elif root is not None and (folder := storage.local_path(root)) is not None:
         # read as pack reads (storage.roots): a FIFO, a device or a link out is refused, not read
-        guard = RootGuard(folder, follow_outside=options.follow_links_outside_root)
+        guard = RootGuard(folder, follow_outside=follow_outside)
 
         def read(i: int) -> Any:
             return guard.read(os.path.join(folder, dataset.paths[i]))
