@@ -202,9 +202,9 @@ def links_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         ALLOW_SWITCH, "follow_links_outside_root", is_flag=True,
         help="Read images reached through symlinks that lead outside the image root (a dataset "
-             "assembled as links into a shared store). By default such files are not listed, the "
-             "notes name them, and pack refuses them, so a hostile archive cannot make imgprep read "
-             "/etc/passwd.",
+             "assembled as links into a shared store). By default convert and prepare leave such "
+             "files out of the lists (the warnings name them) and pack refuses them, so an archive "
+             "from elsewhere cannot pull this machine's files into a shard.",
     )(wrapper)
 
 

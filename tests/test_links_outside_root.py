@@ -142,3 +142,18 @@ def test_the_guard_reads_nothing_a_pack_would_refuse(tmp_path) -> None:
         RootGuard(str(root)).read(str(root / "pipe.jpg"))
     with pytest.raises(ImageError, match="not a regular file"):  # followed, still never blocks
         RootGuard(str(root), follow_outside=True).read(str(root / "pipe.jpg"))
+
+
+def test_processing_job_takes_the_switch(tmp_path, imgfactory) -> None:
+    from imgprep.processing.command import processing
+
+    root = linked_tree(tmp_path, imgfactory)
+    out_dir = tmp_path / "out"
+    config = tmp_path / "job.json"
+    config.write_text(json.dumps({"command": "prepare", "kind": "folders", "input": str(root), "output": str(out_dir),
+                                  "split": "train=0.5,val=0.5", "dedup": "off", "num-workers": 1, "quiet": True,
+                                  "follow-links-outside-root": True, "opt-ml": str(tmp_path / "optml")}))
+    result = CliRunner().invoke(processing, ["--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "cat/away.jpg" in listed(out_dir)
+    assert records(out_dir / "train") + records(out_dir / "val") == 7

@@ -200,6 +200,20 @@ def test_caltech256_names_ids_and_clutter(tmp_path) -> None:
     assert len(dropped.paths) == 9
 
 
+def test_caltech_class_folder_linked_from_elsewhere(tmp_path) -> None:
+    root = tmp_path / "256_ObjectCategories"
+    caltech256(root)
+    caltech256(tmp_path / "store")
+    (root / "004.bat").symlink_to(tmp_path / "store" / "003.backpack")
+    (root / "001.ak47" / "far.jpg").symlink_to(tmp_path / "store" / "001.ak47" / "001_0000.jpg")
+    with pytest.raises(SourceError, match=r"'004\.bat' is a symlink leading outside the image root.*"
+                                          r"--follow-links-outside-root"):
+        load_caltech(str(root))
+    data = load_caltech(str(root), follow_links_outside_root=True)
+    assert [c.name for c in data.classes] == ["ak47", "american-flag", "backpack", "bat", "clutter"]
+    assert "001.ak47/far.jpg" in data.paths and data.labels.tolist().count(3) == 3
+
+
 def test_caltech101_layout(tmp_path) -> None:
     for name in ("BACKGROUND_Google", "Faces", "Faces_easy", "accordion"):
         touch(tmp_path, f"{name}/image_0001.jpg")

@@ -19,6 +19,7 @@ import numpy as np
 from imgprep.errors import SourceError
 from imgprep.sources.folders import load_folders
 from imgprep.sources.loaded import Dataset, require_folder
+from imgprep.storage.roots import ALLOW_SWITCH, RootGuard
 
 _NUMBERED = re.compile(r"^(\d+)\.(.+)$")
 CLUTTER_256 = "clutter"
@@ -85,6 +86,9 @@ def load_caltech(root: str, *, drop_clutter: bool = False, extensions: Sequence[
     empty = [f for f in folders if f not in found and f not in exclude]
     if empty:
         # a class without images would vanish and shift every later class id
+        if RootGuard(root).escape(os.path.join(root, empty[0])):
+            raise SourceError(f"class folder {empty[0]!r} is a symlink leading outside the image root, so its "
+                              f"images are not listed; {ALLOW_SWITCH} lists them if the link is meant", path=root)
         raise SourceError(
             f"class folder {empty[0]!r} holds no usable images ({len(empty)} such folder(s)); "
             "add images or remove the folder so class ids stay as numbered",
