@@ -1,6 +1,6 @@
-"""What verify remembers of every record, in flat arrays (two 64-bit numbers a record).
+"""What verify remembers of every record, in flat arrays: its id, and its offset where the index's differs.
 
-Per shard, the byte offset and id of each record the walk read (its ordinal only once a record
+Per shard, the id and byte offset of each record the walk read (its ordinal only once a record
 was skipped: until then it is the position); across shards, duplicate ids are found by one
 stable sort at the end (each message put where a check as the record was read would have put
 it), and a record is named (:func:`imgprep.verify.report.record_at`) only
