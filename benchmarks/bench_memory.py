@@ -6,10 +6,15 @@ records with ``--pass-through`` (tiny JPEGs, so the list and index dominate), on
 sharded.  The target is 1M <= 1.5x 10k.  ``--baseline DIR`` runs another checkout of imgprep
 (e.g. ``git archive`` of the commit before streaming) side by side.
 
+Verify: whole-process peak RSS of ``imgprep verify`` of one ``--pass-through`` file of 10,000 and
+500,000 tiny records (``--verify-records``), and the growth in bytes per record between them
+(target <= 64), side by side with ``--baseline``.  ``--only verify`` runs just this part.
+
 Resume: a sharded pack (``--resize 64``, synthetic photos) killed once 90% of its shards are
 published, then ``--resume``, against a full rerun of the same pack, interleaved.
 
     .venv/bin/python benchmarks/bench_memory.py [--quick] [--baseline DIR] [--json FILE]
+        [--only pack|verify|resume] [--verify-records 10000,500000]
 """
 
 from __future__ import annotations
@@ -95,6 +100,40 @@ def memory(work: Path, sizes: list[int], trees: dict[str, Path]) -> list[dict]:
     return rows
 
 
+def verify_memory(work: Path, sizes: list[int], trees: dict[str, Path]) -> list[dict]:
+    """Peak RSS of ``imgprep verify`` (one worker) of a pass-through pack of ``n`` tiny records."""
+    images = work / "tiny"
+    names = tiny_images(images)
+    rows = []
+    for n in sizes:
+        out = work / f"verify-{n}"
+        if not (out / "train.dataset.json").exists():  # packed once, by this tree, and kept
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            lst = write_list(work / f"list-{n}.lst", names, n)
+            cmd, env = imgprep_cmd(REPO, "pack", lst, "--root", images, "-o", out / "train", "--pass-through", "-q")
+            packed = run_measured(cmd, env=env, cwd=work)
+            if packed.rc != 0:
+                raise RuntimeError(packed.output_tail)
+        for label, tree in trees.items():
+            cmd, env = imgprep_cmd(tree, "verify", out / "train.rec", "-j", "1", "--num-classes", "7")
+            result = run_measured(cmd, env=env, cwd=work)
+            if result.rc != 0:
+                raise RuntimeError(result.output_tail)
+            rows.append({"records": n, "tree": label, "max_rss_kib": result.max_rss_kib,
+                         "wall_s": round(result.wall_s, 2)})
+            print(f"  {n:>9,} records  {label:<9} peak RSS {mib(result.max_rss_kib):>8}  {result.wall_s:6.2f} s",
+                  flush=True)
+    low, high = min(sizes), max(sizes)
+    for label in trees:
+        peaks = {r["records"]: r["max_rss_kib"] for r in rows if r["tree"] == label}
+        per = (peaks[high] - peaks[low]) * 1024 / (high - low)
+        rows.append({"tree": label, "bytes_per_record": round(per, 1)})
+        print(f"  {label:<9} {high:,} vs {low:,} records: {per:.1f} bytes per record "
+              f"(peak {peaks[high] / peaks[low]:.2f}x)", flush=True)
+    return rows
+
+
 def resume(work: Path, records: int, shard: int, runs: int) -> dict:
     images = work / "photos"
     names = photos(images, 500)
@@ -132,25 +171,33 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10k and 100k records only; one resume run")
     parser.add_argument("--baseline", type=Path, help="another imgprep checkout to measure side by side")
     parser.add_argument("--runs", type=int, default=3, help="resume measurements (median)")
+    parser.add_argument("--only", choices=("pack", "verify", "resume"), help="one part only")
+    parser.add_argument("--verify-records", default="10000,500000", help="record counts verified (comma-separated)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = BENCH_DIR / "memory"
     work.mkdir(parents=True, exist_ok=True)
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     trees = {"this": REPO, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
-    print("peak RSS, whole process, pack --pass-through of tiny JPEGs:")
-    rows = memory(work, sizes, trees)
-    for label in trees:
-        for mode in ("one file", "sharded"):
-            peaks = {r["records"]: r["max_rss_kib"] for r in rows if r["tree"] == label and r["mode"] == mode}
-            print(f"  {label:<9} {mode:<8}  {max(sizes):,} / 10,000 records: "
-                  f"{peaks[max(sizes)] / peaks[10_000]:.2f}x")
-    print("resume after kill -9 at 90% vs full rerun (5,000 records, --resize 64, 10 shards):")
-    timing = resume(work, 5_000, 500, 1 if args.quick else args.runs)
-    print(f"  median: full {timing['full_s']} s, resume {timing['resume_s']} s "
-          f"({timing['resume_over_full']:.2f} of a full run)")
+    doc: dict = {}
+    if args.only in (None, "pack"):
+        print("peak RSS, whole process, pack --pass-through of tiny JPEGs:")
+        rows = doc["memory"] = memory(work, sizes, trees)
+        for label in trees:
+            for mode in ("one file", "sharded"):
+                peaks = {r["records"]: r["max_rss_kib"] for r in rows if r["tree"] == label and r["mode"] == mode}
+                print(f"  {label:<9} {mode:<8}  {max(sizes):,} / 10,000 records: "
+                      f"{peaks[max(sizes)] / peaks[10_000]:.2f}x")
+    if args.only in (None, "verify"):
+        print("peak RSS, whole process, verify -j 1 of a pass-through pack of tiny JPEGs (one file):")
+        doc["verify"] = verify_memory(work, [int(n) for n in args.verify_records.split(",")], trees)
+    if args.only in (None, "resume"):
+        print("resume after kill -9 at 90% vs full rerun (5,000 records, --resize 64, 10 shards):")
+        timing = doc["resume"] = resume(work, 5_000, 500, 1 if args.quick else args.runs)
+        print(f"  median: full {timing['full_s']} s, resume {timing['resume_s']} s "
+              f"({timing['resume_over_full']:.2f} of a full run)")
     if args.json:
-        args.json.write_text(json.dumps({"memory": rows, "resume": timing}, indent=1) + "\n")
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 if __name__ == "__main__":

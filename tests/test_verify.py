@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ from imgprep.formats import recordio
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.storage import Storage
 from imgprep.storage.local import LocalStore
+from imgprep.verify.index import check_index, read_index
+from imgprep.verify.ledger import Labels, Ledger
+from imgprep.verify.report import Report
 from imgprep.verify.run import verify as run_verify
 
 
@@ -252,3 +256,89 @@ def test_what_prepare_writes_verifies_and_inspects_clean(tmp_path, imgfactory, i
     doc = json.loads(imgprep_cli("inspect", tmp_path / "out", "--json").stdout)
     assert [s["name"] for s in doc["splits"]] == ["train", "val"] and doc["summary"]["leaks"] == 0
     assert doc["classes"] == ["ant", "bee", "cow"]
+
+
+def _damaged(tmp_path: Path, imgfactory) -> tuple[Path, list[int]]:
+    """A shard with a repeated id, a record whose framing is broken and an index that is wrong
+    in every way a line can be: a line of text, a repeated key, keys pointing past, between and
+    at the wrong records, keys and offsets that do not fit in 64 bits."""
+    payloads = _payloads(imgfactory)
+    payloads[6] = recordio.pack_image_record(2.0, 4, imgfactory.jpeg(40, 40))
+    keys = list(range(N))
+    keys[6] = 4
+    rec = _write(tmp_path, payloads, keys=keys)
+    offsets = [int(line.split("\t")[1]) for line in rec.with_suffix(".idx").read_text().splitlines()]
+    data = bytearray(rec.read_bytes())
+    data[offsets[9]:offsets[9] + 4] = b"\0\0\0\0"  # record 9 loses its magic: the walk reads on at record 10
+    rec.write_bytes(bytes(data))
+    lines = [f"{key}\t{offset}" for key, offset in zip(keys, offsets, strict=True)]
+    lines[3] = f"3\t{offsets[3] + 4}"
+    lines[2:2] = ["not an index line", ""]
+    lines += [f"99\t{offsets[2]}", f"{2**64 + 1}\t{offsets[3]}", f"100\t{2**70}", f"-1\t{offsets[5]}",
+              f"98\t{offsets[11]}"]
+    rec.with_suffix(".idx").write_text("\n".join(lines) + "\n")
+    return rec, offsets
+
+
+def test_every_kind_of_index_and_id_damage_is_named_in_order(tmp_path, imgfactory):
+    rec, at = _damaged(tmp_path, imgfactory)
+    items = [LstItem(i, (float(i % CLASSES),), f"{i}.jpg") for i in range(N + 1)]
+    problems = _problems(rec, against=items, against_name="train.lst")
+    assert problems == [  # in the order a check as each record is read gives (duplicates are found at the end)
+        f"train.rec record #6 (id 4, byte {at[6]}): duplicate id 4 (first: train.rec record #4 (id 4, byte {at[4]}))",
+        f"train.rec record #9 (byte {at[9]}): no RecordIO magic number at byte {at[9]}",
+        f"train.rec: bytes {at[9]}..{at[10]} are not whole records; reading on from byte {at[10]}",
+        "train.idx line 3: expected 'key<TAB>offset', got 'not an index line'",
+        "train.idx line 9: duplicate key 4 (first on line 7)",
+        f"train.idx line 6: key 3 points at byte {at[3] + 4}, which is not the start of a record in train.rec",
+        f"train.idx line 12: key 9 points at byte {at[9]}, which is not the start of a record in train.rec",
+        f"train.idx line 15: key 99 points at byte {at[2]}, the start of record #2 whose id is 2",
+        f"train.idx line 16: key {2**64 + 1} points at byte {at[3]}, the start of record #3 whose id is 3",
+        f"train.idx line 17: key 100 points at byte {2**70}, which is not the start of a record in train.rec",
+        f"train.idx line 18: key -1 points at byte {at[5]}, the start of record #5 whose id is 5",
+        f"train.idx line 19: key 98 points at byte {at[11]}, the start of record #11 whose id is 11",
+        f"train.rec record #6 (id 4, byte {at[6]}): is not in train.idx",
+        "train.lst entry 7 (id 6, 6.jpg): has no record",
+        "train.lst entry 10 (id 9, 9.jpg): has no record",
+        "train.lst entry 13 (id 12, 12.jpg): has no record",
+    ]
+
+
+def test_what_verify_keeps_per_record_stays_under_64_bytes():
+    """The walk's ledger, the parsed .idx, its check and the duplicate search over 100,000
+    records in two shards (one id repeated across them): traced peak under 64 bytes a record
+    (a dict and a list of tuples per record took over 500)."""
+    n = 50_000
+
+    def key(shard: int, i: int) -> int:
+        return 7 if (shard, i) == (1, 9) else shard * n + i
+
+    def index_lines(shard: int):
+        for start in range(0, n, 10_000):
+            yield "".join(f"{key(shard, i)}\t{16 * i}\n" for i in range(start, start + 10_000)).encode()
+
+    report = Report("x")
+    tracemalloc.start()
+    try:
+        ledger = Ledger(labels=False)
+        for shard in (0, 1):
+            index = read_index(index_lines(shard), f"{shard}.idx")
+            walked = ledger.shard(f"{shard}.rec", index.ascending() if shard else None)  # offsets kept once, twice
+            for i in range(n):
+                ledger.add(walked, i, 16 * i, key(shard, i), 0)
+            check_index(index, walked, report)
+            del index
+        ledger.check_duplicates(report)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [str(p) for p in report.problems] == ["1.rec record #9 (id 7, byte 144): duplicate id 7 "
+                                                 "(first: 0.rec record #7 (id 7, byte 112))"]
+    assert peak / (2 * n) <= 64, peak / (2 * n)
+
+
+def test_labels_for_against_keep_each_records_width():
+    labels = Labels()
+    for values in ((1.0,), (2.0,), (1.0, 0.0, 1.0), (0.5,)):
+        labels.add(values)
+    assert [labels.get(i) for i in range(4)] == [(1.0,), (2.0,), (1.0, 0.0, 1.0), (0.5,)]

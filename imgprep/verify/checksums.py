@@ -8,11 +8,12 @@ framing is still compared with its own checksum; without a usable index, by posi
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from imgprep.errors import FormatError
+import numpy as np
+
 from imgprep.formats import checksums
-from imgprep.formats.recordio import parse_index
+from imgprep.verify.index import Index
 from imgprep.verify.report import Report, record_at
 from imgprep.verify.target import Shard
 
@@ -20,12 +21,11 @@ from imgprep.verify.target import Shard
 @dataclass
 class RecordSums:
     crcs: array
-    by_offset: dict[int, int] | None  # None: match by position in the file
+    offsets: np.ndarray | None  # each record's offset, ascending (crcs[i] is the i-th's); None: by position
     damaged: int = 0
-    _seen: set[int] = field(default_factory=set)
 
     def check(self, ordinal: int, offset: int, payload: bytes, shard: str, report: Report) -> None:
-        expected = self.by_offset.get(offset) if self.by_offset is not None else (
+        expected = self._by_offset(offset) if self.offsets is not None else (
             self.crcs[ordinal] if ordinal < len(self.crcs) else None)
         if expected is None:
             return  # not a record the pack wrote here: the .idx and count checks report it
@@ -37,19 +37,25 @@ class RecordSums:
                        "damaged after packing")
 
 
-def record_sums(shard: Shard, index: bytes | None) -> RecordSums | None:
+    def _by_offset(self, offset: int) -> int | None:
+        offsets = self.offsets
+        if offsets is None:
+            return None
+        i = int(np.searchsorted(offsets, offset))
+        return self.crcs[i] if i < len(offsets) and offsets[i] == offset else None
+
+
+def record_sums(shard: Shard, index: Index | None) -> RecordSums | None:
     """The checks for ``shard``, or None when its dataset record keeps no per-record checksums."""
     entry = shard.expected
     if entry is None or entry.record_crc32 is None:
         return None
     crcs = checksums.decode(entry.record_crc32, entry.records)
-    offsets = None
-    if index is not None:
-        try:
-            found = [offset for _, offset in parse_index(index.decode("utf-8", errors="replace"), shard.idx or "")]
-            offsets = checksums.by_offset(crcs, found)
-        except FormatError:
-            offsets = None  # the .idx check reports what is wrong with it
+    # the i-th smallest offset of an index a strict reader accepts is the i-th record packed
+    # (checksums.by_offset, kept as a sorted array); otherwise the .idx check reports the index
+    offsets = index.record_offsets() if index is not None else None
+    if offsets is not None and len(offsets) != len(crcs):
+        offsets = None
     return RecordSums(crcs, offsets)
 
 

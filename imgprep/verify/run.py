@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -15,6 +15,10 @@ from imgprep.imaging.decode import decode_all
 from imgprep.storage.base import Store
 from imgprep.verify import pretrain, walk
 from imgprep.verify.checksums import RecordSums, record_sums
+from imgprep.verify.index import CHUNK as INDEX_CHUNK
+from imgprep.verify.index import Index, check_index, read_index
+from imgprep.verify.ledger import Ledger
+from imgprep.verify.location import Location
 from imgprep.verify.report import Report
 from imgprep.verify.target import Expectations, Shard, Target, resolve
 
@@ -42,23 +46,22 @@ def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstIt
     report = Report(path, shards=[s.rec for s in target.shards])
     report.checks = ["framing", "headers", "labels", "decode"]
     report.labels = _describe_labels(target.expect)
-    seen: dict[int, str] = {}
-    labels: dict[int, tuple[float, ...]] = {}
+    ledger = Ledger(labels=against is not None)
     width: list[int] = []
     total = target.record.records if target.record is not None else None
     bar = _progress(total, progress, f"verify {pretrain.split_name(target)}")
     workers = workers or os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:
         for shard in target.shards:
-            _verify_shard(target, shard, report, pool, 4 * workers, seen, labels if against is not None else None,
-                          width, bar.update)
+            _verify_shard(target, shard, report, pool, 4 * workers, ledger, width, bar.update)
     bar.close()
+    ledger.check_duplicates(report)
     if any(s.idx for s in target.shards):
         report.checks.append(".idx")
     if target.record is not None:
         report.checks.append("counts and checksums vs the dataset record")
     if against is not None:
-        _check_against(against, against_name, labels, report)
+        ledger.check_against(against, against_name, report)
         report.checks.append(f"records == {against_name}")
     report.label_width = width[0] if width else None
     split = pretrain.split_name(target)
@@ -83,17 +86,17 @@ def _progress(total: int | None, progress: bool | None, label: str = "verify") -
 
 
 def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPoolExecutor, in_flight: int,
-                  seen: dict[int, str], labels: dict[int, tuple[float, ...]] | None, width: list[int],
-                  tick: Callable[[int], Any]) -> None:
-    """Walk one shard into ``report``; ``seen`` (id -> where) and ``labels`` (for --against) span shards."""
+                  ledger: Ledger, width: list[int], tick: Callable[[int], Any]) -> None:
+    """Walk one shard into ``report`` and ``ledger`` (which spans shards: ids, labels for --against)."""
     location, expect = target.location, target.expect
     if not location.exists(shard.rec):
         report.add(shard.rec, "is missing (the dataset record lists it)")
         return
-    found: dict[int, tuple[int, int]] = {}
     pending: list[Future[list[tuple[str, str | None, tuple[int, int, int] | None]]]] = []
     batch: list[walk.Record] = []
-    index = location.read(shard.idx) if shard.idx is not None and location.exists(shard.idx) else None
+    index = _read_index(location, shard.idx) if shard.idx is not None and location.exists(shard.idx) else None
+    walked = ledger.shard(shard.rec, index.ascending() if index is not None else None)
+    labels = ledger.labels
     sums = record_sums(shard, index)
     with location.open(shard.rec) as stream:
         for ordinal, offset, payload in walk.records(stream, shard.rec, report):
@@ -103,14 +106,10 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
             record = walk.check_record(ordinal, offset, payload, shard.rec, expect, width, report)
             if record is None:
                 continue
-            found[offset] = (ordinal, record.id)
+            ledger.add(walked, ordinal, offset, record.id, len(report.problems))
             report.count_labels(record.labels if record.flag else record.labels[:1], expect.multi_hot)
-            if record.id in seen:
-                report.add(record.where, f"duplicate id {record.id} (first: {seen[record.id]})")
-            else:
-                seen[record.id] = record.where
-                if labels is not None:
-                    labels[record.id] = record.labels if record.flag else record.labels[:1]
+            if labels is not None:
+                labels.add(record.labels if record.flag else record.labels[:1])
             batch.append(record)
             if len(batch) == BATCH:
                 pending.append(pool.submit(_decode_batch, batch, expect))
@@ -120,15 +119,20 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
             pending.append(pool.submit(_decode_batch, batch, expect))
         _drain(pending, report, tick, limit=0)
         if shard.expected is not None:
-            _check_shard_entry(shard, stream, report, len(found), sums)
-    if index is not None and shard.idx is not None:
-        data = index
-        text = data.decode("utf-8", errors="replace")
-        walk.check_index(walk.parse_index(text, shard.idx, report), found, shard.rec, shard.idx, report)
+            _check_shard_entry(shard, stream, report, len(walked), sums)
+    if index is not None:
+        check_index(index, walked, report)
         if shard.expected is not None:
-            _check_digest(data, shard.idx, shard.expected.idx_sha256, shard.expected.idx_bytes, report)
+            _compare(index.name, index.size, index.sha256, shard.expected.idx_bytes, shard.expected.idx_sha256,
+                     report)
     elif shard.idx is not None:
         report.add(shard.idx, "is missing (the dataset record lists it)")
+
+
+def _read_index(location: Location, name: str) -> Index:
+    """The ``.idx`` parsed as it streams in (never held whole)."""
+    with location.open(name) as stream:
+        return read_index(iter(lambda: stream.read(INDEX_CHUNK), b""), name)
 
 
 def _drain(pending: list[Future[Any]], report: Report, tick: Callable[[int], Any], limit: int) -> None:
@@ -189,10 +193,6 @@ def _check_shard_entry(shard: Shard, stream: Any, report: Report, records: int, 
     _compare(shard.rec, size, digest.hexdigest(), entry.rec_bytes, entry.rec_sha256, report, named)
 
 
-def _check_digest(data: bytes, name: str, sha: str, size: int, report: Report) -> None:
-    _compare(name, len(data), hashlib.sha256(data).hexdigest(), size, sha, report)
-
-
 def _compare(name: str, size: int, sha: str, want_size: int, want_sha: str, report: Report,
              named: str = "") -> None:
     if size != want_size:
@@ -200,21 +200,3 @@ def _compare(name: str, size: int, sha: str, want_size: int, want_sha: str, repo
     elif sha != want_sha:
         report.add(name, f"SHA-256 {sha[:12]}... differs from the dataset record's {want_sha[:12]}... "
                          f"(the file changed after it was packed){named}")
-
-
-def _check_against(items: Sequence[LstItem], name: str, labels: dict[int, tuple[float, ...]],
-                   report: Report) -> None:
-    listed = {item.index for item in items}
-    for line, item in enumerate(items, 1):
-        got = labels.get(item.index)
-        where = f"{name} entry {line} (id {item.index}, {item.path})"
-        if got is None:
-            report.add(where, "has no record")
-        elif tuple(got) != tuple(item.labels[: len(got)]) or (len(got) > 1 and len(got) != len(item.labels)):
-            report.add(where, f"has labels {_fmt(item.labels)} but its record holds {_fmt(got)}")
-    for id in sorted(set(labels) - listed):
-        report.add(f"record id {id}", f"is not in {name}")
-
-
-def _fmt(labels: Iterable[float]) -> str:
-    return "(" + ", ".join(str(int(x)) if float(x).is_integer() else repr(x) for x in labels) + ")"

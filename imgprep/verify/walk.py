@@ -2,7 +2,8 @@
 
 The walk does not trust the ``.idx``: it follows the framing from byte 0, and where the framing
 breaks (no magic, a part out of order) it resynchronises at the next record start, so one bad
-record never hides the rest.  The ``.idx`` is then compared with what the walk found.
+record never hides the rest.  The ``.idx`` is then compared with what the walk found
+(:mod:`imgprep.verify.index`).
 """
 
 from __future__ import annotations
@@ -92,44 +93,3 @@ def _label_problems(labels: tuple[float, ...], expect: Expectations) -> Iterator
 
 def _num(value: float) -> str:
     return str(int(value)) if math.isfinite(value) and float(value).is_integer() else repr(value)
-
-
-def parse_index(text: str, idx: str, report: Report) -> list[tuple[int, int, int]]:
-    """``(line, key, offset)`` of every well-formed ``.idx`` line; bad lines go to ``report``."""
-    out: list[tuple[int, int, int]] = []
-    first: dict[int, int] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{idx} line {lineno}"
-        fields = line.split("\t")
-        try:
-            key, offset = (int(f) for f in fields) if len(fields) == 2 else (None, None)
-        except ValueError:
-            key = offset = None
-        if key is None or offset is None:
-            report.add(where, f"expected 'key<TAB>offset', got {line[:60]!r}")
-            continue
-        if key in first:
-            report.add(where, f"duplicate key {key} (first on line {first[key]})")
-            continue
-        first[key] = lineno
-        out.append((lineno, key, offset))
-    return out
-
-
-def check_index(entries: list[tuple[int, int, int]], found: dict[int, tuple[int, int]], shard: str, idx: str,
-                report: Report) -> None:
-    """The ``.idx`` against the walk: ``found`` maps each record's offset to (ordinal, id)."""
-    indexed: set[int] = set()
-    for lineno, key, offset in entries:
-        where = f"{idx} line {lineno}"
-        hit = found.get(offset)
-        if hit is None:
-            report.add(where, f"key {key} points at byte {offset}, which is not the start of a record in {shard}")
-        elif hit[1] != key:
-            report.add(where, f"key {key} points at byte {offset}, the start of record #{hit[0]} whose id is {hit[1]}")
-        indexed.add(offset)
-    for offset, (ordinal, id) in sorted(found.items()):
-        if offset not in indexed:
-            report.add(record_at(shard, ordinal, offset, id), f"is not in {idx}")
