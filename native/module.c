@@ -287,6 +287,9 @@ static PyObject *py_decode_luma(PyObject *self, PyObject *args) {
     return Py_BuildValue("(iiiiiN)", info.width, info.height, info.components, info.sw, info.sh, pixels);
 }
 
+/* dupsearch.c: near-duplicate grouping (multi-index hashing + union-find) */
+PyObject *imp_py_dup_union(PyObject *self, PyObject *args);
+
 static PyMethodDef methods[] = {
     {"decode_luma", py_decode_luma, METH_VARARGS, decode_luma_doc},
     {"frame", py_frame, METH_VARARGS, frame_doc},
@@ -294,6 +297,7 @@ static PyMethodDef methods[] = {
     {"encode_pixels", py_encode_pixels, METH_VARARGS, encode_pixels_doc},
     {"probe", py_probe, METH_O, probe_doc},
     {"transform", py_transform, METH_VARARGS, transform_doc},
+    {"dup_union", imp_py_dup_union, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

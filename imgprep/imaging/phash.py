@@ -1,14 +1,30 @@
-"""Perceptual hashes of decoded images: DCT pHash, 64 bits, with its mirror image's hash.
+"""Perceptual fingerprints of decoded images: DCT pHash, 64 bits, made crop-, pad- and turn-proof.
 
-The image's luma is box-averaged to 32x32 and transformed with a 2-D DCT-II; the 8x8 lowest
-frequencies are thresholded at their median (Zauner's pHash, as ``imagehash.phash`` does it).
-Low frequencies survive resizing, re-encoding and small crops, so copies land a few bits apart
-while different photos land near 32 bits apart.  A horizontal mirror only flips the sign of the
-odd horizontal frequencies, so the mirror's hash comes from the same coefficients for free: the
-search queries with both and a mirrored copy is found without decoding it twice.
+The hash is Zauner's pHash (``imagehash.phash``): luma box-averaged to 32x32, 2-D DCT-II, the
+8x8 lowest frequencies thresholded at their median.  Low frequencies survive resizing,
+re-encoding, grayscale and light edits, so copies land a few bits apart while different photos
+land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
+
+- **Borders**: uniform bars along the edges (letterboxing, padding to square, a flat studio
+  backdrop) are trimmed before hashing, so a padded copy hashes its content like the original.
+- **Turns and flips**: the eight rotations/flips of an image permute and negate the DCT
+  coefficients (a transpose swaps the axes, a flip negates the odd frequencies of its axis),
+  so each hash is taken in a *canonical* orientation read off the coefficients themselves: the
+  larger first harmonic horizontal, both first harmonics positive.  An image whose first
+  harmonics are too close to call for a choice also gives the hashes of the other choices
+  (``alternates``), queried but never indexed.  EXIF orientation, 90/180/270-degree turns and
+  mirrors all land on the same canonical hash.
+- **Crops**: the hashes of five 90% windows (centre and the four corners), each canonical on its
+  own, are queried against the other images' whole-image hashes: a copy cropped by up to 10% of
+  each side, centred or from a corner, is one of them.
+- **Low information**: a (trimmed) image whose thumbnail is flat has no detail for its hash to
+  describe: every flat image would share it.  Such images are flagged ``flat`` and compared by
+  content digest only.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,6 +35,20 @@ THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average see
 # handwritten digits (24 px) 3,482 pairs of 1,797 distinct digits came within 10 bits.  Such
 # images (MNIST's 28x28) are checked for exact copies only.
 NEAR_MIN_SIDE = SIDE
+WINDOW = 0.9  # crop windows keep 90% of each side
+BORDER_TOLERANCE = 12  # grey levels a bar's row may vary by (JPEG noise) and still be a bar
+FLAT_STD = 5.0  # thumbnail standard deviation (grey levels) under which an image is low-information
+MIN_CONTENT = 8  # a trimmed image smaller than this (pixels) is low-information
+AMBIGUOUS = 0.15  # first harmonics closer than this fraction of the AC energy: both choices are hashed
+
+
+class Fingerprint(NamedTuple):
+    """``hash`` is indexed; ``alternates`` and ``windows`` are only queried; ``flat``: digest only."""
+
+    hash: int
+    alternates: tuple[int, ...]
+    windows: tuple[int, ...]
+    flat: bool
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -30,23 +60,60 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 
 _D = _dct_matrix(SIDE)[:LOW]  # only the rows of the frequencies kept
-_MIRROR = np.where(np.arange(LOW) % 2, -1.0, 1.0)[None, :]  # sign of each horizontal frequency
+_ODD = np.where(np.arange(LOW) % 2, -1.0, 1.0)  # sign each frequency takes under a flip of its axis
 _WEIGHTS = (1 << np.arange(LOW * LOW - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
+
+
+def _integral(luma: np.ndarray) -> np.ndarray:
+    table = np.zeros((luma.shape[0] + 1, luma.shape[1] + 1))
+    table[1:, 1:] = luma.astype(np.float64).cumsum(0).cumsum(1)
+    return table
+
+
+def _edges(lo: int, hi: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell bounds along one axis; a span shorter than ``side`` repeats pixels (each cell >= 1 px)."""
+    span = hi - lo
+    start = lo + (np.arange(side) * span) // side
+    stop = np.maximum(start + 1, lo + (np.arange(1, side + 1) * span) // side)
+    return start, stop
+
+
+def _cells(table: np.ndarray, box: tuple[int, int, int, int], side: int = SIDE) -> np.ndarray:
+    """Area average of ``box`` = (top, bottom, left, right) to ``side`` x ``side``, from an integral image."""
+    y0, y1 = _edges(box[0], box[1], side)
+    x0, x1 = _edges(box[2], box[3], side)
+    sums = table[y1][:, x1] - table[y0][:, x1] - table[y1][:, x0] + table[y0][:, x0]
+    return sums / np.outer(y1 - y0, x1 - x0)
 
 
 def box_resize(luma: np.ndarray, side: int = SIDE) -> np.ndarray:
     """Area-average a 2-D array to ``side`` x ``side`` (each output pixel averages its input cell)."""
-    # Smaller than the grid (MNIST's 28x28): repeat pixels first, so every cell covers a pixel.
-    luma = np.repeat(luma, -(-side // luma.shape[0]), axis=0) if luma.shape[0] < side else luma
-    luma = np.repeat(luma, -(-side // luma.shape[1]), axis=1) if luma.shape[1] < side else luma
-    h, w = luma.shape
-    ys = (np.arange(side + 1) * h) // side
-    xs = (np.arange(side + 1) * w) // side
-    table = np.zeros((h + 1, w + 1))
-    table[1:, 1:] = luma.astype(np.float64).cumsum(0).cumsum(1)
-    area = np.outer(np.diff(ys), np.diff(xs)).clip(min=1)
-    sums = table[ys[1:]][:, xs[1:]] - table[ys[:-1]][:, xs[1:]] - table[ys[1:]][:, xs[:-1]] + table[ys[:-1]][:, xs[:-1]]
-    return sums / area
+    return _cells(_integral(luma), (0, luma.shape[0], 0, luma.shape[1]), side)
+
+
+def _run(flat: np.ndarray) -> int:
+    """Length of the leading run of True."""
+    off = np.flatnonzero(~flat)
+    return int(off[0]) if len(off) else len(flat)
+
+
+def content_box(luma: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) inside uniform bars along the edges (letterbox, padding, backdrop)."""
+    img = luma.astype(np.int16)
+    h, w = img.shape
+
+    def bars(lines: np.ndarray) -> tuple[int, int]:
+        spread = lines.max(1) - lines.min(1)
+        means = lines.mean(1)
+        first = (spread <= BORDER_TOLERANCE) & (np.abs(means - means[0]) <= BORDER_TOLERANCE)
+        last = (spread <= BORDER_TOLERANCE) & (np.abs(means - means[-1]) <= BORDER_TOLERANCE)
+        return _run(first), _run(last[::-1])
+
+    top, bottom = bars(img)
+    if top + bottom >= h:
+        return 0, 0, 0, 0
+    left, right = bars(img[top:h - bottom].T)
+    return top, h - bottom, left, w - right
 
 
 def _bits(block: np.ndarray) -> int:
@@ -55,12 +122,50 @@ def _bits(block: np.ndarray) -> int:
     return int((on.astype(np.uint64) * _WEIGHTS).sum())
 
 
-def phash_pair(luma: np.ndarray) -> tuple[int, int]:
-    """(hash, hash of the horizontal mirror) of a grey image given as a 2-D uint8 array."""
-    if luma.shape[0] < 2 or luma.shape[1] < 2:
-        luma = np.pad(luma, ((0, max(0, 2 - luma.shape[0])), (0, max(0, 2 - luma.shape[1]))), mode="edge")
-    coeffs = _D @ box_resize(luma) @ _D.T
-    return _bits(coeffs), _bits(coeffs * _MIRROR)
+def _orientations(coeffs: np.ndarray, alternates: bool) -> list[int]:
+    """Hashes of the canonical orientation first, then (if asked) of the choices too close to call."""
+    ac = coeffs.copy()
+    ac[0, 0] = 0
+    margin = AMBIGUOUS * float(np.sqrt((ac * ac).sum() / (LOW * LOW - 1)))
+    out: list[int] = []
+    h1, v1 = coeffs[0, 1], coeffs[1, 0]  # first horizontal and vertical harmonics
+    transposes = [abs(v1) > abs(h1)]
+    if alternates and abs(abs(v1) - abs(h1)) < margin:
+        transposes.append(not transposes[0])
+    for transpose in transposes:
+        block = coeffs.T if transpose else coeffs
+        h, v = block[0, 1], block[1, 0]
+        hflips = [h < 0] + ([h >= 0] if alternates and abs(h) < margin else [])
+        vflips = [v < 0] + ([v >= 0] if alternates and abs(v) < margin else [])
+        for hflip in hflips:
+            for vflip in vflips:
+                signs = np.outer(_ODD if vflip else 1.0, _ODD if hflip else 1.0)
+                value = _bits(block * signs)
+                if value not in out:
+                    out.append(value)
+    return out
+
+
+def _coefficients(thumb: np.ndarray) -> np.ndarray:
+    return _D @ thumb @ _D.T
+
+
+def fingerprint(luma: np.ndarray) -> Fingerprint:
+    """The fingerprint of a grey image given as a 2-D uint8 array (any size; >= 32 px to be near-matched)."""
+    top, bottom, left, right = content_box(luma)
+    if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
+        return Fingerprint(0, (), (), True)
+    table = _integral(luma)
+    thumb = _cells(table, (top, bottom, left, right))
+    if float(thumb.std()) < FLAT_STD:
+        return Fingerprint(0, (), (), True)
+    main, *alternates = _orientations(_coefficients(thumb), alternates=True)
+    h, w = bottom - top, right - left
+    dh, dw = round(h * (1 - WINDOW)), round(w * (1 - WINDOW))
+    boxes = [(top + dh // 2, bottom - (dh - dh // 2), left + dw // 2, right - (dw - dw // 2))]
+    boxes += [(top + y, bottom - dh + y, left + x, right - dw + x) for y in (0, dh) for x in (0, dw)]
+    windows = tuple(_orientations(_coefficients(_cells(table, box)), alternates=False)[0] for box in boxes)
+    return Fingerprint(main, tuple(alternates), windows, False)
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:

@@ -1,0 +1,279 @@
+/* Near-duplicate grouping over 64-bit perceptual hashes: multi-index hashing feeding a
+ * union-find, so no pair list ever exists.
+ *
+ * The index holds each distinct hash once (callers collapse identical hashes first).  Its 64
+ * bits are cut into 4 bands of 16; two hashes within t bits agree within r = t / 4 bits on at
+ * least one band (pigeonhole), so a query visits, per band, the buckets its band value reaches
+ * by flipping at most r bits (137 buckets for r = 2), and compares the whole hash of every entry
+ * there.  Each band keeps its own copy of the hashes in bucket order, so a bucket's entries are
+ * one contiguous run (the popcount loop streams them) and only its first line is a cache miss;
+ * the next buckets are prefetched while one is compared.  A hit is merged into the union-find
+ * at once (lock-free: a root only ever points to a smaller index, linked by compare-and-swap),
+ * so memory is the index (52 bytes per distinct hash) however many pairs the data holds.
+ *
+ * Threads split the queries; the GIL is released for the whole search.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BANDS 4
+#define BAND_BITS 16
+#define BUCKETS (1u << BAND_BITS)
+#define MAX_MASKS 2517 /* sum of C(16, i) for i <= 4: thresholds up to 19 bits */
+#define AHEAD 8        /* buckets prefetched ahead of the one being compared */
+#define BLOCK (1 << 20) /* queries sorted at a time */
+
+typedef struct {
+    uint32_t *start[BANDS]; /* BUCKETS + 1 offsets per band */
+    uint64_t *hash[BANDS];  /* hashes in bucket order */
+    int32_t *id[BANDS];     /* their positions in the caller's array */
+} mih_index;
+
+typedef struct {
+    const mih_index *index;
+    const uint64_t *qhash;  /* one block of queries, sorted by the band's key */
+    const int32_t *qowner;
+    const uint32_t *qstart; /* BUCKETS + 1 offsets into the block */
+    int32_t *parent;
+    const uint16_t *masks;
+    int nmasks, threshold, band;
+    uint32_t key_lo, key_hi;
+    int64_t hits;
+} job;
+
+static int32_t uf_find(int32_t *parent, int32_t x) {
+    for (;;) {
+        int32_t p = __atomic_load_n(&parent[x], __ATOMIC_RELAXED);
+        if (p == x) return x;
+        int32_t g = __atomic_load_n(&parent[p], __ATOMIC_RELAXED);
+        if (g != p) /* path halving: g is an ancestor of x whatever other threads did */
+            __atomic_compare_exchange_n(&parent[x], &p, g, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        x = g;
+    }
+}
+
+static void uf_union(int32_t *parent, int32_t a, int32_t b) {
+    for (;;) {
+        a = uf_find(parent, a);
+        b = uf_find(parent, b);
+        if (a == b) return;
+        if (a > b) {
+            int32_t t = a;
+            a = b;
+            b = t;
+        }
+        int32_t expected = b; /* link the larger root under the smaller: no cycle can form */
+        if (__atomic_compare_exchange_n(&parent[b], &expected, a, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return;
+    }
+}
+
+static int make_masks(int radius, uint16_t *out) {
+    int n = 0;
+    for (uint32_t m = 0; m < BUCKETS; m++)
+        if (__builtin_popcount(m) <= radius) out[n++] = (uint16_t)m;
+    return n;
+}
+
+/* Queries sharing a band key probe the same buckets: each bucket entry is loaded once and
+ * compared with all of them, so the index is streamed, not gathered. */
+#define QUERY_BODY(POPCOUNT)                                                                    \
+    const uint32_t *start = j->index->start[j->band];                                           \
+    const uint64_t *hs = j->index->hash[j->band];                                               \
+    const int32_t *ids = j->index->id[j->band];                                                 \
+    int64_t hits = 0;                                                                           \
+    for (uint32_t key = j->key_lo; key < j->key_hi; key++) {                                    \
+        uint32_t q0 = j->qstart[key], q1 = j->qstart[key + 1];                                  \
+        if (q0 == q1) continue;                                                                 \
+        for (int k = 0; k < j->nmasks; k++) {                                                   \
+            uint32_t bucket = key ^ j->masks[k];                                                \
+            if (k + AHEAD < j->nmasks) __builtin_prefetch(hs + start[key ^ j->masks[k + AHEAD]]); \
+            for (uint32_t e = start[bucket], end = start[bucket + 1]; e < end; e++) {           \
+                uint64_t he = hs[e];                                                            \
+                for (uint32_t q = q0; q < q1; q++) {                                            \
+                    if (POPCOUNT(j->qhash[q] ^ he) <= j->threshold && j->qowner[q] != ids[e]) { \
+                        hits++;                                                                 \
+                        uf_union(j->parent, j->qowner[q], ids[e]);                              \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    j->hits += hits;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("popcnt"))) static void run_popcnt(job *j) { QUERY_BODY(__builtin_popcountll) }
+#endif
+static void run_plain(job *j) { QUERY_BODY(__builtin_popcountll) }
+
+static void *run(void *arg) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("popcnt")) {
+        run_popcnt((job *)arg);
+        return NULL;
+    }
+#endif
+    run_plain((job *)arg);
+    return NULL;
+}
+
+static void free_index(mih_index *ix) {
+    for (int b = 0; b < BANDS; b++) {
+        free(ix->start[b]);
+        free(ix->hash[b]);
+        free(ix->id[b]);
+    }
+}
+
+static int build_index(const uint64_t *hashes, Py_ssize_t n, mih_index *ix) {
+    memset(ix, 0, sizeof *ix);
+    for (int b = 0; b < BANDS; b++) {
+        uint32_t *start = calloc(BUCKETS + 1, sizeof *start);
+        uint64_t *hs = malloc((size_t)(n ? n : 1) * sizeof *hs);
+        int32_t *id = malloc((size_t)(n ? n : 1) * sizeof *id);
+        ix->start[b] = start;
+        ix->hash[b] = hs;
+        ix->id[b] = id;
+        if (!start || !hs || !id) return -1;
+        for (Py_ssize_t i = 0; i < n; i++) start[((hashes[i] >> (b * BAND_BITS)) & (BUCKETS - 1)) + 1]++;
+        for (uint32_t k = 0; k < BUCKETS; k++) start[k + 1] += start[k];
+        uint32_t *fill = malloc(BUCKETS * sizeof *fill);
+        if (!fill) return -1;
+        memcpy(fill, start, BUCKETS * sizeof *fill);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint32_t slot = fill[(hashes[i] >> (b * BAND_BITS)) & (BUCKETS - 1)]++;
+            hs[slot] = hashes[i];
+            id[slot] = (int32_t)i;
+        }
+        free(fill);
+    }
+    return 0;
+}
+
+/* Queries go through in blocks (bounded scratch), each sorted by every band's key in turn. */
+static int search(const mih_index *ix, const uint64_t *queries, const int32_t *owners, Py_ssize_t nq,
+                  int32_t *parent, const uint16_t *masks, int nmasks, int threshold, int threads, int64_t *hits) {
+    Py_ssize_t block = nq < BLOCK ? nq : BLOCK;
+    uint64_t *qhash = malloc((size_t)(block ? block : 1) * sizeof *qhash);
+    int32_t *qowner = malloc((size_t)(block ? block : 1) * sizeof *qowner);
+    uint32_t *qstart = malloc((BUCKETS + 1) * sizeof *qstart);
+    uint32_t *fill = malloc(BUCKETS * sizeof *fill);
+    int failed = !qhash || !qowner || !qstart || !fill;
+    job jobs[64];
+    pthread_t tids[64];
+    for (Py_ssize_t lo = 0; !failed && lo < nq; lo += block) {
+        Py_ssize_t hi = lo + block < nq ? lo + block : nq;
+        for (int b = 0; b < BANDS; b++) {
+            memset(qstart, 0, (BUCKETS + 1) * sizeof *qstart);
+            for (Py_ssize_t q = lo; q < hi; q++) qstart[((queries[q] >> (b * BAND_BITS)) & (BUCKETS - 1)) + 1]++;
+            for (uint32_t k = 0; k < BUCKETS; k++) qstart[k + 1] += qstart[k];
+            memcpy(fill, qstart, BUCKETS * sizeof *fill);
+            for (Py_ssize_t q = lo; q < hi; q++) {
+                uint32_t slot = fill[(queries[q] >> (b * BAND_BITS)) & (BUCKETS - 1)]++;
+                qhash[slot] = queries[q];
+                qowner[slot] = owners[q];
+            }
+            int started = 0;
+            for (int t = 0; t < threads; t++)
+                jobs[t] = (job){ix, qhash, qowner, qstart, parent, masks, nmasks, threshold, b,
+                                (uint32_t)((uint64_t)BUCKETS * t / threads),
+                                (uint32_t)((uint64_t)BUCKETS * (t + 1) / threads), 0};
+            for (int t = 1; t < threads; t++) {
+                if (pthread_create(&tids[t], NULL, run, &jobs[t]) != 0) break;
+                started = t;
+            }
+            for (int t = started + 1; t < threads; t++) run(&jobs[t]); /* threads that could not start */
+            run(&jobs[0]);
+            for (int t = 1; t <= started; t++) pthread_join(tids[t], NULL);
+            for (int t = 0; t < threads; t++) *hits += jobs[t].hits;
+        }
+    }
+    free(qhash);
+    free(qowner);
+    free(qstart);
+    free(fill);
+    return failed;
+}
+
+/* dup_union(index, queries, owners, parent, threshold, threads) -> hits
+ *
+ * index: distinct uint64 hashes; queries: uint64 hashes; owners: the int32 index position of each
+ * query's own image; parent: the int32 union-find array over the index (parent[i] <= i), updated
+ * in place: every query within threshold bits of an index hash joins its owner's set.  Returns
+ * the number of hits merged (pairs seen, never stored).  The GIL is released throughout. */
+
+static int get(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t item, const char *what) {
+    if (PyObject_GetBuffer(obj, view, writable ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (view->len % item) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_ValueError, "%s: buffer length is not a multiple of %zd", what, item);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *imp_py_dup_union(PyObject *self, PyObject *args) {
+    PyObject *o_index, *o_queries, *o_owners, *o_parent;
+    int threshold, threads;
+    Py_buffer vi, vq, vo, vp;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOii:dup_union", &o_index, &o_queries, &o_owners, &o_parent, &threshold,
+                          &threads))
+        return NULL;
+    if (threshold < 0 || threshold > 4 * BANDS + 3) return PyErr_Format(PyExc_ValueError, "threshold out of range");
+    if (get(o_index, &vi, 0, 8, "index") < 0) return NULL;
+    if (get(o_queries, &vq, 0, 8, "queries") < 0) goto fail_i;
+    if (get(o_owners, &vo, 0, 4, "owners") < 0) goto fail_q;
+    if (get(o_parent, &vp, 1, 4, "parent") < 0) goto fail_o;
+    Py_ssize_t n = vi.len / 8, nq = vq.len / 8;
+    if (vo.len / 4 != nq || vp.len / 4 != n || n > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "owners must match queries and parent must match index");
+        goto fail_p;
+    }
+    const int32_t *owners = vo.buf;
+    for (Py_ssize_t q = 0; q < nq; q++)
+        if (owners[q] < 0 || owners[q] >= n) {
+            PyErr_SetString(PyExc_ValueError, "an owner is outside the index");
+            goto fail_p;
+        }
+    const int32_t *par = vp.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (par[i] < 0 || par[i] > i) {
+            PyErr_SetString(PyExc_ValueError, "parent must point to smaller indices");
+            goto fail_p;
+        }
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    int64_t hits = 0;
+    int failed = 0;
+    uint16_t masks[MAX_MASKS];
+    mih_index ix;
+    Py_BEGIN_ALLOW_THREADS
+    int nmasks = make_masks(threshold / BANDS, masks);
+    if (build_index(vi.buf, n, &ix) < 0) {
+        failed = 1;
+    } else {
+        failed = search(&ix, vq.buf, owners, nq, vp.buf, masks, nmasks, threshold, threads, &hits);
+    }
+    free_index(&ix);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&vp);
+    PyBuffer_Release(&vo);
+    PyBuffer_Release(&vq);
+    PyBuffer_Release(&vi);
+    if (failed) return PyErr_NoMemory();
+    return PyLong_FromLongLong(hits);
+fail_p:
+    PyBuffer_Release(&vp);
+fail_o:
+    PyBuffer_Release(&vo);
+fail_q:
+    PyBuffer_Release(&vq);
+fail_i:
+    PyBuffer_Release(&vi);
+    return NULL;
+}
