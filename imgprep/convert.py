@@ -134,7 +134,8 @@ class ConvertResult:
     classes: dict[str, Any] = field(default_factory=dict)
     channel: dict[str, Any] | None = None
     image_root: str | None = None
-    duplicates: dedup_mod.Duplicates | None = None
+    duplicates: dedup_mod.Groups | None = None
+    dedup_summary: dedup_mod.Summary | None = None
 
 
 def count_table(dataset: Dataset, splits: Mapping[str, np.ndarray]) -> list[str]:
@@ -207,6 +208,7 @@ def convert(
     storage: Store | None = None,
     dedup: str = "report",
     dedup_threshold: int | None = None,
+    dedup_report: str | None = None,
     image_root: str | None = None,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
@@ -215,11 +217,12 @@ def convert(
     ``channels``/``image_format`` apply to in-memory sources (MNIST), whose images are written
     under ``OUTDIR/images`` unless ``write_images`` is False; ``image_shape`` (a shape, or a
     function of the loaded dataset) overrides the shape taken from the data (``prepare``
-    passes the packed size).  ``dedup`` (off, report, drop) looks for copies among the images
+    passes the packed size).  ``dedup`` (off, report, same-split) groups copies among the images
     first (read from the source, or from ``image_root`` when the source has no root: COCO) and
-    reports the ones the split puts on both sides, or splits duplicate groups whole.
+    reports the groups the split puts on both sides, or splits duplicate groups whole;
+    ``dedup_report`` names a file (local or ``s3://``) that gets every group as JSON Lines.
     """
-    dedup_mod.check_mode(dedup)
+    dedup = dedup_mod.check_mode(dedup)
     if channels not in (1, 3):
         raise UsageError(f"channels must be 1 or 3, got {channels}")
     if seed < 0:
@@ -253,13 +256,15 @@ def convert(
     dups = None
     if dedup != "off":
         dups = _duplicates(dataset, image_root, dedup, dedup_threshold, storage, say)
-    if dedup == "drop" and dups is not None and dups.pairs:
+    if dedup == "same-split" and dups is not None and dups.grouped:
         splits = _split_groups(dataset, plan, dups, shuffle=shuffle, seed=seed)
     else:
         splits = make_splits(dataset, plan, shuffle=shuffle, seed=seed)
-    if dups is not None:
-        _say_duplicates(dataset, splits, dups, dedup, say)
     result = ConvertResult(dataset=dataset, splits=splits, lists={}, duplicates=dups)
+    if dups is not None:
+        result.dedup_summary = _say_duplicates(dataset, splits, dups, dedup, dedup_report, storage, say)
+        if dedup_report:
+            result.outputs.append(dedup_report)
 
     image_root = dataset.root
     if dataset.pixels is not None and write_images:
@@ -336,16 +341,16 @@ def convert(
 
 
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
-                storage: Store, say: Echo) -> dedup_mod.Duplicates | None:
+                storage: Store, say: Echo) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
         from imgprep.requirements import require
 
-        try:  # lists alone need no decoder: without Pillow only an explicit --dedup drop fails
+        try:  # lists alone need no decoder: without Pillow only an explicit --dedup same-split fails
             require("PIL")
         except MissingPieceError as exc:
-            if mode == "drop":
+            if mode == "same-split":
                 raise
             say(f"duplicates: not checked ({exc.message})")
             return None
@@ -361,12 +366,19 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
     else:
         say("duplicates: not checked (the images are not at hand; give the image root to check them)")
         return None
+    import sys
+
+    from tqdm import tqdm
+
     from imgprep.splits.neardup import DEFAULT_THRESHOLD
 
-    return dedup_mod.find(len(dataset), read, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+    with tqdm(total=len(dataset), unit="img", desc="duplicates", leave=False,
+              disable=not sys.stderr.isatty()) as bar:
+        return dedup_mod.find(len(dataset), read, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                              tick=bar.update)
 
 
-def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Duplicates, *, shuffle: bool,
+def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Groups, *, shuffle: bool,
                   seed: int) -> dict[str, np.ndarray]:
     """Split one image per duplicate group; its copies follow it (preset splits: copies move to it)."""
     if plan is None:
@@ -380,26 +392,33 @@ def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Dupl
     return dedup_mod.expand({name: reps[idx] for name, idx in parts.items()}, dups)
 
 
-def _say_duplicates(dataset: Dataset, splits: Mapping[str, np.ndarray], dups: dedup_mod.Duplicates, mode: str,
-                    say: Echo) -> None:
-    exact = len(dups.identical)
-    grouped = sum(len(m) for m in dups.members.values())
-    line = (f"duplicates: {exact} exact and {len(dups.pairs) - exact} near-duplicate pair(s); "
-            f"{grouped} image(s) are copies of another")
-    if dups.unreadable:
-        line += f"; {dups.unreadable} image(s) could not be read for the check"
-    if dups.small:
-        line += f"; {dups.small} image(s) under 32 px checked for exact copies only"
-    say(line)
-    leaked = dedup_mod.leaks(splits, dups)
-    where = {int(i): name for name, idx in splits.items() for i in idx.tolist()}
-    if mode == "drop":
-        say(f"  --dedup drop: every duplicate group is in one split ({len(leaked)} pairs across splits)")
-    elif leaked:
-        say(f"  {len(leaked)} pair(s) straddle splits (leaks); --dedup drop keeps each group in one split:")
-    for i, j, d in (leaked if mode != "drop" else [])[:10]:
-        how = "same bytes" if (i, j) in dups.identical else f"{d} bits apart"
-        say(f"    {where[i]}/{dataset.paths[i]} ~ {where[j]}/{dataset.paths[j]} ({how})")
+def _say_duplicates(dataset: Dataset, splits: Mapping[str, np.ndarray], dups: dedup_mod.Groups, mode: str,
+                    report: str | None, storage: Store, say: Echo) -> dedup_mod.Summary:
+    """The summary ``inspect`` prints too, the first leak groups, and the ``--dedup-report`` file."""
+    names = list(splits)
+    where = dedup_mod.split_of(len(dataset), list(splits.values()))
+    summary, found = dedup_mod.findings(dups, where, dataset.labels)
+    for line in summary.lines(names):
+        say(line)
+
+    def ref(i: int) -> dict[str, Any]:
+        return {"split": names[where[i]] if where[i] >= 0 else None, "id": i, "path": dataset.paths[i]}
+
+    if mode == "same-split":
+        say("  --dedup same-split: every duplicate group is in one split")
+    flagged = [f for f in found if f.leak or f.conflict]
+    shown = flagged[:10]
+    for f in shown:
+        what = ("LEAK" if f.leak else "") + (" CONFLICT" if f.conflict else "")
+        refs = ", ".join(f"{r['split']}/{r['path']}" for r in map(ref, f.rows[:4]))
+        more = f" and {len(f.rows) - 4} more" if len(f.rows) > 4 else ""
+        say(f"  {what.strip()}: {len(f.rows)} images{' (identical)' if f.exact else ''}: {refs}{more}")
+    if len(flagged) > len(shown):
+        say(f"  ... and {len(flagged) - len(shown):,} more group(s)"
+            + ("" if report else "; --dedup-report FILE lists every group"))
+    if report:
+        storage.write_text(report, "".join(dedup_mod.report_lines(found, ref)))
+    return summary
 
 
 def packed_shape(spec: Any, dataset: Dataset) -> tuple[int, int, int] | None:

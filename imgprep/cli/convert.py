@@ -69,17 +69,24 @@ def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits and order."),
         click.option(
             "--dedup",
-            type=click.Choice(["off", "report", "drop"]),
+            type=click.Choice(["off", "report", "same-split", "drop"]),
             default="report",
             show_default=True,
-            help="Exact and near-duplicate images (resized, re-encoded, cropped, mirrored copies): report "
-            "the pairs the split puts on both sides, or keep every duplicate group in one split (drop).",
+            help="Duplicate groups (identical files; resized, re-encoded, cropped, padded, rotated or "
+            "mirrored copies): report them (leaks = groups across splits, conflicts = groups across "
+            "classes), or keep every group in one split (same-split; 'drop' is its old name).",
         ),
         click.option(
             "--dedup-threshold",
             type=click.IntRange(0, 11),
             default=None,
             help="Near-duplicate distance in pHash bits [default: 10].",
+        ),
+        click.option(
+            "--dedup-report",
+            default=None,
+            metavar="FILE",
+            help="Write every duplicate group as JSON Lines (members, splits, which to drop to close a leak).",
         ),
         click.option(
             "--manifest-prefix",
@@ -210,6 +217,7 @@ def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "seed": kw.pop("seed"),
             "dedup": kw.pop("dedup"),
             "dedup_threshold": kw.pop("dedup_threshold"),
+            "dedup_report": kw.pop("dedup_report"),
             "manifest_prefix": kw.pop("manifest_prefix"),
             "label_format": kw.pop("label_format"),
             "attribute": kw.pop("attribute"),
@@ -232,7 +240,8 @@ Examples:
   imgprep convert caltech 256_ObjectCategories/ -o lists/          # 60 per class
   imgprep convert coco instances_val2017.json -o lists/ \\
       --categories person,bicycle,car,motorcycle,airplane --split train=0.5,val=0.5 \\
-      --manifest-prefix s3://bucket/coco/val2017/ --label-format class-id
+      --manifest-prefix s3://bucket/coco/val2017/ --label-format class-id --image-root val2017/
+  imgprep convert folders photos/ -o lists/ --dedup-report dups.jsonl   # every duplicate group
   imgprep convert mnist fashion-mnist/ -o fmnist/ --image-format png"""
 )
 @dataset_options
@@ -250,6 +259,12 @@ Examples:
     show_default=True,
     help="mnist: 3 (RGB, image_shape 3,28,28) or 1 (grayscale, 1,28,28).",
 )
+@click.option(
+    "--image-root",
+    default=None,
+    metavar="DIR",
+    help="coco: the images folder, so the duplicate check (--dedup) can read the images.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option(
     "--endpoint-url",
@@ -263,6 +278,7 @@ def convert(
     outdir: str,
     image_format: str,
     channels: str,
+    image_root: str | None,
     quiet: bool,
     endpoint_url: str | None,
     convert_options: dict[str, Any],
@@ -284,6 +300,7 @@ def convert(
         image_format=image_format,
         echo=echo,
         storage=Storage.from_options(endpoint_url=endpoint_url),
+        image_root=image_root,
         **convert_options,
     )
 

@@ -35,7 +35,7 @@ THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average see
 # handwritten digits (24 px) 3,482 pairs of 1,797 distinct digits came within 10 bits.  Such
 # images (MNIST's 28x28) are checked for exact copies only.
 NEAR_MIN_SIDE = SIDE
-WINDOW = 0.9  # crop windows keep 90% of each side
+WINDOWS = (0.9, 0.95)  # crop windows keep 90% of each side (centre, corners), 95% (corners)
 BORDER_TOLERANCE = 12  # grey levels a bar's row may vary by (JPEG noise) and still be a bar
 FLAT_STD = 5.0  # thumbnail standard deviation (grey levels) under which an image is low-information
 MIN_CONTENT = 8  # a trimmed image smaller than this (pixels) is low-information
@@ -161,9 +161,12 @@ def fingerprint(luma: np.ndarray) -> Fingerprint:
         return Fingerprint(0, (), (), True)
     main, *alternates = _orientations(_coefficients(thumb), alternates=True)
     h, w = bottom - top, right - left
-    dh, dw = round(h * (1 - WINDOW)), round(w * (1 - WINDOW))
-    boxes = [(top + dh // 2, bottom - (dh - dh // 2), left + dw // 2, right - (dw - dw // 2))]
-    boxes += [(top + y, bottom - dh + y, left + x, right - dw + x) for y in (0, dh) for x in (0, dw)]
+    boxes = []
+    for keep in WINDOWS:
+        dh, dw = round(h * (1 - keep)), round(w * (1 - keep))
+        if keep == WINDOWS[0]:
+            boxes.append((top + dh // 2, bottom - (dh - dh // 2), left + dw // 2, right - (dw - dw // 2)))
+        boxes += [(top + y, bottom - dh + y, left + x, right - dw + x) for y in (0, dh) for x in (0, dw)]
     windows = tuple(_orientations(_coefficients(_cells(table, box)), alternates=False)[0] for box in boxes)
     return Fingerprint(main, tuple(alternates), windows, False)
 

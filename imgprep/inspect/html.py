@@ -74,11 +74,9 @@ def write_html(findings: Findings, out: str) -> list[str]:
 
 
 def _pairs(findings: Findings) -> list[tuple[list[int], str, bool]]:
-    """(rows, description, leak) for exact groups and near pairs, leaks first."""
-    out = [(g, "identical bytes", findings.is_leak(g)) for g in findings.exact]
-    out += [([p.a, p.b], f"{p.distance} bits apart" + (", mirrored" if p.mirrored else ""), p.leak)
-            for p in findings.near]
-    return sorted(out, key=lambda t: not t[2])
+    """(rows, description, leak) per duplicate group, leaks first."""
+    return [(f.rows, f"{len(f.rows)} images, " + ("identical bytes" if f.exact else "near copies"), f.leak)
+            for f in findings.groups]
 
 
 def _page(findings: Findings, pairs: list[tuple[list[int], str, bool]], rows: list[tuple[str, list[int]]],
@@ -89,8 +87,7 @@ def _page(findings: Findings, pairs: list[tuple[list[int], str, bool]], rows: li
     cards = [
         ("images", f"{s['images']:,}", ""), ("splits", str(len(doc["splits"])), ""),
         ("classes", str(len(doc["classes"])), ""),
-        ("exact duplicate groups", str(s["exact_duplicate_groups"]), ""),
-        ("near-duplicate pairs", str(s["near_duplicate_pairs"]), ""),
+        ("duplicate groups", str(s["duplicate_groups"]), ""),
         ("leaks across splits", str(s["leaks"]), "bad" if s["leaks"] else "good"),
     ]
     if s["unreadable"]:

@@ -35,7 +35,7 @@ from imgprep.splits.neardup import DEFAULT_THRESHOLD, WINDOW_THRESHOLD, merge, r
 
 MODES = ("off", "report", "same-split")
 ALIASES = {"drop": "same-split"}  # the name it had: it never dropped an image
-WINDOWS = 5
+WINDOWS = 9  # crop windows per image (imgprep.imaging.phash.WINDOWS)
 BATCH = 64  # images per pool task
 OK, FLAT, SMALL, UNREADABLE = range(4)  # what a row's fingerprint can be used for
 Reader = Callable[[int], "bytes | np.ndarray"]
