@@ -1,17 +1,19 @@
 /* Near-duplicate grouping over 64-bit perceptual hashes: multi-index hashing feeding a
  * union-find, so no pair list ever exists.
  *
- * The index holds each distinct hash once (callers collapse identical hashes first).  Its 64
- * bits are cut into 4 bands of 16; two hashes within t bits agree within r = t / 4 bits on at
- * least one band (pigeonhole), so a query visits, per band, the buckets its band value reaches
- * by flipping at most r bits (137 buckets for r = 2), and compares the whole hash of every entry
- * there.  Each band keeps its own copy of the hashes in bucket order, so a bucket's entries are
- * one contiguous run (the popcount loop streams them) and only its first line is a cache miss;
- * the next buckets are prefetched while one is compared.  A hit is merged into the union-find
- * at once (lock-free: a root only ever points to a smaller index, linked by compare-and-swap),
- * so memory is the index (52 bytes per distinct hash) however many pairs the data holds.
+ * The index holds each distinct hash once, sorted (callers collapse identical hashes first).  Its
+ * 64 bits are cut into 4 bands of 16; two hashes within t bits agree within r = t / 4 bits on at
+ * least one band (pigeonhole), so a query visits, per band, the buckets its band value reaches by
+ * flipping at most r bits (137 buckets for r = 2) and compares the whole hash of every entry
+ * there.  Each band keeps a copy of the hashes in bucket order (a bucket is one contiguous run);
+ * an entry's position in the caller's array is found again by binary search, only for hits.
+ * Queries are sorted by the band's key in blocks, so the queries sharing a key meet each bucket
+ * entry once, streamed from memory, instead of gathering it once each.  Every hit is merged into
+ * the union-find at once (lock-free: a root only ever points to a smaller index, linked by
+ * compare-and-swap), so memory is the index (32 bytes per distinct hash) and a fixed query
+ * block, however many pairs the data holds.
  *
- * Threads split the queries; the GIL is released for the whole search.
+ * Threads split the key range; the GIL is released for the whole search.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -30,8 +32,19 @@
 typedef struct {
     uint32_t *start[BANDS]; /* BUCKETS + 1 offsets per band */
     uint64_t *hash[BANDS];  /* hashes in bucket order */
-    int32_t *id[BANDS];     /* their positions in the caller's array */
+    const uint64_t *sorted; /* the caller's array: position = binary search */
+    Py_ssize_t n;
 } mih_index;
+
+static int32_t position(const mih_index *ix, uint64_t h) {
+    Py_ssize_t lo = 0, hi = ix->n;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (ix->sorted[mid] < h) lo = mid + 1;
+        else hi = mid;
+    }
+    return (int32_t)lo;
+}
 
 typedef struct {
     const mih_index *index;
@@ -83,7 +96,6 @@ static int make_masks(int radius, uint16_t *out) {
 #define QUERY_BODY(POPCOUNT)                                                                    \
     const uint32_t *start = j->index->start[j->band];                                           \
     const uint64_t *hs = j->index->hash[j->band];                                               \
-    const int32_t *ids = j->index->id[j->band];                                                 \
     int64_t hits = 0;                                                                           \
     for (uint32_t key = j->key_lo; key < j->key_hi; key++) {                                    \
         uint32_t q0 = j->qstart[key], q1 = j->qstart[key + 1];                                  \
@@ -94,9 +106,12 @@ static int make_masks(int radius, uint16_t *out) {
             for (uint32_t e = start[bucket], end = start[bucket + 1]; e < end; e++) {           \
                 uint64_t he = hs[e];                                                            \
                 for (uint32_t q = q0; q < q1; q++) {                                            \
-                    if (POPCOUNT(j->qhash[q] ^ he) <= j->threshold && j->qowner[q] != ids[e]) { \
-                        hits++;                                                                 \
-                        uf_union(j->parent, j->qowner[q], ids[e]);                              \
+                    if (POPCOUNT(j->qhash[q] ^ he) <= j->threshold) {                           \
+                        int32_t other = position(j->index, he);                                 \
+                        if (other != j->qowner[q]) {                                            \
+                            hits++;                                                             \
+                            uf_union(j->parent, j->qowner[q], other);                           \
+                        }                                                                       \
                     }                                                                           \
                 }                                                                               \
             }                                                                                   \
@@ -124,38 +139,37 @@ static void free_index(mih_index *ix) {
     for (int b = 0; b < BANDS; b++) {
         free(ix->start[b]);
         free(ix->hash[b]);
-        free(ix->id[b]);
     }
 }
 
 static int build_index(const uint64_t *hashes, Py_ssize_t n, mih_index *ix) {
     memset(ix, 0, sizeof *ix);
+    ix->sorted = hashes;
+    ix->n = n;
+    uint32_t *fill = malloc(BUCKETS * sizeof *fill);
+    if (!fill) return -1;
     for (int b = 0; b < BANDS; b++) {
         uint32_t *start = calloc(BUCKETS + 1, sizeof *start);
         uint64_t *hs = malloc((size_t)(n ? n : 1) * sizeof *hs);
-        int32_t *id = malloc((size_t)(n ? n : 1) * sizeof *id);
         ix->start[b] = start;
         ix->hash[b] = hs;
-        ix->id[b] = id;
-        if (!start || !hs || !id) return -1;
+        if (!start || !hs) {
+            free(fill);
+            return -1;
+        }
         for (Py_ssize_t i = 0; i < n; i++) start[((hashes[i] >> (b * BAND_BITS)) & (BUCKETS - 1)) + 1]++;
         for (uint32_t k = 0; k < BUCKETS; k++) start[k + 1] += start[k];
-        uint32_t *fill = malloc(BUCKETS * sizeof *fill);
-        if (!fill) return -1;
         memcpy(fill, start, BUCKETS * sizeof *fill);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            uint32_t slot = fill[(hashes[i] >> (b * BAND_BITS)) & (BUCKETS - 1)]++;
-            hs[slot] = hashes[i];
-            id[slot] = (int32_t)i;
-        }
-        free(fill);
+        for (Py_ssize_t i = 0; i < n; i++) hs[fill[(hashes[i] >> (b * BAND_BITS)) & (BUCKETS - 1)]++] = hashes[i];
     }
+    free(fill);
     return 0;
 }
 
 /* Queries go through in blocks (bounded scratch), each sorted by every band's key in turn. */
-static int search(const mih_index *ix, const uint64_t *queries, const int32_t *owners, Py_ssize_t nq,
-                  int32_t *parent, const uint16_t *masks, int nmasks, int threshold, int threads, int64_t *hits) {
+static int search(const mih_index *ix, const uint64_t *queries, const int32_t *owners, Py_ssize_t per,
+                  Py_ssize_t nq, int32_t *parent, const uint16_t *masks, int nmasks, int threshold, int threads,
+                  int64_t *hits) {
     Py_ssize_t block = nq < BLOCK ? nq : BLOCK;
     uint64_t *qhash = malloc((size_t)(block ? block : 1) * sizeof *qhash);
     int32_t *qowner = malloc((size_t)(block ? block : 1) * sizeof *qowner);
@@ -168,13 +182,15 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
         Py_ssize_t hi = lo + block < nq ? lo + block : nq;
         for (int b = 0; b < BANDS; b++) {
             memset(qstart, 0, (BUCKETS + 1) * sizeof *qstart);
-            for (Py_ssize_t q = lo; q < hi; q++) qstart[((queries[q] >> (b * BAND_BITS)) & (BUCKETS - 1)) + 1]++;
+            for (Py_ssize_t q = lo; q < hi; q++)
+                if (owners[q / per] >= 0) qstart[((queries[q] >> (b * BAND_BITS)) & (BUCKETS - 1)) + 1]++;
             for (uint32_t k = 0; k < BUCKETS; k++) qstart[k + 1] += qstart[k];
             memcpy(fill, qstart, BUCKETS * sizeof *fill);
             for (Py_ssize_t q = lo; q < hi; q++) {
+                if (owners[q / per] < 0) continue; /* a row with nothing to query (flat, small) */
                 uint32_t slot = fill[(queries[q] >> (b * BAND_BITS)) & (BUCKETS - 1)]++;
                 qhash[slot] = queries[q];
-                qowner[slot] = owners[q];
+                qowner[slot] = owners[q / per];
             }
             int started = 0;
             for (int t = 0; t < threads; t++)
@@ -200,11 +216,12 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
 
 /* dup_union(index, queries, owners, parent, threshold, threads) -> hits
  *
- * index: distinct uint64 hashes; queries: uint64 hashes; owners: the int32 index position of each
- * query's own image; parent: the int32 union-find array over the index (parent[i] <= i), updated
- * in place: every query within threshold bits of an index hash joins its owner's set.  Returns
- * the number of hits merged (pairs seen, never stored).  The GIL is released throughout. */
-
+ * index: distinct uint64 hashes, ascending; queries: uint64 hashes; owners: int32 index position of
+ * each query's own image, one per query or one per run of len(queries) / len(owners) queries (a
+ * row's crop windows), negative for none; parent: the int32 union-find array over the index
+ * (parent[i] <= i), updated in place: every query within threshold bits of an index hash joins
+ * its owner's set.  Returns the number of hits merged (pairs seen, never stored).  The GIL is
+ * released throughout. */
 static int get(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t item, const char *what) {
     if (PyObject_GetBuffer(obj, view, writable ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS) < 0)
         return -1;
@@ -229,15 +246,21 @@ PyObject *imp_py_dup_union(PyObject *self, PyObject *args) {
     if (get(o_queries, &vq, 0, 8, "queries") < 0) goto fail_i;
     if (get(o_owners, &vo, 0, 4, "owners") < 0) goto fail_q;
     if (get(o_parent, &vp, 1, 4, "parent") < 0) goto fail_o;
-    Py_ssize_t n = vi.len / 8, nq = vq.len / 8;
-    if (vo.len / 4 != nq || vp.len / 4 != n || n > INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "owners must match queries and parent must match index");
+    Py_ssize_t n = vi.len / 8, nq = vq.len / 8, no = vo.len / 4;
+    if (no == 0 || nq % no || vp.len / 4 != n || n > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "owners must divide queries and parent must match index");
         goto fail_p;
     }
     const int32_t *owners = vo.buf;
-    for (Py_ssize_t q = 0; q < nq; q++)
-        if (owners[q] < 0 || owners[q] >= n) {
+    for (Py_ssize_t q = 0; q < no; q++)
+        if (owners[q] >= n) {
             PyErr_SetString(PyExc_ValueError, "an owner is outside the index");
+            goto fail_p;
+        }
+    const uint64_t *sorted = vi.buf;
+    for (Py_ssize_t i = 1; i < n; i++)
+        if (sorted[i - 1] >= sorted[i]) {
+            PyErr_SetString(PyExc_ValueError, "index must be distinct hashes in ascending order");
             goto fail_p;
         }
     const int32_t *par = vp.buf;
@@ -257,7 +280,7 @@ PyObject *imp_py_dup_union(PyObject *self, PyObject *args) {
     if (build_index(vi.buf, n, &ix) < 0) {
         failed = 1;
     } else {
-        failed = search(&ix, vq.buf, owners, nq, vp.buf, masks, nmasks, threshold, threads, &hits);
+        failed = search(&ix, vq.buf, owners, nq / no, nq, vp.buf, masks, nmasks, threshold, threads, &hits);
     }
     free_index(&ix);
     Py_END_ALLOW_THREADS

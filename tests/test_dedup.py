@@ -124,12 +124,16 @@ def test_search_groups_equal_brute_force(threshold, path, monkeypatch):
         flips = rng.choice(64, k % (threshold + 2), replace=False)
         index[2000 + k] = index[k % 150] ^ np.uint64(sum(1 << int(b) for b in flips))
     index = np.unique(index)
-    extra = index[rng.integers(0, len(index), 500)] ^ np.uint64(0b1011)  # query-only hashes (windows)
+    extra = index[rng.integers(0, len(index), 500)] ^ np.uint64(0b1011)  # query-only hashes (alternates)
     queries = np.concatenate([index, extra])
     owners = np.concatenate([np.arange(len(index)), rng.integers(0, len(index), 500)]).astype(np.int32)
+    windows = index[rng.integers(0, len(index), 3 * 600)] ^ np.uint64(0b110 << 20)  # 3 per row, as crop windows
+    row_owner = rng.integers(-1, len(index), 600).astype(np.int32)  # -1: a row with nothing to query
     parent = np.arange(len(index), dtype=np.int32)
     hits = neardup.merge(index, queries, owners, parent, threshold, workers=2)
-    brute = neardup.exhaustive(index, queries, owners, threshold)
+    hits += neardup.merge(index, windows, row_owner, parent, threshold, workers=2)
+    brute = neardup.exhaustive(index, queries, owners, threshold) | neardup.exhaustive(index, windows, row_owner,
+                                                                                        threshold)
     expected = np.arange(len(index), dtype=np.int32)
     for a, b in sorted(brute):
         ra, rb = neardup._find(expected, a), neardup._find(expected, b)

@@ -160,35 +160,58 @@ def components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         label = new
 
 
+def _join(first: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Join two partitions given as "smallest member" per item: the smallest member of the union's sets."""
+    label = np.minimum(first, other)
+    while True:
+        new = label.copy()
+        for part in (first, other):  # every set of each partition takes its members' smallest label
+            low = np.full(len(label), len(label), label.dtype)
+            np.minimum.at(low, part, new)
+            new = low[part]
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
 def find_groups(prints: Prints, threshold: int = DEFAULT_THRESHOLD, *, workers: int | None = None) -> Groups:
     """Group the images of ``prints``: same digest, or hashes within ``threshold`` bits (windows and
     other orientations included).  Time ~ images x candidates per bucket; memory ~ images."""
     n = len(prints)
     kind = prints.column("kind")
     digest = prints.column("digest")
+    rows = np.arange(n, dtype=np.int32)
     readable = np.flatnonzero(kind != UNREADABLE)
-    src, dst = [readable], [_first_of(readable, digest[readable], n)]
-    ok = np.flatnonzero(kind == OK)
-    hits = 0
-    if len(ok):
-        uniq, inv = np.unique(prints.column("hash")[ok], return_inverse=True)
-        parent = np.arange(len(uniq), dtype=np.int32)
-        workers = workers or os.cpu_count() or 1
-        alt_rows = prints.column("alt_row")
-        alt_owner = inv[np.searchsorted(ok, alt_rows)].astype(np.int32)
-        hits += merge(uniq, np.concatenate([uniq, prints.column("alt_hash")]),
-                      np.concatenate([np.arange(len(uniq), dtype=np.int32), alt_owner]), parent, threshold,
-                      workers=workers)
-        windows = prints.column("windows").reshape(-1, WINDOWS)[ok].ravel()
-        hits += merge(uniq, windows, np.repeat(inv, WINDOWS).astype(np.int32), parent,
-                      min(threshold, WINDOW_THRESHOLD), workers=workers)
-        root = roots(parent)[inv]
-        first = np.full(len(uniq), n)
-        np.minimum.at(first, root, ok)
-        src.append(ok)
-        dst.append(first[root])
-    group = components(n, np.concatenate(src), np.concatenate(dst)) if n else np.zeros(0, np.int64)
+    same_bytes = rows.copy()
+    same_bytes[readable] = _first_of(readable, digest[readable], n)
+    near, hits = _near(prints, kind, threshold, workers or os.cpu_count() or 1)
+    group = _join(same_bytes, near).astype(np.int64) if n else np.zeros(0, np.int64)
     return Groups(group, kind, digest == digest[group], hits)
+
+
+def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tuple[np.ndarray, int]:
+    """Smallest row per near-duplicate set (each row alone unless its hash is near another's)."""
+    n = len(kind)
+    near = np.arange(n, dtype=np.int32)
+    ok = np.flatnonzero(kind == OK).astype(np.int32)
+    if not len(ok):
+        return near, 0
+    uniq, inv = np.unique(prints.column("hash")[ok], return_inverse=True)  # identical hashes collapse here
+    inv = inv.astype(np.int32).ravel()
+    parent = np.arange(len(uniq), dtype=np.int32)
+    alt_owner = inv[np.searchsorted(ok, prints.column("alt_row"))]
+    hits = merge(uniq, np.concatenate([uniq, prints.column("alt_hash")]),
+                 np.concatenate([np.arange(len(uniq), dtype=np.int32), alt_owner]), parent, threshold,
+                 workers=workers)
+    owner = np.full(n, -1, np.int32)  # per row; its windows are queried in place, no copy
+    owner[ok] = inv
+    hits += merge(uniq, prints.column("windows"), owner, parent, min(threshold, WINDOW_THRESHOLD), workers=workers)
+    del owner
+    root = roots(parent)[inv]
+    first = np.full(len(uniq), n, np.int32)
+    np.minimum.at(first, root, ok)
+    near[ok] = first[root]
+    return near, hits
 
 
 def _first_of(rows: np.ndarray, keys: np.ndarray, n: int) -> np.ndarray:
@@ -196,9 +219,9 @@ def _first_of(rows: np.ndarray, keys: np.ndarray, n: int) -> np.ndarray:
     if not len(rows):
         return rows
     uniq, inv = np.unique(keys, return_inverse=True)
-    first = np.full(len(uniq), n)
-    np.minimum.at(first, inv, rows)
-    return first[inv]
+    first = np.full(len(uniq), n, np.int32)
+    np.minimum.at(first, inv.ravel(), rows)
+    return first[inv.ravel()]
 
 
 def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: int | None = None,

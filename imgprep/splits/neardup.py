@@ -105,9 +105,11 @@ def roots(parent: np.ndarray) -> np.ndarray:
 
 def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np.ndarray, threshold: int,
           *, workers: int = 1) -> int:
-    """Join ``owners[k]``'s set with every index hash within ``threshold`` bits of ``queries[k]``.
+    """Join ``owners[k]``'s set with every index hash within ``threshold`` bits of query ``k``.
 
-    ``parent`` is a union-find over ``index`` (int32, each link to a smaller index), updated in
+    ``index``: distinct hashes, ascending (``np.unique``); ``owners``: one per query, or one per
+    run of ``len(queries) // len(owners)`` queries (a row's crop windows), negative for none;
+    ``parent``: a union-find over ``index`` (int32, each link to a smaller index), updated in
     place.  Returns the number of hits merged (pairs seen, none kept).
     """
     index = np.ascontiguousarray(index, dtype=np.uint64)
@@ -118,7 +120,14 @@ def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_union"):
         return int(core.dup_union(index, queries, owners, parent, threshold, workers))
-    return _merge_numpy(index, queries, owners, parent, threshold)
+    per = len(queries) // len(owners)
+    hits = 0
+    for lo in range(0, len(owners), CHUNK):  # bounded temporaries: one chunk of owners' queries at a time
+        own = owners[lo: lo + CHUNK]
+        keep = np.flatnonzero(own >= 0)
+        rows = (keep[:, None] * per + np.arange(per)).ravel() + lo * per
+        hits += _merge_numpy(index, queries[rows], np.repeat(own[keep], per), parent, threshold)
+    return hits
 
 
 def _find(parent: np.ndarray, x: int) -> int:
@@ -148,9 +157,12 @@ def _merge_numpy(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, par
 
 
 def exhaustive(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, threshold: int) -> set[tuple[int, int]]:
-    """Every (owner, index position) pair within ``threshold`` bits, by comparing all of them (tests, benchmarks)."""
+    """Every (owner, index position) pair within ``threshold`` bits, comparing all of them (tests, benchmarks);
+    ``owners`` as :func:`merge` takes them."""
+    per = len(queries) // len(owners)
     out: set[tuple[int, int]] = set()
     for k in range(len(queries)):
-        near = np.flatnonzero(hamming(queries[k], index) <= threshold)
-        out.update((int(owners[k]), int(j)) for j in near if j != owners[k])
+        owner = int(owners[k // per])
+        if owner >= 0:
+            out.update((owner, int(j)) for j in np.flatnonzero(hamming(queries[k], index) <= threshold) if j != owner)
     return out
