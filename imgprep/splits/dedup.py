@@ -180,11 +180,11 @@ def find_groups(prints: Prints, threshold: int = DEFAULT_THRESHOLD, *, workers: 
     n = len(prints)
     kind = prints.column("kind")
     digest = prints.column("digest")
-    rows = np.arange(n, dtype=np.int32)
-    readable = np.flatnonzero(kind != UNREADABLE)
-    same_bytes = rows.copy()
-    same_bytes[readable] = _first_of(readable, digest[readable], n)
     near, hits = _near(prints, kind, threshold, workers or os.cpu_count() or 1)
+    readable = np.flatnonzero(kind != UNREADABLE).astype(np.int32)
+    same_bytes = np.arange(n, dtype=np.int32)
+    same_bytes[readable] = _first_of(readable, digest[readable] if len(readable) < n else digest, n)
+    del readable
     group = _join(same_bytes, near).astype(np.int64) if n else np.zeros(0, np.int64)
     return Groups(group, kind, digest == digest[group], hits)
 
@@ -196,18 +196,17 @@ def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tup
     ok = np.flatnonzero(kind == OK).astype(np.int32)
     if not len(ok):
         return near, 0
-    uniq, inv = np.unique(prints.column("hash")[ok], return_inverse=True)  # identical hashes collapse here
-    inv = inv.astype(np.int32).ravel()
+    hashes = prints.column("hash")
+    uniq, pos = _positions(hashes if len(ok) == n else hashes[ok])  # identical hashes collapse here
+    owner = np.full(n, -1, np.int32)  # per row: its hash's position in uniq (-1: not near-matched)
+    owner[ok] = pos
+    del pos
     parent = np.arange(len(uniq), dtype=np.int32)
-    alt_owner = inv[np.searchsorted(ok, prints.column("alt_row"))]
-    hits = merge(uniq, np.concatenate([uniq, prints.column("alt_hash")]),
-                 np.concatenate([np.arange(len(uniq), dtype=np.int32), alt_owner]), parent, threshold,
-                 workers=workers)
-    owner = np.full(n, -1, np.int32)  # per row; its windows are queried in place, no copy
-    owner[ok] = inv
+    hits = merge(uniq, uniq, np.arange(len(uniq), dtype=np.int32), parent, threshold, workers=workers)
+    hits += merge(uniq, prints.column("alt_hash"), owner[prints.column("alt_row")], parent, threshold,
+                  workers=workers)
     hits += merge(uniq, prints.column("windows"), owner, parent, min(threshold, WINDOW_THRESHOLD), workers=workers)
-    del owner
-    root = roots(parent)[inv]
+    root = roots(parent)[owner[ok]]
     first = np.full(len(uniq), n, np.int32)
     np.minimum.at(first, root, ok)
     near[ok] = first[root]
@@ -218,10 +217,22 @@ def _first_of(rows: np.ndarray, keys: np.ndarray, n: int) -> np.ndarray:
     """For each row, the smallest row with the same key."""
     if not len(rows):
         return rows
-    uniq, inv = np.unique(keys, return_inverse=True)
+    uniq, pos = _positions(keys)
     first = np.full(len(uniq), n, np.int32)
-    np.minimum.at(first, inv.ravel(), rows)
-    return first[inv.ravel()]
+    np.minimum.at(first, pos, rows)
+    return first[pos]
+
+
+def _positions(keys: np.ndarray, chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys ascending, int32 position of each key among them): ``np.unique(return_inverse=True)``
+    in about a third of its memory (it holds several int64 arrays of the input's length at once)."""
+    ordered = np.sort(keys)
+    uniq = ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(ordered) else ordered
+    del ordered
+    pos = np.empty(len(keys), np.int32)
+    for lo in range(0, len(keys), chunk):
+        pos[lo: lo + chunk] = np.searchsorted(uniq, keys[lo: lo + chunk])
+    return uniq, pos
 
 
 def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: int | None = None,
