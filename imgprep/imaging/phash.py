@@ -36,6 +36,7 @@ THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average see
 # images (MNIST's 28x28) are checked for exact copies only.
 NEAR_MIN_SIDE = SIDE
 WINDOWS = (0.9, 0.95)  # crop windows keep 90% of each side (centre, corners), 95% (corners)
+PEELS = 3  # rounds of border trimming: bars of one colour, then flat edges of another
 BORDER_TOLERANCE = 12  # grey levels a bar's row may vary by (JPEG noise) and still be a bar
 FLAT_STD = 5.0  # thumbnail standard deviation (grey levels) under which an image is low-information
 MIN_CONTENT = 8  # a trimmed image smaller than this (pixels) is low-information
@@ -109,10 +110,18 @@ def content_box(luma: np.ndarray) -> tuple[int, int, int, int]:
         last = (spread <= BORDER_TOLERANCE) & (np.abs(means - means[-1]) <= BORDER_TOLERANCE)
         return _run(first), _run(last[::-1])
 
-    top, bottom = bars(img)
-    if top + bottom >= h:
-        return 0, 0, 0, 0
-    left, right = bars(img[top:h - bottom].T)
+    top = bottom = left = right = 0
+    for _ in range(PEELS):  # a bar, then a flat sky or floor of the photo under it: peel both
+        t, b = bars(img[top:h - bottom, left:w - right])
+        if top + t + bottom + b >= h:
+            return 0, 0, 0, 0
+        top, bottom = top + t, bottom + b
+        lft, rgt = bars(img[top:h - bottom, left:w - right].T)
+        if left + lft + right + rgt >= w:
+            return 0, 0, 0, 0
+        left, right = left + lft, right + rgt
+        if not (t or b or lft or rgt):
+            break
     return top, h - bottom, left, w - right
 
 

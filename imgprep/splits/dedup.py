@@ -30,7 +30,7 @@ import numpy as np
 
 from imgprep.errors import ImageError, ImgprepError, UsageError
 from imgprep.imaging.decode import decode
-from imgprep.imaging.phash import NEAR_MIN_SIDE, THUMB_MIN_SIDE, Fingerprint, fingerprint
+from imgprep.imaging.phash import NEAR_MIN_SIDE, THUMB_MIN_SIDE, Fingerprint, content_box, fingerprint
 from imgprep.splits.neardup import DEFAULT_THRESHOLD, WINDOW_THRESHOLD, merge, roots
 
 MODES = ("off", "report", "same-split")
@@ -73,8 +73,17 @@ def measure(item: bytes | np.ndarray) -> Measured:
         found = decode(item, min_side=THUMB_MIN_SIDE, keep_luma=True)
         luma, width, height, channels = found.luma, found.width, found.height, found.channels
         digest = digest_of(item)
+        if luma is not None and min(width, height) >= 2 * min(luma.shape) and _bordered(luma):
+            # Bars (letterbox, padding) leave less content than the reduced decode was sized for, and
+            # their edge blurs into a row of it: hash such images from a finer decode.
+            luma = decode(item, min_side=2 * THUMB_MIN_SIDE, keep_luma=True).luma
     big = min(width, height) >= NEAR_MIN_SIDE
     return Measured(width, height, channels, digest, fingerprint(luma) if big and luma is not None else None)
+
+
+def _bordered(luma: np.ndarray) -> bool:
+    top, bottom, left, right = content_box(luma)
+    return (bottom - top, right - left) != luma.shape
 
 
 @dataclass
