@@ -197,7 +197,7 @@ def degenerate(workers: int) -> None:
               f"({groups.count(dedup.FLAT):,} flagged low-information) | {old} |")
 
 
-def photos(count: int, workers: int) -> None:
+def photos(count: int, workers: int, threshold: int) -> None:
     import corpus
     import dupkinds
     from PIL import Image
@@ -234,7 +234,7 @@ def photos(count: int, workers: int) -> None:
         prints.add(dedup.measure(blob))
         luma = decode(blob, min_side=64, keep_luma=True).luma
         old.append(old_phash_pair(luma))
-    groups = dedup.find_groups(prints, workers=workers).group
+    groups = dedup.find_groups(prints, threshold, workers=workers).group
     owner_a = np.array(owner)
     kind_a = np.array(kind)
     originals = np.flatnonzero(kind_a == "original")
@@ -269,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old-max", type=int, default=400_000, help="largest size the old search runs at")
     parser.add_argument("--photos", type=int, default=74, help="views of real photos (two per photo)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threshold", type=int, default=neardup.DEFAULT_THRESHOLD, help="new search's threshold")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-degenerate", action="store_true")
     parser.add_argument("--skip-photos", action="store_true")
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_degenerate:
         degenerate(args.workers)
     if not args.skip_photos:
-        photos(args.photos, args.workers)
+        photos(args.photos, args.workers, args.threshold)
     return 0
 
 

@@ -80,7 +80,7 @@ def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--dedup-threshold",
             type=click.IntRange(0, 11),
             default=None,
-            help="Near-duplicate distance in pHash bits [default: 10].",
+            help="Near-duplicate distance in pHash bits [default: 8].",
         ),
         click.option(
             "--dedup-report",

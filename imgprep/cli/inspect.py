@@ -31,7 +31,7 @@ Exit status: 0 (even with duplicates: read the report), 1 error, 2 usage."""
 @click.argument("path")
 @click.option("--root", default=None, help="Image root for .lst/.manifest input [default: the list's folder].")
 @click.option("--threshold", type=click.IntRange(0, 11), default=None,
-              help="Near-duplicate distance in bits [default: 10].")
+              help="Near-duplicate distance in bits [default: 8].")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.option("--html", "html_out", default=None, metavar="OUT.html",
               help="Write one self-contained HTML page (and OUT-contact.png).")

@@ -28,10 +28,11 @@ from imgprep.imaging.phash import hamming
 BANDS = 4
 BAND_BITS = 64 // BANDS
 CHUNK = 1 << 14  # probes (queries x flip masks) per numpy pass: bounds the candidates held at once
-# Chosen on real photos (benchmarks/bench_dedup.py prints the figures): resized, re-encoded and
-# mirrored copies land 0-6 bits away, distinct photos 16 or more.  Thresholds up to 11 (the CLI's
-# maximum) are covered by the 4-band search with 2 flipped bits per band.
-DEFAULT_THRESHOLD = 10
+# Chosen on real photos (benchmarks/bench_dedup.py prints the figures): with crops, borders and turns
+# taken care of by the fingerprint, every kind of copy there lands within 7 bits, and 10 (the old
+# default, when 5% crops had to be reached by the whole-image hash) groups twice as many chance
+# look-alikes.  Thresholds up to 11 (the CLI's maximum) are covered by 4 bands with 2 flipped bits.
+DEFAULT_THRESHOLD = 8
 # Crop windows are compared with the whole-image hashes of the others: a window of the original
 # is the same content as the cropped copy, so it needs fewer bits of slack (and querying five
 # windows per image at 7 bits costs less than one query at 10).
