@@ -134,20 +134,21 @@ def random_prints(n: int, seed: int = 0) -> dedup.Prints:
     )
 
 
-def scale(sizes: list[int], old_max: int, workers: int) -> None:
-    print("\n## Search at scale (random well-spread hashes, threshold 10, windows 7)\n")
+def scale(sizes: list[int], old_max: int, workers: int, threshold: int) -> None:
+    print(f"\n## Search at scale (random well-spread hashes, threshold {threshold}, crop windows "
+          f"{min(threshold, neardup.WINDOW_THRESHOLD)}; the old search: threshold {threshold}, hash and mirror)\n")
     print("| images | new: wall | new: CPU | new: peak above inputs | per image | old: wall | old: CPU | old: peak "
           "| old pairs |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in sizes:
         prints = random_prints(n)
         with Peak() as new:
-            groups = dedup.find_groups(prints, workers=workers)
+            groups = dedup.find_groups(prints, threshold, workers=workers)
         old_cells = "not run (quadratic: minutes to hours)"
         if n <= old_max:
             mirrors = np.random.default_rng(1).integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
             with Peak() as old:
-                pairs = old_near_pairs(prints.column("hash"), mirrors, 10)
+                pairs = old_near_pairs(prints.column("hash"), mirrors, threshold)
             old_cells = f"{old.seconds:.1f} s | {old.cpu:.1f} s | {old.extra / 2**20:.0f} MiB | {len(pairs):,}"
         else:
             old_cells = f"{old_cells} | | | "
@@ -269,15 +270,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old-max", type=int, default=400_000, help="largest size the old search runs at")
     parser.add_argument("--photos", type=int, default=74, help="views of real photos (two per photo)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--threshold", type=int, default=neardup.DEFAULT_THRESHOLD, help="new search's threshold")
+    parser.add_argument("--threshold", type=int, default=neardup.DEFAULT_THRESHOLD,
+                        help="threshold of the photo recall part (the search at scale runs at --scale-threshold)")
+    parser.add_argument("--scale-threshold", type=int, default=10, help="threshold of the search at scale (both)")
+    parser.add_argument("--quick", action="store_true", help="100k hashes only, 20 photo views")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-degenerate", action="store_true")
     parser.add_argument("--skip-photos", action="store_true")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.old_max, args.photos, args.skip_degenerate = "100000", 0, 20, True
     print(f"# bench_dedup: {os.cpu_count()} CPUs, {args.workers} workers (ratios hold; absolute figures drift "
           "on a shared machine)")
     if not args.skip_scale:
-        scale([int(s) for s in args.sizes.split(",")], args.old_max, args.workers)
+        scale([int(s) for s in args.sizes.split(",")], args.old_max, args.workers, args.scale_threshold)
     if not args.skip_degenerate:
         degenerate(args.workers)
     if not args.skip_photos:

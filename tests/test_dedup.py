@@ -218,3 +218,22 @@ def test_images_under_the_hash_grid_are_checked_for_exact_copies_only():
     digits.append(stroke)
     groups = dedup.find(len(digits), lambda i: digits[i])
     assert groups.members() == {7: [7, 40]} and groups.count(dedup.SMALL) == 42
+
+
+def test_coco_duplicate_check_runs_from_the_cli_with_image_root(tmp_path, imgprep_cli):
+    images = tmp_path / "val2017"
+    for i in range(12):
+        imgfactory.write(images / f"{i}.jpg", imgfactory.jpeg(96, 72, seed=i % 10))  # 10 and 11 copy 0 and 1
+    doc = {
+        "images": [{"id": i, "file_name": f"{i}.jpg", "width": 96, "height": 72} for i in range(12)],
+        "annotations": [{"id": i, "image_id": i, "category_id": 1 + i % 2, "iscrowd": 0, "area": 5.0}
+                        for i in range(12)],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+    }
+    (tmp_path / "instances.json").write_text(json.dumps(doc))
+    report = tmp_path / "dups.jsonl"
+    out = imgprep_cli("convert", "coco", tmp_path / "instances.json", "-o", tmp_path / "out", "--image-root", images,
+                      "--dedup-report", report).stdout
+    assert "duplicates: 2 group(s) holding 4 of 12 images" in out
+    groups = [json.loads(line) for line in report.read_text().splitlines()]
+    assert sorted(sorted(i["path"] for i in g["images"]) for g in groups) == [["0.jpg", "10.jpg"], ["1.jpg", "11.jpg"]]
