@@ -63,15 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--quick", action="store_true", help="One measured round of verify vs pack.")
-    parser.add_argument("--skip-verify", action="store_true", help="Only the search and hash figures.")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
         args.runs = 1
     print(f"machine: {machine_info()}; load {load_average()}")
-    doc: dict = {}
-    if not args.skip_verify:
-        doc["verify"] = bench_verify(args.runs, args.workers)
+    doc = {"verify": bench_verify(args.runs, args.workers)}
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1, default=str))
     return 0
