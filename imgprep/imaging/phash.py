@@ -65,31 +65,40 @@ _ODD = np.where(np.arange(LOW) % 2, -1.0, 1.0)  # sign each frequency takes unde
 _WEIGHTS = (1 << np.arange(LOW * LOW - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
 
-def _integral(luma: np.ndarray) -> np.ndarray:
-    table = np.zeros((luma.shape[0] + 1, luma.shape[1] + 1))
-    table[1:, 1:] = luma.astype(np.float64).cumsum(0).cumsum(1)
-    return table
-
-
-def _edges(lo: int, hi: int, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cell bounds along one axis; a span shorter than ``side`` repeats pixels (each cell >= 1 px)."""
+def _edges(lo: np.ndarray, hi: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell bounds along one axis per box (k x 1 arrays); a span shorter than ``side`` repeats pixels."""
     span = hi - lo
     start = lo + (np.arange(side) * span) // side
     stop = np.maximum(start + 1, lo + (np.arange(1, side + 1) * span) // side)
     return start, stop
 
 
-def _cells(table: np.ndarray, box: tuple[int, int, int, int], side: int = SIDE) -> np.ndarray:
-    """Area average of ``box`` = (top, bottom, left, right) to ``side`` x ``side``, from an integral image."""
-    y0, y1 = _edges(box[0], box[1], side)
-    x0, x1 = _edges(box[2], box[3], side)
-    sums = table[y1][:, x1] - table[y0][:, x1] - table[y1][:, x0] + table[y0][:, x0]
-    return sums / np.outer(y1 - y0, x1 - x0)
+def _averaging(lo: np.ndarray, hi: np.ndarray, length: int, side: int) -> np.ndarray:
+    """k x side x length matrices whose product with a column averages each cell of each box."""
+    start, stop = _edges(lo, hi, side)
+    pixels = np.arange(length)
+    inside = (pixels >= start[:, :, None]) & (pixels < stop[:, :, None])
+    return inside / (stop - start)[:, :, None]
+
+
+def _thumbnails(luma: np.ndarray, boxes: np.ndarray, side: int = SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """(DCT block of each box's side x side area average, the first box's thumbnail): both are
+    matrix products (cell averages are linear), so ten windows cost a few small BLAS calls."""
+    rows = _averaging(boxes[:, 0:1], boxes[:, 1:2], luma.shape[0], side)
+    cols = _averaging(boxes[:, 2:3], boxes[:, 3:4], luma.shape[1], side)
+    pixels = luma.astype(np.float64)
+    first = rows[0] @ pixels @ cols[0].T
+    left = (_D @ rows).reshape(-1, luma.shape[0]) @ pixels  # one BLAS call for every box's rows
+    coeffs = left.reshape(len(boxes), LOW, -1) @ (cols.transpose(0, 2, 1) @ _D.T)
+    return coeffs, first
 
 
 def box_resize(luma: np.ndarray, side: int = SIDE) -> np.ndarray:
     """Area-average a 2-D array to ``side`` x ``side`` (each output pixel averages its input cell)."""
-    return _cells(_integral(luma), (0, luma.shape[0], 0, luma.shape[1]), side)
+    box = np.array([[0, luma.shape[0], 0, luma.shape[1]]])
+    rows = _averaging(box[:, 0:1], box[:, 1:2], luma.shape[0], side)[0]
+    cols = _averaging(box[:, 2:3], box[:, 3:4], luma.shape[1], side)[0]
+    return rows @ luma.astype(np.float64) @ cols.T
 
 
 def _run(flat: np.ndarray) -> int:
@@ -125,38 +134,53 @@ def content_box(luma: np.ndarray) -> tuple[int, int, int, int]:
     return top, h - bottom, left, w - right
 
 
-def _bits(block: np.ndarray) -> int:
-    flat = block.ravel()
-    on = flat > np.median(flat)
-    return int((on.astype(np.uint64) * _WEIGHTS).sum())
+def _bits(blocks: np.ndarray) -> np.ndarray:
+    """One 64-bit hash per 8x8 block: each coefficient above its block's median."""
+    flat = blocks.reshape(len(blocks), -1)
+    middle = np.partition(flat, (31, 32), axis=1)[:, 31:33].mean(axis=1, keepdims=True)  # the median of 64
+    on = flat > middle
+    return (on.astype(np.uint64) * _WEIGHTS).sum(axis=1, dtype=np.uint64)
 
 
-def _orientations(coeffs: np.ndarray, alternates: bool) -> list[int]:
-    """Hashes of the canonical orientation first, then (if asked) of the choices too close to call."""
+def _canonical(coeffs: np.ndarray) -> np.ndarray:
+    """Each block turned and flipped into its canonical orientation: the larger first harmonic
+    horizontal, both first harmonics positive."""
+    transpose = np.abs(coeffs[:, 1, 0]) > np.abs(coeffs[:, 0, 1])
+    out = np.where(transpose[:, None, None], coeffs.transpose(0, 2, 1), coeffs)
+    hflip = np.where(out[:, 0, 1] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)  # negate odd horizontal frequencies
+    vflip = np.where(out[:, 1, 0] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)
+    return out * vflip[:, :, None] * hflip[:, None, :]
+
+
+def _alternates(coeffs: np.ndarray) -> list[np.ndarray]:
+    """The orientations of one block to hash besides the canonical one: those whose choice was too
+    close to call (none for most images)."""
     ac = coeffs.copy()
     ac[0, 0] = 0
     margin = AMBIGUOUS * float(np.sqrt((ac * ac).sum() / (LOW * LOW - 1)))
-    out: list[int] = []
-    h1, v1 = coeffs[0, 1], coeffs[1, 0]  # first horizontal and vertical harmonics
-    transposes = [abs(v1) > abs(h1)]
-    if alternates and abs(abs(v1) - abs(h1)) < margin:
-        transposes.append(not transposes[0])
-    for transpose in transposes:
+    h1, v1 = coeffs[0, 1], coeffs[1, 0]
+    if min(abs(h1), abs(v1), abs(abs(v1) - abs(h1))) >= margin:
+        return []
+    out = []
+    for transpose in [abs(v1) > abs(h1)] + ([abs(v1) <= abs(h1)] if abs(abs(v1) - abs(h1)) < margin else []):
         block = coeffs.T if transpose else coeffs
         h, v = block[0, 1], block[1, 0]
-        hflips = [h < 0] + ([h >= 0] if alternates and abs(h) < margin else [])
-        vflips = [v < 0] + ([v >= 0] if alternates and abs(v) < margin else [])
-        for hflip in hflips:
-            for vflip in vflips:
-                signs = np.outer(_ODD if vflip else 1.0, _ODD if hflip else 1.0)
-                value = _bits(block * signs)
-                if value not in out:
-                    out.append(value)
+        for hflip in [h < 0] + ([h >= 0] if abs(h) < margin else []):
+            for vflip in [v < 0] + ([v >= 0] if abs(v) < margin else []):
+                out.append(block * np.outer(_ODD if vflip else 1.0, _ODD if hflip else 1.0))
     return out
 
 
-def _coefficients(thumb: np.ndarray) -> np.ndarray:
-    return _D @ thumb @ _D.T
+def _boxes(top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """The content box, then the crop windows inside it: centre and corners at 90%, corners at 95%."""
+    h, w = bottom - top, right - left
+    boxes = [(top, bottom, left, right)]
+    for keep in WINDOWS:
+        dh, dw = round(h * (1 - keep)), round(w * (1 - keep))
+        if keep == WINDOWS[0]:
+            boxes.append((top + dh // 2, bottom - (dh - dh // 2), left + dw // 2, right - (dw - dw // 2)))
+        boxes += [(top + y, bottom - dh + y, left + x, right - dw + x) for y in (0, dh) for x in (0, dw)]
+    return np.array(boxes)
 
 
 def fingerprint(luma: np.ndarray) -> Fingerprint:
@@ -164,20 +188,13 @@ def fingerprint(luma: np.ndarray) -> Fingerprint:
     top, bottom, left, right = content_box(luma)
     if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
         return Fingerprint(0, (), (), True)
-    table = _integral(luma)
-    thumb = _cells(table, (top, bottom, left, right))
+    coeffs, thumb = _thumbnails(luma, _boxes(top, bottom, left, right))
     if float(thumb.std()) < FLAT_STD:
         return Fingerprint(0, (), (), True)
-    main, *alternates = _orientations(_coefficients(thumb), alternates=True)
-    h, w = bottom - top, right - left
-    boxes = []
-    for keep in WINDOWS:
-        dh, dw = round(h * (1 - keep)), round(w * (1 - keep))
-        if keep == WINDOWS[0]:
-            boxes.append((top + dh // 2, bottom - (dh - dh // 2), left + dw // 2, right - (dw - dw // 2)))
-        boxes += [(top + y, bottom - dh + y, left + x, right - dw + x) for y in (0, dh) for x in (0, dw)]
-    windows = tuple(_orientations(_coefficients(_cells(table, box)), alternates=False)[0] for box in boxes)
-    return Fingerprint(main, tuple(alternates), windows, False)
+    hashes = _bits(_canonical(coeffs)).tolist()
+    others = _alternates(coeffs[0])
+    alternates = [h for h in dict.fromkeys(_bits(np.array(others)).tolist()) if h != hashes[0]] if others else []
+    return Fingerprint(hashes[0], tuple(alternates), tuple(hashes[1:]), False)
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
