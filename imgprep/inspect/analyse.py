@@ -15,7 +15,7 @@ from imgprep.splits import dedup
 from imgprep.splits.neardup import DEFAULT_THRESHOLD, WINDOW_THRESHOLD
 
 HASH = ("DCT pHash, 64 bits on a 32x32 luma thumbnail of the image inside uniform borders, in a canonical "
-        "orientation (turns and flips), plus 90% crop windows")
+        "orientation (turns and flips), plus nine 90-95% crop windows")
 
 
 @dataclass
