@@ -56,7 +56,20 @@ typedef struct {
     int nmasks, threshold, band;
     uint32_t key_lo, key_hi;
     int64_t hits;
+    uint64_t *cache_key; /* CACHE recent (hash, position) pairs: a big group's members hit again and again */
+    int32_t *cache_pos;
 } job;
+
+#define CACHE (1u << 15)
+
+static int32_t cached_position(job *j, uint64_t h) {
+    uint32_t slot = (uint32_t)((h * 0x9E3779B97F4A7C15ull) >> 49);
+    if (j->cache_pos[slot] >= 0 && j->cache_key[slot] == h) return j->cache_pos[slot];
+    int32_t at = position(j->index, h);
+    j->cache_key[slot] = h;
+    j->cache_pos[slot] = at;
+    return at;
+}
 
 static int32_t uf_find(int32_t *parent, int32_t x) {
     for (;;) {
@@ -107,7 +120,7 @@ static int make_masks(int radius, uint16_t *out) {
                 uint64_t he = hs[e];                                                            \
                 for (uint32_t q = q0; q < q1; q++) {                                            \
                     if (POPCOUNT(j->qhash[q] ^ he) <= j->threshold) {                           \
-                        int32_t other = position(j->index, he);                                 \
+                        int32_t other = cached_position(j, he);                                 \
                         if (other != j->qowner[q]) {                                            \
                             hits++;                                                             \
                             uf_union(j->parent, j->qowner[q], other);                           \
@@ -178,6 +191,10 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
     int failed = !qhash || !qowner || !qstart || !fill;
     job jobs[64];
     pthread_t tids[64];
+    uint64_t *cache_key = failed ? NULL : malloc((size_t)threads * CACHE * sizeof *cache_key);
+    int32_t *cache_pos = failed ? NULL : malloc((size_t)threads * CACHE * sizeof *cache_pos);
+    failed = failed || !cache_key || !cache_pos;
+    if (!failed) memset(cache_pos, 0xff, (size_t)threads * CACHE * sizeof *cache_pos); /* -1: empty */
     for (Py_ssize_t lo = 0; !failed && lo < nq; lo += block) {
         Py_ssize_t hi = lo + block < nq ? lo + block : nq;
         for (int b = 0; b < BANDS; b++) {
@@ -196,7 +213,8 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
             for (int t = 0; t < threads; t++)
                 jobs[t] = (job){ix, qhash, qowner, qstart, parent, masks, nmasks, threshold, b,
                                 (uint32_t)((uint64_t)BUCKETS * t / threads),
-                                (uint32_t)((uint64_t)BUCKETS * (t + 1) / threads), 0};
+                                (uint32_t)((uint64_t)BUCKETS * (t + 1) / threads), 0,
+                                cache_key + (size_t)t * CACHE, cache_pos + (size_t)t * CACHE};
             for (int t = 1; t < threads; t++) {
                 if (pthread_create(&tids[t], NULL, run, &jobs[t]) != 0) break;
                 started = t;
@@ -211,6 +229,8 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
     free(qowner);
     free(qstart);
     free(fill);
+    free(cache_key);
+    free(cache_pos);
     return failed;
 }
 
