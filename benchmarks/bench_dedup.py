@@ -207,6 +207,7 @@ def photos(count: int, workers: int, threshold: int) -> None:
 
     sources = corpus.find_photos(corpus.fetch_photo_packages())
     views: list[Image.Image] = []
+    names: list[str] = []
     for path in sources:
         with Image.open(path) as img:
             img = img.convert("RGB")
@@ -214,6 +215,8 @@ def photos(count: int, workers: int, threshold: int) -> None:
             w, h = img.size
             # two views of one scene: the left and right 70% (40% of the frame shared)
             views += [img.crop((0, 0, w * 7 // 10, h)), img.crop((w * 3 // 10, 0, w, h))]
+            title = path.parts[-4] if "wallpapers" in path.parts else path.stem
+            names += [f"{title} (left)", f"{title} (right)"]
     views = [v.resize((560, round(560 * v.height / v.width)), Image.Resampling.LANCZOS) for v in views][:count]
     data: list[bytes] = []
     owner: list[int] = []  # which view an image shows (-1: it is the view)
@@ -255,11 +258,10 @@ def photos(count: int, workers: int, threshold: int) -> None:
         old_found = np.mean([old_groups[r] == old_groups[originals[owner_a[r]]] for r in rows])
         print(f"| {name} | {new_found:.0%} | {old_found:.0%} |")
     for label, g in (("new", groups), ("old", old_groups)):
-        false = sum(g[a] == g[b] for i, a in enumerate(originals) for b in originals[i + 1:])
-        same_scene = sum(g[originals[2 * k]] == g[originals[2 * k + 1]] for k in range(len(originals) // 2))
-        print(f"\n{label}: distinct views grouped together: {false} of {len(originals) * (len(originals) - 1) // 2} "
-              f"pairs ({same_scene} of {len(originals) // 2} same-scene pairs); precision "
-              f"{'100%' if not false else f'{1 - false / max(1, false + len(data)):.1%}'}")
+        false = [(int(a), int(b)) for i, a in enumerate(originals) for b in originals[i + 1:] if g[a] == g[b]]
+        named = "; ".join(f"{names[owner_a[a]]} ~ {names[owner_a[b]]}" for a, b in false)
+        print(f"\n{label}: distinct views grouped together: {len(false)} of "
+              f"{len(originals) * (len(originals) - 1) // 2} pairs{': ' + named if named else ''}")
     flat = prints.column("kind") == dedup.FLAT
     print(f"low-information flagged: {int(flat.sum())} of {len(data)} real-photo images")
 
