@@ -1,11 +1,12 @@
-"""Dataset -> lists, class map, hyperparameters and manifests (``convert``), then RecordIO (``prepare``).
+"""Dataset -> lists, class map, hyperparameters and manifests: :func:`convert` (load -> split -> write).
 
-One function per face: the CLI commands in :mod:`imgprep.cli.convert` only parse options and
-call :func:`convert` / :func:`prepare`.  Every output is a pure function of the inputs, the
-options and the seed, so a rerun produces byte-identical files.  The one time stamp in the
-outputs, the manifests' ``creation-date``, follows this rule (see :func:`creation_date`):
-``--creation-date`` if given, else ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention),
-else the newest modification time among the input files the source read.
+The faces (the CLI, :mod:`imgprep.api`, the Processing job) build one :class:`ConvertOptions` and
+one Store and call :func:`convert`; ``prepare`` adds packing on top (:mod:`imgprep.plan`).  Every
+output is a pure function of the inputs, the options and the seed, so a rerun produces
+byte-identical files.  The one time stamp in the outputs, the manifests' ``creation-date``,
+follows this rule (see :func:`creation_date`): ``--creation-date`` if given, else
+``SOURCE_DATE_EPOCH`` (the reproducible-builds convention), else the newest modification time
+among the input files the source read.
 """
 
 from __future__ import annotations
@@ -24,39 +25,56 @@ from imgprep.formats import classmap, hyperparams
 from imgprep.formats import manifest as manifest_format
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.requirements import require_for
-from imgprep.sources.dataset import Dataset
+from imgprep.sources import options as sources
+from imgprep.sources.loaded import Dataset
+from imgprep.sources.options import SourceOptions
 from imgprep.splits import dedup as dedup_mod
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
-from imgprep.storage.base import Store, is_remote, join
+from imgprep.storage.base import Store, join
 
-KINDS = ("folders", "caltech", "coco", "mnist", "manifest")
 DEFAULT_SPLIT = (("train", 0.8), ("val", 0.2))
 IMAGES_FOLDER = "images"
 Echo = Callable[[str], None]
 
 
-def load_dataset(kind: str, input: str, **options: Any) -> Dataset:
-    """Load ``input`` with the ``kind`` source; ``options`` are that source's keyword arguments."""
-    if kind == "folders":
-        from imgprep.sources.folders import load_folders as loader
-    elif kind == "caltech":
-        from imgprep.sources.caltech import load_caltech as loader
-    elif kind == "coco":
-        from imgprep.sources.coco import load_coco as loader
-    elif kind == "mnist":
-        from imgprep.sources.mnist import load_mnist as loader
-    elif kind == "manifest":
-        from imgprep.sources.gtmanifest import load_manifest as loader
-    else:
-        raise UsageError(f"unknown dataset kind {kind!r} (one of {', '.join(KINDS)})")
-    import inspect
+@dataclass(frozen=True)
+class ConvertOptions:
+    """``convert``'s options, named as on the command line (``creation_date`` is ``--creation-date``).
 
-    accepted = set(inspect.signature(loader).parameters)
-    unknown = sorted(k for k, v in options.items() if k not in accepted and v is not None)
-    if unknown:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        raise UsageError(f"{flags} cannot be used with {kind} data")
-    return loader(input, **{k: v for k, v in options.items() if k in accepted and v is not None})
+    Built once at a face (CLI, API, Processing job) and passed down as one object.
+    """
+
+    split: str | Sequence[tuple[str, float]] | None = None
+    train_per_class: int | None = None
+    stratify: bool = True
+    shuffle: bool = True
+    seed: int = 0
+    dedup: str = "report"
+    dedup_threshold: int | None = None
+    dedup_report: str | None = None  # local or s3:// file for every duplicate group (JSON Lines)
+    manifest_prefix: str | None = None
+    label_format: str = "multi-hot"
+    attribute: str = "class"
+    job_name: str | None = None
+    creation_date: str | None = None
+    source: SourceOptions = field(default_factory=SourceOptions)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dedup", dedup_mod.check_mode(self.dedup))  # old names -> current ones
+        if self.seed < 0:
+            raise UsageError(f"--seed must not be negative, got {self.seed}")
+
+    @classmethod
+    def from_keywords(cls, **keywords: Any) -> ConvertOptions:
+        """The CLI's dataset options as keywords (``split=``, ``leaf_classes=``, ``categories=`` ...);
+        an unknown name is a :class:`TypeError`, like any function's."""
+        own = {f.name for f in dataclasses.fields(cls)} - {"source"}
+        per_source = {f.name for f in dataclasses.fields(SourceOptions)}
+        unknown = set(keywords) - own - per_source
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        source = SourceOptions(**{k: v for k, v in keywords.items() if k in per_source})
+        return cls(**{k: v for k, v in keywords.items() if k in own}, source=source)
 
 
 def make_plan(
@@ -135,7 +153,6 @@ class ConvertResult:
     channel: dict[str, Any] | None = None
     image_root: str | None = None
     duplicates: dedup_mod.Groups | None = None
-    dedup_summary: dedup_mod.Summary | None = None
 
 
 def count_table(dataset: Dataset, splits: Mapping[str, np.ndarray]) -> list[str]:
@@ -163,10 +180,6 @@ def _write_mnist_images(
     if pixels is None:
         raise UsageError("this dataset has no in-memory images to write")
     root = join(outdir, IMAGES_FOLDER)
-    remote = is_remote(root)
-    if not remote:
-        for c in dataset.classes:
-            os.makedirs(os.path.join(root, c.path or c.name), exist_ok=True)
     fmt = "PNG" if encoding == "png" else "JPEG"
     params: dict[str, Any] = {"compress_level": 6} if fmt == "PNG" else {"quality": 95}
     for i, rel in enumerate(dataset.paths):
@@ -175,12 +188,7 @@ def _write_mnist_images(
             img = img.convert("RGB")
         buf = io.BytesIO()
         img.save(buf, fmt, **params)
-        target = join(root, rel)
-        if remote:
-            storage.write_bytes(target, buf.getvalue())
-        else:
-            with open(target, "wb") as fh:
-                fh.write(buf.getbuffer())
+        storage.write_bytes(join(root, rel), buf.getvalue())  # each file whole, under its name, or not at all
     return root
 
 
@@ -188,142 +196,174 @@ def convert(
     kind: str,
     input: str,
     outdir: str,
+    options: ConvertOptions,
     *,
-    split: str | Sequence[tuple[str, float]] | None = None,
-    train_per_class: int | None = None,
-    stratify: bool = True,
-    shuffle: bool = True,
-    seed: int = 0,
-    manifest_prefix: str | None = None,
-    label_format: str = "multi-hot",
-    attribute: str = "class",
-    job_name: str | None = None,
-    creation: str | None = None,
-    channels: int = 3,
-    image_format: str = "png",
-    write_images: bool = True,
-    image_shape: tuple[int, int, int] | Callable[[Dataset], tuple[int, int, int] | None] | None = None,
+    storage: Store,
     echo: Echo | None = None,
-    source_options: Mapping[str, Any] | None = None,
-    storage: Store | None = None,
-    dedup: str = "report",
-    dedup_threshold: int | None = None,
-    dedup_report: str | None = None,
+    images: ImageOutput | None = None,
     image_root: str | None = None,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
-    and (with ``manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
+    and (with ``options.manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
 
-    ``channels``/``image_format`` apply to in-memory sources (MNIST), whose images are written
-    under ``OUTDIR/images`` unless ``write_images`` is False; ``image_shape`` (a shape, or a
-    function of the loaded dataset) overrides the shape taken from the data (``prepare``
-    passes the packed size).  ``dedup`` (off, report, same-split) groups copies among the images
-    first (read from the source, or from ``image_root`` when the source has no root: COCO) and
-    reports the groups the split puts on both sides, or splits duplicate groups whole;
-    ``dedup_report`` names a file (local or ``s3://``) that gets every group as JSON Lines.
+    ``images`` says how in-memory images (MNIST) are written and which shape the hyperparameters
+    announce (see :class:`ImageOutput`).  ``options.dedup`` (off, report, same-split) groups copies
+    among the images first (read from the source, or from ``image_root`` when the source has no
+    root: COCO) and reports the groups the split puts on both sides, or splits duplicate groups
+    whole; ``options.dedup_report`` gets every group as JSON Lines.
     """
-    dedup = dedup_mod.check_mode(dedup)
-    if channels not in (1, 3):
-        raise UsageError(f"channels must be 1 or 3, got {channels}")
-    if seed < 0:
-        raise UsageError(f"--seed must not be negative, got {seed}")
-    require_for([input, outdir], decode=kind == "mnist" and write_images)
-    if storage is None:
-        from imgprep.storage.stores import Storage
-
-        storage = Storage()
-    options = dict(source_options or {})
-    if kind == "mnist":
-        options.setdefault("encoding", image_format)
-    manifest_options = None
-    if manifest_prefix is not None:
-        manifest_options = manifest_format.ManifestOptions(
-            prefix=manifest_prefix,
-            attribute=attribute,
-            label_format=label_format,
-            job_name=job_name or f"imgprep-{kind}",
-            creation_date="",
-        )
-    dataset = load_dataset(kind, input, **options)
-    plan = make_plan(
-        dataset, split=split, train_per_class=train_per_class, stratify=stratify, shuffle=shuffle, seed=seed
-    )
+    images = images or ImageOutput()
     say = echo or (lambda _line: None)
+    require_for(storage.clients(input) + storage.clients(outdir), decode=kind == "mnist" and images.write)
+    dataset = load(kind, input, options, images)
+    splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say)
+    result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say)
+    result.duplicates = dups
+    if dups is not None and options.dedup_report:
+        result.outputs.append(options.dedup_report)
+    return result
+
+
+@dataclass(frozen=True)
+class ImageOutput:
+    """In-memory images (MNIST): written as ``image_format`` files with ``channels`` channels under
+    ``OUTDIR/images`` unless ``write`` is False; ``shape`` (a shape, or a function of the loaded
+    dataset) overrides the ``image_shape`` hyperparameter taken from the data (``prepare`` gives
+    the packed size)."""
+
+    channels: int = 3
+    image_format: str = "png"
+    write: bool = True
+    shape: tuple[int, int, int] | Callable[[Dataset], tuple[int, int, int] | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise UsageError(f"channels must be 1 or 3, got {self.channels}")
+
+
+def load(kind: str, input: str, options: ConvertOptions, images: ImageOutput) -> Dataset:
+    """The dataset; a bad manifest option fails before the input is read."""
+    loader_options = options.source.loader_options()
+    if kind == "mnist":
+        loader_options.setdefault("encoding", images.image_format)
+    if options.manifest_prefix is not None:
+        _manifest_options(kind, options, created="")
+    return sources.load(kind, input, **loader_options)
+
+
+def split(
+    dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo
+) -> tuple[dict[str, np.ndarray], dedup_mod.Groups | None]:
+    """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups."""
+    plan = make_plan(
+        dataset,
+        split=options.split,
+        train_per_class=options.train_per_class,
+        stratify=options.stratify,
+        shuffle=options.shuffle,
+        seed=options.seed,
+    )
     if dataset.num_classes == 1:
         dataset.notes.append("only one class: a classifier needs at least two (check the layout options)")
     for note in dataset.notes:
         say(f"{dataset.origin}: {note}")
     dups = None
-    if dedup != "off":
-        dups = _duplicates(dataset, image_root, dedup, dedup_threshold, storage, say)
-    if dedup == "same-split" and dups is not None and dups.grouped:
-        splits = _split_groups(dataset, plan, dups, shuffle=shuffle, seed=seed)
+    if options.dedup != "off":
+        dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, say)
+    if options.dedup == "same-split" and dups is not None and dups.grouped:
+        splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
     else:
-        splits = make_splits(dataset, plan, shuffle=shuffle, seed=seed)
-    result = ConvertResult(dataset=dataset, splits=splits, lists={}, duplicates=dups)
+        splits = make_splits(dataset, plan, shuffle=options.shuffle, seed=options.seed)
     if dups is not None:
-        result.dedup_summary = _say_duplicates(dataset, splits, dups, dedup, dedup_report, storage, say)
-        if dedup_report:
-            result.outputs.append(dedup_report)
+        _say_duplicates(dataset, splits, dups, options.dedup, options.dedup_report, storage, say)
+    return splits, dups
 
-    image_root = dataset.root
-    if dataset.pixels is not None and write_images:
-        image_root = _write_mnist_images(dataset, outdir, channels, image_format, storage)
-    result.image_root = image_root
 
+def write(
+    dataset: Dataset,
+    splits: dict[str, np.ndarray],
+    outdir: str,
+    options: ConvertOptions,
+    *,
+    images: ImageOutput,
+    storage: Store,
+    say: Echo,
+) -> ConvertResult:
+    """Write the images (in-memory sources), lists, class map, hyperparameters and manifests."""
+    result = ConvertResult(dataset=dataset, splits=splits, lists={})
+    result.image_root = dataset.root
+    if dataset.pixels is not None and images.write:
+        result.image_root = _write_mnist_images(dataset, outdir, images.channels, images.image_format, storage)
     for name, idx in splits.items():
-        items = dataset.items(idx.tolist())
-        result.lists[name] = items
-        target = join(outdir, f"{name}.lst")
-        storage.write_text(target, dumps(items))
-        result.outputs.append(target)
-
-    split_counts = {name: dataset.class_counts(idx) for name, idx in splits.items()}
+        result.lists[name] = dataset.items(idx.tolist())
+        result.outputs.append(_put(storage, outdir, f"{name}.lst", dumps(result.lists[name])))
     result.classes = classmap.build(
         kind=dataset.kind,
         classes=dataset.classes,
         multi_label=dataset.multi_label,
-        split_counts=split_counts,
+        split_counts={name: dataset.class_counts(idx) for name, idx in splits.items()},
         split_sizes={name: len(idx) for name, idx in splits.items()},
     )
-    target = join(outdir, "classes.json")
-    storage.write_text(target, classmap.dumps(result.classes))
-    result.outputs.append(target)
+    result.outputs.append(_put(storage, outdir, "classes.json", classmap.dumps(result.classes)))
+    result.hyperparameters = _hyperparameters(dataset, splits, images)
+    result.outputs.append(_put(storage, outdir, "hyperparameters.json", hyperparams.dumps(result.hyperparameters)))
+    if options.manifest_prefix is not None:
+        created = creation_date(options.creation_date, dataset)
+        _write_manifests(result, outdir, _manifest_options(dataset.kind, options, created=created), storage)
+    _summarise(result, say)
+    return result
 
-    shape = image_shape(dataset) if callable(image_shape) else image_shape
+
+def _put(storage: Store, outdir: str, name: str, text: str) -> str:
+    target = join(outdir, name)
+    storage.write_text(target, text)
+    return target
+
+
+def _manifest_options(kind: str, options: ConvertOptions, *, created: str) -> manifest_format.ManifestOptions:
+    return manifest_format.ManifestOptions(
+        prefix=options.manifest_prefix or "",
+        attribute=options.attribute,
+        label_format=options.label_format,
+        job_name=options.job_name or f"imgprep-{kind}",
+        creation_date=created,
+    )
+
+
+def _hyperparameters(dataset: Dataset, splits: dict[str, np.ndarray], images: ImageOutput) -> dict[str, str]:
+    shape = images.shape(dataset) if callable(images.shape) else images.shape
     if shape is None and dataset.image_shape is not None:
         _, h, w = dataset.image_shape
-        shape = (channels, h, w)
+        shape = (images.channels, h, w)
     if shape is None and dataset.min_side:
         side = min(hyperparams.DEFAULT_SIDE, dataset.min_side)
         shape = (3, side, side)
     train = splits.get("train", next(iter(splits.values())))
-    result.hyperparameters = hyperparams.hyperparameters(
+    return hyperparams.hyperparameters(
         num_classes=dataset.num_classes,
         num_training_samples=len(train),
         multi_label=dataset.multi_label,
         shape=shape,
         train_labels=dataset.labels[train] if dataset.multi_label else None,
     )
-    target = join(outdir, "hyperparameters.json")
-    storage.write_text(target, hyperparams.dumps(result.hyperparameters))
-    result.outputs.append(target)
 
-    if manifest_options is not None:
-        manifest_options = dataclasses.replace(manifest_options, creation_date=creation_date(creation, dataset))
-        names = [c.name for c in dataset.classes]
-        for name, items in result.lists.items():
-            records = (
-                manifest_format.record(
-                    it.path, it.labels, names, multi_label=dataset.multi_label, options=manifest_options
-                )
-                for it in items
-            )
-            target = join(outdir, f"{name}.manifest")
-            storage.write_text(target, manifest_format.dumps(records))
-            result.outputs.append(target)
-        result.channel = manifest_format.channel_settings(multi_label=dataset.multi_label, options=manifest_options)
 
+def _write_manifests(
+    result: ConvertResult, outdir: str, options: manifest_format.ManifestOptions, storage: Store
+) -> None:
+    dataset = result.dataset
+    names = [c.name for c in dataset.classes]
+    for name, items in result.lists.items():
+        records = (
+            manifest_format.record(it.path, it.labels, names, multi_label=dataset.multi_label, options=options)
+            for it in items
+        )
+        result.outputs.append(_put(storage, outdir, f"{name}.manifest", manifest_format.dumps(records)))
+    result.channel = manifest_format.channel_settings(multi_label=dataset.multi_label, options=options)
+
+
+def _summarise(result: ConvertResult, say: Echo) -> None:
+    dataset, splits = result.dataset, result.splits
     what = "positive labels" if dataset.multi_label else "images"
     say(f"{dataset.num_classes} classes, {len(dataset)} images; {what} per class and split:")
     for line in count_table(dataset, splits):
@@ -337,7 +377,6 @@ def convert(
     if result.channel is not None:
         say(f"manifest channels: AttributeNames={result.channel['AttributeNames']}")
         say(f"  ContentType={result.channel['ContentType']}  RecordWrapperType=RecordIO  InputMode=Pipe")
-    return result
 
 
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
@@ -419,85 +458,3 @@ def _say_duplicates(dataset: Dataset, splits: Mapping[str, np.ndarray], dups: de
     if report:
         storage.write_text(report, "".join(dedup_mod.report_lines(found, ref)))
     return summary
-
-
-def packed_shape(spec: Any, dataset: Dataset) -> tuple[int, int, int] | None:
-    """``(C, H, W)`` every packed image is known to have (or to exceed, for ``--resize``)."""
-    channels = 1 if getattr(spec, "color", 1) == 0 else 3
-    if getattr(spec, "size", None):
-        width, height = spec.size
-        return (channels, height, width)
-    if getattr(spec, "resize", 0):
-        # Both sides are at least N; the algorithm crops image_shape out of each image (randomly
-        # when training), so its default 224 is right whenever N reaches it.
-        side = min(hyperparams.DEFAULT_SIDE, spec.resize)
-        return (channels, side, side)
-    if dataset.image_shape is not None:
-        return (channels, dataset.image_shape[1], dataset.image_shape[2])
-    if dataset.min_side:
-        side = min(hyperparams.DEFAULT_SIDE, dataset.min_side)
-        return (channels, side, side)
-    return None
-
-
-@dataclass
-class PrepareResult:
-    """The conversion plus one packing summary per split."""
-
-    converted: ConvertResult
-    packed: dict[str, Any] = field(default_factory=dict)
-
-
-def prepare(
-    kind: str,
-    input: str,
-    outdir: str,
-    *,
-    spec: Any,
-    options: Any,
-    image_root: str | None = None,
-    echo: Echo | None = None,
-    **convert_options: Any,
-) -> PrepareResult:
-    """:func:`convert`, then pack every split into ``OUTDIR/<split>.rec`` + ``.idx``.
-
-    In-memory datasets (MNIST) are packed straight from their arrays (no image files);
-    multi-label data is packed with its multi-hot labels in the record header.
-    """
-    from imgprep.packing.packer import pack
-
-    if kind == "coco" and not image_root:
-        raise UsageError("prepare coco needs --image-root (the local folder holding the images)")
-    if kind == "manifest" and not (image_root or (convert_options.get("source_options") or {}).get("root")):
-        raise UsageError("prepare manifest needs --root (the local copy of the images' S3 prefix)")
-    channels = 1 if spec.color == 0 else 3
-    convert_options.setdefault("storage", getattr(options, "storage", None))
-    convert_options.setdefault("image_root", image_root)
-    result = convert(
-        kind,
-        input,
-        outdir,
-        channels=channels,
-        write_images=False,
-        image_shape=lambda data: packed_shape(spec, data),
-        echo=echo,
-        **convert_options,
-    )
-    dataset = result.dataset
-    source: Any
-    if dataset.make_source is not None:
-        source = dataset.make_source(channels=channels)
-    else:
-        source = image_root or dataset.root
-        if not source:
-            flag = "--root" if kind == "manifest" else "--image-root"
-            raise UsageError(f"prepare {kind} needs {flag} (the local folder holding the images)")
-    if dataset.multi_label and dataclasses.is_dataclass(options) and not getattr(options, "pack_label", True):
-        options = dataclasses.replace(options, pack_label=True)
-    out = PrepareResult(converted=result)
-    say = echo or (lambda _line: None)
-    for name, items in result.lists.items():
-        summary = pack(items, source, join(outdir, name), spec, options)
-        out.packed[name] = summary
-        say(f"packed {name}: {summary.format()}")
-    return out

@@ -32,12 +32,10 @@ def require(module: str) -> None:
         raise MissingPieceError(f"{module} is not installed; it is needed for {needed_for}: {fix}")
 
 
-def require_for(uris: Iterable[str], *, decode: bool, image_root: str = "") -> None:
-    """What a run over ``uris`` needs: boto3 when any is ``s3://``, Pillow when images are decoded,
-    obstore when the images themselves come from ``s3://``."""
+def require_for(clients: Iterable[str], *, decode: bool) -> None:
+    """What a run needs: the storage ``clients`` its locations name (``Store.clients``) and Pillow
+    when images are decoded."""
     if decode:
         require("PIL")
-    if any(str(uri).lower().startswith("s3://") for uri in [*uris, image_root]):
-        require("boto3")
-    if image_root.lower().startswith("s3://"):
-        require("obstore")
+    for module in dict.fromkeys(clients):
+        require(module)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgprep.convert import convert
+from imgprep.api import convert
 from imgprep.formats.lst import read_lst
 from imgprep.imaging.phash import fingerprint, hamming
 from imgprep.splits import dedup, neardup

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgprep.convert import packed_shape
 from imgprep.formats.hyperparams import hyperparameters, imbalance
 from imgprep.imaging.spec import TransformSpec
-from imgprep.sources.dataset import ClassInfo, Dataset
+from imgprep.plan import packed_shape
+from imgprep.sources.loaded import ClassInfo, Dataset
 
 
 def test_single_label_values_are_strings() -> None:

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from imgprep.api import write_lst
 from imgprep.errors import FormatError
 from imgprep.formats.lst import LstItem, dumps, format_label, parse_lines, read_lst
-from imgprep.splits.lists import write_lst
 
 
 def test_reads_im2rec_float_labels(tmp_path) -> None:

@@ -14,8 +14,10 @@ from s3servers import S3Server, moto_server_fixture, seaweed_fixture  # noqa: F4
 from imgprep.cli.s3cmds import merge
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.recordio import RecordReader, RecordWriter
+from imgprep.layout.merge import merge_shards
+from imgprep.layout.shards import find_shards
 from imgprep.storage import Storage
-from imgprep.storage.merge import find_shards, merge_shards
+from imgprep.storage.s3 import S3Tuning
 
 MiB = 1024 * 1024
 # Shard sizes in MiB: small ones coalesce, large ones are copied server-side (in part-sized ranges).
@@ -66,7 +68,7 @@ def assert_same(got_rec: bytes, got_idx: bytes, dataset: Path) -> None:
 
 
 def test_local_merge(dataset: Path, tmp_path: Path) -> None:
-    summary = merge_shards(str(dataset / "data"), str(tmp_path / "all"))
+    summary = merge_shards(str(dataset / "data"), str(tmp_path / "all"), Storage())
     assert summary.shards == len(SHARD_MIB)
     assert summary.copied_bytes == 0
     assert_same((tmp_path / "all.rec").read_bytes(), (tmp_path / "all.idx").read_bytes(), dataset)
@@ -94,7 +96,8 @@ def test_s3_merge_is_server_side(seaweed: S3Server, dataset: Path) -> None:
 def test_s3_merge_with_tiny_parts_on_moto(moto_server: S3Server, tmp_path: Path) -> None:
     data = write_dataset(tmp_path / "d", make_records([0.1, 0.01, 0.3, 0.002, 0.2], seed=5))
     upload_dataset(moto_server, "mergemoto", data)
-    opts = {"endpoint_url": moto_server.endpoint_url, "min_part_size": 64 * 1024, "part_size": 64 * 1024}
+    opts = {"endpoint_url": moto_server.endpoint_url, "tuning": S3Tuning(min_part_size=64 * 1024),
+            "part_size": 64 * 1024}
     store = Storage.from_options(**opts)
     summary = merge_shards("s3://mergemoto/shards/data", "s3://mergemoto/all", store)
     assert summary.copied_bytes > 0
@@ -128,22 +131,22 @@ def test_cli_merge(dataset: Path, tmp_path: Path) -> None:
 def test_missing_and_inconsistent_shards(tmp_path: Path) -> None:
     data = write_dataset(tmp_path / "d", make_records([0.01, 0.01, 0.01], seed=9))
     with pytest.raises(UsageError, match="no shards"):
-        find_shards(str(tmp_path / "nothing"))
+        find_shards(str(tmp_path / "nothing"), Storage())
     (data / "data-00001.idx").unlink()
     with pytest.raises(UsageError, match=r"data-00001\.idx is missing"):
-        merge_shards(str(data / "data"), str(tmp_path / "out"))
+        merge_shards(str(data / "data"), str(tmp_path / "out"), Storage())
     (data / "data-00001.rec").unlink()
     with pytest.raises(UsageError, match="gaps"):
-        merge_shards(str(data / "data"), str(tmp_path / "out"))
+        merge_shards(str(data / "data"), str(tmp_path / "out"), Storage())
 
     dup = write_dataset(tmp_path / "dup", make_records([0.01, 0.01], seed=9))
     (dup / "data-00001.idx").write_text("100\t0\n")  # key 100 is shard 0's first record
     with pytest.raises(FormatError, match="key 100 also appears in an earlier shard"):
-        merge_shards(str(dup / "data"), str(tmp_path / "out"))
+        merge_shards(str(dup / "data"), str(tmp_path / "out"), Storage())
     (dup / "data-00001.idx").write_text("7\t999999996\n")
     with pytest.raises(FormatError, match="past the end"):
-        merge_shards(str(dup / "data"), str(tmp_path / "out"))
+        merge_shards(str(dup / "data"), str(tmp_path / "out"), Storage())
     (dup / "data-00001.idx").write_text("7\t2\n")
     with pytest.raises(FormatError, match="4-byte"):
-        merge_shards(str(dup / "data"), str(tmp_path / "out"))
+        merge_shards(str(dup / "data"), str(tmp_path / "out"), Storage())
     assert not (tmp_path / "out.rec").exists()

@@ -12,14 +12,14 @@ from pathlib import Path
 import imgfactory
 import numpy as np
 import pytest
+from packhelp import PackOptions, pack
 
 import imgprep
+from imgprep.api import write_lst
 from imgprep.errors import BadRecordsError, UsageError, WorkerError
 from imgprep.formats import recordio
 from imgprep.formats.lst import LstItem
-from imgprep.packing.packer import PackOptions, pack
 from imgprep.packing.sources import LocalImageSource
-from imgprep.splits.lists import write_lst
 
 
 @pytest.fixture(scope="module")

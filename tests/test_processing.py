@@ -17,14 +17,15 @@ from pathlib import Path
 import imgfactory
 import pytest
 from click.testing import CliRunner
+from packhelp import PackOptions, pack
 
-from imgprep.cli.options import pack_options
-from imgprep.convert import convert, prepare
+import imgprep
+from imgprep.convert import ConvertOptions
 from imgprep.errors import BadRecordsError, FormatError, UsageError
 from imgprep.formats.lst import LstItem, read_lst
 from imgprep.formats.recordio import RecordReader
 from imgprep.imaging.spec import TransformSpec
-from imgprep.packing.packer import PackOptions, pack
+from imgprep.options import pack_options
 from imgprep.processing import Cluster, Job, run_job
 from imgprep.processing.config import load_job_config, load_options_file, write_message
 from imgprep.processing.join import JobFailedError, plan_order, wait_for_hosts
@@ -36,6 +37,8 @@ from imgprep.processing.partition import (
     slice_bounds,
 )
 from imgprep.sources.folders import load_folders
+from imgprep.storage.local import LocalStore
+from imgprep.storage.stores import Storage
 
 SPLIT = "train=0.5,val=0.5"
 CLASSES = ["cat", "dog", "eel", "fox"]
@@ -68,7 +71,7 @@ def spec() -> TransformSpec:
 
 
 def options(**kw: object) -> PackOptions:
-    return PackOptions(num_workers=1, quiet=True, progress=False, **kw)
+    return PackOptions(num_workers=1, quiet=True, progress=False, storage=Storage(), **kw)
 
 
 # --------------------------------------------------------------------------- platform config
@@ -178,23 +181,23 @@ def run_hosts(job_for: callable, count: int, tmp_path: Path, **cluster: object) 
 
 def test_prepare_job_fully_replicated_matches_one_host(tree: Path, tmp_path: Path) -> None:
     reference = tmp_path / "ref"
-    prepare("folders", str(tree), str(reference), spec=spec(), options=options(), split=SPLIT, seed=7)
+    imgprep.prepare("folders", str(tree), str(reference), spec=spec(), options=options(), split=SPLIT, seed=7)
     out = tmp_path / "job"
     results = run_hosts(lambda i: Job("prepare", str(out), spec(), options(), kind="folders", input=str(tree),
-                                      convert_options={"split": SPLIT, "seed": 7}), 3, tmp_path)
+                                      convert=ConvertOptions(split=SPLIT, seed=7)), 3, tmp_path)
     assert files(out) == files(reference)
     joined = results[-1].joined
     assert joined["train"].concatenated and joined["train"].records == 12
     # one host: the job is `prepare` itself
     single = tmp_path / "single"
     run_job(Job("prepare", str(single), spec(), options(), kind="folders", input=str(tree),
-                convert_options={"split": SPLIT, "seed": 7}), Cluster(opt_ml=opt_ml(tmp_path / "one")))
+                convert=ConvertOptions(split=SPLIT, seed=7)), Cluster(opt_ml=opt_ml(tmp_path / "one")))
     assert files(single) == files(reference)
 
 
 def make_lists(tree: Path, tmp_path: Path) -> tuple[Path, list[LstItem]]:
     lists = tmp_path / "lists"
-    convert("folders", str(tree), str(lists), split="train=1.0", seed=3)
+    imgprep.convert("folders", str(tree), str(lists), split="train=1.0", seed=3)
     all_lst = lists / "all.lst"
     (lists / "train.lst").rename(all_lst)
     return all_lst, read_lst(all_lst)
@@ -267,7 +270,7 @@ def test_a_vanished_host_times_out(tree: Path, tmp_path: Path) -> None:
 def test_wait_returns_markers_in_host_order(tmp_path: Path) -> None:
     for i in (1, 0):
         (tmp_path / f"host-{i:05d}.done").write_text(json.dumps({"index": i}))
-    assert [m["index"] for m in wait_for_hosts(str(tmp_path), 2, poll=0.01, timeout=1)] == [0, 1]
+    assert [m["index"] for m in wait_for_hosts(str(tmp_path), 2, LocalStore(), poll=0.01, timeout=1)] == [0, 1]
 
 
 def test_usage_rules(tree: Path, tmp_path: Path) -> None:
@@ -289,11 +292,11 @@ def test_usage_rules(tree: Path, tmp_path: Path) -> None:
 
 
 def test_cli_config_file_and_arguments(tree: Path, tmp_path: Path) -> None:
-    from imgprep.cli.processing import processing
+    from imgprep.processing.command import processing
 
     reference = tmp_path / "ref"
-    prepare("folders", str(tree), str(reference), spec=TransformSpec(resize=20), options=options(),
-            split=SPLIT, seed=5)
+    imgprep.prepare("folders", str(tree), str(reference), spec=TransformSpec(resize=20), options=options(),
+                    split=SPLIT, seed=5)
     config = tmp_path / "job.json"
     out = tmp_path / "out"
     config.write_text(json.dumps({"command": "prepare", "kind": "folders", "input": str(tree), "output": str(out),

@@ -21,7 +21,7 @@ import imgfactory
 import pytest
 from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 
-from imgprep.convert import prepare
+import imgprep
 from imgprep.formats.lst import read_lst
 from imgprep.formats.recordio import RecordReader
 from imgprep.imaging.spec import TransformSpec
@@ -99,7 +99,8 @@ def proc_bucket(seaweed: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def one_host(server: S3Server, dataset: Path, output: str) -> None:
     options = PackOptions(num_workers=1, quiet=True, progress=False, storage=Storage.from_options(**server.options))
-    prepare("folders", str(dataset), output, spec=TransformSpec(resize=24), options=options, split=SPLIT, seed=4)
+    imgprep.prepare("folders", str(dataset), output, spec=TransformSpec(resize=24), options=options, split=SPLIT,
+                    seed=4)
 
 
 @pytest.mark.parametrize("distribution", ["FullyReplicated", "ShardedByS3Key"])

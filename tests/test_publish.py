@@ -2,7 +2,7 @@
 
 Kills land at seeded random points: while records are packed, and inside the publication windows
 (between a shard's ``.rec`` and its ``.idx``, and before the dataset record), which the documented
-test hook ``IMGPREP_TEST_DELAY_PUBLISH`` widens.  After every kill, before resuming, the
+pause the runs started here inject (``Publisher.pause``) widens.  After every kill, before resuming, the
 invariants are checked on what is under final names (every pair MXNet reads whole, and equal to
 the uninterrupted run's), then ``--resume`` must give that run's files byte for byte.
 """
@@ -24,11 +24,11 @@ import imgfactory
 import pytest
 from s3servers import S3Server, moto_server_fixture, seaweed_fixture  # noqa: F401 - fixtures
 
+from imgprep.api import write_lst
 from imgprep.formats.dataset import from_json
 from imgprep.formats.lst import LstItem
-from imgprep.splits.lists import write_lst
+from imgprep.layout.merge import merge_shards
 from imgprep.splits.stream import IndexSet, ListStream
-from imgprep.storage.merge import merge_shards
 from imgprep.storage.stores import Storage
 
 CLASSES = ["ant", "bee", "cow"]
@@ -46,8 +46,11 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def start(*args: object, delay: float = 0.0) -> subprocess.Popen[str]:
-    env = {**os.environ, "IMGPREP_TEST_DELAY_PUBLISH": str(delay)} if delay else dict(os.environ)
-    cmd = [sys.executable, "-c", "from imgprep.cli.main import main; main()", *(str(a) for a in args)]
+    env = dict(os.environ)
+    # The publication windows widened by an injected pause (no switch in the code under test).
+    inject = (f"import time; from imgprep.packing.publish import Publisher; "
+              f"Publisher.pause = staticmethod(lambda: time.sleep({delay!r})); ") if delay else ""
+    cmd = [sys.executable, "-c", inject + "from imgprep.cli.main import main; main()", *(str(a) for a in args)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             stdin=subprocess.DEVNULL)
 
@@ -220,7 +223,7 @@ def test_rerun_with_fewer_shards_leaves_no_stale_shard_and_merge_joins_the_datas
     record = from_json((tmp_path / "train.dataset.json").read_text(), "train.dataset.json")
     assert [s.rec for s in record.shards] == [f"train-{i:05d}.rec" for i in range(5)]
     assert record.records == 48
-    summary = merge_shards(str(out), str(tmp_path / "all"))
+    summary = merge_shards(str(out), str(tmp_path / "all"), Storage())
     assert (summary.shards, summary.records) == (5, 48)
 
 
@@ -427,6 +430,7 @@ from imgprep.errors import ImgprepError
 from imgprep.formats.lst import read_lst
 from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.packer import PackOptions, pack
+from imgprep.storage.s3 import S3Tuning
 from imgprep.storage.stores import Storage
 
 class Slow:
@@ -443,7 +447,8 @@ lst, root, out, endpoint, resume, pause, shard_records, part, checkpoint = sys.a
 spec = TransformSpec(resize=20) if int(part) < 5 << 20 else TransformSpec(pass_through=True)
 logging.basicConfig(format="%(message)s")
 logging.getLogger("imgprep").setLevel(logging.INFO)
-storage = Storage.from_options(endpoint_url=endpoint, part_size=int(part), min_part_size=min(int(part), 5 << 20))
+storage = Storage.from_options(endpoint_url=endpoint, part_size=int(part),
+                               tuning=S3Tuning(min_part_size=min(int(part), 5 << 20)))
 options = PackOptions(num_workers=1, resume=resume == "1", checkpoint_bytes=int(checkpoint), storage=storage,
                       quiet=True, progress=False, shard_records=int(shard_records))
 try:
@@ -622,15 +627,15 @@ def test_index_set_dense_and_sparse() -> None:
 def test_list_stream_validates_once_and_reads_lazily(tmp_path: Path) -> None:
     a = tmp_path / "a.lst"
     a.write_text("3\t1\tx.jpg\n\n4\t0\ty.jpg\n")
-    stream = ListStream([a])
+    stream = ListStream([a], Storage())
     assert len(stream) == 2 and [i.index for i in stream] == [3, 4] == [i.index for i in stream]
     assert stream.ref.entries == 2 and len(stream.ref.sha256) == 64
     b = tmp_path / "b.lst"
     b.write_text("5\t1\tx.jpg\n6\t1\tz.jpg\n5\t0\ty.jpg\n")
     with pytest.raises(Exception, match=r"b\.lst:3: duplicate index 5 \(first on line 1\)"):
-        ListStream([b])
+        ListStream([b], Storage())
     with pytest.raises(Exception, match=r"a\.lst: index 3 also appears in .*a\.lst"):
-        ListStream([a, a])
+        ListStream([a, a], Storage())
 
 
 def test_prepare_resume_keeps_a_committed_dataset_and_refuses_other_settings(images, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from s3servers import S3Server, bucket_fixture, moto_server_fixture, seaweed_fix
 
 from imgprep.errors import StorageError
 from imgprep.storage import Storage
+from imgprep.storage.s3 import S3Tuning
 from imgprep.storage.s3_multipart import DEFAULT_PART_SIZE, MIN_PART_SIZE
 
 pytestmark = pytest.mark.s3
@@ -34,10 +35,10 @@ def proxy(server: S3Server) -> Iterator[FaultProxy]:
 
 
 def options(server: S3Server, proxy: FaultProxy, **extra: Any) -> dict[str, Any]:
-    opts: dict[str, Any] = {"endpoint_url": proxy.url, "retry_max_backoff": 0.02, "max_attempts": 4,
+    opts: dict[str, Any] = {"endpoint_url": proxy.url, "tuning": S3Tuning(retry_max_backoff=0.02), "max_attempts": 4,
                             "read_timeout": 20}
     if server.part_min < MIN_PART_SIZE:
-        opts.update(min_part_size=server.part_min, part_size=MOTO_PART)
+        opts.update(tuning=S3Tuning(min_part_size=server.part_min, retry_max_backoff=0.02), part_size=MOTO_PART)
     return {**opts, **extra}
 
 
@@ -159,7 +160,7 @@ def test_background_part_failure_surfaces_at_commit(server: S3Server, proxy: Fau
 
 def test_many_finished_outputs_keep_few_parts_in_flight(server: S3Server, bucket: str) -> None:
     outs = []
-    small = {"min_part_size": 1024, "part_size": MOTO_PART} if server.part_min < MIN_PART_SIZE else {}
+    small = {"tuning": S3Tuning(min_part_size=1024), "part_size": MOTO_PART} if server.part_min < MIN_PART_SIZE else {}
     store = Storage.from_options(endpoint_url=server.endpoint_url, max_concurrency=2, **small).s3
     for n in range(6):
         out = store.open_output(f"s3://{bucket}/s-{n:05d}.rec")

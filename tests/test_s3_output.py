@@ -13,6 +13,7 @@ from imgprep.errors import StorageError, UsageError
 from imgprep.formats.recordio import RecordWriter
 from imgprep.storage import Storage, s3
 from imgprep.storage.local import LocalOutput
+from imgprep.storage.s3 import S3Tuning
 from imgprep.storage.s3_multipart import (
     DEFAULT_PART_SIZE,
     MAX_PARTS,
@@ -35,9 +36,9 @@ def server(request: pytest.FixtureRequest) -> S3Server:
 
 def options(server: S3Server, **extra: Any) -> dict[str, Any]:
     """Storage options for ``server``: short retry delays; tiny parts on moto."""
-    opts: dict[str, Any] = {"endpoint_url": server.endpoint_url, "retry_max_backoff": 0.05}
+    opts: dict[str, Any] = {"endpoint_url": server.endpoint_url, "tuning": S3Tuning(retry_max_backoff=0.05)}
     if server.part_min < MIN_PART_SIZE:
-        opts.update(min_part_size=server.part_min, part_size=MOTO_PART)
+        opts.update(tuning=S3Tuning(min_part_size=server.part_min, retry_max_backoff=0.05), part_size=MOTO_PART)
     return {**opts, **extra}
 
 

@@ -9,14 +9,15 @@ from typing import Any
 import imgfactory
 import pytest
 from faultproxy import FaultProxy
+from packhelp import PackOptions, pack
 from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 
 import imgprep
+from imgprep.api import write_lst
 from imgprep.errors import ImageError
 from imgprep.formats.lst import LstItem
-from imgprep.packing.packer import PackOptions, pack
-from imgprep.splits.lists import write_lst
 from imgprep.storage import Storage
+from imgprep.storage.s3 import S3Tuning
 
 pytestmark = pytest.mark.s3
 CLASSES = ["cat", "dog", "emu"]
@@ -47,7 +48,7 @@ def s3_images(seaweed: S3Server, images: tuple[Path, list[LstItem]], tmp_path_fa
 
 
 def s3_opts(server: S3Server) -> dict[str, Any]:
-    return {"endpoint_url": server.endpoint_url, "retry_max_backoff": 0.05}
+    return {"endpoint_url": server.endpoint_url, "tuning": S3Tuning(retry_max_backoff=0.05)}
 
 
 def download(server: S3Server, uri: str, dest: Path) -> Path:

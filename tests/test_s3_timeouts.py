@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from s3servers import server_env
 
+from imgprep.api import write_lst
 from imgprep.formats.lst import LstItem
-from imgprep.splits.lists import write_lst
 
 pytestmark = pytest.mark.s3
 REPO = Path(__file__).resolve().parent.parent
@@ -78,10 +78,11 @@ def env(silent: SilentEndpoint) -> dict[str, str]:
 
 API_RUN = """
 import sys, imgprep
+from imgprep.storage.s3 import S3Tuning
 try:
     imgprep.pack(sys.argv[1], root=sys.argv[2], output=sys.argv[3], pass_through=True, num_workers=1,
                  quiet=True, storage_options=dict(read_timeout=1, connect_timeout=1, max_attempts=2,
-                                                  retry_max_backoff=0.1, abort_timeout=1))
+                                                  tuning=S3Tuning(retry_max_backoff=0.1), abort_timeout=1))
 except imgprep.ImgprepError as exc:
     print(exc, file=sys.stderr)
     sys.exit(1)

@@ -205,7 +205,7 @@ def test_not_caltech(tmp_path) -> None:
 
 
 def test_caltech_classic_split(tmp_path) -> None:
-    from imgprep.convert import convert
+    from imgprep.api import convert
 
     caltech256(tmp_path / "in", per_class=8)
     result = convert("caltech", str(tmp_path / "in"), str(tmp_path / "out"), train_per_class=6)

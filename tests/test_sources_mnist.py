@@ -151,7 +151,7 @@ def test_idx_size_checks_fuzz(payload, cut) -> None:
 
 
 def test_convert_writes_lossless_png_tree(tmp_path) -> None:
-    from imgprep.convert import convert
+    from imgprep.api import convert
 
     pixels, labels = write_mnist(tmp_path / "in", gz=True)
     result = convert("mnist", str(tmp_path / "in"), str(tmp_path / "out"), channels=1)
@@ -168,7 +168,7 @@ def test_convert_writes_lossless_png_tree(tmp_path) -> None:
 
 def test_prepare_packs_straight_from_the_arrays(tmp_path) -> None:
     pytest.importorskip("imgprep.packing.packer")
-    from imgprep.convert import prepare
+    from imgprep.api import prepare
     from imgprep.formats import recordio
     from imgprep.imaging.spec import TransformSpec
     from imgprep.packing.packer import PackOptions

@@ -8,8 +8,9 @@ import pytest
 from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixture
 
 from imgprep.errors import StorageError, UsageError
+from imgprep.layout.concat import concatenate
 from imgprep.storage import Storage
-from imgprep.storage.concat import concatenate
+from imgprep.storage.s3 import S3Tuning
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
@@ -19,7 +20,7 @@ def base(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Storage, str]:
     seaweed: S3Server = request.getfixturevalue("seaweed")
     bucket = f"store-{request.node.name.split('[')[0].replace('_', '-')[-40:]}".lower()
     seaweed.client().create_bucket(Bucket=bucket)
-    return Storage.from_options(endpoint_url=seaweed.endpoint_url, retry_max_backoff=0.05), f"s3://{bucket}/store"
+    return Storage.from_options(endpoint_url=seaweed.endpoint_url, tuning=S3Tuning(retry_max_backoff=0.05)), f"s3://{bucket}/store"
 
 
 def test_write_read_exists_size(base: tuple[Storage, str]) -> None:

@@ -44,20 +44,14 @@ def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, h
     """Per-split class histograms, image sizes, exact and near duplicates, and leaks across splits."""
     from tqdm import tqdm
 
-    from imgprep.inspect.analyse import analyse
-    from imgprep.inspect.collect import collect
-    from imgprep.inspect.scan import scan
-    from imgprep.splits.neardup import DEFAULT_THRESHOLD
+    from imgprep.inspect.run import inspect as run_inspect
 
     if html_out:
         from imgprep.requirements import require
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
-    collection = collect(path, root=root)
     with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
-        table = scan(collection.splits, workers=num_workers, tick=bar.update)
-    findings = analyse(collection, table, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-                       workers=num_workers)
+        findings = run_inspect(path, root=root, threshold=threshold, workers=num_workers, tick=bar.update)
     if dedup_report:
         with open(dedup_report, "w", encoding="utf-8") as out:
             out.writelines(findings.report_lines())

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from imgprep import __version__
-from imgprep.errors import ImgprepError
+from imgprep.exits import INTERRUPTED, failure
 
 # name -> "module:attribute"; modules import their heavy dependencies inside the command.
 COMMANDS = {
@@ -25,12 +25,9 @@ COMMANDS = {
     "doctor": "imgprep.cli.doctor:doctor",
     "verify": "imgprep.cli.verify:verify",
     "inspect": "imgprep.cli.inspect:inspect",
-    "processing": "imgprep.cli.processing:processing",
+    "processing": "imgprep.processing.command:processing",
     "launch": "imgprep.cli.processing:launch",
 }
-
-INTERRUPTED = ("imgprep: interrupted; nothing was committed (shards already published are kept: "
-               "rerun with --resume to continue)")
 
 EPILOG = """\b
 Examples:
@@ -91,7 +88,7 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console entry point: one-line errors, documented exit statuses.
+    """Console entry point: one-line errors, documented exit statuses (see :mod:`imgprep.exits`).
 
     0 success (skipped images are listed in the report), 1 error, 2 usage error,
     3 a bad image with --strict, 130 interrupted (nothing committed; published shards are kept
@@ -99,46 +96,28 @@ def main(argv: list[str] | None = None) -> Any:
     """
     try:
         return cli.main(args=argv, prog_name="imgprep", standalone_mode=False)
-    except ImgprepError as exc:
-        click.echo(f"imgprep: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo(INTERRUPTED, err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo(INTERRUPTED, err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(1)
-    except MemoryError:
-        click.echo("imgprep: error: out of memory", err=True)
-        sys.exit(1)
-    except OSError as exc:
-        click.echo(f"imgprep: error: {describe_os_error(exc)}", err=True)
-        sys.exit(1)
-    except Exception as exc:  # noqa: BLE001 - the one place a bug becomes one line, not a traceback
-        click.echo(f"imgprep: {report_bug(exc)}", err=True)
-        sys.exit(1)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place an error becomes a status
+        sys.exit(_report(exc))
 
 
-def describe_os_error(exc: OSError) -> str:
-    """``FILE: reason`` for an operating-system error that nothing below turned into a message."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    names = [n for n in (exc.filename, exc.filename2) if n is not None]
-    where = " -> ".join(os.fsdecode(n) if isinstance(n, bytes) else str(n) for n in names)
-    return f"{where}: {reason}" if where else reason
+def _report(exc: BaseException) -> int:
+    """Say what went wrong on stderr, the CLI's way; the exit status."""
+    result = failure(exc)
+    if isinstance(exc, click.ClickException):
+        exc.show()  # with the usage line and a "Try --help" hint
+    elif result.interrupted:
+        click.echo(f"imgprep: {INTERRUPTED}", err=True)
+    elif result.bug:
+        click.echo(f"imgprep: {report_bug(exc, result.reason)}", err=True)
+    elif result.reason:
+        click.echo(f"imgprep: error: {result.reason}", err=True)
+    return result.status
 
 
-def report_bug(exc: BaseException) -> str:
-    """One line saying an unexpected error is a bug; the traceback goes to stderr with --debug
-    (or IMGPREP_DEBUG=1), else to a log file the line names."""
+def report_bug(exc: BaseException, summary: str) -> str:
+    """``summary`` (one line saying an unexpected error is a bug); the traceback goes to stderr with
+    --debug (or IMGPREP_DEBUG=1), else to a log file the line names."""
     text = "".join(traceback.format_exception(exc))
-    summary = f"internal error (a bug in imgprep, please report it): {type(exc).__name__}: {exc}"
     summary = summary.splitlines()[0][:300] if summary.strip() else summary
     if _DEBUG["on"] or os.environ.get("IMGPREP_DEBUG", "") not in ("", "0"):
         sys.stderr.write(text)

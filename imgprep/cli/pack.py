@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from imgprep.cli.options import pack_options
+from imgprep.options import pack_options
 
 
 @click.command(

@@ -28,7 +28,7 @@ writes OUT.rec and OUT.idx (offsets shifted, keys kept). S3 to S3 joins server-s
 @_ENDPOINT
 def merge(shard_prefix: str, output: str, quiet: bool, endpoint_url: str | None) -> None:
     """Join RecordIO shards into one .rec with a rebuilt .idx."""
-    from imgprep.storage.merge import merge_shards
+    from imgprep.layout.merge import merge_shards
     from imgprep.storage.stores import Storage
 
     summary = merge_shards(shard_prefix, output, Storage.from_options(endpoint_url=endpoint_url))
@@ -60,17 +60,16 @@ published shards stay for pack --resume."""
 @_ENDPOINT
 def cleanup(uri: str, min_age: float, endpoint_url: str | None) -> None:
     """Remove what interrupted runs left under URI: S3 uploads, local temporary files."""
+    from imgprep.layout.files import remove_leftovers
     from imgprep.storage.stores import Storage
 
-    if not uri.startswith("s3://"):
-        from imgprep.storage.prefix import cleanup_local
-
-        removed = cleanup_local(uri, Storage())
-        for path in removed:
-            click.echo(f"removed {path}")
-        click.echo(f"{len(removed)} temporary file(s) removed under {uri}", err=True)
-        return
-    aborted = Storage.from_options(endpoint_url=endpoint_url).s3.cleanup_stale_uploads(uri, min_age=min_age)
+    storage = Storage.from_options(endpoint_url=endpoint_url)
+    # Each store says what interrupted runs left: S3 its stale uploads, local files their temporaries.
+    aborted = storage.cleanup_stale_uploads(uri, min_age=min_age)
     for line in aborted:
         click.echo(f"aborted {line}")
-    click.echo(f"{len(aborted)} stale upload(s) aborted under {uri}", err=True)
+    removed = remove_leftovers(uri, storage)
+    for path in removed:
+        click.echo(f"removed {path}")
+    click.echo(f"{len(aborted)} stale upload(s) aborted, {len(removed)} temporary file(s) removed under {uri}",
+               err=True)

@@ -19,7 +19,7 @@ from imgprep.formats.paths import check_regular
 
 
 class ClassInfo(Protocol):
-    """What a class entry needs (``imgprep.sources.dataset.ClassInfo`` has it; formats import no source)."""
+    """What a class entry needs (``imgprep.sources.loaded.ClassInfo`` has it; formats import no source)."""
 
     @property
     def name(self) -> str: ...

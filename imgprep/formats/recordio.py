@@ -78,11 +78,6 @@ def frame(payload: bytes | bytearray | memoryview) -> bytes:
     return b"".join(out)
 
 
-def framed_size(framed: bytes) -> int:
-    """Size on disk of a framed record (what the next record's offset advances by)."""
-    return len(framed)
-
-
 # --------------------------------------------------------------------------- image records (pure)
 
 

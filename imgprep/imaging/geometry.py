@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imgprep.errors import ImageError
 from imgprep.imaging.spec import TransformSpec
 
 
@@ -82,3 +83,25 @@ def dct_scale(p: Plan) -> int:
         if bw >= tw * s and bh >= th * s:
             return s
     return 1
+
+
+def check_pixels(width: int, height: int, spec: TransformSpec, name: str) -> None:
+    """The decompression-bomb guard, applied to a header's size before any pixel is decoded.
+
+    The output is bounded by the same limit: ``--resize`` of a thin strip (or ``--size``)
+    would otherwise allocate far more than the input ever needed.
+    """
+    if width * height > spec.max_pixels:
+        raise ImageError(
+            f"{width}x{height} image exceeds the decompression-bomb limit of {spec.max_pixels} pixels "
+            "(raise it with --max-pixels)",
+            path=name,
+        )
+    if spec.resize and width > 0 and height > 0:
+        out_w, out_h = plan(width, height, spec).output_size
+        if out_w * out_h > spec.max_pixels:
+            raise ImageError(
+                f"--resize {spec.resize} makes this {width}x{height} image {out_w}x{out_h}, above the limit "
+                f"of {spec.max_pixels} pixels (raise it with --max-pixels)",
+                path=name,
+            )

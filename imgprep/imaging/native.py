@@ -11,7 +11,9 @@ non-JPEG input, PNG output, pass-through, CMYK/YCCK/RGB JPEGs, subsamplings Turb
 name, and images on which libjpeg only *warns* (Pillow tolerates some warnings and reports
 truncation itself, so it decides).  Corrupt JPEGs raise :class:`ImageError` directly.
 
-``IMGPREP_NATIVE=0`` in the environment turns the native path off (the Pillow path runs).
+``IMGPREP_NATIVE`` (a documented user switch, read here and nowhere else, see :func:`switch`):
+``0``/``false``/``no``/``off`` turns the native path off (the Pillow path runs); ``1``/``true``/
+``yes``/``on`` requires it (a run fails if it cannot run); unset or anything else: native when built.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from imgprep.errors import ImageError
-from imgprep.imaging.geometry import dct_scale, plan
+from imgprep.formats import recordio
+from imgprep.imaging.geometry import check_pixels, dct_scale, plan
 from imgprep.imaging.passthrough import check_passthrough
 
 if TYPE_CHECKING:
@@ -38,21 +41,17 @@ ENV_SWITCH = "IMGPREP_NATIVE"
 
 # Pool kind for the packer when the native path is active: threads.  The C code releases the GIL
 # for all pixel work, so threads scale, and they save what processes cost: pickling every record
-# back to the parent, forking, ~40 MiB of memory.  Measured on the 2-core box, 2,000 real
-# 0.16 MP photos -> 256 q95, -j 2, whole `imgprep pack`, 9 interleaved runs: median 1.31 s with
-# threads vs 1.42 s with processes (and 23 vs 60 MiB peak RSS); in memory, transform_bytes on 2
-# threads ran at 103% of the bare C loop's 2-process rate, 2 processes at 90%.  What threads give
-# up: a crash in C would take the whole run down instead of one worker (the core is fuzzed and
-# run under ASan/UBSan in `make test`); `--executor process` (PackOptions.executor) remains.
+# back to the parent, forking, a copy of the interpreter per worker.  What threads give up: a
+# crash in C would take the whole run down instead of one worker (the core is fuzzed and run
+# under ASan/UBSan in `make test`); `--executor process` (PackOptions.executor) remains.
 PREFERRED_EXECUTOR = "thread"
 
 # Free heap glibc keeps per malloc arena (M_TOP_PAD) in a packing process, with blocks under
 # 32 MiB served from the heap (M_MMAP_THRESHOLD, which glibc stops adapting once anything is set):
 # every transform allocates and frees a few hundred KB, and without this the heap shrinks and
-# regrows each image (~25 page faults, ~50 us, per COCO-sized photo: 3-6% of the transform,
-# measured with the bare loop and `pack -j 2`).  Setting only the pad made every 1 MB phone photo
-# an mmap of its own (pass-through 2x the page faults): both are needed.  Process-wide, so only
-# the imgprep CLI and the Processing entrypoint set it.
+# regrows around each image, paying page faults every time.  Setting only the pad would make
+# every large photo an mmap of its own: both are needed.  Process-wide, so only the imgprep CLI
+# and the Processing entrypoint set it.
 HEAP_PAD = 16 << 20
 
 
@@ -65,11 +64,27 @@ _JPEG_SOI = b"\xff\xd8\xff"
 
 
 _OFF = ("0", "false", "no", "off")
+_ON = ("1", "true", "yes", "on")
+
+
+def switch() -> bool | None:
+    """``IMGPREP_NATIVE``: False when switched off, True when required, None when unset (or any
+    other word): the one place the switch is read."""
+    word = os.environ.get(ENV_SWITCH, "").strip().lower()
+    return False if word in _OFF else True if word in _ON else None
 
 
 def available() -> bool:
     """True when the extension is built and not switched off with ``IMGPREP_NATIVE=0``."""
-    return _native is not None and os.environ.get(ENV_SWITCH, "").strip().lower() not in _OFF
+    return _native is not None and switch() is not False
+
+
+def frame(head: bytes, body: bytes) -> bytes:
+    """``head + body`` framed as one RecordIO record: in C when the core is built (byte-identical,
+    tested against :func:`imgprep.formats.recordio.frame`, and cheaper on big payloads)."""
+    if _native is not None:
+        return _native.frame(head, body)  # type: ignore[no-any-return]
+    return recordio.frame(head + body)
 
 
 def status() -> str:
@@ -108,7 +123,7 @@ def transform_bytes(data: bytes, spec: TransformSpec, name: str) -> bytes:
         raise ImageError(f"cannot decode image ({exc})", path=name) from None
     if colorspace not in (_native.TJCS_YCbCr, _native.TJCS_GRAY):
         return _pillow(data, spec, name)
-    spec.check_pixels(width, height, name)
+    check_pixels(width, height, spec, name)
     if orientation >= 5:  # rotated by 90 degrees: the plan works in oriented pixels
         width, height = height, width
     p = plan(width, height, spec)
@@ -154,7 +169,7 @@ def transform_pixels(array: Any, spec: TransformSpec, name: str) -> bytes:
 
         return pillow.transform_pixels(array, spec, name)
     height, width = arr.shape[:2]
-    spec.check_pixels(width, height, name)
+    check_pixels(width, height, spec, name)
     channels = 1 if arr.ndim == 2 else 3
     try:
         return _native.encode_pixels(np.ascontiguousarray(arr), width, height, channels, spec.quality)

@@ -26,7 +26,7 @@ from typing import Any
 from PIL import Image, ImageFile
 
 from imgprep.errors import ImageError
-from imgprep.imaging.geometry import Plan, dct_scale, plan
+from imgprep.imaging.geometry import Plan, check_pixels, dct_scale, plan
 from imgprep.imaging.passthrough import check_passthrough
 from imgprep.imaging.spec import TransformSpec
 
@@ -129,7 +129,7 @@ def encode(im: Image.Image, spec: TransformSpec) -> bytes:
 def transform_image(im: Image.Image, spec: TransformSpec, name: str) -> bytes:
     """Transform a decoded (or lazily opened) image; handles orientation, draft and colour."""
     width, height = im.size
-    spec.check_pixels(width, height, name)
+    check_pixels(width, height, spec, name)
     orientation = exif_orientation(im) if im.format else 1
     oriented = (height, width) if orientation >= 5 else (width, height)
     p = plan(*oriented, spec)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgprep.errors import ImageError, UsageError
+from imgprep.errors import UsageError
 
 FITS = ("crop", "pad", "stretch")
 ENCODINGS = ("jpg", "png")
@@ -61,29 +61,6 @@ class TransformSpec:
             )
         if self.pass_through and (self.resize or self.size or self.center_crop):
             raise UsageError("--pass-through stores files unchanged; it cannot be combined with resizing or cropping")
-
-    def check_pixels(self, width: int, height: int, name: str) -> None:
-        """The decompression-bomb guard, applied to a header's size before any pixel is decoded.
-
-        The output is bounded by the same limit: ``--resize`` of a thin strip (or ``--size``)
-        would otherwise allocate far more than the input ever needed.
-        """
-        if width * height > self.max_pixels:
-            raise ImageError(
-                f"{width}x{height} image exceeds the decompression-bomb limit of {self.max_pixels} pixels "
-                "(raise it with --max-pixels)",
-                path=name,
-            )
-        if self.resize and width > 0 and height > 0:
-            from imgprep.imaging.geometry import plan
-
-            out_w, out_h = plan(width, height, self).output_size
-            if out_w * out_h > self.max_pixels:
-                raise ImageError(
-                    f"--resize {self.resize} makes this {width}x{height} image {out_w}x{out_h}, above the limit "
-                    f"of {self.max_pixels} pixels (raise it with --max-pixels)",
-                    path=name,
-                )
 
     @property
     def transforms_geometry(self) -> bool:

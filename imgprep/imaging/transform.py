@@ -6,7 +6,6 @@ makes a missing native core an error instead of a silent fallback.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +39,11 @@ def _native_status() -> tuple[bool, str]:
 
 def select(prefer_native: bool | None = None) -> ImagePath:
     """The image path to use; ``prefer_native=None`` reads ``IMGPREP_NATIVE``."""
-    env = os.environ.get("IMGPREP_NATIVE", "").strip().lower()
+    from imgprep.imaging import native
+
+    required = native.switch()
     if prefer_native is None:
-        prefer_native = env not in ("0", "false", "no", "off")
+        prefer_native = required is not False
     if prefer_native:
         ok, why = _native_status()
         if ok:
@@ -51,8 +52,8 @@ def select(prefer_native: bool | None = None) -> ImagePath:
             return ImagePath(
                 "native", why, native.transform_bytes, native.transform_pixels, native.PREFERRED_EXECUTOR
             )
-        if env in ("1", "true", "yes", "on"):
-            raise UsageError(f"IMGPREP_NATIVE={env} but the native path cannot run: {why}")
+        if required:
+            raise UsageError(f"{native.ENV_SWITCH} is on but the native path cannot run: {why}")
     else:
         why = "native path disabled"
     # Imported only here: PIL costs ~8 ms of start-up that the native path does not need.

@@ -31,8 +31,9 @@ from imgprep.formats.dataset import DatasetRecord, ListRef, record_folder, recor
 from imgprep.formats.lst import LstItem, format_line
 from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
-from imgprep.packing.publish import AlreadyComplete, Progress, Publisher
-from imgprep.packing.report import Skipped, report_name, write_report
+from imgprep.layout.progress import OpenShard, Progress
+from imgprep.layout.skipped import Skipped, report_name, write_report
+from imgprep.packing.publish import AlreadyComplete, Publisher
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
 from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
@@ -60,7 +61,7 @@ class PackOptions:
     chunk_size: int = 0  # 0: chosen from the list length and worker count
     resume: bool = False  # continue after the last good published shard (see packing.publish)
     checkpoint_bytes: int = 32 << 20  # a shard being written is checkpointed this often
-    storage: Store | None = None  # None: local files and S3 with default settings
+    storage: Store | None = None  # where to read and write: built by the caller (imgprep.pack: Storage())
 
     def __post_init__(self) -> None:
         if self.num_workers is not None and self.num_workers < 1:
@@ -102,13 +103,6 @@ class PackSummary:
         if self.report:
             lines.append(f"  skipped images and reasons: {self.report}")
         return "\n".join(lines)
-
-
-def default_storage() -> Store:
-    """Local files and S3 with default settings, for library callers that pass no storage."""
-    from imgprep.storage.stores import Storage
-
-    return Storage()
 
 
 def default_workers() -> int:
@@ -189,8 +183,11 @@ def pack(
     if not len(items):
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
-    require_for([output], decode=not spec.pass_through, image_root=source if isinstance(source, str) else "")
-    storage = options.storage or default_storage()
+    storage = options.storage
+    if storage is None:
+        raise UsageError("PackOptions.storage is not set: give the Store to write through (imgprep.Storage())")
+    clients = storage.clients(output) + (storage.clients(source, images=True) if isinstance(source, str) else ())
+    require_for(clients, decode=not spec.pass_through)
     from imgprep.imaging.transform import select
 
     chosen = select(options.native)
@@ -257,7 +254,7 @@ def _pack(
     def publish(rec: Any, idx: Any, entry: Any, consumed: int) -> None:
         publisher.publish(rec, idx, entry, consumed, skipped)
 
-    def checkpoint(rec: Any, idx: Any, state: dict[str, Any]) -> None:
+    def checkpoint(rec: Any, idx: Any, state: OpenShard) -> None:
         publisher.checkpoint(rec, idx, state, skipped)
 
     done = progress.record
@@ -267,7 +264,7 @@ def _pack(
     writer.records, writer.bytes = done.records, done.rec_bytes
     start = progress.items_done
     if progress.open is not None and writer.reopen(progress.open):
-        start = progress.open["consumed"]
+        start = progress.open.consumed
     else:
         progress = progress.without_open()
     skipped.extend(progress.skipped)

@@ -21,17 +21,18 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from imgprep.errors import FormatError, StorageError
 from imgprep.formats.dataset import ShardEntry
 from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
+from imgprep.layout.progress import OpenShard
 from imgprep.storage.base import Output, Store
 
 # publish(rec, idx, entry, consumed): commit a full shard; ``consumed`` list items are now done.
 Publish = Callable[[Output, Output, ShardEntry, int], None]
 # checkpoint(rec, idx, state): the shard being written, at a record boundary (see publish.Progress.open).
-Checkpoint = Callable[[Output, Output, dict[str, Any]], None]
+Checkpoint = Callable[[Output, Output, OpenShard], None]
 
 
 class Boundary(NamedTuple):
@@ -81,27 +82,27 @@ class _Shard:
         return cls(rec_name, idx_name, rec, idx)
 
     @classmethod
-    def reopen(cls, rec_name: str, idx_name: str, storage: Store, state: dict[str, Any]) -> _Shard | None:
+    def reopen(cls, rec_name: str, idx_name: str, storage: Store, state: OpenShard) -> _Shard | None:
         """The shard a checkpoint left, cut back to its record boundary, hashes rebuilt by reading it."""
-        rec = storage.reopen_output(rec_name, state["rec_tmp"], state["rec_bytes"])
-        idx = storage.reopen_output(idx_name, state["idx_tmp"], state["idx_bytes"]) if rec else None
+        rec = storage.reopen_output(rec_name, state.rec_tmp, state.rec_bytes)
+        idx = storage.reopen_output(idx_name, state.idx_tmp, state.idx_bytes) if rec else None
         if rec is None or idx is None:
             if rec is not None:
                 rec.abort()
             return None
         shard = cls(rec_name, idx_name, rec, idx)
         folder = rec_name[: len(rec_name) - len(os.path.basename(rec_name))]
-        for digest, name, size in ((shard.rec_hash, state["rec_tmp"], state["rec_bytes"]),
-                                   (shard.idx_hash, state["idx_tmp"], state["idx_bytes"])):
+        for digest, name, size in ((shard.rec_hash, state.rec_tmp, state.rec_bytes),
+                                   (shard.idx_hash, state.idx_tmp, state.idx_bytes)):
             with storage.open_read(folder + name, 0, size) as fh:
                 while chunk := fh.read(8 << 20):
                     digest.update(chunk)
-        shard.records, shard.rec_bytes, shard.idx_bytes = state["records"], state["rec_bytes"], state["idx_bytes"]
+        shard.records, shard.rec_bytes, shard.idx_bytes = state.records, state.rec_bytes, state.idx_bytes
         return shard
 
-    def state(self, number: int, consumed: int) -> dict[str, int]:
-        return {"number": number, "records": self.records, "rec_bytes": self.rec_bytes,
-                "idx_bytes": self.idx_bytes, "consumed": consumed}
+    def state(self, number: int, consumed: int) -> OpenShard:
+        return OpenShard(number=number, records=self.records, rec_bytes=self.rec_bytes, consumed=consumed,
+                         idx_bytes=self.idx_bytes)
 
     def write(self, framed: bytes, key: int) -> None:
         line = format_index_line(key, self.rec_bytes).encode()
@@ -296,24 +297,24 @@ class ShardWriter:
         start = shard.boundary_within(size)
         if upload is None:  # S3 holds none of it yet
             return
-        self.checkpoint(shard.rec, shard.idx, {"number": self.number - 1, "records": start.records,
-                                               "rec_bytes": start.offset, "consumed": start.position,
-                                               "skipped": start.skipped, "upload": upload})
+        self.checkpoint(shard.rec, shard.idx, OpenShard(number=self.number - 1, records=start.records,
+                                                        rec_bytes=start.offset, consumed=start.position,
+                                                        skipped=start.skipped, upload=upload))
 
-    def reopen(self, state: dict[str, Any]) -> bool:
+    def reopen(self, state: OpenShard) -> bool:
         """Continue the shard a checkpoint left (``state``); False when its temporaries are gone."""
-        rec, idx = shard_names(self.prefix, state["number"] if self.sharded else None)
+        rec, idx = shard_names(self.prefix, state.number if self.sharded else None)
         shard: _Shard | None
-        if "upload" in state:
-            out = self.storage.reopen_output(rec, json.dumps(state["upload"]), state["rec_bytes"])
-            start = Boundary(state["rec_bytes"], state["records"], state["consumed"], state["skipped"])
+        if state.upload is not None:
+            out = self.storage.reopen_output(rec, json.dumps(state.upload), state.rec_bytes)
+            start = Boundary(state.rec_bytes, state.records, state.consumed, state.skipped)
             shard = _ResumedShard(rec, idx, out, self.storage, start) if out is not None else None
         else:
             shard = _Shard.reopen(rec, idx, self.storage, state)
         if shard is None:
             return False
         shard.next_checkpoint = shard.rec_bytes + self.checkpoint_bytes
-        self._current, self.number = shard, state["number"] + 1
+        self._current, self.number = shard, state.number + 1
         self.records += shard.records
         self.bytes += shard.rec_bytes
         return True

@@ -1,6 +1,6 @@
 """``python -m imgprep.processing``: the SageMaker Processing container's entrypoint."""
 
-from imgprep.cli.processing import main
+from imgprep.processing.command import main
 
 if __name__ == "__main__":
     main()

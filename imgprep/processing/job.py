@@ -20,8 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgprep.convert import ConvertOptions
 from imgprep.errors import ImgprepError, UsageError
+from imgprep.exits import failure
 from imgprep.formats.lst import LstItem
+from imgprep.imaging.spec import TransformSpec
+from imgprep.packing.packer import PackOptions
 from imgprep.processing.config import (
     FULLY_REPLICATED,
     SHARDED,
@@ -44,8 +48,7 @@ from imgprep.processing.join import (
 )
 from imgprep.processing.partition import contiguous_share, list_prefix, local_share, mirror_listing
 from imgprep.signals import sigterm_as_interrupt
-from imgprep.storage.base import Store, is_remote, join
-from imgprep.storage.stores import Storage
+from imgprep.storage.base import Store, join
 
 JOIN_MODES = ("auto", "only", "no")
 Echo = Callable[[str], None]
@@ -53,16 +56,19 @@ Echo = Callable[[str], None]
 
 @dataclass
 class Job:
-    """What to make: ``prepare`` (``kind``, ``input``) or ``pack`` (``lists``, ``root``), plus pack options."""
+    """What to make: ``prepare`` (``kind``, ``input``, ``convert``) or ``pack`` (``lists``, ``root``).
+
+    ``options.storage`` is the Store every host's reads and writes go through (built by the face).
+    """
 
     command: str
     output: str
-    spec: Any
-    options: Any
+    spec: TransformSpec
+    options: PackOptions
     kind: str | None = None
     input: str | None = None
     image_root: str | None = None
-    convert_options: dict[str, Any] = field(default_factory=dict)
+    convert: ConvertOptions = field(default_factory=ConvertOptions)
     lists: tuple[str, ...] = ()
     root: str | None = None
 
@@ -109,17 +115,12 @@ class _Plan:
     source: Any
     local_root: str | None  # the local image folder a sharded share is judged by
     metadata: list[str]  # files convert() wrote in the scratch folder, in write order
-    scratch_out: str | None = None
+    pack_options: PackOptions
 
 
 def failure_reason(exc: BaseException) -> str:
-    """The one line that goes to ``/opt/ml/output/message``."""
-    if isinstance(exc, ImgprepError):
-        return str(exc)
-    if isinstance(exc, KeyboardInterrupt):
-        detail = str(exc)
-        return f"interrupted ({detail})" if detail else "interrupted"
-    return f"internal error: {type(exc).__name__}: {exc}"
+    """The one line that goes to ``/opt/ml/output/message`` (the same as the entry point prints)."""
+    return failure(exc).reason or type(exc).__name__
 
 
 def run_job(job: Job, cluster: Cluster | None = None, echo: Echo | None = None) -> JobResult:
@@ -162,8 +163,12 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
     options = job.options
     if count > 1 and (options.shard_records or options.shard_size):
         raise UsageError("a multi-host job writes one .rec per channel: --shard-records/--shard-size cannot be used")
+    storage = options.storage
+    if storage is None:
+        raise UsageError("a job needs its Store: options=PackOptions(storage=Storage(...))")
     processing_dir = os.path.join(os.path.abspath(opt_ml), "processing") + os.sep
-    if count > 1 and not is_remote(job.output) and os.path.abspath(job.output).startswith(processing_dir):
+    local_output = storage.local_path(job.output)
+    if count > 1 and local_output is not None and os.path.abspath(local_output).startswith(processing_dir):
         raise UsageError(
             f"a {count}-host job needs an output all hosts share: /opt/ml/processing/output is per host, "
             "so write to s3:// (-o s3://bucket/prefix/) or a shared file system"
@@ -173,9 +178,6 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         if count > 1:
             raise UsageError("a multi-part run outside SageMaker needs --run-id (new for every attempt)")
         run_id = "local"
-    storage = options.storage or Storage()
-    options = dataclasses.replace(options, storage=storage)
-    job = dataclasses.replace(job, options=options)
 
     with tempfile.TemporaryDirectory(prefix="imgprep-job-") as scratch:
         plan = _plan(job, cluster, config, scratch, storage, say if index == 0 else None)
@@ -183,7 +185,7 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         result = JobResult(host, index, count, distribution)
         if count == 1 and cluster.join != "only":
             _pack_whole(job, plan, result, say)
-            _write_metadata(job, plan, result)
+            _write_metadata(job, plan, result, storage)
             return result
 
         parent = job.output if job.command == "prepare" else posixpath.dirname(job.output.rstrip("/"))
@@ -193,7 +195,7 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         if cluster.join == "only" or (cluster.join == "auto" and index == 0):
             say(f"waiting for {count} hosts' parts under {work}")
             markers = wait_for_hosts(
-                work, count, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll, storage=storage
+                work, count, storage, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll
             )
             for i, marker in enumerate(markers):
                 if marker.get("run_id") != run_id or marker.get("count") != count:
@@ -208,7 +210,7 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
                 result.outputs.extend(summary.outputs)
                 how = "concatenated" if summary.concatenated else "merged by list order"
                 say(f"joined {channel.name}: {summary.records} records, {summary.skipped} skipped ({how})")
-            _write_metadata(job, plan, result)
+            _write_metadata(job, plan, result, storage)
             remove_tree(storage, work)
         return result
 
@@ -235,7 +237,7 @@ def _pack_whole(job: Job, plan: _Plan, result: JobResult, say: Echo) -> None:
     from imgprep.packing.packer import pack
 
     for channel in plan.channels:
-        summary = pack(channel.items, plan.source, channel.final, job.spec, job.options)
+        summary = pack(channel.items, plan.source, channel.final, job.spec, plan.pack_options)
         result.packed[channel.name] = summary
         result.outputs.extend(summary.outputs)
         say(f"packed {channel.name}: {summary.records} records, {summary.skipped} skipped -> {channel.final}.rec")
@@ -248,7 +250,7 @@ def _pack_share(
     from imgprep.packing.packer import pack
 
     index, count = result.part_index, result.num_parts
-    options = dataclasses.replace(job.options, report=False)
+    options = dataclasses.replace(plan.pack_options, report=False)
     try:
         entries: dict[str, Any] = {}
         for channel in plan.channels:
@@ -278,9 +280,8 @@ def _pack_share(
         raise
 
 
-def _write_metadata(job: Job, plan: _Plan, result: JobResult) -> None:
+def _write_metadata(job: Job, plan: _Plan, result: JobResult, storage: Store) -> None:
     """Copy the lists, classes.json, hyperparameters.json and manifests next to the merged records."""
-    storage = job.options.storage or Storage()
     for path in plan.metadata:
         target = join(job.output, os.path.basename(path))
         storage.write_bytes(target, storage.read_bytes(path))
@@ -331,28 +332,57 @@ def _plan(
         final = output_prefix(job.output)
         items = read_lists(job.lists, storage)
         name = posixpath.basename(final.rstrip("/")) or "data"
-        local_root = None if is_remote(job.root) else job.root
-        return _Plan([_Channel(name, items, final)], job.root, local_root, [])
+        local_root = storage.local_path(job.root)
+        return _Plan([_Channel(name, items, final)], job.root, local_root, [], job.options)
     return _plan_prepare(job, cluster, config, scratch, storage, echo)
 
 
 def _plan_prepare(
     job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: Store, echo: Echo | None
 ) -> _Plan:
-    from imgprep.convert import convert, packed_shape
+    from imgprep import plan as prepare_plan
 
     kind, source_input = job.kind, job.input
     if not kind or not source_input:
         raise UsageError("a prepare job needs KIND and INPUT")
-    if kind == "coco" and not job.image_root:
-        raise UsageError("prepare coco needs --image-root (the folder or s3:// prefix holding the images)")
+    prepare_plan.check_inputs(kind, job.convert, job.image_root)
+    local_input, mirror = _local_input(kind, source_input, cluster, config, scratch, storage, echo)
+    scratch_out = os.path.join(scratch, "out")
+    os.makedirs(scratch_out)
+
+    def relay(line: str) -> None:
+        if echo is not None and not line.startswith("wrote "):
+            echo(line)
+
+    planned = prepare_plan.plan_prepare(
+        kind, local_input, scratch_out, options=job.convert, spec=job.spec, pack_options=job.options,
+        storage=storage, image_root=job.image_root, echo=relay,
+    )
+    dataset = planned.converted.dataset
+    local_root: str | None = None
+    source: Any = planned.source
+    if source is None and mirror is not None:
+        source, local_root = _mirrored_root(dataset.root or mirror, mirror, source_input, storage)
+    elif source is None:
+        source = prepare_plan.image_root_for(kind, dataset, job.image_root)
+        local_root = storage.local_path(source)
+    channels = [_Channel(name, items, join(job.output, name)) for name, items in planned.converted.lists.items()]
+    return _Plan(channels, source, local_root, list(planned.converted.outputs), planned.pack_options)
+
+
+def _local_input(
+    kind: str, source_input: str, cluster: Cluster, config: JobConfig, scratch: str, storage: Store,
+    echo: Echo | None,
+) -> tuple[str, str | None]:
+    """The input as a local path this host can load, and the folder mirroring a listed image tree.
+
+    Folder sources are listed, not downloaded: an S3 (or sharded) tree becomes a mirror of empty
+    files whose paths the source reads; the small inputs of the other kinds are downloaded.
+    """
     distribution = cluster.distribution
-    actual_input = source_input
-    mirror: str | None = None
-    local_input: str
     if kind in ("folders", "caltech"):
         listing_uri: str | None = None
-        if is_remote(source_input):
+        if storage.local_path(source_input) is None:
             listing_uri = source_input
         else:
             channel = config.input_for(source_input)
@@ -364,62 +394,28 @@ def _plan_prepare(
                         f"{source_input} is sharded (ShardedByS3Key), so this host sees only part of it: the "
                         "whole listing needs its S3 prefix (processingjobconfig.json or --input-s3-uri)"
                     )
-        if listing_uri is not None:
-            mirror = os.path.join(scratch, "listing")
-            found = mirror_listing(list_prefix(storage, listing_uri), mirror)
-            if echo:
-                echo(f"listed {found} objects under {listing_uri}")
-            local_input = mirror
-        else:
-            local_input = source_input
-    elif is_remote(source_input):
+        if listing_uri is None:
+            return source_input, None
+        mirror = os.path.join(scratch, "listing")
+        found = mirror_listing(list_prefix(storage, listing_uri), mirror)
+        if echo:
+            echo(f"listed {found} objects under {listing_uri}")
+        return mirror, mirror
+    if storage.local_path(source_input) is None:
         if kind == "manifest":
             raise UsageError("prepare manifest reads a local manifest file (mount it as an input channel)")
-        local_input = _download(storage, source_input, os.path.join(scratch, "input"))
-    else:
-        local_input = source_input
-        if kind == "mnist" and distribution == SHARDED:
-            raise UsageError("mnist input is four IDX files: give it as a FullyReplicated input")
+        return _download(storage, source_input, os.path.join(scratch, "input")), None
+    if kind == "mnist" and distribution == SHARDED:
+        raise UsageError("mnist input is four IDX files: give it as a FullyReplicated input")
+    return source_input, None
 
-    channels_n = 1 if job.spec.color == 0 else 3
-    scratch_out = os.path.join(scratch, "out")
-    os.makedirs(scratch_out)
 
-    def relay(line: str) -> None:
-        if echo is not None and not line.startswith("wrote "):
-            echo(line)
-
-    result = convert(
-        kind,
-        local_input,
-        scratch_out,
-        channels=channels_n,
-        write_images=False,
-        image_shape=lambda data: packed_shape(job.spec, data),
-        echo=relay,
-        **job.convert_options,
-    )
-    dataset = result.dataset
-    local_root: str | None = None
-    source: Any
-    if dataset.make_source is not None:
-        source = dataset.make_source(channels=channels_n)
-    elif mirror is not None:
-        rel = os.path.relpath(dataset.root or mirror, mirror)
-        base = actual_input.rstrip("/")
-        rel_posix = "" if rel == "." else rel.replace(os.sep, "/")
-        if is_remote(actual_input):
-            source = base + "/" + rel_posix if rel_posix else base
-        else:
-            source = os.path.join(base, rel) if rel_posix else base
-            local_root = source
-    else:
-        source = job.image_root or dataset.root
-        if not source:
-            flag = "--root" if kind == "manifest" else "--image-root"
-            raise UsageError(f"prepare {kind} needs {flag} (the folder holding the images)")
-        local_root = None if is_remote(str(source)) else str(source)
-    if dataset.multi_label and not job.options.pack_label:
-        job.options = dataclasses.replace(job.options, pack_label=True)
-    channels = [_Channel(name, items, join(job.output, name)) for name, items in result.lists.items()]
-    return _Plan(channels, source, local_root, list(result.outputs), scratch_out)
+def _mirrored_root(root: str, mirror: str, source_input: str, storage: Store) -> tuple[str, str | None]:
+    """The image root under the real input for ``root`` under the listing mirror, and its local path."""
+    rel = os.path.relpath(root, mirror)
+    base = source_input.rstrip("/")
+    rel_posix = "" if rel == "." else rel.replace(os.sep, "/")
+    if storage.local_path(source_input) is None:
+        return (base + "/" + rel_posix if rel_posix else base), None
+    local = os.path.join(base, rel) if rel_posix else base
+    return local, local

@@ -23,15 +23,16 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from imgprep.errors import FormatError, ImgprepError, StorageError
-from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_folder, record_name, to_json
-from imgprep.formats.dataset import from_json as dataset_from_json
+from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_name, to_json
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
+from imgprep.layout.concat import concatenate
+from imgprep.layout.files import sha256
+from imgprep.layout.index import JoinedIndex
+from imgprep.layout.shards import find_shards
+from imgprep.layout.skipped import Skipped, write_report
 from imgprep.packing.packer import list_ref
-from imgprep.packing.report import Skipped, write_report
 from imgprep.storage.base import Store, join
-from imgprep.storage.concat import concatenate
-from imgprep.storage.prefix import Prefix
 
 PARTS_FOLDER = ".imgprep-parts"
 DONE, FAILED = "done", "failed"
@@ -62,20 +63,19 @@ def write_marker(storage: Store, work: str, index: int, state: str, payload: dic
 def wait_for_hosts(
     work: str,
     count: int,
+    storage: Store,
     *,
     hosts: Sequence[str] = (),
     timeout: float = 6 * 3600.0,
     poll: float = 5.0,
     known: dict[int, dict[str, Any]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    storage: Store | None = None,
 ) -> list[dict[str, Any]]:
     """Wait until every host has written its ``.done`` marker; return their payloads in host order.
 
     Raises :class:`JobFailedError` with the host's own reason as soon as one wrote ``.failed``,
     or after ``timeout`` seconds naming the hosts still missing (killed, or lost).
     """
-    storage = storage or _default_storage()
     done: dict[int, dict[str, Any]] = dict(known or {})
     deadline = time.monotonic() + timeout
 
@@ -176,10 +176,13 @@ def _load_part(storage: Store, info: dict[str, Any]) -> _Part | None:
     if not prefix:
         return None
     name = record_name(prefix)
-    record = dataset_from_json(storage.read_text(name), name)
-    if len(record.shards) != 1:
-        raise FormatError(f"a part must be one .rec/.idx pair, the record names {len(record.shards)}", path=name)
-    rec, idx = record_folder(prefix) + record.shards[0].rec, record_folder(prefix) + record.shards[0].idx
+    if not storage.is_file(name):
+        raise StorageError("the part's dataset record is missing (its host did not finish it)", path=name)
+    found = find_shards(name, storage)  # exactly the files the record names, as every reader finds them
+    record = found.record
+    if record is None or len(found.shards) != 1:
+        raise FormatError(f"a part must be one .rec/.idx pair, the record names {len(found.shards)}", path=name)
+    rec, idx = found.shards[0].rec, found.shards[0].idx or ""
     try:
         size = storage.size(rec)
     except StorageError as exc:
@@ -291,11 +294,11 @@ def join_channel(
     lines: list[str] = []
     with storage.open_output(rec_uri, expected_size=total) as rec:
         if concatenated:
-            base = 0
+            joined = JoinedIndex()
             for part in parts:
                 if part is not None:
-                    lines.extend(format_index_line(key, base + offset) for key, offset in part.entries)
-                    base += part.size
+                    joined.add(part.rec, part.entries, part.size)
+            lines = joined.lines
             concatenate(storage, [(part.rec, part.size) for part in parts if part is not None], rec)
         else:
             present = {p: part for p, part in enumerate(parts) if part is not None}
@@ -329,13 +332,12 @@ def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstI
                    skipped: int) -> DatasetRecord:
     """The dataset record a one-host pack of ``items`` writes: the parts' settings, the whole list,
     one shard hashed as stored (read back once: a server-side join never saw its bytes)."""
-    store = Prefix(output, storage)
     rec, idx = output + ".rec", output + ".idx"
     shard = ShardEntry(
         rec=rec.rsplit("/", 1)[-1], idx=idx.rsplit("/", 1)[-1],
         records=len(parse_index(storage.read_text(idx), idx)),
         rec_bytes=storage.size(rec), idx_bytes=storage.size(idx),
-        rec_sha256=store.sha256(rec), idx_sha256=store.sha256(idx),
+        rec_sha256=sha256(storage, rec), idx_sha256=sha256(storage, idx),
     )
     return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped)
 
@@ -344,9 +346,3 @@ def remove_tree(storage: Store, uri: str) -> None:
     """Delete the work folder (or prefix), and the ``.imgprep-parts`` folder above it when now empty."""
     storage.delete_tree(uri)
     storage.prune(uri.rstrip("/").rpartition("/")[0] or ".")
-
-
-def _default_storage() -> Store:
-    from imgprep.storage.stores import Storage
-
-    return Storage()

@@ -17,8 +17,8 @@ from dataclasses import replace
 import numpy as np
 
 from imgprep.errors import SourceError
-from imgprep.sources.dataset import Dataset
 from imgprep.sources.folders import load_folders
+from imgprep.sources.loaded import Dataset
 
 _NUMBERED = re.compile(r"^(\d+)\.(.+)$")
 CLUTTER_256 = "clutter"

@@ -20,7 +20,7 @@ import numpy as np
 
 from imgprep.errors import FormatError, SourceError, UsageError
 from imgprep.formats.paths import check_regular, check_relative_path, quote, unrepresentable
-from imgprep.sources.dataset import ClassInfo, Dataset, check_label_matrix
+from imgprep.sources.loaded import ClassInfo, Dataset, check_label_matrix
 
 
 def load_json(path: str) -> Any:

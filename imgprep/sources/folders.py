@@ -25,7 +25,7 @@ import numpy as np
 
 from imgprep.errors import SourceError, UsageError
 from imgprep.formats.paths import unrepresentable
-from imgprep.sources.dataset import ClassInfo, Dataset
+from imgprep.sources.loaded import ClassInfo, Dataset
 from imgprep.storage.roots import RootGuard
 
 EXAMPLES = 3  # ignored files named in the note

@@ -15,7 +15,7 @@ import numpy as np
 from imgprep.errors import SourceError, UsageError, reading
 from imgprep.formats.manifest import parse_manifest
 from imgprep.formats.paths import bounded_lines, check_relative_path, quote
-from imgprep.sources.dataset import ClassInfo, Dataset, check_label_matrix
+from imgprep.sources.loaded import ClassInfo, Dataset, check_label_matrix
 
 # Longest manifest line read (one Ground Truth record is well under a kilobyte).
 MAX_LINE = 1 << 24

@@ -19,7 +19,7 @@ import numpy as np
 from imgprep.errors import FormatError, SourceError, UsageError
 from imgprep.formats.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from imgprep.formats.lst import LstItem
-from imgprep.sources.dataset import ClassInfo, Dataset
+from imgprep.sources.loaded import ClassInfo, Dataset
 from imgprep.storage.images import ImageSource
 
 FASHION_CLASSES = (

@@ -7,28 +7,17 @@ import io
 import os
 from collections.abc import Iterable
 
-from imgprep.errors import FormatError
+from imgprep.errors import FormatError, reading
 from imgprep.formats.lst import LstItem, dumps, parse_lines
-from imgprep.formats.paths import check_regular
-from imgprep.storage.base import Store, is_remote
+from imgprep.storage.base import Store
 
 
-def _storage(storage: Store | None) -> Store:
-    if storage is not None:
-        return storage
-    from imgprep.storage.stores import Storage
-
-    return Storage()
-
-
-def read_list(uri: str | os.PathLike[str], storage: Store | None = None) -> list[LstItem]:
+def read_list(uri: str | os.PathLike[str], storage: Store) -> list[LstItem]:
     """Read and validate one ``.lst`` (local path or ``s3://``)."""
     name = os.fspath(uri)
-    if not is_remote(name):
-        check_regular(name)  # /dev/zero would be read forever
-        if os.path.isdir(name):
-            raise FormatError("is a directory (expected a .lst file)", path=name)
-    data = _storage(storage).read_bytes(name)
+    # The store refuses a device or FIFO before opening it (/dev/zero would be read forever).
+    with reading(name, "list file", expected=".lst file"), storage.open_seekable(name) as fh:
+        data = fh.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -36,14 +25,13 @@ def read_list(uri: str | os.PathLike[str], storage: Store | None = None) -> list
     return list(parse_lines(io.StringIO(text, newline=""), path=name))
 
 
-def read_lists(uris: Iterable[str | os.PathLike[str]], storage: Store | None = None) -> list[LstItem]:
+def read_lists(uris: Iterable[str | os.PathLike[str]], storage: Store) -> list[LstItem]:
     """Read several lists into one, refusing indices that repeat across them."""
-    store = _storage(storage)
     items: list[LstItem] = []
     seen: dict[int, str] = {}
     for uri in uris:
         name = os.fspath(uri)
-        for item in read_list(name, store):
+        for item in read_list(name, storage):
             if item.index in seen:
                 raise FormatError(f"index {item.index} also appears in {seen[item.index]}", path=name)
             seen[item.index] = name
@@ -51,6 +39,6 @@ def read_lists(uris: Iterable[str | os.PathLike[str]], storage: Store | None = N
     return items
 
 
-def write_lst(uri: str | os.PathLike[str], items: Iterable[LstItem], storage: Store | None = None) -> None:
+def write_lst(uri: str | os.PathLike[str], items: Iterable[LstItem], storage: Store) -> None:
     """Write a ``.lst`` atomically (local: temporary name then rename; S3: one PUT)."""
-    _storage(storage).write_text(os.fspath(uri), dumps(items))
+    storage.write_text(os.fspath(uri), dumps(items))

@@ -11,7 +11,6 @@ A list on S3 is downloaded once and kept as bytes (one copy, not one object per 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from array import array
 from collections.abc import Iterator, Sequence
@@ -20,8 +19,7 @@ from typing import Any, BinaryIO
 from imgprep.errors import FormatError, reading
 from imgprep.formats.dataset import ListRef
 from imgprep.formats.lst import MAX_LINE, LstItem, parse_line
-from imgprep.formats.paths import check_regular
-from imgprep.storage.base import Store, is_remote
+from imgprep.storage.base import Store
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -100,10 +98,9 @@ class ListStream:
     Supports ``len()`` and iteration (each iteration re-reads the files); no indexing.
     """
 
-    def __init__(self, uris: Sequence[str | os.PathLike[str]], storage: Store | None = None) -> None:
+    def __init__(self, uris: Sequence[str | os.PathLike[str]], storage: Store) -> None:
         self.uris = [os.fspath(uri) for uri in uris]
         self._storage = storage
-        self._remote: dict[str, bytes] = {}
         digest = hashlib.sha256()
         ids = IndexSet()
         for uri in self.uris:
@@ -117,17 +114,9 @@ class ListStream:
         self.ref = ListRef(",".join(self.uris), digest.hexdigest(), self._length)
 
     def _open(self, uri: str) -> BinaryIO:
-        if is_remote(uri):
-            if uri not in self._remote:
-                if self._storage is None:
-                    from imgprep.storage.stores import Storage
-
-                    self._storage = Storage()
-                self._remote[uri] = self._storage.read_bytes(uri)
-            return io.BytesIO(self._remote[uri])
-        check_regular(uri)  # /dev/zero would be read forever, a FIFO waited on
+        # The store refuses a device or FIFO (/dev/zero would be read forever, a FIFO waited on).
         with reading(uri, "list file", expected=".lst file"):
-            return open(uri, "rb")
+            return self._storage.open_seekable(uri)
 
     def _lines(self, uri: str, digest: Any = None) -> Iterator[tuple[int, LstItem, bytes]]:
         columns: int | None = None

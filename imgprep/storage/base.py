@@ -1,8 +1,12 @@
-"""Where bytes go and come from: one :class:`Store` per scheme, built once at the edge.
+"""Where bytes go and come from: one :class:`Store` per scheme, built once at the faces.
 
 The CLI, :mod:`imgprep.api` and the Processing entrypoint build a :class:`~imgprep.storage.Storage`
 from the user's options and pass it down; the layers below call its methods and never look at
-an options dict or branch on a URI's scheme.  A store owns its client (S3) and its upload budget.
+an options dict or branch on a URI's scheme.  Everything that differs between schemes is a
+store method: reading and writing, listing, replacing, the one-writer lock (:meth:`Store.lock`),
+the leftovers of killed writers (:meth:`Store.temporaries`, :meth:`Store.abort_uploads`).  A
+store owns its client (S3) and its upload budget; it knows bytes, not datasets (the dataset
+layout is :mod:`imgprep.layout`).
 
 An :class:`Output` is a file being written that becomes visible under its final name only
 when :meth:`Output.commit` succeeds; :meth:`Output.abort` (or an exception inside its ``with``
@@ -12,12 +16,14 @@ block) leaves nothing under the final name — no half-written file, no dangling
 from __future__ import annotations
 
 import abc
+import io
 import os
-from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Collection, Iterator
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 if TYPE_CHECKING:
     from imgprep.storage.images import ImageSource
+    from imgprep.storage.locks import Lock
 
 _CHUNK = 8 * 1024 * 1024
 
@@ -57,12 +63,9 @@ class Output(abc.ABC):
                 remaining -= len(chunk)
 
     def finish(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op by default
-        """Flush everything written so far, without making it visible yet.
-
-        The packer finishes each shard as it rolls over and commits it when it is full (its
-        ``.rec`` before its ``.idx``; :mod:`imgprep.packing.publish`), so a failed run leaves no
-        half-written shard under a final name.  Outputs that have nothing to flush early may keep
-        this no-op; :meth:`commit` must work either way.
+        """Start flushing everything written so far, without making it visible yet (an S3 output
+        starts uploading its last part in the background).  Outputs with nothing to flush early
+        keep this no-op; :meth:`commit` must work whether or not it was called.
         """
 
     def checkpoint(self) -> str | None:
@@ -165,17 +168,74 @@ class Store(abc.ABC):
     def image_source(self, root: str) -> ImageSource:
         """The images under ``root``, for the packer."""
 
+    def is_file(self, uri: str) -> bool:
+        """``uri`` names a file (a local folder of that name does not count)."""
+        return self.exists(uri)
+
+    def open_seekable(self, uri: str) -> BinaryIO:
+        """A seekable binary stream over the whole of ``uri`` (the caller closes it); stores that
+        cannot seek remotely read it into memory."""
+        return io.BytesIO(self.read_bytes(uri))
+
+    def canonical(self, uri: str) -> str:
+        """One spelling per file, so two URIs can be compared (symbolic links resolved locally)."""
+        return uri
+
+    def clients(self, uri: str, *, images: bool = False) -> tuple[str, ...]:
+        """The modules (keys of :data:`imgprep.requirements.PIECES`) this store needs to reach
+        ``uri`` (``images``: to read images under it), checked before any work."""
+        return ()
+
+    def local_path(self, uri: str) -> str | None:
+        """The path of ``uri`` on this machine's file system, or None when it lives elsewhere
+        (what the Processing job mirrors or downloads before it can read it as files)."""
+        return None
+
+    # ------------------------------------------------------------------ one writer, and what it leaves
+
+    @abc.abstractmethod
+    def lock(self, uri: str, *, owner: str) -> Lock:
+        """Take the lock ``uri`` for one writer of ``owner`` or fail at once with
+        :class:`~imgprep.storage.locks.OtherWriterError` naming its holder."""
+
+    def temporaries(self, prefix: str) -> list[tuple[str, str]]:
+        """Files that interrupted writers of names starting with ``prefix`` left behind, as
+        ``(temporary, final name)`` pairs; stores whose outputs leave no files return none."""
+        return []
+
+    def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
+        """Abort imgprep's unfinished uploads of names under ``prefix`` for which ``owned(uri)``
+        holds (the caller holds their lock), except the upload ids in ``keep``; the aborted names.
+        Stores without uploads have nothing to abort."""
+        return []
+
+    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> list[str]:
+        """Abort imgprep's uploads under ``uri`` whose writer is gone (``imgprep cleanup``); what
+        was aborted, one line each.  Stores without uploads have none."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - stores without resources keep this no-op
         """Release clients and threads."""
 
 
 def scheme(uri: str) -> str:
+    """``s3`` for ``s3://...``, empty for a plain path."""
     head, sep, _ = uri.partition("://")
     return head.lower() if sep else ""
 
 
 def is_remote(uri: str) -> bool:
+    """Not on this machine's file system (for the stores and the routing table only)."""
     return scheme(uri) not in ("", "file")
+
+
+def split(uri: str) -> tuple[str, str]:
+    """The folder (or S3 prefix) holding ``uri`` and its last component."""
+    if is_remote(uri):
+        head, _, name = uri.rpartition("/")
+        return head, name
+    folder, name = os.path.split(uri)
+    return folder or ".", name
 
 
 def join(base: str, name: str) -> str:

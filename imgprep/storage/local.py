@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, BinaryIO
 
 from imgprep.errors import StorageError
 from imgprep.formats.paths import check_regular
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.images import LocalImageSource
+from imgprep.storage.locks import Lock, OtherWriterError, holder, lock_body
 
 
 def local_path(uri: str | os.PathLike[str]) -> str:
@@ -214,3 +216,83 @@ class LocalStore(Store):
 
     def image_source(self, root: str) -> LocalImageSource:
         return LocalImageSource(local_path(root))
+
+    def is_file(self, uri: str) -> bool:
+        return os.path.isfile(local_path(uri))
+
+    def open_seekable(self, uri: str) -> BinaryIO:
+        """The file itself (OS errors reach the caller, who names what it was reading)."""
+        path = local_path(uri)
+        check_regular(path)
+        return open(path, "rb")
+
+    def canonical(self, uri: str) -> str:
+        return os.path.realpath(local_path(uri))
+
+    def local_path(self, uri: str) -> str | None:
+        return local_path(uri)
+
+    def lock(self, uri: str, *, owner: str) -> Lock:
+        """``fcntl.flock`` on ``uri`` (released by the kernel when the holder dies)."""
+        return _FileLock(local_path(uri), owner)
+
+    def temporaries(self, prefix: str) -> list[tuple[str, str]]:
+        """The ``.NAME.random.part`` files :class:`LocalOutput` writes, for NAMEs starting with
+        ``prefix``'s last component (all of a folder's when ``prefix`` ends with ``/``)."""
+        folder, base = os.path.split(local_path(prefix))
+        out = []
+        for path in glob.glob(os.path.join(glob.escape(folder or "."), ".*.part")):
+            final = os.path.basename(path)[1:].rsplit(".", 2)[0]  # .NAME.random.part -> NAME
+            if final.startswith(base):
+                out.append((path, os.path.join(folder, final)))
+        return sorted(out)
+
+
+class _FileLock(Lock):
+    def __init__(self, path: str, owner: str) -> None:
+        self.path = path
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            # FileExistsError here means a file stands where a folder of the output must be
+            reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+            raise StorageError(f"cannot create the output folder ({reason})", path=folder) from None
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise StorageError(f"cannot create the lock file ({exc.strerror})", path=path) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held = os.pread(fd, 4096, 0)
+                os.close(fd)
+                raise OtherWriterError(f"another run is writing this output ({holder(held)}); "
+                                       "wait for it or stop it", path=owner) from None
+            # The holder before us may have removed the file after we opened it: lock the file
+            # that is at the path now, or another run could lock a second one.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        self._fd: int | None = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, lock_body(), 0)
+        except OSError as exc:
+            self.release()
+            raise StorageError(f"cannot write the lock file ({exc.strerror})", path=path) from None
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)  # while still holding it: see __init__ for the race this closes
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None

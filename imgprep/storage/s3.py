@@ -12,26 +12,31 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from imgprep.errors import StorageError, UsageError
-from imgprep.formats.paths import quote
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.budget import UploadBudget
+from imgprep.storage.locks import Lock, OtherWriterError, dead_here, holder, lock_body
+from imgprep.storage.s3_base import (
+    MiB,
+    boto_errors,
+    error_code,
+    is_not_found,
+    parse_s3_uri,
+    storage_error,
+)
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from imgprep.storage.s3_source import S3ImageSource
 
-MiB = 1024 * 1024
 CHECKSUMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "MD5", "NONE")
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 _ENV_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
 
 
@@ -40,8 +45,7 @@ class S3Config:
     """How to reach S3 and how to upload; every field is a user option (unknown names are errors).
 
     Client: ``endpoint_url`` (else ``AWS_ENDPOINT_URL``, else AWS), ``region_name``,
-    ``max_attempts`` (botocore *standard* retries), ``retry_max_backoff`` (cap in seconds on the
-    retry delay; loopback tests shorten it), ``max_pool_connections``, ``connect_timeout``,
+    ``max_attempts`` (botocore *standard* retries), ``max_pool_connections``, ``connect_timeout``,
     ``read_timeout``.  A call that gets no answer fails after ``max_attempts × read_timeout`` plus
     botocore's backoff (at most 1 + 2 + 4 + 8 s): 115 s with the defaults; S3 keeps slow calls
     (CompleteMultipartUpload, copies) alive with whitespace, so 20 s of silence means a dead
@@ -49,7 +53,7 @@ class S3Config:
     end a run within it; what is left is for ``imgprep cleanup``).
     Uploads (see :mod:`imgprep.storage.s3_multipart`): ``part_size``,
     ``max_concurrency`` (parts in flight per output), ``checksum``, ``part_retries``,
-    ``min_part_size`` (S3's 5 MiB; moto tests lower it), ``upload_memory`` (the one budget of part
+    ``upload_memory`` (the one budget of part
     buffers all of this store's outputs share, see :mod:`imgprep.storage.budget`).
     Image reads: ``prefetch`` (images held ahead of the packer), ``fetch_workers`` (concurrent GETs).
     """
@@ -57,7 +61,6 @@ class S3Config:
     endpoint_url: str | None = None
     region_name: str | None = None
     max_attempts: int = 5
-    retry_max_backoff: float | None = None
     max_pool_connections: int = 16
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
@@ -66,7 +69,6 @@ class S3Config:
     max_concurrency: int = 4
     checksum: str = "CRC32"
     part_retries: int = 3
-    min_part_size: int = 5 * MiB
     upload_memory: int = 40 * MiB
     prefetch: int = 64
     fetch_workers: int = 16
@@ -99,78 +101,13 @@ class S3Config:
         return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-_BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+@dataclass(frozen=True)
+class S3Tuning:
+    """Limits S3 itself sets, which only tests against loopback servers lower: not user options
+    (a store is built with them, ``S3Store(config, tuning=...)``, never from a user's options)."""
 
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """Split ``s3://bucket/key`` into ``(bucket, key)``; the key may be empty (a bucket root)."""
-    if not uri.lower().startswith("s3://"):
-        raise UsageError(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket:
-        raise UsageError(f"{uri}: no bucket name in the S3 URI")
-    if not _BUCKET.fullmatch(bucket):
-        # botocore's own rule, checked here so the message names the URI and is not cut short
-        raise UsageError(f"{quote(uri)}: {quote(bucket)} is not a bucket name (letters, digits, '.', '-', '_')")
-    return bucket, key
-
-
-# ---------------------------------------------------------------------- errors, in one place
-
-
-def boto_errors() -> tuple[type[Exception], ...]:
-    """botocore's exception bases (imported only once S3 is in use): what an S3 call may raise."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
-
-
-def error_code(exc: BaseException) -> str:
-    """The S3 error code of a botocore ``ClientError`` (``""`` for other exceptions)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def is_not_found(exc: BaseException) -> bool:
-    """HEAD answers a bare 404, GET ``NoSuchKey``, some servers ``NotFound``: all mean "no such object"."""
-    return error_code(exc) in _NOT_FOUND
-
-
-def is_no_such_upload(exc: BaseException) -> bool:
-    return error_code(exc) == "NoSuchUpload"
-
-
-# Errors a retry of the same request cannot fix.
-_FATAL_CODES = frozenset(
-    {"NoSuchUpload", "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-     "EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder", "InvalidBucketName"}
-)
-
-
-def is_silence(exc: BaseException) -> bool:
-    """No answer at all (timeouts, refused connections): botocore has already retried it
-    ``max_attempts`` times, so retrying again would only multiply the time a dead endpoint costs."""
-    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-
-    return isinstance(exc, ConnectTimeoutError | EndpointConnectionError | ReadTimeoutError)
-
-
-def worth_retrying(exc: BaseException) -> bool:
-    """Whether imgprep's own retry of a part (on top of botocore's) may succeed."""
-    return error_code(exc) not in _FATAL_CODES and not is_silence(exc)
-
-
-def storage_error(uri: str, what: str, exc: BaseException) -> StorageError:
-    """One-line :class:`StorageError` for a failed S3 call on ``uri``."""
-    code = error_code(exc)
-    if code:
-        message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
-        detail = f"{code}: {message}" if message else code
-    else:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-    return StorageError(f"{what} failed ({detail})", path=uri)
+    min_part_size: int = 5 * MiB  # S3's smallest part but the last (moto takes smaller ones)
+    retry_max_backoff: float | None = None  # cap in seconds on botocore's retry delay
 
 
 # ---------------------------------------------------------------------- the store
@@ -203,8 +140,9 @@ class _Body:
 class S3Store(Store):
     """``s3://bucket/key`` locations through one botocore client (thread-safe, made on first use)."""
 
-    def __init__(self, config: S3Config | None = None) -> None:
+    def __init__(self, config: S3Config | None = None, *, tuning: S3Tuning | None = None) -> None:
         self.config = config or S3Config()
+        self.tuning = tuning or S3Tuning()
         self._client: Any = None
         self._client_pid = 0
         self._session: Any = None
@@ -293,7 +231,8 @@ class S3Store(Store):
             "timeout": timedelta(seconds=max(120.0, float(cfg.read_timeout))),
             "allow_http": bool(endpoint and endpoint.startswith("http://")),
         }
-        backoff = 15.0 if cfg.retry_max_backoff is None else float(cfg.retry_max_backoff)
+        cap = self.tuning.retry_max_backoff
+        backoff = 15.0 if cap is None else float(cap)
         retry = {
             "max_retries": int(cfg.max_attempts) - 1,
             "backoff": {"init_backoff": timedelta(milliseconds=min(100.0, backoff * 1000)),
@@ -321,8 +260,8 @@ class S3Store(Store):
         )
         session = self.session
         client = session.create_client("s3", endpoint_url=endpoint, region_name=cfg.region_name, config=config)
-        if cfg.retry_max_backoff is not None:
-            _cap_backoff(client, int(cfg.max_attempts), float(cfg.retry_max_backoff))
+        if self.tuning.retry_max_backoff is not None:
+            _cap_backoff(client, int(cfg.max_attempts), float(self.tuning.retry_max_backoff))
         return client
 
     # ------------------------------------------------------------------ the Store interface
@@ -435,6 +374,27 @@ class S3Store(Store):
 
     # ------------------------------------------------------------------ multipart uploads (S3 only)
 
+    def lock(self, uri: str, *, owner: str) -> Lock:
+        """PutObject of ``uri`` with ``If-None-Match: *``, which S3 (since 2024), SeaweedFS and moto
+        refuse with 412 when the object exists; a lock left by a killed run on this host (its pid
+        is gone) is taken over, anything else is named and refused."""
+        return _ObjectLock(self, uri, owner)
+
+    def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
+        from imgprep.storage.s3_cleanup import abort_owned
+
+        bucket, _ = parse_s3_uri(prefix)
+        keys = sorted({u["Key"] for u in self.list_uploads(prefix) if owned(f"s3://{bucket}/{u['Key']}")})
+        aborted = []
+        try:
+            for name in keys:
+                done = abort_owned(self.client, bucket, name, exact=True, started_before=time.time(), min_age=0,
+                                   keep=keep)
+                aborted += [f"s3://{bucket}/{k}" for k, _ in done]
+        except boto_errors() as exc:
+            raise storage_error(prefix, "aborting stale uploads", exc) from None
+        return aborted
+
     def list_uploads(self, prefix: str) -> list[dict[str, Any]]:
         """Incomplete multipart uploads under ``prefix``: ``Key``, ``UploadId``, ``Initiated`` each."""
         bucket, key_prefix = parse_s3_uri(prefix)
@@ -463,6 +423,34 @@ class S3Store(Store):
         from imgprep.storage.s3_cleanup import cleanup_stale_uploads
 
         return cleanup_stale_uploads(self, uri, min_age=min_age)
+
+
+class _ObjectLock(Lock):
+    def __init__(self, store: S3Store, uri: str, owner: str) -> None:
+        self.store, self.uri = store, uri
+        body = lock_body()
+        self._take(body, owner, retry=True)
+        self._body = body  # only once taken: release() must not touch another run's lock
+
+    def _take(self, body: bytes, owner: str, retry: bool) -> None:
+        bucket, key = parse_s3_uri(self.uri)
+        try:
+            self.store.client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+            return
+        except boto_errors() as exc:
+            if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise storage_error(self.uri, "taking the output's lock", exc) from None
+        held = self.store.read_bytes(self.uri) if self.store.exists(self.uri) else b""
+        if retry and dead_here(held):
+            self.store.delete(self.uri)
+            return self._take(body, owner, retry=False)
+        raise OtherWriterError(f"another run is writing this output ({holder(held)}); wait for it, or "
+                               f"remove {self.uri} if that run is gone", path=owner)
+
+    def release(self) -> None:
+        if self._body and self.store.exists(self.uri) and self.store.read_bytes(self.uri) == self._body:
+            self.store.delete(self.uri)
+        self._body = b""
 
 
 class _Empty:

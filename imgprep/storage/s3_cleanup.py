@@ -15,7 +15,7 @@ import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from imgprep.storage.s3 import boto_errors, is_no_such_upload, is_not_found, parse_s3_uri, storage_error
+from imgprep.storage.s3_base import boto_errors, is_no_such_upload, is_not_found, parse_s3_uri, storage_error
 
 if TYPE_CHECKING:
     from imgprep.storage.s3 import S3Store

@@ -44,13 +44,12 @@ import time
 import uuid
 from base64 import b64encode
 from concurrent.futures import Future, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgprep.errors import ImgprepError, StorageError, UsageError
 from imgprep.storage.base import Output, Store, is_remote
-from imgprep.storage.s3 import (
+from imgprep.storage.s3_base import (
     MiB,
-    S3Store,
     boto_errors,
     is_no_such_upload,
     is_not_found,
@@ -61,6 +60,9 @@ from imgprep.storage.s3 import (
 )
 from imgprep.storage.s3_cleanup import HOST, RUN_KEY, abort_owned, marker_key
 from imgprep.storage.threads import DaemonExecutor
+
+if TYPE_CHECKING:
+    from imgprep.storage.s3 import S3Store
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +112,8 @@ class S3Output(Output):
         self._expected = expected_size
         self._client = store.client
         self._checksum = config.checksum
-        self._min_part = int(config.min_part_size)
-        self._first_part = plan_part_size(config.part_size, config.min_part_size, expected_size)
+        self._min_part = int(store.tuning.min_part_size)
+        self._first_part = plan_part_size(config.part_size, self._min_part, expected_size)
         self._part_limit = self._first_part
         self._max_concurrency = int(config.max_concurrency)
         self._part_retries = int(config.part_retries)
@@ -428,8 +430,8 @@ class S3Output(Output):
     def finish(self) -> None:
         """Start uploading everything written so far as parts (not yet visible); do not wait.
 
-        A shard the packer has rolled over keeps uploading in the background while the next one
-        fills; even a small one becomes a one-part upload instead of waiting in memory for a
+        A finished output keeps uploading in the background while its writer fills the next
+        one; even a small one becomes a one-part upload instead of waiting in memory for a
         PutObject.  Memory stays bounded: once finished outputs have more than
         ``max_concurrency`` parts still in flight, this waits for the oldest.  :meth:`commit`
         waits for the rest and reports any failure.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from imgprep.errors import ImageError, ImgprepError, StorageError
 from imgprep.formats.lst import LstItem
 from imgprep.storage.images import ImageSource
-from imgprep.storage.s3 import parse_s3_uri
+from imgprep.storage.s3_base import parse_s3_uri
 from imgprep.storage.threads import DaemonExecutor
 
 if TYPE_CHECKING:

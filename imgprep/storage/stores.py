@@ -1,46 +1,52 @@
-"""The storage a run uses: one :class:`Store` per scheme behind one object, built at the edge.
+"""The storage a run uses: one :class:`Store` per scheme behind one object, built at the faces.
 
 A run may read images from S3 and write locally, or merge local shards into S3, so the layers
 get a :class:`Storage` that hands each URI to its scheme's store — the table lives here and
-nowhere else.  The S3 store (and its client) is made on the first ``s3://`` URI.
+nowhere else: every method, locks and leftovers of killed writers included, only routes.  The
+S3 store (and its client) is made on the first ``s3://`` URI.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Collection, Iterator
+from typing import IO, Any, BinaryIO
 
 from imgprep.errors import UsageError
 from imgprep.storage.base import Entry, Output, Store, scheme
 from imgprep.storage.images import ImageSource
 from imgprep.storage.local import LocalStore
-from imgprep.storage.s3 import S3Config, S3Store
+from imgprep.storage.locks import Lock
+from imgprep.storage.s3 import S3Config, S3Store, S3Tuning
 
 
 class Storage(Store):
     """Local paths, ``file://`` and ``s3://`` through one interface."""
 
-    def __init__(self, s3: S3Config | S3Store | None = None, *, local: LocalStore | None = None) -> None:
+    def __init__(self, s3: S3Config | S3Store | None = None, *, local: LocalStore | None = None,
+                 tuning: S3Tuning | None = None) -> None:
         self.local = local or LocalStore()
+        self._tuning = tuning  # tests against loopback servers only (see S3Tuning)
         self._s3 = s3 if isinstance(s3, S3Store) else None
         self._s3_config = s3.config if isinstance(s3, S3Store) else (s3 or S3Config())
         self._lock = threading.Lock()
 
     @classmethod
     def from_options(cls, **options: Any) -> Storage:
-        """From user options by name: ``fsync`` for local files, the rest :class:`S3Config` fields.
+        """From user options by name: ``fsync`` for local files, the rest :class:`S3Config` fields
+        (and ``tuning``, an :class:`S3Tuning`, for tests).
 
         ``None`` means "default"; an unknown name is a :class:`UsageError`.
         """
         fsync = bool(options.pop("fsync", False))
-        return cls(S3Config.from_options(options), local=LocalStore(fsync=fsync))
+        tuning = options.pop("tuning", None)
+        return cls(S3Config.from_options(options), local=LocalStore(fsync=fsync), tuning=tuning)
 
     @property
     def s3(self) -> S3Store:
         with self._lock:
             if self._s3 is None:
-                self._s3 = S3Store(self._s3_config)
+                self._s3 = S3Store(self._s3_config, tuning=self._tuning)
             return self._s3
 
     def for_uri(self, uri: str) -> Store:
@@ -94,6 +100,37 @@ class Storage(Store):
 
     def image_source(self, root: str) -> ImageSource:
         return self.for_uri(root).image_source(root)
+
+    def is_file(self, uri: str) -> bool:
+        return self.for_uri(uri).is_file(uri)
+
+    def open_seekable(self, uri: str) -> BinaryIO:
+        return self.for_uri(uri).open_seekable(uri)
+
+    def clients(self, uri: str, *, images: bool = False) -> tuple[str, ...]:
+        # Routed by scheme alone: the answer says whether an S3 client can be built at all.
+        if scheme(uri) != "s3":
+            return ()
+        return ("boto3", "obstore") if images else ("boto3",)
+
+    def local_path(self, uri: str) -> str | None:
+        # Routed by scheme alone: asking must not build an S3 client.
+        return self.local.local_path(uri) if scheme(uri) in ("", "file") else None
+
+    def canonical(self, uri: str) -> str:
+        return self.for_uri(uri).canonical(uri)
+
+    def lock(self, uri: str, *, owner: str) -> Lock:
+        return self.for_uri(uri).lock(uri, owner=owner)
+
+    def temporaries(self, prefix: str) -> list[tuple[str, str]]:
+        return self.for_uri(prefix).temporaries(prefix)
+
+    def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
+        return self.for_uri(prefix).abort_uploads(prefix, owned, keep)
+
+    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> list[str]:
+        return self.for_uri(uri).cleanup_stale_uploads(uri, min_age=min_age)
 
     def close(self) -> None:
         if self._s3 is not None:

@@ -1,19 +1,13 @@
-"""Where verify reads from: a local folder or an ``s3://`` prefix, behind one small interface.
-
-S3 objects are read whole through the run's :class:`~imgprep.storage.base.Store` (a shard is held
-in memory while it is checked); local files are opened directly, seekable.
-"""
+"""Where verify reads from: the folder (local or ``s3://``) holding the data, through the run's
+:class:`~imgprep.storage.base.Store`, which decides how a file is opened (a local file seekable in
+place; an S3 object read whole, so a shard is held in memory while it is checked)."""
 
 from __future__ import annotations
 
-import io
-import os
-import posixpath
 from typing import BinaryIO
 
-from imgprep.errors import FormatError, StorageError
-from imgprep.storage import base
-from imgprep.storage.base import Store
+from imgprep.errors import FormatError, StorageError, reading
+from imgprep.storage.base import Store, join, split
 
 
 class Location:
@@ -21,43 +15,33 @@ class Location:
 
     def __init__(self, folder: str, storage: Store) -> None:
         self.folder = folder
-        self.remote = base.is_remote(folder)
         self.storage = storage
 
     @classmethod
     def of(cls, path: str, storage: Store) -> tuple[Location, str]:
         """The folder holding ``path`` and ``path``'s last component."""
-        if base.is_remote(path):
-            head, _, name = path.rpartition("/")
-            return cls(head, storage), name
-        folder, name = os.path.split(path)
-        return cls(folder or ".", storage), name
+        folder, name = split(path)
+        return cls(folder, storage), name
 
     def uri(self, name: str) -> str:
-        return base.join(self.folder, name) if self.remote else os.path.join(self.folder, name)
+        return join(self.folder, name)
 
     def exists(self, name: str) -> bool:
-        if not self.remote:
-            return os.path.isfile(self.uri(name))
-        return self.storage.exists(self.uri(name))
+        return self.storage.is_file(self.uri(name))
 
     def read(self, name: str) -> bytes:
         uri = self.uri(name)
+        if not self.storage.is_file(uri):
+            raise FormatError("no such file", path=uri)
         try:
             return self.storage.read_bytes(uri)
-        except FileNotFoundError:
-            raise FormatError("no such file", path=uri) from None
         except OSError as exc:
             raise StorageError(f"cannot read ({exc.strerror or exc})", path=uri) from None
 
     def open(self, name: str) -> BinaryIO:
         """A seekable binary stream over ``name`` (the caller closes it)."""
-        if self.remote:
-            return io.BytesIO(self.read(name))
-        try:
-            return open(self.uri(name), "rb")
-        except FileNotFoundError:
-            raise FormatError("no such file", path=self.uri(name)) from None
+        with reading(self.uri(name), "file"):
+            return self.storage.open_seekable(self.uri(name))
 
     def display(self, name: str) -> str:
-        return posixpath.join(self.folder, name) if self.remote else self.uri(name)
+        return self.uri(name)

@@ -22,12 +22,8 @@ BATCH = 32  # records per decode task: amortises the pool's per-task cost on sma
 
 def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstItem] | None = None,
            against_name: str = "", workers: int | None = None, progress: bool | None = None,
-           storage: Store | None = None) -> Report:
+           storage: Store) -> Report:
     """Check ``path`` (a ``.rec``, shard prefix or ``.dataset.json``) and return the report."""
-    if storage is None:
-        from imgprep.storage.stores import Storage
-
-        storage = Storage()
     target = resolve(path, storage, num_classes=num_classes)
     report = Report(path, shards=[s.rec for s in target.shards])
     report.checks = ["framing", "headers", "labels", "decode"]

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from imgprep.errors import FormatError, UsageError
+from imgprep.errors import FormatError
 from imgprep.formats import dataset as ds
-from imgprep.formats.recordio import output_prefix, shard_names
+from imgprep.layout.shards import find_shards
 from imgprep.storage.base import Store
 from imgprep.verify.location import Location
 
@@ -43,42 +43,21 @@ class Target:
 
 
 def resolve(path: str, storage: Store, *, num_classes: int | None = None) -> Target:
-    """Find the shards of a ``.rec``, a shard prefix or a ``.dataset.json`` (local or ``s3://``)."""
-    location, name = Location.of(path, storage)
-    record = None
-    if name.endswith(ds.SUFFIX):
-        record = ds.from_json(location.read(name), location.display(name))
-        prefix = name[: -len(ds.SUFFIX)]
-    else:
-        prefix = output_prefix(name)
-        if location.exists(ds.record_name(prefix)):
-            found = ds.record_name(prefix)
-            record = ds.from_json(location.read(found), location.display(found))
-    if record is not None:
-        shards = tuple(Shard(s.rec, s.idx, s) for s in record.shards)
-    else:
-        shards = _find_shards(location, prefix, path)
+    """Find the shards of a ``.rec``, a shard prefix or a ``.dataset.json`` (local or ``s3://``)
+    with the one shard finder; an unfinished pack's shards are checked too."""
+    location, _ = Location.of(path, storage)
+    found = find_shards(path, storage, complete=False, need_index=False)
+    shards = tuple(Shard(_name(location, s.rec), _name(location, s.idx) if s.idx else None, s.entry)
+                   for s in found.shards)
     meta = _sibling_metadata(location)
-    expect = _expectations(record, meta, num_classes)
-    return Target(location, path, shards, record, expect)
+    expect = _expectations(found.record, meta, num_classes)
+    return Target(location, path, shards, found.record, expect)
 
 
-def _find_shards(location: Location, prefix: str, path: str) -> tuple[Shard, ...]:
-    def shard(rec: str, idx: str) -> Shard:
-        return Shard(rec, idx if location.exists(idx) else None)
-
-    rec, idx = shard_names(prefix, None)
-    if location.exists(rec):
-        return (shard(rec, idx),)
-    found = []
-    while True:
-        rec, idx = shard_names(prefix, len(found))
-        if not location.exists(rec):
-            break
-        found.append(shard(rec, idx))
-    if not found:
-        raise UsageError(f"{path}: no {prefix}.rec, {prefix}-00000.rec or {prefix}{ds.SUFFIX} there")
-    return tuple(found)
+def _name(location: Location, uri: str) -> str:
+    """``uri`` relative to the folder verify reports from (the dataset record names it so)."""
+    folder = location.uri("")
+    return uri[len(folder):] if uri.startswith(folder) else uri
 
 
 def _sibling_metadata(location: Location) -> dict[str, Any]:

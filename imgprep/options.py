@@ -1,4 +1,11 @@
-"""Option types and the shared ``pack`` options (used by ``pack``, ``prepare``, ``processing``)."""
+"""The command-line options both faces share, and the typed objects they become.
+
+The ``imgprep`` command (:mod:`imgprep.cli`) and the Processing entrypoint
+(:mod:`imgprep.processing.command`) take the same options through these decorators; each
+decorator hands its command one typed object built once here: ``spec`` (:class:`TransformSpec`),
+``options`` (:class:`PackOptions`, holding the run's Store) and ``convert_options``
+(:class:`ConvertOptions`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+
+from imgprep.sources import KINDS
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
           "kib": 1024, "mib": 1024**2, "gib": 1024**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
@@ -170,3 +179,207 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def pack_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Both groups: the command receives ``spec`` and ``options``."""
     return transform_options(run_options(f))
+
+
+def _csv(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """KIND INPUT -o OUTDIR, split, manifest and per-source options (``convert``, ``prepare``, the
+    Processing job's ``prepare``); the command receives ``convert_options: ConvertOptions``."""
+    options = [
+        click.argument("kind", type=click.Choice(KINDS)),
+        click.argument("input", metavar="INPUT"),
+        click.option(
+            "-o", "--output", "outdir", required=True, metavar="OUTDIR", help="Output folder or s3://bucket/prefix/."
+        ),
+        click.option(
+            "--split",
+            default=None,
+            metavar="NAME=SHARE,...",
+            help="Shares per split, e.g. train=0.8,val=0.2 or train=0.7,val=0.2,test=0.1.",
+        ),
+        click.option(
+            "--train-per-class",
+            type=click.IntRange(min=1),
+            default=None,
+            metavar="N",
+            help="N images of every class to train, the rest to val (Caltech protocol).",
+        ),
+        click.option(
+            "--stratify/--no-stratify", default=True, show_default=True, help="Keep every class's share in every split."
+        ),
+        click.option(
+            "--shuffle/--no-shuffle",
+            default=True,
+            show_default=True,
+            help="Random selection and order (seeded); --no-shuffle keeps input order.",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits and order."),
+        click.option(
+            "--dedup",
+            type=click.Choice(["off", "report", "same-split", "drop"]),
+            default="report",
+            show_default=True,
+            help="Duplicate groups (identical files; resized, re-encoded, cropped, padded, rotated or "
+            "mirrored copies): report them (leaks = groups across splits, conflicts = groups across "
+            "classes), or keep every group in one split (same-split; 'drop' is its old name).",
+        ),
+        click.option(
+            "--dedup-threshold",
+            type=click.IntRange(0, 11),
+            default=None,
+            help="Near-duplicate distance in pHash bits [default: 8].",
+        ),
+        click.option(
+            "--dedup-report",
+            default=None,
+            metavar="FILE",
+            help="Write every duplicate group as JSON Lines (members, splits, which to drop to close a leak).",
+        ),
+        click.option(
+            "--manifest-prefix",
+            default=None,
+            metavar="S3URI",
+            help="Also write <split>.manifest with source-ref = S3URI + image path.",
+        ),
+        click.option(
+            "--label-format",
+            type=click.Choice(["multi-hot", "class-id"]),
+            default="multi-hot",
+            show_default=True,
+            help="Multi-label manifests: [1,0,1] or [0,2].",
+        ),
+        click.option(
+            "--attribute", default="class", show_default=True, help="Label attribute name in written manifests."
+        ),
+        click.option("--job-name", default=None, help="Manifest metadata job-name [default: imgprep-KIND]."),
+        click.option(
+            "--creation-date",
+            default=None,
+            metavar="ISO8601",
+            help="Manifest metadata creation-date (fixed for reproducible output).",
+        ),
+        # folders / caltech
+        click.option(
+            "--extensions",
+            default=None,
+            metavar="EXT,...",
+            help="folders/caltech: image extensions [default: jpg,jpeg,png,ppm,bmp,pgm,tif,tiff,webp].",
+        ),
+        click.option(
+            "--class-depth",
+            type=click.IntRange(min=1),
+            default=None,
+            help="folders: folder level that names the class [default: 1].",
+        ),
+        click.option(
+            "--leaf-classes",
+            is_flag=True,
+            default=None,
+            help="folders: every folder holding images is a class (nested trees).",
+        ),
+        click.option(
+            "--classes",
+            "class_list",
+            default=None,
+            metavar="NAME,...",
+            help="folders: use only these classes, in this order.",
+        ),
+        click.option(
+            "--drop-clutter", is_flag=True, default=None, help="caltech: leave out 257.clutter / BACKGROUND_Google."
+        ),
+        # coco
+        click.option(
+            "--categories",
+            default=None,
+            metavar="NAME|ID,...",
+            help="coco: categories in label order [default: all, by id].",
+        ),
+        click.option(
+            "--crowd/--no-crowd",
+            "include_crowd",
+            default=None,
+            help="coco: count crowd annotations [default: yes, like getImgIds].",
+        ),
+        click.option(
+            "--min-area",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="coco: ignore annotations smaller than this area.",
+        ),
+        click.option(
+            "--keep-empty",
+            is_flag=True,
+            default=None,
+            help="coco: keep images with none of the categories (all-zero labels).",
+        ),
+        # mnist
+        click.option(
+            "--variant",
+            type=click.Choice(["fashion", "digits"]),
+            default=None,
+            help="mnist: class names [default: fashion].",
+        ),
+        # manifest
+        click.option(
+            "--root",
+            default=None,
+            metavar="[S3PREFIX=]DIR",
+            help="manifest: local copy of the images (of S3PREFIX, default the common prefix).",
+        ),
+        click.option(
+            "--source-attribute", default=None, help="manifest: label attribute of the input [default: detected]."
+        ),
+        click.option(
+            "--source-label-format",
+            type=click.Choice(["class-id", "multi-hot"]),
+            default=None,
+            help="manifest: how multi-label input lists labels [default: class-id].",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+
+    @functools.wraps(f)
+    def wrapper(**kw: Any) -> Any:
+        from imgprep.convert import ConvertOptions
+        from imgprep.sources.options import SourceOptions
+
+        source = SourceOptions(
+            extensions=_csv(kw.pop("extensions")),
+            class_depth=kw.pop("class_depth"),
+            leaf_classes=kw.pop("leaf_classes") or None,
+            classes=_csv(kw.pop("class_list")),
+            drop_clutter=kw.pop("drop_clutter") or None,
+            categories=_csv(kw.pop("categories")),
+            include_crowd=kw.pop("include_crowd"),
+            min_area=kw.pop("min_area"),
+            keep_empty=kw.pop("keep_empty") or None,
+            variant=kw.pop("variant"),
+            root=kw.pop("root"),
+            source_attribute=kw.pop("source_attribute"),
+            source_label_format=kw.pop("source_label_format"),
+        )
+        kw["convert_options"] = ConvertOptions(
+            split=kw.pop("split"),
+            train_per_class=kw.pop("train_per_class"),
+            stratify=kw.pop("stratify"),
+            shuffle=kw.pop("shuffle"),
+            seed=kw.pop("seed"),
+            dedup=kw.pop("dedup"),
+            dedup_threshold=kw.pop("dedup_threshold"),
+            dedup_report=kw.pop("dedup_report"),
+            manifest_prefix=kw.pop("manifest_prefix"),
+            label_format=kw.pop("label_format"),
+            attribute=kw.pop("attribute"),
+            job_name=kw.pop("job_name"),
+            creation_date=kw.pop("creation_date"),
+            source=source,
+        )
+        return f(**kw)
+
+    return wrapper
