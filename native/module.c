@@ -289,6 +289,9 @@ static PyObject *py_decode_luma(PyObject *self, PyObject *args) {
 
 /* dupsearch.c: near-duplicate grouping (multi-index hashing + union-find) */
 PyObject *imp_py_dup_union(PyObject *self, PyObject *args);
+/* phash.c: the duplicate fingerprint's content box and DCT blocks */
+PyObject *imp_py_phash_box(PyObject *self, PyObject *args);
+PyObject *imp_py_phash_blocks(PyObject *self, PyObject *args);
 
 static PyMethodDef methods[] = {
     {"decode_luma", py_decode_luma, METH_VARARGS, decode_luma_doc},
@@ -298,6 +301,8 @@ static PyMethodDef methods[] = {
     {"probe", py_probe, METH_O, probe_doc},
     {"transform", py_transform, METH_VARARGS, transform_doc},
     {"dup_union", imp_py_dup_union, METH_VARARGS, NULL},
+    {"phash_box", imp_py_phash_box, METH_VARARGS, NULL},
+    {"phash_blocks", imp_py_phash_blocks, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

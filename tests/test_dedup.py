@@ -237,3 +237,16 @@ def test_coco_duplicate_check_runs_from_the_cli_with_image_root(tmp_path, imgpre
     assert "duplicates: 2 group(s) holding 4 of 12 images" in out
     groups = [json.loads(line) for line in report.read_text().splitlines()]
     assert sorted(sorted(i["path"] for i in g["images"]) for g in groups) == [["0.jpg", "10.jpg"], ["1.jpg", "11.jpg"]]
+
+
+def test_native_fingerprint_equals_numpy(tree, monkeypatch):
+    from imgprep.imaging import native
+    from imgprep.imaging.decode import decode
+
+    root, planted = tree
+    assert native.available()
+    lumas = [decode((root / p).read_bytes(), min_side=64, keep_luma=True).luma for pair in planted.values() for p in pair]
+    lumas += [np.full((40, 50), 9, np.uint8), np.pad(lumas[0], 12)]  # flat; bordered
+    fast = [fingerprint(luma) for luma in lumas]
+    monkeypatch.setenv(native.ENV_SWITCH, "0")
+    assert [fingerprint(luma) for luma in lumas] == fast

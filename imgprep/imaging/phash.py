@@ -24,9 +24,11 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from imgprep.imaging import native
 
 SIDE = 32  # thumbnail side the DCT runs on
 LOW = 8  # low-frequency block kept: LOW * LOW = 64 bits
@@ -61,6 +63,7 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 
 _D = _dct_matrix(SIDE)[:LOW]  # only the rows of the frequencies kept
+_D_BYTES = np.ascontiguousarray(_D).tobytes()  # the native core's copy of it
 _ODD = np.where(np.arange(LOW) % 2, -1.0, 1.0)  # sign each frequency takes under a flip of its axis
 _WEIGHTS = (1 << np.arange(LOW * LOW - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
@@ -73,32 +76,32 @@ def _edges(lo: np.ndarray, hi: np.ndarray, side: int) -> tuple[np.ndarray, np.nd
     return start, stop
 
 
-def _averaging(lo: np.ndarray, hi: np.ndarray, length: int, side: int) -> np.ndarray:
-    """k x side x length matrices whose product with a column averages each cell of each box."""
-    start, stop = _edges(lo, hi, side)
-    pixels = np.arange(length)
-    inside = (pixels >= start[:, :, None]) & (pixels < stop[:, :, None])
-    return inside / (stop - start)[:, :, None]
+def _integral(luma: np.ndarray) -> np.ndarray:
+    table = np.zeros((luma.shape[0] + 1, luma.shape[1] + 1))
+    table[1:, 1:] = luma.astype(np.float64).cumsum(0).cumsum(1)
+    return table
 
 
-def _thumbnails(luma: np.ndarray, boxes: np.ndarray, side: int = SIDE) -> tuple[np.ndarray, np.ndarray]:
-    """(DCT block of each box's side x side area average, the first box's thumbnail): both are
-    matrix products (cell averages are linear), so ten windows cost a few small BLAS calls."""
-    rows = _averaging(boxes[:, 0:1], boxes[:, 1:2], luma.shape[0], side)
-    cols = _averaging(boxes[:, 2:3], boxes[:, 3:4], luma.shape[1], side)
-    pixels = luma.astype(np.float64)
-    first = rows[0] @ pixels @ cols[0].T
-    left = (_D @ rows).reshape(-1, luma.shape[0]) @ pixels  # one BLAS call for every box's rows
-    coeffs = left.reshape(len(boxes), LOW, -1) @ (cols.transpose(0, 2, 1) @ _D.T)
-    return coeffs, first
+def _cells(table: np.ndarray, boxes: np.ndarray, side: int = SIDE) -> np.ndarray:
+    """Area averages of ``boxes`` (k x (top, bottom, left, right)) to k x ``side`` x ``side`` from an
+    integral image: four gathers for all boxes at once (no BLAS call: OpenBLAS's threads fight the
+    caller's thread pool over products this small)."""
+    y0, y1 = _edges(boxes[:, 0:1], boxes[:, 1:2], side)
+    x0, x1 = _edges(boxes[:, 2:3], boxes[:, 3:4], side)
+    a, b = y0[:, :, None], y1[:, :, None]
+    c, d = x0[:, None, :], x1[:, None, :]
+    return (table[b, d] - table[a, d] - table[b, c] + table[a, c]) / ((b - a) * (d - c))
+
+
+def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the 8x8 DCT block of every box's 32x32 area average, the first box's average)."""
+    thumbs = _cells(_integral(luma), boxes)
+    return _D @ thumbs @ _D.T, thumbs[0]  # 32x32 products: too small for BLAS to start threads
 
 
 def box_resize(luma: np.ndarray, side: int = SIDE) -> np.ndarray:
     """Area-average a 2-D array to ``side`` x ``side`` (each output pixel averages its input cell)."""
-    box = np.array([[0, luma.shape[0], 0, luma.shape[1]]])
-    rows = _averaging(box[:, 0:1], box[:, 1:2], luma.shape[0], side)[0]
-    cols = _averaging(box[:, 2:3], box[:, 3:4], luma.shape[1], side)[0]
-    return rows @ luma.astype(np.float64) @ cols.T
+    return _cells(_integral(luma), np.array([[0, luma.shape[0], 0, luma.shape[1]]]), side)[0]
 
 
 def _run(flat: np.ndarray) -> int:
@@ -183,13 +186,39 @@ def _boxes(top: int, bottom: int, left: int, right: int) -> np.ndarray:
     return np.array(boxes)
 
 
+def _native_core() -> Any:
+    core = native._native
+    return core if core is not None and native.available() and hasattr(core, "phash_blocks") else None
+
+
+def bordered_box(luma: np.ndarray) -> tuple[int, int, int, int]:
+    """:func:`content_box`, from the native core when it is built."""
+    core = _native_core()
+    if core is None:
+        return content_box(luma)
+    luma = np.ascontiguousarray(luma, dtype=np.uint8)
+    return tuple(core.phash_box(luma, luma.shape[0], luma.shape[1], BORDER_TOLERANCE, PEELS))
+
+
 def fingerprint(luma: np.ndarray) -> Fingerprint:
-    """The fingerprint of a grey image given as a 2-D uint8 array (any size; >= 32 px to be near-matched)."""
-    top, bottom, left, right = content_box(luma)
+    """The fingerprint of a grey image given as a 2-D uint8 array (any size; >= 32 px to be near-matched).
+
+    The box and the DCT blocks come from the native core when it is built (the GIL released, so
+    a thread pool hashes on every core), else from numpy; the same numbers either way."""
+    core = _native_core()
+    luma = np.ascontiguousarray(luma, dtype=np.uint8)
+    h, w = luma.shape
+    top, bottom, left, right = bordered_box(luma)
     if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
         return Fingerprint(0, (), (), True)
-    coeffs, thumb = _thumbnails(luma, _boxes(top, bottom, left, right))
-    if float(thumb.std()) < FLAT_STD:
+    boxes = _boxes(top, bottom, left, right)
+    if core is not None:
+        blocks, spread = core.phash_blocks(luma, h, w, boxes.astype(np.int64), _D_BYTES)
+        coeffs = np.frombuffer(blocks, np.float64).reshape(len(boxes), LOW, LOW)
+    else:
+        coeffs, thumb = _thumbnails(luma, boxes)
+        spread = float(thumb.std())
+    if spread < FLAT_STD:
         return Fingerprint(0, (), (), True)
     hashes = _bits(_canonical(coeffs)).tolist()
     others = _alternates(coeffs[0])

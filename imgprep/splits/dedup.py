@@ -30,7 +30,7 @@ import numpy as np
 
 from imgprep.errors import ImageError, ImgprepError, UsageError
 from imgprep.imaging.decode import decode
-from imgprep.imaging.phash import NEAR_MIN_SIDE, THUMB_MIN_SIDE, Fingerprint, content_box, fingerprint
+from imgprep.imaging.phash import NEAR_MIN_SIDE, THUMB_MIN_SIDE, Fingerprint, bordered_box, fingerprint
 from imgprep.splits.neardup import DEFAULT_THRESHOLD, WINDOW_THRESHOLD, merge, roots
 
 MODES = ("off", "report", "same-split")
@@ -82,7 +82,7 @@ def measure(item: bytes | np.ndarray) -> Measured:
 
 
 def _bordered(luma: np.ndarray) -> bool:
-    top, bottom, left, right = content_box(luma)
+    top, bottom, left, right = bordered_box(luma)
     return (bottom - top, right - left) != luma.shape
 
 
