@@ -187,6 +187,14 @@ def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _dedup_mode(mode: str) -> str:
+    if mode == "drop":  # its old name: it never dropped an image, it keeps each group in one split
+        click.echo("imgprep: note: --dedup drop is now called --dedup same-split (nothing is dropped: every "
+                   "duplicate group is kept in one split)", err=True)
+        return "same-split"
+    return mode
+
+
 def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """KIND INPUT -o OUTDIR, split, manifest and per-source options (``convert``, ``prepare``, the
     Processing job's ``prepare``); the command receives ``convert_options: ConvertOptions``."""
@@ -370,7 +378,7 @@ def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
             stratify=kw.pop("stratify"),
             shuffle=kw.pop("shuffle"),
             seed=kw.pop("seed"),
-            dedup=kw.pop("dedup"),
+            dedup=_dedup_mode(kw.pop("dedup")),
             dedup_threshold=kw.pop("dedup_threshold"),
             dedup_report=kw.pop("dedup_report"),
             manifest_prefix=kw.pop("manifest_prefix"),

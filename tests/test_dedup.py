@@ -152,8 +152,12 @@ def test_same_split_keeps_every_group_in_one_split_and_is_deterministic(tree, tm
         assert (tmp_path / "o1" / name).read_bytes() == (tmp_path / "o2" / name).read_bytes()
 
 
-def test_drop_is_the_old_name_of_same_split():
+def test_drop_is_the_old_name_of_same_split(tree, tmp_path, imgprep_cli):
     assert dedup.check_mode("drop") == "same-split"
+    root, _ = tree
+    proc = imgprep_cli("convert", "folders", root, "-o", tmp_path / "out", "--dedup", "drop")
+    assert "--dedup drop is now called --dedup same-split" in proc.stderr
+    assert "--dedup same-split: every duplicate group is in one split" in proc.stdout
 
 
 def test_report_file_lists_every_group_with_what_to_drop(tree, tmp_path, imgprep_cli):
