@@ -249,7 +249,8 @@ def test_native_fingerprint_equals_numpy(tree, monkeypatch):
 
     root, planted = tree
     assert native.available()
-    lumas = [decode((root / p).read_bytes(), min_side=64, keep_luma=True).luma for pair in planted.values() for p in pair]
+    files = [root / p for pair in planted.values() for p in pair]
+    lumas = [decode(f.read_bytes(), min_side=64, keep_luma=True).luma for f in files]
     lumas += [np.full((40, 50), 9, np.uint8), np.pad(lumas[0], 12)]  # flat; bordered
     fast = [fingerprint(luma) for luma in lumas]
     monkeypatch.setenv(native.ENV_SWITCH, "0")
