@@ -54,6 +54,7 @@ typedef struct {
     int32_t *parent;
     const uint16_t *masks;
     int nmasks, threshold, band;
+    int symmetric; /* the queries are the index itself, owners the identity: each pair once */
     uint32_t key_lo, key_hi;
     int64_t hits;
     uint64_t *cache_key; /* CACHE recent (hash, position) pairs: a big group's members hit again and again */
@@ -116,10 +117,12 @@ static int make_masks(int radius, uint16_t *out) {
         for (int k = 0; k < j->nmasks; k++) {                                                   \
             uint32_t bucket = key ^ j->masks[k];                                                \
             if (k + AHEAD < j->nmasks) __builtin_prefetch(hs + start[key ^ j->masks[k + AHEAD]]); \
+            if (j->symmetric && bucket < key) continue; /* met from the other bucket's side */  \
+            int same = j->symmetric && bucket == key;                                           \
             for (uint32_t e = start[bucket], end = start[bucket + 1]; e < end; e++) {           \
                 uint64_t he = hs[e];                                                            \
                 for (uint32_t q = q0; q < q1; q++) {                                            \
-                    if (POPCOUNT(j->qhash[q] ^ he) <= j->threshold) {                           \
+                    if (POPCOUNT(j->qhash[q] ^ he) <= j->threshold && (!same || he > j->qhash[q])) { \
                         int32_t other = cached_position(j, he);                                 \
                         if (other != j->qowner[q]) {                                            \
                             hits++;                                                             \
@@ -182,7 +185,7 @@ static int build_index(const uint64_t *hashes, Py_ssize_t n, mih_index *ix) {
 /* Queries go through in blocks (bounded scratch), each sorted by every band's key in turn. */
 static int search(const mih_index *ix, const uint64_t *queries, const int32_t *owners, Py_ssize_t per,
                   Py_ssize_t nq, int32_t *parent, const uint16_t *masks, int nmasks, int threshold, int threads,
-                  int64_t *hits) {
+                  int symmetric, int64_t *hits) {
     Py_ssize_t block = nq < BLOCK ? nq : BLOCK;
     uint64_t *qhash = malloc((size_t)(block ? block : 1) * sizeof *qhash);
     int32_t *qowner = malloc((size_t)(block ? block : 1) * sizeof *qowner);
@@ -211,7 +214,7 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
             }
             int started = 0;
             for (int t = 0; t < threads; t++)
-                jobs[t] = (job){ix, qhash, qowner, qstart, parent, masks, nmasks, threshold, b,
+                jobs[t] = (job){ix, qhash, qowner, qstart, parent, masks, nmasks, threshold, b, symmetric,
                                 (uint32_t)((uint64_t)BUCKETS * t / threads),
                                 (uint32_t)((uint64_t)BUCKETS * (t + 1) / threads), 0,
                                 cache_key + (size_t)t * CACHE, cache_pos + (size_t)t * CACHE};
@@ -240,8 +243,9 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
  * each query's own image, one per query or one per run of len(queries) / len(owners) queries (a
  * row's crop windows), negative for none; parent: the int32 union-find array over the index
  * (parent[i] <= i), updated in place: every query within threshold bits of an index hash joins
- * its owner's set.  Returns the number of hits merged (pairs seen, never stored).  The GIL is
- * released throughout. */
+ * its owner's set.  symmetric (optional): the queries are the index itself, each its own owner,
+ * so each pair is compared from one side only (half the work).  Returns the number of hits merged
+ * (pairs seen, never stored).  The GIL is released throughout. */
 static int get(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t item, const char *what) {
     if (PyObject_GetBuffer(obj, view, writable ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS) < 0)
         return -1;
@@ -255,11 +259,11 @@ static int get(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t item, co
 
 PyObject *imp_py_dup_union(PyObject *self, PyObject *args) {
     PyObject *o_index, *o_queries, *o_owners, *o_parent;
-    int threshold, threads;
+    int threshold, threads, symmetric = 0;
     Py_buffer vi, vq, vo, vp;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOii:dup_union", &o_index, &o_queries, &o_owners, &o_parent, &threshold,
-                          &threads))
+    if (!PyArg_ParseTuple(args, "OOOOii|p:dup_union", &o_index, &o_queries, &o_owners, &o_parent, &threshold,
+                          &threads, &symmetric))
         return NULL;
     if (threshold < 0 || threshold > 4 * BANDS + 3) return PyErr_Format(PyExc_ValueError, "threshold out of range");
     if (get(o_index, &vi, 0, 8, "index") < 0) return NULL;
@@ -277,6 +281,14 @@ PyObject *imp_py_dup_union(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "an owner is outside the index");
             goto fail_p;
         }
+    if (symmetric) { /* each pair is compared once: only right if the queries are the index, owned by itself */
+        int ok = nq == n && no == n && memcmp(vq.buf, vi.buf, (size_t)n * 8) == 0;
+        for (Py_ssize_t i = 0; ok && i < n; i++) ok = owners[i] == i;
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "symmetric: the queries must be the index and each its own owner");
+            goto fail_p;
+        }
+    }
     const uint64_t *sorted = vi.buf;
     for (Py_ssize_t i = 1; i < n; i++)
         if (sorted[i - 1] >= sorted[i]) {
@@ -300,7 +312,8 @@ PyObject *imp_py_dup_union(PyObject *self, PyObject *args) {
     if (build_index(vi.buf, n, &ix) < 0) {
         failed = 1;
     } else {
-        failed = search(&ix, vq.buf, owners, nq / no, nq, vp.buf, masks, nmasks, threshold, threads, &hits);
+        failed = search(&ix, vq.buf, owners, nq / no, nq, vp.buf, masks, nmasks, threshold, threads, symmetric,
+                        &hits);
     }
     free_index(&ix);
     Py_END_ALLOW_THREADS

@@ -211,7 +211,7 @@ def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tup
     owner[ok] = pos
     del pos
     parent = np.arange(len(uniq), dtype=np.int32)
-    hits = merge(uniq, uniq, np.arange(len(uniq), dtype=np.int32), parent, threshold, workers=workers)
+    hits = merge(uniq, uniq, np.arange(len(uniq), dtype=np.int32), parent, threshold, workers=workers, symmetric=True)
     hits += merge(uniq, prints.column("alt_hash"), owner[prints.column("alt_row")], parent, threshold,
                   workers=workers)
     hits += merge(uniq, prints.column("windows"), owner, parent, min(threshold, WINDOW_THRESHOLD), workers=workers)

@@ -105,13 +105,15 @@ def roots(parent: np.ndarray) -> np.ndarray:
 
 
 def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np.ndarray, threshold: int,
-          *, workers: int = 1) -> int:
+          *, workers: int = 1, symmetric: bool = False) -> int:
     """Join ``owners[k]``'s set with every index hash within ``threshold`` bits of query ``k``.
 
     ``index``: distinct hashes, ascending (``np.unique``); ``owners``: one per query, or one per
     run of ``len(queries) // len(owners)`` queries (a row's crop windows), negative for none;
     ``parent``: a union-find over ``index`` (int32, each link to a smaller index), updated in
-    place.  Returns the number of hits merged (pairs seen, none kept).
+    place.  ``symmetric``: the queries are the index itself, each its own owner, so the native
+    search compares each pair from one side only.  Returns the number of hits merged (pairs seen,
+    none kept).
     """
     index = np.ascontiguousarray(index, dtype=np.uint64)
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
@@ -120,7 +122,7 @@ def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_union"):
-        return int(core.dup_union(index, queries, owners, parent, threshold, workers))
+        return int(core.dup_union(index, queries, owners, parent, threshold, workers, symmetric))
     per = len(queries) // len(owners)
     hits = 0
     for lo in range(0, len(owners), CHUNK):  # bounded temporaries: one chunk of owners' queries at a time
