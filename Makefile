@@ -30,9 +30,14 @@ REPORTS := $(CACHE)/test-reports
 # CPU-only use of DALI's MXNet reader (device_id=None); a pin keeps CI reproducible.
 DALI_SPEC ?= nvidia-dali-cuda120==2.4.0
 MXNET_SPECS := "mxnet==1.9.1" "numpy==1.23.5" "opencv-python-headless<4.12"
+# PyTorch for the imgprep.data DataLoader tests: a CPU build, named by its local version so pip can
+# never pick the multi-GB CUDA build of the same release (the CPU wheel comes from a find-links
+# folder or https://download.pytorch.org/whl/cpu given as PIP_EXTRA_INDEX_URL).
+TORCH_SPEC ?= torch==2.13.0+cpu
 
 # Package names common to Debian and Ubuntu: what building the native core needs.
-APT_BUILD := build-essential python3-dev python3-venv pkg-config libturbojpeg0-dev
+# libjpeg62-turbo-dev: libjpeg's own API (jpeg_crop_scanline, jpeg_skip_scanlines) for the reader.
+APT_BUILD := build-essential python3-dev python3-venv pkg-config libturbojpeg0-dev libjpeg62-turbo-dev
 # What the tests need on top: objdump (ASan check), MXNet's runtime libraries, and the headless
 # browser that checks inspect's HTML page (Debian's `chromium`; Ubuntu ships it only as a snap).
 APT_TEST := binutils libgomp1 libquadmath0 chromium fonts-dejavu-core
@@ -72,7 +77,7 @@ apt-test: apt-build
 # ---------------------------------------------------------------------------------------------
 # .venv: imgprep editable with what the demo uses; venv-test adds the test tools and DALI.
 venv .venv: $(VENV)/.stamp-project
-venv-test: $(VENV)/.stamp-test $(VENV)/.stamp-dali
+venv-test: $(VENV)/.stamp-test $(VENV)/.stamp-dali $(VENV)/.stamp-torch
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +90,11 @@ $(VENV)/.stamp-project: setup.py pyproject.toml imgprep/__init__.py $(NATIVE_SOU
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-project
 	$(PIP) install -q -e ".[demo,test,wheel]"
+	touch $@
+
+$(VENV)/.stamp-torch: | $(VENV)/bin/python
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PY) -c "import torch.utils.data"
 	touch $@
 
 $(VENV)/.stamp-dali: | $(VENV)/bin/python
@@ -125,9 +135,9 @@ test: apt-test
 	$(VENV)/bin/lint-imports
 	@rm -rf $(REPORTS); mkdir -p $(REPORTS)
 	$(REFERENCE_ENV) $(PY) -m pytest --junitxml=$(REPORTS)/main.xml $(PYTEST_ARGS) || echo $$? > $(REPORTS)/failed
-	@echo "--- the packer and its judges again on the Pillow path (IMGPREP_NATIVE=0)"
+	@echo "--- the packer, the training reader and their judges again on the Pillow path (IMGPREP_NATIVE=0)"
 	$(REFERENCE_ENV) IMGPREP_NATIVE=0 $(PY) -m pytest --junitxml=$(REPORTS)/pillow.xml $(PYTEST_ARGS) \
-		tests/test_pack.py tests/test_pack_reference.py || echo $$? > $(REPORTS)/failed
+		tests/test_pack.py tests/test_pack_reference.py tests/test_data.py || echo $$? > $(REPORTS)/failed
 	$(MAKE) --no-print-directory asan
 	$(PY) scripts/test_report.py --allowlist tests/skip_allowlist.txt $(REPORTS)/main.xml $(REPORTS)/pillow.xml
 	@[ ! -e $(REPORTS)/failed ] || { echo "make test: pytest failed"; exit 1; }

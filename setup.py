@@ -43,7 +43,8 @@ class OptionalBuildExt(build_ext):
             self._skip("IMGPREP_NO_NATIVE is set")
             return
         if not _turbojpeg_header() and not os.environ.get("IMGPREP_FORCE_NATIVE"):
-            self._skip("turbojpeg.h not found: apt-get install libturbojpeg0-dev, then reinstall")
+            self._skip("turbojpeg.h or jpeglib.h not found: apt-get install libturbojpeg0-dev libjpeg62-turbo-dev "
+                       "(Ubuntu: libjpeg-turbo8-dev), then reinstall")
             return
         try:
             super().build_extension(ext)
@@ -62,7 +63,7 @@ class OptionalBuildExt(build_ext):
 
 def _turbojpeg_header() -> bool:
     dirs = ["/usr/include", "/usr/local/include", *os.environ.get("CPATH", "").split(":")]
-    return any(d and Path(d, "turbojpeg.h").exists() for d in dirs)
+    return all(any(d and Path(d, h).exists() for d in dirs) for h in ("turbojpeg.h", "jpeglib.h"))
 
 
 ext_modules = []
@@ -71,7 +72,8 @@ if NATIVE_SOURCES:
         Extension(
             "imgprep._native",
             sources=NATIVE_SOURCES,
-            libraries=["turbojpeg", "m"],
+            # libjpeg (libjpeg62-turbo) for the reader: jpeg_crop_scanline/jpeg_skip_scanlines
+            libraries=["turbojpeg", "jpeg", "m"],
             extra_compile_args=[
                 "-O3", "-std=c11", "-Wall", "-Wextra", "-fvisibility=hidden",
                 *os.environ.get("IMGPREP_NATIVE_CFLAGS", "").split(),

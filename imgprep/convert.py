@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from imgprep.errors import UsageError
-from imgprep.formats import classmap, hyperparams
+from imgprep.formats import classmap, hyperparams, typecheck
 from imgprep.formats import manifest as manifest_format
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.requirements import require_for
@@ -61,6 +61,12 @@ class ConvertOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dedup", dedup_mod.check_mode(self.dedup))  # old names -> current ones
+        # Values from Python are refused where the CLI's parsers would refuse them.
+        object.__setattr__(self, "seed", typecheck.integer("seed", self.seed))
+        for name in ("train_per_class", "dedup_threshold"):
+            object.__setattr__(self, name, typecheck.integer(name, getattr(self, name), optional=True))
+        for name in ("stratify", "shuffle"):
+            typecheck.flag(name, getattr(self, name))
         if self.seed < 0:
             raise UsageError(f"--seed must not be negative, got {self.seed}")
 
@@ -153,6 +159,13 @@ class ConvertResult:
     channel: dict[str, Any] | None = None
     image_root: str | None = None
     duplicates: dedup_mod.Groups | None = None
+    # (target, text) of the lists, class map, manifests and hyperparameters, in the order they are
+    # written (hyperparameters.json last); not yet written when convert was asked to defer them.
+    files: list[tuple[str, str]] = field(default_factory=list)
+
+    def write_files(self, storage: Store) -> None:
+        for target, text in self.files:
+            storage.write_text(target, text)
 
 
 def count_table(dataset: Dataset, splits: Mapping[str, np.ndarray]) -> list[str]:
@@ -202,6 +215,7 @@ def convert(
     echo: Echo | None = None,
     images: ImageOutput | None = None,
     image_root: str | None = None,
+    defer_writes: bool = False,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
     and (with ``options.manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
@@ -210,14 +224,16 @@ def convert(
     announce (see :class:`ImageOutput`).  ``options.dedup`` (off, report, same-split) groups copies
     among the images first (read from the source, or from ``image_root`` when the source has no
     root: COCO) and reports the groups the split puts on both sides, or splits duplicate groups
-    whole; ``options.dedup_report`` gets every group as JSON Lines.
+    whole; ``options.dedup_report`` gets every group as JSON Lines.  ``defer_writes`` leaves the
+    lists, class map, manifests and hyperparameters in ``result.files`` for the caller to write
+    (``prepare`` writes them once every split is packed: its commit point).
     """
     images = images or ImageOutput()
     say = echo or (lambda _line: None)
     require_for(storage.clients(input) + storage.clients(outdir), decode=kind == "mnist" and images.write)
     dataset = load(kind, input, options, images)
     splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say)
-    result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say)
+    result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
     result.duplicates = dups
     if dups is not None and options.dedup_report:
         result.outputs.append(options.dedup_report)
@@ -288,15 +304,17 @@ def write(
     images: ImageOutput,
     storage: Store,
     say: Echo,
+    defer: bool = False,
 ) -> ConvertResult:
-    """Write the images (in-memory sources), lists, class map, hyperparameters and manifests."""
+    """Write the images (in-memory sources), lists, class map, manifests and hyperparameters (last);
+    with ``defer`` the files are left in ``result.files`` (see :func:`convert`)."""
     result = ConvertResult(dataset=dataset, splits=splits, lists={})
     result.image_root = dataset.root
     if dataset.pixels is not None and images.write:
         result.image_root = _write_mnist_images(dataset, outdir, images.channels, images.image_format, storage)
     for name, idx in splits.items():
         result.lists[name] = dataset.items(idx.tolist())
-        result.outputs.append(_put(storage, outdir, f"{name}.lst", dumps(result.lists[name])))
+        result.files.append((join(outdir, f"{name}.lst"), dumps(result.lists[name])))
     result.classes = classmap.build(
         kind=dataset.kind,
         classes=dataset.classes,
@@ -304,20 +322,17 @@ def write(
         split_counts={name: dataset.class_counts(idx) for name, idx in splits.items()},
         split_sizes={name: len(idx) for name, idx in splits.items()},
     )
-    result.outputs.append(_put(storage, outdir, "classes.json", classmap.dumps(result.classes)))
-    result.hyperparameters = _hyperparameters(dataset, splits, images)
-    result.outputs.append(_put(storage, outdir, "hyperparameters.json", hyperparams.dumps(result.hyperparameters)))
+    result.files.append((join(outdir, "classes.json"), classmap.dumps(result.classes)))
     if options.manifest_prefix is not None:
         created = creation_date(options.creation_date, dataset)
-        _write_manifests(result, outdir, _manifest_options(dataset.kind, options, created=created), storage)
-    _summarise(result, say)
+        _add_manifests(result, outdir, _manifest_options(dataset.kind, options, created=created))
+    result.hyperparameters = _hyperparameters(dataset, splits, images)
+    result.files.append((join(outdir, "hyperparameters.json"), hyperparams.dumps(result.hyperparameters)))
+    result.outputs += [target for target, _ in result.files]
+    if not defer:
+        result.write_files(storage)
+    _summarise(result, say, written=not defer)
     return result
-
-
-def _put(storage: Store, outdir: str, name: str, text: str) -> str:
-    target = join(outdir, name)
-    storage.write_text(target, text)
-    return target
 
 
 def _manifest_options(kind: str, options: ConvertOptions, *, created: str) -> manifest_format.ManifestOptions:
@@ -348,9 +363,7 @@ def _hyperparameters(dataset: Dataset, splits: dict[str, np.ndarray], images: Im
     )
 
 
-def _write_manifests(
-    result: ConvertResult, outdir: str, options: manifest_format.ManifestOptions, storage: Store
-) -> None:
+def _add_manifests(result: ConvertResult, outdir: str, options: manifest_format.ManifestOptions) -> None:
     dataset = result.dataset
     names = [c.name for c in dataset.classes]
     for name, items in result.lists.items():
@@ -358,17 +371,17 @@ def _write_manifests(
             manifest_format.record(it.path, it.labels, names, multi_label=dataset.multi_label, options=options)
             for it in items
         )
-        result.outputs.append(_put(storage, outdir, f"{name}.manifest", manifest_format.dumps(records)))
+        result.files.append((join(outdir, f"{name}.manifest"), manifest_format.dumps(records)))
     result.channel = manifest_format.channel_settings(multi_label=dataset.multi_label, options=options)
 
 
-def _summarise(result: ConvertResult, say: Echo) -> None:
+def _summarise(result: ConvertResult, say: Echo, *, written: bool) -> None:
     dataset, splits = result.dataset, result.splits
     what = "positive labels" if dataset.multi_label else "images"
     say(f"{dataset.num_classes} classes, {len(dataset)} images; {what} per class and split:")
     for line in count_table(dataset, splits):
         say(line)
-    for target in result.outputs:
+    for target in result.outputs if written else ():
         say(f"wrote {target}")
     say("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in result.hyperparameters.items()))
     if "image_shape" not in result.hyperparameters:

@@ -13,14 +13,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep.convert import ConvertOptions, ConvertResult, Echo, ImageOutput, convert
 from imgprep.errors import UsageError
 from imgprep.formats import hyperparams
+from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
-from imgprep.packing.packer import PackOptions, PackSummary, pack
+from imgprep.packing.packer import PackOptions, PackSummary, list_ref, pack
+from imgprep.packing.publish import earlier_list, retire_output
 from imgprep.sources.loaded import Dataset
 from imgprep.storage.base import Store, join
 
@@ -86,12 +89,14 @@ def plan_prepare(
     storage: Store,
     image_root: str | None = None,
     echo: Echo | None = None,
+    defer_writes: bool = False,
 ) -> PreparePlan:
-    """Convert ``input`` into lists and metadata under ``outdir`` and say how to pack them."""
+    """Convert ``input`` into lists and metadata under ``outdir`` and say how to pack them
+    (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`)."""
     channels = packed_channels(spec)
     images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
     converted = convert(kind, input, outdir, options, storage=storage, echo=echo, images=images,
-                        image_root=image_root)
+                        image_root=image_root, defer_writes=defer_writes)
     dataset = converted.dataset
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     if dataset.multi_label and not pack_options.pack_label:
@@ -123,15 +128,89 @@ def prepare(
 
     In-memory datasets (MNIST) are packed straight from their arrays (no image files);
     multi-label data is packed with its multi-hot labels in the record header.
+
+    A prepare commits as a whole: every split is packed first, and the lists, class map,
+    manifests and ``hyperparameters.json`` (last) are written only after the last split is
+    committed.  The first shard this run publishes retires the old lists and metadata and the old
+    outputs of the splits not packed yet, so a killed or failed rerun never leaves one split's
+    list beside another generation's records.  ``--resume`` continues the same prepare (the
+    split is deterministic) and refuses, in plain words, one that split the data differently.
     """
     check_inputs(kind, options, image_root)
     plan = plan_prepare(kind, input, outdir, options=options, spec=spec, pack_options=pack_options,
-                        storage=storage, image_root=image_root, echo=echo)
+                        storage=storage, image_root=image_root, echo=echo, defer_writes=True)
     source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
-    out = PrepareResult(converted=plan.converted)
+    converted = plan.converted
+    if plan.pack_options.resume:
+        _refuse_another_split(outdir, converted.lists, storage)
+    out = PrepareResult(converted=converted)
     say = echo or (lambda _line: None)
-    for name, items in plan.converted.lists.items():
-        summary = pack(items, source, join(outdir, name), spec, plan.pack_options)
+    retirement = Retirement(outdir, list(converted.lists), storage)
+    for position, (name, items) in enumerate(converted.lists.items()):
+        summary = pack(items, source, join(outdir, name), spec, plan.pack_options,
+                       before_publish=retirement.before_publishing(position))
         out.packed[name] = summary
         say(f"packed {name}: {summary.format()}")
+    retirement.finish()  # every split was already complete (--resume): the old files may still be there
+    converted.write_files(storage)  # the commit point: hyperparameters.json is written last
+    for target in converted.outputs:
+        say(f"wrote {target}")
     return out
+
+
+SPLIT_NAMES = ("train", "val", "test")  # the splits convert writes by default; others come from --split
+
+
+class Retirement:
+    """The old generation of a prepare's output folder, retired once, by the first shard a run
+    publishes (the packer's ``before_publish``): the lists, class map and hyperparameters (this
+    run writes them last), and the outputs of the splits not packed yet or no longer made."""
+
+    def __init__(self, outdir: str, splits: Sequence[str], storage: Store) -> None:
+        self.outdir, self.splits, self.storage = outdir, list(splits), storage
+        self.dropped = [name for name in SPLIT_NAMES if name not in self.splits]
+        self.done = False
+
+    def before_publishing(self, position: int) -> Callable[[], None]:
+        """The hook for the pack of split number ``position``: the splits after it are not packed yet."""
+        later = self.splits[position + 1:] + self.dropped
+        return lambda: self._retire(later)
+
+    def finish(self) -> None:
+        """After the last split: what no pack retired (every split was already complete)."""
+        self._retire(self.dropped)
+
+    def everything(self) -> None:
+        """Before outputs published by someone else (the Processing join): every split goes."""
+        self._retire(self.splits + self.dropped)
+
+    def _retire(self, splits: list[str]) -> None:
+        if not self.done:
+            retire_prepared(self.outdir, splits, self.storage)
+            self.done = True
+
+
+def retire_prepared(outdir: str, splits: Sequence[str], storage: Store) -> None:
+    """Remove what an earlier prepare wrote under ``outdir`` that this one has not written yet:
+    the class map, hyperparameters, every list and manifest (they name the splits), then the
+    packed outputs of ``splits`` (:func:`imgprep.packing.publish.retire_output`)."""
+    for name in ("hyperparameters.json", "classes.json"):
+        storage.delete(join(outdir, name))
+    for split in sorted({*SPLIT_NAMES, *splits}):
+        for suffix in (".lst", ".manifest"):
+            storage.delete(join(outdir, split + suffix))
+    for split in splits:
+        retire_output(join(outdir, split), storage)
+
+
+def _refuse_another_split(outdir: str, lists: Mapping[str, Sequence[LstItem]], storage: Store) -> None:
+    """``prepare --resume`` continues only the same prepare: each split's list must be the one
+    the earlier run was packing or packed (same images and labels, in the same order)."""
+    for name, items in lists.items():
+        earlier = earlier_list(join(outdir, name), storage)
+        if earlier is not None and earlier.sha256 != list_ref(items).sha256:
+            raise UsageError(
+                f"{outdir}: cannot resume: the earlier prepare split the data differently ({name} held other "
+                f"images or labels: a different --seed, --split, --train-per-class, --dedup or source?); rerun "
+                "without --resume to start over"
+            )

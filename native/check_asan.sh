@@ -46,9 +46,9 @@ cd "$WORK"
 "$PY" -c "import imgprep._native as n, sys; assert n.__file__.startswith('$WORK'), n.__file__; print('check_asan: using', n.__file__)"
 
 "$PY" -m pytest -q -p no:cacheprovider --rootdir "$REPO" -c "$REPO/pyproject.toml" \
-    "$REPO/tests/test_native.py" "$REPO/tests/test_native_fuzz.py"
+    "$REPO/tests/test_native.py" "$REPO/tests/test_native_fuzz.py" "$REPO/tests/test_data_native.py"
 
-echo "check_asan: leak check of probe/transform/encode_pixels/frame on good and bad input"
+echo "check_asan: leak check of probe/transform/encode_pixels/frame/jpeg_sizes/decode_crops on good and bad input"
 # CPython 3.11 itself leaks a few objects at exit; only stacks through our code or libturbojpeg count.
 ASAN_OPTIONS="detect_leaks=1:exitcode=0" "$PY" - "$REPO" 2>"$WORK/leaks.txt" <<'EOF'
 import sys
@@ -74,9 +74,18 @@ for _ in range(20):
             n.encode_pixels(*args)
         except (n.Error, ValueError):
             pass
+    # the reader's batch calls (reader_py.c, reader_crop.c)
+    import numpy as np
+    n.jpeg_sizes(good + bad)
+    for box in ((0.0, 0.0, 30.0, 20.0), (5.0, 5.0, 5.0, 9.0)):
+        try:
+            n.decode_crops(good + bad, np.asarray([box] * len(good + bad)), np.ones(len(good + bad), np.uint8),
+                           np.zeros((len(good + bad), 6, 8, 3), np.uint8), False)
+        except ValueError:
+            pass
 print("check_asan: leak-check loop done")
 EOF
-if grep -E "native/(core|module)\.c|libturbojpeg|_native" "$WORK/leaks.txt"; then
+if grep -E "native/(core|module|reader_crop|reader_py)\.c|libturbojpeg|libjpeg|_native" "$WORK/leaks.txt"; then
     echo "check_asan: leaks through imgprep._native (see above)"
     exit 1
 fi

@@ -13,6 +13,7 @@
 #endif
 
 #include "core.h"
+#include "reader_py.h"
 
 #if defined(__has_include)
 #if __has_include(<jconfig.h>)
@@ -300,6 +301,10 @@ static PyMethodDef methods[] = {
     {"encode_pixels", py_encode_pixels, METH_VARARGS, encode_pixels_doc},
     {"probe", py_probe, METH_O, probe_doc},
     {"transform", py_transform, METH_VARARGS, transform_doc},
+    /* the training reader (reader_py.c) */
+    {"jpeg_sizes", imr_py_jpeg_sizes, METH_O, imr_jpeg_sizes_doc},
+    {"decode_crops", imr_py_decode_crops, METH_VARARGS, imr_decode_crops_doc},
+    /* duplicates (dupsearch.c, phash.c) */
     {"dup_union", imp_py_dup_union, METH_VARARGS, NULL},
     {"phash_box", imp_py_phash_box, METH_VARARGS, NULL},
     {"phash_blocks", imp_py_phash_blocks, METH_VARARGS, NULL},

@@ -62,7 +62,7 @@ def test_extension_loads_the_bundled_libturbojpeg(fresh: Path) -> None:
     probe = (
         "import imgprep._native as n, json\n"
         "maps = open('/proc/self/maps').read().split('\\n')\n"
-        "libs = sorted({l.split()[-1] for l in maps if 'turbojpeg' in l})\n"
+        "libs = sorted({l.split()[-1] for l in maps if 'turbojpeg' in l or 'libjpeg' in l})\n"
         "print(json.dumps({'so': n.__file__, 'libs': libs}))\n"
     )
     proc = subprocess.run([str(fresh / "python"), "-c", probe], capture_output=True, text=True,
@@ -70,7 +70,8 @@ def test_extension_loads_the_bundled_libturbojpeg(fresh: Path) -> None:
     found = json.loads(proc.stdout)
     site = Path(found["so"]).parent.parent
     assert site.name == "site-packages", found
-    assert found["libs"] and all(lib.startswith(str(site / "imgprep.libs")) for lib in found["libs"]), found
+    assert len(found["libs"]) == 2, found  # libturbojpeg (the packer) and libjpeg (the reader's crop decode)
+    assert all(lib.startswith(str(site / "imgprep.libs")) for lib in found["libs"]), found
     assert "native" in imgprep(fresh, "doctor").stdout
 
 
@@ -86,6 +87,13 @@ def test_folder_of_jpeg_and_png_packs_on_the_native_path(fresh: Path, tmp_path: 
     assert "native path" in proc.stdout + proc.stderr
     for split in ("train", "val"):
         assert (out / f"{split}.rec").stat().st_size > 0 and (out / f"{split}.idx").read_text().count("\n") == 4
+    # ... and the training reader reads it back through the bundled libjpeg
+    read = ("from imgprep.data import Dataset, Loader, Transform\n"
+            f"b = next(iter(Loader(Dataset({str(out / 'train')!r}, transform=Transform.train(24)), 4)))\n"
+            "print(b.images.shape, sorted(b.labels.tolist()))\n")
+    proc = subprocess.run([str(fresh / "python"), "-c", read], capture_output=True, text=True, env=_clean_env(),
+                          cwd=fresh.parent, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "(4, 24, 24, 3) [0, 0, 1, 1]", proc.stdout + proc.stderr
 
 
 def test_pack_to_s3(fresh: Path, tmp_path: Path, seaweed: S3Server) -> None:

@@ -227,7 +227,7 @@ def test_shard_prefix_walks_every_shard_and_ids_are_unique_across_them(tmp_path,
                 writer.write(payload, key=recordio.unpack_image_record(payload)[0].id)
     report = verify(str(tmp_path / "train"), num_classes=CLASSES, progress=False)
     assert report.ok and report.records == N and report.shards == ["train-00000.rec", "train-00001.rec"]
-    with recordio.RecordWriter(tmp_path / "train-00002.rec") as writer:
+    with recordio.RecordWriter(tmp_path / "train-00002.rec", tmp_path / "train-00002.idx") as writer:
         writer.write(payloads[0])
     problems = _problems(tmp_path / "train", num_classes=CLASSES)
     assert problems[0].startswith("train-00002.rec record #0 (id 0, byte 0): duplicate id 0 (first: "

@@ -50,7 +50,9 @@ Examples:
 \b
 Only uploads imgprep marked as its own are touched (each has a marker object under
 .imgprep-uploads/ next to its key). One is stale when the process that started it ran on this
-machine and is gone, or when it is older than --min-age. For a local folder or prefix, the
+machine and is gone, or when it is older than --min-age; never while a writer that may be
+alive, on any machine, holds its output's lock (PREFIX.lock). Markers whose upload is gone (a
+writer killed between completing it and deleting the marker) are removed. For a local folder or prefix, the
 temporary .part files of killed runs are removed (not those of a run still holding its lock);
 published shards stay for pack --resume."""
 )
@@ -65,11 +67,16 @@ def cleanup(uri: str, min_age: float, endpoint_url: str | None) -> None:
 
     storage = Storage.from_options(endpoint_url=endpoint_url)
     # Each store says what interrupted runs left: S3 its stale uploads, local files their temporaries.
-    aborted = storage.cleanup_stale_uploads(uri, min_age=min_age)
-    for line in aborted:
+    done = storage.cleanup_stale_uploads(uri, min_age=min_age)
+    for line in done.aborted:
         click.echo(f"aborted {line}")
+    for line in done.markers:
+        click.echo(f"removed {line} (its upload is gone)")
+    for line in done.held:
+        click.echo(f"spared {line}: a live writer holds its output's lock", err=True)
     removed = remove_leftovers(uri, storage)
     for path in removed:
         click.echo(f"removed {path}")
-    click.echo(f"{len(aborted)} stale upload(s) aborted, {len(removed)} temporary file(s) removed under {uri}",
-               err=True)
+    spared = f", {len(done.held)} spared under a live writer's lock" if done.held else ""
+    click.echo(f"{len(done.aborted)} stale upload(s) aborted{spared}, {len(removed)} temporary file(s) removed "
+               f"under {uri}", err=True)

@@ -86,7 +86,11 @@ class DatasetRecord:
         out = []
         if self.imgprep_version != other.imgprep_version:
             out.append(f"imgprep version {self.imgprep_version} != {other.imgprep_version}")
-        if self.list.sha256 != other.list.sha256 or self.list.entries != other.list.entries:
+        if (self.list.name, self.list.entries) == (other.list.name, other.list.entries) and (
+                self.list.sha256 != other.list.sha256):
+            out.append(f"list {self.list.name}: other entries or labels (SHA-256 {self.list.sha256[:12]}... != "
+                       f"{other.list.sha256[:12]}...)")
+        elif self.list.sha256 != other.list.sha256 or self.list.entries != other.list.entries:
             out.append(f"list {self.list.name} ({self.list.entries} entries) != {other.list.name} "
                        f"({other.list.entries} entries)")
         for key in sorted(set(self.settings) | set(other.settings)):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -165,6 +166,37 @@ def record_ids(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, i
         raise FormatError(f"truncated record at byte {base + pos}")
 
 
+def unframe(buf: bytes | memoryview, offset: int = 0) -> memoryview:
+    """The payload of the one record framed in ``buf`` (bytes ``offset`` on of its file, for
+    messages): what a reader that fetched a record's byte range whole (a ranged GET) takes apart.
+    A record in one part comes back as a view into ``buf`` (no copy).  Bytes after the record
+    are allowed only as its padding."""
+    data = memoryview(buf)
+    pos, pieces = 0, []
+    while True:
+        at = offset + pos
+        if len(data) - pos < 8:
+            raise FormatError(f"truncated record header at byte {at}")
+        magic, lrec = _PART_HEAD.unpack_from(data, pos)
+        if magic != MAGIC:
+            raise FormatError(f"no RecordIO magic number at byte {at}")
+        cflag, length = lrec >> 29, lrec & MAX_LENGTH
+        if (cflag in (0, 1)) != (pos == 0):
+            raise FormatError(f"record part at byte {at} has an unexpected cflag {cflag}")
+        end = pos + 8 + length
+        if end > len(data):
+            raise FormatError(f"record at byte {offset} is truncated (part at byte {at} needs {length} bytes, "
+                              f"{len(data) - pos - 8} follow)")
+        pieces.append(data[pos + 8 : end])
+        pos = end + (-length % 4)
+        if cflag in (0, 3):
+            break
+    if len(data) - pos > 3 or any(data[pos:]):
+        raise FormatError(f"record at byte {offset} ends at byte {offset + pos}, but {len(data) - pos} more bytes "
+                          "follow before the next indexed record")
+    return pieces[0] if len(pieces) == 1 else memoryview(MAGIC_BYTES.join(pieces))
+
+
 # --------------------------------------------------------------------------- index files
 
 
@@ -288,42 +320,90 @@ class RecordWriter:
 
 
 class RecordReader:
-    """Read a ``.rec`` sequentially, by offset, by key (with an ``.idx``), or from any byte offset."""
+    """Read a ``.rec`` sequentially, by offset, by key (with an ``.idx``), or from any byte offset.
+
+    Safe to share: every read names its own offset (``os.pread`` on a path; a lock around
+    seek + read on a file object), so threads may read through one reader at once.  A reader
+    opened on a path can be pickled (the copy reopens the path, keeping the index) and keeps
+    working in a forked child (``pread`` never moves a shared file position).  One opened on a
+    file object cannot be pickled: the object is not ours to reopen.  ``len()`` is the number of
+    records: the index's, or counted by walking the file once when there is no index.
+    """
 
     def __init__(self, rec: str | os.PathLike[str] | BinaryIO, idx: str | os.PathLike[str] | None = None) -> None:
+        self._fd: int | None = None
+        self._fh: BinaryIO | None = None
+        self._lock = threading.Lock()
         if isinstance(rec, str | os.PathLike):
-            self.path = str(rec)
-            try:
-                self._fh: BinaryIO = open(rec, "rb")  # noqa: SIM115 - closed in close()
-            except OSError as exc:
-                raise FormatError(f"cannot open RecordIO file ({exc.strerror})", path=self.path) from None
-            self._owns = True
+            self.path = os.fspath(rec)
+            self._open()
         else:
             self.path = getattr(rec, "name", "<stream>")
             self._fh = rec
-            self._owns = False
         self._index: dict[int, int] = {}
         self._keys: list[int] = []
+        self._count: int | None = None
         if idx is not None:
             entries = read_index(idx)
             self._keys = [k for k, _ in entries]
             self._index = dict(entries)
+            self._count = len(entries)
+
+    def _open(self) -> None:
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise FormatError(f"cannot open RecordIO file ({exc.strerror})", path=self.path) from None
+
+    def __getstate__(self) -> dict[str, object]:
+        if self._fd is None:
+            raise TypeError(f"a RecordReader over a file object ({self.path}) cannot be pickled: open it by path")
+        return {"path": self.path, "_index": self._index, "_keys": self._keys, "_count": self._count}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._fh = None
+        self._lock = threading.Lock()
+        self._open()
+
+    def _pread(self, size: int, offset: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` (fewer only at the end of the file)."""
+        if self._fd is not None:
+            try:
+                data = os.pread(self._fd, size, offset)
+                while len(data) < size:  # pread may return short on some file systems
+                    more = os.pread(self._fd, size - len(data), offset + len(data))
+                    if not more:
+                        break
+                    data += more
+                return data
+            except OSError as exc:
+                raise FormatError(f"cannot read at byte {offset} ({exc.strerror})", path=self.path) from None
+        if self._fh is None:
+            raise ValueError(f"{self.path}: the reader is closed")
+        with self._lock:
+            self._fh.seek(offset)
+            return self._fh.read(size)
 
     @property
     def keys(self) -> list[int]:
         return list(self._keys)
 
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = sum(1 for _ in self.records())
+        return self._count
+
     def _read_part(self, offset: int) -> tuple[int, bytes, int]:
         """Read the part at ``offset``: (cflag, data, offset of the next part)."""
-        self._fh.seek(offset)
-        head = self._fh.read(8)
+        head = self._pread(8, offset)
         if len(head) < 8:
             raise FormatError(f"truncated record header at byte {offset}", path=self.path)
         magic, lrec = _PART_HEAD.unpack(head)
         if magic != MAGIC:
             raise FormatError(f"no RecordIO magic number at byte {offset}", path=self.path)
         cflag, length = lrec >> 29, lrec & MAX_LENGTH
-        data = self._fh.read(length)
+        data = self._pread(length, offset + 8)
         if len(data) < length:
             raise FormatError(f"record at byte {offset} is truncated ({len(data)} of {length} bytes)", path=self.path)
         return cflag, data, offset + 8 + length + (-length % 4)
@@ -358,10 +438,7 @@ class RecordReader:
     def records(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
         """Yield ``(offset, payload)`` from a record start to the end of the file."""
         offset = start
-        while True:
-            self._fh.seek(offset)
-            if not self._fh.read(1):
-                return
+        while self._pread(1, offset):
             payload, nxt = self.read_record(offset)
             yield offset, payload
             offset = nxt
@@ -379,8 +456,7 @@ class RecordReader:
         pos = (offset + 3) & ~3
         chunk_size = 1 << 20
         while True:
-            self._fh.seek(pos)
-            chunk = self._fh.read(chunk_size + 8)
+            chunk = self._pread(chunk_size + 8, pos)
             if len(chunk) < 8:
                 return None
             limit = min(chunk_size, len(chunk) - 7)
@@ -399,8 +475,10 @@ class RecordReader:
         return self.records(first)
 
     def close(self) -> None:
-        if self._owns:
-            self._fh.close()
+        """Close a file this reader opened (a file object passed in stays open: its owner closes it)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     def __enter__(self) -> RecordReader:
         return self

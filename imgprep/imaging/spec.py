@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imgprep.errors import UsageError
+from imgprep.formats import typecheck
 
 FITS = ("crop", "pad", "stretch")
 ENCODINGS = ("jpg", "png")
@@ -35,6 +36,7 @@ class TransformSpec:
     pad_color: int = 0
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.resize < 0:
             raise UsageError(f"--resize must be positive, got {self.resize}")
         if self.size is not None:
@@ -61,6 +63,16 @@ class TransformSpec:
             )
         if self.pass_through and (self.resize or self.size or self.center_crop):
             raise UsageError("--pass-through stores files unchanged; it cannot be combined with resizing or cropping")
+
+    def _check_types(self) -> None:
+        """Values given from Python are refused here when the CLI's parsers would refuse them."""
+        for name in ("resize", "quality", "color", "max_pixels", "pad_color"):
+            object.__setattr__(self, name, typecheck.integer(name, getattr(self, name)))
+        for name in ("center_crop", "pass_through"):
+            typecheck.flag(name, getattr(self, name))
+        for name in ("fit", "encoding"):
+            typecheck.text(name, getattr(self, name))
+        object.__setattr__(self, "size", typecheck.pair("size", self.size))
 
     @property
     def transforms_geometry(self) -> bool:

@@ -8,13 +8,15 @@ what a killed writer leaves) is the store's; names are whole URIs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
-from imgprep.layout.names import lock_name, owns, prefix_of
-from imgprep.storage.base import Store, join
+from imgprep.errors import FormatError
+from imgprep.formats.dataset import from_json
+from imgprep.layout.names import lock_name, owns, prefix_of, progress_name, record_name, shard_names
+from imgprep.storage.base import Output, Store, join
 from imgprep.storage.locks import Lock, OtherWriterError
 
-__all__ = ["OtherWriterError", "OutputFiles", "remove_leftovers"]
+__all__ = ["OtherWriterError", "OutputFiles", "publish_single", "remove_leftovers"]
 
 _CHUNK = 8 << 20
 
@@ -30,6 +32,12 @@ class OutputFiles:
     def names(self) -> list[str]:
         """URIs under the prefix that a pack of it writes, sorted."""
         return sorted(e.uri for e in self.storage.list(self.prefix) if owns(self.prefix, e.uri))
+
+    def check_names(self) -> None:
+        """Refuse, before any work, a prefix whose names (with their temporaries or upload markers)
+        the store cannot hold: a run would otherwise fail after packing everything."""
+        for name in (progress_name(self.prefix), record_name(self.prefix), *shard_names(self.prefix, 0)):
+            self.storage.check_name(name)
 
     def temporaries(self) -> list[str]:
         """Temporary files that writers of this prefix's names left (kill -9)."""
@@ -80,6 +88,36 @@ def sha256(storage: Store, uri: str) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def publish_single(storage: Store, out: str, expected_size: int, fill: Callable[[Output], list[str]], *,
+                   new_record: bool, pause: Callable[[], None] = lambda: None) -> tuple[str, str]:
+    """Publish one ``OUT.rec`` + ``OUT.idx`` pair (merge, the Processing join) under the packer's
+    invariants: the old ``OUT.idx`` — and a dataset record that names ``OUT.rec`` (any record when
+    the caller writes a ``new_record`` after) — is removed before the new ``.rec`` can replace the
+    old one, the ``.rec`` is committed, then its ``.idx`` written.  ``fill`` writes the records
+    into the ``.rec`` output and returns the index lines; ``pause`` runs between the two (tests)."""
+    rec_uri, idx_uri = out + ".rec", out + ".idx"
+    record = record_name(out)
+    if new_record or _names_pair(storage, record, rec_uri):
+        storage.delete(record)
+    storage.delete(idx_uri)
+    with storage.open_output(rec_uri, expected_size=expected_size) as rec:
+        lines = fill(rec)
+    pause()
+    storage.write_text(idx_uri, "".join(lines))
+    return rec_uri, idx_uri
+
+
+def _names_pair(storage: Store, record: str, rec_uri: str) -> bool:
+    """Whether the dataset record at ``record`` names ``rec_uri`` (an unreadable one counts as naming it)."""
+    if not storage.exists(record):
+        return False
+    try:
+        shards = from_json(storage.read_bytes(record), record).shards
+    except FormatError:
+        return True
+    return rec_uri.rsplit("/", 1)[-1] in {s.rec for s in shards}
 
 
 def remove_leftovers(path: str, storage: Store) -> list[str]:

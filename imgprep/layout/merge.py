@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.recordio import MAGIC, output_prefix, record_ids
 from imgprep.layout.concat import concatenate
+from imgprep.layout.files import OutputFiles, publish_single
 from imgprep.layout.index import JoinedIndex, read_index
 from imgprep.layout.shards import ShardFiles, find_shards
-from imgprep.storage.base import Store
+from imgprep.storage.base import Output, Store
 
 
 @dataclass
@@ -39,6 +40,7 @@ def merge_shards(prefix: str, output: str, storage: Store) -> MergeSummary:
     """
     shards = find_shards(prefix, storage).shards
     out = output_prefix(output)
+    OutputFiles(out, storage).check_names()
     _refuse_overwriting_inputs(storage, shards, out)
     joined = JoinedIndex()
     sizes = []
@@ -52,11 +54,16 @@ def merge_shards(prefix: str, output: str, storage: Store) -> MergeSummary:
         joined.add(shard.idx, entries, size)
         _check_ends(storage, shard.rec, size, max((offset for _, offset in entries), default=0))
         sizes.append(size)
-    rec_uri, idx_uri = out + ".rec", out + ".idx"
-    with storage.open_output(rec_uri, expected_size=joined.size) as rec:
+    copied = 0
+
+    def fill(rec: Output) -> list[str]:
+        nonlocal copied
         concatenate(storage, [(shard.rec, size) for shard, size in zip(shards, sizes, strict=True)], rec)
         copied = rec.copied_bytes
-    storage.write_text(idx_uri, "".join(joined.lines))
+        return joined.lines
+
+    # The packer's publication rules: no reader pairs the new .rec with an old .idx.
+    rec_uri, idx_uri = publish_single(storage, out, joined.size, fill, new_record=False)
     return MergeSummary(len(shards), len(joined.lines), joined.size, [rec_uri, idx_uri], copied)
 
 

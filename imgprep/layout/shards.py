@@ -69,8 +69,8 @@ def find_shards(path: str, storage: Store, *, complete: bool = True, need_index:
         shards = tuple(ShardFiles(folder + s.rec, folder + s.idx, s.rec_bytes, s) for s in record.shards)
         return Dataset(prefix, record, shards)
     if complete and storage.exists(progress_name(prefix)):
-        raise UsageError(f"{prefix}: the dataset is incomplete (a pack of it is running or was interrupted: "
-                         "finish it with pack --resume)")
+        raise UsageError("the dataset is incomplete (a pack of it is running or was interrupted, and no dataset "
+                         "record: finish it with pack --resume)", path=progress_name(prefix))
     return Dataset(prefix, None, _listed(prefix, storage, need_index))
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep import __version__
-from imgprep.errors import BadRecordsError, ImageError, ImgprepError, UsageError, WorkerError
+from imgprep.errors import BadRecordsError, ImageError, ImgprepError, SourceError, UsageError, WorkerError
+from imgprep.formats import typecheck
 from imgprep.formats.dataset import DatasetRecord, ListRef, record_folder, record_name
 from imgprep.formats.lst import LstItem, format_line
 from imgprep.formats.recordio import output_prefix
@@ -64,6 +65,14 @@ class PackOptions:
     storage: Store | None = None  # where to read and write: built by the caller (imgprep.pack: Storage())
 
     def __post_init__(self) -> None:
+        self.num_workers = typecheck.integer("num_workers", self.num_workers, optional=True)
+        for name in ("shard_records", "shard_size", "chunk_size", "checkpoint_bytes"):
+            setattr(self, name, typecheck.integer(name, getattr(self, name)))
+        for name in ("strict", "pack_label", "quiet", "report", "resume"):
+            typecheck.flag(name, getattr(self, name))
+        for name in ("progress", "native"):
+            typecheck.flag(name, getattr(self, name), optional=True)
+        typecheck.text("executor", self.executor)
         if self.num_workers is not None and self.num_workers < 1:
             raise UsageError(f"--num-workers must be at least 1, got {self.num_workers}")
         if self.shard_records < 0 or self.shard_size < 0:
@@ -110,6 +119,13 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _daemonic() -> bool:
+    """A daemonic process (a ``multiprocessing.Pool`` worker) may not start processes: it gets threads."""
+    import multiprocessing
+
+    return bool(multiprocessing.current_process().daemon)
 
 
 def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | None:
@@ -169,8 +185,13 @@ def pack(
     output: str,
     spec: TransformSpec | None = None,
     options: PackOptions | None = None,
+    *,
+    before_publish: Callable[[], None] | None = None,
 ) -> PackSummary:
     """Pack ``items`` (in order) from ``source`` into RecordIO at ``output`` (a prefix).
+
+    ``before_publish`` runs once, when the run is ready to publish its first shard, just before
+    the old generation is retired (``prepare`` retires its other outputs with it).
 
     ``items`` is any sized collection iterated in order (a :class:`ListStream` reads the list
     files lazily).  Shards are published as they fill and ``PREFIX.dataset.json`` last (see
@@ -193,17 +214,50 @@ def pack(
     chosen = select(options.native)
     image_path = chosen.name if not spec.pass_through else "pass-through"
     prefix = output_prefix(output)
-    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage)
-    # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
-    with sigterm_as_interrupt():
+    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage,
+                          before_retiring=before_publish)
+    # Whatever can be checked is checked before the output is touched (invariant 5 of
+    # packing.publish): names, the image root, under the lock the first images; the old
+    # generation is retired only when the first shard is ready.
+    publisher.files.check_names()
+    image_source = resolve(source, storage)
+    try:
+        # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
+        with sigterm_as_interrupt():
+            try:
+                progress = publisher.begin(options.resume)  # the lock, and where to start: nothing removed
+            except AlreadyComplete as done:
+                return _summary_of(done.record, prefix, image_path)
+            try:
+                _check_source(items, image_source)
+                return _pack(items, image_source, prefix, spec, options, chosen, image_path, storage, publisher,
+                             progress)
+            finally:
+                publisher.end()
+    finally:
+        image_source.close()
+
+
+PROBE_ITEMS = 16  # of the list's first items, at least one must be readable before the output is touched
+
+
+def _check_source(items: Collection[LstItem], source: ImageSource) -> None:
+    """The root holds the list's first images: one of the first :data:`PROBE_ITEMS` is read.
+
+    A mistyped or empty root would otherwise skip every image of a long list before failing.
+    Storage failing (S3 denied or silent) raises at once; bad images only count as unreadable.
+    """
+    first: ImageError | None = None
+    for item in itertools.islice(items, PROBE_ITEMS):
         try:
-            progress = publisher.begin(options.resume)
-        except AlreadyComplete as done:
-            return _summary_of(done.record, prefix, image_path)
-        try:
-            return _pack(items, source, prefix, spec, options, chosen, image_path, storage, publisher, progress)
-        finally:
-            publisher.end()
+            source.fetch(item)
+            return
+        except ImageError as exc:
+            first = first or exc
+    if first is not None:
+        shown = min(len(items), PROBE_ITEMS)
+        raise SourceError(f"none of the first {shown} listed images can be read from the image root "
+                          f"(is the root right?); first: {first}")
 
 
 def _skeleton(items: Collection[LstItem], spec: TransformSpec, options: PackOptions, image_path: str) -> DatasetRecord:
@@ -239,7 +293,7 @@ def _pack(
     items: Collection[LstItem], source: Any, prefix: str, spec: TransformSpec, options: PackOptions, chosen: Any,
     image_path: str, storage: Store, publisher: Publisher, progress: Progress,
 ) -> PackSummary:
-    image_source = resolve(source, storage)
+    image_source = source
     workers = options.num_workers or default_workers()
     kind = options.executor if options.executor != "auto" else chosen.preferred_executor
     if spec.pass_through:
@@ -247,6 +301,8 @@ def _pack(
         workers, kind = 1, "inline"
     elif workers == 1:
         kind = "inline"
+    elif kind == "process" and _daemonic():
+        kind = "thread"
     guard = getattr(image_source, "guard", None)
     ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.root if guard is not None else None)
     skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
@@ -260,13 +316,14 @@ def _pack(
     done = progress.record
     writer = ShardWriter(prefix, publish, shard_records=options.shard_records, shard_size=options.shard_size,
                          first_shard=len(done.shards), storage=storage, checkpoint=checkpoint,
-                         checkpoint_bytes=options.checkpoint_bytes, skipped=lambda: len(skipped))
+                         checkpoint_bytes=options.checkpoint_bytes, skipped=lambda: len(skipped),
+                         retire=publisher.retire)
     writer.records, writer.bytes = done.records, done.rec_bytes
     start = progress.items_done
     if progress.open is not None and writer.reopen(progress.open):
         start = progress.open.consumed
     else:
-        progress = progress.without_open()
+        progress = publisher.forget_open()
     skipped.extend(progress.skipped)
     bar = _progress(len(items), options)
     if bar is not None and start:
@@ -301,7 +358,6 @@ def _pack(
             executor.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
-        image_source.close()
     summary = _summary_of(record, prefix, image_path)
     summary.seconds = time.perf_counter() - started
     summary.report, summary.workers, summary.executor = report, workers, kind

@@ -15,6 +15,12 @@ The invariants, true at every instant (SIGKILL, SIGTERM, a full disk, a failing 
    commit point.  Its presence means the dataset is complete and names exactly its shards.
 4. One writer per prefix: the lock (:meth:`OutputFiles.lock`) is held from before the first removal
    until after the dataset record is written.
+5. A run changes nothing under the prefix until it is ready to publish its first shard (or
+   checkpoint): :meth:`Publisher.begin` only takes the lock and reads the progress, and
+   :meth:`Publisher.retire` removes the old generation (in the order of 2) just before that.
+   Whatever the packer can check (the image root and its first images, option types, name
+   lengths, the worker pool) is checked before; a run that fails earlier leaves the previous
+   dataset byte-identical.
 
 After each shard, ``PREFIX.progress.json`` (:mod:`imgprep.layout.progress`) records what is
 published (each shard with its sizes and checksums, how many list items it consumed, the images
@@ -40,7 +46,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from imgprep.errors import UsageError
-from imgprep.formats.dataset import DatasetRecord, ShardEntry, from_json, to_json
+from imgprep.formats.dataset import DatasetRecord, ListRef, ShardEntry, from_json, to_json
 from imgprep.layout.files import OutputFiles
 from imgprep.layout.names import progress_name, record_folder, record_name
 from imgprep.layout.progress import OpenShard, Progress
@@ -57,31 +63,58 @@ class Publisher:
         pause to land kills there)."""
 
     def __init__(self, prefix: str, skeleton: DatasetRecord, storage: Store,
-                 pause: Callable[[], None] | None = None) -> None:
+                 pause: Callable[[], None] | None = None,
+                 before_retiring: Callable[[], None] | None = None) -> None:
         self.prefix = prefix
         self.files = OutputFiles(prefix, storage)
         if pause is not None:
             self.pause = pause  # type: ignore[method-assign]
+        self.before_retiring = before_retiring  # what a caller retires with this generation (prepare)
         self.skeleton = skeleton  # list, settings and version of this run; no shards yet
         self.progress = Progress(skeleton)
         self.folder = record_folder(prefix)
+        self._resume = False
+        self._keep = 0  # published shards a resumed run keeps
+        self._stale: list[str] = []
+        self._retired = False
+        self._checkpointed = False  # the progress file under the prefix is this run's
 
     @property
     def progress_name(self) -> str:
         return progress_name(self.prefix)
 
     def begin(self, resume: bool) -> Progress:
-        """Take the lock; start clean, or (``resume``) keep the good published shards.  Returns
+        """Take the lock and find where to start: clean, or (``resume``) after the good published
+        shards.  Nothing under the prefix changes here: the old generation is retired by
+        :meth:`retire`, once the run is ready to publish its first shard (invariant 5).  Returns
         the progress to continue from (empty when starting clean)."""
         self.files.lock()
         try:
             if resume:
                 self.progress = self._resumable()
-            self._remove_after(len(self.progress.record.shards), resume)
+            self._resume = resume
+            self._keep = len(self.progress.record.shards)
+            # Temporaries of killed runs, found now: those this run makes later are its own.
+            self._stale = self._stale_temporaries()
         except BaseException:
             self.files.unlock()
             raise
         return self.progress
+
+    def forget_open(self) -> Progress:
+        """The checkpointed shard could not be reopened: its temporaries are stale like the rest."""
+        self.progress = self.progress.without_open()
+        self._stale = self._stale_temporaries()
+        return self.progress
+
+    def retire(self) -> None:
+        """Remove the old generation, once, just before this run publishes its first shard."""
+        if self._retired:
+            return
+        if self.before_retiring is not None:
+            self.before_retiring()
+        self._remove_after(self._keep, self._resume)
+        self._retired = True
 
     def _resumable(self) -> Progress:
         raw = self.files.read(self.progress_name)
@@ -127,15 +160,22 @@ class Publisher:
         """Remove the old generation: record, progress, then ``.idx`` before ``.rec`` (invariant 2)."""
         kept = {self.folder + name for entry in self.progress.record.shards[:keep] for name in (entry.rec, entry.idx)}
         names = [n for n in self.files.names() if n not in kept]
-        first = [record_name(self.prefix)] + ([] if resume else [self.progress_name])
+        own_progress = resume or self._checkpointed
+        first = [record_name(self.prefix)] + ([] if own_progress else [self.progress_name])
         ordered = first + [n for n in names if n.endswith(".idx")] + [n for n in names if n.endswith(".rec")]
         ordered += [n for n in names if n not in ordered and n != self.progress_name]
         for uri in ordered:
             self.files.remove(uri)
-        self.remove_temporaries()
+        for uri in self._stale:
+            self.files.remove(uri)
         open_ = self.progress.open
         upload = open_.upload if open_ is not None else None
+        # Uploads whose writer is alive (this run's own among them) are never aborted here.
         self.files.abort_uploads(keep=[upload["upload_id"]] if upload is not None else [])
+
+    def _stale_temporaries(self) -> list[str]:
+        spare = self.progress.open.temporaries if self.progress.open is not None else set()
+        return [uri for uri in self.files.temporaries() if uri.rsplit("/", 1)[-1] not in spare]
 
     def remove_temporaries(self) -> None:
         """Remove this prefix's temporary files but those the last checkpoint keeps for ``--resume``.
@@ -143,13 +183,16 @@ class Publisher:
         Safe only under the lock.  Also run when a run is aborted: a signal that lands between a
         temporary's creation and its writer taking note of it would otherwise leave it behind.
         """
-        spare = self.progress.open.temporaries if self.progress.open is not None else set()
+        spare = set(self.progress.open.temporaries) if self.progress.open is not None else set()
+        if not self._retired:  # the old generation's temporaries are not this run's to remove yet
+            spare.update(uri.rsplit("/", 1)[-1] for uri in self._stale)
         for uri in self.files.temporaries():
             if uri.rsplit("/", 1)[-1] not in spare:
                 self.files.remove(uri)
 
     def publish(self, rec: Output, idx: Output, entry: ShardEntry, consumed: int, skipped: Sequence[Skipped]) -> None:
         """Publish one finished shard: ``.rec``, then ``.idx`` (invariant 1), then the progress."""
+        self.retire()
         rec.commit()
         self.pause()
         idx.commit()
@@ -157,23 +200,28 @@ class Publisher:
         record = DatasetRecord(**{**vars(progress.record), "shards": (*progress.record.shards, entry)})
         self.progress = Progress(record, [*progress.consumed, consumed], [*progress.skipped_through, len(skipped)],
                                  list(skipped))
-        self.files.write(self.progress_name, self.progress.to_json().encode())
+        self._write_progress()
 
     def checkpoint(self, rec: Output, idx: Output, state: OpenShard, skipped: Sequence[Skipped]) -> None:
         """Record the shard being written at a record boundary (its temporaries flushed), so that
         ``--resume`` continues from here instead of from the shard's start.  Outputs that cannot
         be reopened are not checkpointed.  An S3 shard's ``state`` names its upload and the
         record boundary below the parts S3 holds (``skipped`` images before it)."""
+        self.retire()
         if state.upload is not None:
             self.progress = dataclasses.replace(self.progress, skipped=list(skipped[: state.skipped]), open=state)
-            self.files.write(self.progress_name, self.progress.to_json().encode())
+            self._write_progress()
             return
         rec_tmp, idx_tmp = rec.checkpoint(), idx.checkpoint()
         if rec_tmp is None or idx_tmp is None:
             return
         self.progress = dataclasses.replace(self.progress, skipped=list(skipped),
                                             open=dataclasses.replace(state, rec_tmp=rec_tmp, idx_tmp=idx_tmp))
+        self._write_progress()
+
+    def _write_progress(self) -> None:
         self.files.write(self.progress_name, self.progress.to_json().encode())
+        self._checkpointed = True
 
     def finish(self, skipped: int) -> DatasetRecord:
         """Write the dataset record (the commit point, invariant 3), then drop the progress file."""
@@ -185,6 +233,27 @@ class Publisher:
 
     def end(self) -> None:
         self.files.unlock()
+
+
+def retire_output(prefix: str, storage: Store) -> None:
+    """Remove the published output of ``prefix`` in the order of invariant 2 (dataset record,
+    progress, every ``.idx``, every ``.rec``, the rest): another split of a prepare being redone."""
+    files = OutputFiles(prefix, storage)
+    names = files.names()
+    first = [record_name(prefix), progress_name(prefix)]
+    ordered = first + [n for n in names if n.endswith(".idx")] + [n for n in names if n.endswith(".rec")]
+    for uri in ordered + [n for n in names if n not in ordered]:
+        files.remove(uri)
+
+
+def earlier_list(prefix: str, storage: Store) -> ListRef | None:
+    """The list an earlier run packed (or was packing) into ``prefix``, or None."""
+    files = OutputFiles(prefix, storage)
+    raw = files.read(progress_name(prefix))
+    if raw is not None:
+        return Progress.from_json(raw, progress_name(prefix)).record.list
+    raw = files.read(record_name(prefix))
+    return from_json(raw, record_name(prefix)).list if raw is not None else None
 
 
 class AlreadyComplete(Exception):

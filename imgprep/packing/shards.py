@@ -243,6 +243,7 @@ class ShardWriter:
         checkpoint: Checkpoint | None = None,
         checkpoint_bytes: int = 0,
         skipped: Callable[[], int] = lambda: 0,
+        retire: Callable[[], None] = lambda: None,
     ) -> None:
         self.prefix = output_prefix(prefix)
         self.publish = publish
@@ -254,6 +255,7 @@ class ShardWriter:
         self.checkpoint_bytes = checkpoint_bytes
         self.boundary_every = max(checkpoint_bytes // 8, 1)
         self.skipped = skipped  # how many images were skipped so far (for S3 checkpoints)
+        self.retire = retire  # removes the old generation; called before any shard is published
         self.number = first_shard  # of the next shard to open
         self._current: _Shard | None = None
         self.records = 0
@@ -324,6 +326,7 @@ class ShardWriter:
         if shard is None:
             return
         try:
+            self.retire()  # a resumed S3 shard's .rec becomes visible when sealed
             shard.seal()
             self.publish(shard.rec, shard.idx, shard.entry(), consumed)
         except BaseException:

@@ -26,6 +26,7 @@ from imgprep.exits import failure
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
 from imgprep.packing.packer import PackOptions
+from imgprep.plan import Retirement
 from imgprep.processing.config import (
     FULLY_REPLICATED,
     SHARDED,
@@ -203,6 +204,10 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
                         f"the marker of part {i} belongs to another run ({marker.get('run_id')!r}, "
                         f"{marker.get('count')} parts); use a new --run-id"
                     )
+            if job.command == "prepare":
+                # Every part is packed: the old generation goes (its metadata first), as in plan.prepare;
+                # each join then publishes its channel.
+                Retirement(job.output, [channel.name for channel in plan.channels], storage).everything()
             for channel in plan.channels:
                 infos = channel_infos(markers, work, channel.name)
                 summary = join_channel(channel.items, infos, channel.final, storage)
@@ -236,8 +241,11 @@ def _share(plan: _Plan, channel: _Channel, distribution: str, count: int, index:
 def _pack_whole(job: Job, plan: _Plan, result: JobResult, say: Echo) -> None:
     from imgprep.packing.packer import pack
 
-    for channel in plan.channels:
-        summary = pack(channel.items, plan.source, channel.final, job.spec, plan.pack_options)
+    # As plan.prepare: the first shard published retires the old metadata and the later channels.
+    retirement = Retirement(job.output, [channel.name for channel in plan.channels], plan.pack_options.storage)
+    for position, channel in enumerate(plan.channels):
+        hook = retirement.before_publishing(position) if job.command == "prepare" else None
+        summary = pack(channel.items, plan.source, channel.final, job.spec, plan.pack_options, before_publish=hook)
         result.packed[channel.name] = summary
         result.outputs.extend(summary.outputs)
         say(f"packed {channel.name}: {summary.records} records, {summary.skipped} skipped -> {channel.final}.rec")

@@ -27,12 +27,13 @@ from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_name, to_j
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
 from imgprep.layout.concat import concatenate
-from imgprep.layout.files import sha256
+from imgprep.layout.files import publish_single, sha256
 from imgprep.layout.index import JoinedIndex
 from imgprep.layout.shards import find_shards
 from imgprep.layout.skipped import Skipped, write_report
 from imgprep.packing.packer import list_ref
-from imgprep.storage.base import Store, join
+from imgprep.packing.publish import Publisher
+from imgprep.storage.base import Output, Store, join
 
 PARTS_FOLDER = ".imgprep-parts"
 DONE, FAILED = "done", "failed"
@@ -286,39 +287,11 @@ def join_channel(
     order, dropped = plan_order(items, parts, skipped, output)
     concatenated = order == sorted(order)
     total = sum(part.size for part in parts if part is not None)
-    rec_uri, idx_uri = output + ".rec", output + ".idx"
-    # An earlier output loses its commit point and index before its .rec can be replaced, so no
-    # reader pairs a new .rec with an old .idx (the invariants of imgprep.packing.publish).
-    storage.delete(record_name(output))
-    storage.delete(idx_uri)
-    lines: list[str] = []
-    with storage.open_output(rec_uri, expected_size=total) as rec:
-        if concatenated:
-            joined = JoinedIndex()
-            for part in parts:
-                if part is not None:
-                    joined.add(part.rec, part.entries, part.size)
-            lines = joined.lines
-            concatenate(storage, [(part.rec, part.size) for part in parts if part is not None], rec)
-        else:
-            present = {p: part for p, part in enumerate(parts) if part is not None}
-            streams: dict[int, _Stream] = {}
-            try:
-                for p, part in present.items():
-                    streams[p] = _Stream(storage, part.rec)
-                offset = 0
-                for p, position in order:
-                    part = present[p]
-                    size = part.record_size(position)
-                    rec.write(streams[p].read_exact(size))
-                    lines.append(format_index_line(part.entries[position][0], offset))
-                    offset += size
-            finally:
-                for stream in streams.values():
-                    stream.close()
-        if rec.bytes_written != total:
-            raise FormatError(f"wrote {rec.bytes_written} bytes but the parts hold {total}", path=rec_uri)
-    storage.write_text(idx_uri, "".join(lines))
+
+    # The packer's publication rules (imgprep.packing.publish): no reader pairs a new .rec with an old .idx.
+    rec_uri, idx_uri = publish_single(
+        storage, output, total, lambda rec: _write_joined(storage, parts, order, concatenated, total, rec),
+        new_record=True, pause=Publisher.pause)
     outputs = [rec_uri, idx_uri]
     report = write_report(storage, output, dropped)
     if report:
@@ -326,6 +299,38 @@ def join_channel(
     template = next(part.record for part in parts if part is not None and part.record is not None)
     storage.write_text(record_name(output), to_json(_joined_record(storage, template, items, output, len(dropped))))
     return JoinSummary(len(order), len(dropped), total, outputs, concatenated)
+
+
+def _write_joined(storage: Store, parts: Sequence[_Part | None], order: Sequence[tuple[int, int]],
+                  concatenated: bool, total: int, rec: Output) -> list[str]:
+    """Write the parts' records into ``rec`` in list order; returns the joined index lines."""
+    lines: list[str] = []
+    if concatenated:
+        joined = JoinedIndex()
+        for part in parts:
+            if part is not None:
+                joined.add(part.rec, part.entries, part.size)
+        lines = joined.lines
+        concatenate(storage, [(part.rec, part.size) for part in parts if part is not None], rec)
+    else:
+        present = {p: part for p, part in enumerate(parts) if part is not None}
+        streams: dict[int, _Stream] = {}
+        try:
+            for p, part in present.items():
+                streams[p] = _Stream(storage, part.rec)
+            offset = 0
+            for p, position in order:
+                part = present[p]
+                size = part.record_size(position)
+                rec.write(streams[p].read_exact(size))
+                lines.append(format_index_line(part.entries[position][0], offset))
+                offset += size
+        finally:
+            for stream in streams.values():
+                stream.close()
+    if rec.bytes_written != total:
+        raise FormatError(f"wrote {rec.bytes_written} bytes but the parts hold {total}", path=rec.uri)
+    return lines
 
 
 def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstItem], output: str,

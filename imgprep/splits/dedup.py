@@ -43,7 +43,7 @@ Reader = Callable[[int], "bytes | np.ndarray"]
 
 def check_mode(mode: str) -> str:
     """The mode's current name (old names are accepted); a usage error for anything else."""
-    mode = ALIASES.get(mode, mode)
+    mode = ALIASES.get(mode, mode) if isinstance(mode, str) else mode
     if mode not in MODES:
         raise UsageError(f"--dedup must be one of {', '.join(MODES)}, got {mode!r}")
     return mode

@@ -19,6 +19,7 @@ import abc
 import io
 import os
 from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 if TYPE_CHECKING:
@@ -33,6 +34,15 @@ class Entry(NamedTuple):
 
     uri: str
     size: int
+
+
+@dataclass
+class Cleanup:
+    """What ``imgprep cleanup`` did to uploads, as ``s3://bucket/key (upload id)`` lines."""
+
+    aborted: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # spared: a live writer holds their output's lock
+    markers: list[str] = field(default_factory=list)  # markers of uploads that no longer exist, removed
 
 
 class Output(abc.ABC):
@@ -209,10 +219,14 @@ class Store(abc.ABC):
         Stores without uploads have nothing to abort."""
         return []
 
-    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> list[str]:
-        """Abort imgprep's uploads under ``uri`` whose writer is gone (``imgprep cleanup``); what
-        was aborted, one line each.  Stores without uploads have none."""
-        return []
+    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> Cleanup:
+        """Abort imgprep's uploads under ``uri`` whose writer is gone (``imgprep cleanup``), sparing
+        those under a live writer's lock; what was done.  Stores without uploads have none."""
+        return Cleanup()
+
+    def check_name(self, uri: str) -> None:  # noqa: B027 - stores without a name limit keep this no-op
+        """Refuse (:class:`~imgprep.errors.UsageError`), before any work, a name this store could not
+        write with its temporary (local) or its upload marker (S3).  No limit by default."""
 
     def close(self) -> None:  # noqa: B027 - stores without resources keep this no-op
         """Release clients and threads."""

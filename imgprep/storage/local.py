@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, BinaryIO
 
-from imgprep.errors import StorageError
+from imgprep.errors import StorageError, UsageError
 from imgprep.formats.paths import check_regular
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.images import LocalImageSource
@@ -236,6 +236,15 @@ class LocalStore(Store):
         """``fcntl.flock`` on ``uri`` (released by the kernel when the holder dies)."""
         return _FileLock(local_path(uri), owner)
 
+    def check_name(self, uri: str) -> None:
+        """The temporary ``.NAME.XXXXXXXX.part`` a file is written under must fit ``NAME_MAX``."""
+        folder, name = os.path.split(os.path.abspath(local_path(uri)))
+        need = len(f".{name}.XXXXXXXX.part".encode())
+        limit = _name_max(folder)
+        if need > limit:
+            raise UsageError(f"output name too long: its temporary files need names of {need} bytes, a file "
+                             f"name in this folder may have {limit}; choose a shorter output", path=uri)
+
     def temporaries(self, prefix: str) -> list[tuple[str, str]]:
         """The ``.NAME.random.part`` files :class:`LocalOutput` writes, for NAMEs starting with
         ``prefix``'s last component (all of a folder's when ``prefix`` ends with ``/``)."""
@@ -246,6 +255,16 @@ class LocalStore(Store):
             if final.startswith(base):
                 out.append((path, os.path.join(folder, final)))
         return sorted(out)
+
+
+def _name_max(folder: str) -> int:
+    """NAME_MAX of the file system holding ``folder`` (or its nearest existing ancestor)."""
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        return os.pathconf(folder or ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 class _FileLock(Lock):

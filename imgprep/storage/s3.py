@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from imgprep.storage.s3_base import (
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from imgprep.storage.base import Cleanup
     from imgprep.storage.s3_source import S3ImageSource
 
 CHECKSUMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "MD5", "NONE")
@@ -377,20 +379,34 @@ class S3Store(Store):
     def lock(self, uri: str, *, owner: str) -> Lock:
         """PutObject of ``uri`` with ``If-None-Match: *``, which S3 (since 2024), SeaweedFS and moto
         refuse with 412 when the object exists; a lock left by a killed run on this host (its pid
-        is gone) is taken over, anything else is named and refused."""
+        is gone) is taken over by a PutObject conditional on its ETag (see :class:`_ObjectLock`),
+        anything else is named and refused."""
         return _ObjectLock(self, uri, owner)
 
-    def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
-        from imgprep.storage.s3_cleanup import abort_owned
+    def check_name(self, uri: str) -> None:
+        """S3 keys hold at most 1,024 bytes; a multipart upload's marker key is longer than its key."""
+        from imgprep.storage.s3_cleanup import marker_key
 
-        bucket, _ = parse_s3_uri(prefix)
-        keys = sorted({u["Key"] for u in self.list_uploads(prefix) if owned(f"s3://{bucket}/{u['Key']}")})
+        _, key = parse_s3_uri(uri)
+        need = max(len(key.encode()), len(marker_key(key, "").encode()))
+        if need > S3_KEY_MAX:
+            raise UsageError(f"output name too long: its objects need keys of {need} bytes, an S3 key may have "
+                             f"{S3_KEY_MAX}; choose a shorter output", path=uri)
+
+    def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
+        from imgprep.storage.s3_cleanup import abort_owned, list_markers, remove_orphan_markers
+
+        bucket, key = parse_s3_uri(prefix)
         aborted = []
         try:
+            markers = list_markers(self.client, bucket, key)  # before the uploads: see remove_orphan_markers
+            keys = sorted({u["Key"] for u in self.list_uploads(prefix) if owned(f"s3://{bucket}/{u['Key']}")})
             for name in keys:
                 done = abort_owned(self.client, bucket, name, exact=True, started_before=time.time(), min_age=0,
                                    keep=keep)
                 aborted += [f"s3://{bucket}/{k}" for k, _ in done]
+            # Markers of uploads completed by a run killed before it could delete them.
+            remove_orphan_markers(self.client, bucket, key, markers)
         except boto_errors() as exc:
             raise storage_error(prefix, "aborting stale uploads", exc) from None
         return aborted
@@ -418,39 +434,98 @@ class S3Store(Store):
             raise storage_error(uri, "listing parts", exc) from None
         return out
 
-    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> list[str]:
+    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> Cleanup:
         """Abort incomplete uploads imgprep left under ``uri`` (see :mod:`imgprep.storage.s3_cleanup`)."""
         from imgprep.storage.s3_cleanup import cleanup_stale_uploads
 
         return cleanup_stale_uploads(self, uri, min_age=min_age)
 
 
-class _ObjectLock(Lock):
-    def __init__(self, store: S3Store, uri: str, owner: str) -> None:
-        self.store, self.uri = store, uri
-        body = lock_body()
-        self._take(body, owner, retry=True)
-        self._body = body  # only once taken: release() must not touch another run's lock
+_CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+_GONE = ("NoSuchKey", "404", "NotFound")
+_LOCK_TRIES = 5
+S3_KEY_MAX = 1024  # bytes of UTF-8
 
-    def _take(self, body: bytes, owner: str, retry: bool) -> None:
-        bucket, key = parse_s3_uri(self.uri)
+
+class _ObjectLock(Lock):
+    """The S3 lock: taken with ``If-None-Match: *``, released with ``If-Match`` on its own ETag.
+
+    A stale lock (its holder ran on this host and is gone) is taken over by a PutObject
+    conditional on the stale lock's ETag (``If-Match``): of several runs taking it over at once
+    exactly one write succeeds, the others get 412 and then see the winner's lock.  AWS S3
+    honours ``If-None-Match: *`` on PutObject since August 2024, ``If-Match`` on PutObject since
+    November 2024 and on DeleteObject since September 2025; SeaweedFS and moto honour all three
+    (tests/test_publish_rerun.py).  A server that ignores ``If-Match`` would let every taker win,
+    so it is probed first (a write that must fail) and the stale lock is then left to the user.
+    """
+
+    def __init__(self, store: S3Store, uri: str, owner: str) -> None:
+        self.store, self.uri, self.owner = store, uri, owner
+        self.bucket, self.key = parse_s3_uri(uri)
+        # Every lock's bytes, and so its ETag, are unique: a takeover names one version.
+        body = json.dumps({**json.loads(lock_body()), "run": uuid.uuid4().hex}).encode()
+        self._etag = self._take(body)  # only once taken: release() must not touch another run's lock
+
+    def _take(self, body: bytes) -> str:
+        client = self.store.client
+        for _ in range(_LOCK_TRIES):
+            try:
+                return str(client.put_object(Bucket=self.bucket, Key=self.key, Body=body, IfNoneMatch="*")["ETag"])
+            except boto_errors() as exc:
+                if error_code(exc) not in _CONFLICT:
+                    raise storage_error(self.uri, "taking the output's lock", exc) from None
+            held = self._read()
+            if held is None:
+                continue  # released in between: try again
+            raw, etag = held
+            if not dead_here(raw):
+                raise OtherWriterError(f"another run is writing this output ({holder(raw)}); wait for it, or "
+                                       f"remove {self.uri} if that run is gone", path=self.owner)
+            self._require_conditional_puts(raw)
+            try:
+                return str(client.put_object(Bucket=self.bucket, Key=self.key, Body=body, IfMatch=etag)["ETag"])
+            except boto_errors() as exc:
+                if error_code(exc) not in (*_CONFLICT, *_GONE):
+                    raise storage_error(self.uri, "taking over the output's stale lock", exc) from None
+            # Another run took it over (or released it) first: look again.
+        raise OtherWriterError(f"the output's lock keeps changing hands; another run is starting on it (remove "
+                               f"{self.uri} if none is)", path=self.owner)
+
+    def _read(self) -> tuple[bytes, str] | None:
+        """The lock's body and ETag, or None when it is gone."""
         try:
-            self.store.client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
-            return
+            reply = self.store.client.get_object(Bucket=self.bucket, Key=self.key)
+            return reply["Body"].read(), str(reply["ETag"])
         except boto_errors() as exc:
-            if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise storage_error(self.uri, "taking the output's lock", exc) from None
-        held = self.store.read_bytes(self.uri) if self.store.exists(self.uri) else b""
-        if retry and dead_here(held):
-            self.store.delete(self.uri)
-            return self._take(body, owner, retry=False)
-        raise OtherWriterError(f"another run is writing this output ({holder(held)}); wait for it, or "
-                               f"remove {self.uri} if that run is gone", path=owner)
+            if is_not_found(exc):
+                return None
+            raise storage_error(self.uri, "reading the output's lock", exc) from None
+
+    def _require_conditional_puts(self, raw: bytes) -> None:
+        """Fail unless the server refuses a PutObject whose ``If-Match`` cannot hold."""
+        client = self.store.client
+        probe = f"{self.key}.probe-{uuid.uuid4().hex}"
+        try:
+            client.put_object(Bucket=self.bucket, Key=probe, Body=b"", IfMatch='"00000000000000000000000000000000"')
+        except boto_errors() as exc:
+            if error_code(exc) in (*_CONFLICT, *_GONE):
+                return
+        else:
+            client.delete_object(Bucket=self.bucket, Key=probe)
+        raise OtherWriterError(f"a stale lock is in the way ({holder(raw)}, gone) and this S3 server does not "
+                               f"honour If-Match on PutObject, so it cannot be taken over safely: remove {self.uri} "
+                               "and run again", path=self.owner)
 
     def release(self) -> None:
-        if self._body and self.store.exists(self.uri) and self.store.read_bytes(self.uri) == self._body:
-            self.store.delete(self.uri)
-        self._body = b""
+        """Delete the lock only while it is the version this run wrote (``If-Match``)."""
+        etag, self._etag = self._etag, ""
+        if not etag:
+            return
+        try:
+            self.store.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+        except boto_errors() as exc:
+            if error_code(exc) not in (*_CONFLICT, *_GONE):
+                raise storage_error(self.uri, "releasing the output's lock", exc) from None
 
 
 class _Empty:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
+from imgprep.storage.base import Cleanup
+from imgprep.storage.locks import dead_here
 from imgprep.storage.s3_base import boto_errors, is_no_such_upload, is_not_found, parse_s3_uri, storage_error
 
 if TYPE_CHECKING:
@@ -45,9 +48,12 @@ def _pid_alive(pid: int) -> bool:
 def abort_owned(
     client: Any, bucket: str, prefix: str, *, exact: bool, started_before: float | None, min_age: float,
     keep: Collection[str] = (),
+    spare: Callable[[str], bool] = lambda _key: False,
+    spared: list[tuple[str, str]] | None = None,
 ) -> list[tuple[str, str]]:
     """Abort imgprep-marked uploads under ``prefix`` whose writer is gone, except the upload ids in
-    ``keep`` (one a resumed run continues); return ``(key, upload id)``."""
+    ``keep`` (one a resumed run continues) and uploads of keys ``spare`` names (noted in
+    ``spared``); return ``(key, upload id)``."""
     aborted: list[tuple[str, str]] = []
     now = time.time()
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
@@ -70,6 +76,10 @@ def abort_owned(
             writer_gone = host == HOST and not local_writer_alive
             if local_writer_alive or not (writer_gone or now - initiated >= min_age):
                 continue
+            if spare(key):
+                if spared is not None:
+                    spared.append((key, upload_id))
+                continue
             try:
                 client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             except boto_errors() as exc:
@@ -80,16 +90,80 @@ def abort_owned(
     return aborted
 
 
-def cleanup_stale_uploads(store: S3Store, uri: str, *, min_age: float = 3600.0) -> list[str]:
+def cleanup_stale_uploads(store: S3Store, uri: str, *, min_age: float = 3600.0) -> Cleanup:
     """Abort incomplete uploads imgprep started under ``uri`` and whose writer is gone.
 
     An upload is imgprep's when its marker object exists.  It is stale when its writer ran on
-    this host and that process is dead, or when it was started at least ``min_age`` seconds ago.
-    Returns ``"s3://bucket/key (upload id)"`` for each upload aborted.
+    this host and that process is dead, or when it was started at least ``min_age`` seconds ago
+    — unless its output's lock (``PREFIX.lock``) is held by a writer that may be alive: a run on
+    another host is never cut off, whatever its age.  Markers whose upload is gone (a writer
+    killed between completing the upload and deleting the marker) are removed too.
     """
     bucket, prefix = parse_s3_uri(uri)
+    done = Cleanup()
     try:
-        done = abort_owned(store.client, bucket, prefix, exact=False, started_before=None, min_age=min_age)
+        markers = list_markers(store.client, bucket, prefix)  # before the uploads: see remove_orphan_markers
+        locks: dict[str, bool] = {}
+
+        def spare(key: str) -> bool:
+            lock = _LOCKED.sub("", key) + ".lock"
+            if lock not in locks:
+                locks[lock] = _lock_is_live(store.client, bucket, lock)
+            return locks[lock]
+
+        aborted = abort_owned(store.client, bucket, prefix, exact=False, started_before=None, min_age=min_age,
+                              spare=spare, spared=done.held)
+        done.aborted = [f"s3://{bucket}/{key} ({upload_id})" for key, upload_id in aborted]
+        done.held = [f"s3://{bucket}/{key} ({upload_id})" for key, upload_id in done.held]
+        done.markers = [f"s3://{bucket}/{m}" for m in remove_orphan_markers(store.client, bucket, prefix, markers)]
     except boto_errors() as exc:
         raise storage_error(uri, "cleaning up uploads", exc) from None
-    return [f"s3://{bucket}/{key} ({upload_id})" for key, upload_id in done]
+    return done
+
+
+_LOCKED = re.compile(r"(?:-\d{5,})?\.(?:rec|idx)$")  # PREFIX.rec, PREFIX-00003.idx, ... -> PREFIX
+
+
+def _lock_is_live(client: Any, bucket: str, lock: str) -> bool:
+    """Whether ``lock`` exists and its holder may be running (anything but a dead process of this host)."""
+    try:
+        raw = client.get_object(Bucket=bucket, Key=lock)["Body"].read()
+    except boto_errors() as exc:
+        if is_not_found(exc):
+            return False
+        raise
+    return not dead_here(raw)
+
+
+def list_markers(client: Any, bucket: str, prefix: str) -> list[str]:
+    """The marker objects of uploads of keys under ``prefix``."""
+    directory, _, name = prefix.rpartition("/")
+    own = f"{directory + '/' if directory else ''}{MARKER_DIR}/{name}"
+    found: set[str] = set()
+    for start in (prefix, own):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=start):
+            for item in page.get("Contents", ()):
+                key = item["Key"]
+                if key.startswith(own) or f"/{MARKER_DIR}/" in key[len(prefix):] or key[len(prefix):].startswith(
+                        f"{MARKER_DIR}/"):
+                    found.add(key)
+    return sorted(found)
+
+
+def remove_orphan_markers(client: Any, bucket: str, prefix: str, markers: list[str]) -> list[str]:
+    """Delete those of ``markers`` (listed *before* this call) whose upload no longer exists.
+
+    A marker is written after its upload is created, so an upload whose marker was listed is
+    in the listing of uploads made after it, unless it was completed or aborted in between:
+    then its marker is stale anyway.
+    """
+    if not markers:
+        return []
+    live = set()
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+        for upload in page.get("Uploads", ()):
+            live.add(marker_key(upload["Key"], upload["UploadId"]))
+    removed = [m for m in markers if m not in live]
+    for marker in removed:
+        client.delete_object(Bucket=bucket, Key=marker)
+    return removed

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterator
 from typing import IO, Any, BinaryIO
 
 from imgprep.errors import UsageError
-from imgprep.storage.base import Entry, Output, Store, scheme
+from imgprep.storage.base import Cleanup, Entry, Output, Store, scheme
 from imgprep.storage.images import ImageSource
 from imgprep.storage.local import LocalStore
 from imgprep.storage.locks import Lock
@@ -30,6 +30,14 @@ class Storage(Store):
         self._s3 = s3 if isinstance(s3, S3Store) else None
         self._s3_config = s3.config if isinstance(s3, S3Store) else (s3 or S3Config())
         self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its settings: a process that unpickles it (a training reader's spawned worker)
+        builds its own clients on first use."""
+        return (Storage, (self._s3_config,), {"local": self.local, "_tuning": self._tuning})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.local, self._tuning = state["local"], state["_tuning"]
 
     @classmethod
     def from_options(cls, **options: Any) -> Storage:
@@ -129,8 +137,11 @@ class Storage(Store):
     def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
         return self.for_uri(prefix).abort_uploads(prefix, owned, keep)
 
-    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> list[str]:
+    def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> Cleanup:
         return self.for_uri(uri).cleanup_stale_uploads(uri, min_age=min_age)
+
+    def check_name(self, uri: str) -> None:
+        self.for_uri(uri).check_name(uri)
 
     def close(self) -> None:
         if self._s3 is not None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from imgprep.errors import FormatError
+from imgprep.errors import FormatError, UsageError
 from imgprep.formats import dataset as ds
 from imgprep.layout.shards import find_shards
 from imgprep.storage.base import Store
 from imgprep.verify.location import Location
+
+_NUMBERED = re.compile(r"-\d{5,}\.rec$")  # a shard of a sharded set (PREFIX-00003.rec)
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,33 @@ class Target:
 
 def resolve(path: str, storage: Store, *, num_classes: int | None = None) -> Target:
     """Find the shards of a ``.rec``, a shard prefix or a ``.dataset.json`` (local or ``s3://``)
-    with the one shard finder; an unfinished pack's shards are checked too."""
-    location, _ = Location.of(path, storage)
-    found = find_shards(path, storage, complete=False, need_index=False)
+    with the one shard finder.
+
+    What is named is what is checked: a ``.rec`` is that file (its dataset record supplies the
+    declared settings, and counts and checksums only when it names exactly that file); a prefix
+    or a record is every shard the record names.  Without a record, what merge refuses is
+    refused here too, in one line (exit 1): an unfinished pack (a progress file), a gap in the
+    shard numbers, a shard's ``.rec`` without its ``.idx``.  A lone ``.rec`` needs no index
+    (SageMaker's channels carry none): its records are walked from byte 0 either way.
+    """
+    location, name = Location.of(path, storage)
+    try:
+        found = find_shards(path, storage, need_index=False)
+        if found.record is None:
+            for shard in found.shards:
+                if shard.idx is None and _NUMBERED.search(shard.rec):
+                    raise UsageError(f"shard {shard.rec[: -len('.rec')]}.idx is missing: without its index the "
+                                     "pair reads as incomplete (a pack killed between them? pack --resume finishes "
+                                     "it)")
+    except UsageError as exc:  # for verify an incomplete dataset is a finding, not a usage error
+        raise FormatError(exc.message, path=exc.path) from None
     shards = tuple(Shard(_name(location, s.rec), _name(location, s.idx) if s.idx else None, s.entry)
                    for s in found.shards)
     meta = _sibling_metadata(location)
+    if name.endswith(".rec") and [s.rec for s in shards] != [name]:
+        # The record describes other files (the shards a merged .rec was made from): check the file named.
+        return Target(location, path, (_named_file(location, name),), None,
+                      _expectations(found.record, meta, num_classes))
     expect = _expectations(found.record, meta, num_classes)
     return Target(location, path, shards, found.record, expect)
 
@@ -58,6 +82,13 @@ def _name(location: Location, uri: str) -> str:
     """``uri`` relative to the folder verify reports from (the dataset record names it so)."""
     folder = location.uri("")
     return uri[len(folder):] if uri.startswith(folder) else uri
+
+
+def _named_file(location: Location, name: str) -> Shard:
+    if not location.exists(name):
+        raise FormatError("no such file", path=location.display(name))
+    idx = name[: -len(".rec")] + ".idx"
+    return Shard(name, idx if location.exists(idx) else None)
 
 
 def _sibling_metadata(location: Location) -> dict[str, Any]:

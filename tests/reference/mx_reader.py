@@ -10,6 +10,7 @@ stderr (file descriptor 1 is pointed at stderr while they run).
                               MXIndexedRecordIO in index order
     iter REC IDX --data-shape C,H,W --label-width N [--batch-size B]
                               mx.io.ImageRecordIter: data shape and labels per sample
+    pixels REC IDX            every record's image decoded as MXNet's iterators do (cv2, RGB), hex
     write REC IDX PAYLOADS    MXIndexedRecordIO writer; PAYLOADS is a JSON file of hex strings
 """
 
@@ -138,6 +139,20 @@ def cmd_pairs(args: argparse.Namespace) -> object:
     return out
 
 
+def cmd_pixels(args: argparse.Namespace) -> object:
+    """Every record's image as MXNet's iterators decode it (cv2.imdecode, RGB), hex-encoded."""
+    rec = mx.recordio.MXIndexedRecordIO(args.idx, args.rec, "r")
+    out = []
+    try:
+        for key in rec.keys:
+            header, img = mx.recordio.unpack(rec.read_idx(key))
+            pixels = cv2.cvtColor(cv2.imdecode(np.frombuffer(img, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            out.append({"id": int(header.id), "shape": list(pixels.shape), "hex": pixels.tobytes().hex()})
+    finally:
+        rec.close()
+    return out
+
+
 def cmd_write(args: argparse.Namespace) -> object:
     with open(args.payloads, encoding="utf-8") as fh:
         payloads = [bytes.fromhex(h) for h in json.load(fh)]
@@ -174,6 +189,10 @@ def main() -> None:
     p = sub.add_parser("pairs")
     p.add_argument("files", nargs="*", help="REC IDX [REC IDX ...]")
     p.set_defaults(fn=cmd_pairs)
+    p = sub.add_parser("pixels")
+    p.add_argument("rec")
+    p.add_argument("idx")
+    p.set_defaults(fn=cmd_pixels)
     p = sub.add_parser("write")
     p.add_argument("rec")
     p.add_argument("idx")

@@ -1,0 +1,26 @@
+"""Read packed datasets in training code: numpy batches, PyTorch's DataLoader, any framework.
+
+    from imgprep.data import Dataset, Loader, Transform
+
+    train = Dataset("s3://bucket/data/train", transform=Transform.train(224), seed=1)
+    loader = Loader(train, batch_size=64, threads=4)
+    for epoch in range(90):
+        for batch in loader:              # batch.images: uint8 (64, 224, 224, 3); batch.labels
+            ...
+        state = loader.state_dict()       # a small JSON-able dict: resume exactly from here
+
+- :class:`Dataset`: a dataset record, a shard prefix or a ``.rec`` (+ ``.idx``), local or ``s3://``;
+  ``ds[i]`` → ``(image, label)``; works as a map-style dataset of ``torch.utils.data.DataLoader``.
+- :class:`Transform`: ``train`` (random resized crop + flip) or ``eval`` (shorter side + centre crop),
+  decoded by the native core reading only the crop.
+- :class:`Loader`: threaded batches in a seeded global order, per rank; ``state_dict`` / ``load_state_dict``.
+- :class:`Sampler`: the same order for a DataLoader.
+"""
+
+from imgprep.data.dataset import Dataset, Sample
+from imgprep.data.loader import Batch, Loader
+from imgprep.data.order import Order, permutation
+from imgprep.data.sampler import Sampler
+from imgprep.data.transforms import Transform
+
+__all__ = ["Batch", "Dataset", "Loader", "Order", "Sample", "Sampler", "Transform", "permutation"]

@@ -1,0 +1,171 @@
+"""A packed dataset opened for training: ``ds[i]`` → ``(image, label)``, ``len(ds)``.
+
+Nothing but the ``.idx`` files (and the dataset record) is read when the dataset opens; each
+sample is one ranged read of its record through the :class:`~imgprep.storage.base.Store`
+(``pread``-like for local files, a ranged GET on S3), so the first sample never waits for a
+whole shard.  The object holds no open file or connection that a worker process could not
+rebuild: it pickles (spawned workers; the index is mapped, not copied, see
+:mod:`imgprep.data.index`) and keeps working in forked workers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from imgprep.data import records
+from imgprep.data.index import RecordIndex
+from imgprep.data.transforms import Transform, decode_batch, decode_full, mix
+from imgprep.errors import FormatError, ImageError, ImgprepError, UsageError
+from imgprep.layout import find_shards
+from imgprep.storage.base import Store
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: np.ndarray
+    label: int | np.ndarray
+    id: int
+    index: int
+
+
+class Dataset:
+    """The records of a dataset record, a shard prefix or a ``.rec`` (with its ``.idx``), local or ``s3://``.
+
+    ``transform``: a :class:`Transform` (``Transform.train(224)``, ``Transform.eval(224)``), or
+    None for whole images.  ``seed``: augmentation draws of sample ``i`` in epoch ``e`` come from
+    ``(seed, e, i)`` alone.  ``errors``: ``"raise"`` (a damaged record is an error naming shard,
+    record and byte) or ``"skip"`` (``ds[i]`` returns None for it, and :attr:`skipped` counts it).
+    ``storage``: the Store to read through (default: local paths and ``s3://`` with the usual
+    AWS configuration).
+    """
+
+    def __init__(self, path: str, *, transform: Transform | None = None, seed: int = 0, errors: str = "raise",
+                 storage: Store | None = None) -> None:
+        if errors not in ("raise", "skip"):
+            raise UsageError(f"errors={errors!r} must be 'raise' or 'skip'")
+        self.path = str(path)
+        self.transform = transform
+        self.seed = int(seed)
+        self.errors = errors
+        self.skipped = 0
+        self._lock = threading.Lock()
+        if storage is None:
+            from imgprep.storage.stores import Storage
+
+            storage = Storage()
+        self.storage = storage
+        found = find_shards(self.path, storage)
+        sizes = [s.rec_bytes if s.rec_bytes is not None else storage.size(s.rec) for s in found.shards]
+        self.index = RecordIndex.read(storage, [(s.rec, s.idx, size) for s, size in zip(found.shards, sizes)])
+        record = found.record  # the dataset record, when a pack wrote one: its label width and classes
+        width = record.label_width if record else None
+        if width is None:
+            width = records.peek_width(self._read(0), 0) if len(self) else 1
+        self.labels = records.LabelShape(width, record.num_classes if record else None)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def label_width(self) -> int:
+        return self.labels.width
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.labels.num_classes
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[np.ndarray, int | np.ndarray] | None:
+        """Sample ``key`` (or ``(index, epoch)``, what :class:`~imgprep.data.Sampler` yields) as
+        ``(image, label)``; None for a damaged record when ``errors="skip"``."""
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        sample = self.sample(int(index), int(epoch))
+        return None if sample is None else (sample.image, sample.label)
+
+    def sample(self, index: int, epoch: int = 0) -> Sample | None:
+        got = self.samples([index], epoch)
+        return got[0] if got else None
+
+    def samples(self, indices: list[int] | np.ndarray, epoch: int = 0, out: np.ndarray | None = None,
+                fetched: Sequence[Future] | None = None) -> list[Sample]:
+        """Samples ``indices`` of ``epoch`` (images written into ``out`` when given); damaged ones
+        raise, or are left out and counted when ``errors="skip"``.  ``fetched``: futures of
+        :meth:`fetch` for ``indices`` already under way (the loader's read-ahead)."""
+        indices = [int(i) for i in indices]
+        failures: dict[int, ImgprepError] = {}
+        parsed: dict[int, tuple[int, Any, memoryview]] = {}
+        for j, i in enumerate(indices):
+            got = fetched[j].result() if fetched is not None else self.fetch(i)
+            if isinstance(got, FormatError):
+                failures[j] = got
+            else:
+                parsed[j] = got
+        images: dict[int, np.ndarray] = {}
+        ok = sorted(parsed)
+        if self.transform is None:
+            for j in ok:
+                try:
+                    images[j] = decode_full(parsed[j][2])
+                except ImageError as exc:
+                    failures[j] = self._name(exc, indices[j])
+        else:
+            target = out if out is not None and len(ok) == len(indices) else \
+                np.empty((len(ok), *self.transform.shape), np.uint8)
+            seeds = [mix(self.seed, epoch, indices[j]) for j in ok]
+            for k, exc in decode_batch([parsed[j][2] for j in ok], seeds, self.transform, target).items():
+                failures[ok[k]] = self._name(exc, indices[ok[k]])
+            images = {j: target[k] for k, j in enumerate(ok)}
+        if failures and self.errors == "raise":
+            raise failures[min(failures)]
+        if failures:
+            with self._lock:
+                self.skipped += len(failures)
+        return [Sample(images[j], parsed[j][1], parsed[j][0], indices[j]) for j in range(len(indices))
+                if j not in failures]
+
+    def fetch(self, index: int) -> tuple[int, int | np.ndarray, memoryview] | FormatError:
+        """:meth:`record`, with a damaged record's error returned rather than raised (a
+        :class:`StorageError`, no record's fault, still raises)."""
+        try:
+            return self.record(index)
+        except FormatError as exc:
+            return exc
+
+    def record(self, index: int) -> tuple[int, int | np.ndarray, memoryview]:
+        """``(id, label, encoded image)`` of record ``index``; a damaged record is a FormatError
+        naming its shard and byte."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"record {index} of a dataset of {len(self)}")
+        where = self.index.locate(index)
+        try:
+            return records.parse(self._read(index), where.start, self.labels)
+        except FormatError as exc:
+            raise FormatError(f"record {index}: {exc.message}", path=where.uri) from None
+
+    def _read(self, index: int) -> bytes:
+        where = self.index.locate(index)
+        with self.storage.open_read(where.uri, where.start, where.end) as fh:
+            data = fh.read()
+        if len(data) != where.end - where.start:
+            raise FormatError(f"record {index} at byte {where.start}: the shard ends after {len(data)} of its "
+                              f"{where.end - where.start} bytes", path=where.uri)
+        return data
+
+    def _name(self, exc: ImgprepError, index: int) -> ImgprepError:
+        where = self.index.locate(index)
+        return type(exc)(f"record {index} at byte {where.start}: {exc.message}", path=where.uri)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.path!r}, {len(self)} records, label_width={self.label_width})"

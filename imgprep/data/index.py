@@ -1,0 +1,176 @@
+"""Where each record of a dataset lies: 8 bytes per record, shared by worker processes.
+
+The ``.idx`` files are read once into one ``uint64`` array of record offsets (each shard's
+offsets sorted, shards end to end) plus one small array of where each shard's records start; a
+record's size is the gap to the next offset (or to the end of its shard), as dmlc's indexed
+reader and DALI take it, so every record must be listed.  A forked worker inherits the array
+without copying it (numpy's data pages are never written by reference counting); pickling (a
+spawned worker) moves the array into a file under the temporary folder once, which parent and
+children then map read-only, so N workers still hold one copy.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from imgprep.errors import FormatError
+from imgprep.storage.base import Store
+
+
+@dataclass(frozen=True)
+class Location:
+    shard: int
+    uri: str
+    start: int  # byte offset of the record in its shard
+    end: int  # where the next record (or the shard) starts
+
+
+class RecordIndex:
+    """Record ``i`` → (shard, byte range), for records numbered across shards in file order."""
+
+    def __init__(self, uris: list[str], sizes: list[int], starts: np.ndarray, offsets: np.ndarray) -> None:
+        self.uris = list(uris)
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.starts = starts  # starts[s] = number of the first record of shard s; starts[-1] = len
+        self.offsets = offsets
+        self._shared: str | None = None  # the file the offsets are mapped from once pickled
+
+    @classmethod
+    def read(cls, storage: Store, shards: list[tuple[str, str, int]]) -> RecordIndex:
+        """Read the ``.idx`` of each ``(rec, idx, rec size)`` and check every offset."""
+        parts, starts = [], [0]
+        for rec, idx, size in shards:
+            offsets = parse_offsets(storage.read_bytes(idx), idx)
+            if offsets.size and int(offsets[-1]) >= size:
+                raise FormatError(f"offset {int(offsets[-1])} is past the end of {rec} ({size} bytes)", path=idx)
+            if offsets.size and offsets[0] != 0:
+                raise FormatError(f"the first record is at byte {int(offsets[0])}: bytes 0.. of {rec} are not "
+                                  "indexed (every record must be listed)", path=idx)
+            parts.append(offsets)
+            starts.append(starts[-1] + offsets.size)
+        offsets = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+        return cls([s[0] for s in shards], [s[2] for s in shards], np.asarray(starts, np.int64), offsets)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.offsets.nbytes + self.starts.nbytes + self.sizes.nbytes)
+
+    def locate(self, i: int) -> Location:
+        shard = int(np.searchsorted(self.starts, i, side="right")) - 1
+        start = int(self.offsets[i])
+        end = int(self.offsets[i + 1]) if i + 1 < self.starts[shard + 1] else int(self.sizes[shard])
+        return Location(shard, self.uris[shard], start, end)
+
+    # ----------------------------------------------------------------- sharing with spawned workers
+
+    def __getstate__(self) -> dict[str, object]:
+        if self._shared is None:
+            self._share()
+        return {"uris": self.uris, "sizes": self.sizes, "starts": self.starts, "path": self._shared}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.uris, self.sizes, self.starts = state["uris"], state["sizes"], state["starts"]
+        self._shared = state["path"]
+        self.offsets = np.load(self._shared, mmap_mode="r")
+
+    def _share(self) -> None:
+        """Move the offsets into a file mapped by this process and the children it unpickles in;
+        the file goes when this index is collected or the process exits."""
+        fd, path = tempfile.mkstemp(prefix="imgprep-index-", suffix=".npy", dir=_shared_folder())
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(self.offsets))
+        self.offsets = np.load(path, mmap_mode="r")
+        self._shared = path
+        weakref.finalize(self, _unlink, path, os.getpid())
+
+
+def _shared_folder() -> str | None:
+    """``/dev/shm`` where it exists (memory, not disk), else the temporary folder."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def _unlink(path: str, owner: int) -> None:
+    if os.getpid() == owner:  # a forked child's copy of the finalizer must not remove the parent's file
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def parse_offsets(raw: bytes, path: str) -> np.ndarray:
+    """The record offsets of ``.idx`` text (``key<TAB>offset`` lines), sorted; keys must be unique
+    integers, offsets unique 4-byte-aligned positions.  Parsed with numpy a megabyte at a time, so
+    a million-line index costs a few hundred milliseconds and no Python object per line."""
+    if raw.strip(b"\r\n\t ") == b"":
+        return np.zeros(0, np.uint64)
+    if b"\n\n" in raw or raw.startswith((b"\n", b"\r")) or b"\n\r\n" in raw:  # blank lines: rare, skipped
+        raw = b"\n".join(line for line in raw.split(b"\n") if line.strip())
+    if not raw.endswith(b"\n"):
+        raw += b"\n"
+    keys, offsets = [], []
+    begin, line = 0, 1
+    while begin < len(raw):
+        end = raw.rfind(b"\n", begin, begin + _CHUNK) + 1 or raw.index(b"\n", begin) + 1
+        k, o = _parse_lines(np.frombuffer(raw, np.uint8, end - begin, begin), path, line)
+        keys.append(k)
+        offsets.append(o)
+        line += len(k)
+        begin = end
+    key = np.sort(np.concatenate(keys))
+    offset = np.concatenate(offsets)
+    if key.size > 1 and np.any(key[1:] == key[:-1]):
+        raise FormatError(f"key {int(key[1:][key[1:] == key[:-1]][0])} is listed twice", path=path)
+    del key
+    bad = np.flatnonzero(offset % 4 != 0)
+    if bad.size:
+        raise FormatError(f"offset {int(offset[bad[0]])} is not a 4-byte-aligned position", path=path,
+                          line=int(bad[0]) + 1)
+    offset = np.sort(offset).astype(np.uint64)
+    if offset.size > 1 and not np.all(offset[1:] > offset[:-1]):
+        raise FormatError("two keys point at the same offset", path=path)
+    return offset
+
+
+_CHUNK = 1 << 20
+
+
+def _parse_lines(text: np.ndarray, path: str, first_line: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys and offsets of whole ``key<TAB>offset<LF>`` lines (``\r`` before the ``\n`` allowed)."""
+    text = text[text != 13]  # CRLF line ends
+    tabs, ends = np.flatnonzero(text == 9), np.flatnonzero(text == 10)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    digits = (text >= 48) & (text <= 57)
+    if tabs.size != ends.size or not np.all((tabs > starts) & (tabs < ends - 1)) or \
+            np.count_nonzero(digits) != text.size - tabs.size - ends.size:
+        bad = _first_bad_line(text, starts, ends)
+        raise FormatError("expected 'key<TAB>offset' (two whole numbers)", path=path, line=first_line + bad)
+    return _numbers(text, starts, tabs, path, first_line), _numbers(text, tabs + 1, ends, path, first_line)
+
+
+def _numbers(text: np.ndarray, starts: np.ndarray, ends: np.ndarray, path: str, first_line: int) -> np.ndarray:
+    """The decimal numbers ``text[starts[i]:ends[i]]``, vectorised over the lines."""
+    lengths = ends - starts
+    if lengths.max() > 18:
+        line = int(np.argmax(lengths > 18))
+        raise FormatError("a number has more than 18 digits", path=path, line=first_line + line)
+    value = np.zeros(starts.size, np.int64)
+    for j in range(int(lengths.max())):
+        has = lengths > j
+        value[has] += (text[ends[has] - 1 - j].astype(np.int64) - 48) * 10**j
+    return value
+
+
+def _first_bad_line(text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> int:
+    for number, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
+        fields = bytes(text[a:b]).split(b"\t")
+        if len(fields) != 2 or not all(f.isdigit() for f in fields):
+            return number
+    return len(starts)
