@@ -36,8 +36,8 @@ MXNET_SPECS := "mxnet==1.9.1" "numpy==1.23.5" "opencv-python-headless<4.12"
 TORCH_SPEC ?= torch==2.13.0+cpu
 
 # Package names common to Debian and Ubuntu: what building the native core needs.
-# libjpeg62-turbo-dev: libjpeg's own API (jpeg_crop_scanline, jpeg_skip_scanlines) for the reader.
-APT_BUILD := build-essential python3-dev python3-venv pkg-config libturbojpeg0-dev libjpeg62-turbo-dev
+# libjpeg-dev (Debian: libjpeg62-turbo-dev, Ubuntu: libjpeg-turbo8-dev): libjpeg's own API (jpeg_crop_scanline, jpeg_skip_scanlines) for the reader.
+APT_BUILD := build-essential python3-dev python3-venv pkg-config libturbojpeg0-dev libjpeg-dev
 # What the tests need on top: objdump (ASan check), MXNet's runtime libraries, and the headless
 # browser that checks inspect's HTML page (Debian's `chromium`; Ubuntu ships it only as a snap).
 APT_TEST := binutils libgomp1 libquadmath0 chromium fonts-dejavu-core

@@ -152,14 +152,21 @@ def verify(
     against: PathLike | Sequence[LstItem] | None = None,
     num_workers: int | None = None,
     progress: bool = False,
+    max_skipped: int | str | None = None,
+    train: bool | None = None,
+    channel_settings: bool = False,
     storage: Store | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> Report:
-    """``imgprep verify``: read every record of a ``.rec``, shard prefix or ``.dataset.json``.
+    """``imgprep verify``: read every record of a ``.rec``, shard prefix or ``.dataset.json``, and
+    hold the ``hyperparameters.json``/``classes.json`` beside it to them (the pre-training check).
 
     Returns the report; problems in the data are in ``report.problems`` (``report.ok`` is False),
     not raised: an unreadable input or a bad argument raises.  ``against`` is a ``.lst`` path or
-    its items: the records must be exactly those entries.
+    its items: the records must be exactly those entries.  ``max_skipped`` (a count or ``"1%"``)
+    makes a pack that skipped more images a problem; ``train`` says whether these records are the
+    training channel (default: named ``train*``); ``channel_settings`` fills ``report.channel``
+    with the SageMaker ``InputDataConfig`` entry.
     """
     from imgprep.verify.run import verify as run_verify
 
@@ -172,7 +179,8 @@ def verify(
     elif against is not None:
         items = list(against)
     return run_verify(os.fspath(path), num_classes=num_classes, against=items, against_name=name,
-                      workers=num_workers, progress=progress, storage=store)
+                      workers=num_workers, progress=progress, storage=store, max_skipped=max_skipped, train=train,
+                      channel_settings=channel_settings)
 
 
 def inspect(

@@ -11,10 +11,12 @@ among the input files the source read.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import os
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ import numpy as np
 from imgprep.errors import UsageError
 from imgprep.formats import classmap, hyperparams, typecheck
 from imgprep.formats import manifest as manifest_format
+from imgprep.formats.display import Messages, cap, cells, ljust, messages
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.requirements import require_for
 from imgprep.sources import options as sources
@@ -31,6 +34,7 @@ from imgprep.sources.options import SourceOptions
 from imgprep.splits import dedup as dedup_mod
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
 from imgprep.storage.base import Store, join
+from imgprep.storage.probe import check_access
 
 DEFAULT_SPLIT = (("train", 0.8), ("val", 0.2))
 IMAGES_FOLDER = "images"
@@ -168,17 +172,17 @@ class ConvertResult:
             storage.write_text(target, text)
 
 
-def count_table(dataset: Dataset, splits: Mapping[str, np.ndarray]) -> list[str]:
-    """Per-class counts per split (positives per label for multi-label data), as text lines."""
+def count_table(dataset: Dataset, splits: Mapping[str, np.ndarray], full: str | None = None) -> list[str]:
+    """Per-class counts per split (positives per label for multi-label data), as text lines: the
+    first :data:`TABLE_ROWS` classes and a count of the rest (all of them in ``full``)."""
     names = list(splits)
     counts = {s: dataset.class_counts(idx) for s, idx in splits.items()}
-    width = max([len(c.name) for c in dataset.classes] + [5])
-    head = f"{'index':>5}  {'class':<{width}}" + "".join(f"  {s:>8}" for s in names)
-    lines = [head]
-    for i, c in enumerate(dataset.classes):
-        lines.append(f"{i:>5}  {c.name:<{width}}" + "".join(f"  {int(counts[s][i]):>8}" for s in names))
-    lines.append(f"{'':>5}  {'images':<{width}}" + "".join(f"  {len(splits[s]):>8}" for s in names))
-    return lines
+    width = max([cells(c.name) for c in dataset.classes] + [5])  # terminal cells: NFD names line up
+    head = f"{'index':>5}  {ljust('class', width)}" + "".join(f"  {s:>8}" for s in names)
+    rows = [f"{i:>5}  {ljust(c.name, width)}" + "".join(f"  {int(counts[s][i]):>8}" for s in names)
+            for i, c in enumerate(dataset.classes)]
+    total = f"{'':>5}  {ljust('images', width)}" + "".join(f"  {len(splits[s]):>8}" for s in names)
+    return [head, *cap(rows, TABLE_ROWS, what="classes", full=full), total]
 
 
 def _write_mnist_images(
@@ -205,6 +209,9 @@ def _write_mnist_images(
     return root
 
 
+TABLE_ROWS = 40  # classes shown in the printed table; classes.json holds every count
+
+
 def convert(
     kind: str,
     input: str,
@@ -229,14 +236,18 @@ def convert(
     (``prepare`` writes them once every split is packed: its commit point).
     """
     images = images or ImageOutput()
-    say = echo or (lambda _line: None)
+    say = messages(echo)  # a caller's Messages (prepare) prints the warnings and summary itself
     require_for(storage.clients(input) + storage.clients(outdir), decode=kind == "mnist" and images.write)
+    # fail before the work: an s3:// output or input that cannot be used is one line, now
+    check_access(storage, writes=[outdir.rstrip("/") + "/"], reads=[input, image_root])
     dataset = load(kind, input, options, images)
     splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
     result.duplicates = dups
     if dups is not None and options.dedup_report:
         result.outputs.append(options.dedup_report)
+    if say is not echo:
+        say.flush()
     return result
 
 
@@ -281,17 +292,19 @@ def split(
     )
     if dataset.num_classes == 1:
         dataset.notes.append("only one class: a classifier needs at least two (check the layout options)")
+    warn = getattr(say, "warn", say)  # notes are warnings: printed after the tables
     for note in dataset.notes:
-        say(f"{dataset.origin}: {note}")
+        warn(f"{dataset.origin}: {note}")
     dups = None
     if options.dedup != "off":
-        dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, say)
+        shown = getattr(say, "echo", say) is not None
+        dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn, shown=shown)
     if options.dedup == "same-split" and dups is not None and dups.grouped:
         splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
     else:
         splits = make_splits(dataset, plan, shuffle=options.shuffle, seed=options.seed)
     if dups is not None:
-        _say_duplicates(dataset, splits, dups, options.dedup, options.dedup_report, storage, say)
+        _say_duplicates(dataset, splits, dups, options.dedup, options.dedup_report, storage, warn)
     return splits, dups
 
 
@@ -331,7 +344,7 @@ def write(
     result.outputs += [target for target, _ in result.files]
     if not defer:
         result.write_files(storage)
-    _summarise(result, say, written=not defer)
+    _summarise(result, outdir, messages(say), written=not defer)
     return result
 
 
@@ -375,25 +388,35 @@ def _add_manifests(result: ConvertResult, outdir: str, options: manifest_format.
     result.channel = manifest_format.channel_settings(multi_label=dataset.multi_label, options=options)
 
 
-def _summarise(result: ConvertResult, say: Echo, *, written: bool) -> None:
+def _summarise(result: ConvertResult, outdir: str, say: Messages, *, written: bool) -> None:
+    """The table and the files as they are written; the hyperparameters and channel settings go
+    to the summary, printed last (after the warnings)."""
     dataset, splits = result.dataset, result.splits
     what = "positive labels" if dataset.multi_label else "images"
     say(f"{dataset.num_classes} classes, {len(dataset)} images; {what} per class and split:")
-    for line in count_table(dataset, splits):
+    for line in count_table(dataset, splits, full=join(outdir, "classes.json")):
         say(line)
+    if result.image_root is not None and dataset.pixels is not None and result.image_root != dataset.root:
+        kind = os.path.splitext(dataset.paths[0])[1].lstrip(".").upper() + " " if len(dataset) else ""
+        say(f"wrote {len(dataset):,} {kind}images under {result.image_root} (give `--root {result.image_root}` "
+            "to imgprep pack)")
     for target in result.outputs if written else ():
         say(f"wrote {target}")
-    say("hyperparameters: " + ", ".join(f"{k}={v}" for k, v in result.hyperparameters.items()))
+    say.summary(hyperparameters_line(result.hyperparameters))
     if "image_shape" not in result.hyperparameters:
-        say("  (no image_shape: this source does not give image sizes and convert does not read the images; "
-            "`imgprep prepare ... --resize N` knows it, or set it yourself: at most the smallest image side)")
+        say.summary("  (no image_shape: the lists do not give image sizes; `imgprep prepare` writes it from the "
+                    "packed images, or set it yourself: at most the smallest image side)")
     if result.channel is not None:
-        say(f"manifest channels: AttributeNames={result.channel['AttributeNames']}")
-        say(f"  ContentType={result.channel['ContentType']}  RecordWrapperType=RecordIO  InputMode=Pipe")
+        say.summary(f"manifest channels: AttributeNames={result.channel['AttributeNames']}")
+        say.summary(f"  ContentType={result.channel['ContentType']}  RecordWrapperType=RecordIO  InputMode=Pipe")
+
+
+def hyperparameters_line(params: Mapping[str, str]) -> str:
+    return "hyperparameters: " + ", ".join(f"{k}={v}" for k, v in params.items())
 
 
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
-                storage: Store, say: Echo) -> dedup_mod.Groups | None:
+                storage: Store, say: Echo, shown: bool = False) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
@@ -418,16 +441,29 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
     else:
         say("duplicates: not checked (the images are not at hand; give the image root to check them)")
         return None
-    import sys
-
-    from tqdm import tqdm
-
     from imgprep.splits.neardup import DEFAULT_THRESHOLD
 
-    with tqdm(total=len(dataset), unit="img", desc="duplicates", leave=False,
-              disable=not sys.stderr.isatty()) as bar:
-        return dedup_mod.find(len(dataset), read, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-                              tick=bar.update)
+    with _pass_progress(len(dataset), "duplicates", show=shown) as tick:
+        def counted(i: int) -> Any:
+            try:
+                return read(i)
+            finally:
+                tick(1)
+
+        return dedup_mod.find(len(dataset), counted,
+                              threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+
+
+@contextlib.contextmanager
+def _pass_progress(total: int, label: str, *, show: bool) -> Iterator[Callable[[int], Any]]:
+    """A labelled progress bar on stderr for one pass over the images (terminal only)."""
+    if not (show and sys.stderr.isatty()):
+        yield lambda _n: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False, desc=label) as bar:
+        yield bar.update
 
 
 def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Groups, *, shuffle: bool,

@@ -121,8 +121,9 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Workers [default: all cores]."),
         click.option("--executor", type=click.Choice(["auto", "thread", "process"]), default="auto",
                      show_default=True,
-                     help="Worker kind: auto = threads on the native path (its C code releases the "
-                          "GIL), processes on the Pillow path."),
+                     help="Worker kind: auto = threads where the native core makes whole chunks of "
+                          "records without the GIL (JPEGs, --pass-through), processes on the Pillow path "
+                          "and where the first chunk shows most images need Python (PNGs, CMYK JPEGs)."),
         click.option("--shard-records", type=click.IntRange(min=1), default=None,
                      help="Start a new shard (OUT-00000.rec ...) every N records."),
         click.option("--shard-size", type=ByteSize(), default=None,

@@ -17,11 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgprep.convert import ConvertOptions, ConvertResult, Echo, ImageOutput, convert
+from imgprep.convert import ConvertOptions, ConvertResult, Echo, ImageOutput, convert, hyperparameters_line
 from imgprep.errors import UsageError
-from imgprep.formats import hyperparams
+from imgprep.formats import classmap, hyperparams
+from imgprep.formats.display import Messages, messages
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
+from imgprep.packing.described import describe
 from imgprep.packing.packer import PackOptions, PackSummary, list_ref, pack
 from imgprep.packing.publish import earlier_list, retire_output
 from imgprep.sources.loaded import Dataset
@@ -137,14 +139,17 @@ def prepare(
     split is deterministic) and refuses, in plain words, one that split the data differently.
     """
     check_inputs(kind, options, image_root)
+    say = messages(echo)  # tables and packed splits as they come; warnings, then the summary, last
     plan = plan_prepare(kind, input, outdir, options=options, spec=spec, pack_options=pack_options,
-                        storage=storage, image_root=image_root, echo=echo, defer_writes=True)
+                        storage=storage, image_root=image_root, echo=say, defer_writes=True)
     source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
     converted = plan.converted
     if plan.pack_options.resume:
         _refuse_another_split(outdir, converted.lists, storage)
     out = PrepareResult(converted=converted)
-    say = echo or (lambda _line: None)
+    note = reencode_note(spec, in_memory=plan.source is not None)
+    if note:
+        say.warn(note)
     retirement = Retirement(outdir, list(converted.lists), storage)
     for position, (name, items) in enumerate(converted.lists.items()):
         summary = pack(items, source, join(outdir, name), spec, plan.pack_options,
@@ -152,10 +157,44 @@ def prepare(
         out.packed[name] = summary
         say(f"packed {name}: {summary.format()}")
     retirement.finish()  # every split was already complete (--resume): the old files may still be there
+    describe_packed(converted, out.packed, spec, outdir, storage, say, deferred=True)
     converted.write_files(storage)  # the commit point: hyperparameters.json is written last
     for target in converted.outputs:
         say(f"wrote {target}")
+    say.flush()
     return out
+
+
+def reencode_note(spec: TransformSpec, *, in_memory: bool) -> str | None:
+    """What prepare does to images when no transform was asked for (it re-encodes them)."""
+    if in_memory or spec.pass_through or spec.resize or spec.size or spec.center_crop:
+        return None
+    return (f"no --resize or --size: every image is decoded and re-encoded as {spec.encoding.upper()} "
+            f"(quality {spec.quality}) at its own size; --pass-through stores the files' bytes unchanged")
+
+
+def describe_packed(converted: ConvertResult, packed: Mapping[str, Any], spec: TransformSpec, outdir: str,
+                    storage: Store, say: Messages, *, deferred: bool) -> None:
+    """``hyperparameters.json`` and ``classes.json`` from what was packed, and say how the records
+    differ from the lists (:mod:`imgprep.packing.described`).  ``deferred``: the texts waiting in
+    ``converted.files`` are replaced (they are written at the commit point, hyperparameters last);
+    otherwise the files convert already wrote under ``outdir`` are rewritten."""
+    found = describe(converted.dataset, converted.splits, packed, spec, converted.hyperparameters)
+    texts = {join(outdir, "classes.json"): classmap.dumps(found.classes),
+             join(outdir, "hyperparameters.json"): hyperparams.dumps(found.hyperparameters)}
+    converted.classes, converted.hyperparameters = found.classes, found.hyperparameters
+    if deferred:
+        converted.files = [(target, texts.get(target, text)) for target, text in converted.files]
+    else:
+        for target, text in texts.items():
+            storage.write_text(target, text)
+    if found.differences:
+        say.warn("the records differ from the lists; hyperparameters.json and classes.json describe the records:")
+        for line in found.differences:
+            say.warn(f"  {line}")
+    say.summary(hyperparameters_line(converted.hyperparameters), replace="hyperparameters: ")
+    if "image_shape" in converted.hyperparameters:
+        say.drop("  (no image_shape")
 
 
 SPLIT_NAMES = ("train", "val", "test")  # the splits convert writes by default; others come from --split

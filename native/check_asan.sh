@@ -46,9 +46,10 @@ cd "$WORK"
 "$PY" -c "import imgprep._native as n, sys; assert n.__file__.startswith('$WORK'), n.__file__; print('check_asan: using', n.__file__)"
 
 "$PY" -m pytest -q -p no:cacheprovider --rootdir "$REPO" -c "$REPO/pyproject.toml" \
-    "$REPO/tests/test_native.py" "$REPO/tests/test_native_fuzz.py" "$REPO/tests/test_data_native.py"
+    "$REPO/tests/test_native.py" "$REPO/tests/test_native_fuzz.py" "$REPO/tests/test_data_native.py" \
+    "$REPO/tests/test_pack_workers.py"
 
-echo "check_asan: leak check of probe/transform/encode_pixels/frame/jpeg_sizes/decode_crops on good and bad input"
+echo "check_asan: leak check of probe/transform/encode_pixels/frame/pack_batch/decode_batch/jpeg_sizes/decode_crops"
 # CPython 3.11 itself leaks a few objects at exit; only stacks through our code or libturbojpeg count.
 ASAN_OPTIONS="detect_leaks=1:exitcode=0" "$PY" - "$REPO" 2>"$WORK/leaks.txt" <<'EOF'
 import sys
@@ -74,6 +75,12 @@ for _ in range(20):
             n.encode_pixels(*args)
         except (n.Error, ValueError):
             pass
+    items = good + bad + [b"\xff\xd8\xff\x0a\x23\xd7\xce\xff\xd9"]
+    for spec in ((False, True, 16, 0, 0, 0, False, 90, 1, 10**8, 0), (True, True, 0, 0, 0, 0, False, 95, 1, 10**8, 0),
+                 (False, True, 0, 20, 10, 1, True, 80, -1, 10**8, 9)):
+        n.pack_batch(spec, [None] * len(items), items, list(range(len(items))), [(1.0, 2.0)] * len(items), True, False)
+        n.pack_batch(spec, ["/nonexistent", "/dev/null"], None, [1, 2**64], [(1.0,), ("x",)], False, True)
+    n.decode_batch(items, 1)
     # the reader's batch calls (reader_py.c, reader_crop.c)
     import numpy as np
     n.jpeg_sizes(good + bad)
@@ -85,7 +92,7 @@ for _ in range(20):
             pass
 print("check_asan: leak-check loop done")
 EOF
-if grep -E "native/(core|module|reader_crop|reader_py)\.c|libturbojpeg|libjpeg|_native" "$WORK/leaks.txt"; then
+if grep -E "native/(core|module|batch|reader_crop|reader_py)\.c|libturbojpeg|libjpeg|_native" "$WORK/leaks.txt"; then
     echo "check_asan: leaks through imgprep._native (see above)"
     exit 1
 fi

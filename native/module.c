@@ -13,6 +13,7 @@
 #endif
 
 #include "core.h"
+#include "batch.h"
 #include "reader_py.h"
 
 #if defined(__has_include)
@@ -301,6 +302,9 @@ static PyMethodDef methods[] = {
     {"encode_pixels", py_encode_pixels, METH_VARARGS, encode_pixels_doc},
     {"probe", py_probe, METH_O, probe_doc},
     {"transform", py_transform, METH_VARARGS, transform_doc},
+    /* the packer's and verify's batches (batch.c) */
+    {"pack_batch", imp_py_pack_batch, METH_VARARGS, imp_pack_batch_doc},
+    {"decode_batch", imp_py_decode_batch, METH_VARARGS, imp_decode_batch_doc},
     /* the training reader (reader_py.c) */
     {"jpeg_sizes", imr_py_jpeg_sizes, METH_O, imr_jpeg_sizes_doc},
     {"decode_crops", imr_py_decode_crops, METH_VARARGS, imr_decode_crops_doc},

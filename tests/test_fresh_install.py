@@ -31,6 +31,12 @@ def _wheel() -> Path:
     return wheels[0]
 
 
+def test_the_wheel_installs_on_manylinux2014_hosts() -> None:
+    """glibc 2.17 and newer (Amazon Linux 2 under many SageMaker images has 2.26): a symbol from a newer
+    glibc in the native core (fstat64@GLIBC_2.33, say) makes auditwheel tag the wheel manylinux_2_34."""
+    assert "manylinux_2_17_x86_64" in _wheel().name
+
+
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory) -> Path:
     """``bin/`` of a new virtualenv holding the wheel and what pip resolves for it, nothing else."""

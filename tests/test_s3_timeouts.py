@@ -102,9 +102,9 @@ def test_silent_endpoint_fails_the_run_within_the_bound(silent: SilentEndpoint, 
     assert run.returncode == 1, run.stderr
     message = run.stderr.strip()
     assert "\n" not in message
-    # An S3 output's first request is its lock (one writer per output).
-    expected = ("s3://bucket/img/0.jpg: image download failed" if where == "images"
-                else "s3://bucket/out/train.lock: taking the output's lock failed")
+    # A run's first request is the probe of its S3 locations, which names the location.
+    expected = ("s3://bucket/img: cannot read this location: the endpoint does not answer" if where == "images"
+                else "s3://bucket/out/train: cannot write under this location: the endpoint does not answer")
     assert message.startswith(expected), message
     assert not list(tmp_path.glob("train*")), "nothing is published by a failed run"
 
@@ -122,7 +122,7 @@ def test_sigterm_ends_a_run_stuck_on_a_silent_endpoint(
                             text=True)
     try:
         silent.wait_for_connection()
-        time.sleep(0.3)  # now inside the first request: the PutObject of the output's lock
+        time.sleep(0.3)  # now inside the first request: the probe of the output
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=5)

@@ -131,7 +131,7 @@ def test_empty_folder_is_a_one_line_error(tmp_path) -> None:
     with pytest.raises(SourceError, match="no images found") as info:
         load_folders(str(tmp_path))
     assert str(info.value).startswith(str(tmp_path))
-    with pytest.raises(SourceError, match="not a directory"):
+    with pytest.raises(SourceError, match="does not exist"):
         load_folders(str(tmp_path / "nope"))
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from imgprep.cli import screen
 from imgprep.options import dataset_options, pack_options
 
 COMMON_EPILOG = """\b
@@ -94,7 +95,7 @@ def convert(
         outdir,
         convert_options,
         storage=Storage.from_options(endpoint_url=endpoint_url),
-        echo=None if quiet else click.echo,
+        echo=None if quiet else screen.echo,
         images=ImageOutput(channels=int(channels), image_format=image_format),
         image_root=image_root,
     )
@@ -137,4 +138,4 @@ def prepare(
     from imgprep.plan import prepare as run
 
     run(kind, input, outdir, options=convert_options, spec=spec, pack_options=options, storage=options.storage,
-        image_root=image_root, echo=None if options.quiet else click.echo)
+        image_root=image_root, echo=None if options.quiet else screen.echo)

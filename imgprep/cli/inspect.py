@@ -65,6 +65,7 @@ def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, h
     if as_json:
         click.echo(json.dumps(findings.to_json(), indent=1))
     else:
+        from imgprep.cli.screen import echo
         from imgprep.inspect.text import render
 
-        click.echo(render(findings))
+        echo(render(findings))

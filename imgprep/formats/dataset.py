@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep.errors import FormatError
+from imgprep.formats import checksums
 
 KIND = "imgprep.dataset"
 VERSION = 1
@@ -52,6 +53,9 @@ class ShardEntry:
     idx_bytes: int
     rec_sha256: str
     idx_sha256: str
+    # One CRC-32 per record, over its framed bytes, in file order (see formats.checksums), so
+    # damage is named to the record; None in records written before it existed.
+    record_crc32: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,9 +115,16 @@ def to_json(record: DatasetRecord) -> str:
         "num_classes": record.num_classes,
         "records": record.records,
         "skipped": record.skipped,
-        "shards": [vars(s) for s in record.shards],
+        "shards": [_shard_doc(s) for s in record.shards],
     }
     return json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=1) + "\n"
+
+
+def _shard_doc(entry: ShardEntry) -> dict[str, Any]:
+    doc = dict(vars(entry))
+    if doc["record_crc32"] is None:
+        del doc["record_crc32"]
+    return doc
 
 
 def from_json(text: str | bytes, path: str) -> DatasetRecord:
@@ -151,11 +162,18 @@ def _shard(entry: Any, number: int, path: str) -> ShardEntry:
     if not isinstance(entry, dict):
         raise FormatError(f"shards[{number}] is not an object", path=path)
     get = _Getter(entry, path, f"shards[{number}].")
-    return ShardEntry(
+    shard = ShardEntry(
         rec=get.name("rec"), idx=get.name("idx"), records=get.count("records"),
         rec_bytes=get.count("rec_bytes"), idx_bytes=get.count("idx_bytes"),
         rec_sha256=get.sha("rec_sha256"), idx_sha256=get.sha("idx_sha256"),
+        record_crc32=None if entry.get("record_crc32") is None else get.of("record_crc32", str),
     )
+    if shard.record_crc32 is not None:
+        try:
+            checksums.decode(shard.record_crc32, shard.records)
+        except FormatError as exc:
+            raise FormatError(f"shards[{number}].{exc.message}", path=path) from None
+    return shard
 
 
 class _Getter:

@@ -68,8 +68,11 @@ def parse_line(line: str, *, path: str = "<lst>", lineno: int = 0, columns: int 
         raise FormatError(f"line longer than {MAX_LINE} characters ({len(line)})", path=path, line=lineno)
     fields = line.rstrip("\r\n").split("\t")
     if len(fields) < 3:
+        spaced = len(fields[0].split()) >= 3
+        hint = (" — this line separates its columns with spaces; .lst columns are separated by tabs "
+                "(e.g. sed 's/ \\+/\\t/g' if no path holds a space)") if spaced else ""
         raise FormatError(
-            f"expected 'index<TAB>label...<TAB>path', got {len(fields)} tab-separated column(s)",
+            f"expected 'index<TAB>label...<TAB>path', got {len(fields)} tab-separated column(s){hint}",
             path=path,
             line=lineno,
         )

@@ -41,6 +41,8 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
 
 def unrepresentable(name: str) -> str | None:
     """Why ``name`` cannot be written into a ``.lst`` or manifest and read back, or None."""
+    if name.isprintable():  # the usual name, checked in C (the loop costs a microsecond per name)
+        return None
     for ch in name:
         if ch.isprintable() or ch == " ":
             continue
@@ -59,7 +61,7 @@ def check_relative_path(path: str) -> str | None:
         return "empty image path"
     if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
         return f"absolute image path {quote(path)}; paths must be relative to the image root"
-    normalized = posixpath.normpath(path.replace("\\", "/"))
+    normalized = posixpath.normpath(path.replace("\\", "/")) if ".." in path else path
     if normalized == ".." or normalized.startswith("../"):
         return f"image path {quote(path)} escapes the image root"
     return unrepresentable(path)

@@ -46,6 +46,27 @@ def decode(data: bytes, *, min_side: int = 1, keep_luma: bool = False) -> Decode
     return _pillow(data, min_side, keep_luma)
 
 
+def decode_all(images: list[bytes], *, min_side: int = 1) -> list[Decoded | ImageError]:
+    """:func:`decode` of every image (no luma kept), JPEGs in one native call without the GIL:
+    a batch of small records costs one Python call, not one per record.  What that call does not
+    decode (other formats, CMYK, damage) goes through :func:`decode`, which gives the error."""
+    core = native._native
+    out: list[Decoded | ImageError] = []
+    if core is None or not native.available():
+        codes = None
+    else:
+        codes = memoryview(core.decode_batch(images, min_side)).cast("i")
+    for i, data in enumerate(images):
+        if codes is not None and codes[4 * i + 3] == 0:
+            out.append(Decoded(codes[4 * i], codes[4 * i + 1], codes[4 * i + 2], None))
+            continue
+        try:
+            out.append(decode(data, min_side=min_side))
+        except ImageError as exc:
+            out.append(exc)
+    return out
+
+
 _CHANNELS = {"1": 1, "L": 1, "P": 3, "RGB": 3, "YCbCr": 3, "LA": 2, "RGBA": 4, "CMYK": 4, "I;16": 1, "I": 1, "F": 1}
 
 

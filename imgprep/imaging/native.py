@@ -176,3 +176,30 @@ def transform_pixels(array: Any, spec: TransformSpec, name: str) -> bytes:
     except (_native.Error, ValueError) as exc:
         raise ImageError(f"cannot encode pixels ({exc})", path=name) from None
 
+
+
+_FITS = {"crop": 0, "pad": 1, "stretch": 2}
+
+
+def _flat_spec(spec: TransformSpec) -> tuple[Any, ...]:
+    """The spec as ``_native.pack_batch`` reads it (see native/batch.c)."""
+    width, height = spec.size or (0, 0)
+    return (spec.pass_through, spec.encoding == "jpg", spec.resize, width, height, _FITS[spec.fit],
+            spec.center_crop, spec.quality, spec.color, spec.max_pixels, spec.pad_color)
+
+
+def pack_records(
+    spec: TransformSpec, paths: list[str | None], datas: list[Any] | None, ids: list[int],
+    labels: list[tuple[float, ...]], pack_label: bool, guarded: bool,
+) -> tuple[bytes, list[int]]:
+    """A chunk's framed image records, made in C without the GIL (``_native.pack_batch``).
+
+    Item ``i`` is the file ``paths[i]`` (read with ``O_NOFOLLOW`` when ``guarded``) or the bytes
+    ``datas[i]``.  Returns the records back to back and each item's framed size; a size of 0 means
+    the C path left that item to Python (:func:`transform_bytes` decides: Pillow, or the error
+    naming the file), so records and messages are those of the one-image path.
+    """
+    if _native is None:  # callers check available() first
+        raise RuntimeError("imgprep bug: pack_records without the native core")
+    records, sizes = _native.pack_batch(_flat_spec(spec), paths, datas, ids, labels, pack_label, guarded)
+    return records, memoryview(sizes).cast("I").tolist()

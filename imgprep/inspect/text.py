@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from imgprep.formats.display import cap, cells, ljust
 from imgprep.inspect.analyse import Findings
 
 BAR = 30  # characters of the longest histogram bar
 SHOWN = 20  # groups listed
 MEMBERS = 4  # images named per group
+CLASSES_SHOWN = 40  # histogram rows per split; the rest are counted
 
 
 def _ref(ref: dict[str, Any]) -> str:
@@ -51,10 +53,12 @@ def render(findings: Findings) -> str:
 def _split(split: dict[str, Any]) -> list[str]:
     lines = [f"{split['name']}: {split['images']:,} images ({split['source']})"]
     top = max((c["count"] for c in split["classes"]), default=0) or 1
-    width = max((len(c["name"]) for c in split["classes"]), default=0)
+    width = max((cells(c["name"]) for c in split["classes"]), default=0)
+    rows = []
     for c in split["classes"]:
         bar = "#" * max(round(BAR * c["count"] / top), 1 if c["count"] else 0)
-        lines.append(f"  {c['name']:<{width}}  {c['count']:>7,}  {bar}")
+        rows.append(f"  {ljust(c['name'], width)}  {c['count']:>7,}  {bar}")
+    lines += cap(rows, CLASSES_SHOWN, what="classes", full="--json or --html", indent="  ")
     if "label_cardinality" in split:
         card = split["label_cardinality"]
         hist = ", ".join(f"{k}: {n}" for k, n in card["histogram"].items())

@@ -38,9 +38,12 @@ def merge_shards(prefix: str, output: str, storage: Store) -> MergeSummary:
     Works for any mix of local and ``s3://`` locations; S3 to S3 copies server-side.  Raises
     :class:`FormatError` if an index points outside its shard or keys repeat across shards.
     """
-    shards = find_shards(prefix, storage).shards
+    from imgprep.storage.probe import check_access
+
     out = output_prefix(output)
+    check_access(storage, writes=[out], reads=[prefix])  # credentials, bucket: one line, before any copy
     OutputFiles(out, storage).check_names()
+    shards = find_shards(prefix, storage).shards
     _refuse_overwriting_inputs(storage, shards, out)
     joined = JoinedIndex()
     sizes = []

@@ -1,9 +1,10 @@
-"""The packer: a deterministic, bounded, multiprocess successor of ``im2rec.py``'s rec mode.
+"""The packer: a deterministic, bounded, parallel successor of ``im2rec.py``'s rec mode.
 
-Workers (processes, or threads when the native core releases the GIL) decode, resize,
-encode and frame records; this process submits chunks of the list in order, keeps at most
-``window`` chunks in flight (so memory does not grow with the dataset) and writes results in
-list order — byte-identical output for any worker count.  A worker that dies fails the run;
+Workers (threads where the native core does a chunk's work without the GIL, processes where
+Python runs per image) read, decode, resize, encode and frame whole chunks of records; this
+process cuts the list into chunks in order, keeps a bounded window of them in flight (so
+memory does not grow with the dataset) and appends their records in list order --
+byte-identical output for any worker count and executor (:class:`Packer`).  A worker that dies fails the run;
 a bad image is skipped and reported (or fails the run with ``strict``).  Shards are published
 as they fill and the dataset record last (:mod:`imgprep.packing.publish` keeps the invariants).
 """
@@ -16,6 +17,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -23,12 +25,13 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from imgprep import __version__
 from imgprep.errors import BadRecordsError, ImageError, ImgprepError, SourceError, UsageError, WorkerError
 from imgprep.formats import typecheck
 from imgprep.formats.dataset import DatasetRecord, ListRef, record_folder, record_name
+from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem, format_line
 from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
@@ -37,10 +40,14 @@ from imgprep.layout.skipped import Skipped, report_name, write_report
 from imgprep.packing.publish import AlreadyComplete, Publisher
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
-from imgprep.packing.worker import Chunk, WorkerContext, run_chunk, run_chunk_in_process
+from imgprep.packing.worker import Chunk, Packed, WorkerContext, run_chunk, run_chunk_in_process
 from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
 from imgprep.storage.base import Store
+from imgprep.storage.probe import check_access
+
+if TYPE_CHECKING:
+    from imgprep.imaging.transform import ImagePath
 
 EXECUTORS = ("auto", "process", "thread")
 
@@ -96,6 +103,11 @@ class PackSummary:
     executor: str
     skipped_items: list[Skipped] = field(default_factory=list)
     dataset: str | None = None  # the dataset record written last (PREFIX.dataset.json)
+    # smallest packed width/height, from each record's image header (unknown when resumed)
+    sizes: SizeRange = field(default_factory=SizeRange)
+    # CPU time of the thread that cut the list into chunks and appended the records: the serial
+    # part of the run (workers and hashing run beside it).
+    serial_cpu: float = 0.0
 
     @property
     def images_per_second(self) -> float:
@@ -143,6 +155,10 @@ def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | No
     # fork is the cheapest start, but forking a process that runs other threads (tqdm's
     # monitor, S3 upload pools, a host application) can deadlock: use forkserver then.
     method = "fork" if threading.active_count() == 1 and sys.platform == "linux" else "forkserver"
+    if method == "forkserver" and _forkserver_reimports_main():
+        print("imgprep: worker processes start through forkserver here (this process runs threads), which "
+              "imports your script again in each worker: keep the call under `if __name__ == \"__main__\":`, "
+              "or use executor=\"thread\"", file=sys.stderr)
     context = multiprocessing.get_context(method)
     # A worker dies with the process that started it: this one, or the forkserver, which itself
     # exits when this process is gone.
@@ -151,7 +167,30 @@ def _make_executor(kind: str, workers: int, ctx: WorkerContext) -> Executor | No
                                initargs=(ctx, parent))
 
 
-def _progress(total: int, options: PackOptions) -> Any:
+def _forkserver_reimports_main() -> bool:
+    """Whether this process runs threads (so workers would start through forkserver) and its
+    main module — which each forkserver worker imports again
+    (``multiprocessing.spawn.get_preparation_data``) — has no ``if __name__ == "__main__":``
+    guard, so its top level would run once more per worker.  Console scripts (imgprep's, pytest's)
+    and ``python -m`` packages guard themselves; an interactive session or notebook has no main
+    file to import."""
+    if threading.active_count() == 1 and sys.platform == "linux":
+        return False
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not path:
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            source = fh.read(1 << 20)
+    except OSError:
+        return False
+    return _MAIN_GUARD.search(source) is None
+
+
+_MAIN_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__""")
+
+
+def _progress(total: int, options: PackOptions, prefix: str = "") -> Any:
     show = options.progress
     if show is None:
         show = not options.quiet and sys.stderr.isatty()
@@ -159,20 +198,9 @@ def _progress(total: int, options: PackOptions) -> Any:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-
-
-CHUNK_FILES = 16  # files read by the workers: small chunks keep latency and memory low
-CHUNK_IN_MEMORY = 256  # tiny in-memory images (28x28 arrays, batched sources): big chunks amortise the IPC
-CHUNK_BYTES = 4 << 20  # cap on in-memory bytes per chunk, so the window bounds memory
-
-
-def _chunk_limit(n: int, workers: int, requested: int, in_memory: bool) -> int:
-    if requested:
-        return requested
-    limit = CHUNK_IN_MEMORY if in_memory else CHUNK_FILES
-    # ... but at least ~8 chunks per worker, so short lists still spread over every worker.
-    return max(1, min(limit, n // (workers * 8) or 1))
+    # labelled with the output's name: prepare packs one split after another
+    label = f"pack {os.path.basename(prefix)}" if prefix else "pack"
+    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1, desc=label)
 
 
 def _nbytes(data: Any) -> int:
@@ -224,14 +252,15 @@ def pack(
     try:
         # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
         with sigterm_as_interrupt():
+            # S3 credentials, bucket and write permission: one line naming the output, before the lock
+            check_access(storage, writes=[prefix], reads=[source])
             try:
                 progress = publisher.begin(options.resume)  # the lock, and where to start: nothing removed
             except AlreadyComplete as done:
                 return _summary_of(done.record, prefix, image_path)
             try:
                 _check_source(items, image_source)
-                return _pack(items, image_source, prefix, spec, options, chosen, image_path, storage, publisher,
-                             progress)
+                return Packer(items, image_source, spec, options, chosen, publisher).run(progress, prefix, storage)
             finally:
                 publisher.end()
     finally:
@@ -289,51 +318,102 @@ def _summary_of(record: DatasetRecord, prefix: str, image_path: str) -> PackSumm
                        dataset=record_name(prefix))
 
 
-def _pack(
-    items: Collection[LstItem], source: Any, prefix: str, spec: TransformSpec, options: PackOptions, chosen: Any,
-    image_path: str, storage: Store, publisher: Publisher, progress: Progress,
-) -> PackSummary:
-    image_source = source
-    workers = options.num_workers or default_workers()
-    kind = options.executor if options.executor != "auto" else chosen.preferred_executor
-    if spec.pass_through:
-        # Pass-through is file I/O and framing: shipping whole files to workers only costs.
-        workers, kind = 1, "inline"
-    elif workers == 1:
-        kind = "inline"
-    elif kind == "process" and _daemonic():
-        kind = "thread"
-    guard = getattr(image_source, "guard", None)
-    ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.root if guard is not None else None)
-    skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
+class Packer:
+    """One pack run, from its published progress to its summary: the pipeline of a pack.
 
-    def publish(rec: Any, idx: Any, entry: Any, consumed: int) -> None:
-        publisher.publish(rec, idx, entry, consumed, skipped)
+    The list is read in order and cut into chunks; workers (threads or processes) turn a whole
+    chunk into framed records (:func:`imgprep.packing.worker.run_chunk`: one native call per
+    chunk where it can); this thread keeps at most ``window`` chunks in flight, so memory does
+    not grow with the dataset, and appends each chunk's records in list order.  What it does
+    per image is the serial part of a pack -- list item, path check, index line -- a few
+    microseconds; hashing runs on a thread of its own (:mod:`imgprep.packing.shards`).
+    """
 
-    def checkpoint(rec: Any, idx: Any, state: OpenShard) -> None:
-        publisher.checkpoint(rec, idx, state, skipped)
+    def __init__(self, items: Collection[LstItem], source: ImageSource, spec: TransformSpec, options: PackOptions,
+                 chosen: ImagePath, publisher: Publisher) -> None:
+        self.items, self.source, self.options, self.publisher = items, source, options, publisher
+        self.spec, self.chosen = spec, chosen
+        self.workers = options.num_workers or default_workers()
+        self.kind = choose_executor(options.executor, self.workers, spec, chosen)
+        guard = getattr(source, "guard", None)
+        self.ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.root if guard is not None else None)
+        self.skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
+        self.pending: deque[_InFlight] = deque()
+        self.executor: Executor | None = None
+        self.bar: Any = None
+        self.writer: ShardWriter | None = None
+        self.stream: Iterator[Entry] = iter(())
+        self._sizer = _ChunkSizer(len(items), self.workers, options.chunk_size)
 
-    done = progress.record
-    writer = ShardWriter(prefix, publish, shard_records=options.shard_records, shard_size=options.shard_size,
-                         first_shard=len(done.shards), storage=storage, checkpoint=checkpoint,
-                         checkpoint_bytes=options.checkpoint_bytes, skipped=lambda: len(skipped),
-                         retire=publisher.retire)
-    writer.records, writer.bytes = done.records, done.rec_bytes
-    start = progress.items_done
-    if progress.open is not None and writer.reopen(progress.open):
-        start = progress.open.consumed
-    else:
-        progress = publisher.forget_open()
-    skipped.extend(progress.skipped)
-    bar = _progress(len(items), options)
-    if bar is not None and start:
-        bar.update(start)
-    started = time.perf_counter()
-    executor: Executor | None = None
-    try:
-        executor = _make_executor(kind, workers, ctx)
-        _run(items, start, image_source, ctx, executor, workers, options, writer, skipped, bar)
-        if skipped and options.strict:
+    @property
+    def window(self) -> int:
+        """Chunks in flight: enough to keep every worker busy while the oldest is awaited."""
+        return self.workers * 4
+
+    def run(self, progress: Progress, prefix: str, storage: Store) -> PackSummary:
+        """Pack what ``progress`` leaves to do; publish the dataset record; return the summary."""
+        writer, start = self._open_writer(progress, prefix, storage)
+        self.bar = _progress(len(self.items), self.options, prefix)
+        if self.bar is not None and start:
+            self.bar.update(start)
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            self.stream = _fetched_stream(self.items, start, self.source)
+            self._probe()
+            self.executor = _make_executor(self.kind, self.workers, self.ctx)
+            self._feed()
+            record, report = self._finish(writer, storage, prefix)
+        except BaseException:
+            writer.abort()
+            with contextlib.suppress(ImgprepError, OSError):
+                self.publisher.remove_temporaries()
+            raise
+        finally:
+            if self.executor is not None:
+                self.executor.shutdown(wait=True, cancel_futures=True)
+            if self.bar is not None:
+                self.bar.close()
+        summary = _summary_of(record, prefix, self.chosen_name)
+        summary.seconds = time.perf_counter() - started
+        summary.serial_cpu = time.thread_time() - cpu
+        summary.report, summary.workers, summary.executor = report, self.workers, self.kind
+        summary.skipped_items = self.skipped
+        summary.sizes = writer.sizes
+        return summary
+
+    @property
+    def chosen_name(self) -> str:
+        return "pass-through" if self.spec.pass_through else self.chosen.name
+
+    def _open_writer(self, progress: Progress, prefix: str, storage: Store) -> tuple[ShardWriter, int]:
+        """The shard writer, continuing what ``progress`` published (and the open shard's checkpoint)."""
+        skipped, publisher, options = self.skipped, self.publisher, self.options
+
+        def publish(rec: Any, idx: Any, entry: Any, consumed: int) -> None:
+            publisher.publish(rec, idx, entry, consumed, skipped)
+
+        def checkpoint(rec: Any, idx: Any, state: OpenShard) -> None:
+            publisher.checkpoint(rec, idx, state, skipped)
+
+        done = progress.record
+        writer = ShardWriter(prefix, publish, shard_records=options.shard_records, shard_size=options.shard_size,
+                             first_shard=len(done.shards), storage=storage, checkpoint=checkpoint,
+                             checkpoint_bytes=options.checkpoint_bytes, skipped=lambda: len(skipped),
+                             retire=publisher.retire)
+        writer.records, writer.bytes = done.records, done.rec_bytes
+        writer.sizes.unknown += done.records  # shards an earlier run published: their sizes are not seen
+        start = progress.items_done
+        if progress.open is not None and writer.reopen(progress.open):
+            start = progress.open.consumed
+        else:
+            progress = publisher.forget_open()
+        skipped.extend(progress.skipped)
+        self.writer = writer
+        return writer, start
+
+    def _finish(self, writer: ShardWriter, storage: Store, prefix: str) -> tuple[DatasetRecord, str | None]:
+        skipped = self.skipped
+        if skipped and self.options.strict:
             first = skipped[0]
             raise BadRecordsError(
                 f"{first.reason} (record {first.index}; --strict stops at the first bad image, "
@@ -343,37 +423,157 @@ def _pack(
         if writer.records == 0:
             first = skipped[0]
             raise ImgprepError(
-                f"no records written: all {len(items)} images were skipped (first: {first.path}: {first.reason})"
+                f"no records written: all {len(self.items)} images were skipped (first: {first.path}: {first.reason})"
             )
-        writer.close(len(items))
-        report = write_report(storage, prefix, skipped) if options.report else None
-        record = publisher.finish(len(skipped))
-    except BaseException:
-        writer.abort()
-        with contextlib.suppress(ImgprepError, OSError):
-            publisher.remove_temporaries()
-        raise
-    finally:
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
-        if bar is not None:
-            bar.close()
-    summary = _summary_of(record, prefix, image_path)
-    summary.seconds = time.perf_counter() - started
-    summary.report, summary.workers, summary.executor = report, workers, kind
-    summary.skipped_items = skipped
-    return summary
+        writer.close(len(self.items))
+        report = write_report(storage, prefix, skipped) if self.options.report else None
+        return self.publisher.finish(len(skipped)), report
+
+    def _probe(self) -> None:
+        """``--executor auto`` measured on the images themselves: the first chunk is made here,
+        before any worker starts, and when the native batch left most of it to Python one image
+        at a time (PNGs, CMYK JPEGs: Pillow, holding the GIL), the run takes processes instead
+        of threads.  Deciding before the pool starts keeps the fork of a process pool safe
+        (no thread is running yet) and costs nothing: the chunk is the run's first."""
+        if self.kind != "thread" or self.options.executor != "auto":
+            return
+        entries = self._sizer.take(self.stream, self.source)
+        if not entries:
+            return
+        chunk = _make_chunk(entries, self.source)
+        packed = run_chunk(self.ctx, chunk)
+        self.pending.append(_InFlight(None, entries, chunk, packed))
+        if 2 * packed.by_python > len(chunk) and not _daemonic() and not _forkserver_reimports_main():
+            self.kind = "process"
+
+    def _feed(self) -> None:
+        """Keep the window full and append finished chunks in list order."""
+        try:
+            more = True
+            while True:
+                while more and len(self.pending) < self.window:
+                    more = self._submit()
+                if not self.pending:
+                    return
+                if self._append(self.pending[0]):
+                    return  # --strict: the first bad image ends the run
+                self.pending.popleft()
+        except BrokenExecutor:
+            # BrokenProcessPool, raised by result() or by the next submit(), whichever sees the dead
+            # worker first.  (A thread pool breaks only when an initializer fails; it has none.)
+            in_flight = [entry.item for chunk in self.pending for entry in chunk.entries]
+            where = (f"while records {in_flight[0].index}..{in_flight[-1].index} were in flight "
+                     f"({self.source.describe(in_flight[0])} ...)") if in_flight else "between chunks"
+            raise WorkerError(
+                f"a worker process died (killed, or out of memory?) {where}; the dataset was not committed"
+            ) from None
+
+    def _submit(self) -> bool:
+        """Cut the next chunk from the list and hand it to a worker; False at the end of the list."""
+        entries = self._sizer.take(self.stream, self.source)
+        if not entries:
+            return False
+        chunk = _make_chunk(entries, self.source)
+        future = None
+        if self.executor is not None and len(chunk):
+            if isinstance(self.executor, ThreadPoolExecutor):
+                future = self.executor.submit(run_chunk, self.ctx, chunk)
+            else:
+                future = self.executor.submit(run_chunk_in_process, chunk)
+        self.pending.append(_InFlight(future, entries, chunk))
+        return True
+
+    def _append(self, flight: _InFlight) -> bool:
+        """Write one finished chunk's records in list order and report its skipped images; True
+        when ``--strict`` must stop at one.  Records between skipped images go out in one write."""
+        packed = flight.done or (flight.future.result() if flight.future is not None
+                                 else run_chunk(self.ctx, flight.chunk))
+        self._sizer.learn(len(flight.chunk), len(packed.records), packed.seconds)
+        writer = self.writer
+        if writer is None:  # run() opens it first
+            raise RuntimeError("imgprep bug: records appended before the writer was opened")
+        sizes, keys, view = packed.sizes, flight.chunk.indices, memoryview(packed.records)
+        k = first = 0  # next record of the chunk (items that were fetched), first one not yet written
+        at = begin = 0  # their byte offsets in the chunk's records
+        position = -1  # list position of record `first`
+        for entry in flight.entries:
+            failure = entry.data if isinstance(entry.data, ImgprepError) else None
+            if failure is None and sizes[k]:
+                if k == first:
+                    position = entry.position
+                at += sizes[k]
+                k += 1
+                continue
+            if k > first:
+                writer.write(view[begin:at], sizes[first:k], keys[first:k], position)
+            if failure is not None and not isinstance(failure, ImageError):
+                raise failure  # storage failing (S3 silent, denied...) is not a bad image
+            reason = failure.message if failure is not None else packed.reasons.get(k, "unknown error")
+            self.skipped.append(Skipped(entry.item.index, self.source.describe(entry.item), reason))
+            if failure is None:
+                k += 1
+                if self.options.strict:
+                    return True
+            first, begin = k, at
+        if k > first:
+            writer.write(view[begin:at], sizes[first:k], keys[first:k], position)
+        if self.bar is not None:
+            self.bar.update(len(flight.entries))
+        return False
+
+
+def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: ImagePath) -> str:
+    """The worker kind: ``inline`` for one worker, else ``requested`` unless it is ``auto``
+    (and threads in a daemonic process, which may not start processes).
+
+    ``auto`` picks threads where the native core does a chunk's work without the GIL (the
+    native path, and pass-through with the core built), processes where Python runs per image
+    (the Pillow path): threads share one GIL, so only GIL-free work scales on them, while
+    processes cost a pickled copy of every record back to this one.  Whether the images are
+    ones the native core takes is measured on the first chunk (:meth:`Packer._probe`).
+    """
+    if workers == 1:
+        return "inline"
+    kind = requested
+    if requested == "auto":
+        from imgprep.imaging import native
+
+        kind = ("thread" if native.available() else "process") if spec.pass_through else chosen.preferred_executor
+    if kind == "process" and (_daemonic() or (requested == "auto" and _forkserver_reimports_main())):
+        # A daemonic process may not start processes; and worker processes that would start
+        # through forkserver import the caller's script again (running its unguarded top level
+        # a second time): threads give the same bytes.
+        return "thread"
+    return kind
+
+
+class Entry(NamedTuple):
+    """One list item on its way to a worker."""
+
+    position: int  # its place in the list
+    item: LstItem
+    path: str | None  # a local file the worker reads itself, or None: ``data`` holds the image
+    data: Any  # fetched bytes or pixels, _DEFERRED (fetched by chunk), or the ImgprepError fetching raised
+
+
+@dataclass
+class _InFlight:
+    """A chunk handed to a worker (``future`` None: run inline when its turn comes)."""
+
+    future: Future[Packed] | None
+    entries: list[Entry]
+    chunk: Chunk
+    done: Packed | None = None  # made before the pool started (the first chunk, when probed)
 
 
 _DEFERRED = object()  # data a batched source fetches a whole chunk at a time (``fetch_many``)
-Entry = tuple[int, LstItem, "str | None", Any]  # (list position, item, local path, data)
 
 
 def _fetched_stream(items: Collection[LstItem], start: int, source: ImageSource) -> Iterator[Entry]:
-    """``(position, item, local path, data)`` in list order from position ``start``; data without
-    a local file is fetched here, ahead of the workers (an S3 source downloads concurrently in
-    ``iter_fetch``; an in-memory source hands over whole chunks in ``fetch_many``).  The list is
-    read lazily, twice in step when some items are fetched: nothing is held per item."""
+    """Entries in list order from position ``start``; data without a local file is fetched here,
+    ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``; an in-memory
+    source hands over whole chunks in ``fetch_many``).  The list is read lazily, twice in step
+    when some items are fetched: nothing is held per item."""
 
     def remote() -> Iterator[LstItem]:
         return (item for item in itertools.islice(items, start, None) if source.local_path(item) is None)
@@ -388,115 +588,79 @@ def _fetched_stream(items: Collection[LstItem], start: int, source: ImageSource)
             if fetched is None:
                 fetched = source.iter_fetch(remote())
             data = next(fetched)
-        yield position, item, path, data
+        yield Entry(position, item, path, data)
 
 
 def _make_chunk(entries: list[Entry], source: ImageSource) -> Chunk:
-    ready = [e for e in entries if not isinstance(e[3], ImgprepError)]
+    ready = [e for e in entries if not isinstance(e.data, ImgprepError)]
     data: Any = None
-    if any(e[3] is _DEFERRED for e in ready):
-        data = source.fetch_many([e[1] for e in ready])
-    elif any(e[2] is None for e in ready):
-        data = [e[3] for e in ready]
+    if any(e.data is _DEFERRED for e in ready):
+        data = source.fetch_many([e.item for e in ready])
+    elif any(e.path is None for e in ready):
+        data = [e.data for e in ready]
         first = data[0]
         shape = getattr(first, "shape", None)
         if shape is not None and all(getattr(d, "shape", None) == shape and d.dtype == first.dtype for d in data):
             import numpy as np
 
             data = np.stack(data)  # one buffer instead of many small pickles
-    return Chunk([e[1].index for e in ready], [e[1].labels for e in ready], [e[2] for e in ready], data)
+    return Chunk([e.item.index for e in ready], [e.item.labels for e in ready], [e.path for e in ready], data)
 
 
-def _run(
-    items: Collection[LstItem],
-    start: int,
-    source: ImageSource,
-    ctx: WorkerContext,
-    executor: Executor | None,
-    workers: int,
-    options: PackOptions,
-    writer: ShardWriter,
-    skipped: list[Skipped],
-    bar: Any,
-) -> None:
-    file_limit = _chunk_limit(len(items), workers, options.chunk_size, in_memory=False)
-    memory_limit = _chunk_limit(len(items), workers, options.chunk_size, in_memory=True)
-    window = workers * 4
-    stream = _fetched_stream(items, start, source)
-    pending: deque[tuple[Future[Any] | None, list[Entry], Chunk]] = deque()
+CHUNK_RECORDS = 256  # most items per chunk: beyond this a chunk's Python costs nothing per image
+CHUNK_FIRST = 16  # items per chunk until the size of records is known
+CHUNK_BYTES = 1 << 20  # records per chunk aimed at: bounds the window's memory (window x this)
+CHUNK_SECONDS = 0.2  # work per chunk aimed at: a chunk in C cannot be interrupted (Ctrl-C, SIGTERM)
+CHUNK_INPUT = 4 << 20  # cap on in-memory input bytes per chunk (fetched files, arrays)
 
-    def submit() -> bool:
+
+class _ChunkSizer:
+    """How many items the next chunk takes.
+
+    A chunk is one future and one worker call: per image that overhead must be small next to a
+    small image's C work (a 64x48 thumbnail costs tens of microseconds), so chunks are large.
+    But a chunk's records are held until written, and a native call runs to its end before a
+    worker sees Ctrl-C: once chunks came back, they are sized to about ``CHUNK_BYTES`` of records
+    (a few phone photos passed through, hundreds of thumbnails) and ``CHUNK_SECONDS`` of a
+    worker's time (a dozen 12 MP photos shrunk to thumbnails), and to at least ~8 chunks per
+    worker so that short lists still spread over every worker.
+    """
+
+    def __init__(self, total: int, workers: int, requested: int) -> None:
+        self.requested = requested
+        self.spread = max(1, total // (workers * 8))
+        self.items = self.bytes = 0
+        self.seconds = 0.0
+
+    def learn(self, items: int, records_bytes: int, seconds: float) -> None:
+        self.items += items
+        self.bytes += records_bytes
+        self.seconds += seconds
+
+    def limit(self) -> int:
+        if self.requested:
+            return self.requested
+        if not self.items:
+            limit = CHUNK_FIRST
+        else:
+            by_bytes = CHUNK_BYTES * self.items // max(1, self.bytes)
+            by_time = int(CHUNK_SECONDS * self.items / self.seconds) if self.seconds > 0 else CHUNK_RECORDS
+            limit = max(1, min(CHUNK_RECORDS, by_bytes, by_time))
+        return min(limit, self.spread)
+
+    def take(self, stream: Iterator[Entry], source: ImageSource) -> list[Entry]:
+        limit = self.limit()
         entries: list[Entry] = []
         in_memory = 0
         for entry in stream:
             entries.append(entry)
-            in_memory += _nbytes(entry[3])
-            # Fetched files (S3) chunk like local files: small chunks keep bytes in flight few.
-            limit = memory_limit if entry[2] is None and source.batched else file_limit
-            if len(entries) >= limit or in_memory >= CHUNK_BYTES:
+            if entry.path is None:
+                in_memory += _nbytes(entry.data)
+                if in_memory >= CHUNK_INPUT:
+                    break
+            if len(entries) >= limit:
                 break
-        if not entries:
-            return False
-        chunk = _make_chunk(entries, source)
-        future = None
-        if executor is not None and len(chunk):
-            if not isinstance(executor, ThreadPoolExecutor):
-                future = executor.submit(run_chunk_in_process, chunk)
-            else:
-                future = executor.submit(run_chunk, ctx, chunk)
-        pending.append((future, entries, chunk))
-        return True
-
-    try:
-        _drain(submit, pending, window, ctx, source, options, writer, skipped, bar)
-    except BrokenExecutor:
-        # BrokenProcessPool, raised by result() or by the next submit(), whichever sees the dead
-        # worker first.  (A thread pool breaks only when an initializer fails; it has none.)
-        in_flight = [entry[1] for _, entries, _ in pending for entry in entries]
-        where = (f"while records {in_flight[0].index}..{in_flight[-1].index} were in flight "
-                 f"({source.describe(in_flight[0])} ...)") if in_flight else "between chunks"
-        raise WorkerError(
-            f"a worker process died (killed, or out of memory?) {where}; the dataset was not committed"
-        ) from None
+        return entries
 
 
-def _drain(
-    submit: Callable[[], bool],
-    pending: deque[tuple[Future[Any] | None, list[Entry], Chunk]],
-    window: int,
-    ctx: WorkerContext,
-    source: ImageSource,
-    options: PackOptions,
-    writer: ShardWriter,
-    skipped: list[Skipped],
-    bar: Any,
-) -> None:
-    """Keep the window full and write finished chunks in list order."""
-    more = True
-    while True:
-        while more and len(pending) < window:
-            more = submit()
-        if not pending:
-            return
-        future, entries, chunk = pending[0]
-        results = future.result() if future is not None else run_chunk(ctx, chunk)
-        pending.popleft()
-        done = iter(results)
-        for position, item, _, data in entries:
-            if isinstance(data, ImgprepError):
-                if not isinstance(data, ImageError):
-                    raise data  # storage failing (S3 silent, denied...) is not a bad image
-                skipped.append(Skipped(item.index, source.describe(item), data.message))
-                continue
-            framed, reason = next(done)
-            if framed is None:
-                skipped.append(Skipped(item.index, source.describe(item), reason or "unknown error"))
-                if options.strict:
-                    return
-            else:
-                writer.write(framed, item.index, position)
-        if bar is not None:
-            bar.update(len(entries))
-
-
-__all__ = ["PackOptions", "PackSummary", "default_workers", "pack", "report_name"]
+__all__ = ["PackOptions", "PackSummary", "Packer", "default_workers", "pack", "report_name"]

@@ -45,7 +45,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from imgprep.errors import UsageError
+from imgprep.errors import FormatError, UsageError
+from imgprep.formats import checksums
 from imgprep.formats.dataset import DatasetRecord, ListRef, ShardEntry, from_json, to_json
 from imgprep.layout.files import OutputFiles
 from imgprep.layout.names import progress_name, record_folder, record_name
@@ -73,6 +74,9 @@ class Publisher:
         self.skeleton = skeleton  # list, settings and version of this run; no shards yet
         self.progress = Progress(skeleton)
         self.folder = record_folder(prefix)
+        # per-record checksums of the shards this run wrote whole, by .rec name; kept here and
+        # not in the progress file, whose every rewrite would otherwise grow with the dataset
+        self.crcs: dict[str, str] = {}
         self._resume = False
         self._keep = 0  # published shards a resumed run keeps
         self._stale: list[str] = []
@@ -197,6 +201,9 @@ class Publisher:
         self.pause()
         idx.commit()
         progress = self.progress
+        if entry.record_crc32 is not None:
+            self.crcs[entry.rec] = entry.record_crc32
+            entry = dataclasses.replace(entry, record_crc32=None)
         record = DatasetRecord(**{**vars(progress.record), "shards": (*progress.record.shards, entry)})
         self.progress = Progress(record, [*progress.consumed, consumed], [*progress.skipped_through, len(skipped)],
                                  list(skipped))
@@ -225,11 +232,26 @@ class Publisher:
 
     def finish(self, skipped: int) -> DatasetRecord:
         """Write the dataset record (the commit point, invariant 3), then drop the progress file."""
-        record = DatasetRecord(**{**vars(self.progress.record), "skipped": skipped})
+        shards = tuple(dataclasses.replace(s, record_crc32=self._checksums(s)) for s in self.progress.record.shards)
+        record = DatasetRecord(**{**vars(self.progress.record), "skipped": skipped, "shards": shards})
         self.pause()
         self.files.write(record_name(self.prefix), to_json(record).encode())
         self.files.remove(self.progress_name)
         return record
+
+    def _checksums(self, entry: ShardEntry) -> str:
+        """The shard's per-record checksums: kept from writing it, or (a shard an earlier, killed
+        run wrote, or continued from its checkpoint) read back from the published ``.rec``."""
+        known = self.crcs.get(entry.rec)
+        if known is not None:
+            return known
+        uri = self.folder + entry.rec
+        with self.files.storage.open_read(uri) as fh:
+            crcs = [crc for _, crc in checksums.spans(iter(lambda: fh.read(8 << 20), b""))]
+        if len(crcs) != entry.records:
+            raise FormatError(f"holds {len(crcs)} records, {entry.records} were packed; rerun without --resume",
+                              path=uri)
+        return checksums.encode(crcs)
 
     def end(self) -> None:
         self.files.unlock()

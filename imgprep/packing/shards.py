@@ -17,14 +17,21 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import json
 import os
+import queue
 import tempfile
-from collections.abc import Callable, Iterator
-from typing import NamedTuple
+import threading
+import zlib
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 from imgprep.errors import FormatError, StorageError
+from imgprep.formats import checksums
 from imgprep.formats.dataset import ShardEntry
+from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
 from imgprep.layout.progress import OpenShard
 from imgprep.storage.base import Output, Store
@@ -44,14 +51,67 @@ class Boundary(NamedTuple):
     skipped: int  # images skipped before it
 
 
+class _Digests:
+    """SHA-256 of a shard's ``.rec`` and ``.idx``, updated on a thread of their own.
+
+    One SHA-256 stream runs at about a gigabyte a second on one core; on the writer's thread it
+    would cap a many-core pack.  ``hashlib`` releases the GIL while it hashes, so the writer
+    hands the bytes it wrote to this thread (at most ``_QUEUED`` batches wait, which bounds the
+    memory) and goes on; :meth:`finish` waits for the last of them.
+    """
+
+    _QUEUED = 16
+    _INLINE = 64 << 10  # smaller batches are hashed on the spot: a thread hop costs more
+
+    def __init__(self) -> None:
+        self.rec, self.idx = hashlib.sha256(), hashlib.sha256()
+        self._queue: queue.Queue[tuple[Any, bytes] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def update(self, rec: bytes | memoryview, idx: bytes) -> None:
+        if self._queue is None and len(rec) < self._INLINE:
+            self.rec.update(rec)
+            self.idx.update(idx)
+            return
+        if self._queue is None:
+            self._queue = queue.Queue(self._QUEUED)
+            self._thread = threading.Thread(target=self._run, args=(self._queue,), name="imgprep-sha256",
+                                            daemon=True)
+            self._thread.start()
+        self._queue.put((rec, idx))
+
+    def _run(self, work: queue.Queue[tuple[Any, bytes] | None]) -> None:
+        try:
+            while (batch := work.get()) is not None:
+                self.rec.update(batch[0])
+                self.idx.update(batch[1])
+        except BaseException as exc:  # noqa: BLE001 - raised on the writer's thread by finish()
+            self._error = exc
+            while work.get() is not None:  # keep the writer from blocking on a full queue
+                pass
+
+    def finish(self) -> None:
+        """Wait until every byte handed over is hashed (the thread then ends)."""
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = self._thread = None
+        if self._error is not None:
+            raise self._error
+
+
 class _Shard:
     """One ``.rec``/``.idx`` pair being written, with running sizes and checksums."""
 
     def __init__(self, rec_name: str, idx_name: str, rec: Output, idx: Output) -> None:
         self.rec_name, self.idx_name = rec_name, idx_name
         self.rec, self.idx = rec, idx
-        self.rec_hash, self.idx_hash = hashlib.sha256(), hashlib.sha256()
+        self.digests = _Digests()
         self.records = self.rec_bytes = self.idx_bytes = 0
+        # CRC-32 of each record (formats.checksums); None when some records were written by a
+        # killed run and not read back here (the publisher reads the shard back at the end)
+        self.crcs: array | None = array("I")
         self.next_checkpoint = 0
         self.boundaries: collections.deque[Boundary] = collections.deque()
         self.next_boundary = 0
@@ -92,11 +152,12 @@ class _Shard:
             return None
         shard = cls(rec_name, idx_name, rec, idx)
         folder = rec_name[: len(rec_name) - len(os.path.basename(rec_name))]
-        for digest, name, size in ((shard.rec_hash, state.rec_tmp, state.rec_bytes),
-                                   (shard.idx_hash, state.idx_tmp, state.idx_bytes)):
+        for digest, name, size in ((shard.digests.rec, state.rec_tmp, state.rec_bytes),
+                                   (shard.digests.idx, state.idx_tmp, state.idx_bytes)):
             with storage.open_read(folder + name, 0, size) as fh:
                 while chunk := fh.read(8 << 20):
                     digest.update(chunk)
+        shard.crcs = None  # the records before the checkpoint: read back when the run commits
         shard.records, shard.rec_bytes, shard.idx_bytes = state.records, state.rec_bytes, state.idx_bytes
         return shard
 
@@ -104,24 +165,33 @@ class _Shard:
         return OpenShard(number=number, records=self.records, rec_bytes=self.rec_bytes, consumed=consumed,
                          idx_bytes=self.idx_bytes)
 
-    def write(self, framed: bytes, key: int) -> None:
-        line = format_index_line(key, self.rec_bytes).encode()
-        self.rec.write(framed)
-        self.idx.write(line)
-        self.rec_hash.update(framed)
-        self.idx_hash.update(line)
-        self.records += 1
-        self.rec_bytes += len(framed)
-        self.idx_bytes += len(line)
+    def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int]) -> None:
+        """Append records (``records`` back to back, ``sizes[i]`` bytes each) and their index lines."""
+        offsets = itertools.accumulate(sizes, initial=self.rec_bytes)
+        lines = "".join(map(format_index_line, keys, offsets)).encode()
+        self.rec.write(records)
+        self.idx.write(lines)
+        self.digests.update(records, lines)
+        if self.crcs is not None:
+            view, at = memoryview(records), 0
+            for size in sizes:
+                self.crcs.append(zlib.crc32(view[at : at + size]))
+                at += size
+        self.records += len(sizes)
+        self.rec_bytes += len(records)
+        self.idx_bytes += len(lines)
 
     def entry(self) -> ShardEntry:
+        self.digests.finish()
         return ShardEntry(
             rec=os.path.basename(self.rec_name), idx=os.path.basename(self.idx_name), records=self.records,
             rec_bytes=self.rec_bytes, idx_bytes=self.idx_bytes,
-            rec_sha256=self.rec_hash.hexdigest(), idx_sha256=self.idx_hash.hexdigest(),
+            rec_sha256=self.digests.rec.hexdigest(), idx_sha256=self.digests.idx.hexdigest(),
+            record_crc32=None if self.crcs is None else checksums.encode(self.crcs),
         )
 
     def abort(self) -> None:
+        self.digests.finish()
         self.idx.abort()
         self.rec.abort()
 
@@ -146,16 +216,18 @@ class _ResumedShard(_Shard):
         self.records, self.rec_bytes = start.records, start.offset
         self.held = rec.bytes_written - start.offset  # bytes S3 holds that the next records repeat
         self.boundaries.append(start)
+        self.crcs = None  # the killed run's records are not here: read back when the run commits
 
-    def write(self, framed: bytes, key: int) -> None:
-        line = format_index_line(key, self.rec_bytes).encode()
-        drop = min(self.held, len(framed))
-        if drop < len(framed):
-            self.rec.write(memoryview(framed)[drop:])
+    def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int]) -> None:
+        offsets = itertools.accumulate(sizes, initial=self.rec_bytes)
+        lines = "".join(map(format_index_line, keys, offsets)).encode()
+        drop = min(self.held, len(records))
+        if drop < len(records):
+            self.rec.write(memoryview(records)[drop:])
         self.held -= drop
-        self._tail.write(line)
-        self.records += 1
-        self.rec_bytes += len(framed)
+        self._tail.write(lines)
+        self.records += len(sizes)
+        self.rec_bytes += len(records)
 
     def seal(self) -> None:
         if self.held:
@@ -190,15 +262,15 @@ class _ResumedShard(_Shard):
                                "rerun without --resume", path=self.rec_name)
 
     def _read_back(self) -> Iterator[bytes]:
-        self.rec_hash = hashlib.sha256()
+        self.digests.rec = hashlib.sha256()
         with self.storage.open_read(self.rec_name) as fh:
             while chunk := fh.read(8 << 20):
-                self.rec_hash.update(chunk)
+                self.digests.rec.update(chunk)
                 yield chunk
 
     def _index(self, line: bytes) -> None:
         self.idx.write(line)
-        self.idx_hash.update(line)
+        self.digests.idx.update(line)
         self.idx_bytes += len(line)
 
     def _index_tail(self) -> None:
@@ -260,6 +332,7 @@ class ShardWriter:
         self._current: _Shard | None = None
         self.records = 0
         self.bytes = 0
+        self.sizes = SizeRange()  # smallest packed width and height (prepare's image_shape)
 
     def _full(self, size: int) -> bool:
         shard = self._current
@@ -268,24 +341,58 @@ class ShardWriter:
         return bool((self.shard_records and shard.records >= self.shard_records)
                     or (self.shard_size and shard.rec_bytes + size > self.shard_size))
 
-    def write(self, framed: bytes, key: int, position: int) -> None:
-        """Append a record; ``position`` is its item's place in the list (for the progress file)."""
-        if self._full(len(framed)):
+    def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int], position: int) -> None:
+        """Append consecutive records: ``records`` holds them back to back, ``sizes[i]`` bytes and
+        key ``keys[i]`` each; the first is item ``position`` of the list, the next ones follow it
+        (for the progress file).  Runs of records between shard ends, checkpoints and resume
+        boundaries are written with one call each: the per-record work here is a few comparisons."""
+        view = memoryview(records)
+        at = 0
+        for size in sizes:  # each record's image size, from its header (prepare's image_shape)
+            self.sizes.note_framed(view[at : at + size])
+            at += size
+        track = bool(self.checkpoint and self.checkpoint_bytes)
+        shard = self._current
+        first = begin = 0  # first record and byte of the run not yet written
+        at = 0  # byte offset of record i
+        for i, size in enumerate(sizes):
+            if shard is None or self._event_before(shard, i - first, at - begin, size, track):
+                if i > first and shard is not None:
+                    shard.write(view[begin:at], sizes[first:i], keys[first:i])
+                    first, begin = i, at
+                self._start_record(size, position + i, track)
+                shard = self._current
+            at += size
+            if track and shard is not None and shard.rec_bytes + (at - begin) >= shard.next_checkpoint:
+                shard.write(view[begin:at], sizes[first:i + 1], keys[first:i + 1])
+                first, begin = i + 1, at
+                shard.next_checkpoint = shard.rec_bytes + self.checkpoint_bytes
+                self._checkpoint(shard, position + i + 1)
+        if shard is not None and first < len(sizes):
+            shard.write(view[begin:at], sizes[first:], keys[first:])
+        self.records += len(sizes)
+        self.bytes += len(view)
+
+    def _event_before(self, shard: _Shard, pending: int, pending_bytes: int, size: int, track: bool) -> bool:
+        """Whether something happens before the next record (``pending`` records of ``pending_bytes``
+        not yet written): the shard is full, or a resume boundary is due."""
+        if self.sharded and ((self.shard_records and shard.records + pending >= self.shard_records)
+                             or (self.shard_size and shard.rec_bytes + pending_bytes + size > self.shard_size)):
+            return True
+        return track and (not shard.boundaries or shard.rec_bytes + pending_bytes >= shard.next_boundary)
+
+    def _start_record(self, size: int, position: int, track: bool) -> None:
+        """Before a record of ``size`` bytes at list ``position``: roll a full shard, open one,
+        keep a resume boundary."""
+        if self._full(size):
             self._roll(position)
         if self._current is None:
             rec, idx = shard_names(self.prefix, self.number if self.sharded else None)
             self._current = _Shard.create(rec, idx, self.storage)
             self._current.next_checkpoint = self.checkpoint_bytes
             self.number += 1
-        shard = self._current
-        if self.checkpoint and self.checkpoint_bytes:
-            shard.mark(position, self.skipped(), self.boundary_every)
-        shard.write(framed, key)
-        self.records += 1
-        self.bytes += len(framed)
-        if self.checkpoint and self.checkpoint_bytes and shard.rec_bytes >= shard.next_checkpoint:
-            shard.next_checkpoint = shard.rec_bytes + self.checkpoint_bytes
-            self._checkpoint(shard, position + 1)
+        if track:
+            self._current.mark(position, self.skipped(), self.boundary_every)
 
     def _checkpoint(self, shard: _Shard, consumed: int) -> None:
         if self.checkpoint is None:  # write() checks first
@@ -317,6 +424,7 @@ class ShardWriter:
             return False
         shard.next_checkpoint = shard.rec_bytes + self.checkpoint_bytes
         self._current, self.number = shard, state.number + 1
+        self.sizes.unknown += shard.records  # written by the killed run: not seen here
         self.records += shard.records
         self.bytes += shard.rec_bytes
         return True

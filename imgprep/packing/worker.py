@@ -1,14 +1,23 @@
-"""What runs in a worker: read (if local), transform, add the record header, frame.
+"""What runs in a worker: a whole chunk of records made at once, in list order.
 
-Workers return framed records, so the single writer only concatenates bytes in list order;
-that is what makes the output byte-identical for any number of workers.
+A worker turns a chunk of items into their framed records, back to back, and each record's
+size (:class:`Packed`), so the single writer only appends finished bytes in list order: that
+is what makes the output byte-identical for any number of workers and either executor.
+
+With the native core the whole chunk is one C call that reads, transforms, adds the record
+header and frames without the GIL (:func:`imgprep.imaging.native.pack_records`): per image
+there is no Python, so threads scale with cores.  The items that call leaves to Python
+(non-JPEGs, CMYK, bad files, symlinks, in-memory pixels...) and every item on the Pillow path
+go through :func:`run_one`, which raises the error naming the image or falls back to Pillow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep.errors import ImgprepError
@@ -44,8 +53,18 @@ class Chunk:
         return len(self.indices)
 
 
-# One per record, in order: (framed record, None) or (None, reason it was skipped).
-Result = tuple[bytes | None, str | None]
+@dataclass(frozen=True)
+class Packed:
+    """A chunk's records: ``records`` holds the framed records of the items packed, back to back
+    in chunk order; ``sizes[i]`` is item i's framed size, 0 when it was skipped, and then
+    ``reasons[i]`` says why."""
+
+    records: bytes
+    sizes: list[int]
+    reasons: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0  # how long the worker took (the packer sizes chunks by it)
+    by_python: int = 0  # files or bytes the native batch left to Python (Pillow, one at a time)
+
 
 _CONTEXT: WorkerContext | None = None
 _FUNCTIONS: dict[str, Any] = {}
@@ -97,13 +116,14 @@ def init_process(ctx: WorkerContext, parent: int | None = None) -> None:
     _functions(ctx)
 
 
-def run_chunk_in_process(chunk: Chunk) -> list[Result]:
+def run_chunk_in_process(chunk: Chunk) -> Packed:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("worker context not initialised")
     return run_chunk(_CONTEXT, chunk)
 
 
 def run_one(ctx: WorkerContext, index: int, labels: tuple[float, ...], path: str | None, data: Any) -> bytes:
+    """One image's framed record (the path for what the batch leaves to Python)."""
     transform_bytes, transform_pixels = _functions(ctx)
     name = path or f"record {index}"
     if path is not None:
@@ -115,17 +135,70 @@ def run_one(ctx: WorkerContext, index: int, labels: tuple[float, ...], path: str
     return frame_record(pack_header(header_label(labels, ctx.pack_label), index), image)
 
 
-def run_chunk(ctx: WorkerContext, chunk: Chunk) -> list[Result]:
-    results: list[Result] = []
+def _one_or_reason(ctx: WorkerContext, chunk: Chunk, i: int) -> tuple[bytes | None, str | None]:
     data = chunk.data
-    for i, index in enumerate(chunk.indices):
-        try:
-            item = None if data is None else data[i]
-            results.append((run_one(ctx, index, chunk.labels[i], chunk.paths[i], item), None))
-        except ImgprepError as exc:
-            results.append((None, exc.message))
-        except MemoryError:
-            results.append((None, "out of memory while processing this image"))
-        except Exception as exc:  # noqa: BLE001 - a decoder bug on one image must not kill its shard
-            results.append((None, f"unexpected {type(exc).__name__}: {exc}"))
-    return results
+    try:
+        item = None if data is None else data[i]
+        return run_one(ctx, chunk.indices[i], chunk.labels[i], chunk.paths[i], item), None
+    except ImgprepError as exc:
+        return None, exc.message
+    except MemoryError:
+        return None, "out of memory while processing this image"
+    except Exception as exc:  # noqa: BLE001 - a decoder bug on one image must not kill its shard
+        return None, f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _batchable(ctx: WorkerContext, chunk: Chunk) -> bool:
+    """Whether the chunk can go through the native batch: the core runs (the native image path,
+    or pass-through with the core built and on) and every item is a file or bytes."""
+    from imgprep.imaging import native
+
+    if not (ctx.image_path == "native" or ctx.spec.pass_through) or not native.available():
+        return False
+    data = chunk.data
+    return data is None or (isinstance(data, list) and all(
+        d is None or isinstance(d, bytes | bytearray | memoryview) for d in data))
+
+
+def run_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:
+    """The chunk's records: one native call where it can, then Python for the items it left."""
+    started = time.perf_counter()
+    packed = _pack_chunk(ctx, chunk)
+    return dataclasses.replace(packed, seconds=time.perf_counter() - started)
+
+
+def _pack_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:
+    if _batchable(ctx, chunk):
+        from imgprep.imaging.native import pack_records
+
+        records, sizes = pack_records(ctx.spec, chunk.paths, chunk.data, chunk.indices, chunk.labels,
+                                      ctx.pack_label, ctx.root is not None)
+        left = [i for i, size in enumerate(sizes) if not size]
+        if not left:
+            return Packed(records, sizes)
+        by_python = len(left)
+    else:  # the Pillow path, or in-memory pixels (the native path encodes them one at a time in C)
+        records, sizes, left = b"", [0] * len(chunk), list(range(len(chunk)))
+        by_python = 0
+    packed = _splice(records, sizes, {i: _one_or_reason(ctx, chunk, i) for i in left})
+    return dataclasses.replace(packed, by_python=by_python)
+
+
+def _splice(records: bytes, sizes: list[int], done: dict[int, tuple[bytes | None, str | None]]) -> Packed:
+    """Put the records made one at a time in their places between the batch's."""
+    parts: list[bytes | memoryview] = []
+    view = memoryview(records)
+    at = 0
+    reasons: dict[int, str] = {}
+    for i, size in enumerate(sizes):
+        if size:
+            parts.append(view[at:at + size])
+            at += size
+            continue
+        framed, reason = done[i]
+        if framed is None:
+            reasons[i] = reason or "unknown error"
+        else:
+            parts.append(framed)
+            sizes[i] = len(framed)
+    return Packed(b"".join(parts), sizes, reasons)

@@ -117,6 +117,7 @@ class _Plan:
     local_root: str | None  # the local image folder a sharded share is judged by
     metadata: list[str]  # files convert() wrote in the scratch folder, in write order
     pack_options: PackOptions
+    converted: Any = None  # prepare: the conversion, whose metadata is rewritten from the records
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -179,6 +180,10 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         if count > 1:
             raise UsageError("a multi-part run outside SageMaker needs --run-id (new for every attempt)")
         run_id = "local"
+    from imgprep.storage.probe import check_access
+
+    # fail before the work: the output (and S3 inputs) reachable and writable, one line if not
+    check_access(storage, writes=[job.output], reads=[job.input, job.image_root, job.root, *job.lists])
 
     with tempfile.TemporaryDirectory(prefix="imgprep-job-") as scratch:
         plan = _plan(job, cluster, config, scratch, storage, say if index == 0 else None)
@@ -186,6 +191,7 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         result = JobResult(host, index, count, distribution)
         if count == 1 and cluster.join != "only":
             _pack_whole(job, plan, result, say)
+            _describe_packed(job, plan, result.packed, storage, say)
             _write_metadata(job, plan, result, storage)
             return result
 
@@ -215,6 +221,7 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
                 result.outputs.extend(summary.outputs)
                 how = "concatenated" if summary.concatenated else "merged by list order"
                 say(f"joined {channel.name}: {summary.records} records, {summary.skipped} skipped ({how})")
+            _describe_packed(job, plan, result.joined, storage, say)
             _write_metadata(job, plan, result, storage)
             remove_tree(storage, work)
         return result
@@ -286,6 +293,22 @@ def _pack_share(
         except (ImgprepError, OSError) as marker_error:
             print(f"imgprep: could not write the failure marker: {marker_error}", file=sys.stderr)
         raise
+
+
+def _describe_packed(job: Job, plan: _Plan, packed: dict[str, Any], storage: Store, say: Echo) -> None:
+    """prepare: hyperparameters.json and classes.json rewritten from what was packed (the lists
+    less the skipped images, image_shape from the smallest packed side), as on one host."""
+    if job.command != "prepare" or plan.converted is None:
+        return
+    from imgprep import plan as prepare_plan
+    from imgprep.formats.display import Messages
+
+    scratch_out = os.path.dirname(plan.metadata[0]) if plan.metadata else None
+    if scratch_out is None:
+        return
+    notes = Messages(say)
+    prepare_plan.describe_packed(plan.converted, packed, job.spec, scratch_out, storage, notes, deferred=False)
+    notes.flush()
 
 
 def _write_metadata(job: Job, plan: _Plan, result: JobResult, storage: Store) -> None:
@@ -375,7 +398,8 @@ def _plan_prepare(
         source = prepare_plan.image_root_for(kind, dataset, job.image_root)
         local_root = storage.local_path(source)
     channels = [_Channel(name, items, join(job.output, name)) for name, items in planned.converted.lists.items()]
-    return _Plan(channels, source, local_root, list(planned.converted.outputs), planned.pack_options)
+    return _Plan(channels, source, local_root, list(planned.converted.outputs), planned.pack_options,
+                 planned.converted)
 
 
 def _local_input(

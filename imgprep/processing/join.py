@@ -16,14 +16,17 @@ record per part in memory.  Records are copied as framed bytes, never re-encoded
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from imgprep.errors import FormatError, ImgprepError, StorageError
+from imgprep.formats import checksums
 from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_name, to_json
+from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
 from imgprep.layout.concat import concatenate
@@ -169,6 +172,9 @@ class JoinSummary:
     bytes: int
     outputs: list[str] = field(default_factory=list)
     concatenated: bool = True
+    skipped_items: list[Skipped] = field(default_factory=list)  # what prepare leaves out of its counts
+    sizes: SizeRange = field(default_factory=SizeRange)  # smallest joined width/height (image_shape)
+    report: str | None = None
 
 
 def _load_part(storage: Store, info: dict[str, Any]) -> _Part | None:
@@ -297,8 +303,10 @@ def join_channel(
     if report:
         outputs.append(report)
     template = next(part.record for part in parts if part is not None and part.record is not None)
-    storage.write_text(record_name(output), to_json(_joined_record(storage, template, items, output, len(dropped))))
-    return JoinSummary(len(order), len(dropped), total, outputs, concatenated)
+    sizes = SizeRange()
+    joined = _joined_record(storage, template, items, output, len(dropped), sizes)
+    storage.write_text(record_name(output), to_json(joined))
+    return JoinSummary(len(order), len(dropped), total, outputs, concatenated, dropped, sizes, report)
 
 
 def _write_joined(storage: Store, parts: Sequence[_Part | None], order: Sequence[tuple[int, int]],
@@ -334,17 +342,35 @@ def _write_joined(storage: Store, parts: Sequence[_Part | None], order: Sequence
 
 
 def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstItem], output: str,
-                   skipped: int) -> DatasetRecord:
+                   skipped: int, sizes: SizeRange) -> DatasetRecord:
     """The dataset record a one-host pack of ``items`` writes: the parts' settings, the whole list,
     one shard hashed as stored (read back once: a server-side join never saw its bytes)."""
     rec, idx = output + ".rec", output + ".idx"
+    rec_sha, crcs = _hash_records(storage, rec, sizes)
     shard = ShardEntry(
         rec=rec.rsplit("/", 1)[-1], idx=idx.rsplit("/", 1)[-1],
         records=len(parse_index(storage.read_text(idx), idx)),
         rec_bytes=storage.size(rec), idx_bytes=storage.size(idx),
-        rec_sha256=sha256(storage, rec), idx_sha256=sha256(storage, idx),
+        rec_sha256=rec_sha, idx_sha256=sha256(storage, idx), record_crc32=checksums.encode(crcs),
     )
+    if len(crcs) != shard.records:
+        raise FormatError(f"holds {len(crcs)} records, its index {shard.records}", path=rec)
     return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped)
+
+
+def _hash_records(storage: Store, uri: str, sizes: SizeRange) -> tuple[str, list[int]]:
+    """SHA-256 of the whole file and the per-record checksums, in one read; each record's image
+    size goes to ``sizes``."""
+    digest = hashlib.sha256()
+
+    def chunks() -> Iterator[bytes]:
+        with storage.open_read(uri) as fh:
+            while chunk := fh.read(8 << 20):
+                digest.update(chunk)
+                yield chunk
+
+    crcs = [crc for _, crc in checksums.spans(chunks(), framed=sizes.note_framed)]
+    return digest.hexdigest(), crcs
 
 
 def remove_tree(storage: Store, uri: str) -> None:

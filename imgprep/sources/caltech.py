@@ -18,7 +18,7 @@ import numpy as np
 
 from imgprep.errors import SourceError
 from imgprep.sources.folders import load_folders
-from imgprep.sources.loaded import Dataset
+from imgprep.sources.loaded import Dataset, require_folder
 
 _NUMBERED = re.compile(r"^(\d+)\.(.+)$")
 CLUTTER_256 = "clutter"
@@ -37,8 +37,7 @@ def _class_folders(root: str) -> list[str]:
 
 def find_root(root: str) -> str:
     """``root`` itself, or its single archive folder (``256_ObjectCategories``) when given the parent."""
-    if not os.path.isdir(root):
-        raise SourceError("not a directory", path=root)
+    require_folder(root, "expected 256_ObjectCategories/, 101_ObjectCategories/ or the folder above it")
     folders = _class_folders(root)
     for name in ARCHIVE_FOLDERS:
         if name in folders and len(folders) <= 2:

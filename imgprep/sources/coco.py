@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from imgprep.errors import FormatError, SourceError, UsageError
+from imgprep.formats.names import suggest
 from imgprep.formats.paths import check_regular, check_relative_path, quote, unrepresentable
 from imgprep.sources.loaded import ClassInfo, Dataset, check_label_matrix
 
@@ -97,7 +98,8 @@ def choose_categories(
         if cat is None and text.lstrip("-").isascii() and text.lstrip("-").isdigit():
             cat = by_id.get(int(text))
         if cat is None:
-            raise SourceError(f"no category named or numbered {quote(text)}", path=path)
+            hint = suggest(text, by_name)
+            raise SourceError(f"no category named or numbered {quote(text)}{hint}", path=path)
         if cat in chosen:
             raise UsageError(f"category {quote(text)} is chosen twice")
         chosen.append(cat)

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imgprep.errors import SourceError, UsageError
+from imgprep.formats.names import describe_look_alikes, look_alikes, suggest
 from imgprep.formats.paths import unrepresentable
-from imgprep.sources.loaded import ClassInfo, Dataset
+from imgprep.sources.loaded import ClassInfo, Dataset, require_folder
 from imgprep.storage.roots import RootGuard
 
 EXAMPLES = 3  # ignored files named in the note
@@ -136,6 +137,22 @@ def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[s
     return result
 
 
+def _nested_note(keyed: Sequence[tuple[tuple[str, ...], str]], keys: Sequence[tuple[str, ...]], class_depth: int,
+                 leaf_classes: bool) -> str | None:
+    """A warning when most images lie in subfolders below the class level (a nested tree such
+    as the grocery dataset's ``Fruit/Apple/…`` read as a few coarse classes by default)."""
+    if leaf_classes:
+        return None
+    leaves = {tuple(rel.split("/")[:-1]) for _, rel in keyed}
+    deeper = sum(1 for _, rel in keyed if rel.count("/") > class_depth)
+    if deeper * 2 <= len(keyed) or len(leaves) <= len(keys):
+        return None
+    example = next(rel for _, rel in keyed if rel.count("/") > class_depth)
+    return (f"{deeper} of {len(keyed)} images lie in subfolders below the class folders (e.g. {example}): "
+            f"read as {len(keys)} coarse class(es); --leaf-classes makes each of the {len(leaves)} folders that "
+            f"hold images a class (the top folder kept as its group), or --class-depth N picks the level")
+
+
 def _sort_key(key: tuple[str, ...]) -> tuple[str, ...]:
     return key
 
@@ -158,8 +175,7 @@ def load_folders(
     """
     if class_depth < 1:
         raise UsageError(f"--class-depth must be at least 1, got {class_depth}")
-    if not os.path.isdir(root):
-        raise SourceError("not a directory", path=root)
+    require_folder(root, "expected the folder holding one folder per class")
     walk = walk_images(root, normalize_extensions(extensions), exclude_top=exclude_top)
     keyed: list[tuple[tuple[str, ...], str]] = []
     outside = 0
@@ -194,7 +210,8 @@ def load_folders(
         for c in wanted:
             k = lookup.get(c.strip("/"))
             if k is None:
-                raise SourceError(f"class {c!r} from --classes has no images", path=root)
+                hint = suggest(c.strip("/"), lookup)
+                raise SourceError(f"class {c!r} from --classes has no images{hint}", path=root)
             if k in chosen:
                 raise UsageError(f"class {c!r} is listed twice in --classes")
             chosen.append(k)
@@ -222,6 +239,12 @@ def load_folders(
         notes.append(f"{walk.outside} symlink(s) leading outside the root not followed")
     if walk.bad_names:
         notes.append(f"{len(walk.bad_names)} file or folder name(s) skipped; first: {walk.bad_names[0]}")
+    coarse = _nested_note(keyed, keys, class_depth, leaf_classes)
+    if coarse:
+        notes.append(coarse)
+    alike = look_alikes(names)
+    if alike:
+        notes.append(describe_look_alikes(alike))
     return Dataset(
         kind=kind,
         origin=root,

@@ -14,6 +14,7 @@ import numpy as np
 
 from imgprep.errors import SourceError, UsageError, reading
 from imgprep.formats.manifest import parse_manifest
+from imgprep.formats.names import describe_look_alikes, look_alikes
 from imgprep.formats.paths import bounded_lines, check_relative_path, quote
 from imgprep.sources.loaded import ClassInfo, Dataset, check_label_matrix
 
@@ -74,6 +75,9 @@ def load_manifest(
     unnamed = [str(i) for i in range(num_classes) if i not in parsed.names]
     if unnamed:
         notes.append(f"no name in the metadata for class(es) {', '.join(unnamed[:10])}")
+    alike = look_alikes([c.name for c in classes])
+    if alike:
+        notes.append(describe_look_alikes(alike))
     return Dataset(
         kind="manifest",
         origin=path,

@@ -9,6 +9,7 @@ Labels live in numpy arrays so 100k+ images cost milliseconds, not Python object
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,18 @@ def check_label_matrix(images: int, classes: int, path: str) -> None:
             f"{images} images x {classes} classes is a label matrix above the limit of {MAX_LABEL_CELLS} cells",
             path=path,
         )
+
+
+def require_folder(path: str, expected: str = "") -> None:
+    """A :class:`SourceError` saying whether ``path`` does not exist or is not a folder."""
+    if os.path.isdir(path):
+        return
+    what = f" ({expected})" if expected else ""
+    if not os.path.lexists(path):
+        raise SourceError(f"does not exist{what}", path=path)
+    if not os.path.exists(path):
+        raise SourceError(f"is a broken symlink{what}", path=path)
+    raise SourceError(f"is a file, not a folder{what}", path=path)
 
 
 @dataclass(frozen=True)

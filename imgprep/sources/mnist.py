@@ -19,7 +19,7 @@ import numpy as np
 from imgprep.errors import FormatError, SourceError, UsageError
 from imgprep.formats.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from imgprep.formats.lst import LstItem
-from imgprep.sources.loaded import ClassInfo, Dataset
+from imgprep.sources.loaded import ClassInfo, Dataset, require_folder
 from imgprep.storage.images import ImageSource
 
 FASHION_CLASSES = (
@@ -43,8 +43,7 @@ PARTS = ("train", "t10k")
 
 def find_files(folder: str) -> dict[tuple[str, str], str]:
     """``{("train"|"t10k", "images"|"labels"): path}`` for the IDX files in ``folder``."""
-    if not os.path.isdir(folder):
-        raise SourceError("not a directory (expected the folder holding the four IDX files)", path=folder)
+    require_folder(folder, "expected the folder holding the four IDX files")
     found: dict[tuple[str, str], str] = {}
     for name in sorted(os.listdir(folder)):
         match = _NAME.match(name)

@@ -183,9 +183,13 @@ class Store(abc.ABC):
         return self.exists(uri)
 
     def open_seekable(self, uri: str) -> BinaryIO:
-        """A seekable binary stream over the whole of ``uri`` (the caller closes it); stores that
-        cannot seek remotely read it into memory."""
-        return io.BytesIO(self.read_bytes(uri))
+        """A seekable binary stream over the whole of ``uri`` (the caller closes it).  Stores
+        without local files serve it with ranged reads (:class:`imgprep.storage.ranged.RangedReader`):
+        one block in memory, not the object, however large."""
+        from imgprep.storage.ranged import RangedReader
+
+        ranged = RangedReader(lambda start, end: self.open_read(uri, start, end), self.size(uri))
+        return io.BufferedReader(ranged, buffer_size=1 << 16)  # readline() in C, not a byte a call
 
     def canonical(self, uri: str) -> str:
         """One spelling per file, so two URIs can be compared (symbolic links resolved locally)."""
@@ -227,6 +231,11 @@ class Store(abc.ABC):
     def check_name(self, uri: str) -> None:  # noqa: B027 - stores without a name limit keep this no-op
         """Refuse (:class:`~imgprep.errors.UsageError`), before any work, a name this store could not
         write with its temporary (local) or its upload marker (S3).  No limit by default."""
+
+    def probe(self, uri: str, *, write: bool) -> None:  # noqa: B027 - local runs fail fast anyway
+        """Fail now, with one line naming ``uri`` and the cause, if the run could not write under
+        it (``write``) or read it: credentials, bucket, permission.  Called before any image is
+        read; a store whose failures come at once anyway keeps this no-op."""
 
     def close(self) -> None:  # noqa: B027 - stores without resources keep this no-op
         """Release clients and threads."""

@@ -63,7 +63,8 @@ class LocalImageSource(ImageSource):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.fspath(root)
         if not os.path.isdir(self.root):
-            raise SourceError("image root is not a directory", path=self.root)
+            why = "is not a folder" if os.path.exists(self.root) else "does not exist"
+            raise SourceError(f"the image root (--root) {why}", path=self.root)
         self.guard = RootGuard(self.root)
 
     def _path(self, item: LstItem) -> str:

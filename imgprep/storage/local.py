@@ -281,7 +281,8 @@ class _FileLock(Lock):
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:
-                raise StorageError(f"cannot create the lock file ({exc.strerror})", path=path) from None
+                raise StorageError(f"cannot write this output ({exc.strerror}: its lock file "
+                                   f"{os.path.basename(path)} could not be created)", path=owner) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -304,7 +305,8 @@ class _FileLock(Lock):
             os.pwrite(fd, lock_body(), 0)
         except OSError as exc:
             self.release()
-            raise StorageError(f"cannot write the lock file ({exc.strerror})", path=path) from None
+            raise StorageError(f"cannot write this output ({exc.strerror}: its lock file "
+                               f"{os.path.basename(path)} could not be written)", path=owner) from None
 
     def release(self) -> None:
         if self._fd is None:

@@ -369,6 +369,11 @@ class S3Store(Store):
             raise storage_error(source, f"copy to {target}", exc) from None
         self.delete(source)
 
+    def probe(self, uri: str, *, write: bool) -> None:
+        from imgprep.storage.probe import probe_s3
+
+        probe_s3(self, uri, write=write)
+
     def image_source(self, root: str) -> S3ImageSource:
         from imgprep.storage.s3_source import S3ImageSource
 
@@ -473,7 +478,9 @@ class _ObjectLock(Lock):
                 return str(client.put_object(Bucket=self.bucket, Key=self.key, Body=body, IfNoneMatch="*")["ETag"])
             except boto_errors() as exc:
                 if error_code(exc) not in _CONFLICT:
-                    raise storage_error(self.uri, "taking the output's lock", exc) from None
+                    error = storage_error(self.owner, "writing this output", exc)
+                    raise StorageError(f"{error.message} (its lock object {self.uri.rsplit('/', 1)[-1]} could "
+                                       "not be written)", path=self.owner) from None
             held = self._read()
             if held is None:
                 continue  # released in between: try again

@@ -486,14 +486,27 @@ class S3Output(Output):
         data = bytes(buffer)
         del buffer
         self._may_exist = True
-        try:
-            self._retrying(
-                lambda: self._client.put_object(
+        refused: list[bool] = []  # per try: S3 answered with a 4xx refusal
+
+        def put() -> Any:
+            try:
+                return self._client.put_object(
                     Bucket=self.bucket, Key=self.key, Body=data, Metadata={RUN_KEY: self.run},
                     **self._checksum_args(data), **self._extra,
-                ),
-                "PutObject",
-            )
+                )
+            except BOTO_ERRORS as exc:
+                status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                refused.append(400 <= int(status) < 500)
+                raise
+
+        try:
+            self._retrying(put, "PutObject")
+        except StorageError:
+            # S3 refused every try: nothing was stored, so aborting has nothing
+            # to remove (and no cleanup warning about an object this run never made)
+            if refused and all(refused):
+                self._may_exist = False
+            raise
         finally:
             self._budget.release(self, reserved)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from imgprep.formats.display import cap
 
 SHOWN = 20  # problems listed on the screen; the count says how many more there are
 
@@ -32,6 +35,26 @@ class Report:
     labels: str = ""
     checks: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    label_width: int | None = None  # labels per record, as the first record holds them
+    label_counts: list[int] = field(default_factory=list)  # images per class (positives per label)
+    channel: dict[str, Any] | None = None  # SageMaker channel settings, when asked for
+
+    def count_labels(self, labels: tuple[float, ...], multi_hot: bool) -> None:
+        """Add one record's labels to the histogram (class indices, or a 0/1 vector's positives)."""
+        counts = self.label_counts
+        if multi_hot or len(labels) > 1:
+            if len(counts) < len(labels):
+                counts.extend([0] * (len(labels) - len(counts)))
+            for i, value in enumerate(labels):
+                if value == 1.0:
+                    counts[i] += 1
+            return
+        value = labels[0] if labels else -1.0
+        if value >= 0 and float(value).is_integer() and value < 1 << 20:
+            index = int(value)
+            if len(counts) <= index:
+                counts.extend([0] * (index + 1 - len(counts)))
+            counts[index] += 1
 
     def add(self, where: str, what: str) -> None:
         self.problems.append(Problem(where, what))
@@ -39,6 +62,18 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, every problem included, for ``--json``."""
+        return {
+            "target": self.target, "ok": self.ok, "shards": self.shards, "records": self.records,
+            "decoded": self.decoded, "labels": self.labels, "checks": self.checks,
+            "sizes": [{"width": w, "height": h, "channels": c, "images": n}
+                      for (w, h, c), n in sorted(self.sizes.items(), key=lambda kv: (-kv[1], kv[0]))],
+            "label_counts": self.label_counts,
+            "problems": [{"where": p.where, "what": p.what} for p in self.problems],
+            "channel": self.channel,
+        }
 
     def format(self) -> str:
         lines = [f"verify {self.target}"]
@@ -55,9 +90,8 @@ class Report:
             return "\n".join(lines)
         count = len(self.problems)
         lines.append(f"FAILED: {count} problem{'s' if count != 1 else ''}")
-        lines += [f"  {p}" for p in self.problems[:SHOWN]]
-        if count > SHOWN:
-            lines.append(f"  ... and {count - SHOWN} more")
+        lines += cap([f"  {p}" for p in self.problems], SHOWN, what="problems", full="--json", indent="  ",
+                     slack=0)
         return "\n".join(lines)
 
 

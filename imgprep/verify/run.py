@@ -11,19 +11,33 @@ from typing import Any
 
 from imgprep.errors import ImageError
 from imgprep.formats.lst import LstItem
-from imgprep.imaging.decode import decode
+from imgprep.imaging.decode import decode_all
 from imgprep.storage.base import Store
-from imgprep.verify import walk
+from imgprep.verify import pretrain, walk
+from imgprep.verify.checksums import RecordSums, record_sums
 from imgprep.verify.report import Report
 from imgprep.verify.target import Expectations, Shard, Target, resolve
 
-BATCH = 32  # records per decode task: amortises the pool's per-task cost on small images
+BATCH = 64  # records per decode task: one native call (imaging.decode.decode_all) and one future each
 
 
 def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstItem] | None = None,
            against_name: str = "", workers: int | None = None, progress: bool | None = None,
-           storage: Store) -> Report:
-    """Check ``path`` (a ``.rec``, shard prefix or ``.dataset.json``) and return the report."""
+           storage: Store, max_skipped: str | int | None = None, train: bool | None = None,
+           channel_settings: bool = False) -> Report:
+    """Check ``path`` (a ``.rec``, shard prefix or ``.dataset.json``) and return the report.
+
+    Beyond the records themselves: ``hyperparameters.json`` and ``classes.json`` beside them
+    against what the records hold (``num_training_samples`` when the split is the training one —
+    named ``train`` or ``train=True`` —, ``num_classes``, ``multi_label``, ``image_shape`` against
+    the smallest image, per-class counts); ``max_skipped`` (a count or ``"P%"``) fails a dataset
+    whose pack skipped more images; ``channel_settings`` fills ``report.channel`` with the
+    SageMaker ``InputDataConfig`` entry for it.
+    """
+    limit = pretrain.SkipLimit.parse(max_skipped)
+    from imgprep.storage.probe import check_access
+
+    check_access(storage, reads=[path])  # credentials, bucket: one line before anything is read
     target = resolve(path, storage, num_classes=num_classes)
     report = Report(path, shards=[s.rec for s in target.shards])
     report.checks = ["framing", "headers", "labels", "decode"]
@@ -32,7 +46,7 @@ def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstIt
     labels: dict[int, tuple[float, ...]] = {}
     width: list[int] = []
     total = target.record.records if target.record is not None else None
-    bar = _progress(total, progress)
+    bar = _progress(total, progress, f"verify {pretrain.split_name(target)}")
     workers = workers or os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:
         for shard in target.shards:
@@ -46,6 +60,11 @@ def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstIt
     if against is not None:
         _check_against(against, against_name, labels, report)
         report.checks.append(f"records == {against_name}")
+    report.label_width = width[0] if width else None
+    split = pretrain.split_name(target)
+    pretrain.check(target, report, split=split, label_counts=report.label_counts, max_skipped=limit, is_train=train)
+    if channel_settings:
+        report.channel = pretrain.channel_settings(target, split, report)
     return report
 
 
@@ -56,11 +75,11 @@ def _describe_labels(expect: Expectations) -> str:
     return f"{kind} in [0, {expect.num_classes}) (num_classes from {expect.source})"
 
 
-def _progress(total: int | None, progress: bool | None) -> Any:
+def _progress(total: int | None, progress: bool | None, label: str = "verify") -> Any:
     from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
-    return tqdm(total=total, unit="rec", disable=not show, leave=False, desc="verify")
+    return tqdm(total=total, unit="rec", disable=not show, leave=False, desc=label)
 
 
 def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPoolExecutor, in_flight: int,
@@ -74,13 +93,18 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
     found: dict[int, tuple[int, int]] = {}
     pending: list[Future[list[tuple[str, str | None, tuple[int, int, int] | None]]]] = []
     batch: list[walk.Record] = []
+    index = location.read(shard.idx) if shard.idx is not None and location.exists(shard.idx) else None
+    sums = record_sums(shard, index)
     with location.open(shard.rec) as stream:
         for ordinal, offset, payload in walk.records(stream, shard.rec, report):
             report.records += 1
+            if sums is not None:
+                sums.check(ordinal, offset, payload, shard.rec, report)
             record = walk.check_record(ordinal, offset, payload, shard.rec, expect, width, report)
             if record is None:
                 continue
             found[offset] = (ordinal, record.id)
+            report.count_labels(record.labels if record.flag else record.labels[:1], expect.multi_hot)
             if record.id in seen:
                 report.add(record.where, f"duplicate id {record.id} (first: {seen[record.id]})")
             else:
@@ -96,9 +120,9 @@ def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPool
             pending.append(pool.submit(_decode_batch, batch, expect))
         _drain(pending, report, tick, limit=0)
         if shard.expected is not None:
-            _check_shard_entry(shard, stream, report, len(found))
-    if shard.idx is not None and location.exists(shard.idx):
-        data = location.read(shard.idx)
+            _check_shard_entry(shard, stream, report, len(found), sums)
+    if index is not None and shard.idx is not None:
+        data = index
         text = data.decode("utf-8", errors="replace")
         walk.check_index(walk.parse_index(text, shard.idx, report), found, shard.rec, shard.idx, report)
         if shard.expected is not None:
@@ -120,14 +144,12 @@ def _drain(pending: list[Future[Any]], report: Report, tick: Callable[[int], Any
         tick(len(results))
 
 
-def _decode_batch(batch: Iterable[walk.Record], expect: Expectations
+def _decode_batch(batch: Sequence[walk.Record], expect: Expectations
                   ) -> list[tuple[str, str | None, tuple[int, int, int] | None]]:
     out: list[tuple[str, str | None, tuple[int, int, int] | None]] = []
-    for record in batch:
-        try:
-            found = decode(record.image)
-        except ImageError as exc:
-            out.append((record.where, f"payload of {len(record.image)} bytes: {exc.message}", None))
+    for record, found in zip(batch, decode_all([record.image for record in batch])):
+        if isinstance(found, ImageError):
+            out.append((record.where, f"payload of {len(record.image)} bytes: {found.message}", None))
             continue
         dims = (found.width, found.height, found.channels)
         out.append((record.where, _shape_problem(dims, expect), dims))
@@ -145,31 +167,39 @@ def _shape_problem(dims: tuple[int, int, int], expect: Expectations) -> str | No
     return None
 
 
-def _check_shard_entry(shard: Shard, stream: Any, report: Report, records: int) -> None:
+def _check_shard_entry(shard: Shard, stream: Any, report: Report, records: int, sums: RecordSums | None) -> None:
     entry = shard.expected
     if entry is None:  # a shard the dataset record does not name has nothing to compare with
         return
     if records != entry.records:
         report.add(shard.rec, f"holds {records} records, the dataset record says {entry.records}")
+    # A stream read in ranges (an S3 shard) hashed what the walk fetched: no second download.
+    whole = getattr(getattr(stream, "raw", stream), "sha256", None)
+    sha = whole() if whole is not None else None
+    if sha is not None:
+        _compare(shard.rec, stream.seek(0, 2), sha, entry.rec_bytes, entry.rec_sha256, report)
+        return
     stream.seek(0)
     digest = hashlib.sha256()
     size = 0
     while chunk := stream.read(1 << 20):
         digest.update(chunk)
         size += len(chunk)
-    _compare(shard.rec, size, digest.hexdigest(), entry.rec_bytes, entry.rec_sha256, report)
+    named = f" ({sums.damaged} damaged record(s) named above)" if sums is not None and sums.damaged else ""
+    _compare(shard.rec, size, digest.hexdigest(), entry.rec_bytes, entry.rec_sha256, report, named)
 
 
 def _check_digest(data: bytes, name: str, sha: str, size: int, report: Report) -> None:
     _compare(name, len(data), hashlib.sha256(data).hexdigest(), size, sha, report)
 
 
-def _compare(name: str, size: int, sha: str, want_size: int, want_sha: str, report: Report) -> None:
+def _compare(name: str, size: int, sha: str, want_size: int, want_sha: str, report: Report,
+             named: str = "") -> None:
     if size != want_size:
         report.add(name, f"is {size} bytes, the dataset record says {want_size}")
     elif sha != want_sha:
         report.add(name, f"SHA-256 {sha[:12]}... differs from the dataset record's {want_sha[:12]}... "
-                         "(the file changed after it was packed)")
+                         f"(the file changed after it was packed){named}")
 
 
 def _check_against(items: Sequence[LstItem], name: str, labels: dict[int, tuple[float, ...]],

@@ -1,0 +1,137 @@
+"""Fail before the work: one cheap S3 call per location, before any image is read.
+
+Without this, a run without credentials (or with a misspelt bucket) reads and hashes every
+image first and fails at its first upload.  The probe makes the call the run will need — a
+small PutObject and its DeleteObject for an output, a HEAD or a one-key listing for an input —
+and turns whatever S3 answers into one line naming the location and the cause.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from imgprep.errors import StorageError
+
+if TYPE_CHECKING:
+    from imgprep.storage.base import Store
+
+
+class S3Access(Protocol):
+    """What the probe needs of the S3 store: its client and botocore's error classes."""
+
+    @property
+    def client(self) -> Any: ...
+    @property
+    def errors(self) -> tuple[type[Exception], ...]: ...
+
+PROBE_NAME = ".imgprep-probe-"
+
+_CAUSES = {
+    "NoSuchBucket": "the bucket {bucket} does not exist",
+    "InvalidAccessKeyId": "the access key is not known to this endpoint (wrong credentials or endpoint)",
+    "SignatureDoesNotMatch": "the secret key does not match the access key (wrong credentials)",
+    "AccessDenied": "access denied (these credentials may not {action} it)",
+    "AllAccessDisabled": "access denied (these credentials may not {action} it)",
+    "403": "access denied (these credentials may not {action} it)",
+    "InvalidBucketName": "{bucket} is not a valid bucket name",
+    "ExpiredToken": "the session token has expired (refresh the credentials)",
+    "InvalidToken": "the session token is not valid (refresh the credentials)",
+}
+
+
+def check_access(store: Store, *, reads: Iterable[object] = (), writes: Iterable[object] = ()) -> None:
+    """Probe every output and every input location of a run through ``store`` (outputs first;
+    anything that is not a string — None, an in-memory source — is skipped): what would fail
+    the run fails now, before any image is read."""
+    seen: set[tuple[str, bool]] = set()
+    for uri, write in [*((w, True) for w in writes), *((r, False) for r in reads)]:
+        if isinstance(uri, os.PathLike):
+            uri = os.fspath(uri)
+        if not isinstance(uri, str) or not uri or (uri, write) in seen:
+            continue
+        seen.add((uri, write))
+        store.probe(uri, write=write)
+
+
+def probe_s3(store: S3Access, uri: str, *, write: bool) -> None:
+    """Check that ``uri`` can be written (``write``) or read with this store's credentials.
+
+    An input that does not exist is left to the run (it says which file); everything else that
+    would fail the run later fails here, as a :class:`StorageError` naming ``uri``.
+    """
+    from imgprep.storage.s3_base import is_not_found, parse_s3_uri
+
+    bucket, key = parse_s3_uri(uri)
+    action = "write under" if write else "read"
+    try:
+        client = store.client
+        if not _bucket_exists(client, bucket, store.errors):
+            raise StorageError(f"cannot {action} this location: the bucket {bucket} does not exist", path=uri)
+        if write:
+            # beside what the run writes: "x/train" -> "x/train.imgprep-probe-…", "x/" -> "x/.imgprep-probe-…"
+            sep = "" if not key or key.endswith("/") else "."
+            probe = f"{key}{sep}{PROBE_NAME.lstrip('.') if sep else PROBE_NAME}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            client.put_object(Bucket=bucket, Key=probe, Body=b"")
+            client.delete_object(Bucket=bucket, Key=probe)
+        elif not key or key.endswith("/"):
+            client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        else:
+            try:
+                client.head_object(Bucket=bucket, Key=key)
+            except store.errors as exc:
+                if not is_not_found(exc):
+                    raise
+                # not an object: a prefix (an image root given without its slash) is fine too
+                client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every botocore failure becomes the one line below
+        raise StorageError(f"cannot {action} this location: {cause(exc, bucket, action, uri)}",
+                           path=uri) from None
+
+
+def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], ...]) -> bool:
+    """HeadBucket: False for a missing bucket (some servers would create one on the first
+    PutObject instead of refusing it).  A 403 here says nothing: the credentials may lack
+    ``s3:ListBucket`` yet may write, which the next call finds out."""
+    from imgprep.storage.s3_base import error_code
+
+    try:
+        client.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    except errors as exc:
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        if code not in ("403", "AccessDenied", "301", "PermanentRedirect"):
+            raise
+    return True
+
+
+def cause(exc: BaseException, bucket: str, action: str, where: str) -> str:
+    """Why an S3 call failed, in words a user can act on."""
+    from imgprep.storage.s3_base import error_code, is_not_found, is_silence
+
+    name = type(exc).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return ("no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                "or run where a role provides them)")
+    if name in ("ProfileNotFound", "NoRegionError"):
+        return " ".join(str(exc).split())
+    code = error_code(exc)
+    if code in _CAUSES:
+        return _CAUSES[code].format(bucket=bucket, action=action, where=where)
+    if is_not_found(exc) and action == "write under":
+        return f"the bucket {bucket} does not exist"
+    try:
+        silent = is_silence(exc)
+    except ImportError:
+        silent = False
+    if silent:
+        return f"the endpoint does not answer ({' '.join(str(exc).split())})"
+    if code:
+        message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
+        return f"{code}: {message}" if message else code
+    return " ".join(str(exc).split()) or name
