@@ -69,7 +69,9 @@ def convert(
     ``manifest_prefix``, ``label_format``, ``attribute``, ``job_name``, ``creation_date``, and the
     per-source ones (``extensions``, ``class_depth``, ``leaf_classes``, ``classes``,
     ``drop_clutter``, ``categories``, ``include_crowd``, ``min_area``, ``keep_empty``,
-    ``variant``, ``root``, ``source_attribute``, ``source_label_format``).  ``channels`` and
+    ``variant``, ``root``, ``source_attribute``, ``source_label_format``), and
+    ``follow_links_outside_root`` (list files reached through symlinks leading out of the image
+    root; :func:`prepare` also packs them, :func:`pack` takes it too).  ``channels`` and
     ``image_format`` are MNIST's image files; ``echo`` (e.g. ``print``) receives the summary lines.
     """
     options = _convert_options(options, keywords)
@@ -100,7 +102,9 @@ def prepare(
     (:class:`TransformSpec`) and ``options`` (:class:`PackOptions`) as in :func:`pack`,
     ``convert_options`` (:class:`ConvertOptions`).  Progress bars are off unless ``progress=True``.
     """
-    convert_keywords = {k: keywords.pop(k) for k in list(keywords) if k in _CONVERT_FIELDS}
+    convert_keywords = {k: keywords.pop(k) for k in list(keywords) if k in _CONVERT_FIELDS - _PACK_FIELDS}
+    if "follow_links_outside_root" in keywords:  # both steps' switch: listing and packing
+        convert_keywords["follow_links_outside_root"] = keywords["follow_links_outside_root"]
     dataset_options = _convert_options(convert_options, convert_keywords)
     store = _store(storage, storage_options, options.storage if options is not None else None)
     spec, options = _pack_settings(spec, options, keywords, store)

@@ -29,12 +29,14 @@ from imgprep.formats.display import Messages, cap, cells, ljust, messages
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.requirements import require_for
 from imgprep.sources import options as sources
+from imgprep.sources.inside import keep_inside
 from imgprep.sources.loaded import Dataset
 from imgprep.sources.options import SourceOptions
 from imgprep.splits import dedup as dedup_mod
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
 from imgprep.storage.base import Store, join
 from imgprep.storage.probe import check_access
+from imgprep.storage.roots import RootGuard
 
 DEFAULT_SPLIT = (("train", 0.8), ("val", 0.2))
 IMAGES_FOLDER = "images"
@@ -61,6 +63,8 @@ class ConvertOptions:
     attribute: str = "class"
     job_name: str | None = None
     creation_date: str | None = None
+    # list (and, in prepare, pack) files reached through symlinks leading out of the image root
+    follow_links_outside_root: bool = False
     source: SourceOptions = field(default_factory=SourceOptions)
 
     def __post_init__(self) -> None:
@@ -69,7 +73,7 @@ class ConvertOptions:
         object.__setattr__(self, "seed", typecheck.integer("seed", self.seed))
         for name in ("train_per_class", "dedup_threshold"):
             object.__setattr__(self, name, typecheck.integer(name, getattr(self, name), optional=True))
-        for name in ("stratify", "shuffle"):
+        for name in ("stratify", "shuffle", "follow_links_outside_root"):
             typecheck.flag(name, getattr(self, name))
         if self.seed < 0:
             raise UsageError(f"--seed must not be negative, got {self.seed}")
@@ -241,6 +245,10 @@ def convert(
     # fail before the work: an s3:// output or input that cannot be used is one line, now
     check_access(storage, writes=[outdir.rstrip("/") + "/"], reads=[input, image_root])
     dataset = load(kind, input, options, images)
+    # one policy for the lists, the duplicate check and pack: a file pack would refuse is not listed
+    listed_root = dataset.root or image_root
+    keep_inside(dataset, storage.local_path(listed_root) if listed_root else None,
+                follow_outside=options.follow_links_outside_root)
     splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
     result.duplicates = dups
@@ -275,6 +283,8 @@ def load(kind: str, input: str, options: ConvertOptions, images: ImageOutput) ->
         loader_options.setdefault("encoding", images.image_format)
     if options.manifest_prefix is not None:
         _manifest_options(kind, options, created="")
+    if options.follow_links_outside_root and kind in ("folders", "caltech"):
+        loader_options["follow_links_outside_root"] = True  # the walk lists what the links lead to
     return sources.load(kind, input, **loader_options)
 
 
@@ -298,7 +308,8 @@ def split(
     dups = None
     if options.dedup != "off":
         shown = getattr(say, "echo", say) is not None
-        dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn, shown=shown)
+        dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn, shown=shown,
+                           follow_outside=options.follow_links_outside_root)
     if options.dedup == "same-split" and dups is not None and dups.grouped:
         splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
     else:
@@ -416,7 +427,8 @@ def hyperparameters_line(params: Mapping[str, str]) -> str:
 
 
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
-                storage: Store, say: Echo, shown: bool = False) -> dedup_mod.Groups | None:
+                storage: Store, say: Echo, shown: bool = False,
+                follow_outside: bool = False) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
@@ -434,6 +446,12 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
 
         def read(i: int) -> Any:
             return pixels[i]
+    elif root is not None and (folder := storage.local_path(root)) is not None:
+        # read as pack reads (storage.roots): a FIFO, a device or a link out is refused, not read
+        guard = RootGuard(folder, follow_outside=follow_outside)
+
+        def read(i: int) -> Any:
+            return guard.read(os.path.join(folder, dataset.paths[i]))
     elif root is not None:
 
         def read(i: int) -> Any:

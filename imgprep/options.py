@@ -9,6 +9,7 @@ decorator hands its command one typed object built once here: ``spec`` (:class:`
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable
@@ -180,6 +181,31 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def pack_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Both groups: the command receives ``spec`` and ``options``."""
     return transform_options(run_options(f))
+
+
+def links_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--follow-links-outside-root``, one switch for listing and packing alike.
+
+    Put it below the other option groups (nearest the function): it sets the flag on the
+    ``convert_options`` and ``options`` objects they built, whichever the command has.
+    """
+    from imgprep.storage.roots import ALLOW_SWITCH
+
+    @functools.wraps(f)
+    def wrapper(**kwargs: Any) -> Any:
+        if kwargs.pop("follow_links_outside_root"):
+            for name in ("convert_options", "options"):
+                if kwargs.get(name) is not None:
+                    kwargs[name] = dataclasses.replace(kwargs[name], follow_links_outside_root=True)
+        return f(**kwargs)
+
+    return click.option(
+        ALLOW_SWITCH, "follow_links_outside_root", is_flag=True,
+        help="Read images reached through symlinks that lead outside the image root (a dataset "
+             "assembled as links into a shared store). By default convert and prepare leave such "
+             "files out of the lists (the warnings name them) and pack refuses them, so an archive "
+             "from elsewhere cannot pull this machine's files into a shard.",
+    )(wrapper)
 
 
 def _csv(value: str | None) -> list[str] | None:

@@ -95,6 +95,10 @@ def plan_prepare(
 ) -> PreparePlan:
     """Convert ``input`` into lists and metadata under ``outdir`` and say how to pack them
     (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`)."""
+    if options.follow_links_outside_root or pack_options.follow_links_outside_root:
+        # one switch: what the lists name through links out of the root, pack reads
+        options = dataclasses.replace(options, follow_links_outside_root=True)
+        pack_options = dataclasses.replace(pack_options, follow_links_outside_root=True)
     channels = packed_channels(spec)
     images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
     converted = convert(kind, input, outdir, options, storage=storage, echo=echo, images=images,

@@ -591,7 +591,8 @@ CASES = [
     Case("symlink to a sibling class folder", "handled", "", folders_case(
         sibling_link, TREE | {"a_link/0.jpg", "a_link/1.jpg"})),
     Case("symlink loop", "handled", "1 folder symlink loop(s) not followed", folders_case(loop_link, TREE)),
-    Case("symlink leading outside the root", "handled", "1 symlink(s) leading outside the root not followed",
+    Case("symlink leading outside the root", "handled",
+         "1 path(s) reached through a symlink leading outside the image root not listed",
          folders_case(link_outside, TREE)),
     Case("newline and tabs in a file name", "skipped", "2 file or folder name(s) skipped",
          folders_case(bad_names, TREE)),

@@ -110,7 +110,21 @@ def test_symlinks_leading_outside_the_root_are_not_followed(tmp_path) -> None:
     os.symlink(secret / "key.jpg", root / "cat" / "key.jpg")
     data = load_folders(str(root))
     assert not any("key" in p or "stolen" in p for p in data.paths)
-    assert "2 symlink(s) leading outside the root not followed" in data.notes
+    [note] = [n for n in data.notes if "outside the image root" in n]
+    assert note.startswith("2 path(s) reached through a symlink leading outside the image root not listed")
+    assert "stolen, cat/key.jpg" in note and "--follow-links-outside-root" in note
+
+
+def test_follow_links_outside_root_lists_them(tmp_path) -> None:
+    root = tmp_path / "root"
+    flat_tree(root)
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key.jpg").write_bytes(b"x")
+    os.symlink(secret / "key.jpg", root / "cat" / "key.jpg")
+    data = load_folders(str(root), follow_links_outside_root=True)
+    assert "cat/key.jpg" in data.paths
+    assert not any("outside the image root" in n for n in data.notes)
 
 
 def test_names_lst_cannot_carry_are_skipped_with_a_reason(tmp_path) -> None:
@@ -184,6 +198,20 @@ def test_caltech256_names_ids_and_clutter(tmp_path) -> None:
     dropped = load_caltech(str(tmp_path / "256_ObjectCategories"), drop_clutter=True)
     assert [c.name for c in dropped.classes] == ["ak47", "american-flag", "backpack"]
     assert len(dropped.paths) == 9
+
+
+def test_caltech_class_folder_linked_from_elsewhere(tmp_path) -> None:
+    root = tmp_path / "256_ObjectCategories"
+    caltech256(root)
+    caltech256(tmp_path / "store")
+    (root / "004.bat").symlink_to(tmp_path / "store" / "003.backpack")
+    (root / "001.ak47" / "far.jpg").symlink_to(tmp_path / "store" / "001.ak47" / "001_0000.jpg")
+    with pytest.raises(SourceError, match=r"'004\.bat' is a symlink leading outside the image root.*"
+                                          r"--follow-links-outside-root"):
+        load_caltech(str(root))
+    data = load_caltech(str(root), follow_links_outside_root=True)
+    assert [c.name for c in data.classes] == ["ak47", "american-flag", "backpack", "bat", "clutter"]
+    assert "001.ak47/far.jpg" in data.paths and data.labels.tolist().count(3) == 3
 
 
 def test_caltech101_layout(tmp_path) -> None:

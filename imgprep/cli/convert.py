@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from imgprep.cli import screen
-from imgprep.options import dataset_options, pack_options
+from imgprep.options import dataset_options, links_option, pack_options
 
 COMMON_EPILOG = """\b
 Splits: --split train=0.8,val=0.2[,test=0.1] is stratified per class (iterative
@@ -69,6 +69,7 @@ Examples:
     default=None,
     help="S3-compatible endpoint for s3:// paths [env: AWS_ENDPOINT_URL].",
 )
+@links_option
 def convert(
     kind: str,
     input: str,
@@ -125,6 +126,7 @@ with its multi-hot labels). mnist is packed straight from the IDX arrays."""
     help="Folder the image paths are relative to (coco: the images folder).",
 )
 @pack_options
+@links_option
 def prepare(
     kind: str,
     input: str,

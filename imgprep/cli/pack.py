@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from imgprep.options import pack_options
+from imgprep.options import links_option, pack_options
 
 
 @click.command(
@@ -41,6 +41,7 @@ Exit status: 0 done (skipped images reported), 1 error, 2 usage, 3 bad image wit
 @click.option("-o", "--output", required=True, help="Output prefix: OUT gives OUT.rec and OUT.idx.")
 @click.option("-v", "--verbose", is_flag=True, help="Say which image path runs and why.")
 @pack_options
+@links_option
 def pack(lists: tuple[str, ...], root: str, output: str, verbose: bool, spec: Any, options: Any) -> None:
     """Pack the images of one or more .lst files into MXNet RecordIO.
 

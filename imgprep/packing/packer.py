@@ -70,12 +70,14 @@ class PackOptions:
     resume: bool = False  # continue after the last good published shard (see packing.publish)
     checkpoint_bytes: int = 32 << 20  # a shard being written is checkpointed this often
     storage: Store | None = None  # where to read and write: built by the caller (imgprep.pack: Storage())
+    # read symlinks that lead outside a local image root (refused by default: storage.roots)
+    follow_links_outside_root: bool = False
 
     def __post_init__(self) -> None:
         self.num_workers = typecheck.integer("num_workers", self.num_workers, optional=True)
         for name in ("shard_records", "shard_size", "chunk_size", "checkpoint_bytes"):
             setattr(self, name, typecheck.integer(name, getattr(self, name)))
-        for name in ("strict", "pack_label", "quiet", "report", "resume"):
+        for name in ("strict", "pack_label", "quiet", "report", "resume", "follow_links_outside_root"):
             typecheck.flag(name, getattr(self, name))
         for name in ("progress", "native"):
             typecheck.flag(name, getattr(self, name), optional=True)
@@ -248,7 +250,7 @@ def pack(
     # packing.publish): names, the image root, under the lock the first images; the old
     # generation is retired only when the first shard is ready.
     publisher.files.check_names()
-    image_source = resolve(source, storage)
+    image_source = resolve(source, storage, follow_outside=options.follow_links_outside_root)
     try:
         # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
         with sigterm_as_interrupt():
@@ -336,7 +338,7 @@ class Packer:
         self.workers = options.num_workers or default_workers()
         self.kind = choose_executor(options.executor, self.workers, spec, chosen)
         guard = getattr(source, "guard", None)
-        self.ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.root if guard is not None else None)
+        self.ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.read_root if guard is not None else None)
         self.skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
         self.pending: deque[_InFlight] = deque()
         self.executor: Executor | None = None

@@ -14,8 +14,16 @@ from imgprep.storage.images import ImageSource, LocalImageSource
 __all__ = ["ImageSource", "LocalImageSource", "resolve"]
 
 
-def resolve(source: str | os.PathLike[str] | ImageSource, storage: Store) -> ImageSource:
-    """A path or ``s3://`` URI becomes a source of ``storage``; source objects pass through."""
+def resolve(source: str | os.PathLike[str] | ImageSource, storage: Store, *,
+            follow_outside: bool = False) -> ImageSource:
+    """A path or ``s3://`` URI becomes a source of ``storage``; source objects pass through.
+
+    ``follow_outside`` (``--follow-links-outside-root``) lets a local source read symlinks that
+    lead out of its root; sources without local files have no such links.
+    """
     if isinstance(source, str | os.PathLike):
-        return storage.image_source(os.fspath(source))
+        source = storage.image_source(os.fspath(source))
+    guard = getattr(source, "guard", None)
+    if follow_outside and guard is not None:
+        guard.follow_outside = True
     return source

@@ -32,7 +32,9 @@ class WorkerContext:
     spec: TransformSpec
     image_path: str  # "native" or "pillow"
     pack_label: bool
-    root: str | None = None  # resolved image root: a file that is a symlink must stay inside it
+    # resolved image root a final symlink must stay inside; None: no local root, or the user's
+    # --follow-links-outside-root
+    root: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from imgprep.options import dataset_options, pack_options
+from imgprep.options import dataset_options, links_option, pack_options
 
 JOB_EXAMPLES = """\b
 Examples (container arguments; imgprep launch passes them):
@@ -156,6 +156,7 @@ def _echo(quiet: bool) -> Callable[[str], None] | None:
               help="Folder (or s3:// prefix) the image paths are relative to (coco: the images).")
 @pack_options
 @cluster_options
+@links_option
 def processing_prepare(
     kind: str, input: str, outdir: str, image_root: str | None, spec: Any, options: Any,
     convert_options: Any, cluster: Any,
@@ -174,6 +175,7 @@ def processing_prepare(
 @click.option("-o", "--output", required=True, help="Output prefix: OUT gives OUT.rec and OUT.idx.")
 @pack_options
 @cluster_options
+@links_option
 def processing_pack(lists: tuple[str, ...], root: str, output: str, spec: Any, options: Any, cluster: Any) -> None:
     """`imgprep pack` as a (multi-host) job: the lists' images into OUT.rec + OUT.idx."""
     from imgprep.processing.job import Job, run_job

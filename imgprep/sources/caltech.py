@@ -19,6 +19,7 @@ import numpy as np
 from imgprep.errors import SourceError
 from imgprep.sources.folders import load_folders
 from imgprep.sources.loaded import Dataset, require_folder
+from imgprep.storage.roots import ALLOW_SWITCH, RootGuard
 
 _NUMBERED = re.compile(r"^(\d+)\.(.+)$")
 CLUTTER_256 = "clutter"
@@ -61,8 +62,10 @@ def _numbered(name: str) -> tuple[int, str]:
     return (int(match.group(1)), match.group(2)) if match else (0, name)
 
 
-def load_caltech(root: str, *, drop_clutter: bool = False, extensions: Sequence[str] | None = None) -> Dataset:
-    """Read a Caltech-101/256 tree; class names without numeric prefixes."""
+def load_caltech(root: str, *, drop_clutter: bool = False, extensions: Sequence[str] | None = None,
+                 follow_links_outside_root: bool = False) -> Dataset:
+    """Read a Caltech-101/256 tree; class names without numeric prefixes (symlinks as in
+    :func:`~imgprep.sources.folders.load_folders`)."""
     root = find_root(root)
     folders = _class_folders(root)
     layout = detect_layout(folders)
@@ -77,11 +80,15 @@ def load_caltech(root: str, *, drop_clutter: bool = False, extensions: Sequence[
         numbers = [_numbered(f)[0] for f in folders]
         if len(set(numbers)) != len(numbers):
             raise SourceError("two class folders share a number", path=root)
-    data = load_folders(root, extensions=extensions, exclude_top=exclude, kind="caltech")
+    data = load_folders(root, extensions=extensions, exclude_top=exclude, kind="caltech",
+                        follow_links_outside_root=follow_links_outside_root)
     found = {c.path for c in data.classes}
     empty = [f for f in folders if f not in found and f not in exclude]
     if empty:
         # a class without images would vanish and shift every later class id
+        if RootGuard(root).escape(os.path.join(root, empty[0])):
+            raise SourceError(f"class folder {empty[0]!r} is a symlink leading outside the image root, so its "
+                              f"images are not listed; {ALLOW_SWITCH} lists them if the link is meant", path=root)
         raise SourceError(
             f"class folder {empty[0]!r} holds no usable images ({len(empty)} such folder(s)); "
             "add images or remove the folder so class ids stay as numbered",

@@ -8,7 +8,8 @@ coarse group.  Hidden files and folders are skipped, files with other extensions
 and ignored.
 
 Symlinks are followed while they stay inside the root (:mod:`imgprep.storage.roots`); a link
-that leads out of it is not followed and is counted in the notes.  Only a real loop (a folder
+that leads out of it is not followed, so its images are not listed (pack would refuse them),
+and the notes name it with the switch that allows it (``follow_outside``).  Only a real loop (a folder
 that is its own ancestor, by device and inode) is a loop.  A link to a sibling class folder is
 a class folder of its own: its images are listed again under the link's name, so every class
 keeps its images and its label.  Names that ``.lst`` or manifest files cannot carry (control
@@ -27,7 +28,7 @@ from imgprep.errors import SourceError, UsageError
 from imgprep.formats.names import describe_look_alikes, look_alikes, suggest
 from imgprep.formats.paths import unrepresentable
 from imgprep.sources.loaded import ClassInfo, Dataset, require_folder
-from imgprep.storage.roots import RootGuard
+from imgprep.storage.roots import NOTE_EXAMPLES, RootGuard, outside_note
 
 EXAMPLES = 3  # ignored files named in the note
 # Most times one folder may be walked through different symlinked paths (each is a class path).
@@ -62,13 +63,16 @@ class WalkResult:
     mtime: float
     skipped_examples: list[str] = field(default_factory=list)  # the first few, to name them
     outside: int = 0  # symlinks leading out of the root, not followed
+    outside_examples: list[str] = field(default_factory=list)  # the first few, to name them
     bad_names: list[str] = field(default_factory=list)  # reasons, one per unusable name
 
 
-def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[str] = ()) -> WalkResult:
-    """Sorted walk of ``root`` (following symlinks that stay inside it), images only."""
+def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[str] = (),
+                follow_outside: bool = False) -> WalkResult:
+    """Sorted walk of ``root`` (following symlinks that stay inside it, or every symlink with
+    ``follow_outside``), images only."""
     exts = tuple(extensions)
-    guard = RootGuard(root)
+    guard = RootGuard(root, follow_outside=follow_outside)
     result = WalkResult([], 0, 0, 0.0)
     visits: dict[tuple[int, int], int] = {}
     excluded = set(exclude_top)
@@ -102,7 +106,7 @@ def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[s
             try:
                 is_dir = entry.is_dir()
                 is_file = not is_dir and entry.is_file()
-                leaves = entry.is_symlink() and not guard.contains_real(os.path.realpath(entry.path))
+                leaves = entry.is_symlink() and guard.escape(entry.path) is not None
             except OSError:
                 continue
             if not (is_dir or is_file):
@@ -117,6 +121,9 @@ def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[s
                 continue
             if leaves:
                 result.outside += 1
+                if len(result.outside_examples) < NOTE_EXAMPLES:
+                    rel = "/".join((*parts, entry.name))
+                    result.outside_examples.append(ascii(rel) if unrepresentable(rel) else rel)
                 continue
             problem = unrepresentable(entry.name)
             if problem:
@@ -166,17 +173,20 @@ def load_folders(
     classes: Sequence[str] | None = None,
     exclude_top: Sequence[str] = (),
     kind: str = "folders",
+    follow_links_outside_root: bool = False,
 ) -> Dataset:
     """Read a class-folder tree into a single-label :class:`Dataset`.
 
     ``classes`` fixes the class order (and selects those folders only); names are class
     folder paths relative to ``root`` (``Fruit/Apple`` at depth 2) or their last component
-    when that is unambiguous.
+    when that is unambiguous.  ``follow_links_outside_root`` lists files reached through
+    symlinks that lead out of ``root`` (the user's ``--follow-links-outside-root``).
     """
     if class_depth < 1:
         raise UsageError(f"--class-depth must be at least 1, got {class_depth}")
     require_folder(root, "expected the folder holding one folder per class")
-    walk = walk_images(root, normalize_extensions(extensions), exclude_top=exclude_top)
+    walk = walk_images(root, normalize_extensions(extensions), exclude_top=exclude_top,
+                       follow_outside=follow_links_outside_root)
     keyed: list[tuple[tuple[str, ...], str]] = []
     outside = 0
     for parts, name in walk.files:
@@ -236,7 +246,7 @@ def load_folders(
     if walk.loops:
         notes.append(f"{walk.loops} folder symlink loop(s) not followed")
     if walk.outside:
-        notes.append(f"{walk.outside} symlink(s) leading outside the root not followed")
+        notes.append(outside_note(walk.outside, walk.outside_examples))
     if walk.bad_names:
         notes.append(f"{len(walk.bad_names)} file or folder name(s) skipped; first: {walk.bad_names[0]}")
     coarse = _nested_note(keyed, keys, class_depth, leaf_classes)
@@ -254,4 +264,5 @@ def load_folders(
         root=root,
         mtime=walk.mtime,
         notes=notes,
+        links_checked=True,
     )

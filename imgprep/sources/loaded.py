@@ -81,6 +81,8 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     make_source: Callable[..., Any] | None = None
     pixels: np.ndarray | None = None
+    # the loader already left out paths through symlinks leading out of ``root`` (the folder walk)
+    links_checked: bool = False
 
     def __len__(self) -> int:
         return len(self.paths)

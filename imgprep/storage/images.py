@@ -12,9 +12,9 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from imgprep.errors import ImageError, ImgprepError, SourceError
+from imgprep.errors import ImgprepError, SourceError
 from imgprep.formats.lst import LstItem
-from imgprep.storage.roots import RootGuard, read_inside
+from imgprep.storage.roots import RootGuard
 
 
 @runtime_checkable
@@ -57,15 +57,16 @@ class LocalImageSource(ImageSource):
     Reads stay inside the root (:mod:`imgprep.storage.roots`): a path whose folders lead out of
     it through a symlink gets no ``local_path``, so ``fetch`` refuses it and the image is skipped
     with that reason; a final symlink leading out is refused where the file is opened (here or
-    in a worker, which gets the resolved root as ``guard.root``).
+    in a worker, which gets the resolved root as ``guard.read_root``).  ``follow_outside`` (the
+    user's ``--follow-links-outside-root``) reads every link wherever it leads.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, follow_outside: bool = False) -> None:
         self.root = os.fspath(root)
         if not os.path.isdir(self.root):
             why = "is not a folder" if os.path.exists(self.root) else "does not exist"
             raise SourceError(f"the image root (--root) {why}", path=self.root)
-        self.guard = RootGuard(self.root)
+        self.guard = RootGuard(self.root, follow_outside=follow_outside)
 
     def _path(self, item: LstItem) -> str:
         return os.path.join(self.root, item.path)
@@ -75,11 +76,7 @@ class LocalImageSource(ImageSource):
         return None if self.guard.folder_escape(path) else path
 
     def fetch(self, item: LstItem) -> bytes:
-        path = self._path(item)
-        problem = self.guard.folder_escape(path)
-        if problem:
-            raise ImageError(problem, path=path)
-        return read_inside(path, self.guard.root)
+        return self.guard.read(self._path(item))
 
     def describe(self, item: LstItem) -> str:
         return self._path(item)

@@ -7,6 +7,11 @@ while its target stays inside the root, resolved once (``realpath``).  A link to
 folder or file inside the root is followed; a link to ``/etc`` or ``../other-dataset`` is
 refused with a reason, both when class folders are walked and when an image is packed.
 
+The decision is taken once, when the lists are made: a source does not list a file that pack
+would refuse, and says so (:func:`outside_note`).  A user who means such links (a dataset
+assembled as symlinks into a shared store) sets :data:`ALLOW_SWITCH` on ``convert``,
+``prepare`` and ``pack`` alike; the guard then follows every link (``follow_outside``).
+
 It is how imgprep reads local files under a root: the image sources here use it, and so do the
 folder walk (``sources``) and the packing workers.
 
@@ -23,8 +28,21 @@ import stat
 
 from imgprep.errors import ImageError
 
-_LINK_OUT = "symlink leads outside the image root"
-_FOLDER_OUT = "a symlinked folder on this path leads outside the image root"
+# One switch on every face (CLI flag; follow_links_outside_root= in Python and the job's options).
+ALLOW_SWITCH = "--follow-links-outside-root"
+_ALLOW = f"{ALLOW_SWITCH} reads it if the link is meant"
+_LINK_OUT = f"symlink leads outside the image root ({_ALLOW})"
+_FOLDER_OUT = f"a symlinked folder on this path leads outside the image root ({_ALLOW})"
+NOTE_EXAMPLES = 3  # paths named in the note
+
+
+def outside_note(count: int, examples: list[str]) -> str:
+    """The one line a source's notes carry for the files it did not list because a symlink on
+    their path leads outside the image root."""
+    named = ", ".join(examples) + (", ..." if count > len(examples) else "")
+    return (f"{count} path(s) reached through a symlink leading outside the image root not listed "
+            f"(pack refuses them too): {named}; if the links are meant, {ALLOW_SWITCH} "
+            "(follow_links_outside_root=True) lists and packs them")
 
 
 def _contains(root: str, real: str) -> bool:
@@ -32,11 +50,22 @@ def _contains(root: str, real: str) -> bool:
 
 
 class RootGuard:
-    """Answers "does this path, followed through every symlink, stay inside ``root``?"."""
+    """Answers "does this path, followed through every symlink, stay inside ``root``?".
 
-    def __init__(self, root: str) -> None:
+    With ``follow_outside`` (the user's :data:`ALLOW_SWITCH`) every path may be read: the
+    checks answer None and :attr:`read_root` is None, so :func:`read_inside` and the native
+    core follow a final symlink wherever it leads.
+    """
+
+    def __init__(self, root: str, *, follow_outside: bool = False) -> None:
         self.root = os.path.realpath(root)
+        self.follow_outside = follow_outside
         self._folders: dict[str, bool] = {}
+
+    @property
+    def read_root(self) -> str | None:
+        """The root a final symlink must stay inside when a file is opened; None: any target."""
+        return None if self.follow_outside else self.root
 
     def contains_real(self, real: str) -> bool:
         """Whether an already resolved path is the root or lies under it."""
@@ -44,6 +73,8 @@ class RootGuard:
 
     def folder_escape(self, path: str) -> str | None:
         """Why the folders of ``path`` lead out of the root, or None (cached per folder)."""
+        if self.follow_outside:
+            return None
         folder = os.path.dirname(path)
         inside = self._folders.get(folder)
         if inside is None:
@@ -53,10 +84,20 @@ class RootGuard:
 
     def escape(self, path: str) -> str | None:
         """Why ``path`` (a file or folder under the root as given) may not be read, or None."""
+        if self.follow_outside:
+            return None
         problem = self.folder_escape(path)
         if problem is None and os.path.islink(path) and not self.contains_real(os.path.realpath(path)):
             problem = _LINK_OUT
         return problem
+
+
+    def read(self, path: str) -> bytes:
+        """The bytes of ``path`` (under the root as given), refused as the packer refuses it."""
+        problem = self.folder_escape(path)
+        if problem:
+            raise ImageError(problem, path=path)
+        return read_inside(path, self.read_root)
 
 
 def read_inside(path: str, root: str | None) -> bytes:
