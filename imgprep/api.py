@@ -65,7 +65,7 @@ def convert(
     """``imgprep convert``: lists, ``classes.json``, ``hyperparameters.json`` (and manifests) in ``output``.
 
     Keywords are the CLI's dataset options: ``split`` (``"train=0.8,val=0.2"`` or pairs),
-    ``train_per_class``, ``stratify``, ``shuffle``, ``seed``, ``dedup``, ``dedup_threshold``,
+    ``train_per_class``, ``stratify``, ``shuffle``, ``seed``, ``dedup``, ``dedup_threshold``, ``dedup_report``,
     ``manifest_prefix``, ``label_format``, ``attribute``, ``job_name``, ``creation_date``, and the
     per-source ones (``extensions``, ``class_depth``, ``leaf_classes``, ``classes``,
     ``drop_clutter``, ``categories``, ``include_crowd``, ``min_area``, ``keep_empty``,

@@ -57,6 +57,7 @@ class ConvertOptions:
     seed: int = 0
     dedup: str = "report"
     dedup_threshold: int | None = None
+    dedup_report: str | None = None  # local or s3:// file for every duplicate group (JSON Lines)
     manifest_prefix: str | None = None
     label_format: str = "multi-hot"
     attribute: str = "class"
@@ -67,7 +68,7 @@ class ConvertOptions:
     source: SourceOptions = field(default_factory=SourceOptions)
 
     def __post_init__(self) -> None:
-        dedup_mod.check_mode(self.dedup)
+        object.__setattr__(self, "dedup", dedup_mod.check_mode(self.dedup))  # old names -> current ones
         # Values from Python are refused where the CLI's parsers would refuse them.
         object.__setattr__(self, "seed", typecheck.integer("seed", self.seed))
         for name in ("train_per_class", "dedup_threshold"):
@@ -165,7 +166,7 @@ class ConvertResult:
     classes: dict[str, Any] = field(default_factory=dict)
     channel: dict[str, Any] | None = None
     image_root: str | None = None
-    duplicates: dedup_mod.Duplicates | None = None
+    duplicates: dedup_mod.Groups | None = None
     # (target, text) of the lists, class map, manifests and hyperparameters, in the order they are
     # written (hyperparameters.json last); not yet written when convert was asked to defer them.
     files: list[tuple[str, str]] = field(default_factory=list)
@@ -231,11 +232,12 @@ def convert(
     and (with ``options.manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
 
     ``images`` says how in-memory images (MNIST) are written and which shape the hyperparameters
-    announce (see :class:`ImageOutput`).  ``options.dedup`` (off, report, drop) looks for copies
+    announce (see :class:`ImageOutput`).  ``options.dedup`` (off, report, same-split) groups copies
     among the images first (read from the source, or from ``image_root`` when the source has no
-    root: COCO) and reports the ones the split puts on both sides, or splits duplicate groups whole.
-    ``defer_writes`` leaves the lists, class map, manifests and hyperparameters in ``result.files``
-    for the caller to write (``prepare`` writes them once every split is packed: its commit point).
+    root: COCO) and reports the groups the split puts on both sides, or splits duplicate groups
+    whole; ``options.dedup_report`` gets every group as JSON Lines.  ``defer_writes`` leaves the
+    lists, class map, manifests and hyperparameters in ``result.files`` for the caller to write
+    (``prepare`` writes them once every split is packed: its commit point).
     """
     images = images or ImageOutput()
     say = messages(echo)  # a caller's Messages (prepare) prints the warnings and summary itself
@@ -250,6 +252,8 @@ def convert(
     splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
     result.duplicates = dups
+    if dups is not None and options.dedup_report:
+        result.outputs.append(options.dedup_report)
     if say is not echo:
         say.flush()
     return result
@@ -286,8 +290,8 @@ def load(kind: str, input: str, options: ConvertOptions, images: ImageOutput) ->
 
 def split(
     dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo
-) -> tuple[dict[str, np.ndarray], dedup_mod.Duplicates | None]:
-    """Image indices per split (duplicate groups kept whole with ``--dedup drop``), and the duplicates."""
+) -> tuple[dict[str, np.ndarray], dedup_mod.Groups | None]:
+    """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups."""
     plan = make_plan(
         dataset,
         split=options.split,
@@ -306,12 +310,12 @@ def split(
         shown = getattr(say, "echo", say) is not None
         dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn, shown=shown,
                            follow_outside=options.follow_links_outside_root)
-    if options.dedup == "drop" and dups is not None and dups.pairs:
+    if options.dedup == "same-split" and dups is not None and dups.grouped:
         splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
     else:
         splits = make_splits(dataset, plan, shuffle=options.shuffle, seed=options.seed)
     if dups is not None:
-        _say_duplicates(dataset, splits, dups, options.dedup, warn)
+        _say_duplicates(dataset, splits, dups, options.dedup, options.dedup_report, storage, warn)
     return splits, dups
 
 
@@ -424,16 +428,16 @@ def hyperparameters_line(params: Mapping[str, str]) -> str:
 
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
                 storage: Store, say: Echo, shown: bool = False,
-                follow_outside: bool = False) -> dedup_mod.Duplicates | None:
+                follow_outside: bool = False) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
         from imgprep.requirements import require
 
-        try:  # lists alone need no decoder: without Pillow only an explicit --dedup drop fails
+        try:  # lists alone need no decoder: without Pillow only an explicit --dedup same-split fails
             require("PIL")
         except MissingPieceError as exc:
-            if mode == "drop":
+            if mode == "same-split":
                 raise
             say(f"duplicates: not checked ({exc.message})")
             return None
@@ -480,7 +484,7 @@ def _pass_progress(total: int, label: str, *, show: bool) -> Iterator[Callable[[
         yield bar.update
 
 
-def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Duplicates, *, shuffle: bool,
+def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Groups, *, shuffle: bool,
                   seed: int) -> dict[str, np.ndarray]:
     """Split one image per duplicate group; its copies follow it (preset splits: copies move to it)."""
     if plan is None:
@@ -494,23 +498,30 @@ def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Dupl
     return dedup_mod.expand({name: reps[idx] for name, idx in parts.items()}, dups)
 
 
-def _say_duplicates(dataset: Dataset, splits: Mapping[str, np.ndarray], dups: dedup_mod.Duplicates, mode: str,
-                    say: Echo) -> None:
-    exact = len(dups.identical)
-    grouped = sum(len(m) for m in dups.members.values())
-    line = (f"duplicates: {exact} exact and {len(dups.pairs) - exact} near-duplicate pair(s); "
-            f"{grouped} image(s) are copies of another")
-    if dups.unreadable:
-        line += f"; {dups.unreadable} image(s) could not be read for the check"
-    if dups.small:
-        line += f"; {dups.small} image(s) under 32 px checked for exact copies only"
-    say(line)
-    leaked = dedup_mod.leaks(splits, dups)
-    where = {int(i): name for name, idx in splits.items() for i in idx.tolist()}
-    if mode == "drop":
-        say(f"  --dedup drop: every duplicate group is in one split ({len(leaked)} pairs across splits)")
-    elif leaked:
-        say(f"  {len(leaked)} pair(s) straddle splits (leaks); --dedup drop keeps each group in one split:")
-    for i, j, d in (leaked if mode != "drop" else [])[:10]:
-        how = "same bytes" if (i, j) in dups.identical else f"{d} bits apart"
-        say(f"    {where[i]}/{dataset.paths[i]} ~ {where[j]}/{dataset.paths[j]} ({how})")
+def _say_duplicates(dataset: Dataset, splits: Mapping[str, np.ndarray], dups: dedup_mod.Groups, mode: str,
+                    report: str | None, storage: Store, say: Echo) -> dedup_mod.Summary:
+    """The summary ``inspect`` prints too, the first leak groups, and the ``--dedup-report`` file."""
+    names = list(splits)
+    where = dedup_mod.split_of(len(dataset), list(splits.values()))
+    summary, found = dedup_mod.findings(dups, where, dataset.labels)
+    for line in summary.lines(names):
+        say(line)
+
+    def ref(i: int) -> dict[str, Any]:
+        return {"split": names[where[i]] if where[i] >= 0 else None, "id": i, "path": dataset.paths[i]}
+
+    if mode == "same-split":
+        say("  --dedup same-split: every duplicate group is in one split")
+    flagged = [f for f in found if f.leak or f.conflict]
+    shown = flagged[:10]
+    for f in shown:
+        what = ("LEAK" if f.leak else "") + (" CONFLICT" if f.conflict else "")
+        refs = ", ".join(f"{r['split']}/{r['path']}" for r in map(ref, f.rows[:4]))
+        more = f" and {len(f.rows) - 4} more" if len(f.rows) > 4 else ""
+        say(f"  {what.strip()}: {len(f.rows)} images{' (identical)' if f.exact else ''}: {refs}{more}")
+    if len(flagged) > len(shown):
+        say(f"  ... and {len(flagged) - len(shown):,} more group(s)"
+            + ("" if report else "; --dedup-report FILE lists every group"))
+    if report:
+        storage.write_text(report, "".join(dedup_mod.report_lines(found, ref)))
+    return summary

@@ -214,6 +214,14 @@ def _csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _dedup_mode(mode: str) -> str:
+    if mode == "drop":  # its old name: it never dropped an image, it keeps each group in one split
+        click.echo("imgprep: note: --dedup drop is now called --dedup same-split (nothing is dropped: every "
+                   "duplicate group is kept in one split)", err=True)
+        return "same-split"
+    return mode
+
+
 def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """KIND INPUT -o OUTDIR, split, manifest and per-source options (``convert``, ``prepare``, the
     Processing job's ``prepare``); the command receives ``convert_options: ConvertOptions``."""
@@ -248,17 +256,24 @@ def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits and order."),
         click.option(
             "--dedup",
-            type=click.Choice(["off", "report", "drop"]),
+            type=click.Choice(["off", "report", "same-split", "drop"]),
             default="report",
             show_default=True,
-            help="Exact and near-duplicate images (resized, re-encoded, cropped, mirrored copies): report "
-            "the pairs the split puts on both sides, or keep every duplicate group in one split (drop).",
+            help="Duplicate groups (identical files; resized, re-encoded, cropped, padded, rotated or "
+            "mirrored copies): report them (leaks = groups across splits, conflicts = groups across "
+            "classes), or keep every group in one split (same-split; 'drop' is its old name).",
         ),
         click.option(
             "--dedup-threshold",
             type=click.IntRange(0, 11),
             default=None,
-            help="Near-duplicate distance in pHash bits [default: 10].",
+            help="Near-duplicate distance in pHash bits [default: 8].",
+        ),
+        click.option(
+            "--dedup-report",
+            default=None,
+            metavar="FILE",
+            help="Write every duplicate group as JSON Lines (members, splits, which to drop to close a leak).",
         ),
         click.option(
             "--manifest-prefix",
@@ -390,8 +405,9 @@ def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
             stratify=kw.pop("stratify"),
             shuffle=kw.pop("shuffle"),
             seed=kw.pop("seed"),
-            dedup=kw.pop("dedup"),
+            dedup=_dedup_mode(kw.pop("dedup")),
             dedup_threshold=kw.pop("dedup_threshold"),
+            dedup_report=kw.pop("dedup_report"),
             manifest_prefix=kw.pop("manifest_prefix"),
             label_format=kw.pop("label_format"),
             attribute=kw.pop("attribute"),

@@ -289,6 +289,12 @@ static PyObject *py_decode_luma(PyObject *self, PyObject *args) {
     return Py_BuildValue("(iiiiiN)", info.width, info.height, info.components, info.sw, info.sh, pixels);
 }
 
+/* dupsearch.c: near-duplicate grouping (multi-index hashing + union-find) */
+PyObject *imp_py_dup_union(PyObject *self, PyObject *args);
+/* phash.c: the duplicate fingerprint's content box and DCT blocks */
+PyObject *imp_py_phash_box(PyObject *self, PyObject *args);
+PyObject *imp_py_phash_blocks(PyObject *self, PyObject *args);
+
 static PyMethodDef methods[] = {
     {"decode_luma", py_decode_luma, METH_VARARGS, decode_luma_doc},
     {"frame", py_frame, METH_VARARGS, frame_doc},
@@ -302,6 +308,10 @@ static PyMethodDef methods[] = {
     /* the training reader (reader_py.c) */
     {"jpeg_sizes", imr_py_jpeg_sizes, METH_O, imr_jpeg_sizes_doc},
     {"decode_crops", imr_py_decode_crops, METH_VARARGS, imr_decode_crops_doc},
+    /* duplicates (dupsearch.c, phash.c) */
+    {"dup_union", imp_py_dup_union, METH_VARARGS, NULL},
+    {"phash_box", imp_py_phash_box, METH_VARARGS, NULL},
+    {"phash_blocks", imp_py_phash_blocks, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,11 +11,10 @@ import pytest
 from imgprep.formats import recordio
 from imgprep.imaging import native
 from imgprep.imaging.decode import decode
-from imgprep.imaging.phash import hamming, phash_pair
+from imgprep.imaging.phash import fingerprint, hamming
 from imgprep.inspect.analyse import analyse
 from imgprep.inspect.collect import collect
 from imgprep.inspect.scan import scan
-from imgprep.splits.neardup import near_pairs
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +30,16 @@ def findings(dataset):
 
 def test_planted_copies_are_leaks_and_nothing_else_is_flagged(findings):
     doc = findings.to_json()
-    [group] = doc["exact_duplicates"]
-    assert group["leak"] and [(r["split"], r["id"]) for r in group["images"]] == [("train", 3), ("val", 1000)]
-    found = {(p["a"]["id"], p["b"]["id"]): p for p in doc["near_duplicates"]}
-    planted = {(src, val) for val, (src, how) in inspect_fixture.PLANTED.items() if how != "exact"}
-    assert set(found) == planted  # distinct photos of the same class are never paired
-    assert all(p["leak"] and p["a"]["split"] == "train" and p["b"]["split"] == "val" for p in found.values())
-    assert found[6, 1003]["mirrored"] and not found[4, 1001]["mirrored"]
-    assert found[7, 1004]["a"]["path"] == "dog/0007.jpg"
-    assert doc["summary"]["leaks"] == 5
+    found = {tuple(r["id"] for r in g["images"]): g for g in doc["duplicate_groups"]}
+    planted = {(src, val) for val, (src, _) in inspect_fixture.PLANTED.items()}
+    assert set(found) == planted  # distinct photos of the same class are never grouped
+    assert [g["exact"] for g in found.values()].count(True) == 1 and found[3, 1000]["exact"]
+    for g in found.values():
+        assert g["leak"] and not g["conflict"] and g["splits"] == ["train", "val"]
+        assert [(r["split"], r["drop"]) for r in g["images"]] == [("train", False), ("val", True)]
+    assert found[7, 1004]["images"][0]["path"] == "dog/0007.jpg"
+    assert doc["summary"]["leaks"] == len(planted) == doc["summary"]["duplicate_groups"]
+    assert doc["summary"]["leaked_images"] == len(planted) and doc["summary"]["label_conflicts"] == 0
 
 
 def test_split_statistics(findings):
@@ -53,8 +53,8 @@ def test_split_statistics(findings):
 
 def test_cli_text_and_json(dataset, imgprep_cli):
     text = imgprep_cli("inspect", dataset).stdout
-    assert "LEAK  exact  train id 3 (cat/0003.jpg)  ==  val id 1000 (cat/1000.jpg)" in text
-    assert "leaks across splits: 5" in text
+    assert "LEAK identical x2: train id 3 (cat/0003.jpg)  ~  val id 1000 (cat/1000.jpg)" in text
+    assert f"leaks: {len(inspect_fixture.PLANTED)} group(s) span splits" in text
     doc = json.loads(imgprep_cli("inspect", dataset / "val.rec", "--json").stdout)
     assert doc["summary"]["images"] == 14 and doc["summary"]["leaks"] == 0  # one split: no leak possible
 
@@ -67,8 +67,10 @@ def test_lst_input_with_root_and_imbalance_warning(tmp_path, imgfactory, imgprep
         lines.append(f"{i}\t{label}\timg/{i}.jpg\n")
     (tmp_path / "all.lst").write_text("".join(lines))
     doc = json.loads(imgprep_cli("inspect", tmp_path / "all.lst", "--json").stdout)
-    groups = [[r["path"] for r in g["images"]] for g in doc["exact_duplicates"]]
+    groups = sorted([r["path"] for r in g["images"]] for g in doc["duplicate_groups"])
     assert groups == [["img/0.jpg", "img/10.jpg"], ["img/1.jpg", "img/11.jpg"]]
+    conflict = [g for g in doc["duplicate_groups"] if g["conflict"]]  # img/1 is class 0, img/11 class 1
+    assert [[r["path"] for r in g["images"]] for g in conflict] == [["img/1.jpg", "img/11.jpg"]]
     assert any("imbalanced: '0' has 11 images, '1' only 1" in w for w in doc["splits"][0]["warnings"])
 
 
@@ -82,17 +84,6 @@ def test_multi_label_cardinality(tmp_path, imgfactory):
     assert split["label_cardinality"] == {"mean": 1.75, "histogram": {"1": 2, "2": 1, "3": 1}}
 
 
-def test_multi_index_search_equals_all_pairs():
-    rng = np.random.default_rng(7)
-    hashes = rng.integers(0, 2**64 - 1, 1500, dtype=np.uint64, endpoint=True)
-    for k in range(60):  # planted neighbours 0..11 bits away
-        flips = rng.choice(64, k % 12, replace=False)
-        hashes[1400 + k % 100] = hashes[k] ^ np.uint64(sum(1 << int(b) for b in flips))
-    brute = {(i, j, int(hamming(hashes[i], hashes[j]))) for i in range(len(hashes)) for j in range(i + 1, len(hashes))
-             if hamming(hashes[i], hashes[j]) <= 11}
-    assert set(near_pairs(hashes, None, 11)) == brute and len(brute) >= 60
-
-
 def test_native_thumbnail_matches_pillow_on_odd_sizes(imgfactory, monkeypatch):
     assert native.available()
     data = imgfactory.jpeg(203, 157, seed=3)
@@ -102,7 +93,7 @@ def test_native_thumbnail_matches_pillow_on_odd_sizes(imgfactory, monkeypatch):
     assert (fast.width, fast.height, fast.channels) == (slow.width, slow.height, slow.channels) == (203, 157, 3)
     assert fast.luma.shape == slow.luma.shape
     assert np.abs(fast.luma.astype(int) - slow.luma.astype(int)).mean() < 2
-    assert hamming(phash_pair(fast.luma)[0], phash_pair(slow.luma)[0]) <= 2
+    assert hamming(fingerprint(fast.luma).hash, fingerprint(slow.luma).hash) <= 2
 
 
 def test_ground_truth_manifest_input(tmp_path, imgfactory):
@@ -116,4 +107,4 @@ def test_ground_truth_manifest_input(tmp_path, imgfactory):
     collection = collect(str(tmp_path / "output.manifest"), root=f"s3://bucket/pets/={tmp_path / 'copy'}")
     doc = analyse(collection, scan(collection.splits)).to_json()
     assert doc["classes"] == ["cat", "dog"] and doc["splits"][0]["images"] == 6
-    assert [[r["path"] for r in g["images"]] for g in doc["exact_duplicates"]] == [["0.jpg", "5.jpg"]]
+    assert [[r["path"] for r in g["images"]] for g in doc["duplicate_groups"]] == [["0.jpg", "5.jpg"]]

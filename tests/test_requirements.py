@@ -75,7 +75,7 @@ def test_dedup_without_pillow_is_a_note_unless_drop_is_asked(photos: Path) -> No
     args = ("convert", "folders", "img", "-o", "lists", "--split", "train=0.5,val=0.5")
     proc = imgprep_without({"PIL"}, *args, cwd=photos)
     assert proc.returncode == 0 and "duplicates: not checked (PIL is not installed;" in proc.stderr + proc.stdout
-    proc = imgprep_without({"PIL"}, *args, "--dedup", "drop", cwd=photos)
+    proc = imgprep_without({"PIL"}, *args, "--dedup", "same-split", cwd=photos)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "imgprep: error: PIL is not installed; it is needed for decoding PNG, GIF, BMP, TIFF and WebP images, "

@@ -37,7 +37,8 @@ Examples:
   imgprep convert caltech 256_ObjectCategories/ -o lists/          # 60 per class
   imgprep convert coco instances_val2017.json -o lists/ \\
       --categories person,bicycle,car,motorcycle,airplane --split train=0.5,val=0.5 \\
-      --manifest-prefix s3://bucket/coco/val2017/ --label-format class-id
+      --manifest-prefix s3://bucket/coco/val2017/ --label-format class-id --image-root val2017/
+  imgprep convert folders photos/ -o lists/ --dedup-report dups.jsonl   # every duplicate group
   imgprep convert mnist fashion-mnist/ -o fmnist/ --image-format png"""
 )
 @dataset_options
@@ -55,6 +56,12 @@ Examples:
     show_default=True,
     help="mnist: 3 (RGB, image_shape 3,28,28) or 1 (grayscale, 1,28,28).",
 )
+@click.option(
+    "--image-root",
+    default=None,
+    metavar="DIR",
+    help="coco: the images folder, so the duplicate check (--dedup) can read the images.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option(
     "--endpoint-url",
@@ -69,6 +76,7 @@ def convert(
     outdir: str,
     image_format: str,
     channels: str,
+    image_root: str | None,
     quiet: bool,
     endpoint_url: str | None,
     convert_options: Any,
@@ -90,6 +98,7 @@ def convert(
         storage=Storage.from_options(endpoint_url=endpoint_url),
         echo=None if quiet else screen.echo,
         images=ImageOutput(channels=int(channels), image_format=image_format),
+        image_root=image_root,
     )
 
 

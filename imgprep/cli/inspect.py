@@ -16,25 +16,31 @@ Examples:
   imgprep inspect lists/val.lst --root photos/
   imgprep inspect out/ --html report.html   # one self-contained page + report-contact.png
   imgprep inspect out/ --json > report.json
+  imgprep inspect out/ --dedup-report dups.jsonl   # every duplicate group, val ids to drop
 
 \b
-Duplicates: exact ones share their encoded bytes; near ones (resized, re-encoded, lightly
-cropped or mirrored copies) have DCT pHashes within --threshold bits. A pair in two splits
-is a LEAK: the validation score counts images the model trained on. The search is
-multi-index hashing (4 bands of 16 bits), sub-quadratic, ~32 bytes per image.
+Duplicates come in groups: identical files, and copies that are resized, re-encoded,
+grayscale, cropped by up to 10%, letterboxed, rotated or flipped (DCT pHash within
+--threshold bits, crop windows within 7). A group in two splits is a LEAK: the validation
+score counts images the model trained on; a group with two labels is a label CONFLICT.
+Flat images (blank frames, swatches) match by identical bytes only. `convert/prepare
+--dedup` run the same search and print the same summary. The search is multi-index
+hashing into a union-find: no pair lists, memory ~ number of images.
 Exit status: 0 (even with duplicates: read the report), 1 error, 2 usage."""
 )
 @click.argument("path")
 @click.option("--root", default=None, help="Image root for .lst/.manifest input [default: the list's folder].")
 @click.option("--threshold", type=click.IntRange(0, 11), default=None,
-              help="Near-duplicate distance in bits [default: 10].")
+              help="Near-duplicate distance in bits [default: 8].")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.option("--html", "html_out", default=None, metavar="OUT.html",
               help="Write one self-contained HTML page (and OUT-contact.png).")
+@click.option("--dedup-report", default=None, metavar="FILE",
+              help="Write every duplicate group as JSON Lines (members, splits, which to drop to close a leak).")
 @click.option("-j", "--num-workers", type=click.IntRange(min=1), default=None,
               help="Decoding threads [default: all cores].")
 def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, html_out: str | None,
-            num_workers: int | None) -> None:
+            dedup_report: str | None, num_workers: int | None) -> None:
     """Per-split class histograms, image sizes, exact and near duplicates, and leaks across splits."""
     from tqdm import tqdm
 
@@ -46,6 +52,11 @@ def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, h
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
     with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
         findings = run_inspect(path, root=root, threshold=threshold, workers=num_workers, tick=bar.update)
+    if dedup_report:
+        with open(dedup_report, "w", encoding="utf-8") as out:
+            out.writelines(findings.report_lines())
+        click.echo(f"wrote {dedup_report} ({findings.summary.groups if findings.summary else 0:,} group(s))",
+                   err=True)
     if html_out:
         from imgprep.inspect.html import write_html
 

@@ -1,16 +1,34 @@
-"""Perceptual hashes of decoded images: DCT pHash, 64 bits, with its mirror image's hash.
+"""Perceptual fingerprints of decoded images: DCT pHash, 64 bits, made crop-, pad- and turn-proof.
 
-The image's luma is box-averaged to 32x32 and transformed with a 2-D DCT-II; the 8x8 lowest
-frequencies are thresholded at their median (Zauner's pHash, as ``imagehash.phash`` does it).
-Low frequencies survive resizing, re-encoding and small crops, so copies land a few bits apart
-while different photos land near 32 bits apart.  A horizontal mirror only flips the sign of the
-odd horizontal frequencies, so the mirror's hash comes from the same coefficients for free: the
-search queries with both and a mirrored copy is found without decoding it twice.
+The hash is Zauner's pHash (``imagehash.phash``): luma box-averaged to 32x32, 2-D DCT-II, the
+8x8 lowest frequencies thresholded at their median.  Low frequencies survive resizing,
+re-encoding, grayscale and light edits, so copies land a few bits apart while different photos
+land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
+
+- **Borders**: uniform bars along the edges (letterboxing, padding to square, a flat studio
+  backdrop) are trimmed before hashing, so a padded copy hashes its content like the original.
+- **Turns and flips**: the eight rotations/flips of an image permute and negate the DCT
+  coefficients (a transpose swaps the axes, a flip negates the odd frequencies of its axis),
+  so each hash is taken in a *canonical* orientation read off the coefficients themselves: the
+  larger first harmonic horizontal, both first harmonics positive.  An image whose first
+  harmonics are too close to call for a choice also gives the hashes of the other choices
+  (``alternates``), queried but never indexed.  EXIF orientation, 90/180/270-degree turns and
+  mirrors all land on the same canonical hash.
+- **Crops**: the hashes of five 90% windows (centre and the four corners), each canonical on its
+  own, are queried against the other images' whole-image hashes: a copy cropped by up to 10% of
+  each side, centred or from a corner, is one of them.
+- **Low information**: a (trimmed) image whose thumbnail is flat has no detail for its hash to
+  describe: every flat image would share it.  Such images are flagged ``flat`` and compared by
+  content digest only.
 """
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
+
+from imgprep.imaging import native
 
 SIDE = 32  # thumbnail side the DCT runs on
 LOW = 8  # low-frequency block kept: LOW * LOW = 64 bits
@@ -19,6 +37,21 @@ THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average see
 # handwritten digits (24 px) 3,482 pairs of 1,797 distinct digits came within 10 bits.  Such
 # images (MNIST's 28x28) are checked for exact copies only.
 NEAR_MIN_SIDE = SIDE
+WINDOWS = (0.9, 0.95)  # crop windows keep 90% of each side (centre, corners), 95% (corners)
+PEELS = 3  # rounds of border trimming: bars of one colour, then flat edges of another
+BORDER_TOLERANCE = 12  # grey levels a bar's row may vary by (JPEG noise) and still be a bar
+FLAT_STD = 5.0  # thumbnail standard deviation (grey levels) under which an image is low-information
+MIN_CONTENT = 8  # a trimmed image smaller than this (pixels) is low-information
+AMBIGUOUS = 0.15  # first harmonics closer than this fraction of the AC energy: both choices are hashed
+
+
+class Fingerprint(NamedTuple):
+    """``hash`` is indexed; ``alternates`` and ``windows`` are only queried; ``flat``: digest only."""
+
+    hash: int
+    alternates: tuple[int, ...]
+    windows: tuple[int, ...]
+    flat: bool
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -30,37 +63,167 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 
 _D = _dct_matrix(SIDE)[:LOW]  # only the rows of the frequencies kept
-_MIRROR = np.where(np.arange(LOW) % 2, -1.0, 1.0)[None, :]  # sign of each horizontal frequency
+_D_BYTES = np.ascontiguousarray(_D).tobytes()  # the native core's copy of it
+_ODD = np.where(np.arange(LOW) % 2, -1.0, 1.0)  # sign each frequency takes under a flip of its axis
 _WEIGHTS = (1 << np.arange(LOW * LOW - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
+
+
+def _edges(lo: np.ndarray, hi: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell bounds along one axis per box (k x 1 arrays); a span shorter than ``side`` repeats pixels."""
+    span = hi - lo
+    start = lo + (np.arange(side) * span) // side
+    stop = np.maximum(start + 1, lo + (np.arange(1, side + 1) * span) // side)
+    return start, stop
+
+
+def _integral(luma: np.ndarray) -> np.ndarray:
+    table = np.zeros((luma.shape[0] + 1, luma.shape[1] + 1))
+    table[1:, 1:] = luma.astype(np.float64).cumsum(0).cumsum(1)
+    return table
+
+
+def _cells(table: np.ndarray, boxes: np.ndarray, side: int = SIDE) -> np.ndarray:
+    """Area averages of ``boxes`` (k x (top, bottom, left, right)) to k x ``side`` x ``side`` from an
+    integral image: four gathers for all boxes at once (no BLAS call: OpenBLAS's threads fight the
+    caller's thread pool over products this small)."""
+    y0, y1 = _edges(boxes[:, 0:1], boxes[:, 1:2], side)
+    x0, x1 = _edges(boxes[:, 2:3], boxes[:, 3:4], side)
+    a, b = y0[:, :, None], y1[:, :, None]
+    c, d = x0[:, None, :], x1[:, None, :]
+    return (table[b, d] - table[a, d] - table[b, c] + table[a, c]) / ((b - a) * (d - c))
+
+
+def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the 8x8 DCT block of every box's 32x32 area average, the first box's average)."""
+    thumbs = _cells(_integral(luma), boxes)
+    return _D @ thumbs @ _D.T, thumbs[0]  # 32x32 products: too small for BLAS to start threads
 
 
 def box_resize(luma: np.ndarray, side: int = SIDE) -> np.ndarray:
     """Area-average a 2-D array to ``side`` x ``side`` (each output pixel averages its input cell)."""
-    # Smaller than the grid (MNIST's 28x28): repeat pixels first, so every cell covers a pixel.
-    luma = np.repeat(luma, -(-side // luma.shape[0]), axis=0) if luma.shape[0] < side else luma
-    luma = np.repeat(luma, -(-side // luma.shape[1]), axis=1) if luma.shape[1] < side else luma
+    return _cells(_integral(luma), np.array([[0, luma.shape[0], 0, luma.shape[1]]]), side)[0]
+
+
+def _run(flat: np.ndarray) -> int:
+    """Length of the leading run of True."""
+    off = np.flatnonzero(~flat)
+    return int(off[0]) if len(off) else len(flat)
+
+
+def content_box(luma: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) inside uniform bars along the edges (letterbox, padding, backdrop)."""
+    img = luma.astype(np.int16)
+    h, w = img.shape
+
+    def bars(lines: np.ndarray) -> tuple[int, int]:
+        spread = lines.max(1) - lines.min(1)
+        means = lines.mean(1)
+        first = (spread <= BORDER_TOLERANCE) & (np.abs(means - means[0]) <= BORDER_TOLERANCE)
+        last = (spread <= BORDER_TOLERANCE) & (np.abs(means - means[-1]) <= BORDER_TOLERANCE)
+        return _run(first), _run(last[::-1])
+
+    top = bottom = left = right = 0
+    for _ in range(PEELS):  # a bar, then a flat sky or floor of the photo under it: peel both
+        t, b = bars(img[top:h - bottom, left:w - right])
+        if top + t + bottom + b >= h:
+            return 0, 0, 0, 0
+        top, bottom = top + t, bottom + b
+        lft, rgt = bars(img[top:h - bottom, left:w - right].T)
+        if left + lft + right + rgt >= w:
+            return 0, 0, 0, 0
+        left, right = left + lft, right + rgt
+        if not (t or b or lft or rgt):
+            break
+    return top, h - bottom, left, w - right
+
+
+def _bits(blocks: np.ndarray) -> np.ndarray:
+    """One 64-bit hash per 8x8 block: each coefficient above its block's median."""
+    flat = blocks.reshape(len(blocks), -1)
+    middle = np.partition(flat, (31, 32), axis=1)[:, 31:33].mean(axis=1, keepdims=True)  # the median of 64
+    on = flat > middle
+    return (on.astype(np.uint64) * _WEIGHTS).sum(axis=1, dtype=np.uint64)
+
+
+def _canonical(coeffs: np.ndarray) -> np.ndarray:
+    """Each block turned and flipped into its canonical orientation: the larger first harmonic
+    horizontal, both first harmonics positive."""
+    transpose = np.abs(coeffs[:, 1, 0]) > np.abs(coeffs[:, 0, 1])
+    out = np.where(transpose[:, None, None], coeffs.transpose(0, 2, 1), coeffs)
+    hflip = np.where(out[:, 0, 1] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)  # negate odd horizontal frequencies
+    vflip = np.where(out[:, 1, 0] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)
+    return out * vflip[:, :, None] * hflip[:, None, :]
+
+
+def _alternates(coeffs: np.ndarray) -> list[np.ndarray]:
+    """The orientations of one block to hash besides the canonical one: those whose choice was too
+    close to call (none for most images)."""
+    ac = coeffs.copy()
+    ac[0, 0] = 0
+    margin = AMBIGUOUS * float(np.sqrt((ac * ac).sum() / (LOW * LOW - 1)))
+    h1, v1 = coeffs[0, 1], coeffs[1, 0]
+    if min(abs(h1), abs(v1), abs(abs(v1) - abs(h1))) >= margin:
+        return []
+    out = []
+    for transpose in [abs(v1) > abs(h1)] + ([abs(v1) <= abs(h1)] if abs(abs(v1) - abs(h1)) < margin else []):
+        block = coeffs.T if transpose else coeffs
+        h, v = block[0, 1], block[1, 0]
+        for hflip in [h < 0] + ([h >= 0] if abs(h) < margin else []):
+            for vflip in [v < 0] + ([v >= 0] if abs(v) < margin else []):
+                out.append(block * np.outer(_ODD if vflip else 1.0, _ODD if hflip else 1.0))
+    return out
+
+
+def _boxes(top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """The content box, then the crop windows inside it: centre and corners at 90%, corners at 95%."""
+    h, w = bottom - top, right - left
+    boxes = [(top, bottom, left, right)]
+    for keep in WINDOWS:
+        dh, dw = round(h * (1 - keep)), round(w * (1 - keep))
+        if keep == WINDOWS[0]:
+            boxes.append((top + dh // 2, bottom - (dh - dh // 2), left + dw // 2, right - (dw - dw // 2)))
+        boxes += [(top + y, bottom - dh + y, left + x, right - dw + x) for y in (0, dh) for x in (0, dw)]
+    return np.array(boxes)
+
+
+def _native_core() -> Any:
+    core = native._native
+    return core if core is not None and native.available() and hasattr(core, "phash_blocks") else None
+
+
+def bordered_box(luma: np.ndarray) -> tuple[int, int, int, int]:
+    """:func:`content_box`, from the native core when it is built."""
+    core = _native_core()
+    if core is None:
+        return content_box(luma)
+    luma = np.ascontiguousarray(luma, dtype=np.uint8)
+    return tuple(core.phash_box(luma, luma.shape[0], luma.shape[1], BORDER_TOLERANCE, PEELS))
+
+
+def fingerprint(luma: np.ndarray) -> Fingerprint:
+    """The fingerprint of a grey image given as a 2-D uint8 array (any size; >= 32 px to be near-matched).
+
+    The box and the DCT blocks come from the native core when it is built (the GIL released, so
+    a thread pool hashes on every core), else from numpy; the same numbers either way."""
+    core = _native_core()
+    luma = np.ascontiguousarray(luma, dtype=np.uint8)
     h, w = luma.shape
-    ys = (np.arange(side + 1) * h) // side
-    xs = (np.arange(side + 1) * w) // side
-    table = np.zeros((h + 1, w + 1))
-    table[1:, 1:] = luma.astype(np.float64).cumsum(0).cumsum(1)
-    area = np.outer(np.diff(ys), np.diff(xs)).clip(min=1)
-    sums = table[ys[1:]][:, xs[1:]] - table[ys[:-1]][:, xs[1:]] - table[ys[1:]][:, xs[:-1]] + table[ys[:-1]][:, xs[:-1]]
-    return sums / area
-
-
-def _bits(block: np.ndarray) -> int:
-    flat = block.ravel()
-    on = flat > np.median(flat)
-    return int((on.astype(np.uint64) * _WEIGHTS).sum())
-
-
-def phash_pair(luma: np.ndarray) -> tuple[int, int]:
-    """(hash, hash of the horizontal mirror) of a grey image given as a 2-D uint8 array."""
-    if luma.shape[0] < 2 or luma.shape[1] < 2:
-        luma = np.pad(luma, ((0, max(0, 2 - luma.shape[0])), (0, max(0, 2 - luma.shape[1]))), mode="edge")
-    coeffs = _D @ box_resize(luma) @ _D.T
-    return _bits(coeffs), _bits(coeffs * _MIRROR)
+    top, bottom, left, right = bordered_box(luma)
+    if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
+        return Fingerprint(0, (), (), True)
+    boxes = _boxes(top, bottom, left, right)
+    if core is not None:
+        blocks, spread = core.phash_blocks(luma, h, w, boxes.astype(np.int64), _D_BYTES)
+        coeffs = np.frombuffer(blocks, np.float64).reshape(len(boxes), LOW, LOW)
+    else:
+        coeffs, thumb = _thumbnails(luma, boxes)
+        spread = float(thumb.std())
+    if spread < FLAT_STD:
+        return Fingerprint(0, (), (), True)
+    hashes = _bits(_canonical(coeffs)).tolist()
+    others = _alternates(coeffs[0])
+    alternates = [h for h in dict.fromkeys(_bits(np.array(others)).tolist()) if h != hashes[0]] if others else []
+    return Fingerprint(hashes[0], tuple(alternates), tuple(hashes[1:]), False)
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:

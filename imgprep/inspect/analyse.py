@@ -8,21 +8,14 @@ from typing import Any
 import numpy as np
 
 from imgprep.formats.hyperparams import IMBALANCE_RATIO
-from imgprep.imaging.phash import NEAR_MIN_SIDE, hamming
+from imgprep.imaging.phash import NEAR_MIN_SIDE
 from imgprep.inspect.collect import Collection
 from imgprep.inspect.scan import Table
-from imgprep.splits.neardup import DEFAULT_THRESHOLD, exact_groups, near_pairs
+from imgprep.splits import dedup
+from imgprep.splits.neardup import DEFAULT_THRESHOLD, WINDOW_THRESHOLD
 
-HASH = "DCT pHash, 64 bits on a 32x32 luma thumbnail, mirror-aware"
-
-
-@dataclass(frozen=True)
-class Pair:
-    a: int  # table rows
-    b: int
-    distance: int
-    mirrored: bool
-    leak: bool
+HASH = ("DCT pHash, 64 bits on a 32x32 luma thumbnail of the image inside uniform borders, in a canonical "
+        "orientation (turns and flips), plus nine 90-95% crop windows")
 
 
 @dataclass
@@ -32,9 +25,8 @@ class Findings:
     threshold: int
     classes: list[str]
     splits: list[dict[str, Any]] = field(default_factory=list)
-    exact: list[list[int]] = field(default_factory=list)  # groups of table rows
-    near: list[Pair] = field(default_factory=list)
-    small: int = 0  # images under NEAR_MIN_SIDE: exact duplicates only
+    summary: dedup.Summary | None = None
+    groups: list[dedup.Finding] = field(default_factory=list)  # leaks and conflicts first, then by size
 
     def ref(self, row: int) -> dict[str, Any]:
         """How an image is named in every report: split, record id, path."""
@@ -42,52 +34,53 @@ class Findings:
         id = self.table.id[row]
         return {"split": split.name, "id": id, "path": split.path_at(self.table.locator[row], id)}
 
-    def is_leak(self, rows: list[int]) -> bool:
-        return len({self.table.split[r] for r in rows}) > 1
-
     @property
     def leaks(self) -> int:
-        return sum(self.is_leak(g) for g in self.exact) + sum(p.leak for p in self.near)
+        return self.summary.leaks if self.summary else 0
 
-    def to_json(self) -> dict[str, Any]:
+    def group_json(self, f: dedup.Finding) -> dict[str, Any]:
+        drop = set(f.drop)
+        return {"size": len(f.rows), "exact": f.exact, "leak": f.leak, "conflict": f.conflict,
+                "splits": [self.collection.splits[k].name for k in f.splits],
+                "images": [{**self.ref(r), "class": self.class_of(r), "drop": r in drop} for r in f.rows]}
+
+    def class_of(self, row: int) -> str:
+        k = self.table.label[row]
+        return self.classes[k] if 0 <= k < len(self.classes) else str(k)
+
+    def report_lines(self) -> list[str]:
+        """``--dedup-report``: the same JSON Lines ``convert --dedup-report`` writes."""
+        return list(dedup.report_lines(self.groups, self.ref))
+
+    def to_json(self, *, groups: int | None = None) -> dict[str, Any]:
+        s = self.summary or dedup.Summary(len(self.table))
         return {
             "summary": {
                 "images": len(self.table), "unreadable": len(self.table.errors),
-                "exact_duplicate_groups": len(self.exact), "near_duplicate_pairs": len(self.near),
-                "leaks": self.leaks,
+                "duplicate_groups": s.groups, "duplicate_images": s.grouped_images,
+                "exact_duplicate_groups": s.exact_groups, "leaks": s.leaks, "leaked_images": s.leaked_images,
+                "label_conflicts": s.conflicts, "low_information": s.flat,
             },
-            "hash": {"kind": HASH, "threshold_bits": self.threshold, "min_side": NEAR_MIN_SIDE,
-                     "images_too_small": self.small},
+            "hash": {"kind": HASH, "threshold_bits": self.threshold,
+                     "window_threshold_bits": min(self.threshold, WINDOW_THRESHOLD), "min_side": NEAR_MIN_SIDE,
+                     "images_too_small": s.small, "low_information": s.flat},
             "classes": self.classes,
             "splits": self.splits,
-            "exact_duplicates": [{"leak": self.is_leak(g), "images": [self.ref(r) for r in g]} for g in self.exact],
-            "near_duplicates": [
-                {"a": self.ref(p.a), "b": self.ref(p.b), "distance": p.distance, "mirrored": p.mirrored,
-                 "leak": p.leak}
-                for p in self.near
-            ],
+            "duplicate_groups": [self.group_json(f) for f in self.groups[:groups]],
             "unreadable": self.table.errors,
         }
 
 
-def analyse(collection: Collection, table: Table, *, threshold: int = DEFAULT_THRESHOLD) -> Findings:
+def analyse(collection: Collection, table: Table, *, threshold: int = DEFAULT_THRESHOLD,
+            workers: int | None = None) -> Findings:
     classes = _class_names(collection, table)
     findings = Findings(collection, table, threshold, classes)
     findings.splits = [_split_stats(number, split.name, split.source, table, classes)
                        for number, split in enumerate(collection.splits)]
-    digest, phash, mirror = table.column("digest"), table.column("phash"), table.column("mirror")
-    findings.exact = exact_groups(digest) if len(table) else []
-    big = np.flatnonzero(np.minimum(table.column("width"), table.column("height")) >= NEAR_MIN_SIDE)
-    findings.small = len(table) - len(big)
-    if len(big):
-        for a, b, d in near_pairs(phash[big], mirror[big], threshold):
-            i, j = int(big[a]), int(big[b])
-            if digest[i] == digest[j]:
-                continue
-            mirrored = int(hamming(mirror[i], phash[j])) < int(hamming(phash[i], phash[j]))
-            findings.near.append(Pair(i, j, d, mirrored, table.split[i] != table.split[j]))
-    findings.near.sort(key=lambda p: (not p.leak, p.distance, p.a, p.b))
-    findings.exact.sort(key=lambda g: (not findings.is_leak(g), g))
+    groups = dedup.find_groups(table.prints, threshold, workers=workers)
+    findings.summary, findings.groups = dedup.findings(groups, table.column("split").astype(np.int64),
+                                                       table.column("labelkey"), threshold)
+    findings.summary.unreadable = len(table.errors)
     return findings
 
 

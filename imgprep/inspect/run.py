@@ -16,4 +16,5 @@ def inspect(path: str, *, root: str | None = None, threshold: int | None = None,
     ``tick(n)`` is called as images are measured."""
     collection = collect(path, root=root)
     table = scan(collection.splits, workers=workers, tick=tick)
-    return analyse(collection, table, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+    return analyse(collection, table, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                   workers=workers)

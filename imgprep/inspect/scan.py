@@ -1,28 +1,27 @@
 """Every image to a handful of numbers, decoded in parallel; no pixels are kept.
 
 Per image: split, id, first label (or the number of positive labels for multi-label data),
-stored size, encoded bytes, a 64-bit content digest, the pHash and its mirror's pHash —
-about 50 bytes in typed arrays.  The thumbnails exist only while a worker hashes them.
+stored size, encoded bytes, and the duplicate fingerprint ``convert --dedup`` takes too
+(:func:`imgprep.splits.dedup.measure`: content digest, pHash, its crop windows) — about 110
+bytes in typed arrays.  The thumbnails exist only while a worker hashes them; workers take
+batches of images and the decoding releases the GIL, so every core hashes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from array import array
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import cast
 
 import numpy as np
 
 from imgprep.errors import ImageError
-from imgprep.imaging.decode import decode
-from imgprep.imaging.phash import THUMB_MIN_SIDE, phash_pair
 from imgprep.inspect.collect import Image, Split
+from imgprep.splits.dedup import Measured, Prints, measure
 
-BATCH = 16
+BATCH = 32
 
 
 @dataclass
@@ -37,9 +36,8 @@ class Table:
     height: array = field(default_factory=lambda: array("I"))
     channels: array = field(default_factory=lambda: array("B"))
     encoded: array = field(default_factory=lambda: array("Q"))
-    digest: array = field(default_factory=lambda: array("Q"))
-    phash: array = field(default_factory=lambda: array("Q"))
-    mirror: array = field(default_factory=lambda: array("Q"))
+    labelkey: array = field(default_factory=lambda: array("q"))  # equal iff the label vectors are equal
+    prints: Prints = field(default_factory=Prints)
     locator: array = field(default_factory=lambda: array("Q"))  # record offset or list position
     counts: dict[tuple[int, int], int] = field(default_factory=dict)  # (split, class) -> images
     multi_label: bool = False
@@ -52,23 +50,16 @@ class Table:
         return np.frombuffer(getattr(self, name), dtype=getattr(self, name).typecode) if len(self) else np.zeros(0)
 
 
-Row = tuple[int, int, int, int, int, int, int, int]
-
-
-def _digest(data: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+Row = Measured
 
 
 def _measure(batch: list[Image]) -> list[Row | str]:
     out: list[Row | str] = []
     for image in batch:
         try:
-            found = decode(image.data, min_side=THUMB_MIN_SIDE, keep_luma=True)
+            out.append(measure(image.data))
         except ImageError as exc:
             out.append(exc.message)
-            continue
-        ph, mirror = phash_pair(cast(np.ndarray, found.luma))  # keep_luma=True: always there
-        out.append((found.width, found.height, found.channels, len(image.data), _digest(image.data), ph, mirror, 0))
     return out
 
 
@@ -106,7 +97,6 @@ def _drain(pending: list[tuple[int, list[Image], Future[list[Row | str]]]], tabl
 
 
 def _append(table: Table, number: int, image: Image, row: Row) -> None:
-    width, height, channels, encoded, digest, ph, mirror, _ = row
     table.split.append(number)
     table.id.append(image.id)
     if len(image.labels) > 1:
@@ -119,7 +109,8 @@ def _append(table: Table, number: int, image: Image, row: Row) -> None:
     table.positives.append(len(classes))
     for k in classes:
         table.counts[number, k] = table.counts.get((number, k), 0) + 1
-    for column, value in (("width", width), ("height", height), ("channels", channels), ("encoded", encoded),
-                          ("digest", digest), ("phash", ph), ("mirror", mirror)):
+    for column, value in (("width", row.width), ("height", row.height), ("channels", row.channels),
+                          ("encoded", len(image.data)), ("labelkey", hash(tuple(float(x) for x in image.labels)))):
         getattr(table, column).append(value)
+    table.prints.add(row)
     table.locator.append(image.locator)

@@ -8,7 +8,8 @@ from imgprep.formats.display import cap, cells, ljust
 from imgprep.inspect.analyse import Findings
 
 BAR = 30  # characters of the longest histogram bar
-SHOWN = 20  # pairs and groups listed
+SHOWN = 20  # groups listed
+MEMBERS = 4  # images named per group
 CLASSES_SHOWN = 40  # histogram rows per split; the rest are counted
 
 
@@ -25,28 +26,24 @@ def _size(n: float) -> str:
 
 
 def render(findings: Findings) -> str:
-    doc = findings.to_json()
+    doc = findings.to_json(groups=SHOWN)
     s = doc["summary"]
     lines = [f"inspect {findings.collection.folder}: {s['images']:,} images in {len(doc['splits'])} split(s), "
              f"{len(doc['classes'])} classes"]
     for split in doc["splits"]:
         lines += ["", *_split(split)]
-    lines += ["", f"duplicates ({doc['hash']['kind']}; near = within {doc['hash']['threshold_bits']} bits)"]
-    lines.append(f"  exact: {s['exact_duplicate_groups']} group(s); near: {s['near_duplicate_pairs']} pair(s); "
-                 f"leaks across splits: {s['leaks']}")
-    if doc["hash"]["images_too_small"]:
-        lines.append(f"  {doc['hash']['images_too_small']:,} image(s) under {doc['hash']['min_side']} px: "
-                     "exact duplicates only")
-    for group in doc["exact_duplicates"][:SHOWN]:
-        tag = "LEAK  " if group["leak"] else "      "
-        lines.append(f"  {tag}exact  " + "  ==  ".join(_ref(r) for r in group["images"]))
-    for pair in doc["near_duplicates"][:SHOWN]:
-        tag = "LEAK  " if pair["leak"] else "      "
-        how = f"{pair['distance']} bits" + (", mirrored" if pair["mirrored"] else "")
-        lines.append(f"  {tag}near   {_ref(pair['a'])}  ~  {_ref(pair['b'])}  [{how}]")
-    listed = len(doc["exact_duplicates"][:SHOWN]) + len(doc["near_duplicates"][:SHOWN])
-    if listed < s["exact_duplicate_groups"] + s["near_duplicate_pairs"]:
-        lines.append("  ... more in --json / --html")
+    if findings.summary:
+        lines += ["", *findings.summary.lines([sp["name"] for sp in doc["splits"]])]
+    lines.append(f"  ({doc['hash']['kind']}; near = within {doc['hash']['threshold_bits']} bits)")
+    for group in doc["duplicate_groups"]:
+        tag = ("LEAK " if group["leak"] else "") + ("CONFLICT " if group["conflict"] else "")
+        how = "identical" if group["exact"] else "near"
+        refs = "  ~  ".join(_ref(r) for r in group["images"][:MEMBERS])
+        more = f"  (+{group['size'] - MEMBERS:,} more)" if group["size"] > MEMBERS else ""
+        lines.append(f"  {tag or '      '}{how} x{group['size']}: {refs}{more}")
+    if len(doc["duplicate_groups"]) < s["duplicate_groups"]:
+        lines.append(f"  ... and {s['duplicate_groups'] - len(doc['duplicate_groups']):,} more group(s): "
+                     "--dedup-report FILE lists every group (--json / --html show them too)")
     if doc["unreadable"]:
         lines.append(f"unreadable: {len(doc['unreadable'])} image(s)")
         lines += [f"  {e}" for e in doc["unreadable"][:SHOWN]]

@@ -1,131 +1,397 @@
-"""Duplicates among a dataset's images, found before it is split: reported, or kept in one split.
+"""Duplicate groups of a dataset's images, the one implementation behind ``--dedup`` and ``inspect``.
 
-``--dedup report`` (the default) says which images are copies of each other and which of those
-the split put on both sides; ``--dedup drop`` splits duplicate *groups* instead of images (the
-group's first image is stratified, its copies follow it), so no split imgprep makes is leaked
-by construction.  Exact copies share a content digest; near copies are within ``threshold`` bits
-of mirror-aware pHash (see :mod:`imgprep.imaging.phash`, :mod:`imgprep.splits.neardup`).
+Every image is fingerprinted once (:func:`measure`: content digest plus the crop-, pad- and
+turn-proof pHash of :mod:`imgprep.imaging.phash`), the fingerprints go into :class:`Prints`
+columns, and :func:`find_groups` turns them into groups: images with the same bytes, and images
+whose hashes the multi-index search (:mod:`imgprep.splits.neardup`) finds within ``threshold``
+bits, joined transitively.  No pair list is built: identical digests and identical hashes are
+collapsed first, every search hit goes straight into a union-find, so time and memory follow the
+number of images, not the number of pairs (5,000 copies of one placeholder are one group).
+
+A group is reported with its size and representative (its first image); it is a **leak** when its
+images sit in more than one split and a **label conflict** when they carry different labels.
+Images too small (< 32 px) or too flat (blank frames, swatches) for a hash to tell apart are
+matched by digest only.  ``convert``/``prepare --dedup`` and ``inspect`` both call
+:func:`find_groups` and :func:`summarise`, so they print the same numbers for the same images.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from collections.abc import Callable, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from imgprep.errors import ImageError, ImgprepError, UsageError
 from imgprep.imaging.decode import decode
-from imgprep.imaging.phash import NEAR_MIN_SIDE, THUMB_MIN_SIDE, phash_pair
-from imgprep.splits.neardup import DEFAULT_THRESHOLD, components, exact_groups, near_pairs
+from imgprep.imaging.phash import NEAR_MIN_SIDE, THUMB_MIN_SIDE, Fingerprint, bordered_box, fingerprint
+from imgprep.splits.neardup import DEFAULT_THRESHOLD, WINDOW_THRESHOLD, merge, roots
 
-MODES = ("off", "report", "drop")
-BATCH = 64  # images per pool task: thread pools submit every task up front
+MODES = ("off", "report", "same-split")
+ALIASES = {"drop": "same-split"}  # the name it had: it never dropped an image
+WINDOWS = 9  # crop windows per image (imgprep.imaging.phash.WINDOWS)
+BATCH = 64  # images per pool task
+OK, FLAT, SMALL, UNREADABLE = range(4)  # what a row's fingerprint can be used for
 Reader = Callable[[int], "bytes | np.ndarray"]
 
 
-@dataclass
-class Duplicates:
-    """Duplicate groups of a dataset: ``group[i]`` is the smallest index of image ``i``'s group."""
-
-    group: np.ndarray
-    pairs: list[tuple[int, int, int]] = field(default_factory=list)  # (i, j, pHash bits apart), i < j
-    identical: set[tuple[int, int]] = field(default_factory=set)  # the pairs with the same bytes or pixels
-    unreadable: int = 0
-    small: int = 0  # images under NEAR_MIN_SIDE: checked for exact copies only
-
-    @property
-    def members(self) -> dict[int, list[int]]:
-        """Group representative -> its other images, for groups of two or more."""
-        out: dict[int, list[int]] = {}
-        for i, g in enumerate(self.group.tolist()):
-            if g != i:
-                out.setdefault(g, []).append(i)
-        return out
-
-
 def check_mode(mode: str) -> str:
+    """The mode's current name (old names are accepted); a usage error for anything else."""
+    mode = ALIASES.get(mode, mode) if isinstance(mode, str) else mode
     if mode not in MODES:
         raise UsageError(f"--dedup must be one of {', '.join(MODES)}, got {mode!r}")
     return mode
 
 
-def _fingerprint(item: bytes | np.ndarray) -> tuple[int, int, int, int]:
-    """(content digest, pHash, mirror pHash, smaller side of the stored image)."""
+class Measured(NamedTuple):
+    width: int
+    height: int
+    channels: int
+    digest: int
+    print: Fingerprint | None  # None: under NEAR_MIN_SIDE, digest only
+
+
+def digest_of(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def measure(item: bytes | np.ndarray) -> Measured:
+    """Size, digest and fingerprint of encoded bytes (decoded at a DCT reduction) or of pixels."""
     if isinstance(item, np.ndarray):
         pixels = np.ascontiguousarray(item)
         luma = pixels if pixels.ndim == 2 else pixels.mean(axis=2).astype(np.uint8)
-        digest = hashlib.blake2b(pixels.tobytes(), digest_size=8).digest()
-        side = min(pixels.shape[:2])
+        height, width = pixels.shape[:2]
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        digest = digest_of(pixels.tobytes())
     else:
         found = decode(item, min_side=THUMB_MIN_SIDE, keep_luma=True)
-        luma, side = found.luma, min(found.width, found.height)
-        digest = hashlib.blake2b(item, digest_size=8).digest()
-    ph, mirror = phash_pair(luma) if side >= NEAR_MIN_SIDE else (0, 0)
-    return int.from_bytes(digest, "little"), ph, mirror, side
+        luma, width, height, channels = found.luma, found.width, found.height, found.channels
+        digest = digest_of(item)
+        if luma is not None and min(width, height) >= 2 * min(luma.shape) and _bordered(luma):
+            # Bars (letterbox, padding) leave less content than the reduced decode was sized for, and
+            # their edge blurs into a row of it: hash such images from a finer decode.
+            luma = decode(item, min_side=2 * THUMB_MIN_SIDE, keep_luma=True).luma
+    big = min(width, height) >= NEAR_MIN_SIDE
+    return Measured(width, height, channels, digest, fingerprint(luma) if big and luma is not None else None)
 
 
-def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: int | None = None) -> Duplicates:
-    """Fingerprint images ``0..n-1`` (``read(i)`` gives bytes or pixels) and group the copies.
+def _bordered(luma: np.ndarray) -> bool:
+    top, bottom, left, right = bordered_box(luma)
+    return (bottom - top, right - left) != luma.shape
+
+
+@dataclass
+class Prints:
+    """Fingerprint columns, one row per image in order: ~8 + 8 + 1 + 40 bytes a row (+ a few alternates)."""
+
+    digest: array = field(default_factory=lambda: array("Q"))
+    hash: array = field(default_factory=lambda: array("Q"))
+    kind: array = field(default_factory=lambda: array("B"))
+    windows: array = field(default_factory=lambda: array("Q"))  # WINDOWS per row (zeros unless OK)
+    alt_hash: array = field(default_factory=lambda: array("Q"))  # other orientations, queried only
+    alt_row: array = field(default_factory=lambda: array("q"))
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def add(self, measured: Measured | None) -> None:
+        """Append the next row (None: the image could not be read)."""
+        row = len(self.kind)
+        if measured is None:
+            self._plain(0, UNREADABLE)
+        elif measured.print is None:
+            self._plain(measured.digest, SMALL)
+        elif measured.print.flat:
+            self._plain(measured.digest, FLAT)
+        else:
+            fp = measured.print
+            self.digest.append(measured.digest)
+            self.hash.append(fp.hash)
+            self.kind.append(OK)
+            self.windows.extend(fp.windows)
+            for alt in fp.alternates:
+                self.alt_hash.append(alt)
+                self.alt_row.append(row)
+
+    def _plain(self, digest: int, kind: int) -> None:
+        self.digest.append(digest)
+        self.hash.append(0)
+        self.kind.append(kind)
+        self.windows.extend([0] * WINDOWS)
+
+    def column(self, name: str) -> np.ndarray:
+        col = getattr(self, name)
+        return np.frombuffer(col, dtype=col.typecode) if len(col) else np.zeros(0, col.typecode)
+
+
+@dataclass
+class Groups:
+    """``group[i]``: the first image of image ``i``'s group (``i`` itself when it has no copy)."""
+
+    group: np.ndarray
+    kind: np.ndarray
+    exact: np.ndarray  # per image: same digest as its group's first image
+    hits: int = 0  # search hits merged (pairs seen, never stored)
+
+    def count(self, kind: int) -> int:
+        return int((self.kind == kind).sum())
+
+    @property
+    def grouped(self) -> bool:
+        return bool((self.group != np.arange(len(self.group))).any())
+
+    def members(self) -> dict[int, list[int]]:
+        """Group representative -> all its images (representative first), for groups of two or more."""
+        shared = np.flatnonzero(np.bincount(self.group, minlength=len(self.group))[self.group] > 1)
+        order = shared[np.argsort(self.group[shared], kind="stable")]
+        keys = self.group[order]
+        cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        return {int(g[0]): g.tolist() for g in np.split(order, cuts) if len(g) > 1}
+
+
+def components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Smallest member index per item of the graph the edges make (min-label propagation + pointer jumps)."""
+    label = np.arange(n)
+    while True:
+        low = np.minimum(label[src], label[dst])
+        new = label.copy()
+        np.minimum.at(new, src, low)
+        np.minimum.at(new, dst, low)
+        new = roots(new)
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
+def _join(first: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Join two partitions given as "smallest member" per item: the smallest member of the union's sets."""
+    label = np.minimum(first, other)
+    while True:
+        new = label.copy()
+        for part in (first, other):  # every set of each partition takes its members' smallest label
+            low = np.full(len(label), len(label), label.dtype)
+            np.minimum.at(low, part, new)
+            new = low[part]
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
+def find_groups(prints: Prints, threshold: int = DEFAULT_THRESHOLD, *, workers: int | None = None) -> Groups:
+    """Group the images of ``prints``: same digest, or hashes within ``threshold`` bits (windows and
+    other orientations included).  Time ~ images x candidates per bucket; memory ~ images."""
+    n = len(prints)
+    kind = prints.column("kind")
+    digest = prints.column("digest")
+    near, hits = _near(prints, kind, threshold, workers or os.cpu_count() or 1)
+    readable = np.flatnonzero(kind != UNREADABLE).astype(np.int32)
+    same_bytes = np.arange(n, dtype=np.int32)
+    same_bytes[readable] = _first_of(readable, digest[readable] if len(readable) < n else digest, n)
+    del readable
+    group = _join(same_bytes, near).astype(np.int64) if n else np.zeros(0, np.int64)
+    return Groups(group, kind, digest == digest[group], hits)
+
+
+def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tuple[np.ndarray, int]:
+    """Smallest row per near-duplicate set (each row alone unless its hash is near another's)."""
+    n = len(kind)
+    near = np.arange(n, dtype=np.int32)
+    ok = np.flatnonzero(kind == OK).astype(np.int32)
+    if not len(ok):
+        return near, 0
+    hashes = prints.column("hash")
+    uniq, pos = _positions(hashes if len(ok) == n else hashes[ok])  # identical hashes collapse here
+    owner = np.full(n, -1, np.int32)  # per row: its hash's position in uniq (-1: not near-matched)
+    owner[ok] = pos
+    del pos
+    parent = np.arange(len(uniq), dtype=np.int32)
+    hits = merge(uniq, uniq, np.arange(len(uniq), dtype=np.int32), parent, threshold, workers=workers, symmetric=True)
+    hits += merge(uniq, prints.column("alt_hash"), owner[prints.column("alt_row")], parent, threshold,
+                  workers=workers)
+    hits += merge(uniq, prints.column("windows"), owner, parent, min(threshold, WINDOW_THRESHOLD), workers=workers)
+    root = roots(parent)[owner[ok]]
+    first = np.full(len(uniq), n, np.int32)
+    np.minimum.at(first, root, ok)
+    near[ok] = first[root]
+    return near, hits
+
+
+def _first_of(rows: np.ndarray, keys: np.ndarray, n: int) -> np.ndarray:
+    """For each row, the smallest row with the same key."""
+    if not len(rows):
+        return rows
+    uniq, pos = _positions(keys)
+    first = np.full(len(uniq), n, np.int32)
+    np.minimum.at(first, pos, rows)
+    return first[pos]
+
+
+def _positions(keys: np.ndarray, chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys ascending, int32 position of each key among them): ``np.unique(return_inverse=True)``
+    in about a third of its memory (it holds several int64 arrays of the input's length at once)."""
+    ordered = np.sort(keys)
+    uniq = ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(ordered) else ordered
+    del ordered
+    pos = np.empty(len(keys), np.int32)
+    for lo in range(0, len(keys), chunk):
+        pos[lo: lo + chunk] = np.searchsorted(uniq, keys[lo: lo + chunk])
+    return uniq, pos
+
+
+def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: int | None = None,
+         tick: Callable[[int], object] = lambda n: None) -> Groups:
+    """Fingerprint images ``0..n-1`` (``read(i)`` gives bytes or pixels) in threads, then group them.
 
     Unreadable images stay in groups of their own (the packer reports them later).
     """
-    digest = np.zeros(n, np.uint64)
-    phash = np.zeros(n, np.uint64)
-    mirror = np.zeros(n, np.uint64)
-    readable = np.ones(n, bool)
-    small = np.zeros(n, bool)
+    prints = Prints()
 
-    def one(i: int) -> None:
-        try:
-            digest[i], phash[i], mirror[i], side = _fingerprint(read(i))
-        except (ImageError, ImgprepError, OSError):
-            readable[i] = False
-        else:
-            small[i] = side < NEAR_MIN_SIDE
-
-    def batch(lo: int) -> None:
+    def batch(lo: int) -> list[Measured | None]:
+        out: list[Measured | None] = []
         for i in range(lo, min(n, lo + BATCH)):
-            one(i)
+            try:
+                out.append(measure(read(i)))
+            except (ImageError, ImgprepError, OSError):
+                out.append(None)
+        return out
 
-    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        list(pool.map(batch, range(0, n, BATCH)))
-    ok = np.flatnonzero(readable)
-    big = np.flatnonzero(readable & ~small)
-    near = {(int(big[i]), int(big[j])): d for i, j, d in near_pairs(phash[big], mirror[big], threshold)}
-    identical = {(int(ok[g[0]]), int(ok[m])) for g in exact_groups(digest[ok]) for m in g[1:]}
-    pairs = sorted({**near, **{p: 0 for p in identical}}.items())
-    flat = [(i, j, d) for (i, j), d in pairs]
-    return Duplicates(components(n, [(i, j) for i, j, _ in flat]), flat, identical, int(n - len(ok)),
-                      int(small.sum()))
-
-
-def representatives(dups: Duplicates) -> np.ndarray:
-    """The images that are split in drop mode: one per group (its smallest index)."""
-    return np.flatnonzero(dups.group == np.arange(len(dups.group)))
+    workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool:
+        for found in _ordered(pool, batch, range(0, n, BATCH), 4 * workers):
+            for m in found:
+                prints.add(m)
+            tick(len(found))
+    return find_groups(prints, threshold, workers=workers)
 
 
-def expand(splits: Mapping[str, np.ndarray], dups: Duplicates) -> dict[str, np.ndarray]:
+def _ordered(pool: ThreadPoolExecutor, fn: Callable[[int], Any], items: Iterable[int], ahead: int) -> Iterable[Any]:
+    """``pool.map`` that keeps at most ``ahead`` tasks in flight (results stay in order)."""
+    pending: list[Any] = []
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > ahead:
+            yield pending.pop(0).result()
+    for future in pending:
+        yield future.result()
+
+
+# --- splits ----------------------------------------------------------------------------------------
+
+
+def representatives(groups: Groups) -> np.ndarray:
+    """The images that are split in same-split mode: one per group (its first image)."""
+    return np.flatnonzero(groups.group == np.arange(len(groups.group)))
+
+
+def expand(splits: Mapping[str, np.ndarray], groups: Groups) -> dict[str, np.ndarray]:
     """Splits of representatives -> splits of images: each copy right after its group's first image."""
-    members = dups.members
-    return {name: np.array([j for i in idx.tolist() for j in (i, *members.get(i, ()))], dtype=np.int64)
+    members = groups.members()
+    return {name: np.array([j for i in idx.tolist() for j in members.get(i, (i,))], dtype=np.int64)
             for name, idx in splits.items()}
 
 
-def regroup(splits: Mapping[str, np.ndarray], dups: Duplicates) -> dict[str, np.ndarray]:
+def regroup(splits: Mapping[str, np.ndarray], groups: Groups) -> dict[str, np.ndarray]:
     """For splits that came with the data: move copies into their group's first image's split."""
     where = {int(i): name for name, idx in splits.items() for i in idx.tolist()}
     out: dict[str, list[int]] = {name: [] for name in splits}
     for name, idx in splits.items():
         for i in idx.tolist():
-            out[where.get(int(dups.group[i]), name)].append(i)
+            out[where.get(int(groups.group[i]), name)].append(i)
     return {name: np.array(idx, dtype=np.int64) for name, idx in out.items()}
 
 
-def leaks(splits: Mapping[str, np.ndarray], dups: Duplicates) -> list[tuple[int, int, int]]:
-    """The duplicate pairs whose two images are in different splits."""
-    where = {int(i): name for name, idx in splits.items() for i in idx.tolist()}
-    return [(i, j, d) for i, j, d in dups.pairs if i in where and j in where and where[i] != where[j]]
+def split_of(n: int, splits: Sequence[np.ndarray]) -> np.ndarray:
+    """Split number per image (its position in ``splits``), -1 for an image in none."""
+    where = np.full(n, -1, np.int64)
+    for number, idx in enumerate(splits):
+        where[np.asarray(idx, dtype=np.int64)] = number
+    return where
+
+
+# --- findings --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    """One group of two or more images, as every report shows it."""
+
+    rows: list[int]  # representative first
+    exact: bool  # all the same bytes
+    splits: list[int]  # split numbers present, in split order
+    leak: bool
+    conflict: bool
+    drop: list[int]  # rows outside the group's first split: what to drop to close the leak
+
+
+@dataclass
+class Summary:
+    images: int
+    groups: int = 0
+    grouped_images: int = 0
+    exact_groups: int = 0
+    leaks: int = 0
+    leaked_images: int = 0  # images outside their group's first split
+    conflicts: int = 0
+    flat: int = 0
+    small: int = 0
+    unreadable: int = 0
+    threshold: int = DEFAULT_THRESHOLD
+
+    def lines(self, split_names: Sequence[str] | None = None) -> list[str]:
+        """The summary every tool prints."""
+        head = (f"duplicates: {self.groups:,} group(s) holding {self.grouped_images:,} of {self.images:,} images "
+                f"({self.grouped_images - self.groups:,} copies; {self.exact_groups:,} group(s) of identical files)")
+        out = [head]
+        if split_names is None or len(split_names) > 1:
+            out.append(f"  leaks: {self.leaks:,} group(s) span splits ({self.leaked_images:,} image(s) outside "
+                       "their group's first split)")
+        out.append(f"  label conflicts: {self.conflicts:,} group(s) hold more than one label")
+        if self.flat:
+            out.append(f"  {self.flat:,} low-information image(s) (flat or nearly): matched by identical bytes only")
+        if self.small:
+            out.append(f"  {self.small:,} image(s) under {NEAR_MIN_SIDE} px: matched by identical bytes only")
+        if self.unreadable:
+            out.append(f"  {self.unreadable:,} image(s) could not be read for the check")
+        return out
+
+
+def findings(groups: Groups, where: np.ndarray, labels: Sequence[Any] | np.ndarray,
+             threshold: int = DEFAULT_THRESHOLD) -> tuple[Summary, list[Finding]]:
+    """Groups -> (summary, one finding per group of two or more, leaks and conflicts first, big first).
+
+    ``where``: split number per image (-1: in no split); ``labels``: a comparable label key per image.
+    """
+    out: list[Finding] = []
+    keys = np.asarray(labels)
+    for rows in groups.members().values():
+        present = sorted({int(where[r]) for r in rows if where[r] >= 0})
+        keep = present[0] if present else -1
+        drop = [r for r in rows if where[r] >= 0 and where[r] != keep]
+        distinct = {(keys[r].tobytes() if keys.ndim > 1 else keys[r].item()) for r in rows}
+        out.append(Finding(rows, bool(groups.exact[rows].all()), present, len(present) > 1, len(distinct) > 1,
+                           drop))
+    out.sort(key=lambda f: (not f.leak, not f.conflict, -len(f.rows), f.rows[0]))
+    summary = Summary(
+        images=len(groups.group), groups=len(out), grouped_images=sum(len(f.rows) for f in out),
+        exact_groups=sum(f.exact for f in out), leaks=sum(f.leak for f in out),
+        leaked_images=sum(len(f.drop) for f in out), conflicts=sum(f.conflict for f in out),
+        flat=groups.count(FLAT), small=groups.count(SMALL), unreadable=groups.count(UNREADABLE), threshold=threshold,
+    )
+    return summary, out
+
+
+def report_lines(found: Iterable[Finding], ref: Callable[[int], dict[str, Any]]) -> Iterable[str]:
+    """``--dedup-report``: one JSON object per group; ``action`` says which images to drop to close a leak."""
+    for number, f in enumerate(found):
+        drop = set(f.drop)
+        images = [{**ref(r), "action": "drop" if r in drop else ("keep" if r == f.rows[0] else "copy")}
+                  for r in f.rows]
+        yield json.dumps({"group": number, "size": len(f.rows), "exact": f.exact, "leak": f.leak,
+                          "conflict": f.conflict, "representative": ref(f.rows[0]), "images": images},
+                         sort_keys=False) + "\n"

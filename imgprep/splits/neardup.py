@@ -1,18 +1,18 @@
-"""Near-duplicate search over 64-bit perceptual hashes, and grouping of what it finds.
+"""Near-duplicate search over 64-bit perceptual hashes, merged straight into groups.
 
 Multi-index hashing (Norouzi et al., 2012): the 64 bits are cut into ``BANDS`` = 4 bands of 16.
 Two hashes within ``threshold`` bits of each other agree within ``r = threshold // BANDS`` bits
 on at least one band (pigeonhole), so a query only meets the hashes in the buckets its bands
-reach by flipping at most ``r`` bits: ``sum_{i<=r} C(16, i)`` buckets per band (137 for r = 2).
-Cost: O(n * BANDS * C(16, r)) probes plus the candidates they find, n * BANDS * C(16, r) *
-n / 2^16 for well-spread hashes — linear while n stays below ~2^16, and for larger n a fixed
-fraction of all pairs (about 1/60 of them with r = 2; a mirror query doubles it), where a plain
-comparison of all pairs checks every one.  Each pass is a whole-array numpy step over
-``CHUNK`` probes (queries x flip masks) of one band.
+reach by flipping at most ``r`` bits (137 buckets per band for r = 2).  Every hit is merged into
+a union-find at once: no list of pairs is ever built, so memory is bounded by the number of
+distinct hashes whatever the groups' sizes (5,000 copies of one photo are one group, not 12.5M
+pairs), and identical hashes are collapsed before the search even starts.
 
-Memory: the hashes and their mirrors' hashes (16 bytes per image), per band a bucket-sorted
-order of int32 (16 bytes per image), 4 x 256 KiB of bucket starts, and the candidates of one
-pass (bounded by ``CHUNK``, not by n).
+The search runs in the native core (``imgprep._native.dup_union``: C, lock-free union-find,
+GIL released, one thread per core) when it is built, else in numpy (the same buckets, a chunk
+of probes per whole-array step, a Python loop only over hits that join two groups).  Why not
+faiss's binary multi-index hash: its range search returns every pair it finds, which is what
+made identical and flat images quadratic; it would also be a 30 MB dependency for one loop.
 """
 
 from __future__ import annotations
@@ -22,15 +22,21 @@ from itertools import combinations
 
 import numpy as np
 
+from imgprep.imaging import native
 from imgprep.imaging.phash import hamming
 
 BANDS = 4
 BAND_BITS = 64 // BANDS
-CHUNK = 1 << 14  # probes (queries x flip masks) per pass: bounds the candidates held at once
-# Chosen on real photos (benchmarks/bench_verify.py prints the figures): resized, re-encoded and
-# mirrored copies land 0-6 bits away, 5% crops up to 10, distinct photos 16 or more.  Thresholds 8 to 11 (the CLI's
-# maximum) are covered by the 4-band search with 2 flipped bits per band.
-DEFAULT_THRESHOLD = 10
+CHUNK = 1 << 14  # probes (queries x flip masks) per numpy pass: bounds the candidates held at once
+# Chosen on real photos (benchmarks/bench_dedup.py prints the figures): with crops, borders and turns
+# taken care of by the fingerprint, every kind of copy there lands within 7 bits, and 10 (the old
+# default, when 5% crops had to be reached by the whole-image hash) groups twice as many chance
+# look-alikes.  Thresholds up to 11 (the CLI's maximum) are covered by 4 bands with 2 flipped bits.
+DEFAULT_THRESHOLD = 8
+# Crop windows are compared with the whole-image hashes of the others: a window of the original
+# is the same content as the cropped copy, so it needs fewer bits of slack (and querying five
+# windows per image at 7 bits costs less than one query at 10).
+WINDOW_THRESHOLD = 7
 
 
 def _masks(bits: int, radius: int) -> np.ndarray:
@@ -41,7 +47,7 @@ def _masks(bits: int, radius: int) -> np.ndarray:
 
 
 class HashIndex:
-    """The bucket tables of ``hashes`` (uint64), built once, queried with any hashes."""
+    """The bucket tables of ``hashes`` (uint64), built once, queried with any hashes (numpy path)."""
 
     def __init__(self, hashes: np.ndarray) -> None:
         self.hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
@@ -62,7 +68,7 @@ class HashIndex:
     def pairs(self, queries: np.ndarray, threshold: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """``(query index, hash index, distance)`` arrays of every pair within ``threshold`` bits.
 
-        A pair may come out more than once (from several bands); callers keep the best.
+        A pair may come out more than once (from several bands).
         """
         queries = np.ascontiguousarray(queries, dtype=np.uint64)
         masks = _masks(BAND_BITS, threshold // BANDS)
@@ -88,41 +94,78 @@ class HashIndex:
                 yield q[keep] + lo, h[keep].astype(np.int64), dist[keep]
 
 
-def near_pairs(hashes: np.ndarray, mirrors: np.ndarray | None = None, threshold: int = DEFAULT_THRESHOLD
-               ) -> list[tuple[int, int, int]]:
-    """Every pair ``(i, j, distance)``, i < j, whose hashes (or i's mirror and j) are within ``threshold``."""
-    index = HashIndex(hashes)
-    best: dict[tuple[int, int], int] = {}
-    for queries in (hashes, mirrors) if mirrors is not None else (hashes,):
-        for q, h, d in index.pairs(queries, threshold):
-            keep = q != h
-            for i, j, dist in zip(q[keep].tolist(), h[keep].tolist(), d[keep].tolist(), strict=True):
-                key = (i, j) if i < j else (j, i)
-                if dist < best.get(key, 65):
-                    best[key] = dist
-    return sorted((i, j, d) for (i, j), d in best.items())
+def roots(parent: np.ndarray) -> np.ndarray:
+    """Every item's root (smallest index of its set) of a union-find whose links point downwards."""
+    out = parent.copy()
+    while True:
+        nxt = out[out]
+        if np.array_equal(nxt, out):
+            return out
+        out = nxt
 
 
-def exact_groups(digests: np.ndarray) -> list[list[int]]:
-    """Indices sharing a content digest, groups of two or more, in index order."""
-    order = np.argsort(digests, kind="stable")
-    sorted_ = digests[order]
-    cuts = np.flatnonzero(sorted_[1:] != sorted_[:-1]) + 1
-    return sorted(sorted(g.tolist()) for g in np.split(order, cuts) if len(g) > 1)
+def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np.ndarray, threshold: int,
+          *, workers: int = 1, symmetric: bool = False) -> int:
+    """Join ``owners[k]``'s set with every index hash within ``threshold`` bits of query ``k``.
+
+    ``index``: distinct hashes, ascending (``np.unique``); ``owners``: one per query, or one per
+    run of ``len(queries) // len(owners)`` queries (a row's crop windows), negative for none;
+    ``parent``: a union-find over ``index`` (int32, each link to a smaller index), updated in
+    place.  ``symmetric``: the queries are the index itself, each its own owner, so the native
+    search compares each pair from one side only.  Returns the number of hits merged (pairs seen,
+    none kept).
+    """
+    index = np.ascontiguousarray(index, dtype=np.uint64)
+    queries = np.ascontiguousarray(queries, dtype=np.uint64)
+    owners = np.ascontiguousarray(owners, dtype=np.int32)
+    if not len(index) or not len(queries):
+        return 0
+    core = native._native
+    if core is not None and native.available() and hasattr(core, "dup_union"):
+        return int(core.dup_union(index, queries, owners, parent, threshold, workers, symmetric))
+    per = len(queries) // len(owners)
+    hits = 0
+    for lo in range(0, len(owners), CHUNK):  # bounded temporaries: one chunk of owners' queries at a time
+        own = owners[lo: lo + CHUNK]
+        keep = np.flatnonzero(own >= 0)
+        rows = (keep[:, None] * per + np.arange(per)).ravel() + lo * per
+        hits += _merge_numpy(index, queries[rows], np.repeat(own[keep], per), parent, threshold)
+    return hits
 
 
-def components(n: int, pairs: list[tuple[int, int]]) -> np.ndarray:
-    """Group id per item (the smallest member's index) of the graph the pairs make: union-find."""
-    parent = np.arange(n)
+def _find(parent: np.ndarray, x: int) -> int:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = int(parent[x])
+    return x
 
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = int(parent[x])
-        return x
 
-    for i, j in pairs:
-        a, b = root(i), root(j)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return np.array([root(i) for i in range(n)])
+def _merge_numpy(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np.ndarray,
+                 threshold: int) -> int:
+    hits = 0
+    for q, h, _ in HashIndex(index).pairs(queries, threshold):
+        a = owners[q].astype(np.int64)
+        keep = a != h
+        a, h = a[keep], h[keep]
+        hits += len(a)
+        if len(a) > 4096:  # a big group's hits mostly join sets already joined: drop those in bulk
+            current = roots(parent)
+            differ = current[a] != current[h]
+            a, h = a[differ], h[differ]
+        for i, j in zip(a.tolist(), h.tolist(), strict=True):
+            ri, rj = _find(parent, i), _find(parent, j)
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    return hits
+
+
+def exhaustive(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, threshold: int) -> set[tuple[int, int]]:
+    """Every (owner, index position) pair within ``threshold`` bits, comparing all of them (tests, benchmarks);
+    ``owners`` as :func:`merge` takes them."""
+    per = len(queries) // len(owners)
+    out: set[tuple[int, int]] = set()
+    for k in range(len(queries)):
+        owner = int(owners[k // per])
+        if owner >= 0:
+            out.update((owner, int(j)) for j in np.flatnonzero(hamming(queries[k], index) <= threshold) if j != owner)
+    return out

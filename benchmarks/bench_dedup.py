@@ -1,0 +1,297 @@
+"""Duplicate search and grouping: time and memory to ImageNet scale, recall per copy kind, precision.
+
+Three parts, each side by side with the search it replaced (the numpy multi-index search that
+listed every pair, and the plain mirror-aware pHash), run in one process so ratios hold on a
+shared machine:
+
+1. **Scale**: well-spread random hashes at 100k, 400k and 1.33M images, each image with its
+   whole-image hash, 9 crop-window hashes and (for 15% of them) one alternate orientation, as
+   ``find_groups`` queries them.  Time and peak memory of the search above its inputs (sampled
+   RSS), per image.  The old search runs only up to ``--old-max`` (it is quadratic past ~65k).
+2. **Degenerate data**: n identical images and n flat images of different colours, old vs new.
+3. **Real photos** (benchmarks/corpus.py's Debian wallpaper photos): two overlapping views of
+   each photo are the *distinct* set (same scene, different framing: must not be grouped), and
+   each view gets one copy of every kind in tests/dupkinds.py.  Recall per kind and false
+   groups, old fingerprint vs new.
+
+    python benchmarks/bench_dedup.py                      # all three, 100k/400k/1.33M
+    python benchmarks/bench_dedup.py --sizes 100000 --skip-photos
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from array import array
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
+
+from imgprep.splits import dedup, neardup  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# --- the search this replaced (imgprep 0.1: every pair listed, then grouped) -----------------------
+
+
+def old_near_pairs(hashes: np.ndarray, mirrors: np.ndarray, threshold: int) -> list[tuple[int, int, int]]:
+    index = neardup.HashIndex(hashes)
+    best: dict[tuple[int, int], int] = {}
+    for queries in (hashes, mirrors):
+        for q, h, d in index.pairs(queries, threshold):
+            keep = q != h
+            for i, j, dist in zip(q[keep].tolist(), h[keep].tolist(), d[keep].tolist(), strict=True):
+                key = (i, j) if i < j else (j, i)
+                if dist < best.get(key, 65):
+                    best[key] = dist
+    return sorted((i, j, d) for (i, j), d in best.items())
+
+
+_D = None
+
+
+def old_phash_pair(luma: np.ndarray) -> tuple[int, int]:
+    """The old fingerprint: pHash of the whole stored image and of its mirror."""
+    global _D
+    if _D is None:
+        k = np.arange(32)[:, None]
+        m = np.cos(np.pi * (2 * np.arange(32)[None, :] + 1) * k / 64)
+        m[0] *= np.sqrt(1 / 32)
+        m[1:] *= np.sqrt(2 / 32)
+        _D = m[:8]
+    from imgprep.imaging.phash import box_resize
+
+    coeffs = _D @ box_resize(luma) @ _D.T
+    weights = (1 << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
+
+    def bits(block: np.ndarray) -> int:
+        return int(((block.ravel() > np.median(block)).astype(np.uint64) * weights).sum())
+
+    return bits(coeffs), bits(coeffs * np.where(np.arange(8) % 2, -1.0, 1.0)[None, :])
+
+
+# --- measuring -------------------------------------------------------------------------------------
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * PAGE
+
+
+class Peak:
+    """Peak RSS above the level at entry, sampled every 5 ms."""
+
+    def __enter__(self) -> Peak:
+        self.base = rss()
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        self.t0 = time.perf_counter()
+        self.cpu0 = time.process_time()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        self.cpu = time.process_time() - self.cpu0
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss())
+
+    @property
+    def extra(self) -> int:
+        return self.peak - self.base
+
+
+def _col(typecode: str, values: np.ndarray) -> array:
+    out = array(typecode)
+    out.frombytes(np.ascontiguousarray(values).tobytes())
+    return out
+
+
+def random_prints(n: int, seed: int = 0) -> dedup.Prints:
+    """Fingerprint columns of n photos with well-spread hashes (one alternate orientation for 15%)."""
+    rng = np.random.default_rng(seed)
+    alt = np.flatnonzero(rng.random(n) < 0.15)
+    return dedup.Prints(
+        digest=_col("Q", rng.integers(0, 2**63, n, dtype=np.uint64)),
+        hash=_col("Q", rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)),
+        kind=_col("B", np.zeros(n, np.uint8)),
+        windows=_col("Q", rng.integers(0, 2**64 - 1, n * dedup.WINDOWS, dtype=np.uint64, endpoint=True)),
+        alt_hash=_col("Q", rng.integers(0, 2**64 - 1, len(alt), dtype=np.uint64, endpoint=True)),
+        alt_row=_col("q", alt.astype(np.int64)),
+    )
+
+
+def scale(sizes: list[int], old_max: int, workers: int, threshold: int) -> None:
+    print(f"\n## Search at scale (random well-spread hashes, threshold {threshold}, crop windows "
+          f"{min(threshold, neardup.WINDOW_THRESHOLD)}; the old search: threshold {threshold}, hash and mirror)\n")
+    print("| images | new: wall | new: CPU | new: peak above inputs | per image | old: wall | old: CPU | old: peak "
+          "| old pairs |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in sizes:
+        prints = random_prints(n)
+        with Peak() as new:
+            groups = dedup.find_groups(prints, threshold, workers=workers)
+        old_cells = "not run (quadratic: minutes to hours)"
+        if n <= old_max:
+            mirrors = np.random.default_rng(1).integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+            with Peak() as old:
+                pairs = old_near_pairs(prints.column("hash"), mirrors, threshold)
+            old_cells = f"{old.seconds:.1f} s | {old.cpu:.1f} s | {old.extra / 2**20:.0f} MiB | {len(pairs):,}"
+        else:
+            old_cells = f"{old_cells} | | | "
+        print(f"| {n:,} | {new.seconds:.1f} s | {new.cpu:.1f} s | {new.extra / 2**20:.0f} MiB | {new.extra / n:.0f} B "
+              f"| {old_cells} |")
+        del groups, prints
+
+
+def degenerate(workers: int) -> None:
+    print("\n## Identical and flat images\n")
+    print("| data | new: time | new: groups | old: time | old: pairs |")
+    print("|---|---:|---:|---:|---:|")
+    import imgfactory
+
+    photo = dedup.measure(imgfactory.jpeg(96, 72, seed=5))
+    for n in (2000, 5000, 100_000):
+        prints = dedup.Prints()
+        for _ in range(n):
+            prints.add(photo)
+        with Peak() as new:
+            groups = dedup.find_groups(prints, workers=workers)
+        old = "not run"
+        if n <= 2000:
+            hashes = np.full(n, photo.print.hash, np.uint64)
+            t0 = time.perf_counter()
+            pairs = old_near_pairs(hashes, hashes, 10)
+            old = f"{time.perf_counter() - t0:.1f} s | {len(pairs):,}"
+        print(f"| {n:,} identical photos | {new.seconds:.2f} s | {len(groups.members())} | {old} |")
+    rng = np.random.default_rng(0)
+    for n in (2000, 20_000):
+        prints = dedup.Prints()
+        for i in range(n):
+            grey = np.full((48, 64), rng.integers(0, 256), np.uint8)
+            grey[0, 0] = i % 251
+            grey[0, 1] = i // 251
+            prints.add(dedup.measure(grey))
+        with Peak() as new:
+            groups = dedup.find_groups(prints, workers=workers)
+        old = "not run"
+        if n <= 2000:
+            lumas = [np.full((48, 64), v, np.uint8) for v in rng.integers(0, 256, n)]
+            hashes = np.array([old_phash_pair(x)[0] for x in lumas], np.uint64)
+            t0 = time.perf_counter()
+            pairs = old_near_pairs(hashes, hashes, 10)
+            old = f"{time.perf_counter() - t0:.1f} s | {len(pairs):,}"
+        print(f"| {n:,} flat images, all colours | {new.seconds:.2f} s | {len(groups.members())} "
+              f"({groups.count(dedup.FLAT):,} flagged low-information) | {old} |")
+
+
+def photos(count: int, workers: int, threshold: int) -> None:
+    import corpus
+    import dupkinds
+    from PIL import Image
+
+    from imgprep.imaging.decode import decode
+
+    sources = corpus.find_photos(corpus.fetch_photo_packages())
+    views: list[Image.Image] = []
+    names: list[str] = []
+    for path in sources:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            img.thumbnail((1200, 1200))
+            w, h = img.size
+            # two views of one scene: the left and right 70% (40% of the frame shared)
+            views += [img.crop((0, 0, w * 7 // 10, h)), img.crop((w * 3 // 10, 0, w, h))]
+            title = path.parts[-4] if "wallpapers" in path.parts else path.stem
+            names += [f"{title} (left)", f"{title} (right)"]
+    views = [v.resize((560, round(560 * v.height / v.width)), Image.Resampling.LANCZOS) for v in views][:count]
+    data: list[bytes] = []
+    owner: list[int] = []  # which view an image shows (-1: it is the view)
+    kind: list[str] = []
+    for i, view in enumerate(views):
+        base = dupkinds.original(view)
+        data.append(base)
+        owner.append(i)
+        kind.append("original")
+        for name in dupkinds.KINDS:
+            data.append(dupkinds.copy(view, name, base))
+            owner.append(i)
+            kind.append(name)
+    print(f"\n## Real photos: {len(views)} views of {len(views) // 2} Debian wallpaper photos (two overlapping "
+          f"views per photo: the distinct set), {len(dupkinds.KINDS)} copies of each\n")
+    prints = dedup.Prints()
+    old = []
+    for blob in data:
+        prints.add(dedup.measure(blob))
+        luma = decode(blob, min_side=64, keep_luma=True).luma
+        old.append(old_phash_pair(luma))
+    groups = dedup.find_groups(prints, threshold, workers=workers).group
+    owner_a = np.array(owner)
+    kind_a = np.array(kind)
+    originals = np.flatnonzero(kind_a == "original")
+    # old: pairs within 10 bits (hash or mirror), grouped
+    old_h = np.array([h for h, _ in old], np.uint64)
+    old_m = np.array([m for _, m in old], np.uint64)
+    old_pairs = old_near_pairs(old_h, old_m, 10)
+    old_groups = np.arange(len(data))
+    if old_pairs:
+        old_groups = dedup.components(len(data), np.array([a for a, _, _ in old_pairs], np.int64),
+                                      np.array([b for _, b, _ in old_pairs], np.int64))
+    print("| copy kind | new recall | old recall |")
+    print("|---|---:|---:|")
+    for name in dupkinds.KINDS:
+        rows = np.flatnonzero(kind_a == name)
+        new_found = np.mean([groups[r] == groups[originals[owner_a[r]]] for r in rows])
+        old_found = np.mean([old_groups[r] == old_groups[originals[owner_a[r]]] for r in rows])
+        print(f"| {name} | {new_found:.0%} | {old_found:.0%} |")
+    for label, g in (("new", groups), ("old", old_groups)):
+        false = [(int(a), int(b)) for i, a in enumerate(originals) for b in originals[i + 1:] if g[a] == g[b]]
+        named = "; ".join(f"{names[owner_a[a]]} ~ {names[owner_a[b]]}" for a, b in false)
+        print(f"\n{label}: distinct views grouped together: {len(false)} of "
+              f"{len(originals) * (len(originals) - 1) // 2} pairs{': ' + named if named else ''}")
+    flat = prints.column("kind") == dedup.FLAT
+    print(f"low-information flagged: {int(flat.sum())} of {len(data)} real-photo images")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100000,400000,1330000")
+    parser.add_argument("--old-max", type=int, default=400_000, help="largest size the old search runs at")
+    parser.add_argument("--photos", type=int, default=74, help="views of real photos (two per photo)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threshold", type=int, default=neardup.DEFAULT_THRESHOLD,
+                        help="threshold of the photo recall part (the search at scale runs at --scale-threshold)")
+    parser.add_argument("--scale-threshold", type=int, default=10, help="threshold of the search at scale (both)")
+    parser.add_argument("--quick", action="store_true", help="100k hashes only, 20 photo views")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-degenerate", action="store_true")
+    parser.add_argument("--skip-photos", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.old_max, args.photos, args.skip_degenerate = "100000", 0, 20, True
+    print(f"# bench_dedup: {os.cpu_count()} CPUs, {args.workers} workers (ratios hold; absolute figures drift "
+          "on a shared machine)")
+    if not args.skip_scale:
+        scale([int(s) for s in args.sizes.split(",")], args.old_max, args.workers, args.scale_threshold)
+    if not args.skip_degenerate:
+        degenerate(args.workers)
+    if not args.skip_photos:
+        photos(args.photos, args.workers, args.threshold)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
