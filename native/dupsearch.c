@@ -17,7 +17,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <pthread.h>
+#include <pythread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,15 +140,28 @@ __attribute__((target("popcnt"))) static void run_popcnt(job *j) { QUERY_BODY(__
 #endif
 static void run_plain(job *j) { QUERY_BODY(__builtin_popcountll) }
 
-static void *run(void *arg) {
+static void run(job *j) {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (__builtin_cpu_supports("popcnt")) {
-        run_popcnt((job *)arg);
-        return NULL;
+        run_popcnt(j);
+        return;
     }
 #endif
-    run_plain((job *)arg);
-    return NULL;
+    run_plain(j);
+}
+
+/* Threads come from CPython's own thread API, not pthread_create: glibc >= 2.34 binds that to
+ * pthread_create@GLIBC_2.34, which would lift the repaired wheel from manylinux2014 to
+ * manylinux_2_34.  They never touch a Python object; each releases its lock when done (the join). */
+typedef struct {
+    job *j;
+    PyThread_type_lock done;
+} runner;
+
+static void run_thread(void *arg) {
+    runner *r = (runner *)arg;
+    run(r->j);
+    PyThread_release_lock(r->done);
 }
 
 static void free_index(mih_index *ix) {
@@ -193,7 +206,9 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
     uint32_t *fill = malloc(BUCKETS * sizeof *fill);
     int failed = !qhash || !qowner || !qstart || !fill;
     job jobs[64];
-    pthread_t tids[64];
+    runner runners[64];
+    PyThread_type_lock locks[64] = {0};
+    for (int t = 1; t < threads; t++) locks[t] = PyThread_allocate_lock();
     uint64_t *cache_key = failed ? NULL : malloc((size_t)threads * CACHE * sizeof *cache_key);
     int32_t *cache_pos = failed ? NULL : malloc((size_t)threads * CACHE * sizeof *cache_pos);
     failed = failed || !cache_key || !cache_pos;
@@ -219,12 +234,20 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
                                 (uint32_t)((uint64_t)BUCKETS * (t + 1) / threads), 0,
                                 cache_key + (size_t)t * CACHE, cache_pos + (size_t)t * CACHE};
             for (int t = 1; t < threads; t++) {
-                if (pthread_create(&tids[t], NULL, run, &jobs[t]) != 0) break;
+                runners[t] = (runner){&jobs[t], locks[t]};
+                if (!locks[t] || !PyThread_acquire_lock(locks[t], NOWAIT_LOCK)) break;
+                if (PyThread_start_new_thread(run_thread, &runners[t]) == PYTHREAD_INVALID_THREAD_ID) {
+                    PyThread_release_lock(locks[t]);
+                    break;
+                }
                 started = t;
             }
             for (int t = started + 1; t < threads; t++) run(&jobs[t]); /* threads that could not start */
             run(&jobs[0]);
-            for (int t = 1; t <= started; t++) pthread_join(tids[t], NULL);
+            for (int t = 1; t <= started; t++) { /* join: each thread's lock is released when it is done */
+                PyThread_acquire_lock(locks[t], WAIT_LOCK);
+                PyThread_release_lock(locks[t]);
+            }
             for (int t = 0; t < threads; t++) *hits += jobs[t].hits;
         }
     }
@@ -234,6 +257,8 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
     free(fill);
     free(cache_key);
     free(cache_pos);
+    for (int t = 1; t < threads; t++)
+        if (locks[t]) PyThread_free_lock(locks[t]);
     return failed;
 }
 
