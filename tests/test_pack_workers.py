@@ -216,3 +216,21 @@ def test_decode_all_decodes_as_decode_does(mixed) -> None:
             assert isinstance(found, ImageError) and found.message == exc.message
         else:
             assert found == expected._replace(luma=None)
+
+
+def test_an_interrupt_while_the_hash_thread_starts_leaves_nothing_to_join(monkeypatch) -> None:
+    """SIGTERM (KeyboardInterrupt) landing in Thread.start: the abort that follows must not try to
+    join a thread that never started (it raised "cannot join thread before it is started")."""
+    import threading
+
+    from imgprep.packing.shards import _Digests
+
+    def interrupted(self: threading.Thread) -> None:
+        raise KeyboardInterrupt
+
+    digests = _Digests()
+    monkeypatch.setattr(threading.Thread, "start", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        digests.update(b"x" * (_Digests._INLINE + 1), b"0\t0\n")
+    monkeypatch.undo()
+    digests.finish()  # nothing started, nothing to wait for

@@ -75,10 +75,11 @@ class _Digests:
             self.idx.update(idx)
             return
         if self._queue is None:
-            self._queue = queue.Queue(self._QUEUED)
-            self._thread = threading.Thread(target=self._run, args=(self._queue,), name="imgprep-sha256",
-                                            daemon=True)
-            self._thread.start()
+            # Kept only once started: a SIGTERM landing in start() must leave finish() nothing to join.
+            work: queue.Queue[tuple[Any, bytes] | None] = queue.Queue(self._QUEUED)
+            thread = threading.Thread(target=self._run, args=(work,), name="imgprep-sha256", daemon=True)
+            thread.start()
+            self._queue, self._thread = work, thread
         self._queue.put((rec, idx))
 
     def _run(self, work: queue.Queue[tuple[Any, bytes] | None]) -> None:
