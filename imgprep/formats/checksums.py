@@ -24,7 +24,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from imgprep.errors import FormatError
-from imgprep.formats.recordio import MAGIC, MAX_LENGTH, frame
+from imgprep.formats.recordio import MAGIC, MAX_LENGTH, ChunkStream, frame
 
 _PART_HEAD = struct.Struct("<II")
 
@@ -88,31 +88,18 @@ def spans(chunks: Iterable[bytes], start: int = 0, *,
     """``(offset, checksum)`` of each record of a ``.rec`` given as byte chunks in order, read
     once (a shard checked again after ``--resume``, a joined shard).  ``start`` is the first
     chunk's offset; ``framed``, when given, also receives each record's framed bytes."""
-    source = iter(chunks)
-    buf, base, pos = bytearray(), start, 0
-
-    def fill(n: int) -> bool:
-        nonlocal buf, base, pos
-        while len(buf) - pos < n:
-            chunk = next(source, None)
-            if chunk is None:
-                return False
-            del buf[:pos]
-            base, pos = base + pos, 0
-            buf += chunk
-        return True
-
+    s = ChunkStream(chunks, start)
     first: int | None = None
     crc = 0
     whole = bytearray()
-    while fill(8):
-        at = base + pos
-        magic, lrec = _PART_HEAD.unpack_from(buf, pos)
+    while s.fill(8):
+        at = s.base + s.pos
+        magic, lrec = _PART_HEAD.unpack_from(s.buf, s.pos)
         if magic != MAGIC:
             raise FormatError(f"no RecordIO magic number at byte {at}")
         cflag, length = lrec >> 29, lrec & MAX_LENGTH
         size = 8 + length + (-length % 4)
-        if not fill(size):
+        if not s.fill(size):
             raise FormatError(f"record part at byte {at} is truncated")
         if cflag in (0, 1):
             if first is not None:
@@ -121,17 +108,17 @@ def spans(chunks: Iterable[bytes], start: int = 0, *,
             whole.clear()
         elif first is None:
             raise FormatError(f"byte {at} is inside a record, not at its start (cflag {cflag})")
-        crc = zlib.crc32(memoryview(buf)[pos : pos + size], crc)
+        crc = zlib.crc32(memoryview(s.buf)[s.pos : s.pos + size], crc)
         if framed is not None:
-            whole += buf[pos : pos + size]
-        pos += size
+            whole += s.buf[s.pos : s.pos + size]
+        s.pos += size
         if cflag in (0, 3):
             if framed is not None:
                 framed(bytes(whole))
             yield first, crc
             first = None
-    if len(buf) > pos:
-        raise FormatError(f"{len(buf) - pos} stray bytes at byte {base + pos}")
+    if len(s.buf) > s.pos:
+        raise FormatError(f"{len(s.buf) - s.pos} stray bytes at byte {s.base + s.pos}")
     if first is not None:
         raise FormatError(f"record at byte {first} has no last part")
 

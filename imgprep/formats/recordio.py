@@ -117,38 +117,45 @@ def unpack_image_record(payload: bytes | memoryview) -> tuple[IRHeader, tuple[fl
     return header, labels, bytes(data[end:])
 
 
+class ChunkStream:
+    """A byte stream given as chunks in order, read forward once: ``buf[pos:]`` holds the stream
+    from byte ``base + pos`` on (``base`` starts at the first chunk's file offset)."""
+
+    def __init__(self, chunks: Iterable[bytes], start: int = 0) -> None:
+        self._source = iter(chunks)
+        self.buf, self.base, self.pos = bytearray(), start, 0
+
+    def fill(self, n: int) -> bool:
+        """At least ``n`` bytes held from ``pos`` on; False when the stream ends first."""
+        while len(self.buf) - self.pos < n:
+            chunk = next(self._source, None)
+            if chunk is None:
+                return False
+            del self.buf[: self.pos]
+            self.base, self.pos = self.base + self.pos, 0
+            self.buf += chunk
+        return True
+
+
 def record_ids(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, int]]:
     """``(offset, header id)`` of each image record of a RecordIO stream given as byte chunks in
     order: what rebuilds the ``.idx`` of a ``.rec`` read once from its start (an S3 upload
     continued after a kill, whose first records were written by the killed run).  ``start`` is
     the file offset of the first chunk (offsets and messages count from the file's start)."""
-    source = iter(chunks)
-    buf, base, pos = bytearray(), start, 0  # buf[pos:] holds the stream from byte base + pos on
-
-    def fill(n: int) -> bool:
-        nonlocal buf, base, pos
-        while len(buf) - pos < n:
-            chunk = next(source, None)
-            if chunk is None:
-                return False
-            del buf[:pos]
-            base, pos = base + pos, 0
-            buf += chunk
-        return True
-
+    s = ChunkStream(chunks, start)
     start: int | None = None  # of the record whose parts are being read
     head = b""  # its payload's first bytes, enough for the header
-    while fill(8):
-        at = base + pos
-        magic, lrec = _PART_HEAD.unpack_from(buf, pos)
+    while s.fill(8):
+        at = s.base + s.pos
+        magic, lrec = _PART_HEAD.unpack_from(s.buf, s.pos)
         if magic != MAGIC:
             raise FormatError(f"no RecordIO magic number at byte {at}")
         cflag, length = lrec >> 29, lrec & MAX_LENGTH
         size = 8 + length + (-length % 4)
-        if not fill(size):
+        if not s.fill(size):
             raise FormatError(f"record part at byte {at} is truncated")
-        data = bytes(buf[pos + 8 : pos + 8 + min(length, IR_SIZE)])
-        pos += size
+        data = bytes(s.buf[s.pos + 8 : s.pos + 8 + min(length, IR_SIZE)])
+        s.pos += size
         if cflag in (0, 1):
             if start is not None:
                 raise FormatError(f"record at byte {start} has no last part")
@@ -162,8 +169,8 @@ def record_ids(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, i
                 raise FormatError(f"record at byte {start} is shorter than an image record header")
             yield start, IRHeader(*_IR.unpack_from(head)).id
             start = None
-    if start is not None or len(buf) > pos:
-        raise FormatError(f"truncated record at byte {base + pos}")
+    if start is not None or len(s.buf) > s.pos:
+        raise FormatError(f"truncated record at byte {s.base + s.pos}")
 
 
 def unframe(buf: bytes | memoryview, offset: int = 0) -> memoryview:
