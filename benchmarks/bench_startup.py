@@ -76,8 +76,7 @@ def cases(lst: Path, root: Path, out: Path) -> dict[str, list[str]]:
 
 
 def command(args: list[str], *, importtime: bool = False) -> list[str]:
-    # -P: no current folder on sys.path, so PYTHONPATH (the checkout measured) decides what is imported.
-    return [sys.executable, "-P", *(["-X", "importtime"] if importtime else []), "-c", RUNNER, *args]
+    return [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", RUNNER, *args]
 
 
 def env_for(tree: Path, **extra: str) -> dict[str, str]:
