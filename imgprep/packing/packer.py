@@ -619,7 +619,7 @@ class _Cutter:
             return self._taken(items, paths, None)
         data: list[Any] = []
         in_memory = 0
-        for path, item in zip(paths, items, strict=True):
+        for path in paths:
             if path is not None:
                 data.append(None)
                 continue
