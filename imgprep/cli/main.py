@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import importlib.util
 import os
@@ -92,6 +94,12 @@ def main(argv: list[str] | None = None) -> Any:
     3 a bad image with --strict, 130 interrupted (nothing committed; published shards are kept
     for ``--resume``).
     """
+    # The command ends its process.  The interpreter's last collections at exit walk every object
+    # still alive (modules, classes, functions) to free memory the system takes back anyway: frozen
+    # at exit, they are skipped.  atexit handlers, closes and flushes all still run; only the
+    # finalizers of objects left in reference cycles at exit do not (imgprep closes what it opens).
+    atexit.unregister(gc.freeze)  # once, however often main() runs in a process
+    atexit.register(gc.freeze)
     try:
         return cli.main(args=argv, prog_name="imgprep", standalone_mode=False)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place an error becomes a status
