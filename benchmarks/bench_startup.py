@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The fixed cost of one ``imgprep`` command: interpreter start, imports, and the work a run does
-before its first image.
+"""The fixed cost of one ``imgprep`` command: interpreter start, imports, the command's own work
+on one image, and the interpreter's exit.
 
 On a short run (a few thousand small images) this start-up is a large share of the wall time,
 and with more workers it is the part that does not shrink.  Each case is the whole process,
@@ -17,7 +17,7 @@ so it does not drift with load); ``-X importtime`` then lists the slowest import
 pass-through pack, by cumulative time.
 
     .venv/bin/python benchmarks/bench_startup.py [--runs 10] [--baseline DIR] [--top 15]
-        [--out /dev/shm/imgprep-startup] [--json FILE]
+        [--out /dev/shm/imgprep-startup] [--quick] [--json FILE]
 
 ``--baseline DIR`` is another checkout (e.g. ``git archive main | tar -x -C DIR`` with this
 checkout's ``imgprep/_native*.so`` copied in).  Bytecode caching is allowed (``bench_env``), as
@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE))
 
 from common import REPO, bench_env, load_average, machine_info, table  # noqa: E402
 
-# The console script's body; with MODULES set it also prints how many modules were loaded at exit.
+# The console script's body; with BENCH_MODULES set it also prints how many modules were loaded at exit.
 RUNNER = """\
 import os, sys
 from imgprep.cli.main import main
