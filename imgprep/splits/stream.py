@@ -185,6 +185,16 @@ def _parse_raw(raw: bytes, uri: str, lineno: int, columns: int | None) -> LstIte
     return parse_line(line, path=uri, lineno=lineno, columns=columns)
 
 
+def _split_raw(raw: bytes) -> LstItem | None:
+    """One line validated before (by :func:`_parse_raw`), only split and converted; None for a
+    blank line (blank as ``str.strip`` sees it, as in validation: U+3000 and U+0085 are space)."""
+    line = raw.decode("utf-8")
+    if not line.strip():
+        return None
+    fields = line.rstrip("\r\n").split("\t")
+    return LstItem(int(fields[0]), tuple(map(float, fields[1:-1])), fields[-1])
+
+
 # What a list yields in native reading: (line number, batch), the batch either one LstItem that
 # Python parsed or the scanner's consecutive lines: an array of their ids (validating) or a list
 # of their items (iterating).
@@ -241,8 +251,9 @@ class ListStream:
 
     def _batches(self, uri: str, digest: Any = None, *, items: bool = False) -> Iterator[Batch]:
         """The native reading: blocks of :data:`_BLOCK` bytes, whole lines scanned in C, any line
-        the scanner leaves parsed by :func:`_parse_raw`, with the line rules of :func:`_raw_lines`
-        (its first line read the same way, so a byte order mark is handled in one place)."""
+        the scanner leaves parsed by :func:`_parse_raw` (or, iterating a list validated before, by
+        :func:`_split_raw`), with the line rules of :func:`_raw_lines` (its first line read the
+        same way, so a byte order mark is handled in one place)."""
         scan, cls = self._scan, (LstItem if items else None)
         limit = _ITEMS_PER_CALL if items else _BLOCK
         with self._open(uri) as fh:
@@ -254,12 +265,16 @@ class ListStream:
             if item is not None:
                 yield 1, item
             buf, pos, eof = b"", 0, not first
+            # A list the scanner keeps leaving (labels such as 1e-3, say) is read by Python for a
+            # while (as many lines as it has just left in a row) instead of asking it every line.
+            left = python_lines = 0
             while True:
-                end, count, columns, ids, got = scan(buf, pos, columns, limit, cls)  # type: ignore[misc]
-                if count:
-                    yield lineno + 1, (got if items else np.frombuffer(ids, dtype=np.uint64))
-                    lineno, pos = lineno + count, end
-                    continue
+                if not python_lines:
+                    end, count, columns, ids, got = scan(buf, pos, columns, limit, cls)  # type: ignore[misc]
+                    if count:
+                        yield lineno + 1, (got if items else np.frombuffer(ids, dtype=np.uint64))
+                        lineno, pos, left = lineno + count, end, 0
+                        continue
                 newline = buf.find(b"\n", pos, pos + MAX_LINE + 1)
                 if newline < 0 and len(buf) - pos > MAX_LINE:
                     raise _too_long(uri, lineno + 1)
@@ -271,9 +286,14 @@ class ListStream:
                     continue
                 if pos == len(buf):
                     return
+                if python_lines:
+                    python_lines -= 1
+                else:
+                    left += 1
+                    python_lines = min(left, 1024) if left > 4 else 0
                 raw = buf[pos : newline + 1] if newline >= 0 else buf[pos:]
                 lineno, pos = lineno + 1, pos + len(raw)
-                item = _parse_raw(raw, uri, lineno, columns or None)
+                item = _split_raw(raw) if items else _parse_raw(raw, uri, lineno, columns or None)
                 if item is not None:
                     columns = len(item.labels) + 2
                     yield lineno, item
@@ -320,6 +340,5 @@ class ListStream:
         for uri in self.uris:
             with self._open(uri) as fh:
                 for raw in _raw_lines(fh, uri):
-                    if raw.strip():
-                        fields = raw.decode("utf-8").rstrip("\r\n").split("\t")
-                        yield LstItem(int(fields[0]), tuple(map(float, fields[1:-1])), fields[-1])
+                    if (item := _split_raw(raw)) is not None:
+                        yield item
