@@ -14,6 +14,10 @@ per-image cost outside C shows at once):
   image still compares the two;
 - ``serial``: CPU microseconds per image of the thread that cuts the list into chunks and appends
   the records (``PackSummary.serial_cpu``): the part no worker count divides;
+- ``start-up``: the same command on the list's first line alone (interpreter, imports, lock,
+  publication: what a longer list does not repeat), and ``marginal``: images per second once
+  started, (N - 1) / (wall - start-up) -- on a short run the fixed start-up is a large share of the
+  wall time, and no worker count divides it;
 - ``--pass-through`` rows (the file bytes stored; COCO-sized and tiny) per worker count, against
   their own first row.
 
@@ -122,6 +126,19 @@ def pack_cmd(tree: Path | None, lst: Path, root: Path, out: Path, workers: int, 
     return cmd, env
 
 
+def first_line(lst: Path, work: Path) -> Path:
+    out = work / f"{lst.stem}-first.lst"
+    with lst.open(encoding="utf-8") as fh:
+        out.write_text(fh.readline(), encoding="utf-8")
+    return out
+
+
+def with_start_up(got: dict, start_up: float, images: int) -> dict:
+    """``got`` with the one-line run's wall time and the images per second beyond it."""
+    busy = got["wall_s"] - start_up
+    return {**got, "start_up_s": start_up, "marginal_ips": (images - 1) / busy if busy > 0 else float("nan")}
+
+
 def measure_pack(cmd: list[str], env: dict[str, str], out: Path, images: int) -> dict:
     for stale in out.parent.glob(out.name + "*"):
         stale.unlink()
@@ -148,6 +165,26 @@ def measure_bare(exe: Path, paths: Path, workers: int, resize: int, images: int)
         raise RuntimeError(f"bare loop failed: {r.output_tail}")
     twice = run_measured([*base, "-r", "2"])
     return bare_loop_result(r), 1e6 * max(twice.cpu_s - r.cpu_s, 0.0) / images
+
+
+def speedups(rows: list[dict]) -> list[str]:
+    """Each workload's speed-up from its fewest to its most workers: whole command, once started
+    (marginal), and the C loop's own at the same worker counts (what this machine's cores give)."""
+    lines = []
+    for label in dict.fromkeys(r["corpus"] for r in rows if not r.get("baseline")):
+        for passing in (False, True):
+            mine = sorted((r for r in rows if r["corpus"] == label and bool(r.get("pass_through")) == passing
+                           and not r.get("baseline")), key=lambda r: r["workers"])
+            if len(mine) < 2:
+                continue
+            lo, hi = mine[0], mine[-1]
+            text = (f"{label}{', --pass-through' if passing else ''}: -j {hi['workers']} / -j {lo['workers']} = "
+                    f"{hi['ips'] / lo['ips']:.2f}x whole command, {hi['marginal_ips'] / lo['marginal_ips']:.2f}x "
+                    "once started")
+            if not passing:
+                text += f"; the C loop's own: {hi['limit_ips'] / lo['limit_ips']:.2f}x"
+            lines.append(text)
+    return ["\n".join(lines)] if lines else []
 
 
 def main() -> int:
@@ -198,6 +235,7 @@ def main() -> int:
             corpora.append((label, c.root, repeated_list(c.lst, repeat, work), 256))
 
     for label, root, lst, resize in corpora:
+        first = first_line(lst, work)
         paths = file_list(root, lst, work)
         images = sum(1 for _ in lst.open())
         warm_page_cache([Path(p) for p in paths.read_text().split("\n") if p][: images])
@@ -207,7 +245,10 @@ def main() -> int:
                                                            "--executor", args.executor])
             runs = [(measure_pack(cmd, env, out, images), measure_bare(exe, paths, j, resize, images))
                      for _ in range(args.runs)]
-            got = max((r[0] for r in runs), key=lambda g: g["ips"])
+            one, _ = pack_cmd(None, first, root, out, j, ["--resize", str(resize), "--quality", "95",
+                                                         "--executor", args.executor])
+            start_up = min(measure_pack(one, env, out, 1)["wall_s"] for _ in range(args.runs))
+            got = with_start_up(max((r[0] for r in runs), key=lambda g: g["ips"]), start_up, images)
             limit = max(r[1][0] for r in runs)
             limit_cpu = min(r[1][1] for r in runs)
             row = {"corpus": label, "images": images, "workers": j, "limit_ips": limit, "limit_cpu_us": limit_cpu,
@@ -215,44 +256,50 @@ def main() -> int:
             results["rows"].append(row)
             rows.append([label, j, f"{got['ips']:,.0f}", f"{limit:,.0f}", f"{got['ips'] / limit:.2f}",
                          f"{got['cpu_us']:.0f} / {limit_cpu:.0f}", f"{got['cores']:.1f}",
-                         f"{got['serial_us']:.1f}" if got["serial_us"] else "-", got["executor"]])
+                         f"{got['serial_us']:.1f}" if got["serial_us"] else "-", f"{start_up:.3f}",
+                         f"{got['marginal_ips']:,.0f}", got["executor"]])
             print(f"  {label:<14} -j {j:<3} {got['ips']:9,.0f} img/s  C limit {limit:9,.0f}  "
                   f"ratio {got['ips'] / limit:5.2f}  CPU us/img {got['cpu_us']:6.0f} vs C {limit_cpu:6.0f}  cores "
-                  f"{got['cores']:4.1f}  serial {got['serial_us'] or 0:5.1f} us/img  "
-                  f"[{time.perf_counter() - started:5.0f} s]", flush=True)
+                  f"{got['cores']:4.1f}  serial {got['serial_us'] or 0:5.1f} us/img  start-up {start_up:.3f} s  "
+                  f"marginal {got['marginal_ips']:9,.0f} img/s  [{time.perf_counter() - started:5.0f} s]", flush=True)
             if args.baseline and j == max(args.workers):
                 cmd, env = pack_cmd(args.baseline, lst, root, out, j, ["--resize", str(resize), "--quality", "95"])
                 base = max((measure_pack(cmd, env, out, images) for _ in range(args.runs)), key=lambda g: g["ips"])
                 results["rows"].append({"corpus": label, "workers": j, "baseline": True, **base})
                 rows.append([f"{label} (baseline)", j, f"{base['ips']:,.0f}", f"{limit:,.0f}",
                              f"{base['ips'] / limit:.2f}", f"{base['cpu_us']:.0f} / {limit_cpu:.0f}",
-                             f"{base['cores']:.1f}", "-", "-"])
+                             f"{base['cores']:.1f}", "-", "-", "-", "-"])
                 print(f"  {label:<14} -j {j:<3} baseline {base['ips']:9,.0f} img/s", flush=True)
         if args.no_pass_through or label.startswith("phone"):  # phone photos: the disk, not imgprep
             continue
-        first = None
+        base_ips = None
         for j in args.workers:
             cmd, env = pack_cmd(None, lst, root, out, j, ["--pass-through", "--executor", args.executor])
             got = max((measure_pack(cmd, env, out, images) for _ in range(args.runs)), key=lambda g: g["ips"])
-            first = first or got["ips"]
+            one, _ = pack_cmd(None, first, root, out, j, ["--pass-through", "--executor", args.executor])
+            start_up = min(measure_pack(one, env, out, 1)["wall_s"] for _ in range(args.runs))
+            got = with_start_up(got, start_up, images)
+            base_ips = base_ips or got["ips"]
             results["rows"].append({"corpus": label, "pass_through": True, "images": images, "workers": j, **got})
-            pass_rows.append([f"{label}, --pass-through", j, f"{got['ips']:,.0f}", f"{got['ips'] / first:.2f}",
+            pass_rows.append([f"{label}, --pass-through", j, f"{got['ips']:,.0f}", f"{got['ips'] / base_ips:.2f}",
                               f"{got['cores']:.1f}", f"{got['serial_us']:.1f}" if got["serial_us"] else "-",
-                              got["executor"]])
-            print(f"  pass-through   -j {j:<3} {got['ips']:9,.0f} img/s  x{got['ips'] / first:4.2f} of the first "
-                  f"row  cores {got['cores']:4.1f}  serial {got['serial_us'] or 0:5.1f} us/img", flush=True)
+                              f"{start_up:.3f}", f"{got['marginal_ips']:,.0f}", got["executor"]])
+            print(f"  pass-through   -j {j:<3} {got['ips']:9,.0f} img/s  x{got['ips'] / base_ips:4.2f} of the first "
+                  f"row  cores {got['cores']:4.1f}  serial {got['serial_us'] or 0:5.1f} us/img  start-up "
+                  f"{start_up:.3f} s  marginal {got['marginal_ips']:9,.0f} img/s", flush=True)
             if args.baseline and j == max(args.workers):
                 cmd, env = pack_cmd(args.baseline, lst, root, out, j, ["--pass-through"])
                 base = max((measure_pack(cmd, env, out, images) for _ in range(args.runs)), key=lambda g: g["ips"])
                 pass_rows.append([f"{label}, --pass-through (baseline)", j, f"{base['ips']:,.0f}",
-                                  f"{base['ips'] / first:.2f}", f"{base['cores']:.1f}", "-", "-"])
+                                  f"{base['ips'] / base_ips:.2f}", f"{base['cores']:.1f}", "-", "-", "-", "-"])
 
     text = "\n\n".join([
         f"{cores} cores ({machine_info()['cpu']}), load {load_average()} at the end",
         table(["corpus", "-j", "imgprep img/s", "C limit img/s", "ratio", "CPU us/img imgprep / C",
-               "cores used", "serial us/img", "executor"], rows),
-        *([table(["workload", "-j", "img/s", "x first row", "cores used", "serial us/img", "executor"], pass_rows)]
-          if pass_rows else []),
+               "cores used", "serial us/img", "start-up s", "marginal img/s", "executor"], rows),
+        *([table(["workload", "-j", "img/s", "x first row", "cores used", "serial us/img", "start-up s",
+                  "marginal img/s", "executor"], pass_rows)] if pass_rows else []),
+        *speedups(results["rows"]),
     ])
     print("\n" + text)
     if args.markdown:

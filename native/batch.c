@@ -230,6 +230,107 @@ static size_t frame_in_place(buf *out, size_t start, size_t n) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* What the writer keeps per record, made here so its thread does nothing per record: each
+ * record's CRC-32 (imgprep.formats.checksums.record_crc: zlib's CRC-32 of the framed bytes) and
+ * the packed image's size (imgprep.formats.imagesize.dimensions, ported for JPEGs). */
+
+static uint32_t crc_table[8][256];
+static int crc_ready; /* set under the GIL (pack_batch's caller holds it when it builds the table) */
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (int i = 0; i < 256; i++)
+        for (int s = 1; s < 8; s++) crc_table[s][i] = (crc_table[s - 1][i] >> 8) ^ crc_table[0][crc_table[s - 1][i] & 0xFF];
+    crc_ready = 1;
+}
+
+static uint32_t crc32_of(const unsigned char *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; n >= 8; p += 8, n -= 8) { /* slicing by 8 */
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + 4, 4);
+        a ^= c;
+        c = crc_table[7][a & 0xFF] ^ crc_table[6][(a >> 8) & 0xFF] ^ crc_table[5][(a >> 16) & 0xFF] ^
+            crc_table[4][a >> 24] ^ crc_table[3][b & 0xFF] ^ crc_table[2][(b >> 8) & 0xFF] ^
+            crc_table[1][(b >> 16) & 0xFF] ^ crc_table[0][b >> 24];
+    }
+#endif
+    while (n--) c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return ~c;
+}
+
+/* imgprep.formats.imagesize._jpeg, step for step: the first SOF's size; -1s for None. */
+static void jpeg_size(const unsigned char *d, size_t size, int64_t *wh) {
+    size_t pos = 2;
+    while (pos + 4 <= size) {
+        unsigned marker, length;
+        if (d[pos] != 0xFF) return;
+        marker = d[pos + 1];
+        if (marker == 0xFF) {
+            pos += 1;
+            continue;
+        }
+        if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+            pos += 2;
+            continue;
+        }
+        length = (unsigned)d[pos + 2] << 8 | d[pos + 3];
+        if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
+            if (pos + 9 > size) return;
+            wh[1] = (int64_t)d[pos + 5] << 8 | d[pos + 6];
+            wh[0] = (int64_t)d[pos + 7] << 8 | d[pos + 8];
+            return;
+        }
+        if (marker == 0xDA || length < 2) return;
+        pos += 2 + length;
+    }
+}
+
+static uint32_t be32(const unsigned char *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static uint32_t le32(const unsigned char *p) { return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]; }
+static int64_t le16(const unsigned char *p) { return (int64_t)p[1] << 8 | p[0]; }
+static int64_t le24(const unsigned char *p) { return (int64_t)p[2] << 16 | (int64_t)p[1] << 8 | p[0]; }
+
+/* imgprep.formats.imagesize.dimensions, test for test: width and height into wh, -1s for None. */
+static void image_size(const unsigned char *d, size_t n, int64_t *wh) {
+    wh[0] = wh[1] = -1;
+    if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) {
+        jpeg_size(d, n, wh);
+    } else if (n >= 24 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) {
+        wh[0] = be32(d + 16);
+        wh[1] = be32(d + 20);
+    } else if (n >= 6 && (memcmp(d, "GIF87a", 6) == 0 || memcmp(d, "GIF89a", 6) == 0)) {
+        if (n >= 10) {
+            wh[0] = le16(d + 6);
+            wh[1] = le16(d + 8);
+        }
+    } else if (n >= 2 && d[0] == 'B' && d[1] == 'M') {
+        if (n >= 26) {
+            wh[0] = llabs((int64_t)(int32_t)le32(d + 18));
+            wh[1] = llabs((int64_t)(int32_t)le32(d + 22));
+        }
+    } else if (n >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0) {
+        if (n >= 30 && memcmp(d + 12, "VP8 ", 4) == 0) {
+            wh[0] = le16(d + 26) & 0x3FFF;
+            wh[1] = le16(d + 28) & 0x3FFF;
+        } else if (n >= 25 && memcmp(d + 12, "VP8L", 4) == 0) {
+            uint32_t bits = le32(d + 21);
+            wh[0] = (bits & 0x3FFF) + 1;
+            wh[1] = ((bits >> 14) & 0x3FFF) + 1;
+        } else if (n >= 30 && memcmp(d + 12, "VP8X", 4) == 0) {
+            wh[0] = le24(d + 24) + 1;
+            wh[1] = le24(d + 27) + 1;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* One item */
 
 typedef struct {
@@ -367,8 +468,10 @@ static size_t header(unsigned char *o, const bitem *it, int pack_label) {
     return IR_SIZE + 4 * (size_t)it->nlabels;
 }
 
-/* Append item's framed record to out; its size, or 0 when Python must take it. */
-static size_t one(const bitem *it, const bspec *s, int pack_label, int guarded, buf *out, buf *in) {
+/* Append item's framed record to out; its size, or 0 when Python must take it.  Its CRC-32 goes
+ * to *crc, its image's width and height to wh (image_size). */
+static size_t one(const bitem *it, const bspec *s, int pack_label, int guarded, buf *out, buf *in, uint32_t *crc,
+                  int64_t *wh) {
     size_t start = out->len, head_len = IR_SIZE + (pack_label && it->nlabels > 1 ? 4 * (size_t)it->nlabels : 0);
     const unsigned char *d = it->data;
     size_t n = it->len, framed;
@@ -410,13 +513,17 @@ static size_t one(const bitem *it, const bspec *s, int pack_label, int guarded, 
         n = jlen;
     }
     header(out->data + start + 8, it, pack_label);
+    image_size(out->data + start + 8 + head_len, n, wh);
     {
         size_t keep = out->len;
         out->len = start;
         framed = reserve(out, 8 + head_len + n + 4 + 8) == 0 ? frame_in_place(out, start, head_len + n) : 0;
         out->len = keep;
     }
-    if (framed) out->len = start + framed;
+    if (framed) {
+        out->len = start + framed;
+        *crc = crc32_of(out->data + start, framed);
+    }
     return framed;
 }
 
@@ -501,20 +608,25 @@ python:
 }
 
 const char imp_pack_batch_doc[] =
-             "pack_batch(spec, paths, datas, ids, labels, pack_label, guarded) -> (records, sizes)\n\n"
+             "pack_batch(spec, paths, datas, ids, labels, pack_label, guarded) -> (records, sizes, crcs, images)\n\n"
              "Read (a path) or take (datas[i], when paths[i] is None), transform or pass through, give each\n"
              "image its record header (id, labels) and frame it, for a whole chunk without the GIL.\n"
              "records: the framed records back to back; sizes: bytes of one native uint32 per item, its\n"
-             "framed size, 0 where Python must take that item (see native/batch.c).  guarded: open\n"
-             "files with O_NOFOLLOW (a symlink is left to Python's root check).";
+             "framed size, 0 where Python must take that item (see native/batch.c); crcs: one native\n"
+             "uint32 per item, the CRC-32 of its framed record (0 where skipped); images: (smallest width,\n"
+             "smallest height, images of no known size) of the records made here, as\n"
+             "imagesize.SizeRange notes them (-1: none seen).  guarded:\n"
+             "open files with O_NOFOLLOW (a symlink is left to Python's root check).";
 
 PyObject *imp_py_pack_batch(PyObject *self, PyObject *args) {
-    PyObject *spec_t, *paths, *datas, *ids, *labels, *keep = NULL, *records = NULL, *sizes = NULL, *result = NULL;
+    PyObject *spec_t, *paths, *datas, *ids, *labels, *keep = NULL, *records = NULL, *sizes = NULL, *crcs = NULL,
+             *result = NULL;
     int pack_label, guarded;
     bspec s;
     batch b = {0};
     buf out = {0}, in = {0};
-    uint32_t *sz;
+    uint32_t *sz, *crc;
+    int64_t min_w = -1, min_h = -1, unknown = 0;
     Py_ssize_t total_labels = 0;
     float *next_label;
     (void)self;
@@ -537,7 +649,8 @@ PyObject *imp_py_pack_batch(PyObject *self, PyObject *args) {
     b.views = PyMem_Calloc((size_t)(b.n ? b.n : 1), sizeof(Py_buffer));
     b.labels = PyMem_Calloc((size_t)(total_labels ? total_labels : 1), sizeof(float));
     sizes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(sizeof(uint32_t) * (size_t)b.n));
-    if (!keep || !b.items || !b.views || !b.labels || !sizes) {
+    crcs = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(sizeof(uint32_t) * (size_t)b.n));
+    if (!keep || !b.items || !b.views || !b.labels || !sizes || !crcs) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto done;
     }
@@ -549,8 +662,21 @@ PyObject *imp_py_pack_batch(PyObject *self, PyObject *args) {
             goto done;
     }
     sz = (uint32_t *)PyBytes_AS_STRING(sizes);
+    crc = (uint32_t *)PyBytes_AS_STRING(crcs);
+    memset(crc, 0, sizeof(uint32_t) * (size_t)b.n);
+    if (!crc_ready) crc_init(); /* under the GIL: built once, before any thread reads it */
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < b.n; i++) sz[i] = (uint32_t)one(&b.items[i], &s, pack_label, guarded, &out, &in);
+    for (Py_ssize_t i = 0; i < b.n; i++) {
+        int64_t wh[2] = {-1, -1};
+        sz[i] = (uint32_t)one(&b.items[i], &s, pack_label, guarded, &out, &in, &crc[i], wh);
+        if (!sz[i]) continue;
+        if (wh[0] < 0) { /* imagesize.SizeRange.note(None) */
+            unknown++;
+            continue;
+        }
+        min_w = min_w < 0 || wh[0] < min_w ? wh[0] : min_w;
+        min_h = min_h < 0 || wh[1] < min_h ? wh[1] : min_h;
+    }
     Py_END_ALLOW_THREADS
     records = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)out.len);
     if (!records) goto done;
@@ -559,7 +685,7 @@ PyObject *imp_py_pack_batch(PyObject *self, PyObject *args) {
         memcpy(PyBytes_AS_STRING(records), out.data, out.len);
         Py_END_ALLOW_THREADS
     }
-    result = PyTuple_Pack(2, records, sizes);
+    result = Py_BuildValue("OOO(LLL)", records, sizes, crcs, (long long)min_w, (long long)min_h, (long long)unknown);
 done:
     free(out.data);
     free(in.data);
@@ -567,6 +693,7 @@ done:
     Py_XDECREF(keep);
     Py_XDECREF(records);
     Py_XDECREF(sizes);
+    Py_XDECREF(crcs);
     return result;
 }
 

@@ -141,3 +141,33 @@ def test_exif_segment_garbage(payload: bytes, where: int) -> None:
     data = seed[:2] + b"\xff\xe1" + (len(segment) + 2).to_bytes(2, "big") + segment + seed[2:]
     assert 1 <= _native.probe(data)[4] <= 8
     assert_jpeg_or_image_error(data, SPECS[0])
+
+
+SIGNATURES = [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+              b"RIFF\x00\x00\x00\x00WEBPVP8L", b"RIFF\x00\x00\x00\x00WEBPVP8X", b"II*\x00"]
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(SIGNATURES), st.binary(max_size=48)), min_size=1, max_size=12),
+       st.booleans())
+def test_batch_notes_image_sizes_and_crcs_as_python_does(images: list[tuple[bytes, bytes]], labelled: bool) -> None:
+    """What pack_batch reports beside the records -- each record's CRC-32 and the packed images'
+    sizes -- is what the writer's Python would find in the records (imagesize.dimensions,
+    zlib.crc32), on any header: a size read out of bounds or a JPEG segment walk that differs
+    would change ``prepare``'s image_shape or the dataset record."""
+    import zlib
+
+    from imgprep.formats.imagesize import SizeRange
+
+    datas = [sig + tail + (b"\xff\xd9" if sig[0] == 0xFF else b"") for sig, tail in images]
+    labels = [(1.0, 2.0) if labelled else (3.0,)] * len(datas)
+    batch = native.pack_records(TransformSpec(pass_through=True), [None] * len(datas), datas,
+                                list(range(len(datas))), labels, labelled, False)
+    expected, at = SizeRange(), 0
+    for size, crc in zip(batch.sizes, batch.crcs, strict=True):
+        assert size, "every signature here passes through"
+        record = batch.records[at:at + size]
+        expected.note_framed(record)
+        assert crc == zlib.crc32(record)
+        at += size
+    assert batch.images == expected

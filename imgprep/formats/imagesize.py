@@ -115,13 +115,17 @@ class SizeRange:
             return None
         return min(self.min_width, self.min_height)
 
+    def add(self, other: SizeRange) -> None:
+        """Take in the images ``other`` noted."""
+        self.unknown += other.unknown
+        if other.min_width is not None and other.min_height is not None:
+            self.note((other.min_width, other.min_height))
+
     @classmethod
     def union(cls, ranges: Iterable[SizeRange]) -> SizeRange:
         out = cls()
         for r in ranges:
-            out.unknown += r.unknown
-            if r.min_width is not None and r.min_height is not None:
-                out.note((r.min_width, r.min_height))
+            out.add(r)
         return out
 
 

@@ -19,10 +19,12 @@ truncation itself, so it decides).  Corrupt JPEGs raise :class:`ImageError` dire
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from array import array
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from imgprep.errors import ImageError
 from imgprep.formats import recordio
+from imgprep.formats.imagesize import SizeRange
 from imgprep.imaging.geometry import check_pixels, dct_scale, plan
 from imgprep.imaging.passthrough import check_passthrough
 
@@ -188,18 +190,30 @@ def _flat_spec(spec: TransformSpec) -> tuple[Any, ...]:
             spec.center_crop, spec.quality, spec.color, spec.max_pixels, spec.pad_color)
 
 
+class Batch(NamedTuple):
+    """A chunk made by ``_native.pack_batch``: ``records`` back to back; per item its framed size
+    (0: left to Python) and its record's CRC-32; the sizes of the images it packed."""
+
+    records: bytes
+    sizes: list[int]
+    crcs: array
+    images: SizeRange
+
+
 def pack_records(
     spec: TransformSpec, paths: list[str | None], datas: list[Any] | None, ids: list[int],
     labels: list[tuple[float, ...]], pack_label: bool, guarded: bool,
-) -> tuple[bytes, list[int]]:
+) -> Batch:
     """A chunk's framed image records, made in C without the GIL (``_native.pack_batch``).
 
     Item ``i`` is the file ``paths[i]`` (read with ``O_NOFOLLOW`` when ``guarded``) or the bytes
-    ``datas[i]``.  Returns the records back to back and each item's framed size; a size of 0 means
-    the C path left that item to Python (:func:`transform_bytes` decides: Pillow, or the error
-    naming the file), so records and messages are those of the one-image path.
+    ``datas[i]``.  A size of 0 means the C path left that item to Python
+    (:func:`transform_bytes` decides: Pillow, or the error naming the file), so records and
+    messages are those of the one-image path.
     """
     if _native is None:  # callers check available() first
         raise RuntimeError("imgprep bug: pack_records without the native core")
-    records, sizes = _native.pack_batch(_flat_spec(spec), paths, datas, ids, labels, pack_label, guarded)
-    return records, memoryview(sizes).cast("I").tolist()
+    records, sizes, crcs, (width, height, unknown) = _native.pack_batch(
+        _flat_spec(spec), paths, datas, ids, labels, pack_label, guarded)
+    images = SizeRange(None if width < 0 else width, None if height < 0 else height, unknown)
+    return Batch(records, memoryview(sizes).cast("I").tolist(), array("I", crcs), images)

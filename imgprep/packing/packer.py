@@ -344,7 +344,8 @@ class Packer:
         self.executor: Executor | None = None
         self.bar: Any = None
         self.writer: ShardWriter | None = None
-        self.stream: Iterator[Entry] = iter(())
+        self.sizes = SizeRange()  # smallest packed width and height (prepare's image_shape)
+        self.cutter: _Cutter | None = None
         self._sizer = _ChunkSizer(len(items), self.workers, options.chunk_size)
 
     @property
@@ -360,7 +361,7 @@ class Packer:
             self.bar.update(start)
         started, cpu = time.perf_counter(), time.thread_time()
         try:
-            self.stream = _fetched_stream(self.items, start, self.source)
+            self.cutter = _Cutter(self.items, start, self.source)
             self._probe()
             self.executor = _make_executor(self.kind, self.workers, self.ctx)
             self._feed()
@@ -380,7 +381,7 @@ class Packer:
         summary.serial_cpu = time.thread_time() - cpu
         summary.report, summary.workers, summary.executor = report, self.workers, self.kind
         summary.skipped_items = self.skipped
-        summary.sizes = writer.sizes
+        summary.sizes = self.sizes
         return summary
 
     @property
@@ -403,12 +404,12 @@ class Packer:
                              checkpoint_bytes=options.checkpoint_bytes, skipped=lambda: len(skipped),
                              retire=publisher.retire)
         writer.records, writer.bytes = done.records, done.rec_bytes
-        writer.sizes.unknown += done.records  # shards an earlier run published: their sizes are not seen
         start = progress.items_done
         if progress.open is not None and writer.reopen(progress.open):
             start = progress.open.consumed
         else:
             progress = publisher.forget_open()
+        self.sizes.unknown += writer.records  # records an earlier run wrote: their sizes are not seen
         skipped.extend(progress.skipped)
         self.writer = writer
         return writer, start
@@ -439,12 +440,12 @@ class Packer:
         (no thread is running yet) and costs nothing: the chunk is the run's first."""
         if self.kind != "thread" or self.options.executor != "auto":
             return
-        entries = self._sizer.take(self.stream, self.source)
-        if not entries:
+        cut = self._cut()
+        if cut is None:
             return
-        chunk = _make_chunk(entries, self.source)
+        chunk = _make_chunk(cut, self.source)
         packed = run_chunk(self.ctx, chunk)
-        self.pending.append(_InFlight(None, entries, chunk, packed))
+        self.pending.append(_InFlight(None, cut, chunk, packed))
         if 2 * packed.by_python > len(chunk) and not _daemonic() and not _forkserver_reimports_main():
             self.kind = "process"
 
@@ -463,7 +464,7 @@ class Packer:
         except BrokenExecutor:
             # BrokenProcessPool, raised by result() or by the next submit(), whichever sees the dead
             # worker first.  (A thread pool breaks only when an initializer fails; it has none.)
-            in_flight = [entry.item for chunk in self.pending for entry in chunk.entries]
+            in_flight = [item for flight in self.pending for item in flight.cut.items]
             where = (f"while records {in_flight[0].index}..{in_flight[-1].index} were in flight "
                      f"({self.source.describe(in_flight[0])} ...)") if in_flight else "between chunks"
             raise WorkerError(
@@ -472,18 +473,23 @@ class Packer:
 
     def _submit(self) -> bool:
         """Cut the next chunk from the list and hand it to a worker; False at the end of the list."""
-        entries = self._sizer.take(self.stream, self.source)
-        if not entries:
+        cut = self._cut()
+        if cut is None:
             return False
-        chunk = _make_chunk(entries, self.source)
+        chunk = _make_chunk(cut, self.source)
         future = None
         if self.executor is not None and len(chunk):
             if isinstance(self.executor, ThreadPoolExecutor):
                 future = self.executor.submit(run_chunk, self.ctx, chunk)
             else:
                 future = self.executor.submit(run_chunk_in_process, chunk)
-        self.pending.append(_InFlight(future, entries, chunk))
+        self.pending.append(_InFlight(future, cut, chunk))
         return True
+
+    def _cut(self) -> _Cut | None:
+        if self.cutter is None:  # run() makes it first
+            raise RuntimeError("imgprep bug: a chunk cut before the list was opened")
+        return self.cutter.cut(self._sizer.limit())
 
     def _append(self, flight: _InFlight) -> bool:
         """Write one finished chunk's records in list order and report its skipped images; True
@@ -494,33 +500,45 @@ class Packer:
         writer = self.writer
         if writer is None:  # run() opens it first
             raise RuntimeError("imgprep bug: records appended before the writer was opened")
-        sizes, keys, view = packed.sizes, flight.chunk.indices, memoryview(packed.records)
+        self.sizes.add(packed.images)
+        cut, keys = flight.cut, flight.chunk.indices
+        if cut.data is None and not packed.reasons:  # every item a local file, none skipped: one run
+            writer.write(packed.records, packed.sizes, keys, cut.start, packed.crcs)
+        elif self._append_around_skipped(writer, cut, keys, packed):
+            return True
+        if self.bar is not None:
+            self.bar.update(len(cut.items))
+        return False
+
+    def _append_around_skipped(self, writer: ShardWriter, cut: _Cut, keys: list[int], packed: Packed) -> bool:
+        """Write the runs of records between skipped images and report those; True when
+        ``--strict`` must stop at one."""
+        sizes, crcs, view = packed.sizes, packed.crcs, memoryview(packed.records)
         k = first = 0  # next record of the chunk (items that were fetched), first one not yet written
         at = begin = 0  # their byte offsets in the chunk's records
         position = -1  # list position of record `first`
-        for entry in flight.entries:
-            failure = entry.data if isinstance(entry.data, ImgprepError) else None
+        for offset, item in enumerate(cut.items):
+            data = None if cut.data is None else cut.data[offset]
+            failure = data if isinstance(data, ImgprepError) else None
             if failure is None and sizes[k]:
                 if k == first:
-                    position = entry.position
+                    position = cut.start + offset
                 at += sizes[k]
                 k += 1
                 continue
             if k > first:
-                writer.write(view[begin:at], sizes[first:k], keys[first:k], position)
+                writer.write(view[begin:at], sizes[first:k], keys[first:k], position, crcs[first:k])
             if failure is not None and not isinstance(failure, ImageError):
                 raise failure  # storage failing (S3 silent, denied...) is not a bad image
             reason = failure.message if failure is not None else packed.reasons.get(k, "unknown error")
-            self.skipped.append(Skipped(entry.item.index, self.source.describe(entry.item), reason))
+            self.skipped.append(Skipped(item.index, self.source.describe(item), reason))
             if failure is None:
                 k += 1
                 if self.options.strict:
                     return True
             first, begin = k, at
         if k > first:
-            writer.write(view[begin:at], sizes[first:k], keys[first:k], position)
-        if self.bar is not None:
-            self.bar.update(len(flight.entries))
+            writer.write(view[begin:at], sizes[first:k], keys[first:k], position, crcs[first:k])
         return False
 
 
@@ -549,13 +567,15 @@ def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: I
     return kind
 
 
-class Entry(NamedTuple):
-    """One list item on its way to a worker."""
+class _Cut(NamedTuple):
+    """Consecutive list items cut for one worker, by column."""
 
-    position: int  # its place in the list
-    item: LstItem
-    path: str | None  # a local file the worker reads itself, or None: ``data`` holds the image
-    data: Any  # fetched bytes or pixels, _DEFERRED (fetched by chunk), or the ImgprepError fetching raised
+    start: int  # the first item's place in the list
+    items: list[LstItem]
+    paths: list[str | None]  # local files the worker reads itself; None: ``data`` holds the image
+    # None: every item is a local file.  Else each item's fetched bytes or pixels, None (a local
+    # file), _DEFERRED (fetched with the whole chunk) or the ImgprepError that fetching raised.
+    data: list[Any] | None
 
 
 @dataclass
@@ -563,7 +583,7 @@ class _InFlight:
     """A chunk handed to a worker (``future`` None: run inline when its turn comes)."""
 
     future: Future[Packed] | None
-    entries: list[Entry]
+    cut: _Cut
     chunk: Chunk
     done: Packed | None = None  # made before the pool started (the first chunk, when probed)
 
@@ -571,42 +591,76 @@ class _InFlight:
 _DEFERRED = object()  # data a batched source fetches a whole chunk at a time (``fetch_many``)
 
 
-def _fetched_stream(items: Collection[LstItem], start: int, source: ImageSource) -> Iterator[Entry]:
-    """Entries in list order from position ``start``; data without a local file is fetched here,
-    ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``; an in-memory
-    source hands over whole chunks in ``fetch_many``).  The list is read lazily, twice in step
-    when some items are fetched: nothing is held per item."""
+class _Cutter:
+    """The list from position ``start``, cut into runs of items in order.
 
-    def remote() -> Iterator[LstItem]:
-        return (item for item in itertools.islice(items, start, None) if source.local_path(item) is None)
+    Items with a local file are only named (workers read them); the data of the others is
+    fetched here, ahead of the workers (an S3 source downloads concurrently in ``iter_fetch``;
+    an in-memory source hands over whole chunks in ``fetch_many``), and a cut of fetched data
+    ends at :data:`CHUNK_INPUT` bytes.  The list is read lazily, twice in step when some items
+    are fetched: nothing is held per item but the cut being made.
+    """
 
-    fetched: Iterator[Any] | None = None
-    for position, item in enumerate(itertools.islice(items, start, None), start):
-        path = source.local_path(item)
-        data = None
-        if path is None and source.batched:
-            data = _DEFERRED
-        elif path is None:
-            if fetched is None:
-                fetched = source.iter_fetch(remote())
-            data = next(fetched)
-        yield Entry(position, item, path, data)
+    def __init__(self, items: Collection[LstItem], start: int, source: ImageSource) -> None:
+        self.items, self.source = items, source
+        self.listed = itertools.islice(items, start, None)
+        self.position = start
+        self.carried: deque[LstItem] = deque()  # read but not taken: after a cut ended on its input size
+        self.fetched: Iterator[Any] | None = None
+
+    def cut(self, limit: int) -> _Cut | None:
+        """The next run of at most ``limit`` items; None at the end of the list."""
+        items = [self.carried.popleft() for _ in range(min(limit, len(self.carried)))]
+        items += itertools.islice(self.listed, limit - len(items))
+        if not items:
+            return None
+        paths = self.source.local_paths(items)
+        if None not in paths:
+            return self._taken(items, paths, None)
+        data: list[Any] = []
+        in_memory = 0
+        for path in paths:
+            if path is not None:
+                data.append(None)
+                continue
+            data.append(_DEFERRED if self.source.batched else next(self._fetch()))
+            in_memory += _nbytes(data[-1])
+            if in_memory >= CHUNK_INPUT:
+                break
+        self.carried.extendleft(reversed(items[len(data):]))
+        return self._taken(items[:len(data)], paths[:len(data)], data)
+
+    def _taken(self, items: list[LstItem], paths: list[str | None], data: list[Any] | None) -> _Cut:
+        cut = _Cut(self.position, items, paths, data)
+        self.position += len(items)
+        return cut
+
+    def _fetch(self) -> Iterator[Any]:
+        if self.fetched is None:
+            start, source = self.position, self.source
+            remote = (item for item in itertools.islice(self.items, start, None) if source.local_path(item) is None)
+            self.fetched = source.iter_fetch(remote)
+        return self.fetched
 
 
-def _make_chunk(entries: list[Entry], source: ImageSource) -> Chunk:
-    ready = [e for e in entries if not isinstance(e.data, ImgprepError)]
-    data: Any = None
-    if any(e.data is _DEFERRED for e in ready):
-        data = source.fetch_many([e.item for e in ready])
-    elif any(e.path is None for e in ready):
-        data = [e.data for e in ready]
+def _make_chunk(cut: _Cut, source: ImageSource) -> Chunk:
+    items, paths = cut.items, cut.paths
+    if cut.data is None:
+        return Chunk([item.index for item in items], [item.labels for item in items], paths, None)
+    ready = [k for k, d in enumerate(cut.data) if not isinstance(d, ImgprepError)]
+    data: Any = [cut.data[k] for k in ready]
+    if any(d is _DEFERRED for d in data):
+        data = source.fetch_many([items[k] for k in ready])
+    elif any(paths[k] is None for k in ready):
         first = data[0]
         shape = getattr(first, "shape", None)
         if shape is not None and all(getattr(d, "shape", None) == shape and d.dtype == first.dtype for d in data):
             import numpy as np
 
             data = np.stack(data)  # one buffer instead of many small pickles
-    return Chunk([e.item.index for e in ready], [e.item.labels for e in ready], [e.path for e in ready], data)
+    else:
+        data = None
+    return Chunk([items[k].index for k in ready], [items[k].labels for k in ready], [paths[k] for k in ready], data)
 
 
 CHUNK_RECORDS = 256  # most items per chunk: beyond this a chunk's Python costs nothing per image
@@ -649,20 +703,6 @@ class _ChunkSizer:
             by_time = int(CHUNK_SECONDS * self.items / self.seconds) if self.seconds > 0 else CHUNK_RECORDS
             limit = max(1, min(CHUNK_RECORDS, by_bytes, by_time))
         return min(limit, self.spread)
-
-    def take(self, stream: Iterator[Entry], source: ImageSource) -> list[Entry]:
-        limit = self.limit()
-        entries: list[Entry] = []
-        in_memory = 0
-        for entry in stream:
-            entries.append(entry)
-            if entry.path is None:
-                in_memory += _nbytes(entry.data)
-                if in_memory >= CHUNK_INPUT:
-                    break
-            if len(entries) >= limit:
-                break
-        return entries
 
 
 __all__ = ["PackOptions", "PackSummary", "Packer", "default_workers", "pack", "report_name"]

@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 from imgprep.errors import FormatError, StorageError
 from imgprep.formats import checksums
 from imgprep.formats.dataset import ShardEntry
-from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
 from imgprep.layout.progress import OpenShard
 from imgprep.storage.base import Output, Store
@@ -102,6 +101,18 @@ class _Digests:
             raise self._error
 
 
+def _part(crcs: Sequence[int] | None, start: int, stop: int) -> Sequence[int] | None:
+    return None if crcs is None else crcs[start:stop]
+
+
+def _crcs_of(records: bytes | memoryview, sizes: Sequence[int]) -> array:
+    view, at, crcs = memoryview(records), 0, array("I")
+    for size in sizes:
+        crcs.append(zlib.crc32(view[at : at + size]))
+        at += size
+    return crcs
+
+
 class _Shard:
     """One ``.rec``/``.idx`` pair being written, with running sizes and checksums."""
 
@@ -166,18 +177,17 @@ class _Shard:
         return OpenShard(number=number, records=self.records, rec_bytes=self.rec_bytes, consumed=consumed,
                          idx_bytes=self.idx_bytes)
 
-    def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int]) -> None:
-        """Append records (``records`` back to back, ``sizes[i]`` bytes each) and their index lines."""
+    def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int],
+              crcs: Sequence[int] | None) -> None:
+        """Append records (``records`` back to back, ``sizes[i]`` bytes each) and their index lines;
+        ``crcs`` are their CRC-32s, made here when None."""
         offsets = itertools.accumulate(sizes, initial=self.rec_bytes)
         lines = "".join(map(format_index_line, keys, offsets)).encode()
         self.rec.write(records)
         self.idx.write(lines)
         self.digests.update(records, lines)
         if self.crcs is not None:
-            view, at = memoryview(records), 0
-            for size in sizes:
-                self.crcs.append(zlib.crc32(view[at : at + size]))
-                at += size
+            self.crcs.extend(_crcs_of(records, sizes) if crcs is None else crcs)
         self.records += len(sizes)
         self.rec_bytes += len(records)
         self.idx_bytes += len(lines)
@@ -219,7 +229,8 @@ class _ResumedShard(_Shard):
         self.boundaries.append(start)
         self.crcs = None  # the killed run's records are not here: read back when the run commits
 
-    def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int]) -> None:
+    def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int],
+              crcs: Sequence[int] | None) -> None:
         offsets = itertools.accumulate(sizes, initial=self.rec_bytes)
         lines = "".join(map(format_index_line, keys, offsets)).encode()
         drop = min(self.held, len(records))
@@ -333,7 +344,6 @@ class ShardWriter:
         self._current: _Shard | None = None
         self.records = 0
         self.bytes = 0
-        self.sizes = SizeRange()  # smallest packed width and height (prepare's image_shape)
 
     def _full(self, size: int) -> bool:
         shard = self._current
@@ -342,16 +352,14 @@ class ShardWriter:
         return bool((self.shard_records and shard.records >= self.shard_records)
                     or (self.shard_size and shard.rec_bytes + size > self.shard_size))
 
-    def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int], position: int) -> None:
-        """Append consecutive records: ``records`` holds them back to back, ``sizes[i]`` bytes and
-        key ``keys[i]`` each; the first is item ``position`` of the list, the next ones follow it
-        (for the progress file).  Runs of records between shard ends, checkpoints and resume
-        boundaries are written with one call each: the per-record work here is a few comparisons."""
+    def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int], position: int,
+              crcs: Sequence[int] | None = None) -> None:
+        """Append consecutive records: ``records`` holds them back to back, ``sizes[i]`` bytes,
+        key ``keys[i]`` and CRC-32 ``crcs[i]`` each (None: computed here); the first is item
+        ``position`` of the list, the next ones follow it (for the progress file).  Runs of
+        records between shard ends, checkpoints and resume boundaries are written with one call
+        each: the per-record work here is a few comparisons."""
         view = memoryview(records)
-        at = 0
-        for size in sizes:  # each record's image size, from its header (prepare's image_shape)
-            self.sizes.note_framed(view[at : at + size])
-            at += size
         track = bool(self.checkpoint and self.checkpoint_bytes)
         shard = self._current
         first = begin = 0  # first record and byte of the run not yet written
@@ -359,18 +367,18 @@ class ShardWriter:
         for i, size in enumerate(sizes):
             if shard is None or self._event_before(shard, i - first, at - begin, size, track):
                 if i > first and shard is not None:
-                    shard.write(view[begin:at], sizes[first:i], keys[first:i])
+                    shard.write(view[begin:at], sizes[first:i], keys[first:i], _part(crcs, first, i))
                     first, begin = i, at
                 self._start_record(size, position + i, track)
                 shard = self._current
             at += size
             if track and shard is not None and shard.rec_bytes + (at - begin) >= shard.next_checkpoint:
-                shard.write(view[begin:at], sizes[first:i + 1], keys[first:i + 1])
+                shard.write(view[begin:at], sizes[first:i + 1], keys[first:i + 1], _part(crcs, first, i + 1))
                 first, begin = i + 1, at
                 shard.next_checkpoint = shard.rec_bytes + self.checkpoint_bytes
                 self._checkpoint(shard, position + i + 1)
         if shard is not None and first < len(sizes):
-            shard.write(view[begin:at], sizes[first:], keys[first:])
+            shard.write(view[begin:at], sizes[first:], keys[first:], _part(crcs, first, len(sizes)))
         self.records += len(sizes)
         self.bytes += len(view)
 
@@ -425,7 +433,6 @@ class ShardWriter:
             return False
         shard.next_checkpoint = shard.rec_bytes + self.checkpoint_bytes
         self._current, self.number = shard, state.number + 1
-        self.sizes.unknown += shard.records  # written by the killed run: not seen here
         self.records += shard.records
         self.bytes += shard.rec_bytes
         return True

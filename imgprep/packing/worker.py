@@ -17,11 +17,15 @@ import dataclasses
 import os
 import sys
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep.errors import ImgprepError
+from imgprep.formats.checksums import record_crc
+from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.recordio import pack_header
+from imgprep.imaging.native import Batch
 from imgprep.imaging.native import frame as frame_record
 from imgprep.imaging.spec import TransformSpec
 from imgprep.storage.roots import read_inside
@@ -59,10 +63,14 @@ class Chunk:
 class Packed:
     """A chunk's records: ``records`` holds the framed records of the items packed, back to back
     in chunk order; ``sizes[i]`` is item i's framed size, 0 when it was skipped, and then
-    ``reasons[i]`` says why."""
+    ``reasons[i]`` says why.  What the writer keeps of each record is made here too, so that its
+    one thread does nothing per record: ``crcs[i]``, the CRC-32 of item i's framed record
+    (:func:`imgprep.formats.checksums.record_crc`), and ``images``, the sizes of the packed images."""
 
     records: bytes
     sizes: list[int]
+    crcs: array
+    images: SizeRange
     reasons: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0  # how long the worker took (the packer sizes chunks by it)
     by_python: int = 0  # files or bytes the native batch left to Python (Pillow, one at a time)
@@ -173,23 +181,24 @@ def _pack_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:
     if _batchable(ctx, chunk):
         from imgprep.imaging.native import pack_records
 
-        records, sizes = pack_records(ctx.spec, chunk.paths, chunk.data, chunk.indices, chunk.labels,
-                                      ctx.pack_label, ctx.root is not None)
-        left = [i for i, size in enumerate(sizes) if not size]
+        batch = pack_records(ctx.spec, chunk.paths, chunk.data, chunk.indices, chunk.labels, ctx.pack_label,
+                             ctx.root is not None)
+        left = [i for i, size in enumerate(batch.sizes) if not size]
         if not left:
-            return Packed(records, sizes)
+            return Packed(batch.records, batch.sizes, batch.crcs, batch.images)
         by_python = len(left)
     else:  # the Pillow path, or in-memory pixels (the native path encodes them one at a time in C)
-        records, sizes, left = b"", [0] * len(chunk), list(range(len(chunk)))
-        by_python = 0
-    packed = _splice(records, sizes, {i: _one_or_reason(ctx, chunk, i) for i in left})
+        batch = Batch(b"", [0] * len(chunk), array("I", bytes(4 * len(chunk))), SizeRange())
+        left, by_python = list(range(len(chunk))), 0
+    packed = _splice(batch, {i: _one_or_reason(ctx, chunk, i) for i in left})
     return dataclasses.replace(packed, by_python=by_python)
 
 
-def _splice(records: bytes, sizes: list[int], done: dict[int, tuple[bytes | None, str | None]]) -> Packed:
+def _splice(batch: Batch, done: dict[int, tuple[bytes | None, str | None]]) -> Packed:
     """Put the records made one at a time in their places between the batch's."""
     parts: list[bytes | memoryview] = []
-    view = memoryview(records)
+    view = memoryview(batch.records)
+    sizes, crcs, images = batch.sizes, batch.crcs, batch.images
     at = 0
     reasons: dict[int, str] = {}
     for i, size in enumerate(sizes):
@@ -202,5 +211,6 @@ def _splice(records: bytes, sizes: list[int], done: dict[int, tuple[bytes | None
             reasons[i] = reason or "unknown error"
         else:
             parts.append(framed)
-            sizes[i] = len(framed)
-    return Packed(b"".join(parts), sizes, reasons)
+            sizes[i], crcs[i] = len(framed), record_crc(framed)
+            images.note_framed(framed)
+    return Packed(b"".join(parts), sizes, crcs, images, reasons)

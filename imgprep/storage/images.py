@@ -27,6 +27,10 @@ class ImageSource(Protocol):
         """A file workers can open themselves, or None: the parent fetches the data."""
         ...
 
+    def local_paths(self, items: Sequence[LstItem]) -> list[str | None]:
+        """:meth:`local_path` of each item (the packer asks for a chunk at a time)."""
+        return [self.local_path(item) for item in items]
+
     def fetch(self, item: LstItem) -> Any:
         """One image's bytes (or pixels); raises an :class:`ImgprepError` naming it."""
         ...
@@ -67,9 +71,12 @@ class LocalImageSource(ImageSource):
             why = "is not a folder" if os.path.exists(self.root) else "does not exist"
             raise SourceError(f"the image root (--root) {why}", path=self.root)
         self.guard = RootGuard(self.root, follow_outside=follow_outside)
+        self._base = self.root if self.root.endswith("/") else self.root + "/"
 
     def _path(self, item: LstItem) -> str:
-        return os.path.join(self.root, item.path)
+        # os.path.join's result, without its cost (the packer asks once per image, serially)
+        path = item.path
+        return os.path.join(self.root, path) if path.startswith("/") else self._base + path
 
     def local_path(self, item: LstItem) -> str | None:
         path = self._path(item)

@@ -75,7 +75,8 @@ class RootGuard:
         """Why the folders of ``path`` lead out of the root, or None (cached per folder)."""
         if self.follow_outside:
             return None
-        folder = os.path.dirname(path)
+        cut = path.rfind(os.sep)  # os.path.dirname but for trailing separators, at a fraction of its cost
+        folder = path[:cut] if cut > 0 else os.sep if cut == 0 else ""
         inside = self._folders.get(folder)
         if inside is None:
             inside = self.contains_real(os.path.realpath(folder))
