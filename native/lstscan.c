@@ -352,3 +352,62 @@ done:
     PyBuffer_Release(&view);
     return result;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* ids_mark: the validation pass's "seen before?" for a batch of ids (imgprep.splits.stream.IndexSet) */
+
+const char imp_ids_mark_doc[] =
+    "ids_mark(pages, ids, start, page_bits) -> (position, status)\n\n"
+    "Set the bit of each id of ids (native uint64 values) from position start on in pages, a dict\n"
+    "of page number -> bytearray bitmap of page_bits ids, stopping where IndexSet.add must decide:\n"
+    "status 0 at the end, 1 at an id already set (nothing set for it), 2 at an id whose page is\n"
+    "not in the dict yet.  The same state as IndexSet.add one id at a time, without Python per id.";
+
+PyObject *imp_py_ids_mark(PyObject *self, PyObject *args) {
+    PyObject *pages, *page = NULL;
+    Py_buffer ids;
+    Py_ssize_t start, n, i;
+    unsigned long long page_bits, current = 0;
+    unsigned char *bits = NULL;
+    int status = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!y*nK:ids_mark", &PyDict_Type, &pages, &ids, &start, &page_bits)) return NULL;
+    n = ids.len / (Py_ssize_t)sizeof(uint64_t);
+    if (start < 0 || page_bits == 0 || page_bits % 8) {
+        PyBuffer_Release(&ids);
+        PyErr_SetString(PyExc_ValueError, "ids_mark: bad start or page size");
+        return NULL;
+    }
+    for (i = start; i < n; i++) {
+        uint64_t id;
+        memcpy(&id, (const char *)ids.buf + (size_t)i * sizeof id, sizeof id);
+        unsigned long long number = id / page_bits, bit = id % page_bits;
+        if (bits == NULL || number != current) {
+            PyObject *key = PyLong_FromUnsignedLongLong(number);
+            if (key == NULL) goto fail;
+            page = PyDict_GetItemWithError(pages, key); /* borrowed */
+            Py_DECREF(key);
+            if (page == NULL) {
+                if (PyErr_Occurred()) goto fail;
+                status = 2;
+                break;
+            }
+            if (!PyByteArray_Check(page) || (unsigned long long)PyByteArray_GET_SIZE(page) * 8 != page_bits) {
+                PyErr_SetString(PyExc_TypeError, "ids_mark: a page is not a bytearray of page_bits bits");
+                goto fail;
+            }
+            bits = (unsigned char *)PyByteArray_AS_STRING(page);
+            current = number;
+        }
+        if (bits[bit / 8] & (1u << (bit % 8))) {
+            status = 1;
+            break;
+        }
+        bits[bit / 8] |= (unsigned char)(1u << (bit % 8));
+    }
+    PyBuffer_Release(&ids);
+    return Py_BuildValue("ni", i, status);
+fail:
+    PyBuffer_Release(&ids);
+    return NULL;
+}

@@ -7,4 +7,7 @@
 extern const char imp_lst_scan_doc[];
 PyObject *imp_py_lst_scan(PyObject *self, PyObject *args);
 
+extern const char imp_ids_mark_doc[];
+PyObject *imp_py_ids_mark(PyObject *self, PyObject *args);
+
 #endif

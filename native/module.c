@@ -315,6 +315,7 @@ static PyMethodDef methods[] = {
     {"phash_blocks", imp_py_phash_blocks, METH_VARARGS, NULL},
     /* .lst text (lstscan.c) */
     {"lst_scan", imp_py_lst_scan, METH_VARARGS, imp_lst_scan_doc},
+    {"ids_mark", imp_py_ids_mark, METH_VARARGS, imp_ids_mark_doc},
     {NULL, NULL, 0, NULL},
 };
 

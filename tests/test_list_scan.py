@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -318,7 +319,7 @@ def test_add_many_is_add_one_by_one(kind: str) -> None:
             chunk = values[pos : pos + size]
             if size == 1:
                 found = None if many.add(chunk[0]) else pos
-            elif (at := many.add_many(np.array(chunk, dtype=np.uint64))) is not None:
+            elif (at := many.add_many(array("Q", chunk))) is not None:
                 found = pos + at
             pos += len(chunk)
         assert found == first

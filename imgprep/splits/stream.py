@@ -23,8 +23,6 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
-import numpy as np
-
 from imgprep.errors import FormatError, reading
 from imgprep.formats.dataset import ListRef
 from imgprep.formats.lst import MAX_LINE, LstItem, parse_line
@@ -32,9 +30,12 @@ from imgprep.imaging.native import switch
 from imgprep.storage.base import Store
 
 try:
+    from imgprep._native import ids_mark as _ids_mark
     from imgprep._native import lst_scan as _lst_scan
 except ImportError:  # not built (no libturbojpeg headers), or built before the scanner existed
-    _lst_scan = None
+    _lst_scan = _ids_mark = None
+
+_MARK_REPEAT, _MARK_NEW_PAGE = 1, 2  # what _ids_mark stopped at
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -52,8 +53,8 @@ class IndexSet:
 
     Sparse ids (pages holding few ids each) would cost a page per id, so past a threshold the
     set keeps ids in an ``array('Q')`` and finds a repeat only in :meth:`repeated` (one sort).
-    :meth:`add_many` records a numpy array of ids in a few vector operations per page and ends
-    in the same state, with the same first repeat, as :meth:`add` one by one.
+    :meth:`add_many` records an array of ids in one native call per new page and ends in the
+    same state, with the same first repeat, as :meth:`add` one by one.
     """
 
     def __init__(self) -> None:
@@ -81,66 +82,35 @@ class IndexSet:
         bits[byte] |= 1 << mask
         return True
 
-    def add_many(self, values: np.ndarray) -> int | None:
-        """Record ``values`` (uint64) in order; the position of the first one already there
-        (bitmap mode, as :meth:`add` would find it; the values from there on are not recorded),
-        or None."""
-        values = np.asarray(values, dtype=np.uint64)
-        if self._pages is None:
-            self._flat.frombytes(values.tobytes())
-            self.count += len(values)
-            return None
-        # Where add() one by one would switch to the array: at the first new page that finds
-        # the set too sparse, counting the pages and values added before it.
-        pages = values >> np.uint64(_PAGE_SHIFT)
-        unique, first = np.unique(pages, return_index=True)
-        fresh = np.sort(first[np.array([int(page) not in self._pages for page in unique], dtype=bool)])
-        total = len(self._pages) + np.arange(1, len(fresh) + 1)
-        sparse = self._too_sparse(total, self.count + fresh + 1)
-        stop = int(fresh[sparse.argmax()]) if sparse.any() else len(values)
-        repeat = self._bitmap_add(values[:stop])
-        if repeat is None and stop < len(values):
-            self._to_flat()
-            self._flat.frombytes(values[stop:].tobytes())
-            self.count += len(values) - stop
-        return repeat
-
-    @staticmethod
-    def _too_sparse(pages: Any, count: Any) -> Any:
-        return (pages > 1024) & (pages * 16 > count)
-
-    def _bitmap_add(self, values: np.ndarray) -> int | None:
-        """Set the bits of ``values``, or the position of the first repeat (nothing set then)."""
-        pages: dict[int, bytearray] = self._pages  # type: ignore[assignment]
-        if len(values) > 1 and bool(np.all(values[1:] > values[:-1])):
-            order = np.arange(len(values))  # ascending without repeats: the usual list
-            ordered = values
-            repeat = len(values)
-        else:
-            order = np.argsort(values, kind="stable")
-            ordered = values[order]
-            same = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1
-            repeat = int(order[same].min()) if len(same) else len(values)
-        page_of = ordered >> np.uint64(_PAGE_SHIFT)
-        bounds = [0, *(np.flatnonzero(page_of[1:] != page_of[:-1]) + 1).tolist(), len(values)]
-        runs = [(int(page_of[a]), a, b) for a, b in itertools.pairwise(bounds) if b > a]
-        for page, a, b in runs:
-            if page in pages:
-                bits = np.unpackbits(np.frombuffer(pages[page], np.uint8), bitorder="little")
-                hit = np.flatnonzero(bits[ordered[a:b] & np.uint64(_PAGE_BITS - 1)])
-                if len(hit):
-                    repeat = min(repeat, int(order[a:b][hit].min()))
-        if repeat < len(values):
-            return repeat
-        for page, a, b in runs:
-            store = pages.setdefault(page, bytearray(_PAGE_BITS // 8))
-            bits = np.unpackbits(np.frombuffer(store, np.uint8), bitorder="little")
-            bits[ordered[a:b] & np.uint64(_PAGE_BITS - 1)] = 1
-            store[:] = np.packbits(bits, bitorder="little").tobytes()
-        self.count += len(values)
+    def add_many(self, values: array) -> int | None:
+        """Record ``values`` (an ``array('Q')``) in order; the position of the first one already
+        there (bitmap mode, as :meth:`add` would find it; the values from there on are not
+        recorded), or None.  The bits are set in C; :meth:`add` takes each new page."""
+        if _ids_mark is None:
+            return next((at for at, value in enumerate(values) if not self.add(value)), None)
+        data, at = values.tobytes(), 0
+        while at < len(values):
+            if self._pages is None:
+                self._flat.extend(values[at:])
+                self.count += len(values) - at
+                return None
+            stop, status = _ids_mark(self._pages, data, at, _PAGE_BITS)
+            self.count += stop - at
+            if status == _MARK_REPEAT:
+                return stop
+            if status == _MARK_NEW_PAGE:
+                self.add(values[stop])  # a new page: never a repeat
+                stop += 1
+            at = stop
         return None
 
+    @staticmethod
+    def _too_sparse(pages: int, count: int) -> bool:
+        return pages > 1024 and pages * 16 > count
+
     def _to_flat(self) -> None:
+        import numpy as np  # once per list at most, and only for sparse ids
+
         pages, self._pages = self._pages or {}, None
         for page, bits in pages.items():
             found = np.flatnonzero(np.unpackbits(np.frombuffer(bits, np.uint8), bitorder="little"))
@@ -150,6 +120,8 @@ class IndexSet:
         """A value added twice while in array mode (bitmap mode reports repeats in :meth:`add`)."""
         if self._pages is not None or not self._flat:
             return None
+        import numpy as np  # sparse ids only: a dense list never gets here
+
         ids = np.frombuffer(self._flat, dtype=np.uint64).copy()
         ids.sort()
         same = np.flatnonzero(ids[1:] == ids[:-1])
@@ -198,7 +170,7 @@ def _split_raw(raw: bytes) -> LstItem | None:
 # What a list yields in native reading: (line number, batch), the batch either one LstItem that
 # Python parsed or the scanner's consecutive lines: an array of their ids (validating) or a list
 # of their items (iterating).
-Batch = tuple[int, "LstItem | np.ndarray | list[LstItem]"]
+Batch = tuple[int, "LstItem | array | list[LstItem]"]
 
 
 class ListStream:
@@ -272,7 +244,7 @@ class ListStream:
                 if not python_lines:
                     end, count, columns, ids, got = scan(buf, pos, columns, limit, cls)  # type: ignore[misc]
                     if count:
-                        yield lineno + 1, (got if items else np.frombuffer(ids, dtype=np.uint64))
+                        yield lineno + 1, (got if items else array("Q", ids))
                         lineno, pos, left = lineno + count, end, 0
                         continue
                 newline = buf.find(b"\n", pos, pos + MAX_LINE + 1)
@@ -309,8 +281,7 @@ class ListStream:
                     if batch.index == index:
                         yield k, lineno
                 else:
-                    found = np.flatnonzero(batch == np.uint64(index))  # type: ignore[operator]
-                    yield from ((k, lineno + int(at)) for at in found)
+                    yield from ((k, lineno + at) for at, found in enumerate(batch) if found == index)  # type: ignore[arg-type]
 
     def _duplicate(self, index: int) -> FormatError:
         """The error for ``index`` seen twice, naming both places (found by reading the lists again)."""
