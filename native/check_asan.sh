@@ -47,9 +47,9 @@ cd "$WORK"
 
 "$PY" -m pytest -q -p no:cacheprovider --rootdir "$REPO" -c "$REPO/pyproject.toml" \
     "$REPO/tests/test_native.py" "$REPO/tests/test_native_fuzz.py" "$REPO/tests/test_data_native.py" \
-    "$REPO/tests/test_pack_workers.py"
+    "$REPO/tests/test_pack_workers.py" "$REPO/tests/test_list_scan.py"
 
-echo "check_asan: leak check of probe/transform/encode_pixels/frame/pack_batch/decode_batch/jpeg_sizes/decode_crops"
+echo "check_asan: leak check of probe/transform/encode_pixels/frame/pack_batch/decode_batch/jpeg_sizes/decode_crops/lst_scan"
 # CPython 3.11 itself leaks a few objects at exit; only stacks through our code or libturbojpeg count.
 ASAN_OPTIONS="detect_leaks=1:exitcode=0" "$PY" - "$REPO" 2>"$WORK/leaks.txt" <<'EOF'
 import sys
@@ -90,9 +90,21 @@ for _ in range(20):
                            np.zeros((len(good + bad), 6, 8, 3), np.uint8), False)
         except ValueError:
             pass
+    # the .lst scanner (lstscan.c): taken lines, stops, non-ASCII paths, items and ids
+    from imgprep.formats.lst import LstItem
+    text = b"1\t2.5\ta.jpg\n2\t-0\t\xc3\xa9.jpg\r\n3\t1\t\xc2\xa0x\n4\t+5\tx\n" * 50
+    for cls in (None, LstItem):
+        for start in (0, 7, len(text) - 3):
+            n.lst_scan(text, start, 0, 1000, cls)
+            n.lst_scan(text, start, 3, 2, cls)
+    for wrong in ((text, -1, 0, 1, None), (text, 0, 0, 1, 5), (text, 0, 2, 1, None)):
+        try:
+            n.lst_scan(*wrong)
+        except (ValueError, TypeError):
+            pass
 print("check_asan: leak-check loop done")
 EOF
-if grep -E "native/(core|module|batch|reader_crop|reader_py)\.c|libturbojpeg|libjpeg|_native" "$WORK/leaks.txt"; then
+if grep -E "native/(core|module|batch|reader_crop|reader_py|lstscan)\.c|libturbojpeg|libjpeg|_native" "$WORK/leaks.txt"; then
     echo "check_asan: leaks through imgprep._native (see above)"
     exit 1
 fi

@@ -15,6 +15,7 @@
 #include "core.h"
 #include "batch.h"
 #include "reader_py.h"
+#include "lstscan.h"
 
 #if defined(__has_include)
 #if __has_include(<jconfig.h>)
@@ -312,6 +313,9 @@ static PyMethodDef methods[] = {
     {"dup_union", imp_py_dup_union, METH_VARARGS, NULL},
     {"phash_box", imp_py_phash_box, METH_VARARGS, NULL},
     {"phash_blocks", imp_py_phash_blocks, METH_VARARGS, NULL},
+    /* .lst text (lstscan.c) */
+    {"lst_scan", imp_py_lst_scan, METH_VARARGS, imp_lst_scan_doc},
+    {"ids_mark", imp_py_ids_mark, METH_VARARGS, imp_ids_mark_doc},
     {NULL, NULL, 0, NULL},
 };
 
