@@ -238,10 +238,15 @@ def bench_env(**overrides: str) -> dict[str, str]:
     """Environment for measured commands: the caller's, except that bytecode caching is allowed.
 
     Sandboxes often export PYTHONDONTWRITEBYTECODE=1; then every run recompiles the project's modules
-    (site-packages were compiled at install time), which no user's installation pays.
+    (site-packages were compiled at install time), which no user's installation pays.  With
+    ``PYTHONPATH`` given, only that path (not the current folder) supplies imgprep.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(overrides)
+    if "PYTHONPATH" in overrides:
+        # A checkout chosen by PYTHONPATH must be what runs: `python -c` otherwise puts the current
+        # folder first on sys.path, and from the repository root that is this checkout, not a --baseline.
+        env["PYTHONSAFEPATH"] = "1"
     return env
 
 

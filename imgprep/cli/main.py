@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import importlib.util
 import os
 import sys
-import tempfile
-import traceback
 from typing import Any
 
 import click
@@ -39,20 +39,20 @@ Examples:
 Run 'imgprep COMMAND --help' for a command's options and examples."""
 
 
-class LazyGroup(click.Group):
-    def _available(self) -> dict[str, str]:
-        out = {}
-        for name, target in COMMANDS.items():
-            module = target.partition(":")[0]
-            if importlib.util.find_spec(module) is not None:
-                out[name] = target
-        return out
+def _available(name: str) -> str | None:
+    """``name``'s "module:attribute", if that module is installed."""
+    target = COMMANDS.get(name)
+    if target is None or importlib.util.find_spec(target.partition(":")[0]) is None:
+        return None
+    return target
 
+
+class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._available()))
+        return sorted(set(super().list_commands(ctx)) | {name for name in COMMANDS if _available(name)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = self._available().get(cmd_name)
+        target = _available(cmd_name)  # only the command asked for is looked up
         if target is None:
             return super().get_command(ctx, cmd_name)
         module, _, attr = target.partition(":")
@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> Any:
     3 a bad image with --strict, 130 interrupted (nothing committed; published shards are kept
     for ``--resume``).
     """
+    # The command ends its process.  The interpreter's last collections at exit walk every object
+    # still alive (modules, classes, functions) to free memory the system takes back anyway: frozen
+    # at exit, they are skipped.  atexit handlers, closes and flushes all still run; only the
+    # finalizers of objects left in reference cycles at exit do not (imgprep closes what it opens).
+    atexit.unregister(gc.freeze)  # once, however often main() runs in a process
+    atexit.register(gc.freeze)
     try:
         return cli.main(args=argv, prog_name="imgprep", standalone_mode=False)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place an error becomes a status
@@ -117,6 +123,9 @@ def _report(exc: BaseException) -> int:
 def report_bug(exc: BaseException, summary: str) -> str:
     """``summary`` (one line saying an unexpected error is a bug); the traceback goes to stderr with
     --debug (or IMGPREP_DEBUG=1), else to a log file the line names."""
+    import tempfile  # here, not at the top: only a bug needs them (and traceback)
+    import traceback
+
     text = "".join(traceback.format_exception(exc))
     summary = summary.splitlines()[0][:300] if summary.strip() else summary
     if _DEBUG["on"] or os.environ.get("IMGPREP_DEBUG", "") not in ("", "0"):

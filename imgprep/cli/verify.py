@@ -58,8 +58,8 @@ def verify(path: str, num_classes: int | None, against: str | None, num_workers:
            channel: str | None, channel_settings: bool, as_json: bool, endpoint_url: str | None) -> None:
     """Check every record of a .rec, a shard prefix or a dataset record (local or s3://), and the
     hyperparameters.json / classes.json beside it: the check before a training job pays for it."""
-    from imgprep.api import read_lists
     from imgprep.cli.screen import echo
+    from imgprep.splits.lists import read_lists
     from imgprep.storage.stores import Storage
     from imgprep.verify.run import verify as run_verify
 

@@ -17,8 +17,19 @@ Readers start at :func:`find_shards`::
     found = find_shards("s3://bucket/data/train", storage)  # or train.dataset.json, or train.rec
     for shard in found.shards:  # in order: rec, idx, rec_bytes, records (None without a record)
         ...
+
+Those four names load :mod:`~imgprep.layout.shards` on first use: a pack, which never looks for
+shards, imports only the modules it writes with.
 """
 
-from imgprep.layout.shards import Dataset, ShardFiles, find_shards, read_record
+from typing import Any
 
 __all__ = ["Dataset", "ShardFiles", "find_shards", "read_record"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from imgprep.layout import shards
+
+        return getattr(shards, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

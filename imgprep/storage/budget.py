@@ -7,7 +7,7 @@ a merge's output and a list written at the end all draw on the same ``limit``.
 An output that holds no reservation may always take one part, even over the limit: otherwise a
 writer could wait for bytes that only another output it is itself feeding can free.  So the bound
 is ``limit`` plus one part for each further output opened while the budget is spent, and never
-less than one part (see :class:`~imgprep.storage.s3.S3Config` for the part sizes).
+less than one part (see :class:`~imgprep.storage.s3_config.S3Config` for the part sizes).
 """
 
 from __future__ import annotations

@@ -10,12 +10,11 @@ from __future__ import annotations
 import abc
 import json
 import os
-import socket
 import time
 
 from imgprep.errors import StorageError
 
-HOST = socket.gethostname()
+HOST = os.uname().nodename  # socket.gethostname()'s answer, without loading socket
 
 
 class OtherWriterError(StorageError):

@@ -1,4 +1,4 @@
-"""``s3://`` locations: :class:`S3Config` (the user's options) and :class:`S3Store` (one client, shared).
+"""``s3://`` locations: :class:`S3Store` (one client, shared), configured by an :class:`S3Config`.
 
 botocore is imported only here and in the other ``s3_*`` modules, and only once an ``s3://``
 URI is used.  Every S3 failure reaches the user as one :class:`~imgprep.errors.StorageError`
@@ -8,14 +8,13 @@ line naming the ``s3://`` URI; which error codes mean "not found" is decided in 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ from imgprep.storage.s3_base import (
     parse_s3_uri,
     storage_error,
 )
+from imgprep.storage.s3_config import S3Config
 
 log = logging.getLogger(__name__)
 
@@ -38,69 +38,7 @@ if TYPE_CHECKING:
     from imgprep.storage.base import Cleanup
     from imgprep.storage.s3_source import S3ImageSource
 
-CHECKSUMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "MD5", "NONE")
 _ENV_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
-
-
-@dataclass(frozen=True)
-class S3Config:
-    """How to reach S3 and how to upload; every field is a user option (unknown names are errors).
-
-    Client: ``endpoint_url`` (else ``AWS_ENDPOINT_URL``, else AWS), ``region_name``,
-    ``max_attempts`` (botocore *standard* retries), ``max_pool_connections``, ``connect_timeout``,
-    ``read_timeout``.  A call that gets no answer fails after ``max_attempts × read_timeout`` plus
-    botocore's backoff (at most 1 + 2 + 4 + 8 s): 115 s with the defaults; S3 keeps slow calls
-    (CompleteMultipartUpload, copies) alive with whitespace, so 20 s of silence means a dead
-    endpoint.  ``abort_timeout``: how long aborting outputs may wait for S3 (Ctrl-C and SIGTERM
-    end a run within it; what is left is for ``imgprep cleanup``).
-    Uploads (see :mod:`imgprep.storage.s3_multipart`): ``part_size``,
-    ``max_concurrency`` (parts in flight per output), ``checksum``, ``part_retries``,
-    ``upload_memory`` (the one budget of part
-    buffers all of this store's outputs share, see :mod:`imgprep.storage.budget`).
-    Image reads: ``prefetch`` (images held ahead of the packer), ``fetch_workers`` (concurrent GETs).
-    """
-
-    endpoint_url: str | None = None
-    region_name: str | None = None
-    max_attempts: int = 5
-    max_pool_connections: int = 16
-    connect_timeout: float = 5.0
-    read_timeout: float = 20.0
-    abort_timeout: float = 3.0
-    part_size: int = 8 * MiB
-    max_concurrency: int = 4
-    checksum: str = "CRC32"
-    part_retries: int = 3
-    upload_memory: int = 40 * MiB
-    prefetch: int = 64
-    fetch_workers: int = 16
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "checksum", self.checksum.upper())
-        if self.checksum not in CHECKSUMS:
-            raise UsageError(f"unknown checksum {self.checksum!r} (one of {', '.join(CHECKSUMS)})")
-        for name in ("max_attempts", "max_pool_connections", "max_concurrency", "prefetch", "fetch_workers",
-                     "upload_memory"):
-            if int(getattr(self, name)) < 1:
-                raise UsageError(f"S3 option {name} must be at least 1, got {getattr(self, name)}")
-        for name in ("connect_timeout", "read_timeout"):
-            if float(getattr(self, name)) <= 0:
-                raise UsageError(f"S3 option {name} must be positive, got {getattr(self, name)}")
-        if self.part_retries < 0:
-            raise UsageError(f"S3 option part_retries must not be negative, got {self.part_retries}")
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> S3Config:
-        """From a mapping of option names (``None`` values mean "default"); unknown names are errors."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise UsageError(f"unknown S3 option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**{k: v for k, v in options.items() if v is not None})
-
-    @property
-    def endpoint(self) -> str | None:
-        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 @dataclass(frozen=True)

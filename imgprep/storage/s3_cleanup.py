@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import socket
 import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from imgprep.storage.base import Cleanup
-from imgprep.storage.locks import dead_here
+from imgprep.storage.locks import HOST, dead_here
 from imgprep.storage.s3_base import boto_errors, is_no_such_upload, is_not_found, parse_s3_uri, storage_error
 
 if TYPE_CHECKING:
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 
 MARKER_DIR = ".imgprep-uploads"
 RUN_KEY = "imgprep-run"
-HOST = socket.gethostname()
 
 
 def marker_key(key: str, upload_id: str) -> str:

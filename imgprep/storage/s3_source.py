@@ -8,7 +8,7 @@ the ownership markers are botocore calls there), where per-request cost is sprea
 
 Credentials come from the same botocore session the store's client uses (environment, shared
 config and profiles, instance and task roles), the endpoint from ``endpoint_url`` or
-``AWS_ENDPOINT_URL``, and timeouts and retries from the same :class:`~imgprep.storage.s3.S3Config`.
+``AWS_ENDPOINT_URL``, and timeouts and retries from the same :class:`~imgprep.storage.s3_config.S3Config`.
 
 The packer consumes images in list order in its parent process.  :meth:`S3ImageSource.iter_fetch`
 yields them in that order while up to ``prefetch`` downloads run ahead on ``fetch_workers``

@@ -3,21 +3,25 @@
 A run may read images from S3 and write locally, or merge local shards into S3, so the layers
 get a :class:`Storage` that hands each URI to its scheme's store — the table lives here and
 nowhere else: every method, locks and leftovers of killed writers included, only routes.  The
-S3 store (and its client) is made on the first ``s3://`` URI.
+S3 store (and its client) is made on the first ``s3://`` URI, and its module is imported then:
+a local run never loads it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterator
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from imgprep.errors import UsageError
 from imgprep.storage.base import Cleanup, Entry, Output, Store, scheme
 from imgprep.storage.images import ImageSource
 from imgprep.storage.local import LocalStore
 from imgprep.storage.locks import Lock
-from imgprep.storage.s3 import S3Config, S3Store, S3Tuning
+from imgprep.storage.s3_config import S3Config
+
+if TYPE_CHECKING:
+    from imgprep.storage.s3 import S3Store, S3Tuning
 
 
 class Storage(Store):
@@ -27,8 +31,11 @@ class Storage(Store):
                  tuning: S3Tuning | None = None) -> None:
         self.local = local or LocalStore()
         self._tuning = tuning  # tests against loopback servers only (see S3Tuning)
-        self._s3 = s3 if isinstance(s3, S3Store) else None
-        self._s3_config = s3.config if isinstance(s3, S3Store) else (s3 or S3Config())
+        self._s3: S3Store | None = None
+        if s3 is None or isinstance(s3, S3Config):
+            self._s3_config = s3 or S3Config()
+        else:  # a store already built
+            self._s3, self._s3_config = s3, s3.config
         self._lock = threading.Lock()
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -54,6 +61,8 @@ class Storage(Store):
     def s3(self) -> S3Store:
         with self._lock:
             if self._s3 is None:
+                from imgprep.storage.s3 import S3Store  # here, not at the top: a local run never needs it
+
                 self._s3 = S3Store(self._s3_config, tuning=self._tuning)
             return self._s3
 

@@ -78,11 +78,23 @@ def _describe_labels(expect: Expectations) -> str:
     return f"{kind} in [0, {expect.num_classes}) (num_classes from {expect.source})"
 
 
+class _NoBar:
+    """The progress bar nobody sees (stderr is not a terminal, or ``progress=False``)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _progress(total: int | None, progress: bool | None, label: str = "verify") -> Any:
+    show = sys.stderr.isatty() if progress is None else progress
+    if not show:
+        return _NoBar()  # tqdm (and the multiprocessing it loads) only for a bar someone sees
     from tqdm import tqdm
 
-    show = sys.stderr.isatty() if progress is None else progress
-    return tqdm(total=total, unit="rec", disable=not show, leave=False, desc=label)
+    return tqdm(total=total, unit="rec", leave=False, desc=label)
 
 
 def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPoolExecutor, in_flight: int,
