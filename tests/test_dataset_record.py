@@ -82,3 +82,27 @@ def test_garbage_raises_only_format_error(blob):
 def test_deep_nesting_is_a_format_error():
     with pytest.raises(FormatError):
         ds.from_json("[" * 100_000 + "]" * 100_000, "deep")
+
+
+@given(st.lists(st.one_of(st.none(), st.lists(st.integers(0, 2**32 - 1), max_size=3000)), min_size=1, max_size=4),
+       st.text(max_size=12), st.sampled_from(["plain", "\x00crc0\x00", "\x00crc1\x00", 'q"uo\\te', "日本"]))
+def test_record_pieces_are_the_record_text_encoded(crcs, name, setting) -> None:
+    """The dataset record written piece by piece, its checksums encoded as they go out (so that
+    a large record's text is never held whole), is byte for byte the canonical text of the record
+    holding them, and its size is said up front -- whatever the other fields hold, including the
+    very marks the writer splices at."""
+    from array import array
+
+    from imgprep.formats import checksums
+
+    shards = tuple(ds.ShardEntry(f"t-{k:05d}.rec", f"t-{k:05d}.idx", len(c or ()), 8, 8, SHA, SHA)
+                   for k, c in enumerate(crcs))
+    record = _record(shards=shards, list=ds.ListRef(name + ".lst", SHA, 5), settings={"note": setting})
+    given_crcs = {s.rec: array("I", c) for s, c in zip(shards, crcs, strict=True) if c is not None}
+    size, pieces = ds.json_pieces(record, given_crcs)
+    written = b"".join(pieces)
+    full = ds.DatasetRecord(**{**vars(record), "shards": tuple(
+        ds.ShardEntry(**{**vars(s), "record_crc32": checksums.encode(given_crcs[s.rec])}) if s.rec in given_crcs else s
+        for s in shards)})
+    assert written == ds.to_json(full).encode()
+    assert size == len(written)

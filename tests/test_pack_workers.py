@@ -182,7 +182,7 @@ def test_writer_appends_runs_as_it_appends_records(tmp_path, options) -> None:
     for name, cuts in (("one", list(range(1, 90))), ("runs", [1, 5, 6, 30, 31, 33, 70, 89])):
         events: list[tuple[str, object]] = []
 
-        def publish(rec, idx, entry, consumed, events=events) -> None:
+        def publish(rec, idx, entry, consumed, crcs, events=events) -> None:
             rec.commit()
             idx.commit()
             events.append(("publish", (entry.records, entry.rec_bytes, entry.rec_sha256, entry.idx_sha256, consumed)))

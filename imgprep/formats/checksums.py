@@ -54,11 +54,26 @@ def check_record(data: bytes | bytearray | memoryview, expected: int, *, framed:
                                   "(the bytes changed after packing)")
 
 
+_PIECE = 3 << 18  # bytes base64-encoded at a time: a multiple of 3, so the pieces join exactly
+
+
 def encode(crcs: Sequence[int] | array) -> str:
     """The stored form: base64 of little-endian 32-bit values."""
+    return "".join(piece.decode("ascii") for piece in encoded_pieces(crcs))
+
+
+def encoded_pieces(crcs: Sequence[int] | array) -> Iterator[bytes]:
+    """:func:`encode`'s text as ASCII bytes, a piece at a time from the array's own memory: a
+    million records' checksums are 4 MB and their text 5.3 MB, and the packer writes them into
+    the dataset record without holding either twice."""
     values = crcs if isinstance(crcs, array) and crcs.typecode == "I" else array("I", crcs)
-    data = values.tobytes() if _LITTLE else _swapped(values).tobytes()
-    return base64.b64encode(data).decode("ascii")
+    data = memoryview(values if _LITTLE else _swapped(values)).cast("B")
+    return (base64.b64encode(data[at : at + _PIECE]) for at in range(0, len(data), _PIECE))
+
+
+def encoded_size(count: int) -> int:
+    """Length of :func:`encode`'s text for ``count`` checksums."""
+    return 4 * ((4 * count + 2) // 3)
 
 
 def decode(text: str, records: int, where: str = "record_crc32") -> array:

@@ -8,7 +8,7 @@ what a killed writer leaves) is the store's; names are whole URIs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 
 from imgprep.errors import FormatError
 from imgprep.formats.dataset import from_json
@@ -61,6 +61,12 @@ class OutputFiles:
     def write(self, uri: str, data: bytes) -> None:
         """Write a small file atomically (temporary name + rename, or one PutObject)."""
         self.storage.write_bytes(uri, data)
+
+    def write_pieces(self, uri: str, pieces: Iterable[bytes], size: int) -> None:
+        """Write a file of ``size`` bytes atomically from ``pieces`` (a record too large to hold twice)."""
+        with self.storage.open_output(uri, expected_size=size) as out:
+            for piece in pieces:
+                out.write(piece)
 
     def exists(self, uri: str) -> bool:
         return self.storage.exists(uri)

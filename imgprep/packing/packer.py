@@ -392,8 +392,8 @@ class Packer:
         """The shard writer, continuing what ``progress`` published (and the open shard's checkpoint)."""
         skipped, publisher, options = self.skipped, self.publisher, self.options
 
-        def publish(rec: Any, idx: Any, entry: Any, consumed: int) -> None:
-            publisher.publish(rec, idx, entry, consumed, skipped)
+        def publish(rec: Any, idx: Any, entry: Any, consumed: int, crcs: Any) -> None:
+            publisher.publish(rec, idx, entry, consumed, skipped, crcs)
 
         def checkpoint(rec: Any, idx: Any, state: OpenShard) -> None:
             publisher.checkpoint(rec, idx, state, skipped)

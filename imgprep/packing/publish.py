@@ -43,11 +43,12 @@ and its ``.idx`` and before the dataset record.
 from __future__ import annotations
 
 import dataclasses
+from array import array
 from collections.abc import Callable, Sequence
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats import checksums
-from imgprep.formats.dataset import DatasetRecord, ListRef, ShardEntry, from_json, to_json
+from imgprep.formats.dataset import DatasetRecord, ListRef, ShardEntry, from_json, json_pieces
 from imgprep.layout.files import OutputFiles
 from imgprep.layout.names import progress_name, record_folder, record_name
 from imgprep.layout.progress import OpenShard, Progress
@@ -76,7 +77,7 @@ class Publisher:
         self.folder = record_folder(prefix)
         # per-record checksums of the shards this run wrote whole, by .rec name; kept here and
         # not in the progress file, whose every rewrite would otherwise grow with the dataset
-        self.crcs: dict[str, str] = {}
+        self.crcs: dict[str, array] = {}  # per shard published here: its records' CRC-32s
         self._resume = False
         self._keep = 0  # published shards a resumed run keeps
         self._stale: list[str] = []
@@ -194,16 +195,17 @@ class Publisher:
             if uri.rsplit("/", 1)[-1] not in spare:
                 self.files.remove(uri)
 
-    def publish(self, rec: Output, idx: Output, entry: ShardEntry, consumed: int, skipped: Sequence[Skipped]) -> None:
-        """Publish one finished shard: ``.rec``, then ``.idx`` (invariant 1), then the progress."""
+    def publish(self, rec: Output, idx: Output, entry: ShardEntry, consumed: int, skipped: Sequence[Skipped],
+                crcs: array | None = None) -> None:
+        """Publish one finished shard: ``.rec``, then ``.idx`` (invariant 1), then the progress.
+        ``crcs``, its records' checksums, are kept for the dataset record (None: read back then)."""
         self.retire()
         rec.commit()
         self.pause()
         idx.commit()
         progress = self.progress
-        if entry.record_crc32 is not None:
-            self.crcs[entry.rec] = entry.record_crc32
-            entry = dataclasses.replace(entry, record_crc32=None)
+        if crcs is not None:
+            self.crcs[entry.rec] = crcs
         record = DatasetRecord(**{**vars(progress.record), "shards": (*progress.record.shards, entry)})
         self.progress = Progress(record, [*progress.consumed, consumed], [*progress.skipped_through, len(skipped)],
                                  list(skipped))
@@ -231,15 +233,17 @@ class Publisher:
         self._checkpointed = True
 
     def finish(self, skipped: int) -> DatasetRecord:
-        """Write the dataset record (the commit point, invariant 3), then drop the progress file."""
-        shards = tuple(dataclasses.replace(s, record_crc32=self._checksums(s)) for s in self.progress.record.shards)
-        record = DatasetRecord(**{**vars(self.progress.record), "skipped": skipped, "shards": shards})
+        """Write the dataset record (the commit point, invariant 3), then drop the progress file.
+        Returns it without the per-record checksums, which go to the file only."""
+        record = DatasetRecord(**{**vars(self.progress.record), "skipped": skipped})
+        crcs = {entry.rec: self._checksums(entry) for entry in record.shards}
+        size, pieces = json_pieces(record, crcs)
         self.pause()
-        self.files.write(record_name(self.prefix), to_json(record).encode())
+        self.files.write_pieces(record_name(self.prefix), pieces, size)
         self.files.remove(self.progress_name)
         return record
 
-    def _checksums(self, entry: ShardEntry) -> str:
+    def _checksums(self, entry: ShardEntry) -> array:
         """The shard's per-record checksums: kept from writing it, or (a shard an earlier, killed
         run wrote, or continued from its checkpoint) read back from the published ``.rec``."""
         known = self.crcs.get(entry.rec)
@@ -247,11 +251,11 @@ class Publisher:
             return known
         uri = self.folder + entry.rec
         with self.files.storage.open_read(uri) as fh:
-            crcs = [crc for _, crc in checksums.spans(iter(lambda: fh.read(8 << 20), b""))]
+            crcs = array("I", (crc for _, crc in checksums.spans(iter(lambda: fh.read(8 << 20), b""))))
         if len(crcs) != entry.records:
             raise FormatError(f"holds {len(crcs)} records, {entry.records} were packed; rerun without --resume",
                               path=uri)
-        return checksums.encode(crcs)
+        return crcs
 
     def end(self) -> None:
         self.files.unlock()

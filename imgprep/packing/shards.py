@@ -29,14 +29,14 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from imgprep.errors import FormatError, StorageError
-from imgprep.formats import checksums
 from imgprep.formats.dataset import ShardEntry
 from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
 from imgprep.layout.progress import OpenShard
 from imgprep.storage.base import Output, Store
 
-# publish(rec, idx, entry, consumed): commit a full shard; ``consumed`` list items are now done.
-Publish = Callable[[Output, Output, ShardEntry, int], None]
+# publish(rec, idx, entry, consumed, crcs): commit a full shard; ``consumed`` list items are now
+# done; ``crcs``: its records' CRC-32s (None: some were written by a killed run, not seen here).
+Publish = Callable[[Output, Output, ShardEntry, int, array | None], None]
 # checkpoint(rec, idx, state): the shard being written, at a record boundary (see publish.Progress.open).
 Checkpoint = Callable[[Output, Output, OpenShard], None]
 
@@ -59,7 +59,7 @@ class _Digests:
     memory) and goes on; :meth:`finish` waits for the last of them.
     """
 
-    _QUEUED = 16
+    _QUEUED = 4
     _INLINE = 64 << 10  # smaller batches are hashed on the spot: a thread hop costs more
 
     def __init__(self) -> None:
@@ -193,12 +193,12 @@ class _Shard:
         self.idx_bytes += len(lines)
 
     def entry(self) -> ShardEntry:
+        """What the dataset record says of the shard; its checksums (:attr:`crcs`) go beside it."""
         self.digests.finish()
         return ShardEntry(
             rec=os.path.basename(self.rec_name), idx=os.path.basename(self.idx_name), records=self.records,
             rec_bytes=self.rec_bytes, idx_bytes=self.idx_bytes,
             rec_sha256=self.digests.rec.hexdigest(), idx_sha256=self.digests.idx.hexdigest(),
-            record_crc32=None if self.crcs is None else checksums.encode(self.crcs),
         )
 
     def abort(self) -> None:
@@ -444,7 +444,7 @@ class ShardWriter:
         try:
             self.retire()  # a resumed S3 shard's .rec becomes visible when sealed
             shard.seal()
-            self.publish(shard.rec, shard.idx, shard.entry(), consumed)
+            self.publish(shard.rec, shard.idx, shard.entry(), consumed, shard.crcs)
         except BaseException:
             shard.abort()
             raise

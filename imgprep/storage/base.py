@@ -131,7 +131,7 @@ class Store(abc.ABC):
 
             raise StorageError(f"not UTF-8 text (byte {exc.start})", path=uri) from None
 
-    def write_bytes(self, uri: str, data: bytes, *, content_type: str | None = None) -> None:
+    def write_bytes(self, uri: str, data: bytes | bytearray, *, content_type: str | None = None) -> None:
         """Write a small whole file atomically."""
         with self.open_output(uri, expected_size=len(data), content_type=content_type) as out:
             out.write(data)

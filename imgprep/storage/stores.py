@@ -83,7 +83,7 @@ class Storage(Store):
     def read_text(self, uri: str) -> str:
         return self.for_uri(uri).read_text(uri)
 
-    def write_bytes(self, uri: str, data: bytes, *, content_type: str | None = None) -> None:
+    def write_bytes(self, uri: str, data: bytes | bytearray, *, content_type: str | None = None) -> None:
         self.for_uri(uri).write_bytes(uri, data, content_type=content_type)
 
     def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
