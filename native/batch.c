@@ -756,3 +756,39 @@ done:
     PyMem_Free(views);
     return out;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* index_lines: a run's .idx lines (imgprep.formats.recordio.format_index_line), for the writer */
+
+const char imp_index_lines_doc[] =
+    "index_lines(keys, sizes, offset) -> bytes\n\n"
+    "The .idx lines of consecutive records: '<key>\\t<offset>\\n' for each, the first record at byte\n"
+    "offset, each next one sizes[i] bytes further (keys and sizes: lists of non-negative ints).";
+
+PyObject *imp_py_index_lines(PyObject *self, PyObject *args) {
+    PyObject *keys, *sizes, *out = NULL;
+    unsigned long long offset;
+    Py_ssize_t n;
+    char *text, *at;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!O!K:index_lines", &PyList_Type, &keys, &PyList_Type, &sizes, &offset)) return NULL;
+    n = PyList_GET_SIZE(keys);
+    if (PyList_GET_SIZE(sizes) != n) {
+        PyErr_SetString(PyExc_ValueError, "index_lines: keys and sizes differ in length");
+        return NULL;
+    }
+    text = PyMem_Malloc((size_t)(n ? n : 1) * 42); /* two 20-digit numbers, a tab, a newline */
+    if (!text) return PyErr_NoMemory();
+    at = text;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long key = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(keys, i));
+        unsigned long long size = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(sizes, i));
+        if (PyErr_Occurred()) goto done;
+        at += sprintf(at, "%llu\t%llu\n", key, offset);
+        offset += size;
+    }
+    out = PyBytes_FromStringAndSize(text, at - text);
+done:
+    PyMem_Free(text);
+    return out;
+}

@@ -12,4 +12,8 @@ PyObject *imp_py_pack_batch(PyObject *self, PyObject *args);
 extern const char imp_decode_batch_doc[];
 PyObject *imp_py_decode_batch(PyObject *self, PyObject *args);
 
+/* imgprep._native.index_lines: the .idx lines of a run of records (the writer's one per-record job). */
+extern const char imp_index_lines_doc[];
+PyObject *imp_py_index_lines(PyObject *self, PyObject *args);
+
 #endif

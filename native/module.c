@@ -305,6 +305,7 @@ static PyMethodDef methods[] = {
     {"transform", py_transform, METH_VARARGS, transform_doc},
     /* the packer's and verify's batches (batch.c) */
     {"pack_batch", imp_py_pack_batch, METH_VARARGS, imp_pack_batch_doc},
+    {"index_lines", imp_py_index_lines, METH_VARARGS, imp_index_lines_doc},
     {"decode_batch", imp_py_decode_batch, METH_VARARGS, imp_decode_batch_doc},
     /* the training reader (reader_py.c) */
     {"jpeg_sizes", imr_py_jpeg_sizes, METH_O, imr_jpeg_sizes_doc},

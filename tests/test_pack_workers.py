@@ -234,3 +234,25 @@ def test_an_interrupt_while_the_hash_thread_starts_leaves_nothing_to_join(monkey
         digests.update(b"x" * (_Digests._INLINE + 1), b"0\t0\n")
     monkeypatch.undo()
     digests.finish()  # nothing started, nothing to wait for
+
+
+def test_index_lines_in_c_are_the_formatted_lines(monkeypatch) -> None:
+    """The writer's .idx lines, made in C, are format_index_line's, to the last key and offset."""
+    import random
+
+    from imgprep.formats.recordio import format_index_line
+    from imgprep.imaging import native
+
+    rng = random.Random(7)
+    keys = [0, 2**64 - 1, *(rng.randrange(2**64) for _ in range(200)), *range(50)]
+    sizes = [rng.choice((0, 4, 28, 4096, 2**29)) for _ in keys]
+    offset = 2**40 + 12
+    expected, at = [], offset
+    for key, size in zip(keys, sizes, strict=True):
+        expected.append(format_index_line(key, at))
+        at += size
+    monkeypatch.setenv("IMGPREP_NATIVE", "1")
+    assert native.index_lines(keys, sizes, offset) == "".join(expected).encode()
+    assert native.index_lines([], [], 5) == b""
+    monkeypatch.setenv("IMGPREP_NATIVE", "0")  # the Python lines, the reference
+    assert native.index_lines(keys, sizes, offset) == "".join(expected).encode()

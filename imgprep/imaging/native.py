@@ -18,8 +18,10 @@ truncation itself, so it decides).  Corrupt JPEGs raise :class:`ImageError` dire
 
 from __future__ import annotations
 
+import itertools
 import os
 from array import array
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from imgprep.errors import ImageError
@@ -79,6 +81,16 @@ def switch() -> bool | None:
 def available() -> bool:
     """True when the extension is built and not switched off with ``IMGPREP_NATIVE=0``."""
     return _native is not None and switch() is not False
+
+
+def index_lines(keys: Sequence[int], sizes: Sequence[int], offset: int) -> bytes:
+    """The ``.idx`` lines of consecutive records of ``sizes[i]`` bytes, the first at byte
+    ``offset`` (:func:`recordio.format_index_line` each): in C where the core runs, since they
+    are the one thing the packer's single writer still makes per record."""
+    if _native is not None and type(keys) is list and type(sizes) is list and available():
+        return _native.index_lines(keys, sizes, offset)
+    offsets = itertools.accumulate(sizes, initial=offset)
+    return "".join(map(recordio.format_index_line, keys, offsets)).encode()
 
 
 def frame(head: bytes, body: bytes) -> bytes:

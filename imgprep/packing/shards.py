@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import itertools
 import json
 import os
 import queue
@@ -31,6 +30,7 @@ from typing import Any, NamedTuple
 from imgprep.errors import FormatError, StorageError
 from imgprep.formats.dataset import ShardEntry
 from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
+from imgprep.imaging.native import index_lines
 from imgprep.layout.progress import OpenShard
 from imgprep.storage.base import Output, Store
 
@@ -181,8 +181,7 @@ class _Shard:
               crcs: Sequence[int] | None) -> None:
         """Append records (``records`` back to back, ``sizes[i]`` bytes each) and their index lines;
         ``crcs`` are their CRC-32s, made here when None."""
-        offsets = itertools.accumulate(sizes, initial=self.rec_bytes)
-        lines = "".join(map(format_index_line, keys, offsets)).encode()
+        lines = index_lines(keys, sizes, self.rec_bytes)
         self.rec.write(records)
         self.idx.write(lines)
         self.digests.update(records, lines)
@@ -231,8 +230,7 @@ class _ResumedShard(_Shard):
 
     def write(self, records: bytes | memoryview, sizes: Sequence[int], keys: Sequence[int],
               crcs: Sequence[int] | None) -> None:
-        offsets = itertools.accumulate(sizes, initial=self.rec_bytes)
-        lines = "".join(map(format_index_line, keys, offsets)).encode()
+        lines = index_lines(keys, sizes, self.rec_bytes)
         drop = min(self.held, len(records))
         if drop < len(records):
             self.rec.write(memoryview(records)[drop:])
@@ -362,6 +360,11 @@ class ShardWriter:
         view = memoryview(records)
         track = bool(self.checkpoint and self.checkpoint_bytes)
         shard = self._current
+        if shard is not None and self._quiet(shard, len(sizes), len(view), track):
+            shard.write(view, sizes, keys, crcs)  # most runs: nothing happens within them
+            self.records += len(sizes)
+            self.bytes += len(view)
+            return
         first = begin = 0  # first record and byte of the run not yet written
         at = 0  # byte offset of record i
         for i, size in enumerate(sizes):
@@ -381,6 +384,16 @@ class ShardWriter:
             shard.write(view[begin:at], sizes[first:], keys[first:], _part(crcs, first, len(sizes)))
         self.records += len(sizes)
         self.bytes += len(view)
+
+    def _quiet(self, shard: _Shard, count: int, size: int, track: bool) -> bool:
+        """Whether nothing can happen within a run of ``count`` records of ``size`` bytes -- no
+        shard end, resume boundary or checkpoint -- by the bounds of what the record-by-record
+        loop tests (which decides whenever this is not sure)."""
+        if self.sharded and ((self.shard_records and shard.records + count > self.shard_records)
+                             or (self.shard_size and shard.rec_bytes + size > self.shard_size)):
+            return False
+        return not track or (bool(shard.boundaries) and shard.rec_bytes + size < shard.next_boundary
+                             and shard.rec_bytes + size < shard.next_checkpoint)
 
     def _event_before(self, shard: _Shard, pending: int, pending_bytes: int, size: int, track: bool) -> bool:
         """Whether something happens before the next record (``pending`` records of ``pending_bytes``

@@ -82,6 +82,25 @@ class LocalImageSource(ImageSource):
         path = self._path(item)
         return None if self.guard.folder_escape(path) else path
 
+    def local_paths(self, items: Sequence[LstItem]) -> list[str | None]:
+        # The packer's one call per chunk in Python: local_path's work inline, each folder asked
+        # of the guard once per chunk (a subclass with its own local_path keeps it).
+        if type(self).local_path is not LocalImageSource.local_path:
+            return super().local_paths(items)
+        base, root, guard = self._base, self.root, self.guard
+        paths = [os.path.join(root, p) if p.startswith("/") else base + p for p in (item.path for item in items)]
+        if guard.follow_outside:
+            return list(paths)
+        inside: dict[str, bool] = {}
+        out: list[str | None] = []
+        for path in paths:
+            folder = path[: path.rfind("/")]
+            ok = inside.get(folder)
+            if ok is None:
+                ok = inside[folder] = guard.folder_escape(path) is None
+            out.append(path if ok else None)
+        return out
+
     def fetch(self, item: LstItem) -> bytes:
         return self.guard.read(self._path(item))
 
