@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench_scaling.py on a many-core host that has Python with numpy, Pillow, click and tqdm, but no
 # libturbojpeg headers and no network: the native core is built in place against Debian's
-# libturbojpeg0/libturbojpeg0-dev unpacked aside (never installed), corpora are generated there.
+# libturbojpeg0/-dev and libjpeg62-turbo/-dev (the training reader's libjpeg) unpacked aside (never
+# installed), corpora are generated there.
 #
-#   apt-get download libturbojpeg0 libturbojpeg0-dev      # on a machine with Debian's archive
+#   apt-get download libturbojpeg0 libturbojpeg0-dev libjpeg62-turbo libjpeg62-turbo-dev   # with Debian's archive
 #   bash benchmarks/scaling_on_bare_host.sh DEBS_DIR OUT_DIR [bench_scaling.py args ...]
 #
 # Writes OUT_DIR/scaling.md and .json (every core), OUT_DIR/two-cores.md (taskset -c 0,1) and the log.
@@ -19,20 +20,24 @@ START=$(date +%s)
 say() { echo "[$(( $(date +%s) - START )) s] $*"; }
 
 mkdir -p "$TJ"
-for deb in "$DEBS"/libturbojpeg0*.deb; do dpkg -x "$deb" "$TJ"; done
+for deb in "$DEBS"/libturbojpeg0*.deb "$DEBS"/libjpeg62-turbo*.deb; do dpkg -x "$deb" "$TJ"; done
 LIB=$(dirname "$(find "$TJ" -name 'libturbojpeg.so*' | head -1)")
 export CPATH="$TJ/usr/include${CPATH:+:$CPATH}" LIBRARY_PATH="$LIB" LD_LIBRARY_PATH="$LIB"
 [ -e "$LIB/libturbojpeg.so" ] || ln -sf "$(basename "$(find "$LIB" -name 'libturbojpeg.so.*' | head -1)")" "$LIB/libturbojpeg.so"
 
-# The extension, built as setup.py builds it (setuptools may be missing here).
+# The extension, built as setup.py builds it (setuptools may be missing here); a baseline tree
+# gets its own, from its own sources (the batch calls changed with the code).
 INC=$($PY -c "import sysconfig; print(sysconfig.get_paths()['include'])")
 EXT=$($PY -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
-cc -shared -fPIC -O3 -std=c11 -Wall -Wextra -fvisibility=hidden -I"$INC" native/*.c -lturbojpeg -lm \
-    -o "imgprep/_native$EXT"
-$PY -c "import imgprep._native as n; print('native core on libjpeg-turbo', n.LIBJPEG_TURBO_VERSION)"
+build() {
+    (cd "$1" && cc -shared -fPIC -O3 -std=c11 -Wall -Wextra -fvisibility=hidden -I"$INC" native/*.c \
+        -lturbojpeg -ljpeg -lm -o "imgprep/_native$EXT" 2>&1 | grep -v warning || true)
+    (cd "$1" && $PY -c "import imgprep._native as n; print('$1: native core on libjpeg-turbo', n.LIBJPEG_TURBO_VERSION)")
+}
+build .
 BASE=()
 if [ -d base/imgprep ]; then
-    cp "imgprep/_native$EXT" base/imgprep/
+    build base
     BASE=(--baseline "$PWD/base")
 fi
 say "built; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
