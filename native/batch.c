@@ -234,7 +234,7 @@ static size_t frame_in_place(buf *out, size_t start, size_t n) {
  * record's CRC-32 (imgprep.formats.checksums.record_crc: zlib's CRC-32 of the framed bytes) and
  * the packed image's size (imgprep.formats.imagesize.dimensions, ported for JPEGs). */
 
-static uint32_t crc_table[8][256];
+static uint32_t crc_table[16][256];
 static int crc_ready; /* set under the GIL (pack_batch's caller holds it when it builds the table) */
 
 static void crc_init(void) {
@@ -244,21 +244,21 @@ static void crc_init(void) {
         crc_table[0][i] = c;
     }
     for (int i = 0; i < 256; i++)
-        for (int s = 1; s < 8; s++) crc_table[s][i] = (crc_table[s - 1][i] >> 8) ^ crc_table[0][crc_table[s - 1][i] & 0xFF];
+        for (int s = 1; s < 16; s++) crc_table[s][i] = (crc_table[s - 1][i] >> 8) ^ crc_table[0][crc_table[s - 1][i] & 0xFF];
     crc_ready = 1;
 }
 
 static uint32_t crc32_of(const unsigned char *p, size_t n) {
     uint32_t c = 0xFFFFFFFFu;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    for (; n >= 8; p += 8, n -= 8) { /* slicing by 8 */
-        uint32_t a, b;
-        memcpy(&a, p, 4);
-        memcpy(&b, p + 4, 4);
-        a ^= c;
-        c = crc_table[7][a & 0xFF] ^ crc_table[6][(a >> 8) & 0xFF] ^ crc_table[5][(a >> 16) & 0xFF] ^
-            crc_table[4][a >> 24] ^ crc_table[3][b & 0xFF] ^ crc_table[2][(b >> 8) & 0xFF] ^
-            crc_table[1][(b >> 16) & 0xFF] ^ crc_table[0][b >> 24];
+    for (; n >= 16; p += 16, n -= 16) { /* slicing by 16 */
+        uint32_t w[4];
+        memcpy(w, p, 16);
+        w[0] ^= c;
+        c = 0;
+        for (int k = 0; k < 4; k++)
+            c ^= crc_table[15 - 4 * k][w[k] & 0xFF] ^ crc_table[14 - 4 * k][(w[k] >> 8) & 0xFF] ^
+                 crc_table[13 - 4 * k][(w[k] >> 16) & 0xFF] ^ crc_table[12 - 4 * k][w[k] >> 24];
     }
 #endif
     while (n--) c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
