@@ -22,12 +22,12 @@ import os
 import queue
 import tempfile
 import threading
-import zlib
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from imgprep.errors import FormatError, StorageError
+from imgprep.formats.checksums import record_crc
 from imgprep.formats.dataset import ShardEntry
 from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
 from imgprep.imaging.native import index_lines
@@ -106,9 +106,10 @@ def _part(crcs: Sequence[int] | None, start: int, stop: int) -> Sequence[int] | 
 
 
 def _crcs_of(records: bytes | memoryview, sizes: Sequence[int]) -> array:
+    """The records' checksums, for callers that did not make them (the packer's workers do)."""
     view, at, crcs = memoryview(records), 0, array("I")
     for size in sizes:
-        crcs.append(zlib.crc32(view[at : at + size]))
+        crcs.append(record_crc(view[at : at + size]))
         at += size
     return crcs
 
