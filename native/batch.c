@@ -29,9 +29,8 @@
 
 #include "batch.h"
 #include "core.h"
+#include "recordio.h"
 
-#define RIO_MAGIC 0xCED7230Au
-#define RIO_MAX ((1u << 29) - 1)
 #define IR_SIZE 24
 
 /* ------------------------------------------------------------------------------------------ */
@@ -167,29 +166,12 @@ static int reserve(buf *b, size_t extra) {
  * record from Python).  The payload sits at out->data + at, already in place; it is framed there
  * when no aligned magic word occurs in it (almost always), else rewritten part by part. */
 
-static void put32(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static size_t count_magic(const unsigned char *d, size_t n) {
-    size_t count = 0;
-    for (size_t i = 0; i + 4 <= n; i += 4) {
-        uint32_t w;
-        memcpy(&w, d + i, 4);
-        count += w == RIO_MAGIC;
-    }
-    return count;
-}
-
 /* The record's payload (n bytes) was placed at out->data + start + 8; frame it in place.
  * Returns the framed size, or 0 when it cannot be framed (too large, no memory). */
 static size_t frame_in_place(buf *out, size_t start, size_t n) {
     size_t pad = (4 - n % 4) % 4, magics;
     if (n > RIO_MAX) return 0;
-    magics = count_magic(out->data + start + 8, n);
+    magics = count_aligned_magic(out->data + start + 8, n);
     if (magics == 0) {
         put32(out->data + start, RIO_MAGIC);
         put32(out->data + start + 4, (uint32_t)n);

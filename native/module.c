@@ -16,6 +16,7 @@
 #include "batch.h"
 #include "reader_py.h"
 #include "lstscan.h"
+#include "recordio.h"
 
 #if defined(__has_include)
 #if __has_include(<jconfig.h>)
@@ -126,28 +127,7 @@ static PyObject *py_encode_pixels(PyObject *self, PyObject *args) {
 
 /* dmlc RecordIO framing of header + body in one pass (see imgprep/formats/recordio.py for the
  * rules, and the pure-Python reference it must match byte for byte).  On megabyte payloads
- * (--pass-through) the scan for the magic word is most of the cost of framing. */
-#define RIO_MAGIC 0xCED7230Au
-#define RIO_MAX ((1u << 29) - 1)
-
-static void put32(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-/* Aligned words equal to the magic, counted in a branch-free loop the compiler vectorises:
- * almost every payload has none, and then framing is one header and one memcpy. */
-static size_t count_aligned_magic(const unsigned char *d, size_t n) {
-    size_t count = 0;
-    for (size_t i = 0; i + 4 <= n; i += 4) {
-        uint32_t w;
-        memcpy(&w, d + i, 4);
-        count += w == RIO_MAGIC;
-    }
-    return count;
-}
+ * (--pass-through) the scan for the magic word is most of the cost of framing (recordio.h). */
 
 static size_t next_aligned_magic(const unsigned char *d, size_t n, size_t from) {
     for (size_t i = from; i + 4 <= n; i += 4) {
