@@ -12,7 +12,6 @@ from pathlib import Path
 
 from mkdocs.structure.files import File, Files
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 _DOCS_LINK = re.compile(r"\]\(docs/")
 
 
@@ -24,5 +23,6 @@ def home_page(readme: str) -> str:
 def on_files(files: Files, config) -> Files:
     if files.get_file_from_path("index.md") is not None:
         raise SystemExit("docs/index.md exists: the home page is made from README.md (scripts/docs_hooks.py)")
-    files.append(File.generated(config, "index.md", content=home_page(README.read_text(encoding="utf-8"))))
+    readme = Path(config.config_file_path).parent / "README.md"  # beside mkdocs.yml: the repository root
+    files.append(File.generated(config, "index.md", content=home_page(readme.read_text(encoding="utf-8"))))
     return files
