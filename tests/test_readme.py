@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import imgfactory
 import pytest
 import torch  # `make venv-test` installs a CPU build (TORCH_SPEC in the Makefile)
 from data_fixture import payloads, write_shards
+from test_convert_cli import mnist_files
 
 import imgprep
 
@@ -22,9 +24,23 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 DOCS = REPO / "docs"
 
 
+def _fenced(text: str) -> list[tuple[str, str]]:
+    """``(info, body)`` of every fenced block, list items' indented ones included (dedented)."""
+    blocks, info, body, indent = [], None, [], ""
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if info is None and stripped.startswith("```"):
+            info, body, indent = stripped[3:], [], line[: len(line) - len(line.lstrip())]
+        elif info is not None and stripped == "```" and line.startswith(indent):
+            blocks.append((info, textwrap.dedent("".join(body))))
+            info = None
+        elif info is not None:
+            body.append(line)
+    return blocks
+
+
 def _python_blocks(text: str) -> list[str]:
-    """Every fenced Python block, list items' indented ones included, dedented."""
-    return [textwrap.dedent(body) for _, body in re.findall(r"^( *)```python\n(.*?)^\1```", text, re.S | re.M)]
+    return [body for info, body in _fenced(text) if info == "python"]
 
 
 def _training_loop() -> str:
@@ -83,6 +99,39 @@ def test_the_training_loop_stops_with_one_line_when_the_classes_are_unknown(tmp_
     assert proc.stderr.strip().splitlines() == [
         f"{tmp_path / 'bare'}/train: its dataset record does not give num_classes; cannot size the model's head"]
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+def test_the_python_api_example_runs_as_copied(tmp_path: Path) -> None:
+    (block,) = [b for b in _python_blocks(README) if "imgprep.convert(" in b]
+    imgfactory.class_tree(tmp_path / "photos", ["cat", "dog", "eel"], per_class=6)
+    mnist_files(tmp_path / "fashion-mnist", n_train=20, n_test=10)
+    proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "data" / "train.rec").stat().st_size > 0
+    assert (tmp_path / "fmnist" / "val.rec").stat().st_size > 0
+
+
+def _launch_commands(text: str) -> list[list[str]]:
+    blocks = [body for info, body in _fenced(text) if info in ("", "sh")]
+    return [shlex.split(c.replace("\\\n", " ")) for b in blocks for c in re.split(r"\n(?=\S)", b)
+            if c.startswith("imgprep launch ")]
+
+
+def test_every_processing_job_in_the_docs_makes_a_valid_request() -> None:
+    from click.testing import CliRunner
+
+    from imgprep.cli.processing import launch
+
+    commands = _launch_commands(README) + _launch_commands((DOCS / "processing.md").read_text(encoding="utf-8"))
+    assert len(commands) >= 4
+    for words in commands:
+        args = [{"IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/imgprep:1",
+                 "ROLE": "arn:aws:iam::123456789012:role/R"}.get(w, w) for w in words[2:]]
+        result = CliRunner().invoke(launch, ["--dry-run", *args])
+        assert result.exit_code == 0, f"{' '.join(words)}\n{result.output}"
+        request = json.loads(result.output)
+        assert request["AppSpecification"]["ContainerArguments"] == words[words.index("--") + 1:]
 
 
 def test_the_training_page_shows_the_readme_loop() -> None:
