@@ -2,22 +2,36 @@
 
 The README is the front page on GitHub and links into ``docs/``; the site serves the same text as
 ``index.md`` with those links made relative to ``docs/``, so the front page has one source and a
-link the README gets wrong fails the strict build like any other.
+link the README gets wrong fails the strict build like any other. A page under ``docs/`` that
+links back to the README (``../README.md``, right on GitHub) is pointed at that home page.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from mkdocs.structure.files import File, Files
 
 _DOCS_LINK = re.compile(r"\]\(docs/")
+_README_LINK = re.compile(r"\]\(((?:\.\./)+)README\.md(?=[#)])")
 
 
 def home_page(readme: str) -> str:
     """README.md as ``docs/index.md``: ``](docs/x.md)`` becomes ``](x.md)``."""
     return _DOCS_LINK.sub("](", readme)
+
+
+def readme_links_to_home(markdown: str, page: str) -> str:
+    """In ``docs/<page>``, ``](../README.md#x)`` (one ``../`` more than the page is deep) becomes
+    ``](index.md#x)`` relative to the page; other links are left to the strict build to judge."""
+    depth = len(PurePosixPath(page).parts) - 1
+
+    def home(match: re.Match[str]) -> str:
+        ups = match.group(1).count("../")
+        return f"]({'../' * depth}index.md" if ups == depth + 1 else match.group(0)
+
+    return _README_LINK.sub(home, markdown)
 
 
 def on_files(files: Files, config) -> Files:
@@ -26,3 +40,9 @@ def on_files(files: Files, config) -> Files:
     readme = Path(config.config_file_path).parent / "README.md"  # beside mkdocs.yml: the repository root
     files.append(File.generated(config, "index.md", content=home_page(readme.read_text(encoding="utf-8"))))
     return files
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    if page.file.src_uri == "index.md":
+        return markdown
+    return readme_links_to_home(markdown, page.file.src_uri)

@@ -136,11 +136,14 @@ def test_no_page_loads_anything_from_the_network(site: Path) -> None:
 
 
 def test_a_page_outside_the_nav_is_built_not_refused(checkout: Path, tmp_path: Path) -> None:
-    # Pages written on other branches land before the nav names them.
-    (checkout / "docs" / "new-topic.md").write_text("# A new topic\n\nSee [pack](pack.md#exit-status).\n")
+    # Pages written on other branches land before the nav names them; their links back to the
+    # README (right on GitHub) lead to the home page.
+    (checkout / "docs" / "new-topic.md").write_text(
+        "# A new topic\n\nSee [pack](pack.md#exit-status) and [the set-up](../README.md#set-up-two-commands).\n")
     proc = _build(checkout, tmp_path / "site")
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "site" / "new-topic.html").exists()
+    page = (tmp_path / "site" / "new-topic.html").read_text(encoding="utf-8")
+    assert 'href="pack.html#exit-status"' in page and 'href="index.html#set-up-two-commands"' in page
 
 
 def test_broken_links_and_anchors_fail_the_build_each_named(checkout: Path, tmp_path: Path) -> None:
