@@ -21,7 +21,14 @@ import numpy as np
 from imgprep.data import records
 from imgprep.data.index import RecordIndex
 from imgprep.data.transforms import Transform, decode_batch, decode_full, mix
-from imgprep.errors import FormatError, ImageError, ImgprepError, UsageError
+from imgprep.errors import ChangedError, FormatError, ImageError, ImgprepError, UsageError
+from imgprep.formats.checksums import check_record
+from imgprep.formats.checksums import decode as decode_crcs
+from imgprep.formats.dataset import DatasetRecord
+from imgprep.formats.imagesize import dimensions
+from imgprep.imaging.geometry import check_limit
+from imgprep.imaging.spec import DEFAULT_MAX_PIXELS
+from imgprep.layout import Dataset as FoundDataset
 from imgprep.layout import find_shards
 from imgprep.storage.base import Store
 
@@ -43,16 +50,31 @@ class Dataset:
     record and byte) or ``"skip"`` (``ds[i]`` returns None for it, and :attr:`skipped` counts it).
     ``storage``: the Store to read through (default: local paths and ``s3://`` with the usual
     AWS configuration).
+
+    What is refused (see ``docs/reader-checks.md``): a class id outside ``num_classes``, a
+    multi-hot value other than 0 or 1, a record whose CRC-32 differs from the one the dataset
+    record keeps for it (``checksums=False`` skips that check), an image whose header declares
+    more than ``max_pixels`` pixels (pack's limit, checked before decoding), and any file of the
+    dataset replaced or rewritten after it was opened (:class:`~imgprep.errors.ChangedError`:
+    open the dataset again).  ``num_classes``: the dataset record's when it has one; for
+    datasets without (another tool's ``.rec``, an older pack) give it here, or it stays None
+    (unknown: class ids are then only checked to be whole and non-negative).
     """
 
     def __init__(self, path: str, *, transform: Transform | None = None, seed: int = 0, errors: str = "raise",
-                 storage: Store | None = None) -> None:
+                 storage: Store | None = None, num_classes: int | None = None, checksums: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         if errors not in ("raise", "skip"):
             raise UsageError(f"errors={errors!r} must be 'raise' or 'skip'")
+        if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 1):
+            raise UsageError(f"num_classes={num_classes!r} must be a positive integer")
+        if int(max_pixels) < 1:
+            raise UsageError(f"max_pixels={max_pixels!r} must be positive")
         self.path = str(path)
         self.transform = transform
         self.seed = int(seed)
         self.errors = errors
+        self.max_pixels = int(max_pixels)
         self.skipped = 0
         self._lock = threading.Lock()
         if storage is None:
@@ -61,13 +83,19 @@ class Dataset:
             storage = Storage()
         self.storage = storage
         found = find_shards(self.path, storage)
+        files = [f for s in found.shards for f in (s.rec, s.idx)]
+        self.versions = _versions(storage, files)  # pinned before the .idx is read: the generation read
         sizes = [s.rec_bytes if s.rec_bytes is not None else storage.size(s.rec) for s in found.shards]
         self.index = RecordIndex.read(storage, [(s.rec, s.idx, size) for s, size in zip(found.shards, sizes)])
+        if _versions(storage, files) != self.versions:
+            raise ChangedError("the dataset was replaced while it was being opened (a pack or prepare "
+                               "republished it): open it again", path=self.path)
         record = found.record  # the dataset record, when a pack wrote one: its label width and classes
+        self.crcs = _checksums(found, self.index) if checksums else None
         width = record.label_width if record else None
         if width is None:
             width = records.peek_width(self._read(0), 0) if len(self) else 1
-        self.labels = records.LabelShape(width, record.num_classes if record else None)
+        self.labels = records.LabelShape(width, _num_classes(record, num_classes, self.path))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -101,7 +129,7 @@ class Dataset:
         parsed: dict[int, tuple[int, Any, memoryview]] = {}
         for j, i in enumerate(indices):
             got = fetched[j].result() if fetched is not None else self.fetch(i)
-            if isinstance(got, FormatError):
+            if isinstance(got, FormatError | ImageError):
                 failures[j] = got
             else:
                 parsed[j] = got
@@ -128,29 +156,45 @@ class Dataset:
         return [Sample(images[j], parsed[j][1], parsed[j][0], indices[j]) for j in range(len(indices))
                 if j not in failures]
 
-    def fetch(self, index: int) -> tuple[int, int | np.ndarray, memoryview] | FormatError:
+    def fetch(self, index: int) -> tuple[int, int | np.ndarray, memoryview] | FormatError | ImageError:
         """:meth:`record`, with a damaged record's error returned rather than raised (a
         :class:`StorageError`, no record's fault, still raises)."""
         try:
             return self.record(index)
-        except FormatError as exc:
+        except (FormatError, ImageError) as exc:
             return exc
 
     def record(self, index: int) -> tuple[int, int | np.ndarray, memoryview]:
-        """``(id, label, encoded image)`` of record ``index``; a damaged record is a FormatError
-        naming its shard and byte."""
+        """``(id, label, encoded image)`` of record ``index``; a damaged record (framing, header,
+        label, checksum, an image over the pixel limit) is a FormatError or ImageError naming its
+        shard, number and byte."""
         if not 0 <= index < len(self):
             raise IndexError(f"record {index} of a dataset of {len(self)}")
         where = self.index.locate(index)
+        data = self._read(index)
         try:
-            return records.parse(self._read(index), where.start, self.labels)
+            if self.crcs is not None:
+                check_record(data, int(self.crcs[index]), where=f"record at byte {where.start}")
+            rid, label, image = records.parse(data, where.start, self.labels)
         except FormatError as exc:
-            raise FormatError(f"record {index}: {exc.message}", path=where.uri) from None
+            raise type(exc)(f"record {index}: {exc.message}", path=where.uri) from None
+        size = dimensions(image)
+        if size is not None:
+            try:
+                check_limit(*size, self.max_pixels, raise_with="Dataset(max_pixels=...)")
+            except ImageError as exc:
+                raise self._name(exc, index) from None
+        return rid, label, image
 
     def _read(self, index: int) -> bytes:
         where = self.index.locate(index)
-        with self.storage.open_read(where.uri, where.start, where.end) as fh:
-            data = fh.read()
+        try:
+            with self.storage.open_read(where.uri, where.start, where.end, version=self.versions[where.uri]) as fh:
+                data = fh.read()
+        except ChangedError as exc:
+            raise ChangedError(f"the dataset changed while it was read (a pack or prepare republished it after "
+                               f"this Dataset opened it; record {index} would come from the new files through the "
+                               f"old index): open it again ({exc.message})", path=exc.path) from None
         if len(data) != where.end - where.start:
             raise FormatError(f"record {index} at byte {where.start}: the shard ends after {len(data)} of its "
                               f"{where.end - where.start} bytes", path=where.uri)
@@ -168,4 +212,33 @@ class Dataset:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"Dataset({self.path!r}, {len(self)} records, label_width={self.label_width})"
+        classes = "unknown" if self.num_classes is None else self.num_classes
+        return f"Dataset({self.path!r}, {len(self)} records, label_width={self.label_width}, num_classes={classes})"
+
+
+def _versions(storage: Store, files: list[str]) -> dict[str, str | None]:
+    return {uri: storage.version(uri) for uri in files}
+
+
+def _num_classes(record: DatasetRecord | None, given: int | None, path: str) -> int | None:
+    """The dataset record's ``num_classes``; ``given`` where it has none; never a guess."""
+    stored = record.num_classes if record is not None else None
+    if given is not None and stored is not None and int(given) != stored:
+        raise UsageError(f"num_classes={given} but the dataset record says {stored}", path=path)
+    return stored if stored is not None else (None if given is None else int(given))
+
+
+def _checksums(found: FoundDataset, index: RecordIndex) -> np.ndarray | None:
+    """Each record's CRC-32 in index order, from the dataset record; None when it keeps none (shards
+    another tool wrote, or a pack from before the checksums).  The i-th smallest offset of a shard's
+    ``.idx`` is its i-th record, as :func:`imgprep.formats.checksums.by_offset` reads them."""
+    entries = [s.entry for s in found.shards]
+    if not entries or any(e is None or e.record_crc32 is None for e in entries):
+        return None
+    parts = []
+    for number, (shard, entry) in enumerate(zip(found.shards, entries)):
+        count = int(index.starts[number + 1] - index.starts[number])
+        if count != entry.records:
+            raise FormatError(f"its .idx lists {count} records, the dataset record {entry.records}", path=shard.idx)
+        parts.append(np.frombuffer(decode_crcs(entry.record_crc32, entry.records).tobytes(), np.uint32))
+    return np.concatenate(parts)

@@ -99,20 +99,27 @@ def pack_image_record(label: float | Sequence[float], id: int, image: bytes, id2
     return pack_header(label, id, id2) + bytes(image)
 
 
+def image_header(payload: bytes | memoryview) -> tuple[IRHeader, int]:
+    """The header of an image record and where its image starts (after ``flag`` float32 labels):
+    the one reading of MXNet's header that packing, verify and the training reader share."""
+    if len(payload) < IR_SIZE:
+        raise FormatError(f"image record of {len(payload)} bytes is shorter than its {IR_SIZE}-byte header")
+    header = IRHeader(*_IR.unpack_from(payload))
+    end = IR_SIZE + 4 * header.flag
+    if end > len(payload):
+        raise FormatError(f"image record header says {header.flag} labels but the record holds {len(payload)} bytes")
+    return header, end
+
+
 def unpack_image_record(payload: bytes | memoryview) -> tuple[IRHeader, tuple[float, ...], bytes]:
     """Split an image record payload into (header, labels, image bytes).
 
     ``labels`` is ``(header.label,)`` for single-label records and the packed vector otherwise.
     """
     data = memoryview(payload)
-    if len(data) < IR_SIZE:
-        raise FormatError(f"image record of {len(data)} bytes is shorter than its {IR_SIZE}-byte header")
-    header = IRHeader(*_IR.unpack_from(data))
+    header, end = image_header(data)
     if header.flag == 0:
         return header, (header.label,), bytes(data[IR_SIZE:])
-    end = IR_SIZE + 4 * header.flag
-    if end > len(data):
-        raise FormatError(f"image record header says {header.flag} labels but the record holds {len(data)} bytes")
     labels = struct.unpack_from(f"<{header.flag}f", data, IR_SIZE)
     return header, labels, bytes(data[end:])
 
