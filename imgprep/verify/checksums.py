@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgprep.formats import checksums
-from imgprep.verify.index import Index
+from imgprep.formats.rioindex import Index
 from imgprep.verify.report import Report, record_at
 from imgprep.verify.target import Shard
 
