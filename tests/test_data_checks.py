@@ -50,6 +50,8 @@ def test_a_label_outside_num_classes_names_shard_record_and_byte(tmp_path: Path)
     rec, offsets = _write(tmp_path / "x.rec", [0, 2, 25, 1])
     unknown = Dataset(rec)
     assert unknown.num_classes is None and "num_classes=unknown" in repr(unknown)
+    assert unknown.num_classes_unknown == ("no dataset record (shards another tool wrote): "
+                                           "pass Dataset(..., num_classes=N)")
     assert unknown.record(2)[1] == 25  # nothing says 25 is wrong: nothing is guessed
     ds = Dataset(rec, num_classes=3, transform=Transform.eval(16))
     assert ds.num_classes == 3 and ds[1][1] == 2

@@ -58,7 +58,9 @@ class Dataset:
     dataset replaced or rewritten after it was opened (:class:`~imgprep.errors.ChangedError`:
     open the dataset again).  ``num_classes``: the dataset record's when it has one; for
     datasets without (another tool's ``.rec``, an older pack) give it here, or it stays None
-    (unknown: class ids are then only checked to be whole and non-negative).
+    (unknown: class ids are then only checked to be whole and non-negative, and
+    :attr:`num_classes_unknown` says why).  :attr:`class_names`: the names by class id, when the
+    dataset record has them.
     """
 
     def __init__(self, path: str, *, transform: Transform | None = None, seed: int = 0, errors: str = "raise",
@@ -96,6 +98,8 @@ class Dataset:
         if width is None:
             width = records.peek_width(self._read(0), 0) if len(self) else 1
         self.labels = records.LabelShape(width, _num_classes(record, num_classes, self.path))
+        self.class_names: tuple[str, ...] | None = getattr(record, "class_names", None)
+        self.num_classes_unknown = None if self.num_classes is not None else _unknown(record)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -226,6 +230,15 @@ def _num_classes(record: DatasetRecord | None, given: int | None, path: str) -> 
     if given is not None and stored is not None and int(given) != stored:
         raise UsageError(f"num_classes={given} but the dataset record says {stored}", path=path)
     return stored if stored is not None else (None if given is None else int(given))
+
+
+def _unknown(record: DatasetRecord | None) -> str:
+    """Why ``num_classes`` is None, in a line a person can act on."""
+    if record is None:
+        why = "no dataset record (shards another tool wrote)"
+    else:
+        why = getattr(record, "num_classes_unknown", None) or "the dataset record does not say (an older pack)"
+    return f"{why}: pass Dataset(..., num_classes=N)"
 
 
 def _checksums(found: FoundDataset, index: RecordIndex) -> np.ndarray | None:
