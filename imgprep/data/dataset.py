@@ -85,13 +85,11 @@ class Dataset:
             storage = Storage()
         self.storage = storage
         found = find_shards(self.path, storage)
-        files = [f for s in found.shards for f in (s.rec, s.idx)]
-        self.versions = _versions(storage, files)  # pinned before the .idx is read: the generation read
+        # Each .rec's generation is pinned before its .idx is read: a republish at any later moment
+        # (the two are replaced together) makes every read of the pinned .rec fail, never mix.
+        self.versions = {s.rec: storage.version(s.rec) for s in found.shards}
         sizes = [s.rec_bytes if s.rec_bytes is not None else storage.size(s.rec) for s in found.shards]
         self.index = RecordIndex.read(storage, [(s.rec, s.idx, size) for s, size in zip(found.shards, sizes)])
-        if _versions(storage, files) != self.versions:
-            raise ChangedError("the dataset was replaced while it was being opened (a pack or prepare "
-                               "republished it): open it again", path=self.path)
         record = found.record  # the dataset record, when a pack wrote one: its label width and classes
         self.crcs = _checksums(found, self.index) if checksums else None
         width = record.label_width if record else None
@@ -218,10 +216,6 @@ class Dataset:
     def __repr__(self) -> str:
         classes = "unknown" if self.num_classes is None else self.num_classes
         return f"Dataset({self.path!r}, {len(self)} records, label_width={self.label_width}, num_classes={classes})"
-
-
-def _versions(storage: Store, files: list[str]) -> dict[str, str | None]:
-    return {uri: storage.version(uri) for uri in files}
 
 
 def _num_classes(record: DatasetRecord | None, given: int | None, path: str) -> int | None:
