@@ -119,6 +119,12 @@ def image_header(payload: bytes | memoryview) -> tuple[IRHeader, int]:
     return header, end
 
 
+def header_id(payload: bytes | memoryview) -> int | None:
+    """The id in an image record's header, when the payload is long enough to hold one (what names
+    a record whose framing or labels are damaged)."""
+    return IRHeader(*_IR.unpack_from(payload)).id if len(payload) >= IR_SIZE else None
+
+
 def unpack_image_record(payload: bytes | memoryview) -> tuple[IRHeader, tuple[float, ...], bytes]:
     """Split an image record payload into (header, labels, image bytes).
 
