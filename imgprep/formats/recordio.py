@@ -14,10 +14,11 @@ The ``.idx`` file is text, ``key<TAB>offset<LF>`` per record, offset of the reco
 parsed by :mod:`imgprep.formats.rioindex` for every reader.
 
 Readers of records come in three modes, all here: strict (:class:`RecordReader`: the first
-damage is an error), report-and-continue (:meth:`RecordReader.read_record` with
-:meth:`RecordReader.find_record_start` to resynchronise, what verify walks with) and fast
-(:func:`unframe` of a record's byte range fetched whole, the training reader); :func:`parts`
-is the one part-header walk of a stream read once.
+damage is an error), report-and-continue (:meth:`RecordReader.salvage`: damage reported, reading
+resynchronised at the next record start; what verify walks with) and fast (:func:`unframe` of
+one record's byte range fetched whole; the training reader).  :func:`walk` is the one part-header
+walk of a stream read once (rebuilding an index, checksumming a shard); :func:`image_header` the
+one reading of the image record header.
 """
 
 from __future__ import annotations
@@ -499,6 +500,26 @@ class RecordReader:
                     return pos + i
                 i = chunk.find(MAGIC_BYTES, i + 1)
             pos += limit
+
+    def salvage(self, size: int,
+                damaged: Callable[[int, int, str, int | None], None]) -> Iterator[tuple[int, int, bytes]]:
+        """Report-and-continue: ``(ordinal, offset, payload)`` of every readable record of the
+        first ``size`` bytes.  Where framing breaks, ``damaged(ordinal, offset, message, resync)``
+        is told (``resync``: where reading goes on, None when no record start follows) and the
+        walk resynchronises at the next record start, so one bad record never hides the rest."""
+        offset, ordinal = 0, 0
+        while offset < size:
+            try:
+                payload, nxt = self.read_record(offset)
+            except FormatError as exc:
+                resync = self.find_record_start(offset + 4)
+                damaged(ordinal, offset, exc.message, resync)
+                if resync is None:
+                    return
+                offset, ordinal = resync, ordinal + 1
+                continue
+            yield ordinal, offset, payload
+            offset, ordinal = nxt, ordinal + 1
 
     def scan(self, start: int) -> Iterator[tuple[int, bytes]]:
         """Resynchronise at the first record start at or after ``start`` and read to the end."""
