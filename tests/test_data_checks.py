@@ -76,8 +76,9 @@ def test_num_classes_comes_from_the_dataset_record_and_a_conflict_is_refused(tmp
         ds[3]
     with pytest.raises(UsageError, match="num_classes=5 but the dataset record says 3"):
         Dataset(str(prefix), num_classes=5)
-    with pytest.raises(UsageError, match="num_classes"):
-        Dataset(str(prefix), num_classes=0)
+    for bad in (0, "twenty", 2.5, True):
+        with pytest.raises(UsageError, match=rf"num_classes={bad!r} must be a positive integer"):
+            Dataset(str(prefix), num_classes=bad)
 
 
 @pytest.mark.parametrize(("value", "shown"), [(float("nan"), "nan"), (7.0, "7"), (0.5, "0.5"), (-1.0, "-1")])

@@ -10,6 +10,7 @@ rebuild: it pickles (spawned workers; the index is mapped, not copied, see
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -68,15 +69,13 @@ class Dataset:
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         if errors not in ("raise", "skip"):
             raise UsageError(f"errors={errors!r} must be 'raise' or 'skip'")
-        if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 1):
-            raise UsageError(f"num_classes={num_classes!r} must be a positive integer")
-        if int(max_pixels) < 1:
-            raise UsageError(f"max_pixels={max_pixels!r} must be positive")
+        num_classes = None if num_classes is None else _positive("num_classes", num_classes)
+        max_pixels = _positive("max_pixels", max_pixels)
         self.path = str(path)
         self.transform = transform
         self.seed = int(seed)
         self.errors = errors
-        self.max_pixels = int(max_pixels)
+        self.max_pixels = max_pixels
         self.skipped = 0
         self._lock = threading.Lock()
         if storage is None:
@@ -218,12 +217,23 @@ class Dataset:
         return f"Dataset({self.path!r}, {len(self)} records, label_width={self.label_width}, num_classes={classes})"
 
 
+def _positive(name: str, value: Any) -> int:
+    """A whole number above zero (as the CLI's options take them), else one UsageError line."""
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else 0
+    except TypeError:
+        number = 0
+    if number < 1:
+        raise UsageError(f"{name}={value!r} must be a positive integer")
+    return number
+
+
 def _num_classes(record: DatasetRecord | None, given: int | None, path: str) -> int | None:
     """The dataset record's ``num_classes``; ``given`` where it has none; never a guess."""
     stored = record.num_classes if record is not None else None
-    if given is not None and stored is not None and int(given) != stored:
+    if given is not None and stored is not None and given != stored:
         raise UsageError(f"num_classes={given} but the dataset record says {stored}", path=path)
-    return stored if stored is not None else (None if given is None else int(given))
+    return stored if stored is not None else given
 
 
 def _unknown(record: DatasetRecord | None) -> str:
