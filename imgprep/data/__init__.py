@@ -15,6 +15,11 @@
   decoded by the native core reading only the crop.
 - :class:`Loader`: threaded batches in a seeded global order, per rank; ``state_dict`` / ``load_state_dict``.
 - :class:`Sampler`: the same order for a DataLoader.
+
+Every record read is checked (docs/reader-checks.md): labels against ``num_classes``, multi-hot
+values 0/1, the record's CRC-32 against the dataset record, the image's pixel count from its
+header, and the files' generation (a dataset republished under a running epoch is a
+``ChangedError``, never new bytes through the old index).
 """
 
 from imgprep.data.dataset import Dataset, Sample
