@@ -11,15 +11,12 @@
 
 - :class:`Dataset`: a dataset record, a shard prefix or a ``.rec`` (+ ``.idx``), local or ``s3://``;
   ``ds[i]`` → ``(image, label)``; works as a map-style dataset of ``torch.utils.data.DataLoader``.
+  Every record read is checked (labels against ``num_classes``, multi-hot 0/1, its CRC-32, the
+  pixel count in its header, the files' generation: docs/reader-checks.md).
 - :class:`Transform`: ``train`` (random resized crop + flip) or ``eval`` (shorter side + centre crop),
   decoded by the native core reading only the crop.
 - :class:`Loader`: threaded batches in a seeded global order, per rank; ``state_dict`` / ``load_state_dict``.
 - :class:`Sampler`: the same order for a DataLoader.
-
-Every record read is checked (docs/reader-checks.md): labels against ``num_classes``, multi-hot
-values 0/1, the record's CRC-32 against the dataset record, the image's pixel count from its
-header, and the files' generation (a dataset republished under a running epoch is a
-``ChangedError``, never new bytes through the old index).
 """
 
 from imgprep.data.dataset import Dataset, Sample
