@@ -110,6 +110,13 @@ def test_the_python_api_example_runs_as_copied(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "data" / "train.rec").stat().st_size > 0
     assert (tmp_path / "fmnist" / "val.rec").stat().st_size > 0
+    # The Python API page's format modules, on what the front page's example wrote.
+    (formats,) = [b for b in _python_blocks((DOCS / "python-api.md").read_text(encoding="utf-8"))
+                  if "recordio.RecordReader" in b]
+    proc = subprocess.run([sys.executable, "-c", formats], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "subset.lst").read_text() and (tmp_path / "mine.idx").read_text().startswith("7\t0")
 
 
 def _launch_commands(text: str) -> list[list[str]]:
