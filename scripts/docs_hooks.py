@@ -8,12 +8,25 @@ links back to the README (``../README.md``, right on GitHub) is pointed at that 
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path, PurePosixPath
 
 from mkdocs.structure.files import File, Files
 
 _DOCS_LINK = re.compile(r"\]\(docs/")
+
+
+class _StarredAll(logging.Filter):
+    """griffe reads ``__all__ = [*NAME]`` as "the ``__all__`` of module NAME" and warns when NAME is a
+    list imported from elsewhere (``imgprep/__init__.py``'s callable submodules); the reference
+    names every object it shows, so that guess about the package's exports changes nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not re.search(r"Unsupported item in imgprep\.__all__:", record.getMessage())
+
+
+logging.getLogger("mkdocs.plugins.griffe").addFilter(_StarredAll())
 _README_LINK = re.compile(r"\]\(((?:\.\./)+)README\.md(?=[#)])")
 
 

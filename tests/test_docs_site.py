@@ -101,8 +101,9 @@ def test_pages_render_with_the_nav_and_the_api_reference(site: Path) -> None:
     expected = {
         "reference/api.html": ["imgprep.api.convert", "imgprep.api.prepare", "imgprep.api.pack",
                                "imgprep.api.verify", "imgprep.api.inspect"],
-        "reference/results.html": ["imgprep.api.PackSummary", "imgprep.api.PrepareResult", "imgprep.api.Report",
-                                   "imgprep.api.PackOptions", "imgprep.api.TransformSpec"],
+        "reference/results.html": ["imgprep.packing.packer.PackSummary", "imgprep.plan.PrepareResult",
+                                   "imgprep.verify.report.Report", "imgprep.packing.packer.PackOptions",
+                                   "imgprep.imaging.spec.TransformSpec"],
         "reference/data.html": ["imgprep.data.Dataset", "imgprep.data.Loader", "imgprep.data.Sampler",
                                 "imgprep.data.Transform", "imgprep.data.Dataset.num_classes"],
         "reference/errors.html": ["imgprep.errors.ImgprepError", "imgprep.errors.UsageError"],
