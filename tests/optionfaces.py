@@ -17,8 +17,8 @@ COMMANDS = ("convert", "prepare", "pack", "verify", "inspect", "merge", "cleanup
 
 
 def _type(kind: click.ParamType) -> Any:
-    if isinstance(kind, click.Choice):
-        return {"choice": sorted(kind.choices)}
+    if isinstance(kind, click.Choice):  # with the old spellings still taken but not listed
+        return {"choice": sorted([*kind.choices, *getattr(kind, "aliases", ())])}
     if isinstance(kind, click.IntRange | click.FloatRange):
         return {kind.name: [kind.min, kind.max, kind.min_open, kind.max_open]}
     return kind.name
@@ -29,6 +29,8 @@ def _param(param: click.Parameter) -> dict[str, Any]:
                            "type": _type(param.type), "required": param.required, "multiple": param.multiple,
                            "nargs": param.nargs}
     default = param.default
+    if repr(default) == "Sentinel.UNSET":  # click 8.2's "no default": a flag is False, an option None
+        default = False if getattr(param, "is_flag", False) and not param.secondary_opts else None
     row["default"] = default if isinstance(default, str | int | float | bool | type(None)) else repr(default)
     if isinstance(param, click.Option):
         row.update(flag=param.is_flag, envvar=param.envvar, count=param.count)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
+
+from imgprep.options import options
 
 
 @click.command(
@@ -28,19 +31,8 @@ Flat images (blank frames, swatches) match by identical bytes only. `convert/pre
 hashing into a union-find: no pair lists, memory ~ number of images.
 Exit status: 0 (even with duplicates: read the report), 1 error, 2 usage."""
 )
-@click.argument("path")
-@click.option("--root", default=None, help="Image root for .lst/.manifest input [default: the list's folder].")
-@click.option("--threshold", type=click.IntRange(0, 11), default=None,
-              help="Near-duplicate distance in bits [default: 8].")
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-@click.option("--html", "html_out", default=None, metavar="OUT.html",
-              help="Write one self-contained HTML page (and OUT-contact.png).")
-@click.option("--dedup-report", default=None, metavar="FILE",
-              help="Write every duplicate group as JSON Lines (members, splits, which to drop to close a leak).")
-@click.option("-j", "--num-workers", type=click.IntRange(min=1), default=None,
-              help="Decoding threads [default: all cores].")
-def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, html_out: str | None,
-            dedup_report: str | None, num_workers: int | None) -> None:
+@options("path", "inspect_root", "threshold", "as_json", "html_out", "dedup_report", "num_workers")
+def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | None, **given: Any) -> None:
     """Per-split class histograms, image sizes, exact and near duplicates, and leaks across splits."""
     from tqdm import tqdm
 
@@ -51,7 +43,8 @@ def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, h
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
     with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
-        findings = run_inspect(path, root=root, threshold=threshold, workers=num_workers, tick=bar.update)
+        findings = run_inspect(path, root=given["root"], threshold=given["threshold"], workers=given["num_workers"],
+                               tick=bar.update)
     if dedup_report:
         with open(dedup_report, "w", encoding="utf-8") as out:
             out.writelines(findings.report_lines())

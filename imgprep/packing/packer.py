@@ -216,6 +216,7 @@ def pack(
     spec: TransformSpec | None = None,
     options: PackOptions | None = None,
     *,
+    storage: Store | None = None,
     before_publish: Callable[[], None] | None = None,
 ) -> PackSummary:
     """Pack ``items`` (in order) from ``source`` into RecordIO at ``output`` (a prefix).
@@ -234,9 +235,9 @@ def pack(
     if not len(items):
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
-    storage = options.storage
+    storage = storage or options.storage  # PackOptions.storage: the API's older way to give it
     if storage is None:
-        raise UsageError("PackOptions.storage is not set: give the Store to write through (imgprep.Storage())")
+        raise UsageError("no Store to write through: pack(..., storage=imgprep.Storage())")
     clients = storage.clients(output) + (storage.clients(source, images=True) if isinstance(source, str) else ())
     require_for(clients, decode=not spec.pass_through)
     from imgprep.imaging.transform import select
