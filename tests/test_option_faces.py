@@ -47,8 +47,57 @@ def test_the_api_takes_the_keywords_it_took(name: str, tmp_path: Path) -> None:
     accepted = set(json.loads(API_REFERENCE.read_text())[name]) - _POSITIONAL
     for keyword in sorted(accepted):
         error = _call(name, tmp_path, **{keyword: None})
-        unknown = isinstance(error, TypeError) and "unexpected keyword" in str(error) or "unknown option" in str(error)
+        unknown = (isinstance(error, TypeError) and "unexpected keyword" in str(error)) or "unknown option" in str(error)
         assert not unknown, f"{name}({keyword}=...) refused: {error}"
     for keyword in ("bogus", "checkpoint_every", "class_list", "outdir", "as_json"):
         if keyword not in accepted:
             assert isinstance(_call(name, tmp_path, **{keyword: 1}), TypeError), keyword
+
+
+def _tree(tmp_path: Path) -> Path:
+    import imgfactory
+
+    root = tmp_path / "photos"
+    imgfactory.class_tree(root, ["a", "b"], 3)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("keywords", "cli_args", "message"),
+    [
+        ({"checkpoint_bytes": -1}, ["--checkpoint-every", "-1"], "checkpoint_bytes must not be negative"),
+        ({"dedup_threshold": 12}, ["--dedup-threshold", "12"], "dedup_threshold must be at most 11"),
+        ({"min_area": -1.0}, ["--min-area", "-1"], "min_area must be at least 0"),
+        ({"max_pixels": 0}, ["--max-pixels", "0"], "max_pixels must be at least 1"),
+        ({"class_depth": 0}, ["--class-depth", "0"], "class_depth must be at least 1"),
+    ],
+)
+def test_the_api_refuses_what_the_cli_refuses(tmp_path: Path, keywords: dict[str, Any], cli_args: list[str],
+                                              message: str) -> None:
+    from click.testing import CliRunner
+
+    from imgprep.cli.main import cli
+    from imgprep.errors import UsageError
+
+    photos = _tree(tmp_path)
+    result = CliRunner().invoke(cli, ["prepare", "folders", str(photos), "-o", str(tmp_path / "cli"), *cli_args])
+    assert result.exit_code == 2, result.output
+    with pytest.raises(UsageError, match=message):
+        imgprep.prepare("folders", photos, tmp_path / "api", **keywords)
+    assert not (tmp_path / "api").exists()
+
+
+def test_objects_from_python_are_held_to_the_same_table(tmp_path: Path) -> None:
+    from imgprep.errors import UsageError
+
+    photos = _tree(tmp_path)
+    imgprep.convert("folders", photos, tmp_path / "lists", split="train=0.5,val=0.5")
+    with pytest.raises(UsageError, match="checkpoint_bytes must not be negative"):
+        imgprep.pack(str(tmp_path / "lists" / "train.lst"), photos, tmp_path / "out",
+                     options=imgprep.PackOptions(checkpoint_bytes=-1))
+    with pytest.raises(UsageError, match="max_concurrency must be at least 1"):
+        imgprep.pack(str(tmp_path / "lists" / "train.lst"), photos, tmp_path / "out",
+                     storage_options={"max_concurrency": 0})
+    with pytest.raises(UsageError, match="num_classes must be at least 1"):
+        imgprep.verify(tmp_path / "out", num_classes=0)
+    assert not list(tmp_path.glob("out*"))

@@ -47,6 +47,8 @@ class Option:
     kinds: tuple[str, ...] = ()
     bare_minimum: int = 0  # "bytes": the smallest number accepted without a unit
     aliases: tuple[tuple[str, str], ...] = ()  # choices: old spellings still taken, not shown
+    unset: Any = None  # the field's value when the option is not given (resize=0), taken from Python too
+    cli: bool = True  # False: a keyword of the API only (progress=, chunk_size=), no command-line flag
     id: str | None = None  # the table's key, where two commands' options share a parameter name
 
     @property
@@ -110,6 +112,8 @@ class Option:
             raise UsageError(f"{self.key} must be a number, got {value!r} ({type(value).__name__})")
         elif self.value is bool:
             typecheck.flag(self.key, value)
+        if self.unset is not None and value == self.unset:
+            return value
         if isinstance(self.value, tuple):
             allowed = [self.from_cli(c) for c in self.value]
             if value not in allowed:

@@ -64,7 +64,7 @@ def chosen(names: Iterable[str]) -> list[Option]:
     found: list[Option] = []
     for name in names:
         if name.startswith("@"):
-            found += [o for o in OPTIONS.values() if o.group == name[1:]]
+            found += [o for o in OPTIONS.values() if o.group == name[1:] and o.cli]
         else:
             found.append(OPTIONS[name])
     return found

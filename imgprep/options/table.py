@@ -35,7 +35,7 @@ def _checkpoint(value: int) -> int | None:
 
 
 _TRANSFORM = [
-    Option(("--resize",), "Scale so the shorter side is N pixels (im2rec's --resize).", int, low=1),
+    Option(("--resize",), "Scale so the shorter side is N pixels (im2rec's --resize).", int, low=1, unset=0),
     Option(("--size",), "Exact output size WxH, e.g. 348x348.", "WxH"),
     Option(("--fit",), "How --size is reached: centre crop, letterbox pad (black), or stretch.",
            ("crop", "pad", "stretch"), "crop", show_default=True),
@@ -49,6 +49,7 @@ _TRANSFORM = [
            False),
     Option(("--max-pixels",), "Decompression-bomb guard: refuse larger images before decoding them.", int,
            100_000_000, low=1, show_default=True),
+    Option(("pad_color",), "Gray level of --fit pad's borders.", int, 0, cli=False),
 ]
 
 _RUN = [
@@ -58,7 +59,8 @@ _RUN = [
            "without the GIL (JPEGs, --pass-through), processes on the Pillow path and where the first chunk "
            "shows most images need Python (PNGs, CMYK JPEGs).", ("auto", "thread", "process"), "auto",
            show_default=True),
-    Option(("--shard-records",), "Start a new shard (OUT-00000.rec ...) every N records.", int, low=1),
+    Option(("--shard-records",), "Start a new shard (OUT-00000.rec ...) every N records.", int, low=1,
+           unset=0),
     Option(("--shard-size",), "Start a new shard before a .rec would exceed this size (e.g. 1GiB; a number "
            "without a unit is bytes, at least 1048576).", "bytes", bare_minimum=_SIZE_WITHOUT_UNIT),
     Option(("--strict",), "Fail (exit 3, no dataset committed) on the first bad image.", bool, False),
@@ -70,6 +72,10 @@ _RUN = [
     Option(("-q", "--quiet"), "Print nothing but errors (no progress bar, no summary).", bool, False),
     Option(("--native/--no-native",), "Force or forbid the libjpeg-turbo core [default: use it when built].",
            bool),
+    Option(("progress",), "Progress bars (None: when stderr is a terminal and not quiet).", bool, cli=False),
+    Option(("report",), "Write the skipped images' report.", bool, True, cli=False),
+    Option(("chunk_size",), "Records per worker task (0: from the list length and worker count).", int, 0, low=0,
+           cli=False),
 ]
 
 _STORAGE = [
