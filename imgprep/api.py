@@ -17,7 +17,6 @@ or ``storage_options`` (its options as a dict); one Store is built here when nei
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,7 +31,6 @@ from imgprep.packing.packer import PackOptions, PackSummary
 from imgprep.packing.packer import pack as _pack
 from imgprep.plan import PrepareResult
 from imgprep.plan import prepare as _prepare
-from imgprep.sources.options import SourceOptions
 from imgprep.splits import lists as _lists
 from imgprep.storage.base import Store
 from imgprep.storage.stores import Storage

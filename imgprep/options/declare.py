@@ -95,7 +95,9 @@ class Option:
             return click.argument(*self.decls, type=self.click_type(), metavar=self.metavar, nargs=self.nargs,
                                   required=required)
         extra: dict[str, Any] = {"is_flag": True} if self.value is bool and "/" not in self.decls[0] else {}
-        return click.option(*self.decls, type=self.click_type(), default=self.default, help=self.help,
+        if self.default is not None or self.value is bool:  # click counts a None default as given
+            extra["default"] = self.default
+        return click.option(*self.decls, type=self.click_type(), help=self.help,
                             metavar=self.metavar, envvar=self.envvar, show_default=self.show_default,
                             required=self.required, multiple=self.multiple, **extra)
 
