@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 import click
 
+from imgprep.errors import ImageError
 from imgprep.options import options
 
 
@@ -43,8 +45,15 @@ def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | 
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
     with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
-        findings = run_inspect(path, root=given["root"], threshold=given["threshold"], workers=given["num_workers"],
-                               tick=bar.update)
+        try:
+            findings = run_inspect(path, root=given["root"], threshold=given["threshold"],
+                                   workers=given["num_workers"], tick=bar.update)
+        except ImageError as exc:
+            if given["root"] is None and not path.endswith(".rec"):
+                raise ImageError(f"{exc.message} (without --root, the images are looked for beside the list, "
+                                 f"under {_folder(path)}/; give --root DIR)",
+                                 path=exc.path, line=exc.line) from None
+            raise
     if dedup_report:
         with open(dedup_report, "w", encoding="utf-8") as out:
             out.writelines(findings.report_lines())
@@ -62,3 +71,8 @@ def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | 
         from imgprep.inspect.text import render
 
         echo(render(findings))
+
+
+def _folder(path: str) -> str:
+    """Where inspect looks for a list's images without --root: the list's folder (a folder: itself)."""
+    return path.rstrip("/") if os.path.isdir(path) else os.path.dirname(path.rstrip("/")) or "."

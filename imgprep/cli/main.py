@@ -14,6 +14,7 @@ import click
 
 from imgprep import __version__
 from imgprep.exits import INTERRUPTED, failure
+from imgprep.options.usage import reword
 
 # name -> "module:attribute"; modules import their heavy dependencies inside the command.
 COMMANDS = {
@@ -110,7 +111,7 @@ def _report(exc: BaseException) -> int:
     """Say what went wrong on stderr, the CLI's way; the exit status."""
     result = failure(exc)
     if isinstance(exc, click.ClickException):
-        exc.show()  # with the usage line and a "Try --help" hint
+        click.echo(f"imgprep: error: {reword(exc)}", err=True)  # one style for every error
     elif result.interrupted:
         click.echo(f"imgprep: {INTERRUPTED}", err=True)
     elif result.bug:

@@ -58,7 +58,17 @@ def verify(path: str, against: str | None, channel: str | None, as_json: bool, *
     else:
         echo(report.format())
         if report.channel is not None:
-            click.echo("SageMaker channel settings (InputDataConfig entry):")
-            click.echo(json.dumps(report.channel, indent=2, ensure_ascii=False))
+            _print_channel(report.channel)
     if not report.ok:
         raise VerifyFailed(f"{len(report.problems)} problem(s) in {path}")
+
+
+def _print_channel(channel: dict[str, Any]) -> None:
+    """Each entry as it goes into a training job's InputDataConfig list (the manifest one an alternative)."""
+    click.echo("SageMaker channel settings (InputDataConfig entry):")
+    click.echo(json.dumps(channel["recordio"], indent=2, ensure_ascii=False))
+    if "manifest" in channel:
+        click.echo("Or, reading the augmented manifest beside the records instead (InputDataConfig entry):")
+        click.echo(json.dumps(channel["manifest"], indent=2, ensure_ascii=False))
+    if "note" in channel:
+        click.echo(f"note: {channel['note']}")

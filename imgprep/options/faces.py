@@ -118,7 +118,7 @@ class KindCommand(click.Command):
         served = _served()
         rows: dict[str | None, list[tuple[str, str]]] = {}
         for param in self.get_params(ctx):
-            record = param.get_help_record(ctx)
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
             if record is None:
                 continue
             only = served.get(param.name or "", ())
@@ -141,7 +141,8 @@ class KindCommand(click.Command):
 
 
 def _records(command: click.Command, ctx: click.Context) -> list[tuple[str, tuple[str, str]]]:
-    return [(p.name or "", r) for p in command.get_params(ctx) if (r := p.get_help_record(ctx)) is not None]
+    options = [p for p in command.get_params(ctx) if isinstance(p, click.Option)]
+    return [(p.name or "", r) for p in options if (r := p.get_help_record(ctx)) is not None]
 
 
 def kinds() -> tuple[str, ...]:

@@ -31,7 +31,7 @@ class ByteSize(click.ParamType):
         if not match or unit not in _UNITS:
             self.fail(f"{value!r} is not a size (examples: 500000000, 512MiB, 1GB)", param, ctx)
         number = int(float(match.group(1)) * _UNITS[unit])
-        if not match.group(2) and number < self.bare_minimum:
+        if not match.group(2) and 0 < number < self.bare_minimum:  # 0: no limit, as before
             self.fail(f"{value!r} is {number} byte(s): give a unit (e.g. {match.group(1)}GiB, 512MiB) or at least "
                       f"{self.bare_minimum} bytes", param, ctx)
         return number

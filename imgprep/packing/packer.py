@@ -110,6 +110,7 @@ class PackSummary:
     # CPU time of the thread that cut the list into chunks and appended the records: the serial
     # part of the run (workers and hashing run beside it).
     serial_cpu: float = 0.0
+    already_complete: bool = False  # --resume found the output whole: nothing was packed
 
     @property
     def images_per_second(self) -> float:
@@ -117,6 +118,9 @@ class PackSummary:
         return done / self.seconds if self.seconds > 0 else 0.0
 
     def format(self) -> str:
+        if self.already_complete:
+            return "\n".join([f"already complete: {self.dataset} names {self.records} records ({self.skipped} "
+                              f"skipped, {self.bytes:,} bytes); nothing to resume", *(f"  {u}" for u in self.outputs)])
         lines = [
             f"{self.records} records written, {self.skipped} skipped, {self.bytes:,} bytes, "
             f"{self.images_per_second:,.0f} images/s ({self.workers} {self.executor} worker"
@@ -260,7 +264,7 @@ def pack(
             try:
                 progress = publisher.begin(options.resume)  # the lock, and where to start: nothing removed
             except AlreadyComplete as done:
-                return _summary_of(done.record, prefix, image_path)
+                return dataclasses.replace(_summary_of(done.record, prefix, image_path), already_complete=True)
             try:
                 _check_source(items, image_source)
                 return Packer(items, image_source, spec, options, chosen, publisher).run(progress, prefix, storage)

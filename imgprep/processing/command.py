@@ -19,6 +19,7 @@ import click
 
 from imgprep.options import BUILD_PACK, DATASET, LINKS, OPTIONS, PACK, KindCommand, Option, declare, options
 from imgprep.options.table import TARGETS
+from imgprep.options.usage import reword
 
 JOB_EXAMPLES = """\b
 Examples (container arguments; imgprep launch passes them):
@@ -195,8 +196,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
             import traceback
 
             traceback.print_exc()  # the job's log is where a bug report starts
-        if result.reason:  # run_job wrote the message already; the same line again is harmless
-            write_message(opt_ml_root(_opt_ml_in(args)), result.reason)
-            click.echo(f"imgprep: error: {result.reason}", err=True)
+        reason = reword(exc) if isinstance(exc, click.ClickException) else result.reason
+        if reason:  # run_job wrote the message already; the same line again is harmless
+            write_message(opt_ml_root(_opt_ml_in(args)), reason)
+            click.echo(f"imgprep: error: {reason}", err=True)
         sys.exit(result.status)
     sys.exit(0)

@@ -69,7 +69,7 @@ def probe_s3(store: S3Access, uri: str, *, write: bool) -> None:
     try:
         client = store.client
         if not _bucket_exists(client, bucket, store.errors):
-            raise StorageError(f"cannot {action} this location: the bucket {bucket} does not exist", path=uri)
+            raise StorageError(f"cannot {action} this location: {no_bucket(bucket, client)}", path=uri)
         if write:
             # beside what the run writes: "x/train" -> "x/train.imgprep-probe-…", "x/" -> "x/.imgprep-probe-…"
             sep = "" if not key or key.endswith("/") else "."
@@ -91,6 +91,14 @@ def probe_s3(store: S3Access, uri: str, *, write: bool) -> None:
     except Exception as exc:  # noqa: BLE001 - every botocore failure becomes the one line below
         raise StorageError(f"cannot {action} this location: {cause(exc, bucket, action, uri)}",
                            path=uri) from None
+
+
+def no_bucket(bucket: str, client: object) -> str:
+    """A missing bucket, naming the endpoint that said so: one answering 404 to everything (a
+    mistyped --endpoint-url, a web server) looks exactly like it."""
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    where = f" at {endpoint} (is --endpoint-url right?)" if endpoint else ""
+    return f"the bucket {bucket} does not exist{where}"
 
 
 def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], ...]) -> bool:
