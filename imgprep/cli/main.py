@@ -14,7 +14,6 @@ import click
 
 from imgprep import __version__
 from imgprep.exits import INTERRUPTED, failure
-from imgprep.options.usage import reword
 
 # name -> "module:attribute"; modules import their heavy dependencies inside the command.
 COMMANDS = {
@@ -111,6 +110,8 @@ def _report(exc: BaseException) -> int:
     """Say what went wrong on stderr, the CLI's way; the exit status."""
     result = failure(exc)
     if isinstance(exc, click.ClickException):
+        from imgprep.options.usage import reword  # here: the option table loads only for a command or an error
+
         click.echo(f"imgprep: error: {reword(exc)}", err=True)  # one style for every error
     elif result.interrupted:
         click.echo(f"imgprep: {INTERRUPTED}", err=True)
