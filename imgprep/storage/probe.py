@@ -11,21 +11,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from imgprep.errors import StorageError
 
 if TYPE_CHECKING:
     from imgprep.storage.base import Store
+    from imgprep.storage.s3_base import S3Access
 
-
-class S3Access(Protocol):
-    """What the probe needs of the S3 store: its client and botocore's error classes."""
-
-    @property
-    def client(self) -> Any: ...
-    @property
-    def errors(self) -> tuple[type[Exception], ...]: ...
 
 PROBE_NAME = ".imgprep-probe-"
 

@@ -13,14 +13,18 @@ import os
 import re
 import time
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from imgprep.storage.base import Cleanup
 from imgprep.storage.locks import HOST, dead_here
-from imgprep.storage.s3_base import boto_errors, is_no_such_upload, is_not_found, parse_s3_uri, storage_error
-
-if TYPE_CHECKING:
-    from imgprep.storage.s3 import S3Store
+from imgprep.storage.s3_base import (
+    S3Access,
+    boto_errors,
+    is_no_such_upload,
+    is_not_found,
+    parse_s3_uri,
+    storage_error,
+)
 
 MARKER_DIR = ".imgprep-uploads"
 RUN_KEY = "imgprep-run"
@@ -88,7 +92,7 @@ def abort_owned(
     return aborted
 
 
-def cleanup_stale_uploads(store: S3Store, uri: str, *, min_age: float = 3600.0) -> Cleanup:
+def cleanup_stale_uploads(store: S3Access, uri: str, *, min_age: float = 3600.0) -> Cleanup:
     """Abort incomplete uploads imgprep started under ``uri`` and whose writer is gone.
 
     An upload is imgprep's when its marker object exists.  It is stale when its writer ran on

@@ -44,12 +44,13 @@ import time
 import uuid
 from base64 import b64encode
 from concurrent.futures import Future, wait
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from imgprep.errors import ImgprepError, StorageError, UsageError
 from imgprep.storage.base import Output, Store, is_remote
 from imgprep.storage.s3_base import (
     MiB,
+    S3Uploads,
     boto_errors,
     is_no_such_upload,
     is_not_found,
@@ -60,9 +61,6 @@ from imgprep.storage.s3_base import (
 )
 from imgprep.storage.s3_cleanup import HOST, RUN_KEY, abort_owned, marker_key
 from imgprep.storage.threads import DaemonExecutor
-
-if TYPE_CHECKING:
-    from imgprep.storage.s3 import S3Store
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +98,7 @@ class S3Output(Output):
     """
 
     def __init__(
-        self, uri: str, store: S3Store, *, expected_size: int | None = None, content_type: str | None = None
+        self, uri: str, store: S3Uploads, *, expected_size: int | None = None, content_type: str | None = None
     ) -> None:
         self.uri = uri
         self.bucket, self.key = parse_s3_uri(uri)
@@ -379,7 +377,7 @@ class S3Output(Output):
         return size, {"upload_id": self.upload_id, "run": self.run, "parts": parts}
 
     @classmethod
-    def resume(cls, uri: str, store: S3Store, upload: dict[str, Any]) -> tuple[S3Output | None, str]:
+    def resume(cls, uri: str, store: S3Uploads, upload: dict[str, Any]) -> tuple[S3Output | None, str]:
         """The upload a checkpoint recorded (:meth:`uploaded`), open again after its parts, or
         ``(None, why)`` when S3 no longer has it or its parts differ (then it is aborted)."""
         out = cls(uri, store)
@@ -624,13 +622,13 @@ class S3Output(Output):
 # ---------------------------------------------------------------------- finished outputs still uploading
 
 
-def _forget_background(store: S3Store, output: S3Output) -> None:
+def _forget_background(store: S3Uploads, output: S3Output) -> None:
     with store.background_lock:
         if output in store.background:
             store.background.remove(output)
 
 
-def _drain_background(store: S3Store, limit: int) -> None:
+def _drain_background(store: S3Uploads, limit: int) -> None:
     """Wait (oldest first) until the store's finished outputs have at most ``limit`` parts in flight."""
     while True:
         with store.background_lock:
