@@ -110,7 +110,7 @@ def pack(lists: PathLike | Sequence[PathLike] | Sequence[LstItem], root: Any, ou
     options: ``endpoint_url``, ``part_size``, ``max_concurrency``, ...; unknown names are errors).
     Progress bars are off unless ``progress=True``.
     """
-    from imgprep.splits.stream import ListStream
+    from imgprep.splits.stream import ListStream  # here, like verify's and inspect's: a caller pays for what it calls
 
     given = _Given(keywords, storage=None, storage_options=None)
     store = _store(given.storage, given.storage_options, options.storage if options is not None else None)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from imgprep.cli.screen import echo
 from imgprep.errors import ImageError
 from imgprep.options import options
 
@@ -67,7 +68,6 @@ def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | 
     if as_json:
         click.echo(json.dumps(findings.to_json(), indent=1))
     else:
-        from imgprep.cli.screen import echo
         from imgprep.inspect.text import render
 
         echo(render(findings))

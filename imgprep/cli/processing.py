@@ -9,6 +9,8 @@ import json
 
 import click
 
+from imgprep.errors import UsageError
+
 
 @click.command(
     context_settings={"ignore_unknown_options": True},
@@ -54,7 +56,6 @@ def launch(
     arguments: tuple[str, ...],
 ) -> None:
     """Start a SageMaker Processing job that runs `python -m imgprep.processing JOB ARGUMENTS`."""
-    from imgprep.errors import UsageError
     from imgprep.sagemaker import execution_role, parse_channel, processing_job, submit
 
     env = {}

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from imgprep.cli.screen import echo
 from imgprep.errors import ImgprepError
 from imgprep.options import options
 
@@ -42,7 +43,6 @@ Exit status: 0 no problems, 1 problems found (or an unreadable input), 2 usage."
 def verify(path: str, against: str | None, channel: str | None, as_json: bool, **given: Any) -> None:
     """Check every record of a .rec, a shard prefix or a dataset record (local or s3://), and the
     hyperparameters.json / classes.json beside it: the check before a training job pays for it."""
-    from imgprep.cli.screen import echo
     from imgprep.splits.lists import read_lists
     from imgprep.storage.stores import Storage
     from imgprep.verify.run import verify as run_verify

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from imgprep import sources
 from imgprep.options.declare import Option
 from imgprep.options.table import ALSO, OPTIONS, TARGETS
 
@@ -146,9 +147,7 @@ def _records(command: click.Command, ctx: click.Context) -> list[tuple[str, tupl
 
 
 def kinds() -> tuple[str, ...]:
-    from imgprep.sources import KINDS
-
-    return tuple(KINDS)
+    return tuple(sources.KINDS)
 
 
 @functools.cache
@@ -163,8 +162,7 @@ def _served() -> Mapping[str, tuple[str, ...]]:
 
 def _source_fields(kind: str) -> set[str]:
     """The :class:`SourceOptions` fields a kind's loader takes (its parameters, by their option names)."""
-    from imgprep import sources
-    from imgprep.sources import options as source_options
+    from imgprep.sources import options as source_options  # here: it loads the loaders' data model (numpy)
 
     entry = sources.KINDS[kind] if isinstance(sources.KINDS, Mapping) else None
     if entry is not None and hasattr(entry, "options"):

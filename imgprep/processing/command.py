@@ -17,9 +17,12 @@ from typing import Any, NoReturn
 
 import click
 
+from imgprep.errors import UsageError
+from imgprep.exits import failure
 from imgprep.options import BUILD_PACK, DATASET, LINKS, OPTIONS, PACK, KindCommand, Option, declare, options
 from imgprep.options.table import TARGETS
 from imgprep.options.usage import reword
+from imgprep.processing.config import load_options_file, opt_ml_root, write_message
 
 JOB_EXAMPLES = """\b
 Examples (container arguments; imgprep launch passes them):
@@ -96,9 +99,6 @@ class ProcessingGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         path, args = _take_config(list(args))
         if path is not None:
-            from imgprep.errors import UsageError
-            from imgprep.processing.config import load_options_file
-
             data = load_options_file(path)
             command = str(data.pop("command", "") or "")
             named = next((a for a in args if a in self.commands), None)
@@ -184,9 +184,6 @@ def _opt_ml_in(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """``python -m imgprep.processing``: every failure leaves its reason in /opt/ml/output/message."""
-    from imgprep.exits import failure
-    from imgprep.processing.config import opt_ml_root, write_message
-
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         processing.main(args=args, prog_name="python -m imgprep.processing", standalone_mode=False)

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from imgprep.errors import StorageError
+from imgprep.storage.s3_base import S3Access, error_code, is_not_found, is_silence, parse_s3_uri
 
 if TYPE_CHECKING:
     from imgprep.storage.base import Store
-    from imgprep.storage.s3_base import S3Access
 
 
 PROBE_NAME = ".imgprep-probe-"
@@ -55,8 +55,6 @@ def probe_s3(store: S3Access, uri: str, *, write: bool) -> None:
     An input that does not exist is left to the run (it says which file); everything else that
     would fail the run later fails here, as a :class:`StorageError` naming ``uri``.
     """
-    from imgprep.storage.s3_base import is_not_found, parse_s3_uri
-
     bucket, key = parse_s3_uri(uri)
     action = "write under" if write else "read"
     try:
@@ -98,8 +96,6 @@ def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], .
     """HeadBucket: False for a missing bucket (some servers would create one on the first
     PutObject instead of refusing it).  A 403 here says nothing: the credentials may lack
     ``s3:ListBucket`` yet may write, which the next call finds out."""
-    from imgprep.storage.s3_base import error_code
-
     try:
         client.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
     except errors as exc:
@@ -113,8 +109,6 @@ def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], .
 
 def cause(exc: BaseException, bucket: str, action: str, where: str) -> str:
     """Why an S3 call failed, in words a user can act on."""
-    from imgprep.storage.s3_base import error_code, is_not_found, is_silence
-
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return ("no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
