@@ -67,7 +67,7 @@ def _tree(tmp_path: Path) -> Path:
     [
         ({"checkpoint_bytes": -1}, ["--checkpoint-every", "-1"], "checkpoint_bytes must not be negative"),
         ({"dedup_threshold": 12}, ["--dedup-threshold", "12"], "dedup_threshold must be at most 11"),
-        ({"min_area": -1.0}, ["--min-area", "-1"], "min_area must be at least 0"),
+        ({"min_area": -1.0}, ["--min-area", "-1"], "min_area must not be negative"),
         ({"max_pixels": 0}, ["--max-pixels", "0"], "max_pixels must be at least 1"),
         ({"class_depth": 0}, ["--class-depth", "0"], "class_depth must be at least 1"),
     ],

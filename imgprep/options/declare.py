@@ -108,22 +108,28 @@ class Option:
         """A value given from Python, refused where the command line would refuse it (None: not given)."""
         if value is None:
             return None
-        if self.value in (int, "bytes"):
-            value = typecheck.integer(self.key, value)
-        elif self.value is float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
-            raise UsageError(f"{self.key} must be a number, got {value!r} ({type(value).__name__})")
-        elif self.value is bool:
-            typecheck.flag(self.key, value)
+        value = self._typed(value)
         if self.unset is not None and value == self.unset:
             return value
         if isinstance(self.value, tuple):
             allowed = [self.from_cli(c) for c in self.value]
             if value not in allowed:
                 raise UsageError(f"{self.key} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-        elif self.value == "bytes" and value < 0:
-            raise UsageError(f"{self.key} must not be negative, got {value}")
-        if self.low is not None and value < self.low:
-            raise UsageError(f"{self.key} must be at least {self.low}, got {value}")
+        self._in_range(value)
+        return value
+
+    def _typed(self, value: Any) -> Any:
+        if self.value in (int, "bytes"):
+            return typecheck.integer(self.key, value)
+        if self.value is float and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise UsageError(f"{self.key} must be a number, got {value!r} ({type(value).__name__})")
+        if self.value is bool:
+            typecheck.flag(self.key, value)
+        return value
+
+    def _in_range(self, value: Any) -> None:
+        low = 0 if self.value == "bytes" and self.low is None else self.low
+        if low is not None and value < low:
+            raise UsageError(f"{self.key} must {'not be negative' if low == 0 else f'be at least {low}'}, got {value}")
         if self.high is not None and value > self.high:
             raise UsageError(f"{self.key} must be at most {self.high}, got {value}")
-        return value

@@ -32,6 +32,7 @@ from imgprep.storage.s3_base import (
     storage_error,
 )
 from imgprep.storage.s3_cleanup import (
+    Sweep,
     abort_owned,
     cleanup_stale_uploads,
     list_markers,
@@ -342,8 +343,7 @@ class S3Store(Store):
             markers = list_markers(self.client, bucket, key)  # before the uploads: see remove_orphan_markers
             keys = sorted({u["Key"] for u in self.list_uploads(prefix) if owned(f"s3://{bucket}/{u['Key']}")})
             for name in keys:
-                done = abort_owned(self.client, bucket, name, exact=True, started_before=time.time(), min_age=0,
-                                   keep=keep)
+                done = abort_owned(self.client, bucket, name, Sweep(exact=True, started_before=time.time(), keep=keep))
                 aborted += [f"s3://{bucket}/{k}" for k, _ in done]
             # Markers of uploads completed by a run killed before it could delete them.
             remove_orphan_markers(self.client, bucket, key, markers)

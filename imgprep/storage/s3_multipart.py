@@ -59,7 +59,7 @@ from imgprep.storage.s3_base import (
     storage_error,
     worth_retrying,
 )
-from imgprep.storage.s3_cleanup import HOST, RUN_KEY, abort_owned, marker_key
+from imgprep.storage.s3_cleanup import HOST, RUN_KEY, Sweep, abort_owned, marker_key
 from imgprep.storage.threads import DaemonExecutor
 
 log = logging.getLogger(__name__)
@@ -614,7 +614,7 @@ class S3Output(Output):
     def _abort_older_uploads(self) -> None:
         """The next run for the same output cleans what a killed run left for this key."""
         try:
-            abort_owned(self._client, self.bucket, self.key, exact=True, started_before=self.started, min_age=0)
+            abort_owned(self._client, self.bucket, self.key, Sweep(exact=True, started_before=self.started))
         except BOTO_ERRORS as exc:
             log.warning("%s: could not check for stale uploads (%s)", self.uri, exc)
 
