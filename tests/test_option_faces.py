@@ -114,3 +114,17 @@ def test_a_missing_required_option_is_a_usage_error(args: list[str]) -> None:
     from imgprep.cli.main import cli
 
     assert CliRunner().invoke(cli, args).exit_code == 2
+
+
+def test_a_config_file_takes_every_option_by_its_name_and_by_its_flag() -> None:
+    from imgprep.processing.command import config_keys, processing_pack, processing_prepare
+
+    keys = config_keys(processing_prepare)
+    # the spellings the hand-written aliases took, now made from the table
+    assert {keys["output"], keys["classes"], keys["crowd"]} == {"outdir", "class_list", "include_crowd"}
+    reference = json.loads(optionfaces.REFERENCE.read_text())
+    for command, path in ((processing_prepare, "processing prepare"), (processing_pack, "processing pack")):
+        keys = config_keys(command)
+        assert set(reference[path]) - {"config_file"} <= set(keys)
+        assert all(keys[name] == name for name in set(reference[path]) - {"config_file"})
+        assert "config_file" not in keys and "config" not in keys
