@@ -161,12 +161,16 @@ def _served() -> Mapping[str, tuple[str, ...]]:
 
 
 def _source_fields(kind: str) -> set[str]:
-    """The :class:`SourceOptions` fields a kind's loader takes (its parameters, by their option names)."""
-    from imgprep.sources import options as source_options  # here: it loads the loaders' data model (numpy)
+    """The :class:`SourceOptions` fields a kind takes: its registered ``Kind.options`` where kinds
+    are registered objects, else its loader's parameters (by their option names)."""
+    try:
+        from imgprep.sources import registry  # here: it imports the kind's module (numpy, its loader)
+    except ImportError:
+        registry = None
+    if registry is not None:
+        return set(registry.get(kind).options)
+    from imgprep.sources import options as source_options
 
-    entry = sources.KINDS[kind] if isinstance(sources.KINDS, Mapping) else None
-    if entry is not None and hasattr(entry, "options"):
-        return set(entry.options)
     loader = source_options._loader(kind)
     renamed = {"attribute": "source_attribute", "label_format": "source_label_format"}
     return {renamed.get(p, p) for p in inspect.signature(loader).parameters}
