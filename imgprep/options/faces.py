@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -169,6 +168,8 @@ def _source_fields(kind: str) -> set[str]:
         registry = None
     if registry is not None:
         return set(registry.get(kind).options)
+    import inspect  # here: the standard library's inspect is slow to import, and only help needs it
+
     from imgprep.sources import options as source_options
 
     loader = source_options._loader(kind)
