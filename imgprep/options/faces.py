@@ -132,7 +132,7 @@ class KindCommand(click.Command):
             for name in kinds():
                 mine = [r for p, r in _records(self, ctx) if name in served.get(p, ())]
                 if mine:
-                    with formatter.section(f"Options for {name} data (imgprep {ctx.info_name} {name} --help)"):
+                    with formatter.section(f"Options for {name} data ({ctx.command_path} {name} --help)"):
                         formatter.write_dl(mine)
         elif rows.get("other"):
             others = ", ".join(r[0].split(" ")[0].rstrip(",") for r in rows["other"])
