@@ -261,4 +261,4 @@ def _manifest_settings(location: Location, name: str, channel: str, num_classes:
 def _remote_uri(location: Location, name: str) -> str | None:
     """``name``'s URI when it already lives in object storage (the job reads it from there)."""
     uri = location.uri(name)
-    return uri if location.storage.local_path(uri) is None else None
+    return None if location.storage.is_local(uri) else uri
