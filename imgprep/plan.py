@@ -238,7 +238,8 @@ def describe_packed(converted: ConvertResult, packed: Mapping[str, Any], spec: T
         for target, text in texts.items():
             storage.write_text(target, text)
     if found.differences:
-        say.warn("the records differ from the lists; hyperparameters.json and classes.json describe the records:")
+        say.warn(f"the records differ from the lists; {prepared.HYPERPARAMETERS} and {prepared.CLASSES} describe the "
+                 "records:")
         for line in found.differences:
             say.warn(f"  {line}")
     say.summary(hyperparameters_line(converted.hyperparameters), replace="hyperparameters: ")

@@ -346,7 +346,7 @@ def _plan(
 ) -> _Plan:
     """The lists to write and how; ``echo`` gets the conversion's lines, ``notes`` the run's."""
     if job.command == "pack":
-        from imgprep.formats.recordio import output_prefix
+        from imgprep.layout.names import output_prefix
         from imgprep.splits.lists import read_lists
 
         if not job.lists or not job.root:
