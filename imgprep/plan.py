@@ -1,13 +1,17 @@
-"""One plan for ``prepare``, used by the CLI, the API and the Processing job alike.
+"""One plan and one executor for ``prepare``, used by the CLI, the API and the Processing job alike.
 
-``prepare`` is ``convert`` followed by ``pack`` for every split, in this order:
+``prepare`` is ``convert`` followed by writing every split in an output format, in this order:
 
-1. :func:`check_inputs` — what prepare needs beyond convert: COCO's image root, the local copy of a
-   Ground Truth manifest's images;
+1. :func:`check_inputs` — what prepare needs beyond convert: the kind's image root (COCO's
+   ``--image-root``, a manifest's ``--root``), asked of its :class:`~imgprep.sources.registry.Kind`;
 2. :func:`plan_prepare` — convert with the packed images' channels and shape announced in
-   ``hyperparameters.json`` and no image files written, then the image source (in-memory
-   arrays for MNIST) and the pack options (multi-label data always carries its label vector);
-3. pack each split: :func:`prepare` here on one host, :mod:`imgprep.processing.job` on many.
+   ``hyperparameters.json`` and no file written yet, then the image source (in-memory arrays for
+   MNIST) and the pack options (multi-label data always carries its label vector);
+3. :class:`PrepareRun` — one host's run: the ``--resume`` refusal, every split written by the
+   output format (:mod:`imgprep.outputs`) with the old generation retired by the first file
+   published (:mod:`imgprep.layout.retire`), then the commit (metadata last).  :func:`prepare`
+   runs it on one host; :mod:`imgprep.processing.job` runs the same object on every host, the
+   first one joining the parts before the commit.
 """
 
 from __future__ import annotations

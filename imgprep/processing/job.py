@@ -1,12 +1,14 @@
 """One host's run of a Processing job: build the global lists, pack this host's share, join.
 
 A job is ``prepare`` (a dataset -> lists, metadata and one ``.rec`` per split) or ``pack`` (lists ->
-one ``.rec``), with exactly the options of those commands.  With one host it is that command.  With
-``n`` hosts every host builds the same lists, packs its share (see :mod:`.partition`) into part
-files under a work prefix, and marks it done; the first host (or a separate ``--join only`` run)
-waits for all of them, merges the parts in list order (see :mod:`.join`) and writes the lists,
-``classes.json``, ``hyperparameters.json`` and manifests last.  The merged output is byte-identical
-to the one-host run.  Any failure ends in ``/opt/ml/output/message`` and a non-zero exit status.
+one ``.rec``), with exactly the options of those commands.  A prepare runs the executor the CLI
+and the API run (:class:`imgprep.plan.PrepareRun`: the same ``--resume`` refusal, retirement and
+commit).  With one host it is that command.  With ``n`` hosts every host builds the same lists,
+packs its share (see :mod:`.partition`) into part files under a work prefix, and marks it done; the
+first host (or a separate ``--join only`` run) waits for all of them, retires the old generation,
+merges the parts in list order (see :mod:`.join`) and commits the lists and metadata last.  The
+merged output is byte-identical to the one-host run.  Any failure ends in ``/opt/ml/output/message``
+and a non-zero exit status.
 """
 
 from __future__ import annotations
@@ -165,24 +167,8 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
     def say(line: str) -> None:
         echo(f"[{host}] {line}" if count > 1 else line)
 
-    options = job.options
-    if count > 1 and (options.shard_records or options.shard_size):
-        raise UsageError("a multi-host job writes one .rec per channel: --shard-records/--shard-size cannot be used")
-    storage = options.storage
-    if storage is None:
-        raise UsageError("a job needs its Store: options=PackOptions(storage=Storage(...))")
-    processing_dir = os.path.join(os.path.abspath(opt_ml), "processing") + os.sep
-    local_output = storage.local_path(job.output)
-    if count > 1 and local_output is not None and os.path.abspath(local_output).startswith(processing_dir):
-        raise UsageError(
-            f"a {count}-host job needs an output all hosts share: /opt/ml/processing/output is per host, "
-            "so write to s3:// (-o s3://bucket/prefix/) or a shared file system"
-        )
-    run_id = cluster.run_id or config.job_name
-    if run_id is None:
-        if count > 1:
-            raise UsageError("a multi-part run outside SageMaker needs --run-id (new for every attempt)")
-        run_id = "local"
+    storage = _store(job, count, opt_ml)
+    run_id = _run_id(cluster, config, count)
     from imgprep.storage.probe import check_access
 
     # fail before the work: the output (and S3 inputs) reachable and writable, one line if not
@@ -204,6 +190,33 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         if cluster.join == "only" or (cluster.join == "auto" and index == 0):
             _join(plan, result, work, run_id, hosts, cluster, say)
         return result
+
+
+def _store(job: Job, count: int, opt_ml: str) -> Store:
+    """The job's Store, once the options are known to suit ``count`` hosts."""
+    options = job.options
+    if count > 1 and (options.shard_records or options.shard_size):
+        raise UsageError("a multi-host job writes one .rec per channel: --shard-records/--shard-size cannot be used")
+    storage = options.storage
+    if storage is None:
+        raise UsageError("a job needs its Store: options=PackOptions(storage=Storage(...))")
+    processing_dir = os.path.join(os.path.abspath(opt_ml), "processing") + os.sep
+    local_output = storage.local_path(job.output)
+    if count > 1 and local_output is not None and os.path.abspath(local_output).startswith(processing_dir):
+        raise UsageError(
+            f"a {count}-host job needs an output all hosts share: /opt/ml/processing/output is per host, "
+            "so write to s3:// (-o s3://bucket/prefix/) or a shared file system"
+        )
+    return storage
+
+
+def _run_id(cluster: Cluster, config: JobConfig, count: int) -> str:
+    run_id = cluster.run_id or config.job_name
+    if run_id is None:
+        if count > 1:
+            raise UsageError("a multi-part run outside SageMaker needs --run-id (new for every attempt)")
+        run_id = "local"
+    return run_id
 
 
 def _join(plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[str], cluster: Cluster,
