@@ -59,7 +59,7 @@ def load_csv(path: str, *, classes: list[str] | None = None) -> Dataset:
 
 @pytest.fixture
 def csv_kind() -> Iterator[Kind]:
-    kind = registry.register(Kind("csvtoy", load_csv, options=("classes",), image_root=IMAGE_ROOT,
+    kind = registry.register(Kind("csvtoy", load_csv, "CSV file", options=("classes",), image_root=IMAGE_ROOT,
                                   default_split=DefaultSplit(fractions=(("train", 0.5), ("val", 0.5)))))
     yield kind
     registry.KINDS.pop("csvtoy")

@@ -418,11 +418,10 @@ def _local_input(
     if kind.walks_tree:
         return _listed_tree(source_input, cluster, config, scratch, storage, echo)
     if not storage.is_local(source_input):
-        if kind.local_input:
-            raise UsageError(f"prepare {kind.name} reads a local input file (mount it as an input channel)")
+        kind.check_remote_input()
         return _download(storage, source_input, os.path.join(scratch, "input")), None
-    if not kind.shardable and cluster.distribution == SHARDED:
-        raise UsageError(f"{kind.name} input is read whole on every host: give it as a FullyReplicated input")
+    if cluster.distribution == SHARDED:
+        kind.check_sharded()
     return source_input, None
 
 
