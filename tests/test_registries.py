@@ -227,3 +227,20 @@ def test_a_resumed_processing_job_retires_the_old_generation_as_prepare_does(tre
         runs[face] = files(out)
     assert not [name for name in runs["job"] if name.startswith("test")]
     assert runs["job"] == runs["cli"]
+
+
+def test_the_processing_job_writes_a_registered_format_on_one_host_and_refuses_it_on_two(
+    paths_format, tree, tmp_path: Path
+) -> None:
+    convert = ConvertOptions(split="train=0.5,val=0.5", dedup="off")
+    cli_like = tmp_path / "prepare"
+    prepare("folders", str(tree), str(cli_like), options=convert, spec=TransformSpec(), pack_options=options(),
+            storage=Storage(), output_format="paths")
+    job = tmp_path / "job"
+    run_job(Job("prepare", str(job), TransformSpec(), options(), kind="folders", input=str(tree), convert=convert,
+                output_format="paths"), Cluster(opt_ml=str(tmp_path / "ml")))
+    assert files(job) == files(cli_like) and "train.paths" in files(job)
+    with pytest.raises(UsageError, match="the paths format is written on one host"):
+        run_job(Job("prepare", str(tmp_path / "two"), TransformSpec(), options(), kind="folders", input=str(tree),
+                    convert=convert, output_format="paths"),
+                Cluster(opt_ml=str(tmp_path / "ml"), num_parts=2, part_index=0, run_id="r"))

@@ -77,6 +77,7 @@ class Job:
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     lists: tuple[str, ...] = ()
     root: str | None = None
+    output_format: str = outputs.DEFAULT  # prepare: how each split is written (imgprep.outputs)
 
 
 @dataclass
@@ -168,6 +169,8 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         echo(f"[{host}] {line}" if count > 1 else line)
 
     storage = _store(job, count, opt_ml)
+    if job.command == "prepare" and count > 1 and not outputs.get(job.output_format).joins_parts:
+        raise UsageError(f"the {job.output_format} format is written on one host: give the job one instance")
     run_id = _run_id(cluster, config, count)
     from imgprep.storage.probe import check_access
 
@@ -382,14 +385,14 @@ def _plan_prepare(
 
     if not job.kind or not job.input:
         raise UsageError("a prepare job needs KIND and INPUT")
-    kind = registry.get(job.kind)
+    kind, output_format = registry.get(job.kind), outputs.get(job.output_format)
     kind.check_image_root(job.image_root, job.convert.source.root)
     local_input, mirror = _local_input(kind, job.input, cluster, config, scratch, storage, echo)
     planned = plan_prepare(kind.name, local_input, job.output, options=job.convert, spec=job.spec,
                            pack_options=job.options, storage=storage, image_root=job.image_root, echo=echo,
                            defer_writes=True)
     source, local_root = _image_source(kind, planned, mirror, job, storage)
-    run = PrepareRun(planned, job.output, job.spec, outputs.get(), notes)
+    run = PrepareRun(planned, job.output, job.spec, output_format, notes)
     channels = [_Channel(name, items, run.split_output(name)) for name, items in planned.converted.lists.items()]
     return _Plan(channels, source, local_root, planned.pack_options, job.spec, run)
 
