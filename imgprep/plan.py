@@ -78,6 +78,7 @@ class PreparePlan:
     converted: ConvertResult
     source: Any | None  # in-memory images (MNIST); None: image files under the image root
     pack_options: PackOptions
+    storage: Store  # every read and write of the run
 
 
 def plan_prepare(
@@ -107,7 +108,7 @@ def plan_prepare(
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     if dataset.multi_label and not pack_options.pack_label:
         pack_options = dataclasses.replace(pack_options, pack_label=True)
-    return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage))
+    return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage), storage)
 
 
 @dataclass
@@ -171,7 +172,7 @@ class PrepareRun:
     def __init__(self, plan: PreparePlan, outdir: str, spec: TransformSpec, output: OutputFormat,
                  say: Messages) -> None:
         self.plan, self.outdir, self.spec, self.output, self.say = plan, outdir, spec, output, say
-        self.storage: Store = plan.pack_options.storage  # type: ignore[assignment]
+        self.storage = plan.storage
         self.splits = list(plan.converted.lists)
         self.retirement = Retirement(outdir, self.splits, self.storage, self._retire_split)
 

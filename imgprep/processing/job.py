@@ -123,6 +123,7 @@ class _Plan:
     local_root: str | None  # the local image folder a sharded share is judged by
     pack_options: PackOptions
     spec: TransformSpec
+    storage: Store
     run: PrepareRun | None = None  # prepare: the executor the CLI and the API use too
 
 
@@ -226,8 +227,7 @@ def _join(plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[st
           say: Echo) -> None:
     """The first host's last step: wait for every part, retire the old generation, join each
     channel, commit the metadata (prepare), remove the parts."""
-    storage, count = plan.pack_options.storage, result.num_parts
-    assert storage is not None
+    storage, count = plan.storage, result.num_parts
     say(f"waiting for {count} hosts' parts under {work}")
     markers = wait_for_hosts(work, count, storage, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll)
     for i, marker in enumerate(markers):
@@ -371,7 +371,7 @@ def _plan(
         items = read_lists(job.lists, storage)
         name = posixpath.basename(final.rstrip("/")) or "data"
         local_root = storage.local_path(job.root)
-        return _Plan([_Channel(name, items, final)], job.root, local_root, job.options, job.spec)
+        return _Plan([_Channel(name, items, final)], job.root, local_root, job.options, job.spec, storage)
     return _plan_prepare(job, cluster, config, scratch, storage, echo, notes)
 
 
@@ -394,7 +394,7 @@ def _plan_prepare(
     source, local_root = _image_source(kind, planned, mirror, job, storage)
     run = PrepareRun(planned, job.output, job.spec, output_format, notes)
     channels = [_Channel(name, items, run.split_output(name)) for name, items in planned.converted.lists.items()]
-    return _Plan(channels, source, local_root, planned.pack_options, job.spec, run)
+    return _Plan(channels, source, local_root, planned.pack_options, job.spec, storage, run)
 
 
 def _image_source(kind: Kind, planned: PreparePlan, mirror: str | None, job: Job,

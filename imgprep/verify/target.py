@@ -7,7 +7,7 @@ from typing import Any
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats import dataset as ds
-from imgprep.layout.names import numbered_shard, output_prefix, shard_names
+from imgprep.layout.names import numbered_shard, shard_names
 from imgprep.layout.prepared import METADATA, read_beside
 from imgprep.layout.shards import find_shards
 from imgprep.storage.base import Store
@@ -85,7 +85,7 @@ def _name(location: Location, uri: str) -> str:
 def _named_file(location: Location, name: str) -> Shard:
     if not location.exists(name):
         raise FormatError("no such file", path=location.display(name))
-    idx = shard_names(output_prefix(name), None)[1]
+    idx = shard_names(name[: -len(".rec")], None)[1]
     return Shard(name, idx if location.exists(idx) else None)
 
 
