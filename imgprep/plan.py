@@ -212,9 +212,6 @@ class PrepareRun:
         """The lists and metadata, described from what was ``written`` (hyperparameters.json last)."""
         converted = self.plan.converted
         describe_packed(converted, written, self.spec, self.outdir, self.storage, self.say, deferred=True)
-        layout_files = {target for target, _ in converted.files}
-        converted.files = self.output.commit_files(self.outdir, converted.files)
-        converted.outputs = [t for t, _ in converted.files] + [t for t in converted.outputs if t not in layout_files]
         converted.write_files(self.storage)
         return list(converted.outputs)
 

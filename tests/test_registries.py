@@ -141,10 +141,6 @@ class PathsFormat(OutputFormat):
         for suffix in (".paths", ".ref"):
             storage.delete(output + suffix)
 
-    def commit_files(self, outdir: str, files: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        listed = "".join(target.rsplit("/", 1)[-1] + "\n" for target, _ in files)
-        return [(outdir + "/index.txt", listed), *files]  # hyperparameters.json stays last
-
     def verify(self, path: str, storage: Any, **options: Any) -> Any:
         raise UsageError("paths are not checked")
 
@@ -171,7 +167,6 @@ def test_a_registered_format_is_written_retired_and_resumed_by_the_prepare_execu
 
     run("train=0.5,val=0.25,test=0.25")
     assert {"train.paths", "val.paths", "test.paths", "train.lst", "hyperparameters.json"} <= set(files(out))
-    assert "test.lst\nclasses.json\nhyperparameters.json\n" in (out / "index.txt").read_text()
     run("train=0.5,val=0.5")
     assert not [name for name in files(out) if name.startswith("test")]  # the format's retire() ran
     with pytest.raises(UsageError, match="cannot resume: the earlier prepare split the data differently"):

@@ -12,8 +12,7 @@ the first.  To add one (say ``images``, SageMaker's image channels):
    output goes (:meth:`~OutputFormat.split_output`), how it is written and published
    (:meth:`~OutputFormat.write_split`, given the ``before_publish`` hook that retires the old
    generation), what an earlier run left there for ``--resume`` (:meth:`~OutputFormat.earlier_list`),
-   how a split's output is retired (:meth:`~OutputFormat.retire`), files of its own the commit
-   writes beside the lists (:meth:`~OutputFormat.commit_files`), and how verify and inspect
+   how a split's output is retired (:meth:`~OutputFormat.retire`), and how verify and inspect
    open it (:meth:`~OutputFormat.accepts`, :meth:`~OutputFormat.verify`, :meth:`~OutputFormat.inspect`);
 2. register it: one line in :data:`BUILTIN` below (loaded on first use, so the CLI's start stays
    cheap), or ``register(MyFormat())`` from outside the package.

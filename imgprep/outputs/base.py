@@ -10,8 +10,7 @@ order, for every run (CLI, API, Processing job alike):
    ``before_publish`` once, just before the first file it publishes (the old generation of the
    folder — lists, metadata, later splits — is retired there, by :meth:`OutputFormat.retire`);
 3. the commit: the lists, ``classes.json`` and ``hyperparameters.json`` (last), from the
-   summaries ``write_split`` returned (their ``records``, ``skipped_items``, ``sizes``), with
-   what :meth:`OutputFormat.commit_files` adds.
+   summaries ``write_split`` returned (their ``records``, ``skipped_items``, ``sizes``).
 
 A format writes its own files only: the lists and metadata beside them are the layout's
 (:mod:`imgprep.layout.prepared`).  Verify and inspect open a path through the format that
@@ -54,12 +53,6 @@ class OutputFormat(abc.ABC):
         """Write ``items`` (in order) from ``source`` (an image root or in-memory images) to
         ``output``; call ``before_publish`` once, before publishing anything.  Nothing half-written
         is ever visible under ``output``; ``options.resume`` continues an earlier run."""
-
-    def commit_files(self, outdir: str, files: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The ``(target, text)`` pairs the commit writes, in order (``hyperparameters.json``
-        last): the layout's lists and metadata.  A format may add its own (a list per channel
-        folder, say); what it adds is its own to remove in :meth:`retire`."""
-        return files
 
     @abc.abstractmethod
     def earlier_list(self, output: str, storage: Store) -> ListRef | None:
