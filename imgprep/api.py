@@ -137,7 +137,7 @@ def verify(path: PathLike, **keywords: Any) -> Report:
     named ``train*``); ``channel_settings`` fills ``report.channel`` with the SageMaker
     ``InputDataConfig`` entry; ``storage`` or ``storage_options`` as in :func:`pack`.
     """
-    from imgprep.verify.run import verify as run_verify
+    from imgprep import outputs
 
     given = _Given(keywords, against=None, progress=False, max_skipped=None, train=None, storage=None,
                    storage_options=None)
@@ -150,10 +150,12 @@ def verify(path: PathLike, **keywords: Any) -> Report:
         items = _lists.read_lists([name], store)
     elif given.against is not None:
         items = list(given.against)
-    return run_verify(os.fspath(path), num_classes=checked.get("num_classes"), against=items, against_name=name,
-                      workers=checked.get("num_workers"), progress=given.progress, storage=store,
-                      max_skipped=given.max_skipped, train=given.train,
-                      channel_settings=bool(checked.get("channel_settings")))
+    where = os.fspath(path)
+    return outputs.opening(where, store).verify(where, store, num_classes=checked.get("num_classes"), against=items,
+                                                against_name=name, workers=checked.get("num_workers"),
+                                                progress=given.progress, max_skipped=given.max_skipped,
+                                                train=given.train,
+                                                channel_settings=bool(checked.get("channel_settings")))
 
 
 def inspect(
@@ -168,15 +170,16 @@ def inspect(
 
     ``findings.to_json()`` is the CLI's ``--json``; ``html`` also writes the CLI's ``--html`` page.
     """
-    from imgprep.inspect.run import inspect as run_inspect
+    from imgprep import outputs
 
     check(_INSPECT, {"threshold": threshold, "num_workers": num_workers})
     if html is not None:
         from imgprep.requirements import require
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
-    findings = run_inspect(os.fspath(path), root=os.fspath(root) if root else None, threshold=threshold,
-                           workers=num_workers)
+    where = os.fspath(path)
+    findings = outputs.opening(where, Storage()).inspect(where, root=os.fspath(root) if root else None,
+                                                          threshold=threshold, workers=num_workers)
     if html is not None:
         from imgprep.inspect.html import write_html
 

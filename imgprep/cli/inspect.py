@@ -39,7 +39,8 @@ def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | 
     """Per-split class histograms, image sizes, exact and near duplicates, and leaks across splits."""
     from tqdm import tqdm
 
-    from imgprep.inspect.run import inspect as run_inspect
+    from imgprep import outputs
+    from imgprep.storage.stores import Storage
 
     if html_out:
         from imgprep.requirements import require
@@ -47,8 +48,8 @@ def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
     with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
         try:
-            findings = run_inspect(path, root=given["root"], threshold=given["threshold"],
-                                   workers=given["num_workers"], tick=bar.update)
+            findings = outputs.opening(path, Storage()).inspect(path, root=given["root"], threshold=given["threshold"],
+                                                                workers=given["num_workers"], tick=bar.update)
         except ImageError as exc:
             if given["root"] is None and not path.endswith(".rec"):
                 raise ImageError(f"{exc.message} (without --root, the images are looked for beside the list, "

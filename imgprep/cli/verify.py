@@ -43,16 +43,16 @@ Exit status: 0 no problems, 1 problems found (or an unreadable input), 2 usage."
 def verify(path: str, against: str | None, channel: str | None, as_json: bool, **given: Any) -> None:
     """Check every record of a .rec, a shard prefix or a dataset record (local or s3://), and the
     hyperparameters.json / classes.json beside it: the check before a training job pays for it."""
+    from imgprep import outputs
     from imgprep.splits.lists import read_lists
     from imgprep.storage.stores import Storage
-    from imgprep.verify.run import verify as run_verify
 
     storage = Storage.from_options(endpoint_url=given["endpoint_url"])
     items = read_lists([against], storage) if against else None
-    report = run_verify(path, num_classes=given["num_classes"], against=items, against_name=against or "",
-                        workers=given["num_workers"], storage=storage, max_skipped=given["max_skipped"],
-                        train=None if channel is None else channel == "train",
-                        channel_settings=given["channel_settings"])
+    report = outputs.opening(path, storage).verify(
+        path, storage, num_classes=given["num_classes"], against=items, against_name=against or "",
+        workers=given["num_workers"], max_skipped=given["max_skipped"],
+        train=None if channel is None else channel == "train", channel_settings=given["channel_settings"])
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
     else:

@@ -210,6 +210,11 @@ class Store(abc.ABC):
         (what the Processing job mirrors or downloads before it can read it as files)."""
         return None
 
+    def is_local(self, uri: str) -> bool:
+        """``uri`` can be read in place as files of this machine; otherwise it is listed, mirrored
+        or downloaded first (the Processing job), or named by its URI (a SageMaker channel)."""
+        return self.local_path(uri) is not None
+
     # ------------------------------------------------------------------ one writer, and what it leaves
 
     @abc.abstractmethod
