@@ -6,10 +6,13 @@ bucket root."""
 from __future__ import annotations
 
 import json
+import os
+import random
 import shutil
 from pathlib import Path
 
 import pytest
+from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixtures
 
 from imgprep.api import verify
 
@@ -68,3 +71,23 @@ def test_verify_of_the_validation_channel_does_not_need_a_sample_count(out: Path
     (out / "hyperparameters.json").write_text(json.dumps(hyper))
     report = verify(str(out / "val.rec"), progress=False)
     assert report.ok, [str(p) for p in report.problems]
+
+
+# --------------------------------------------------------------------------- 28.7 cleanup of a bucket root
+
+
+def test_cleanup_of_a_bucket_root_aborts_a_dead_writers_upload(seaweed: S3Server, imgprep_cli) -> None:
+    from imgprep.storage.s3_cleanup import marker_key
+
+    bucket = f"root{os.getpid()}-{random.randrange(1 << 30)}"
+    client = seaweed.client()
+    client.create_bucket(Bucket=bucket)
+    upload = client.create_multipart_upload(Bucket=bucket, Key="train.rec")["UploadId"]
+    client.put_object(Bucket=bucket, Key=marker_key("train.rec", upload), Body=b"",
+                      Metadata={"imgprep-host": "gone.example", "imgprep-pid": "1"})
+    done = imgprep_cli("cleanup", f"s3://{bucket}/", "--min-age", "0", "--endpoint-url", seaweed.endpoint_url,
+                       check=False)
+    assert done.returncode == 0, done.stderr
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [], keys
