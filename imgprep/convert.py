@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import os
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -474,13 +473,10 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
 
 @contextlib.contextmanager
 def _pass_progress(total: int, label: str, *, show: bool) -> Iterator[Callable[[int], Any]]:
-    """A labelled progress bar on stderr for one pass over the images (terminal only)."""
-    if not (show and sys.stderr.isatty()):
-        yield lambda _n: None
-        return
-    from tqdm import tqdm
+    """One pass over the images: a bar on a terminal, lines elsewhere (:mod:`imgprep.layout.meter`)."""
+    from imgprep.layout.meter import meter
 
-    with tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False, desc=label) as bar:
+    with meter(label, total, "img", quiet=not show, leave=False) as bar:
         yield bar.update
 
 

@@ -137,6 +137,9 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Continue an interrupted run after its last good published shard (same list, "
                           "settings and version, else refused); without it a rerun starts clean."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary."),
+        click.option("--progress", is_flag=True,
+                     help="Progress as plain lines (start, every 30 s, end), even on a terminal [default: a bar "
+                          "on a terminal, lines in a log or pipe]."),
         click.option("--native/--no-native", default=None,
                      help="Force or forbid the libjpeg-turbo core [default: use it when built]."),
         click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
@@ -167,6 +170,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             strict=kwargs.pop("strict"),
             pack_label=kwargs.pop("pack_label"),
             quiet=kwargs.pop("quiet"),
+            progress=kwargs.pop("progress") or None,
             native=kwargs.pop("native"),
             executor=kwargs.pop("executor"),
             resume=kwargs.pop("resume"),

@@ -15,6 +15,7 @@ import pytest
 from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixtures
 
 from imgprep.api import verify
+from imgprep.formats.dataset import from_json
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,50 @@ def test_cleanup_of_a_bucket_root_aborts_a_dead_writers_upload(seaweed: S3Server
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == [], keys
+
+
+# --------------------------------------------------------------------------- 28.7 merge checks its inputs
+
+
+@pytest.fixture
+def sharded(prepared: Path, tmp_path: Path, imgprep_cli) -> Path:
+    out = tmp_path / "sharded"
+    imgprep_cli("prepare", "folders", prepared.parent / "photos", "-o", out, "--split", "train=0.5,val=0.5",
+                "--dedup", "off", "--resize", "40", "-q", "--shard-records", "4")
+    return out
+
+
+def _flip_inside_record(rec: Path, idx: Path, ordinal: int) -> int:
+    offsets = sorted(int(line.split("\t")[1]) for line in idx.read_text().splitlines())
+    at = offsets[ordinal] + 8 + 24 + 40  # past the framing and the image header: inside the JPEG's bytes
+    data = bytearray(rec.read_bytes())
+    data[at] ^= 0x01
+    rec.write_bytes(bytes(data))
+    return offsets[ordinal]
+
+
+def test_merge_refuses_a_damaged_shard_naming_shard_and_record(sharded: Path, tmp_path: Path, imgprep_cli) -> None:
+    offset = _flip_inside_record(sharded / "train-00001.rec", sharded / "train-00001.idx", 2)
+    assert imgprep_cli("verify", sharded / "train", check=False).returncode == 1  # verify flags it
+    proc = imgprep_cli("merge", sharded / "train", "-o", tmp_path / "all", check=False)
+    assert proc.returncode != 0, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith(f"imgprep: error: {sharded / 'train-00001.rec'}: record 2 (at byte {offset}): bytes "
+                           "differ from the packed record"), line
+    assert not list(tmp_path.glob("all*")), "a damaged merge published something"
+
+
+def test_merge_writes_a_dataset_record_that_verify_and_readers_use(sharded: Path, tmp_path: Path,
+                                                                  imgprep_cli) -> None:
+    imgprep_cli("merge", sharded / "train", "-o", tmp_path / "all", "-q")
+    record = from_json((tmp_path / "all.dataset.json").read_text(), "all.dataset.json")
+    source = from_json((sharded / "train.dataset.json").read_text(), "train.dataset.json")
+    assert [s.rec for s in record.shards] == ["all.rec"]
+    assert record.records == source.records and record.list == source.list
+    assert record.num_classes == 3
+    report = verify(str(tmp_path / "all.rec"), progress=False)
+    assert report.ok and "checksums vs the dataset record" in " ".join(report.checks), report.problems
+    data = bytearray((tmp_path / "all.rec").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (tmp_path / "all.rec").write_bytes(bytes(data))
+    assert not verify(str(tmp_path / "all.rec"), progress=False).ok

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -39,18 +38,19 @@ Exit status: 0 (even with duplicates: read the report), 1 error, 2 usage."""
               help="Write every duplicate group as JSON Lines (members, splits, which to drop to close a leak).")
 @click.option("-j", "--num-workers", type=click.IntRange(min=1), default=None,
               help="Decoding threads [default: all cores].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress (the findings are still printed).")
+@click.option("--progress", is_flag=True, help="Progress as plain lines (start, every 30 s, end), even on a terminal.")
 def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, html_out: str | None,
-            dedup_report: str | None, num_workers: int | None) -> None:
+            dedup_report: str | None, num_workers: int | None, quiet: bool, progress: bool) -> None:
     """Per-split class histograms, image sizes, exact and near duplicates, and leaks across splits."""
-    from tqdm import tqdm
-
     from imgprep.inspect.run import inspect as run_inspect
+    from imgprep.layout.meter import meter
 
     if html_out:
         from imgprep.requirements import require
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
-    with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
+    with meter("inspect", None, "img", quiet=quiet, progress=progress or None, leave=False) as bar:
         findings = run_inspect(path, root=root, threshold=threshold, workers=num_workers, tick=bar.update)
     if dedup_report:
         with open(dedup_report, "w", encoding="utf-8") as out:

@@ -54,8 +54,11 @@ Exit status: 0 no problems, 1 problems found (or an unreadable input), 2 usage."
 @click.option("--json", "as_json", is_flag=True, help="The whole report as JSON (every problem, no line limit).")
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
               help="S3-compatible endpoint for s3:// paths [env: AWS_ENDPOINT_URL].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress (the report is still printed).")
+@click.option("--progress", is_flag=True, help="Progress as plain lines (start, every 30 s, end), even on a terminal.")
 def verify(path: str, num_classes: int | None, against: str | None, num_workers: int | None, max_skipped: str | None,
-           channel: str | None, channel_settings: bool, as_json: bool, endpoint_url: str | None) -> None:
+           channel: str | None, channel_settings: bool, as_json: bool, endpoint_url: str | None, quiet: bool,
+           progress: bool) -> None:
     """Check every record of a .rec, a shard prefix or a dataset record (local or s3://), and the
     hyperparameters.json / classes.json beside it: the check before a training job pays for it."""
     from imgprep.cli.screen import echo
@@ -67,6 +70,7 @@ def verify(path: str, num_classes: int | None, against: str | None, num_workers:
     items = read_lists([against], storage) if against else None
     report = run_verify(path, num_classes=num_classes, against=items, against_name=against or "",
                         workers=num_workers, storage=storage, max_skipped=max_skipped,
+                        progress=False if quiet else (True if progress else None),
                         train=None if channel is None else channel == "train", channel_settings=channel_settings)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1, ensure_ascii=False))

@@ -35,6 +35,7 @@ from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem, format_line
 from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
+from imgprep.layout.meter import Off, meter
 from imgprep.layout.progress import OpenShard, Progress
 from imgprep.layout.skipped import Skipped, report_name, write_report
 from imgprep.packing.publish import AlreadyComplete, Publisher
@@ -62,7 +63,7 @@ class PackOptions:
     strict: bool = False
     pack_label: bool = False
     quiet: bool = False
-    progress: bool | None = None  # None: a bar when stderr is a terminal and not quiet
+    progress: bool | None = None  # None: a bar on a terminal, else lines; True: lines; False: none (layout.meter)
     executor: str = "auto"
     native: bool | None = None  # None: use the native core when built (IMGPREP_NATIVE overrides)
     report: bool = True
@@ -192,17 +193,10 @@ def _forkserver_reimports_main() -> bool:
 _MAIN_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__""")
 
 
-def _progress(total: int, options: PackOptions, prefix: str = "") -> Any:
-    show = options.progress
-    if show is None:
-        show = not options.quiet and sys.stderr.isatty()
-    if not show:
-        return None
-    from tqdm import tqdm
-
+def _progress(total: int, options: PackOptions, prefix: str = "") -> Off:
     # labelled with the output's name: prepare packs one split after another
     label = f"pack {os.path.basename(prefix)}" if prefix else "pack"
-    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1, desc=label)
+    return meter(label, total, "img", quiet=options.quiet, progress=options.progress)
 
 
 def _nbytes(data: Any) -> int:
@@ -342,7 +336,7 @@ class Packer:
         self.skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
         self.pending: deque[_InFlight] = deque()
         self.executor: Executor | None = None
-        self.bar: Any = None
+        self.bar: Off = Off()
         self.writer: ShardWriter | None = None
         self.sizes = SizeRange()  # smallest packed width and height (prepare's image_shape)
         self.cutter: _Cutter | None = None
@@ -357,15 +351,17 @@ class Packer:
         """Pack what ``progress`` leaves to do; publish the dataset record; return the summary."""
         writer, start = self._open_writer(progress, prefix, storage)
         self.bar = _progress(len(self.items), self.options, prefix)
-        if self.bar is not None and start:
-            self.bar.update(start)
+        if start:
+            self.bar.resume_at(start)
         started, cpu = time.perf_counter(), time.thread_time()
+        failed = True
         try:
             self.cutter = _Cutter(self.items, start, self.source)
             self._probe()
             self.executor = _make_executor(self.kind, self.workers, self.ctx)
             self._feed()
             record, report = self._finish(writer, storage, prefix)
+            failed = False
         except BaseException:
             writer.abort()
             with contextlib.suppress(ImgprepError, OSError):
@@ -374,8 +370,7 @@ class Packer:
         finally:
             if self.executor is not None:
                 self.executor.shutdown(wait=True, cancel_futures=True)
-            if self.bar is not None:
-                self.bar.close()
+            self.bar.close(failed=failed)
         summary = _summary_of(record, prefix, self.chosen_name)
         summary.seconds = time.perf_counter() - started
         summary.serial_cpu = time.thread_time() - cpu
@@ -506,8 +501,7 @@ class Packer:
             writer.write(packed.records, packed.sizes, keys, cut.start, packed.crcs)
         elif self._append_around_skipped(writer, cut, keys, packed):
             return True
-        if self.bar is not None:
-            self.bar.update(len(cut.items))
+        self.bar.update(len(cut.items))
         return False
 
     def _append_around_skipped(self, writer: ShardWriter, cut: _Cut, keys: list[int], packed: Packed) -> bool:
