@@ -90,10 +90,12 @@ def merge_shards(prefix: str, output: str, storage: Store, *, quiet: bool = True
         copied = rec.copied_bytes
         return joined.lines
 
+    # Merged beside its own shards (OUT = PREFIX), the record there stays theirs: no record is written.
+    own = checked is not None and storage.canonical(record_name(out)) != storage.canonical(record_name(found.prefix))
     # The packer's publication rules: no reader pairs the new .rec with an old .idx.
-    rec_uri, idx_uri = publish_single(storage, out, joined.size, fill, new_record=found.record is not None)
+    rec_uri, idx_uri = publish_single(storage, out, joined.size, fill, new_record=own)
     outputs = [rec_uri, idx_uri]
-    if found.record is not None and checked is not None:
+    if own and found.record is not None and checked is not None:
         text = "".join(joined.lines)
         entry = ShardEntry(rec_uri.rsplit("/", 1)[-1], idx_uri.rsplit("/", 1)[-1], len(checked.crcs), joined.size,
                            len(text.encode()), checked.digest.hexdigest(), hashlib.sha256(text.encode()).hexdigest(),
