@@ -137,6 +137,9 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Continue an interrupted run after its last good published shard (same list, "
                           "settings and version, else refused); without it a rerun starts clean."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary."),
+        click.option("--num-classes", type=click.IntRange(min=1), default=None,
+                     help="Classes the dataset record states (labels must lie in [0, N)) [default: from the "
+                          "classes.json beside the list, else recorded as unknown]."),
         click.option("--progress", is_flag=True,
                      help="Progress as plain lines (start, every 30 s, end), even on a terminal [default: a bar "
                           "on a terminal, lines in a log or pipe]."),
@@ -171,6 +174,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             pack_label=kwargs.pop("pack_label"),
             quiet=kwargs.pop("quiet"),
             progress=kwargs.pop("progress") or None,
+            num_classes=kwargs.pop("num_classes"),
             native=kwargs.pop("native"),
             executor=kwargs.pop("executor"),
             resume=kwargs.pop("resume"),

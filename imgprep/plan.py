@@ -107,6 +107,9 @@ def plan_prepare(
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     if dataset.multi_label and not pack_options.pack_label:
         pack_options = dataclasses.replace(pack_options, pack_label=True)
+    # the dataset record states the classes (issue 28.1): readers check labels against them
+    pack_options = dataclasses.replace(pack_options, num_classes=dataset.num_classes or None,
+                                       class_names=tuple(c.name for c in dataset.classes) or None)
     return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage))
 
 

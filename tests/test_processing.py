@@ -186,6 +186,7 @@ def test_prepare_job_fully_replicated_matches_one_host(tree: Path, tmp_path: Pat
     results = run_hosts(lambda i: Job("prepare", str(out), spec(), options(), kind="folders", input=str(tree),
                                       convert=ConvertOptions(split=SPLIT, seed=7)), 3, tmp_path)
     assert files(out) == files(reference)
+    assert json.loads((out / "train.dataset.json").read_text())["num_classes"] == len(CLASSES)  # the join states it
     joined = results[-1].joined
     assert joined["train"].concatenated and joined["train"].records == 12
     # one host: the job is `prepare` itself

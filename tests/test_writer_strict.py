@@ -15,6 +15,7 @@ import pytest
 from s3servers import S3Server, seaweed_fixture  # noqa: F401 - fixtures
 
 from imgprep.api import verify
+from imgprep.errors import FormatError
 from imgprep.formats.dataset import from_json
 
 
@@ -139,3 +140,66 @@ def test_merge_writes_a_dataset_record_that_verify_and_readers_use(sharded: Path
     data[len(data) // 2] ^= 0x01
     (tmp_path / "all.rec").write_bytes(bytes(data))
     assert not verify(str(tmp_path / "all.rec"), progress=False).ok
+
+
+# --------------------------------------------------------------------------- 28.1 num_classes in every record
+
+
+def _record(prefix: Path):
+    return from_json(prefix.with_name(prefix.name + ".dataset.json").read_text(), str(prefix))
+
+
+def test_prepare_records_the_classes(prepared: Path) -> None:
+    for split in ("train", "val"):
+        record = _record(prepared / split)
+        assert record.num_classes == 3 and record.class_names == ("ant", "bee", "cow")
+        assert record.label_width == 1
+
+
+def test_pack_takes_the_classes_from_the_classes_json_beside_the_list(prepared: Path, tmp_path: Path,
+                                                                       imgprep_cli) -> None:
+    photos = prepared.parent / "photos"
+    imgprep_cli("pack", prepared / "train.lst", "--root", photos, "-o", tmp_path / "a" / "train", "-q")
+    assert _record(tmp_path / "a" / "train").num_classes == 3
+    assert _record(tmp_path / "a" / "train").class_names == ("ant", "bee", "cow")
+    alone = tmp_path / "alone.lst"
+    shutil.copyfile(prepared / "train.lst", alone)
+    imgprep_cli("pack", alone, "--root", photos, "-o", tmp_path / "b" / "train", "-q")
+    doc = json.loads((tmp_path / "b" / "train.dataset.json").read_text())
+    assert doc["num_classes"] is None
+    assert doc["num_classes_unknown"] == f"no classes.json beside {alone} and no --num-classes"
+    imgprep_cli("pack", alone, "--root", photos, "-o", tmp_path / "c" / "train", "-q", "--num-classes", "5")
+    assert _record(tmp_path / "c" / "train").num_classes == 5
+
+
+def test_pack_refuses_a_label_outside_the_classes_before_reading_an_image(prepared: Path, tmp_path: Path,
+                                                                          imgprep_cli) -> None:
+    lines = (prepared / "train.lst").read_text().splitlines()
+    index, _, path = lines[-1].split("\t")
+    lines[-1] = f"{index}\t25.000000\t{path}"
+    lst = tmp_path / "lists" / "train.lst"
+    lst.parent.mkdir()
+    lst.write_text("\n".join(lines) + "\n")
+    shutil.copyfile(prepared / "classes.json", tmp_path / "lists" / "classes.json")
+    empty = tmp_path / "no-images"  # a root without images: reading one would fail otherwise
+    empty.mkdir()
+    proc = imgprep_cli("pack", lst, "--root", empty, "-o", tmp_path / "out" / "train", check=False)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line == (f"imgprep: error: {lst}: entry {index} ({path}) has label 25, not a class id in 0..2 "
+                    f"(3 classes, from {tmp_path / 'lists' / 'classes.json'})")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_record_without_classes_says_why_and_old_records_still_read() -> None:
+    from imgprep.formats.dataset import DatasetRecord, ListRef, to_json
+
+    record = DatasetRecord("0.1.0", ListRef("x.lst", "0" * 64, 0), ())
+    doc = json.loads(to_json(record))
+    assert doc["num_classes"] is None and "--num-classes" in doc["num_classes_unknown"]
+    assert from_json(to_json(record), "r").num_classes_unknown == doc["num_classes_unknown"]
+    del doc["num_classes_unknown"]  # as written before the field existed
+    assert from_json(json.dumps(doc), "r").num_classes is None
+    doc.update(num_classes=2, class_names=["a", "b", "c"])
+    with pytest.raises(FormatError, match="class_names holds 3 names for num_classes 2"):
+        from_json(json.dumps(doc), "r")

@@ -38,6 +38,8 @@ from imgprep.imaging.spec import TransformSpec
 from imgprep.layout.meter import Off, meter
 from imgprep.layout.progress import OpenShard, Progress
 from imgprep.layout.skipped import Skipped, report_name, write_report
+from imgprep.packing.classes import Classes, check_labels
+from imgprep.packing.classes import find as find_classes
 from imgprep.packing.publish import AlreadyComplete, Publisher
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
@@ -73,9 +75,17 @@ class PackOptions:
     storage: Store | None = None  # where to read and write: built by the caller (imgprep.pack: Storage())
     # read symlinks that lead outside a local image root (refused by default: storage.roots)
     follow_links_outside_root: bool = False
+    # the classes the dataset record states (packing.classes): None = the classes.json beside the list
+    num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.num_workers = typecheck.integer("num_workers", self.num_workers, optional=True)
+        self.num_classes = typecheck.integer("num_classes", self.num_classes, optional=True)
+        if self.num_classes is not None and self.num_classes < 1:
+            raise UsageError(f"--num-classes must be at least 1, got {self.num_classes}")
+        if self.class_names is not None:
+            self.class_names = tuple(str(name) for name in self.class_names)
         for name in ("shard_records", "shard_size", "chunk_size", "checkpoint_bytes"):
             setattr(self, name, typecheck.integer(name, getattr(self, name)))
         for name in ("strict", "pack_label", "quiet", "report", "resume", "follow_links_outside_root"):
@@ -238,7 +248,9 @@ def pack(
     chosen = select(options.native)
     image_path = chosen.name if not spec.pass_through else "pass-through"
     prefix = output_prefix(output)
-    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage,
+    classes = find_classes(items, options.num_classes, options.class_names, storage)
+    check_labels(items, classes, _label_width(items, options))  # the list alone: before any image is read
+    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path, classes), storage,
                           before_retiring=before_publish)
     # Whatever can be checked is checked before the output is touched (invariant 5 of
     # packing.publish): names, the image root, under the lock the first images; the old
@@ -285,14 +297,20 @@ def _check_source(items: Collection[LstItem], source: ImageSource) -> None:
                           f"(is the root right?); first: {first}")
 
 
-def _skeleton(items: Collection[LstItem], spec: TransformSpec, options: PackOptions, image_path: str) -> DatasetRecord:
+def _label_width(items: Collection[LstItem], options: PackOptions) -> int:
+    first = next(iter(items))
+    return len(first.labels) if options.pack_label and len(first.labels) > 1 else 1
+
+
+def _skeleton(items: Collection[LstItem], spec: TransformSpec, options: PackOptions, image_path: str,
+              classes: Classes) -> DatasetRecord:
     """The dataset record of this run before any shard: what ``--resume`` compares."""
     ref = list_ref(items)
     settings = {**dataclasses.asdict(spec), "pack_label": options.pack_label, "image_path": image_path,
                 "shard_records": options.shard_records, "shard_size": options.shard_size}
-    first = next(iter(items))
-    width = len(first.labels) if options.pack_label and len(first.labels) > 1 else 1
-    return DatasetRecord(__version__, ref, (), json.loads(json.dumps(settings)), label_width=width)
+    return DatasetRecord(__version__, ref, (), json.loads(json.dumps(settings)),
+                         label_width=_label_width(items, options), num_classes=classes.number,
+                         num_classes_unknown=classes.unknown, class_names=classes.names)
 
 
 def list_ref(items: Collection[LstItem]) -> ListRef:
