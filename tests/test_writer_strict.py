@@ -9,6 +9,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,42 @@ def test_a_record_without_classes_says_why_and_old_records_still_read() -> None:
     doc.update(num_classes=2, class_names=["a", "b", "c"])
     with pytest.raises(FormatError, match="class_names holds 3 names for num_classes 2"):
         from_json(json.dumps(doc), "r")
+
+
+# --------------------------------------------------------------------------- 28.7 a rerun on a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def _visible(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+
+
+def test_a_sharded_rerun_that_would_fill_the_disk_keeps_the_old_dataset(prepared: Path, small_disk: Path,
+                                                                        imgprep_cli) -> None:
+    photos, lst = prepared.parent / "photos", prepared / "train.lst"
+    common = ("--root", photos, "-o", small_disk / "train", "--shard-records", "2", "-j", "1", "-q")
+    imgprep_cli("pack", lst, *common, "--resize", "16")
+    old = _visible(small_disk)
+    stat = os.statvfs(small_disk)
+    # room for the new run's first shard (and its checkpoint), not for the whole new dataset
+    (small_disk / "filler").write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 24_000))
+    proc = imgprep_cli("pack", lst, *common, "--resize", "48", "--quality", "100", check=False)
+    assert proc.returncode == 1, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith(f"imgprep: error: {small_disk / 'train'}: not enough space for the new dataset: "
+                           "about "), line
+    assert "the old dataset is kept" in line
+    files = _visible(small_disk)
+    files.pop("filler")
+    assert files == old  # byte for byte: the old dataset, whole and committed
+    assert verify(str(small_disk / "train"), progress=False).ok
