@@ -101,8 +101,12 @@ def plan_prepare(
         pack_options = dataclasses.replace(pack_options, follow_links_outside_root=True)
     channels = packed_channels(spec)
     images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
+    def resumable(data: Dataset, splits: Mapping[str, Any]) -> None:  # before any image is read
+        _refuse_another_split(outdir, {name: data.items(idx.tolist()) for name, idx in splits.items()}, storage)
+
     converted = convert(kind, input, outdir, options, storage=storage, echo=echo, images=images,
-                        image_root=image_root, defer_writes=defer_writes)
+                        image_root=image_root, defer_writes=defer_writes,
+                        check_splits=resumable if pack_options.resume else None)
     dataset = converted.dataset
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     if dataset.multi_label and not pack_options.pack_label:
