@@ -133,3 +133,23 @@ def test_verify_and_merge_write_lines_with_progress(tiny_tree: Path, tmp_path: P
         assert proc.returncode == 0, err
         found = [m for m in map(LINE.match, err.splitlines()) if m and m.group("label") == label]
         assert found and found[0].group("done") == "0" and found[-1].group("left") == "done", err
+
+
+def test_a_processing_job_writes_lines_for_its_packs_and_its_join(tiny_tree: Path, tmp_path: Path) -> None:
+    seen: dict[str, list[re.Match[str]]] = {}
+    for index in (1, 0):  # host 1 packs its part; host 0 packs its own, then joins both
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "imgprep.processing", "prepare", "folders", str(tiny_tree), "-o",
+             str(tmp_path / "out"), "--opt-ml", str(tmp_path / f"optml{index}"), "--num-parts", "2", "--part-index",
+             str(index), "--run-id", "t1", "--join", "auto" if index == 0 else "no", "--poll", "0.01", "--dedup",
+             "off", "-j", "1", "--progress"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+            env={**os.environ, "IMGPREP_PROGRESS_INTERVAL": "0.001"})
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        for m in filter(None, map(LINE.match, err.splitlines())):
+            seen.setdefault(m.group("label"), []).append(m)
+    assert {"pack part-00000", "pack part-00001", "join train", "join val"} <= set(seen), sorted(seen)
+    join = seen["join train"]
+    assert join[0].group("done") == "0" and join[-1].group("left") == "done"
+    assert join[-1].group("done") == join[-1].group("total") == "1,600"

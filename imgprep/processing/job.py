@@ -216,7 +216,8 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
                 Retirement(job.output, [channel.name for channel in plan.channels], storage).everything()
             for channel in plan.channels:
                 infos = channel_infos(markers, work, channel.name)
-                summary = join_channel(channel.items, infos, channel.final, storage)
+                summary = join_channel(channel.items, infos, channel.final, storage, quiet=job.options.quiet,
+                                       progress=job.options.progress)
                 result.joined[channel.name] = summary
                 result.outputs.extend(summary.outputs)
                 how = "concatenated" if summary.concatenated else "merged by list order"
