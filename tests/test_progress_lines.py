@@ -113,6 +113,15 @@ def test_a_piped_prepare_shows_progress_lines_before_it_finishes(tiny_tree: Path
     assert ends == {"pack train": "1,600", "pack val": "400"}
 
 
+def test_without_a_switch_a_pipe_gets_lines_too(tiny_tree: Path, tmp_path: Path) -> None:
+    proc = _cli("prepare", "folders", tiny_tree, "-o", tmp_path / "out", "--dedup", "off", "-j", "1")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    found = [m for m in map(LINE.match, err.splitlines()) if m]
+    assert {m.group("label") for m in found} == {"pack train", "pack val"}, err
+    assert any(m.group("left").startswith("ETA") for m in found)
+
+
 def test_quiet_silences_the_lines(tiny_tree: Path, tmp_path: Path) -> None:
     proc = _cli("prepare", "folders", tiny_tree, "-o", tmp_path / "out", "--dedup", "off", "-j", "1", "--progress",
                 "-q")
@@ -121,13 +130,14 @@ def test_quiet_silences_the_lines(tiny_tree: Path, tmp_path: Path) -> None:
     assert not [line for line in err.splitlines() if LINE.match(line)], err
 
 
-def test_verify_and_merge_write_lines_with_progress(tiny_tree: Path, tmp_path: Path) -> None:
+def test_verify_merge_and_inspect_write_lines_with_progress(tiny_tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = _cli("prepare", "folders", tiny_tree, "-o", out, "--dedup", "off", "-j", "1", "-q", "--shard-records", "500")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     for args, label in ((("verify", out / "train", "--progress"), "verify train"),
-                        (("merge", out / "train", "-o", tmp_path / "all", "--progress"), "merge train")):
+                        (("merge", out / "train", "-o", tmp_path / "all", "--progress"), "merge train"),
+                        (("inspect", out / "train.lst", "--root", tiny_tree, "--progress"), "inspect")):
         proc = _cli(*args)
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err

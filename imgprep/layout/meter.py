@@ -10,8 +10,8 @@ silence in a log.
 Every command picks its meter with :func:`meter`: ``quiet`` silences both kinds, ``progress=True``
 (``--progress``) forces lines (a terminal included: for ``script``/``tee`` logs), ``progress=False``
 turns both off (the Python API's default).  In automatic mode a pass that ends within its first
-:data:`DELAY` seconds writes nothing, so short commands keep their output as it was; with
-``--progress`` every pass writes from its start.  ``IMGPREP_PROGRESS_INTERVAL`` sets the interval
+:data:`DELAY` seconds (or the interval, when shorter) writes nothing, so short commands keep their
+output as it was; with ``--progress`` every pass writes from its start.  ``IMGPREP_PROGRESS_INTERVAL`` sets the interval
 in seconds (a log that wants a line a minute; tests use a tiny one).
 """
 
@@ -164,7 +164,7 @@ def meter(label: str, total: int | None, unit: str = "img", *, quiet: bool = Fal
     if chosen == "off":
         return Off()
     if chosen == "lines":
-        return Lines(label, total, unit, delay=0.0 if progress else DELAY)
+        return Lines(label, total, unit, delay=0.0 if progress else min(DELAY, interval()))
     from tqdm import tqdm  # and the multiprocessing it loads: only for a bar someone sees
 
     return _Bar(tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, smoothing=0.1, desc=label,
