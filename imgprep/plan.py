@@ -23,6 +23,7 @@ from imgprep.formats import classmap, hyperparams
 from imgprep.formats.display import Messages, messages
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
+from imgprep.layout.files import OutputFiles
 from imgprep.packing.described import describe
 from imgprep.packing.packer import PackOptions, PackSummary, list_ref, pack
 from imgprep.packing.publish import earlier_list, retire_output
@@ -101,12 +102,15 @@ def plan_prepare(
         pack_options = dataclasses.replace(pack_options, follow_links_outside_root=True)
     channels = packed_channels(spec)
     images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
-    def resumable(data: Dataset, splits: Mapping[str, Any]) -> None:  # before any image is read
-        _refuse_another_split(outdir, {name: data.items(idx.tolist()) for name, idx in splits.items()}, storage)
+    def before_images(data: Dataset, splits: Mapping[str, Any]) -> None:
+        """The outputs' names and ``--resume`` checked from the splits, before any image is read."""
+        for name in splits:
+            OutputFiles(join(outdir, name), storage).check_names()
+        if pack_options.resume:
+            _refuse_another_split(outdir, {name: data.items(idx.tolist()) for name, idx in splits.items()}, storage)
 
     converted = convert(kind, input, outdir, options, storage=storage, echo=echo, images=images,
-                        image_root=image_root, defer_writes=defer_writes,
-                        check_splits=resumable if pack_options.resume else None)
+                        image_root=image_root, defer_writes=defer_writes, check_splits=before_images)
     dataset = converted.dataset
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     if dataset.multi_label and not pack_options.pack_label:

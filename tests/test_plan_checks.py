@@ -102,3 +102,11 @@ def test_pack_label_outside_the_classes_fails_before_any_read(caltech: Path, tmp
         imgprep.pack([str(lists / "train.lst")], str(caltech), str(tmp_path / "out" / "train"), num_classes=1,
                      num_workers=1)
     assert image_opens == []
+
+
+def test_an_output_name_the_folder_cannot_hold_fails_before_any_read(caltech: Path, tmp_path: Path,
+                                                                     image_opens: list[str]) -> None:
+    name = "t" * 240  # its temporaries (.NAME.XXXXXXXX.part) would pass the file-name limit
+    with pytest.raises(UsageError, match="output name too long"):
+        _prepare("folders", caltech, tmp_path / "out", split=f"train=0.5,{name}=0.5")
+    assert image_opens == []
