@@ -40,12 +40,17 @@ def find(items: Collection[LstItem], given: int | None, names: tuple[str, ...] |
         return Classes(given, names, source="--num-classes")
     uris = getattr(items, "uris", None)
     if not uris:
-        return Classes(None, unknown="a list given in Python: pass num_classes to record it")
-    beside = join(uris[0].rsplit("/", 1)[0] if "/" in uris[0] else ".", CLASSES_FILE)
-    if not storage.is_file(beside):
-        return Classes(None, unknown=f"no {CLASSES_FILE} beside {uris[0]} and no --num-classes")
-    found = _read_names(storage.read_bytes(beside), beside)
-    return Classes(len(found), found, source=beside)
+        return Classes(None, unknown="a list given in Python and no num_classes")
+    return beside(uris[0], storage)
+
+
+def beside(list_uri: str, storage: Store) -> Classes:
+    """The classes of the ``classes.json`` beside the list ``list_uri``, or unknown with the reason."""
+    uri = join(list_uri.rsplit("/", 1)[0] if "/" in list_uri else ".", CLASSES_FILE)
+    if not storage.is_file(uri):
+        return Classes(None, unknown=f"no {CLASSES_FILE} beside {list_uri} and no --num-classes")
+    found = _read_names(storage.read_bytes(uri), uri)
+    return Classes(len(found), found, source=uri)
 
 
 def _read_names(raw: bytes, uri: str) -> tuple[str, ...]:

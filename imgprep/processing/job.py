@@ -365,7 +365,14 @@ def _plan(
         items = read_lists(job.lists, storage)
         name = posixpath.basename(final.rstrip("/")) or "data"
         local_root = storage.local_path(job.root)
-        return _Plan([_Channel(name, items, final)], job.root, local_root, [], job.options)
+        options = job.options
+        if options.num_classes is None:  # the classes.json beside the list, as a one-host pack finds it
+            from imgprep.packing.classes import beside
+
+            found = beside(job.lists[0], storage)
+            if found.number is not None:
+                options = dataclasses.replace(options, num_classes=found.number, class_names=found.names)
+        return _Plan([_Channel(name, items, final)], job.root, local_root, [], options)
     return _plan_prepare(job, cluster, config, scratch, storage, echo)
 
 
