@@ -238,7 +238,7 @@ def convert(
     whole; ``options.dedup_report`` gets every group as JSON Lines.  ``defer_writes`` leaves the
     lists, class map, manifests and hyperparameters in ``result.files`` for the caller to write
     (``prepare`` writes them once every split is packed: its commit point).  ``check_splits``
-    (``prepare --resume``) sees the splits before any image is read (see :func:`split`).
+    (prepare: output names, ``--resume``) sees the splits before any image is read (see :func:`split`).
     """
     images = images or ImageOutput()
     say = messages(echo)  # a caller's Messages (prepare) prints the warnings and summary itself

@@ -102,6 +102,7 @@ def plan_prepare(
         pack_options = dataclasses.replace(pack_options, follow_links_outside_root=True)
     channels = packed_channels(spec)
     images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
+
     def before_images(data: Dataset, splits: Mapping[str, Any]) -> None:
         """The outputs' names and ``--resume`` checked from the splits, before any image is read."""
         for name in splits:
@@ -158,9 +159,7 @@ def prepare(
     plan = plan_prepare(kind, input, outdir, options=options, spec=spec, pack_options=pack_options,
                         storage=storage, image_root=image_root, echo=say, defer_writes=True)
     source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
-    converted = plan.converted
-    if plan.pack_options.resume:
-        _refuse_another_split(outdir, converted.lists, storage)
+    converted = plan.converted  # --resume of another split was refused before any image was read
     out = PrepareResult(converted=converted)
     note = reencode_note(spec, in_memory=plan.source is not None)
     if note:
