@@ -164,7 +164,8 @@ def prepare(
     note = reencode_note(spec, in_memory=plan.source is not None)
     if note:
         say.warn(note)
-    retirement = Retirement(outdir, list(converted.lists), storage)
+    retirement = Retirement(outdir, list(converted.lists), storage,
+                            {name: len(items) for name, items in converted.lists.items()})
     for position, (name, items) in enumerate(converted.lists.items()):
         summary = pack(items, source, join(outdir, name), spec, plan.pack_options,
                        before_publish=retirement.before_publishing(position))
@@ -219,15 +220,23 @@ class Retirement:
     publishes (the packer's ``before_publish``): the lists, class map and hyperparameters (this
     run writes them last), and the outputs of the splits not packed yet or no longer made."""
 
-    def __init__(self, outdir: str, splits: Sequence[str], storage: Store) -> None:
+    def __init__(self, outdir: str, splits: Sequence[str], storage: Store,
+                 sizes: Mapping[str, int] | None = None) -> None:
         self.outdir, self.splits, self.storage = outdir, list(splits), storage
         self.dropped = [name for name in SPLIT_NAMES if name not in self.splits]
+        self.sizes = dict(sizes or {})  # list items per split: the space check counts the later ones
         self.done = False
 
     def before_publishing(self, position: int) -> Callable[[], None]:
-        """The hook for the pack of split number ``position``: the splits after it are not packed yet."""
+        """The hook for the pack of split number ``position``: the splits after it are not packed
+        yet.  It also tells the publisher's space check (:meth:`Publisher._check_space`) the items
+        still to pack after this split and the old files it frees (``items``, ``old``)."""
         later = self.splits[position + 1:] + self.dropped
-        return lambda: self._retire(later)
+        return _Hook(lambda: self._retire(later), sum(self.sizes.get(n, 0) for n in self.splits[position + 1:]),
+                     lambda: [] if self.done else self._old(later))
+
+    def _old(self, splits: list[str]) -> list[str]:
+        return [uri for split in splits for uri in OutputFiles(join(self.outdir, split), self.storage).names()]
 
     def finish(self) -> None:
         """After the last split: what no pack retired (every split was already complete)."""
@@ -241,6 +250,18 @@ class Retirement:
         if not self.done:
             retire_prepared(self.outdir, splits, self.storage)
             self.done = True
+
+
+@dataclass(frozen=True)
+class _Hook:
+    """``before_retiring`` of one split's pack: retires the rest of the old prepare when called."""
+
+    retire: Callable[[], None]
+    items: int  # list items of the splits packed after this one
+    old: Callable[[], list[str]]  # the old files that retiring removes
+
+    def __call__(self) -> None:
+        self.retire()
 
 
 def retire_prepared(outdir: str, splits: Sequence[str], storage: Store) -> None:

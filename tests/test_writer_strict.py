@@ -243,3 +243,21 @@ def test_a_sharded_rerun_that_would_fill_the_disk_keeps_the_old_dataset(prepared
     files.pop("filler")
     assert files == old  # byte for byte: the old dataset, whole and committed
     assert verify(str(small_disk / "train"), progress=False).ok
+
+
+def test_a_prepare_rerun_that_would_fill_the_disk_keeps_every_split(prepared: Path, small_disk: Path,
+                                                                     imgprep_cli) -> None:
+    photos, out = prepared.parent / "photos", small_disk / "out"
+    common = ("folders", photos, "-o", out, "--split", "train=0.5,val=0.5", "--dedup", "off", "--shard-records", "2",
+              "-j", "1", "-q")
+    imgprep_cli("prepare", *common, "--resize", "16")
+    old = _visible(out)
+    train = sum(len(v) for k, v in old.items() if k.startswith("train-"))
+    stat = os.statvfs(small_disk)
+    # room for the new train split where the old one is, not for train, val and the metadata together
+    (small_disk / "filler").write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 30_000))
+    proc = imgprep_cli("prepare", *common, "--resize", "48", "--quality", "100", check=False)
+    assert proc.returncode == 1, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "not enough space for the new dataset" in line and "the old dataset is kept" in line, line
+    assert _visible(out) == old, f"the old prepare ({train:,} bytes of train shards) was touched"

@@ -141,10 +141,13 @@ class Publisher:
             return
         kept = {self.folder + n for e in self.progress.record.shards[: self._keep] for n in (e.rec, e.idx)}
         old = [uri for uri in self.files.names() if uri not in kept]
+        later = self.before_retiring  # prepare: the splits packed after this one (plan.Retirement)
+        old += getattr(later, "old", list)()
         if not old:
             return  # nothing to lose: a full disk fails the run as any write does
-        left = self.skeleton.list.entries - consumed
-        need = int(written / done * left * self.SPACE_MARGIN) + 64 * left // 10 + (1 << 16)  # records, .idx, record
+        left = self.skeleton.list.entries - consumed + getattr(later, "items", 0)
+        # the records as the first shard's go, then per record its .idx line and checksum, and the record's text
+        need = int(written / done * left * self.SPACE_MARGIN) + 16 * left + 4096
         freed = sum(self.files.size(uri) or 0 for uri in old)
         free = shutil.disk_usage(folder).free
         if need > free + freed:
