@@ -105,6 +105,9 @@ def plan_prepare(
 
     def before_images(data: Dataset, splits: Mapping[str, Any]) -> None:
         """The outputs' names and ``--resume`` checked from the splits, before any image is read."""
+        if pack_options.num_classes not in (None, data.num_classes):
+            raise UsageError(f"--num-classes {pack_options.num_classes}: the dataset has {data.num_classes} classes "
+                             "(prepare states them in the dataset record itself: leave --num-classes out)")
         for name in splits:
             OutputFiles(join(outdir, name), storage).check_names()
         if pack_options.resume:

@@ -110,3 +110,10 @@ def test_an_output_name_the_folder_cannot_hold_fails_before_any_read(caltech: Pa
     with pytest.raises(UsageError, match="output name too long"):
         _prepare("folders", caltech, tmp_path / "out", split=f"train=0.5,{name}=0.5")
     assert image_opens == []
+
+
+def test_prepare_refuses_a_num_classes_the_dataset_contradicts_before_any_read(caltech: Path, tmp_path: Path,
+                                                                              image_opens: list[str]) -> None:
+    with pytest.raises(UsageError, match="--num-classes 2: the dataset has 3 classes"):
+        _prepare("folders", caltech, tmp_path / "out", num_classes=2)
+    assert image_opens == []
