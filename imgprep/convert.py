@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import os
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,7 @@ from imgprep.sources.loaded import Dataset
 from imgprep.sources.options import SourceOptions
 from imgprep.sources.registry import Kind
 from imgprep.splits import dedup as dedup_mod
-from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
+from imgprep.splits.stratify import SplitPlan, check_feasible, parse_split, split_multi, split_single
 from imgprep.storage.base import Store, join
 from imgprep.storage.probe import check_access
 from imgprep.storage.roots import RootGuard
@@ -223,6 +222,7 @@ def convert(
     images: ImageOutput | None = None,
     image_root: str | None = None,
     defer_writes: bool = False,
+    check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
     and (with ``options.manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
@@ -233,7 +233,8 @@ def convert(
     root: COCO) and reports the groups the split puts on both sides, or splits duplicate groups
     whole; ``options.dedup_report`` gets every group as JSON Lines.  ``defer_writes`` leaves the
     lists, class map, manifests and hyperparameters in ``result.files`` for the caller to write
-    (``prepare`` writes them once every split is packed: its commit point).
+    (``prepare`` writes them once every split is packed: its commit point).  ``check_splits``
+    (prepare: output names, ``--resume``) sees the splits before any image is read (see :func:`split`).
     """
     images = images or ImageOutput()
     say = messages(echo)  # a caller's Messages (prepare) prints the warnings and summary itself
@@ -246,7 +247,9 @@ def convert(
     listed_root = dataset.root or image_root
     keep_inside(dataset, storage.local_path(listed_root) if listed_root else None,
                 follow_outside=options.follow_links_outside_root)
-    splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say)
+    splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say, check_splits=check_splits)
+    if options.dedup == "same-split" and check_splits is not None:
+        check_splits(dataset, splits)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
     result.duplicates = dups
     if dups is not None and options.dedup_report:
@@ -286,9 +289,11 @@ def load(kind: Kind, input: str, options: ConvertOptions, images: ImageOutput) -
 
 
 def split(
-    dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo
+    dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo,
+    check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], dedup_mod.Groups | None]:
-    """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups."""
+    """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups.
+    ``check_splits`` sees the splits before any image is read (after the duplicates with same-split)."""
     plan = make_plan(
         dataset,
         split=options.split,
@@ -297,11 +302,15 @@ def split(
         shuffle=options.shuffle,
         seed=options.seed,
     )
+    if plan is not None:  # from the labels alone: a split that cannot be made fails before any image is read
+        check_feasible(dataset.labels, plan, [c.name for c in dataset.classes], multi_label=dataset.multi_label)
     if dataset.num_classes == 1:
         dataset.notes.append("only one class: a classifier needs at least two (check the layout options)")
     warn = getattr(say, "warn", say)  # notes are warnings: printed after the tables
     for note in dataset.notes:
         warn(f"{dataset.origin}: {note}")
+    if options.dedup != "same-split" and check_splits is not None:  # the splits do not wait for the duplicates
+        check_splits(dataset, make_splits(dataset, plan, shuffle=options.shuffle, seed=options.seed))
     dups = None
     if options.dedup != "off":
         shown = getattr(say, "echo", say) is not None
@@ -471,13 +480,10 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
 
 @contextlib.contextmanager
 def _pass_progress(total: int, label: str, *, show: bool) -> Iterator[Callable[[int], Any]]:
-    """A labelled progress bar on stderr for one pass over the images (terminal only)."""
-    if not (show and sys.stderr.isatty()):
-        yield lambda _n: None
-        return
-    from tqdm import tqdm
+    """One pass over the images: a bar on a terminal, lines elsewhere (:mod:`imgprep.layout.meter`)."""
+    from imgprep.layout.meter import meter
 
-    with tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False, desc=label) as bar:
+    with meter(label, total, "img", quiet=not show, leave=False) as bar:
         yield bar.update
 
 

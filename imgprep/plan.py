@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +26,10 @@ from imgprep.convert import ConvertOptions, ConvertResult, Echo, ImageOutput, co
 from imgprep.errors import UsageError
 from imgprep.formats import classmap, hyperparams
 from imgprep.formats.display import Messages, messages
+from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
 from imgprep.layout import prepared
+from imgprep.layout.files import OutputFiles
 from imgprep.layout.retire import Retirement
 from imgprep.outputs.base import OutputFormat
 from imgprep.packing.described import describe
@@ -93,6 +95,7 @@ def plan_prepare(
     image_root: str | None = None,
     echo: Echo | None = None,
     defer_writes: bool = False,
+    output: OutputFormat | None = None,
 ) -> PreparePlan:
     """Convert ``input`` into lists and metadata under ``outdir`` and say how to pack them
     (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`)."""
@@ -102,12 +105,28 @@ def plan_prepare(
         pack_options = dataclasses.replace(pack_options, follow_links_outside_root=True)
     channels = packed_channels(spec)
     images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
+
+    def before_images(data: Dataset, splits: Mapping[str, Any]) -> None:
+        """The outputs' names and ``--resume`` checked from the splits, before any image is read."""
+        if pack_options.num_classes not in (None, data.num_classes):
+            raise UsageError(f"--num-classes {pack_options.num_classes}: the dataset has {data.num_classes} classes "
+                             "(prepare states them in the dataset record itself: leave --num-classes out)")
+        written = output or outputs.get("recordio")
+        for name in splits:
+            OutputFiles(written.split_output(outdir, name), storage).check_names()
+        if pack_options.resume:
+            refuse_another_split(written, outdir, {name: data.items(idx.tolist()) for name, idx in splits.items()},
+                                 storage)
+
     converted = convert(kind, input, outdir, options, storage=storage, echo=echo, images=images,
-                        image_root=image_root, defer_writes=defer_writes)
+                        image_root=image_root, defer_writes=defer_writes, check_splits=before_images)
     dataset = converted.dataset
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     if dataset.multi_label and not pack_options.pack_label:
         pack_options = dataclasses.replace(pack_options, pack_label=True)
+    # the dataset record states the classes (issue 28.1): readers check labels against them
+    pack_options = dataclasses.replace(pack_options, num_classes=dataset.num_classes or None,
+                                       class_names=tuple(c.name for c in dataset.classes) or None)
     return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage), storage)
 
 
@@ -146,10 +165,11 @@ def prepare(
     """
     check_inputs(kind, options, image_root)
     say = messages(echo)  # tables and packed splits as they come; warnings, then the summary, last
+    output = outputs.get(output_format)
     plan = plan_prepare(kind, input, outdir, options=options, spec=spec, pack_options=pack_options,
-                        storage=storage, image_root=image_root, echo=say, defer_writes=True)
+                        storage=storage, image_root=image_root, echo=say, defer_writes=True, output=output)
     source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
-    run = PrepareRun(plan, outdir, spec, outputs.get(output_format), say)
+    run = PrepareRun(plan, outdir, spec, output, say)
     run.refuse_another_split()
     note = reencode_note(spec, in_memory=plan.source is not None)
     if note:
@@ -160,6 +180,20 @@ def prepare(
         say(f"wrote {target}")
     say.flush()
     return out
+
+
+def refuse_another_split(output: OutputFormat, outdir: str, lists: Mapping[str, Sequence[LstItem]],
+                         storage: Store) -> None:
+    """``--resume`` continues only the same prepare: each split's list must be the one the earlier
+    run was writing or wrote (same images and labels, in the same order)."""
+    for name, items in lists.items():
+        earlier = output.earlier_list(output.split_output(outdir, name), storage)
+        if earlier is not None and earlier.sha256 != list_ref(items).sha256:
+            raise UsageError(
+                f"{outdir}: cannot resume: the earlier prepare split the data differently ({name} held other "
+                "images or labels: a different --seed, --split, --train-per-class, --dedup or source?); rerun "
+                "without --resume to start over"
+            )
 
 
 class PrepareRun:
@@ -174,7 +208,8 @@ class PrepareRun:
         self.plan, self.outdir, self.spec, self.output, self.say = plan, outdir, spec, output, say
         self.storage = plan.storage
         self.splits = list(plan.converted.lists)
-        self.retirement = Retirement(outdir, self.splits, self.storage, self._retire_split)
+        self.retirement = Retirement(outdir, self.splits, self.storage, self._retire_split,
+                                     {name: len(items) for name, items in plan.converted.lists.items()})
 
     def split_output(self, split: str) -> str:
         return self.output.split_output(self.outdir, split)
@@ -182,16 +217,8 @@ class PrepareRun:
     def refuse_another_split(self) -> None:
         """``--resume`` continues only the same prepare: each split's list must be the one the
         earlier run was writing or wrote (same images and labels, in the same order)."""
-        if not self.plan.pack_options.resume:
-            return
-        for name, items in self.plan.converted.lists.items():
-            earlier = self.output.earlier_list(self.split_output(name), self.storage)
-            if earlier is not None and earlier.sha256 != list_ref(items).sha256:
-                raise UsageError(
-                    f"{self.outdir}: cannot resume: the earlier prepare split the data differently ({name} held "
-                    "other images or labels: a different --seed, --split, --train-per-class, --dedup or source?); "
-                    "rerun without --resume to start over"
-                )
+        if self.plan.pack_options.resume:
+            refuse_another_split(self.output, self.outdir, self.plan.converted.lists, self.storage)
 
     def write_splits(self, source: Any, told: Callable[[str, PackSummary], None]) -> dict[str, PackSummary]:
         """Every split on this host; the first file published retires the old generation."""

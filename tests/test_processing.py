@@ -186,6 +186,7 @@ def test_prepare_job_fully_replicated_matches_one_host(tree: Path, tmp_path: Pat
     results = run_hosts(lambda i: Job("prepare", str(out), spec(), options(), kind="folders", input=str(tree),
                                       convert=ConvertOptions(split=SPLIT, seed=7)), 3, tmp_path)
     assert files(out) == files(reference)
+    assert json.loads((out / "train.dataset.json").read_text())["num_classes"] == len(CLASSES)  # the join states it
     joined = results[-1].joined
     assert joined["train"].concatenated and joined["train"].records == 12
     # one host: the job is `prepare` itself
@@ -218,7 +219,8 @@ def test_pack_job_sharded_matches_one_host(tree: Path, tmp_path: Path) -> None:
     lst, items = make_lists(tree, tmp_path)
     (tree / items[4].path).write_bytes(imgfactory.not_an_image())  # skipped, reported by its host
     reference = tmp_path / "ref" / "all"
-    pack(items, str(tree), str(reference), spec(), options())
+    # as a one-host pack of the list file states them: from the classes.json beside it
+    pack(items, str(tree), str(reference), spec(), options(num_classes=len(CLASSES), class_names=tuple(CLASSES)))
     roots = shard_inputs(tree, items, tmp_path, 3)
     out = tmp_path / "job" / "all"
     results = run_hosts(lambda i: Job("pack", str(out), spec(), options(), lists=(str(lst),), root=str(roots[i])),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any
 
 import click
@@ -34,19 +33,19 @@ Flat images (blank frames, swatches) match by identical bytes only. `convert/pre
 hashing into a union-find: no pair lists, memory ~ number of images.
 Exit status: 0 (even with duplicates: read the report), 1 error, 2 usage."""
 )
-@options("path", "inspect_root", "threshold", "as_json", "html_out", "dedup_report", "num_workers")
+@options("path", "inspect_root", "threshold", "as_json", "html_out", "dedup_report", "num_workers", "report_quiet",
+         "progress")
 def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | None, **given: Any) -> None:
     """Per-split class histograms, image sizes, exact and near duplicates, and leaks across splits."""
-    from tqdm import tqdm
-
     from imgprep import outputs
+    from imgprep.layout.meter import meter
     from imgprep.storage.stores import Storage
 
     if html_out:
         from imgprep.requirements import require
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
-    with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
+    with meter("inspect", None, "img", quiet=given["quiet"], progress=given["progress"], leave=False) as bar:
         try:
             findings = outputs.opening(path, Storage()).inspect(path, root=given["root"], threshold=given["threshold"],
                                                                 workers=given["num_workers"], tick=bar.update)

@@ -15,17 +15,19 @@ Examples:
 
 \b
 Reads exactly the shards PREFIX.dataset.json names (an unfinished pack is refused: finish it
-with pack --resume), else PREFIX-00000.rec/.idx, PREFIX-00001.rec/.idx, ... found by listing, and
+with pack --resume) and checks each against it (records, CRC-32s, SHA-256) before writing
+anything, then writes OUT.dataset.json too; else PREFIX-00000.rec/.idx, PREFIX-00001.rec/.idx, ... found by listing, and
 writes OUT.rec and OUT.idx (offsets shifted, keys kept). S3 to S3 joins server-side
 (UploadPartCopy); only shards under 5 MiB pass through this machine."""
 )
-@options("shard_prefix", "output", "quiet", "endpoint_url")
-def merge(shard_prefix: str, output: str, quiet: bool, endpoint_url: str | None) -> None:
+@options("shard_prefix", "output", "quiet", "progress", "endpoint_url")
+def merge(shard_prefix: str, output: str, quiet: bool, progress: bool | None, endpoint_url: str | None) -> None:
     """Join RecordIO shards into one .rec with a rebuilt .idx."""
     from imgprep.layout.merge import merge_shards
     from imgprep.storage.stores import Storage
 
-    summary = merge_shards(shard_prefix, output, Storage.from_options(endpoint_url=endpoint_url))
+    summary = merge_shards(shard_prefix, output, Storage.from_options(endpoint_url=endpoint_url), quiet=quiet,
+                           progress=progress)
     if not quiet:
         server = f", {summary.copied_bytes:,} copied server-side" if summary.copied_bytes else ""
         click.echo(

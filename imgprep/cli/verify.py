@@ -39,7 +39,7 @@ no larger than the smallest image, per-class counts.
 Exit status: 0 no problems, 1 problems found (or an unreadable input), 2 usage."""
 )
 @options("path", "num_classes", "against", "num_workers", "max_skipped", "channel", "channel_settings", "as_json",
-         "endpoint_url")
+         "endpoint_url", "report_quiet", "progress")
 def verify(path: str, against: str | None, channel: str | None, as_json: bool, **given: Any) -> None:
     """Check every record of a .rec, a shard prefix or a dataset record (local or s3://), and the
     hyperparameters.json / classes.json beside it: the check before a training job pays for it."""
@@ -52,6 +52,7 @@ def verify(path: str, against: str | None, channel: str | None, as_json: bool, *
     report = outputs.opening(path, storage).verify(
         path, storage, num_classes=given["num_classes"], against=items, against_name=against or "",
         workers=given["num_workers"], max_skipped=given["max_skipped"],
+        progress=False if given["quiet"] else given["progress"],
         train=None if channel is None else channel == "train", channel_settings=given["channel_settings"])
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1, ensure_ascii=False))

@@ -8,7 +8,8 @@ not written yet or no longer made.  Every face (CLI, API, Processing job) retire
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from imgprep.formats.dataset import ListRef, from_json
 from imgprep.layout.files import OutputFiles
@@ -65,16 +66,23 @@ class Retirement:
     run writes them last), and the outputs of the splits not written yet or no longer made."""
 
     def __init__(self, outdir: str, splits: Sequence[str], storage: Store,
-                 retire_split: RetireSplit | None = None) -> None:
+                 retire_split: RetireSplit | None = None, sizes: Mapping[str, int] | None = None) -> None:
         self.outdir, self.splits, self.storage = outdir, list(splits), storage
         self.retire_split = retire_split
         self.dropped = [name for name in SPLIT_NAMES if name not in self.splits]
+        self.sizes = dict(sizes or {})  # list items per split: the space check counts the later ones
         self.done = False
 
     def before_publishing(self, position: int) -> Callable[[], None]:
-        """The hook for the write of split number ``position``: the splits after it are not written yet."""
+        """The hook for the write of split number ``position``: the splits after it are not written
+        yet.  It also tells the publisher's space check (``Publisher._check_space``) the items still
+        to write after this split and the old files retiring frees (``items``, ``old``)."""
         later = self.splits[position + 1:] + self.dropped
-        return lambda: self._retire(later)
+        return _Hook(lambda: self._retire(later), sum(self.sizes.get(n, 0) for n in self.splits[position + 1:]),
+                     lambda: [] if self.done else self._old(later))
+
+    def _old(self, splits: list[str]) -> list[str]:
+        return [uri for split in splits for uri in OutputFiles(join(self.outdir, split), self.storage).names()]
 
     def finish(self) -> None:
         """After the last split: what no write retired (every split was already complete)."""
@@ -88,3 +96,15 @@ class Retirement:
         if not self.done:
             retire_prepared(self.outdir, splits, self.storage, self.retire_split)
             self.done = True
+
+
+@dataclass(frozen=True)
+class _Hook:
+    """``before_retiring`` of one split's write: retires the rest of the old prepare when called."""
+
+    retire: Callable[[], None]
+    items: int  # list items of the splits written after this one
+    old: Callable[[], list[str]]  # the old files that retiring removes
+
+    def __call__(self) -> None:
+        self.retire()

@@ -15,6 +15,8 @@ from imgprep.options.declare import Option
 from imgprep.sources import KINDS
 
 S3 = "S3-compatible endpoint for s3:// paths [env: AWS_ENDPOINT_URL]."
+PROGRESS = ("Progress as plain lines (start, every 30 s, end), even on a terminal [default: a bar on a terminal, "
+            "lines in a log or pipe].")
 _SIZE_WITHOUT_UNIT = 1 << 20  # --shard-size 1 meant 1 GiB, not a shard per record
 
 
@@ -72,7 +74,10 @@ _RUN = [
     Option(("-q", "--quiet"), "Print nothing but errors (no progress bar, no summary).", bool, False),
     Option(("--native/--no-native",), "Force or forbid the libjpeg-turbo core [default: use it when built].",
            bool),
-    Option(("progress",), "Progress bars (None: when stderr is a terminal and not quiet).", bool, cli=False),
+    Option(("--progress",), PROGRESS, bool, parse=_given_flag),
+    Option(("--num-classes",), "Classes the dataset record states (labels must lie in [0, N)) [default: from "
+           "the classes.json beside the list, else recorded as unknown].", int, low=1, id="pack_num_classes"),
+    Option(("class_names",), "Class names by index, stated in the dataset record.", cli=False),
     Option(("report",), "Write the skipped images' report.", bool, True, cli=False),
     Option(("chunk_size",), "Records per worker task (0: from the list length and worker count).", int, 0, low=0,
            cli=False),
@@ -175,6 +180,7 @@ _COMMAND = [
     Option(("--threshold",), "Near-duplicate distance in bits [default: 8].", int, low=0, high=11),
     Option(("--html", "html_out"), "Write one self-contained HTML page (and OUT-contact.png).",
            metavar="OUT.html"),
+    Option(("-q", "--quiet"), "No progress (the report is still printed).", bool, False, id="report_quiet"),
     Option(("shard_prefix",), argument=True),
     Option(("uri",), argument=True),
     Option(("--min-age",), "Seconds after which an upload from another machine counts as stale.", float, 3600.0,

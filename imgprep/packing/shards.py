@@ -327,7 +327,7 @@ class ShardWriter:
         checkpoint: Checkpoint | None = None,
         checkpoint_bytes: int = 0,
         skipped: Callable[[], int] = lambda: 0,
-        retire: Callable[[], None] = lambda: None,
+        retire: Callable[[int, int], None] = lambda _written, _consumed: None,
     ) -> None:
         self.prefix = output_prefix(prefix)
         self.publish = publish
@@ -457,7 +457,7 @@ class ShardWriter:
         if shard is None:
             return
         try:
-            self.retire()  # a resumed S3 shard's .rec becomes visible when sealed
+            self.retire(shard.rec_bytes, consumed)  # a resumed S3 shard's .rec becomes visible when sealed
             shard.seal()
             self.publish(shard.rec, shard.idx, shard.entry(), consumed, shard.crcs)
         except BaseException:

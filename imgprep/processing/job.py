@@ -29,6 +29,7 @@ from imgprep.exits import failure
 from imgprep.formats.display import Messages
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
+from imgprep.packing.classes import beside
 from imgprep.packing.packer import PackOptions
 from imgprep.plan import PreparePlan, PrepareRun
 from imgprep.processing.config import (
@@ -239,7 +240,8 @@ def _join(plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[st
     if plan.run is not None:
         plan.run.retire_all()  # every part is written: the old generation goes before a join publishes
     for channel in plan.channels:
-        summary = join_channel(channel.items, channel_infos(markers, work, channel.name), channel.final, storage)
+        summary = join_channel(channel.items, channel_infos(markers, work, channel.name), channel.final, storage,
+                               quiet=plan.pack_options.quiet, progress=plan.pack_options.progress)
         result.joined[channel.name] = summary
         result.outputs.extend(summary.outputs)
         how = "concatenated" if summary.concatenated else "merged by list order"
@@ -371,7 +373,12 @@ def _plan(
         items = read_lists(job.lists, storage)
         name = posixpath.basename(final.rstrip("/")) or "data"
         local_root = storage.local_path(job.root)
-        return _Plan([_Channel(name, items, final)], job.root, local_root, job.options, job.spec, storage)
+        options = job.options
+        if options.num_classes is None:  # the classes.json beside the list, as a one-host pack finds it
+            found = beside(job.lists[0], storage)
+            if found.number is not None:
+                options = dataclasses.replace(options, num_classes=found.number, class_names=found.names)
+        return _Plan([_Channel(name, items, final)], job.root, local_root, options, job.spec, storage)
     return _plan_prepare(job, cluster, config, scratch, storage, echo, notes)
 
 
@@ -390,7 +397,7 @@ def _plan_prepare(
     local_input, mirror = _local_input(kind, job.input, cluster, config, scratch, storage, echo)
     planned = plan_prepare(kind.name, local_input, job.output, options=job.convert, spec=job.spec,
                            pack_options=job.options, storage=storage, image_root=job.image_root, echo=echo,
-                           defer_writes=True)
+                           defer_writes=True, output=output_format)
     source, local_root = _image_source(kind, planned, mirror, job, storage)
     run = PrepareRun(planned, job.output, job.spec, output_format, notes)
     channels = [_Channel(name, items, run.split_output(name)) for name, items in planned.converted.lists.items()]

@@ -277,6 +277,8 @@ class S3Store(Store):
     def head(self, uri: str) -> dict[str, Any] | None:
         """``HeadObject`` of ``uri``, or None when it does not exist."""
         bucket, key = parse_s3_uri(uri)
+        if not key:
+            return None  # a bucket root is no object (and botocore refuses an empty key)
         try:
             return self.client.head_object(Bucket=bucket, Key=key)
         except self.errors as exc:

@@ -12,6 +12,7 @@ writes the exact channel settings the job needs.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +95,59 @@ def _int(doc: dict[str, Any], key: str) -> int | None:
         return None
 
 
+# --- value checks (issue 28.6): each malformed value is one line, and the checks after it skip it ---
+
+
+def _integer(value: Any) -> int | None:
+    """A hyperparameter meant as an integer: a JSON integer or its decimal text, nothing else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+
+
+def _check_values(hyper: dict[str, Any], where: str, report: Report, train: bool) -> None:
+    """The algorithm parses these before training starts; a value it cannot use fails the job
+    after the instance has been paid for (or, for a sample count, quietly skews the schedule)."""
+    records = report.records
+    samples = hyper.get("num_training_samples")
+    if samples is None and train:
+        report.add(where, f"num_training_samples is missing (the training channel needs it): set it to {records}")
+    elif samples is not None and (_integer(samples) if _integer(samples) is not None else -1) < 0:
+        report.add(where, f"num_training_samples {samples!r} is not a count of images: set it to {records}")
+    classes = hyper.get("num_classes")
+    if classes is None:
+        report.add(where, "num_classes is missing (the algorithm needs it)")
+    elif (_integer(classes) or 0) < 1:
+        report.add(where, f"num_classes {classes!r} is not a positive integer")
+    multi = hyper.get("multi_label")
+    if multi is not None and str(multi).strip() not in ("0", "1"):
+        report.add(where, f"multi_label {multi!r} must be 0 or 1")
+    shape = hyper.get("image_shape")
+    if shape is not None:
+        _check_shape_values(str(shape), where, report)
+
+
+def _check_shape_values(shape: str, where: str, report: Report) -> None:
+    parts = [_integer(x) for x in shape.split(",")]
+    if len(parts) != 3 or any(p is None for p in parts):
+        return  # _check_shape says it is not 'C,H,W'
+    channels, height, width = (p or 0 for p in parts)
+    if height < 1 or width < 1:
+        report.add(where, f"image_shape {shape} must have positive height and width")
+    held = sorted({c for _, _, c in report.sizes})
+    if held and channels in (1, 3) and held != [channels]:
+        report.add(where, f"image_shape {shape} has {channels} channel(s), the records hold "
+                          f"{' and '.join(map(str, held))}-channel images")
+
+
+# --- end of value checks ---
+
+
 def _check_hyperparameters(hyper: dict[str, Any], where: str, report: Report, train: bool, target: Target) -> None:
+    _check_values(hyper, where, report, train)
     records = report.records
     samples = _int(hyper, "num_training_samples")
     if train and samples is not None and samples != records:
