@@ -223,6 +223,7 @@ def convert(
     image_root: str | None = None,
     defer_writes: bool = False,
     check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
+    progress: bool | None = None,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
     and (with ``options.manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
@@ -235,6 +236,7 @@ def convert(
     lists, class map, manifests and hyperparameters in ``result.files`` for the caller to write
     (``prepare`` writes them once every split is packed: its commit point).  ``check_splits``
     (prepare: output names, ``--resume``) sees the splits before any image is read (see :func:`split`).
+    ``progress`` chooses the duplicate pass's meter as ``--progress`` does pack's (:mod:`imgprep.layout.meter`).
     """
     images = images or ImageOutput()
     say = messages(echo)  # a caller's Messages (prepare) prints the warnings and summary itself
@@ -247,7 +249,8 @@ def convert(
     listed_root = dataset.root or image_root
     keep_inside(dataset, storage.local_path(listed_root) if listed_root else None,
                 follow_outside=options.follow_links_outside_root)
-    splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say, check_splits=check_splits)
+    splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say, check_splits=check_splits,
+                         progress=progress)
     if options.dedup == "same-split" and check_splits is not None:
         check_splits(dataset, splits)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
@@ -290,7 +293,7 @@ def load(kind: Kind, input: str, options: ConvertOptions, images: ImageOutput) -
 
 def split(
     dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo,
-    check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
+    check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None, progress: bool | None = None,
 ) -> tuple[dict[str, np.ndarray], dedup_mod.Groups | None]:
     """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups.
     ``check_splits`` sees the splits before any image is read (after the duplicates with same-split)."""
@@ -315,7 +318,7 @@ def split(
     if options.dedup != "off":
         shown = getattr(say, "echo", say) is not None
         dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn, shown=shown,
-                           follow_outside=options.follow_links_outside_root)
+                           follow_outside=options.follow_links_outside_root, progress=progress)
     if options.dedup == "same-split" and dups is not None and dups.grouped:
         splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
     else:
@@ -434,7 +437,7 @@ def hyperparameters_line(params: Mapping[str, str]) -> str:
 
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
                 storage: Store, say: Echo, shown: bool = False,
-                follow_outside: bool = False) -> dedup_mod.Groups | None:
+                follow_outside: bool = False, progress: bool | None = None) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
@@ -467,7 +470,7 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
         return None
     from imgprep.splits.neardup import DEFAULT_THRESHOLD
 
-    with _pass_progress(len(dataset), "duplicates", show=shown) as tick:
+    with _pass_progress(len(dataset), "duplicates", show=shown, progress=progress) as tick:
         def counted(i: int) -> Any:
             try:
                 return read(i)
@@ -479,11 +482,12 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
 
 
 @contextlib.contextmanager
-def _pass_progress(total: int, label: str, *, show: bool) -> Iterator[Callable[[int], Any]]:
-    """One pass over the images: a bar on a terminal, lines elsewhere (:mod:`imgprep.layout.meter`)."""
+def _pass_progress(total: int, label: str, *, show: bool, progress: bool | None) -> Iterator[Callable[[int], Any]]:
+    """One pass over the images: a bar on a terminal, lines elsewhere (:mod:`imgprep.layout.meter`);
+    ``progress=True`` writes lines even where nothing else is printed (the API's ``progress=True``)."""
     from imgprep.layout.meter import meter
 
-    with meter(label, total, "img", quiet=not show, leave=False) as bar:
+    with meter(label, total, "img", quiet=not show and progress is not True, progress=progress, leave=False) as bar:
         yield bar.update
 
 

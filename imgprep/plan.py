@@ -118,8 +118,10 @@ def plan_prepare(
             refuse_another_split(written, outdir, {name: data.items(idx.tolist()) for name, idx in splits.items()},
                                  storage)
 
+    # the duplicate pass is one of prepare's passes: the same --progress/--quiet as its packs
     converted = convert(kind, input, outdir, options, storage=storage, echo=echo, images=images,
-                        image_root=image_root, defer_writes=defer_writes, check_splits=before_images)
+                        image_root=image_root, defer_writes=defer_writes, check_splits=before_images,
+                        progress=False if pack_options.quiet else pack_options.progress)
     dataset = converted.dataset
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     if dataset.multi_label and not pack_options.pack_label:
