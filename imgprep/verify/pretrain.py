@@ -116,7 +116,9 @@ def _check_values(hyper: dict[str, Any], where: str, report: Report, train: bool
     if samples is None and train:
         report.add(where, f"num_training_samples is missing (the training channel needs it): set it to {records}")
     elif samples is not None and (_integer(samples) if _integer(samples) is not None else -1) < 0:
-        report.add(where, f"num_training_samples {samples!r} is not a count of images: set it to {records}")
+        # another channel's records are not the training count: name the count, not this channel's
+        count = records if train else "the training split's record count"
+        report.add(where, f"num_training_samples {samples!r} is not a count of images: set it to {count}")
     classes = hyper.get("num_classes")
     if classes is None:
         report.add(where, "num_classes is missing (the algorithm needs it)")
