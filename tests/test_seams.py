@@ -1,0 +1,81 @@
+"""Where the work of issues 27, 28 and 32 meets, tried from outside as a user would: prepare's
+duplicate pass under --progress, a bare command group's usage error, verify's hint on another
+channel than training."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import imgfactory
+import pytest
+from conftest import run_imgprep
+
+import imgprep
+
+LINE = re.compile(r"^imgprep: (?P<label>[\w -]+): (?P<done>[\d,]+)/(?P<total>[\d,]+) img")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("seams") / "photos"
+    imgfactory.class_tree(root, ["ant", "bee", "cow"], 4, sizes=((40, 32), (36, 30)))
+    return root
+
+
+def _lines(err: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for m in filter(None, map(LINE.match, err.splitlines())):
+        found.setdefault(m.group("label"), []).append(m.group(0))
+    return found
+
+
+def test_prepare_progress_forces_lines_for_the_duplicate_pass_too(photos: Path, tmp_path: Path) -> None:
+    proc = run_imgprep("prepare", "folders", photos, "-o", tmp_path / "out", "--split", "train=0.5,val=0.5",
+                       "-j", "1", "--progress")
+    found = _lines(proc.stderr)
+    assert {"duplicates", "pack train", "pack val"} <= set(found), proc.stderr
+    assert found["duplicates"][0].endswith("0/12 img") and found["duplicates"][-1].endswith("12/12 img")
+    quiet = run_imgprep("prepare", "folders", photos, "-o", tmp_path / "q", "--split", "train=0.5,val=0.5",
+                        "-j", "1", "--progress", "-q")
+    assert not _lines(quiet.stderr), quiet.stderr
+
+
+def test_the_api_prepare_progress_covers_the_duplicate_pass(photos: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    imgprep.prepare("folders", str(photos), str(tmp_path / "out"), split="train=0.5,val=0.5", num_workers=1,
+                    progress=True)
+    assert {"duplicates", "pack train", "pack val"} <= set(_lines(capsys.readouterr().err))
+    imgprep.prepare("folders", str(photos), str(tmp_path / "off"), split="train=0.5,val=0.5", num_workers=1,
+                    echo=print)  # the API's default: no progress, even where it prints
+    assert not _lines(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("argv", [
+    ["-c", "from imgprep.cli.main import main; main()"],
+    ["-c", "from imgprep.cli.main import main; main()", "processing"],
+    ["-m", "imgprep.processing"],
+])
+def test_a_group_without_its_command_is_one_usage_line(argv: list[str], tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("imgprep: error: missing command: choose from "), line
+    assert "prepare" in line and "Options:" not in line and len(line) < 300, line
+
+
+def test_verify_of_the_validation_channel_does_not_hint_its_own_count(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    imgprep.prepare("folders", str(photos), str(out), split="train=0.75,val=0.25", num_workers=1, dedup="off")
+    hyper = json.loads((out / "hyperparameters.json").read_text())
+    hyper["num_training_samples"] = "abc"
+    (out / "hyperparameters.json").write_text(json.dumps(hyper))
+    problems = [str(p) for p in imgprep.verify(str(out / "val.rec")).problems]
+    [line] = [p for p in problems if "num_training_samples" in p]
+    assert "set it to 3" not in line and line.endswith("set it to the training split's record count"), line
+    train = [str(p) for p in imgprep.verify(str(out / "train.rec")).problems]
+    assert any(p.endswith("is not a count of images: set it to 9") for p in train), train
