@@ -79,3 +79,18 @@ def test_verify_of_the_validation_channel_does_not_hint_its_own_count(photos: Pa
     assert "set it to 3" not in line and line.endswith("set it to the training split's record count"), line
     train = [str(p) for p in imgprep.verify(str(out / "train.rec")).problems]
     assert any(p.endswith("is not a count of images: set it to 9") for p in train), train
+
+
+def test_pack_refuses_a_multi_hot_value_the_reader_would_refuse(photos: Path, tmp_path: Path) -> None:
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "classes.json").write_text(json.dumps({"names": {"0": "ant", "1": "bee", "2": "cow"}}))
+    rows = [(0, (1, 0, 1), "ant/img_000.jpg"), (1, (0, 7, 0), "bee/img_000.jpg"), (2, (0, 0, 1), "cow/img_000.jpg")]
+    (lists / "train.lst").write_text("".join(f"{i}\t" + "\t".join(map(str, hot)) + f"\t{path}\n"
+                                             for i, hot, path in rows))
+    proc = run_imgprep("pack", lists / "train.lst", "--root", photos, "-o", tmp_path / "out" / "train",
+                       "--pack-label", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [f"imgprep: error: {lists / 'train.lst'}: entry 1 (bee/img_000.jpg) has 7 at "
+                                        "position 1 of its multi-hot label vector (only 0 and 1 are allowed)"]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
