@@ -94,3 +94,17 @@ def test_pack_refuses_a_multi_hot_value_the_reader_would_refuse(photos: Path, tm
     assert proc.stderr.splitlines() == [f"imgprep: error: {lists / 'train.lst'}: entry 1 (bee/img_000.jpg) has 7 at "
                                         "position 1 of its multi-hot label vector (only 0 and 1 are allowed)"]
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_processing_resume_of_a_complete_output_says_so(photos: Path, tmp_path: Path) -> None:
+    def job() -> str:
+        proc = subprocess.run([sys.executable, "-m", "imgprep.processing", "prepare", "folders", str(photos), "-o",
+                               str(tmp_path / "out"), "--opt-ml", str(tmp_path / "optml"), "--split",
+                               "train=0.5,val=0.5", "--dedup", "off", "-j", "1", "--resume"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout + proc.stderr
+
+    assert "already complete" not in job()
+    again = job()
+    assert "packed train: already complete, nothing to resume: 6 records, 0 skipped" in again, again
