@@ -108,3 +108,20 @@ def test_a_processing_resume_of_a_complete_output_says_so(photos: Path, tmp_path
     assert "already complete" not in job()
     again = job()
     assert "packed train: already complete, nothing to resume: 6 records, 0 skipped" in again, again
+
+
+@pytest.mark.parametrize(("values", "said"), [
+    ({"shard_size": 1}, "--shard-size: '1' is 1 byte(s): give a unit"),
+    ({"checkpoint_every": -1}, "--checkpoint-every: -1 is not a size"),
+])
+def test_a_processing_config_number_is_checked_as_the_command_line_checks_it(photos: Path, tmp_path: Path,
+                                                                             values: dict[str, int], said: str) -> None:
+    config = tmp_path / "job.json"
+    config.write_text(json.dumps(values))
+    proc = subprocess.run([sys.executable, "-m", "imgprep.processing", "prepare", "folders", str(photos), "-o",
+                           str(tmp_path / "out"), "--opt-ml", str(tmp_path / "optml"), "--config", str(config),
+                           "--dedup", "off"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"imgprep: error: {said}"), line
+    assert not (tmp_path / "out").exists()
