@@ -125,3 +125,25 @@ def test_a_processing_config_number_is_checked_as_the_command_line_checks_it(pho
     [line] = proc.stderr.splitlines()
     assert line.startswith(f"imgprep: error: {said}"), line
     assert not (tmp_path / "out").exists()
+
+
+def test_prepare_into_an_output_a_file_stands_in_fails_before_any_image_is_read(
+        photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from imgprep.errors import StorageError
+
+    opened: list[str] = []
+    real = os.open
+
+    def counting(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(path).endswith(".jpg"):
+            opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "sub"):
+        with pytest.raises(StorageError, match=r"cannot create the output folder \(a file is in the way\)"):
+            imgprep.prepare("folders", str(photos), str(out), split="train=0.5,val=0.5", num_workers=1)
+    assert opened == []  # the duplicate pass read nothing
