@@ -147,3 +147,13 @@ def test_prepare_into_an_output_a_file_stands_in_fails_before_any_image_is_read(
         with pytest.raises(StorageError, match=r"cannot create the output folder \(a file is in the way\)"):
             imgprep.prepare("folders", str(photos), str(out), split="train=0.5,val=0.5", num_workers=1)
     assert opened == []  # the duplicate pass read nothing
+
+
+def test_verify_refuses_a_num_classes_the_dataset_record_contradicts(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    imgprep.prepare("folders", str(photos), str(out), split="train=0.5,val=0.5", num_workers=1, dedup="off")
+    proc = run_imgprep("verify", out / "train", "--num-classes", "5", check=False)
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stderr.splitlines() == ["imgprep: error: --num-classes 5: the dataset record says 3 classes "
+                                        "(leave --num-classes out)"]
+    assert imgprep.verify(str(out / "train"), num_classes=3).ok
