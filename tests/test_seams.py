@@ -157,3 +157,14 @@ def test_verify_refuses_a_num_classes_the_dataset_record_contradicts(photos: Pat
     assert proc.stderr.splitlines() == ["imgprep: error: --num-classes 5: the dataset record says 3 classes "
                                         "(leave --num-classes out)"]
     assert imgprep.verify(str(out / "train"), num_classes=3).ok
+
+
+def test_the_prepared_folders_metadata_names_are_spelled_only_in_layout() -> None:
+    import ast
+
+    package = Path(imgprep.__file__).parent
+    spelled = [f"{path.relative_to(package)}:{node.lineno}" for path in sorted(package.rglob("*.py"))
+               if path.relative_to(package).parts[0] != "layout"
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.Constant) and node.value in ("classes.json", "hyperparameters.json")]
+    assert spelled == []  # layout.prepared names them (issue 27.3)

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.lst import LstItem
+from imgprep.layout.prepared import CLASSES as CLASSES_FILE
 from imgprep.storage.base import Store, join
-
-CLASSES_FILE = "classes.json"
 
 
 @dataclass(frozen=True)
