@@ -255,7 +255,7 @@ def pack(
         # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
         with sigterm_as_interrupt():
             # S3 credentials, bucket and write permission: one line naming the output, before the lock
-            check_access(storage, writes=[prefix], reads=[source])
+            check_access(storage, writes=[prefix], images=[source])
             try:
                 progress = publisher.begin(options.resume)  # the lock, and where to start: nothing removed
             except AlreadyComplete as done:
@@ -667,7 +667,9 @@ CHUNK_RECORDS = 256  # most items per chunk: beyond this a chunk's Python costs 
 CHUNK_FIRST = 16  # items per chunk until the size of records is known
 CHUNK_BYTES = 1 << 20  # records per chunk aimed at: bounds the window's memory (window x this)
 CHUNK_SECONDS = 0.2  # work per chunk aimed at: a chunk in C cannot be interrupted (Ctrl-C, SIGTERM)
-CHUNK_INPUT = 4 << 20  # cap on in-memory input bytes per chunk (fetched files, arrays)
+# cap on in-memory input bytes per chunk (fetched files, arrays): the window holds window x this
+# besides its records, so a pack reading s3:// keeps to a local pack's memory plus its client
+CHUNK_INPUT = 512 << 10
 
 
 class _ChunkSizer:
