@@ -433,20 +433,31 @@ class Packer:
         return self.publisher.finish(len(skipped)), report
 
     def _probe(self) -> None:
-        """``--executor auto`` measured on the images themselves: the first chunk is made here,
-        before any worker starts, and when the native batch left most of it to Python one image
-        at a time (PNGs, CMYK JPEGs: Pillow, holding the GIL), the run takes processes instead
-        of threads.  Deciding before the pool starts keeps the fork of a process pool safe
-        (no thread is running yet) and costs nothing: the chunk is the run's first."""
+        """``--executor auto`` measured on the images themselves: the run's first chunks are made
+        here, before the pool starts, and when the native batch left most of them to Python one
+        image at a time (PNGs, CMYK JPEGs: Pillow, holding the GIL), the run takes processes
+        instead of threads.  Deciding before the pool starts keeps the fork of a process pool
+        safe: the probe's threads are joined first.  It costs little: a few images per worker,
+        made on every worker's core at once (one chunk made alone kept the other cores waiting)."""
         if self.kind != "thread" or self.options.executor != "auto":
             return
-        cut = self._cut()
-        if cut is None:
+        if self.cutter is None:  # run() makes it first
+            raise RuntimeError("imgprep bug: a chunk cut before the list was opened")
+        cuts: list[_Cut] = []
+        while len(cuts) < self.workers and (cut := self.cutter.cut(min(self._sizer.limit(), CHUNK_PROBE))):
+            cuts.append(cut)
+        if not cuts:
             return
-        chunk = _make_chunk(cut, self.source)
-        packed = run_chunk(self.ctx, chunk)
-        self.pending.append(_InFlight(None, cut, chunk, packed))
-        if 2 * packed.by_python > len(chunk) and not _daemonic() and not _forkserver_reimports_main():
+        chunks = [_make_chunk(cut, self.source) for cut in cuts]
+        if len(chunks) == 1:
+            made = [run_chunk(self.ctx, chunks[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="imgprep-probe") as probe:
+                made = list(probe.map(run_chunk, [self.ctx] * len(chunks), chunks))
+        for cut, chunk, packed in zip(cuts, chunks, made, strict=True):
+            self.pending.append(_InFlight(None, cut, chunk, packed))
+        by_python, items = sum(p.by_python for p in made), sum(len(c) for c in chunks)
+        if 2 * by_python > items and not _daemonic() and not _forkserver_reimports_main():
             self.kind = "process"
 
     def _feed(self) -> None:
@@ -665,6 +676,7 @@ def _make_chunk(cut: _Cut, source: ImageSource) -> Chunk:
 
 CHUNK_RECORDS = 256  # most items per chunk: beyond this a chunk's Python costs nothing per image
 CHUNK_FIRST = 16  # items per chunk until the size of records is known
+CHUNK_PROBE = 4  # items per worker --executor auto packs before the pool starts (Packer._probe)
 CHUNK_BYTES = 1 << 20  # records per chunk aimed at: bounds the window's memory (window x this)
 CHUNK_SECONDS = 0.2  # work per chunk aimed at: a chunk in C cannot be interrupted (Ctrl-C, SIGTERM)
 # cap on in-memory input bytes per chunk (fetched files, arrays): the window holds window x this
