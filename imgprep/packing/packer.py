@@ -449,11 +449,7 @@ class Packer:
         if not cuts:
             return
         chunks = [_make_chunk(cut, self.source) for cut in cuts]
-        if len(chunks) == 1:
-            made = [run_chunk(self.ctx, chunks[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="imgprep-probe") as probe:
-                made = list(probe.map(run_chunk, [self.ctx] * len(chunks), chunks))
+        made = _beside(self.ctx, chunks)
         for cut, chunk, packed in zip(cuts, chunks, made, strict=True):
             self.pending.append(_InFlight(None, cut, chunk, packed))
         by_python, items = sum(p.by_python for p in made), sum(len(c) for c in chunks)
@@ -576,6 +572,31 @@ def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: I
         # a second time): threads give the same bytes.
         return "thread"
     return kind
+
+
+def _beside(ctx: WorkerContext, chunks: list[Chunk]) -> list[Packed]:
+    """Each chunk made on a thread of its own (the first on this one), all joined before return."""
+    made: list[Packed | BaseException | None] = [None] * len(chunks)
+
+    def make(k: int) -> None:
+        try:
+            made[k] = run_chunk(ctx, chunks[k])
+        except BaseException as exc:  # noqa: BLE001 - raised on the calling thread below
+            made[k] = exc
+
+    threads = [threading.Thread(target=make, args=(k,), name=f"imgprep-probe-{k}", daemon=True)
+               for k in range(1, len(chunks))]
+    for thread in threads:
+        thread.start()
+    try:
+        make(0)
+    finally:
+        for thread in threads:
+            thread.join()
+    for packed in made:
+        if isinstance(packed, BaseException):
+            raise packed
+    return made  # type: ignore[return-value]
 
 
 class _Cut(NamedTuple):
