@@ -496,7 +496,7 @@ class Packer:
     def _cut(self) -> _Cut | None:
         if self.cutter is None:  # run() makes it first
             raise RuntimeError("imgprep bug: a chunk cut before the list was opened")
-        return self.cutter.cut(self._sizer.limit())
+        return self.cutter.cut(self._sizer.limit(len(self.items) - self.cutter.position))
 
     def _append(self, flight: _InFlight) -> bool:
         """Write one finished chunk's records in list order and report its skipped images; True
@@ -718,7 +718,7 @@ class _ChunkSizer:
     """
 
     def __init__(self, total: int, workers: int, requested: int) -> None:
-        self.requested = requested
+        self.requested, self.workers = requested, workers
         self.spread = max(1, total // (workers * 8))
         self.items = self.bytes = 0
         self.seconds = 0.0
@@ -728,9 +728,16 @@ class _ChunkSizer:
         self.bytes += records_bytes
         self.seconds += seconds
 
-    def limit(self) -> int:
+    def limit(self, remaining: int | None = None) -> int:
+        """Items for the next chunk; ``remaining``: items left in the list, so that the last
+        chunks shrink and no worker sits idle while another finishes a long one."""
         if self.requested:
             return self.requested
+        if remaining is not None:
+            return min(self._limit(), max(1, remaining // (2 * self.workers)))
+        return self._limit()
+
+    def _limit(self) -> int:
         if not self.items:
             limit = CHUNK_FIRST
         else:

@@ -1,6 +1,7 @@
-"""``--executor auto`` decides on the run's first images before the pool starts: a few images per
-worker, made on as many threads at once, so the other cores do not wait for one full chunk (a
-dozen phone photos made alone cost a 2-core run about 5% of its wall time)."""
+"""How a pack's work is cut so that no core waits: ``--executor auto`` decides on a few images per
+worker made on as many threads at once (one full chunk made alone -- a dozen phone photos --
+kept the other cores waiting, about 5% of a 2-core run's wall time), and the list's last chunks
+shrink so that no worker finishes a long chunk while the others are idle."""
 
 from __future__ import annotations
 
@@ -68,3 +69,27 @@ def test_pngs_probed_on_every_worker_still_take_processes(tmp_path, monkeypatch)
                    PackOptions(num_workers=3, storage=Storage()))
     assert summary.executor == "process"
     assert len(made) == 3 and sum(n for _, n in made) <= 3 * CHUNK_PROBE
+
+
+def test_the_last_chunks_shrink_to_single_images(tmp_path, monkeypatch) -> None:
+    """Fails on the code whose last chunk was as long as the others (25 images here)."""
+    for i in range(400):
+        (tmp_path / f"{i}.jpg").write_bytes(imgfactory.jpeg(24 + i % 9, 20 + i % 5))
+    items = [LstItem(i, (float(i % 4),), f"{i}.jpg") for i in range(400)]
+    sizes: dict[int, int] = {}
+    run_chunk = packer.run_chunk
+
+    def spy_run(ctx, chunk):  # type: ignore[no-untyped-def]
+        sizes[chunk.indices[0]] = len(chunk)
+        return run_chunk(ctx, chunk)
+
+    monkeypatch.setattr(packer, "run_chunk", spy_run)
+    summary = pack(items, tmp_path, str(tmp_path / "o"), TransformSpec(resize=8),
+                   PackOptions(num_workers=2, storage=Storage(), executor="thread"))
+    assert summary.records == 400 and sum(sizes.values()) == 400
+    ordered = [sizes[k] for k in sorted(sizes)]
+    assert max(ordered) > 8 and ordered[-1] == 1, ordered
+    left = 400
+    for size in ordered:
+        assert size <= max(1, left // 4), ordered  # never more than a half-worker share of what is left
+        left -= size
