@@ -77,6 +77,18 @@ def test_the_image_root_probe_with_a_wrong_key_names_the_key(seaweed: S3Server, 
         check_access(storage, images=["s3://probed33/img/"])
 
 
+def test_the_image_root_probe_without_credentials_says_so(seaweed: S3Server, monkeypatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    storage = Storage.from_options(endpoint_url=seaweed.endpoint_url)
+    with pytest.raises(StorageError, match=r"^s3://probed34/img/: cannot read this location: no AWS credentials "
+                                           r"were found \(set AWS_ACCESS_KEY_ID"):
+        check_access(storage, images=["s3://probed34/img/"])
+
+
 class _Fetched(bytearray):
     """A fetched image whose lifetime the source can follow (bytes cannot be weakly referenced)."""
 

@@ -108,6 +108,8 @@ class ObjectsAccess(Protocol):
 
 
 _CODE = re.compile(r"<Code>([A-Za-z0-9]+)</Code>")
+NO_CREDENTIALS = ("no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                  "or run where a role provides them)")
 
 
 def probe_image_root(store: ObjectsAccess, uri: str) -> None:
@@ -119,10 +121,11 @@ def probe_image_root(store: ObjectsAccess, uri: str) -> None:
 
     bucket, key = parse_s3_uri(uri)
     try:
-        listing = obstore.list(store.object_store(bucket), prefix=key.strip("/") or None, chunk_size=1)
-        next(iter(listing), None)
-    except StorageError:
-        raise
+        objects = store.object_store(bucket)
+    except StorageError:  # the one failure of making it: no credentials anywhere in botocore's chain
+        raise StorageError(f"cannot read this location: {NO_CREDENTIALS}", path=uri) from None
+    try:
+        next(iter(obstore.list(objects, prefix=key.strip("/") or None, chunk_size=1)), None)
     except Exception as exc:  # noqa: BLE001 - every obstore failure becomes the one line below
         raise StorageError(f"cannot read this location: {_objects_cause(exc, bucket)}", path=uri) from None
 
@@ -170,8 +173,7 @@ def cause(exc: BaseException, bucket: str, action: str, where: str) -> str:
 
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
-        return ("no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
-                "or run where a role provides them)")
+        return NO_CREDENTIALS
     if name in ("ProfileNotFound", "NoRegionError"):
         return " ".join(str(exc).split())
     code = error_code(exc)
