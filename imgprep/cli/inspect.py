@@ -14,7 +14,7 @@ Examples:
   imgprep inspect out/                      # every split in a folder (.rec, else .lst)
   imgprep inspect out/train.rec
   imgprep inspect lists/val.lst --root photos/
-  imgprep inspect out/ --html report.html   # one self-contained page + report-contact.png
+  imgprep inspect out/ --html report.html   # a page, its thumbnails in report-thumbs/
   imgprep inspect out/ --json > report.json
   imgprep inspect out/ --dedup-report dups.jsonl   # every duplicate group, val ids to drop
 
@@ -34,7 +34,7 @@ Exit status: 0 (even with duplicates: read the report), 1 error, 2 usage."""
               help="Near-duplicate distance in bits [default: 8].")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.option("--html", "html_out", default=None, metavar="OUT.html",
-              help="Write one self-contained HTML page (and OUT-contact.png).")
+              help="Write an HTML page, its thumbnails in OUT-thumbs/ and every group in OUT-duplicates.jsonl.")
 @click.option("--dedup-report", default=None, metavar="FILE",
               help="Write every duplicate group as JSON Lines (members, splits, which to drop to close a leak).")
 @click.option("-j", "--num-workers", type=click.IntRange(min=1), default=None,
@@ -60,7 +60,7 @@ def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, h
     if html_out:
         from imgprep.inspect.html import write_html
 
-        written = write_html(findings, html_out)
+        written = write_html(findings, html_out, workers=num_workers)
         click.echo(f"wrote {', '.join(written)}", err=True)
     if as_json:
         click.echo(json.dumps(findings.to_json(), indent=1))

@@ -54,7 +54,7 @@ table.kv{border-collapse:collapse;margin-top:10px;font-size:13px;width:100%;tabl
 table.kv td{padding:2px 14px 2px 0;overflow-wrap:anywhere}table.kv td:first-child{color:var(--muted);width:10em}
 table.list{border-collapse:collapse;font-size:13px;width:100%;background:var(--card)}
 table.list th{position:sticky;top:40px;background:#f3f4f6;text-align:left;padding:4px 8px;font-weight:600}
-table.list td{border-top:1px solid var(--line);padding:3px 8px;vertical-align:top;word-break:break-all}
+table.list td{border-top:1px solid var(--line);padding:3px 8px;vertical-align:top;overflow-wrap:anywhere}
 td.n{text-align:right;white-space:nowrap}
 .share{display:flex;height:12px;width:160px;border-radius:3px;overflow:hidden;background:#e5e7eb}
 .share i{display:block;height:100%}.key{display:inline-block;width:10px;height:10px;border-radius:2px;
@@ -68,7 +68,7 @@ margin:0 4px 0 10px}
 .group figure{margin:0;text-align:center;width:170px;max-width:100%}
 .group img{max-width:100%;height:auto;border-radius:6px;background:#e5e7eb}
 .missing{display:inline-block;padding:20px 8px;border-radius:6px;background:#fee2e2;color:var(--bad);font-size:12px}
-.group figcaption{font-size:12px;color:var(--muted);word-break:break-all}
+.group figcaption{font-size:12px;color:var(--muted);overflow-wrap:anywhere}
 .tag{display:inline-block;font-size:11px;font-weight:bold;letter-spacing:.04em;border-radius:4px;padding:1px 6px;
 margin-right:6px}.tag.leak{background:var(--bad);color:#fff}.tag.dup{background:#e0e7ff;color:#3730a3}
 .tag.conflict{background:#f59e0b;color:#fff}.tag.drop{background:#fee2e2;color:var(--bad)}
@@ -204,7 +204,7 @@ def _histogram(classes: list[dict[str, Any]]) -> str:
     ordered = sorted(classes, key=lambda c: (-c["count"], c["index"]))
     top = max((c["count"] for c in ordered), default=0) or 1
     if len(ordered) > 40:
-        width, height = 560, 120
+        width, height = 420, 120
         step = width / len(ordered)
         bars = "".join(
             f'<rect class="{"bar zero" if c["count"] == 0 else "bar"}" x="{i * step:.2f}" y="{height - h:.1f}" '
