@@ -24,6 +24,7 @@ from imgprep.data.transforms import Transform, decode_batch, decode_full, mix
 from imgprep.errors import FormatError, ImageError, ImgprepError, UsageError
 from imgprep.layout import find_shards
 from imgprep.storage.base import Store
+from imgprep.storage.ranged import read_ranges
 
 
 @dataclass(frozen=True)
@@ -141,16 +142,19 @@ class Dataset:
         naming its shard and byte."""
         if not 0 <= index < len(self):
             raise IndexError(f"record {index} of a dataset of {len(self)}")
+        return self.parse_record(index, self._read(index))
+
+    def parse_record(self, index: int, data: bytes | memoryview) -> tuple[int, int | np.ndarray, memoryview]:
+        """:meth:`record` of bytes already read (the loader's coalesced reads come in here too)."""
         where = self.index.locate(index)
         try:
-            return records.parse(self._read(index), where.start, self.labels)
+            return records.parse(data, where.start, self.labels)
         except FormatError as exc:
             raise FormatError(f"record {index}: {exc.message}", path=where.uri) from None
 
     def _read(self, index: int) -> bytes:
         where = self.index.locate(index)
-        with self.storage.open_read(where.uri, where.start, where.end) as fh:
-            data = fh.read()
+        data = read_ranges(self.storage, where.uri, [(where.start, where.end)])[0]
         if len(data) != where.end - where.start:
             raise FormatError(f"record {index} at byte {where.start}: the shard ends after {len(data)} of its "
                               f"{where.end - where.start} bytes", path=where.uri)
