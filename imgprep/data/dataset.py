@@ -24,7 +24,7 @@ from imgprep.data.transforms import Transform, decode_batch, decode_full, mix
 from imgprep.errors import FormatError, ImageError, ImgprepError, UsageError
 from imgprep.layout import find_shards
 from imgprep.storage.base import Store
-from imgprep.storage.ranged import read_ranges
+from imgprep.storage.ranges import read_ranges
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from imgprep.errors import FormatError, StorageError
-from imgprep.storage.ranged import read_bound, read_ranges
+from imgprep.storage.ranges import read_bound, read_ranges
 
 GAP = 256 << 10  # bytes between two records below which one request takes both
 SPAN = 8 << 20  # bytes one request may cover
@@ -69,7 +69,7 @@ class Pending:
     """One record of a fetch under way: :meth:`result` gives ``(id, label, image bytes)`` or the
     record's :class:`FormatError` (returned, as :meth:`Dataset.fetch` does)."""
 
-    __slots__ = ("dataset", "index", "future", "number", "offset", "length", "bound")
+    __slots__ = ("bound", "dataset", "future", "index", "length", "number", "offset")
 
     def __init__(self, dataset: Any, index: int, future: Future, number: int, offset: int, length: int,
                  bound: float | None) -> None:
