@@ -1,0 +1,148 @@
+"""The training reader's S3 reads (loopback SeaweedFS): coalesced ranged reads give the local bytes
+in fewer requests; a frozen endpoint is an error within the store's bound; Ctrl-C ends a reader
+stuck on it with a plain KeyboardInterrupt."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from data_fixture import digest, payloads, write_shards
+from s3servers import S3Server, seaweed_fixture, server_env  # noqa: F401 - fixture
+
+from imgprep.data import Dataset, Loader, Transform
+from imgprep.data.fetch import Fetcher, plan
+from imgprep.errors import StorageError
+from imgprep.storage.stores import Storage
+from imgprep.storage.threads import DaemonExecutor
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture(scope="module")
+def remote(seaweed: S3Server, tmp_path_factory) -> tuple[str, Path]:
+    local = tmp_path_factory.mktemp("s3fetch") / "train"
+    write_shards(local, payloads(48), per_shard=20)
+    client = seaweed.client()
+    client.create_bucket(Bucket="fetch")
+    for path in sorted(local.parent.iterdir()):
+        client.put_object(Bucket="fetch", Key=f"data/{path.name}", Body=path.read_bytes())
+    return "s3://fetch/data/train", local
+
+
+def test_plan_coalesces_neighbours_within_the_gap_and_span() -> None:
+    starts = np.array([500, 0, 100, 10_000, 10_050])
+    ends = np.array([600, 100, 200, 10_050, 10_100])
+    assert plan(starts, ends, gap=300, span=1000) == [(0, 600, [1, 2, 0]), (10_000, 10_100, [3, 4])]
+    assert plan(starts, ends, gap=0, span=1000) == [(0, 200, [1, 2]), (500, 600, [0]), (10_000, 10_100, [3, 4])]
+    assert plan(starts, ends, gap=300, span=150) == [(0, 100, [1]), (100, 200, [2]), (500, 600, [0]),
+                                                     (10_000, 10_100, [3, 4])]  # 150 bytes at most
+
+
+def test_coalesced_s3_reads_equal_local_bytes_in_fewer_requests(seaweed: S3Server, remote: tuple[str, Path]) -> None:
+    uri, local = remote
+    there = Dataset(uri, storage=Storage.from_options(endpoint_url=seaweed.endpoint_url))
+    here = Dataset(str(local))
+    chosen = [47, 3, 2, 30, 31, 29, 0, 19, 20, 5, 5]  # across shard ends, out of order, one twice
+    pool = DaemonExecutor(4, "test-fetch")
+    fetcher = Fetcher(pool)
+    got = [p.result() for p in fetcher.submit([(there, i) for i in chosen])]
+    pool.shutdown(wait=False)
+    for i, (rid, label, image) in zip(chosen, got):
+        mine = here.record(i)
+        assert (rid, label, bytes(image)) == (mine[0], mine[1], bytes(mine[2]))
+    assert fetcher.stats.records == len(chosen) and fetcher.stats.requests == 3  # one per shard
+    # A whole eval epoch (file order) from S3: the local pixels, far fewer requests than records.
+    a = Loader(Dataset(str(local), transform=Transform.eval(16)), batch_size=8, shuffle=False, threads=1)
+    b = Loader(Dataset(uri, transform=Transform.eval(16), storage=Storage.from_options(
+        endpoint_url=seaweed.endpoint_url)), batch_size=8, shuffle=False, threads=2)
+    assert [digest(x.images) for x in a] == [digest(x.images) for x in b]
+    assert b.stats.records == 48 and b.stats.requests <= 48 // 8 + 2
+
+
+class Freezer:
+    """A TCP relay to the S3 server that, once frozen, forwards nothing more either way (a silent
+    endpoint with its connections open), so requests on pooled connections stall too."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit("//", 1)[1].split(":")
+        self.upstream = (host, int(port))
+        self.frozen = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            conn, _ = self._sock.accept()
+            up = socket.create_connection(self.upstream)
+            for a, b in ((conn, up), (up, conn)):
+                threading.Thread(target=self._relay, args=(a, b), daemon=True).start()
+
+    def _relay(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                while self.frozen.is_set():
+                    time.sleep(0.05)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+
+
+_STUCK = """
+import sys
+from imgprep.data import Dataset, Loader, Transform
+from imgprep.storage.stores import Storage
+storage = Storage.from_options(endpoint_url=sys.argv[2], **eval(sys.argv[3]))
+ds = Dataset(sys.argv[1], transform=Transform.train(16), storage=storage)
+print("opened", flush=True)
+sys.stdin.readline()
+print("reading", flush=True)
+for batch in Loader(ds, batch_size=8, threads=2):
+    pass
+"""
+
+
+def _stuck_reader(uri: str, freezer: Freezer, options: dict) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", _STUCK, uri, freezer.url, repr(options)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **server_env()})
+    assert proc.stdout.readline().strip() == "opened", proc.stderr.read()
+    freezer.frozen.set()
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == "reading"
+    return proc
+
+
+def test_a_frozen_endpoint_is_one_storage_error_within_the_bound(seaweed: S3Server, remote) -> None:
+    freezer = Freezer(seaweed.endpoint_url)
+    proc = _stuck_reader(remote[0], freezer, dict(read_timeout=1, connect_timeout=1, max_attempts=2))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("imgprep.errors.StorageError") and "s3://fetch/data/train-0000" in last, err
+    assert StorageError.__name__ in last and ("5 s" in last or "ranged read failed" in last)
+
+
+def test_ctrl_c_ends_a_reader_stuck_on_s3_with_a_plain_keyboard_interrupt(seaweed: S3Server, remote) -> None:
+    freezer = Freezer(seaweed.endpoint_url)
+    proc = _stuck_reader(remote[0], freezer, {})  # default timeouts: minutes before S3 would give up
+    select.select([], [], [], 0.5)  # let the reads go out and stall
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)  # a guard against a hang, not a measurement
+    assert proc.returncode != 0
+    assert err.strip().splitlines()[-1] == "KeyboardInterrupt", err
+    assert "StorageError" not in err and "obstore" not in err and "botocore" not in err
