@@ -4,8 +4,8 @@ One ranged GET per record made S3 training several times slower than local disk:
 costs client CPU and (on a loopback server sharing the cores) server CPU, whatever its size.  The
 loader hands a whole batch here; its records are sorted by shard and offset, and records less
 than ``gap`` bytes apart join one request of at most ``span`` bytes (the bytes between them are
-read and dropped: cheaper than a request while the gap is small).  Each shard's requests go out
-together on an I/O thread (on S3 as one obstore call that runs them concurrently), so the
+read and dropped: cheaper than a request while the gap is small).  A shard's requests go out
+a few at a time per I/O thread (on S3 as one obstore call that runs them concurrently), so the
 latency of a batch is about one request's, and the loader's ``prefetch`` bounds how many
 batches — and so how many bytes — are in flight.
 
@@ -30,6 +30,8 @@ from imgprep.storage.ranges import read_bound, read_ranges
 
 GAP = 256 << 10  # bytes between two records below which one request takes both
 SPAN = 8 << 20  # bytes one request may cover
+PER_CALL = 8  # requests per store call: obstore runs a call's requests concurrently (10 at most), the
+# I/O threads run calls concurrently, so a batch of scattered records is not 10 requests at a time
 
 
 @dataclass
@@ -123,13 +125,15 @@ class Fetcher:
                 here = np.flatnonzero(shards == shard)
                 uri = dataset.index.uris[shard]
                 requests = plan(starts[here], ends[here], self.gap, self.span)
-                future = self._start(dataset, uri, [(a, b) for a, b, _ in requests], here.size)
                 bound = read_bound(dataset.storage, uri)
-                for number, (first, _last, held) in enumerate(requests):
-                    for k in held:
-                        m = int(here[k])
-                        out[chosen[m]] = Pending(dataset, int(indices[m]), future, number, int(starts[m]) - first,
-                                                 int(ends[m] - starts[m]), bound)
+                for c in range(0, len(requests), PER_CALL):
+                    call = requests[c : c + PER_CALL]
+                    future = self._start(dataset, uri, [(a, b) for a, b, _ in call], sum(len(h) for *_, h in call))
+                    for number, (first, _last, held) in enumerate(call):
+                        for k in held:
+                            m = int(here[k])
+                            out[chosen[m]] = Pending(dataset, int(indices[m]), future, number,
+                                                     int(starts[m]) - first, int(ends[m] - starts[m]), bound)
         return out  # type: ignore[return-value]
 
     def _start(self, dataset: Any, uri: str, ranges: list[tuple[int, int]], records: int) -> Future:
