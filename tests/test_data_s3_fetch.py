@@ -146,3 +146,13 @@ def test_ctrl_c_ends_a_reader_stuck_on_s3_with_a_plain_keyboard_interrupt(seawee
     assert proc.returncode != 0
     assert err.strip().splitlines()[-1] == "KeyboardInterrupt", err
     assert "StorageError" not in err and "obstore" not in err and "botocore" not in err
+
+
+def test_a_dataloader_batch_from_s3_reads_together_and_equals_one_by_one(seaweed: S3Server, remote) -> None:
+    ds = Dataset(remote[0], transform=Transform.train(16), seed=6,
+                 storage=Storage.from_options(endpoint_url=seaweed.endpoint_url))
+    keys = [(i, 2) for i in (40, 3, 4, 5, 21, 3)]
+    together = ds.__getitems__(keys)  # what torch's DataLoader calls for a batch
+    alone = [ds[key] for key in keys]
+    assert [digest(np.stack([im])) + [label] for im, label in together] == \
+        [digest(np.stack([im])) + [label] for im, label in alone]

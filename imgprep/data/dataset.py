@@ -88,6 +88,12 @@ class Dataset:
         sample = self.sample(int(index), int(epoch))
         return None if sample is None else (sample.image, sample.label)
 
+    def __getitems__(self, keys: Sequence[Any]) -> list[tuple[np.ndarray, int | np.ndarray] | None]:
+        """A DataLoader batch at once, its records read together (:func:`imgprep.data.fetch.get_items`)."""
+        from imgprep.data.fetch import get_items
+
+        return get_items(self, keys)
+
     def sample(self, index: int, epoch: int = 0) -> Sample | None:
         got = self.samples([index], epoch)
         return got[0] if got else None

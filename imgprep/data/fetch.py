@@ -162,3 +162,25 @@ def _ranges(index: Any, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     ends = np.where(last, index.sizes[shards], np.asarray(index.offsets[np.minimum(indices + 1, len(index) - 1)],
                                                            np.int64))
     return shards, starts, ends
+
+
+def get_items(dataset: Any, keys: Sequence[Any]) -> list[Any]:
+    """``dataset[key]`` for a DataLoader batch of keys (``index`` or ``(index, epoch)``) at once: the
+    records read together, coalesced, then decoded — what torch calls ``__getitems__`` for.  A
+    damaged record (``errors="skip"``) is None, as ``dataset[key]`` gives it."""
+    pairs = [key if isinstance(key, tuple) else (key, 0) for key in keys]
+    out: list[Any] = [None] * len(pairs)
+    by_epoch: dict[int, list[int]] = {}
+    for j, (_, epoch) in enumerate(pairs):
+        by_epoch.setdefault(int(epoch), []).append(j)
+    for epoch, members in by_epoch.items():
+        indices = np.array([int(pairs[j][0]) for j in members], np.int64)
+        records = dataset.resolve(indices, epoch) if hasattr(dataset, "resolve") else \
+            [(dataset, int(i)) for i in indices]
+        samples = iter(dataset.samples(indices, epoch, None, Fetcher(None).submit(records)))
+        sample = next(samples, None)
+        for j, index in zip(members, indices.tolist()):
+            if sample is not None and sample.index == index:
+                out[j] = (sample.image, sample.label)
+                sample = next(samples, None)
+    return out

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from imgprep.data.dataset import Dataset, Sample
+from imgprep.data.fetch import get_items
 from imgprep.data.order import permutation
 from imgprep.data.records import LabelShape
 from imgprep.data.transforms import mix
@@ -195,6 +196,10 @@ class Mixture:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         got = self.samples([int(index)], int(epoch))
         return (got[0].image, got[0].label) if got else None
+
+    def __getitems__(self, keys: Sequence[Any]) -> list[tuple[np.ndarray, Any] | None]:
+        """A DataLoader batch at once, its records read together (:func:`imgprep.data.fetch.get_items`)."""
+        return get_items(self, keys)
 
     def samples(self, indices: Sequence[int] | np.ndarray, epoch: int = 0, out: np.ndarray | None = None,
                 fetched: Sequence[Future] | None = None) -> list[Sample]:
