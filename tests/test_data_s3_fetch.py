@@ -154,5 +154,5 @@ def test_a_dataloader_batch_from_s3_reads_together_and_equals_one_by_one(seaweed
     keys = [(i, 2) for i in (40, 3, 4, 5, 21, 3)]
     together = ds.__getitems__(keys)  # what torch's DataLoader calls for a batch
     alone = [ds[key] for key in keys]
-    assert [digest(np.stack([im])) + [label] for im, label in together] == \
-        [digest(np.stack([im])) + [label] for im, label in alone]
+    assert [(*digest(np.stack([im])), label) for im, label in together] == \
+        [(*digest(np.stack([im])), label) for im, label in alone]
