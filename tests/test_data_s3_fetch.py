@@ -21,7 +21,7 @@ from s3servers import S3Server, seaweed_fixture, server_env  # noqa: F401 - fixt
 
 from imgprep.data import Dataset, Loader, Transform
 from imgprep.data.fetch import Fetcher, plan
-from imgprep.errors import StorageError
+from imgprep.errors import ChangedError, StorageError
 from imgprep.storage.stores import Storage
 from imgprep.storage.threads import DaemonExecutor
 
@@ -156,3 +156,21 @@ def test_a_dataloader_batch_from_s3_reads_together_and_equals_one_by_one(seaweed
     alone = [ds[key] for key in keys]
     assert [(*digest(np.stack([im])), label) for im, label in together] == \
         [(*digest(np.stack([im])), label) for im, label in alone]
+
+
+def test_reads_pinned_to_an_etag_fail_once_the_shard_is_replaced(seaweed: S3Server, tmp_path: Path) -> None:
+    local = tmp_path / "pinned"
+    write_shards(local, payloads(6))
+    client = seaweed.client()
+    client.create_bucket(Bucket="pinned")
+    rec = local.with_suffix(".rec")
+    for path in (rec, local.with_suffix(".idx")):
+        client.put_object(Bucket="pinned", Key=path.name, Body=path.read_bytes())
+    uri = "s3://pinned/pinned.rec"
+    ds = Dataset("s3://pinned/pinned", storage=Storage.from_options(endpoint_url=seaweed.endpoint_url))
+    ds.versions = {uri: client.head_object(Bucket="pinned", Key="pinned.rec")["ETag"]}  # what the reader pins
+    fetcher = Fetcher(None)
+    assert [p.result()[0] for p in fetcher.submit([(ds, 0), (ds, 5)])] == [10_000, 10_005]
+    client.put_object(Bucket="pinned", Key="pinned.rec", Body=rec.read_bytes()[:-4] + b"\0\0\0\1")  # republished
+    with pytest.raises(ChangedError, match="changed since it was opened"):
+        fetcher.submit([(ds, 0), (ds, 5)])[0].result()

@@ -11,7 +11,8 @@ batches — and so how many bytes — are in flight.
 
 Each record comes back as a :class:`Pending` that the decoding thread resolves: it waits (at
 most the store's read bound, so a frozen endpoint is an error, not a hang), then slices and
-parses its record through the dataset (which checks it), so no record bytes are copied.
+parses its record through the dataset (which checks it), so no record bytes are copied.  A
+shard whose generation the dataset pinned (``Dataset.versions``) is read only in that generation.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from imgprep.errors import FormatError, StorageError
+from imgprep.errors import FormatError, ImageError, StorageError
 from imgprep.storage.ranges import read_bound, read_ranges
 
 GAP = 256 << 10  # bytes between two records below which one request takes both
@@ -88,7 +89,7 @@ class Pending:
         data = memoryview(blocks[self.number])[self.offset : self.offset + self.length]
         try:
             return self.dataset.parse_record(self.index, _whole(data, self.length, self.dataset, self.index))
-        except FormatError as exc:
+        except (FormatError, ImageError) as exc:  # the record's fault: the caller raises or skips it
             return exc
 
     def cancel(self) -> bool:
@@ -137,9 +138,9 @@ class Fetcher:
         return out  # type: ignore[return-value]
 
     def _start(self, dataset: Any, uri: str, ranges: list[tuple[int, int]], records: int) -> Future:
-        etag = dataset.etag(uri) if hasattr(dataset, "etag") else None
+        version = getattr(dataset, "versions", {}).get(uri)  # the generation the dataset pinned, if it did
         self.stats.add(len(ranges), records, sum(b - a for a, b in ranges))
-        call: Callable[[], list] = lambda: read_ranges(dataset.storage, uri, ranges, etag)  # noqa: E731
+        call: Callable[[], list] = lambda: read_ranges(dataset.storage, uri, ranges, version)  # noqa: E731
         if self.executor is not None:
             return self.executor.submit(call)
         future: Future = Future()

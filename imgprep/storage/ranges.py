@@ -15,24 +15,25 @@ from imgprep.errors import StorageError
 from imgprep.storage.base import Store
 
 
-def read_ranges(storage: Store, uri: str, ranges: Sequence[tuple[int, int]], etag: str | None = None) -> list:
+def read_ranges(storage: Store, uri: str, ranges: Sequence[tuple[int, int]], version: str | None = None) -> list:
     """The bytes of each ``(start, end)`` of ``uri``, each range one request (the caller coalesces).
 
     On S3 the ranges go out together through obstore (:mod:`imgprep.storage.s3_ranges`, with
-    ``If-Match: etag`` when given); a local file is read with ``pread`` on one descriptor; any
-    other store through its ``open_read``.  A range the object does not hold whole is an error
-    for the caller to name (the result is shorter)."""
+    ``If-Match: version`` when given); a local file is read with ``pread`` on one descriptor; any
+    other store, or a local file with a pinned ``version``, through its ``open_read`` (which checks
+    the version).  A range the object does not hold whole comes back short, for the caller to name."""
     store = storage.for_uri(uri) if hasattr(storage, "for_uri") else storage
     if hasattr(store, "object_store"):
         from imgprep.storage.s3_ranges import get_ranges
 
-        return get_ranges(store, uri, ranges, etag)  # type: ignore[arg-type]
+        return get_ranges(store, uri, ranges, version)  # type: ignore[arg-type]
     path = store.local_path(uri)
-    if path is not None:
+    if path is not None and version is None:
         return _pread(path, ranges)
     out = []
+    pinned = {} if version is None else {"version": version}
     for start, end in ranges:
-        with store.open_read(uri, start, end) as fh:
+        with store.open_read(uri, start, end, **pinned) as fh:
             out.append(fh.read())
     return out
 

@@ -6,8 +6,9 @@ of one call concurrently without a Python thread each.  The caller decides which
 request (:mod:`imgprep.data.fetch` coalesces neighbours), so obstore's own coalescing is off: one
 range given here is one GET, which keeps the request count the caller reports true.
 
-``etag``: the generation the reader pinned when it opened the object; every request then carries
-``If-Match`` so that a republished object is an error, never new bytes read through an old index.
+``version``: the ETag the reader pinned when it opened the object (``Store.version``); every
+request then carries ``If-Match``, so a republished object is a :class:`ChangedError`, never new
+bytes read through an old index.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from imgprep.errors import StorageError
+from imgprep.errors import ChangedError, StorageError
 from imgprep.storage.s3_base import parse_s3_uri
 
 if TYPE_CHECKING:
     from imgprep.storage.s3 import S3Store
 
 
-def get_ranges(store: S3Store, uri: str, ranges: Sequence[tuple[int, int]], etag: str | None = None) -> list:
+def get_ranges(store: S3Store, uri: str, ranges: Sequence[tuple[int, int]], version: str | None = None) -> list:
     """The bytes of each ``(start, end)`` of ``uri`` (objects with the buffer protocol), one GET each."""
     import obstore
     from obstore.exceptions import BaseError, NotFoundError, PreconditionError
@@ -31,15 +32,15 @@ def get_ranges(store: S3Store, uri: str, ranges: Sequence[tuple[int, int]], etag
     bucket, key = parse_s3_uri(uri)
     objects = store.object_store(bucket)
     try:
-        if etag is None:
+        if version is None:
             return obstore.get_ranges(objects, key, starts=[a for a, _ in ranges], ends=[b for _, b in ranges],
                                       coalesce=0)
-        return asyncio.run(_pinned(objects, key, ranges, etag))
+        return asyncio.run(_pinned(objects, key, ranges, version))
     except (FileNotFoundError, NotFoundError):
         raise StorageError("no such object", path=uri) from None
     except PreconditionError:
-        raise StorageError(f"the object changed after the dataset was opened (its ETag is no longer {etag}): "
-                           "open the dataset again", path=uri) from None
+        raise ChangedError(f"changed since it was opened for reading (ETag another, was {version})",
+                           path=uri) from None
     except (BaseError, OSError, ValueError) as exc:
         raise StorageError(f"ranged read failed ({_first_line(exc)})", path=uri) from None
 
