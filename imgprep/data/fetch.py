@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from imgprep.errors import FormatError, ImageError, StorageError
+from imgprep.errors import ChangedError, FormatError, ImageError, StorageError
 from imgprep.storage.ranges import read_bound, read_ranges
 
 GAP = 256 << 10  # bytes between two records below which one request takes both
@@ -82,6 +82,8 @@ class Pending:
     def result(self) -> Any:
         try:
             blocks = self.future.result(self.bound)
+        except ChangedError as exc:
+            raise changed(exc, self.index) from None
         except FutureTimeout:
             where = self.dataset.index.locate(self.index)
             raise StorageError(f"a ranged read got no answer within {self.bound:.0f} s (the store's timeouts and "
@@ -94,6 +96,13 @@ class Pending:
 
     def cancel(self) -> bool:
         return self.future.cancel()
+
+
+def changed(exc: ChangedError, index: int) -> ChangedError:
+    """What a read of a pinned file that changed tells the user (one record's read or a batch's)."""
+    return ChangedError(f"the dataset changed while it was read (a pack or prepare republished it after this "
+                        f"Dataset opened it; record {index} would come from the new files through the old index): "
+                        f"open it again ({exc.message})", path=exc.path)
 
 
 def _whole(data: memoryview, length: int, dataset: Any, index: int) -> memoryview:
