@@ -4,7 +4,8 @@ The sequence (which records, in which order, with which augmentation) is fixed b
 :class:`~imgprep.data.order.Order` and the dataset's seed; ``threads`` only decides how many
 samples are decoded at once, so it can change between runs — also when resuming — without
 changing a single pixel.  At most ``prefetch`` batches are read and decoded ahead of the one the
-caller holds, so memory (and, on S3, the number of ranged GETs in flight) stays bounded.
+caller holds, so memory (and, on S3, the number of ranged GETs in flight) stays bounded; the
+reads of ``prefetch + 1`` batches are planned together, so neighbours in any of them share a request.
 """
 
 from __future__ import annotations
@@ -108,9 +109,15 @@ class Loader:
         fetcher = Fetcher(reads, gap=self.coalesce)
         fetcher.stats = self.stats
         pending: deque[tuple[np.ndarray, list[Future], int, int]] = deque()  # images, futures, begin, end
+        ahead: deque[list] = deque()  # the reads of the batches after the one being submitted
         try:
-            for begin, end in bounds:
-                pending.append((*self._submit(pool, fetcher, indices[begin:end], epoch), begin, end))
+            for number, (begin, end) in enumerate(bounds):
+                if not ahead:  # the next window of batches: read together, so more neighbours coalesce
+                    window = bounds[number : number + self.prefetch + 1]
+                    fetched = fetcher.submit(_records(self.dataset, indices[window[0][0] : window[-1][1]], epoch))
+                    ahead.extend(fetched[a - begin : b - begin] for a, b in window)
+                chosen = indices[begin:end]
+                pending.append((*self._submit(pool, chosen, ahead.popleft(), epoch), begin, end))
                 if len(pending) > self.prefetch:
                     yield self._finish(pending.popleft(), indices, valid, epoch, start)
             while pending:
@@ -124,11 +131,10 @@ class Loader:
                 if executor is not None:  # nothing waits for them: their results are dropped
                     executor.shutdown(wait=False, cancel_futures=True)
 
-    def _submit(self, pool: DaemonExecutor | None, fetcher: Fetcher, chosen: np.ndarray, epoch: int) -> tuple:
-        """Queue one batch: its reads on the I/O threads (coalesced, all at once: a ranged GET waits
-        on the network, not the CPU), its decoding in ``threads`` chunks that take the reads in order."""
+    def _submit(self, pool: DaemonExecutor | None, chosen: np.ndarray, fetched: list, epoch: int) -> tuple:
+        """Queue one batch's decoding in ``threads`` chunks that take its reads (under way on the I/O
+        threads) in order."""
         images = np.empty((len(chosen), *self.dataset.transform.shape), np.uint8)
-        fetched = fetcher.submit(_records(self.dataset, chosen, epoch))
         parts = max(1, min(self.threads, len(chosen)))
         cuts = np.linspace(0, len(chosen), parts + 1).astype(int)
         futures = []
