@@ -112,8 +112,8 @@ class Loader:
         ahead: deque[list] = deque()  # the reads of the batches after the one being submitted
         try:
             for number, (begin, end) in enumerate(bounds):
-                if not ahead:  # the next window of batches: read together, so more neighbours coalesce
-                    window = bounds[number : number + self.prefetch + 1]
+                if not ahead:  # the next window of batches, read together so more neighbours coalesce
+                    window = bounds[number : number + (self.prefetch + 1 if number else 1)]  # the first: alone
                     fetched = fetcher.submit(_records(self.dataset, indices[window[0][0] : window[-1][1]], epoch))
                     ahead.extend(fetched[a - begin : b - begin] for a, b in window)
                 chosen = indices[begin:end]
