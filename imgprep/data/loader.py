@@ -110,26 +110,37 @@ class Loader:
         fetcher.stats = self.stats
         pending: deque[tuple[np.ndarray, list[Future], int, int]] = deque()  # images, futures, begin, end
         ahead: deque[list] = deque()  # the reads of the batches after the one being submitted
+        interrupted = True  # by an error or Ctrl-C: then nothing waits for the threads
         try:
             for number, (begin, end) in enumerate(bounds):
-                if not ahead:  # the next window of batches, read together so more neighbours coalesce
-                    window = bounds[number : number + (self.prefetch + 1 if number else 1)]  # the first: alone
-                    fetched = fetcher.submit(_records(self.dataset, indices[window[0][0] : window[-1][1]], epoch))
-                    ahead.extend(fetched[a - begin : b - begin] for a, b in window)
-                chosen = indices[begin:end]
-                pending.append((*self._submit(pool, chosen, ahead.popleft(), epoch), begin, end))
+                if not ahead:
+                    ahead.extend(self._read_window(fetcher, bounds, number, indices, epoch))
+                pending.append((*self._submit(pool, indices[begin:end], ahead.popleft(), epoch), begin, end))
                 if len(pending) > self.prefetch:
                     yield self._finish(pending.popleft(), indices, valid, epoch, start)
             while pending:
                 yield self._finish(pending.popleft(), indices, valid, epoch, start)
             self.epoch, self.start, self.position = epoch + 1, 0, 0
+            interrupted = False
+        except GeneratorExit:  # the loop left early: let the running chunks end
+            interrupted = False
+            raise
         finally:
             for *_, futures, _b, _e in pending:
                 for future in futures:
                     future.cancel()
             for executor in (pool, reads):
-                if executor is not None:  # nothing waits for them: their results are dropped
-                    executor.shutdown(wait=False, cancel_futures=True)
+                if executor is not None:
+                    executor.shutdown(wait=not interrupted, cancel_futures=True)
+
+    def _read_window(self, fetcher: Fetcher, bounds: list[tuple[int, int]], number: int, indices: np.ndarray,
+                     epoch: int) -> list[list]:
+        """Start the reads of the batches from ``number`` on: ``prefetch + 1`` of them together, so
+        more neighbours coalesce (the first batch of a loop alone, so that it comes soon)."""
+        window = bounds[number : number + (self.prefetch + 1 if number else 1)]
+        first = window[0][0]
+        fetched = fetcher.submit(_records(self.dataset, indices[first : window[-1][1]], epoch))
+        return [fetched[a - first : b - first] for a, b in window]
 
     def _submit(self, pool: DaemonExecutor | None, chosen: np.ndarray, fetched: list, epoch: int) -> tuple:
         """Queue one batch's decoding in ``threads`` chunks that take its reads (under way on the I/O
