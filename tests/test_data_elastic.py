@@ -105,3 +105,11 @@ def test_sampler_resumes_on_another_world_size_and_at_the_end_of_an_epoch() -> N
     end.load_state_dict(Sampler(37, seed=8).state_dict(consumed=37))
     assert [e for _, e in end] == [1] * 37
     assert Order(37, 8).resume(state) == (0, 20)
+
+
+def test_sampler_takes_the_datasets_length_and_seed_as_the_loader_does(shards: Path) -> None:
+    ds = _open(shards)  # seed 4
+    loader = [int(i) for b in Loader(ds, batch_size=BATCH, threads=0) for i in b.indices]
+    assert [i for i, _ in Sampler(ds)] == loader
+    assert [i for i, _ in Sampler(len(ds))] != loader  # a bare count: seed 0
+    assert [i for i, _ in Sampler(len(ds), seed=4)] == loader
