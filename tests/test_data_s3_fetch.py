@@ -174,3 +174,28 @@ def test_reads_pinned_to_an_etag_fail_once_the_shard_is_replaced(seaweed: S3Serv
     client.put_object(Bucket="pinned", Key="pinned.rec", Body=rec.read_bytes()[:-4] + b"\0\0\0\1")  # republished
     with pytest.raises(ChangedError, match="changed since it was opened"):
         fetcher.submit([(ds, 0), (ds, 5)])[0].result()
+
+
+_FORKED = """
+import sys, torch
+sys.path.insert(0, sys.argv[3])
+from data_fixture import digest
+from imgprep.data import Dataset, Sampler, Transform
+from imgprep.storage.stores import Storage
+ds = Dataset(sys.argv[1], transform=Transform.train(16), seed=3, storage=Storage.from_options(endpoint_url=sys.argv[2]))
+ds[0]  # obstore used in the parent before the workers fork
+out = []
+for workers in (0, 2):
+    dl = torch.utils.data.DataLoader(ds, batch_size=8, sampler=Sampler(ds), num_workers=workers,
+                                     multiprocessing_context="fork" if workers else None)
+    out.append([d for images, _ in dl for d in digest(images.numpy())])
+print(out[0] == out[1], len(out[1]))
+"""
+
+
+def test_forked_dataloader_workers_read_s3_after_the_parent_used_obstore(seaweed: S3Server, remote) -> None:
+    # obstore's runtime does not survive a fork: a forked worker must not wait on it forever.
+    proc = subprocess.run([sys.executable, "-c", _FORKED, remote[0], seaweed.endpoint_url, str(Path(__file__).parent)],
+                          capture_output=True, text=True, timeout=180, env={**os.environ, **server_env()})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "48"]

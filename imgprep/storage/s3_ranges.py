@@ -6,6 +6,9 @@ of one call concurrently without a Python thread each.  The caller decides which
 request (:mod:`imgprep.data.fetch` coalesces neighbours), so obstore's own coalescing is off: one
 range given here is one GET, which keeps the request count the caller reports true.
 
+A process forked from one that used obstore (a DataLoader worker under the default ``fork``
+start method) cannot use obstore's runtime; there the ranges go through botocore instead.
+
 ``version``: the ETag the reader pinned when it opened the object (``Store.version``); every
 request then carries ``If-Match``, so a republished object is a :class:`ChangedError`, never new
 bytes read through an old index.
@@ -14,6 +17,7 @@ bytes read through an old index.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,6 +33,8 @@ def get_ranges(store: S3Store, uri: str, ranges: Sequence[tuple[int, int]], vers
     import obstore
     from obstore.exceptions import BaseError, NotFoundError, PreconditionError
 
+    if not _obstore_here():
+        return _through_botocore(store, uri, ranges, version)
     bucket, key = parse_s3_uri(uri)
     objects = store.object_store(bucket)
     try:
@@ -43,6 +49,29 @@ def get_ranges(store: S3Store, uri: str, ranges: Sequence[tuple[int, int]], vers
                            path=uri) from None
     except (BaseError, OSError, ValueError) as exc:
         raise StorageError(f"ranged read failed ({_first_line(exc)})", path=uri) from None
+
+
+_first_pid: int | None = None  # the process that first used obstore (its runtime's threads live there)
+
+
+def _obstore_here() -> bool:
+    """False in a process forked from one that used obstore: the child inherits obstore's runtime
+    without its threads, and any call would wait forever (a forked DataLoader worker)."""
+    global _first_pid
+    if _first_pid is None:
+        _first_pid = os.getpid()
+    return _first_pid == os.getpid()
+
+
+def _through_botocore(store: S3Store, uri: str, ranges: Sequence[tuple[int, int]], version: str | None) -> list:
+    """The ranges one ranged GET each through the store's botocore client (made anew in a forked
+    process): slower per request, but it works where obstore cannot."""
+    pinned = {} if version is None else {"version": version}
+    out = []
+    for start, end in ranges:
+        with store.open_read(uri, start, end, **pinned) as fh:
+            out.append(fh.read())
+    return out
 
 
 async def _pinned(objects: object, key: str, ranges: Sequence[tuple[int, int]], etag: str) -> list:
