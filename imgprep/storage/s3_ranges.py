@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -41,7 +42,7 @@ def get_ranges(store: S3Store, uri: str, ranges: Sequence[tuple[int, int]], vers
         if version is None:
             return obstore.get_ranges(objects, key, starts=[a for a, _ in ranges], ends=[b for _, b in ranges],
                                       coalesce=0)
-        return asyncio.run(_pinned(objects, key, ranges, version))
+        return _loop().run_until_complete(_pinned(objects, key, ranges, version))
     except (FileNotFoundError, NotFoundError):
         raise StorageError("no such object", path=uri) from None
     except PreconditionError:
@@ -72,6 +73,18 @@ def _through_botocore(store: S3Store, uri: str, ranges: Sequence[tuple[int, int]
         with store.open_read(uri, start, end, **pinned) as fh:
             out.append(fh.read())
     return out
+
+
+_local = threading.local()
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    """This thread's event loop for pinned reads (obstore's ranged GETs with options are async to
+    run concurrently); kept, as making one per call costs more than the requests."""
+    loop = getattr(_local, "loop", None)
+    if loop is None:
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop
 
 
 async def _pinned(objects: object, key: str, ranges: Sequence[tuple[int, int]], etag: str) -> list:
