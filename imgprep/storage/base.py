@@ -140,8 +140,16 @@ class Store(abc.ABC):
         self.write_bytes(uri, text.encode("utf-8"))
 
     @abc.abstractmethod
-    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
-        """Sequential reads of bytes ``[start, end)`` of ``uri`` (a ranged GET on S3); close it after."""
+    def open_read(self, uri: str, start: int = 0, end: int | None = None, *,
+                  version: str | None = None) -> IO[bytes]:
+        """Sequential reads of bytes ``[start, end)`` of ``uri`` (a ranged GET on S3); close it after.
+        ``version`` (from :meth:`version`): read only that generation of the file, a
+        :class:`~imgprep.errors.ChangedError` if it was replaced or changed since."""
+
+    def version(self, uri: str) -> str | None:
+        """What identifies this generation of ``uri`` (what changes when it is rewritten or
+        replaced), or None where the store cannot tell."""
+        return None
 
     @abc.abstractmethod
     def exists(self, uri: str) -> bool: ...
