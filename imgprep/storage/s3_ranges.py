@@ -78,13 +78,24 @@ def _through_botocore(store: S3Store, uri: str, ranges: Sequence[tuple[int, int]
 _local = threading.local()
 
 
+class _Loop:
+    """An event loop closed when its thread's locals go (the thread ended)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        if not self.loop.is_running():  # one still waiting on a request when the process exits is left
+            self.loop.close()
+
+
 def _loop() -> asyncio.AbstractEventLoop:
     """This thread's event loop for pinned reads (obstore's ranged GETs with options are async to
     run concurrently); kept, as making one per call costs more than the requests."""
-    loop = getattr(_local, "loop", None)
-    if loop is None:
-        loop = _local.loop = asyncio.new_event_loop()
-    return loop
+    held = getattr(_local, "held", None)
+    if held is None:
+        held = _local.held = _Loop()
+    return held.loop
 
 
 async def _pinned(objects: object, key: str, ranges: Sequence[tuple[int, int]], etag: str) -> list:
