@@ -92,8 +92,10 @@ class Loader:
         return self.order.state(self.epoch, self.start, self.position)
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.epoch, self.start = self.order.resume(state)
-        self.position = 0
+        epoch, start = self.order.resume(state)
+        if start >= self.order.records:  # saved after an epoch's last batch: that epoch is done
+            epoch, start = epoch + 1, 0
+        self.epoch, self.start, self.position = epoch, start, 0
 
     def __iter__(self) -> Iterator[Batch]:
         epoch, start, position = self.epoch, self.start, self.position

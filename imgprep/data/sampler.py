@@ -61,6 +61,8 @@ class Sampler:
         return self.order.state(epoch, start, min(position + int(consumed), self.order.length(start)))
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.epoch, self.start = self.order.resume(state)
-        self.position = 0
+        epoch, start = self.order.resume(state)
+        if start >= self.order.records:  # saved at an epoch's end: the next iteration is the next epoch
+            epoch, start = epoch + 1, 0
+        self.epoch, self.start, self.position = epoch, start, 0
         self._running = None
