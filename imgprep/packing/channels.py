@@ -1,0 +1,454 @@
+"""The image format: each split's images written once to its channel, then its ``.lst``, published like RecordIO.
+
+What :func:`write_images` keeps true at every instant (kill -9, a failing rerun, a full disk):
+
+1. A reader never finds a list naming an image that is not there: every image of every
+   channel is written (each one whole: a rename into place, or one PutObject) before any list
+   is, and a list is replaced in one step (rename, or one PutObject).
+2. A failing rerun leaves the previous output whole: a run writes its images into a folder of
+   its own generation (:func:`imgprep.layout.channels.generation`), beside the published ones,
+   and removes the images of other generations (and channels it no longer makes) only after
+   its lists and the caller's metadata are committed.
+3. The same run resumed (or repeated) writes into the same generation: an image already there
+   with the same bytes (its MD5 against the listing's ETag on S3, against the file locally) is
+   not written again, so ``--resume`` after kill -9 uploads only what is missing and ends
+   byte-identical to an uninterrupted run.
+4. One writer: ``_imgprep/images.lock`` is held from before the first image to the last removal.
+5. Byte-identical for any worker count: every image's bytes come from the packer's own
+   imaging path (:func:`imgprep.packing.worker.run_chunk`, the record's image taken back out of
+   it), its name from the list alone, and the lists are written in list order at the end.
+
+Per-image checksums go to ``_imgprep/<channel>.images.json`` (:mod:`imgprep.formats.imageset`),
+written just before its list.  With ``--pass-through`` and an ``s3://`` source written to S3
+through the same store, images are copied server-side (CopyObject): no image is downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgprep import __version__
+from imgprep.errors import BadRecordsError, ImageError, ImgprepError, SourceError, UsageError
+from imgprep.formats import imageset
+from imgprep.formats.imagesize import SizeRange, dimensions, record_image
+from imgprep.formats.lst import LstItem, dumps
+from imgprep.imaging.spec import TransformSpec
+from imgprep.layout import channels as names
+from imgprep.layout.skipped import Skipped, write_report
+from imgprep.packing.packer import PackOptions, default_workers
+from imgprep.packing.sources import ImageSource, resolve
+from imgprep.packing.worker import Chunk, WorkerContext, run_chunk
+from imgprep.requirements import require_for
+from imgprep.signals import sigterm_as_interrupt
+from imgprep.storage.base import Store, is_remote
+from imgprep.storage.probe import check_access
+
+CHUNK = 32  # images per worker call: the native batch's per-call cost spread, memory small
+IO_THREADS = 16  # concurrent requests where S3 is read or written: per small object the cost is latency
+
+
+@dataclass
+class ChannelSummary:
+    """What one split's channel holds after :func:`write_images` (``describe`` reads
+    ``skipped_items``, ``sizes`` and ``report`` as it does a pack's summary)."""
+
+    split: str
+    channel: str
+    records: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    written: int = 0  # images this run wrote (uploaded)
+    reused: int = 0  # found already there with the same bytes (a resumed run)
+    copied: int = 0  # copied server-side
+    seconds: float = 0.0
+    report: str | None = None
+    dataset: str | None = None  # the image-set record
+    list_uri: str | None = None
+    items: list[LstItem] = field(default_factory=list)  # the list written, paths under the channel
+    skipped_items: list[Skipped] = field(default_factory=list)
+    sizes: SizeRange = field(default_factory=SizeRange)
+    workers: int = 0
+    image_path: str = ""
+    record: imageset.ImageSet | None = None  # what is committed with the list
+    list_text: str = ""
+
+    @property
+    def images_per_second(self) -> float:
+        done = self.records + self.skipped
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        how = f"{self.written} written, {self.reused} already there" + (
+            f", {self.copied} copied server-side" if self.copied else "")
+        lines = [f"{self.records} images in {self.channel}/ ({how}), {self.skipped} skipped, {self.bytes:,} bytes, "
+                 f"{self.images_per_second:,.0f} images/s ({self.workers} workers, {self.image_path})"]
+        if self.list_uri:
+            lines.append(f"  {self.list_uri}")
+        if self.report:
+            lines.append(f"  skipped images and reasons: {self.report}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Done:
+    """One item's outcome: the image written (``entry``) or why it was skipped (``reason``)."""
+
+    position: int
+    entry: imageset.ImageEntry | None = None
+    reason: str | None = None
+    how: str = ""  # "written", "reused" or "copied"
+
+
+def write_images(
+    lists: Mapping[str, Sequence[LstItem]],
+    source: str | ImageSource,
+    outdir: str,
+    spec: TransformSpec | None = None,
+    options: PackOptions | None = None,
+    *,
+    after_lists: Callable[[dict[str, ChannelSummary]], None] | None = None,
+) -> dict[str, ChannelSummary]:
+    """Write every split of ``lists`` (split -> items, in order) as an image channel under ``outdir``.
+
+    ``after_lists`` runs once every list is committed and before the old generation is removed
+    (``prepare`` writes its class map, manifests and ``hyperparameters.json`` there).  Raises
+    :class:`BadRecordsError` with ``strict`` at a bad image (no list committed).
+    """
+    spec, options = spec or TransformSpec(), options or PackOptions()
+    storage = options.storage
+    if storage is None:
+        raise UsageError("PackOptions.storage is not set: give the Store to write through (imgprep.Storage())")
+    if not lists or not all(len(items) for items in lists.values()):
+        raise UsageError("a split's list is empty: nothing to write")
+    channels = names.channels_of(list(lists))
+    clients = storage.clients(outdir) + (storage.clients(source, images=True) if isinstance(source, str) else ())
+    require_for(clients, decode=not spec.pass_through)
+    image_source = resolve(source, storage, follow_outside=options.follow_links_outside_root)
+    try:
+        with sigterm_as_interrupt():
+            check_access(storage, writes=[outdir.rstrip("/") + "/"], reads=[source])
+            lock = storage.lock(names.lock_uri(outdir), owner=outdir)
+            try:
+                writer = _Writer(image_source, outdir, spec, options, storage)
+                summaries = {split: writer.channel(split, channels[split], items) for split, items in lists.items()}
+                writer.commit(summaries)
+                if after_lists is not None:
+                    after_lists(summaries)
+                remove_stale(outdir, summaries.values(), storage)
+                return summaries
+            finally:
+                lock.release()
+    finally:
+        image_source.close()
+
+
+class _Writer:
+    """The images of one run, channel after channel, on one pool of threads."""
+
+    def __init__(self, source: ImageSource, outdir: str, spec: TransformSpec, options: PackOptions,
+                 storage: Store) -> None:
+        self.source, self.outdir, self.spec, self.options, self.storage = source, outdir, spec, options, storage
+        self.workers = options.num_workers or default_workers()
+        self.copying = spec.pass_through and _copies(source, outdir)
+        if spec.pass_through:
+            self.image_path = "copied server-side" if self.copying else "pass-through"
+            chosen_name = "pillow"
+        else:
+            from imgprep.imaging.transform import select
+
+            chosen_name = select(options.native).name
+            self.image_path = chosen_name
+        guard = getattr(source, "guard", None)
+        self.ctx = WorkerContext(spec, chosen_name, False, guard.read_root if guard is not None else None)
+        remote = is_remote(outdir) or _fetched(source)
+        self.threads = max(self.workers, IO_THREADS) if remote else self.workers
+        out_store = _store_of(storage, outdir)
+        self.budget = getattr(out_store, "budget", None)
+        self._holders = threading.local()
+        self.settings = {**dataclasses.asdict(spec), "image_path": "pass-through" if spec.pass_through
+                         else chosen_name, "imgprep": __version__}
+
+    # ------------------------------------------------------------------ one channel
+
+    def channel(self, split: str, channel: str, items: Sequence[LstItem]) -> ChannelSummary:
+        started = time.perf_counter()
+        items = list(items)
+        if not self.copying:
+            _check_source(items, self.source)
+        list_sha = hashlib.sha256(dumps(items).encode()).hexdigest()
+        gen = names.generation(list_sha, self.settings)
+        folder = names.channel_uri(self.outdir, channel) + gen + "/"
+        written = names.written_names(items, None if self.spec.pass_through else self.spec.encoding)
+        known = _Known(self.storage, folder)
+        source_etags = self.storage.etags(_root_of(self.source)) if self.copying else {}
+        done: list[_Done | None] = [None] * len(items)
+        for outcome in self._run(items, written, folder, known, source_etags):
+            done[outcome.position] = outcome
+        return self._summary(split, channel, items, written, gen, done, started)
+
+    def _run(self, items: list[LstItem], written: list[str], folder: str, known: _Known,
+             source_etags: dict[str, str]) -> Iterator[_Done]:
+        """Every item's outcome, chunks in flight on the pool (at most four per thread)."""
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="imgprep-images") as pool:
+            window: deque[Future[list[_Done]]] = deque()
+            try:
+                for start in range(0, len(items), CHUNK):
+                    cut = range(start, min(start + CHUNK, len(items)))
+                    task = self._copy_chunk if self.copying else self._make_chunk
+                    window.append(pool.submit(task, items, written, folder, known, cut, source_etags))
+                    if len(window) >= 4 * self.threads:
+                        yield from window.popleft().result()
+                while window:
+                    yield from window.popleft().result()
+            finally:
+                for future in window:
+                    future.cancel()
+
+    def _make_chunk(self, items: list[LstItem], written: list[str], folder: str, known: _Known, cut: range,
+                    _etags: dict[str, str]) -> list[_Done]:
+        """Fetch, transform through the packer's path, and write one chunk of images."""
+        chunk_items = [items[p] for p in cut]
+        paths = self.source.local_paths(chunk_items)
+        data: list[Any] | None = None
+        failed: dict[int, str] = {}
+        if None in paths:
+            data = self._fetch(chunk_items, paths, failed)
+        keep = [k for k in range(len(chunk_items)) if k not in failed]
+        chunk = Chunk([chunk_items[k].index for k in keep], [(0.0,)] * len(keep), [paths[k] for k in keep],
+                      None if data is None else [data[k] for k in keep])
+        packed = run_chunk(self.ctx, chunk) if keep else None
+        out: list[_Done] = []
+        at = 0
+        view = memoryview(packed.records) if packed is not None else memoryview(b"")
+        for j, k in enumerate(keep):
+            size = packed.sizes[j] if packed is not None else 0
+            position = cut.start + k
+            if not size:
+                out.append(_Done(position, reason=packed.reasons.get(j, "unknown error") if packed else None))
+                continue
+            image = record_image(bytes(view[at:at + size]))
+            at += size
+            out.append(self._store(position, items[position], image, folder + written[position], known))
+        out += [_Done(cut.start + k, reason=why) for k, why in failed.items()]
+        return out
+
+    def _fetch(self, chunk_items: list[LstItem], paths: list[str | None], failed: dict[int, str]) -> list[Any]:
+        """The data of the items without a local file (S3 objects, in-memory pixels)."""
+        source = self.source
+        if getattr(source, "batched", False):
+            wanted = [k for k, p in enumerate(paths) if p is None]
+            fetched = source.fetch_many([chunk_items[k] for k in wanted])
+            data: list[Any] = [None] * len(paths)
+            for k, value in zip(wanted, fetched, strict=True):
+                data[k] = value
+            return data
+        data = []
+        for k, (item, path) in enumerate(zip(chunk_items, paths, strict=True)):
+            if path is not None:
+                data.append(None)
+                continue
+            try:
+                data.append(source.fetch(item))
+            except ImageError as exc:
+                failed[k] = exc.message
+                data.append(None)
+        return data
+
+    def _store(self, position: int, item: LstItem, image: bytes, uri: str, known: _Known) -> _Done:
+        md5 = hashlib.md5(image, usedforsecurity=False).hexdigest()
+        size = dimensions(image)
+        entry = imageset.ImageEntry(uri[len(known.channel_root):], item.index, len(image), md5,
+                                    *(size or (None, None)))
+        if known.holds(uri, len(image), md5):
+            return _Done(position, entry, how="reused")
+        self._put(uri, image, md5)
+        return _Done(position, entry, how="written")
+
+    def _put(self, uri: str, image: bytes, md5: str) -> None:
+        """One image, whole; on S3 its bytes are drawn from the store's upload budget while in flight."""
+        if self.budget is None:
+            self.storage.put_whole(uri, image, md5=md5, content_type=_content_type(uri))
+            return
+        holder = self._holders.__dict__.setdefault("holder", object())
+        self.budget.acquire(holder, len(image))
+        try:
+            self.storage.put_whole(uri, image, md5=md5, content_type=_content_type(uri))
+        finally:
+            self.budget.release(holder, len(image))
+
+    def _copy_chunk(self, items: list[LstItem], written: list[str], folder: str, known: _Known, cut: range,
+                    source_etags: dict[str, str]) -> list[_Done]:
+        """Pass-through from S3 to S3: CopyObject each image, unless the same object is there."""
+        out = []
+        for position in cut:
+            item = items[position]
+            src, uri = self.source.describe(item), folder + written[position]
+            etag = source_etags.get(src)
+            size = known.sizes.get(uri)
+            try:
+                if etag is not None and size is not None and known.etags.get(uri) == etag:
+                    how = "reused"
+                else:
+                    etag, how = self.storage.copy_object(src, uri), "copied"
+                    size = None
+            except ImageError as exc:
+                out.append(_Done(position, reason=exc.message))
+                continue
+            if size is None:
+                size = self.storage.size(uri)
+            plain = etag is not None and len(etag) == 32 and "-" not in etag
+            entry = imageset.ImageEntry(uri[len(known.channel_root):], item.index, size, etag if plain else None,
+                                        etag=None if plain else etag)
+            out.append(_Done(position, entry, how=how))
+        return out
+
+    def _summary(self, split: str, channel: str, items: list[LstItem], written: list[str], gen: str,
+                 done: list[_Done | None], started: float) -> ChannelSummary:
+        summary = ChannelSummary(split, channel, workers=self.threads, image_path=self.image_path)
+        entries = []
+        for item, outcome in zip(items, done, strict=True):
+            if outcome is None or outcome.entry is None:
+                reason = outcome.reason if outcome is not None and outcome.reason else "unknown error"
+                summary.skipped_items.append(Skipped(item.index, self.source.describe(item), reason))
+                continue
+            entry = outcome.entry
+            entries.append(entry)
+            summary.items.append(LstItem(item.index, item.labels, entry.path))
+            summary.sizes.note(None if entry.width is None else (entry.width, entry.height))
+            summary.bytes += entry.bytes
+            setattr(summary, outcome.how, getattr(summary, outcome.how) + 1)
+        summary.records, summary.skipped = len(entries), len(summary.skipped_items)
+        if summary.skipped_items and self.options.strict:
+            first = summary.skipped_items[0]
+            raise BadRecordsError(f"{first.reason} (record {first.index}; --strict stops at the first bad image, "
+                                  "no list was committed)", path=first.path)
+        if not entries:
+            first = summary.skipped_items[0]
+            raise ImgprepError(f"no images written to {channel}/: all {len(items)} were skipped "
+                               f"(first: {first.path}: {first.reason})")
+        summary.list_uri = names.list_uri(self.outdir, channel)
+        summary.dataset = names.record_uri(self.outdir, channel)
+        text = dumps(summary.items)
+        summary.record = imageset.ImageSet(
+            __version__, channel, f"{channel}_lst/{channel}.lst", hashlib.sha256(text.encode()).hexdigest(), gen,
+            tuple(entries), self.settings, label_width=len(items[0].labels), skipped=summary.skipped)
+        summary.list_text = text
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    # ------------------------------------------------------------------ publication
+
+    def commit(self, summaries: Mapping[str, ChannelSummary]) -> None:
+        """Every image is written: each channel's record, then its list (invariant 1)."""
+        for summary in summaries.values():
+            if summary.record is None or summary.dataset is None or summary.list_uri is None:
+                raise RuntimeError("imgprep bug: a channel committed before its images were written")
+            self.storage.write_text(summary.dataset, imageset.to_json(summary.record))
+            prefix = names.report_prefix(self.outdir, summary.channel)
+            summary.report = write_report(self.storage, prefix, summary.skipped_items) if self.options.report else None
+            self.storage.write_text(summary.list_uri, summary.list_text)
+
+
+class _Known:
+    """What a channel's generation folder already holds (one listing), to skip identical images."""
+
+    def __init__(self, storage: Store, folder: str) -> None:
+        self.storage = storage
+        self.channel_root = folder[: folder.rstrip("/").rfind("/") + 1]
+        self.sizes = {e.uri: e.size for e in storage.list(folder)}
+        self.etags = storage.etags(folder) if self.sizes else {}
+
+    def holds(self, uri: str, size: int, md5: str) -> bool:
+        if self.sizes.get(uri) != size:
+            return False
+        etag = self.etags.get(uri)
+        if etag is not None:
+            return etag == md5
+        with contextlib.suppress(ImgprepError):
+            return hashlib.md5(self.storage.read_bytes(uri), usedforsecurity=False).hexdigest() == md5
+        return False
+
+
+def remove_stale(outdir: str, summaries: Any, storage: Store) -> list[str]:
+    """After the lists are committed: remove every file in the written channels that their lists
+    do not name (other generations, leftovers of killed writers), then the channels an earlier
+    run made that this one did not (list first, then images, then record)."""
+    removed: list[str] = []
+    current = {s.channel for s in summaries}
+    for summary in summaries:
+        root = names.channel_uri(outdir, summary.channel)
+        keep = {root + item.path for item in summary.items}
+        removed += _remove(storage, [e.uri for e in storage.list(root) if e.uri not in keep])
+    meta = names.record_uri(outdir, "x")[: -len("x.images.json")]
+    for entry in storage.list(meta):
+        tail = entry.uri[len(meta):]
+        channel = tail[: -len(".images.json")] if tail.endswith(".images.json") else None
+        if channel is None or channel in current or "/" in channel:
+            continue
+        storage.delete(names.list_uri(outdir, channel))
+        root = names.channel_uri(outdir, channel)
+        removed += _remove(storage, [e.uri for e in storage.list(root)])
+        storage.delete(entry.uri)
+        storage.delete(names.report_prefix(outdir, channel) + ".skipped.tsv")
+    return removed
+
+
+def _remove(storage: Store, uris: list[str]) -> list[str]:
+    folders: set[str] = set()
+    for uri in uris:
+        storage.delete(uri)
+        folders.add(uri.rsplit("/", 1)[0])
+    for folder in sorted(folders, key=len, reverse=True):  # local folders left empty (S3 has none)
+        while folder and storage.local_path(folder) is not None:
+            storage.prune(folder)
+            if storage.exists(folder):
+                break
+            folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
+    return uris
+
+
+def _check_source(items: Sequence[LstItem], source: ImageSource) -> None:
+    """One of the first images must be readable before anything is written (a wrong root)."""
+    first: ImageError | None = None
+    for item in items[:16]:
+        try:
+            source.fetch(item)
+            return
+        except ImageError as exc:
+            first = first or exc
+    if first is not None:
+        raise SourceError(f"none of the first {min(len(items), 16)} listed images can be read from the image root "
+                          f"(is the root right?); first: {first}")
+
+
+def _copies(source: ImageSource, outdir: str) -> bool:
+    """Pass-through from an ``s3://`` root to an ``s3://`` output: copied by S3 itself."""
+    root = _root_of(source)
+    return bool(root) and root.startswith("s3://") and outdir.startswith("s3://")
+
+
+def _root_of(source: ImageSource) -> str:
+    root = getattr(source, "root", "")
+    return root if isinstance(root, str) else ""
+
+
+def _fetched(source: ImageSource) -> bool:
+    return _root_of(source).startswith("s3://")
+
+
+def _store_of(storage: Store, uri: str) -> Store:
+    route = getattr(storage, "for_uri", None)
+    return route(uri) if route is not None else storage
+
+
+def _content_type(uri: str) -> str:
+    return "image/png" if uri.lower().endswith(".png") else "image/jpeg"
