@@ -1,0 +1,150 @@
+"""The image format (``train/``, ``validation/``, ``*_lst/*.lst``) on local disk, judged by MXNet's ImageIter."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+
+import imgfactory
+import pytest
+from packhelp import pack
+
+from imgprep.errors import BadRecordsError
+from imgprep.formats import imageset
+from imgprep.formats.lst import LstItem, read_lst
+from imgprep.imaging.spec import TransformSpec
+from imgprep.packing.channels import write_images
+from imgprep.packing.packer import PackOptions
+from imgprep.storage.stores import Storage
+
+CLASSES = ["cat", "dog", "emu"]
+
+
+def make_source(root: Path, per_class: int = 4, *, multi: bool = False) -> dict[str, list[LstItem]]:
+    files = imgfactory.class_tree(root, CLASSES, per_class, png_every=3)
+    items = []
+    for i, f in enumerate(files):
+        c = CLASSES.index(f.parent.name)
+        labels = tuple(float(k == c or (multi and k == (c + i) % 3)) for k in range(3)) if multi else (float(c),)
+        items.append(LstItem(100 + i, labels, f.relative_to(root).as_posix()))
+    return {"train": items[::2], "val": items[1::2]}
+
+
+def write(lists: dict[str, list[LstItem]], root: Path, out: Path, spec: TransformSpec, **options: object):
+    return write_images(lists, str(root), str(out), spec, PackOptions(storage=Storage(), **options))
+
+
+def tree(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("multi", [False, True], ids=["single-label", "multi-label"])
+def test_mxnet_imageiter_reads_both_channels_with_the_lists_labels(mxnet, tmp_path: Path, multi: bool) -> None:
+    lists = make_source(tmp_path / "src", multi=multi)
+    summaries = write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(size=(40, 32)), num_workers=2)
+    out = tmp_path / "out"
+    width = 3 if multi else 1
+    for split, channel in (("train", "train"), ("val", "validation")):
+        lst = out / f"{channel}_lst" / f"{channel}.lst"
+        written = read_lst(lst)
+        assert [(i.index, i.labels) for i in written] == [(i.index, i.labels) for i in lists[split]]
+        got = mxnet.run("imagelist", lst, str(out / channel) + "/", "--data-shape", "3,32,40",
+                        "--label-width", width)
+        assert [s["labels"] for s in got["samples"]] == [list(i.labels) for i in lists[split]]
+        assert summaries[split].channel == channel and summaries[split].records == len(lists[split])
+    assert sorted(p.name for p in out.iterdir()) == ["_imgprep", "train", "train_lst", "validation", "validation_lst"]
+    assert [p.name for p in (out / "train_lst").iterdir()] == ["train.lst"]
+
+
+def test_images_are_the_bytes_pack_puts_in_records_and_the_record_checks_them(tmp_path: Path) -> None:
+    """One imaging path: every written image is byte for byte the image of pack's record for it,
+    and the image-set record names its size, MD5 and pixel size."""
+    lists = make_source(tmp_path / "src")
+    spec = TransformSpec(resize=24, quality=80)
+    write(lists, tmp_path / "src", tmp_path / "out", spec)
+    pack(lists["train"], str(tmp_path / "src"), str(tmp_path / "rec" / "train"), spec)
+    from imgprep.formats.imagesize import dimensions
+    from imgprep.formats.recordio import read_index, unframe, unpack_image_record
+
+    rec = (tmp_path / "rec" / "train.rec").read_bytes()
+    offsets = [offset for _, offset in read_index(tmp_path / "rec" / "train.idx")] + [len(rec)]
+    packed = [bytes(unpack_image_record(unframe(rec[a:b]))[2]) for a, b in itertools.pairwise(offsets)]
+    record = imageset.from_json((tmp_path / "out/_imgprep/train.images.json").read_bytes(), "train.images.json")
+    written = [(tmp_path / "out/train" / e.path).read_bytes() for e in record.images]
+    assert written == packed
+    for entry, data in zip(record.images, written, strict=True):
+        assert entry.md5 == hashlib.md5(data).hexdigest() and entry.bytes == len(data)
+        assert (entry.width, entry.height) == dimensions(data) and min(dimensions(data)) == 24
+
+
+def test_byte_identical_for_any_worker_count(tmp_path: Path) -> None:
+    lists = make_source(tmp_path / "src", per_class=6)
+    write(lists, tmp_path / "src", tmp_path / "one", TransformSpec(resize=20), num_workers=1)
+    write(lists, tmp_path / "src", tmp_path / "four", TransformSpec(resize=20), num_workers=4, executor="thread")
+    assert tree(tmp_path / "one") == tree(tmp_path / "four")
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    imgfactory.write(tmp_path / "src/cat/rot.jpg", imgfactory.jpeg(60, 40, orientation=6))
+    imgfactory.write(tmp_path / "src/dog/flat.jpg", imgfactory.jpeg(60, 40))
+    lists = {"train": [LstItem(0, (0.0,), "cat/rot.jpg"), LstItem(1, (1.0,), "dog/flat.jpg")]}
+    got = write(lists, tmp_path / "src", tmp_path / "out", TransformSpec())
+    record = got["train"].record
+    assert [(e.width, e.height) for e in record.images] == [(40, 60), (60, 40)]
+
+
+def test_pass_through_keeps_bytes_and_names(tmp_path: Path) -> None:
+    lists = make_source(tmp_path / "src")
+    write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(pass_through=True))
+    record = imageset.from_json((tmp_path / "out/_imgprep/validation.images.json").read_bytes(), "v")
+    for item, entry in zip(lists["val"], record.images, strict=True):
+        assert entry.path.split("/", 1)[1] == item.path  # generation folder, then the list's own path
+        assert (tmp_path / "out/validation" / entry.path).read_bytes() == (tmp_path / "src" / item.path).read_bytes()
+
+
+def test_skipped_images_are_left_out_of_the_list_and_the_record(tmp_path: Path) -> None:
+    lists = make_source(tmp_path / "src")
+    imgfactory.write(tmp_path / "src/cat/broken.jpg", imgfactory.truncated_jpeg(keep=0.05))
+    lists["train"].append(LstItem(999, (0.0,), "cat/broken.jpg"))
+    got = write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(resize=20))
+    assert got["train"].skipped == 1 and 999 not in [i.index for i in read_lst(tmp_path / "out/train_lst/train.lst")]
+    assert "cat/broken.jpg" in (tmp_path / "out/_imgprep/train.skipped.tsv").read_text()
+    assert all(e.index != 999 for e in got["train"].record.images)
+
+
+def test_a_failing_rerun_leaves_the_previous_output_whole_and_a_good_one_removes_it(tmp_path: Path) -> None:
+    lists = make_source(tmp_path / "src")
+    write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(resize=20))
+    before = tree(tmp_path / "out")
+    bad = {k: list(v) for k, v in lists.items()}
+    imgfactory.write(tmp_path / "src/cat/broken.jpg", imgfactory.not_an_image())
+    bad["val"].append(LstItem(999, (0.0,), "cat/broken.jpg"))
+    with pytest.raises(BadRecordsError):
+        write(bad, tmp_path / "src", tmp_path / "out", TransformSpec(resize=30), strict=True)
+    after = tree(tmp_path / "out")
+    assert {k: v for k, v in after.items() if k in before} == before  # every old file, unchanged
+    assert len(after) > len(before)  # the failed run's images wait in their own generation
+    write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(resize=30))
+    final = tree(tmp_path / "out")
+    listed = {f"train/{i.path}" for i in read_lst(tmp_path / "out/train_lst/train.lst")}
+    assert {k for k in final if k.startswith("train/")} == listed  # old generations gone, nothing else left
+    assert not set(before) & {k for k in final if k.startswith(("train/", "validation/"))}
+
+
+def test_a_repeated_run_writes_nothing_again(tmp_path: Path) -> None:
+    lists = make_source(tmp_path / "src")
+    write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(resize=20))
+    first = tree(tmp_path / "out")
+    again = write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(resize=20))
+    assert again["train"].written == 0 and again["train"].reused == len(lists["train"])
+    assert tree(tmp_path / "out") == first
+
+
+def test_split_names_map_to_the_algorithms_channels(tmp_path: Path) -> None:
+    from imgprep.errors import UsageError
+    from imgprep.layout.channels import channels_of
+
+    assert channels_of(["train", "val", "test"]) == {"train": "train", "val": "validation", "test": "test"}
+    with pytest.raises(UsageError, match="would all be written to the channel validation/"):
+        channels_of(["val", "validation"])
