@@ -169,8 +169,9 @@ class _Writer:
             self.image_path = chosen_name
         guard = getattr(source, "guard", None)
         self.ctx = WorkerContext(spec, chosen_name, False, guard.read_root if guard is not None else None)
-        remote = is_remote(outdir) or _fetched(source)
-        self.threads = max(self.workers, IO_THREADS) if remote else self.workers
+        # requests to S3 wait on latency, not on a core: many at once, on their own pool
+        self.io_threads = IO_THREADS if is_remote(outdir) else 1
+        self.threads = self.workers
         out_store = _store_of(storage, outdir)
         self.budget = getattr(out_store, "budget", None)
         self._holders = threading.local()
@@ -189,23 +190,26 @@ class _Writer:
         folder = names.channel_uri(self.outdir, channel) + gen + "/"
         written = names.written_names(items, None if self.spec.pass_through else self.spec.encoding)
         known = _Known(self.storage, folder)
-        source_etags = self.storage.etags(_root_of(self.source)) if self.copying else {}
+        source_etags = self._source_listing() if self.copying else {}
         done: list[_Done | None] = [None] * len(items)
         for outcome in self._run(items, written, folder, known, source_etags):
             done[outcome.position] = outcome
         return self._summary(split, channel, items, written, gen, done, started)
 
     def _run(self, items: list[LstItem], written: list[str], folder: str, known: _Known,
-             source_etags: dict[str, str]) -> Iterator[_Done]:
-        """Every item's outcome, chunks in flight on the pool (at most four per thread)."""
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="imgprep-images") as pool:
+             source_etags: dict[str, tuple[str, int]]) -> Iterator[_Done]:
+        """Every item's outcome: chunks transformed on ``workers`` threads (at most four chunks
+        per thread in flight), their requests on the I/O pool."""
+        size = max(1, min(CHUNK, -(-len(items) // (4 * self.workers))))
+        task = self._copy_chunk if self.copying else self._make_chunk
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="imgprep-images") as pool, \
+                ThreadPoolExecutor(self.io_threads, thread_name_prefix="imgprep-put") as io:
             window: deque[Future[list[_Done]]] = deque()
             try:
-                for start in range(0, len(items), CHUNK):
-                    cut = range(start, min(start + CHUNK, len(items)))
-                    task = self._copy_chunk if self.copying else self._make_chunk
-                    window.append(pool.submit(task, items, written, folder, known, cut, source_etags))
-                    if len(window) >= 4 * self.threads:
+                for start in range(0, len(items), size):
+                    cut = range(start, min(start + size, len(items)))
+                    window.append(pool.submit(task, items, written, folder, known, cut, source_etags, io))
+                    if len(window) >= 4 * self.workers:
                         yield from window.popleft().result()
                 while window:
                     yield from window.popleft().result()
@@ -214,7 +218,7 @@ class _Writer:
                     future.cancel()
 
     def _make_chunk(self, items: list[LstItem], written: list[str], folder: str, known: _Known, cut: range,
-                    _etags: dict[str, str]) -> list[_Done]:
+                    _etags: dict[str, tuple[str, int]], io: ThreadPoolExecutor) -> list[_Done]:
         """Fetch, transform through the packer's path, and write one chunk of images."""
         chunk_items = [items[p] for p in cut]
         paths = self.source.local_paths(chunk_items)
@@ -226,7 +230,8 @@ class _Writer:
         chunk = Chunk([chunk_items[k].index for k in keep], [(0.0,)] * len(keep), [paths[k] for k in keep],
                       None if data is None else [data[k] for k in keep])
         packed = run_chunk(self.ctx, chunk) if keep else None
-        out: list[_Done] = []
+        out: list[_Done] = [_Done(cut.start + k, reason=why) for k, why in failed.items()]
+        puts: list[Future[_Done]] = []
         at = 0
         view = memoryview(packed.records) if packed is not None else memoryview(b"")
         for j, k in enumerate(keep):
@@ -237,9 +242,8 @@ class _Writer:
                 continue
             image = record_image(bytes(view[at:at + size]))
             at += size
-            out.append(self._store(position, items[position], image, folder + written[position], known))
-        out += [_Done(cut.start + k, reason=why) for k, why in failed.items()]
-        return out
+            puts.append(io.submit(self._store, position, items[position], image, folder + written[position], known))
+        return out + [put.result() for put in puts]
 
     def _fetch(self, chunk_items: list[LstItem], paths: list[str | None], failed: dict[int, str]) -> list[Any]:
         """The data of the items without a local file (S3 objects, in-memory pixels)."""
@@ -251,16 +255,15 @@ class _Writer:
             for k, value in zip(wanted, fetched, strict=True):
                 data[k] = value
             return data
-        data = []
-        for k, (item, path) in enumerate(zip(chunk_items, paths, strict=True)):
-            if path is not None:
-                data.append(None)
-                continue
-            try:
-                data.append(source.fetch(item))
-            except ImageError as exc:
-                failed[k] = exc.message
-                data.append(None)
+        wanted = [k for k, p in enumerate(paths) if p is None]
+        data = [None] * len(paths)
+        for k, value in zip(wanted, source.iter_fetch(chunk_items[k] for k in wanted), strict=True):
+            if isinstance(value, ImageError):
+                failed[k] = value.message
+            elif isinstance(value, ImgprepError):
+                raise value  # storage failing is not a bad image
+            else:
+                data[k] = value
         return data
 
     def _store(self, position: int, item: LstItem, image: bytes, uri: str, known: _Known) -> _Done:
@@ -286,30 +289,36 @@ class _Writer:
             self.budget.release(holder, len(image))
 
     def _copy_chunk(self, items: list[LstItem], written: list[str], folder: str, known: _Known, cut: range,
-                    source_etags: dict[str, str]) -> list[_Done]:
-        """Pass-through from S3 to S3: CopyObject each image, unless the same object is there."""
-        out = []
-        for position in cut:
-            item = items[position]
-            src, uri = self.source.describe(item), folder + written[position]
-            etag = source_etags.get(src)
-            size = known.sizes.get(uri)
-            try:
-                if etag is not None and size is not None and known.etags.get(uri) == etag:
-                    how = "reused"
-                else:
-                    etag, how = self.storage.copy_object(src, uri), "copied"
-                    size = None
-            except ImageError as exc:
-                out.append(_Done(position, reason=exc.message))
-                continue
-            if size is None:
+                    source_etags: dict[str, tuple[str, int]], io: ThreadPoolExecutor) -> list[_Done]:
+        """Pass-through from S3 to S3: each image copied by S3 (on the I/O pool), unless there already."""
+        copies = [io.submit(self._copy_one, items, written, folder, known, position, source_etags) for position in cut]
+        return [copy.result() for copy in copies]
+
+    def _copy_one(self, items: list[LstItem], written: list[str], folder: str, known: _Known, position: int,
+                  source_etags: dict[str, tuple[str, int]]) -> _Done:
+        item = items[position]
+        src, uri = self.source.describe(item), folder + written[position]
+        etag, size = source_etags.get(src, (None, None))
+        try:
+            if etag is None or size is None or known.sizes.get(uri) != size or known.etags.get(uri) != etag:
+                etag, how = self.storage.copy_object(src, uri), "copied"
+            else:
+                how = "reused"
+            if size is None:  # an object outside the root's listing (a manifest's own URI)
                 size = self.storage.size(uri)
-            plain = etag is not None and len(etag) == 32 and "-" not in etag
-            entry = imageset.ImageEntry(uri[len(known.channel_root):], item.index, size, etag if plain else None,
-                                        etag=None if plain else etag)
-            out.append(_Done(position, entry, how=how))
-        return out
+        except ImageError as exc:
+            return _Done(position, reason=exc.message)
+        plain = etag is not None and len(etag) == 32 and "-" not in etag
+        entry = imageset.ImageEntry(uri[len(known.channel_root):], item.index, size, etag if plain else None,
+                                    etag=None if plain else etag)
+        return _Done(position, entry, how=how)
+
+    def _source_listing(self) -> dict[str, tuple[str, int]]:
+        """ETag and size of every object under the source root (a listing per thousand objects):
+        what a copy already in place must match."""
+        root = _root_of(self.source).rstrip("/") + "/"
+        etags = self.storage.etags(root)
+        return {e.uri: (etags[e.uri], e.size) for e in self.storage.list(root) if e.uri in etags}
 
     def _summary(self, split: str, channel: str, items: list[LstItem], written: list[str], gen: str,
                  done: list[_Done | None], started: float) -> ChannelSummary:
