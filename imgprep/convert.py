@@ -28,17 +28,17 @@ from imgprep.formats import manifest as manifest_format
 from imgprep.formats.display import Messages, cap, cells, ljust, messages
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.requirements import require_for
-from imgprep.sources import options as sources
+from imgprep.sources import registry
 from imgprep.sources.inside import keep_inside
 from imgprep.sources.loaded import Dataset
 from imgprep.sources.options import SourceOptions
+from imgprep.sources.registry import Kind
 from imgprep.splits import dedup as dedup_mod
 from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
 from imgprep.storage.base import Store, join
 from imgprep.storage.probe import check_access
 from imgprep.storage.roots import RootGuard
 
-DEFAULT_SPLIT = (("train", 0.8), ("val", 0.2))
 IMAGES_FOLDER = "images"
 Echo = Callable[[str], None]
 
@@ -102,19 +102,15 @@ def make_plan(
 ) -> SplitPlan | None:
     """The split to make; None keeps the split that came with the data (MNIST train/t10k).
 
-    Defaults: Caltech -> 60 training images per class (the classic protocol); data with its
-    own split -> that split; everything else -> train=0.8,val=0.2.
+    Defaults: data with its own split -> that split; otherwise the kind's default split
+    (Caltech: 60 training images per class, the classic protocol; most: train=0.8,val=0.2).
     """
     fractions = parse_split(split) if isinstance(split, str) else (tuple(split) if split else None)
     if fractions is None and train_per_class is None:
         if dataset.preset:
             return None
-        if dataset.kind == "caltech":
-            from imgprep.sources.caltech import DEFAULT_TRAIN_PER_CLASS
-
-            train_per_class = DEFAULT_TRAIN_PER_CLASS
-        else:
-            fractions = DEFAULT_SPLIT
+        default = registry.get(dataset.kind).default_split
+        fractions, train_per_class = default.fractions, default.train_per_class
     return SplitPlan(
         fractions=fractions, train_per_class=train_per_class, stratify=stratify, shuffle=shuffle, seed=seed
     )
@@ -241,10 +237,11 @@ def convert(
     """
     images = images or ImageOutput()
     say = messages(echo)  # a caller's Messages (prepare) prints the warnings and summary itself
-    require_for(storage.clients(input) + storage.clients(outdir), decode=kind == "mnist" and images.write)
+    source = registry.get(kind)
+    require_for(storage.clients(input) + storage.clients(outdir), decode=source.writes_images and images.write)
     # fail before the work: an s3:// output or input that cannot be used is one line, now
     check_access(storage, writes=[outdir.rstrip("/") + "/"], reads=[input, image_root])
-    dataset = load(kind, input, options, images)
+    dataset = load(source, input, options, images)
     # one policy for the lists, the duplicate check and pack: a file pack would refuse is not listed
     listed_root = dataset.root or image_root
     keep_inside(dataset, storage.local_path(listed_root) if listed_root else None,
@@ -276,16 +273,16 @@ class ImageOutput:
             raise UsageError(f"channels must be 1 or 3, got {self.channels}")
 
 
-def load(kind: str, input: str, options: ConvertOptions, images: ImageOutput) -> Dataset:
+def load(kind: Kind, input: str, options: ConvertOptions, images: ImageOutput) -> Dataset:
     """The dataset; a bad manifest option fails before the input is read."""
-    loader_options = options.source.loader_options()
-    if kind == "mnist":
-        loader_options.setdefault("encoding", images.image_format)
     if options.manifest_prefix is not None:
-        _manifest_options(kind, options, created="")
-    if options.follow_links_outside_root and kind in ("folders", "caltech"):
-        loader_options["follow_links_outside_root"] = True  # the walk lists what the links lead to
-    return sources.load(kind, input, **loader_options)
+        _manifest_options(kind.name, options, created="")
+    return kind.load(
+        input, options.source,
+        # in-memory images are named after the files convert writes; a walk lists what links lead to
+        encoding=images.image_format if kind.writes_images else None,
+        follow_links_outside_root=True if options.follow_links_outside_root and kind.walks_tree else None,
+    )
 
 
 def split(

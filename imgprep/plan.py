@@ -13,21 +13,24 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgprep import outputs
 from imgprep.convert import ConvertOptions, ConvertResult, Echo, ImageOutput, convert, hyperparameters_line
 from imgprep.errors import UsageError
 from imgprep.formats import classmap, hyperparams
 from imgprep.formats.display import Messages, messages
-from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
+from imgprep.layout import prepared
+from imgprep.layout.retire import Retirement
+from imgprep.outputs.base import OutputFormat
 from imgprep.packing.described import describe
-from imgprep.packing.packer import PackOptions, PackSummary, list_ref, pack
-from imgprep.packing.publish import earlier_list, retire_output
+from imgprep.packing.packer import PackOptions, PackSummary, list_ref
+from imgprep.sources import registry
 from imgprep.sources.loaded import Dataset
-from imgprep.storage.base import Store, join
+from imgprep.storage.base import Store
 
 
 def packed_channels(spec: TransformSpec) -> int:
@@ -56,19 +59,12 @@ def packed_shape(spec: TransformSpec, dataset: Dataset) -> tuple[int, int, int] 
 
 def check_inputs(kind: str, options: ConvertOptions, image_root: str | None) -> None:
     """Refuse, before anything is read, a prepare run that could not find its images."""
-    if kind == "coco" and not image_root:
-        raise UsageError("prepare coco needs --image-root (the folder or s3:// prefix holding the images)")
-    if kind == "manifest" and not (image_root or options.source.root):
-        raise UsageError("prepare manifest needs --root (the local copy of the images' S3 prefix)")
+    registry.get(kind).check_image_root(image_root, options.source.root)
 
 
 def image_root_for(kind: str, dataset: Dataset, image_root: str | None) -> str:
     """The folder or prefix the lists' paths are relative to."""
-    root = image_root or dataset.root
-    if not root:
-        flag = "--root" if kind == "manifest" else "--image-root"
-        raise UsageError(f"prepare {kind} needs {flag} (the folder holding the images)")
-    return root
+    return registry.get(kind).image_root_for(dataset, image_root)
 
 
 @dataclass
@@ -129,6 +125,7 @@ def prepare(
     storage: Store,
     image_root: str | None = None,
     echo: Echo | None = None,
+    output_format: str = outputs.DEFAULT,
 ) -> PrepareResult:
     """Convert, then pack every split into ``OUTDIR/<split>.rec`` + ``.idx`` on this host.
 
@@ -147,26 +144,74 @@ def prepare(
     plan = plan_prepare(kind, input, outdir, options=options, spec=spec, pack_options=pack_options,
                         storage=storage, image_root=image_root, echo=say, defer_writes=True)
     source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
-    converted = plan.converted
-    if plan.pack_options.resume:
-        _refuse_another_split(outdir, converted.lists, storage)
-    out = PrepareResult(converted=converted)
+    run = PrepareRun(plan, outdir, spec, outputs.get(output_format), say)
+    run.refuse_another_split()
     note = reencode_note(spec, in_memory=plan.source is not None)
     if note:
         say.warn(note)
-    retirement = Retirement(outdir, list(converted.lists), storage)
-    for position, (name, items) in enumerate(converted.lists.items()):
-        summary = pack(items, source, join(outdir, name), spec, plan.pack_options,
-                       before_publish=retirement.before_publishing(position))
-        out.packed[name] = summary
-        say(f"packed {name}: {summary.format()}")
-    retirement.finish()  # every split was already complete (--resume): the old files may still be there
-    describe_packed(converted, out.packed, spec, outdir, storage, say, deferred=True)
-    converted.write_files(storage)  # the commit point: hyperparameters.json is written last
-    for target in converted.outputs:
+    out = PrepareResult(converted=plan.converted)
+    out.packed = run.write_splits(source, lambda name, summary: say(f"packed {name}: {summary.format()}"))
+    for target in run.commit(out.packed):
         say(f"wrote {target}")
     say.flush()
     return out
+
+
+class PrepareRun:
+    """One host's prepare after the conversion, the same for the CLI, the API and the Processing
+    job: the ``--resume`` refusal, the splits written with the retirement of the old generation,
+    the commit (metadata from what was written, ``hyperparameters.json`` last).  A multi-host
+    job's hosts write shares instead of :meth:`write_splits`; the first host's last steps are
+    :meth:`retire_all`, its join, and :meth:`commit`."""
+
+    def __init__(self, plan: PreparePlan, outdir: str, spec: TransformSpec, output: OutputFormat,
+                 say: Messages) -> None:
+        self.plan, self.outdir, self.spec, self.output, self.say = plan, outdir, spec, output, say
+        self.storage: Store = plan.pack_options.storage  # type: ignore[assignment]
+        self.splits = list(plan.converted.lists)
+        self.retirement = Retirement(outdir, self.splits, self.storage, self._retire_split)
+
+    def split_output(self, split: str) -> str:
+        return self.output.split_output(self.outdir, split)
+
+    def refuse_another_split(self) -> None:
+        """``--resume`` continues only the same prepare: each split's list must be the one the
+        earlier run was writing or wrote (same images and labels, in the same order)."""
+        if not self.plan.pack_options.resume:
+            return
+        for name, items in self.plan.converted.lists.items():
+            earlier = self.output.earlier_list(self.split_output(name), self.storage)
+            if earlier is not None and earlier.sha256 != list_ref(items).sha256:
+                raise UsageError(
+                    f"{self.outdir}: cannot resume: the earlier prepare split the data differently ({name} held "
+                    "other images or labels: a different --seed, --split, --train-per-class, --dedup or source?); "
+                    "rerun without --resume to start over"
+                )
+
+    def write_splits(self, source: Any, told: Callable[[str, PackSummary], None]) -> dict[str, PackSummary]:
+        """Every split on this host; the first file published retires the old generation."""
+        packed: dict[str, PackSummary] = {}
+        for position, (name, items) in enumerate(self.plan.converted.lists.items()):
+            packed[name] = self.output.write_split(items, source, self.split_output(name), self.spec,
+                                                   self.plan.pack_options,
+                                                   before_publish=self.retirement.before_publishing(position))
+            told(name, packed[name])
+        self.retirement.finish()  # every split was already complete (--resume): the old files may still be there
+        return packed
+
+    def retire_all(self) -> None:
+        """Before outputs published by someone else (the Processing join): the whole old generation."""
+        self.retirement.everything()
+
+    def commit(self, written: Mapping[str, Any]) -> list[str]:
+        """The lists and metadata, described from what was ``written`` (hyperparameters.json last)."""
+        converted = self.plan.converted
+        describe_packed(converted, written, self.spec, self.outdir, self.storage, self.say, deferred=True)
+        converted.write_files(self.storage)
+        return list(converted.outputs)
+
+    def _retire_split(self, split: str) -> None:
+        self.output.retire(self.split_output(split), self.storage)
 
 
 def reencode_note(spec: TransformSpec, *, in_memory: bool) -> str | None:
@@ -184,8 +229,8 @@ def describe_packed(converted: ConvertResult, packed: Mapping[str, Any], spec: T
     ``converted.files`` are replaced (they are written at the commit point, hyperparameters last);
     otherwise the files convert already wrote under ``outdir`` are rewritten."""
     found = describe(converted.dataset, converted.splits, packed, spec, converted.hyperparameters)
-    texts = {join(outdir, "classes.json"): classmap.dumps(found.classes),
-             join(outdir, "hyperparameters.json"): hyperparams.dumps(found.hyperparameters)}
+    texts = {prepared.classes_name(outdir): classmap.dumps(found.classes),
+             prepared.hyperparameters_name(outdir): hyperparams.dumps(found.hyperparameters)}
     converted.classes, converted.hyperparameters = found.classes, found.hyperparameters
     if deferred:
         converted.files = [(target, texts.get(target, text)) for target, text in converted.files]
@@ -199,61 +244,3 @@ def describe_packed(converted: ConvertResult, packed: Mapping[str, Any], spec: T
     say.summary(hyperparameters_line(converted.hyperparameters), replace="hyperparameters: ")
     if "image_shape" in converted.hyperparameters:
         say.drop("  (no image_shape")
-
-
-SPLIT_NAMES = ("train", "val", "test")  # the splits convert writes by default; others come from --split
-
-
-class Retirement:
-    """The old generation of a prepare's output folder, retired once, by the first shard a run
-    publishes (the packer's ``before_publish``): the lists, class map and hyperparameters (this
-    run writes them last), and the outputs of the splits not packed yet or no longer made."""
-
-    def __init__(self, outdir: str, splits: Sequence[str], storage: Store) -> None:
-        self.outdir, self.splits, self.storage = outdir, list(splits), storage
-        self.dropped = [name for name in SPLIT_NAMES if name not in self.splits]
-        self.done = False
-
-    def before_publishing(self, position: int) -> Callable[[], None]:
-        """The hook for the pack of split number ``position``: the splits after it are not packed yet."""
-        later = self.splits[position + 1:] + self.dropped
-        return lambda: self._retire(later)
-
-    def finish(self) -> None:
-        """After the last split: what no pack retired (every split was already complete)."""
-        self._retire(self.dropped)
-
-    def everything(self) -> None:
-        """Before outputs published by someone else (the Processing join): every split goes."""
-        self._retire(self.splits + self.dropped)
-
-    def _retire(self, splits: list[str]) -> None:
-        if not self.done:
-            retire_prepared(self.outdir, splits, self.storage)
-            self.done = True
-
-
-def retire_prepared(outdir: str, splits: Sequence[str], storage: Store) -> None:
-    """Remove what an earlier prepare wrote under ``outdir`` that this one has not written yet:
-    the class map, hyperparameters, every list and manifest (they name the splits), then the
-    packed outputs of ``splits`` (:func:`imgprep.packing.publish.retire_output`)."""
-    for name in ("hyperparameters.json", "classes.json"):
-        storage.delete(join(outdir, name))
-    for split in sorted({*SPLIT_NAMES, *splits}):
-        for suffix in (".lst", ".manifest"):
-            storage.delete(join(outdir, split + suffix))
-    for split in splits:
-        retire_output(join(outdir, split), storage)
-
-
-def _refuse_another_split(outdir: str, lists: Mapping[str, Sequence[LstItem]], storage: Store) -> None:
-    """``prepare --resume`` continues only the same prepare: each split's list must be the one
-    the earlier run was packing or packed (same images and labels, in the same order)."""
-    for name, items in lists.items():
-        earlier = earlier_list(join(outdir, name), storage)
-        if earlier is not None and earlier.sha256 != list_ref(items).sha256:
-            raise UsageError(
-                f"{outdir}: cannot resume: the earlier prepare split the data differently ({name} held other "
-                f"images or labels: a different --seed, --split, --train-per-class, --dedup or source?); rerun "
-                "without --resume to start over"
-            )

@@ -48,7 +48,7 @@ from collections.abc import Callable, Sequence
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats import checksums
-from imgprep.formats.dataset import DatasetRecord, ListRef, ShardEntry, from_json, json_pieces
+from imgprep.formats.dataset import DatasetRecord, ShardEntry, from_json, json_pieces
 from imgprep.layout.files import OutputFiles
 from imgprep.layout.names import progress_name, record_folder, record_name
 from imgprep.layout.progress import OpenShard, Progress
@@ -259,27 +259,6 @@ class Publisher:
 
     def end(self) -> None:
         self.files.unlock()
-
-
-def retire_output(prefix: str, storage: Store) -> None:
-    """Remove the published output of ``prefix`` in the order of invariant 2 (dataset record,
-    progress, every ``.idx``, every ``.rec``, the rest): another split of a prepare being redone."""
-    files = OutputFiles(prefix, storage)
-    names = files.names()
-    first = [record_name(prefix), progress_name(prefix)]
-    ordered = first + [n for n in names if n.endswith(".idx")] + [n for n in names if n.endswith(".rec")]
-    for uri in ordered + [n for n in names if n not in ordered]:
-        files.remove(uri)
-
-
-def earlier_list(prefix: str, storage: Store) -> ListRef | None:
-    """The list an earlier run packed (or was packing) into ``prefix``, or None."""
-    files = OutputFiles(prefix, storage)
-    raw = files.read(progress_name(prefix))
-    if raw is not None:
-        return Progress.from_json(raw, progress_name(prefix)).record.list
-    raw = files.read(record_name(prefix))
-    return from_json(raw, record_name(prefix)).list if raw is not None else None
 
 
 class AlreadyComplete(Exception):

@@ -25,8 +25,8 @@ from imgprep.errors import ImgprepError, UsageError
 from imgprep.exits import failure
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
+from imgprep.layout.retire import Retirement
 from imgprep.packing.packer import PackOptions
-from imgprep.plan import Retirement
 from imgprep.processing.config import (
     FULLY_REPLICATED,
     SHARDED,
