@@ -92,9 +92,11 @@ def prepare(
     echo: Echo | None = None,
     storage: Store | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    output_format: str = "recordio",
     **keywords: Any,
 ) -> PrepareResult:
-    """``imgprep prepare``: :func:`convert`, then every split packed into ``output/<split>.rec`` + ``.idx``.
+    """``imgprep prepare``: :func:`convert`, then every split packed into ``output/<split>.rec`` + ``.idx``
+    (``output_format="images"``: image channels ``output/train/`` ... with ``train_lst/train.lst`` ...).
 
     Keywords are :func:`convert`'s dataset options and :func:`pack`'s transform and run options
     (``resize=256``, ``color=0``, ``num_workers=8`` ...); ``image_root`` is the folder or ``s3://``
@@ -111,6 +113,7 @@ def prepare(
     return _prepare(
         kind, os.fspath(input), os.fspath(output), options=dataset_options, spec=spec, pack_options=options,
         storage=store, image_root=os.fspath(image_root) if image_root else None, echo=echo,
+        output_format=output_format,
     )
 
 

@@ -113,6 +113,7 @@ Examples:
   imgprep prepare folders grocery/ -o out/ --leaf-classes --size 348x348 --fit pad
   imgprep prepare coco instances_val2017.json --image-root val2017/ -o out/ \\
       --categories person,bicycle,car,motorcycle,airplane
+  imgprep prepare folders grocery/ -o s3://bucket/grocery/ --format images --size 348x348
 
 \b
 Then OUTDIR/<split>.rec + .idx: one RecordIO file per channel (multi-label data is packed
@@ -125,6 +126,15 @@ with its multi-hot labels). mnist is packed straight from the IDX arrays."""
     metavar="DIR",
     help="Folder the image paths are relative to (coco: the images folder).",
 )
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["recordio", "images"]),
+    default="recordio",
+    show_default=True,
+    help="recordio: OUTDIR/<split>.rec + .idx. images: the image channels OUTDIR/train/, validation/ "
+         "(test/) with train_lst/train.lst ... (content type application/x-image; val -> validation).",
+)
 @pack_options
 @links_option
 def prepare(
@@ -132,12 +142,14 @@ def prepare(
     input: str,
     outdir: str,
     image_root: str | None,
+    output_format: str,
     spec: Any,
     options: Any,
     convert_options: Any,
 ) -> None:
-    """Convert a dataset and pack every split into OUTDIR/<split>.rec + .idx."""
+    """Convert a dataset and write every split: OUTDIR/<split>.rec + .idx, or (--format images)
+    image channels with their .lst files."""
     from imgprep.plan import prepare as run
 
     run(kind, input, outdir, options=convert_options, spec=spec, pack_options=options, storage=options.storage,
-        image_root=image_root, echo=None if options.quiet else screen.echo)
+        image_root=image_root, echo=None if options.quiet else screen.echo, output_format=output_format)

@@ -22,6 +22,7 @@ Examples:
   imgprep verify out/val.rec --num-classes 10 --against lists/val.lst
   imgprep verify s3://bucket/data/train.rec --endpoint-url http://127.0.0.1:8333
   imgprep verify out/train.rec --max-skipped 1% --channel-settings   # before a training job
+  imgprep verify out/ --channel-settings   # a prepare --format images folder: every listed image
 
 \b
 Every record is read from byte 0 (the .idx is not trusted; it is checked against what is
@@ -59,15 +60,22 @@ def verify(path: str, num_classes: int | None, against: str | None, num_workers:
     """Check every record of a .rec, a shard prefix or a dataset record (local or s3://), and the
     hyperparameters.json / classes.json beside it: the check before a training job pays for it."""
     from imgprep.cli.screen import echo
+    from imgprep.outputs import opening
     from imgprep.splits.lists import read_lists
     from imgprep.storage.stores import Storage
     from imgprep.verify.run import verify as run_verify
 
     storage = Storage.from_options(endpoint_url=endpoint_url)
+    output_format = opening(path, storage)
     items = read_lists([against], storage) if against else None
-    report = run_verify(path, num_classes=num_classes, against=items, against_name=against or "",
-                        workers=num_workers, storage=storage, max_skipped=max_skipped,
-                        train=None if channel is None else channel == "train", channel_settings=channel_settings)
+    if output_format.name != "recordio":  # an image-format output folder (prepare --format images)
+        report = output_format.verify(path, storage, num_classes=num_classes, workers=num_workers,
+                                      channel_settings=channel_settings)
+    else:
+        report = run_verify(path, num_classes=num_classes, against=items, against_name=against or "",
+                            workers=num_workers, storage=storage, max_skipped=max_skipped,
+                            train=None if channel is None else channel == "train",
+                            channel_settings=channel_settings)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
     else:

@@ -31,7 +31,7 @@ import hashlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,33 +120,81 @@ def write_images(
     """Write every split of ``lists`` (split -> items, in order) as an image channel under ``outdir``.
 
     ``after_lists`` runs once every list is committed and before the old generation is removed
-    (``prepare`` writes its class map, manifests and ``hyperparameters.json`` there).  Raises
+    (a caller's class map, manifests and ``hyperparameters.json``).  Raises
     :class:`BadRecordsError` with ``strict`` at a bad image (no list committed).
     """
+    if not lists:
+        raise UsageError("no split to write")
+    channels = names.channels_of(list(lists))
+    with _opened(source, outdir, spec, options) as writer:
+        summaries = {split: writer.channel(split, channels[split], items) for split, items in lists.items()}
+        commit_lists(outdir, summaries.values(), writer.storage, report=writer.options.report)
+        if after_lists is not None:
+            after_lists(summaries)
+        remove_stale(outdir, summaries.values(), writer.storage)
+        return summaries
+
+
+def write_channel(items: Sequence[LstItem], source: str | ImageSource, outdir: str, split: str,
+                  spec: TransformSpec | None = None, options: PackOptions | None = None, *,
+                  before_writing: Callable[[], None] | None = None) -> ChannelSummary:
+    """The images of one split, into its channel's generation folder; nothing is committed:
+    :func:`commit_lists` (once every split's images are written), then :func:`finish`, do that."""
+    channel = names.channel_of(split)
+    with _opened(source, outdir, spec, options) as writer:
+        if before_writing is not None:
+            before_writing()
+        return writer.channel(split, channel, items)
+
+
+def commit_lists(outdir: str, summaries: Iterable[ChannelSummary], storage: Store, *, report: bool = True,
+                 lock: bool = False) -> list[str]:
+    """Every image is written: each channel's image-set record, then its list (invariant 1);
+    the lists' URIs.  ``lock``: take the writer's lock for it (callers that do not hold it)."""
+    written = []
+    with _locked(outdir, storage) if lock else contextlib.nullcontext():
+        for summary in summaries:
+            if summary.record is None or summary.dataset is None or summary.list_uri is None:
+                raise RuntimeError("imgprep bug: a channel committed before its images were written")
+            storage.write_text(summary.dataset, imageset.to_json(summary.record))
+            prefix = names.report_prefix(outdir, summary.channel)
+            summary.report = write_report(storage, prefix, summary.skipped_items) if report else None
+            storage.write_text(summary.list_uri, summary.list_text)
+            written.append(summary.list_uri)
+    return written
+
+
+def finish(outdir: str, summaries: Iterable[ChannelSummary], storage: Store) -> list[str]:
+    """After the lists and the caller's metadata are committed: the old generation goes (under the lock)."""
+    with _locked(outdir, storage):
+        return remove_stale(outdir, list(summaries), storage)
+
+
+@contextlib.contextmanager
+def _locked(outdir: str, storage: Store) -> Iterator[None]:
+    lock = storage.lock(names.lock_uri(outdir), owner=outdir)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _opened(source: str | ImageSource, outdir: str, spec: TransformSpec | None,
+            options: PackOptions | None) -> Iterator[_Writer]:
+    """A writer for ``outdir`` with its checks done, the image source open and the lock held."""
     spec, options = spec or TransformSpec(), options or PackOptions()
     storage = options.storage
     if storage is None:
         raise UsageError("PackOptions.storage is not set: give the Store to write through (imgprep.Storage())")
-    if not lists or not all(len(items) for items in lists.values()):
-        raise UsageError("a split's list is empty: nothing to write")
-    channels = names.channels_of(list(lists))
     clients = storage.clients(outdir) + (storage.clients(source, images=True) if isinstance(source, str) else ())
     require_for(clients, decode=not spec.pass_through)
     image_source = resolve(source, storage, follow_outside=options.follow_links_outside_root)
     try:
         with sigterm_as_interrupt():
             check_access(storage, writes=[outdir.rstrip("/") + "/"], reads=[source])
-            lock = storage.lock(names.lock_uri(outdir), owner=outdir)
-            try:
-                writer = _Writer(image_source, outdir, spec, options, storage)
-                summaries = {split: writer.channel(split, channels[split], items) for split, items in lists.items()}
-                writer.commit(summaries)
-                if after_lists is not None:
-                    after_lists(summaries)
-                remove_stale(outdir, summaries.values(), storage)
-                return summaries
-            finally:
-                lock.release()
+            with _locked(outdir, storage):
+                yield _Writer(image_source, outdir, spec, options, storage)
     finally:
         image_source.close()
 
@@ -183,6 +231,8 @@ class _Writer:
     def channel(self, split: str, channel: str, items: Sequence[LstItem]) -> ChannelSummary:
         started = time.perf_counter()
         items = list(items)
+        if not items:
+            raise UsageError(f"the list of {split} is empty: nothing to write")
         if not self.copying:
             _check_source(items, self.source)
         list_sha = hashlib.sha256(dumps(items).encode()).hexdigest()
@@ -353,18 +403,6 @@ class _Writer:
         summary.list_text = text
         summary.seconds = time.perf_counter() - started
         return summary
-
-    # ------------------------------------------------------------------ publication
-
-    def commit(self, summaries: Mapping[str, ChannelSummary]) -> None:
-        """Every image is written: each channel's record, then its list (invariant 1)."""
-        for summary in summaries.values():
-            if summary.record is None or summary.dataset is None or summary.list_uri is None:
-                raise RuntimeError("imgprep bug: a channel committed before its images were written")
-            self.storage.write_text(summary.dataset, imageset.to_json(summary.record))
-            prefix = names.report_prefix(self.outdir, summary.channel)
-            summary.report = write_report(self.storage, prefix, summary.skipped_items) if self.options.report else None
-            self.storage.write_text(summary.list_uri, summary.list_text)
 
 
 class _Known:
