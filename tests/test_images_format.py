@@ -148,3 +148,44 @@ def test_split_names_map_to_the_algorithms_channels(tmp_path: Path) -> None:
     assert channels_of(["train", "val", "test"]) == {"train": "train", "val": "validation", "test": "test"}
     with pytest.raises(UsageError, match="would all be written to the channel validation/"):
         channels_of(["val", "validation"])
+
+
+# --------------------------------------------------------------------------- prepare --format images, verify
+
+
+def test_prepare_format_images_then_verify_catches_a_changed_and_a_missing_image(imgprep_cli, tmp_path: Path) -> None:
+    import json
+
+    imgfactory.class_tree(tmp_path / "src", CLASSES, 4, png_every=3)
+    out = tmp_path / "out"
+    imgprep_cli("prepare", "folders", tmp_path / "src", "-o", out, "--format", "images", "--size", "36x30", "-q")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_imgprep", "classes.json", "hyperparameters.json", "train", "train.manifest", "train_lst",
+        "validation", "validation.manifest", "validation_lst"]  # no val.lst naming the source's paths
+    params = json.loads((out / "hyperparameters.json").read_text())
+    train = read_lst(out / "train_lst/train.lst")
+    assert params["num_training_samples"] == str(len(train)) and params["image_shape"] == "3,30,36"
+    for line in (out / "validation.manifest").read_text().splitlines():
+        assert Path(json.loads(line)["source-ref"]).is_file()  # the manifests name the written images
+    ok = imgprep_cli("verify", out, "--channel-settings")
+    assert "OK: 12 records" in ok.stdout and ok.stdout.count('"application/x-image"') == 4
+    first = out / "train" / train[0].path
+    first.write_bytes(first.read_bytes()[:-10] + b"0123456789")
+    (out / "train" / train[1].path).unlink()
+    bad = imgprep_cli("verify", out, check=False)
+    assert bad.returncode == 1
+    assert f"{train[0].path}: " in bad.stdout and "differ from the image-set record" in bad.stdout
+    assert f"{train[1].path}: listed but cannot be read" in bad.stdout
+
+
+def test_verify_refuses_labels_out_of_range_and_images_smaller_than_image_shape(tmp_path: Path) -> None:
+    from imgprep.verify.images import verify_images
+
+    lists = make_source(tmp_path / "src")
+    write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(size=(20, 20)))
+    out = tmp_path / "out"
+    (out / "hyperparameters.json").write_text('{"num_classes": "2", "image_shape": "3,24,24", "multi_label": "0"}')
+    report = verify_images(str(out), Storage())
+    text = "\n".join(str(p) for p in report.problems)
+    assert "label 2 is not a class index in [0, 2)" in text
+    assert "20x20 is smaller than image_shape 3,24,24" in text

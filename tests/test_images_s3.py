@@ -229,3 +229,27 @@ def test_uploads_stay_within_the_upload_budget_and_run_concurrently(seaweed: S3S
     budget = storage.s3.budget
     biggest = max(len(v) for k, v in objects(seaweed, "imgbudget", "out/").items() if k.startswith("train/"))
     assert 0 < budget.peak <= 4096 + biggest and budget.used == 0  # drawn from the store's budget, all given back
+
+
+def test_prepare_format_images_to_s3_writes_manifests_of_the_objects_and_verifies(
+    seaweed: S3Server, tmp_path: Path
+) -> None:
+    import imgprep.api as api
+    from imgprep.verify.images import verify_images
+
+    client = seaweed.client()
+    client.create_bucket(Bucket="imgprep3")
+    imgfactory.class_tree(tmp_path / "src", CLASSES, 4)
+    storage = storage_for(seaweed.endpoint_url)
+    api.prepare("folders", tmp_path / "src", "s3://imgprep3/out/", output_format="images", resize=20,
+                storage=storage)
+    written = objects(seaweed, "imgprep3", "out/")
+    for line in written["validation.manifest"].decode().splitlines():
+        ref = json.loads(line)["source-ref"]
+        assert ref.startswith("s3://imgprep3/out/validation/") and ref[len("s3://imgprep3/out/"):] in written
+    report = verify_images("s3://imgprep3/out/", storage, channel_settings=True)
+    assert report.ok and report.records == 12
+    uris = [e["DataSource"]["S3DataSource"]["S3Uri"] for e in report.channel["images"]]
+    assert uris == ["s3://imgprep3/out/train/", "s3://imgprep3/out/train_lst/",
+                    "s3://imgprep3/out/validation/", "s3://imgprep3/out/validation_lst/"]
+    assert [e["ChannelName"] for e in report.channel["manifest"]] == ["train", "validation"]

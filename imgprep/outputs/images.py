@@ -106,11 +106,11 @@ def _replace_files(converted: Any, outdir: str, written: Mapping[str, Any]) -> N
     if all(not target.endswith(prepared.MANIFEST_SUFFIX) for target, _ in files):
         dataset = converted.dataset
         names = [c.name for c in dataset.classes]
-        options = manifest_format.ManifestOptions(prefix="", job_name=f"imgprep-{dataset.kind}",
-                                                  creation_date=_created(converted))
+        created = _created(converted)
         for summary in written.values():
-            root = channel_uri(outdir, summary.channel)
-            records = (manifest_format.record(root + it.path, it.labels, names, multi_label=dataset.multi_label,
+            options = manifest_format.ManifestOptions(prefix=channel_uri(outdir, summary.channel),
+                                                      job_name=f"imgprep-{dataset.kind}", creation_date=created)
+            records = (manifest_format.record(it.path, it.labels, names, multi_label=dataset.multi_label,
                                               options=options) for it in summary.items)
             target = prepared.manifest_name(outdir, summary.channel)
             files.insert(-1, (target, manifest_format.dumps(records)))
