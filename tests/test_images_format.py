@@ -189,3 +189,22 @@ def test_verify_refuses_labels_out_of_range_and_images_smaller_than_image_shape(
     text = "\n".join(str(p) for p in report.problems)
     assert "label 2 is not a class index in [0, 2)" in text
     assert "20x20 is smaller than image_shape 3,24,24" in text
+
+
+def test_processing_job_prepares_the_image_format_on_one_host_and_refuses_several(tmp_path: Path) -> None:
+    from imgprep.errors import UsageError
+    from imgprep.processing.job import Cluster, Job, run_job
+
+    imgfactory.class_tree(tmp_path / "src", CLASSES, 3)
+    (tmp_path / "ml" / "config").mkdir(parents=True)
+
+    def job() -> Job:
+        return Job("prepare", str(tmp_path / "out"), TransformSpec(resize=20), PackOptions(storage=Storage()),
+                   kind="folders", input=str(tmp_path / "src"), output_format="images")
+
+    result = run_job(job(), Cluster(opt_ml=str(tmp_path / "ml")))
+    assert result.outputs == [str(tmp_path / "out/train_lst/train.lst"),
+                              str(tmp_path / "out/validation_lst/validation.lst")]
+    assert (tmp_path / "out/hyperparameters.json").is_file()
+    with pytest.raises(UsageError, match="runs on one host"):
+        run_job(job(), Cluster(opt_ml=str(tmp_path / "ml"), num_parts=2, part_index=0, run_id="x"))

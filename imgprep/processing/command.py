@@ -154,18 +154,21 @@ def _echo(quiet: bool) -> Callable[[str], None] | None:
 @dataset_options
 @click.option("--image-root", default=None, metavar="DIR",
               help="Folder (or s3:// prefix) the image paths are relative to (coco: the images).")
+@click.option("--format", "output_format", type=click.Choice(["recordio", "images"]), default="recordio",
+              show_default=True, help="images: image channels train/, validation/ with train_lst/train.lst ... "
+              "(one host).")
 @pack_options
 @cluster_options
 @links_option
 def processing_prepare(
-    kind: str, input: str, outdir: str, image_root: str | None, spec: Any, options: Any,
+    kind: str, input: str, outdir: str, image_root: str | None, output_format: str, spec: Any, options: Any,
     convert_options: Any, cluster: Any,
 ) -> None:
     """`imgprep prepare` as a (multi-host) job: lists, metadata and OUTDIR/<split>.rec + .idx."""
     from imgprep.processing.job import Job, run_job
 
     job = Job("prepare", outdir, spec, options, kind=kind, input=input, image_root=image_root,
-              convert=convert_options)
+              convert=convert_options, output_format=output_format)
     _report(run_job(job, cluster, _echo(options.quiet)), options.quiet)
 
 

@@ -72,6 +72,7 @@ class Job:
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     lists: tuple[str, ...] = ()
     root: str | None = None
+    output_format: str = "recordio"  # prepare: recordio, or images (one host)
 
 
 @dataclass
@@ -185,6 +186,8 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
     # fail before the work: the output (and S3 inputs) reachable and writable, one line if not
     check_access(storage, writes=[job.output], reads=[job.input, job.image_root, job.root, *job.lists])
 
+    if job.output_format != "recordio":
+        return _prepare_other_format(job, cluster, count, host, say)
     with tempfile.TemporaryDirectory(prefix="imgprep-job-") as scratch:
         plan = _plan(job, cluster, config, scratch, storage, say if index == 0 else None)
         distribution = _distribution(cluster, config, plan)
@@ -225,6 +228,26 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
             _write_metadata(job, plan, result, storage)
             remove_tree(storage, work)
         return result
+
+
+def _prepare_other_format(job: Job, cluster: Cluster, count: int, host: str, say: Echo) -> JobResult:
+    """``prepare --format images`` as a job: the one-host prepare (images written straight to
+    their channels under the output; several hosts are not supported for it yet)."""
+    if job.command != "prepare":
+        raise UsageError("--format applies to prepare jobs only")
+    if count > 1 or cluster.join == "only":
+        raise UsageError(f"--format {job.output_format} runs on one host (InstanceCount=1); use --format recordio "
+                         "to spread a prepare over several hosts")
+    from imgprep import plan as prepare_plan
+
+    if not job.kind or not job.input:
+        raise UsageError("a prepare job needs KIND and INPUT")
+    done = prepare_plan.prepare(job.kind, job.input, job.output, options=job.convert, spec=job.spec,
+                                pack_options=job.options, storage=job.options.storage,  # type: ignore[arg-type]
+                                image_root=job.image_root, echo=say, output_format=job.output_format)
+    result = JobResult(host, 0, 1, FULLY_REPLICATED, packed=dict(done.packed))
+    result.outputs = [s.list_uri for s in done.packed.values() if getattr(s, "list_uri", None)]
+    return result
 
 
 def _distribution(cluster: Cluster, config: JobConfig, plan: _Plan) -> str:
