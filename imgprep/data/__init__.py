@@ -15,6 +15,9 @@
   decoded by the native core reading only the crop.
 - :class:`Loader`: threaded batches in a seeded global order, per rank; ``state_dict`` / ``load_state_dict``.
 - :class:`Sampler`: the same order for a DataLoader.
+
+RecordIO only: an image-format folder (``prepare --format images``: ``train/`` + ``train_lst/train.lst``)
+is read by MXNet's ``mx.image.ImageIter(path_imglist=..., path_root=...)``, as the algorithm reads it.
 """
 
 from imgprep.data.dataset import Dataset, Sample
