@@ -208,3 +208,16 @@ def test_processing_job_prepares_the_image_format_on_one_host_and_refuses_severa
     assert (tmp_path / "out/hyperparameters.json").is_file()
     with pytest.raises(UsageError, match="runs on one host"):
         run_job(job(), Cluster(opt_ml=str(tmp_path / "ml"), num_parts=2, part_index=0, run_id="x"))
+
+
+def test_a_prepare_rerun_that_fails_on_an_image_leaves_every_file_of_the_last_one(imgprep_cli, tmp_path: Path) -> None:
+    imgfactory.class_tree(tmp_path / "src", CLASSES, 3)
+    out = tmp_path / "out"
+    imgprep_cli("prepare", "folders", tmp_path / "src", "-o", out, "--format", "images", "--resize", "20", "-q")
+    before = tree(out)
+    imgfactory.write(tmp_path / "src/emu/zz_broken.jpg", imgfactory.not_an_image())
+    failed = imgprep_cli("prepare", "folders", tmp_path / "src", "-o", out, "--format", "images", "--resize", "24",
+                         "--strict", "--dedup", "off", "-q", check=False)
+    assert failed.returncode != 0 and "zz_broken.jpg" in failed.stderr
+    after = tree(out)
+    assert {k: v for k, v in after.items() if k in before} == before  # lists, metadata, manifests, images
