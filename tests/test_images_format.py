@@ -221,3 +221,15 @@ def test_a_prepare_rerun_that_fails_on_an_image_leaves_every_file_of_the_last_on
     assert failed.returncode != 0 and "zz_broken.jpg" in failed.stderr
     after = tree(out)
     assert {k: v for k, v in after.items() if k in before} == before  # lists, metadata, manifests, images
+
+
+def test_a_channel_the_new_run_no_longer_makes_is_removed_after_its_commit(tmp_path: Path) -> None:
+    lists = make_source(tmp_path / "src", per_class=6)
+    three = {"train": lists["train"], "val": lists["val"][:4], "test": lists["val"][4:]}
+    write(three, tmp_path / "src", tmp_path / "out", TransformSpec(resize=20))
+    assert (tmp_path / "out/test_lst/test.lst").is_file()
+    write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(resize=20))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "_imgprep", "train", "train_lst", "validation", "validation_lst"]
+    assert sorted(p.name for p in (tmp_path / "out/_imgprep").iterdir()) == [
+        "train.images.json", "validation.images.json"]

@@ -434,32 +434,39 @@ def remove_stale(outdir: str, summaries: Any, storage: Store) -> list[str]:
     for summary in summaries:
         root = names.channel_uri(outdir, summary.channel)
         keep = {root + item.path for item in summary.items}
-        removed += _remove(storage, [e.uri for e in storage.list(root) if e.uri not in keep])
+        removed += _remove(storage, [e.uri for e in storage.list(root) if e.uri not in keep], root)
     meta = names.record_uri(outdir, "x")[: -len("x.images.json")]
     for entry in storage.list(meta):
         tail = entry.uri[len(meta):]
         channel = tail[: -len(".images.json")] if tail.endswith(".images.json") else None
         if channel is None or channel in current or "/" in channel:
             continue
-        storage.delete(names.list_uri(outdir, channel))
+        lst = names.list_uri(outdir, channel)
+        storage.delete(lst)
+        storage.prune(lst.rsplit("/", 1)[0])
         root = names.channel_uri(outdir, channel)
-        removed += _remove(storage, [e.uri for e in storage.list(root)])
+        removed += _remove(storage, [e.uri for e in storage.list(root)], root)
+        storage.prune(root)
         storage.delete(entry.uri)
         storage.delete(names.report_prefix(outdir, channel) + ".skipped.tsv")
     return removed
 
 
-def _remove(storage: Store, uris: list[str]) -> list[str]:
+def _remove(storage: Store, uris: list[str], root: str) -> list[str]:
+    """Delete ``uris`` (all under the folder ``root``), then the local folders they leave empty
+    below ``root`` (S3 has no folders)."""
     folders: set[str] = set()
     for uri in uris:
         storage.delete(uri)
         folders.add(uri.rsplit("/", 1)[0])
-    for folder in sorted(folders, key=len, reverse=True):  # local folders left empty (S3 has none)
-        while folder and storage.local_path(folder) is not None:
+    if storage.local_path(root) is None:
+        return uris
+    for folder in sorted(folders, key=len, reverse=True):
+        while folder.startswith(root) and len(folder) > len(root.rstrip("/")):
             storage.prune(folder)
             if storage.exists(folder):
                 break
-            folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
+            folder = folder.rsplit("/", 1)[0]
     return uris
 
 
