@@ -66,6 +66,28 @@ def subset(corpus_root: Path, lst: Path, count: int, dest: Path) -> int:
     return taken
 
 
+def count_requests(endpoint: str, env: dict[str, str], base: list[str], resize: list[str],
+                   root: Path) -> dict[str, dict[str, int]]:
+    """The S3 requests of one run of each S3 writer, by operation (tests/faultproxy.py counts them)."""
+    from faultproxy import FaultProxy
+
+    runs = {
+        "images → S3": [*base, "-o", "s3://bench/count-img/", "--format", "images", *resize],
+        "recordio → S3": [*base, "-o", "s3://bench/count-rec/", "--format", "recordio", *resize],
+        "images --pass-through → S3": [*base, "-o", "s3://bench/count-pt/", "--format", "images", "--pass-through"],
+        "boto3 upload_file ×10 (aws s3 cp)": [sys.executable, "-c", UPLOAD, str(root), "bench", "count-cp/"],
+    }
+    out = {}
+    for name, cmd in runs.items():
+        with FaultProxy(endpoint) as proxy:
+            tail = [proxy.url] if name.startswith("boto3") else ["--endpoint-url", proxy.url]
+            result = run_measured([*cmd, *tail], env=env)
+            if result.rc != 0:
+                raise RuntimeError(f"{name} failed: {result.output_tail}")
+            out[name] = dict(proxy.seen)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -113,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_images: {count} images of corpus {corpus.root.parent.name}, SeaweedFS at {ep}, "
               f"load {load_average()}", file=sys.stderr)
         results = interleaved(commands, a.runs, a.warmup, log=lambda s: print(s, file=sys.stderr))
+        requests = count_requests(ep, env, base, resize, root)
     finally:
         s3servers.stop(proc)
 
@@ -126,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                      mib(m.peak("max_rss_kib"))])
     print(table(["run", "wall", "images/s", "speed vs", "client CPU", "peak RSS"], rows))
     print(f"load average after: {load_average()}")
+    print("S3 requests per image (one untimed run each, through a counting proxy):")
+    for name, seen in requests.items():
+        per = ", ".join(f"{op} {n / count:.2f}" for op, n in sorted(seen.items(), key=lambda kv: -kv[1]))
+        print(f"  {name:<34} {sum(seen.values()) / count:.2f}  ({per})")
     if a.json:
         a.json.write_text(json.dumps({"machine": machine_info(), "count": count,
                                       "results": {k: v.to_dict() for k, v in results.items()}}, indent=1))

@@ -46,7 +46,7 @@ from imgprep.storage.stores import Storage
 src, out, endpoint, resize, lists = sys.argv[1:6]
 put = S3Store.put_whole
 def slow(self, *args, **kwargs):
-    time.sleep(0.03)
+    time.sleep(0.1)
     return put(self, *args, **kwargs)
 S3Store.put_whole = slow
 lists = {k: [LstItem(i, tuple(l), p) for i, l, p in v] for k, v in json.load(open(lists)).items()}
@@ -111,18 +111,20 @@ class Recorder:
         return sum(1 for o, p in self.calls if o == op and contains in p)
 
 
+@pytest.mark.parametrize("share", [0.2, 0.7], ids=["early", "late"])
 def test_kill9_then_resume_uploads_only_the_rest_ends_byte_identical_and_keeps_old_channels(
-    seaweed: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seaweed: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: float
 ) -> None:
     client = seaweed.client()
-    client.create_bucket(Bucket="imgkill")
+    bucket = f"imgkill{int(share * 100)}"
+    client.create_bucket(Bucket=bucket)
     src = tmp_path / "src"
     lists = make_lists(src, 14)
     total = sum(len(v) for v in lists.values())
-    out, ref = "s3://imgkill/out/", "s3://imgkill/ref/"
+    out, ref = f"s3://{bucket}/out/", f"s3://{bucket}/ref/"
     run(lists, str(src), ref, seaweed.endpoint_url, TransformSpec(resize=24))  # uninterrupted, for comparison
     run(lists, str(src), out, seaweed.endpoint_url, TransformSpec(resize=16))  # the previous generation
-    old = objects(seaweed, "imgkill", "out/")
+    old = objects(seaweed, bucket, "out/")
 
     spec_file = tmp_path / "lists.json"
     spec_file.write_text(json.dumps({k: [[i.index, i.labels, i.path] for i in v] for k, v in lists.items()}))
@@ -133,13 +135,13 @@ def test_kill9_then_resume_uploads_only_the_rest_ends_byte_identical_and_keeps_o
     try:
         new_images = 0
         deadline = time.monotonic() + 120
-        while new_images < total // 3 and time.monotonic() < deadline:
+        while new_images < total * share and time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             for channel in ("train", "validation"):  # a reader during the run: every listed image is there
-                found = list_is_whole(client, "imgkill", "out/", channel)
+                found = list_is_whole(client, bucket, "out/", channel)
                 if found:
                     missing.append(found)
-            now = {k for k in objects_keys(client, "imgkill", "out/") if k not in old}
+            now = {k for k in objects_keys(client, bucket, "out/") if k not in old}
             new_images = sum(1 for k in now if k.startswith(("train/", "validation/")))
         proc.send_signal(signal.SIGKILL)
         proc.wait(60)
@@ -150,10 +152,10 @@ def test_kill9_then_resume_uploads_only_the_rest_ends_byte_identical_and_keeps_o
             proc.stderr.close()
     assert not missing
     assert 0 < new_images < total
-    after_kill = objects(seaweed, "imgkill", "out/")
+    after_kill = objects(seaweed, bucket, "out/")
     assert {k: v for k, v in after_kill.items() if k in old} == old  # the old channels, whole
     for channel in ("train", "validation"):
-        assert list_is_whole(client, "imgkill", "out/", channel) is None
+        assert list_is_whole(client, bucket, "out/", channel) is None
         record = imageset.from_json(after_kill[f"_imgprep/{channel}.images.json"], channel)
         for entry in record.images:
             assert hashlib.md5(after_kill[f"{channel}/{entry.path}"]).hexdigest() == entry.md5
@@ -166,7 +168,7 @@ def test_kill9_then_resume_uploads_only_the_rest_ends_byte_identical_and_keeps_o
     uploaded = sum(recorder.count("PutObject", f"/{g}/") for g in gens)
     assert uploaded == total - present  # what the killed run finished is not uploaded again
     assert sum(s.reused for s in got.values()) == present
-    assert objects(seaweed, "imgkill", "out/") == objects(seaweed, "imgkill", "ref/")  # old generation gone too
+    assert objects(seaweed, bucket, "out/") == objects(seaweed, bucket, "ref/")  # old generation gone too
 
 
 def objects_keys(client: Any, bucket: str, prefix: str) -> list[str]:
