@@ -38,6 +38,7 @@ WRITER = """
 import json, sys, time
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
+from imgprep.packing import channel_writer
 from imgprep.packing.channels import write_images
 from imgprep.packing.packer import PackOptions
 from imgprep.storage.s3 import S3Store
@@ -46,9 +47,10 @@ from imgprep.storage.stores import Storage
 src, out, endpoint, resize, lists = sys.argv[1:6]
 put = S3Store.put_whole
 def slow(self, *args, **kwargs):
-    time.sleep(0.1)
+    time.sleep(0.05)
     return put(self, *args, **kwargs)
 S3Store.put_whole = slow
+channel_writer.IO_THREADS = 1  # one image at a time: the kill lands where the test wants it
 lists = {k: [LstItem(i, tuple(l), p) for i, l, p in v] for k, v in json.load(open(lists)).items()}
 write_images(lists, src, out, TransformSpec(resize=int(resize)),
              PackOptions(storage=Storage.from_options(endpoint_url=endpoint), num_workers=1))
