@@ -233,3 +233,43 @@ def test_a_channel_the_new_run_no_longer_makes_is_removed_after_its_commit(tmp_p
         "_imgprep", "train", "train_lst", "validation", "validation_lst"]
     assert sorted(p.name for p in (tmp_path / "out/_imgprep").iterdir()) == [
         "train.images.json", "validation.images.json"]
+
+
+def test_coco_multi_label_prepare_is_read_by_mxnet_with_label_width(mxnet, imgprep_cli, tmp_path: Path) -> None:
+    """Seed 000's workflow in one command: multi-hot lists beside the images, each image once."""
+    import json
+
+    from test_sources_coco import coco_doc
+
+    doc = coco_doc(24)
+    for image in doc["images"]:
+        imgfactory.write(tmp_path / "val2017" / image["file_name"], imgfactory.jpeg(48, 40, seed=image["id"]))
+    (tmp_path / "instances.json").write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    imgprep_cli("prepare", "coco", tmp_path / "instances.json", "--image-root", tmp_path / "val2017", "-o", out,
+                "--format", "images", "--pass-through", "--split", "train=0.5,val=0.5", "-q")
+    classes = int(json.loads((out / "hyperparameters.json").read_text())["num_classes"])
+    images = 0
+    for channel in ("train", "validation"):
+        lst = out / f"{channel}_lst" / f"{channel}.lst"
+        items = read_lst(lst)
+        assert all(len(i.labels) == classes for i in items)
+        got = mxnet.run("imagelist", lst, str(out / channel) + "/", "--data-shape", "3,40,40",
+                        "--label-width", classes)
+        assert [s["labels"] for s in got["samples"]] == [list(i.labels) for i in items]
+        images += len(items)
+    written = sorted(p.name for p in (out / "train").rglob("*.jpg")) + sorted(
+        p.name for p in (out / "validation").rglob("*.jpg"))
+    assert len(written) == len(set(written)) == images  # each image once, in its own split's channel
+
+
+def test_mnist_prepare_format_images_writes_files_from_the_arrays(imgprep_cli, tmp_path: Path) -> None:
+    from test_sources_mnist import write_mnist
+
+    write_mnist(tmp_path / "mnist", n_train=12, n_test=6)
+    out = tmp_path / "out"
+    imgprep_cli("prepare", "mnist", tmp_path / "mnist", "-o", out, "--format", "images", "--color", "0", "-q")
+    assert len(read_lst(out / "train_lst/train.lst")) == 12
+    assert len(read_lst(out / "validation_lst/validation.lst")) == 6
+    ok = imgprep_cli("verify", out)
+    assert "OK: 18 records" in ok.stdout and "28x28x1 (18)" in ok.stdout
