@@ -191,23 +191,36 @@ def test_verify_refuses_labels_out_of_range_and_images_smaller_than_image_shape(
     assert "20x20 is smaller than image_shape 3,24,24" in text
 
 
-def test_processing_job_prepares_the_image_format_on_one_host_and_refuses_several(tmp_path: Path) -> None:
-    from imgprep.errors import UsageError
+def test_processing_job_on_one_two_and_three_hosts_writes_the_same_bytes(tmp_path: Path) -> None:
+    """Every host writes its share of the images where a one-host run would; the join makes the
+    lists in list order: byte-identical output for any number of hosts."""
     from imgprep.processing.job import Cluster, Job, run_job
 
-    imgfactory.class_tree(tmp_path / "src", CLASSES, 3)
-    (tmp_path / "ml" / "config").mkdir(parents=True)
+    imgfactory.class_tree(tmp_path / "src", CLASSES, 4, png_every=3)
+    imgfactory.write(tmp_path / "src/dog/bad.jpg", imgfactory.not_an_image())
 
-    def job() -> Job:
-        return Job("prepare", str(tmp_path / "out"), TransformSpec(resize=20), PackOptions(storage=Storage()),
+    def job(out: Path) -> Job:
+        return Job("prepare", str(out), TransformSpec(resize=20), PackOptions(storage=Storage(), num_workers=1),
                    kind="folders", input=str(tmp_path / "src"), output_format="images")
 
-    result = run_job(job(), Cluster(opt_ml=str(tmp_path / "ml")))
-    assert result.outputs == [str(tmp_path / "out/train_lst/train.lst"),
-                              str(tmp_path / "out/validation_lst/validation.lst")]
-    assert (tmp_path / "out/hyperparameters.json").is_file()
-    with pytest.raises(UsageError, match="runs on one host"):
-        run_job(job(), Cluster(opt_ml=str(tmp_path / "ml"), num_parts=2, part_index=0, run_id="x"))
+    def opt_ml(name: str) -> str:
+        (tmp_path / name / "config").mkdir(parents=True)
+        return str(tmp_path / name)
+
+    one = run_job(job(tmp_path / "one"), Cluster(opt_ml=opt_ml("ml1")))
+    assert one.outputs == [str(tmp_path / "one/train_lst/train.lst"),
+                           str(tmp_path / "one/validation_lst/validation.lst")]
+    for count in (2, 3):
+        out = tmp_path / f"hosts{count}"
+        for index in [*range(1, count), 0]:  # the others first; host 0 writes its share, then joins
+            run_job(job(out), Cluster(opt_ml=opt_ml(f"ml{count}-{index}"), num_parts=count, part_index=index,
+                                      run_id=f"r{count}", join="auto" if index == 0 else "no", poll=0.01))
+        assert same_but_folder(tree(out), str(out)) == same_but_folder(tree(tmp_path / "one"), str(tmp_path / "one"))
+
+
+def same_but_folder(files: dict[str, bytes], folder: str) -> dict[str, bytes]:
+    """The files with the output folder's own path (in local manifests' source-refs) made neutral."""
+    return {name: data.replace(folder.encode(), b"OUT") for name, data in files.items()}
 
 
 def test_a_prepare_rerun_that_fails_on_an_image_leaves_every_file_of_the_last_one(imgprep_cli, tmp_path: Path) -> None:

@@ -99,27 +99,37 @@ def _parent(output: str) -> tuple[str, str]:
 def _replace_files(converted: Any, outdir: str, written: Mapping[str, Any]) -> None:
     """The files convert left for the commit, for this format: no top-level ``<split>.lst`` (its
     paths are the source's), and manifests of the written objects unless the user gave a prefix."""
-    from imgprep.formats import manifest as manifest_format
     from imgprep.layout import prepared
-    from imgprep.layout.channels import channel_uri
 
     dropped = {prepared.list_name(outdir, split) for split in written}
     files = [(target, text) for target, text in converted.files if target not in dropped]
     converted.outputs = [target for target in converted.outputs if target not in dropped]
     if all(not target.endswith(prepared.MANIFEST_SUFFIX) for target, _ in files):
-        dataset = converted.dataset
-        names = [c.name for c in dataset.classes]
-        created = _created(converted)
-        for summary in written.values():
-            options = manifest_format.ManifestOptions(prefix=channel_uri(outdir, summary.channel),
-                                                      job_name=f"imgprep-{dataset.kind}", creation_date=created)
-            records = (manifest_format.record(it.path, it.labels, names, multi_label=dataset.multi_label,
-                                              options=options) for it in summary.items)
-            target = prepared.manifest_name(outdir, summary.channel)
-            files.insert(-1, (target, manifest_format.dumps(records)))
-            converted.outputs.insert(-1, target)
-        converted.channel = manifest_format.channel_settings(multi_label=dataset.multi_label, options=options)
+        made, converted.channel = manifest_files(outdir, written, converted.dataset, _created(converted))
+        files[-1:-1] = made  # before hyperparameters.json, the commit point
+        converted.outputs[-1:-1] = [target for target, _ in made]
     converted.files = files
+
+
+def manifest_files(outdir: str, written: Mapping[str, Any], dataset: Any,
+                   created: str) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """``<channel>.manifest`` of each written channel, ``source-ref`` the written objects, and the
+    channel settings that read them."""
+    from imgprep.formats import manifest as manifest_format
+    from imgprep.layout import prepared
+    from imgprep.layout.channels import channel_uri
+
+    names = [c.name for c in dataset.classes]
+    made = []
+    settings: dict[str, Any] = {}
+    for summary in written.values():
+        options = manifest_format.ManifestOptions(prefix=channel_uri(outdir, summary.channel),
+                                                  job_name=f"imgprep-{dataset.kind}", creation_date=created)
+        records = (manifest_format.record(it.path, it.labels, names, multi_label=dataset.multi_label, options=options)
+                   for it in summary.items)
+        made.append((prepared.manifest_name(outdir, summary.channel), manifest_format.dumps(records)))
+        settings = manifest_format.channel_settings(multi_label=dataset.multi_label, options=options)
+    return made, settings
 
 
 def _created(converted: Any) -> str:

@@ -17,7 +17,7 @@ import hashlib
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +57,7 @@ class ChannelSummary:
     dataset: str | None = None  # the image-set record
     list_uri: str | None = None
     items: list[LstItem] = field(default_factory=list)  # the list written, paths under the channel
+    entries: list[imageset.ImageEntry] = field(default_factory=list)  # the images written, in list order
     skipped_items: list[Skipped] = field(default_factory=list)
     sizes: SizeRange = field(default_factory=SizeRange)
     workers: int = 0
@@ -115,28 +116,57 @@ class ChannelWriter:
         out_store = _store_of(storage, outdir)
         self.budget = getattr(out_store, "budget", None)
         self._holders = threading.local()
-        self.settings = {**dataclasses.asdict(spec), "image_path": "pass-through" if spec.pass_through
-                         else chosen_name, "imgprep": __version__}
+        self.settings = settings_of(spec, options)
 
     # ------------------------------------------------------------------ one channel
 
-    def channel(self, split: str, channel: str, items: Sequence[LstItem]) -> ChannelSummary:
+    def channel(self, split: str, channel: str, items: Sequence[LstItem],
+                whole: Sequence[LstItem] | None = None) -> ChannelSummary:
+        """Write ``items``' images to ``channel``; with ``whole`` (the split's list, of which
+        ``items`` is one host's share) the names and generation are the whole list's and the
+        summary holds only what was written (:func:`summarise` of every host's makes the list)."""
         started = time.perf_counter()
         items = list(items)
         if not items:
             raise UsageError(f"the list of {split} is empty: nothing to write")
         if not self.copying:
             _check_source(items, self.source)
-        list_sha = hashlib.sha256(dumps(items).encode()).hexdigest()
-        gen = names.generation(list_sha, self.settings)
+        listed = list(whole) if whole is not None else items
+        gen = self.generation(listed)
         folder = names.channel_uri(self.outdir, channel) + gen + "/"
-        written = names.written_names(items, None if self.spec.pass_through else self.spec.encoding)
+        by_index = dict(zip((i.index for i in listed),
+                            names.written_names(listed, None if self.spec.pass_through else self.spec.encoding),
+                            strict=True))
+        written = [by_index[item.index] for item in items]
         known = _Known(self.storage, folder)
         source_etags = self._source_listing() if self.copying else {}
-        done: list[_Done | None] = [None] * len(items)
+        entries: dict[int, imageset.ImageEntry] = {}
+        skipped: dict[int, Skipped] = {}
+        counts = {"written": 0, "reused": 0, "copied": 0}
         for outcome in self._run(items, written, folder, known, source_etags):
-            done[outcome.position] = outcome
-        return self._summary(split, channel, items, written, gen, done, started)
+            item = items[outcome.position]
+            if outcome.entry is None:
+                reason = outcome.reason or "unknown error"
+                skipped[outcome.position] = Skipped(item.index, self.source.describe(item), reason)
+            else:
+                entries[item.index] = outcome.entry
+                counts[outcome.how] += 1
+        found = [skipped[k] for k in sorted(skipped)]
+        if whole is None:
+            summary = summarise(self.outdir, split, channel, items, entries, found, gen, self.settings,
+                                strict=self.options.strict)
+        else:
+            summary = ChannelSummary(split, channel, entries=[entries[i.index] for i in items if i.index in entries],
+                                     skipped_items=found)
+        for how, n in counts.items():
+            setattr(summary, how, n)
+        summary.workers, summary.image_path = self.threads, self.image_path
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def generation(self, items: Sequence[LstItem]) -> str:
+        """The generation folder of a split's list written with this run's settings."""
+        return names.generation(hashlib.sha256(dumps(items).encode()).hexdigest(), self.settings)
 
     def _run(self, items: list[LstItem], written: list[str], folder: str, known: _Known,
              source_etags: dict[str, tuple[str, int]]) -> Iterator[_Done]:
@@ -262,39 +292,51 @@ class ChannelWriter:
         etags = self.storage.etags(root)
         return {e.uri: (etags[e.uri], e.size) for e in self.storage.list(root) if e.uri in etags}
 
-    def _summary(self, split: str, channel: str, items: list[LstItem], written: list[str], gen: str,
-                 done: list[_Done | None], started: float) -> ChannelSummary:
-        summary = ChannelSummary(split, channel, workers=self.threads, image_path=self.image_path)
-        entries = []
-        for item, outcome in zip(items, done, strict=True):
-            if outcome is None or outcome.entry is None:
-                reason = outcome.reason if outcome is not None and outcome.reason else "unknown error"
-                summary.skipped_items.append(Skipped(item.index, self.source.describe(item), reason))
-                continue
-            entry = outcome.entry
-            entries.append(entry)
-            summary.items.append(LstItem(item.index, item.labels, entry.path))
-            summary.sizes.note(None if entry.width is None else (entry.width, entry.height))
-            summary.bytes += entry.bytes
-            setattr(summary, outcome.how, getattr(summary, outcome.how) + 1)
-        summary.records, summary.skipped = len(entries), len(summary.skipped_items)
-        if summary.skipped_items and self.options.strict:
-            first = summary.skipped_items[0]
-            raise BadRecordsError(f"{first.reason} (record {first.index}; --strict stops at the first bad image, "
-                                  "no list was committed)", path=first.path)
-        if not entries:
-            first = summary.skipped_items[0]
-            raise ImgprepError(f"no images written to {channel}/: all {len(items)} were skipped "
-                               f"(first: {first.path}: {first.reason})")
-        summary.list_uri = names.list_uri(self.outdir, channel)
-        summary.dataset = names.record_uri(self.outdir, channel)
-        text = dumps(summary.items)
-        summary.record = imageset.ImageSet(
-            __version__, channel, f"{channel}_lst/{channel}.lst", hashlib.sha256(text.encode()).hexdigest(), gen,
-            tuple(entries), self.settings, label_width=len(items[0].labels), skipped=summary.skipped)
-        summary.list_text = text
-        summary.seconds = time.perf_counter() - started
-        return summary
+
+def settings_of(spec: TransformSpec, options: PackOptions) -> dict[str, Any]:
+    """What shapes a channel's bytes (its generation and its record say it): the transform, the
+    image path and the imgprep version."""
+    if spec.pass_through:
+        path = "pass-through"
+    else:
+        from imgprep.imaging.transform import select
+
+        path = select(options.native).name
+    return {**dataclasses.asdict(spec), "image_path": path, "imgprep": __version__}
+
+
+def summarise(outdir: str, split: str, channel: str, items: Sequence[LstItem],
+              entries: Mapping[int, imageset.ImageEntry], skipped: Sequence[Skipped], generation: str,
+              settings: Mapping[str, Any], *, strict: bool) -> ChannelSummary:
+    """A channel's list and image-set record from the images written (``entries``, by list id),
+    in the list's order: the one summary whatever wrote them (one run, or several hosts)."""
+    summary = ChannelSummary(split, channel)
+    order = {item.index: k for k, item in enumerate(items)}
+    summary.skipped_items = sorted(skipped, key=lambda s: order.get(s.index, len(order)))
+    for item in items:
+        entry = entries.get(item.index)
+        if entry is None:
+            continue
+        summary.entries.append(entry)
+        summary.items.append(LstItem(item.index, item.labels, entry.path))
+        summary.sizes.note(None if entry.width is None or entry.height is None else (entry.width, entry.height))
+        summary.bytes += entry.bytes
+    summary.records, summary.skipped = len(summary.entries), len(summary.skipped_items)
+    if summary.skipped_items and strict:
+        first = summary.skipped_items[0]
+        raise BadRecordsError(f"{first.reason} (record {first.index}; --strict stops at the first bad image, "
+                              "no list was committed)", path=first.path)
+    if not summary.entries:
+        first = summary.skipped_items[0]
+        raise ImgprepError(f"no images written to {channel}/: all {len(items)} were skipped "
+                           f"(first: {first.path}: {first.reason})")
+    summary.list_uri = names.list_uri(outdir, channel)
+    summary.dataset = names.record_uri(outdir, channel)
+    summary.list_text = dumps(summary.items)
+    summary.record = imageset.ImageSet(
+        __version__, channel, f"{channel}_lst/{channel}.lst", hashlib.sha256(summary.list_text.encode()).hexdigest(),
+        generation, tuple(summary.entries), settings, label_width=len(items[0].labels), skipped=summary.skipped)
+    return summary
 
 
 class _Known:

@@ -24,22 +24,24 @@ through the same store, images are copied server-side (CopyObject): no image is 
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from imgprep.errors import UsageError
-from imgprep.formats.lst import LstItem
+from imgprep.formats.lst import LstItem, dumps
 from imgprep.imaging.spec import TransformSpec
 from imgprep.layout import channels as names
 from imgprep.packing.channel_publish import commit_lists, finish, locked, remove_stale
-from imgprep.packing.channel_writer import ChannelSummary, ChannelWriter
+from imgprep.packing.channel_writer import ChannelSummary, ChannelWriter, summarise
 from imgprep.packing.packer import PackOptions
 from imgprep.packing.sources import ImageSource, resolve
 from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
 from imgprep.storage.probe import check_access
 
-__all__ = ["ChannelSummary", "commit_lists", "finish", "remove_stale", "write_channel", "write_images"]
+__all__ = ["ChannelSummary", "commit_lists", "finish", "generation", "remove_stale", "summarise", "write_channel",
+           "write_images"]
 
 
 def write_images(
@@ -71,14 +73,23 @@ def write_images(
 
 def write_channel(items: Sequence[LstItem], source: str | ImageSource, outdir: str, split: str,
                   spec: TransformSpec | None = None, options: PackOptions | None = None, *,
-                  before_writing: Callable[[], None] | None = None) -> ChannelSummary:
+                  whole: Sequence[LstItem] | None = None) -> ChannelSummary:
     """The images of one split, into its channel's generation folder; nothing is committed:
-    :func:`commit_lists` (once every split's images are written), then :func:`finish`, do that."""
+    :func:`commit_lists` (once every split's images are written), then :func:`finish`, do that.
+    ``whole``: the split's whole list, of which ``items`` is one host's share (its summary holds
+    the images written; :func:`summarise` of every host's makes the channel's list)."""
     channel = names.channel_of(split)
     with _opened(source, outdir, spec, options) as writer:
-        if before_writing is not None:
-            before_writing()
-        return writer.channel(split, channel, items)
+        return writer.channel(split, channel, items, whole)
+
+
+def generation(items: Sequence[LstItem], outdir: str, spec: TransformSpec | None = None,
+               options: PackOptions | None = None) -> tuple[str, dict[str, object]]:
+    """The generation folder and settings a run with these options gives the split ``items``."""
+    from imgprep.packing.channel_writer import settings_of
+
+    found = settings_of(spec or TransformSpec(), options or PackOptions())
+    return names.generation(hashlib.sha256(dumps(items).encode()).hexdigest(), found), found
 
 
 @contextmanager

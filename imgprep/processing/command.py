@@ -156,7 +156,7 @@ def _echo(quiet: bool) -> Callable[[str], None] | None:
               help="Folder (or s3:// prefix) the image paths are relative to (coco: the images).")
 @click.option("--format", "output_format", type=click.Choice(["recordio", "images"]), default="recordio",
               show_default=True, help="images: image channels train/, validation/ with train_lst/train.lst ... "
-              "(one host).")
+              "(each host writes its share of the images; the join writes the lists).")
 @pack_options
 @cluster_options
 @links_option

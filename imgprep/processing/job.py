@@ -72,7 +72,7 @@ class Job:
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     lists: tuple[str, ...] = ()
     root: str | None = None
-    output_format: str = "recordio"  # prepare: recordio, or images (one host)
+    output_format: str = "recordio"  # prepare: recordio, or images
 
 
 @dataclass
@@ -186,8 +186,9 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
     # fail before the work: the output (and S3 inputs) reachable and writable, one line if not
     check_access(storage, writes=[job.output], reads=[job.input, job.image_root, job.root, *job.lists])
 
-    if job.output_format != "recordio":
-        return _prepare_other_format(job, cluster, count, host, say)
+    images = job.output_format == "images"
+    if images and (job.command != "prepare" or (count == 1 and cluster.join != "only")):
+        return _prepare_one_host(job, host, say)
     with tempfile.TemporaryDirectory(prefix="imgprep-job-") as scratch:
         plan = _plan(job, cluster, config, scratch, storage, say if index == 0 else None)
         distribution = _distribution(cluster, config, plan)
@@ -201,7 +202,8 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         parent = job.output if job.command == "prepare" else posixpath.dirname(job.output.rstrip("/"))
         work = cluster.work or join(join(parent or ".", PARTS_FOLDER), run_id)
         if cluster.join != "only":
-            _pack_share(job, plan, result, work, run_id, hosts, storage, say)
+            share = _write_image_share if images else _pack_share
+            share(job, plan, result, work, run_id, hosts, storage, say)
         if cluster.join == "only" or (cluster.join == "auto" and index == 0):
             say(f"waiting for {count} hosts' parts under {work}")
             markers = wait_for_hosts(
@@ -213,6 +215,10 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
                         f"the marker of part {i} belongs to another run ({marker.get('run_id')!r}, "
                         f"{marker.get('count')} parts); use a new --run-id"
                     )
+            if images:
+                _join_images(job, plan, result, markers, storage, say)
+                remove_tree(storage, work)
+                return result
             if job.command == "prepare":
                 # Every part is packed: the old generation goes (its metadata first), as in plan.prepare;
                 # each join then publishes its channel.
@@ -230,14 +236,10 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         return result
 
 
-def _prepare_other_format(job: Job, cluster: Cluster, count: int, host: str, say: Echo) -> JobResult:
-    """``prepare --format images`` as a job: the one-host prepare (images written straight to
-    their channels under the output; several hosts are not supported for it yet)."""
+def _prepare_one_host(job: Job, host: str, say: Echo) -> JobResult:
+    """``prepare --format images`` on one host: the prepare itself (images straight to their channels)."""
     if job.command != "prepare":
         raise UsageError("--format applies to prepare jobs only")
-    if count > 1 or cluster.join == "only":
-        raise UsageError(f"--format {job.output_format} runs on one host (InstanceCount=1); use --format recordio "
-                         "to spread a prepare over several hosts")
     from imgprep import plan as prepare_plan
 
     if not job.kind or not job.input:
@@ -248,6 +250,89 @@ def _prepare_other_format(job: Job, cluster: Cluster, count: int, host: str, say
     result = JobResult(host, 0, 1, FULLY_REPLICATED, packed=dict(done.packed))
     result.outputs = [s.list_uri for s in done.packed.values() if getattr(s, "list_uri", None)]
     return result
+
+
+def _write_image_share(
+    job: Job, plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[str], storage: Store,
+    say: Echo,
+) -> None:
+    """This host's share of every split's images, straight into the channels' generation folders
+    (named from the whole list, so every host writes where a one-host run would); what it wrote
+    goes to its marker for the join, which commits the lists."""
+    from imgprep.packing.channels import write_channel
+
+    index, count = result.part_index, result.num_parts
+    try:
+        entries: dict[str, Any] = {}
+        for channel in plan.channels:
+            share = _share(plan, channel, result.distribution, count, index)
+            entry: dict[str, Any] = {"items": len(share), "images": [], "skipped": []}
+            if share:
+                summary = write_channel(share, plan.source, job.output, channel.name, job.spec, plan.pack_options,
+                                        whole=channel.items)
+                result.packed[channel.name] = summary
+                entry["images"] = [vars(e) for e in summary.entries]
+                entry["skipped"] = [[s.index, s.path, s.reason] for s in summary.skipped_items]
+            entries[channel.name] = entry
+            say(f"wrote {len(entry['images'])} of {len(channel.items)} {channel.name} images "
+                f"as part {index + 1}/{count}")
+        payload = {"host": result.host, "index": index, "count": count, "run_id": run_id,
+                   "distribution": result.distribution, "channels": entries}
+        write_marker(storage, work, index, DONE, payload)
+    except BaseException as exc:
+        try:
+            write_marker(storage, work, index, FAILED, {"host": result.host, "run_id": run_id,
+                                                        "reason": failure_reason(exc)})
+        except (ImgprepError, OSError) as marker_error:
+            print(f"imgprep: could not write the failure marker: {marker_error}", file=sys.stderr)
+        raise
+
+
+def _join_images(job: Job, plan: _Plan, result: JobResult, markers: list[dict[str, Any]], storage: Store,
+                 say: Echo) -> None:
+    """Every host wrote its images: the lists, made in list order from the hosts' markers as one
+    host would make them, then the metadata (``hyperparameters.json`` last), then the old generation goes."""
+    from imgprep.formats.imageset import ImageEntry
+    from imgprep.layout.channels import channel_of
+    from imgprep.layout.skipped import Skipped
+    from imgprep.outputs.images import manifest_files
+    from imgprep.packing.channels import commit_lists, finish, generation, summarise
+
+    summaries = {}
+    for channel in plan.channels:
+        entries: dict[int, ImageEntry] = {}
+        skipped: list[Skipped] = []
+        for marker in markers:
+            part = marker["channels"][channel.name]
+            entries.update((doc["index"], ImageEntry(**doc)) for doc in part["images"])
+            skipped += [Skipped(int(i), str(p), str(r)) for i, p, r in part["skipped"]]
+        gone = {s.index for s in skipped}
+        missing = next((item for item in channel.items if item.index not in entries and item.index not in gone), None)
+        if missing is not None:
+            raise UsageError(f"{channel.name}: image {missing.index} ({missing.path}) was written by no host")
+        gen, settings = generation(channel.items, job.output, job.spec, plan.pack_options)
+        summaries[channel.name] = summarise(job.output, channel.name, channel_of(channel.name), channel.items,
+                                            entries, skipped, gen, settings, strict=plan.pack_options.strict)
+        say(f"joined {channel.name}: {summaries[channel.name].records} images, {len(skipped)} skipped")
+    result.joined = summaries  # type: ignore[assignment]
+    _describe_packed(job, plan, summaries, storage, say)
+    result.outputs += commit_lists(job.output, summaries.values(), storage, report=plan.pack_options.report, lock=True)
+    splits = {os.path.basename(path) for path in plan.metadata} & {f"{name}.lst" for name in summaries}
+    metadata = [path for path in plan.metadata if os.path.basename(path) not in splits]
+    if job.convert.manifest_prefix is None and plan.converted is not None:
+        from imgprep.convert import creation_date
+
+        made, _ = manifest_files(job.output, summaries, plan.converted.dataset,
+                                 creation_date(None, plan.converted.dataset))
+        metadata = [path for path in metadata if not path.endswith(".manifest")]
+        for target, text in made:
+            storage.write_text(target, text)
+            result.outputs.append(target)
+    for path in metadata:  # hyperparameters.json last, as convert wrote them
+        target = join(job.output, os.path.basename(path))
+        storage.write_bytes(target, storage.read_bytes(path))
+        result.outputs.append(target)
+    finish(job.output, summaries.values(), storage)
 
 
 def _distribution(cluster: Cluster, config: JobConfig, plan: _Plan) -> str:
