@@ -286,3 +286,14 @@ def test_mnist_prepare_format_images_writes_files_from_the_arrays(imgprep_cli, t
     assert len(read_lst(out / "validation_lst/validation.lst")) == 6
     ok = imgprep_cli("verify", out)
     assert "OK: 18 records" in ok.stdout and "28x28x1 (18)" in ok.stdout
+
+
+def test_inspect_reads_the_channels_and_finds_an_image_in_both(tmp_path: Path) -> None:
+    from imgprep.inspect.run import inspect
+
+    lists = make_source(tmp_path / "src")
+    lists["val"].append(LstItem(500, lists["train"][0].labels, lists["train"][0].path))  # a leak
+    write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(pass_through=True))
+    found = inspect(str(tmp_path / "out"))
+    assert [(s.name, len(s.items)) for s in found.collection.splits] == [("train", 6), ("validation", 7)]
+    assert found.summary is not None and found.summary.leaks == 1

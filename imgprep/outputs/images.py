@@ -85,10 +85,11 @@ class ImageChannels(OutputFormat):
         return verify_images(path, storage, **options)
 
     def inspect(self, path: str, **options: Any) -> Findings:
-        from imgprep.errors import UsageError
+        """The channels' lists and images (inspect reads ``<channel>_lst/<channel>.lst`` with the
+        channel as its root)."""
+        from imgprep.inspect.run import inspect
 
-        raise UsageError(f"{path}: imgprep inspect reads RecordIO; for an image-format output run "
-                         "`imgprep verify` (every image decoded and checked) or inspect the source folder")
+        return inspect(path, **options)
 
 
 def _parent(output: str) -> tuple[str, str]:
