@@ -9,6 +9,9 @@ uint8 (MXNet's iterator gives CHW), as numpy arrays:
 - train: random resized crop (area 0.08-1, aspect 3/4-4/3) to 224x224 + horizontal flip, shuffled;
 - eval: shorter side 256, centre crop 224, in file order.
 
+imgprep.data runs twice, with its per-record CRC-32 check on (the default) and off
+(``imgprep-nocrc``), and the ratio is printed: the check must cost under 5%.
+
 Each pipeline runs in its own process (MXNet's in its own virtualenv), rounds interleaved; img/s
 is the steady state after the first batch (``--epochs`` passes), "first batch" the time from
 opening the data to holding the first batch (imports excluded), memory the peak over the process
@@ -68,7 +71,13 @@ def _drive(make, batches, epochs: int) -> None:
     _report(t1 - t0, images, time.perf_counter() - t2)
 
 
-def worker_imgprep(mode: str, rec: str, threads: int, epochs: int, endpoint: str | None = None) -> None:
+def worker_imgprep_nocrc(mode: str, rec: str, threads: int, epochs: int) -> None:
+    """imgprep.data with its per-record CRC-32 check off: what the check costs, side by side."""
+    worker_imgprep(mode, rec, threads, epochs, checksums=False)
+
+
+def worker_imgprep(mode: str, rec: str, threads: int, epochs: int, endpoint: str | None = None, *,
+                   checksums: bool = True) -> None:
     from imgprep.data import Dataset, Loader, Transform
     from imgprep.storage.stores import Storage
 
@@ -78,8 +87,8 @@ def worker_imgprep(mode: str, rec: str, threads: int, epochs: int, endpoint: str
         storage.s3.client  # noqa: B018 - botocore's client set-up (~0.3 s) is not part of the first batch
 
     def make():
-        return Loader(Dataset(rec, transform=transform, storage=storage), BATCH, shuffle=mode == "train",
-                      threads=threads)
+        return Loader(Dataset(rec, transform=transform, storage=storage, checksums=checksums), BATCH,
+                      shuffle=mode == "train", threads=threads)
 
     _drive(make, lambda loader: (b.images for b in loader), epochs)
 
@@ -295,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=2, help="measured epochs per run (after a warm-up epoch)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", nargs="+", choices=["imgprep", "dali", "mxnet", "pil"])
+    ap.add_argument("--only", nargs="+", choices=["imgprep", "imgprep-nocrc", "dali", "mxnet", "pil"])
     ap.add_argument("--no-s3", action="store_true")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
@@ -304,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     rec = prepare(work)
     env = bench_env()
-    methods = a.only or ["imgprep", "dali", "mxnet", "pil"]
+    methods = a.only or ["imgprep", "imgprep-nocrc", "dali", "mxnet", "pil"]
     results: dict[tuple[str, str], list[dict]] = {}
     log(f"load average before: {load_average()}")
     for rnd in range(rounds):
@@ -317,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: {f: statistics.median(r[f] for r in v) for f in ("img_s", "first_batch_s")} |
            {f: max(r[f] for r in v) for f in ("pss_kib", "rss_kib")} for k, v in results.items()}
     rows = []
-    names = {"imgprep": "imgprep.data Loader", "dali": "DALI 2.4 CPU pipeline",
+    names = {"imgprep": "imgprep.data Loader", "imgprep-nocrc": "imgprep.data Loader, checksums=False",
+             "dali": "DALI 2.4 CPU pipeline",
              "mxnet": "MXNet 1.9.1 ImageRecordUInt8Iter", "pil": "PIL Dataset + torch DataLoader"}
     for method in methods:
         tr, ev = med[(method, "train")], med[(method, "eval")]
@@ -331,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows))
     summary: dict[str, object] = {"median": {f"{m}/{mode}": v for (m, mode), v in med.items()}}
     if "imgprep" in methods:
+        if "imgprep-nocrc" in methods:
+            ratios = [med[("imgprep", mode)]["img_s"] / med[("imgprep-nocrc", mode)]["img_s"]
+                      for mode in ("train", "eval")]
+            print(f"\nimgprep checksums on / off: train {ratios[0]:.3f}x, eval {ratios[1]:.3f}x (target >= 0.95x)")
         for other, target in (("dali", TARGET_DALI), ("mxnet", TARGET_MXNET)):
             if other in methods:
                 ratios = [med[("imgprep", mode)]["img_s"] / med[(other, mode)]["img_s"] for mode in ("train", "eval")]
@@ -350,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         method, mode, rec, threads, epochs, *endpoint = sys.argv[2:]
-        worker = {"imgprep": worker_imgprep, "dali": worker_dali, "mxnet": worker_mxnet, "pil": worker_pil}[method]
+        worker = {"imgprep": worker_imgprep, "imgprep-nocrc": worker_imgprep_nocrc, "dali": worker_dali,
+                   "mxnet": worker_mxnet, "pil": worker_pil}[method]
         worker(mode, rec, int(threads), int(epochs), *endpoint)
     elif len(sys.argv) > 1 and sys.argv[1] == "--parts":
         parts_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -175,7 +175,7 @@ def verify(
     training channel (default: named ``train*``); ``channel_settings`` fills ``report.channel``
     with the SageMaker ``InputDataConfig`` entry.
     """
-    from imgprep.verify.run import verify as run_verify
+    from imgprep import outputs
 
     store = _store(storage, storage_options)
     name = ""
@@ -185,9 +185,11 @@ def verify(
         items = _lists.read_lists([name], store)
     elif against is not None:
         items = list(against)
-    return run_verify(os.fspath(path), num_classes=num_classes, against=items, against_name=name,
-                      workers=num_workers, progress=progress, storage=store, max_skipped=max_skipped, train=train,
-                      channel_settings=channel_settings)
+    where = os.fspath(path)
+    return outputs.opening(where, store).verify(where, store, num_classes=num_classes, against=items,
+                                                 against_name=name, workers=num_workers, progress=progress,
+                                                 max_skipped=max_skipped, train=train,
+                                                 channel_settings=channel_settings)
 
 
 def inspect(
@@ -202,14 +204,15 @@ def inspect(
 
     ``findings.to_json()`` is the CLI's ``--json``; ``html`` also writes the CLI's ``--html`` page.
     """
-    from imgprep.inspect.run import inspect as run_inspect
+    from imgprep import outputs
 
     if html is not None:
         from imgprep.requirements import require
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
-    findings = run_inspect(os.fspath(path), root=os.fspath(root) if root else None, threshold=threshold,
-                           workers=num_workers)
+    where = os.fspath(path)
+    findings = outputs.opening(where, Storage()).inspect(where, root=os.fspath(root) if root else None,
+                                                          threshold=threshold, workers=num_workers)
     if html is not None:
         from imgprep.inspect.html import write_html
 

@@ -27,6 +27,7 @@ from imgprep.formats import classmap, hyperparams, typecheck
 from imgprep.formats import manifest as manifest_format
 from imgprep.formats.display import Messages, cap, cells, ljust, messages
 from imgprep.formats.lst import LstItem, dumps
+from imgprep.layout import prepared
 from imgprep.requirements import require_for
 from imgprep.sources import registry
 from imgprep.sources.inside import keep_inside
@@ -39,7 +40,6 @@ from imgprep.storage.base import Store, join
 from imgprep.storage.probe import check_access
 from imgprep.storage.roots import RootGuard
 
-IMAGES_FOLDER = "images"
 Echo = Callable[[str], None]
 
 
@@ -196,7 +196,7 @@ def _write_mnist_images(
     pixels = dataset.pixels
     if pixels is None:
         raise UsageError("this dataset has no in-memory images to write")
-    root = join(outdir, IMAGES_FOLDER)
+    root = prepared.images_folder(outdir)
     fmt = "PNG" if encoding == "png" else "JPEG"
     params: dict[str, Any] = {"compress_level": 6} if fmt == "PNG" else {"quality": 95}
     for i, rel in enumerate(dataset.paths):
@@ -335,7 +335,7 @@ def write(
         result.image_root = _write_mnist_images(dataset, outdir, images.channels, images.image_format, storage)
     for name, idx in splits.items():
         result.lists[name] = dataset.items(idx.tolist())
-        result.files.append((join(outdir, f"{name}.lst"), dumps(result.lists[name])))
+        result.files.append((prepared.list_name(outdir, name), dumps(result.lists[name])))
     result.classes = classmap.build(
         kind=dataset.kind,
         classes=dataset.classes,
@@ -343,12 +343,12 @@ def write(
         split_counts={name: dataset.class_counts(idx) for name, idx in splits.items()},
         split_sizes={name: len(idx) for name, idx in splits.items()},
     )
-    result.files.append((join(outdir, "classes.json"), classmap.dumps(result.classes)))
+    result.files.append((prepared.classes_name(outdir), classmap.dumps(result.classes)))
     if options.manifest_prefix is not None:
         created = creation_date(options.creation_date, dataset)
         _add_manifests(result, outdir, _manifest_options(dataset.kind, options, created=created))
     result.hyperparameters = _hyperparameters(dataset, splits, images)
-    result.files.append((join(outdir, "hyperparameters.json"), hyperparams.dumps(result.hyperparameters)))
+    result.files.append((prepared.hyperparameters_name(outdir), hyperparams.dumps(result.hyperparameters)))
     result.outputs += [target for target, _ in result.files]
     if not defer:
         result.write_files(storage)
@@ -392,7 +392,7 @@ def _add_manifests(result: ConvertResult, outdir: str, options: manifest_format.
             manifest_format.record(it.path, it.labels, names, multi_label=dataset.multi_label, options=options)
             for it in items
         )
-        result.files.append((join(outdir, f"{name}.manifest"), manifest_format.dumps(records)))
+        result.files.append((prepared.manifest_name(outdir, name), manifest_format.dumps(records)))
     result.channel = manifest_format.channel_settings(multi_label=dataset.multi_label, options=options)
 
 
@@ -402,7 +402,7 @@ def _summarise(result: ConvertResult, outdir: str, say: Messages, *, written: bo
     dataset, splits = result.dataset, result.splits
     what = "positive labels" if dataset.multi_label else "images"
     say(f"{dataset.num_classes} classes, {len(dataset)} images; {what} per class and split:")
-    for line in count_table(dataset, splits, full=join(outdir, "classes.json")):
+    for line in count_table(dataset, splits, full=prepared.classes_name(outdir)):
         say(line)
     if result.image_root is not None and dataset.pixels is not None and result.image_root != dataset.root:
         kind = os.path.splitext(dataset.paths[0])[1].lstrip(".").upper() + " " if len(dataset) else ""

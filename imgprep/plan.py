@@ -1,13 +1,17 @@
-"""One plan for ``prepare``, used by the CLI, the API and the Processing job alike.
+"""One plan and one executor for ``prepare``, used by the CLI, the API and the Processing job alike.
 
-``prepare`` is ``convert`` followed by ``pack`` for every split, in this order:
+``prepare`` is ``convert`` followed by writing every split in an output format, in this order:
 
-1. :func:`check_inputs` — what prepare needs beyond convert: COCO's image root, the local copy of a
-   Ground Truth manifest's images;
+1. :func:`check_inputs` — what prepare needs beyond convert: the kind's image root (COCO's
+   ``--image-root``, a manifest's ``--root``), asked of its :class:`~imgprep.sources.registry.Kind`;
 2. :func:`plan_prepare` — convert with the packed images' channels and shape announced in
-   ``hyperparameters.json`` and no image files written, then the image source (in-memory
-   arrays for MNIST) and the pack options (multi-label data always carries its label vector);
-3. pack each split: :func:`prepare` here on one host, :mod:`imgprep.processing.job` on many.
+   ``hyperparameters.json`` and no file written yet, then the image source (in-memory arrays for
+   MNIST) and the pack options (multi-label data always carries its label vector);
+3. :class:`PrepareRun` — one host's run: the ``--resume`` refusal, every split written by the
+   output format (:mod:`imgprep.outputs`) with the old generation retired by the first file
+   published (:mod:`imgprep.layout.retire`), then the commit (metadata last).  :func:`prepare`
+   runs it on one host; :mod:`imgprep.processing.job` runs the same object on every host, the
+   first one joining the parts before the commit.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class PreparePlan:
     converted: ConvertResult
     source: Any | None  # in-memory images (MNIST); None: image files under the image root
     pack_options: PackOptions
+    storage: Store  # every read and write of the run
 
 
 def plan_prepare(
@@ -103,7 +108,7 @@ def plan_prepare(
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     if dataset.multi_label and not pack_options.pack_label:
         pack_options = dataclasses.replace(pack_options, pack_label=True)
-    return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage))
+    return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage), storage)
 
 
 @dataclass
@@ -167,7 +172,7 @@ class PrepareRun:
     def __init__(self, plan: PreparePlan, outdir: str, spec: TransformSpec, output: OutputFormat,
                  say: Messages) -> None:
         self.plan, self.outdir, self.spec, self.output, self.say = plan, outdir, spec, output, say
-        self.storage: Store = plan.pack_options.storage  # type: ignore[assignment]
+        self.storage = plan.storage
         self.splits = list(plan.converted.lists)
         self.retirement = Retirement(outdir, self.splits, self.storage, self._retire_split)
 
@@ -240,7 +245,8 @@ def describe_packed(converted: ConvertResult, packed: Mapping[str, Any], spec: T
         for target, text in texts.items():
             storage.write_text(target, text)
     if found.differences:
-        say.warn("the records differ from the lists; hyperparameters.json and classes.json describe the records:")
+        say.warn(f"the records differ from the lists; {prepared.HYPERPARAMETERS} and {prepared.CLASSES} describe the "
+                 "records:")
         for line in found.differences:
             say.warn(f"  {line}")
     say.summary(hyperparameters_line(converted.hyperparameters), replace="hyperparameters: ")

@@ -347,7 +347,7 @@ def test_the_index_parser_agrees_with_recordio(text: str) -> None:
     assert parse_offsets(text.encode(), "x.idx").tolist() == expected
 
 
-@pytest.mark.parametrize(("text", "why"), [("0\t0\n0\t8\n", "key 0 is listed twice"), ("0\t0\n1 8\n", ":2: expected"),
+@pytest.mark.parametrize(("text", "why"), [("0\t0\n0\t8\n", "duplicate key 0"), ("0\t0\n1 8\n", ":2: expected"),
                                            ("0\t0\n1\t6\n", "not a 4-byte-aligned"), ("0\t0\n1\t-8\n", ":2: expected"),
                                            ("0\t0\n1\t0\n", "same offset"), ("1\t" + "9" * 19 + "\n", "18 digits")])
 def test_the_index_parser_names_the_problem(text: str, why: str) -> None:

@@ -24,9 +24,9 @@ class CountingStorage(Storage):
         super().__init__(base._s3_config, local=base.local)
         self.reads: list[tuple[str, int, int | None]] = []
 
-    def open_read(self, uri: str, start: int = 0, end: int | None = None):
+    def open_read(self, uri: str, start: int = 0, end: int | None = None, *, version: str | None = None):
         self.reads.append((uri, start, end))
-        return super().open_read(uri, start, end)
+        return super().open_read(uri, start, end, version=version)
 
 
 @pytest.fixture(scope="module")

@@ -208,8 +208,8 @@ def test_processing_job_on_one_two_and_three_hosts_writes_the_same_bytes(tmp_pat
         return str(tmp_path / name)
 
     one = run_job(job(tmp_path / "one"), Cluster(opt_ml=opt_ml("ml1")))
-    assert one.outputs == [str(tmp_path / "one/train_lst/train.lst"),
-                           str(tmp_path / "one/validation_lst/validation.lst")]
+    assert one.outputs[:2] == [str(tmp_path / "one/train_lst/train.lst"),
+                               str(tmp_path / "one/validation_lst/validation.lst")]
     for count in (2, 3):
         out = tmp_path / f"hosts{count}"
         for index in [*range(1, count), 0]:  # the others first; host 0 writes its share, then joins

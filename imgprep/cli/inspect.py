@@ -44,14 +44,16 @@ def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, h
     """Per-split class histograms, image sizes, exact and near duplicates, and leaks across splits."""
     from tqdm import tqdm
 
-    from imgprep.inspect.run import inspect as run_inspect
+    from imgprep import outputs
+    from imgprep.storage.stores import Storage
 
     if html_out:
         from imgprep.requirements import require
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
     with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
-        findings = run_inspect(path, root=root, threshold=threshold, workers=num_workers, tick=bar.update)
+        findings = outputs.opening(path, Storage()).inspect(path, root=root, threshold=threshold,
+                                                            workers=num_workers, tick=bar.update)
     if dedup_report:
         with open(dedup_report, "w", encoding="utf-8") as out:
             out.writelines(findings.report_lines())

@@ -59,23 +59,17 @@ def verify(path: str, num_classes: int | None, against: str | None, num_workers:
            channel: str | None, channel_settings: bool, as_json: bool, endpoint_url: str | None) -> None:
     """Check every record of a .rec, a shard prefix or a dataset record (local or s3://), and the
     hyperparameters.json / classes.json beside it: the check before a training job pays for it."""
+    from imgprep import outputs
     from imgprep.cli.screen import echo
-    from imgprep.outputs import opening
     from imgprep.splits.lists import read_lists
     from imgprep.storage.stores import Storage
-    from imgprep.verify.run import verify as run_verify
 
     storage = Storage.from_options(endpoint_url=endpoint_url)
-    output_format = opening(path, storage)
     items = read_lists([against], storage) if against else None
-    if output_format.name != "recordio":  # an image-format output folder (prepare --format images)
-        report = output_format.verify(path, storage, num_classes=num_classes, workers=num_workers,
-                                      channel_settings=channel_settings)
-    else:
-        report = run_verify(path, num_classes=num_classes, against=items, against_name=against or "",
-                            workers=num_workers, storage=storage, max_skipped=max_skipped,
-                            train=None if channel is None else channel == "train",
-                            channel_settings=channel_settings)
+    report = outputs.opening(path, storage).verify(
+        path, storage, num_classes=num_classes, against=items, against_name=against or "", workers=num_workers,
+        max_skipped=max_skipped, train=None if channel is None else channel == "train",
+        channel_settings=channel_settings)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
     else:

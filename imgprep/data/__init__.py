@@ -11,6 +11,8 @@
 
 - :class:`Dataset`: a dataset record, a shard prefix or a ``.rec`` (+ ``.idx``), local or ``s3://``;
   ``ds[i]`` → ``(image, label)``; works as a map-style dataset of ``torch.utils.data.DataLoader``.
+  Every record read is checked (labels against ``num_classes``, multi-hot 0/1, its CRC-32, the
+  pixel count in its header, the files' generation: docs/reader-checks.md).
 - :class:`Transform`: ``train`` (random resized crop + flip) or ``eval`` (shorter side + centre crop),
   decoded by the native core reading only the crop.
 - :class:`Loader`: threaded batches in a seeded global order, per rank; ``state_dict`` / ``load_state_dict``.

@@ -163,7 +163,9 @@ def _split_order(split: Split) -> tuple[int, str]:
 
 
 def _class_names(folder: str) -> list[str] | None:
-    path = os.path.join(folder, "classes.json")
+    from imgprep.layout.prepared import CLASSES
+
+    path = os.path.join(folder, CLASSES)
     if not os.path.isfile(path):
         return None
     from imgprep.formats.classmap import read_names

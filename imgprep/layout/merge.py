@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from imgprep.errors import FormatError, UsageError
-from imgprep.formats.recordio import MAGIC, output_prefix, record_ids
+from imgprep.formats.recordio import MAGIC, record_ids
 from imgprep.layout.concat import concatenate
 from imgprep.layout.files import OutputFiles, publish_single
 from imgprep.layout.index import JoinedIndex, read_index
+from imgprep.layout.names import output_prefix
 from imgprep.layout.shards import ShardFiles, find_shards
 from imgprep.storage.base import Output, Store
 

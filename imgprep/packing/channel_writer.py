@@ -66,6 +66,11 @@ class ChannelSummary:
     list_text: str = ""
 
     @property
+    def outputs(self) -> list[str]:
+        """What this split publishes by itself: nothing (its list is written at the commit)."""
+        return []
+
+    @property
     def images_per_second(self) -> float:
         done = self.records + self.skipped
         return done / self.seconds if self.seconds > 0 else 0.0

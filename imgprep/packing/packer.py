@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from imgprep import __version__
 from imgprep.errors import BadRecordsError, ImageError, ImgprepError, SourceError, UsageError, WorkerError
 from imgprep.formats import typecheck
-from imgprep.formats.dataset import DatasetRecord, ListRef, record_folder, record_name
+from imgprep.formats.dataset import DatasetRecord, ListRef
 from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem, format_line
-from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
+from imgprep.layout.names import output_prefix, record_folder, record_name
 from imgprep.layout.progress import OpenShard, Progress
 from imgprep.layout.skipped import Skipped, report_name, write_report
 from imgprep.packing.publish import AlreadyComplete, Publisher

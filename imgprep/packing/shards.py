@@ -29,8 +29,9 @@ from typing import Any, NamedTuple
 from imgprep.errors import FormatError, StorageError
 from imgprep.formats.checksums import record_crc
 from imgprep.formats.dataset import ShardEntry
-from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
+from imgprep.formats.recordio import format_index_line, record_ids
 from imgprep.imaging.native import index_lines
+from imgprep.layout.names import output_prefix, shard_names
 from imgprep.layout.progress import OpenShard
 from imgprep.storage.base import Output, Store
 

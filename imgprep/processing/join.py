@@ -25,13 +25,14 @@ from typing import IO, Any
 
 from imgprep.errors import FormatError, ImgprepError, StorageError
 from imgprep.formats import checksums
-from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_name, to_json
+from imgprep.formats.dataset import DatasetRecord, ShardEntry, to_json
 from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
 from imgprep.layout.concat import concatenate
 from imgprep.layout.files import publish_single, sha256
 from imgprep.layout.index import JoinedIndex
+from imgprep.layout.names import record_name, shard_names
 from imgprep.layout.shards import find_shards
 from imgprep.layout.skipped import Skipped, write_report
 from imgprep.packing.packer import list_ref
@@ -345,7 +346,7 @@ def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstI
                    skipped: int, sizes: SizeRange) -> DatasetRecord:
     """The dataset record a one-host pack of ``items`` writes: the parts' settings, the whole list,
     one shard hashed as stored (read back once: a server-side join never saw its bytes)."""
-    rec, idx = output + ".rec", output + ".idx"
+    rec, idx = shard_names(output, None)
     rec_sha, crcs = _hash_records(storage, rec, sizes)
     shard = ShardEntry(
         rec=rec.rsplit("/", 1)[-1], idx=idx.rsplit("/", 1)[-1],

@@ -108,5 +108,6 @@ def load_caltech(root: str, *, drop_clutter: bool = False, extensions: Sequence[
     return data
 
 
-register(Kind("caltech", load_caltech, options=("extensions", "drop_clutter"),
+register(Kind("caltech", load_caltech, "Caltech-101/256 folder",
+              options=("extensions", "drop_clutter"),
               default_split=DefaultSplit(fractions=None, train_per_class=DEFAULT_TRAIN_PER_CLASS)))

@@ -242,5 +242,6 @@ def load_coco(
     )
 
 
-register(Kind("coco", load_coco, options=("categories", "include_crowd", "min_area", "keep_empty"),
+register(Kind("coco", load_coco, "instances JSON",
+              options=("categories", "include_crowd", "min_area", "keep_empty"),
               image_root=IMAGE_ROOT, sizes=True))

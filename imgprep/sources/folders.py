@@ -269,4 +269,5 @@ def load_folders(
     )
 
 
-register(Kind("folders", load_folders, options=("extensions", "class_depth", "leaf_classes", "classes")))
+register(Kind("folders", load_folders, "folder of class folders",
+              options=("extensions", "class_depth", "leaf_classes", "classes")))

@@ -92,5 +92,6 @@ def load_manifest(
     )
 
 
-register(Kind("manifest", load_manifest, options=("root", "source_attribute", "source_label_format"),
+register(Kind("manifest", load_manifest, "manifest file",
+              options=("root", "source_attribute", "source_label_format"),
               image_root=ROOT, local_input=True))

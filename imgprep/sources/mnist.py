@@ -179,4 +179,5 @@ class ArraySource(ImageSource):
         pass
 
 
-register(Kind("mnist", load_mnist, options=("variant",), image_root=WRITTEN, sizes=True, shardable=False))
+register(Kind("mnist", load_mnist, "four IDX files", options=("variant",), image_root=WRITTEN, sizes=True,
+              shardable=False))

@@ -49,6 +49,7 @@ class Kind:
 
     name: str
     loader: Callable[..., Dataset] | str
+    input: str  # what INPUT is, for messages ("instances JSON", "four IDX files")
     options: tuple[str, ...] = ()
     image_root: str = INPUT  # one of IMAGE_ROOTS
     default_split: DefaultSplit = DefaultSplit()
@@ -93,6 +94,16 @@ class Kind:
             raise UsageError(f"prepare {self.name} needs --image-root (the folder or s3:// prefix holding the images)")
         if self.image_root == ROOT and not (image_root or root_option):
             raise UsageError(f"prepare {self.name} needs --root (the local copy of the images' S3 prefix)")
+
+    def check_remote_input(self) -> None:
+        """Refuse an input the Processing job would have to download (see :attr:`local_input`)."""
+        if self.local_input:
+            raise UsageError(f"prepare {self.name} reads a local {self.input} (mount it as an input channel)")
+
+    def check_sharded(self) -> None:
+        """Refuse a ShardedByS3Key input of a kind read whole on every host."""
+        if not self.shardable:
+            raise UsageError(f"{self.name} input is {self.input}: give it as a FullyReplicated input")
 
     def image_root_for(self, dataset: Dataset, image_root: str | None) -> str:
         """The folder or prefix the lists' paths are relative to."""

@@ -155,8 +155,16 @@ class Store(abc.ABC):
         return {}
 
     @abc.abstractmethod
-    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
-        """Sequential reads of bytes ``[start, end)`` of ``uri`` (a ranged GET on S3); close it after."""
+    def open_read(self, uri: str, start: int = 0, end: int | None = None, *,
+                  version: str | None = None) -> IO[bytes]:
+        """Sequential reads of bytes ``[start, end)`` of ``uri`` (a ranged GET on S3); close it after.
+        ``version`` (from :meth:`version`): read only that generation of the file, a
+        :class:`~imgprep.errors.ChangedError` if it was replaced or changed since."""
+
+    def version(self, uri: str) -> str | None:
+        """What identifies this generation of ``uri`` (what changes when it is rewritten or
+        replaced), or None where the store cannot tell."""
+        return None
 
     @abc.abstractmethod
     def exists(self, uri: str) -> bool: ...
@@ -219,6 +227,11 @@ class Store(abc.ABC):
         """The path of ``uri`` on this machine's file system, or None when it lives elsewhere
         (what the Processing job mirrors or downloads before it can read it as files)."""
         return None
+
+    def is_local(self, uri: str) -> bool:
+        """``uri`` can be read in place as files of this machine; otherwise it is listed, mirrored
+        or downloaded first (the Processing job), or named by its URI (a SageMaker channel)."""
+        return self.local_path(uri) is not None
 
     # ------------------------------------------------------------------ one writer, and what it leaves
 

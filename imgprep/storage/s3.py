@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from imgprep.errors import ImageError, StorageError, UsageError
+from imgprep.errors import ChangedError, ImageError, StorageError, UsageError
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.budget import UploadBudget
 from imgprep.storage.locks import Lock, OtherWriterError, dead_here, holder, lock_body
@@ -75,6 +75,10 @@ class _Body:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _changed(uri: str, found: str | None, version: str | None) -> ChangedError:
+    return ChangedError(f"changed since it was opened for reading (ETag {found}, was {version})", path=uri)
 
 
 class S3Store(Store):
@@ -235,20 +239,34 @@ class S3Store(Store):
                 raise StorageError("no such object", path=uri) from None
             raise storage_error(uri, "download", exc) from None
 
-    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
+    def open_read(self, uri: str, start: int = 0, end: int | None = None, *,
+                  version: str | None = None) -> IO[bytes]:
         bucket, key = parse_s3_uri(uri)
         extra = {}
         if start or end is not None:
             if end is not None and end <= start:
                 return _Body(uri, _Empty(), self.errors)  # type: ignore[return-value]
             extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        if version is not None:
+            extra["IfMatch"] = version
         try:
-            body = self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"]
+            response = self.client.get_object(Bucket=bucket, Key=key, **extra)
         except self.errors as exc:
             if is_not_found(exc):
                 raise StorageError("no such object", path=uri) from None
+            if error_code(exc) in ("PreconditionFailed", "412"):
+                raise _changed(uri, "another", version) from None
             raise storage_error(uri, "download", exc) from None
-        return _Body(uri, body, self.errors)  # type: ignore[return-value]
+        if version is not None and response.get("ETag") != version:  # a server that ignores If-Match
+            response["Body"].close()
+            raise _changed(uri, response.get("ETag"), version)
+        return _Body(uri, response["Body"], self.errors)  # type: ignore[return-value]
+
+    def version(self, uri: str) -> str:
+        info = self.head(uri)
+        if info is None:
+            raise StorageError("no such object", path=uri)
+        return str(info["ETag"])
 
     def head(self, uri: str) -> dict[str, Any] | None:
         """``HeadObject`` of ``uri``, or None when it does not exist."""

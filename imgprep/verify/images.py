@@ -130,15 +130,28 @@ def _check_image(root: str, item: LstItem, entries: dict[str, imageset.ImageEntr
 
 
 def _hyperparameters(path: str, storage: Store, report: Report) -> dict[str, str]:
-    uri = prepared.hyperparameters_name(path)
-    if not storage.exists(uri):
-        return {}
     try:
-        doc = prepared.read_document(lambda: storage.read_bytes(uri), uri)
+        doc = prepared.read_beside(_Folder(path, storage), prepared.HYPERPARAMETERS)
     except FormatError as exc:
-        report.add(uri, exc.message)
+        report.add(prepared.hyperparameters_name(path), exc.message)
         return {}
-    return {str(k): str(v) for k, v in doc.items()}
+    return {str(k): str(v) for k, v in (doc or {}).items()}
+
+
+class _Folder:
+    """The output folder as :func:`imgprep.layout.prepared.read_beside` reads it."""
+
+    def __init__(self, path: str, storage: Store) -> None:
+        self.path, self.storage = path, storage
+
+    def exists(self, name: str) -> bool:
+        return self.storage.exists(join(self.path, name))
+
+    def read(self, name: str) -> bytes:
+        return self.storage.read_bytes(join(self.path, name))
+
+    def display(self, name: str) -> str:
+        return join(self.path, name)
 
 
 def _int(value: Any) -> int | None:

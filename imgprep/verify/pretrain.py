@@ -12,17 +12,17 @@ writes the exact channel settings the job needs.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from imgprep.errors import FormatError, UsageError
+from imgprep.layout.names import unnumbered
+from imgprep.layout.prepared import CLASSES, HYPERPARAMETERS, MANIFEST_SUFFIX, read_beside
 from imgprep.verify.location import Location
 from imgprep.verify.report import Report
 from imgprep.verify.target import Target
 
 TRAIN_NAMES = ("train", "training")
-_SHARD = re.compile(r"-\d{5}$")
 
 
 @dataclass(frozen=True)
@@ -65,37 +65,25 @@ def split_name(target: Target) -> str:
     rec = target.shards[0].rec if target.shards else target.name
     stem = rec.rsplit("/", 1)[-1]
     stem = stem[: -len(".rec")] if stem.endswith(".rec") else stem
-    return _SHARD.sub("", stem)
+    return unnumbered(stem)
 
 
 def check(target: Target, report: Report, *, split: str, label_counts: list[int], max_skipped: SkipLimit | None,
           is_train: bool | None = None) -> None:
     """Add to ``report`` every disagreement between the records and the job's settings."""
     location = target.location
-    hyper = _json(location, "hyperparameters.json")
-    classes = _json(location, "classes.json")
+    hyper = read_beside(location, HYPERPARAMETERS)
+    classes = read_beside(location, CLASSES)
     train = split in TRAIN_NAMES if is_train is None else is_train
     if hyper is not None:
-        _check_hyperparameters(hyper, location.display("hyperparameters.json"), report, train, target)
-        report.checks.append("hyperparameters.json" + (" (training channel)" if train else ""))
+        _check_hyperparameters(hyper, location.display(HYPERPARAMETERS), report, train, target)
+        report.checks.append(HYPERPARAMETERS + (" (training channel)" if train else ""))
     if classes is not None:
-        _check_classes(classes, location.display("classes.json"), report, split, label_counts, hyper)
+        _check_classes(classes, location.display(CLASSES), report, split, label_counts, hyper)
         if _split_counts(classes, split) is not None:
-            report.checks.append(f"classes.json counts for {split}")
+            report.checks.append(f"{CLASSES} counts for {split}")
     if max_skipped is not None:
         _check_skipped(target, report, max_skipped)
-
-
-def _json(location: Location, name: str) -> dict[str, Any] | None:
-    if not location.exists(name):
-        return None
-    try:
-        doc = json.loads(location.read(name))
-    except ValueError as exc:
-        raise FormatError(f"not JSON ({exc})", path=location.display(name)) from None
-    if not isinstance(doc, dict):
-        raise FormatError("not a JSON object", path=location.display(name))
-    return doc
 
 
 def _int(doc: dict[str, Any], key: str) -> int | None:
@@ -168,7 +156,7 @@ def _check_classes(classes: dict[str, Any], where: str, report: Report, split: s
     if hyper is not None and number is not None:
         stated = _int(hyper, "num_classes")
         if stated is not None and stated != number:
-            report.add(where, f"num_classes={number} but hyperparameters.json says {stated}")
+            report.add(where, f"num_classes={number} but {HYPERPARAMETERS} says {stated}")
     sizes = classes.get("splits")
     if isinstance(sizes, dict) and isinstance(sizes.get(split), int) and sizes[split] != report.records:
         report.add(where, f"says {split} holds {sizes[split]} images, the records hold {report.records}")
@@ -221,7 +209,7 @@ def channel_settings(target: Target, split: str, report: Report) -> dict[str, An
                                         "S3DataDistributionType": "FullyReplicated"}},
     }
     out = {"recordio": settings}
-    manifest = f"{split}.manifest"
+    manifest = split + MANIFEST_SUFFIX
     if location.exists(manifest):
         out["manifest"] = _manifest_settings(location, manifest, channel, target.expect.num_classes)
     if len(target.shards) > 1:
@@ -261,4 +249,4 @@ def _manifest_settings(location: Location, name: str, channel: str, num_classes:
 def _remote_uri(location: Location, name: str) -> str | None:
     """``name``'s URI when it already lives in object storage (the job reads it from there)."""
     uri = location.uri(name)
-    return uri if location.storage.local_path(uri) is None else None
+    return None if location.storage.is_local(uri) else uri

@@ -11,12 +11,14 @@ from typing import Any
 
 from imgprep.errors import ImageError
 from imgprep.formats.lst import LstItem
+from imgprep.formats.rioindex import CHUNK as INDEX_CHUNK
+from imgprep.formats.rioindex import Index
+from imgprep.formats.rioindex import read as read_index
 from imgprep.imaging.decode import decode_all
 from imgprep.storage.base import Store
 from imgprep.verify import pretrain, walk
 from imgprep.verify.checksums import RecordSums, record_sums
-from imgprep.verify.index import CHUNK as INDEX_CHUNK
-from imgprep.verify.index import Index, check_index, read_index
+from imgprep.verify.index import check_index
 from imgprep.verify.ledger import Ledger
 from imgprep.verify.location import Location
 from imgprep.verify.report import Report
