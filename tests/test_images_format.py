@@ -297,3 +297,12 @@ def test_inspect_reads_the_channels_and_finds_an_image_in_both(tmp_path: Path) -
     found = inspect(str(tmp_path / "out"))
     assert [(s.name, len(s.items)) for s in found.collection.splits] == [("train", 6), ("validation", 7)]
     assert found.summary is not None and found.summary.leaks == 1
+
+
+def test_sharding_options_are_refused_not_ignored(tmp_path: Path) -> None:
+    from imgprep.errors import UsageError
+
+    lists = make_source(tmp_path / "src")
+    with pytest.raises(UsageError, match="--shard-records and --shard-size shard RecordIO files"):
+        write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(), shard_records=10)
+    assert not (tmp_path / "out").exists()

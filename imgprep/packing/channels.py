@@ -100,6 +100,9 @@ def _opened(source: str | ImageSource, outdir: str, spec: TransformSpec | None,
     storage = options.storage
     if storage is None:
         raise UsageError("PackOptions.storage is not set: give the Store to write through (imgprep.Storage())")
+    if options.shard_records or options.shard_size:
+        raise UsageError("--shard-records and --shard-size shard RecordIO files; the image format writes one file "
+                         "per image")
     clients = storage.clients(outdir) + (storage.clients(source, images=True) if isinstance(source, str) else ())
     require_for(clients, decode=not spec.pass_through)
     image_source = resolve(source, storage, follow_outside=options.follow_links_outside_root)
