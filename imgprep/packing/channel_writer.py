@@ -115,8 +115,10 @@ class ChannelWriter:
             self.image_path = chosen_name
         guard = getattr(source, "guard", None)
         self.ctx = WorkerContext(spec, chosen_name, False, guard.read_root if guard is not None else None)
-        # requests to S3 wait on latency, not on a core: many at once, on their own pool
-        self.io_threads = IO_THREADS if is_remote(outdir) else 1
+        # requests to S3 wait on latency, not on a core: many at once, on their own pool; a local
+        # file is written by the worker that made it
+        self.remote = is_remote(outdir)
+        self.io_threads = IO_THREADS if self.remote or self.copying else 1
         self.threads = self.workers
         out_store = _store_of(storage, outdir)
         self.budget = getattr(out_store, "budget", None)
@@ -219,7 +221,11 @@ class ChannelWriter:
                 continue
             image = record_image(bytes(view[at:at + size]))
             at += size
-            puts.append(io.submit(self._store, position, items[position], image, folder + written[position], known))
+            args = (position, items[position], image, folder + written[position], known)
+            if self.remote:
+                puts.append(io.submit(self._store, *args))
+            else:
+                out.append(self._store(*args))
         return out + [put.result() for put in puts]
 
     def _fetch(self, chunk_items: list[LstItem], paths: list[str | None], failed: dict[int, str]) -> list[Any]:
