@@ -13,7 +13,7 @@ Whole processes, interleaved rounds, medians; images/s counts the corpus's image
 Every prepare runs with ``--dedup off`` (the duplicate check is not what is measured) and
 ``-j 2``.  ``--count N`` takes the first N images of the corpus (hard links), for a quick check.
 
-    .venv/bin/python benchmarks/bench_images.py [--count 2000] [--runs 3] [--synthetic] [--json FILE]
+    .venv/bin/python benchmarks/bench_images.py [--count 2000] [--runs 3] [--quick] [--synthetic] [--json FILE]
 """
 
 from __future__ import annotations
@@ -94,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--count", type=int, default=0, help="first N images of the corpus (0: all)")
     ap.add_argument("--synthetic", action="store_true", help="synthetic corpus (offline development only)")
+    ap.add_argument("--quick", action="store_true", help="1 timed round of the first 200 images")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
+    if a.quick:
+        a.runs, a.warmup, a.count = 1, 0, a.count or 200
 
     import s3launch as s3servers  # tests/s3launch.py: the SeaweedFS launcher the tests use
 
