@@ -306,3 +306,23 @@ def test_sharding_options_are_refused_not_ignored(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--shard-records and --shard-size shard RecordIO files"):
         write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(), shard_records=10)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_hosts_share_is_written_while_another_writer_holds_the_lock_a_whole_run_is_refused(tmp_path: Path) -> None:
+    """The hosts of a job write their shares at the same time; only the committer takes the lock."""
+    from imgprep.layout.channels import lock_uri
+    from imgprep.packing.channels import write_channel
+    from imgprep.storage.locks import OtherWriterError
+
+    lists = make_source(tmp_path / "src")
+    items, out, storage = lists["train"], str(tmp_path / "out"), Storage()
+    held = storage.lock(lock_uri(out), owner=out)  # another host, committing or writing
+    try:
+        share = write_channel(items[:3], str(tmp_path / "src"), out, "train", TransformSpec(resize=20),
+                              PackOptions(storage=storage), whole=items)
+        assert [e.index for e in share.entries] == [i.index for i in items[:3]]
+        with pytest.raises(OtherWriterError):
+            write_channel(items, str(tmp_path / "src"), out, "train", TransformSpec(resize=20),
+                          PackOptions(storage=storage))
+    finally:
+        held.release()

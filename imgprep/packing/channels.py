@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from imgprep.errors import UsageError
 from imgprep.formats.lst import LstItem, dumps
@@ -79,7 +79,9 @@ def write_channel(items: Sequence[LstItem], source: str | ImageSource, outdir: s
     ``whole``: the split's whole list, of which ``items`` is one host's share (its summary holds
     the images written; :func:`summarise` of every host's makes the channel's list)."""
     channel = names.channel_of(split)
-    with _opened(source, outdir, spec, options) as writer:
+    # The hosts of a job write their shares at once, each image under its own name: the lock is
+    # the committer's (the join's commit_lists and finish), not theirs.
+    with _opened(source, outdir, spec, options, lock=whole is None) as writer:
         return writer.channel(split, channel, items, whole)
 
 
@@ -94,7 +96,7 @@ def generation(items: Sequence[LstItem], outdir: str, spec: TransformSpec | None
 
 @contextmanager
 def _opened(source: str | ImageSource, outdir: str, spec: TransformSpec | None,
-            options: PackOptions | None) -> Iterator[ChannelWriter]:
+            options: PackOptions | None, *, lock: bool = True) -> Iterator[ChannelWriter]:
     """A writer for ``outdir`` with its checks done, the image source open and the lock held."""
     spec, options = spec or TransformSpec(), options or PackOptions()
     storage = options.storage
@@ -109,7 +111,7 @@ def _opened(source: str | ImageSource, outdir: str, spec: TransformSpec | None,
     try:
         with sigterm_as_interrupt():
             check_access(storage, writes=[outdir.rstrip("/") + "/"], reads=[source])
-            with locked(outdir, storage):
+            with locked(outdir, storage) if lock else nullcontext():
                 yield ChannelWriter(image_source, outdir, spec, options, storage)
     finally:
         image_source.close()
