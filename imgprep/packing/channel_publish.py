@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 def commit_lists(outdir: str, summaries: Iterable[ChannelSummary], storage: Store, *, report: bool = True,
                  lock: bool = False) -> list[str]:
     """Every image is written: each channel's image-set record, then its list (invariant 1);
-    the lists' URIs.  ``lock``: take the writer's lock for it (callers that do not hold it)."""
+    the lists' URIs (and the skipped-image reports').  ``lock``: take the writer's lock for it
+    (callers that do not hold it)."""
     written = []
     with locked(outdir, storage) if lock else contextlib.nullcontext():
         for summary in summaries:
@@ -33,7 +34,7 @@ def commit_lists(outdir: str, summaries: Iterable[ChannelSummary], storage: Stor
             prefix = names.report_prefix(outdir, summary.channel)
             summary.report = write_report(storage, prefix, summary.skipped_items) if report else None
             storage.write_text(summary.list_uri, summary.list_text)
-            written.append(summary.list_uri)
+            written += [summary.list_uri, *([summary.report] if summary.report else [])]
     return written
 
 
