@@ -326,3 +326,19 @@ def test_a_hosts_share_is_written_while_another_writer_holds_the_lock_a_whole_ru
                           PackOptions(storage=storage))
     finally:
         held.release()
+
+
+def test_a_rerun_after_a_killed_local_run_writes_only_what_is_missing_and_clears_its_leftovers(tmp_path: Path) -> None:
+    """What kill -9 leaves locally: some images renamed into place, a temporary being written."""
+    lists = make_source(tmp_path / "src")
+    write(lists, tmp_path / "src", tmp_path / "ref", TransformSpec(resize=20))
+    write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(resize=20))
+    out = tmp_path / "out"
+    for lst in (out / "train_lst/train.lst", out / "validation_lst/validation.lst", out / "hyperparameters.json"):
+        lst.unlink(missing_ok=True)
+    gone = out / "train" / read_lst(tmp_path / "ref/train_lst/train.lst")[2].path
+    gone.unlink()
+    (gone.parent / f".{gone.name}.k1ll3d.part").write_bytes(b"half an image")
+    again = write(lists, tmp_path / "src", out, TransformSpec(resize=20))
+    assert again["train"].written == 1 and again["train"].reused == len(lists["train"]) - 1
+    assert same_but_folder(tree(out), str(out)) == same_but_folder(tree(tmp_path / "ref"), str(tmp_path / "ref"))
