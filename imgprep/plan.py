@@ -244,11 +244,14 @@ def describe_packed(converted: ConvertResult, packed: Mapping[str, Any], spec: T
     else:
         for target, text in texts.items():
             storage.write_text(target, text)
-    if found.differences:
+    if any(getattr(summary, "skipped", 0) for summary in packed.values()):
         say.warn(f"the records differ from the lists; {prepared.HYPERPARAMETERS} and {prepared.CLASSES} describe the "
                  "records:")
         for line in found.differences:
             say.warn(f"  {line}")
+    else:  # nothing skipped: at most the image shape was learned from the records
+        for line in found.differences:
+            say(line)
     say.summary(hyperparameters_line(converted.hyperparameters), replace="hyperparameters: ")
     if "image_shape" in converted.hyperparameters:
         say.drop("  (no image_shape")

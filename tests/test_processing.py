@@ -25,7 +25,7 @@ from imgprep.errors import BadRecordsError, FormatError, UsageError
 from imgprep.formats.lst import LstItem, read_lst
 from imgprep.formats.recordio import RecordReader
 from imgprep.imaging.spec import TransformSpec
-from imgprep.options import pack_options
+from imgprep.options import PACK
 from imgprep.processing import Cluster, Job, run_job
 from imgprep.processing.config import load_job_config, load_options_file, write_message
 from imgprep.processing.join import JobFailedError, plan_order, wait_for_hosts
@@ -312,7 +312,7 @@ def test_cli_config_file_and_arguments(tree: Path, tmp_path: Path) -> None:
     config.write_text(json.dumps({"command": "prepare", "resise": 20}))
     result = CliRunner().invoke(processing, ["--config", str(config)])
     assert isinstance(result.exception, UsageError) and "resise" in str(result.exception)
-    assert pack_options  # the job's options are the pack command's own decorator
+    assert PACK  # the job takes the pack command's own option groups
 
 
 def test_module_entrypoint_writes_the_message_for_usage_errors(tmp_path: Path) -> None:

@@ -82,7 +82,10 @@ class Loader:
         return self.order.state(self.epoch, self.position)
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.epoch, self.position = self.order.check(state)
+        epoch, position = self.order.check(state)
+        if position >= len(self.order):  # saved after an epoch's last batch: that epoch is done
+            epoch, position = epoch + 1, 0
+        self.epoch, self.position = epoch, position
 
     def __iter__(self) -> Iterator[Batch]:
         epoch, start = self.epoch, self.position

@@ -110,6 +110,7 @@ class PackSummary:
     # CPU time of the thread that cut the list into chunks and appended the records: the serial
     # part of the run (workers and hashing run beside it).
     serial_cpu: float = 0.0
+    already_complete: bool = False  # --resume found the output whole: nothing was packed
 
     @property
     def images_per_second(self) -> float:
@@ -117,6 +118,9 @@ class PackSummary:
         return done / self.seconds if self.seconds > 0 else 0.0
 
     def format(self) -> str:
+        if self.already_complete:
+            return "\n".join([f"already complete: {self.dataset} names {self.records} records ({self.skipped} "
+                              f"skipped, {self.bytes:,} bytes); nothing to resume", *(f"  {u}" for u in self.outputs)])
         lines = [
             f"{self.records} records written, {self.skipped} skipped, {self.bytes:,} bytes, "
             f"{self.images_per_second:,.0f} images/s ({self.workers} {self.executor} worker"
@@ -216,6 +220,7 @@ def pack(
     spec: TransformSpec | None = None,
     options: PackOptions | None = None,
     *,
+    storage: Store | None = None,
     before_publish: Callable[[], None] | None = None,
 ) -> PackSummary:
     """Pack ``items`` (in order) from ``source`` into RecordIO at ``output`` (a prefix).
@@ -234,9 +239,9 @@ def pack(
     if not len(items):
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
-    storage = options.storage
+    storage = storage or options.storage  # PackOptions.storage: the API's older way to give it
     if storage is None:
-        raise UsageError("PackOptions.storage is not set: give the Store to write through (imgprep.Storage())")
+        raise UsageError("no Store to write through: pack(..., storage=imgprep.Storage())")
     clients = storage.clients(output) + (storage.clients(source, images=True) if isinstance(source, str) else ())
     require_for(clients, decode=not spec.pass_through)
     from imgprep.imaging.transform import select
@@ -259,7 +264,7 @@ def pack(
             try:
                 progress = publisher.begin(options.resume)  # the lock, and where to start: nothing removed
             except AlreadyComplete as done:
-                return _summary_of(done.record, prefix, image_path)
+                return dataclasses.replace(_summary_of(done.record, prefix, image_path), already_complete=True)
             try:
                 _check_source(items, image_source)
                 return Packer(items, image_source, spec, options, chosen, publisher).run(progress, prefix, storage)

@@ -22,6 +22,9 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
+from imgprep.errors import StorageError
+from imgprep.storage.ranged import RangedReader
+
 if TYPE_CHECKING:
     from imgprep.storage.images import ImageSource
     from imgprep.storage.locks import Lock
@@ -66,8 +69,6 @@ class Output(abc.ABC):
             while remaining:
                 chunk = fh.read(min(remaining, _CHUNK))
                 if not chunk:
-                    from imgprep.errors import StorageError
-
                     raise StorageError(f"ended {remaining} bytes before its listed size", path=uri)
                 self.write(chunk)
                 remaining -= len(chunk)
@@ -127,8 +128,6 @@ class Store(abc.ABC):
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            from imgprep.errors import StorageError
-
             raise StorageError(f"not UTF-8 text (byte {exc.start})", path=uri) from None
 
     def write_bytes(self, uri: str, data: bytes | bytearray, *, content_type: str | None = None) -> None:
@@ -209,8 +208,6 @@ class Store(abc.ABC):
         """A seekable binary stream over the whole of ``uri`` (the caller closes it).  Stores
         without local files serve it with ranged reads (:class:`imgprep.storage.ranged.RangedReader`):
         one block in memory, not the object, however large."""
-        from imgprep.storage.ranged import RangedReader
-
         ranged = RangedReader(lambda start, end: self.open_read(uri, start, end), self.size(uri))
         return io.BufferedReader(ranged, buffer_size=1 << 16)  # readline() in C, not a byte a call
 

@@ -22,6 +22,7 @@ from imgprep.errors import ChangedError, ImageError, StorageError, UsageError
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.budget import UploadBudget
 from imgprep.storage.locks import Lock, OtherWriterError, dead_here, holder, lock_body
+from imgprep.storage.probe import probe_s3
 from imgprep.storage.s3_base import (
     MiB,
     boto_errors,
@@ -30,13 +31,22 @@ from imgprep.storage.s3_base import (
     parse_s3_uri,
     storage_error,
 )
+from imgprep.storage.s3_cleanup import (
+    Sweep,
+    abort_owned,
+    cleanup_stale_uploads,
+    list_markers,
+    marker_key,
+    remove_orphan_markers,
+)
 from imgprep.storage.s3_config import S3Config
+from imgprep.storage.s3_multipart import S3Output
+from imgprep.storage.s3_source import S3ImageSource
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from imgprep.storage.base import Cleanup
-    from imgprep.storage.s3_source import S3ImageSource
 
 _ENV_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
 
@@ -211,16 +221,12 @@ class S3Store(Store):
     # ------------------------------------------------------------------ the Store interface
 
     def open_output(self, uri: str, *, expected_size: int | None = None, content_type: str | None = None) -> Output:
-        from imgprep.storage.s3_multipart import S3Output
-
         return S3Output(uri, self, expected_size=expected_size, content_type=content_type)
 
     def reopen_output(self, uri: str, where: str, size: int) -> Output | None:
         """The multipart upload a checkpoint recorded (``where``: JSON of
         :meth:`S3Output.uploaded`), open after its parts; None, with one logged line saying
         why, when it is gone or its parts differ.  ``size`` is not used: S3 parts are not cut."""
-        from imgprep.storage.s3_multipart import S3Output
-
         out, why = S3Output.resume(uri, self, json.loads(where))
         if out is None:
             log.warning("%s: cannot continue the checkpointed upload: %s; writing it again", uri, why)
@@ -362,13 +368,9 @@ class S3Store(Store):
         return found
 
     def probe(self, uri: str, *, write: bool) -> None:
-        from imgprep.storage.probe import probe_s3
-
         probe_s3(self, uri, write=write)
 
     def image_source(self, root: str) -> S3ImageSource:
-        from imgprep.storage.s3_source import S3ImageSource
-
         return S3ImageSource(root, self)
 
     # ------------------------------------------------------------------ multipart uploads (S3 only)
@@ -382,8 +384,6 @@ class S3Store(Store):
 
     def check_name(self, uri: str) -> None:
         """S3 keys hold at most 1,024 bytes; a multipart upload's marker key is longer than its key."""
-        from imgprep.storage.s3_cleanup import marker_key
-
         _, key = parse_s3_uri(uri)
         need = max(len(key.encode()), len(marker_key(key, "").encode()))
         if need > S3_KEY_MAX:
@@ -391,16 +391,13 @@ class S3Store(Store):
                              f"{S3_KEY_MAX}; choose a shorter output", path=uri)
 
     def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
-        from imgprep.storage.s3_cleanup import abort_owned, list_markers, remove_orphan_markers
-
         bucket, key = parse_s3_uri(prefix)
         aborted = []
         try:
             markers = list_markers(self.client, bucket, key)  # before the uploads: see remove_orphan_markers
             keys = sorted({u["Key"] for u in self.list_uploads(prefix) if owned(f"s3://{bucket}/{u['Key']}")})
             for name in keys:
-                done = abort_owned(self.client, bucket, name, exact=True, started_before=time.time(), min_age=0,
-                                   keep=keep)
+                done = abort_owned(self.client, bucket, name, Sweep(exact=True, started_before=time.time(), keep=keep))
                 aborted += [f"s3://{bucket}/{k}" for k, _ in done]
             # Markers of uploads completed by a run killed before it could delete them.
             remove_orphan_markers(self.client, bucket, key, markers)
@@ -433,8 +430,6 @@ class S3Store(Store):
 
     def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> Cleanup:
         """Abort incomplete uploads imgprep left under ``uri`` (see :mod:`imgprep.storage.s3_cleanup`)."""
-        from imgprep.storage.s3_cleanup import cleanup_stale_uploads
-
         return cleanup_stale_uploads(self, uri, min_age=min_age)
 
 
