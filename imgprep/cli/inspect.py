@@ -49,7 +49,7 @@ def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | 
     with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
         try:
             findings = outputs.opening(path, Storage()).inspect(path, root=given["root"], threshold=given["threshold"],
-                                   workers=given["num_workers"], tick=bar.update)
+                                                                workers=given["num_workers"], tick=bar.update)
         except ImageError as exc:
             if given["root"] is None and not path.endswith(".rec"):
                 raise ImageError(f"{exc.message} (without --root, the images are looked for beside the list, "
