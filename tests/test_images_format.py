@@ -342,3 +342,15 @@ def test_a_rerun_after_a_killed_local_run_writes_only_what_is_missing_and_clears
     again = write(lists, tmp_path / "src", out, TransformSpec(resize=20))
     assert again["train"].written == 1 and again["train"].reused == len(lists["train"]) - 1
     assert same_but_folder(tree(out), str(out)) == same_but_folder(tree(tmp_path / "ref"), str(tmp_path / "ref"))
+
+
+def test_the_api_takes_output_format_and_checks_it_as_the_cli_does(tmp_path: Path) -> None:
+    import imgprep
+
+    imgfactory.class_tree(tmp_path / "src", CLASSES, 2)
+    done = imgprep.prepare("folders", tmp_path / "src", tmp_path / "out", output_format="images", resize=20,
+                           dedup="off")
+    assert set(done.packed) == {"train", "val"} and (tmp_path / "out/validation_lst/validation.lst").is_file()
+    with pytest.raises(Exception, match="tiff") as refused:
+        imgprep.prepare("folders", tmp_path / "src", tmp_path / "other", output_format="tiff")
+    assert "images" in str(refused.value) and not (tmp_path / "other").exists()
