@@ -22,6 +22,9 @@
 
 States resume with another ``world_size`` too (see :mod:`imgprep.data.order`; one rank's state
 suffices, :func:`combine` checks several agree).
+
+RecordIO only: an image-format folder (``prepare --format images``: ``train/`` + ``train_lst/train.lst``)
+is read by MXNet's ``mx.image.ImageIter(path_imglist=..., path_root=...)``, as the algorithm reads it.
 """
 
 from imgprep.data.dataset import Dataset, Sample

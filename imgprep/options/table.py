@@ -156,6 +156,10 @@ _COMMAND = [
     Option(("-o", "--output", "outdir"), "Output folder or s3://bucket/prefix/.", required=True, metavar="OUTDIR"),
     Option(("--image-root",), "Folder (or s3:// prefix) the image paths are relative to (coco: the images "
            "folder; convert reads it for the duplicate check).", metavar="DIR"),
+    Option(("--format", "output_format"), "How each split is written: recordio (OUTDIR/<split>.rec + .idx) or "
+           "images (image channels OUTDIR/train/, validation/ with train_lst/train.lst ..., content type "
+           "application/x-image; the split val goes to validation/).", ("recordio", "images"), "recordio",
+           show_default=True),
     Option(("--image-format",), "Files written under OUTDIR/images/ (PNG is lossless).", ("png", "jpg"), "png",
            show_default=True, kinds=("mnist",)),
     Option(("--channels",), "3 (RGB, image_shape 3,28,28) or 1 (grayscale, 1,28,28).", ("3", "1"), "3",

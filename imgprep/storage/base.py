@@ -138,6 +138,21 @@ class Store(abc.ABC):
     def write_text(self, uri: str, text: str) -> None:
         self.write_bytes(uri, text.encode("utf-8"))
 
+    def put_whole(self, uri: str, data: bytes, *, md5: str, content_type: str | None = None) -> None:
+        """Write one small object whole, in as few requests as the store can (an image channel
+        holds many small objects: their cost is requests).  ``md5`` is the hex MD5 of ``data``,
+        checked by stores that can have the server check it."""
+        self.write_bytes(uri, data, content_type=content_type)
+
+    def copy_object(self, source: str, target: str) -> str | None:
+        """Copy ``source`` to ``target`` without the bytes passing through this process and
+        return the copy's ETag; None when this store cannot (the caller reads and writes)."""
+        return None
+
+    def etags(self, prefix: str) -> dict[str, str]:
+        """The ETag of every object under ``prefix`` (one listing); empty for stores without them."""
+        return {}
+
     @abc.abstractmethod
     def open_read(self, uri: str, start: int = 0, end: int | None = None, *,
                   version: str | None = None) -> IO[bytes]:
