@@ -151,9 +151,10 @@ def test_each_leak_card_shows_a_member_of_every_split_first(big):
 
 def test_nothing_is_wider_than_its_card(big):
     page, *_ = big
-    found = pageprobe.probe(page)
-    assert found["overflow"] == [] and found["page"][0] <= found["page"][1], found
-    assert found["broken"] == [] and found["loaded"] == found["images"] > 0, found
+    for width in (1280, 600):  # a desktop window, and half of one
+        found = pageprobe.probe(page, width=width)
+        assert found["overflow"] == [] and found["page"][0] <= found["page"][1], (width, found)
+        assert found["broken"] == [] and found["loaded"] == found["images"] > 0, (width, found)
     shot = _screenshot(page, f"shot-{page.parent.name}-top.png", height=1600)
     assert len(np.unique(shot[::4, ::4].reshape(-1, 3), axis=0)) > 500
 
