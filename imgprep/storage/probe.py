@@ -12,21 +12,14 @@ import os
 import re
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from imgprep.errors import StorageError
+from imgprep.storage.s3_base import S3Access, S3Reads, error_code, is_not_found, is_silence, parse_s3_uri
 
 if TYPE_CHECKING:
     from imgprep.storage.base import Store
 
-
-class S3Access(Protocol):
-    """What the probe needs of the S3 store: its client and botocore's error classes."""
-
-    @property
-    def client(self) -> Any: ...
-    @property
-    def errors(self) -> tuple[type[Exception], ...]: ...
 
 PROBE_NAME = ".imgprep-probe-"
 
@@ -70,14 +63,12 @@ def probe_s3(store: S3Access, uri: str, *, write: bool) -> None:
     An input that does not exist is left to the run (it says which file); everything else that
     would fail the run later fails here, as a :class:`StorageError` naming ``uri``.
     """
-    from imgprep.storage.s3_base import is_not_found, parse_s3_uri
-
     bucket, key = parse_s3_uri(uri)
     action = "write under" if write else "read"
     try:
         client = store.client
         if not _bucket_exists(client, bucket, store.errors):
-            raise StorageError(f"cannot {action} this location: the bucket {bucket} does not exist", path=uri)
+            raise StorageError(f"cannot {action} this location: {no_bucket(bucket, client)}", path=uri)
         if write:
             # beside what the run writes: "x/train" -> "x/train.imgprep-probe-…", "x/" -> "x/.imgprep-probe-…"
             sep = "" if not key or key.endswith("/") else "."
@@ -101,10 +92,12 @@ def probe_s3(store: S3Access, uri: str, *, write: bool) -> None:
                            path=uri) from None
 
 
-class ObjectsAccess(Protocol):
-    """What the image-root probe needs of the S3 store: an obstore store per bucket."""
-
-    def object_store(self, bucket: str) -> Any: ...
+def no_bucket(bucket: str, client: object) -> str:
+    """A missing bucket, naming the endpoint that said so: one answering 404 to everything (a
+    mistyped --endpoint-url, a web server) looks exactly like it."""
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    where = f" at {endpoint} (is --endpoint-url right?)" if endpoint else ""
+    return f"the bucket {bucket} does not exist{where}"
 
 
 _CODE = re.compile(r"<Code>([A-Za-z0-9]+)</Code>")
@@ -112,12 +105,10 @@ NO_CREDENTIALS = ("no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_
                   "or run where a role provides them)")
 
 
-def probe_image_root(store: ObjectsAccess, uri: str) -> None:
+def probe_image_root(store: S3Reads, uri: str) -> None:
     """Check that the image root ``uri`` (a prefix) can be listed, through obstore: one LIST of
     at most one key, with the same lines as :func:`probe_s3` for the same causes."""
     import obstore
-
-    from imgprep.storage.s3_base import parse_s3_uri
 
     bucket, key = parse_s3_uri(uri)
     try:
@@ -127,16 +118,20 @@ def probe_image_root(store: ObjectsAccess, uri: str) -> None:
     try:
         next(iter(obstore.list(objects, prefix=key.strip("/") or None, chunk_size=1)), None)
     except Exception as exc:  # noqa: BLE001 - every obstore failure becomes the one line below
-        raise StorageError(f"cannot read this location: {_objects_cause(exc, bucket)}", path=uri) from None
+        why = _objects_cause(exc, bucket, store.config.endpoint)
+        raise StorageError(f"cannot read this location: {why}", path=uri) from None
 
 
-def _objects_cause(exc: BaseException, bucket: str) -> str:
+def _objects_cause(exc: BaseException, bucket: str, endpoint: str | None) -> str:
     """obstore's error text carries S3's XML answer (its ``Code``) or says no answer came."""
     text = str(exc)
     found = _CODE.search(text)
     code = found.group(1) if found else ""
     if not code and "403 Forbidden" in text:
         code = "403"
+    if code == "NoSuchBucket":
+        where = f" at {endpoint} (is --endpoint-url right?)" if endpoint else ""
+        return f"the bucket {bucket} does not exist{where}"
     if code in _CAUSES:
         return _CAUSES[code].format(bucket=bucket, action="read", where=bucket)
     if "status code" not in text:
@@ -154,8 +149,6 @@ def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], .
     """HeadBucket: False for a missing bucket (some servers would create one on the first
     PutObject instead of refusing it).  A 403 here says nothing: the credentials may lack
     ``s3:ListBucket`` yet may write, which the next call finds out."""
-    from imgprep.storage.s3_base import error_code
-
     try:
         client.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
     except errors as exc:
@@ -169,8 +162,6 @@ def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], .
 
 def cause(exc: BaseException, bucket: str, action: str, where: str) -> str:
     """Why an S3 call failed, in words a user can act on."""
-    from imgprep.storage.s3_base import error_code, is_not_found, is_silence
-
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return NO_CREDENTIALS
