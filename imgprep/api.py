@@ -48,6 +48,7 @@ _RUN = fields("run", "links")
 _IMAGES = {"channels": OPTIONS["channels"], "image_format": OPTIONS["image_format"]}
 _VERIFY = {k: OPTIONS[k] for k in ("num_classes", "num_workers", "channel_settings")}
 _INSPECT = {"threshold": OPTIONS["threshold"], "num_workers": OPTIONS["num_workers"]}
+_FORMAT = {"output_format": OPTIONS["output_format"]}
 _STORAGE = fields("storage")
 
 
@@ -77,7 +78,8 @@ def convert(kind: str, input: PathLike, output: PathLike, options: ConvertOption
 
 
 def prepare(kind: str, input: PathLike, output: PathLike, **keywords: Any) -> PrepareResult:
-    """``imgprep prepare``: :func:`convert`, then every split packed into ``output/<split>.rec`` + ``.idx``.
+    """``imgprep prepare``: :func:`convert`, then every split packed into ``output/<split>.rec`` + ``.idx``
+    (``output_format="images"``: image channels ``output/train/`` ... with ``train_lst/train.lst`` ...).
 
     Keywords are :func:`convert`'s dataset options and :func:`pack`'s transform and run options
     (``resize=256``, ``color=0``, ``num_workers=8`` ...); ``image_root`` is the folder or ``s3://``
@@ -87,7 +89,8 @@ def prepare(kind: str, input: PathLike, output: PathLike, **keywords: Any) -> Pr
     :func:`convert`.  Progress bars are off unless ``progress=True``.
     """
     given = _Given(keywords, image_root=None, spec=None, options=None, convert_options=None, echo=None,
-                   storage=None, storage_options=None)
+                   storage=None, storage_options=None, output_format=OPTIONS["output_format"].default)
+    output_format = check(_FORMAT, {"output_format": given.output_format})["output_format"]
     links = given.peek("follow_links_outside_root")  # both steps' switch: listing and packing
     dataset_options = _convert_options(given.convert_options, {**given.take(*(set(_CONVERT) - set(_RUN))), **links})
     store = _store(given.storage, given.storage_options, getattr(given.options, "storage", None))
@@ -95,7 +98,7 @@ def prepare(kind: str, input: PathLike, output: PathLike, **keywords: Any) -> Pr
     image_root = os.fspath(given.image_root) if given.image_root else None
     return _prepare(kind, os.fspath(input), os.fspath(output), options=dataset_options, spec=spec,
                     pack_options=options, storage=store, image_root=image_root,
-                    echo=given.echo)
+                    echo=given.echo, output_format=output_format)
 
 
 def pack(lists: PathLike | Sequence[PathLike] | Sequence[LstItem], root: Any, output: PathLike,

@@ -241,8 +241,10 @@ class PrepareRun:
         """The lists and metadata, described from what was ``written`` (hyperparameters.json last)."""
         converted = self.plan.converted
         describe_packed(converted, written, self.spec, self.outdir, self.storage, self.say, deferred=True)
+        published = self.output.publish(self.outdir, written, self.storage, converted)
         converted.write_files(self.storage)
-        return list(converted.outputs)
+        self.output.finish(self.outdir, written, self.storage)
+        return [*published, *converted.outputs]
 
     def _retire_split(self, split: str) -> None:
         self.output.retire(self.split_output(split), self.storage)

@@ -178,10 +178,11 @@ def test_a_republish_during_an_epoch_is_an_error_not_new_bytes(tmp_path: Path) -
     files = {f"{i}.jpg": fac.jpeg(30 + i, 30, seed=i) for i in range(12)}
     prefix = _pack(tmp_path, "train", files, [i % 3 for i in range(12)], shard_records=4)
     ds = Dataset(str(prefix), transform=Transform.eval(16))
-    loader = Loader(ds, batch_size=4, shuffle=False, threads=1, prefetch=1)
+    # batches of 2: by the first, the loader has read 3 batches ahead at most, so reads remain
+    loader = Loader(ds, batch_size=2, shuffle=False, threads=1, prefetch=1)
     it = iter(loader)
     first = next(it)
-    assert first.labels.tolist() == [0, 1, 2, 0]
+    assert first.labels.tolist() == [0, 1]
     _pack(tmp_path, "train", {f"n{i}.jpg": fac.jpeg(60, 40, seed=50 + i) for i in range(12)},
           [2 - i % 3 for i in range(12)], shard_records=4)
     with pytest.raises(ChangedError, match=r"the dataset changed while it was read .* open it again"):

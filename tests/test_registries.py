@@ -171,7 +171,7 @@ def test_a_registered_format_is_written_retired_and_resumed_by_the_prepare_execu
     assert not [name for name in files(out) if name.startswith("test")]  # the format's retire() ran
     with pytest.raises(UsageError, match="cannot resume: the earlier prepare split the data differently"):
         run("train=0.75,val=0.25", resume=True)
-    with pytest.raises(UsageError, match="unknown output format 'tiff' \\(one of recordio, paths\\)"):
+    with pytest.raises(UsageError, match="unknown output format 'tiff' \\(one of recordio, images, paths\\)"):
         outputs.get("tiff")
 
 

@@ -72,16 +72,19 @@ Examples:
   imgprep prepare folders grocery/ -o out/ --leaf-classes --size 348x348 --fit pad
   imgprep prepare coco instances_val2017.json --image-root val2017/ -o out/ \\
       --categories person,bicycle,car,motorcycle,airplane
+  imgprep prepare folders grocery/ -o s3://bucket/grocery/ --format images --size 348x348
 
 \b
 Then OUTDIR/<split>.rec + .idx: one RecordIO file per channel (multi-label data is packed
 with its multi-hot labels). mnist is packed straight from the IDX arrays."""
 )
-@options(*DATASET, "image_root", *PACK, *LINKS, build=("dataset", *BUILD_PACK))
-def prepare(kind: str, input: str, outdir: str, image_root: str | None, **built: Any) -> None:
-    """Convert a dataset and pack every split into OUTDIR/<split>.rec + .idx."""
+@options(*DATASET, "image_root", "output_format", *PACK, *LINKS, build=("dataset", *BUILD_PACK))
+def prepare(kind: str, input: str, outdir: str, image_root: str | None, output_format: str, **built: Any) -> None:
+    """Convert a dataset and write every split: OUTDIR/<split>.rec + .idx, or (--format images)
+    image channels with their .lst files."""
     from imgprep.plan import prepare as run
 
     pack = built["options"]
     run(kind, input, outdir, options=built["convert_options"], spec=built["spec"], pack_options=pack,
-        storage=built["storage"], image_root=image_root, echo=None if pack.quiet else screen.echo)
+        storage=built["storage"], image_root=image_root, echo=None if pack.quiet else screen.echo,
+        output_format=output_format)

@@ -19,7 +19,7 @@ Examples:
   imgprep inspect out/                      # every split in a folder (.rec, else .lst)
   imgprep inspect out/train.rec
   imgprep inspect lists/val.lst --root photos/
-  imgprep inspect out/ --html report.html   # one self-contained page + report-contact.png
+  imgprep inspect out/ --html report.html   # a page, its thumbnails in report-thumbs/
   imgprep inspect out/ --json > report.json
   imgprep inspect out/ --dedup-report dups.jsonl   # every duplicate group, val ids to drop
 
@@ -63,7 +63,7 @@ def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | 
     if html_out:
         from imgprep.inspect.html import write_html
 
-        written = write_html(findings, html_out)
+        written = write_html(findings, html_out, workers=given["num_workers"])
         click.echo(f"wrote {', '.join(written)}", err=True)
     if as_json:
         click.echo(json.dumps(findings.to_json(), indent=1))

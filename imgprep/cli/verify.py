@@ -25,6 +25,7 @@ Examples:
   imgprep verify out/val.rec --num-classes 10 --against lists/val.lst
   imgprep verify s3://bucket/data/train.rec --endpoint-url http://127.0.0.1:8333
   imgprep verify out/train.rec --max-skipped 1% --channel-settings   # before a training job
+  imgprep verify out/ --channel-settings   # a prepare --format images folder: every listed image
 
 \b
 Every record is read from byte 0 (the .idx is not trusted; it is checked against what is
@@ -66,6 +67,14 @@ def verify(path: str, against: str | None, channel: str | None, as_json: bool, *
 
 def _print_channel(channel: dict[str, Any]) -> None:
     """Each entry as it goes into a training job's InputDataConfig list (the manifest one an alternative)."""
+    if "images" in channel:  # an image-format folder: four channels, and the manifests' two
+        click.echo("SageMaker channel settings (InputDataConfig entries, File mode):")
+        click.echo(json.dumps(channel["images"], indent=2, ensure_ascii=False))
+        if "manifest" in channel:
+            click.echo("Or, in Pipe mode through the augmented manifests of the written images (InputDataConfig "
+                       "entries):")
+            click.echo(json.dumps(channel["manifest"], indent=2, ensure_ascii=False))
+        return
     click.echo("SageMaker channel settings (InputDataConfig entry):")
     click.echo(json.dumps(channel["recordio"], indent=2, ensure_ascii=False))
     if "manifest" in channel:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from imgprep.data import records
+from imgprep.data.fetch import changed
 from imgprep.data.index import RecordIndex
 from imgprep.data.transforms import Transform, decode_batch, decode_full, mix
 from imgprep.errors import ChangedError, FormatError, ImageError, ImgprepError, UsageError
@@ -32,6 +33,7 @@ from imgprep.imaging.spec import DEFAULT_MAX_PIXELS
 from imgprep.layout import Dataset as FoundDataset
 from imgprep.layout import find_shards
 from imgprep.storage.base import Store
+from imgprep.storage.ranges import read_ranges
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,12 @@ class Dataset:
         sample = self.sample(int(index), int(epoch))
         return None if sample is None else (sample.image, sample.label)
 
+    def __getitems__(self, keys: Sequence[Any]) -> list[tuple[np.ndarray, int | np.ndarray] | None]:
+        """A DataLoader batch at once, its records read together (:func:`imgprep.data.fetch.get_items`)."""
+        from imgprep.data.fetch import get_items
+
+        return get_items(self, keys)
+
     def sample(self, index: int, epoch: int = 0) -> Sample | None:
         got = self.samples([index], epoch)
         return got[0] if got else None
@@ -171,8 +179,11 @@ class Dataset:
         shard, number and byte."""
         if not 0 <= index < len(self):
             raise IndexError(f"record {index} of a dataset of {len(self)}")
+        return self.parse_record(index, self._read(index))
+
+    def parse_record(self, index: int, data: bytes | memoryview) -> tuple[int, int | np.ndarray, memoryview]:
+        """:meth:`record` of bytes already read (the loader's coalesced reads come in here too)."""
         where = self.index.locate(index)
-        data = self._read(index)
         try:
             if self.crcs is not None:
                 check_record(data, int(self.crcs[index]), where=f"record at byte {where.start}")
@@ -190,12 +201,9 @@ class Dataset:
     def _read(self, index: int) -> bytes:
         where = self.index.locate(index)
         try:
-            with self.storage.open_read(where.uri, where.start, where.end, version=self.versions[where.uri]) as fh:
-                data = fh.read()
+            data = read_ranges(self.storage, where.uri, [(where.start, where.end)], self.versions.get(where.uri))[0]
         except ChangedError as exc:
-            raise ChangedError(f"the dataset changed while it was read (a pack or prepare republished it after "
-                               f"this Dataset opened it; record {index} would come from the new files through the "
-                               f"old index): open it again ({exc.message})", path=exc.path) from None
+            raise changed(exc, index) from None
         if len(data) != where.end - where.start:
             raise FormatError(f"record {index} at byte {where.start}: the shard ends after {len(data)} of its "
                               f"{where.end - where.start} bytes", path=where.uri)

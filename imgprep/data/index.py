@@ -44,6 +44,7 @@ class RecordIndex:
     @classmethod
     def read(cls, storage: Store, shards: list[tuple[str, str, int]]) -> RecordIndex:
         """Read the ``.idx`` of each ``(rec, idx, rec size)`` and check every offset."""
+        _sweep_once()
         parts, starts = [], [0]
         for rec, idx, size in shards:
             offsets = parse_offsets(storage.read_bytes(idx), idx)
@@ -85,12 +86,60 @@ class RecordIndex:
     def _share(self) -> None:
         """Move the offsets into a file mapped by this process and the children it unpickles in;
         the file goes when this index is collected or the process exits."""
-        fd, path = tempfile.mkstemp(prefix="imgprep-index-", suffix=".npy", dir=_shared_folder())
+        folder = _shared_folder()
+        sweep(folder)
+        # The owner's pid in the name: a file whose owner died without its finalizer (SIGKILL) is
+        # recognised and removed by the next process that shares an index (sweep).
+        fd, path = tempfile.mkstemp(prefix=f"imgprep-index-{os.getpid()}-", suffix=".npy", dir=folder)
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, np.ascontiguousarray(self.offsets))
         self.offsets = np.load(path, mmap_mode="r")
         self._shared = path
         weakref.finalize(self, _unlink, path, os.getpid())
+
+
+def sweep(folder: str | None = None) -> list[str]:
+    """Remove the shared index files of processes that no longer run (a parent killed with
+    SIGKILL leaves its file: 8 bytes a record in memory, under /dev/shm); the removed paths.
+    A file still mapped by a live worker is unaffected (its mapping outlives the name)."""
+    folder = folder or _shared_folder() or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith("imgprep-index-") or not name.endswith(".npy"):
+            continue
+        owner = name[len("imgprep-index-") :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+            except OSError:
+                pass
+    return removed
+
+
+_swept = False
+
+
+def _sweep_once() -> None:
+    """The first index a process opens cleans what killed processes left (see :func:`sweep`)."""
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive, and not ours to clean
+        return True
+    return True
 
 
 def _shared_folder() -> str | None:

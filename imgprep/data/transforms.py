@@ -92,7 +92,9 @@ class Transform:
 
     @classmethod
     def eval(cls, size: int | tuple[int, int] = 224, *, resize: int | None = None, layout: str = "HWC") -> Transform:
-        """Shorter side to ``resize`` (default ``size × 256/224``), centre crop to ``size``."""
+        """Shorter side to ``resize``, centre crop to ``size``.  ``resize`` defaults to the crop's
+        longer side × 256/224, rounded — 256 only for a 224 crop (146 for 128, 293 for 256, 439
+        for 384): pass ``resize=256`` to keep 256 whatever the crop."""
         h, w = _size(size)
         resize = round(max(h, w) * 256 / 224) if resize is None else int(resize)
         if resize < max(h, w):

@@ -121,7 +121,7 @@ def _file_split(path: str, root: str | None) -> Split:
         items = read_lst(lst) if os.path.isfile(lst) else []
         return Split(stem, path, rec=path, items=items)
     if ext == ".lst":
-        return Split(stem, path, items=read_lst(path), root=root or folder or ".")
+        return Split(stem, path, items=read_lst(path), root=root or _channel_root(folder, stem) or folder or ".")
     if ext == ".manifest":
         from imgprep.sources.gtmanifest import load_manifest
 
@@ -133,9 +133,24 @@ def _file_split(path: str, root: str | None) -> Split:
     raise UsageError(f"{path}: expected a .rec, .lst or .manifest file, or a folder of them")
 
 
+def _channel_root(folder: str, stem: str) -> str | None:
+    """The image channel a ``<channel>_lst/<channel>.lst`` of the image format lists (its paths
+    are relative to ``<channel>/`` beside it), or None for any other list."""
+    parent, name = os.path.split(folder)
+    if name != f"{stem}_lst":
+        return None
+    channel = os.path.join(parent, stem)
+    return channel if os.path.isdir(channel) else None
+
+
 def _folder_splits(folder: str, root: str | None) -> list[Split]:
     names = sorted(os.listdir(folder))
     recs = [n for n in names if n.endswith(".rec")]
+    # the image format (prepare --format images): one <channel>_lst/<channel>.lst per image channel
+    lists = [os.path.join(n, n[: -len("_lst")] + ".lst") for n in names if n.endswith("_lst")]
+    lists = [n for n in lists if os.path.isfile(os.path.join(folder, n))]
+    if not recs and lists:
+        return sorted((_file_split(os.path.join(folder, n), root) for n in lists), key=_split_order)
     chosen = recs or [n for n in names if n.endswith((".lst", ".manifest"))]
     if not chosen:
         raise UsageError(f"{folder}: holds no .rec, .lst or .manifest files")

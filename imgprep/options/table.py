@@ -156,10 +156,14 @@ _COMMAND = [
     Option(("-o", "--output", "outdir"), "Output folder or s3://bucket/prefix/.", required=True, metavar="OUTDIR"),
     Option(("--image-root",), "Folder (or s3:// prefix) the image paths are relative to (coco: the images "
            "folder; convert reads it for the duplicate check).", metavar="DIR"),
+    Option(("--format", "output_format"), "How each split is written: recordio (OUTDIR/<split>.rec + .idx) or "
+           "images (image channels OUTDIR/train/, validation/ with train_lst/train.lst ..., content type "
+           "application/x-image; the split val goes to validation/).", ("recordio", "images"), "recordio",
+           show_default=True),
     Option(("--image-format",), "Files written under OUTDIR/images/ (PNG is lossless).", ("png", "jpg"), "png",
            show_default=True, kinds=("mnist",)),
     Option(("--channels",), "3 (RGB, image_shape 3,28,28) or 1 (grayscale, 1,28,28).", ("3", "1"), "3",
-           show_default=True, kinds=("mnist",)),
+           show_default=True, kinds=("mnist",), parse=int),
     Option(("lists",), nargs=-1, required=True, metavar="LST [LST ...]", argument=True),
     Option(("--root",), "Directory (or s3:// prefix) the list's paths are relative to.", required=True,
            id="pack_root"),
@@ -178,7 +182,8 @@ _COMMAND = [
     Option(("--json", "as_json"), "Print the report as JSON (every problem, no line limit).", bool, False),
     Option(("--root",), "Image root for .lst/.manifest input [default: the list's folder].", id="inspect_root"),
     Option(("--threshold",), "Near-duplicate distance in bits [default: 8].", int, low=0, high=11),
-    Option(("--html", "html_out"), "Write one self-contained HTML page (and OUT-contact.png).",
+    Option(("--html", "html_out"),
+           "Write an HTML page, its thumbnails in OUT-thumbs/ and every group in OUT-duplicates.jsonl.",
            metavar="OUT.html"),
     Option(("-q", "--quiet"), "No progress (the report is still printed).", bool, False, id="report_quiet"),
     Option(("shard_prefix",), argument=True),

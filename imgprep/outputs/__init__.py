@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 DEFAULT = "recordio"
 # The formats shipped with imgprep: name -> the module that registers it when imported.
-BUILTIN = {"recordio": "imgprep.outputs.recordio"}
+BUILTIN = {"recordio": "imgprep.outputs.recordio", "images": "imgprep.outputs.images"}
 FORMATS: dict[str, OutputFormat] = {}
 
 

@@ -20,7 +20,7 @@ A format writes its own files only: the lists and metadata beside them are the l
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -53,6 +53,16 @@ class OutputFormat(abc.ABC):
         """Write ``items`` (in order) from ``source`` (an image root or in-memory images) to
         ``output``; call ``before_publish`` once, before publishing anything.  Nothing half-written
         is ever visible under ``output``; ``options.resume`` continues an earlier run."""
+
+    def publish(self, outdir: str, written: Mapping[str, Any], storage: Store, converted: Any) -> list[str]:
+        """At the commit, once every split is written and before the class map and
+        ``hyperparameters.json``: publish what the format commits last (the image format's
+        lists) and adjust the files ``converted`` waits to write.  The URIs published; RecordIO
+        publishes each split as it goes and has nothing left."""
+        return []
+
+    def finish(self, outdir: str, written: Mapping[str, Any], storage: Store) -> None:  # noqa: B027 - optional hook
+        """After the commit: remove what the new generation replaced (the image format's old images)."""
 
     @abc.abstractmethod
     def earlier_list(self, output: str, storage: Store) -> ListRef | None:

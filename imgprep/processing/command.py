@@ -136,14 +136,16 @@ def _echo(quiet: bool) -> Callable[[str], None] | None:
 
 
 @processing.command("prepare", cls=KindCommand, epilog=JOB_EPILOG)
-@options(*DATASET, "image_root", *PACK, *CLUSTER, *LINKS, build=("dataset", *BUILD_PACK, "cluster"))
-def processing_prepare(kind: str, input: str, outdir: str, image_root: str | None, **built: Any) -> None:
-    """`imgprep prepare` as a (multi-host) job: lists, metadata and OUTDIR/<split>.rec + .idx."""
+@options(*DATASET, "image_root", "output_format", *PACK, *CLUSTER, *LINKS, build=("dataset", *BUILD_PACK, "cluster"))
+def processing_prepare(kind: str, input: str, outdir: str, image_root: str | None, output_format: str,
+                       **built: Any) -> None:
+    """`imgprep prepare` as a (multi-host) job: lists, metadata and OUTDIR/<split>.rec + .idx (or,
+    with --format images, image channels: each host writes its share, the join the lists)."""
     from imgprep.processing.job import Job, run_job
 
     quiet = built["options"].quiet
     job = Job("prepare", outdir, built["spec"], _with_store(built), kind=kind, input=input, image_root=image_root,
-              convert=built["convert_options"])
+              convert=built["convert_options"], output_format=output_format)
     _report(run_job(job, built["cluster"], _echo(quiet)), quiet)
 
 

@@ -171,7 +171,8 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         echo(f"[{host}] {line}" if count > 1 else line)
 
     storage = _store(job, count, opt_ml)
-    if job.command == "prepare" and count > 1 and not outputs.get(job.output_format).joins_parts:
+    images = job.command == "prepare" and job.output_format == "images"  # every host writes its images in place
+    if job.command == "prepare" and count > 1 and not outputs.get(job.output_format).joins_parts and not images:
         raise UsageError(f"the {job.output_format} format is written on one host: give the job one instance")
     run_id = _run_id(cluster, config, count)
     from imgprep.storage.probe import check_access
@@ -191,7 +192,8 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         parent = job.output if job.command == "prepare" else posixpath.dirname(job.output.rstrip("/"))
         work = cluster.work or join(join(parent or ".", PARTS_FOLDER), run_id)
         if cluster.join != "only":
-            _pack_share(job, plan, result, work, run_id, hosts, storage, say)
+            share = _write_image_share if images else _pack_share
+            share(job, plan, result, work, run_id, hosts, storage, say)
         if cluster.join == "only" or (cluster.join == "auto" and index == 0):
             _join(plan, result, work, run_id, hosts, cluster, say)
         return result
@@ -237,6 +239,12 @@ def _join(plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[st
                 f"the marker of part {i} belongs to another run ({marker.get('run_id')!r}, "
                 f"{marker.get('count')} parts); use a new --run-id"
             )
+    if plan.run is not None and plan.run.output.name == "images":
+        result.joined = _image_summaries(plan, markers, say)  # type: ignore[assignment]
+        result.outputs.extend(plan.run.commit(result.joined))
+        plan.run.say.flush()
+        remove_tree(storage, work)
+        return
     if plan.run is not None:
         plan.run.retire_all()  # every part is written: the old generation goes before a join publishes
     for channel in plan.channels:
@@ -327,6 +335,70 @@ def _pack_share(
         except (ImgprepError, OSError) as marker_error:
             print(f"imgprep: could not write the failure marker: {marker_error}", file=sys.stderr)
         raise
+
+
+def _write_image_share(
+    job: Job, plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[str], storage: Store,
+    say: Echo,
+) -> None:
+    """The image format: this host's share of every split's images, straight into the channels'
+    generation folders (named from the whole list, so each host writes where one host would);
+    what it wrote goes to its marker, from which the join makes the lists."""
+    from imgprep.packing.channels import write_channel
+
+    index, count = result.part_index, result.num_parts
+    try:
+        entries: dict[str, Any] = {}
+        for channel in plan.channels:
+            share = _share(plan, channel, result.distribution, count, index)
+            entry: dict[str, Any] = {"items": len(share), "images": [], "skipped": []}
+            if share:
+                summary = write_channel(share, plan.source, job.output, channel.name, job.spec, plan.pack_options,
+                                        whole=channel.items)
+                result.packed[channel.name] = summary
+                entry["images"] = [vars(e) for e in summary.entries]
+                entry["skipped"] = [[s.index, s.path, s.reason] for s in summary.skipped_items]
+            entries[channel.name] = entry
+            say(f"wrote {len(entry['images'])} of {len(channel.items)} {channel.name} images "
+                f"as part {index + 1}/{count}")
+        payload = {"host": result.host, "index": index, "count": count, "run_id": run_id,
+                   "distribution": result.distribution, "channels": entries}
+        write_marker(storage, work, index, DONE, payload)
+    except BaseException as exc:
+        try:
+            write_marker(storage, work, index, FAILED, {"host": result.host, "run_id": run_id,
+                                                        "reason": failure_reason(exc)})
+        except (ImgprepError, OSError) as marker_error:
+            print(f"imgprep: could not write the failure marker: {marker_error}", file=sys.stderr)
+        raise
+
+
+def _image_summaries(plan: _Plan, markers: list[dict[str, Any]], say: Echo) -> dict[str, Any]:
+    """Each channel's list and record, made in list order from what the hosts' markers say they
+    wrote, as one host would make them (the commit then publishes them)."""
+    from imgprep.formats.imageset import ImageEntry
+    from imgprep.layout.channels import channel_of
+    from imgprep.layout.skipped import Skipped
+    from imgprep.packing.channels import generation, summarise
+
+    output = plan.run.outdir if plan.run is not None else ""
+    summaries = {}
+    for channel in plan.channels:
+        entries: dict[int, ImageEntry] = {}
+        skipped: list[Skipped] = []
+        for marker in markers:
+            part = marker["channels"][channel.name]
+            entries.update((doc["index"], ImageEntry(**doc)) for doc in part["images"])
+            skipped += [Skipped(int(i), str(p), str(r)) for i, p, r in part["skipped"]]
+        gone = {s.index for s in skipped}
+        missing = next((item for item in channel.items if item.index not in entries and item.index not in gone), None)
+        if missing is not None:
+            raise UsageError(f"{channel.name}: image {missing.index} ({missing.path}) was written by no host")
+        gen, settings = generation(channel.items, output, plan.spec, plan.pack_options)
+        summaries[channel.name] = summarise(output, channel.name, channel_of(channel.name), channel.items, entries,
+                                            skipped, gen, settings, strict=plan.pack_options.strict)
+        say(f"joined {channel.name}: {summaries[channel.name].records} images, {len(skipped)} skipped")
+    return summaries
 
 
 # --------------------------------------------------------------------------- building the lists

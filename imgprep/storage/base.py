@@ -138,6 +138,21 @@ class Store(abc.ABC):
     def write_text(self, uri: str, text: str) -> None:
         self.write_bytes(uri, text.encode("utf-8"))
 
+    def put_whole(self, uri: str, data: bytes, *, md5: str, content_type: str | None = None) -> None:
+        """Write one small object whole, in as few requests as the store can (an image channel
+        holds many small objects: their cost is requests).  ``md5`` is the hex MD5 of ``data``,
+        checked by stores that can have the server check it."""
+        self.write_bytes(uri, data, content_type=content_type)
+
+    def copy_object(self, source: str, target: str) -> str | None:
+        """Copy ``source`` to ``target`` without the bytes passing through this process and
+        return the copy's ETag; None when this store cannot (the caller reads and writes)."""
+        return None
+
+    def etags(self, prefix: str) -> dict[str, str]:
+        """The ETag of every object under ``prefix`` (one listing); empty for stores without them."""
+        return {}
+
     @abc.abstractmethod
     def open_read(self, uri: str, start: int = 0, end: int | None = None, *,
                   version: str | None = None) -> IO[bytes]:
@@ -242,10 +257,11 @@ class Store(abc.ABC):
         """Refuse (:class:`~imgprep.errors.UsageError`), before any work, a name this store could not
         write with its temporary (local) or its upload marker (S3).  No limit by default."""
 
-    def probe(self, uri: str, *, write: bool) -> None:  # noqa: B027 - local runs fail fast anyway
+    def probe(self, uri: str, *, write: bool, images: bool = False) -> None:  # noqa: B027 - local runs fail fast anyway
         """Fail now, with one line naming ``uri`` and the cause, if the run could not write under
         it (``write``) or read it: credentials, bucket, permission.  Called before any image is
-        read; a store whose failures come at once anyway keeps this no-op."""
+        read; a store whose failures come at once anyway keeps this no-op.  ``images``: ``uri``
+        is an image root, to be read through the client images are read with."""
 
     def close(self) -> None:  # noqa: B027 - stores without resources keep this no-op
         """Release clients and threads."""

@@ -93,6 +93,17 @@ class Storage(Store):
     def version(self, uri: str) -> str | None:
         return self.for_uri(uri).version(uri)
 
+    def put_whole(self, uri: str, data: bytes, *, md5: str, content_type: str | None = None) -> None:
+        self.for_uri(uri).put_whole(uri, data, md5=md5, content_type=content_type)
+
+    def copy_object(self, source: str, target: str) -> str | None:
+        if scheme(source) != scheme(target):
+            return None
+        return self.for_uri(target).copy_object(source, target)
+
+    def etags(self, prefix: str) -> dict[str, str]:
+        return self.for_uri(prefix).etags(prefix)
+
     def exists(self, uri: str) -> bool:
         return self.for_uri(uri).exists(uri)
 
@@ -156,8 +167,8 @@ class Storage(Store):
     def check_name(self, uri: str) -> None:
         self.for_uri(uri).check_name(uri)
 
-    def probe(self, uri: str, *, write: bool) -> None:
-        self.for_uri(uri).probe(uri, write=write)
+    def probe(self, uri: str, *, write: bool, images: bool = False) -> None:
+        self.for_uri(uri).probe(uri, write=write, images=images)
 
     def close(self) -> None:
         if self._s3 is not None:
