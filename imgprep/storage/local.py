@@ -151,7 +151,7 @@ class LocalStore(Store):
             return None
         return LocalOutput(uri, fsync=self.fsync, reopen=(where, size))
 
-    def probe(self, uri: str, *, write: bool) -> None:
+    def probe(self, uri: str, *, write: bool, images: bool = False) -> None:
         """An output folder that cannot be made (a file where a folder must be) fails now: prepare's
         duplicate pass would otherwise read every image before the first write found out."""
         if not write:
