@@ -168,3 +168,16 @@ def test_the_prepared_folders_metadata_names_are_spelled_only_in_layout() -> Non
                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                if isinstance(node, ast.Constant) and node.value in ("classes.json", "hyperparameters.json")]
     assert spelled == []  # layout.prepared names them (issue 27.3)
+
+
+@pytest.mark.parametrize(("key", "expected"), [("multi_label", "multi_label None must be 0 or 1"),
+                                               ("image_shape", "image_shape null is not 'C,H,W'")])
+def test_verify_refuses_a_null_hyperparameter(photos: Path, tmp_path: Path, key: str, expected: str) -> None:
+    out = tmp_path / "out"
+    imgprep.prepare("folders", str(photos), str(out), split="train=0.5,val=0.5", num_workers=1, dedup="off",
+                    resize=24)
+    hyper = json.loads((out / "hyperparameters.json").read_text())
+    hyper[key] = None  # what a JSON writer makes of a missing value: the algorithm cannot parse it
+    (out / "hyperparameters.json").write_text(json.dumps(hyper))
+    problems = [str(p) for p in imgprep.verify(str(out / "train")).problems]
+    assert [p for p in problems if p.endswith(expected)], problems

@@ -125,11 +125,13 @@ def _check_values(hyper: dict[str, Any], where: str, report: Report, train: bool
     elif (_integer(classes) or 0) < 1:
         report.add(where, f"num_classes {classes!r} is not a positive integer")
     multi = hyper.get("multi_label")
-    if multi is not None and str(multi).strip() not in ("0", "1"):
+    if "multi_label" in hyper and (multi is None or str(multi).strip() not in ("0", "1")):  # null: no value at all
         report.add(where, f"multi_label {multi!r} must be 0 or 1")
     shape = hyper.get("image_shape")
     if shape is not None:
         _check_shape_values(str(shape), where, report)
+    elif "image_shape" in hyper:
+        report.add(where, "image_shape null is not 'C,H,W'")
 
 
 def _check_shape_values(shape: str, where: str, report: Report) -> None:
