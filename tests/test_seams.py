@@ -181,3 +181,24 @@ def test_verify_refuses_a_null_hyperparameter(photos: Path, tmp_path: Path, key:
     (out / "hyperparameters.json").write_text(json.dumps(hyper))
     problems = [str(p) for p in imgprep.verify(str(out / "train")).problems]
     assert [p for p in problems if p.endswith(expected)], problems
+
+
+def test_the_api_pack_states_the_class_names_it_is_given(photos: Path, tmp_path: Path) -> None:
+    lists = tmp_path / "lists"
+    imgprep.convert("folders", str(photos), str(lists), split="train=0.5,val=0.5", dedup="off")
+    imgprep.pack(str(lists / "train.lst"), str(photos), str(tmp_path / "out" / "train"), num_workers=1,
+                 class_names=("Ant", "Bee", "Cow"))  # not the classes.json beside the list
+    record = json.loads((tmp_path / "out" / "train.dataset.json").read_text())
+    assert (record["num_classes"], record["class_names"]) == (3, ["Ant", "Bee", "Cow"])
+    with pytest.raises(imgprep.errors.UsageError, match=r"has label 2, not a class id in 0\.\.1 \(2 classes, from "
+                                                        r"class_names\)"):
+        imgprep.pack(str(lists / "train.lst"), str(photos), str(tmp_path / "two" / "train"), num_workers=1,
+                     class_names=("Ant", "Bee"))
+
+
+@pytest.mark.parametrize("keywords", [{"train": "no"}, {"progress": "yes"}])
+def test_the_api_verify_refuses_a_string_for_a_flag(photos: Path, tmp_path: Path, keywords: dict[str, str]) -> None:
+    out = tmp_path / "out"
+    imgprep.prepare("folders", str(photos), str(out), split="train=0.5,val=0.5", num_workers=1, dedup="off")
+    with pytest.raises(imgprep.errors.UsageError, match="must be True or False"):
+        imgprep.verify(str(out / "train"), **keywords)  # "no" read as true: checked as the training channel

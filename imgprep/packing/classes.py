@@ -37,6 +37,8 @@ def find(items: Collection[LstItem], given: int | None, names: tuple[str, ...] |
         raise UsageError(f"{len(names)} class names for num_classes {given}")
     if given is not None:
         return Classes(given, names, source="--num-classes")
+    if names is not None:  # names alone say how many classes there are
+        return Classes(len(names), names, source="class_names")
     uris = getattr(items, "uris", None)
     if not uris:
         return Classes(None, unknown="a list given in Python and no num_classes")
