@@ -202,3 +202,13 @@ def test_the_api_verify_refuses_a_string_for_a_flag(photos: Path, tmp_path: Path
     imgprep.prepare("folders", str(photos), str(out), split="train=0.5,val=0.5", num_workers=1, dedup="off")
     with pytest.raises(imgprep.errors.UsageError, match="must be True or False"):
         imgprep.verify(str(out / "train"), **keywords)  # "no" read as true: checked as the training channel
+
+
+def test_the_reader_refuses_a_string_for_its_checksum_switch(photos: Path, tmp_path: Path) -> None:
+    from imgprep.data import Dataset
+
+    out = tmp_path / "out"
+    imgprep.prepare("folders", str(photos), str(out), split="train=0.5,val=0.5", num_workers=1, dedup="off")
+    with pytest.raises(imgprep.errors.UsageError, match="checksums must be True or False"):
+        Dataset(str(out / "train"), checksums="no")  # meant off, read as on
+    assert Dataset(str(out / "train"), checksums=False).crcs is None
