@@ -212,3 +212,18 @@ def test_the_reader_refuses_a_string_for_its_checksum_switch(photos: Path, tmp_p
     with pytest.raises(imgprep.errors.UsageError, match="checksums must be True or False"):
         Dataset(str(out / "train"), checksums="no")  # meant off, read as on
     assert Dataset(str(out / "train"), checksums=False).crcs is None
+
+
+def test_launch_without_a_region_is_one_usage_line_not_a_bug_report(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE")}
+    env.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_ACCESS_KEY_ID="x",
+               AWS_SECRET_ACCESS_KEY="y")
+    proc = subprocess.run([sys.executable, "-c", "from imgprep.cli.main import main; main()", "launch", "--image",
+                           "IMG", "--role", "arn:aws:iam::000000000000:role/r", "--", "prepare", "folders",
+                           "s3://bucket/in/", "-o", "s3://bucket/out/"],
+                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == ["imgprep: error: no AWS region for SageMaker: give --region (or set "
+                                        "AWS_DEFAULT_REGION)"]
