@@ -7,10 +7,13 @@ import re
 
 import click
 
+# click >= 8.2 raises it for a group run without its command (8.1 printed the help and exited 0)
+_NO_ARGS: type | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
 
 def reword(exc: click.ClickException) -> str:
     """One line: what is wrong, then the command's usage and where its help is."""
-    if isinstance(exc, click.exceptions.NoArgsIsHelpError):  # its message is the whole help page
+    if isinstance(exc, _NO_ARGS):  # its message is the whole help page
         return _missing_command(exc.ctx)
     text = " ".join(exc.format_message().split())
     text = re.sub(r"^Invalid value for '([^']+)': ", r"\1: ", text)
