@@ -227,3 +227,12 @@ def test_launch_without_a_region_is_one_usage_line_not_a_bug_report(tmp_path: Pa
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines() == ["imgprep: error: no AWS region for SageMaker: give --region (or set "
                                         "AWS_DEFAULT_REGION)"]
+
+
+def test_prepare_of_the_image_format_shows_its_packs_progress(photos: Path, tmp_path: Path) -> None:
+    proc = run_imgprep("prepare", "folders", photos, "-o", tmp_path / "out", "--split", "train=0.5,val=0.5",
+                       "--format", "images", "--dedup", "off", "-j", "1", "--progress")
+    found = _lines(proc.stderr)
+    assert [label for label in found if label.startswith("pack ")] == ["pack train", "pack validation"], proc.stderr
+    assert all(lines[0].endswith("0/6 img") and lines[-1].endswith("6/6 img")
+               for label, lines in found.items() if label.startswith("pack "))
