@@ -28,7 +28,7 @@ from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
 from imgprep.outputs.base import OutputFormat
 from imgprep.packing.packer import PackOptions, list_ref
-from imgprep.plan import prepare
+from imgprep.plan import PrepareRequest, prepare
 from imgprep.processing import Cluster, Job, run_job
 from imgprep.sources import registry
 from imgprep.sources.loaded import ClassInfo, Dataset
@@ -162,8 +162,9 @@ def test_a_registered_format_is_written_retired_and_resumed_by_the_prepare_execu
     out = tmp_path / "out"
 
     def run(split: str, **kw: Any) -> None:
-        prepare("folders", str(tree), str(out), options=ConvertOptions(split=split, dedup="off"),
-                spec=TransformSpec(), pack_options=options(**kw), storage=Storage(), output_format="paths")
+        request = PrepareRequest("folders", str(tree), str(out), ConvertOptions(split=split, dedup="off"),
+                                 TransformSpec(), options(**kw), output_format="paths")
+        prepare(request, Storage())
 
     run("train=0.5,val=0.25,test=0.25")
     assert {"train.paths", "val.paths", "test.paths", "train.lst", "hyperparameters.json"} <= set(files(out))
@@ -234,8 +235,8 @@ def test_the_processing_job_writes_a_registered_format_on_one_host_and_refuses_i
 ) -> None:
     convert = ConvertOptions(split="train=0.5,val=0.5", dedup="off")
     cli_like = tmp_path / "prepare"
-    prepare("folders", str(tree), str(cli_like), options=convert, spec=TransformSpec(), pack_options=options(),
-            storage=Storage(), output_format="paths")
+    prepare(PrepareRequest("folders", str(tree), str(cli_like), convert, TransformSpec(), options(),
+                           output_format="paths"), Storage())
     job = tmp_path / "job"
     run_job(Job("prepare", str(job), TransformSpec(), options(), kind="folders", input=str(tree), convert=convert,
                 output_format="paths"), Cluster(opt_ml=str(tmp_path / "ml")))

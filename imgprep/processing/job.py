@@ -459,7 +459,7 @@ def _plan_prepare(
 ) -> _Plan:
     """Every host converts alike (the lists are the same everywhere); the metadata waits for the
     commit (:class:`imgprep.plan.PrepareRun`), written beside the joined records."""
-    from imgprep.plan import plan_prepare
+    from imgprep.plan import PrepareRequest, plan_prepare
     from imgprep.sources import registry
 
     if not job.kind or not job.input:
@@ -467,9 +467,9 @@ def _plan_prepare(
     kind, output_format = registry.get(job.kind), outputs.get(job.output_format)
     kind.check_image_root(job.image_root, job.convert.source.root)
     local_input, mirror = _local_input(kind, job.input, cluster, config, scratch, storage, echo)
-    planned = plan_prepare(kind.name, local_input, job.output, options=job.convert, spec=job.spec,
-                           pack_options=job.options, storage=storage, image_root=job.image_root, echo=echo,
-                           defer_writes=True, output=output_format)
+    request = PrepareRequest(kind.name, local_input, job.output, job.convert, job.spec, job.options,
+                             image_root=job.image_root, output_format=output_format.name)
+    planned = plan_prepare(request, storage, echo=echo, defer_writes=True)
     source, local_root = _image_source(kind, planned, mirror, job, storage)
     run = PrepareRun(planned, job.output, job.spec, output_format, notes)
     channels = [_Channel(name, items, run.split_output(name)) for name, items in planned.converted.lists.items()]
