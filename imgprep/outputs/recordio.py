@@ -45,10 +45,11 @@ class RecordIO(OutputFormat):
     def accepts(self, path: str, storage: Store) -> bool:
         return True  # the default: a .rec, a shard prefix or a dataset record
 
-    def verify(self, path: str, storage: Store, **options: Any) -> Report:
-        from imgprep.verify.run import verify
+    def verify(self, path: str, storage: Store, *, workers: int | None = None, progress: bool | None = None,
+               **checks: Any) -> Report:
+        from imgprep.verify.run import Checks, verify
 
-        return verify(path, storage=storage, **options)
+        return verify(path, storage=storage, checks=Checks(**checks), workers=workers, progress=progress)
 
     def inspect(self, path: str, **options: Any) -> Findings:
         from imgprep.inspect.run import inspect
