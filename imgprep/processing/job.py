@@ -392,9 +392,9 @@ def _image_summaries(plan: _Plan, markers: list[dict[str, Any]], say: Echo) -> d
         missing = next((item for item in channel.items if item.index not in entries and item.index not in gone), None)
         if missing is not None:
             raise UsageError(f"{channel.name}: image {missing.index} ({missing.path}) was written by no host")
-        gen, settings = generation(channel.items, output, plan.spec, plan.pack_options)
+        made = generation(channel.items, output, plan.spec, plan.pack_options)
         summaries[channel.name] = summarise(output, channel.name, channel_of(channel.name), channel.items, entries,
-                                            skipped, gen, settings, strict=plan.pack_options.strict)
+                                            skipped, made, strict=plan.pack_options.strict)
         say(f"joined {channel.name}: {summaries[channel.name].records} images, {len(skipped)} skipped")
     return summaries
 
