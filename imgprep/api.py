@@ -17,6 +17,7 @@ or ``storage_options`` (its options as a dict); one Store is built here when nei
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -255,6 +256,8 @@ def _pack_settings(
         raise TypeError(f"give options or run keywords, not both (got {', '.join(sorted(run))})")
     _check_object(spec, _SPEC)
     _check_object(options, _RUN)
+    if options.storage is not None:  # an older caller's Store: taken by _store, passed on on its own
+        options = dataclasses.replace(options, storage=None)
     return spec, options
 
 

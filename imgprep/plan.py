@@ -161,7 +161,7 @@ def plan_prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None =
     dataset = converted.dataset
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     pack_options = _dataset_pack_options(request.pack_options, dataset)
-    return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage), storage)
+    return PreparePlan(converted, source, pack_options, storage)
 
 
 @dataclass
@@ -247,7 +247,7 @@ class PrepareRun:
         packed: dict[str, PackSummary] = {}
         for position, (name, items) in enumerate(self.plan.converted.lists.items()):
             packed[name] = self.output.write_split(items, source, self.split_output(name), self.spec,
-                                                   self.plan.pack_options,
+                                                   self.plan.pack_options, storage=self.storage,
                                                    before_publish=self.retirement.before_publishing(position))
             told(name, packed[name])
         self.retirement.finish()  # every split was already complete (--resume): the old files may still be there

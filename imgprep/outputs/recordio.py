@@ -27,10 +27,11 @@ class RecordIO(OutputFormat):
     joins_parts = True  # processing.join merges the hosts' parts in list order
 
     def write_split(self, items: Collection[LstItem], source: Any, output: str, spec: TransformSpec,
-                    options: PackOptions, *, before_publish: Callable[[], None] | None = None) -> PackSummary:
+                    options: PackOptions, *, storage: Store,
+                    before_publish: Callable[[], None] | None = None) -> PackSummary:
         from imgprep.packing.packer import pack
 
-        return pack(items, source, output, spec, options, before_publish=before_publish)
+        return pack(items, source, output, spec, options, storage=storage, before_publish=before_publish)
 
     def earlier_list(self, output: str, storage: Store) -> ListRef | None:
         from imgprep.layout.retire import earlier_list

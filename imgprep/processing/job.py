@@ -65,7 +65,8 @@ Echo = Callable[[str], None]
 class Job:
     """What to make: ``prepare`` (``kind``, ``input``, ``convert``) or ``pack`` (``lists``, ``root``).
 
-    ``options.storage`` is the Store every host's reads and writes go through (built by the face).
+    ``storage`` is the Store every host's reads and writes go through (built by the face; a
+    ``PackOptions.storage`` is still taken when it is not given).
     """
 
     command: str
@@ -79,6 +80,7 @@ class Job:
     lists: tuple[str, ...] = ()
     root: str | None = None
     output_format: str = outputs.DEFAULT  # prepare: how each split is written (imgprep.outputs)
+    storage: Store | None = None
 
 
 @dataclass
@@ -204,9 +206,9 @@ def _store(job: Job, count: int, opt_ml: str) -> Store:
     options = job.options
     if count > 1 and (options.shard_records or options.shard_size):
         raise UsageError("a multi-host job writes one .rec per channel: --shard-records/--shard-size cannot be used")
-    storage = options.storage
+    storage = job.storage or options.storage  # PackOptions.storage: the older way to give it
     if storage is None:
-        raise UsageError("a job needs its Store: options=PackOptions(storage=Storage(...))")
+        raise UsageError("a job needs its Store: Job(..., storage=Storage(...))")
     processing_dir = os.path.join(os.path.abspath(opt_ml), "processing") + os.sep
     local_output = storage.local_path(job.output)
     if count > 1 and local_output is not None and os.path.abspath(local_output).startswith(processing_dir):
@@ -295,7 +297,8 @@ def _pack_whole(plan: _Plan, result: JobResult, say: Echo) -> None:
     from imgprep.packing.packer import pack
 
     for channel in plan.channels:
-        told(channel.name, pack(channel.items, plan.source, channel.final, plan.spec, plan.pack_options))
+        told(channel.name, pack(channel.items, plan.source, channel.final, plan.spec, plan.pack_options,
+                                storage=plan.storage))
 
 
 def _pack_share(
@@ -313,7 +316,7 @@ def _pack_share(
             entry: dict[str, Any] = {"items": len(share), "part": None, "records": 0, "bytes": 0, "skipped": []}
             if share:
                 prefix = part_prefix(work, channel.name, index)
-                summary = pack(share, plan.source, prefix, job.spec, options)
+                summary = pack(share, plan.source, prefix, job.spec, options, storage=plan.storage)
                 result.packed[channel.name] = summary
                 entry.update(
                     part=prefix,
@@ -352,7 +355,7 @@ def _write_image_share(
             entry: dict[str, Any] = {"items": len(share), "images": [], "skipped": []}
             if share:
                 summary = write_channel(share, plan.source, job.output, channel.name, job.spec, plan.pack_options,
-                                        whole=channel.items)
+                                        storage=plan.storage, whole=channel.items)
                 result.packed[channel.name] = summary
                 entry["images"] = [vars(e) for e in summary.entries]
                 entry["skipped"] = [[s.index, s.path, s.reason] for s in summary.skipped_items]
