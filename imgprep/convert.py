@@ -211,16 +211,25 @@ def _write_mnist_images(
 TABLE_ROWS = 40  # classes shown in the printed table; classes.json holds every count
 
 
+@dataclass(frozen=True)
+class ConvertRequest:
+    """What a conversion is asked to do, built by a face (the CLI, the API) or by prepare; the
+    Store and the echo travel beside it.  ``image_root``: where the images are when the source does
+    not say (COCO), for the duplicate check."""
+
+    kind: str
+    input: str
+    outdir: str
+    options: ConvertOptions
+    image_root: str | None = None
+
+
 def convert(
-    kind: str,
-    input: str,
-    outdir: str,
-    options: ConvertOptions,
+    request: ConvertRequest,
     *,
     storage: Store,
     echo: Echo | None = None,
     images: ImageOutput | None = None,
-    image_root: str | None = None,
     defer_writes: bool = False,
     check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
 ) -> ConvertResult:
@@ -236,6 +245,8 @@ def convert(
     (``prepare`` writes them once every split is packed: its commit point).  ``check_splits``
     (prepare: output names, ``--resume``) sees the splits before any image is read (see :func:`split`).
     """
+    kind, input, outdir, options, image_root = (request.kind, request.input, request.outdir, request.options,
+                                                request.image_root)
     images = images or ImageOutput()
     say = messages(echo)  # a caller's Messages (prepare) prints the warnings and summary itself
     source = registry.get(kind)
