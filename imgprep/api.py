@@ -17,11 +17,12 @@ or ``storage_options`` (its options as a dict); one Store is built here when nei
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from imgprep.convert import ConvertOptions, ConvertResult, ImageOutput
+from imgprep.convert import ConvertOptions, ConvertRequest, ConvertResult, ImageOutput
 from imgprep.convert import convert as _convert
 from imgprep.formats import typecheck
 from imgprep.formats.lst import LstItem
@@ -30,7 +31,7 @@ from imgprep.inspect.analyse import Findings
 from imgprep.options import OPTIONS, check, fields
 from imgprep.packing.packer import PackOptions, PackSummary
 from imgprep.packing.packer import pack as _pack
-from imgprep.plan import PrepareResult
+from imgprep.plan import PrepareRequest, PrepareResult
 from imgprep.plan import prepare as _prepare
 from imgprep.splits import lists as _lists
 from imgprep.storage.base import Store
@@ -74,8 +75,8 @@ def convert(kind: str, input: PathLike, output: PathLike, options: ConvertOption
     images = ImageOutput(channels=images.get("channels") or 3, image_format=images.get("image_format") or "png")
     options = _convert_options(options, given.rest())
     store = _store(given.storage, given.storage_options)
-    return _convert(kind, os.fspath(input), os.fspath(output), options, storage=store, echo=given.echo,
-                    images=images)
+    return _convert(ConvertRequest(kind, os.fspath(input), os.fspath(output), options), storage=store,
+                    echo=given.echo, images=images)
 
 
 def prepare(kind: str, input: PathLike, output: PathLike, **keywords: Any) -> PrepareResult:
@@ -97,9 +98,9 @@ def prepare(kind: str, input: PathLike, output: PathLike, **keywords: Any) -> Pr
     store = _store(given.storage, given.storage_options, getattr(given.options, "storage", None))
     spec, options = _pack_settings(given.spec, given.options, given.rest())
     image_root = os.fspath(given.image_root) if given.image_root else None
-    return _prepare(kind, os.fspath(input), os.fspath(output), options=dataset_options, spec=spec,
-                    pack_options=options, storage=store, image_root=image_root,
-                    echo=given.echo, output_format=output_format)
+    request = PrepareRequest(kind, os.fspath(input), os.fspath(output), dataset_options, spec, options,
+                             image_root=image_root, output_format=output_format)
+    return _prepare(request, store, echo=given.echo)
 
 
 def pack(lists: PathLike | Sequence[PathLike] | Sequence[LstItem], root: Any, output: PathLike,
@@ -259,6 +260,8 @@ def _pack_settings(
         raise TypeError(f"give options or run keywords, not both (got {', '.join(sorted(run))})")
     _check_object(spec, _SPEC)
     _check_object(options, _RUN)
+    if options.storage is not None:  # an older caller's Store: taken by _store, passed on on its own
+        options = dataclasses.replace(options, storage=None)
     return spec, options
 
 

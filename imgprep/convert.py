@@ -211,16 +211,25 @@ def _write_mnist_images(
 TABLE_ROWS = 40  # classes shown in the printed table; classes.json holds every count
 
 
+@dataclass(frozen=True)
+class ConvertRequest:
+    """What a conversion is asked to do, built by a face (the CLI, the API) or by prepare; the
+    Store and the echo travel beside it.  ``image_root``: where the images are when the source does
+    not say (COCO), for the duplicate check."""
+
+    kind: str
+    input: str
+    outdir: str
+    options: ConvertOptions
+    image_root: str | None = None
+
+
 def convert(
-    kind: str,
-    input: str,
-    outdir: str,
-    options: ConvertOptions,
+    request: ConvertRequest,
     *,
     storage: Store,
     echo: Echo | None = None,
     images: ImageOutput | None = None,
-    image_root: str | None = None,
     defer_writes: bool = False,
     check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
     progress: bool | None = None,
@@ -238,6 +247,8 @@ def convert(
     (prepare: output names, ``--resume``) sees the splits before any image is read (see :func:`split`).
     ``progress`` chooses the duplicate pass's meter as ``--progress`` does pack's (:mod:`imgprep.layout.meter`).
     """
+    kind, input, outdir, options, image_root = (request.kind, request.input, request.outdir, request.options,
+                                                request.image_root)
     images = images or ImageOutput()
     say = messages(echo)  # a caller's Messages (prepare) prints the warnings and summary itself
     source = registry.get(kind)
@@ -316,9 +327,10 @@ def split(
         check_splits(dataset, make_splits(dataset, plan, shuffle=options.shuffle, seed=options.seed))
     dups = None
     if options.dedup != "off":
-        shown = getattr(say, "echo", say) is not None
-        dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn, shown=shown,
-                           follow_outside=options.follow_links_outside_root, progress=progress)
+        shown = getattr(say, "echo", say) is not None  # a silent caller sees no bar unless it asks (progress=True)
+        dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn,
+                           follow_outside=options.follow_links_outside_root,
+                           progress=progress if progress is not None or shown else False)
     if options.dedup == "same-split" and dups is not None and dups.grouped:
         splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
     else:
@@ -436,8 +448,8 @@ def hyperparameters_line(params: Mapping[str, str]) -> str:
 
 
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
-                storage: Store, say: Echo, shown: bool = False,
-                follow_outside: bool = False, progress: bool | None = None) -> dedup_mod.Groups | None:
+                storage: Store, say: Echo, follow_outside: bool = False,
+                progress: bool | None = None) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
@@ -470,7 +482,7 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
         return None
     from imgprep.splits.neardup import DEFAULT_THRESHOLD
 
-    with _pass_progress(len(dataset), "duplicates", show=shown, progress=progress) as tick:
+    with _pass_progress(len(dataset), "duplicates", progress=progress) as tick:
         def counted(i: int) -> Any:
             try:
                 return read(i)
@@ -482,12 +494,12 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
 
 
 @contextlib.contextmanager
-def _pass_progress(total: int, label: str, *, show: bool, progress: bool | None) -> Iterator[Callable[[int], Any]]:
+def _pass_progress(total: int, label: str, *, progress: bool | None) -> Iterator[Callable[[int], Any]]:
     """One pass over the images: a bar on a terminal, lines elsewhere (:mod:`imgprep.layout.meter`);
-    ``progress=True`` writes lines even where nothing else is printed (the API's ``progress=True``)."""
+    ``progress``: True lines, False nothing, None as the stream allows."""
     from imgprep.layout.meter import meter
 
-    with meter(label, total, "img", quiet=not show and progress is not True, progress=progress, leave=False) as bar:
+    with meter(label, total, "img", progress=progress, leave=False) as bar:
         yield bar.update
 
 

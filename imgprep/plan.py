@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep import outputs
-from imgprep.convert import ConvertOptions, ConvertResult, Echo, ImageOutput, convert, hyperparameters_line
+from imgprep.convert import (
+    ConvertOptions,
+    ConvertRequest,
+    ConvertResult,
+    Echo,
+    ImageOutput,
+    convert,
+    hyperparameters_line,
+)
 from imgprep.errors import UsageError
 from imgprep.formats import classmap, hyperparams
 from imgprep.formats.display import Messages, messages
@@ -73,6 +81,25 @@ def image_root_for(kind: str, dataset: Dataset, image_root: str | None) -> str:
     return registry.get(kind).image_root_for(dataset, image_root)
 
 
+@dataclass(frozen=True)
+class PrepareRequest:
+    """What a prepare is asked to do, built by a face (the CLI, the API, the Processing job); the
+    Store it reads and writes through travels beside it."""
+
+    kind: str
+    input: str
+    outdir: str
+    options: ConvertOptions
+    spec: TransformSpec
+    pack_options: PackOptions
+    image_root: str | None = None
+    output_format: str = outputs.DEFAULT
+
+    def conversion(self) -> ConvertRequest:
+        """The conversion that starts this prepare."""
+        return ConvertRequest(self.kind, self.input, self.outdir, self.options, self.image_root)
+
+
 @dataclass
 class PreparePlan:
     """What is packed after the conversion: from which source, with which options."""
@@ -83,53 +110,60 @@ class PreparePlan:
     storage: Store  # every read and write of the run
 
 
-def plan_prepare(
-    kind: str,
-    input: str,
-    outdir: str,
-    *,
-    options: ConvertOptions,
-    spec: TransformSpec,
-    pack_options: PackOptions,
-    storage: Store,
-    image_root: str | None = None,
-    echo: Echo | None = None,
-    defer_writes: bool = False,
-    output: OutputFormat | None = None,
-) -> PreparePlan:
-    """Convert ``input`` into lists and metadata under ``outdir`` and say how to pack them
-    (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`)."""
-    if options.follow_links_outside_root or pack_options.follow_links_outside_root:
-        # one switch: what the lists name through links out of the root, pack reads
-        options = dataclasses.replace(options, follow_links_outside_root=True)
-        pack_options = dataclasses.replace(pack_options, follow_links_outside_root=True)
-    channels = packed_channels(spec)
-    images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
+def _one_links_switch(request: PrepareRequest) -> PrepareRequest:
+    """One switch: what the lists name through links out of the root, pack reads."""
+    if not (request.options.follow_links_outside_root or request.pack_options.follow_links_outside_root):
+        return request
+    return dataclasses.replace(
+        request,
+        options=dataclasses.replace(request.options, follow_links_outside_root=True),
+        pack_options=dataclasses.replace(request.pack_options, follow_links_outside_root=True),
+    )
+
+
+def _splits_check(request: PrepareRequest, storage: Store) -> Callable[[Dataset, Mapping[str, Any]], None]:
+    """The outputs' names and ``--resume`` checked from the splits, before any image is read."""
+    pack_options, outdir = request.pack_options, request.outdir
+    written = outputs.get(request.output_format)
 
     def before_images(data: Dataset, splits: Mapping[str, Any]) -> None:
-        """The outputs' names and ``--resume`` checked from the splits, before any image is read."""
         if pack_options.num_classes not in (None, data.num_classes):
             raise UsageError(f"--num-classes {pack_options.num_classes}: the dataset has {data.num_classes} classes "
                              "(prepare states them in the dataset record itself: leave --num-classes out)")
-        written = output or outputs.get("recordio")
         for name in splits:
             OutputFiles(written.split_output(outdir, name), storage).check_names()
         if pack_options.resume:
             refuse_another_split(written, outdir, {name: data.items(idx.tolist()) for name, idx in splits.items()},
                                  storage)
 
-    # the duplicate pass is one of prepare's passes: the same --progress/--quiet as its packs
-    converted = convert(kind, input, outdir, options, storage=storage, echo=echo, images=images,
-                        image_root=image_root, defer_writes=defer_writes, check_splits=before_images,
-                        progress=False if pack_options.quiet else pack_options.progress)
-    dataset = converted.dataset
-    source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
+    return before_images
+
+
+def _dataset_pack_options(pack_options: PackOptions, dataset: Dataset) -> PackOptions:
+    """Multi-label data always carries its label vector; the dataset record states the classes
+    (issue 28.1): readers check labels against them."""
     if dataset.multi_label and not pack_options.pack_label:
         pack_options = dataclasses.replace(pack_options, pack_label=True)
-    # the dataset record states the classes (issue 28.1): readers check labels against them
-    pack_options = dataclasses.replace(pack_options, num_classes=dataset.num_classes or None,
-                                       class_names=tuple(c.name for c in dataset.classes) or None)
-    return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage), storage)
+    return dataclasses.replace(pack_options, num_classes=dataset.num_classes or None,
+                               class_names=tuple(c.name for c in dataset.classes) or None)
+
+
+def plan_prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None = None,
+                 defer_writes: bool = False) -> PreparePlan:
+    """Convert the request's input into lists and metadata under its ``outdir`` and say how to pack
+    them (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`)."""
+    request = _one_links_switch(request)
+    spec = request.spec
+    channels = packed_channels(spec)
+    images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
+    # the duplicate pass is one of prepare's passes: the same --progress/--quiet as its packs
+    run = request.pack_options
+    converted = convert(request.conversion(), storage=storage, echo=echo, images=images, defer_writes=defer_writes,
+                        check_splits=_splits_check(request, storage), progress=False if run.quiet else run.progress)
+    dataset = converted.dataset
+    source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
+    pack_options = _dataset_pack_options(request.pack_options, dataset)
+    return PreparePlan(converted, source, pack_options, storage)
 
 
 @dataclass
@@ -140,19 +174,7 @@ class PrepareResult:
     packed: dict[str, PackSummary] = field(default_factory=dict)
 
 
-def prepare(
-    kind: str,
-    input: str,
-    outdir: str,
-    *,
-    options: ConvertOptions,
-    spec: TransformSpec,
-    pack_options: PackOptions,
-    storage: Store,
-    image_root: str | None = None,
-    echo: Echo | None = None,
-    output_format: str = outputs.DEFAULT,
-) -> PrepareResult:
+def prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None = None) -> PrepareResult:
     """Convert, then pack every split into ``OUTDIR/<split>.rec`` + ``.idx`` on this host.
 
     In-memory datasets (MNIST) are packed straight from their arrays (no image files);
@@ -165,11 +187,11 @@ def prepare(
     list beside another generation's records.  ``--resume`` continues the same prepare (the
     split is deterministic) and refuses, in plain words, one that split the data differently.
     """
-    check_inputs(kind, options, image_root)
+    kind, outdir, spec, image_root = request.kind, request.outdir, request.spec, request.image_root
+    check_inputs(kind, request.options, image_root)
     say = messages(echo)  # tables and packed splits as they come; warnings, then the summary, last
-    output = outputs.get(output_format)
-    plan = plan_prepare(kind, input, outdir, options=options, spec=spec, pack_options=pack_options,
-                        storage=storage, image_root=image_root, echo=say, defer_writes=True, output=output)
+    output = outputs.get(request.output_format)
+    plan = plan_prepare(request, storage, echo=say, defer_writes=True)
     source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
     run = PrepareRun(plan, outdir, spec, output, say)
     run.refuse_another_split()
@@ -227,7 +249,7 @@ class PrepareRun:
         packed: dict[str, PackSummary] = {}
         for position, (name, items) in enumerate(self.plan.converted.lists.items()):
             packed[name] = self.output.write_split(items, source, self.split_output(name), self.spec,
-                                                   self.plan.pack_options,
+                                                   self.plan.pack_options, storage=self.storage,
                                                    before_publish=self.retirement.before_publishing(position))
             told(name, packed[name])
         self.retirement.finish()  # every split was already complete (--resume): the old files may still be there

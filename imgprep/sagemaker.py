@@ -68,6 +68,24 @@ def _output_argument(arguments: Sequence[str]) -> str | None:
     return None
 
 
+def _check_job(name: str, image_uri: str, role_arn: str) -> None:
+    if not _JOB_NAME.match(name):
+        raise UsageError(f"job name {name!r}: 1-63 letters, digits and hyphens, starting with a letter or digit")
+    if not image_uri:
+        raise UsageError("the job needs an image URI (--image)")
+    if not role_arn:
+        raise UsageError("the job needs an IAM role ARN (--role)")
+
+
+def _check_resources(instance_count: int, volume_size_gb: int, max_runtime_s: int) -> None:
+    if not 1 <= instance_count <= 100:
+        raise UsageError(f"instance count must be 1..100, got {instance_count}")
+    if not 1 <= volume_size_gb <= 16384:
+        raise UsageError(f"volume size must be 1..16384 GB, got {volume_size_gb}")
+    if not 1 <= max_runtime_s <= 777600:
+        raise UsageError(f"max runtime must be 1..777600 seconds, got {max_runtime_s}")
+
+
 def processing_job(
     *,
     image_uri: str,
@@ -91,18 +109,8 @@ def processing_job(
     that is checked here, before anything is paid for.
     """
     name = job_name or default_job_name()
-    if not _JOB_NAME.match(name):
-        raise UsageError(f"job name {name!r}: 1-63 letters, digits and hyphens, starting with a letter or digit")
-    if not image_uri:
-        raise UsageError("the job needs an image URI (--image)")
-    if not role_arn:
-        raise UsageError("the job needs an IAM role ARN (--role)")
-    if not 1 <= instance_count <= 100:
-        raise UsageError(f"instance count must be 1..100, got {instance_count}")
-    if not 1 <= volume_size_gb <= 16384:
-        raise UsageError(f"volume size must be 1..16384 GB, got {volume_size_gb}")
-    if not 1 <= max_runtime_s <= 777600:
-        raise UsageError(f"max runtime must be 1..777600 seconds, got {max_runtime_s}")
+    _check_job(name, image_uri, role_arn)
+    _check_resources(instance_count, volume_size_gb, max_runtime_s)
     names = [c.name for c in inputs] + [c.name for c in outputs]
     if len(set(names)) != len(names):
         raise UsageError("input and output channel names must be unique")

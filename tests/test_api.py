@@ -70,6 +70,16 @@ def test_prepare_keywords_give_the_cli_bytes(nested: Path, tmp_path: Path) -> No
         imgprep.prepare("folders", nested, tmp_path / "o", rezise=16)
 
 
+def test_an_older_caller_may_still_give_the_store_inside_pack_options(nested: Path, tmp_path: Path) -> None:
+    options = imgprep.PackOptions(num_workers=1, quiet=True, progress=False, storage=imgprep.Storage())
+    done = imgprep.prepare("folders", nested, tmp_path / "api", leaf_classes=True, split="train=0.5,val=0.5",
+                           resize=16, seed=2, options=options)
+    assert set(done.packed) == {"train", "val"} and done.packed["train"].records == 8
+    packed = imgprep.pack(tmp_path / "api" / "train.lst", nested, tmp_path / "again" / "train", resize=16,
+                          options=options)
+    assert packed.records == 8
+
+
 def test_verify_and_inspect_return_their_reports(nested: Path, tmp_path: Path) -> None:
     imgprep.prepare("folders", nested, tmp_path / "out", leaf_classes=True, resize=16, num_workers=1)
     report = imgprep.verify(tmp_path / "out" / "train", against=tmp_path / "out" / "train.lst")

@@ -28,7 +28,7 @@ from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
 from imgprep.outputs.base import OutputFormat
 from imgprep.packing.packer import PackOptions, list_ref
-from imgprep.plan import prepare
+from imgprep.plan import PrepareRequest, prepare
 from imgprep.processing import Cluster, Job, run_job
 from imgprep.sources import registry
 from imgprep.sources.loaded import ClassInfo, Dataset
@@ -123,14 +123,16 @@ class PathsFormat(OutputFormat):
     """A toy format: each split as ``<split>.paths`` (its items' paths, one a line)."""
 
     name = "paths"
+    given: list[tuple[Any, PackOptions]] = []  # noqa: RUF012  (the Store and options each split was handed)
 
     def write_split(self, items: Collection[LstItem], source: Any, output: str, spec: TransformSpec,
-                    options: PackOptions, *, before_publish: Callable[[], None] | None = None) -> Written:
+                    options: PackOptions, *, storage: Any, before_publish: Callable[[], None] | None = None) -> Written:
+        self.given.append((storage, options))
         if before_publish is not None:
             before_publish()
         target = output + ".paths"
-        options.storage.write_text(target, "".join(f"{it.path}\n" for it in items))
-        options.storage.write_text(output + ".ref", list_ref(list(items)).sha256)
+        storage.write_text(target, "".join(f"{it.path}\n" for it in items))
+        storage.write_text(output + ".ref", list_ref(list(items)).sha256)
         return Written(len(items), [target])
 
     def earlier_list(self, output: str, storage: Any) -> ListRef | None:
@@ -162,8 +164,9 @@ def test_a_registered_format_is_written_retired_and_resumed_by_the_prepare_execu
     out = tmp_path / "out"
 
     def run(split: str, **kw: Any) -> None:
-        prepare("folders", str(tree), str(out), options=ConvertOptions(split=split, dedup="off"),
-                spec=TransformSpec(), pack_options=options(**kw), storage=Storage(), output_format="paths")
+        request = PrepareRequest("folders", str(tree), str(out), ConvertOptions(split=split, dedup="off"),
+                                 TransformSpec(), options(**kw), output_format="paths")
+        prepare(request, Storage())
 
     run("train=0.5,val=0.25,test=0.25")
     assert {"train.paths", "val.paths", "test.paths", "train.lst", "hyperparameters.json"} <= set(files(out))
@@ -173,6 +176,19 @@ def test_a_registered_format_is_written_retired_and_resumed_by_the_prepare_execu
         run("train=0.75,val=0.25", resume=True)
     with pytest.raises(UsageError, match="unknown output format 'tiff' \\(one of recordio, images, paths\\)"):
         outputs.get("tiff")
+
+
+def test_a_format_is_handed_the_store_on_its_own(paths_format, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    imgfactory.class_tree(tree, CLASSES, 4)
+    store = Storage()
+    paths_format.given.clear()
+    request = PrepareRequest("folders", str(tree), str(tmp_path / "out"),
+                             ConvertOptions(split="train=0.5,val=0.5", dedup="off"), TransformSpec(),
+                             PackOptions(num_workers=1, quiet=True, progress=False), output_format="paths")
+    prepare(request, store)
+    assert [split_store for split_store, _ in paths_format.given] == [store, store]
+    assert all(split_options.storage is None for _, split_options in paths_format.given)
 
 
 # --------------------------------------------------------------------------- one executor, every face
@@ -234,8 +250,8 @@ def test_the_processing_job_writes_a_registered_format_on_one_host_and_refuses_i
 ) -> None:
     convert = ConvertOptions(split="train=0.5,val=0.5", dedup="off")
     cli_like = tmp_path / "prepare"
-    prepare("folders", str(tree), str(cli_like), options=convert, spec=TransformSpec(), pack_options=options(),
-            storage=Storage(), output_format="paths")
+    prepare(PrepareRequest("folders", str(tree), str(cli_like), convert, TransformSpec(), options(),
+                           output_format="paths"), Storage())
     job = tmp_path / "job"
     run_job(Job("prepare", str(job), TransformSpec(), options(), kind="folders", input=str(tree), convert=convert,
                 output_format="paths"), Cluster(opt_ml=str(tmp_path / "ml")))

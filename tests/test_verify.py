@@ -18,13 +18,14 @@ from imgprep.storage.local import LocalStore
 from imgprep.verify.index import check_index, read_index
 from imgprep.verify.ledger import Labels, Ledger
 from imgprep.verify.report import Report
+from imgprep.verify.run import Checks
 from imgprep.verify.run import verify as run_verify
 
 
-def verify(path: str, **kw):
+def verify(path: str, *, storage=None, workers=None, progress=None, **checks):
     """verify with the store a face would pass (local unless the test gives one)."""
-    kw.setdefault("storage", LocalStore())
-    return run_verify(path, **kw)
+    return run_verify(path, storage=storage or LocalStore(), checks=Checks(**checks), workers=workers,
+                      progress=progress)
 
 N, CLASSES = 12, 4
 

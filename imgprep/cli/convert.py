@@ -50,14 +50,14 @@ def convert(kind: str, input: str, outdir: str, convert_options: Any, **given: A
     KIND is folders, caltech, coco, mnist or manifest; INPUT is the folder (folders,
     caltech, mnist), the instances JSON (coco) or the Ground Truth output manifest.
     """
-    from imgprep.convert import ImageOutput
+    from imgprep.convert import ConvertRequest, ImageOutput
     from imgprep.convert import convert as run
     from imgprep.storage.stores import Storage
 
-    run(kind, input, outdir, convert_options, storage=Storage.from_options(endpoint_url=given["endpoint_url"]),
+    run(ConvertRequest(kind, input, outdir, convert_options, image_root=given["image_root"]),
+        storage=Storage.from_options(endpoint_url=given["endpoint_url"]),
         echo=None if given["quiet"] else screen.echo,
-        images=ImageOutput(channels=int(given["channels"]), image_format=given["image_format"]),
-        image_root=given["image_root"])
+        images=ImageOutput(channels=int(given["channels"]), image_format=given["image_format"]))
 
 
 @click.command(
@@ -82,9 +82,10 @@ with its multi-hot labels). mnist is packed straight from the IDX arrays."""
 def prepare(kind: str, input: str, outdir: str, image_root: str | None, output_format: str, **built: Any) -> None:
     """Convert a dataset and write every split: OUTDIR/<split>.rec + .idx, or (--format images)
     image channels with their .lst files."""
+    from imgprep.plan import PrepareRequest
     from imgprep.plan import prepare as run
 
     pack = built["options"]
-    run(kind, input, outdir, options=built["convert_options"], spec=built["spec"], pack_options=pack,
-        storage=built["storage"], image_root=image_root, echo=None if pack.quiet else screen.echo,
-        output_format=output_format)
+    request = PrepareRequest(kind, input, outdir, built["convert_options"], built["spec"], pack,
+                             image_root=image_root, output_format=output_format)
+    run(request, built["storage"], echo=None if pack.quiet else screen.echo)

@@ -79,49 +79,61 @@ class Mixture:
         self.classes: list[str] | None = None
         self._maps: list[np.ndarray | None] = [None] * len(self.datasets)
         if mode == "offset":
-            if width != 1:
-                raise UsageError("labels='offset' shifts class ids: these datasets have multi-hot labels "
-                                 "(use labels='same')")
-            if offsets is None:
-                if any(n is None for n in known[:-1]):
-                    raise UsageError("labels='offset' needs each dataset's number of classes (the dataset record "
-                                     "does not say): give offsets=[...] or class_names")
-                offsets = np.concatenate([[0], np.cumsum(known[:-1])]).tolist() if len(known) > 1 else [0]
-            if len(offsets) != len(self.datasets):
-                raise UsageError(f"{len(offsets)} offsets for {len(self.datasets)} datasets")
-            self.offsets = [int(o) for o in offsets]
-            last = [o + n if n is not None else None for o, n in zip(self.offsets, known)]
-            num = None if None in last else max(last)  # type: ignore[type-var]
+            num = self._offset_labels(width, offsets, known)
         elif mode == "names":
-            if names is None or len(names) != len(self.datasets) or width != 1:
-                raise UsageError("labels='names' needs class_names: one list of class names per dataset "
-                                 "(class ids, not multi-hot labels)")
-            self.classes = []
-            where: dict[str, int] = {}
-            for k, listed in enumerate(names):
-                for name in listed:
-                    if name not in where:
-                        where[name] = len(self.classes)
-                        self.classes.append(name)
-                self._maps[k] = np.array([where[name] for name in listed], np.int64)
-                if known[k] is not None and known[k] != len(listed):
-                    raise UsageError(f"dataset {k} ({self.datasets[k].path}) has {known[k]} classes, "
-                                     f"its class_names {len(listed)}")
-            self.offsets = [0] * len(self.datasets)
-            num = len(self.classes)
+            num = self._named_labels(width, names, known)
         elif mode == "same":
-            if len({n for n in known if n is not None}) > 1:
-                raise UsageError(f"labels='same' but the datasets have {known} classes")
-            if names is not None and any(list(n) != list(names[0]) for n in names):
-                k = next(k for k, n in enumerate(names) if list(n) != list(names[0]))
-                raise UsageError(f"labels='same' but dataset {k}'s class names differ from dataset 0's: "
-                                 "use labels='names' to map them")
-            self.offsets = [0] * len(self.datasets)
-            num = next((n for n in known if n is not None), None)
-            self.classes = list(names[0]) if names is not None else None
+            num = self._same_labels(names, known)
         else:
             raise UsageError(f"labels={mode!r} must be 'offset', 'names' or 'same'")
         self.labels = LabelShape(width, num)
+
+    def _offset_labels(self, width: int, offsets: Sequence[int] | None, known: list[int | None]) -> int | None:
+        """labels='offset': each dataset's class ids shifted past the previous datasets' classes."""
+        if width != 1:
+            raise UsageError("labels='offset' shifts class ids: these datasets have multi-hot labels "
+                             "(use labels='same')")
+        if offsets is None:
+            if any(n is None for n in known[:-1]):
+                raise UsageError("labels='offset' needs each dataset's number of classes (the dataset record "
+                                 "does not say): give offsets=[...] or class_names")
+            offsets = np.concatenate([[0], np.cumsum(known[:-1])]).tolist() if len(known) > 1 else [0]
+        if len(offsets) != len(self.datasets):
+            raise UsageError(f"{len(offsets)} offsets for {len(self.datasets)} datasets")
+        self.offsets = [int(o) for o in offsets]
+        last = [o + n if n is not None else None for o, n in zip(self.offsets, known)]
+        return None if None in last else max(last)  # type: ignore[type-var]
+
+    def _named_labels(self, width: int, names: Sequence[Sequence[str]] | None, known: list[int | None]) -> int:
+        """labels='names': one class per distinct name, in order of first appearance."""
+        if names is None or len(names) != len(self.datasets) or width != 1:
+            raise UsageError("labels='names' needs class_names: one list of class names per dataset "
+                             "(class ids, not multi-hot labels)")
+        self.classes = []
+        where: dict[str, int] = {}
+        for k, listed in enumerate(names):
+            for name in listed:
+                if name not in where:
+                    where[name] = len(self.classes)
+                    self.classes.append(name)
+            self._maps[k] = np.array([where[name] for name in listed], np.int64)
+            if known[k] is not None and known[k] != len(listed):
+                raise UsageError(f"dataset {k} ({self.datasets[k].path}) has {known[k]} classes, "
+                                 f"its class_names {len(listed)}")
+        self.offsets = [0] * len(self.datasets)
+        return len(self.classes)
+
+    def _same_labels(self, names: Sequence[Sequence[str]] | None, known: list[int | None]) -> int | None:
+        """labels='same': every dataset already uses the same class ids."""
+        if len({n for n in known if n is not None}) > 1:
+            raise UsageError(f"labels='same' but the datasets have {known} classes")
+        if names is not None and any(list(n) != list(names[0]) for n in names):
+            k = next(k for k, n in enumerate(names) if list(n) != list(names[0]))
+            raise UsageError(f"labels='same' but dataset {k}'s class names differ from dataset 0's: "
+                             "use labels='names' to map them")
+        self.offsets = [0] * len(self.datasets)
+        self.classes = list(names[0]) if names is not None else None
+        return next((n for n in known if n is not None), None)
 
     def _label(self, k: int, label: Any) -> Any:
         table = self._maps[k]

@@ -80,32 +80,39 @@ def parse_line(line: str, *, path: str = "<lst>", lineno: int = 0, columns: int 
         raise FormatError(
             f"{len(fields)} columns where earlier lines have {columns}", path=path, line=lineno
         )
-    try:
-        index = int(fields[0])
-    except ValueError:
-        raise FormatError(f"index {quote(fields[0])} is not an integer", path=path, line=lineno) from None
-    if index < 0:
-        raise FormatError(f"index {index} is negative", path=path, line=lineno)
-    if index > MAX_INDEX:
-        raise FormatError(f"index {index} does not fit in 64 bits", path=path, line=lineno)
+    index = _parse_index(fields[0], path, lineno)
     if len(fields) - 2 > MAX_LABELS:
         raise FormatError(f"{len(fields) - 2} labels (the limit is {MAX_LABELS})", path=path, line=lineno)
-    labels = []
-    for raw in fields[1:-1]:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise FormatError(f"label {quote(raw)} is not a number", path=path, line=lineno) from None
-        if not math.isfinite(value):
-            raise FormatError(f"label {quote(raw)} is not a finite number", path=path, line=lineno)
-        if abs(value) > MAX_LABEL:
-            raise FormatError(f"label {quote(raw)} is beyond float32's range", path=path, line=lineno)
-        labels.append(value)
+    labels = tuple(_parse_label(raw, path, lineno) for raw in fields[1:-1])
     image = fields[-1]
     problem = check_relative_path(image)
     if problem:
         raise FormatError(problem, path=path, line=lineno)
-    return LstItem(index, tuple(labels), image)
+    return LstItem(index, labels, image)
+
+
+def _parse_index(raw: str, path: str, lineno: int) -> int:
+    try:
+        index = int(raw)
+    except ValueError:
+        raise FormatError(f"index {quote(raw)} is not an integer", path=path, line=lineno) from None
+    if index < 0:
+        raise FormatError(f"index {index} is negative", path=path, line=lineno)
+    if index > MAX_INDEX:
+        raise FormatError(f"index {index} does not fit in 64 bits", path=path, line=lineno)
+    return index
+
+
+def _parse_label(raw: str, path: str, lineno: int) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise FormatError(f"label {quote(raw)} is not a number", path=path, line=lineno) from None
+    if not math.isfinite(value):
+        raise FormatError(f"label {quote(raw)} is not a finite number", path=path, line=lineno)
+    if abs(value) > MAX_LABEL:
+        raise FormatError(f"label {quote(raw)} is beyond float32's range", path=path, line=lineno)
+    return value
 
 
 def parse_lines(lines: Iterable[str], *, path: str = "<lst>") -> Iterator[LstItem]:

@@ -146,6 +146,110 @@ def _check_bounds(ids: list[int], where: str, path: str, lineno: int) -> None:
             raise FormatError(f"{where}: class id {cid} is above the limit of {MAX_CLASS_ID}", path=path, line=lineno)
 
 
+def _json_record(line: str, path: str, lineno: int) -> dict[str, Any]:
+    """One line as a JSON object with a usable ``source-ref``."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"not JSON ({exc.msg} at column {exc.colno})", path=path, line=lineno) from None
+    except RecursionError:
+        raise FormatError("JSON nested too deeply for the parser", path=path, line=lineno) from None
+    if not isinstance(rec, dict):
+        raise FormatError(f"expected a JSON object, got {type(rec).__name__}", path=path, line=lineno)
+    ref = rec.get("source-ref")
+    if not isinstance(ref, str) or not ref:
+        raise FormatError("'source-ref' missing or not a string", path=path, line=lineno)
+    problem = unrepresentable(ref)
+    if problem:
+        raise FormatError(f"'source-ref': {problem}", path=path, line=lineno)
+    return rec
+
+
+def _multi_label(value: Any, attr: str, label_format: str, path: str, lineno: int) -> list[int]:
+    """The sorted class ids of a list label (class ids, or a multi-hot vector)."""
+    if not isinstance(value, list):
+        raise FormatError(f"{attr!r} is {quote(value)} where earlier lines hold lists", path=path, line=lineno)
+    if len(value) > MAX_CLASS_ID + 1:
+        raise FormatError(
+            f"{attr!r} holds {len(value)} labels (the limit is {MAX_CLASS_ID + 1})", path=path, line=lineno
+        )
+    items = [_as_class_id(v) for v in value]
+    if any(v is None for v in items):
+        raise FormatError(f"{attr!r} holds a value that is not a class id: {quote(value)}", path=path, line=lineno)
+    ids = [v for v in items if v is not None]
+    if label_format == "multi-hot":
+        if any(v > 1 for v in ids):
+            raise FormatError(f"{attr!r} is not a multi-hot vector: {quote(value)}", path=path, line=lineno)
+        ids = [i for i, v in enumerate(ids) if v]
+    if len(set(ids)) != len(ids):
+        raise FormatError(f"{attr!r} repeats a class id: {quote(value)}", path=path, line=lineno)
+    return sorted(ids)
+
+
+def _label(rec: dict[str, Any], parsed: ParsedManifest, label_format: str, path: str, lineno: int) -> list[int]:
+    """The record's label as bounded class ids."""
+    attr = parsed.attribute
+    if attr not in rec:
+        raise FormatError(f"label attribute {attr!r} missing", path=path, line=lineno)
+    value = rec[attr]
+    if parsed.multi_label:
+        label = _multi_label(value, attr, label_format, path, lineno)
+    else:
+        cid = _as_class_id(value)
+        if cid is None:
+            raise FormatError(f"{attr!r} is not a class id: {quote(value)}", path=path, line=lineno)
+        label = [cid]
+    _check_bounds(label, repr(attr), path, lineno)
+    return label
+
+
+def _metadata_names(meta: Any, label: list[int], multi_label: bool, path: str, lineno: int) -> dict[int, Any]:
+    """Class id -> name as the record's metadata states them (unchecked names)."""
+    found: dict[int, Any] = {}
+    if not isinstance(meta, dict):
+        return found
+    if isinstance(meta.get("class-map"), dict):
+        for k, v in meta["class-map"].items():
+            kid = _as_class_id(k)
+            if kid is None:
+                raise FormatError(f"class-map key {quote(k)} is not a class id", path=path, line=lineno)
+            found[kid] = v
+        _check_bounds(list(found), "class-map", path, lineno)
+    elif "class-name" in meta and not multi_label:
+        found[label[0]] = meta["class-name"]
+    return found
+
+
+def _merge_names(
+    names: dict[int, str], name_line: dict[int, int], found: dict[int, Any], path: str, lineno: int
+) -> None:
+    """Add a record's class names; a class named differently on two lines is an error."""
+    for cid, name in found.items():
+        if not isinstance(name, str):
+            raise FormatError(f"class name {quote(name)} for class {cid} is not a string", path=path, line=lineno)
+        problem = unrepresentable(name)
+        if problem:
+            raise FormatError(f"class {cid}: {problem}", path=path, line=lineno)
+        old = names.get(cid)
+        if old is None:
+            names[cid] = name
+            name_line[cid] = lineno
+        elif old != name:
+            raise FormatError(
+                f"class {cid} is named {quote(name)} here but {quote(old)} on line {name_line[cid]}",
+                path=path,
+                line=lineno,
+            )
+
+
+def _start(rec: dict[str, Any], attribute: str | None, path: str, lineno: int) -> ParsedManifest:
+    """The result, its attribute and single/multi-label kind taken from the first record."""
+    attr = attribute or _detect_attribute(rec, path, lineno)
+    if attr not in rec:
+        raise FormatError(f"label attribute {attr!r} missing", path=path, line=lineno)
+    return ParsedManifest(attribute=attr, multi_label=isinstance(rec[attr], list))
+
+
 def parse_manifest(
     lines: Iterable[str], *, path: str = "<manifest>", attribute: str | None = None, label_format: str = "class-id"
 ) -> ParsedManifest:
@@ -157,86 +261,13 @@ def parse_manifest(
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"not JSON ({exc.msg} at column {exc.colno})", path=path, line=lineno) from None
-        except RecursionError:
-            raise FormatError("JSON nested too deeply for the parser", path=path, line=lineno) from None
-        if not isinstance(rec, dict):
-            raise FormatError(f"expected a JSON object, got {type(rec).__name__}", path=path, line=lineno)
-        ref = rec.get("source-ref")
-        if not isinstance(ref, str) or not ref:
-            raise FormatError("'source-ref' missing or not a string", path=path, line=lineno)
-        problem = unrepresentable(ref)
-        if problem:
-            raise FormatError(f"'source-ref': {problem}", path=path, line=lineno)
+        rec = _json_record(line, path, lineno)
         if parsed is None:
-            attr = attribute or _detect_attribute(rec, path, lineno)
-            if attr not in rec:
-                raise FormatError(f"label attribute {attr!r} missing", path=path, line=lineno)
-            parsed = ParsedManifest(attribute=attr, multi_label=isinstance(rec[attr], list))
-        attr = parsed.attribute
-        if attr not in rec:
-            raise FormatError(f"label attribute {attr!r} missing", path=path, line=lineno)
-        value = rec[attr]
-        if parsed.multi_label:
-            if not isinstance(value, list):
-                raise FormatError(
-                    f"{attr!r} is {quote(value)} where earlier lines hold lists", path=path, line=lineno
-                )
-            if len(value) > MAX_CLASS_ID + 1:
-                raise FormatError(
-                    f"{attr!r} holds {len(value)} labels (the limit is {MAX_CLASS_ID + 1})", path=path, line=lineno
-                )
-            items = [_as_class_id(v) for v in value]
-            if any(v is None for v in items):
-                raise FormatError(
-                    f"{attr!r} holds a value that is not a class id: {quote(value)}", path=path, line=lineno
-                )
-            ids = [v for v in items if v is not None]
-            if label_format == "multi-hot":
-                if any(v > 1 for v in ids):
-                    raise FormatError(f"{attr!r} is not a multi-hot vector: {quote(value)}", path=path, line=lineno)
-                ids = [i for i, v in enumerate(ids) if v]
-            if len(set(ids)) != len(ids):
-                raise FormatError(f"{attr!r} repeats a class id: {quote(value)}", path=path, line=lineno)
-            label = sorted(ids)
-        else:
-            cid = _as_class_id(value)
-            if cid is None:
-                raise FormatError(f"{attr!r} is not a class id: {quote(value)}", path=path, line=lineno)
-            label = [cid]
-        _check_bounds(label, repr(attr), path, lineno)
-        meta = rec.get(f"{attr}-metadata")
-        found: dict[int, Any] = {}
-        if isinstance(meta, dict):
-            if isinstance(meta.get("class-map"), dict):
-                for k, v in meta["class-map"].items():
-                    kid = _as_class_id(k)
-                    if kid is None:
-                        raise FormatError(f"class-map key {quote(k)} is not a class id", path=path, line=lineno)
-                    found[kid] = v
-                _check_bounds(list(found), "class-map", path, lineno)
-            elif "class-name" in meta and not parsed.multi_label:
-                found[label[0]] = meta["class-name"]
-        for cid, name in found.items():
-            if not isinstance(name, str):
-                raise FormatError(f"class name {quote(name)} for class {cid} is not a string", path=path, line=lineno)
-            problem = unrepresentable(name)
-            if problem:
-                raise FormatError(f"class {cid}: {problem}", path=path, line=lineno)
-            old = parsed.names.get(cid)
-            if old is None:
-                parsed.names[cid] = name
-                name_line[cid] = lineno
-            elif old != name:
-                raise FormatError(
-                    f"class {cid} is named {quote(name)} here but {quote(old)} on line {name_line[cid]}",
-                    path=path,
-                    line=lineno,
-                )
-        parsed.refs.append(ref)
+            parsed = _start(rec, attribute, path, lineno)
+        label = _label(rec, parsed, label_format, path, lineno)
+        found = _metadata_names(rec.get(f"{parsed.attribute}-metadata"), label, parsed.multi_label, path, lineno)
+        _merge_names(parsed.names, name_line, found, path, lineno)
+        parsed.refs.append(rec["source-ref"])
         parsed.labels.append(label)
     if parsed is None:
         raise FormatError("manifest has no records", path=path)

@@ -199,6 +199,11 @@ def walk(chunks: Iterable[bytes], start: int = 0, *, crc: bool = False,
                 framed(bytes(whole))
             yield first, head, value
             first = None
+    _check_end(s, first)
+
+
+def _check_end(s: ChunkStream, first: int | None) -> None:
+    """The stream ended between records, not inside one."""
     if first is not None:
         raise FormatError(f"record at byte {first} has no last part")
     if len(s.buf) > s.pos:

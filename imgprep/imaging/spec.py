@@ -39,13 +39,7 @@ class TransformSpec:
         self._check_types()
         if self.resize < 0:
             raise UsageError(f"--resize must be positive, got {self.resize}")
-        if self.size is not None:
-            if len(self.size) != 2 or min(self.size) < 1:
-                raise UsageError(f"--size must be WxH with positive numbers, got {self.size}")
-            if self.resize:
-                raise UsageError("--resize and --size cannot be used together")
-            if self.center_crop:
-                raise UsageError("--center-crop and --size cannot be used together (use --fit crop)")
+        self._check_size()
         if self.fit not in FITS:
             raise UsageError(f"--fit must be one of {', '.join(FITS)}, got {self.fit!r}")
         if not 1 <= self.quality <= 100:
@@ -63,6 +57,16 @@ class TransformSpec:
             )
         if self.pass_through and (self.resize or self.size or self.center_crop):
             raise UsageError("--pass-through stores files unchanged; it cannot be combined with resizing or cropping")
+
+    def _check_size(self) -> None:
+        if self.size is None:
+            return
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise UsageError(f"--size must be WxH with positive numbers, got {self.size}")
+        if self.resize:
+            raise UsageError("--resize and --size cannot be used together")
+        if self.center_crop:
+            raise UsageError("--center-crop and --size cannot be used together (use --fit crop)")
 
     def _check_types(self) -> None:
         """Values given from Python are refused here when the CLI's parsers would refuse them."""

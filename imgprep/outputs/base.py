@@ -49,9 +49,10 @@ class OutputFormat(abc.ABC):
 
     @abc.abstractmethod
     def write_split(self, items: Collection[LstItem], source: Any, output: str, spec: TransformSpec,
-                    options: PackOptions, *, before_publish: Callable[[], None] | None = None) -> PackSummary:
+                    options: PackOptions, *, storage: Store,
+                    before_publish: Callable[[], None] | None = None) -> PackSummary:
         """Write ``items`` (in order) from ``source`` (an image root or in-memory images) to
-        ``output``; call ``before_publish`` once, before publishing anything.  Nothing half-written
+        ``output`` through ``storage``; call ``before_publish`` once, before publishing anything.  Nothing half-written
         is ever visible under ``output``; ``options.resume`` continues an earlier run."""
 
     def publish(self, outdir: str, written: Mapping[str, Any], storage: Store, converted: Any) -> list[str]:

@@ -42,14 +42,15 @@ class ImageChannels(OutputFormat):
         return join(outdir, channel_of(split))
 
     def write_split(self, items: Collection[LstItem], source: Any, output: str, spec: TransformSpec,
-                    options: PackOptions, *, before_publish: Callable[[], None] | None = None) -> Any:
+                    options: PackOptions, *, storage: Store,
+                    before_publish: Callable[[], None] | None = None) -> Any:
         """The split's images, into a generation folder of their own: nothing a reader sees changes
         (no list is written), so ``before_publish`` is not called here; the executor's retirement
         after the last split and :meth:`finish` after the commit retire the old generation."""
         from imgprep.packing.channels import write_channel
 
         outdir, channel = _parent(output)
-        return write_channel(list(items), source, outdir, channel, spec, options)
+        return write_channel(list(items), source, outdir, channel, spec, options, storage=storage)
 
     def publish(self, outdir: str, written: Mapping[str, Any], storage: Store, converted: Any) -> list[str]:
         """The channels' records and lists; the top-level lists of the source's paths are dropped

@@ -27,10 +27,11 @@ class RecordIO(OutputFormat):
     joins_parts = True  # processing.join merges the hosts' parts in list order
 
     def write_split(self, items: Collection[LstItem], source: Any, output: str, spec: TransformSpec,
-                    options: PackOptions, *, before_publish: Callable[[], None] | None = None) -> PackSummary:
+                    options: PackOptions, *, storage: Store,
+                    before_publish: Callable[[], None] | None = None) -> PackSummary:
         from imgprep.packing.packer import pack
 
-        return pack(items, source, output, spec, options, before_publish=before_publish)
+        return pack(items, source, output, spec, options, storage=storage, before_publish=before_publish)
 
     def earlier_list(self, output: str, storage: Store) -> ListRef | None:
         from imgprep.layout.retire import earlier_list
@@ -45,10 +46,11 @@ class RecordIO(OutputFormat):
     def accepts(self, path: str, storage: Store) -> bool:
         return True  # the default: a .rec, a shard prefix or a dataset record
 
-    def verify(self, path: str, storage: Store, **options: Any) -> Report:
-        from imgprep.verify.run import verify
+    def verify(self, path: str, storage: Store, *, workers: int | None = None, progress: bool | None = None,
+               **checks: Any) -> Report:
+        from imgprep.verify.run import Checks, verify
 
-        return verify(path, storage=storage, **options)
+        return verify(path, storage=storage, checks=Checks(**checks), workers=workers, progress=progress)
 
     def inspect(self, path: str, **options: Any) -> Findings:
         from imgprep.inspect.run import inspect

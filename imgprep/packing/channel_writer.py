@@ -165,7 +165,7 @@ class ChannelWriter:
                     counts[outcome.how] += 1
         found = [skipped[k] for k in sorted(skipped)]
         if whole is None:
-            summary = summarise(self.outdir, split, channel, items, entries, found, gen, self.settings,
+            summary = summarise(self.outdir, split, channel, items, entries, found, (gen, self.settings),
                                 strict=self.options.strict)
         else:
             summary = ChannelSummary(split, channel, entries=[entries[i.index] for i in items if i.index in entries],
@@ -322,10 +322,12 @@ def settings_of(spec: TransformSpec, options: PackOptions) -> dict[str, Any]:
 
 
 def summarise(outdir: str, split: str, channel: str, items: Sequence[LstItem],
-              entries: Mapping[int, imageset.ImageEntry], skipped: Sequence[Skipped], generation: str,
-              settings: Mapping[str, Any], *, strict: bool) -> ChannelSummary:
+              entries: Mapping[int, imageset.ImageEntry], skipped: Sequence[Skipped],
+              made: tuple[str, Mapping[str, Any]], *, strict: bool) -> ChannelSummary:
     """A channel's list and image-set record from the images written (``entries``, by list id),
-    in the list's order: the one summary whatever wrote them (one run, or several hosts)."""
+    in the list's order: the one summary whatever wrote them (one run, or several hosts).
+    ``made``: the generation folder and the settings that made its images."""
+    generation, settings = made
     summary = ChannelSummary(split, channel)
     order = {item.index: k for k, item in enumerate(items)}
     summary.skipped_items = sorted(skipped, key=lambda s: order.get(s.index, len(order)))

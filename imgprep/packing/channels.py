@@ -38,6 +38,7 @@ from imgprep.packing.packer import PackOptions
 from imgprep.packing.sources import ImageSource, resolve
 from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
+from imgprep.storage.base import Store
 from imgprep.storage.probe import check_access
 
 __all__ = ["ChannelSummary", "commit_lists", "finish", "generation", "remove_stale", "summarise", "write_channel",
@@ -51,6 +52,7 @@ def write_images(
     spec: TransformSpec | None = None,
     options: PackOptions | None = None,
     *,
+    storage: Store | None = None,
     after_lists: Callable[[dict[str, ChannelSummary]], None] | None = None,
 ) -> dict[str, ChannelSummary]:
     """Write every split of ``lists`` (split -> items, in order) as an image channel under ``outdir``.
@@ -62,7 +64,7 @@ def write_images(
     if not lists:
         raise UsageError("no split to write")
     channels = names.channels_of(list(lists))
-    with _opened(source, outdir, spec, options) as writer:
+    with _opened(source, outdir, spec, options, storage) as writer:
         summaries = {split: writer.channel(split, channels[split], items) for split, items in lists.items()}
         commit_lists(outdir, summaries.values(), writer.storage, report=writer.options.report)
         if after_lists is not None:
@@ -73,7 +75,7 @@ def write_images(
 
 def write_channel(items: Sequence[LstItem], source: str | ImageSource, outdir: str, split: str,
                   spec: TransformSpec | None = None, options: PackOptions | None = None, *,
-                  whole: Sequence[LstItem] | None = None) -> ChannelSummary:
+                  storage: Store | None = None, whole: Sequence[LstItem] | None = None) -> ChannelSummary:
     """The images of one split, into its channel's generation folder; nothing is committed:
     :func:`commit_lists` (once every split's images are written), then :func:`finish`, do that.
     ``whole``: the split's whole list, of which ``items`` is one host's share (its summary holds
@@ -81,7 +83,7 @@ def write_channel(items: Sequence[LstItem], source: str | ImageSource, outdir: s
     channel = names.channel_of(split)
     # The hosts of a job write their shares at once, each image under its own name: the lock is
     # the committer's (the join's commit_lists and finish), not theirs.
-    with _opened(source, outdir, spec, options, lock=whole is None) as writer:
+    with _opened(source, outdir, spec, options, storage, lock=whole is None) as writer:
         return writer.channel(split, channel, items, whole)
 
 
@@ -96,12 +98,12 @@ def generation(items: Sequence[LstItem], outdir: str, spec: TransformSpec | None
 
 @contextmanager
 def _opened(source: str | ImageSource, outdir: str, spec: TransformSpec | None,
-            options: PackOptions | None, *, lock: bool = True) -> Iterator[ChannelWriter]:
+            options: PackOptions | None, storage: Store | None, *, lock: bool = True) -> Iterator[ChannelWriter]:
     """A writer for ``outdir`` with its checks done, the image source open and the lock held."""
     spec, options = spec or TransformSpec(), options or PackOptions()
-    storage = options.storage
+    storage = storage or options.storage  # PackOptions.storage: the older way to give it, as pack() takes it
     if storage is None:
-        raise UsageError("PackOptions.storage is not set: give the Store to write through (imgprep.Storage())")
+        raise UsageError("no Store to write through: give storage=imgprep.Storage()")
     if options.shard_records or options.shard_size:
         raise UsageError("--shard-records and --shard-size shard RecordIO files; the image format writes one file "
                          "per image")

@@ -9,7 +9,6 @@ non-zero exit status, for usage errors too.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
 from collections.abc import Callable
@@ -144,8 +143,8 @@ def processing_prepare(kind: str, input: str, outdir: str, image_root: str | Non
     from imgprep.processing.job import Job, run_job
 
     quiet = built["options"].quiet
-    job = Job("prepare", outdir, built["spec"], _with_store(built), kind=kind, input=input, image_root=image_root,
-              convert=built["convert_options"], output_format=output_format)
+    job = Job("prepare", outdir, built["spec"], built["options"], kind=kind, input=input, image_root=image_root,
+              convert=built["convert_options"], output_format=output_format, storage=built["storage"])
     _report(run_job(job, built["cluster"], _echo(quiet)), quiet)
 
 
@@ -156,13 +155,9 @@ def processing_pack(lists: tuple[str, ...], root: str, output: str, **built: Any
     from imgprep.processing.job import Job, run_job
 
     quiet = built["options"].quiet
-    job = Job("pack", output, built["spec"], _with_store(built), lists=tuple(lists), root=root)
+    job = Job("pack", output, built["spec"], built["options"], lists=tuple(lists), root=root,
+              storage=built["storage"])
     _report(run_job(job, built["cluster"], _echo(quiet)), quiet)
-
-
-def _with_store(built: dict[str, Any]) -> Any:
-    """The job's PackOptions carrying the Store (the job hands both to every host)."""
-    return dataclasses.replace(built["options"], storage=built["storage"])
 
 
 def _report(result: Any, quiet: bool) -> None:

@@ -65,7 +65,8 @@ Echo = Callable[[str], None]
 class Job:
     """What to make: ``prepare`` (``kind``, ``input``, ``convert``) or ``pack`` (``lists``, ``root``).
 
-    ``options.storage`` is the Store every host's reads and writes go through (built by the face).
+    ``storage`` is the Store every host's reads and writes go through (built by the face; a
+    ``PackOptions.storage`` is still taken when it is not given).
     """
 
     command: str
@@ -79,6 +80,7 @@ class Job:
     lists: tuple[str, ...] = ()
     root: str | None = None
     output_format: str = outputs.DEFAULT  # prepare: how each split is written (imgprep.outputs)
+    storage: Store | None = None
 
 
 @dataclass
@@ -204,9 +206,9 @@ def _store(job: Job, count: int, opt_ml: str) -> Store:
     options = job.options
     if count > 1 and (options.shard_records or options.shard_size):
         raise UsageError("a multi-host job writes one .rec per channel: --shard-records/--shard-size cannot be used")
-    storage = options.storage
+    storage = job.storage or options.storage  # PackOptions.storage: the older way to give it
     if storage is None:
-        raise UsageError("a job needs its Store: options=PackOptions(storage=Storage(...))")
+        raise UsageError("a job needs its Store: Job(..., storage=Storage(...))")
     processing_dir = os.path.join(os.path.abspath(opt_ml), "processing") + os.sep
     local_output = storage.local_path(job.output)
     if count > 1 and local_output is not None and os.path.abspath(local_output).startswith(processing_dir):
@@ -297,7 +299,8 @@ def _pack_whole(plan: _Plan, result: JobResult, say: Echo) -> None:
     from imgprep.packing.packer import pack
 
     for channel in plan.channels:
-        told(channel.name, pack(channel.items, plan.source, channel.final, plan.spec, plan.pack_options))
+        told(channel.name, pack(channel.items, plan.source, channel.final, plan.spec, plan.pack_options,
+                                storage=plan.storage))
 
 
 def _pack_share(
@@ -315,7 +318,7 @@ def _pack_share(
             entry: dict[str, Any] = {"items": len(share), "part": None, "records": 0, "bytes": 0, "skipped": []}
             if share:
                 prefix = part_prefix(work, channel.name, index)
-                summary = pack(share, plan.source, prefix, job.spec, options)
+                summary = pack(share, plan.source, prefix, job.spec, options, storage=plan.storage)
                 result.packed[channel.name] = summary
                 entry.update(
                     part=prefix,
@@ -354,7 +357,7 @@ def _write_image_share(
             entry: dict[str, Any] = {"items": len(share), "images": [], "skipped": []}
             if share:
                 summary = write_channel(share, plan.source, job.output, channel.name, job.spec, plan.pack_options,
-                                        whole=channel.items)
+                                        storage=plan.storage, whole=channel.items)
                 result.packed[channel.name] = summary
                 entry["images"] = [vars(e) for e in summary.entries]
                 entry["skipped"] = [[s.index, s.path, s.reason] for s in summary.skipped_items]
@@ -394,9 +397,9 @@ def _image_summaries(plan: _Plan, markers: list[dict[str, Any]], say: Echo) -> d
         missing = next((item for item in channel.items if item.index not in entries and item.index not in gone), None)
         if missing is not None:
             raise UsageError(f"{channel.name}: image {missing.index} ({missing.path}) was written by no host")
-        gen, settings = generation(channel.items, output, plan.spec, plan.pack_options)
+        made = generation(channel.items, output, plan.spec, plan.pack_options)
         summaries[channel.name] = summarise(output, channel.name, channel_of(channel.name), channel.items, entries,
-                                            skipped, gen, settings, strict=plan.pack_options.strict)
+                                            skipped, made, strict=plan.pack_options.strict)
         say(f"joined {channel.name}: {summaries[channel.name].records} images, {len(skipped)} skipped")
     return summaries
 
@@ -461,7 +464,7 @@ def _plan_prepare(
 ) -> _Plan:
     """Every host converts alike (the lists are the same everywhere); the metadata waits for the
     commit (:class:`imgprep.plan.PrepareRun`), written beside the joined records."""
-    from imgprep.plan import plan_prepare
+    from imgprep.plan import PrepareRequest, plan_prepare
     from imgprep.sources import registry
 
     if not job.kind or not job.input:
@@ -469,9 +472,9 @@ def _plan_prepare(
     kind, output_format = registry.get(job.kind), outputs.get(job.output_format)
     kind.check_image_root(job.image_root, job.convert.source.root)
     local_input, mirror = _local_input(kind, job.input, cluster, config, scratch, storage, echo)
-    planned = plan_prepare(kind.name, local_input, job.output, options=job.convert, spec=job.spec,
-                           pack_options=job.options, storage=storage, image_root=job.image_root, echo=echo,
-                           defer_writes=True, output=output_format)
+    request = PrepareRequest(kind.name, local_input, job.output, job.convert, job.spec, job.options,
+                             image_root=job.image_root, output_format=output_format.name)
+    planned = plan_prepare(request, storage, echo=echo, defer_writes=True)
     source, local_root = _image_source(kind, planned, mirror, job, storage)
     run = PrepareRun(planned, job.output, job.spec, output_format, notes)
     channels = [_Channel(name, items, run.split_output(name)) for name, items in planned.converted.lists.items()]

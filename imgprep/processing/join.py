@@ -221,14 +221,7 @@ def plan_order(
     Fails unless every list item was packed by exactly one host or skipped by exactly one, and
     every packed record belongs to the list.
     """
-    located: dict[int, tuple[int, int]] = {}
-    for p, part in enumerate(parts):
-        if part is None:
-            continue
-        for position, (key, _) in enumerate(part.entries):
-            if key in located:
-                raise FormatError(f"record {key} was packed by two hosts (parts {located[key][0]} and {p})", path=where)
-            located[key] = (p, position)
+    located = _locate(parts, where)
     reasons: dict[int, tuple[str, str]] = {}
     for index, path, reason in skipped:
         if int(index) in located or int(index) in reasons:
@@ -250,13 +243,30 @@ def plan_order(
     stray = sorted(located) + sorted(reasons)
     if stray:
         raise FormatError(f"record {stray[0]} is not in the list (a part from another job?)", path=where)
-    # Within one part, records must come in the part's own order (each host packs list order).
+    _check_part_order(order, where)
+    return order, dropped
+
+
+def _locate(parts: Sequence[_Part | None], where: str) -> dict[int, tuple[int, int]]:
+    """Record key -> ``(part, position)``; a key in two parts is an error."""
+    located: dict[int, tuple[int, int]] = {}
+    for p, part in enumerate(parts):
+        if part is None:
+            continue
+        for position, (key, _) in enumerate(part.entries):
+            if key in located:
+                raise FormatError(f"record {key} was packed by two hosts (parts {located[key][0]} and {p})", path=where)
+            located[key] = (p, position)
+    return located
+
+
+def _check_part_order(order: Sequence[tuple[int, int]], where: str) -> None:
+    """Within one part, records must come in the part's own order (each host packs list order)."""
     last: dict[int, int] = {}
     for p, position in order:
         if position != last.get(p, -1) + 1:
             raise FormatError(f"part {p} is not in list order", path=where)
         last[p] = position
-    return order, dropped
 
 
 class _Stream:

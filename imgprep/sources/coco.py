@@ -107,25 +107,8 @@ def choose_categories(
     return chosen
 
 
-def load_coco(
-    path: str,
-    *,
-    categories: Sequence[str | int] | None = None,
-    include_crowd: bool = True,
-    min_area: float = 0.0,
-    keep_empty: bool = False,
-    image_root: str | None = None,
-) -> Dataset:
-    """Read a COCO instances file into a multi-label :class:`Dataset` (paths = ``file_name``)."""
-    if min_area < 0:
-        raise UsageError(f"--min-area must not be negative, got {min_area}")
-    doc = load_json(path)
-    if not isinstance(doc, dict):
-        raise FormatError(f"top level must be a JSON object, got {type(doc).__name__}", path=path)
-    images = _records(doc, "images", path)
-    annotations = _records(doc, "annotations", path)
-    cats = _records(doc, "categories", path)
-
+def _check_categories(cats: list[Any], path: str) -> None:
+    """Every category an object with a unique integer id and a unique, writable name."""
     cat_ids: set[int] = set()
     names: set[str] = set()
     for i, c in enumerate(cats):
@@ -148,38 +131,76 @@ def load_coco(
     if not cats:
         raise FormatError("'categories' is empty", path=path)
 
+
+def _image_name(im: Any, i: int, path: str) -> str:
+    """The checked ``file_name`` of one image record (its id checked too)."""
+    if not isinstance(im, dict):
+        raise FormatError(f"images[{i}] is not an object", path=path)
+    if not _is_int(im.get("id")):
+        raise FormatError(f"{_where('images', i, im)}: 'id' missing or not an integer", path=path)
+    name = im.get("file_name")
+    if not isinstance(name, str) or not name:
+        raise FormatError(f"{_where('images', i, im)}: 'file_name' missing or not a string", path=path)
+    problem = check_relative_path(name)
+    if problem:
+        raise FormatError(f"{_where('images', i, im)}: {problem}", path=path)
+    return name
+
+
+def _read_images(images: list[Any], path: str) -> tuple[dict[int, int], list[str], list[tuple[int, int]] | None]:
+    """Row per image id, the file names, and the sizes (None unless every image states both)."""
     row_of: dict[int, int] = {}
     file_names: list[str] = []
     sizes: list[tuple[int, int]] = []
     have_sizes = True
     for i, im in enumerate(images):
-        if not isinstance(im, dict):
-            raise FormatError(f"images[{i}] is not an object", path=path)
-        iid = im.get("id")
-        if not _is_int(iid):
-            raise FormatError(f"{_where('images', i, im)}: 'id' missing or not an integer", path=path)
-        name = im.get("file_name")
-        if not isinstance(name, str) or not name:
-            raise FormatError(f"{_where('images', i, im)}: 'file_name' missing or not a string", path=path)
-        problem = check_relative_path(name)
-        if problem:
-            raise FormatError(f"{_where('images', i, im)}: {problem}", path=path)
-        if iid in row_of:
+        name = _image_name(im, i, path)
+        if im["id"] in row_of:
             raise FormatError(f"{_where('images', i, im)}: duplicate image id", path=path)
-        row_of[iid] = i
+        row_of[im["id"]] = i
         file_names.append(name)
         w, h = im.get("width"), im.get("height")
         if have_sizes and _is_int(w) and _is_int(h):
             sizes.append((w, h))
         else:
             have_sizes = False
+    return row_of, file_names, (sizes if have_sizes else None)
 
-    chosen = choose_categories(cats, categories, path)
-    column = {c["id"]: j for j, c in enumerate(chosen)}
+
+def _keeps_annotation(ann: dict[str, Any], i: int, include_crowd: bool, min_area: float, path: str) -> bool:
+    """Whether the crowd and area filters keep one annotation (its ``iscrowd``/``area`` checked)."""
+    keep = True
+    crowd = ann.get("iscrowd", 0)
+    if crowd != 0:
+        if crowd not in (0, 1):
+            message = f"{_where('annotations', i, ann)}: iscrowd must be 0 or 1, got {crowd!r}"
+            raise FormatError(message, path=path)
+        keep = include_crowd
+    if min_area > 0:
+        area = ann.get("area")
+        if not _is_number(area):
+            raise FormatError(
+                f"{_where('annotations', i, ann)}: 'area' missing or not a number (needed by --min-area)",
+                path=path,
+            )
+        if area < min_area:
+            keep = False
+    return keep
+
+
+def _annotation_cells(
+    annotations: list[Any],
+    row_of: dict[int, int],
+    cat_ids: set[int],
+    column: dict[int, int],
+    filters: tuple[bool, float],
+    path: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (image row, chosen column) of each annotation the filters keep."""
+    include_crowd, min_area = filters
     rows = np.empty(len(annotations), dtype=np.int64)
     cols = np.empty(len(annotations), dtype=np.int64)
     keep = np.ones(len(annotations), dtype=bool)
-    need_area = min_area > 0
     for i, ann in enumerate(annotations):
         # fast path first (exact int types, known ids); anything unusual goes to _check_annotation
         try:
@@ -194,35 +215,45 @@ def load_coco(
             cid = ann["category_id"]
         rows[i] = row
         cols[i] = column.get(cid, -1)
-        crowd = ann.get("iscrowd", 0)
-        if crowd != 0:
-            if crowd not in (0, 1):
-                message = f"{_where('annotations', i, ann)}: iscrowd must be 0 or 1, got {crowd!r}"
-                raise FormatError(message, path=path)
-            if not include_crowd:
-                keep[i] = False
-        if need_area:
-            area = ann.get("area")
-            if not _is_number(area):
-                raise FormatError(
-                    f"{_where('annotations', i, ann)}: 'area' missing or not a number (needed by --min-area)",
-                    path=path,
-                )
-            if area < min_area:
-                keep[i] = False
-
+        if not _keeps_annotation(ann, i, include_crowd, min_area, path):
+            keep[i] = False
     keep &= cols >= 0
+    return rows[keep], cols[keep]
+
+
+def load_coco(
+    path: str,
+    *,
+    categories: Sequence[str | int] | None = None,
+    include_crowd: bool = True,
+    min_area: float = 0.0,
+    keep_empty: bool = False,
+    image_root: str | None = None,
+) -> Dataset:
+    """Read a COCO instances file into a multi-label :class:`Dataset` (paths = ``file_name``)."""
+    if min_area < 0:
+        raise UsageError(f"--min-area must not be negative, got {min_area}")
+    doc = load_json(path)
+    if not isinstance(doc, dict):
+        raise FormatError(f"top level must be a JSON object, got {type(doc).__name__}", path=path)
+    images = _records(doc, "images", path)
+    annotations = _records(doc, "annotations", path)
+    cats = _records(doc, "categories", path)
+    _check_categories(cats, path)
+    row_of, file_names, sizes = _read_images(images, path)
+
+    chosen = choose_categories(cats, categories, path)
+    column = {c["id"]: j for j, c in enumerate(chosen)}
+    cat_ids = {c["id"] for c in cats}
+    rows, cols = _annotation_cells(annotations, row_of, cat_ids, column, (include_crowd, min_area), path)
+
     check_label_matrix(len(images), len(chosen), path)
     labels = np.zeros((len(images), len(chosen)), dtype=np.uint8)
-    labels[rows[keep], cols[keep]] = 1
+    labels[rows, cols] = 1
     selected = np.arange(len(images)) if keep_empty else np.flatnonzero(labels.any(axis=1))
     if selected.size == 0:
         raise SourceError("no image has any of the chosen categories", path=path)
-    paths = [file_names[i] for i in selected.tolist()]
-    min_side = None
-    if have_sizes and sizes:
-        dims = np.asarray(sizes, dtype=np.int64)[selected]
-        min_side = int(dims.min())
+    min_side = int(np.asarray(sizes, dtype=np.int64)[selected].min()) if sizes else None
     classes = [ClassInfo(name=c["name"], group=c.get("supercategory"), source_id=c["id"]) for c in chosen]
     notes = [f"{len(images)} images, {len(annotations)} annotations, {len(cats)} categories in the file"]
     dropped = len(images) - selected.size
@@ -232,7 +263,7 @@ def load_coco(
         kind="coco",
         origin=path,
         classes=classes,
-        paths=paths,
+        paths=[file_names[i] for i in selected.tolist()],
         labels=labels[selected],
         multi_label=True,
         root=image_root,

@@ -68,81 +68,106 @@ class WalkResult:
     bad_names: list[str] = field(default_factory=list)  # reasons, one per unusable name
 
 
-def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[str] = (),
-                follow_outside: bool = False) -> WalkResult:
-    """Sorted walk of ``root`` (following symlinks that stay inside it, or every symlink with
-    ``follow_outside``), images only."""
-    exts = tuple(extensions)
-    guard = RootGuard(root, follow_outside=follow_outside)
-    result = WalkResult([], 0, 0, 0.0)
-    visits: dict[tuple[int, int], int] = {}
-    excluded = set(exclude_top)
+def _shown(rel: str) -> str:
+    return ascii(rel) if unrepresentable(rel) else rel
 
-    def visit(path: str, parts: tuple[str, ...], ancestors: frozenset[tuple[int, int]]) -> None:
+
+class _Walker:
+    """One sorted walk: the loop and visit bookkeeping shared by every folder it enters."""
+
+    def __init__(self, root: str, exts: tuple[str, ...], excluded: set[str], follow_outside: bool) -> None:
+        self.exts = exts
+        self.excluded = excluded
+        self.guard = RootGuard(root, follow_outside=follow_outside)
+        self.result = WalkResult([], 0, 0, 0.0)
+        self.visits: dict[tuple[int, int], int] = {}
+
+    def _enter(self, path: str, ancestors: frozenset[tuple[int, int]]) -> tuple[int, int] | None:
+        """The folder's (device, inode), or None when it cannot be entered (gone, or a loop)."""
         try:
             st = os.stat(path)
         except OSError:
-            return
+            return None
         key = (st.st_dev, st.st_ino)
         if key in ancestors:
-            result.loops += 1
-            return
-        visits[key] = visits.get(key, 0) + 1
-        if visits[key] > MAX_VISITS:
+            self.result.loops += 1
+            return None
+        self.visits[key] = self.visits.get(key, 0) + 1
+        if self.visits[key] > MAX_VISITS:
             # links to links to the same folder multiply: 2 links per level, 30 levels = 1e9 walks
             raise SourceError(
                 f"this folder is reached through symlinks more than {MAX_VISITS} times; "
                 "the links make the tree too large to walk",
                 path=path,
             )
+        return key
+
+    def _skip_file(self, parts: tuple[str, ...], name: str) -> None:
+        self.result.skipped += 1
+        if len(self.result.skipped_examples) < EXAMPLES:
+            self.result.skipped_examples.append(_shown("/".join((*parts, name))))
+
+    def _skip_outside(self, parts: tuple[str, ...], name: str) -> None:
+        self.result.outside += 1
+        if len(self.result.outside_examples) < NOTE_EXAMPLES:
+            self.result.outside_examples.append(_shown("/".join((*parts, name))))
+
+    def _add_file(self, parts: tuple[str, ...], entry: os.DirEntry[str]) -> None:
+        self.result.files.append((parts, entry.name))
+        try:
+            self.result.mtime = max(self.result.mtime, entry.stat().st_mtime)
+        except OSError:
+            pass
+
+    def _take(self, path: str, parts: tuple[str, ...], entry: os.DirEntry[str]) -> bool:
+        """Record one entry; True when it is a folder to walk into."""
+        if entry.name.startswith("."):
+            return False
+        try:
+            is_dir = entry.is_dir()
+            is_file = not is_dir and entry.is_file()
+            leaves = entry.is_symlink() and self.guard.escape(entry.path) is not None
+        except OSError:
+            return False
+        if not (is_dir or is_file):
+            return False  # a broken symlink, a socket: not an image
+        if is_file and os.path.splitext(entry.name)[1].lower() not in self.exts:
+            self._skip_file(parts, entry.name)
+            return False
+        if is_dir and not parts and entry.name in self.excluded:
+            return False
+        if leaves:
+            self._skip_outside(parts, entry.name)
+            return False
+        problem = unrepresentable(entry.name)
+        if problem:
+            self.result.bad_names.append(f"{os.path.join(path, entry.name)!a}: {problem}")
+            return False
+        if not is_dir:
+            self._add_file(parts, entry)
+        return is_dir
+
+    def visit(self, path: str, parts: tuple[str, ...], ancestors: frozenset[tuple[int, int]]) -> None:
+        key = self._enter(path, ancestors)
+        if key is None:
+            return
         try:
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             raise SourceError(f"cannot list folder ({exc.strerror})", path=path) from None
-        subdirs = []
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                is_dir = entry.is_dir()
-                is_file = not is_dir and entry.is_file()
-                leaves = entry.is_symlink() and guard.escape(entry.path) is not None
-            except OSError:
-                continue
-            if not (is_dir or is_file):
-                continue  # a broken symlink, a socket: not an image
-            if is_file and os.path.splitext(entry.name)[1].lower() not in exts:
-                result.skipped += 1
-                if len(result.skipped_examples) < EXAMPLES:
-                    rel = "/".join((*parts, entry.name))
-                    result.skipped_examples.append(ascii(rel) if unrepresentable(rel) else rel)
-                continue
-            if is_dir and not parts and entry.name in excluded:
-                continue
-            if leaves:
-                result.outside += 1
-                if len(result.outside_examples) < NOTE_EXAMPLES:
-                    rel = "/".join((*parts, entry.name))
-                    result.outside_examples.append(ascii(rel) if unrepresentable(rel) else rel)
-                continue
-            problem = unrepresentable(entry.name)
-            if problem:
-                result.bad_names.append(f"{os.path.join(path, entry.name)!a}: {problem}")
-                continue
-            if is_dir:
-                subdirs.append(entry)
-            else:
-                result.files.append((parts, entry.name))
-                try:
-                    result.mtime = max(result.mtime, entry.stat().st_mtime)
-                except OSError:
-                    pass
+        subdirs = [entry for entry in entries if self._take(path, parts, entry)]
         for entry in subdirs:
-            visit(entry.path, (*parts, entry.name), ancestors | {key})
+            self.visit(entry.path, (*parts, entry.name), ancestors | {key})
 
-    visit(root, (), frozenset())
-    return result
+
+def walk_images(root: str, extensions: Sequence[str], *, exclude_top: Sequence[str] = (),
+                follow_outside: bool = False) -> WalkResult:
+    """Sorted walk of ``root`` (following symlinks that stay inside it, or every symlink with
+    ``follow_outside``), images only."""
+    walker = _Walker(root, tuple(extensions), set(exclude_top), follow_outside)
+    walker.visit(root, (), frozenset())
+    return walker.result
 
 
 def _nested_note(keyed: Sequence[tuple[tuple[str, ...], str]], keys: Sequence[tuple[str, ...]], class_depth: int,
@@ -163,6 +188,66 @@ def _nested_note(keyed: Sequence[tuple[tuple[str, ...], str]], keys: Sequence[tu
 
 def _sort_key(key: tuple[str, ...]) -> tuple[str, ...]:
     return key
+
+
+def _class_keyed(files: Sequence[tuple[tuple[str, ...], str]], class_depth: int,
+                 leaf_classes: bool) -> tuple[list[tuple[tuple[str, ...], str]], int]:
+    """(class key, relative path) per image in a class folder, and how many lie outside one."""
+    keyed: list[tuple[tuple[str, ...], str]] = []
+    outside = 0
+    for parts, name in files:
+        if leaf_classes:
+            if not parts:
+                outside += 1
+                continue
+            key = parts
+        else:
+            if len(parts) < class_depth:
+                outside += 1
+                continue
+            key = parts[:class_depth]
+        keyed.append((key, "/".join((*parts, name))))
+    return keyed, outside
+
+
+def _class_names(keys: Sequence[tuple[str, ...]], unique_leaf: bool) -> list[str]:
+    return [k[-1] if unique_leaf else "/".join(k) for k in keys]
+
+
+def _choose_classes(keys: list[tuple[str, ...]], names: list[str], classes: Sequence[str],
+                    root: str) -> list[tuple[str, ...]]:
+    """The ``--classes`` folders in their given order (by path, or by last component)."""
+    lookup: dict[str, tuple[str, ...]] = {}
+    for k, n in zip(keys, names):
+        lookup["/".join(k)] = k
+        lookup.setdefault(n, k)
+    chosen: list[tuple[str, ...]] = []
+    for c in classes:
+        k = lookup.get(c.strip("/"))
+        if k is None:
+            hint = suggest(c.strip("/"), lookup)
+            raise SourceError(f"class {c!r} from --classes has no images{hint}", path=root)
+        if k in chosen:
+            raise UsageError(f"class {c!r} is listed twice in --classes")
+        chosen.append(k)
+    return chosen
+
+
+def _walk_notes(walk: WalkResult, outside: int) -> list[str]:
+    """What the walk skipped, one note per reason."""
+    notes = []
+    if walk.skipped:
+        named = ", ".join(walk.skipped_examples) + (", ..." if walk.skipped > len(walk.skipped_examples) else "")
+        notes.append(f"{walk.skipped} non-image file(s) ignored: {named}")
+    if outside:
+        notes.append(f"{outside} image(s) outside class folders ignored")
+    if walk.loops:
+        notes.append(f"{walk.loops} folder symlink loop(s) not followed")
+    if walk.outside:
+        notes.append(outside_note(walk.outside, walk.outside_examples))
+    if walk.bad_names:
+        notes.append(f"{len(walk.bad_names)} file or folder name(s) skipped; first: {walk.bad_names[0]}")
+    return notes
 
 
 def load_folders(
@@ -188,20 +273,7 @@ def load_folders(
     require_folder(root, "expected the folder holding one folder per class")
     walk = walk_images(root, normalize_extensions(extensions), exclude_top=exclude_top,
                        follow_outside=follow_links_outside_root)
-    keyed: list[tuple[tuple[str, ...], str]] = []
-    outside = 0
-    for parts, name in walk.files:
-        if leaf_classes:
-            if not parts:
-                outside += 1
-                continue
-            key = parts
-        else:
-            if len(parts) < class_depth:
-                outside += 1
-                continue
-            key = parts[:class_depth]
-        keyed.append((key, "/".join((*parts, name))))
+    keyed, outside = _class_keyed(walk.files, class_depth, leaf_classes)
     if not keyed:
         exts = ", ".join(normalize_extensions(extensions))
         where = f"at class-folder depth {class_depth}" if not leaf_classes else "inside class folders"
@@ -210,46 +282,14 @@ def load_folders(
     keys = sorted({k for k, _ in keyed}, key=_sort_key)
     leaf_names = [k[-1] for k in keys]
     unique_leaf = len(set(leaf_names)) == len(leaf_names)
-    names = [k[-1] if unique_leaf else "/".join(k) for k in keys]
+    names = _class_names(keys, unique_leaf)
     if classes:
-        wanted = list(classes)
-        lookup: dict[str, tuple[str, ...]] = {}
-        for k, n in zip(keys, names):
-            lookup["/".join(k)] = k
-            lookup.setdefault(n, k)
-        chosen: list[tuple[str, ...]] = []
-        for c in wanted:
-            k = lookup.get(c.strip("/"))
-            if k is None:
-                hint = suggest(c.strip("/"), lookup)
-                raise SourceError(f"class {c!r} from --classes has no images{hint}", path=root)
-            if k in chosen:
-                raise UsageError(f"class {c!r} is listed twice in --classes")
-            chosen.append(k)
-        keys = chosen
-        names = [k[-1] if unique_leaf else "/".join(k) for k in keys]
+        keys = _choose_classes(keys, names, classes, root)
+        names = _class_names(keys, unique_leaf)
     index = {k: i for i, k in enumerate(keys)}
-    paths: list[str] = []
-    labels: list[int] = []
-    for key, rel in keyed:
-        i = index.get(key)
-        if i is None:
-            continue
-        paths.append(rel)
-        labels.append(i)
+    labelled = [(rel, index[key]) for key, rel in keyed if key in index]
     infos = [ClassInfo(name=n, path="/".join(k), group=k[0] if len(k) > 1 else None) for n, k in zip(names, keys)]
-    notes = []
-    if walk.skipped:
-        named = ", ".join(walk.skipped_examples) + (", ..." if walk.skipped > len(walk.skipped_examples) else "")
-        notes.append(f"{walk.skipped} non-image file(s) ignored: {named}")
-    if outside:
-        notes.append(f"{outside} image(s) outside class folders ignored")
-    if walk.loops:
-        notes.append(f"{walk.loops} folder symlink loop(s) not followed")
-    if walk.outside:
-        notes.append(outside_note(walk.outside, walk.outside_examples))
-    if walk.bad_names:
-        notes.append(f"{len(walk.bad_names)} file or folder name(s) skipped; first: {walk.bad_names[0]}")
+    notes = _walk_notes(walk, outside)
     coarse = _nested_note(keyed, keys, class_depth, leaf_classes)
     if coarse:
         notes.append(coarse)
@@ -260,8 +300,8 @@ def load_folders(
         kind=kind,
         origin=root,
         classes=infos,
-        paths=paths,
-        labels=np.asarray(labels, dtype=np.int64),
+        paths=[rel for rel, _ in labelled],
+        labels=np.asarray([i for _, i in labelled], dtype=np.int64),
         root=root,
         mtime=walk.mtime,
         notes=notes,

@@ -6,6 +6,7 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from imgprep.errors import ImageError
@@ -27,20 +28,33 @@ from imgprep.verify.target import Expectations, Shard, Target, resolve
 BATCH = 64  # records per decode task: one native call (imaging.decode.decode_all) and one future each
 
 
-def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstItem] | None = None,
-           against_name: str = "", workers: int | None = None, progress: bool | None = None,
-           storage: Store, max_skipped: str | int | None = None, train: bool | None = None,
-           channel_settings: bool = False) -> Report:
-    """Check ``path`` (a ``.rec``, shard prefix or ``.dataset.json``) and return the report.
+@dataclass(frozen=True)
+class Checks:
+    """What the records are held against beyond themselves, as the faces were asked.
 
-    Beyond the records themselves: ``hyperparameters.json`` and ``classes.json`` beside them
-    against what the records hold (``num_training_samples`` when the split is the training one —
-    named ``train`` or ``train=True`` —, ``num_classes``, ``multi_label``, ``image_shape`` against
-    the smallest image, per-class counts); ``max_skipped`` (a count or ``"P%"``) fails a dataset
-    whose pack skipped more images; ``channel_settings`` fills ``report.channel`` with the
-    SageMaker ``InputDataConfig`` entry for it.
+    ``hyperparameters.json`` and ``classes.json`` beside them are checked against what the records
+    hold (``num_training_samples`` when the split is the training one — named ``train`` or
+    ``train=True`` —, ``num_classes``, ``multi_label``, ``image_shape`` against the smallest image,
+    per-class counts); ``against`` (a list, named ``against_name``) must equal the records;
+    ``max_skipped`` (a count or ``"P%"``) fails a dataset whose pack skipped more images;
+    ``channel_settings`` fills ``report.channel`` with the SageMaker ``InputDataConfig`` entry for it.
     """
-    limit = pretrain.SkipLimit.parse(max_skipped)
+
+    num_classes: int | None = None
+    against: Sequence[LstItem] | None = None
+    against_name: str = ""
+    max_skipped: str | int | None = None
+    train: bool | None = None
+    channel_settings: bool = False
+
+
+def verify(path: str, *, storage: Store, checks: Checks | None = None, workers: int | None = None,
+           progress: bool | None = None) -> Report:
+    """Check ``path`` (a ``.rec``, shard prefix or ``.dataset.json``) and return the report
+    (``checks``: see :class:`Checks`)."""
+    checks = checks or Checks()
+    num_classes, against, against_name = checks.num_classes, checks.against, checks.against_name
+    limit = pretrain.SkipLimit.parse(checks.max_skipped)
     from imgprep.storage.probe import check_access
 
     check_access(storage, reads=[path])  # credentials, bucket: one line before anything is read
@@ -66,8 +80,9 @@ def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstIt
         report.checks.append(f"records == {against_name}")
     report.label_width = width[0] if width else None
     split = pretrain.split_name(target)
-    pretrain.check(target, report, split=split, label_counts=report.label_counts, max_skipped=limit, is_train=train)
-    if channel_settings:
+    pretrain.check(target, report, split=split, label_counts=report.label_counts, max_skipped=limit,
+                   is_train=checks.train)
+    if checks.channel_settings:
         report.channel = pretrain.channel_settings(target, split, report)
     return report
 
