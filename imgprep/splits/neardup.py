@@ -33,10 +33,18 @@ CHUNK = 1 << 14  # probes (queries x flip masks) per numpy pass: bounds the cand
 # default, when 5% crops had to be reached by the whole-image hash) groups twice as many chance
 # look-alikes.  Thresholds up to 11 (the CLI's maximum) are covered by 4 bands with 2 flipped bits.
 DEFAULT_THRESHOLD = 8
-# Crop windows are compared with the whole-image hashes of the others: a window of the original
-# is the same content as the cropped copy, so it needs fewer bits of slack (and querying five
-# windows per image at 7 bits costs less than one query at 10).
-WINDOW_THRESHOLD = 7
+# Crop windows are compared with the whole-image hashes of the others with this many more bits of
+# slack: a window and the crop it stands for differ by up to 2.5% of a side, and the check hash
+# confirms every link (copies within 10 bits, unrelated look-alikes rarely also within the check).
+WINDOW_SLACK = 2
+# The check hash (imgprep.imaging.phash) must agree too before two images are linked.  Copies of
+# every kind in tests/dupkinds.py land within it; two unrelated smooth images whose pHashes met by
+# chance mostly do not (benchmarks/bench_dedup.py prints both).
+CHECK_THRESHOLD = 14
+
+
+def window_threshold(threshold: int) -> int:
+    return threshold + WINDOW_SLACK
 
 
 def _masks(bits: int, radius: int) -> np.ndarray:
@@ -156,6 +164,43 @@ def _merge_numpy(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, par
             ri, rj = _find(parent, i), _find(parent, j)
             if ri != rj:
                 parent[max(ri, rj)] = min(ri, rj)
+    return hits
+
+
+def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.ndarray, qcheck: np.ndarray,
+         owners: np.ndarray, leads: np.ndarray, threshold: int, check_threshold: int, *, workers: int = 1,
+         symmetric: bool = False) -> int:
+    """:func:`merge`'s search, but a hit counts only when the check hashes (``icheck`` per index
+    position, ``qcheck`` per query) are within ``check_threshold`` bits too, and instead of joining
+    sets it lowers ``leads[x]`` (int32 per index position, updated in place) to the smallest
+    ``rank`` of a position ``x`` is confirmed near, both ways.  Returns the number of confirmed hits."""
+    index = np.ascontiguousarray(index, dtype=np.uint64)
+    queries = np.ascontiguousarray(queries, dtype=np.uint64)
+    owners = np.ascontiguousarray(owners, dtype=np.int32)
+    icheck = np.ascontiguousarray(icheck, dtype=np.uint64)
+    qcheck = np.ascontiguousarray(qcheck, dtype=np.uint64)
+    rank = np.ascontiguousarray(rank, dtype=np.int32)
+    if not len(index) or not len(queries):
+        return 0
+    core = native._native
+    if core is not None and native.available() and hasattr(core, "dup_lead"):
+        return int(core.dup_lead(index, icheck, rank, queries, qcheck, owners, leads, threshold, check_threshold,
+                                 workers, symmetric))
+    per = len(queries) // len(owners)
+    hits = 0
+    table = HashIndex(index)
+    for lo in range(0, len(owners), CHUNK):
+        own = owners[lo: lo + CHUNK]
+        keep = np.flatnonzero(own >= 0)
+        rows = (keep[:, None] * per + np.arange(per)).ravel() + lo * per
+        mine, checks = np.repeat(own[keep], per), qcheck[rows]
+        for q, h, _ in table.pairs(queries[rows], threshold):
+            a = mine[q].astype(np.int64)
+            confirmed = (a != h) & (hamming(checks[q], icheck[h]) <= check_threshold)
+            a, h = a[confirmed], h[confirmed]
+            hits += len(a)
+            np.minimum.at(leads, a, rank[h])
+            np.minimum.at(leads, h, rank[a])
     return hits
 
 
