@@ -14,9 +14,9 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
   harmonics are too close to call for a choice also gives the hashes of the other choices
   (``alternates``), queried but never indexed.  EXIF orientation, 90/180/270-degree turns and
   mirrors all land on the same canonical hash.
-- **Crops**: the hashes of ten crop windows, each canonical on its own, are queried against the
-  other images' whole-image hashes: 2.5% and 7.5% off every side (centre), 7.5% off two adjacent
-  sides (the corners) and 7.5% off one side.  A copy cropped by up to 10% from one side, two
+- **Crops**: the hashes of eleven crop windows, each canonical on its own, are queried against the
+  other images' whole-image hashes: 2.5%, 7.5% and 10% off every side (centre), 7.5% off two
+  adjacent sides (the corners) and 7.5% off one side.  A copy cropped by up to 10% from one side, two
   adjacent sides or all four (down to 80% of width and height) is within 2.5% of one of them.
 - **Confirmation**: every hash (whole, alternates, windows) comes with a *check* hash, the same
   median bits over the DCT of the thumbnail's absolute deviation from its mean, in the same
@@ -43,7 +43,7 @@ THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average see
 # images (MNIST's 28x28) are checked for exact copies only.
 NEAR_MIN_SIDE = SIDE
 WINDOW_CUTS = (0.025, 0.075)  # crop windows cut these fractions off sides; every cut up to 10% is within 2.5%
-WINDOW_COUNT = 10  # windows per fingerprint: 2 centred, 4 corners, 4 sides
+WINDOW_COUNT = 11  # windows per fingerprint: 3 centred, 4 corners, 4 sides
 PEELS = 3  # rounds of border trimming: bars of one colour, then flat edges of another
 BORDER_TOLERANCE = 12  # grey levels a bar's row may vary by (JPEG noise) and still be a bar
 FLAT_STD = 5.0  # thumbnail standard deviation (grey levels) under which an image is low-information
@@ -191,12 +191,12 @@ def _alternates(coeffs: np.ndarray, check: np.ndarray) -> list[tuple[np.ndarray,
 
 
 def _boxes(top: int, bottom: int, left: int, right: int) -> np.ndarray:
-    """The content box, then the crop windows inside it: a small and a large cut off every side, the
-    large cut off two adjacent sides (four corners) and off one side (four sides)."""
+    """The content box, then the crop windows inside it: a small, a large and a 10% cut off every
+    side, the large cut off two adjacent sides (four corners) and off one side (four sides)."""
     h, w = bottom - top, right - left
     small, large = WINDOW_CUTS
     boxes = [(top, bottom, left, right)]
-    for cut in (small, large):
+    for cut in (small, large, 0.1):
         dh, dw = round(h * cut), round(w * cut)
         boxes.append((top + dh, bottom - dh, left + dw, right - dw))
     dh, dw = round(h * large), round(w * large)

@@ -234,16 +234,19 @@ def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tup
         return near, 0
     checks = prints.column("check")
     uniq, pos = _positions(prints.column("hash")[ok])  # identical hashes collapse here
-    first = np.full(len(uniq), n, np.int32)  # per distinct hash: its first row
-    np.minimum.at(first, pos, ok)
-    node_check = checks[first]
+    # Nothing below depends on the rows' order (only on the fingerprints), so convert and inspect,
+    # which list the same images in different orders, build the same groups.
+    node_check = np.full(len(uniq), np.iinfo(np.uint64).max, np.uint64)
+    np.minimum.at(node_check, pos, checks[ok])
     agree = hamming(checks[ok], node_check[pos]) <= CHECK_THRESHOLD  # the same hash, confirmed
+    first = np.full(len(uniq), n, np.int32)  # per distinct hash: its first row (the group's name)
+    np.minimum.at(first, pos[agree], ok[agree])
     owner = np.full(n, -1, np.int32)  # per row: its hash's position in uniq (-1: not near-matched)
     owner[ok[agree]] = pos[agree]
     area = np.zeros(len(uniq), np.int64)
     np.maximum.at(area, pos[agree], prints.column("area")[ok[agree]].astype(np.int64))
-    rank = np.empty(len(uniq), np.int32)  # centres preferred: the largest image (the uncropped one), then the first
-    rank[np.lexsort((first, -area))] = np.arange(len(uniq), dtype=np.int32)
+    rank = np.empty(len(uniq), np.int32)  # centres preferred: the largest image (the uncropped one)
+    rank[np.lexsort((np.arange(len(uniq)), -area))] = np.arange(len(uniq), dtype=np.int32)
     del pos, area
     centre, hits = _stars(uniq, node_check, rank, owner, prints, threshold, workers)
     rows = ok[agree]
@@ -447,7 +450,7 @@ def findings(groups: Groups, where: np.ndarray, labels: Sequence[Any] | np.ndarr
                            drop))
     out.sort(key=lambda f: (not f.leak, not f.conflict, -len(f.rows), f.rows[0]))
     summary = Summary(
-        images=len(groups.group), groups=len(out), grouped_images=sum(len(f.rows) for f in out),
+        images=len(groups.group) - groups.count(UNREADABLE), groups=len(out), grouped_images=sum(len(f.rows) for f in out),
         exact_groups=sum(f.exact for f in out), leaks=sum(f.leak for f in out),
         leaked_images=sum(len(f.drop) for f in out), conflicts=sum(f.conflict for f in out),
         flat=groups.count(FLAT), small=groups.count(SMALL), unreadable=groups.count(UNREADABLE), threshold=threshold,

@@ -1,0 +1,127 @@
+"""Duplicate groups a user can act on: stars around a representative, never chains of strangers;
+crops from any side found; PNGs of any depth hashed as pack converts them; the same groups and
+totals whichever tool, and whatever order, lists the images."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import dupkinds
+import fields
+import imgfactory
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgprep.splits import dedup
+
+FIELDS = 2000
+
+
+def _jpeg(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _measure_all(blobs: list[bytes]) -> tuple[list[dedup.Measured], dedup.Prints]:
+    measured = [dedup.measure(b) for b in blobs]
+    prints = dedup.Prints()
+    for m in measured:
+        prints.add(m)
+    return measured, prints
+
+
+@pytest.fixture(scope="module")
+def smooth():
+    return _measure_all([_jpeg(fields.field(seed)) for seed in range(FIELDS)])
+
+
+def test_smooth_fields_make_stars_not_chains(smooth):
+    """Distinct smooth colour fields crowd the hash space: linking every near pair transitively
+    put most of them into one group.  Each group must be a representative and images that are
+    each within the rule of it, and none may be large."""
+    measured, prints = smooth
+    groups = dedup.find_groups(prints, workers=2)
+    members = groups.members()
+    for rep, rows in members.items():
+        assert rows[0] == rep
+        for r in rows[1:]:
+            assert dedup.linked(measured[rep].print, measured[r].print), (rep, r)
+    sizes = sorted((len(rows) for rows in members.values()), reverse=True)
+    assert sizes and sizes[0] <= 8, sizes[:5]
+    assert sum(sizes) < FIELDS // 5, sum(sizes)  # chance look-alikes the threshold admits, in small stars
+
+
+def test_groups_do_not_depend_on_the_order_images_are_listed_in(smooth):
+    measured, _ = smooth
+    order = np.random.default_rng(1).permutation(FIELDS)
+    shuffled = dedup.Prints()
+    for i in order:
+        shuffled.add(measured[i])
+    original = {frozenset(rows) for rows in dedup.find_groups(smooth[1], workers=2).members().values()}
+    again = {frozenset(int(order[r]) for r in rows)
+             for rows in dedup.find_groups(shuffled, workers=1).members().values()}
+    assert again == original
+
+
+CROPS = ("cropped 7% from one side", "cropped 10% from one side", "cropped 10% from two adjacent sides",
+         "cropped to 80% (10% off every side)", "rotated 180, cropped 5%", "mirrored, cropped 8% from one side, q50",
+         "16-bit PNG", "palette PNG", "alpha PNG")
+PHOTOS = 20
+
+
+@pytest.fixture(scope="module")
+def copies():
+    blobs, owner, kind = [], [], []
+    for seed in range(PHOTOS):
+        img = imgfactory.photo(200, 150, seed=300 + seed)
+        base = dupkinds.original(img)
+        blobs.append(base)
+        owner.append(len(blobs) - 1)
+        kind.append("original")
+        for name in CROPS:
+            blobs.append(dupkinds.copy(img, name, base))
+            owner.append(owner[-1] if kind[-1] != "original" else len(blobs) - 2)
+            kind.append(name)
+    measured, prints = _measure_all(blobs)
+    return measured, dedup.find_groups(prints, workers=2), np.array(owner), np.array(kind)
+
+
+@pytest.mark.parametrize("name", CROPS)
+def test_every_copy_kind_is_grouped_with_its_original(copies, name):
+    measured, groups, owner, kind = copies
+    rows = np.flatnonzero(kind == name)
+    assert not any(measured[r].print.flat for r in rows)  # a 16-bit PNG is no blank image
+    found = groups.group[rows] == groups.group[owner[rows]]
+    assert found.mean() >= 0.9, f"{name}: {int(found.sum())} of {len(rows)}"
+
+
+def test_distinct_photos_are_never_grouped(copies):
+    _, groups, owner, kind = copies
+    originals = np.flatnonzero(kind == "original")
+    assert len(set(groups.group[originals].tolist())) == len(originals)
+    for rows in groups.members().values():
+        assert len(set(owner[rows].tolist())) == 1  # every group holds copies of one photo only
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    head = re.search(r"duplicates: (\d+) group\(s\) holding (\d+) of (\d+) images", text)
+    leaks = re.search(r"leaks: (\d+) group\(s\) span splits \((\d+) image", text)
+    assert head and leaks, text
+    return tuple(int(x) for m in (head, leaks) for x in m.groups())
+
+
+def test_prepare_and_inspect_count_the_same_totals_with_a_damaged_image(tmp_path, imgprep_cli):
+    src = tmp_path / "src"
+    for c in ("a", "b"):
+        for i in range(6):
+            imgfactory.write(src / c / f"{i}.jpg", imgfactory.jpeg(96, 72, seed=i + (10 if c == "b" else 0)))
+    imgfactory.write(src / "a" / "bad.jpg", imgfactory.truncated_jpeg(96, 72, seed=99))
+    imgfactory.write(src / "b" / "copy.jpg", (src / "a" / "1.jpg").read_bytes())
+    prepared = imgprep_cli("prepare", "folders", src, "-o", tmp_path / "out", "--split", "train=0.5,val=0.5").stdout
+    inspected = imgprep_cli("inspect", tmp_path / "out").stdout
+    assert "could not be read" in prepared
+    assert _numbers(prepared) == _numbers(inspected)
+    assert _numbers(inspected)[2] == 13
