@@ -450,7 +450,8 @@ def findings(groups: Groups, where: np.ndarray, labels: Sequence[Any] | np.ndarr
                            drop))
     out.sort(key=lambda f: (not f.leak, not f.conflict, -len(f.rows), f.rows[0]))
     summary = Summary(
-        images=len(groups.group) - groups.count(UNREADABLE), groups=len(out), grouped_images=sum(len(f.rows) for f in out),
+        images=len(groups.group) - groups.count(UNREADABLE), groups=len(out),
+        grouped_images=sum(len(f.rows) for f in out),
         exact_groups=sum(f.exact for f in out), leaks=sum(f.leak for f in out),
         leaked_images=sum(len(f.drop) for f in out), conflicts=sum(f.conflict for f in out),
         flat=groups.count(FLAT), small=groups.count(SMALL), unreadable=groups.count(UNREADABLE), threshold=threshold,
