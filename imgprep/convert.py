@@ -249,7 +249,7 @@ def convert(
     listed_root = dataset.root or image_root
     keep_inside(dataset, storage.local_path(listed_root) if listed_root else None,
                 follow_outside=options.follow_links_outside_root)
-    splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say)
+    splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say, stored=images.stored)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
     result.duplicates = dups
     if dups is not None and options.dedup_report:
@@ -270,6 +270,9 @@ class ImageOutput:
     image_format: str = "png"
     write: bool = True
     shape: tuple[int, int, int] | Callable[[Dataset], tuple[int, int, int] | None] | None = None
+    # prepare: the image pack will store, from an image file's bytes; the duplicate check fingerprints
+    # that, so inspect of the packed output compares the very same bytes (one answer before and after)
+    stored: Callable[[bytes], bytes] | None = None
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -289,7 +292,8 @@ def load(kind: str, input: str, options: ConvertOptions, images: ImageOutput) ->
 
 
 def split(
-    dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo
+    dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo,
+    stored: Callable[[bytes], bytes] | None = None,
 ) -> tuple[dict[str, np.ndarray], dedup_mod.Groups | None]:
     """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups."""
     plan = make_plan(
@@ -309,7 +313,7 @@ def split(
     if options.dedup != "off":
         shown = getattr(say, "echo", say) is not None
         dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn, shown=shown,
-                           follow_outside=options.follow_links_outside_root)
+                           follow_outside=options.follow_links_outside_root, stored=stored)
     if options.dedup == "same-split" and dups is not None and dups.grouped:
         splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
     else:
@@ -428,7 +432,7 @@ def hyperparameters_line(params: Mapping[str, str]) -> str:
 
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
                 storage: Store, say: Echo, shown: bool = False,
-                follow_outside: bool = False) -> dedup_mod.Groups | None:
+                follow_outside: bool = False, stored: Callable[[bytes], bytes] | None = None) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
@@ -464,7 +468,8 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
     with _pass_progress(len(dataset), "duplicates", show=shown) as tick:
         def counted(i: int) -> Any:
             try:
-                return read(i)
+                item = read(i)
+                return stored(item) if stored is not None and isinstance(item, bytes) else item
             finally:
                 tick(1)
 

@@ -71,6 +71,16 @@ def image_root_for(kind: str, dataset: Dataset, image_root: str | None) -> str:
     return root
 
 
+def _stored(spec: TransformSpec, pack_options: PackOptions) -> Callable[[bytes], bytes] | None:
+    """What pack stores of an image file (None: its bytes as they are), for the duplicate check."""
+    if spec.pass_through:
+        return None
+    from imgprep.imaging.transform import select
+
+    transform = select(pack_options.native).transform_bytes
+    return lambda data: transform(data, spec, "")
+
+
 @dataclass
 class PreparePlan:
     """What is packed after the conversion: from which source, with which options."""
@@ -100,7 +110,8 @@ def plan_prepare(
         options = dataclasses.replace(options, follow_links_outside_root=True)
         pack_options = dataclasses.replace(pack_options, follow_links_outside_root=True)
     channels = packed_channels(spec)
-    images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
+    images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data),
+                         stored=_stored(spec, pack_options))
     converted = convert(kind, input, outdir, options, storage=storage, echo=echo, images=images,
                         image_root=image_root, defer_writes=defer_writes)
     dataset = converted.dataset
