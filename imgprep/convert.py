@@ -432,7 +432,8 @@ def hyperparameters_line(params: Mapping[str, str]) -> str:
 
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
                 storage: Store, say: Echo, shown: bool = False,
-                follow_outside: bool = False, stored: Callable[[bytes], bytes] | None = None) -> dedup_mod.Groups | None:
+                follow_outside: bool = False,
+                stored: Callable[[bytes], bytes] | None = None) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
