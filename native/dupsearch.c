@@ -31,10 +31,21 @@
 
 typedef struct {
     uint32_t *start[BANDS]; /* BUCKETS + 1 offsets per band */
-    uint64_t *hash[BANDS];  /* hashes in bucket order */
+    uint64_t *hash[BANDS];  /* hashes in bucket order (permuted, when perm is set) */
     const uint64_t *sorted; /* the caller's array: position = binary search */
     Py_ssize_t n;
+    const uint64_t *perm, *unperm; /* 8 x 256 tables moving bits, or NULL: see permute() */
 } mih_index;
+
+/* The same bit permutation applied to every hash and query leaves every distance as it was, but
+ * spreads the rarely-changing bits (a photo hash's DC and first harmonics are almost always set)
+ * over the bands, so no band's buckets crowd: one table lookup per byte. */
+static inline uint64_t permute(const uint64_t *table, uint64_t h) {
+    if (!table) return h;
+    uint64_t out = 0;
+    for (int k = 0; k < 8; k++) out |= table[k * 256 + ((h >> (8 * k)) & 0xff)];
+    return out;
+}
 
 static int32_t position(const mih_index *ix, uint64_t h) {
     Py_ssize_t lo = 0, hi = ix->n;
@@ -71,7 +82,7 @@ typedef struct {
 static int32_t cached_position(job *j, uint64_t h) {
     uint32_t slot = (uint32_t)((h * 0x9E3779B97F4A7C15ull) >> 49);
     if (j->cache_pos[slot] >= 0 && j->cache_key[slot] == h) return j->cache_pos[slot];
-    int32_t at = position(j->index, h);
+    int32_t at = position(j->index, permute(j->index->unperm, h));
     j->cache_key[slot] = h;
     j->cache_pos[slot] = at;
     return at;
@@ -189,10 +200,13 @@ static void free_index(mih_index *ix) {
     }
 }
 
-static int build_index(const uint64_t *hashes, Py_ssize_t n, mih_index *ix) {
+static int build_index(const uint64_t *hashes, Py_ssize_t n, mih_index *ix, const uint64_t *perm,
+                       const uint64_t *unperm) {
     memset(ix, 0, sizeof *ix);
     ix->sorted = hashes;
     ix->n = n;
+    ix->perm = perm;
+    ix->unperm = unperm;
     uint32_t *fill = malloc(BUCKETS * sizeof *fill);
     if (!fill) return -1;
     for (int b = 0; b < BANDS; b++) {
@@ -204,10 +218,13 @@ static int build_index(const uint64_t *hashes, Py_ssize_t n, mih_index *ix) {
             free(fill);
             return -1;
         }
-        for (Py_ssize_t i = 0; i < n; i++) start[((hashes[i] >> (b * BAND_BITS)) & (BUCKETS - 1)) + 1]++;
+        for (Py_ssize_t i = 0; i < n; i++) start[((permute(perm, hashes[i]) >> (b * BAND_BITS)) & (BUCKETS - 1)) + 1]++;
         for (uint32_t k = 0; k < BUCKETS; k++) start[k + 1] += start[k];
         memcpy(fill, start, BUCKETS * sizeof *fill);
-        for (Py_ssize_t i = 0; i < n; i++) hs[fill[(hashes[i] >> (b * BAND_BITS)) & (BUCKETS - 1)]++] = hashes[i];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint64_t h = permute(perm, hashes[i]);
+            hs[fill[(h >> (b * BAND_BITS)) & (BUCKETS - 1)]++] = h;
+        }
     }
     free(fill);
     return 0;
@@ -244,13 +261,15 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
         for (int b = 0; b < BANDS; b++) {
             memset(qstart, 0, (BUCKETS + 1) * sizeof *qstart);
             for (Py_ssize_t q = lo; q < hi; q++)
-                if (owners[q / per] >= 0) qstart[((queries[q] >> (b * BAND_BITS)) & (BUCKETS - 1)) + 1]++;
+                if (owners[q / per] >= 0)
+                    qstart[((permute(ix->perm, queries[q]) >> (b * BAND_BITS)) & (BUCKETS - 1)) + 1]++;
             for (uint32_t k = 0; k < BUCKETS; k++) qstart[k + 1] += qstart[k];
             memcpy(fill, qstart, BUCKETS * sizeof *fill);
             for (Py_ssize_t q = lo; q < hi; q++) {
                 if (owners[q / per] < 0) continue; /* a row with nothing to query (flat, small) */
-                uint32_t slot = fill[(queries[q] >> (b * BAND_BITS)) & (BUCKETS - 1)]++;
-                qhash[slot] = queries[q];
+                uint64_t h = permute(ix->perm, queries[q]);
+                uint32_t slot = fill[(h >> (b * BAND_BITS)) & (BUCKETS - 1)]++;
+                qhash[slot] = h;
                 qowner[slot] = owners[q / per];
                 if (qcheck) qcheck[slot] = la->qcheck[q];
             }
@@ -363,7 +382,7 @@ PyObject *imp_py_dup_union(PyObject *self, PyObject *args) {
     mih_index ix;
     Py_BEGIN_ALLOW_THREADS
     int nmasks = make_masks(threshold / BANDS, masks);
-    if (build_index(vi.buf, n, &ix) < 0) {
+    if (build_index(vi.buf, n, &ix, NULL, NULL) < 0) {
         failed = 1;
     } else {
         lead_args none = {NULL, NULL, 0, NULL, NULL};
@@ -399,13 +418,30 @@ fail_i:
 PyObject *imp_py_dup_lead(PyObject *self, PyObject *args) {
     PyObject *o_index, *o_icheck, *o_rank, *o_queries, *o_qcheck, *o_owners, *o_lead;
     int threshold, check_threshold, threads, symmetric = 0;
-    Py_buffer vi, vic, vr, vq, vqc, vo, vl;
+    Py_buffer vi, vic, vr, vq, vqc, vo, vl, vperm = {0}, vunperm = {0};
+    PyObject *o_perm = Py_None, *o_unperm = Py_None;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOOOOiii|p:dup_lead", &o_index, &o_icheck, &o_rank, &o_queries, &o_qcheck,
-                          &o_owners, &o_lead, &threshold, &check_threshold, &threads, &symmetric))
+    if (!PyArg_ParseTuple(args, "OOOOOOOiii|pOO:dup_lead", &o_index, &o_icheck, &o_rank, &o_queries, &o_qcheck,
+                          &o_owners, &o_lead, &threshold, &check_threshold, &threads, &symmetric, &o_perm,
+                          &o_unperm))
         return NULL;
+    if ((o_perm == Py_None) != (o_unperm == Py_None))
+        return PyErr_Format(PyExc_ValueError, "perm and unperm come together");
+    if (o_perm != Py_None) {
+        if (get(o_perm, &vperm, 0, 8, "perm") < 0) return NULL;
+        if (get(o_unperm, &vunperm, 0, 8, "unperm") < 0) {
+            PyBuffer_Release(&vperm);
+            return NULL;
+        }
+        if (vperm.len != 8 * 256 * 8 || vunperm.len != 8 * 256 * 8) {
+            PyBuffer_Release(&vperm);
+            PyBuffer_Release(&vunperm);
+            return PyErr_Format(PyExc_ValueError, "perm and unperm are 8 x 256 uint64 tables");
+        }
+    }
+    const uint64_t *perm = o_perm != Py_None ? vperm.buf : NULL, *unperm = o_perm != Py_None ? vunperm.buf : NULL;
     if (threshold < 0 || threshold > 4 * BANDS + 3) return PyErr_Format(PyExc_ValueError, "threshold out of range");
-    if (get(o_index, &vi, 0, 8, "index") < 0) return NULL;
+    if (get(o_index, &vi, 0, 8, "index") < 0) goto fail_none;
     if (get(o_icheck, &vic, 0, 8, "icheck") < 0) goto fail_i;
     if (get(o_rank, &vr, 0, 4, "rank") < 0) goto fail_ic;
     if (get(o_queries, &vq, 0, 8, "queries") < 0) goto fail_r;
@@ -453,7 +489,7 @@ PyObject *imp_py_dup_lead(PyObject *self, PyObject *args) {
     mih_index ix;
     Py_BEGIN_ALLOW_THREADS
     int nmasks = make_masks(threshold / BANDS, masks);
-    if (build_index(vi.buf, n, &ix) < 0) {
+    if (build_index(vi.buf, n, &ix, perm, unperm) < 0) {
         failed = 1;
     } else {
         lead_args la = {vqc.buf, vic.buf, check_threshold, vl.buf, vr.buf};
@@ -469,6 +505,10 @@ PyObject *imp_py_dup_lead(PyObject *self, PyObject *args) {
     PyBuffer_Release(&vr);
     PyBuffer_Release(&vic);
     PyBuffer_Release(&vi);
+    if (perm) {
+        PyBuffer_Release(&vperm);
+        PyBuffer_Release(&vunperm);
+    }
     if (failed) return PyErr_NoMemory();
     return PyLong_FromLongLong(hits);
 fail_l:
@@ -485,5 +525,10 @@ fail_ic:
     PyBuffer_Release(&vic);
 fail_i:
     PyBuffer_Release(&vi);
+fail_none:
+    if (perm) {
+        PyBuffer_Release(&vperm);
+        PyBuffer_Release(&vunperm);
+    }
     return NULL;
 }

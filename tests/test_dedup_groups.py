@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgprep.splits import dedup
+from imgprep.imaging.phash import hamming
+from imgprep.splits import dedup, neardup
 
 FIELDS = 2000
 
@@ -154,3 +155,51 @@ def test_inspect_of_a_same_split_resized_output_finds_no_leak(tmp_path, imgprep_
         return {frozenset(i["id"] for i in json.loads(line)["images"]) for line in path.read_text().splitlines()}
 
     assert groups(tmp_path / "before.jsonl") == groups(tmp_path / "after.jsonl")
+
+
+@pytest.mark.parametrize("path", ["native", "numpy"])
+def test_lead_search_equals_brute_force_with_photo_like_bits(path, monkeypatch):
+    """The star search (with the band-balancing bit permutation on the native path) finds, for every
+    hash, the best rank it is confirmed near: the same as comparing every pair."""
+    if path == "numpy":
+        monkeypatch.setenv("IMGPREP_NATIVE", "0")
+    rng = np.random.default_rng(7)
+    freq = np.full(64, 0.5)
+    freq[[63, 62, 55]] = 0.99  # a photo hash's DC and first harmonics: almost always set
+
+    def hashes(k):
+        bits = rng.random((k, 64)) < freq
+        return (bits.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(1, dtype=np.uint64)
+
+    index = hashes(3000)
+    for k in range(400):  # planted neighbours 0..12 bits away
+        index[1500 + k] = index[k] ^ np.uint64(sum(1 << int(b) for b in rng.choice(64, k % 13, replace=False)))
+    index = np.unique(index)
+    n = len(index)
+    icheck = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    icheck[rng.random(n) < 0.5] = 0  # half share a check (confirmable), half are random (refused)
+    rank = rng.permutation(n).astype(np.int32)
+    windows = index[rng.integers(0, n, 2 * 700)] ^ np.uint64(0b111 << 30)  # 2 per row, 3 bits off
+    wcheck = np.zeros(len(windows), np.uint64)
+    owner = rng.integers(-1, n, 700).astype(np.int32)
+    tables = neardup.balance(index)
+    leads = rank.copy()
+    neardup.lead(index, icheck, rank, index, icheck, np.arange(n, dtype=np.int32), leads, 8, 14, workers=2,
+                 symmetric=True, tables=tables)
+    neardup.lead(index, icheck, rank, windows, wcheck, owner, leads, 10, 14, workers=2, tables=tables)
+    expected = rank.copy()
+    near = (hamming(index[:, None], index[None, :]) <= 8) & (hamming(icheck[:, None], icheck[None, :]) <= 14)
+    np.fill_diagonal(near, False)
+    for i in range(n):
+        if near[i].any():
+            expected[i] = min(expected[i], rank[near[i]].min())
+    for k, w in enumerate(windows):
+        a = owner[k // 2]
+        if a < 0:
+            continue
+        hit = np.flatnonzero((hamming(w, index) <= 10) & (hamming(wcheck[k], icheck) <= 14))
+        for j in hit[hit != a]:
+            expected[a] = min(expected[a], rank[j])
+            expected[j] = min(expected[j], rank[a])
+    assert (expected != rank).sum() > 100
+    assert np.array_equal(leads, expected)

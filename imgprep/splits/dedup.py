@@ -39,7 +39,7 @@ from imgprep.imaging.phash import (
     fingerprint,
     hamming,
 )
-from imgprep.splits.neardup import CHECK_THRESHOLD, DEFAULT_THRESHOLD, lead, roots, window_threshold
+from imgprep.splits.neardup import CHECK_THRESHOLD, DEFAULT_THRESHOLD, balance, lead, roots, window_threshold
 
 MODES = ("off", "report", "same-split")
 ALIASES = {"drop": "same-split"}  # the name it had: it never dropped an image
@@ -266,6 +266,7 @@ def _stars(uniq: np.ndarray, node_check: np.ndarray, rank: np.ndarray, owner: np
     windows, window_check = prints.column("windows"), prints.column("window_check")
     alt_hash, alt_check, alt_row = prints.column("alt_hash"), prints.column("alt_check"), prints.column("alt_row")
     hits = 0
+    tables = balance(uniq)
     for _ in range(ROUNDS):
         sub = np.flatnonzero(active).astype(np.int32)
         local = np.full(m + 1, -1, np.int32)  # position among this round's hashes (-1: placed; m: none)
@@ -278,12 +279,12 @@ def _stars(uniq: np.ndarray, node_check: np.ndarray, rank: np.ndarray, owner: np
         leads = local_rank.copy()
         ident = np.arange(len(sub), dtype=np.int32)
         hits += lead(index, icheck, local_rank, index, icheck, ident, leads, threshold, CHECK_THRESHOLD,
-                     workers=workers, symmetric=True)
+                     workers=workers, symmetric=True, tables=tables)
         hits += lead(index, icheck, local_rank, alt_hash, alt_check,
                      row_owner[alt_row] if len(alt_row) else row_owner[:0], leads, threshold, CHECK_THRESHOLD,
-                     workers=workers)
+                     workers=workers, tables=tables)
         hits += lead(index, icheck, local_rank, windows, window_check, row_owner, leads,
-                     window_threshold(threshold), CHECK_THRESHOLD, workers=workers)
+                     window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables)
         best = order[leads]  # local position of each hash's best-ranked confirmed neighbour (itself if none)
         is_centre = best == ident
         placed = is_centre[best]

@@ -167,13 +167,46 @@ def _merge_numpy(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, par
     return hits
 
 
+def balance(hashes: np.ndarray, sample: int = 1 << 16) -> tuple[np.ndarray, np.ndarray] | None:
+    """Tables (forward, inverse: 8 x 256 uint64 each) of a bit permutation that gives every band about
+    the same entropy, measured on ``hashes`` (a sample of them).  A permutation applied to every hash
+    and query keeps every distance, so the search finds the same pairs; but a photo hash's DC and
+    first-harmonic bits are almost always set, and left in one band they crowd its buckets ~8x."""
+    if len(hashes) < 2:
+        return None
+    step = max(1, len(hashes) // sample)
+    picked = np.ascontiguousarray(hashes[::step], dtype=np.uint64)
+    ones = np.array([int(((picked >> np.uint64(b)) & np.uint64(1)).sum()) for b in range(64)]) / len(picked)
+    p = np.clip(ones, 1e-9, 1 - 1e-9)
+    entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    snake = [band if (k // BANDS) % 2 == 0 else BANDS - 1 - band for k in range(64) for band in [k % BANDS]]
+    dest = np.empty(64, np.int64)
+    filled = [0] * BANDS
+    for k, bit in enumerate(np.argsort(-entropy, kind="stable")):  # richest bits dealt round, snake order
+        band = snake[k]
+        dest[bit] = band * BAND_BITS + filled[band]
+        filled[band] += 1
+    return _tables(dest), _tables(np.argsort(dest))
+
+
+def _tables(dest: np.ndarray) -> np.ndarray:
+    """8 x 256 lookups: table[k][v] = byte k's value v with each bit moved to ``dest`` (OR the 8)."""
+    values = np.arange(256, dtype=np.uint64)
+    out = np.zeros((8, 256), np.uint64)
+    for bit in range(64):
+        k, j = divmod(bit, 8)
+        out[k] |= ((values >> np.uint64(j)) & np.uint64(1)) << np.uint64(dest[bit])
+    return out
+
+
 def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.ndarray, qcheck: np.ndarray,
          owners: np.ndarray, leads: np.ndarray, threshold: int, check_threshold: int, *, workers: int = 1,
-         symmetric: bool = False) -> int:
+         symmetric: bool = False, tables: tuple[np.ndarray, np.ndarray] | None = None) -> int:
     """:func:`merge`'s search, but a hit counts only when the check hashes (``icheck`` per index
     position, ``qcheck`` per query) are within ``check_threshold`` bits too, and instead of joining
     sets it lowers ``leads[x]`` (int32 per index position, updated in place) to the smallest
-    ``rank`` of a position ``x`` is confirmed near, both ways.  Returns the number of confirmed hits."""
+    ``rank`` of a position ``x`` is confirmed near, both ways.  ``tables``: :func:`balance`'s bit
+    permutation for the native search (the same pairs, found faster).  Returns the confirmed hits."""
     index = np.ascontiguousarray(index, dtype=np.uint64)
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
     owners = np.ascontiguousarray(owners, dtype=np.int32)
@@ -184,8 +217,9 @@ def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.nd
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_lead"):
+        perm, unperm = tables if tables is not None else (None, None)
         return int(core.dup_lead(index, icheck, rank, queries, qcheck, owners, leads, threshold, check_threshold,
-                                 workers, symmetric))
+                                 workers, symmetric, perm, unperm))
     per = len(queries) // len(owners)
     hits = 0
     table = HashIndex(index)
