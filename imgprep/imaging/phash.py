@@ -14,10 +14,10 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
   harmonics are too close to call for a choice also gives the hashes of the other choices
   (``alternates``), queried but never indexed.  EXIF orientation, 90/180/270-degree turns and
   mirrors all land on the same canonical hash.
-- **Crops**: the hashes of eleven crop windows, each canonical on its own, are queried against the
-  other images' whole-image hashes: 2.5%, 7.5% and 10% off every side (centre), 7.5% off two
-  adjacent sides (the corners) and 7.5% off one side.  A copy cropped by up to 10% from one side, two
-  adjacent sides or all four (down to 80% of width and height) is within 2.5% of one of them.
+- **Crops**: the hashes of fourteen crop windows, each canonical on its own, are queried against
+  the other images' whole-image hashes: 5% and 10% off every side (centred) and off two adjacent
+  sides (the corners), 7.5% off one side.  A copy cropped by up to 10% from one side, two adjacent
+  sides or all four (down to 80% of width and height) is within 2.5% of one of them.
 - **Confirmation**: every hash (whole, alternates, windows) comes with a *check* hash, the same
   median bits over the DCT of the thumbnail's absolute deviation from its mean, in the same
   orientation.  Two images are linked only when both agree: smooth, low-detail images (sky,
@@ -42,8 +42,9 @@ THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average see
 # handwritten digits (24 px) 3,482 pairs of 1,797 distinct digits came within 10 bits.  Such
 # images (MNIST's 28x28) are checked for exact copies only.
 NEAR_MIN_SIDE = SIDE
-WINDOW_CUTS = (0.025, 0.075)  # crop windows cut these fractions off sides; every cut up to 10% is within 2.5%
-WINDOW_COUNT = 11  # windows per fingerprint: 3 centred, 4 corners, 4 sides
+CUTS = (0.05, 0.1)  # centred and corner windows cut these fractions off the sides they cut
+SIDE_CUT = 0.075  # one-side windows: every one-side cut from 5% to 10% is within 2.5% of it
+WINDOW_COUNT = 2 * 5 + 4  # windows per fingerprint: 2 centred, 8 corners, 4 sides
 PEELS = 3  # rounds of border trimming: bars of one colour, then flat edges of another
 BORDER_TOLERANCE = 12  # grey levels a bar's row may vary by (JPEG noise) and still be a bar
 FLAT_STD = 5.0  # thumbnail standard deviation (grey levels) under which an image is low-information
@@ -191,16 +192,15 @@ def _alternates(coeffs: np.ndarray, check: np.ndarray) -> list[tuple[np.ndarray,
 
 
 def _boxes(top: int, bottom: int, left: int, right: int) -> np.ndarray:
-    """The content box, then the crop windows inside it: a small, a large and a 10% cut off every
-    side, the large cut off two adjacent sides (four corners) and off one side (four sides)."""
+    """The content box, then the crop windows inside it: 5% and 10% off every side (centred) and off
+    two adjacent sides (the four corners), 7.5% off one side (the four sides)."""
     h, w = bottom - top, right - left
-    small, large = WINDOW_CUTS
     boxes = [(top, bottom, left, right)]
-    for cut in (small, large, 0.1):
+    for cut in CUTS:
         dh, dw = round(h * cut), round(w * cut)
         boxes.append((top + dh, bottom - dh, left + dw, right - dw))
-    dh, dw = round(h * large), round(w * large)
-    boxes += [(top + y, bottom - dh + y, left + x, right - dw + x) for y in (0, dh) for x in (0, dw)]
+        boxes += [(top + y, bottom - dh + y, left + x, right - dw + x) for y in (0, dh) for x in (0, dw)]
+    dh, dw = round(h * SIDE_CUT), round(w * SIDE_CUT)
     boxes += [(top + dh, bottom, left, right), (top, bottom - dh, left, right),
               (top, bottom, left + dw, right), (top, bottom, left, right - dw)]
     return np.array(boxes)

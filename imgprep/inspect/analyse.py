@@ -15,7 +15,7 @@ from imgprep.splits import dedup
 from imgprep.splits.neardup import CHECK_THRESHOLD, DEFAULT_THRESHOLD, window_threshold
 
 HASH = ("DCT pHash, 64 bits on a 32x32 luma thumbnail of the image inside uniform borders, in a canonical "
-        "orientation (turns and flips), plus eleven crop windows (2.5-10% off one, two or four sides); every link "
+        "orientation (turns and flips), plus fourteen crop windows (5-10% off one, two or four sides); every link "
         "confirmed by a check hash; groups are stars around a representative, never chains")
 
 

@@ -226,30 +226,35 @@ def find_groups(prints: Prints, threshold: int = DEFAULT_THRESHOLD, *, workers: 
 
 
 def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tuple[np.ndarray, int]:
-    """Representative row per row: the first row of its star's centre (each row alone unless near one)."""
+    """Representative row per row: the first row of its star's centre (each row alone unless near one).
+
+    Nothing here depends on the rows' order (only on the fingerprints), so convert and inspect, which
+    list the same images in different orders, build the same groups.  Arrays are dropped as soon as
+    they are used: the search's peak is its index and a few int32 columns."""
     n = len(kind)
     near = np.arange(n, dtype=np.int32)
     ok = np.flatnonzero(kind == OK).astype(np.int32)
     if not len(ok):
         return near, 0
-    checks = prints.column("check")
     uniq, pos = _positions(prints.column("hash")[ok])  # identical hashes collapse here
-    # Nothing below depends on the rows' order (only on the fingerprints), so convert and inspect,
-    # which list the same images in different orders, build the same groups.
+    checks = prints.column("check")[ok]
     node_check = np.full(len(uniq), np.iinfo(np.uint64).max, np.uint64)
-    np.minimum.at(node_check, pos, checks[ok])
-    agree = hamming(checks[ok], node_check[pos]) <= CHECK_THRESHOLD  # the same hash, confirmed
-    first = np.full(len(uniq), n, np.int32)  # per distinct hash: its first row (the group's name)
-    np.minimum.at(first, pos[agree], ok[agree])
+    np.minimum.at(node_check, pos, checks)
+    agree = hamming(checks, node_check[pos]) <= CHECK_THRESHOLD  # the same hash, confirmed
+    del checks
     owner = np.full(n, -1, np.int32)  # per row: its hash's position in uniq (-1: not near-matched)
     owner[ok[agree]] = pos[agree]
     area = np.zeros(len(uniq), np.int64)
     np.maximum.at(area, pos[agree], prints.column("area")[ok[agree]].astype(np.int64))
+    del pos, agree, ok
     rank = np.empty(len(uniq), np.int32)  # centres preferred: the largest image (the uncropped one)
     rank[np.lexsort((np.arange(len(uniq)), -area))] = np.arange(len(uniq), dtype=np.int32)
-    del pos, area
+    del area
     centre, hits = _stars(uniq, node_check, rank, owner, prints, threshold, workers)
-    rows = ok[agree]
+    del uniq, node_check, rank
+    rows = np.flatnonzero(owner >= 0).astype(np.int32)
+    first = np.full(len(centre), n, np.int32)  # per distinct hash: its first row (the group's name)
+    np.minimum.at(first, owner[rows], rows)
     near[rows] = first[centre[owner[rows]]]
     return near, hits
 
@@ -261,37 +266,48 @@ def _stars(uniq: np.ndarray, node_check: np.ndarray, rank: np.ndarray, owner: np
     and the hashes whose best neighbour is a centre join it.  The rest (their best neighbour joined
     another centre) go round again among themselves.  Deterministic: minima, not races."""
     m = len(uniq)
-    centre = np.arange(m, dtype=np.int32)
-    active = np.ones(m, bool)
-    windows, window_check = prints.column("windows"), prints.column("window_check")
-    alt_hash, alt_check, alt_row = prints.column("alt_hash"), prints.column("alt_check"), prints.column("alt_row")
-    hits = 0
+    centre = active = None
     tables = balance(uniq)
+    hits = 0
     for _ in range(ROUNDS):
-        sub = np.flatnonzero(active).astype(np.int32)
-        local = np.full(m + 1, -1, np.int32)  # position among this round's hashes (-1: placed; m: none)
-        local[sub] = np.arange(len(sub), dtype=np.int32)
-        row_owner = local[owner]  # owner -1 reads local[-1] = -1
-        index, icheck = uniq[sub], node_check[sub]
-        order = np.argsort(rank[sub]).astype(np.int32)  # this round's ranks 0..k-1 -> local positions
-        local_rank = np.empty(len(sub), np.int32)
-        local_rank[order] = np.arange(len(sub), dtype=np.int32)
+        if active is None:  # the first round: every hash, no copies
+            sub, index, icheck, local_rank, row_owner = None, uniq, node_check, rank, owner
+        else:
+            sub = np.flatnonzero(active).astype(np.int32)
+            local = np.full(m + 1, -1, np.int32)  # position among this round's hashes (-1: placed or none)
+            local[sub] = np.arange(len(sub), dtype=np.int32)
+            row_owner = local[owner]  # owner -1 reads local[-1] = -1
+            del local
+            index, icheck = uniq[sub], node_check[sub]
+            local_rank = np.empty(len(sub), np.int32)  # ranks among this round's hashes
+            local_rank[np.argsort(rank[sub])] = np.arange(len(sub), dtype=np.int32)
+        k = len(index)
         leads = local_rank.copy()
-        ident = np.arange(len(sub), dtype=np.int32)
+        ident = np.arange(k, dtype=np.int32)
         hits += lead(index, icheck, local_rank, index, icheck, ident, leads, threshold, CHECK_THRESHOLD,
                      workers=workers, symmetric=True, tables=tables)
-        hits += lead(index, icheck, local_rank, alt_hash, alt_check,
-                     row_owner[alt_row] if len(alt_row) else row_owner[:0], leads, threshold, CHECK_THRESHOLD,
-                     workers=workers, tables=tables)
-        hits += lead(index, icheck, local_rank, windows, window_check, row_owner, leads,
-                     window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables)
+        del ident
+        alt_row = prints.column("alt_row")
+        if len(alt_row):
+            hits += lead(index, icheck, local_rank, prints.column("alt_hash"), prints.column("alt_check"),
+                         row_owner[alt_row], leads, threshold, CHECK_THRESHOLD, workers=workers, tables=tables)
+        hits += lead(index, icheck, local_rank, prints.column("windows"), prints.column("window_check"), row_owner,
+                     leads, window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables)
+        del index, icheck, row_owner
+        order = np.empty(k, np.int32)  # rank -> local position
+        order[local_rank] = np.arange(k, dtype=np.int32)
         best = order[leads]  # local position of each hash's best-ranked confirmed neighbour (itself if none)
-        is_centre = best == ident
-        placed = is_centre[best]
+        del order, leads, local_rank
+        placed = best[best] == best  # the best neighbour is a centre (a centre is its own best)
+        if active is None:
+            centre = np.arange(m, dtype=np.int32)
+            active = np.ones(m, bool)
+            sub = np.arange(m, dtype=np.int32)
         centre[sub[placed]] = sub[best[placed]]
         active[sub[placed]] = False
-        if placed.all() or not placed.any():
+        if placed.all():
             break
+    assert centre is not None
     return centre, hits
 
 

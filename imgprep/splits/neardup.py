@@ -33,10 +33,10 @@ CHUNK = 1 << 14  # probes (queries x flip masks) per numpy pass: bounds the cand
 # default, when 5% crops had to be reached by the whole-image hash) groups twice as many chance
 # look-alikes.  Thresholds up to 11 (the CLI's maximum) are covered by 4 bands with 2 flipped bits.
 DEFAULT_THRESHOLD = 8
-# Crop windows are compared with the whole-image hashes of the others with this many more bits of
-# slack: a window and the crop it stands for differ by up to 2.5% of a side, and the check hash
-# confirms every link (copies within 10 bits, unrelated look-alikes rarely also within the check).
-WINDOW_SLACK = 2
+# Crop windows are compared with the whole-image hashes of the others at 7 bits: up to 7 bits the
+# search flips one bit per band (17 buckets), from 8 two (137): windows are most of the queries, and
+# at 10 bits the search costs five times as much for a tenth more crops found (bench_dedup.py).
+WINDOW_THRESHOLD = 7
 # The check hash (imgprep.imaging.phash) must agree too before two images are linked.  Copies of
 # every kind in tests/dupkinds.py land within it; two unrelated smooth images whose pHashes met by
 # chance mostly do not (benchmarks/bench_dedup.py prints both).
@@ -44,7 +44,8 @@ CHECK_THRESHOLD = 14
 
 
 def window_threshold(threshold: int) -> int:
-    return threshold + WINDOW_SLACK
+    """The crop windows' threshold for a whole-image ``threshold``."""
+    return min(threshold, WINDOW_THRESHOLD)
 
 
 def _masks(bits: int, radius: int) -> np.ndarray:
