@@ -47,6 +47,7 @@ SIDE_CUT = 0.075  # one-side windows: every one-side cut from 5% to 10% is withi
 WINDOW_COUNT = 2 * 5 + 4  # windows per fingerprint: 2 centred, 8 corners, 4 sides
 PEELS = 3  # rounds of border trimming: bars of one colour, then flat edges of another
 BORDER_TOLERANCE = 12  # grey levels a bar's row may vary by (JPEG noise) and still be a bar
+CLIP = 1  # percent of the darkest and of the brightest pixels clipped before hashing
 FLAT_STD = 5.0  # thumbnail standard deviation (grey levels) under which an image is low-information
 MIN_CONTENT = 8  # a trimmed image smaller than this (pixels) is low-information
 AMBIGUOUS = 0.15  # first harmonics closer than this fraction of the AC energy: both choices are hashed
@@ -220,6 +221,13 @@ def bordered_box(luma: np.ndarray) -> tuple[int, int, int, int]:
     return tuple(core.phash_box(luma, luma.shape[0], luma.shape[1], BORDER_TOLERANCE, PEELS))
 
 
+def _clip_outliers(luma: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """Grey levels clipped to the content's CLIP..100-CLIP percentiles: a caption or logo in white on
+    a dim photo is a few percent of its pixels but most of its contrast, and would decide the hash."""
+    lo, hi = np.percentile(luma[top:bottom, left:right], (CLIP, 100 - CLIP)).round().astype(np.uint8)
+    return np.clip(luma, lo, hi) if hi > lo else luma
+
+
 def fingerprint(luma: np.ndarray) -> Fingerprint:
     """The fingerprint of a grey image given as a 2-D uint8 array (any size; >= 32 px to be near-matched).
 
@@ -232,6 +240,7 @@ def fingerprint(luma: np.ndarray) -> Fingerprint:
     if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
         return Fingerprint(0, (), (), True)
     boxes = _boxes(top, bottom, left, right)
+    luma = _clip_outliers(luma, top, bottom, left, right)
     if core is not None:
         blocks, spread = core.phash_blocks(luma, h, w, boxes.astype(np.int64), _D_BYTES, True)
         both = np.frombuffer(blocks, np.float64).reshape(2, len(boxes), LOW, LOW)
