@@ -66,6 +66,7 @@ class Findings:
                      "window_threshold_bits": window_threshold(self.threshold),
                      "check_threshold_bits": CHECK_THRESHOLD, "min_side": NEAR_MIN_SIDE,
                      "images_too_small": s.small, "low_information": s.flat},
+            "left_out": self.collection.left_out,
             "classes": self.classes,
             "splits": self.splits,
             "duplicate_groups": [self.group_json(f) for f in self.groups[:groups]],
