@@ -347,10 +347,10 @@ def smooth_fields(count: int, workers: int, threshold: int) -> None:
               f"{np.median(pair) if len(pair) else 0:.0f} |")
 
 
-def photos(count: int, workers: int, threshold: int) -> None:
+def photos(count: int, workers: int, threshold: int, contrast: float = 1.0) -> None:
     import corpus
     import dupkinds
-    from PIL import Image
+    from PIL import Image, ImageEnhance
 
     from imgprep.imaging.decode import decode
 
@@ -367,6 +367,8 @@ def photos(count: int, workers: int, threshold: int) -> None:
             title = path.parts[-4] if "wallpapers" in path.parts else path.stem
             names += [f"{title} (left)", f"{title} (right)"]
     views = [v.resize((560, round(560 * v.height / v.width)), Image.Resampling.LANCZOS) for v in views][:count]
+    if contrast != 1.0:  # dim, flat photos: a caption or a crop moves their hash the most
+        views = [ImageEnhance.Contrast(v).enhance(contrast) for v in views]
     data: list[bytes] = []
     owner: list[int] = []  # which view an image shows (-1: it is the view)
     kind: list[str] = []
@@ -379,8 +381,10 @@ def photos(count: int, workers: int, threshold: int) -> None:
             data.append(dupkinds.copy(view, name, base))
             owner.append(i)
             kind.append(name)
-    print(f"\n## Real photos: {len(views)} views of {len(views) // 2} Debian wallpaper photos (two overlapping "
-          f"views per photo: the distinct set), {len(dupkinds.KINDS)} copies of each\n")
+    dim = f", contrast x{contrast:g}" if contrast != 1.0 else ""
+    print(f"\n## Real photos{dim}: {len(views)} views of {len(views) // 2} Debian wallpaper photos (two overlapping "
+          f"views per photo: the distinct set), {len(dupkinds.KINDS)} copies of each; old: imgprep 0.1's plain "
+          "pHash and mirror, every pair within 10 bits chained (decoded as today: 16-bit PNGs scaled)\n")
     prints = dedup.Prints()
     old = []
     for blob in data:
@@ -430,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="hash bits at scale: with real photos' frequencies, or well spread")
     parser.add_argument("--fields", type=int, default=10_000, help="smooth random fields (0: skip)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--low-contrast", type=float, default=0.3,
+                        help="the photo part again on the photos at this contrast (0: skip)")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-degenerate", action="store_true")
     parser.add_argument("--skip-photos", action="store_true")
@@ -450,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         smooth_fields(args.fields, args.workers, args.threshold)
     if not args.skip_photos:
         photos(args.photos, args.workers, args.threshold)
+        if args.low_contrast:
+            photos(args.photos, args.workers, args.threshold, args.low_contrast)
     return 0
 
 

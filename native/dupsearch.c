@@ -231,6 +231,9 @@ static int build_index(const uint64_t *hashes, Py_ssize_t n, mih_index *ix, cons
 }
 
 /* Queries go through in blocks (bounded scratch), each sorted by every band's key in turn. */
+/* owners NULL: each query is its own owner (the index searched against itself) */
+#define OWNER(q) (owners ? owners[(q) / per] : (int32_t)(q))
+
 typedef struct {
     const uint64_t *qcheck, *icheck; /* NULL: union mode */
     int check_threshold;
@@ -261,16 +264,16 @@ static int search(const mih_index *ix, const uint64_t *queries, const int32_t *o
         for (int b = 0; b < BANDS; b++) {
             memset(qstart, 0, (BUCKETS + 1) * sizeof *qstart);
             for (Py_ssize_t q = lo; q < hi; q++)
-                if (owners[q / per] >= 0)
+                if (OWNER(q) >= 0)
                     qstart[((permute(ix->perm, queries[q]) >> (b * BAND_BITS)) & (BUCKETS - 1)) + 1]++;
             for (uint32_t k = 0; k < BUCKETS; k++) qstart[k + 1] += qstart[k];
             memcpy(fill, qstart, BUCKETS * sizeof *fill);
             for (Py_ssize_t q = lo; q < hi; q++) {
-                if (owners[q / per] < 0) continue; /* a row with nothing to query (flat, small) */
+                if (OWNER(q) < 0) continue; /* a row with nothing to query (flat, small) */
                 uint64_t h = permute(ix->perm, queries[q]);
                 uint32_t slot = fill[(h >> (b * BAND_BITS)) & (BUCKETS - 1)]++;
                 qhash[slot] = h;
-                qowner[slot] = owners[q / per];
+                qowner[slot] = OWNER(q);
                 if (qcheck) qcheck[slot] = la->qcheck[q];
             }
             int started = 0;
@@ -446,16 +449,25 @@ PyObject *imp_py_dup_lead(PyObject *self, PyObject *args) {
     if (get(o_rank, &vr, 0, 4, "rank") < 0) goto fail_ic;
     if (get(o_queries, &vq, 0, 8, "queries") < 0) goto fail_r;
     if (get(o_qcheck, &vqc, 0, 8, "qcheck") < 0) goto fail_q;
-    if (get(o_owners, &vo, 0, 4, "owners") < 0) goto fail_qc;
+    int own_self = o_owners == Py_None; /* each query its own owner: symmetric only */
+    if (own_self) {
+        memset(&vo, 0, sizeof vo);
+    } else if (get(o_owners, &vo, 0, 4, "owners") < 0) {
+        goto fail_qc;
+    }
     if (get(o_lead, &vl, 1, 4, "lead") < 0) goto fail_o;
-    Py_ssize_t n = vi.len / 8, nq = vq.len / 8, no = vo.len / 4;
+    Py_ssize_t n = vi.len / 8, nq = vq.len / 8, no = own_self ? nq : vo.len / 4;
     if (no == 0 || nq % no || vl.len / 4 != n || vic.len / 8 != n || vr.len / 4 != n || vqc.len / 8 != nq ||
         n > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "owners must divide queries; lead and icheck match index, qcheck queries");
         goto fail_l;
     }
-    const int32_t *owners = vo.buf;
-    for (Py_ssize_t q = 0; q < no; q++)
+    const int32_t *owners = own_self ? NULL : vo.buf;
+    if (own_self && !symmetric) {
+        PyErr_SetString(PyExc_ValueError, "owners may be None only when symmetric");
+        goto fail_l;
+    }
+    for (Py_ssize_t q = 0; owners && q < no; q++)
         if (owners[q] >= n) {
             PyErr_SetString(PyExc_ValueError, "an owner is outside the index");
             goto fail_l;
@@ -463,7 +475,7 @@ PyObject *imp_py_dup_lead(PyObject *self, PyObject *args) {
     if (symmetric) {
         int ok = nq == n && no == n && memcmp(vq.buf, vi.buf, (size_t)n * 8) == 0 &&
                  memcmp(vqc.buf, vic.buf, (size_t)n * 8) == 0;
-        for (Py_ssize_t i = 0; ok && i < n; i++) ok = owners[i] == i;
+        for (Py_ssize_t i = 0; ok && owners && i < n; i++) ok = owners[i] == i;
         if (!ok) {
             PyErr_SetString(PyExc_ValueError, "symmetric: the queries must be the index and each its own owner");
             goto fail_l;
@@ -499,7 +511,7 @@ PyObject *imp_py_dup_lead(PyObject *self, PyObject *args) {
     free_index(&ix);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&vl);
-    PyBuffer_Release(&vo);
+    if (!own_self) PyBuffer_Release(&vo);
     PyBuffer_Release(&vqc);
     PyBuffer_Release(&vq);
     PyBuffer_Release(&vr);
@@ -514,7 +526,7 @@ PyObject *imp_py_dup_lead(PyObject *self, PyObject *args) {
 fail_l:
     PyBuffer_Release(&vl);
 fail_o:
-    PyBuffer_Release(&vo);
+    if (!own_self) PyBuffer_Release(&vo);
 fail_qc:
     PyBuffer_Release(&vqc);
 fail_q:

@@ -186,7 +186,7 @@ def test_lead_search_equals_brute_force_with_photo_like_bits(path, monkeypatch):
     owner = rng.integers(-1, n, 700).astype(np.int32)
     tables = neardup.balance(index)
     leads = rank.copy()
-    neardup.lead(index, icheck, rank, index, icheck, np.arange(n, dtype=np.int32), leads, 8, 14, workers=2,
+    neardup.lead(index, icheck, rank, index, icheck, None, leads, 8, 14, workers=2,
                  symmetric=True, tables=tables)
     neardup.lead(index, icheck, rank, windows, wcheck, owner, leads, 10, 14, workers=2, tables=tables)
     expected = rank.copy()

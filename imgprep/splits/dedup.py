@@ -283,10 +283,8 @@ def _stars(uniq: np.ndarray, node_check: np.ndarray, rank: np.ndarray, owner: np
             local_rank[np.argsort(rank[sub])] = np.arange(len(sub), dtype=np.int32)
         k = len(index)
         leads = local_rank.copy()
-        ident = np.arange(k, dtype=np.int32)
-        hits += lead(index, icheck, local_rank, index, icheck, ident, leads, threshold, CHECK_THRESHOLD,
+        hits += lead(index, icheck, local_rank, index, icheck, None, leads, threshold, CHECK_THRESHOLD,
                      workers=workers, symmetric=True, tables=tables)
-        del ident
         alt_row = prints.column("alt_row")
         if len(alt_row):
             hits += lead(index, icheck, local_rank, prints.column("alt_hash"), prints.column("alt_check"),

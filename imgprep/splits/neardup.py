@@ -201,16 +201,18 @@ def _tables(dest: np.ndarray) -> np.ndarray:
 
 
 def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.ndarray, qcheck: np.ndarray,
-         owners: np.ndarray, leads: np.ndarray, threshold: int, check_threshold: int, *, workers: int = 1,
+         owners: np.ndarray | None, leads: np.ndarray, threshold: int, check_threshold: int, *, workers: int = 1,
          symmetric: bool = False, tables: tuple[np.ndarray, np.ndarray] | None = None) -> int:
     """:func:`merge`'s search, but a hit counts only when the check hashes (``icheck`` per index
     position, ``qcheck`` per query) are within ``check_threshold`` bits too, and instead of joining
     sets it lowers ``leads[x]`` (int32 per index position, updated in place) to the smallest
-    ``rank`` of a position ``x`` is confirmed near, both ways.  ``tables``: :func:`balance`'s bit
+    ``rank`` of a position ``x`` is confirmed near, both ways.  ``owners`` None: each query is its
+    own owner (``symmetric``: the index searched against itself).  ``tables``: :func:`balance`'s bit
     permutation for the native search (the same pairs, found faster).  Returns the confirmed hits."""
     index = np.ascontiguousarray(index, dtype=np.uint64)
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
-    owners = np.ascontiguousarray(owners, dtype=np.int32)
+    if owners is not None:
+        owners = np.ascontiguousarray(owners, dtype=np.int32)
     icheck = np.ascontiguousarray(icheck, dtype=np.uint64)
     qcheck = np.ascontiguousarray(qcheck, dtype=np.uint64)
     rank = np.ascontiguousarray(rank, dtype=np.int32)
@@ -221,6 +223,8 @@ def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.nd
         perm, unperm = tables if tables is not None else (None, None)
         return int(core.dup_lead(index, icheck, rank, queries, qcheck, owners, leads, threshold, check_threshold,
                                  workers, symmetric, perm, unperm))
+    if owners is None:
+        owners = np.arange(len(queries), dtype=np.int32)
     per = len(queries) // len(owners)
     hits = 0
     table = HashIndex(index)
