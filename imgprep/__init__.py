@@ -4,16 +4,16 @@ Importing this package is cheap; submodules (and Pillow, numpy, boto3) load on f
 ``imgprep.convert/prepare/pack/verify/inspect`` are the CLI's commands as functions
 (:mod:`imgprep.api`).  Three of them share their name with a submodule (``imgprep.convert``,
 ``imgprep.verify``, ``imgprep.inspect``), which Python's import system binds on this package
-when it loads; those submodules are made callable as the API function, so ``imgprep.verify(...)``
-works whichever was imported first.
+when it loads; those submodules are created callable (:mod:`imgprep._callable`), so
+``imgprep.verify(...)`` works whichever was imported first.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
+
+from imgprep._callable import CALLABLE_MODULES, install
 
 __version__ = "0.1.0"
 
@@ -36,32 +36,14 @@ _LAZY = {
     "ImgprepError": "imgprep.errors:ImgprepError",
 }
 
-_CALLABLE_MODULES = ("convert", "verify", "inspect")  # submodules that are also imgprep.api functions
+__all__ = ["__version__", *CALLABLE_MODULES, *_LAZY]
 
-__all__ = ["__version__", *_CALLABLE_MODULES, *_LAZY]
-
-
-class _CallableModule(types.ModuleType):
-    """A submodule that, called, runs the API function of the same name."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        api = importlib.import_module("imgprep.api")
-        return getattr(api, self.__name__.rpartition(".")[2])(*args, **kwargs)
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _CALLABLE_MODULES and isinstance(value, types.ModuleType):
-            value.__class__ = _CallableModule  # the import system binding imgprep.<name> to the submodule
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+install()  # before any of them is imported: each is created callable, never converted
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CALLABLE_MODULES:
-        return importlib.import_module(f"imgprep.{name}")  # callable: see _CallableModule
+    if name in CALLABLE_MODULES:
+        return importlib.import_module(f"imgprep.{name}")  # callable: see imgprep._callable
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'imgprep' has no attribute {name!r}")

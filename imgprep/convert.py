@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import os
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,19 +26,19 @@ from imgprep.formats import classmap, hyperparams, typecheck
 from imgprep.formats import manifest as manifest_format
 from imgprep.formats.display import Messages, cap, cells, ljust, messages
 from imgprep.formats.lst import LstItem, dumps
+from imgprep.layout import prepared
 from imgprep.requirements import require_for
-from imgprep.sources import options as sources
+from imgprep.sources import registry
 from imgprep.sources.inside import keep_inside
 from imgprep.sources.loaded import Dataset
 from imgprep.sources.options import SourceOptions
+from imgprep.sources.registry import Kind
 from imgprep.splits import dedup as dedup_mod
-from imgprep.splits.stratify import SplitPlan, parse_split, split_multi, split_single
+from imgprep.splits.stratify import SplitPlan, check_feasible, parse_split, split_multi, split_single
 from imgprep.storage.base import Store, join
 from imgprep.storage.probe import check_access
 from imgprep.storage.roots import RootGuard
 
-DEFAULT_SPLIT = (("train", 0.8), ("val", 0.2))
-IMAGES_FOLDER = "images"
 Echo = Callable[[str], None]
 
 
@@ -102,19 +101,15 @@ def make_plan(
 ) -> SplitPlan | None:
     """The split to make; None keeps the split that came with the data (MNIST train/t10k).
 
-    Defaults: Caltech -> 60 training images per class (the classic protocol); data with its
-    own split -> that split; everything else -> train=0.8,val=0.2.
+    Defaults: data with its own split -> that split; otherwise the kind's default split
+    (Caltech: 60 training images per class, the classic protocol; most: train=0.8,val=0.2).
     """
     fractions = parse_split(split) if isinstance(split, str) else (tuple(split) if split else None)
     if fractions is None and train_per_class is None:
         if dataset.preset:
             return None
-        if dataset.kind == "caltech":
-            from imgprep.sources.caltech import DEFAULT_TRAIN_PER_CLASS
-
-            train_per_class = DEFAULT_TRAIN_PER_CLASS
-        else:
-            fractions = DEFAULT_SPLIT
+        default = registry.get(dataset.kind).default_split
+        fractions, train_per_class = default.fractions, default.train_per_class
     return SplitPlan(
         fractions=fractions, train_per_class=train_per_class, stratify=stratify, shuffle=shuffle, seed=seed
     )
@@ -200,7 +195,7 @@ def _write_mnist_images(
     pixels = dataset.pixels
     if pixels is None:
         raise UsageError("this dataset has no in-memory images to write")
-    root = join(outdir, IMAGES_FOLDER)
+    root = prepared.images_folder(outdir)
     fmt = "PNG" if encoding == "png" else "JPEG"
     params: dict[str, Any] = {"compress_level": 6} if fmt == "PNG" else {"quality": 95}
     for i, rel in enumerate(dataset.paths):
@@ -227,6 +222,7 @@ def convert(
     images: ImageOutput | None = None,
     image_root: str | None = None,
     defer_writes: bool = False,
+    check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
     and (with ``options.manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
@@ -237,19 +233,24 @@ def convert(
     root: COCO) and reports the groups the split puts on both sides, or splits duplicate groups
     whole; ``options.dedup_report`` gets every group as JSON Lines.  ``defer_writes`` leaves the
     lists, class map, manifests and hyperparameters in ``result.files`` for the caller to write
-    (``prepare`` writes them once every split is packed: its commit point).
+    (``prepare`` writes them once every split is packed: its commit point).  ``check_splits``
+    (prepare: output names, ``--resume``) sees the splits before any image is read (see :func:`split`).
     """
     images = images or ImageOutput()
     say = messages(echo)  # a caller's Messages (prepare) prints the warnings and summary itself
-    require_for(storage.clients(input) + storage.clients(outdir), decode=kind == "mnist" and images.write)
+    source = registry.get(kind)
+    require_for(storage.clients(input) + storage.clients(outdir), decode=source.writes_images and images.write)
     # fail before the work: an s3:// output or input that cannot be used is one line, now
     check_access(storage, writes=[outdir.rstrip("/") + "/"], reads=[input, image_root])
-    dataset = load(kind, input, options, images)
+    dataset = load(source, input, options, images)
     # one policy for the lists, the duplicate check and pack: a file pack would refuse is not listed
     listed_root = dataset.root or image_root
     keep_inside(dataset, storage.local_path(listed_root) if listed_root else None,
                 follow_outside=options.follow_links_outside_root)
-    splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say, stored=images.stored)
+    splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say, check_splits=check_splits,
+                         stored=images.stored)
+    if options.dedup == "same-split" and check_splits is not None:
+        check_splits(dataset, splits)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
     result.duplicates = dups
     if dups is not None and options.dedup_report:
@@ -279,23 +280,25 @@ class ImageOutput:
             raise UsageError(f"channels must be 1 or 3, got {self.channels}")
 
 
-def load(kind: str, input: str, options: ConvertOptions, images: ImageOutput) -> Dataset:
+def load(kind: Kind, input: str, options: ConvertOptions, images: ImageOutput) -> Dataset:
     """The dataset; a bad manifest option fails before the input is read."""
-    loader_options = options.source.loader_options()
-    if kind == "mnist":
-        loader_options.setdefault("encoding", images.image_format)
     if options.manifest_prefix is not None:
-        _manifest_options(kind, options, created="")
-    if options.follow_links_outside_root and kind in ("folders", "caltech"):
-        loader_options["follow_links_outside_root"] = True  # the walk lists what the links lead to
-    return sources.load(kind, input, **loader_options)
+        _manifest_options(kind.name, options, created="")
+    return kind.load(
+        input, options.source,
+        # in-memory images are named after the files convert writes; a walk lists what links lead to
+        encoding=images.image_format if kind.writes_images else None,
+        follow_links_outside_root=True if options.follow_links_outside_root and kind.walks_tree else None,
+    )
 
 
 def split(
     dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo,
+    check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
     stored: Callable[[bytes], bytes] | None = None,
 ) -> tuple[dict[str, np.ndarray], dedup_mod.Groups | None]:
-    """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups."""
+    """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups.
+    ``check_splits`` sees the splits before any image is read (after the duplicates with same-split)."""
     plan = make_plan(
         dataset,
         split=options.split,
@@ -304,11 +307,15 @@ def split(
         shuffle=options.shuffle,
         seed=options.seed,
     )
+    if plan is not None:  # from the labels alone: a split that cannot be made fails before any image is read
+        check_feasible(dataset.labels, plan, [c.name for c in dataset.classes], multi_label=dataset.multi_label)
     if dataset.num_classes == 1:
         dataset.notes.append("only one class: a classifier needs at least two (check the layout options)")
     warn = getattr(say, "warn", say)  # notes are warnings: printed after the tables
     for note in dataset.notes:
         warn(f"{dataset.origin}: {note}")
+    if options.dedup != "same-split" and check_splits is not None:  # the splits do not wait for the duplicates
+        check_splits(dataset, make_splits(dataset, plan, shuffle=options.shuffle, seed=options.seed))
     dups = None
     if options.dedup != "off":
         shown = getattr(say, "echo", say) is not None
@@ -342,7 +349,7 @@ def write(
         result.image_root = _write_mnist_images(dataset, outdir, images.channels, images.image_format, storage)
     for name, idx in splits.items():
         result.lists[name] = dataset.items(idx.tolist())
-        result.files.append((join(outdir, f"{name}.lst"), dumps(result.lists[name])))
+        result.files.append((prepared.list_name(outdir, name), dumps(result.lists[name])))
     result.classes = classmap.build(
         kind=dataset.kind,
         classes=dataset.classes,
@@ -350,12 +357,12 @@ def write(
         split_counts={name: dataset.class_counts(idx) for name, idx in splits.items()},
         split_sizes={name: len(idx) for name, idx in splits.items()},
     )
-    result.files.append((join(outdir, "classes.json"), classmap.dumps(result.classes)))
+    result.files.append((prepared.classes_name(outdir), classmap.dumps(result.classes)))
     if options.manifest_prefix is not None:
         created = creation_date(options.creation_date, dataset)
         _add_manifests(result, outdir, _manifest_options(dataset.kind, options, created=created))
     result.hyperparameters = _hyperparameters(dataset, splits, images)
-    result.files.append((join(outdir, "hyperparameters.json"), hyperparams.dumps(result.hyperparameters)))
+    result.files.append((prepared.hyperparameters_name(outdir), hyperparams.dumps(result.hyperparameters)))
     result.outputs += [target for target, _ in result.files]
     if not defer:
         result.write_files(storage)
@@ -399,7 +406,7 @@ def _add_manifests(result: ConvertResult, outdir: str, options: manifest_format.
             manifest_format.record(it.path, it.labels, names, multi_label=dataset.multi_label, options=options)
             for it in items
         )
-        result.files.append((join(outdir, f"{name}.manifest"), manifest_format.dumps(records)))
+        result.files.append((prepared.manifest_name(outdir, name), manifest_format.dumps(records)))
     result.channel = manifest_format.channel_settings(multi_label=dataset.multi_label, options=options)
 
 
@@ -409,7 +416,7 @@ def _summarise(result: ConvertResult, outdir: str, say: Messages, *, written: bo
     dataset, splits = result.dataset, result.splits
     what = "positive labels" if dataset.multi_label else "images"
     say(f"{dataset.num_classes} classes, {len(dataset)} images; {what} per class and split:")
-    for line in count_table(dataset, splits, full=join(outdir, "classes.json")):
+    for line in count_table(dataset, splits, full=prepared.classes_name(outdir)):
         say(line)
     if result.image_root is not None and dataset.pixels is not None and result.image_root != dataset.root:
         kind = os.path.splitext(dataset.paths[0])[1].lstrip(".").upper() + " " if len(dataset) else ""
@@ -480,13 +487,10 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
 
 @contextlib.contextmanager
 def _pass_progress(total: int, label: str, *, show: bool) -> Iterator[Callable[[int], Any]]:
-    """A labelled progress bar on stderr for one pass over the images (terminal only)."""
-    if not (show and sys.stderr.isatty()):
-        yield lambda _n: None
-        return
-    from tqdm import tqdm
+    """One pass over the images: a bar on a terminal, lines elsewhere (:mod:`imgprep.layout.meter`)."""
+    from imgprep.layout.meter import meter
 
-    with tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False, desc=label) as bar:
+    with meter(label, total, "img", quiet=not show, leave=False) as bar:
         yield bar.update
 
 

@@ -56,6 +56,10 @@ class StorageError(ImgprepError):
     """Reading or writing local files or S3 objects failed."""
 
 
+class ChangedError(StorageError):
+    """A file changed after a reader pinned its version (a dataset republished while it was read)."""
+
+
 class MissingPieceError(ImgprepError):
     """A library a run needs is not installed (reported before any work starts)."""
 

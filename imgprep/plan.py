@@ -1,13 +1,17 @@
-"""One plan for ``prepare``, used by the CLI, the API and the Processing job alike.
+"""One plan and one executor for ``prepare``, used by the CLI, the API and the Processing job alike.
 
-``prepare`` is ``convert`` followed by ``pack`` for every split, in this order:
+``prepare`` is ``convert`` followed by writing every split in an output format, in this order:
 
-1. :func:`check_inputs` — what prepare needs beyond convert: COCO's image root, the local copy of a
-   Ground Truth manifest's images;
+1. :func:`check_inputs` — what prepare needs beyond convert: the kind's image root (COCO's
+   ``--image-root``, a manifest's ``--root``), asked of its :class:`~imgprep.sources.registry.Kind`;
 2. :func:`plan_prepare` — convert with the packed images' channels and shape announced in
-   ``hyperparameters.json`` and no image files written, then the image source (in-memory
-   arrays for MNIST) and the pack options (multi-label data always carries its label vector);
-3. pack each split: :func:`prepare` here on one host, :mod:`imgprep.processing.job` on many.
+   ``hyperparameters.json`` and no file written yet, then the image source (in-memory arrays for
+   MNIST) and the pack options (multi-label data always carries its label vector);
+3. :class:`PrepareRun` — one host's run: the ``--resume`` refusal, every split written by the
+   output format (:mod:`imgprep.outputs`) with the old generation retired by the first file
+   published (:mod:`imgprep.layout.retire`), then the commit (metadata last).  :func:`prepare`
+   runs it on one host; :mod:`imgprep.processing.job` runs the same object on every host, the
+   first one joining the parts before the commit.
 """
 
 from __future__ import annotations
@@ -17,17 +21,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgprep import outputs
 from imgprep.convert import ConvertOptions, ConvertResult, Echo, ImageOutput, convert, hyperparameters_line
 from imgprep.errors import UsageError
 from imgprep.formats import classmap, hyperparams
 from imgprep.formats.display import Messages, messages
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
+from imgprep.layout import prepared
+from imgprep.layout.files import OutputFiles
+from imgprep.layout.retire import Retirement
+from imgprep.outputs.base import OutputFormat
 from imgprep.packing.described import describe
-from imgprep.packing.packer import PackOptions, PackSummary, list_ref, pack
-from imgprep.packing.publish import earlier_list, retire_output
+from imgprep.packing.packer import PackOptions, PackSummary, list_ref
+from imgprep.sources import registry
 from imgprep.sources.loaded import Dataset
-from imgprep.storage.base import Store, join
+from imgprep.storage.base import Store
 
 
 def packed_channels(spec: TransformSpec) -> int:
@@ -56,19 +65,12 @@ def packed_shape(spec: TransformSpec, dataset: Dataset) -> tuple[int, int, int] 
 
 def check_inputs(kind: str, options: ConvertOptions, image_root: str | None) -> None:
     """Refuse, before anything is read, a prepare run that could not find its images."""
-    if kind == "coco" and not image_root:
-        raise UsageError("prepare coco needs --image-root (the folder or s3:// prefix holding the images)")
-    if kind == "manifest" and not (image_root or options.source.root):
-        raise UsageError("prepare manifest needs --root (the local copy of the images' S3 prefix)")
+    registry.get(kind).check_image_root(image_root, options.source.root)
 
 
 def image_root_for(kind: str, dataset: Dataset, image_root: str | None) -> str:
     """The folder or prefix the lists' paths are relative to."""
-    root = image_root or dataset.root
-    if not root:
-        flag = "--root" if kind == "manifest" else "--image-root"
-        raise UsageError(f"prepare {kind} needs {flag} (the folder holding the images)")
-    return root
+    return registry.get(kind).image_root_for(dataset, image_root)
 
 
 def _stored(spec: TransformSpec, pack_options: PackOptions) -> Callable[[bytes], bytes] | None:
@@ -88,6 +90,7 @@ class PreparePlan:
     converted: ConvertResult
     source: Any | None  # in-memory images (MNIST); None: image files under the image root
     pack_options: PackOptions
+    storage: Store  # every read and write of the run
 
 
 def plan_prepare(
@@ -102,6 +105,7 @@ def plan_prepare(
     image_root: str | None = None,
     echo: Echo | None = None,
     defer_writes: bool = False,
+    output: OutputFormat | None = None,
 ) -> PreparePlan:
     """Convert ``input`` into lists and metadata under ``outdir`` and say how to pack them
     (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`)."""
@@ -112,13 +116,29 @@ def plan_prepare(
     channels = packed_channels(spec)
     images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data),
                          stored=_stored(spec, pack_options))
+
+    def before_images(data: Dataset, splits: Mapping[str, Any]) -> None:
+        """The outputs' names and ``--resume`` checked from the splits, before any image is read."""
+        if pack_options.num_classes not in (None, data.num_classes):
+            raise UsageError(f"--num-classes {pack_options.num_classes}: the dataset has {data.num_classes} classes "
+                             "(prepare states them in the dataset record itself: leave --num-classes out)")
+        written = output or outputs.get("recordio")
+        for name in splits:
+            OutputFiles(written.split_output(outdir, name), storage).check_names()
+        if pack_options.resume:
+            refuse_another_split(written, outdir, {name: data.items(idx.tolist()) for name, idx in splits.items()},
+                                 storage)
+
     converted = convert(kind, input, outdir, options, storage=storage, echo=echo, images=images,
-                        image_root=image_root, defer_writes=defer_writes)
+                        image_root=image_root, defer_writes=defer_writes, check_splits=before_images)
     dataset = converted.dataset
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     if dataset.multi_label and not pack_options.pack_label:
         pack_options = dataclasses.replace(pack_options, pack_label=True)
-    return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage))
+    # the dataset record states the classes (issue 28.1): readers check labels against them
+    pack_options = dataclasses.replace(pack_options, num_classes=dataset.num_classes or None,
+                                       class_names=tuple(c.name for c in dataset.classes) or None)
+    return PreparePlan(converted, source, dataclasses.replace(pack_options, storage=storage), storage)
 
 
 @dataclass
@@ -140,6 +160,7 @@ def prepare(
     storage: Store,
     image_root: str | None = None,
     echo: Echo | None = None,
+    output_format: str = outputs.DEFAULT,
 ) -> PrepareResult:
     """Convert, then pack every split into ``OUTDIR/<split>.rec`` + ``.idx`` on this host.
 
@@ -155,29 +176,87 @@ def prepare(
     """
     check_inputs(kind, options, image_root)
     say = messages(echo)  # tables and packed splits as they come; warnings, then the summary, last
+    output = outputs.get(output_format)
     plan = plan_prepare(kind, input, outdir, options=options, spec=spec, pack_options=pack_options,
-                        storage=storage, image_root=image_root, echo=say, defer_writes=True)
+                        storage=storage, image_root=image_root, echo=say, defer_writes=True, output=output)
     source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
-    converted = plan.converted
-    if plan.pack_options.resume:
-        _refuse_another_split(outdir, converted.lists, storage)
-    out = PrepareResult(converted=converted)
+    run = PrepareRun(plan, outdir, spec, output, say)
+    run.refuse_another_split()
     note = reencode_note(spec, in_memory=plan.source is not None)
     if note:
         say.warn(note)
-    retirement = Retirement(outdir, list(converted.lists), storage)
-    for position, (name, items) in enumerate(converted.lists.items()):
-        summary = pack(items, source, join(outdir, name), spec, plan.pack_options,
-                       before_publish=retirement.before_publishing(position))
-        out.packed[name] = summary
-        say(f"packed {name}: {summary.format()}")
-    retirement.finish()  # every split was already complete (--resume): the old files may still be there
-    describe_packed(converted, out.packed, spec, outdir, storage, say, deferred=True)
-    converted.write_files(storage)  # the commit point: hyperparameters.json is written last
-    for target in converted.outputs:
+    out = PrepareResult(converted=plan.converted)
+    out.packed = run.write_splits(source, lambda name, summary: say(f"packed {name}: {summary.format()}"))
+    for target in run.commit(out.packed):
         say(f"wrote {target}")
     say.flush()
     return out
+
+
+def refuse_another_split(output: OutputFormat, outdir: str, lists: Mapping[str, Sequence[LstItem]],
+                         storage: Store) -> None:
+    """``--resume`` continues only the same prepare: each split's list must be the one the earlier
+    run was writing or wrote (same images and labels, in the same order)."""
+    for name, items in lists.items():
+        earlier = output.earlier_list(output.split_output(outdir, name), storage)
+        if earlier is not None and earlier.sha256 != list_ref(items).sha256:
+            raise UsageError(
+                f"{outdir}: cannot resume: the earlier prepare split the data differently ({name} held other "
+                "images or labels: a different --seed, --split, --train-per-class, --dedup or source?); rerun "
+                "without --resume to start over"
+            )
+
+
+class PrepareRun:
+    """One host's prepare after the conversion, the same for the CLI, the API and the Processing
+    job: the ``--resume`` refusal, the splits written with the retirement of the old generation,
+    the commit (metadata from what was written, ``hyperparameters.json`` last).  A multi-host
+    job's hosts write shares instead of :meth:`write_splits`; the first host's last steps are
+    :meth:`retire_all`, its join, and :meth:`commit`."""
+
+    def __init__(self, plan: PreparePlan, outdir: str, spec: TransformSpec, output: OutputFormat,
+                 say: Messages) -> None:
+        self.plan, self.outdir, self.spec, self.output, self.say = plan, outdir, spec, output, say
+        self.storage = plan.storage
+        self.splits = list(plan.converted.lists)
+        self.retirement = Retirement(outdir, self.splits, self.storage, self._retire_split,
+                                     {name: len(items) for name, items in plan.converted.lists.items()})
+
+    def split_output(self, split: str) -> str:
+        return self.output.split_output(self.outdir, split)
+
+    def refuse_another_split(self) -> None:
+        """``--resume`` continues only the same prepare: each split's list must be the one the
+        earlier run was writing or wrote (same images and labels, in the same order)."""
+        if self.plan.pack_options.resume:
+            refuse_another_split(self.output, self.outdir, self.plan.converted.lists, self.storage)
+
+    def write_splits(self, source: Any, told: Callable[[str, PackSummary], None]) -> dict[str, PackSummary]:
+        """Every split on this host; the first file published retires the old generation."""
+        packed: dict[str, PackSummary] = {}
+        for position, (name, items) in enumerate(self.plan.converted.lists.items()):
+            packed[name] = self.output.write_split(items, source, self.split_output(name), self.spec,
+                                                   self.plan.pack_options,
+                                                   before_publish=self.retirement.before_publishing(position))
+            told(name, packed[name])
+        self.retirement.finish()  # every split was already complete (--resume): the old files may still be there
+        return packed
+
+    def retire_all(self) -> None:
+        """Before outputs published by someone else (the Processing join): the whole old generation."""
+        self.retirement.everything()
+
+    def commit(self, written: Mapping[str, Any]) -> list[str]:
+        """The lists and metadata, described from what was ``written`` (hyperparameters.json last)."""
+        converted = self.plan.converted
+        describe_packed(converted, written, self.spec, self.outdir, self.storage, self.say, deferred=True)
+        published = self.output.publish(self.outdir, written, self.storage, converted)
+        converted.write_files(self.storage)
+        self.output.finish(self.outdir, written, self.storage)
+        return [*published, *converted.outputs]
+
+    def _retire_split(self, split: str) -> None:
+        self.output.retire(self.split_output(split), self.storage)
 
 
 def reencode_note(spec: TransformSpec, *, in_memory: bool) -> str | None:
@@ -195,76 +274,22 @@ def describe_packed(converted: ConvertResult, packed: Mapping[str, Any], spec: T
     ``converted.files`` are replaced (they are written at the commit point, hyperparameters last);
     otherwise the files convert already wrote under ``outdir`` are rewritten."""
     found = describe(converted.dataset, converted.splits, packed, spec, converted.hyperparameters)
-    texts = {join(outdir, "classes.json"): classmap.dumps(found.classes),
-             join(outdir, "hyperparameters.json"): hyperparams.dumps(found.hyperparameters)}
+    texts = {prepared.classes_name(outdir): classmap.dumps(found.classes),
+             prepared.hyperparameters_name(outdir): hyperparams.dumps(found.hyperparameters)}
     converted.classes, converted.hyperparameters = found.classes, found.hyperparameters
     if deferred:
         converted.files = [(target, texts.get(target, text)) for target, text in converted.files]
     else:
         for target, text in texts.items():
             storage.write_text(target, text)
-    if found.differences:
-        say.warn("the records differ from the lists; hyperparameters.json and classes.json describe the records:")
+    if any(getattr(summary, "skipped", 0) for summary in packed.values()):
+        say.warn(f"the records differ from the lists; {prepared.HYPERPARAMETERS} and {prepared.CLASSES} describe the "
+                 "records:")
         for line in found.differences:
             say.warn(f"  {line}")
+    else:  # nothing skipped: at most the image shape was learned from the records
+        for line in found.differences:
+            say(line)
     say.summary(hyperparameters_line(converted.hyperparameters), replace="hyperparameters: ")
     if "image_shape" in converted.hyperparameters:
         say.drop("  (no image_shape")
-
-
-SPLIT_NAMES = ("train", "val", "test")  # the splits convert writes by default; others come from --split
-
-
-class Retirement:
-    """The old generation of a prepare's output folder, retired once, by the first shard a run
-    publishes (the packer's ``before_publish``): the lists, class map and hyperparameters (this
-    run writes them last), and the outputs of the splits not packed yet or no longer made."""
-
-    def __init__(self, outdir: str, splits: Sequence[str], storage: Store) -> None:
-        self.outdir, self.splits, self.storage = outdir, list(splits), storage
-        self.dropped = [name for name in SPLIT_NAMES if name not in self.splits]
-        self.done = False
-
-    def before_publishing(self, position: int) -> Callable[[], None]:
-        """The hook for the pack of split number ``position``: the splits after it are not packed yet."""
-        later = self.splits[position + 1:] + self.dropped
-        return lambda: self._retire(later)
-
-    def finish(self) -> None:
-        """After the last split: what no pack retired (every split was already complete)."""
-        self._retire(self.dropped)
-
-    def everything(self) -> None:
-        """Before outputs published by someone else (the Processing join): every split goes."""
-        self._retire(self.splits + self.dropped)
-
-    def _retire(self, splits: list[str]) -> None:
-        if not self.done:
-            retire_prepared(self.outdir, splits, self.storage)
-            self.done = True
-
-
-def retire_prepared(outdir: str, splits: Sequence[str], storage: Store) -> None:
-    """Remove what an earlier prepare wrote under ``outdir`` that this one has not written yet:
-    the class map, hyperparameters, every list and manifest (they name the splits), then the
-    packed outputs of ``splits`` (:func:`imgprep.packing.publish.retire_output`)."""
-    for name in ("hyperparameters.json", "classes.json"):
-        storage.delete(join(outdir, name))
-    for split in sorted({*SPLIT_NAMES, *splits}):
-        for suffix in (".lst", ".manifest"):
-            storage.delete(join(outdir, split + suffix))
-    for split in splits:
-        retire_output(join(outdir, split), storage)
-
-
-def _refuse_another_split(outdir: str, lists: Mapping[str, Sequence[LstItem]], storage: Store) -> None:
-    """``prepare --resume`` continues only the same prepare: each split's list must be the one
-    the earlier run was packing or packed (same images and labels, in the same order)."""
-    for name, items in lists.items():
-        earlier = earlier_list(join(outdir, name), storage)
-        if earlier is not None and earlier.sha256 != list_ref(items).sha256:
-            raise UsageError(
-                f"{outdir}: cannot resume: the earlier prepare split the data differently ({name} held other "
-                f"images or labels: a different --seed, --split, --train-per-class, --dedup or source?); rerun "
-                "without --resume to start over"
-            )

@@ -219,6 +219,22 @@ def test_a_state_from_another_order_is_refused(shards: Path) -> None:
         Loader(ds, batch_size=4).load_state_dict({"epoch": 1})
 
 
+def test_a_state_saved_after_an_epochs_last_batch_resumes_in_the_next_epoch(shards: Path) -> None:
+    # A loop `while loader.epoch < EPOCHS` resumed from a checkpoint taken after the last batch of
+    # the last epoch must not train one epoch more.
+    ds = Dataset(str(shards), transform=Transform.eval(16))
+    loader = Loader(ds, batch_size=8, threads=0)
+    loader.set_epoch(1)
+    for _ in loader:
+        state = loader.state_dict()  # taken inside the loop, after each batch
+    resumed = Loader(ds, batch_size=8, threads=0)
+    resumed.load_state_dict(state)
+    assert (resumed.epoch, resumed.position) == (loader.epoch, loader.position) == (2, 0)
+    fresh = Loader(ds, batch_size=8, threads=0)
+    fresh.set_epoch(2)
+    assert [b.ids.tolist() for b in resumed] == [b.ids.tolist() for b in fresh]
+
+
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_ranks_1_to_8_are_disjoint_covering_and_equal(drop_last: bool) -> None:
     for records in (1000, 997, 64):
@@ -347,7 +363,7 @@ def test_the_index_parser_agrees_with_recordio(text: str) -> None:
     assert parse_offsets(text.encode(), "x.idx").tolist() == expected
 
 
-@pytest.mark.parametrize(("text", "why"), [("0\t0\n0\t8\n", "key 0 is listed twice"), ("0\t0\n1 8\n", ":2: expected"),
+@pytest.mark.parametrize(("text", "why"), [("0\t0\n0\t8\n", "duplicate key 0"), ("0\t0\n1 8\n", ":2: expected"),
                                            ("0\t0\n1\t6\n", "not a 4-byte-aligned"), ("0\t0\n1\t-8\n", ":2: expected"),
                                            ("0\t0\n1\t0\n", "same offset"), ("1\t" + "9" * 19 + "\n", "18 digits")])
 def test_the_index_parser_names_the_problem(text: str, why: str) -> None:

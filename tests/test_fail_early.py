@@ -52,7 +52,7 @@ def test_convert_to_a_missing_bucket_names_the_bucket(photos, seaweed: S3Server)
                 seaweed.endpoint_url, env={})
     line = _one_error_line(proc)
     assert line == ("imgprep: error: s3://no-such-bucket-23/x/: cannot write under this location: the bucket "
-                    "no-such-bucket-23 does not exist")
+                    f"no-such-bucket-23 does not exist at {seaweed.endpoint_url} (is --endpoint-url right?)")
 
 
 def test_pack_without_credentials_never_names_its_lock(photos, tmp_path, seaweed: S3Server):
@@ -102,4 +102,4 @@ def test_merge_to_a_missing_bucket_fails_before_copying(tmp_path, seaweed: S3Ser
                 seaweed.endpoint_url, env={})
     line = _one_error_line(proc)
     assert line == ("imgprep: error: s3://no-such-bucket-23/m/train: cannot write under this location: the bucket "
-                    "no-such-bucket-23 does not exist")
+                    f"no-such-bucket-23 does not exist at {seaweed.endpoint_url} (is --endpoint-url right?)")

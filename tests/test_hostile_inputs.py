@@ -600,7 +600,7 @@ CASES = [
          folders_case(non_utf8_names, TREE)),
     Case("symlinks multiplying paths to a folder", "refused", "reached through symlinks more than 64 times",
          link_multiplication),
-    Case("negative --seed", "refused", "--seed must not be negative, got -5",
+    Case("negative --seed", "refused", "--seed: -5 is not in the range x>=0",
          lambda tmp: convert_setup(tmp, "folders", folder_tree(tmp), "--seed", "-5"), code=2),
     Case("one-class dataset", "handled", "only one class", one_class),
     Case("empty Caltech class folder", "refused", "class folder '002.american-flag' holds no usable images",

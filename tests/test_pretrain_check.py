@@ -96,7 +96,9 @@ def test_channel_settings_are_printed_when_asked(prepared, tmp_path, imgprep_cli
     _prepare(imgprep_cli, prepared, out, "--resize", "40", "--manifest-prefix", "s3://bucket/photos/")
     proc = imgprep_cli("verify", out / "val.rec", "--channel-settings", "--max-skipped", "50%")
     text = proc.stdout.split("SageMaker channel settings (InputDataConfig entry):\n", 1)[1]
-    settings = json.loads(text)
+    records, manifest = text.split("\nOr, reading the augmented manifest beside the records instead "
+                                   "(InputDataConfig entry):\n")
+    settings = {"recordio": json.loads(records), "manifest": json.loads(manifest)}  # each entry alone, unwrapped
     assert settings["recordio"]["ChannelName"] == "validation"
     assert settings["recordio"]["ContentType"] == "application/x-recordio"
     source = settings["manifest"]["DataSource"]["S3DataSource"]

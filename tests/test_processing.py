@@ -25,7 +25,7 @@ from imgprep.errors import BadRecordsError, FormatError, UsageError
 from imgprep.formats.lst import LstItem, read_lst
 from imgprep.formats.recordio import RecordReader
 from imgprep.imaging.spec import TransformSpec
-from imgprep.options import pack_options
+from imgprep.options import PACK
 from imgprep.processing import Cluster, Job, run_job
 from imgprep.processing.config import load_job_config, load_options_file, write_message
 from imgprep.processing.join import JobFailedError, plan_order, wait_for_hosts
@@ -186,6 +186,7 @@ def test_prepare_job_fully_replicated_matches_one_host(tree: Path, tmp_path: Pat
     results = run_hosts(lambda i: Job("prepare", str(out), spec(), options(), kind="folders", input=str(tree),
                                       convert=ConvertOptions(split=SPLIT, seed=7)), 3, tmp_path)
     assert files(out) == files(reference)
+    assert json.loads((out / "train.dataset.json").read_text())["num_classes"] == len(CLASSES)  # the join states it
     joined = results[-1].joined
     assert joined["train"].concatenated and joined["train"].records == 12
     # one host: the job is `prepare` itself
@@ -218,7 +219,8 @@ def test_pack_job_sharded_matches_one_host(tree: Path, tmp_path: Path) -> None:
     lst, items = make_lists(tree, tmp_path)
     (tree / items[4].path).write_bytes(imgfactory.not_an_image())  # skipped, reported by its host
     reference = tmp_path / "ref" / "all"
-    pack(items, str(tree), str(reference), spec(), options())
+    # as a one-host pack of the list file states them: from the classes.json beside it
+    pack(items, str(tree), str(reference), spec(), options(num_classes=len(CLASSES), class_names=tuple(CLASSES)))
     roots = shard_inputs(tree, items, tmp_path, 3)
     out = tmp_path / "job" / "all"
     results = run_hosts(lambda i: Job("pack", str(out), spec(), options(), lists=(str(lst),), root=str(roots[i])),
@@ -312,7 +314,7 @@ def test_cli_config_file_and_arguments(tree: Path, tmp_path: Path) -> None:
     config.write_text(json.dumps({"command": "prepare", "resise": 20}))
     result = CliRunner().invoke(processing, ["--config", str(config)])
     assert isinstance(result.exception, UsageError) and "resise" in str(result.exception)
-    assert pack_options  # the job's options are the pack command's own decorator
+    assert PACK  # the job takes the pack command's own option groups
 
 
 def test_module_entrypoint_writes_the_message_for_usage_errors(tmp_path: Path) -> None:

@@ -150,7 +150,7 @@ def test_read_index_validates(tmp_path) -> None:
     with pytest.raises(FormatError, match=r"bad\.idx:3: duplicate key 1"):
         rio.read_index(bad)
     bad.write_text("0\t0\nx\t4\n")
-    with pytest.raises(FormatError, match=r":2: key and offset"):
+    with pytest.raises(FormatError, match=r":2: expected 'key<TAB>offset'"):
         rio.read_index(bad)
     bad.write_text("0\t6\n")
     with pytest.raises(FormatError, match="aligned"):

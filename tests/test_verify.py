@@ -119,7 +119,8 @@ def test_multi_label_record_of_wrong_width(tmp_path, imgfactory):
     payloads = _payloads(imgfactory, multi=True)
     payloads[2] = recordio.pack_image_record([1.0, 0.0, 1.0], 2, imgfactory.jpeg(40, 40))
     rec = _write(tmp_path, payloads)
-    (tmp_path / "hyperparameters.json").write_text(json.dumps({"num_classes": "4", "multi_label": "1"}))
+    (tmp_path / "hyperparameters.json").write_text(json.dumps({"num_classes": "4", "multi_label": "1",
+                                                               "num_training_samples": "12"}))
     problems = _problems(rec)
     assert len(problems) == 1
     assert problems[0].startswith("train.rec record #2 (id 2, byte ")
@@ -130,7 +131,8 @@ def test_multi_hot_values_must_be_zero_or_one(tmp_path, imgfactory):
     payloads = _payloads(imgfactory, multi=True)
     payloads[9] = recordio.pack_image_record([1.0, 2.0, 0.0, 0.0], 9, imgfactory.jpeg(40, 40))
     rec = _write(tmp_path, payloads)
-    (tmp_path / "hyperparameters.json").write_text(json.dumps({"num_classes": "4", "multi_label": "1"}))
+    (tmp_path / "hyperparameters.json").write_text(json.dumps({"num_classes": "4", "multi_label": "1",
+                                                               "num_training_samples": "12"}))
     [problem] = _problems(rec)
     assert problem.startswith("train.rec record #9 (id 9,") and "holds 2 (only 0 and 1" in problem
 

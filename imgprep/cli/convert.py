@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from imgprep.cli import screen
-from imgprep.options import dataset_options, links_option, pack_options
+from imgprep.options import BUILD_PACK, DATASET, LINKS, PACK, KindCommand, options
 
 COMMON_EPILOG = """\b
 Splits: --split train=0.8,val=0.2[,test=0.1] is stratified per class (iterative
@@ -28,6 +28,7 @@ creation-date is --creation-date, else $SOURCE_DATE_EPOCH, else the inputs' newe
 
 
 @click.command(
+    cls=KindCommand,
     epilog=COMMON_EPILOG
     + """
 
@@ -41,46 +42,9 @@ Examples:
   imgprep convert folders photos/ -o lists/ --dedup-report dups.jsonl   # every duplicate group
   imgprep convert mnist fashion-mnist/ -o fmnist/ --image-format png"""
 )
-@dataset_options
-@click.option(
-    "--image-format",
-    type=click.Choice(["png", "jpg"]),
-    default="png",
-    show_default=True,
-    help="mnist: files written under OUTDIR/images/ (PNG is lossless).",
-)
-@click.option(
-    "--channels",
-    type=click.Choice(["3", "1"]),
-    default="3",
-    show_default=True,
-    help="mnist: 3 (RGB, image_shape 3,28,28) or 1 (grayscale, 1,28,28).",
-)
-@click.option(
-    "--image-root",
-    default=None,
-    metavar="DIR",
-    help="coco: the images folder, so the duplicate check (--dedup) can read the images.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-@click.option(
-    "--endpoint-url",
-    envvar="AWS_ENDPOINT_URL",
-    default=None,
-    help="S3-compatible endpoint for s3:// paths [env: AWS_ENDPOINT_URL].",
-)
-@links_option
-def convert(
-    kind: str,
-    input: str,
-    outdir: str,
-    image_format: str,
-    channels: str,
-    image_root: str | None,
-    quiet: bool,
-    endpoint_url: str | None,
-    convert_options: Any,
-) -> None:
+@options(*DATASET, "image_format", "channels", "image_root", "quiet", "endpoint_url", *LINKS,
+         build=("dataset",))
+def convert(kind: str, input: str, outdir: str, convert_options: Any, **given: Any) -> None:
     """Make .lst files, classes.json, hyperparameters.json (and manifests) for a dataset.
 
     KIND is folders, caltech, coco, mnist or manifest; INPUT is the folder (folders,
@@ -90,19 +54,14 @@ def convert(
     from imgprep.convert import convert as run
     from imgprep.storage.stores import Storage
 
-    run(
-        kind,
-        input,
-        outdir,
-        convert_options,
-        storage=Storage.from_options(endpoint_url=endpoint_url),
-        echo=None if quiet else screen.echo,
-        images=ImageOutput(channels=int(channels), image_format=image_format),
-        image_root=image_root,
-    )
+    run(kind, input, outdir, convert_options, storage=Storage.from_options(endpoint_url=given["endpoint_url"]),
+        echo=None if given["quiet"] else screen.echo,
+        images=ImageOutput(channels=int(given["channels"]), image_format=given["image_format"]),
+        image_root=given["image_root"])
 
 
 @click.command(
+    cls=KindCommand,
     epilog=COMMON_EPILOG
     + """
 
@@ -113,31 +72,19 @@ Examples:
   imgprep prepare folders grocery/ -o out/ --leaf-classes --size 348x348 --fit pad
   imgprep prepare coco instances_val2017.json --image-root val2017/ -o out/ \\
       --categories person,bicycle,car,motorcycle,airplane
+  imgprep prepare folders grocery/ -o s3://bucket/grocery/ --format images --size 348x348
 
 \b
 Then OUTDIR/<split>.rec + .idx: one RecordIO file per channel (multi-label data is packed
 with its multi-hot labels). mnist is packed straight from the IDX arrays."""
 )
-@dataset_options
-@click.option(
-    "--image-root",
-    default=None,
-    metavar="DIR",
-    help="Folder the image paths are relative to (coco: the images folder).",
-)
-@pack_options
-@links_option
-def prepare(
-    kind: str,
-    input: str,
-    outdir: str,
-    image_root: str | None,
-    spec: Any,
-    options: Any,
-    convert_options: Any,
-) -> None:
-    """Convert a dataset and pack every split into OUTDIR/<split>.rec + .idx."""
+@options(*DATASET, "image_root", "output_format", *PACK, *LINKS, build=("dataset", *BUILD_PACK))
+def prepare(kind: str, input: str, outdir: str, image_root: str | None, output_format: str, **built: Any) -> None:
+    """Convert a dataset and write every split: OUTDIR/<split>.rec + .idx, or (--format images)
+    image channels with their .lst files."""
     from imgprep.plan import prepare as run
 
-    run(kind, input, outdir, options=convert_options, spec=spec, pack_options=options, storage=options.storage,
-        image_root=image_root, echo=None if options.quiet else screen.echo)
+    pack = built["options"]
+    run(kind, input, outdir, options=built["convert_options"], spec=built["spec"], pack_options=pack,
+        storage=built["storage"], image_root=image_root, echo=None if pack.quiet else screen.echo,
+        output_format=output_format)

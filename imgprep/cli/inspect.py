@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
+import os
+from typing import Any
 
 import click
+
+from imgprep.cli.screen import echo
+from imgprep.errors import ImageError
+from imgprep.options import options
 
 
 @click.command(
@@ -14,7 +19,7 @@ Examples:
   imgprep inspect out/                      # every split in a folder (.rec, else .lst)
   imgprep inspect out/train.rec
   imgprep inspect lists/val.lst --root photos/
-  imgprep inspect out/ --html report.html   # one self-contained page + report-contact.png
+  imgprep inspect out/ --html report.html   # a page, its thumbnails in report-thumbs/
   imgprep inspect out/ --json > report.json
   imgprep inspect out/ --dedup-report dups.jsonl   # every duplicate group, val ids to drop
 
@@ -29,30 +34,28 @@ Flat images (blank frames, swatches) match by identical bytes only. `convert/pre
 hashing into a union-find: no pair lists, memory ~ number of images.
 Exit status: 0 (even with duplicates: read the report), 1 error, 2 usage."""
 )
-@click.argument("path")
-@click.option("--root", default=None, help="Image root for .lst/.manifest input [default: the list's folder].")
-@click.option("--threshold", type=click.IntRange(0, 11), default=None,
-              help="Near-duplicate distance in bits [default: 8].")
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-@click.option("--html", "html_out", default=None, metavar="OUT.html",
-              help="Write one self-contained HTML page (and OUT-contact.png).")
-@click.option("--dedup-report", default=None, metavar="FILE",
-              help="Write every duplicate group as JSON Lines (members, splits, which to drop to close a leak).")
-@click.option("-j", "--num-workers", type=click.IntRange(min=1), default=None,
-              help="Decoding threads [default: all cores].")
-def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, html_out: str | None,
-            dedup_report: str | None, num_workers: int | None) -> None:
+@options("path", "inspect_root", "threshold", "as_json", "html_out", "dedup_report", "num_workers", "report_quiet",
+         "progress")
+def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | None, **given: Any) -> None:
     """Per-split class histograms, image sizes, exact and near duplicates, and leaks across splits."""
-    from tqdm import tqdm
-
-    from imgprep.inspect.run import inspect as run_inspect
+    from imgprep import outputs
+    from imgprep.layout.meter import meter
+    from imgprep.storage.stores import Storage
 
     if html_out:
         from imgprep.requirements import require
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
-    with tqdm(unit="img", disable=not sys.stderr.isatty(), leave=False, desc="inspect") as bar:
-        findings = run_inspect(path, root=root, threshold=threshold, workers=num_workers, tick=bar.update)
+    with meter("inspect", None, "img", quiet=given["quiet"], progress=given["progress"], leave=False) as bar:
+        try:
+            findings = outputs.opening(path, Storage()).inspect(path, root=given["root"], threshold=given["threshold"],
+                                                                workers=given["num_workers"], tick=bar.update)
+        except ImageError as exc:
+            if given["root"] is None and not path.endswith(".rec"):
+                raise ImageError(f"{exc.message} (without --root, the images are looked for beside the list, "
+                                 f"under {_folder(path)}/; give --root DIR)",
+                                 path=exc.path, line=exc.line) from None
+            raise
     if dedup_report:
         with open(dedup_report, "w", encoding="utf-8") as out:
             out.writelines(findings.report_lines())
@@ -61,12 +64,16 @@ def inspect(path: str, root: str | None, threshold: int | None, as_json: bool, h
     if html_out:
         from imgprep.inspect.html import write_html
 
-        written = write_html(findings, html_out)
+        written = write_html(findings, html_out, workers=given["num_workers"])
         click.echo(f"wrote {', '.join(written)}", err=True)
     if as_json:
         click.echo(json.dumps(findings.to_json(), indent=1))
     else:
-        from imgprep.cli.screen import echo
         from imgprep.inspect.text import render
 
         echo(render(findings))
+
+
+def _folder(path: str) -> str:
+    """Where inspect looks for a list's images without --root: the list's folder (a folder: itself)."""
+    return path.rstrip("/") if os.path.isdir(path) else os.path.dirname(path.rstrip("/")) or "."

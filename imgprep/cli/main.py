@@ -110,7 +110,9 @@ def _report(exc: BaseException) -> int:
     """Say what went wrong on stderr, the CLI's way; the exit status."""
     result = failure(exc)
     if isinstance(exc, click.ClickException):
-        exc.show()  # with the usage line and a "Try --help" hint
+        from imgprep.options.usage import reword  # here: the option table loads only for a command or an error
+
+        click.echo(f"imgprep: error: {reword(exc)}", err=True)  # one style for every error
     elif result.interrupted:
         click.echo(f"imgprep: {INTERRUPTED}", err=True)
     elif result.bug:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from imgprep.options import links_option, pack_options
+from imgprep.options import BUILD_PACK, LINKS, PACK, options
 
 
 @click.command(
@@ -36,13 +36,8 @@ output at a time (OUT.lock). Unreadable images are skipped and listed in OUT.ski
 Exit status: 0 done (skipped images reported), 1 error, 2 usage, 3 bad image with --strict,
 130 interrupted."""
 )
-@click.argument("lists", nargs=-1, required=True, metavar="LST [LST ...]")
-@click.option("--root", required=True, help="Directory (or s3:// prefix) the list's paths are relative to.")
-@click.option("-o", "--output", required=True, help="Output prefix: OUT gives OUT.rec and OUT.idx.")
-@click.option("-v", "--verbose", is_flag=True, help="Say which image path runs and why.")
-@pack_options
-@links_option
-def pack(lists: tuple[str, ...], root: str, output: str, verbose: bool, spec: Any, options: Any) -> None:
+@options("lists", "pack_root", "output", "verbose", *PACK, *LINKS, build=BUILD_PACK)
+def pack(lists: tuple[str, ...], root: str, output: str, verbose: bool, **built: Any) -> None:
     """Pack the images of one or more .lst files into MXNet RecordIO.
 
     Records are written in list order with the list's index as record id, so the output is
@@ -52,13 +47,14 @@ def pack(lists: tuple[str, ...], root: str, output: str, verbose: bool, spec: An
     from imgprep.packing.packer import pack as run_pack
     from imgprep.splits.stream import ListStream
 
-    items = ListStream(lists, options.storage)
+    spec, options, storage = built["spec"], built["options"], built["storage"]
+    items = ListStream(lists, storage)
     if verbose:
         from imgprep.imaging.transform import select
 
         chosen = select(options.native)
         click.echo(f"image path: {chosen.name} — {chosen.reason}", err=True)
         click.echo(f"transform: {spec.describe()}", err=True)
-    summary = run_pack(items, root, output, spec, options)
+    summary = run_pack(items, root, output, spec, options, storage=storage)
     if not options.quiet:
         click.echo(summary.format(), err=True)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import click
 
-_ENDPOINT = click.option(
-    "--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
-    help="S3-compatible endpoint for s3:// paths [env: AWS_ENDPOINT_URL].",
-)
+from imgprep.options import options
 
 
 @click.command(
@@ -18,20 +15,19 @@ Examples:
 
 \b
 Reads exactly the shards PREFIX.dataset.json names (an unfinished pack is refused: finish it
-with pack --resume), else PREFIX-00000.rec/.idx, PREFIX-00001.rec/.idx, ... found by listing, and
+with pack --resume) and checks each against it (records, CRC-32s, SHA-256) before writing
+anything, then writes OUT.dataset.json too; else PREFIX-00000.rec/.idx, PREFIX-00001.rec/.idx, ... found by listing, and
 writes OUT.rec and OUT.idx (offsets shifted, keys kept). S3 to S3 joins server-side
 (UploadPartCopy); only shards under 5 MiB pass through this machine."""
 )
-@click.argument("shard_prefix")
-@click.option("-o", "--output", required=True, help="Output prefix: OUT gives OUT.rec and OUT.idx.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary.")
-@_ENDPOINT
-def merge(shard_prefix: str, output: str, quiet: bool, endpoint_url: str | None) -> None:
+@options("shard_prefix", "output", "quiet", "progress", "endpoint_url")
+def merge(shard_prefix: str, output: str, quiet: bool, progress: bool | None, endpoint_url: str | None) -> None:
     """Join RecordIO shards into one .rec with a rebuilt .idx."""
     from imgprep.layout.merge import merge_shards
     from imgprep.storage.stores import Storage
 
-    summary = merge_shards(shard_prefix, output, Storage.from_options(endpoint_url=endpoint_url))
+    summary = merge_shards(shard_prefix, output, Storage.from_options(endpoint_url=endpoint_url), quiet=quiet,
+                           progress=progress)
     if not quiet:
         server = f", {summary.copied_bytes:,} copied server-side" if summary.copied_bytes else ""
         click.echo(
@@ -56,10 +52,7 @@ writer killed between completing it and deleting the marker) are removed. For a 
 temporary .part files of killed runs are removed (not those of a run still holding its lock);
 published shards stay for pack --resume."""
 )
-@click.argument("uri")
-@click.option("--min-age", type=click.FloatRange(min=0), default=3600.0, show_default=True,
-              help="Seconds after which an upload from another machine counts as stale.")
-@_ENDPOINT
+@options("uri", "min_age", "endpoint_url")
 def cleanup(uri: str, min_age: float, endpoint_url: str | None) -> None:
     """Remove what interrupted runs left under URI: S3 uploads, local temporary files."""
     from imgprep.layout.files import remove_leftovers

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
+from imgprep.cli.screen import echo
 from imgprep.errors import ImgprepError
+from imgprep.options import options
 
 
 class VerifyFailed(ImgprepError):
@@ -22,6 +25,7 @@ Examples:
   imgprep verify out/val.rec --num-classes 10 --against lists/val.lst
   imgprep verify s3://bucket/data/train.rec --endpoint-url http://127.0.0.1:8333
   imgprep verify out/train.rec --max-skipped 1% --channel-settings   # before a training job
+  imgprep verify out/ --channel-settings   # a prepare --format images folder: every listed image
 
 \b
 Every record is read from byte 0 (the .idx is not trusted; it is checked against what is
@@ -35,45 +39,46 @@ records: num_training_samples (training channel), num_classes, multi_label width
 no larger than the smallest image, per-class counts.
 Exit status: 0 no problems, 1 problems found (or an unreadable input), 2 usage."""
 )
-@click.argument("path")
-@click.option("--num-classes", type=click.IntRange(min=1), default=None,
-              help="Labels must lie in [0, N) [default: from the dataset record or classes.json].")
-@click.option("--against", "against", default=None, metavar="LST",
-              help="The records must be exactly this list's entries, with its labels.")
-@click.option("-j", "--num-workers", type=click.IntRange(min=1), default=None,
-              help="Decoding threads [default: all cores].")
-@click.option("--max-skipped", default=None, metavar="N|P%",
-              help="Fail when the pack skipped more than N images (or P%% of the list), as its dataset "
-                   "record says.")
-@click.option("--channel", type=click.Choice(["train", "validation"]), default=None,
-              help="Which SageMaker channel these records feed [default: train when named train*.rec]; "
-                   "num_training_samples is checked for train.")
-@click.option("--channel-settings", is_flag=True,
-              help="Also print the training job's InputDataConfig entry for these records (content type, "
-                   "AttributeNames for a manifest beside them).")
-@click.option("--json", "as_json", is_flag=True, help="The whole report as JSON (every problem, no line limit).")
-@click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
-              help="S3-compatible endpoint for s3:// paths [env: AWS_ENDPOINT_URL].")
-def verify(path: str, num_classes: int | None, against: str | None, num_workers: int | None, max_skipped: str | None,
-           channel: str | None, channel_settings: bool, as_json: bool, endpoint_url: str | None) -> None:
+@options("path", "num_classes", "against", "num_workers", "max_skipped", "channel", "channel_settings", "as_json",
+         "endpoint_url", "report_quiet", "progress")
+def verify(path: str, against: str | None, channel: str | None, as_json: bool, **given: Any) -> None:
     """Check every record of a .rec, a shard prefix or a dataset record (local or s3://), and the
     hyperparameters.json / classes.json beside it: the check before a training job pays for it."""
-    from imgprep.cli.screen import echo
+    from imgprep import outputs
     from imgprep.splits.lists import read_lists
     from imgprep.storage.stores import Storage
-    from imgprep.verify.run import verify as run_verify
 
-    storage = Storage.from_options(endpoint_url=endpoint_url)
+    storage = Storage.from_options(endpoint_url=given["endpoint_url"])
     items = read_lists([against], storage) if against else None
-    report = run_verify(path, num_classes=num_classes, against=items, against_name=against or "",
-                        workers=num_workers, storage=storage, max_skipped=max_skipped,
-                        train=None if channel is None else channel == "train", channel_settings=channel_settings)
+    report = outputs.opening(path, storage).verify(
+        path, storage, num_classes=given["num_classes"], against=items, against_name=against or "",
+        workers=given["num_workers"], max_skipped=given["max_skipped"],
+        progress=False if given["quiet"] else given["progress"],
+        train=None if channel is None else channel == "train", channel_settings=given["channel_settings"])
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
     else:
         echo(report.format())
         if report.channel is not None:
-            click.echo("SageMaker channel settings (InputDataConfig entry):")
-            click.echo(json.dumps(report.channel, indent=2, ensure_ascii=False))
+            _print_channel(report.channel)
     if not report.ok:
         raise VerifyFailed(f"{len(report.problems)} problem(s) in {path}")
+
+
+def _print_channel(channel: dict[str, Any]) -> None:
+    """Each entry as it goes into a training job's InputDataConfig list (the manifest one an alternative)."""
+    if "images" in channel:  # an image-format folder: four channels, and the manifests' two
+        click.echo("SageMaker channel settings (InputDataConfig entries, File mode):")
+        click.echo(json.dumps(channel["images"], indent=2, ensure_ascii=False))
+        if "manifest" in channel:
+            click.echo("Or, in Pipe mode through the augmented manifests of the written images (InputDataConfig "
+                       "entries):")
+            click.echo(json.dumps(channel["manifest"], indent=2, ensure_ascii=False))
+        return
+    click.echo("SageMaker channel settings (InputDataConfig entry):")
+    click.echo(json.dumps(channel["recordio"], indent=2, ensure_ascii=False))
+    if "manifest" in channel:
+        click.echo("Or, reading the augmented manifest beside the records instead (InputDataConfig entry):")
+        click.echo(json.dumps(channel["manifest"], indent=2, ensure_ascii=False))
+    if "note" in channel:
+        click.echo(f"note: {channel['note']}")

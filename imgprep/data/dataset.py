@@ -10,6 +10,7 @@ rebuild: it pickles (spawned workers; the index is mapped, not copied, see
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -19,11 +20,20 @@ from typing import Any
 import numpy as np
 
 from imgprep.data import records
+from imgprep.data.fetch import changed
 from imgprep.data.index import RecordIndex
 from imgprep.data.transforms import Transform, decode_batch, decode_full, mix
-from imgprep.errors import FormatError, ImageError, ImgprepError, UsageError
+from imgprep.errors import ChangedError, FormatError, ImageError, ImgprepError, UsageError
+from imgprep.formats.checksums import check_record
+from imgprep.formats.checksums import decode as decode_crcs
+from imgprep.formats.dataset import DatasetRecord
+from imgprep.formats.imagesize import dimensions
+from imgprep.imaging.geometry import check_limit
+from imgprep.imaging.spec import DEFAULT_MAX_PIXELS
+from imgprep.layout import Dataset as FoundDataset
 from imgprep.layout import find_shards
 from imgprep.storage.base import Store
+from imgprep.storage.ranges import read_ranges
 
 
 @dataclass(frozen=True)
@@ -43,16 +53,31 @@ class Dataset:
     record and byte) or ``"skip"`` (``ds[i]`` returns None for it, and :attr:`skipped` counts it).
     ``storage``: the Store to read through (default: local paths and ``s3://`` with the usual
     AWS configuration).
+
+    What is refused (see ``docs/reader-checks.md``): a class id outside ``num_classes``, a
+    multi-hot value other than 0 or 1, a record whose CRC-32 differs from the one the dataset
+    record keeps for it (``checksums=False`` skips that check), an image whose header declares
+    more than ``max_pixels`` pixels (pack's limit, checked before decoding), and any file of the
+    dataset replaced or rewritten after it was opened (:class:`~imgprep.errors.ChangedError`:
+    open the dataset again).  ``num_classes``: the dataset record's when it has one; for
+    datasets without (another tool's ``.rec``, an older pack) give it here, or it stays None
+    (unknown: class ids are then only checked to be whole and non-negative, and
+    :attr:`num_classes_unknown` says why).  :attr:`class_names`: the names by class id, when the
+    dataset record has them.
     """
 
     def __init__(self, path: str, *, transform: Transform | None = None, seed: int = 0, errors: str = "raise",
-                 storage: Store | None = None) -> None:
+                 storage: Store | None = None, num_classes: int | None = None, checksums: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         if errors not in ("raise", "skip"):
             raise UsageError(f"errors={errors!r} must be 'raise' or 'skip'")
+        num_classes = None if num_classes is None else _positive("num_classes", num_classes)
+        max_pixels = _positive("max_pixels", max_pixels)
         self.path = str(path)
         self.transform = transform
         self.seed = int(seed)
         self.errors = errors
+        self.max_pixels = max_pixels
         self.skipped = 0
         self._lock = threading.Lock()
         if storage is None:
@@ -61,13 +86,19 @@ class Dataset:
             storage = Storage()
         self.storage = storage
         found = find_shards(self.path, storage)
+        # Each .rec's generation is pinned before its .idx is read: a republish at any later moment
+        # (the two are replaced together) makes every read of the pinned .rec fail, never mix.
+        self.versions = {s.rec: storage.version(s.rec) for s in found.shards}
         sizes = [s.rec_bytes if s.rec_bytes is not None else storage.size(s.rec) for s in found.shards]
         self.index = RecordIndex.read(storage, [(s.rec, s.idx, size) for s, size in zip(found.shards, sizes)])
         record = found.record  # the dataset record, when a pack wrote one: its label width and classes
+        self.crcs = _checksums(found, self.index) if checksums else None
         width = record.label_width if record else None
         if width is None:
             width = records.peek_width(self._read(0), 0) if len(self) else 1
-        self.labels = records.LabelShape(width, record.num_classes if record else None)
+        self.labels = records.LabelShape(width, _num_classes(record, num_classes, self.path))
+        self.class_names: tuple[str, ...] | None = getattr(record, "class_names", None)
+        self.num_classes_unknown = None if self.num_classes is not None else _unknown(record)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -87,6 +118,12 @@ class Dataset:
         sample = self.sample(int(index), int(epoch))
         return None if sample is None else (sample.image, sample.label)
 
+    def __getitems__(self, keys: Sequence[Any]) -> list[tuple[np.ndarray, int | np.ndarray] | None]:
+        """A DataLoader batch at once, its records read together (:func:`imgprep.data.fetch.get_items`)."""
+        from imgprep.data.fetch import get_items
+
+        return get_items(self, keys)
+
     def sample(self, index: int, epoch: int = 0) -> Sample | None:
         got = self.samples([index], epoch)
         return got[0] if got else None
@@ -101,7 +138,7 @@ class Dataset:
         parsed: dict[int, tuple[int, Any, memoryview]] = {}
         for j, i in enumerate(indices):
             got = fetched[j].result() if fetched is not None else self.fetch(i)
-            if isinstance(got, FormatError):
+            if isinstance(got, FormatError | ImageError):
                 failures[j] = got
             else:
                 parsed[j] = got
@@ -128,29 +165,45 @@ class Dataset:
         return [Sample(images[j], parsed[j][1], parsed[j][0], indices[j]) for j in range(len(indices))
                 if j not in failures]
 
-    def fetch(self, index: int) -> tuple[int, int | np.ndarray, memoryview] | FormatError:
+    def fetch(self, index: int) -> tuple[int, int | np.ndarray, memoryview] | FormatError | ImageError:
         """:meth:`record`, with a damaged record's error returned rather than raised (a
         :class:`StorageError`, no record's fault, still raises)."""
         try:
             return self.record(index)
-        except FormatError as exc:
+        except (FormatError, ImageError) as exc:
             return exc
 
     def record(self, index: int) -> tuple[int, int | np.ndarray, memoryview]:
-        """``(id, label, encoded image)`` of record ``index``; a damaged record is a FormatError
-        naming its shard and byte."""
+        """``(id, label, encoded image)`` of record ``index``; a damaged record (framing, header,
+        label, checksum, an image over the pixel limit) is a FormatError or ImageError naming its
+        shard, number and byte."""
         if not 0 <= index < len(self):
             raise IndexError(f"record {index} of a dataset of {len(self)}")
+        return self.parse_record(index, self._read(index))
+
+    def parse_record(self, index: int, data: bytes | memoryview) -> tuple[int, int | np.ndarray, memoryview]:
+        """:meth:`record` of bytes already read (the loader's coalesced reads come in here too)."""
         where = self.index.locate(index)
         try:
-            return records.parse(self._read(index), where.start, self.labels)
+            if self.crcs is not None:
+                check_record(data, int(self.crcs[index]), where=f"record at byte {where.start}")
+            rid, label, image = records.parse(data, where.start, self.labels)
         except FormatError as exc:
-            raise FormatError(f"record {index}: {exc.message}", path=where.uri) from None
+            raise type(exc)(f"record {index}: {exc.message}", path=where.uri) from None
+        size = dimensions(image)
+        if size is not None:
+            try:
+                check_limit(*size, self.max_pixels, raise_with="Dataset(max_pixels=...)")
+            except ImageError as exc:
+                raise self._name(exc, index) from None
+        return rid, label, image
 
     def _read(self, index: int) -> bytes:
         where = self.index.locate(index)
-        with self.storage.open_read(where.uri, where.start, where.end) as fh:
-            data = fh.read()
+        try:
+            data = read_ranges(self.storage, where.uri, [(where.start, where.end)], self.versions.get(where.uri))[0]
+        except ChangedError as exc:
+            raise changed(exc, index) from None
         if len(data) != where.end - where.start:
             raise FormatError(f"record {index} at byte {where.start}: the shard ends after {len(data)} of its "
                               f"{where.end - where.start} bytes", path=where.uri)
@@ -168,4 +221,49 @@ class Dataset:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"Dataset({self.path!r}, {len(self)} records, label_width={self.label_width})"
+        classes = "unknown" if self.num_classes is None else self.num_classes
+        return f"Dataset({self.path!r}, {len(self)} records, label_width={self.label_width}, num_classes={classes})"
+
+
+def _positive(name: str, value: Any) -> int:
+    """A whole number above zero (as the CLI's options take them), else one UsageError line."""
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else 0
+    except TypeError:
+        number = 0
+    if number < 1:
+        raise UsageError(f"{name}={value!r} must be a positive integer")
+    return number
+
+
+def _num_classes(record: DatasetRecord | None, given: int | None, path: str) -> int | None:
+    """The dataset record's ``num_classes``; ``given`` where it has none; never a guess."""
+    stored = record.num_classes if record is not None else None
+    if given is not None and stored is not None and given != stored:
+        raise UsageError(f"num_classes={given} but the dataset record says {stored}", path=path)
+    return stored if stored is not None else given
+
+
+def _unknown(record: DatasetRecord | None) -> str:
+    """Why ``num_classes`` is None, in a line a person can act on."""
+    if record is None:
+        why = "no dataset record (shards another tool wrote)"
+    else:
+        why = getattr(record, "num_classes_unknown", None) or "the dataset record does not say (an older pack)"
+    return f"{why}: pass Dataset(..., num_classes=N)"
+
+
+def _checksums(found: FoundDataset, index: RecordIndex) -> np.ndarray | None:
+    """Each record's CRC-32 in index order, from the dataset record; None when it keeps none (shards
+    another tool wrote, or a pack from before the checksums).  The i-th smallest offset of a shard's
+    ``.idx`` is its i-th record, as :func:`imgprep.formats.checksums.by_offset` reads them."""
+    entries = [s.entry for s in found.shards]
+    if not entries or any(e is None or e.record_crc32 is None for e in entries):
+        return None
+    parts = []
+    for number, (shard, entry) in enumerate(zip(found.shards, entries)):
+        count = int(index.starts[number + 1] - index.starts[number])
+        if count != entry.records:
+            raise FormatError(f"its .idx lists {count} records, the dataset record {entry.records}", path=shard.idx)
+        parts.append(np.frombuffer(decode_crcs(entry.record_crc32, entry.records).tobytes(), np.uint32))
+    return np.concatenate(parts)

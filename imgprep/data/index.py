@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgprep.errors import FormatError
+from imgprep.formats.rioindex import sorted_offsets
 from imgprep.storage.base import Store
 
 
@@ -43,6 +44,7 @@ class RecordIndex:
     @classmethod
     def read(cls, storage: Store, shards: list[tuple[str, str, int]]) -> RecordIndex:
         """Read the ``.idx`` of each ``(rec, idx, rec size)`` and check every offset."""
+        _sweep_once()
         parts, starts = [], [0]
         for rec, idx, size in shards:
             offsets = parse_offsets(storage.read_bytes(idx), idx)
@@ -84,12 +86,60 @@ class RecordIndex:
     def _share(self) -> None:
         """Move the offsets into a file mapped by this process and the children it unpickles in;
         the file goes when this index is collected or the process exits."""
-        fd, path = tempfile.mkstemp(prefix="imgprep-index-", suffix=".npy", dir=_shared_folder())
+        folder = _shared_folder()
+        sweep(folder)
+        # The owner's pid in the name: a file whose owner died without its finalizer (SIGKILL) is
+        # recognised and removed by the next process that shares an index (sweep).
+        fd, path = tempfile.mkstemp(prefix=f"imgprep-index-{os.getpid()}-", suffix=".npy", dir=folder)
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, np.ascontiguousarray(self.offsets))
         self.offsets = np.load(path, mmap_mode="r")
         self._shared = path
         weakref.finalize(self, _unlink, path, os.getpid())
+
+
+def sweep(folder: str | None = None) -> list[str]:
+    """Remove the shared index files of processes that no longer run (a parent killed with
+    SIGKILL leaves its file: 8 bytes a record in memory, under /dev/shm); the removed paths.
+    A file still mapped by a live worker is unaffected (its mapping outlives the name)."""
+    folder = folder or _shared_folder() or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith("imgprep-index-") or not name.endswith(".npy"):
+            continue
+        owner = name[len("imgprep-index-") :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+            except OSError:
+                pass
+    return removed
+
+
+_swept = False
+
+
+def _sweep_once() -> None:
+    """The first index a process opens cleans what killed processes left (see :func:`sweep`)."""
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive, and not ours to clean
+        return True
+    return True
 
 
 def _shared_folder() -> str | None:
@@ -106,71 +156,6 @@ def _unlink(path: str, owner: int) -> None:
 
 
 def parse_offsets(raw: bytes, path: str) -> np.ndarray:
-    """The record offsets of ``.idx`` text (``key<TAB>offset`` lines), sorted; keys must be unique
-    integers, offsets unique 4-byte-aligned positions.  Parsed with numpy a megabyte at a time, so
-    a million-line index costs a few hundred milliseconds and no Python object per line."""
-    if raw.strip(b"\r\n\t ") == b"":
-        return np.zeros(0, np.uint64)
-    if b"\n\n" in raw or raw.startswith((b"\n", b"\r")) or b"\n\r\n" in raw:  # blank lines: rare, skipped
-        raw = b"\n".join(line for line in raw.split(b"\n") if line.strip())
-    if not raw.endswith(b"\n"):
-        raw += b"\n"
-    keys, offsets = [], []
-    begin, line = 0, 1
-    while begin < len(raw):
-        end = raw.rfind(b"\n", begin, begin + _CHUNK) + 1 or raw.index(b"\n", begin) + 1
-        k, o = _parse_lines(np.frombuffer(raw, np.uint8, end - begin, begin), path, line)
-        keys.append(k)
-        offsets.append(o)
-        line += len(k)
-        begin = end
-    key = np.sort(np.concatenate(keys))
-    offset = np.concatenate(offsets)
-    if key.size > 1 and np.any(key[1:] == key[:-1]):
-        raise FormatError(f"key {int(key[1:][key[1:] == key[:-1]][0])} is listed twice", path=path)
-    del key
-    bad = np.flatnonzero(offset % 4 != 0)
-    if bad.size:
-        raise FormatError(f"offset {int(offset[bad[0]])} is not a 4-byte-aligned position", path=path,
-                          line=int(bad[0]) + 1)
-    offset = np.sort(offset).astype(np.uint64)
-    if offset.size > 1 and not np.all(offset[1:] > offset[:-1]):
-        raise FormatError("two keys point at the same offset", path=path)
-    return offset
-
-
-_CHUNK = 1 << 20
-
-
-def _parse_lines(text: np.ndarray, path: str, first_line: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keys and offsets of whole ``key<TAB>offset<LF>`` lines (``\r`` before the ``\n`` allowed)."""
-    text = text[text != 13]  # CRLF line ends
-    tabs, ends = np.flatnonzero(text == 9), np.flatnonzero(text == 10)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    digits = (text >= 48) & (text <= 57)
-    if tabs.size != ends.size or not np.all((tabs > starts) & (tabs < ends - 1)) or \
-            np.count_nonzero(digits) != text.size - tabs.size - ends.size:
-        bad = _first_bad_line(text, starts, ends)
-        raise FormatError("expected 'key<TAB>offset' (two whole numbers)", path=path, line=first_line + bad)
-    return _numbers(text, starts, tabs, path, first_line), _numbers(text, tabs + 1, ends, path, first_line)
-
-
-def _numbers(text: np.ndarray, starts: np.ndarray, ends: np.ndarray, path: str, first_line: int) -> np.ndarray:
-    """The decimal numbers ``text[starts[i]:ends[i]]``, vectorised over the lines."""
-    lengths = ends - starts
-    if lengths.max() > 18:
-        line = int(np.argmax(lengths > 18))
-        raise FormatError("a number has more than 18 digits", path=path, line=first_line + line)
-    value = np.zeros(starts.size, np.int64)
-    for j in range(int(lengths.max())):
-        has = lengths > j
-        value[has] += (text[ends[has] - 1 - j].astype(np.int64) - 48) * 10**j
-    return value
-
-
-def _first_bad_line(text: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> int:
-    for number, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
-        fields = bytes(text[a:b]).split(b"\t")
-        if len(fields) != 2 or not all(f.isdigit() for f in fields):
-            return number
-    return len(starts)
+    """The sorted record offsets of ``.idx`` bytes (:func:`imgprep.formats.rioindex.sorted_offsets`:
+    the one parser, in its fast mode)."""
+    return sorted_offsets(raw, path)

@@ -3,8 +3,9 @@
 The sequence (which records, in which order, with which augmentation) is fixed by the
 :class:`~imgprep.data.order.Order` and the dataset's seed; ``threads`` only decides how many
 samples are decoded at once, so it can change between runs — also when resuming — without
-changing a single pixel.  At most ``prefetch`` batches are decoded ahead of the one the caller
-holds, so memory (and, on S3, the number of ranged GETs in flight) stays bounded.
+changing a single pixel.  At most ``prefetch`` batches are read and decoded ahead of the one the
+caller holds, so memory (and, on S3, the number of ranged GETs in flight) stays bounded; the
+reads of ``prefetch + 1`` batches are planned together, so neighbours in any of them share a request.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from imgprep.data.dataset import Dataset
+from imgprep.data.fetch import GAP, Fetcher, Stats
 from imgprep.data.order import Order
 from imgprep.errors import UsageError
+from imgprep.storage.threads import DaemonExecutor
 
 
 class Batch(NamedTuple):
@@ -45,21 +48,25 @@ class Loader:
 
     ``for batch in loader`` yields :class:`Batch` objects; :meth:`state_dict` (a small JSON-able
     dict) taken between batches and given to :meth:`load_state_dict` of a new loader — in
-    another process, with any ``threads`` — continues with exactly the batches that were still
-    to come.  ``rank``/``world_size``: this process's share (see :mod:`imgprep.data.order` for
+    another process, with any ``threads``, and with any ``world_size`` (see
+    :mod:`imgprep.data.order`) — continues with exactly the samples that were still to come.
+    ``rank``/``world_size``: this process's share (see :mod:`imgprep.data.order` for
     ``drop_last``).  A damaged record raises, or with the dataset's ``errors="skip"`` is left out
-    of its batch and counted in :attr:`skipped`.  ``threads`` decode; ``io_threads`` read records
-    ahead of them (one ranged read each: on S3 their latency, not the CPU, sets the pace).
+    of its batch and counted in :attr:`skipped`.  ``threads`` decode; ``io_threads`` read each
+    batch ahead of them, neighbouring records coalesced into one request when less than
+    ``coalesce`` bytes apart (:mod:`imgprep.data.fetch`); :attr:`stats` counts the requests.
+    ``dataset``: a :class:`Dataset` or a :class:`~imgprep.data.mixture.Mixture`.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int | None = None,
                  rank: int = 0, world_size: int = 1, drop_last: bool = False, threads: int = 2,
-                 prefetch: int = 2, io_threads: int = 8) -> None:
+                 prefetch: int = 2, io_threads: int = 8, coalesce: int = GAP) -> None:
         if dataset.transform is None:
             raise UsageError("batches need images of one size: open the dataset with a transform "
                              "(Transform.train(224) or Transform.eval(224))")
-        if threads < 0 or prefetch < 1 or io_threads < 0:
-            raise UsageError(f"threads {threads} and io_threads {io_threads} must be >= 0, prefetch {prefetch} >= 1")
+        if threads < 0 or prefetch < 1 or io_threads < 0 or coalesce < 0:
+            raise UsageError(f"threads {threads}, io_threads {io_threads} and coalesce {coalesce} must be >= 0, "
+                             f"prefetch {prefetch} >= 1")
         self.dataset = dataset
         self.order = Order(len(dataset), dataset.seed if seed is None else int(seed), shuffle, rank, world_size,
                            batch_size, drop_last)
@@ -67,66 +74,89 @@ class Loader:
         self.threads = threads
         self.prefetch = prefetch
         self.io_threads = io_threads
+        self.coalesce = int(coalesce)
         self.epoch = 0
-        self.position = 0  # samples of this rank's share already handed out this epoch
+        self.start = 0  # global position in the epoch's sequence where this rank's current segment begins
+        self.position = 0  # samples of the segment already handed out
         self.skipped = 0
+        self.stats = Stats()
 
     def __len__(self) -> int:
         """Batches per epoch."""
         return self.order.batches()
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch, self.position = int(epoch), 0
+        self.epoch, self.start, self.position = int(epoch), 0, 0
 
     def state_dict(self) -> dict[str, object]:
-        return self.order.state(self.epoch, self.position)
+        return self.order.state(self.epoch, self.start, self.position)
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.epoch, self.position = self.order.check(state)
+        epoch, start = self.order.resume(state)
+        if start >= self.order.records:  # saved after an epoch's last batch: that epoch is done
+            epoch, start = epoch + 1, 0
+        self.epoch, self.start, self.position = epoch, start, 0
 
     def __iter__(self) -> Iterator[Batch]:
-        epoch, start = self.epoch, self.position
-        indices, valid = self.order.share(epoch)
-        if start >= len(indices):  # the epoch was finished: this loop is the next one
-            epoch, start = epoch + 1, 0
+        epoch, start, position = self.epoch, self.start, self.position
+        indices, valid = self.order.share(epoch, start)
+        if position >= len(indices):  # the epoch was finished: this loop is the next one
+            epoch, start, position = epoch + 1, 0, 0
             indices, valid = self.order.share(epoch)
-            self.epoch, self.position = epoch, 0
-        bounds = [(b, min(b + self.batch_size, len(indices))) for b in range(start, len(indices), self.batch_size)]
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="imgprep-data") if self.threads else None
-        reads = ThreadPoolExecutor(self.io_threads, thread_name_prefix="imgprep-read") if pool and self.io_threads \
-            else None
+            self.epoch, self.start, self.position = epoch, 0, 0
+        bounds = [(b, min(b + self.batch_size, len(indices))) for b in range(position, len(indices), self.batch_size)]
+        # Daemon threads: a read stuck on a silent endpoint must not keep Ctrl-C from ending the process.
+        pool = DaemonExecutor(self.threads, "imgprep-data") if self.threads else None
+        reads = DaemonExecutor(self.io_threads, "imgprep-read") if pool and self.io_threads else None
+        fetcher = Fetcher(reads, gap=self.coalesce)
+        fetcher.stats = self.stats
         pending: deque[tuple[np.ndarray, list[Future], int, int]] = deque()  # images, futures, begin, end
+        ahead: deque[list] = deque()  # the reads of the batches after the one being submitted
+        interrupted = True  # by an error or Ctrl-C: then nothing waits for the threads
         try:
-            for begin, end in bounds:
-                pending.append((*self._submit(pool, reads, indices[begin:end], epoch), begin, end))
+            for number, (begin, end) in enumerate(bounds):
+                if not ahead:
+                    ahead.extend(self._read_window(fetcher, bounds, number, indices, epoch))
+                pending.append((*self._submit(pool, indices[begin:end], ahead.popleft(), epoch), begin, end))
                 if len(pending) > self.prefetch:
-                    yield self._finish(pending.popleft(), indices, valid, epoch)
+                    yield self._finish(pending.popleft(), indices, valid, epoch, start)
             while pending:
-                yield self._finish(pending.popleft(), indices, valid, epoch)
-            self.epoch, self.position = epoch + 1, 0
+                yield self._finish(pending.popleft(), indices, valid, epoch, start)
+            self.epoch, self.start, self.position = epoch + 1, 0, 0
+            interrupted = False
+        except GeneratorExit:  # the loop left early: let the running chunks end
+            interrupted = False
+            raise
         finally:
             for *_, futures, _b, _e in pending:
                 for future in futures:
                     future.cancel()
             for executor in (pool, reads):
                 if executor is not None:
-                    executor.shutdown(wait=True, cancel_futures=True)
+                    executor.shutdown(wait=not interrupted, cancel_futures=True)
 
-    def _submit(self, pool: ThreadPoolExecutor | None, reads: ThreadPoolExecutor | None, chosen: np.ndarray,
-                epoch: int) -> tuple:
-        """Queue one batch: its records' reads on the I/O threads (many at once: a ranged GET waits
-        on the network, not the CPU), its decoding in ``threads`` chunks that take the reads in order."""
+    def _read_window(self, fetcher: Fetcher, bounds: list[tuple[int, int]], number: int, indices: np.ndarray,
+                     epoch: int) -> list[list]:
+        """Start the reads of the batches from ``number`` on: ``prefetch + 1`` of them together, so
+        more neighbours coalesce (the first batch of a loop alone, so that it comes soon)."""
+        window = bounds[number : number + (self.prefetch + 1 if number else 1)]
+        first = window[0][0]
+        fetched = fetcher.submit(_records(self.dataset, indices[first : window[-1][1]], epoch))
+        return [fetched[a - first : b - first] for a, b in window]
+
+    def _submit(self, pool: DaemonExecutor | None, chosen: np.ndarray, fetched: list, epoch: int) -> tuple:
+        """Queue one batch's decoding in ``threads`` chunks that take its reads (under way on the I/O
+        threads) in order."""
         images = np.empty((len(chosen), *self.dataset.transform.shape), np.uint8)
-        fetched = [reads.submit(self.dataset.fetch, int(i)) for i in chosen] if reads is not None else None
         parts = max(1, min(self.threads, len(chosen)))
         cuts = np.linspace(0, len(chosen), parts + 1).astype(int)
         futures = []
         for a, b in itertools.pairwise(cuts):
-            job = (self.dataset.samples, chosen[a:b], epoch, images[a:b], None if fetched is None else fetched[a:b])
+            job = (self.dataset.samples, chosen[a:b], epoch, images[a:b], fetched[a:b])
             futures.append(pool.submit(*job) if pool is not None else _Done(job[0](*job[1:])))
         return (images, futures)
 
-    def _finish(self, job: tuple, indices: np.ndarray, valid: np.ndarray, epoch: int) -> Batch:
+    def _finish(self, job: tuple, indices: np.ndarray, valid: np.ndarray, epoch: int, start: int) -> Batch:
         images, futures, begin, end = job
         samples = [s for future in futures for s in future.result()]
         labels = self.dataset.labels.empty(len(samples))
@@ -137,9 +167,16 @@ class Loader:
             images = np.stack([s.image for s in samples]) if samples else images[:0]
         chosen = np.fromiter((s.index for s in samples), np.int64, len(samples))
         keep = np.isin(indices[begin:end], chosen) if len(samples) < end - begin else slice(None)
-        self.epoch, self.position = epoch, end
+        self.epoch, self.start, self.position = epoch, start, end
         return Batch(images, labels, np.fromiter((s.id for s in samples), np.int64, len(samples)), chosen,
                      valid[begin:end][keep])
+
+
+def _records(dataset: Any, chosen: np.ndarray, epoch: int) -> list[tuple[Any, int]]:
+    """``(dataset, record)`` of each chosen sample: a mixture says which of its datasets holds it."""
+    if hasattr(dataset, "resolve"):
+        return dataset.resolve(chosen, epoch)
+    return [(dataset, i) for i in chosen.tolist()]
 
 
 class _Done:

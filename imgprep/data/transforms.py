@@ -11,7 +11,9 @@ decodes only the crop: the smallest DCT scale (1/8, 1/4, 1/2) that keeps the cro
 output size, only the iMCU columns (``jpeg_crop_scanline``) and rows (``jpeg_skip_scanlines``)
 the resampler touches; then Pillow's BILINEAR (triangle) resampling of that box.  PNG, grey or
 CMYK payloads, JPEGs on which libjpeg warns, and installs without the native core take Pillow,
-with the same box and the same filter.
+with the same box and the same filter.  Pillow's pixels are pack's (``imaging.pillow.as_packed``):
+16-bit grey scaled, alpha composited onto white, EXIF orientation applied, so a ``--pass-through``
+record reads as the packed one would.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 
 from imgprep.errors import ImageError, UsageError
 from imgprep.imaging import native as native_path
+from imgprep.imaging.orientation import jpeg_orientation
 
 _M64 = (1 << 64) - 1
 
@@ -89,7 +92,9 @@ class Transform:
 
     @classmethod
     def eval(cls, size: int | tuple[int, int] = 224, *, resize: int | None = None, layout: str = "HWC") -> Transform:
-        """Shorter side to ``resize`` (default ``size × 256/224``), centre crop to ``size``."""
+        """Shorter side to ``resize``, centre crop to ``size``.  ``resize`` defaults to the crop's
+        longer side × 256/224, rounded — 256 only for a 224 crop (146 for 128, 293 for 256, 439
+        for 384): pass ``resize=256`` to keep 256 whatever the crop."""
         h, w = _size(size)
         resize = round(max(h, w) * 256 / 224) if resize is None else int(resize)
         if resize < max(h, w):
@@ -176,8 +181,9 @@ def decode_batch(images: Sequence[memoryview], seeds: Sequence[int], transform: 
 
 def _decode_native(core, images, seeds, transform, out, failed) -> list[int]:
     """Native decode of the JPEGs among ``images``; the positions left for Pillow."""
-    jpegs = [j for j, data in enumerate(images) if data[:2] == b"\xff\xd8"]
-    rest = [j for j, data in enumerate(images) if data[:2] != b"\xff\xd8"]
+    jpegs, rest = [], []
+    for j, data in enumerate(images):  # a JPEG to be turned upright takes Pillow, which turns it as pack does
+        (jpegs if data[:2] == b"\xff\xd8" and jpeg_orientation(data) == 1 else rest).append(j)
     if not jpegs:
         return rest
     sizes = core.jpeg_sizes([images[j] for j in jpegs])
@@ -211,9 +217,11 @@ def decode_pillow(data: bytes | memoryview, seed: int, transform: Transform) -> 
     """One sample on the Pillow path (PNG, grey, CMYK, or no native core): same box, same filter."""
     from PIL import Image
 
+    from imgprep.imaging.pillow import as_packed
+
     try:
         with Image.open(io.BytesIO(data)) as im:
-            im = im.convert("RGB")
+            im = as_packed(im)
             box, flip = transform.box(seed, *im.size)
             im = im.resize((transform.width, transform.height), Image.Resampling.BILINEAR, box=box)
             if flip:
@@ -228,8 +236,10 @@ def decode_full(data: bytes | memoryview) -> np.ndarray:
     """The whole image as ``height × width × 3`` uint8 (no transform)."""
     from PIL import Image
 
+    from imgprep.imaging.pillow import as_packed
+
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(as_packed(im))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"cannot decode the image ({exc})") from None

@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import struct
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from imgprep.errors import FormatError
-from imgprep.formats.recordio import MAGIC, MAX_LENGTH, ChunkStream, frame
-
-_PART_HEAD = struct.Struct("<II")
+from imgprep.formats.recordio import frame, walk
 
 
 def record_crc(framed: bytes | bytearray | memoryview) -> int:
@@ -101,41 +98,10 @@ def by_offset(crcs: Sequence[int], offsets: Iterable[int]) -> dict[int, int]:
 def spans(chunks: Iterable[bytes], start: int = 0, *,
           framed: Callable[[bytes], None] | None = None) -> Iterator[tuple[int, int]]:
     """``(offset, checksum)`` of each record of a ``.rec`` given as byte chunks in order, read
-    once (a shard checked again after ``--resume``, a joined shard).  ``start`` is the first
-    chunk's offset; ``framed``, when given, also receives each record's framed bytes."""
-    s = ChunkStream(chunks, start)
-    first: int | None = None
-    crc = 0
-    whole = bytearray()
-    while s.fill(8):
-        at = s.base + s.pos
-        magic, lrec = _PART_HEAD.unpack_from(s.buf, s.pos)
-        if magic != MAGIC:
-            raise FormatError(f"no RecordIO magic number at byte {at}")
-        cflag, length = lrec >> 29, lrec & MAX_LENGTH
-        size = 8 + length + (-length % 4)
-        if not s.fill(size):
-            raise FormatError(f"record part at byte {at} is truncated")
-        if cflag in (0, 1):
-            if first is not None:
-                raise FormatError(f"record at byte {first} has no last part")
-            first, crc = at, 0
-            whole.clear()
-        elif first is None:
-            raise FormatError(f"byte {at} is inside a record, not at its start (cflag {cflag})")
-        crc = zlib.crc32(memoryview(s.buf)[s.pos : s.pos + size], crc)
-        if framed is not None:
-            whole += s.buf[s.pos : s.pos + size]
-        s.pos += size
-        if cflag in (0, 3):
-            if framed is not None:
-                framed(bytes(whole))
-            yield first, crc
-            first = None
-    if len(s.buf) > s.pos:
-        raise FormatError(f"{len(s.buf) - s.pos} stray bytes at byte {s.base + s.pos}")
-    if first is not None:
-        raise FormatError(f"record at byte {first} has no last part")
+    once (a shard checked again after ``--resume``, a joined shard), by the one part walk
+    (:func:`imgprep.formats.recordio.walk`).  ``start`` is the first chunk's offset; ``framed``,
+    when given, also receives each record's framed bytes."""
+    return ((offset, crc) for offset, _, crc in walk(chunks, start, crc=True, framed=framed))
 
 
 _LITTLE = array("I", [1]).tobytes()[0] == 1

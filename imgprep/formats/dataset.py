@@ -7,6 +7,20 @@ came from, the settings that shape the bytes and the imgprep version: enough for
 Processing join and ``verify`` to check a dataset, and for ``pack --resume`` to refuse a
 different list or different settings.
 
+What readers need about the labels (issue 28; ``imgprep.data.Dataset.num_classes`` reads these):
+
+- ``label_width``: labels per record (1: a class id; N: a multi-hot vector of N).
+- ``num_classes``: the number of classes, a positive integer, or ``null`` where the writer truly
+  did not know it; then ``num_classes_unknown`` says why (one line a person can act on, e.g. "pack
+  from a list without classes.json beside it; give --num-classes").  Records written before
+  these fields existed have ``num_classes: null`` and no reason.
+- ``class_names``: the class names by index (``len == num_classes``), when the writer had them
+  (prepare; pack from a list with ``classes.json`` beside it); absent otherwise.
+
+Every writer fills them: ``pack`` (``--num-classes``, or the ``classes.json`` beside its first
+list), ``prepare`` (the dataset's classes), ``merge`` and the Processing join (carried over from
+their inputs' records).
+
 Pure functions: build, serialise, parse.  Nothing here reads or writes storage.  The document
 holds no time stamp or host name, so the same inputs give the same bytes.
 """
@@ -77,6 +91,10 @@ class DatasetRecord:
     label_width: int = 1  # labels per record: 1, or the width of a multi-hot vector
     num_classes: int | None = None
     skipped: int = 0
+    # --- classes for readers (issue 28.1): see the module's text ---
+    num_classes_unknown: str | None = None  # why num_classes is None (written as a reason when it is)
+    class_names: tuple[str, ...] | None = None  # by class index, when the writer had them
+    # --- end of classes for readers ---
 
     @property
     def records(self) -> int:
@@ -114,11 +132,25 @@ def to_json(record: DatasetRecord) -> str:
         "settings": dict(record.settings),
         "label_width": record.label_width,
         "num_classes": record.num_classes,
+        **_classes_doc(record),
         "records": record.records,
         "skipped": record.skipped,
         "shards": [_shard_doc(s) for s in record.shards],
     }
     return json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=1) + "\n"
+
+
+UNKNOWN_CLASSES = "not given to the writer (pack --num-classes N, or a classes.json beside the list)"
+
+
+def _classes_doc(record: DatasetRecord) -> dict[str, Any]:
+    """``num_classes_unknown`` when ``num_classes`` is null (always with a reason), ``class_names`` when known."""
+    doc: dict[str, Any] = {}
+    if record.num_classes is None:
+        doc["num_classes_unknown"] = record.num_classes_unknown or UNKNOWN_CLASSES
+    if record.class_names is not None:
+        doc["class_names"] = list(record.class_names)
+    return doc
 
 
 def json_pieces(record: DatasetRecord, crcs: Mapping[str, array]) -> tuple[int, Iterator[bytes]]:
@@ -190,10 +222,24 @@ def from_json(text: str | bytes, path: str) -> DatasetRecord:
         label_width=get.count("label_width", minimum=1),
         num_classes=get.optional_count("num_classes"),
         skipped=get.count("skipped"),
+        **_classes_fields(get, doc),
     )
     if get.count("records") != record.records:
         raise FormatError(f"records {doc['records']} != the sum over its shards ({record.records})", path=path)
     return record
+
+
+def _classes_fields(get: _Getter, doc: dict[str, Any]) -> dict[str, Any]:
+    """``num_classes_unknown`` and ``class_names``, checked against ``num_classes``."""
+    reason = None if doc.get("num_classes_unknown") is None else get.of("num_classes_unknown", str)
+    names = doc.get("class_names")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise get.fail("class_names", "must be a list of strings")
+        if len(names) != doc.get("num_classes"):
+            raise get.fail("class_names", f"holds {len(names)} names for num_classes {doc.get('num_classes')!r}")
+        names = tuple(names)
+    return {"num_classes_unknown": reason if doc.get("num_classes") is None else None, "class_names": names}
 
 
 def _shard(entry: Any, number: int, path: str) -> ShardEntry:

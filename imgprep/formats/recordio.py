@@ -10,7 +10,15 @@ An image record's payload is ``IRHeader`` (struct ``'IfQQ'``: flag, label, id, i
 ``flag`` float32 labels when ``flag > 0`` (multi-label; the header label is then 0), then the
 encoded image.
 
-The ``.idx`` file is text, ``key<TAB>offset<LF>`` per record, offset of the record's first part.
+The ``.idx`` file is text, ``key<TAB>offset<LF>`` per record, offset of the record's first part,
+parsed by :mod:`imgprep.formats.rioindex` for every reader.
+
+Readers of records come in three modes, all here: strict (:class:`RecordReader`: the first
+damage is an error), report-and-continue (:meth:`RecordReader.salvage`: damage reported, reading
+resynchronised at the next record start; what verify walks with) and fast (:func:`unframe` of
+one record's byte range fetched whole; the training reader).  :func:`walk` is the one part-header
+walk of a stream read once (rebuilding an index, checksumming a shard); :func:`image_header` the
+one reading of the image record header.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ import io
 import os
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
@@ -99,20 +108,33 @@ def pack_image_record(label: float | Sequence[float], id: int, image: bytes, id2
     return pack_header(label, id, id2) + bytes(image)
 
 
+def image_header(payload: bytes | memoryview) -> tuple[IRHeader, int]:
+    """The header of an image record and where its image starts (after ``flag`` float32 labels):
+    the one reading of MXNet's header that packing, verify and the training reader share."""
+    if len(payload) < IR_SIZE:
+        raise FormatError(f"image record of {len(payload)} bytes is shorter than its {IR_SIZE}-byte header")
+    header = IRHeader(*_IR.unpack_from(payload))
+    end = IR_SIZE + 4 * header.flag
+    if end > len(payload):
+        raise FormatError(f"image record header says {header.flag} labels but the record holds {len(payload)} bytes")
+    return header, end
+
+
+def header_id(payload: bytes | memoryview) -> int | None:
+    """The id in an image record's header, when the payload is long enough to hold one (what names
+    a record whose framing or labels are damaged)."""
+    return IRHeader(*_IR.unpack_from(payload)).id if len(payload) >= IR_SIZE else None
+
+
 def unpack_image_record(payload: bytes | memoryview) -> tuple[IRHeader, tuple[float, ...], bytes]:
     """Split an image record payload into (header, labels, image bytes).
 
     ``labels`` is ``(header.label,)`` for single-label records and the packed vector otherwise.
     """
     data = memoryview(payload)
-    if len(data) < IR_SIZE:
-        raise FormatError(f"image record of {len(data)} bytes is shorter than its {IR_SIZE}-byte header")
-    header = IRHeader(*_IR.unpack_from(data))
+    header, end = image_header(data)
     if header.flag == 0:
         return header, (header.label,), bytes(data[IR_SIZE:])
-    end = IR_SIZE + 4 * header.flag
-    if end > len(data):
-        raise FormatError(f"image record header says {header.flag} labels but the record holds {len(data)} bytes")
     labels = struct.unpack_from(f"<{header.flag}f", data, IR_SIZE)
     return header, labels, bytes(data[end:])
 
@@ -137,14 +159,17 @@ class ChunkStream:
         return True
 
 
-def record_ids(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, int]]:
-    """``(offset, header id)`` of each image record of a RecordIO stream given as byte chunks in
-    order: what rebuilds the ``.idx`` of a ``.rec`` read once from its start (an S3 upload
-    continued after a kill, whose first records were written by the killed run).  ``start`` is
-    the file offset of the first chunk (offsets and messages count from the file's start)."""
+def walk(chunks: Iterable[bytes], start: int = 0, *, crc: bool = False,
+         framed: Callable[[bytes], None] | None = None) -> Iterator[tuple[int, bytes, int]]:
+    """``(offset, payload head, checksum)`` of each record of a RecordIO stream given as byte
+    chunks in order, read once: the one part-header walk.  The head is the payload's first
+    :data:`IR_SIZE` bytes (fewer when the record is shorter); the checksum is the CRC-32 of the
+    record's framed bytes when ``crc`` (else 0); ``framed``, when given, also receives those bytes.
+    ``start`` is the file offset of the first chunk (offsets and messages count from the file's
+    start)."""
     s = ChunkStream(chunks, start)
-    start: int | None = None  # of the record whose parts are being read
-    head = b""  # its payload's first bytes, enough for the header
+    first: int | None = None  # of the record whose parts are being read
+    head, value, whole = b"", 0, bytearray()
     while s.fill(8):
         at = s.base + s.pos
         magic, lrec = _PART_HEAD.unpack_from(s.buf, s.pos)
@@ -155,22 +180,39 @@ def record_ids(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, i
         if not s.fill(size):
             raise FormatError(f"record part at byte {at} is truncated")
         data = bytes(s.buf[s.pos + 8 : s.pos + 8 + min(length, IR_SIZE)])
-        s.pos += size
         if cflag in (0, 1):
-            if start is not None:
-                raise FormatError(f"record at byte {start} has no last part")
-            start, head = at, data
-        elif start is None:
+            if first is not None:
+                raise FormatError(f"record at byte {first} has no last part")
+            first, head, value = at, data, 0
+            whole.clear()
+        elif first is None:
             raise FormatError(f"byte {at} is inside a record, not at its start (cflag {cflag})")
         elif len(head) < IR_SIZE:
             head = (head + MAGIC_BYTES + data)[:IR_SIZE]
+        if crc:
+            value = zlib.crc32(memoryview(s.buf)[s.pos : s.pos + size], value)
+        if framed is not None:
+            whole += s.buf[s.pos : s.pos + size]
+        s.pos += size
         if cflag in (0, 3):
-            if len(head) < IR_SIZE:
-                raise FormatError(f"record at byte {start} is shorter than an image record header")
-            yield start, IRHeader(*_IR.unpack_from(head)).id
-            start = None
-    if start is not None or len(s.buf) > s.pos:
-        raise FormatError(f"truncated record at byte {s.base + s.pos}")
+            if framed is not None:
+                framed(bytes(whole))
+            yield first, head, value
+            first = None
+    if first is not None:
+        raise FormatError(f"record at byte {first} has no last part")
+    if len(s.buf) > s.pos:
+        raise FormatError(f"truncated record: {len(s.buf) - s.pos} stray bytes at byte {s.base + s.pos}")
+
+
+def record_ids(chunks: Iterable[bytes], start: int = 0) -> Iterator[tuple[int, int]]:
+    """``(offset, header id)`` of each image record of a RecordIO stream given as byte chunks in
+    order (:func:`walk`): what rebuilds the ``.idx`` of a ``.rec`` read once from its start (an
+    S3 upload continued after a kill, whose first records were written by the killed run)."""
+    for offset, head, _ in walk(chunks, start):
+        if len(head) < IR_SIZE:
+            raise FormatError(f"record at byte {offset} is shorter than an image record header")
+        yield offset, IRHeader(*_IR.unpack_from(head)).id
 
 
 def unframe(buf: bytes | memoryview, offset: int = 0) -> memoryview:
@@ -228,26 +270,11 @@ def format_index_line(key: int, offset: int) -> str:
 
 
 def parse_index(text: str, path: str = "<idx>") -> list[tuple[int, int]]:
-    """Parse ``.idx`` text into ``[(key, offset), ...]`` in file order, validating every line."""
-    entries: list[tuple[int, int]] = []
-    seen: set[int] = set()
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2:
-            raise FormatError("expected 'key<TAB>offset'", path=path, line=lineno)
-        try:
-            key, offset = int(fields[0]), int(fields[1])
-        except ValueError:
-            raise FormatError("key and offset must be integers", path=path, line=lineno) from None
-        if offset < 0 or offset % 4:
-            raise FormatError(f"offset {offset} is not a 4-byte-aligned position", path=path, line=lineno)
-        if key in seen:
-            raise FormatError(f"duplicate key {key}", path=path, line=lineno)
-        seen.add(key)
-        entries.append((key, offset))
-    return entries
+    """Parse ``.idx`` text into ``[(key, offset), ...]`` in file order, validating every line
+    (:mod:`imgprep.formats.rioindex`'s strict mode, the one parser every reader uses)."""
+    from imgprep.formats import rioindex  # numpy: not for what never reads an index (pass-through pack)
+
+    return rioindex.parse(text, path).entries()
 
 
 def read_index(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
@@ -473,6 +500,26 @@ class RecordReader:
                     return pos + i
                 i = chunk.find(MAGIC_BYTES, i + 1)
             pos += limit
+
+    def salvage(self, size: int,
+                damaged: Callable[[int, int, str, int | None], None]) -> Iterator[tuple[int, int, bytes]]:
+        """Report-and-continue: ``(ordinal, offset, payload)`` of every readable record of the
+        first ``size`` bytes.  Where framing breaks, ``damaged(ordinal, offset, message, resync)``
+        is told (``resync``: where reading goes on, None when no record start follows) and the
+        walk resynchronises at the next record start, so one bad record never hides the rest."""
+        offset, ordinal = 0, 0
+        while offset < size:
+            try:
+                payload, nxt = self.read_record(offset)
+            except FormatError as exc:
+                resync = self.find_record_start(offset + 4)
+                damaged(ordinal, offset, exc.message, resync)
+                if resync is None:
+                    return
+                offset, ordinal = resync, ordinal + 1
+                continue
+            yield ordinal, offset, payload
+            offset, ordinal = nxt, ordinal + 1
 
     def scan(self, start: int) -> Iterator[tuple[int, bytes]]:
         """Resynchronise at the first record start at or after ``start`` and read to the end."""

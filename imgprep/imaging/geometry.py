@@ -85,18 +85,21 @@ def dct_scale(p: Plan) -> int:
     return 1
 
 
+def check_limit(width: int, height: int, max_pixels: int, name: str | None = None,
+                raise_with: str = "--max-pixels") -> None:
+    """The decompression-bomb limit on a header's size, in the one wording pack and readers use."""
+    if width * height > max_pixels:
+        raise ImageError(f"{width}x{height} image exceeds the decompression-bomb limit of {max_pixels} pixels "
+                         f"(raise it with {raise_with})", path=name)
+
+
 def check_pixels(width: int, height: int, spec: TransformSpec, name: str) -> None:
     """The decompression-bomb guard, applied to a header's size before any pixel is decoded.
 
     The output is bounded by the same limit: ``--resize`` of a thin strip (or ``--size``)
     would otherwise allocate far more than the input ever needed.
     """
-    if width * height > spec.max_pixels:
-        raise ImageError(
-            f"{width}x{height} image exceeds the decompression-bomb limit of {spec.max_pixels} pixels "
-            "(raise it with --max-pixels)",
-            path=name,
-        )
+    check_limit(width, height, spec.max_pixels, name)
     if spec.resize and width > 0 and height > 0:
         out_w, out_h = plan(width, height, spec).output_size
         if out_w * out_h > spec.max_pixels:

@@ -45,6 +45,8 @@ _TRANSPOSE = {
     7: (Image.Transpose.TRANSVERSE,),
     8: (Image.Transpose.ROTATE_90,),
 }
+
+
 def exif_orientation(im: Image.Image) -> int:
     try:
         value = im.getexif().get(0x0112, 1)
@@ -93,6 +95,17 @@ def normalize_mode(im: Image.Image, color: int, encoding: str) -> Image.Image:
     if color == 1:
         return im if im.mode == "RGB" else im.convert("RGB")
     return im if im.mode == "L" else im.convert("L")
+
+
+def as_packed(im: Image.Image) -> Image.Image:
+    """An opened image's pixels upright and in RGB exactly as pack (``color=1``) makes them: what
+    the training reader shows of a ``--pass-through`` record (EXIF orientation applied; 16-bit
+    grey scaled, not clipped; alpha and palette transparency composited onto white)."""
+    orientation = exif_orientation(im) if im.format else 1
+    im.load()
+    for op in _TRANSPOSE.get(orientation, ()):
+        im = im.transpose(op)
+    return normalize_mode(im, 1, "jpeg")
 
 
 def _geometry(im: Image.Image, p: Plan, source_size: tuple[int, int], scale: int, pad_color: int) -> Image.Image:

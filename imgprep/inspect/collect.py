@@ -123,7 +123,7 @@ def _file_split(path: str, root: str | None) -> Split:
         items = read_lst(lst) if os.path.isfile(lst) else []
         return Split(stem, path, rec=path, items=items)
     if ext == ".lst":
-        return Split(stem, path, items=read_lst(path), root=root or folder or ".")
+        return Split(stem, path, items=read_lst(path), root=root or _channel_root(folder, stem) or folder or ".")
     if ext == ".manifest":
         from imgprep.sources.gtmanifest import load_manifest
 
@@ -135,11 +135,26 @@ def _file_split(path: str, root: str | None) -> Split:
     raise UsageError(f"{path}: expected a .rec, .lst or .manifest file, or a folder of them")
 
 
+def _channel_root(folder: str, stem: str) -> str | None:
+    """The image channel a ``<channel>_lst/<channel>.lst`` of the image format lists (its paths
+    are relative to ``<channel>/`` beside it), or None for any other list."""
+    parent, name = os.path.split(folder)
+    if name != f"{stem}_lst":
+        return None
+    channel = os.path.join(parent, stem)
+    return channel if os.path.isdir(channel) else None
+
+
 def _folder_splits(folder: str, root: str | None) -> tuple[list[Split], list[str]]:
     """Every split of the folder: its records where it has them (``NAME.rec``), else its list or
-    manifest; and a line for each list left out because the records stand for it."""
+    manifest; and a line for each file left out because the records stand for it."""
     names = sorted(os.listdir(folder))
     recs = {n[:-4] for n in names if n.endswith(".rec")}
+    # the image format (prepare --format images): one <channel>_lst/<channel>.lst per image channel
+    lists = [os.path.join(n, n[: -len("_lst")] + ".lst") for n in names if n.endswith("_lst")]
+    lists = [n for n in lists if os.path.isfile(os.path.join(folder, n))]
+    if not recs and lists:
+        return sorted((_file_split(os.path.join(folder, n), root) for n in lists), key=_split_order), []
     chosen, left_out = [], []
     for n in names:
         stem, ext = os.path.splitext(n)
@@ -162,7 +177,9 @@ def _split_order(split: Split) -> tuple[int, str]:
 
 
 def _class_names(folder: str) -> list[str] | None:
-    path = os.path.join(folder, "classes.json")
+    from imgprep.layout.prepared import CLASSES
+
+    path = os.path.join(folder, CLASSES)
     if not os.path.isfile(path):
         return None
     from imgprep.formats.classmap import read_names

@@ -6,17 +6,32 @@ the files are concatenated; on S3 (shards and output both ``s3://``) the ``.rec`
 server-side with UploadPartCopy, and only pieces under the 5 MiB part minimum are downloaded
 and re-uploaded (small shards coalesce into one part).  The ``.rec`` is committed before the
 ``.idx``, as the packer does.
+
+When the shards come with a dataset record, merge checks before it publishes: each shard is read
+once and held to the record — record count, each record's CRC-32 (a damaged record is named by
+shard, ordinal and byte), the shard's SHA-256, its index's — so a shard ``verify`` would flag is
+never laundered into a clean-looking ``.rec``.  The merged pair then gets its own dataset record
+(``OUT.dataset.json``, written last: list, settings, ``num_classes`` and label width carried
+over, one shard with its checksums), which readers and ``verify`` use as for any pack.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from imgprep.errors import FormatError, UsageError
-from imgprep.formats.recordio import MAGIC, output_prefix, record_ids
+from imgprep.formats import checksums
+from imgprep.formats.dataset import DatasetRecord, ShardEntry, to_json
+from imgprep.formats.recordio import MAGIC, record_ids
 from imgprep.layout.concat import concatenate
-from imgprep.layout.files import OutputFiles, publish_single
+from imgprep.layout.files import OutputFiles, publish_single, sha256
 from imgprep.layout.index import JoinedIndex, read_index
+from imgprep.layout.meter import Off, meter
+from imgprep.layout.names import output_prefix, record_name
 from imgprep.layout.shards import ShardFiles, find_shards
 from imgprep.storage.base import Output, Store
 
@@ -32,18 +47,22 @@ class MergeSummary:
     copied_bytes: int = 0  # joined server-side (S3 to S3) without passing through this process
 
 
-def merge_shards(prefix: str, output: str, storage: Store) -> MergeSummary:
+def merge_shards(prefix: str, output: str, storage: Store, *, quiet: bool = True,
+                 progress: bool | None = None) -> MergeSummary:
     """Merge the shards of ``prefix`` into ``output`` (a prefix: ``OUT`` → ``OUT.rec`` + ``OUT.idx``).
 
     Works for any mix of local and ``s3://`` locations; S3 to S3 copies server-side.  Raises
-    :class:`FormatError` if an index points outside its shard or keys repeat across shards.
+    :class:`FormatError` if an index points outside its shard, keys repeat across shards, or a
+    shard differs from its dataset record (before anything is written).  ``quiet``/``progress``
+    choose the progress meter (:mod:`imgprep.layout.meter`).
     """
     from imgprep.storage.probe import check_access
 
     out = output_prefix(output)
     check_access(storage, writes=[out], reads=[prefix])  # credentials, bucket: one line, before any copy
     OutputFiles(out, storage).check_names()
-    shards = find_shards(prefix, storage).shards
+    found = find_shards(prefix, storage)
+    shards = found.shards
     _refuse_overwriting_inputs(storage, shards, out)
     joined = JoinedIndex()
     sizes = []
@@ -57,17 +76,96 @@ def merge_shards(prefix: str, output: str, storage: Store) -> MergeSummary:
         joined.add(shard.idx, entries, size)
         _check_ends(storage, shard.rec, size, max((offset for _, offset in entries), default=0))
         sizes.append(size)
+    name = os.path.basename(found.prefix)
+    checked = None
+    if found.record is not None:
+        with meter(f"check {name}", found.record.records, "rec", quiet=quiet, progress=progress) as bar:
+            checked = _Checked.of(storage, shards, bar)
     copied = 0
 
     def fill(rec: Output) -> list[str]:
         nonlocal copied
-        concatenate(storage, [(shard.rec, size) for shard, size in zip(shards, sizes, strict=True)], rec)
+        with meter(f"merge {name}", len(shards), "shard", quiet=quiet, progress=progress) as bar:
+            pieces = [(shard.rec, size) for shard, size in zip(shards, sizes, strict=True)]
+            concatenate(storage, _ticking(pieces, bar), rec)
         copied = rec.copied_bytes
         return joined.lines
 
+    # Merged beside its own shards (OUT = PREFIX), the record there stays theirs: no record is written.
+    own = checked is not None and storage.canonical(record_name(out)) != storage.canonical(record_name(found.prefix))
     # The packer's publication rules: no reader pairs the new .rec with an old .idx.
-    rec_uri, idx_uri = publish_single(storage, out, joined.size, fill, new_record=False)
-    return MergeSummary(len(shards), len(joined.lines), joined.size, [rec_uri, idx_uri], copied)
+    rec_uri, idx_uri = publish_single(storage, out, joined.size, fill, new_record=own)
+    outputs = [rec_uri, idx_uri]
+    if own and found.record is not None and checked is not None:
+        text = "".join(joined.lines)
+        entry = ShardEntry(rec_uri.rsplit("/", 1)[-1], idx_uri.rsplit("/", 1)[-1], len(checked.crcs), joined.size,
+                           len(text.encode()), checked.digest.hexdigest(), hashlib.sha256(text.encode()).hexdigest(),
+                           checksums.encode(checked.crcs))
+        storage.write_text(record_name(out), to_json(DatasetRecord(**{**vars(found.record), "shards": (entry,)})))
+        outputs.append(record_name(out))
+    return MergeSummary(len(shards), len(joined.lines), joined.size, outputs, copied)
+
+
+def _ticking(pieces: list[tuple[str, int]], bar: Off) -> Iterator[tuple[str, int]]:
+    for piece in pieces:
+        yield piece
+        bar.update(1)
+
+
+@dataclass
+class _Checked:
+    """The shards held to their dataset record, read once: the merged file's SHA-256 and its
+    records' CRC-32s come out of the same read."""
+
+    digest: hashlib._Hash
+    crcs: array
+
+    @classmethod
+    def of(cls, storage: Store, shards: tuple[ShardFiles, ...], bar: Off) -> _Checked:
+        digest, crcs = hashlib.sha256(), array("I")
+        for shard in shards:
+            crcs.extend(_check_shard(storage, shard, digest, bar))
+        return cls(digest, crcs)
+
+
+def _check_shard(storage: Store, shard: ShardFiles, whole: hashlib._Hash, bar: Off) -> array:
+    """``shard`` against its dataset record entry (records, per-record CRC-32s, SHA-256 of the
+    ``.rec`` and ``.idx``); its bytes also go into ``whole``.  Returns its records' CRC-32s."""
+    entry = shard.entry
+    assert entry is not None  # a shard found through a dataset record
+    expected = checksums.decode(entry.record_crc32, entry.records) if entry.record_crc32 is not None else None
+    own = hashlib.sha256()
+
+    def chunks() -> Iterator[bytes]:
+        with storage.open_read(shard.rec) as fh:
+            while chunk := fh.read(8 << 20):
+                own.update(chunk)
+                whole.update(chunk)
+                yield chunk
+
+    found = array("I")
+    refused = "merge refused, nothing written"
+    try:
+        for ordinal, (offset, crc) in enumerate(checksums.spans(chunks())):
+            if expected is not None and ordinal < len(expected) and crc != expected[ordinal]:
+                raise FormatError(f"record {ordinal} (at byte {offset}): bytes differ from the packed record (CRC-32 "
+                                  f"{crc:08x}, packed {expected[ordinal]:08x}): damaged after packing; {refused}",
+                                  path=shard.rec)
+            found.append(crc)
+            bar.update(1)
+    except FormatError as exc:
+        if exc.path:
+            raise
+        raise FormatError(f"{exc.message}; {refused}", path=shard.rec) from None
+    if len(found) != entry.records:
+        raise FormatError(f"holds {len(found)} records, its dataset record says {entry.records}; {refused}",
+                          path=shard.rec)
+    if own.hexdigest() != entry.rec_sha256:
+        raise FormatError(f"SHA-256 differs from its dataset record: damaged after packing; {refused}", path=shard.rec)
+    if shard.idx is not None and sha256(storage, shard.idx) != entry.idx_sha256:
+        raise FormatError(f"SHA-256 differs from its dataset record: changed after packing; {refused}",
+                          path=shard.idx)
+    return found
 
 
 def _check_ends(storage: Store, rec: str, size: int, last: int) -> None:

@@ -12,11 +12,27 @@ import re
 from imgprep.formats.dataset import SUFFIX, progress_name, record_folder, record_name
 from imgprep.formats.recordio import output_prefix, shard_names
 
-__all__ = ["SUFFIX", "lock_name", "output_prefix", "owns", "prefix_of", "progress_name", "record_folder",
-           "record_name", "shard_names"]
+__all__ = ["SHARD_NUMBER", "SUFFIX", "lock_name", "numbered_shard", "output_prefix", "owns", "prefix_of",
+           "progress_name", "record_folder", "record_name", "shard_names", "unnumbered"]
 
-# Everything a pack writes under PREFIX; group 1 is the shard number, if any.
-_OWNED = re.compile(r"(?:-(\d{5,}))?\.(rec|idx|dataset\.json|progress\.json|skipped\.tsv)$")
+# The one shard-number pattern (PREFIX-00003.rec; group 1 is the number): shard_names writes five
+# digits, readers take more.
+SHARD_NUMBER = r"-(\d{5,})"
+_NUMBERED = re.compile(SHARD_NUMBER + r"\.(rec|idx)$")
+_UNNUMBERED = re.compile(SHARD_NUMBER + "$")
+# Everything a pack writes under PREFIX.
+_OWNED = re.compile(rf"(?:{SHARD_NUMBER})?\.(rec|idx|dataset\.json|progress\.json|skipped\.tsv)$")
+
+
+def numbered_shard(uri: str) -> tuple[str, int, str] | None:
+    """``PREFIX-00003.rec`` -> ``("PREFIX", 3, "rec")``; None for a name that is not a numbered shard."""
+    match = _NUMBERED.search(uri)
+    return (uri[: match.start()], int(match[1]), match[2]) if match else None
+
+
+def unnumbered(stem: str) -> str:
+    """``train-00003`` -> ``train``: the prefix a shard's stem belongs to."""
+    return _UNNUMBERED.sub("", stem)
 
 
 def lock_name(prefix: str) -> str:

@@ -8,15 +8,20 @@ wrote one; otherwise (shards from another tool) ``PREFIX.rec``, or ``PREFIX-0000
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.dataset import DatasetRecord, ShardEntry, from_json
-from imgprep.layout.names import SUFFIX, output_prefix, progress_name, record_folder, record_name, shard_names
+from imgprep.layout.names import (
+    SUFFIX,
+    numbered_shard,
+    output_prefix,
+    progress_name,
+    record_folder,
+    record_name,
+    shard_names,
+)
 from imgprep.storage.base import Store
-
-_NUMBERED = re.compile(r"-(\d{5,})\.(rec|idx)$")
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,9 @@ def _listed(prefix: str, storage: Store, need_index: bool) -> tuple[ShardFiles, 
         return (_shard(storage, rec, storage.size(rec), idx if storage.is_file(idx) else None, need_index),)
     found: dict[int, dict[str, tuple[str, int]]] = {}
     for entry in storage.list(prefix + "-"):
-        match = _NUMBERED.search(entry.uri)
-        if match and entry.uri[: match.start()] == prefix:
-            found.setdefault(int(match[1]), {})[match[2]] = (entry.uri, entry.size)
+        shard = numbered_shard(entry.uri)
+        if shard is not None and shard[0] == prefix:
+            found.setdefault(shard[1], {})[shard[2]] = (entry.uri, entry.size)
     if not found:
         raise UsageError(f"no shards found: no {prefix}.rec, {prefix}-00000.rec, {prefix}-00001.rec, ... "
                          f"or {prefix}{SUFFIX}")

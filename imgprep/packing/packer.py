@@ -30,13 +30,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from imgprep import __version__
 from imgprep.errors import BadRecordsError, ImageError, ImgprepError, SourceError, UsageError, WorkerError
 from imgprep.formats import typecheck
-from imgprep.formats.dataset import DatasetRecord, ListRef, record_folder, record_name
+from imgprep.formats.dataset import DatasetRecord, ListRef
 from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem, format_line
-from imgprep.formats.recordio import output_prefix
 from imgprep.imaging.spec import TransformSpec
+from imgprep.layout.meter import Off, meter
+from imgprep.layout.names import output_prefix, record_folder, record_name
 from imgprep.layout.progress import OpenShard, Progress
 from imgprep.layout.skipped import Skipped, report_name, write_report
+from imgprep.packing.classes import Classes, check_labels
+from imgprep.packing.classes import find as find_classes
 from imgprep.packing.publish import AlreadyComplete, Publisher
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, resolve
@@ -62,7 +65,7 @@ class PackOptions:
     strict: bool = False
     pack_label: bool = False
     quiet: bool = False
-    progress: bool | None = None  # None: a bar when stderr is a terminal and not quiet
+    progress: bool | None = None  # None: a bar on a terminal, else lines; True: lines; False: none (layout.meter)
     executor: str = "auto"
     native: bool | None = None  # None: use the native core when built (IMGPREP_NATIVE overrides)
     report: bool = True
@@ -72,9 +75,17 @@ class PackOptions:
     storage: Store | None = None  # where to read and write: built by the caller (imgprep.pack: Storage())
     # read symlinks that lead outside a local image root (refused by default: storage.roots)
     follow_links_outside_root: bool = False
+    # the classes the dataset record states (packing.classes): None = the classes.json beside the list
+    num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.num_workers = typecheck.integer("num_workers", self.num_workers, optional=True)
+        self.num_classes = typecheck.integer("num_classes", self.num_classes, optional=True)
+        if self.num_classes is not None and self.num_classes < 1:
+            raise UsageError(f"--num-classes must be at least 1, got {self.num_classes}")
+        if self.class_names is not None:
+            self.class_names = tuple(str(name) for name in self.class_names)
         for name in ("shard_records", "shard_size", "chunk_size", "checkpoint_bytes"):
             setattr(self, name, typecheck.integer(name, getattr(self, name)))
         for name in ("strict", "pack_label", "quiet", "report", "resume", "follow_links_outside_root"):
@@ -110,6 +121,7 @@ class PackSummary:
     # CPU time of the thread that cut the list into chunks and appended the records: the serial
     # part of the run (workers and hashing run beside it).
     serial_cpu: float = 0.0
+    already_complete: bool = False  # --resume found the output whole: nothing was packed
 
     @property
     def images_per_second(self) -> float:
@@ -117,6 +129,9 @@ class PackSummary:
         return done / self.seconds if self.seconds > 0 else 0.0
 
     def format(self) -> str:
+        if self.already_complete:
+            return "\n".join([f"already complete: {self.dataset} names {self.records} records ({self.skipped} "
+                              f"skipped, {self.bytes:,} bytes); nothing to resume", *(f"  {u}" for u in self.outputs)])
         lines = [
             f"{self.records} records written, {self.skipped} skipped, {self.bytes:,} bytes, "
             f"{self.images_per_second:,.0f} images/s ({self.workers} {self.executor} worker"
@@ -192,17 +207,10 @@ def _forkserver_reimports_main() -> bool:
 _MAIN_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__""")
 
 
-def _progress(total: int, options: PackOptions, prefix: str = "") -> Any:
-    show = options.progress
-    if show is None:
-        show = not options.quiet and sys.stderr.isatty()
-    if not show:
-        return None
-    from tqdm import tqdm
-
+def _progress(total: int, options: PackOptions, prefix: str = "") -> Off:
     # labelled with the output's name: prepare packs one split after another
     label = f"pack {os.path.basename(prefix)}" if prefix else "pack"
-    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1, desc=label)
+    return meter(label, total, "img", quiet=options.quiet, progress=options.progress)
 
 
 def _nbytes(data: Any) -> int:
@@ -216,6 +224,7 @@ def pack(
     spec: TransformSpec | None = None,
     options: PackOptions | None = None,
     *,
+    storage: Store | None = None,
     before_publish: Callable[[], None] | None = None,
 ) -> PackSummary:
     """Pack ``items`` (in order) from ``source`` into RecordIO at ``output`` (a prefix).
@@ -234,9 +243,9 @@ def pack(
     if not len(items):
         raise UsageError("the list is empty: nothing to pack")
     output = os.fspath(output)
-    storage = options.storage
+    storage = storage or options.storage  # PackOptions.storage: the API's older way to give it
     if storage is None:
-        raise UsageError("PackOptions.storage is not set: give the Store to write through (imgprep.Storage())")
+        raise UsageError("no Store to write through: pack(..., storage=imgprep.Storage())")
     clients = storage.clients(output) + (storage.clients(source, images=True) if isinstance(source, str) else ())
     require_for(clients, decode=not spec.pass_through)
     from imgprep.imaging.transform import select
@@ -244,7 +253,9 @@ def pack(
     chosen = select(options.native)
     image_path = chosen.name if not spec.pass_through else "pass-through"
     prefix = output_prefix(output)
-    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path), storage,
+    classes = find_classes(items, options.num_classes, options.class_names, storage)
+    check_labels(items, classes, _label_width(items, options))  # the list alone: before any image is read
+    publisher = Publisher(prefix, _skeleton(items, spec, options, image_path, classes), storage,
                           before_retiring=before_publish)
     # Whatever can be checked is checked before the output is touched (invariant 5 of
     # packing.publish): names, the image root, under the lock the first images; the old
@@ -259,7 +270,7 @@ def pack(
             try:
                 progress = publisher.begin(options.resume)  # the lock, and where to start: nothing removed
             except AlreadyComplete as done:
-                return _summary_of(done.record, prefix, image_path)
+                return dataclasses.replace(_summary_of(done.record, prefix, image_path), already_complete=True)
             try:
                 _check_source(items, image_source)
                 return Packer(items, image_source, spec, options, chosen, publisher).run(progress, prefix, storage)
@@ -291,14 +302,20 @@ def _check_source(items: Collection[LstItem], source: ImageSource) -> None:
                           f"(is the root right?); first: {first}")
 
 
-def _skeleton(items: Collection[LstItem], spec: TransformSpec, options: PackOptions, image_path: str) -> DatasetRecord:
+def _label_width(items: Collection[LstItem], options: PackOptions) -> int:
+    first = next(iter(items))
+    return len(first.labels) if options.pack_label and len(first.labels) > 1 else 1
+
+
+def _skeleton(items: Collection[LstItem], spec: TransformSpec, options: PackOptions, image_path: str,
+              classes: Classes) -> DatasetRecord:
     """The dataset record of this run before any shard: what ``--resume`` compares."""
     ref = list_ref(items)
     settings = {**dataclasses.asdict(spec), "pack_label": options.pack_label, "image_path": image_path,
                 "shard_records": options.shard_records, "shard_size": options.shard_size}
-    first = next(iter(items))
-    width = len(first.labels) if options.pack_label and len(first.labels) > 1 else 1
-    return DatasetRecord(__version__, ref, (), json.loads(json.dumps(settings)), label_width=width)
+    return DatasetRecord(__version__, ref, (), json.loads(json.dumps(settings)),
+                         label_width=_label_width(items, options), num_classes=classes.number,
+                         num_classes_unknown=classes.unknown, class_names=classes.names)
 
 
 def list_ref(items: Collection[LstItem]) -> ListRef:
@@ -342,7 +359,7 @@ class Packer:
         self.skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
         self.pending: deque[_InFlight] = deque()
         self.executor: Executor | None = None
-        self.bar: Any = None
+        self.bar: Off = Off()
         self.writer: ShardWriter | None = None
         self.sizes = SizeRange()  # smallest packed width and height (prepare's image_shape)
         self.cutter: _Cutter | None = None
@@ -357,15 +374,17 @@ class Packer:
         """Pack what ``progress`` leaves to do; publish the dataset record; return the summary."""
         writer, start = self._open_writer(progress, prefix, storage)
         self.bar = _progress(len(self.items), self.options, prefix)
-        if self.bar is not None and start:
-            self.bar.update(start)
+        if start:
+            self.bar.resume_at(start)
         started, cpu = time.perf_counter(), time.thread_time()
+        failed = True
         try:
             self.cutter = _Cutter(self.items, start, self.source)
             self._probe()
             self.executor = _make_executor(self.kind, self.workers, self.ctx)
             self._feed()
             record, report = self._finish(writer, storage, prefix)
+            failed = False
         except BaseException:
             writer.abort()
             with contextlib.suppress(ImgprepError, OSError):
@@ -374,8 +393,7 @@ class Packer:
         finally:
             if self.executor is not None:
                 self.executor.shutdown(wait=True, cancel_futures=True)
-            if self.bar is not None:
-                self.bar.close()
+            self.bar.close(failed=failed)
         summary = _summary_of(record, prefix, self.chosen_name)
         summary.seconds = time.perf_counter() - started
         summary.serial_cpu = time.thread_time() - cpu
@@ -506,8 +524,7 @@ class Packer:
             writer.write(packed.records, packed.sizes, keys, cut.start, packed.crcs)
         elif self._append_around_skipped(writer, cut, keys, packed):
             return True
-        if self.bar is not None:
-            self.bar.update(len(cut.items))
+        self.bar.update(len(cut.items))
         return False
 
     def _append_around_skipped(self, writer: ShardWriter, cut: _Cut, keys: list[int], packed: Packed) -> bool:

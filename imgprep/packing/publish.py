@@ -43,12 +43,13 @@ and its ``.idx`` and before the dataset record.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from array import array
 from collections.abc import Callable, Sequence
 
-from imgprep.errors import FormatError, UsageError
+from imgprep.errors import FormatError, StorageError, UsageError
 from imgprep.formats import checksums
-from imgprep.formats.dataset import DatasetRecord, ListRef, ShardEntry, from_json, json_pieces
+from imgprep.formats.dataset import DatasetRecord, ShardEntry, from_json, json_pieces
 from imgprep.layout.files import OutputFiles
 from imgprep.layout.names import progress_name, record_folder, record_name
 from imgprep.layout.progress import OpenShard, Progress
@@ -112,14 +113,50 @@ class Publisher:
         self._stale = self._stale_temporaries()
         return self.progress
 
-    def retire(self) -> None:
-        """Remove the old generation, once, just before this run publishes its first shard."""
+    def retire(self, written: int = 0, consumed: int = 0) -> None:
+        """Remove the old generation, once, just before this run publishes its first shard.
+
+        ``written`` bytes of the shard about to be published hold the list items up to
+        ``consumed``: from them the rest of the run's size is estimated, and a rerun whose new
+        dataset would not fit in the free space plus the old dataset's is refused here, before
+        anything old is removed (:meth:`_check_space`)."""
         if self._retired:
             return
+        self._check_space(written, consumed)
         if self.before_retiring is not None:
             self.before_retiring()
         self._remove_after(self._keep, self._resume)
         self._retired = True
+
+    # --- rerun on a full disk (issue 28.7): refuse before retiring, never leave neither dataset ---
+
+    SPACE_MARGIN = 1.25  # images differ in size: the estimate from the first shard is padded
+
+    def _check_space(self, written: int, consumed: int) -> None:
+        """Refuse, naming the space needed, a local rerun whose new dataset would not fit where the
+        old one is: retired first, the old dataset would be gone and the new one never finished."""
+        folder = self.files.storage.local_path(self.folder or ".")
+        done = consumed - self.progress.items_done
+        if folder is None or written <= 0 or done <= 0:
+            return
+        kept = {self.folder + n for e in self.progress.record.shards[: self._keep] for n in (e.rec, e.idx)}
+        old = [uri for uri in self.files.names() if uri not in kept]
+        later = self.before_retiring  # prepare: the splits packed after this one (plan.Retirement)
+        old += getattr(later, "old", list)()
+        if not old:
+            return  # nothing to lose: a full disk fails the run as any write does
+        left = self.skeleton.list.entries - consumed + getattr(later, "items", 0)
+        # the records as the first shard's go, then per record its .idx line and checksum, and the record's text
+        need = int(written / done * left * self.SPACE_MARGIN) + 16 * left + 4096
+        freed = sum(self.files.size(uri) or 0 for uri in old)
+        free = shutil.disk_usage(folder).free
+        if need > free + freed:
+            raise StorageError(
+                f"not enough space for the new dataset: about {need:,} more bytes needed, {free:,} free and "
+                f"{freed:,} in the old dataset it replaces; the old dataset is kept (free some space, or write "
+                "the new one elsewhere)", path=self.prefix)
+
+    # --- end of rerun on a full disk ---
 
     def _resumable(self) -> Progress:
         raw = self.files.read(self.progress_name)
@@ -199,7 +236,7 @@ class Publisher:
                 crcs: array | None = None) -> None:
         """Publish one finished shard: ``.rec``, then ``.idx`` (invariant 1), then the progress.
         ``crcs``, its records' checksums, are kept for the dataset record (None: read back then)."""
-        self.retire()
+        self.retire(entry.rec_bytes + entry.idx_bytes, consumed)
         rec.commit()
         self.pause()
         idx.commit()
@@ -216,7 +253,7 @@ class Publisher:
         ``--resume`` continues from here instead of from the shard's start.  Outputs that cannot
         be reopened are not checkpointed.  An S3 shard's ``state`` names its upload and the
         record boundary below the parts S3 holds (``skipped`` images before it)."""
-        self.retire()
+        self.retire(state.rec_bytes, state.consumed)
         if state.upload is not None:
             self.progress = dataclasses.replace(self.progress, skipped=list(skipped[: state.skipped]), open=state)
             self._write_progress()
@@ -259,27 +296,6 @@ class Publisher:
 
     def end(self) -> None:
         self.files.unlock()
-
-
-def retire_output(prefix: str, storage: Store) -> None:
-    """Remove the published output of ``prefix`` in the order of invariant 2 (dataset record,
-    progress, every ``.idx``, every ``.rec``, the rest): another split of a prepare being redone."""
-    files = OutputFiles(prefix, storage)
-    names = files.names()
-    first = [record_name(prefix), progress_name(prefix)]
-    ordered = first + [n for n in names if n.endswith(".idx")] + [n for n in names if n.endswith(".rec")]
-    for uri in ordered + [n for n in names if n not in ordered]:
-        files.remove(uri)
-
-
-def earlier_list(prefix: str, storage: Store) -> ListRef | None:
-    """The list an earlier run packed (or was packing) into ``prefix``, or None."""
-    files = OutputFiles(prefix, storage)
-    raw = files.read(progress_name(prefix))
-    if raw is not None:
-        return Progress.from_json(raw, progress_name(prefix)).record.list
-    raw = files.read(record_name(prefix))
-    return from_json(raw, record_name(prefix)).list if raw is not None else None
 
 
 class AlreadyComplete(Exception):

@@ -29,8 +29,9 @@ from typing import Any, NamedTuple
 from imgprep.errors import FormatError, StorageError
 from imgprep.formats.checksums import record_crc
 from imgprep.formats.dataset import ShardEntry
-from imgprep.formats.recordio import format_index_line, output_prefix, record_ids, shard_names
+from imgprep.formats.recordio import format_index_line, record_ids
 from imgprep.imaging.native import index_lines
+from imgprep.layout.names import output_prefix, shard_names
 from imgprep.layout.progress import OpenShard
 from imgprep.storage.base import Output, Store
 
@@ -326,7 +327,7 @@ class ShardWriter:
         checkpoint: Checkpoint | None = None,
         checkpoint_bytes: int = 0,
         skipped: Callable[[], int] = lambda: 0,
-        retire: Callable[[], None] = lambda: None,
+        retire: Callable[[int, int], None] = lambda _written, _consumed: None,
     ) -> None:
         self.prefix = output_prefix(prefix)
         self.publish = publish
@@ -456,7 +457,7 @@ class ShardWriter:
         if shard is None:
             return
         try:
-            self.retire()  # a resumed S3 shard's .rec becomes visible when sealed
+            self.retire(shard.rec_bytes, consumed)  # a resumed S3 shard's .rec becomes visible when sealed
             shard.seal()
             self.publish(shard.rec, shard.idx, shard.entry(), consumed, shard.crcs)
         except BaseException:

@@ -9,6 +9,7 @@ non-zero exit status, for usage errors too.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from collections.abc import Callable
@@ -16,7 +17,12 @@ from typing import Any, NoReturn
 
 import click
 
-from imgprep.options import dataset_options, links_option, pack_options
+from imgprep.errors import UsageError
+from imgprep.exits import failure
+from imgprep.options import BUILD_PACK, DATASET, LINKS, OPTIONS, PACK, KindCommand, Option, declare, options
+from imgprep.options.table import TARGETS
+from imgprep.options.usage import reword
+from imgprep.processing.config import load_options_file, opt_ml_root, write_message
 
 JOB_EXAMPLES = """\b
 Examples (container arguments; imgprep launch passes them):
@@ -36,60 +42,45 @@ run) and writes the lists and metadata. Multi-host outputs must be shared: s3://
 Failure: a one-line reason in /opt/ml/output/message, a non-zero exit status, no merged output."""
 JOB_EPILOG = JOB_EXAMPLES + "\n\n" + CLUSTER_EPILOG
 
-# config-file keys that differ from the parameter names
-_ALIASES = {"prepare": {"output": "outdir", "classes": "class_list", "crowd": "include_crowd"}, "pack": {}}
+declare("cluster", [
+    Option(("--opt-ml",), "The platform's /opt/ml root [env: IMGPREP_OPT_ML; default: /opt/ml].",
+           envvar="IMGPREP_OPT_ML", metavar="DIR"),
+    Option(("--num-parts",), "Number of hosts (other schedulers) [default: from resourceconfig.json, else 1].",
+           int, low=1),
+    Option(("--part-index",), "This host's part, 0-based (with --num-parts).", int, low=0),
+    Option(("--distribution",), "How the image input is spread over hosts [default: from "
+           "processingjobconfig.json].", ("FullyReplicated", "ShardedByS3Key")),
+    Option(("--input-s3-uri",), "S3 prefix of a sharded folder input, listed to build the global lists "
+           "[default: from processingjobconfig.json].", metavar="S3URI"),
+    Option(("--run-id",), "Names the parts of this attempt [default: the ProcessingJobName]."),
+    Option(("--work",), "Where hosts leave parts and markers [default: OUTDIR/.imgprep-parts/RUN_ID].",
+           metavar="URI"),
+    Option(("--join", "join_mode"), "auto: the first host joins; only: just join; no: just pack a part.",
+           ("auto", "only", "no"), "auto", field="join", show_default=True),
+    Option(("--join-timeout",), "Seconds the joiner waits for the other hosts.", float, 6 * 3600.0, low=0,
+           show_default=True),
+    Option(("--poll",), "Seconds between checks for the other hosts' markers.", float, 5.0, low=0.01,
+           show_default=True),
+])
+declare(None, [Option(("--config", "config_file"), "JSON (or YAML, with PyYAML) file of option values; "
+                      "command-line options win.", metavar="FILE")])
+TARGETS["cluster"] = ("cluster", "imgprep.processing.job:Cluster")
+CLUSTER = ("@cluster", "config_file")
 
 
-def cluster_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Where this run sits in the job; the command receives ``cluster: Cluster``."""
-    options = [
-        click.option("--opt-ml", envvar="IMGPREP_OPT_ML", default=None, metavar="DIR",
-                     help="The platform's /opt/ml root [env: IMGPREP_OPT_ML; default: /opt/ml]."),
-        click.option("--num-parts", type=click.IntRange(min=1), default=None,
-                     help="Number of hosts (other schedulers) [default: from resourceconfig.json, else 1]."),
-        click.option("--part-index", type=click.IntRange(min=0), default=None,
-                     help="This host's part, 0-based (with --num-parts)."),
-        click.option("--distribution", type=click.Choice(["FullyReplicated", "ShardedByS3Key"]), default=None,
-                     help="How the image input is spread over hosts [default: from processingjobconfig.json]."),
-        click.option("--input-s3-uri", default=None, metavar="S3URI",
-                     help="S3 prefix of a sharded folder input, listed to build the global lists "
-                          "[default: from processingjobconfig.json]."),
-        click.option("--run-id", default=None,
-                     help="Names the parts of this attempt [default: the ProcessingJobName]."),
-        click.option("--work", default=None, metavar="URI",
-                     help="Where hosts leave parts and markers [default: OUTDIR/.imgprep-parts/RUN_ID]."),
-        click.option("--join", "join_mode", type=click.Choice(["auto", "only", "no"]), default="auto",
-                     show_default=True, help="auto: the first host joins; only: just join; no: just pack a part."),
-        click.option("--join-timeout", type=click.FloatRange(min=0), default=6 * 3600.0, show_default=True,
-                     help="Seconds the joiner waits for the other hosts."),
-        click.option("--poll", type=click.FloatRange(min=0.01), default=5.0, show_default=True,
-                     help="Seconds between checks for the other hosts' markers."),
-        click.option("--config", "config_file", default=None, metavar="FILE", expose_value=True,
-                     help="JSON (or YAML, with PyYAML) file of option values; command-line options win."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-
-    @functools.wraps(f)
-    def wrapper(**kw: Any) -> Any:
-        from imgprep.processing.job import Cluster
-
-        kw.pop("config_file")
-        kw["cluster"] = Cluster(
-            opt_ml=kw.pop("opt_ml"),
-            num_parts=kw.pop("num_parts"),
-            part_index=kw.pop("part_index"),
-            distribution=kw.pop("distribution"),
-            input_s3_uri=kw.pop("input_s3_uri"),
-            run_id=kw.pop("run_id"),
-            work=kw.pop("work"),
-            join=kw.pop("join_mode"),
-            join_timeout=kw.pop("join_timeout"),
-            poll=kw.pop("poll"),
-        )
-        return f(**kw)
-
-    return wrapper
+def config_keys(command: click.Command) -> dict[str, str]:
+    """A config file's keys for ``command``: each option's parameter name and its long flag's
+    (``output`` and ``outdir``, ``classes`` and ``class_list``, ``crowd`` and ``include_crowd``)."""
+    keys: dict[str, str] = {}
+    by_name = {o.name: o for o in OPTIONS.values()}
+    for param in command.params:
+        if param.name is None or param.name == "config_file":  # read before click parses (ProcessingGroup)
+            continue
+        keys[param.name] = param.name
+        option = by_name.get(param.name)
+        if option is not None and not option.argument:
+            keys.setdefault(option.flag_name, param.name)
+    return keys
 
 
 def _take_config(args: list[str]) -> tuple[str | None, list[str]]:
@@ -108,24 +99,18 @@ class ProcessingGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         path, args = _take_config(list(args))
         if path is not None:
-            from imgprep.errors import UsageError
-            from imgprep.processing.config import load_options_file
-
             data = load_options_file(path)
             command = str(data.pop("command", "") or "")
             named = next((a for a in args if a in self.commands), None)
             command = named or command
             if command not in self.commands:
                 raise UsageError(f"{path}: say which job to run: \"command\": \"prepare\" or \"pack\"")
-            sub = self.commands[command]
-            aliases = _ALIASES.get(command, {})
-            known = {p.name for p in sub.params}
+            keys = config_keys(self.commands[command])
             values = {}
             for key, value in data.items():
-                name = aliases.get(key, key)
-                if name not in known or name == "config_file":
+                if key not in keys:
                     raise UsageError(f"{path}: unknown option {key!r} for processing {command}")
-                values[name] = value
+                values[keys[key]] = value
             ctx.default_map = {**(ctx.default_map or {}), command: values}
             if named is None:
                 # `--config FILE` alone: run the file's command, with the file's option values.
@@ -150,38 +135,34 @@ def _echo(quiet: bool) -> Callable[[str], None] | None:
     return None if quiet else functools.partial(click.echo, err=True)
 
 
-@processing.command("prepare", epilog=JOB_EPILOG)
-@dataset_options
-@click.option("--image-root", default=None, metavar="DIR",
-              help="Folder (or s3:// prefix) the image paths are relative to (coco: the images).")
-@pack_options
-@cluster_options
-@links_option
-def processing_prepare(
-    kind: str, input: str, outdir: str, image_root: str | None, spec: Any, options: Any,
-    convert_options: Any, cluster: Any,
-) -> None:
-    """`imgprep prepare` as a (multi-host) job: lists, metadata and OUTDIR/<split>.rec + .idx."""
+@processing.command("prepare", cls=KindCommand, epilog=JOB_EPILOG)
+@options(*DATASET, "image_root", "output_format", *PACK, *CLUSTER, *LINKS, build=("dataset", *BUILD_PACK, "cluster"))
+def processing_prepare(kind: str, input: str, outdir: str, image_root: str | None, output_format: str,
+                       **built: Any) -> None:
+    """`imgprep prepare` as a (multi-host) job: lists, metadata and OUTDIR/<split>.rec + .idx (or,
+    with --format images, image channels: each host writes its share, the join the lists)."""
     from imgprep.processing.job import Job, run_job
 
-    job = Job("prepare", outdir, spec, options, kind=kind, input=input, image_root=image_root,
-              convert=convert_options)
-    _report(run_job(job, cluster, _echo(options.quiet)), options.quiet)
+    quiet = built["options"].quiet
+    job = Job("prepare", outdir, built["spec"], _with_store(built), kind=kind, input=input, image_root=image_root,
+              convert=built["convert_options"], output_format=output_format)
+    _report(run_job(job, built["cluster"], _echo(quiet)), quiet)
 
 
 @processing.command("pack", epilog=JOB_EPILOG)
-@click.argument("lists", nargs=-1, required=True, metavar="LST [LST ...]")
-@click.option("--root", required=True, help="Directory (or s3:// prefix) the list's paths are relative to.")
-@click.option("-o", "--output", required=True, help="Output prefix: OUT gives OUT.rec and OUT.idx.")
-@pack_options
-@cluster_options
-@links_option
-def processing_pack(lists: tuple[str, ...], root: str, output: str, spec: Any, options: Any, cluster: Any) -> None:
+@options("lists", "pack_root", "output", *PACK, *CLUSTER, *LINKS, build=(*BUILD_PACK, "cluster"))
+def processing_pack(lists: tuple[str, ...], root: str, output: str, **built: Any) -> None:
     """`imgprep pack` as a (multi-host) job: the lists' images into OUT.rec + OUT.idx."""
     from imgprep.processing.job import Job, run_job
 
-    job = Job("pack", output, spec, options, lists=tuple(lists), root=root)
-    _report(run_job(job, cluster, _echo(options.quiet)), options.quiet)
+    quiet = built["options"].quiet
+    job = Job("pack", output, built["spec"], _with_store(built), lists=tuple(lists), root=root)
+    _report(run_job(job, built["cluster"], _echo(quiet)), quiet)
+
+
+def _with_store(built: dict[str, Any]) -> Any:
+    """The job's PackOptions carrying the Store (the job hands both to every host)."""
+    return dataclasses.replace(built["options"], storage=built["storage"])
 
 
 def _report(result: Any, quiet: bool) -> None:
@@ -205,9 +186,6 @@ def _opt_ml_in(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """``python -m imgprep.processing``: every failure leaves its reason in /opt/ml/output/message."""
-    from imgprep.exits import failure
-    from imgprep.processing.config import opt_ml_root, write_message
-
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         processing.main(args=args, prog_name="python -m imgprep.processing", standalone_mode=False)
@@ -217,8 +195,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
             import traceback
 
             traceback.print_exc()  # the job's log is where a bug report starts
-        if result.reason:  # run_job wrote the message already; the same line again is harmless
-            write_message(opt_ml_root(_opt_ml_in(args)), result.reason)
-            click.echo(f"imgprep: error: {result.reason}", err=True)
+        reason = reword(exc) if isinstance(exc, click.ClickException) else result.reason
+        if reason:  # run_job wrote the message already; the same line again is harmless
+            write_message(opt_ml_root(_opt_ml_in(args)), reason)
+            click.echo(f"imgprep: error: {reason}", err=True)
         sys.exit(result.status)
     sys.exit(0)

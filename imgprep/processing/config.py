@@ -97,47 +97,57 @@ def _bounded(fh: IO[str], path: str) -> str:
 def load_job_config(opt_ml: str) -> JobConfig:
     """Parse ``<opt_ml>/config/resourceconfig.json`` and ``processingjobconfig.json`` (both optional)."""
     config_dir = os.path.join(opt_ml, "config")
-    resource_path = os.path.join(config_dir, "resourceconfig.json")
-    resource = _read_json(resource_path)
-    current_host: str | None = None
-    hosts: tuple[str, ...] = ()
-    if resource is not None:
-        if not isinstance(resource, dict):
-            raise FormatError("expected a JSON object", path=resource_path)
-        current_host = resource.get("current_host")
-        raw_hosts = resource.get("hosts")
-        if not isinstance(current_host, str) or not isinstance(raw_hosts, list) or not raw_hosts:
-            raise FormatError("needs 'current_host' (a string) and 'hosts' (a non-empty list)", path=resource_path)
-        if not all(isinstance(h, str) for h in raw_hosts):
-            raise FormatError("'hosts' must list host names (strings)", path=resource_path)
-        hosts = tuple(raw_hosts)
-        if len(set(hosts)) != len(hosts):
-            raise FormatError("'hosts' lists a host twice", path=resource_path)
-        if current_host not in hosts:
-            raise FormatError(f"current_host {current_host!r} is not in hosts", path=resource_path)
+    current_host, hosts = _cluster(os.path.join(config_dir, "resourceconfig.json"))
+    job_name, inputs = _job(os.path.join(config_dir, "processingjobconfig.json"))
+    return JobConfig(opt_ml, current_host, hosts, job_name, inputs)
 
-    job_path = os.path.join(config_dir, "processingjobconfig.json")
-    job = _read_json(job_path)
-    job_name: str | None = None
-    inputs: list[InputChannel] = []
-    if job is not None:
-        if not isinstance(job, dict):
-            raise FormatError("expected a JSON object", path=job_path)
-        job_name = job.get("ProcessingJobName") if isinstance(job.get("ProcessingJobName"), str) else None
-        entries = job.get("ProcessingInputs") or []
-        if not isinstance(entries, list):
-            raise FormatError("'ProcessingInputs' must be a list", path=job_path)
-        for number, entry in enumerate(entries):
-            s3 = entry.get("S3Input") if isinstance(entry, dict) else None
-            if not isinstance(s3, dict) or not s3.get("LocalPath"):
-                continue  # dataset-definition inputs have no local files to pack
-            if not isinstance(s3["LocalPath"], str) or not isinstance(s3.get("S3Uri"), str | None):
-                raise FormatError(f"ProcessingInputs[{number}]: 'LocalPath' and 'S3Uri' must be strings", path=job_path)
-            distribution = s3.get("S3DataDistributionType") or FULLY_REPLICATED
-            if distribution not in DISTRIBUTIONS:
-                raise FormatError(f"unknown S3DataDistributionType {distribution!r}", path=job_path)
-            inputs.append(InputChannel(str(entry.get("InputName", "")), s3["LocalPath"], s3.get("S3Uri"), distribution))
-    return JobConfig(opt_ml, current_host, hosts, job_name, tuple(inputs))
+
+def _cluster(path: str) -> tuple[str | None, tuple[str, ...]]:
+    """``current_host`` and ``hosts`` from resourceconfig.json (none outside a cluster)."""
+    resource = _read_json(path)
+    if resource is None:
+        return None, ()
+    if not isinstance(resource, dict):
+        raise FormatError("expected a JSON object", path=path)
+    current_host = resource.get("current_host")
+    raw_hosts = resource.get("hosts")
+    if not isinstance(current_host, str) or not isinstance(raw_hosts, list) or not raw_hosts:
+        raise FormatError("needs 'current_host' (a string) and 'hosts' (a non-empty list)", path=path)
+    if not all(isinstance(h, str) for h in raw_hosts):
+        raise FormatError("'hosts' must list host names (strings)", path=path)
+    hosts = tuple(raw_hosts)
+    if len(set(hosts)) != len(hosts):
+        raise FormatError("'hosts' lists a host twice", path=path)
+    if current_host not in hosts:
+        raise FormatError(f"current_host {current_host!r} is not in hosts", path=path)
+    return current_host, hosts
+
+
+def _job(path: str) -> tuple[str | None, tuple[InputChannel, ...]]:
+    """The job's name and its inputs with local files, from processingjobconfig.json."""
+    job = _read_json(path)
+    if job is None:
+        return None, ()
+    if not isinstance(job, dict):
+        raise FormatError("expected a JSON object", path=path)
+    job_name = job.get("ProcessingJobName") if isinstance(job.get("ProcessingJobName"), str) else None
+    entries = job.get("ProcessingInputs") or []
+    if not isinstance(entries, list):
+        raise FormatError("'ProcessingInputs' must be a list", path=path)
+    inputs = (_input(number, entry, path) for number, entry in enumerate(entries))
+    return job_name, tuple(channel for channel in inputs if channel is not None)
+
+
+def _input(number: int, entry: Any, path: str) -> InputChannel | None:
+    s3 = entry.get("S3Input") if isinstance(entry, dict) else None
+    if not isinstance(s3, dict) or not s3.get("LocalPath"):
+        return None  # dataset-definition inputs have no local files to pack
+    if not isinstance(s3["LocalPath"], str) or not isinstance(s3.get("S3Uri"), str | None):
+        raise FormatError(f"ProcessingInputs[{number}]: 'LocalPath' and 'S3Uri' must be strings", path=path)
+    distribution = s3.get("S3DataDistributionType") or FULLY_REPLICATED
+    if distribution not in DISTRIBUTIONS:
+        raise FormatError(f"unknown S3DataDistributionType {distribution!r}", path=path)
+    return InputChannel(str(entry.get("InputName", "")), s3["LocalPath"], s3.get("S3Uri"), distribution)
 
 
 def write_message(opt_ml: str, reason: str) -> str | None:

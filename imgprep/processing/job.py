@@ -1,12 +1,14 @@
 """One host's run of a Processing job: build the global lists, pack this host's share, join.
 
 A job is ``prepare`` (a dataset -> lists, metadata and one ``.rec`` per split) or ``pack`` (lists ->
-one ``.rec``), with exactly the options of those commands.  With one host it is that command.  With
-``n`` hosts every host builds the same lists, packs its share (see :mod:`.partition`) into part
-files under a work prefix, and marks it done; the first host (or a separate ``--join only`` run)
-waits for all of them, merges the parts in list order (see :mod:`.join`) and writes the lists,
-``classes.json``, ``hyperparameters.json`` and manifests last.  The merged output is byte-identical
-to the one-host run.  Any failure ends in ``/opt/ml/output/message`` and a non-zero exit status.
+one ``.rec``), with exactly the options of those commands.  A prepare runs the executor the CLI
+and the API run (:class:`imgprep.plan.PrepareRun`: the same ``--resume`` refusal, retirement and
+commit).  With one host it is that command.  With ``n`` hosts every host builds the same lists,
+packs its share (see :mod:`.partition`) into part files under a work prefix, and marks it done; the
+first host (or a separate ``--join only`` run) waits for all of them, retires the old generation,
+merges the parts in list order (see :mod:`.join`) and commits the lists and metadata last.  The
+merged output is byte-identical to the one-host run.  Any failure ends in ``/opt/ml/output/message``
+and a non-zero exit status.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgprep import outputs
 from imgprep.convert import ConvertOptions
 from imgprep.errors import ImgprepError, UsageError
 from imgprep.exits import failure
+from imgprep.formats.display import Messages
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
+from imgprep.packing.classes import beside
 from imgprep.packing.packer import PackOptions
-from imgprep.plan import Retirement
+from imgprep.plan import PreparePlan, PrepareRun
 from imgprep.processing.config import (
     FULLY_REPLICATED,
     SHARDED,
@@ -49,6 +54,7 @@ from imgprep.processing.join import (
 )
 from imgprep.processing.partition import contiguous_share, list_prefix, local_share, mirror_listing
 from imgprep.signals import sigterm_as_interrupt
+from imgprep.sources.registry import Kind
 from imgprep.storage.base import Store, join
 
 JOIN_MODES = ("auto", "only", "no")
@@ -72,6 +78,7 @@ class Job:
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     lists: tuple[str, ...] = ()
     root: str | None = None
+    output_format: str = outputs.DEFAULT  # prepare: how each split is written (imgprep.outputs)
 
 
 @dataclass
@@ -115,9 +122,10 @@ class _Plan:
     channels: list[_Channel]
     source: Any
     local_root: str | None  # the local image folder a sharded share is judged by
-    metadata: list[str]  # files convert() wrote in the scratch folder, in write order
     pack_options: PackOptions
-    converted: Any = None  # prepare: the conversion, whose metadata is rewritten from the records
+    spec: TransformSpec
+    storage: Store
+    run: PrepareRun | None = None  # prepare: the executor the CLI and the API use too
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -162,6 +170,37 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
     def say(line: str) -> None:
         echo(f"[{host}] {line}" if count > 1 else line)
 
+    storage = _store(job, count, opt_ml)
+    images = job.command == "prepare" and job.output_format == "images"  # every host writes its images in place
+    if job.command == "prepare" and count > 1 and not outputs.get(job.output_format).joins_parts and not images:
+        raise UsageError(f"the {job.output_format} format is written on one host: give the job one instance")
+    run_id = _run_id(cluster, config, count)
+    from imgprep.storage.probe import check_access
+
+    # fail before the work: the output (and S3 inputs) reachable and writable, one line if not
+    check_access(storage, writes=[job.output], reads=[job.input, job.image_root, job.root, *job.lists])
+
+    with tempfile.TemporaryDirectory(prefix="imgprep-job-") as scratch:
+        notes = Messages(say)  # the metadata's warnings and summary, after what was written
+        plan = _plan(job, cluster, config, scratch, storage, say if index == 0 else None, notes)
+        result = JobResult(host, index, count, _distribution(cluster, config, plan))
+        if plan.run is not None:
+            plan.run.refuse_another_split()  # every host, before it writes anything
+        if count == 1 and cluster.join != "only":
+            _pack_whole(plan, result, say)
+            return result
+        parent = job.output if job.command == "prepare" else posixpath.dirname(job.output.rstrip("/"))
+        work = cluster.work or join(join(parent or ".", PARTS_FOLDER), run_id)
+        if cluster.join != "only":
+            share = _write_image_share if images else _pack_share
+            share(job, plan, result, work, run_id, hosts, storage, say)
+        if cluster.join == "only" or (cluster.join == "auto" and index == 0):
+            _join(plan, result, work, run_id, hosts, cluster, say)
+        return result
+
+
+def _store(job: Job, count: int, opt_ml: str) -> Store:
+    """The job's Store, once the options are known to suit ``count`` hosts."""
     options = job.options
     if count > 1 and (options.shard_records or options.shard_size):
         raise UsageError("a multi-host job writes one .rec per channel: --shard-records/--shard-size cannot be used")
@@ -175,56 +214,50 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
             f"a {count}-host job needs an output all hosts share: /opt/ml/processing/output is per host, "
             "so write to s3:// (-o s3://bucket/prefix/) or a shared file system"
         )
+    return storage
+
+
+def _run_id(cluster: Cluster, config: JobConfig, count: int) -> str:
     run_id = cluster.run_id or config.job_name
     if run_id is None:
         if count > 1:
             raise UsageError("a multi-part run outside SageMaker needs --run-id (new for every attempt)")
         run_id = "local"
-    from imgprep.storage.probe import check_access
+    return run_id
 
-    # fail before the work: the output (and S3 inputs) reachable and writable, one line if not
-    check_access(storage, writes=[job.output], reads=[job.input, job.image_root, job.root, *job.lists])
 
-    with tempfile.TemporaryDirectory(prefix="imgprep-job-") as scratch:
-        plan = _plan(job, cluster, config, scratch, storage, say if index == 0 else None)
-        distribution = _distribution(cluster, config, plan)
-        result = JobResult(host, index, count, distribution)
-        if count == 1 and cluster.join != "only":
-            _pack_whole(job, plan, result, say)
-            _describe_packed(job, plan, result.packed, storage, say)
-            _write_metadata(job, plan, result, storage)
-            return result
-
-        parent = job.output if job.command == "prepare" else posixpath.dirname(job.output.rstrip("/"))
-        work = cluster.work or join(join(parent or ".", PARTS_FOLDER), run_id)
-        if cluster.join != "only":
-            _pack_share(job, plan, result, work, run_id, hosts, storage, say)
-        if cluster.join == "only" or (cluster.join == "auto" and index == 0):
-            say(f"waiting for {count} hosts' parts under {work}")
-            markers = wait_for_hosts(
-                work, count, storage, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll
+def _join(plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[str], cluster: Cluster,
+          say: Echo) -> None:
+    """The first host's last step: wait for every part, retire the old generation, join each
+    channel, commit the metadata (prepare), remove the parts."""
+    storage, count = plan.storage, result.num_parts
+    say(f"waiting for {count} hosts' parts under {work}")
+    markers = wait_for_hosts(work, count, storage, hosts=hosts, timeout=cluster.join_timeout, poll=cluster.poll)
+    for i, marker in enumerate(markers):
+        if marker.get("run_id") != run_id or marker.get("count") != count:
+            raise UsageError(
+                f"the marker of part {i} belongs to another run ({marker.get('run_id')!r}, "
+                f"{marker.get('count')} parts); use a new --run-id"
             )
-            for i, marker in enumerate(markers):
-                if marker.get("run_id") != run_id or marker.get("count") != count:
-                    raise UsageError(
-                        f"the marker of part {i} belongs to another run ({marker.get('run_id')!r}, "
-                        f"{marker.get('count')} parts); use a new --run-id"
-                    )
-            if job.command == "prepare":
-                # Every part is packed: the old generation goes (its metadata first), as in plan.prepare;
-                # each join then publishes its channel.
-                Retirement(job.output, [channel.name for channel in plan.channels], storage).everything()
-            for channel in plan.channels:
-                infos = channel_infos(markers, work, channel.name)
-                summary = join_channel(channel.items, infos, channel.final, storage)
-                result.joined[channel.name] = summary
-                result.outputs.extend(summary.outputs)
-                how = "concatenated" if summary.concatenated else "merged by list order"
-                say(f"joined {channel.name}: {summary.records} records, {summary.skipped} skipped ({how})")
-            _describe_packed(job, plan, result.joined, storage, say)
-            _write_metadata(job, plan, result, storage)
-            remove_tree(storage, work)
-        return result
+    if plan.run is not None and plan.run.output.name == "images":
+        result.joined = _image_summaries(plan, markers, say)  # type: ignore[assignment]
+        result.outputs.extend(plan.run.commit(result.joined))
+        plan.run.say.flush()
+        remove_tree(storage, work)
+        return
+    if plan.run is not None:
+        plan.run.retire_all()  # every part is written: the old generation goes before a join publishes
+    for channel in plan.channels:
+        summary = join_channel(channel.items, channel_infos(markers, work, channel.name), channel.final, storage,
+                               quiet=plan.pack_options.quiet, progress=plan.pack_options.progress)
+        result.joined[channel.name] = summary
+        result.outputs.extend(summary.outputs)
+        how = "concatenated" if summary.concatenated else "merged by list order"
+        say(f"joined {channel.name}: {summary.records} records, {summary.skipped} skipped ({how})")
+    if plan.run is not None:
+        result.outputs.extend(plan.run.commit(result.joined))
+        plan.run.say.flush()
+    remove_tree(storage, work)
 
 
 def _distribution(cluster: Cluster, config: JobConfig, plan: _Plan) -> str:
@@ -245,17 +278,24 @@ def _share(plan: _Plan, channel: _Channel, distribution: str, count: int, index:
     return contiguous_share(channel.items, count, index)
 
 
-def _pack_whole(job: Job, plan: _Plan, result: JobResult, say: Echo) -> None:
+def _pack_whole(plan: _Plan, result: JobResult, say: Echo) -> None:
+    """One host: prepare's run (retirement, commit) as on the command line; a pack job's one list."""
+
+    def told(name: str, summary: Any) -> None:
+        result.packed[name] = summary
+        result.outputs.extend(summary.outputs)
+        say(f"packed {name}: {summary.records} records, {summary.skipped} skipped -> {final[name]}.rec")
+
+    final = {channel.name: channel.final for channel in plan.channels}
+    if plan.run is not None:
+        plan.run.write_splits(plan.source, told)
+        result.outputs.extend(plan.run.commit(result.packed))
+        plan.run.say.flush()
+        return
     from imgprep.packing.packer import pack
 
-    # As plan.prepare: the first shard published retires the old metadata and the later channels.
-    retirement = Retirement(job.output, [channel.name for channel in plan.channels], plan.pack_options.storage)
-    for position, channel in enumerate(plan.channels):
-        hook = retirement.before_publishing(position) if job.command == "prepare" else None
-        summary = pack(channel.items, plan.source, channel.final, job.spec, plan.pack_options, before_publish=hook)
-        result.packed[channel.name] = summary
-        result.outputs.extend(summary.outputs)
-        say(f"packed {channel.name}: {summary.records} records, {summary.skipped} skipped -> {channel.final}.rec")
+    for channel in plan.channels:
+        told(channel.name, pack(channel.items, plan.source, channel.final, plan.spec, plan.pack_options))
 
 
 def _pack_share(
@@ -295,28 +335,68 @@ def _pack_share(
         raise
 
 
-def _describe_packed(job: Job, plan: _Plan, packed: dict[str, Any], storage: Store, say: Echo) -> None:
-    """prepare: hyperparameters.json and classes.json rewritten from what was packed (the lists
-    less the skipped images, image_shape from the smallest packed side), as on one host."""
-    if job.command != "prepare" or plan.converted is None:
-        return
-    from imgprep import plan as prepare_plan
-    from imgprep.formats.display import Messages
+def _write_image_share(
+    job: Job, plan: _Plan, result: JobResult, work: str, run_id: str, hosts: list[str], storage: Store,
+    say: Echo,
+) -> None:
+    """The image format: this host's share of every split's images, straight into the channels'
+    generation folders (named from the whole list, so each host writes where one host would);
+    what it wrote goes to its marker, from which the join makes the lists."""
+    from imgprep.packing.channels import write_channel
 
-    scratch_out = os.path.dirname(plan.metadata[0]) if plan.metadata else None
-    if scratch_out is None:
-        return
-    notes = Messages(say)
-    prepare_plan.describe_packed(plan.converted, packed, job.spec, scratch_out, storage, notes, deferred=False)
-    notes.flush()
+    index, count = result.part_index, result.num_parts
+    try:
+        entries: dict[str, Any] = {}
+        for channel in plan.channels:
+            share = _share(plan, channel, result.distribution, count, index)
+            entry: dict[str, Any] = {"items": len(share), "images": [], "skipped": []}
+            if share:
+                summary = write_channel(share, plan.source, job.output, channel.name, job.spec, plan.pack_options,
+                                        whole=channel.items)
+                result.packed[channel.name] = summary
+                entry["images"] = [vars(e) for e in summary.entries]
+                entry["skipped"] = [[s.index, s.path, s.reason] for s in summary.skipped_items]
+            entries[channel.name] = entry
+            say(f"wrote {len(entry['images'])} of {len(channel.items)} {channel.name} images "
+                f"as part {index + 1}/{count}")
+        payload = {"host": result.host, "index": index, "count": count, "run_id": run_id,
+                   "distribution": result.distribution, "channels": entries}
+        write_marker(storage, work, index, DONE, payload)
+    except BaseException as exc:
+        try:
+            write_marker(storage, work, index, FAILED, {"host": result.host, "run_id": run_id,
+                                                        "reason": failure_reason(exc)})
+        except (ImgprepError, OSError) as marker_error:
+            print(f"imgprep: could not write the failure marker: {marker_error}", file=sys.stderr)
+        raise
 
 
-def _write_metadata(job: Job, plan: _Plan, result: JobResult, storage: Store) -> None:
-    """Copy the lists, classes.json, hyperparameters.json and manifests next to the merged records."""
-    for path in plan.metadata:
-        target = join(job.output, os.path.basename(path))
-        storage.write_bytes(target, storage.read_bytes(path))
-        result.outputs.append(target)
+def _image_summaries(plan: _Plan, markers: list[dict[str, Any]], say: Echo) -> dict[str, Any]:
+    """Each channel's list and record, made in list order from what the hosts' markers say they
+    wrote, as one host would make them (the commit then publishes them)."""
+    from imgprep.formats.imageset import ImageEntry
+    from imgprep.layout.channels import channel_of
+    from imgprep.layout.skipped import Skipped
+    from imgprep.packing.channels import generation, summarise
+
+    output = plan.run.outdir if plan.run is not None else ""
+    summaries = {}
+    for channel in plan.channels:
+        entries: dict[int, ImageEntry] = {}
+        skipped: list[Skipped] = []
+        for marker in markers:
+            part = marker["channels"][channel.name]
+            entries.update((doc["index"], ImageEntry(**doc)) for doc in part["images"])
+            skipped += [Skipped(int(i), str(p), str(r)) for i, p, r in part["skipped"]]
+        gone = {s.index for s in skipped}
+        missing = next((item for item in channel.items if item.index not in entries and item.index not in gone), None)
+        if missing is not None:
+            raise UsageError(f"{channel.name}: image {missing.index} ({missing.path}) was written by no host")
+        gen, settings = generation(channel.items, output, plan.spec, plan.pack_options)
+        summaries[channel.name] = summarise(output, channel.name, channel_of(channel.name), channel.items, entries,
+                                            skipped, gen, settings, strict=plan.pack_options.strict)
+        say(f"joined {channel.name}: {summaries[channel.name].records} images, {len(skipped)} skipped")
+    return summaries
 
 
 # --------------------------------------------------------------------------- building the lists
@@ -352,10 +432,11 @@ def _sharded_uri(cluster: Cluster, config: JobConfig, path: str) -> str | None:
 
 
 def _plan(
-    job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: Store, echo: Echo | None
+    job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: Store, echo: Echo | None, notes: Messages
 ) -> _Plan:
+    """The lists to write and how; ``echo`` gets the conversion's lines, ``notes`` the run's."""
     if job.command == "pack":
-        from imgprep.formats.recordio import output_prefix
+        from imgprep.layout.names import output_prefix
         from imgprep.splits.lists import read_lists
 
         if not job.lists or not job.root:
@@ -364,82 +445,91 @@ def _plan(
         items = read_lists(job.lists, storage)
         name = posixpath.basename(final.rstrip("/")) or "data"
         local_root = storage.local_path(job.root)
-        return _Plan([_Channel(name, items, final)], job.root, local_root, [], job.options)
-    return _plan_prepare(job, cluster, config, scratch, storage, echo)
+        options = job.options
+        if options.num_classes is None:  # the classes.json beside the list, as a one-host pack finds it
+            found = beside(job.lists[0], storage)
+            if found.number is not None:
+                options = dataclasses.replace(options, num_classes=found.number, class_names=found.names)
+        return _Plan([_Channel(name, items, final)], job.root, local_root, options, job.spec, storage)
+    return _plan_prepare(job, cluster, config, scratch, storage, echo, notes)
 
 
 def _plan_prepare(
-    job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: Store, echo: Echo | None
+    job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: Store, echo: Echo | None, notes: Messages
 ) -> _Plan:
-    from imgprep import plan as prepare_plan
+    """Every host converts alike (the lists are the same everywhere); the metadata waits for the
+    commit (:class:`imgprep.plan.PrepareRun`), written beside the joined records."""
+    from imgprep.plan import plan_prepare
+    from imgprep.sources import registry
 
-    kind, source_input = job.kind, job.input
-    if not kind or not source_input:
+    if not job.kind or not job.input:
         raise UsageError("a prepare job needs KIND and INPUT")
-    prepare_plan.check_inputs(kind, job.convert, job.image_root)
-    local_input, mirror = _local_input(kind, source_input, cluster, config, scratch, storage, echo)
-    scratch_out = os.path.join(scratch, "out")
-    os.makedirs(scratch_out)
+    kind, output_format = registry.get(job.kind), outputs.get(job.output_format)
+    kind.check_image_root(job.image_root, job.convert.source.root)
+    local_input, mirror = _local_input(kind, job.input, cluster, config, scratch, storage, echo)
+    planned = plan_prepare(kind.name, local_input, job.output, options=job.convert, spec=job.spec,
+                           pack_options=job.options, storage=storage, image_root=job.image_root, echo=echo,
+                           defer_writes=True, output=output_format)
+    source, local_root = _image_source(kind, planned, mirror, job, storage)
+    run = PrepareRun(planned, job.output, job.spec, output_format, notes)
+    channels = [_Channel(name, items, run.split_output(name)) for name, items in planned.converted.lists.items()]
+    return _Plan(channels, source, local_root, planned.pack_options, job.spec, storage, run)
 
-    def relay(line: str) -> None:
-        if echo is not None and not line.startswith("wrote "):
-            echo(line)
 
-    planned = prepare_plan.plan_prepare(
-        kind, local_input, scratch_out, options=job.convert, spec=job.spec, pack_options=job.options,
-        storage=storage, image_root=job.image_root, echo=relay,
-    )
+def _image_source(kind: Kind, planned: PreparePlan, mirror: str | None, job: Job,
+                  storage: Store) -> tuple[Any, str | None]:
+    """What the hosts pack from (in-memory images, or the image root), and its local folder."""
+    if planned.source is not None:
+        return planned.source, None
     dataset = planned.converted.dataset
-    local_root: str | None = None
-    source: Any = planned.source
-    if source is None and mirror is not None:
-        source, local_root = _mirrored_root(dataset.root or mirror, mirror, source_input, storage)
-    elif source is None:
-        source = prepare_plan.image_root_for(kind, dataset, job.image_root)
-        local_root = storage.local_path(source)
-    channels = [_Channel(name, items, join(job.output, name)) for name, items in planned.converted.lists.items()]
-    return _Plan(channels, source, local_root, list(planned.converted.outputs), planned.pack_options,
-                 planned.converted)
+    if mirror is not None:
+        return _mirrored_root(dataset.root or mirror, mirror, job.input or "", storage)
+    source = kind.image_root_for(dataset, job.image_root)
+    return source, storage.local_path(source)
 
 
 def _local_input(
-    kind: str, source_input: str, cluster: Cluster, config: JobConfig, scratch: str, storage: Store,
+    kind: Kind, source_input: str, cluster: Cluster, config: JobConfig, scratch: str, storage: Store,
     echo: Echo | None,
 ) -> tuple[str, str | None]:
     """The input as a local path this host can load, and the folder mirroring a listed image tree.
 
-    Folder sources are listed, not downloaded: an S3 (or sharded) tree becomes a mirror of empty
+    Image trees are listed, not downloaded: an S3 (or sharded) tree becomes a mirror of empty
     files whose paths the source reads; the small inputs of the other kinds are downloaded.
     """
-    distribution = cluster.distribution
-    if kind in ("folders", "caltech"):
-        listing_uri: str | None = None
-        if storage.local_path(source_input) is None:
-            listing_uri = source_input
-        else:
-            channel = config.input_for(source_input)
-            sharded = (distribution or (channel.distribution if channel else FULLY_REPLICATED)) == SHARDED
-            if sharded:
-                listing_uri = _sharded_uri(cluster, config, source_input)
-                if listing_uri is None:
-                    raise UsageError(
-                        f"{source_input} is sharded (ShardedByS3Key), so this host sees only part of it: the "
-                        "whole listing needs its S3 prefix (processingjobconfig.json or --input-s3-uri)"
-                    )
-        if listing_uri is None:
-            return source_input, None
-        mirror = os.path.join(scratch, "listing")
-        found = mirror_listing(list_prefix(storage, listing_uri), mirror)
-        if echo:
-            echo(f"listed {found} objects under {listing_uri}")
-        return mirror, mirror
-    if storage.local_path(source_input) is None:
-        if kind == "manifest":
-            raise UsageError("prepare manifest reads a local manifest file (mount it as an input channel)")
+    if kind.walks_tree:
+        return _listed_tree(source_input, cluster, config, scratch, storage, echo)
+    if not storage.is_local(source_input):
+        kind.check_remote_input()
         return _download(storage, source_input, os.path.join(scratch, "input")), None
-    if kind == "mnist" and distribution == SHARDED:
-        raise UsageError("mnist input is four IDX files: give it as a FullyReplicated input")
+    if cluster.distribution == SHARDED:
+        kind.check_sharded()
     return source_input, None
+
+
+def _listed_tree(source_input: str, cluster: Cluster, config: JobConfig, scratch: str, storage: Store,
+                 echo: Echo | None) -> tuple[str, str | None]:
+    """A local, whole tree as it is; else a mirror of the listing of its S3 prefix."""
+    listing_uri: str | None = None
+    if not storage.is_local(source_input):
+        listing_uri = source_input
+    else:
+        channel = config.input_for(source_input)
+        distribution = cluster.distribution or (channel.distribution if channel else FULLY_REPLICATED)
+        if distribution == SHARDED:
+            listing_uri = _sharded_uri(cluster, config, source_input)
+            if listing_uri is None:
+                raise UsageError(
+                    f"{source_input} is sharded (ShardedByS3Key), so this host sees only part of it: the "
+                    "whole listing needs its S3 prefix (processingjobconfig.json or --input-s3-uri)"
+                )
+    if listing_uri is None:
+        return source_input, None
+    mirror = os.path.join(scratch, "listing")
+    found = mirror_listing(list_prefix(storage, listing_uri), mirror)
+    if echo:
+        echo(f"listed {found} objects under {listing_uri}")
+    return mirror, mirror
 
 
 def _mirrored_root(root: str, mirror: str, source_input: str, storage: Store) -> tuple[str, str | None]:
@@ -447,7 +537,7 @@ def _mirrored_root(root: str, mirror: str, source_input: str, storage: Store) ->
     rel = os.path.relpath(root, mirror)
     base = source_input.rstrip("/")
     rel_posix = "" if rel == "." else rel.replace(os.sep, "/")
-    if storage.local_path(source_input) is None:
+    if not storage.is_local(source_input):
         return (base + "/" + rel_posix if rel_posix else base), None
     local = os.path.join(base, rel) if rel_posix else base
     return local, local

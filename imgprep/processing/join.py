@@ -25,13 +25,15 @@ from typing import IO, Any
 
 from imgprep.errors import FormatError, ImgprepError, StorageError
 from imgprep.formats import checksums
-from imgprep.formats.dataset import DatasetRecord, ShardEntry, record_name, to_json
+from imgprep.formats.dataset import DatasetRecord, ShardEntry, to_json
 from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem
 from imgprep.formats.recordio import format_index_line, parse_index
 from imgprep.layout.concat import concatenate
 from imgprep.layout.files import publish_single, sha256
 from imgprep.layout.index import JoinedIndex
+from imgprep.layout.meter import Off, meter
+from imgprep.layout.names import record_name, shard_names
 from imgprep.layout.shards import find_shards
 from imgprep.layout.skipped import Skipped, write_report
 from imgprep.packing.packer import list_ref
@@ -283,10 +285,14 @@ def join_channel(
     infos: Sequence[dict[str, Any]],
     output: str,
     storage: Store,
+    *,
+    quiet: bool = True,
+    progress: bool | None = None,
 ) -> JoinSummary:
     """Merge the hosts' parts of one channel into ``output.rec`` + ``output.idx`` (+ skipped report).
 
-    ``infos`` are the channel's entries of every host's ``.done`` marker, in host order.
+    ``infos`` are the channel's entries of every host's ``.done`` marker, in host order;
+    ``quiet``/``progress`` choose the progress meter of the read-back (:mod:`imgprep.layout.meter`).
     """
     parts = [_load_part(storage, info) for info in infos]
     skipped = [entry for info in infos for entry in info.get("skipped", [])]
@@ -304,7 +310,9 @@ def join_channel(
         outputs.append(report)
     template = next(part.record for part in parts if part is not None and part.record is not None)
     sizes = SizeRange()
-    joined = _joined_record(storage, template, items, output, len(dropped), sizes)
+    label = f"join {output.rstrip('/').rsplit('/', 1)[-1]}"
+    with meter(label, len(order), "rec", quiet=quiet, progress=progress) as bar:
+        joined = _joined_record(storage, template, items, output, len(dropped), sizes, bar)
     storage.write_text(record_name(output), to_json(joined))
     return JoinSummary(len(order), len(dropped), total, outputs, concatenated, dropped, sizes, report)
 
@@ -342,11 +350,11 @@ def _write_joined(storage: Store, parts: Sequence[_Part | None], order: Sequence
 
 
 def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstItem], output: str,
-                   skipped: int, sizes: SizeRange) -> DatasetRecord:
+                   skipped: int, sizes: SizeRange, bar: Off) -> DatasetRecord:
     """The dataset record a one-host pack of ``items`` writes: the parts' settings, the whole list,
     one shard hashed as stored (read back once: a server-side join never saw its bytes)."""
-    rec, idx = output + ".rec", output + ".idx"
-    rec_sha, crcs = _hash_records(storage, rec, sizes)
+    rec, idx = shard_names(output, None)
+    rec_sha, crcs = _hash_records(storage, rec, sizes, bar)
     shard = ShardEntry(
         rec=rec.rsplit("/", 1)[-1], idx=idx.rsplit("/", 1)[-1],
         records=len(parse_index(storage.read_text(idx), idx)),
@@ -358,7 +366,7 @@ def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstI
     return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped)
 
 
-def _hash_records(storage: Store, uri: str, sizes: SizeRange) -> tuple[str, list[int]]:
+def _hash_records(storage: Store, uri: str, sizes: SizeRange, bar: Off) -> tuple[str, list[int]]:
     """SHA-256 of the whole file and the per-record checksums, in one read; each record's image
     size goes to ``sizes``."""
     digest = hashlib.sha256()
@@ -369,7 +377,11 @@ def _hash_records(storage: Store, uri: str, sizes: SizeRange) -> tuple[str, list
                 digest.update(chunk)
                 yield chunk
 
-    crcs = [crc for _, crc in checksums.spans(chunks(), framed=sizes.note_framed)]
+    def framed(record: bytes) -> None:
+        sizes.note_framed(record)
+        bar.update(1)
+
+    crcs = [crc for _, crc in checksums.spans(chunks(), framed=framed)]
     return digest.hexdigest(), crcs
 
 

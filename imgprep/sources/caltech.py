@@ -19,6 +19,7 @@ import numpy as np
 from imgprep.errors import SourceError
 from imgprep.sources.folders import load_folders
 from imgprep.sources.loaded import Dataset, require_folder
+from imgprep.sources.registry import DefaultSplit, Kind, register
 from imgprep.storage.roots import ALLOW_SWITCH, RootGuard
 
 _NUMBERED = re.compile(r"^(\d+)\.(.+)$")
@@ -105,3 +106,8 @@ def load_caltech(root: str, *, drop_clutter: bool = False, extensions: Sequence[
         data.classes = [replace(c, name=_numbered(c.name)[1], source_id=_numbered(c.name)[0]) for c in data.classes]
     data.notes.append(f"Caltech-{layout} layout")
     return data
+
+
+register(Kind("caltech", load_caltech, "Caltech-101/256 folder",
+              options=("extensions", "drop_clutter"),
+              default_split=DefaultSplit(fractions=None, train_per_class=DEFAULT_TRAIN_PER_CLASS)))

@@ -22,6 +22,7 @@ from imgprep.errors import FormatError, SourceError, UsageError
 from imgprep.formats.names import suggest
 from imgprep.formats.paths import check_regular, check_relative_path, quote, unrepresentable
 from imgprep.sources.loaded import ClassInfo, Dataset, check_label_matrix
+from imgprep.sources.registry import IMAGE_ROOT, Kind, register
 
 
 def load_json(path: str) -> Any:
@@ -239,3 +240,8 @@ def load_coco(
         mtime=os.path.getmtime(path),
         notes=notes,
     )
+
+
+register(Kind("coco", load_coco, "instances JSON",
+              options=("categories", "include_crowd", "min_area", "keep_empty"),
+              image_root=IMAGE_ROOT, sizes=True))

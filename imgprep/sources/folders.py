@@ -28,6 +28,7 @@ from imgprep.errors import SourceError, UsageError
 from imgprep.formats.names import describe_look_alikes, look_alikes, suggest
 from imgprep.formats.paths import unrepresentable
 from imgprep.sources.loaded import ClassInfo, Dataset, require_folder
+from imgprep.sources.registry import Kind, register
 from imgprep.storage.roots import NOTE_EXAMPLES, RootGuard, outside_note
 
 EXAMPLES = 3  # ignored files named in the note
@@ -266,3 +267,7 @@ def load_folders(
         notes=notes,
         links_checked=True,
     )
+
+
+register(Kind("folders", load_folders, "folder of class folders",
+              options=("extensions", "class_depth", "leaf_classes", "classes")))

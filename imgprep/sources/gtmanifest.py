@@ -17,6 +17,7 @@ from imgprep.formats.manifest import parse_manifest
 from imgprep.formats.names import describe_look_alikes, look_alikes
 from imgprep.formats.paths import bounded_lines, check_relative_path, quote
 from imgprep.sources.loaded import ClassInfo, Dataset, check_label_matrix
+from imgprep.sources.registry import ROOT, Kind, register
 
 # Longest manifest line read (one Ground Truth record is well under a kilobyte).
 MAX_LINE = 1 << 24
@@ -89,3 +90,8 @@ def load_manifest(
         mtime=os.path.getmtime(path),
         notes=notes,
     )
+
+
+register(Kind("manifest", load_manifest, "manifest file",
+              options=("root", "source_attribute", "source_label_format"),
+              image_root=ROOT, local_input=True))

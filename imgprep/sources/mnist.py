@@ -20,6 +20,7 @@ from imgprep.errors import FormatError, SourceError, UsageError
 from imgprep.formats.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from imgprep.formats.lst import LstItem
 from imgprep.sources.loaded import ClassInfo, Dataset, require_folder
+from imgprep.sources.registry import WRITTEN, Kind, register
 from imgprep.storage.images import ImageSource
 
 FASHION_CLASSES = (
@@ -176,3 +177,7 @@ class ArraySource(ImageSource):
 
     def close(self) -> None:
         pass
+
+
+register(Kind("mnist", load_mnist, "four IDX files", options=("variant",), image_root=WRITTEN, sizes=True,
+              shardable=False))

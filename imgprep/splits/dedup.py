@@ -436,8 +436,9 @@ class Summary:
                 f"({self.grouped_images - self.groups:,} copies; {self.exact_groups:,} group(s) of identical files)")
         out = [head]
         if split_names is None or len(split_names) > 1:
+            fix = "; convert/prepare --dedup same-split keeps each group in one split" if self.leaks else ""
             out.append(f"  leaks: {self.leaks:,} group(s) span splits ({self.leaked_images:,} image(s) outside "
-                       "their group's first split)")
+                       f"their group's first split{fix})")
         out.append(f"  label conflicts: {self.conflicts:,} group(s) hold more than one label")
         if self.flat:
             out.append(f"  {self.flat:,} low-information image(s) (flat or nearly): matched by identical bytes only")

@@ -186,3 +186,47 @@ def split_multi(labels: np.ndarray, plan: SplitPlan) -> dict[str, np.ndarray]:
     # a separate stream for the output order, so it does not depend on the split method's draws
     rng = np.random.default_rng([plan.seed, 1])
     return dict(zip(names, _finish(joined, rng, plan.shuffle)))
+
+
+# --- the plan checked before any image is read (issue 32.2) ---
+
+
+def check_feasible(labels: np.ndarray, plan: SplitPlan, class_names: Sequence[str], *, multi_label: bool) -> None:
+    """Refuse, from the labels alone, a split that :func:`split_single`/:func:`split_multi` would
+    refuse: so a run fails before its images are fingerprinted or packed, and says what would work."""
+    names = plan.names
+    if multi_label:
+        if plan.train_per_class is not None:
+            raise UsageError("--train-per-class needs single-label data; use --split for multi-label data")
+        _check_sizes(labels.shape[0], plan, names)
+        return
+    sizes = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
+    present = [(int(n), c) for c, n in enumerate(sizes.tolist()) if n]
+    if plan.train_per_class is not None:
+        _check_quota(present, plan.train_per_class, class_names)
+    elif plan.stratify:
+        for n, c in present:
+            stratum_counts(n, [f for _, f in plan.fractions or ()], label=repr(class_names[c]), names=names)
+    else:
+        _check_sizes(int(sizes.sum()), plan, names)
+
+
+def _check_quota(present: list[tuple[int, int]], quota: int, class_names: Sequence[str]) -> None:
+    short = sorted((n, c) for n, c in present if n <= quota)
+    if not short:
+        return
+    n, c = short[0]
+    others = f" ({len(short)} classes have {quota} or fewer)" if len(short) > 1 else ""
+    fix = f"--train-per-class {n - 1} (the smallest class less one) or " if n >= 2 else ""
+    raise SplitError(f"class {class_names[c]!r} has {n} image(s); --train-per-class {quota} leaves none for "
+                     f"validation{others}: use {fix}--split (e.g. train=0.8,val=0.2)")
+
+
+def _check_sizes(n: int, plan: SplitPlan, names: Sequence[str]) -> None:
+    counts = largest_remainder(n, [f for _, f in plan.fractions or ()])
+    empty = [name for name, count in zip(names, counts.tolist(), strict=True) if count == 0]
+    if empty:
+        raise SplitError(f"split {empty[0]!r} would be empty; too few images for the shares asked")
+
+
+# --- end of the plan checks ---

@@ -22,6 +22,9 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
+from imgprep.errors import StorageError
+from imgprep.storage.ranged import RangedReader
+
 if TYPE_CHECKING:
     from imgprep.storage.images import ImageSource
     from imgprep.storage.locks import Lock
@@ -66,8 +69,6 @@ class Output(abc.ABC):
             while remaining:
                 chunk = fh.read(min(remaining, _CHUNK))
                 if not chunk:
-                    from imgprep.errors import StorageError
-
                     raise StorageError(f"ended {remaining} bytes before its listed size", path=uri)
                 self.write(chunk)
                 remaining -= len(chunk)
@@ -127,8 +128,6 @@ class Store(abc.ABC):
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            from imgprep.errors import StorageError
-
             raise StorageError(f"not UTF-8 text (byte {exc.start})", path=uri) from None
 
     def write_bytes(self, uri: str, data: bytes | bytearray, *, content_type: str | None = None) -> None:
@@ -139,9 +138,32 @@ class Store(abc.ABC):
     def write_text(self, uri: str, text: str) -> None:
         self.write_bytes(uri, text.encode("utf-8"))
 
+    def put_whole(self, uri: str, data: bytes, *, md5: str, content_type: str | None = None) -> None:
+        """Write one small object whole, in as few requests as the store can (an image channel
+        holds many small objects: their cost is requests).  ``md5`` is the hex MD5 of ``data``,
+        checked by stores that can have the server check it."""
+        self.write_bytes(uri, data, content_type=content_type)
+
+    def copy_object(self, source: str, target: str) -> str | None:
+        """Copy ``source`` to ``target`` without the bytes passing through this process and
+        return the copy's ETag; None when this store cannot (the caller reads and writes)."""
+        return None
+
+    def etags(self, prefix: str) -> dict[str, str]:
+        """The ETag of every object under ``prefix`` (one listing); empty for stores without them."""
+        return {}
+
     @abc.abstractmethod
-    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
-        """Sequential reads of bytes ``[start, end)`` of ``uri`` (a ranged GET on S3); close it after."""
+    def open_read(self, uri: str, start: int = 0, end: int | None = None, *,
+                  version: str | None = None) -> IO[bytes]:
+        """Sequential reads of bytes ``[start, end)`` of ``uri`` (a ranged GET on S3); close it after.
+        ``version`` (from :meth:`version`): read only that generation of the file, a
+        :class:`~imgprep.errors.ChangedError` if it was replaced or changed since."""
+
+    def version(self, uri: str) -> str | None:
+        """What identifies this generation of ``uri`` (what changes when it is rewritten or
+        replaced), or None where the store cannot tell."""
+        return None
 
     @abc.abstractmethod
     def exists(self, uri: str) -> bool: ...
@@ -186,8 +208,6 @@ class Store(abc.ABC):
         """A seekable binary stream over the whole of ``uri`` (the caller closes it).  Stores
         without local files serve it with ranged reads (:class:`imgprep.storage.ranged.RangedReader`):
         one block in memory, not the object, however large."""
-        from imgprep.storage.ranged import RangedReader
-
         ranged = RangedReader(lambda start, end: self.open_read(uri, start, end), self.size(uri))
         return io.BufferedReader(ranged, buffer_size=1 << 16)  # readline() in C, not a byte a call
 
@@ -204,6 +224,11 @@ class Store(abc.ABC):
         """The path of ``uri`` on this machine's file system, or None when it lives elsewhere
         (what the Processing job mirrors or downloads before it can read it as files)."""
         return None
+
+    def is_local(self, uri: str) -> bool:
+        """``uri`` can be read in place as files of this machine; otherwise it is listed, mirrored
+        or downloaded first (the Processing job), or named by its URI (a SageMaker channel)."""
+        return self.local_path(uri) is not None
 
     # ------------------------------------------------------------------ one writer, and what it leaves
 

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, BinaryIO
 
-from imgprep.errors import StorageError, UsageError
+from imgprep.errors import ChangedError, StorageError, UsageError
 from imgprep.formats.paths import check_regular
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.images import LocalImageSource
@@ -102,6 +102,11 @@ def _umask() -> int:
     return mask
 
 
+def _version(st: os.stat_result) -> str:
+    """A local file's generation: a rename over it changes the inode, a rewrite the size or mtime."""
+    return f"{st.st_size}-{st.st_mtime_ns}-{st.st_ino}"
+
+
 class _RangeReader:
     """Bytes ``[start, end)`` of a local file, read sequentially."""
 
@@ -155,15 +160,29 @@ class LocalStore(Store):
         except OSError as exc:
             raise StorageError(f"cannot read ({exc.strerror})", path=path) from None
 
-    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
+    def open_read(self, uri: str, start: int = 0, end: int | None = None, *,
+                  version: str | None = None) -> IO[bytes]:
         path = local_path(uri)
         check_regular(path)
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
+            # the open file is the generation read from here on, whatever is renamed over the path
+            found = _version(os.fstat(fh.fileno())) if version is not None else None
             fh.seek(start)
         except OSError as exc:
             raise StorageError(f"cannot read ({exc.strerror})", path=path) from None
+        if found != version:
+            fh.close()
+            raise ChangedError(f"changed since it was opened for reading (size-mtime-inode {found}, was {version})",
+                               path=path)
         return _RangeReader(path, fh, None if end is None else max(end - start, 0))  # type: ignore[return-value]
+
+    def version(self, uri: str) -> str:
+        path = local_path(uri)
+        try:
+            return _version(os.stat(path))
+        except OSError as exc:
+            raise StorageError(f"cannot find file ({exc.strerror})", path=path) from None
 
     def exists(self, uri: str) -> bool:
         return os.path.exists(local_path(uri))

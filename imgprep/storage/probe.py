@@ -11,21 +11,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from imgprep.errors import StorageError
+from imgprep.storage.s3_base import S3Access, error_code, is_not_found, is_silence, parse_s3_uri
 
 if TYPE_CHECKING:
     from imgprep.storage.base import Store
 
-
-class S3Access(Protocol):
-    """What the probe needs of the S3 store: its client and botocore's error classes."""
-
-    @property
-    def client(self) -> Any: ...
-    @property
-    def errors(self) -> tuple[type[Exception], ...]: ...
 
 PROBE_NAME = ".imgprep-probe-"
 
@@ -62,14 +55,12 @@ def probe_s3(store: S3Access, uri: str, *, write: bool) -> None:
     An input that does not exist is left to the run (it says which file); everything else that
     would fail the run later fails here, as a :class:`StorageError` naming ``uri``.
     """
-    from imgprep.storage.s3_base import is_not_found, parse_s3_uri
-
     bucket, key = parse_s3_uri(uri)
     action = "write under" if write else "read"
     try:
         client = store.client
         if not _bucket_exists(client, bucket, store.errors):
-            raise StorageError(f"cannot {action} this location: the bucket {bucket} does not exist", path=uri)
+            raise StorageError(f"cannot {action} this location: {no_bucket(bucket, client)}", path=uri)
         if write:
             # beside what the run writes: "x/train" -> "x/train.imgprep-probe-…", "x/" -> "x/.imgprep-probe-…"
             sep = "" if not key or key.endswith("/") else "."
@@ -93,12 +84,18 @@ def probe_s3(store: S3Access, uri: str, *, write: bool) -> None:
                            path=uri) from None
 
 
+def no_bucket(bucket: str, client: object) -> str:
+    """A missing bucket, naming the endpoint that said so: one answering 404 to everything (a
+    mistyped --endpoint-url, a web server) looks exactly like it."""
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    where = f" at {endpoint} (is --endpoint-url right?)" if endpoint else ""
+    return f"the bucket {bucket} does not exist{where}"
+
+
 def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], ...]) -> bool:
     """HeadBucket: False for a missing bucket (some servers would create one on the first
     PutObject instead of refusing it).  A 403 here says nothing: the credentials may lack
     ``s3:ListBucket`` yet may write, which the next call finds out."""
-    from imgprep.storage.s3_base import error_code
-
     try:
         client.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
     except errors as exc:
@@ -112,8 +109,6 @@ def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], .
 
 def cause(exc: BaseException, bucket: str, action: str, where: str) -> str:
     """Why an S3 call failed, in words a user can act on."""
-    from imgprep.storage.s3_base import error_code, is_not_found, is_silence
-
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return ("no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "

@@ -18,10 +18,11 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from imgprep.errors import StorageError, UsageError
+from imgprep.errors import ChangedError, ImageError, StorageError, UsageError
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.budget import UploadBudget
 from imgprep.storage.locks import Lock, OtherWriterError, dead_here, holder, lock_body
+from imgprep.storage.probe import probe_s3
 from imgprep.storage.s3_base import (
     MiB,
     boto_errors,
@@ -30,13 +31,22 @@ from imgprep.storage.s3_base import (
     parse_s3_uri,
     storage_error,
 )
+from imgprep.storage.s3_cleanup import (
+    Sweep,
+    abort_owned,
+    cleanup_stale_uploads,
+    list_markers,
+    marker_key,
+    remove_orphan_markers,
+)
 from imgprep.storage.s3_config import S3Config
+from imgprep.storage.s3_multipart import S3Output
+from imgprep.storage.s3_source import S3ImageSource
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from imgprep.storage.base import Cleanup
-    from imgprep.storage.s3_source import S3ImageSource
 
 _ENV_KEYS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
 
@@ -75,6 +85,10 @@ class _Body:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _changed(uri: str, found: str | None, version: str | None) -> ChangedError:
+    return ChangedError(f"changed since it was opened for reading (ETag {found}, was {version})", path=uri)
 
 
 class S3Store(Store):
@@ -207,16 +221,12 @@ class S3Store(Store):
     # ------------------------------------------------------------------ the Store interface
 
     def open_output(self, uri: str, *, expected_size: int | None = None, content_type: str | None = None) -> Output:
-        from imgprep.storage.s3_multipart import S3Output
-
         return S3Output(uri, self, expected_size=expected_size, content_type=content_type)
 
     def reopen_output(self, uri: str, where: str, size: int) -> Output | None:
         """The multipart upload a checkpoint recorded (``where``: JSON of
         :meth:`S3Output.uploaded`), open after its parts; None, with one logged line saying
         why, when it is gone or its parts differ.  ``size`` is not used: S3 parts are not cut."""
-        from imgprep.storage.s3_multipart import S3Output
-
         out, why = S3Output.resume(uri, self, json.loads(where))
         if out is None:
             log.warning("%s: cannot continue the checkpointed upload: %s; writing it again", uri, why)
@@ -235,24 +245,40 @@ class S3Store(Store):
                 raise StorageError("no such object", path=uri) from None
             raise storage_error(uri, "download", exc) from None
 
-    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
+    def open_read(self, uri: str, start: int = 0, end: int | None = None, *,
+                  version: str | None = None) -> IO[bytes]:
         bucket, key = parse_s3_uri(uri)
         extra = {}
         if start or end is not None:
             if end is not None and end <= start:
                 return _Body(uri, _Empty(), self.errors)  # type: ignore[return-value]
             extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        if version is not None:
+            extra["IfMatch"] = version
         try:
-            body = self.client.get_object(Bucket=bucket, Key=key, **extra)["Body"]
+            response = self.client.get_object(Bucket=bucket, Key=key, **extra)
         except self.errors as exc:
             if is_not_found(exc):
                 raise StorageError("no such object", path=uri) from None
+            if error_code(exc) in ("PreconditionFailed", "412"):
+                raise _changed(uri, "another", version) from None
             raise storage_error(uri, "download", exc) from None
-        return _Body(uri, body, self.errors)  # type: ignore[return-value]
+        if version is not None and response.get("ETag") != version:  # a server that ignores If-Match
+            response["Body"].close()
+            raise _changed(uri, response.get("ETag"), version)
+        return _Body(uri, response["Body"], self.errors)  # type: ignore[return-value]
+
+    def version(self, uri: str) -> str:
+        info = self.head(uri)
+        if info is None:
+            raise StorageError("no such object", path=uri)
+        return str(info["ETag"])
 
     def head(self, uri: str) -> dict[str, Any] | None:
         """``HeadObject`` of ``uri``, or None when it does not exist."""
         bucket, key = parse_s3_uri(uri)
+        if not key:
+            return None  # a bucket root is no object (and botocore refuses an empty key)
         try:
             return self.client.head_object(Bucket=bucket, Key=key)
         except self.errors as exc:
@@ -307,14 +333,46 @@ class S3Store(Store):
             raise storage_error(source, f"copy to {target}", exc) from None
         self.delete(source)
 
-    def probe(self, uri: str, *, write: bool) -> None:
-        from imgprep.storage.probe import probe_s3
+    def put_whole(self, uri: str, data: bytes, *, md5: str, content_type: str | None = None) -> None:
+        """One PutObject carrying Content-MD5 (the server refuses bytes that do not match it):
+        one request per object, where an :class:`S3Output` spends two (PutObject, then HEAD)."""
+        from base64 import b64encode
 
+        bucket, key = parse_s3_uri(uri)
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data,
+                                   ContentMD5=b64encode(bytes.fromhex(md5)).decode(), **extra)
+        except self.errors as exc:
+            raise storage_error(uri, "upload", exc) from None
+
+    def copy_object(self, source: str, target: str) -> str | None:
+        """CopyObject: S3 copies the bytes (up to 5 GiB) without them leaving the server."""
+        sb, sk = parse_s3_uri(source)
+        tb, tk = parse_s3_uri(target)
+        try:
+            reply = self.client.copy_object(Bucket=tb, Key=tk, CopySource={"Bucket": sb, "Key": sk})
+        except self.errors as exc:
+            if is_not_found(exc):
+                raise ImageError("no such image object", path=source) from None
+            raise storage_error(source, f"copy to {target}", exc) from None
+        return str(reply.get("CopyObjectResult", {}).get("ETag", "")).strip('"')
+
+    def etags(self, prefix: str) -> dict[str, str]:
+        bucket, key_prefix = parse_s3_uri(prefix)
+        found: dict[str, str] = {}
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix):
+                for o in page.get("Contents", ()):
+                    found[f"s3://{bucket}/{o['Key']}"] = str(o.get("ETag", "")).strip('"')
+        except self.errors as exc:
+            raise storage_error(prefix, "listing", exc) from None
+        return found
+
+    def probe(self, uri: str, *, write: bool) -> None:
         probe_s3(self, uri, write=write)
 
     def image_source(self, root: str) -> S3ImageSource:
-        from imgprep.storage.s3_source import S3ImageSource
-
         return S3ImageSource(root, self)
 
     # ------------------------------------------------------------------ multipart uploads (S3 only)
@@ -328,8 +386,6 @@ class S3Store(Store):
 
     def check_name(self, uri: str) -> None:
         """S3 keys hold at most 1,024 bytes; a multipart upload's marker key is longer than its key."""
-        from imgprep.storage.s3_cleanup import marker_key
-
         _, key = parse_s3_uri(uri)
         need = max(len(key.encode()), len(marker_key(key, "").encode()))
         if need > S3_KEY_MAX:
@@ -337,16 +393,13 @@ class S3Store(Store):
                              f"{S3_KEY_MAX}; choose a shorter output", path=uri)
 
     def abort_uploads(self, prefix: str, owned: Callable[[str], bool], keep: Collection[str] = ()) -> list[str]:
-        from imgprep.storage.s3_cleanup import abort_owned, list_markers, remove_orphan_markers
-
         bucket, key = parse_s3_uri(prefix)
         aborted = []
         try:
             markers = list_markers(self.client, bucket, key)  # before the uploads: see remove_orphan_markers
             keys = sorted({u["Key"] for u in self.list_uploads(prefix) if owned(f"s3://{bucket}/{u['Key']}")})
             for name in keys:
-                done = abort_owned(self.client, bucket, name, exact=True, started_before=time.time(), min_age=0,
-                                   keep=keep)
+                done = abort_owned(self.client, bucket, name, Sweep(exact=True, started_before=time.time(), keep=keep))
                 aborted += [f"s3://{bucket}/{k}" for k, _ in done]
             # Markers of uploads completed by a run killed before it could delete them.
             remove_orphan_markers(self.client, bucket, key, markers)
@@ -379,8 +432,6 @@ class S3Store(Store):
 
     def cleanup_stale_uploads(self, uri: str, *, min_age: float = 3600.0) -> Cleanup:
         """Abort incomplete uploads imgprep left under ``uri`` (see :mod:`imgprep.storage.s3_cleanup`)."""
-        from imgprep.storage.s3_cleanup import cleanup_stale_uploads
-
         return cleanup_stale_uploads(self, uri, min_age=min_age)
 
 

@@ -8,11 +8,48 @@ not from each other's helpers, so the S3 modules form no import circle.
 from __future__ import annotations
 
 import re
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
 
 from imgprep.errors import StorageError, UsageError
 from imgprep.formats.paths import quote
 
+if TYPE_CHECKING:
+    from imgprep.storage.budget import UploadBudget
+    from imgprep.storage.s3_config import S3Config, S3Tuning
+
 MiB = 1024 * 1024
+
+
+# What the S3 helpers need of the store, so they type against these and not against the store
+# (:class:`~imgprep.storage.s3.S3Store` satisfies all three): the arrows point one way.
+class S3Access(Protocol):
+    """The client and botocore's error classes (cleanup, the probe)."""
+
+    @property
+    def client(self) -> Any: ...
+    @property
+    def errors(self) -> tuple[type[Exception], ...]: ...
+
+
+class S3Uploads(S3Access, Protocol):
+    """What a multipart upload shares with the other uploads of its store."""
+
+    config: S3Config
+    tuning: S3Tuning
+    budget: UploadBudget
+    background: list[Any]
+    background_lock: threading.Lock
+
+    def abort_wait(self) -> float: ...
+
+
+class S3Reads(Protocol):
+    """What the image source reads through."""
+
+    config: S3Config
+
+    def object_store(self, bucket: str) -> Any: ...
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 _BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
 

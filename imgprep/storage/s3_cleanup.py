@@ -13,14 +13,19 @@ import os
 import re
 import time
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from imgprep.storage.base import Cleanup
 from imgprep.storage.locks import HOST, dead_here
-from imgprep.storage.s3_base import boto_errors, is_no_such_upload, is_not_found, parse_s3_uri, storage_error
-
-if TYPE_CHECKING:
-    from imgprep.storage.s3 import S3Store
+from imgprep.storage.s3_base import (
+    S3Access,
+    boto_errors,
+    is_no_such_upload,
+    is_not_found,
+    parse_s3_uri,
+    storage_error,
+)
 
 MARKER_DIR = ".imgprep-uploads"
 RUN_KEY = "imgprep-run"
@@ -43,52 +48,64 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def abort_owned(
-    client: Any, bucket: str, prefix: str, *, exact: bool, started_before: float | None, min_age: float,
-    keep: Collection[str] = (),
-    spare: Callable[[str], bool] = lambda _key: False,
-    spared: list[tuple[str, str]] | None = None,
-) -> list[tuple[str, str]]:
-    """Abort imgprep-marked uploads under ``prefix`` whose writer is gone, except the upload ids in
-    ``keep`` (one a resumed run continues) and uploads of keys ``spare`` names (noted in
-    ``spared``); return ``(key, upload id)``."""
+@dataclass(frozen=True)
+class Sweep:
+    """Which of imgprep's uploads under a prefix to abort: those whose writer is gone (or older than
+    ``min_age`` from another machine), but not the upload ids in ``keep`` (one a resumed run
+    continues) nor the keys ``spare`` names (noted in ``spared``)."""
+
+    exact: bool  # only the uploads of the prefix itself (one key)
+    started_before: float | None = None
+    min_age: float = 0.0
+    keep: Collection[str] = ()
+    spare: Callable[[str], bool] = lambda _key: False
+    spared: list[tuple[str, str]] | None = None
+
+
+def abort_owned(client: Any, bucket: str, prefix: str, sweep: Sweep) -> list[tuple[str, str]]:
+    """Abort the uploads under ``prefix`` that ``sweep`` selects; return ``(key, upload id)``."""
     aborted: list[tuple[str, str]] = []
     now = time.time()
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
         for upload in page.get("Uploads", ()):
             key, upload_id = upload["Key"], upload["UploadId"]
-            if (exact and key != prefix) or upload_id in keep:
+            if (sweep.exact and key != prefix) or not _stale(client, bucket, upload, sweep, now):
                 continue
-            initiated = upload["Initiated"].timestamp()
-            if started_before is not None and initiated >= started_before:
-                continue
-            marker = marker_key(key, upload_id)
-            try:
-                meta = client.head_object(Bucket=bucket, Key=marker).get("Metadata", {})
-            except boto_errors() as exc:
-                if is_not_found(exc):
-                    continue  # not marked by imgprep: someone else's upload
-                raise
-            host, pid = meta.get("imgprep-host"), meta.get("imgprep-pid", "")
-            local_writer_alive = host == HOST and pid.isdigit() and _pid_alive(int(pid))
-            writer_gone = host == HOST and not local_writer_alive
-            if local_writer_alive or not (writer_gone or now - initiated >= min_age):
-                continue
-            if spare(key):
-                if spared is not None:
-                    spared.append((key, upload_id))
+            if sweep.spare(key):
+                if sweep.spared is not None:
+                    sweep.spared.append((key, upload_id))
                 continue
             try:
                 client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             except boto_errors() as exc:
                 if not is_no_such_upload(exc):
                     raise
-            client.delete_object(Bucket=bucket, Key=marker)
+            client.delete_object(Bucket=bucket, Key=marker_key(key, upload_id))
             aborted.append((key, upload_id))
     return aborted
 
 
-def cleanup_stale_uploads(store: S3Store, uri: str, *, min_age: float = 3600.0) -> Cleanup:
+def _stale(client: Any, bucket: str, upload: dict[str, Any], sweep: Sweep, now: float) -> bool:
+    """Whether ``upload`` is imgprep's (it has a marker) and its writer is gone."""
+    key, upload_id = upload["Key"], upload["UploadId"]
+    if upload_id in sweep.keep:
+        return False
+    initiated = upload["Initiated"].timestamp()
+    if sweep.started_before is not None and initiated >= sweep.started_before:
+        return False
+    try:
+        meta = client.head_object(Bucket=bucket, Key=marker_key(key, upload_id)).get("Metadata", {})
+    except boto_errors() as exc:
+        if is_not_found(exc):
+            return False  # not marked by imgprep: someone else's upload
+        raise
+    host, pid = meta.get("imgprep-host"), meta.get("imgprep-pid", "")
+    local_writer_alive = host == HOST and pid.isdigit() and _pid_alive(int(pid))
+    writer_gone = host == HOST and not local_writer_alive
+    return not local_writer_alive and (writer_gone or now - initiated >= sweep.min_age)
+
+
+def cleanup_stale_uploads(store: S3Access, uri: str, *, min_age: float = 3600.0) -> Cleanup:
     """Abort incomplete uploads imgprep started under ``uri`` and whose writer is gone.
 
     An upload is imgprep's when its marker object exists.  It is stale when its writer ran on
@@ -109,8 +126,8 @@ def cleanup_stale_uploads(store: S3Store, uri: str, *, min_age: float = 3600.0) 
                 locks[lock] = _lock_is_live(store.client, bucket, lock)
             return locks[lock]
 
-        aborted = abort_owned(store.client, bucket, prefix, exact=False, started_before=None, min_age=min_age,
-                              spare=spare, spared=done.held)
+        aborted = abort_owned(store.client, bucket, prefix,
+                              Sweep(exact=False, min_age=min_age, spare=spare, spared=done.held))
         done.aborted = [f"s3://{bucket}/{key} ({upload_id})" for key, upload_id in aborted]
         done.held = [f"s3://{bucket}/{key} ({upload_id})" for key, upload_id in done.held]
         done.markers = [f"s3://{bucket}/{m}" for m in remove_orphan_markers(store.client, bucket, prefix, markers)]

@@ -44,12 +44,13 @@ import time
 import uuid
 from base64 import b64encode
 from concurrent.futures import Future, wait
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from imgprep.errors import ImgprepError, StorageError, UsageError
 from imgprep.storage.base import Output, Store, is_remote
 from imgprep.storage.s3_base import (
     MiB,
+    S3Uploads,
     boto_errors,
     is_no_such_upload,
     is_not_found,
@@ -58,11 +59,8 @@ from imgprep.storage.s3_base import (
     storage_error,
     worth_retrying,
 )
-from imgprep.storage.s3_cleanup import HOST, RUN_KEY, abort_owned, marker_key
+from imgprep.storage.s3_cleanup import HOST, RUN_KEY, Sweep, abort_owned, marker_key
 from imgprep.storage.threads import DaemonExecutor
-
-if TYPE_CHECKING:
-    from imgprep.storage.s3 import S3Store
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +98,7 @@ class S3Output(Output):
     """
 
     def __init__(
-        self, uri: str, store: S3Store, *, expected_size: int | None = None, content_type: str | None = None
+        self, uri: str, store: S3Uploads, *, expected_size: int | None = None, content_type: str | None = None
     ) -> None:
         self.uri = uri
         self.bucket, self.key = parse_s3_uri(uri)
@@ -379,7 +377,7 @@ class S3Output(Output):
         return size, {"upload_id": self.upload_id, "run": self.run, "parts": parts}
 
     @classmethod
-    def resume(cls, uri: str, store: S3Store, upload: dict[str, Any]) -> tuple[S3Output | None, str]:
+    def resume(cls, uri: str, store: S3Uploads, upload: dict[str, Any]) -> tuple[S3Output | None, str]:
         """The upload a checkpoint recorded (:meth:`uploaded`), open again after its parts, or
         ``(None, why)`` when S3 no longer has it or its parts differ (then it is aborted)."""
         out = cls(uri, store)
@@ -616,7 +614,7 @@ class S3Output(Output):
     def _abort_older_uploads(self) -> None:
         """The next run for the same output cleans what a killed run left for this key."""
         try:
-            abort_owned(self._client, self.bucket, self.key, exact=True, started_before=self.started, min_age=0)
+            abort_owned(self._client, self.bucket, self.key, Sweep(exact=True, started_before=self.started))
         except BOTO_ERRORS as exc:
             log.warning("%s: could not check for stale uploads (%s)", self.uri, exc)
 
@@ -624,13 +622,13 @@ class S3Output(Output):
 # ---------------------------------------------------------------------- finished outputs still uploading
 
 
-def _forget_background(store: S3Store, output: S3Output) -> None:
+def _forget_background(store: S3Uploads, output: S3Output) -> None:
     with store.background_lock:
         if output in store.background:
             store.background.remove(output)
 
 
-def _drain_background(store: S3Store, limit: int) -> None:
+def _drain_background(store: S3Uploads, limit: int) -> None:
     """Wait (oldest first) until the store's finished outputs have at most ``limit`` parts in flight."""
     while True:
         with store.background_lock:

@@ -20,16 +20,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
 
 from imgprep.errors import ImageError, ImgprepError, StorageError
 from imgprep.formats.lst import LstItem
 from imgprep.storage.images import ImageSource
-from imgprep.storage.s3_base import parse_s3_uri
+from imgprep.storage.s3_base import S3Reads, parse_s3_uri
 from imgprep.storage.threads import DaemonExecutor
-
-if TYPE_CHECKING:
-    from imgprep.storage.s3 import S3Store
 
 
 class S3ImageSource(ImageSource):
@@ -40,7 +36,7 @@ class S3ImageSource(ImageSource):
     failure after retries is a :class:`StorageError` (the run fails).  Both name the object's URI.
     """
 
-    def __init__(self, root: str, store: S3Store) -> None:
+    def __init__(self, root: str, store: S3Reads) -> None:
         self.root = root.rstrip("/")
         self.bucket, _ = parse_s3_uri(self.root)
         self.prefetch = int(store.config.prefetch)

@@ -86,8 +86,23 @@ class Storage(Store):
     def write_bytes(self, uri: str, data: bytes | bytearray, *, content_type: str | None = None) -> None:
         self.for_uri(uri).write_bytes(uri, data, content_type=content_type)
 
-    def open_read(self, uri: str, start: int = 0, end: int | None = None) -> IO[bytes]:
-        return self.for_uri(uri).open_read(uri, start, end)
+    def open_read(self, uri: str, start: int = 0, end: int | None = None, *,
+                  version: str | None = None) -> IO[bytes]:
+        return self.for_uri(uri).open_read(uri, start, end, version=version)
+
+    def version(self, uri: str) -> str | None:
+        return self.for_uri(uri).version(uri)
+
+    def put_whole(self, uri: str, data: bytes, *, md5: str, content_type: str | None = None) -> None:
+        self.for_uri(uri).put_whole(uri, data, md5=md5, content_type=content_type)
+
+    def copy_object(self, source: str, target: str) -> str | None:
+        if scheme(source) != scheme(target):
+            return None
+        return self.for_uri(target).copy_object(source, target)
+
+    def etags(self, prefix: str) -> dict[str, str]:
+        return self.for_uri(prefix).etags(prefix)
 
     def exists(self, uri: str) -> bool:
         return self.for_uri(uri).exists(uri)

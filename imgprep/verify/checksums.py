@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from imgprep.formats import checksums
-from imgprep.verify.index import Index
+from imgprep.formats.recordio import header_id
+from imgprep.formats.rioindex import Index
 from imgprep.verify.report import Report, record_at
 from imgprep.verify.target import Shard
 
@@ -32,7 +33,7 @@ class RecordSums:
         found = checksums.payload_crc(payload)
         if found != expected:
             self.damaged += 1
-            report.add(record_at(shard, ordinal, offset, _id(payload)),
+            report.add(record_at(shard, ordinal, offset, header_id(payload)),
                        f"bytes differ from the packed record (CRC-32 {found:08x}, packed {expected:08x}): "
                        "damaged after packing")
 
@@ -57,10 +58,3 @@ def record_sums(shard: Shard, index: Index | None) -> RecordSums | None:
     if offsets is not None and len(offsets) != len(crcs):
         offsets = None
     return RecordSums(crcs, offsets)
-
-
-def _id(payload: bytes) -> int | None:
-    """The header id, when the damage left it readable (the message names the record by it)."""
-    if len(payload) < 24:
-        return None
-    return int.from_bytes(payload[8:16], "little")

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgprep.errors import FormatError, UsageError
+from imgprep.layout.names import unnumbered
+from imgprep.layout.prepared import CLASSES, HYPERPARAMETERS, MANIFEST_SUFFIX, read_beside
 from imgprep.verify.location import Location
 from imgprep.verify.report import Report
 from imgprep.verify.target import Target
 
 TRAIN_NAMES = ("train", "training")
-_SHARD = re.compile(r"-\d{5}$")
 
 
 @dataclass(frozen=True)
@@ -65,37 +66,25 @@ def split_name(target: Target) -> str:
     rec = target.shards[0].rec if target.shards else target.name
     stem = rec.rsplit("/", 1)[-1]
     stem = stem[: -len(".rec")] if stem.endswith(".rec") else stem
-    return _SHARD.sub("", stem)
+    return unnumbered(stem)
 
 
 def check(target: Target, report: Report, *, split: str, label_counts: list[int], max_skipped: SkipLimit | None,
           is_train: bool | None = None) -> None:
     """Add to ``report`` every disagreement between the records and the job's settings."""
     location = target.location
-    hyper = _json(location, "hyperparameters.json")
-    classes = _json(location, "classes.json")
+    hyper = read_beside(location, HYPERPARAMETERS)
+    classes = read_beside(location, CLASSES)
     train = split in TRAIN_NAMES if is_train is None else is_train
     if hyper is not None:
-        _check_hyperparameters(hyper, location.display("hyperparameters.json"), report, train, target)
-        report.checks.append("hyperparameters.json" + (" (training channel)" if train else ""))
+        _check_hyperparameters(hyper, location.display(HYPERPARAMETERS), report, train, target)
+        report.checks.append(HYPERPARAMETERS + (" (training channel)" if train else ""))
     if classes is not None:
-        _check_classes(classes, location.display("classes.json"), report, split, label_counts, hyper)
+        _check_classes(classes, location.display(CLASSES), report, split, label_counts, hyper)
         if _split_counts(classes, split) is not None:
-            report.checks.append(f"classes.json counts for {split}")
+            report.checks.append(f"{CLASSES} counts for {split}")
     if max_skipped is not None:
         _check_skipped(target, report, max_skipped)
-
-
-def _json(location: Location, name: str) -> dict[str, Any] | None:
-    if not location.exists(name):
-        return None
-    try:
-        doc = json.loads(location.read(name))
-    except ValueError as exc:
-        raise FormatError(f"not JSON ({exc})", path=location.display(name)) from None
-    if not isinstance(doc, dict):
-        raise FormatError("not a JSON object", path=location.display(name))
-    return doc
 
 
 def _int(doc: dict[str, Any], key: str) -> int | None:
@@ -106,7 +95,59 @@ def _int(doc: dict[str, Any], key: str) -> int | None:
         return None
 
 
+# --- value checks (issue 28.6): each malformed value is one line, and the checks after it skip it ---
+
+
+def _integer(value: Any) -> int | None:
+    """A hyperparameter meant as an integer: a JSON integer or its decimal text, nothing else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+
+
+def _check_values(hyper: dict[str, Any], where: str, report: Report, train: bool) -> None:
+    """The algorithm parses these before training starts; a value it cannot use fails the job
+    after the instance has been paid for (or, for a sample count, quietly skews the schedule)."""
+    records = report.records
+    samples = hyper.get("num_training_samples")
+    if samples is None and train:
+        report.add(where, f"num_training_samples is missing (the training channel needs it): set it to {records}")
+    elif samples is not None and (_integer(samples) if _integer(samples) is not None else -1) < 0:
+        report.add(where, f"num_training_samples {samples!r} is not a count of images: set it to {records}")
+    classes = hyper.get("num_classes")
+    if classes is None:
+        report.add(where, "num_classes is missing (the algorithm needs it)")
+    elif (_integer(classes) or 0) < 1:
+        report.add(where, f"num_classes {classes!r} is not a positive integer")
+    multi = hyper.get("multi_label")
+    if multi is not None and str(multi).strip() not in ("0", "1"):
+        report.add(where, f"multi_label {multi!r} must be 0 or 1")
+    shape = hyper.get("image_shape")
+    if shape is not None:
+        _check_shape_values(str(shape), where, report)
+
+
+def _check_shape_values(shape: str, where: str, report: Report) -> None:
+    parts = [_integer(x) for x in shape.split(",")]
+    if len(parts) != 3 or any(p is None for p in parts):
+        return  # _check_shape says it is not 'C,H,W'
+    channels, height, width = (p or 0 for p in parts)
+    if height < 1 or width < 1:
+        report.add(where, f"image_shape {shape} must have positive height and width")
+    held = sorted({c for _, _, c in report.sizes})
+    if held and channels in (1, 3) and held != [channels]:
+        report.add(where, f"image_shape {shape} has {channels} channel(s), the records hold "
+                          f"{' and '.join(map(str, held))}-channel images")
+
+
+# --- end of value checks ---
+
+
 def _check_hyperparameters(hyper: dict[str, Any], where: str, report: Report, train: bool, target: Target) -> None:
+    _check_values(hyper, where, report, train)
     records = report.records
     samples = _int(hyper, "num_training_samples")
     if train and samples is not None and samples != records:
@@ -168,7 +209,7 @@ def _check_classes(classes: dict[str, Any], where: str, report: Report, split: s
     if hyper is not None and number is not None:
         stated = _int(hyper, "num_classes")
         if stated is not None and stated != number:
-            report.add(where, f"num_classes={number} but hyperparameters.json says {stated}")
+            report.add(where, f"num_classes={number} but {HYPERPARAMETERS} says {stated}")
     sizes = classes.get("splits")
     if isinstance(sizes, dict) and isinstance(sizes.get(split), int) and sizes[split] != report.records:
         report.add(where, f"says {split} holds {sizes[split]} images, the records hold {report.records}")
@@ -221,7 +262,7 @@ def channel_settings(target: Target, split: str, report: Report) -> dict[str, An
                                         "S3DataDistributionType": "FullyReplicated"}},
     }
     out = {"recordio": settings}
-    manifest = f"{split}.manifest"
+    manifest = split + MANIFEST_SUFFIX
     if location.exists(manifest):
         out["manifest"] = _manifest_settings(location, manifest, channel, target.expect.num_classes)
     if len(target.shards) > 1:
@@ -261,4 +302,4 @@ def _manifest_settings(location: Location, name: str, channel: str, num_classes:
 def _remote_uri(location: Location, name: str) -> str | None:
     """``name``'s URI when it already lives in object storage (the job reads it from there)."""
     uri = location.uri(name)
-    return uri if location.storage.local_path(uri) is None else None
+    return None if location.storage.is_local(uri) else uri

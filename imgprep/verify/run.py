@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from imgprep.errors import ImageError
 from imgprep.formats.lst import LstItem
+from imgprep.formats.rioindex import CHUNK as INDEX_CHUNK
+from imgprep.formats.rioindex import Index
+from imgprep.formats.rioindex import read as read_index
 from imgprep.imaging.decode import decode_all
+from imgprep.layout.meter import meter
 from imgprep.storage.base import Store
 from imgprep.verify import pretrain, walk
 from imgprep.verify.checksums import RecordSums, record_sums
-from imgprep.verify.index import CHUNK as INDEX_CHUNK
-from imgprep.verify.index import Index, check_index, read_index
+from imgprep.verify.index import check_index
 from imgprep.verify.ledger import Ledger
 from imgprep.verify.location import Location
 from imgprep.verify.report import Report
@@ -49,12 +51,11 @@ def verify(path: str, *, num_classes: int | None = None, against: Sequence[LstIt
     ledger = Ledger(labels=against is not None)
     width: list[int] = []
     total = target.record.records if target.record is not None else None
-    bar = _progress(total, progress, f"verify {pretrain.split_name(target)}")
     workers = workers or os.cpu_count() or 1
-    with ThreadPoolExecutor(workers) as pool:
+    with meter(f"verify {pretrain.split_name(target)}", total, "rec", progress=progress, leave=False) as bar, \
+            ThreadPoolExecutor(workers) as pool:
         for shard in target.shards:
             _verify_shard(target, shard, report, pool, 4 * workers, ledger, width, bar.update)
-    bar.close()
     ledger.check_duplicates(report)
     if any(s.idx for s in target.shards):
         report.checks.append(".idx")
@@ -76,25 +77,6 @@ def _describe_labels(expect: Expectations) -> str:
         return "num_classes unknown (give --num-classes): labels checked to be non-negative integers"
     kind = "multi-hot vectors" if expect.multi_hot else "class indices"
     return f"{kind} in [0, {expect.num_classes}) (num_classes from {expect.source})"
-
-
-class _NoBar:
-    """The progress bar nobody sees (stderr is not a terminal, or ``progress=False``)."""
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int | None, progress: bool | None, label: str = "verify") -> Any:
-    show = sys.stderr.isatty() if progress is None else progress
-    if not show:
-        return _NoBar()  # tqdm (and the multiprocessing it loads) only for a bar someone sees
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="rec", leave=False, desc=label)
 
 
 def _verify_shard(target: Target, shard: Shard, report: Report, pool: ThreadPoolExecutor, in_flight: int,

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats import dataset as ds
+from imgprep.layout.names import numbered_shard, shard_names
+from imgprep.layout.prepared import METADATA, read_beside
 from imgprep.layout.shards import find_shards
 from imgprep.storage.base import Store
 from imgprep.verify.location import Location
-
-_NUMBERED = re.compile(r"-\d{5,}\.rec$")  # a shard of a sharded set (PREFIX-00003.rec)
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ def resolve(path: str, storage: Store, *, num_classes: int | None = None) -> Tar
         found = find_shards(path, storage, need_index=False)
         if found.record is None:
             for shard in found.shards:
-                if shard.idx is None and _NUMBERED.search(shard.rec):
+                if shard.idx is None and numbered_shard(shard.rec) is not None:
                     raise UsageError(f"shard {shard.rec[: -len('.rec')]}.idx is missing: without its index the "
                                      "pair reads as incomplete (a pack killed between them? pack --resume finishes "
                                      "it)")
@@ -87,24 +85,17 @@ def _name(location: Location, uri: str) -> str:
 def _named_file(location: Location, name: str) -> Shard:
     if not location.exists(name):
         raise FormatError("no such file", path=location.display(name))
-    idx = name[: -len(".rec")] + ".idx"
+    idx = shard_names(name[: -len(".rec")], None)[1]
     return Shard(name, idx if location.exists(idx) else None)
 
 
 def _sibling_metadata(location: Location) -> dict[str, Any]:
     """``classes.json`` and ``hyperparameters.json`` beside the data, merged (classes first)."""
     meta: dict[str, Any] = {}
-    for name in ("hyperparameters.json", "classes.json"):
-        if not location.exists(name):
-            continue
-        try:
-            doc = json.loads(location.read(name))
-        except ValueError as exc:
-            raise FormatError(f"not JSON ({exc})", path=location.display(name)) from None
-        if not isinstance(doc, dict):
-            raise FormatError("not a JSON object", path=location.display(name))
+    for name in METADATA:
+        doc = read_beside(location, name)
         for key in ("num_classes", "multi_label", "image_shape"):
-            if key in doc:
+            if doc is not None and key in doc:
                 meta[key] = doc[key]
                 meta[f"{key}_from"] = location.display(name)
     return meta

@@ -31,25 +31,17 @@ class Record:
 
 
 def records(stream: BinaryIO, shard: str, report: Report) -> Iterator[tuple[int, int, bytes]]:
-    """``(ordinal, offset, payload)`` of every readable record; framing damage goes to ``report``."""
+    """``(ordinal, offset, payload)`` of every readable record; framing damage goes to ``report``
+    (:meth:`RecordReader.salvage`, the report-and-continue reader)."""
     reader = RecordReader(stream)
     reader.path = shard
-    size = stream.seek(0, 2)
-    offset, ordinal = 0, 0
-    while offset < size:
-        try:
-            payload, nxt = reader.read_record(offset)
-        except FormatError as exc:
-            report.add(record_at(shard, ordinal, offset), exc.message)
-            resync = reader.find_record_start(offset + 4)
-            if resync is None:
-                return
+
+    def damaged(ordinal: int, offset: int, message: str, resync: int | None) -> None:
+        report.add(record_at(shard, ordinal, offset), message)
+        if resync is not None:
             report.add(shard, f"bytes {offset}..{resync} are not whole records; reading on from byte {resync}")
-            offset = resync
-            ordinal += 1
-            continue
-        yield ordinal, offset, payload
-        offset, ordinal = nxt, ordinal + 1
+
+    return reader.salvage(stream.seek(0, 2), damaged)
 
 
 def check_record(ordinal: int, offset: int, payload: bytes, shard: str, expect: Expectations,

@@ -165,6 +165,28 @@ def cmd_write(args: argparse.Namespace) -> object:
     return {"count": len(payloads)}
 
 
+def cmd_imagelist(args: argparse.Namespace) -> object:
+    """The image format as the algorithm reads it: ``mx.image.ImageIter`` over a ``.lst`` whose
+    paths are relative to ``path_root``; every sample's labels, in list order (no shuffle)."""
+    shape = tuple(int(x) for x in args.data_shape.split(","))
+    it = mx.image.ImageIter(
+        batch_size=args.batch_size,
+        data_shape=shape,
+        label_width=args.label_width,
+        path_imglist=args.lst,
+        path_root=args.root,
+        shuffle=False,
+        last_batch_handle="pad",
+    )
+    samples = []
+    for batch in it:
+        data = batch.data[0]
+        labels = batch.label[0].asnumpy().reshape(data.shape[0], -1)
+        for i in range(data.shape[0] - batch.pad):
+            samples.append({"labels": [float(x) for x in labels[i]], "mean": float(data[i].mean().asscalar())})
+    return {"samples": samples}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -193,6 +215,13 @@ def main() -> None:
     p.add_argument("rec")
     p.add_argument("idx")
     p.set_defaults(fn=cmd_pixels)
+    p = sub.add_parser("imagelist")
+    p.add_argument("lst")
+    p.add_argument("root")
+    p.add_argument("--data-shape", required=True)
+    p.add_argument("--label-width", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.set_defaults(fn=cmd_imagelist)
     p = sub.add_parser("write")
     p.add_argument("rec")
     p.add_argument("idx")
