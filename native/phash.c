@@ -96,12 +96,13 @@ PyObject *imp_py_phash_box(PyObject *self, PyObject *args) {
 
 /* The 8x8 lowest frequencies of a thumbnail's 2-D DCT-II: (D @ thumb) @ D.T. */
 static void block_dct(double thumb[SIDE][SIDE], const double *dct, double half[LOW][SIDE], double *out) {
-    for (int u = 0; u < LOW; u++)
-        for (int j = 0; j < SIDE; j++) {
-            double acc = 0;
-            for (int i = 0; i < SIDE; i++) acc += dct[u * SIDE + i] * thumb[i][j];
-            half[u][j] = acc;
+    for (int u = 0; u < LOW; u++) { /* rows of the thumbnail in order: the inner loop runs along memory */
+        for (int j = 0; j < SIDE; j++) half[u][j] = 0;
+        for (int i = 0; i < SIDE; i++) {
+            double d = dct[u * SIDE + i];
+            for (int j = 0; j < SIDE; j++) half[u][j] += d * thumb[i][j];
         }
+    }
     for (int u = 0; u < LOW; u++)
         for (int v = 0; v < LOW; v++) {
             double acc = 0;

@@ -224,8 +224,9 @@ def bordered_box(luma: np.ndarray) -> tuple[int, int, int, int]:
 def _clip_outliers(luma: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
     """Grey levels clipped to the content's CLIP..100-CLIP percentiles: a caption or logo in white on
     a dim photo is a few percent of its pixels but most of its contrast, and would decide the hash."""
-    lo, hi = np.percentile(luma[top:bottom, left:right], (CLIP, 100 - CLIP)).round().astype(np.uint8)
-    return np.clip(luma, lo, hi) if hi > lo else luma
+    cdf = np.cumsum(np.bincount(luma[top:bottom, left:right].ravel(), minlength=256))
+    lo, hi = np.searchsorted(cdf, (cdf[-1] * CLIP / 100, cdf[-1] * (100 - CLIP) / 100))
+    return np.clip(luma, lo, hi).astype(np.uint8) if hi > lo else luma
 
 
 def fingerprint(luma: np.ndarray) -> Fingerprint:
