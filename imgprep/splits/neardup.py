@@ -40,7 +40,7 @@ WINDOW_THRESHOLD = 7
 # The check hash (imgprep.imaging.phash) must agree too before two images are linked.  Copies of
 # every kind in tests/dupkinds.py land within it; two unrelated smooth images whose pHashes met by
 # chance mostly do not (benchmarks/bench_dedup.py prints both).
-CHECK_THRESHOLD = 14
+CHECK_THRESHOLD = 12
 
 
 def window_threshold(threshold: int) -> int:
