@@ -1,5 +1,6 @@
-/* Near-duplicate grouping over 64-bit perceptual hashes: multi-index hashing feeding a
- * union-find, so no pair list ever exists.
+/* Near-duplicate grouping over 64-bit perceptual hashes: multi-index hashing feeding either a
+ * union-find (dup_union) or, per hash, the best rank it is confirmed near (dup_lead: the stars the
+ * duplicate groups are made of), so no pair list ever exists.
  *
  * The index holds each distinct hash once, sorted (callers collapse identical hashes first).  Its
  * 64 bits are cut into 4 bands of 16; two hashes within t bits agree within r = t / 4 bits on at

@@ -1,20 +1,23 @@
 """Duplicate groups of a dataset's images, the one implementation behind ``--dedup`` and ``inspect``.
 
 Every image is fingerprinted once (:func:`measure`: content digest plus the crop-, pad- and
-turn-proof pHash of :mod:`imgprep.imaging.phash`), the fingerprints go into :class:`Prints`
-columns, and :func:`find_groups` turns them into groups: images with the same bytes, and images
-whose hashes the multi-index search (:mod:`imgprep.splits.neardup`) finds within ``threshold``
-bits, joined transitively.  No pair list is built: identical digests and identical hashes are
-collapsed first, every search hit goes straight into a union-find, so time and memory follow the
-number of images, not the number of pairs (5,000 copies of one placeholder are one group).
+turn-proof pHash of :mod:`imgprep.imaging.phash`, with its check hashes), the fingerprints go
+into :class:`Prints` columns, and :func:`find_groups` turns them into groups: images with the
+same bytes, and **stars**: a representative (the largest image) and the images that meet the rule
+with it (:func:`linked`: a hash, other orientation or crop window within the threshold, the check
+hashes agreeing).  Never chains: A near B and B near C do not put A with C unless both are near
+the representative, so a group's members are copies of one image, not strangers linked through a
+crowd of look-alikes.  No pair list is built: identical hashes are collapsed first, and the
+multi-index search (:mod:`imgprep.splits.neardup`) keeps per hash only the best-ranked hash it is
+confirmed near, so time and memory follow the number of images, not the number of pairs.
 
-A group is reported with its size and representative (its first image); it is a **leak** when its
-images sit in more than one split and a **label conflict** when they carry different labels.
-Images too small (< 32 px) or too flat (blank frames, swatches) for a hash to tell apart are
-matched by digest only.  ``convert``/``prepare --dedup`` and ``inspect`` both call
-:func:`find_groups` and :func:`summarise`, so they print the same numbers for the same images.
+A group is reported with its size and representative (first); it is a **leak** when its images
+sit in more than one split and a **label conflict** when they carry different labels.  Images
+too small (< 32 px) or too flat (blank frames, swatches) for a hash to tell apart are matched by
+digest only.  ``convert``/``prepare --dedup`` and ``inspect`` both call :func:`find_groups` and
+:func:`findings`, whose result depends on the fingerprints only, not on the order the images come
+in; ``prepare`` fingerprints what pack stores, so ``inspect`` of its output finds the same groups.
 """
-
 from __future__ import annotations
 
 import hashlib

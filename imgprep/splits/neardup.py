@@ -1,20 +1,21 @@
-"""Near-duplicate search over 64-bit perceptual hashes, merged straight into groups.
+"""Near-duplicate search over 64-bit perceptual hashes, straight into groups or stars.
 
 Multi-index hashing (Norouzi et al., 2012): the 64 bits are cut into ``BANDS`` = 4 bands of 16.
 Two hashes within ``threshold`` bits of each other agree within ``r = threshold // BANDS`` bits
 on at least one band (pigeonhole), so a query only meets the hashes in the buckets its bands
-reach by flipping at most ``r`` bits (137 buckets per band for r = 2).  Every hit is merged into
-a union-find at once: no list of pairs is ever built, so memory is bounded by the number of
-distinct hashes whatever the groups' sizes (5,000 copies of one photo are one group, not 12.5M
-pairs), and identical hashes are collapsed before the search even starts.
+reach by flipping at most ``r`` bits (17 buckets per band for r = 1, 137 for r = 2).  No list
+of pairs is ever built: :func:`lead` (what the duplicate groups use) keeps, per distinct hash,
+the best rank of a hash it is near with the check hashes agreeing (a lock-free minimum, the same
+for any number of threads); :func:`merge` joins every hit into a union-find (the old, chaining
+grouping, kept for benchmarks).  Identical hashes are collapsed before the search starts, and a
+bit permutation (:func:`balance`) spreads the almost-constant bits of photo hashes over the bands.
 
-The search runs in the native core (``imgprep._native.dup_union``: C, lock-free union-find,
-GIL released, one thread per core) when it is built, else in numpy (the same buckets, a chunk
-of probes per whole-array step, a Python loop only over hits that join two groups).  Why not
-faiss's binary multi-index hash: its range search returns every pair it finds, which is what
-made identical and flat images quadratic; it would also be a 30 MB dependency for one loop.
+The search runs in the native core (``imgprep._native.dup_lead``/``dup_union``: C, GIL released,
+one thread per core) when it is built, else in numpy (the same buckets, a chunk of probes per
+whole-array step).  Why not faiss's binary multi-index hash: its range search returns every pair
+it finds, which is what made identical and flat images quadratic; it would also be a 30 MB
+dependency for one loop.
 """
-
 from __future__ import annotations
 
 from collections.abc import Iterator
