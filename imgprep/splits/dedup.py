@@ -174,7 +174,7 @@ class Groups:
 
     group: np.ndarray
     kind: np.ndarray
-    exact: np.ndarray  # per image: same digest as its group's first image
+    exact: np.ndarray  # per image: same digest as its group's representative
     hits: int = 0  # search hits merged (pairs seen, never stored)
 
     def count(self, kind: int) -> int:
@@ -375,19 +375,19 @@ def _ordered(pool: ThreadPoolExecutor, fn: Callable[[int], Any], items: Iterable
 
 
 def representatives(groups: Groups) -> np.ndarray:
-    """The images that are split in same-split mode: one per group (its first image)."""
+    """The images that are split in same-split mode: one per group (its representative)."""
     return np.flatnonzero(groups.group == np.arange(len(groups.group)))
 
 
 def expand(splits: Mapping[str, np.ndarray], groups: Groups) -> dict[str, np.ndarray]:
-    """Splits of representatives -> splits of images: each copy right after its group's first image."""
+    """Splits of representatives -> splits of images: each copy right after its group's representative."""
     members = groups.members()
     return {name: np.array([j for i in idx.tolist() for j in members.get(i, (i,))], dtype=np.int64)
             for name, idx in splits.items()}
 
 
 def regroup(splits: Mapping[str, np.ndarray], groups: Groups) -> dict[str, np.ndarray]:
-    """For splits that came with the data: move copies into their group's first image's split."""
+    """For splits that came with the data: move copies into their group's representative's split."""
     where = {int(i): name for name, idx in splits.items() for i in idx.tolist()}
     out: dict[str, list[int]] = {name: [] for name in splits}
     for name, idx in splits.items():
