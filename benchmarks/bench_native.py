@@ -5,6 +5,7 @@ YCbCr planes natively; im2rec: cv2 INTER_LINEAR, no antialiasing).  Corpora from
 benchmarks/corpus.py (real photos; ``--synthetic`` for offline development only).
 
     .venv/bin/python benchmarks/bench_native.py [--corpus small --corpus large] [--runs 3] [--repeat N]
+        [--baseline DIR]
 
 Rows:
 - ``bare C loop``: benchmarks/bare_loop.c, the native core with files in memory, no Python, no
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-cli", action="store_true")
     ap.add_argument("--skip-parity", action="store_true", help="skip the PSNR check against the Pillow path")
     ap.add_argument("--quick", action="store_true", help="1 round, small corpus, no parity check")
+    ap.add_argument("--baseline", type=Path,
+                    help="another checkout (its core built in it): its native pack beside this one's")
     args = ap.parse_args(argv)
     if args.quick:
         args.runs, args.skip_parity, args.corpus = 1, True, args.corpus or ["small"]
@@ -171,7 +174,26 @@ def main(argv: list[str] | None = None) -> int:
         limit = max(ips for label, ips, _ in rows if label.startswith("bare") and "1 process" not in label)
         for label, ips, note in rows:
             print(f"{label:<46} {ips:9.1f} img/s  {ips / limit:6.1%} of the bare loop  {note}")
+        print(figure(name, rows, limit))
     return 0
+
+
+# issue 32's figures (2-core VM, quiet): the native pack as a share of the bare loop, and the target
+REFERENCE = {"large": "0.89 (0.93 before)", "small": "0.97"}
+TARGET = 0.90
+
+
+def figure(corpus: str, rows: list[tuple[str, float, str]], limit: float) -> str:
+    """The native pack against the bare loop, this checkout (and the baseline) beside issue 32's
+    figure and the target."""
+    got = {label: ips / limit for label, ips, _ in rows}
+    parts = [f"this checkout {got['imgprep pack, native']:.2f}"] if "imgprep pack, native" in got else []
+    if "baseline: imgprep pack, native" in got:
+        parts.append(f"baseline {got['baseline: imgprep pack, native']:.2f}")
+    if not parts:
+        return ""
+    return (f"figure, {corpus}: native pack / bare loop = {', '.join(parts)}; issue 32: "
+            f"{REFERENCE.get(corpus, '?')}; target >= {TARGET:.2f}")
 
 
 def whole_process_rows(c, lst: Path, files: list[Path], n: int, exe: Path, args, work: Path):
@@ -225,6 +247,11 @@ def cli_commands(c, lst: Path, args, work: Path) -> dict[str, tuple[list[str], d
             [imgprep, "pack", str(lst), "-o", str(out / "nat"), *common, *transform],
             bench_env(IMGPREP_NATIVE="1"),
         ),
+        **({} if args.baseline is None else {"baseline: imgprep pack, native": (
+            [sys.executable, "-c", "import sys; from imgprep.cli.main import main; main(sys.argv[1:])", "pack",
+             str(lst), "-o", str(out / "nat-base"), *common, *transform],
+            bench_env(IMGPREP_NATIVE="1", PYTHONPATH=str(args.baseline.resolve())),
+        )}),
         "imgprep pack, Pillow path": (
             [imgprep, "pack", str(lst), "-o", str(out / "pil"), *common, *transform],
             bench_env(IMGPREP_NATIVE="0"),

@@ -20,7 +20,7 @@ where the ~0.2 s of botocore import and client set-up is amortised as on a real 
 Client CPU (whole process tree) is reported too: on a busy shared machine it is steadier than
 wall time.
 
-    .venv/bin/python benchmarks/bench_s3.py [--quick] [--runs 3] [--input-only] [--json FILE]
+    .venv/bin/python benchmarks/bench_s3.py [--quick] [--runs 3] [--input-only] [--baseline DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -52,7 +52,23 @@ from common import (  # noqa: E402
 )
 from corpus import get_corpus  # noqa: E402
 
-IMGPREP = [sys.executable, "-c", "import sys; from imgprep.cli.main import main; main(sys.argv[1:])"]
+# The pack's own peak RSS (VmHWM, read at exit) and whether botocore was imported: wait4's
+# ru_maxrss of a child also counts what its pre-exec copy of this process held (this process holds
+# the corpus upload's boto3 client), and sampling every 50 ms misses short peaks.
+OWN_PEAK = """
+import atexit, sys
+def _own_peak():
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+    sys.stderr.write("\\nbench-own-peak-kib %d botocore %d\\n" % (kib, "botocore.client" in sys.modules))
+atexit.register(_own_peak)
+from imgprep.cli.main import main
+main(sys.argv[1:])
+"""
+IMGPREP = [sys.executable, "-c", OWN_PEAK]
+# issue 32's figures for --root s3:// -> local (2-core VM, quiet), and the targets
+REFERENCE = {"ratio": "1.72–2.00× (1.59× before)", "rss": "98–99 MiB (57 before)"}
+TARGET = {"ratio": 1.6, "rss_mib": 80, "cpu_ms": 0.5}
 STREAM = """
 import sys
 from imgprep.formats.recordio import RecordWriter
@@ -96,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic", action="store_true", help="synthetic corpus (offline development only)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--input-only", action="store_true", help="only the --root DIR vs --root s3:// comparison")
+    ap.add_argument("--baseline", type=Path,
+                    help="another checkout (its core built in it): its --root DIR and --root s3:// runs beside these")
     ap.add_argument("--no-pinned", dest="pinned", action="store_false",
                     help="skip the runs with client and server on their own cores")
     a = ap.parse_args(argv)
@@ -134,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             "pack --root s3:// → local": lambda: run_measured([*from_s3, "-o", str(work / "s3in" / "train")], env=env),
             "pack --root s3:// → S3": lambda: run_measured([*from_s3, "-o", "s3://bench/s3s3/train"], env=env),
         }
+        if a.baseline is not None:
+            old_env = bench_env(PYTHONPATH=str(a.baseline.resolve()), **s3servers.server_env())
+            commands["baseline: pack → local"] = lambda: (
+                shutil.rmtree(work / "local-base", ignore_errors=True),
+                run_measured([*pack, "-o", str(work / "local-base" / "train")], env=old_env))[1]
+            commands["baseline: pack --root s3:// → local"] = lambda: run_measured(
+                [*from_s3, "-o", str(work / "s3in-base" / "train")], env=old_env)
         if not a.input_only:
             commands["pack → S3"] = lambda: run_measured(
                 [*pack, "-o", "s3://bench/pack/train", "--endpoint-url", ep], env=env
@@ -195,11 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, m in results.items():
         base_name = "pack → local" if "--root s3://" in name else name.replace("→ S3", "→ local")
+        if name.startswith("baseline: "):
+            base_name = "baseline: pack → local"
         base = results[base_name.replace(", 8 MiB shards", "")].wall_s
         rows.append([name, f"{m.wall_s:.2f} s", f"{m.wall_s / base:.2f}×", f"{m.cpu_s:.2f} s",
-                     f"{server_cpu.get(name, 0):.1f} s", mib(m.peak("max_rss_kib")), mib(m.peak("tree_pss_kib"))])
+                     f"{server_cpu.get(name, 0):.1f} s", _own(m), mib(m.peak("tree_pss_kib"))])
     print(table(["command", "median wall", "vs local", "client CPU", "server CPU (last run)",
-                 "max RSS (1 process)", "peak PSS (tree)"], rows))
+                 "peak RSS (own VmHWM)", "peak PSS (tree)"], rows))
+    print()
+    print(figures(results, corpus.count))
     local_cpu = results["pack → local"].cpu_s
     per_image = {}
     for name in ("pack --root s3:// → local",):
@@ -213,6 +242,46 @@ def main(argv: list[str] | None = None) -> int:
                   "byte_identical": identical}
         a.json.write_text(json.dumps(report, indent=2))
     return 0
+
+
+def _own_peak(run: RunResult) -> tuple[int, bool] | None:
+    """The pack's own VmHWM (KiB) and whether it imported botocore, from its last line."""
+    for line in reversed(run.output_tail.splitlines()):
+        if line.startswith("bench-own-peak-kib "):
+            _, kib, _, boto = line.split()
+            return int(kib), boto == "1"
+    return None
+
+
+def _own(m: object) -> str:
+    peaks = [p for p in (_own_peak(r) for r in m.runs) if p]  # type: ignore[attr-defined]
+    return mib(max(k for k, _ in peaks)) if peaks else "?"
+
+
+def figures(results: dict, count: int) -> str:
+    """Issue 32's figures for ``--root s3://`` → local, side by side: this checkout, the baseline
+    (when run), the issue's reference and the target.  Wall ratios need a quiet machine; the
+    peak RSS, client CPU per fetched image and botocore import do not."""
+    cols = [("this checkout", "")] + ([("baseline", "baseline: ")] if "baseline: pack → local" in results else [])
+    rows = []
+    for label, key in (("wall, --root s3:// / --root DIR", "ratio"), ("peak RSS of the pack (VmHWM)", "rss"),
+                       ("client CPU per fetched image", "cpu"), ("botocore imported", "boto")):
+        row = [label]
+        for _, tag in cols:
+            local, s3 = results[f"{tag}pack → local"], results[f"{tag}pack --root s3:// → local"]
+            peaks = [p for p in (_own_peak(r) for r in s3.runs) if p]
+            if key == "ratio":
+                row.append(f"{s3.wall_s / local.wall_s:.2f}×")
+            elif key == "rss":
+                row.append(mib(max(k for k, _ in peaks)) if peaks else "?")
+            elif key == "cpu":
+                row.append(f"{(s3.cpu_s - local.cpu_s) / count * 1000:.2f} ms")
+            else:
+                row.append("yes" if any(b for _, b in peaks) else "no")
+        target = {"ratio": f"≤ {TARGET['ratio']}×", "rss": f"≤ {TARGET['rss_mib']} MiB",
+                  "cpu": f"≤ {TARGET['cpu_ms']} ms", "boto": "no (reads go through obstore)"}[key]
+        rows.append([*row, REFERENCE.get(key, ""), target])
+    return table(["--root s3:// → local", *(c for c, _ in cols), "issue 32 (before)", "target"], rows)
 
 
 if __name__ == "__main__":

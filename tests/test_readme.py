@@ -78,7 +78,7 @@ def test_the_training_loop_checkpoints_by_global_step_and_resumes_counting(prepa
     assert first.returncode == 0, first.stderr
     assert first.stdout.split() == ["steps", "3", "head", "3"]  # the head has the dataset's 3 classes
     ckpt = torch.load(tmp_path / "ckpt.pt")
-    assert ckpt["step"] == 2 and (ckpt["data"]["epoch"], ckpt["data"]["position"]) == (1, 9)
+    assert ckpt["step"] == 2 and (ckpt["data"]["epoch"], ckpt["data"]["consumed"]) == (1, 9)  # all 9 of epoch 1
 
     again = _run_loop(prepared, tmp_path, epochs=4, save_every=2)  # resumes after step 2: epochs 2 and 3
     assert again.returncode == 0, again.stderr

@@ -163,7 +163,7 @@ _COMMAND = [
     Option(("--image-format",), "Files written under OUTDIR/images/ (PNG is lossless).", ("png", "jpg"), "png",
            show_default=True, kinds=("mnist",)),
     Option(("--channels",), "3 (RGB, image_shape 3,28,28) or 1 (grayscale, 1,28,28).", ("3", "1"), "3",
-           show_default=True, kinds=("mnist",)),
+           show_default=True, kinds=("mnist",), parse=int),
     Option(("lists",), nargs=-1, required=True, metavar="LST [LST ...]", argument=True),
     Option(("--root",), "Directory (or s3:// prefix) the list's paths are relative to.", required=True,
            id="pack_root"),

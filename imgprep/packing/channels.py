@@ -110,7 +110,7 @@ def _opened(source: str | ImageSource, outdir: str, spec: TransformSpec | None,
     image_source = resolve(source, storage, follow_outside=options.follow_links_outside_root)
     try:
         with sigterm_as_interrupt():
-            check_access(storage, writes=[outdir.rstrip("/") + "/"], reads=[source])
+            check_access(storage, writes=[outdir.rstrip("/") + "/"], images=[source])
             with locked(outdir, storage) if lock else nullcontext():
                 yield ChannelWriter(image_source, outdir, spec, options, storage)
     finally:

@@ -266,7 +266,7 @@ def pack(
         # SIGTERM unwinds like Ctrl-C from here on, taking the lock included (it may hang on S3).
         with sigterm_as_interrupt():
             # S3 credentials, bucket and write permission: one line naming the output, before the lock
-            check_access(storage, writes=[prefix], reads=[source])
+            check_access(storage, writes=[prefix], images=[source])
             try:
                 progress = publisher.begin(options.resume)  # the lock, and where to start: nothing removed
             except AlreadyComplete as done:
@@ -451,20 +451,27 @@ class Packer:
         return self.publisher.finish(len(skipped)), report
 
     def _probe(self) -> None:
-        """``--executor auto`` measured on the images themselves: the first chunk is made here,
-        before any worker starts, and when the native batch left most of it to Python one image
-        at a time (PNGs, CMYK JPEGs: Pillow, holding the GIL), the run takes processes instead
-        of threads.  Deciding before the pool starts keeps the fork of a process pool safe
-        (no thread is running yet) and costs nothing: the chunk is the run's first."""
+        """``--executor auto`` measured on the images themselves: the run's first chunks are made
+        here, before the pool starts, and when the native batch left most of them to Python one
+        image at a time (PNGs, CMYK JPEGs: Pillow, holding the GIL), the run takes processes
+        instead of threads.  Deciding before the pool starts keeps the fork of a process pool
+        safe: the probe's threads are joined first.  It costs little: a few images per worker,
+        made on every worker's core at once (one chunk made alone kept the other cores waiting)."""
         if self.kind != "thread" or self.options.executor != "auto":
             return
-        cut = self._cut()
-        if cut is None:
+        if self.cutter is None:  # run() makes it first
+            raise RuntimeError("imgprep bug: a chunk cut before the list was opened")
+        cuts: list[_Cut] = []
+        while len(cuts) < self.workers and (cut := self.cutter.cut(min(self._sizer.limit(), CHUNK_PROBE))):
+            cuts.append(cut)
+        if not cuts:
             return
-        chunk = _make_chunk(cut, self.source)
-        packed = run_chunk(self.ctx, chunk)
-        self.pending.append(_InFlight(None, cut, chunk, packed))
-        if 2 * packed.by_python > len(chunk) and not _daemonic() and not _forkserver_reimports_main():
+        chunks = [_make_chunk(cut, self.source) for cut in cuts]
+        made = _beside(self.ctx, chunks)
+        for cut, chunk, packed in zip(cuts, chunks, made, strict=True):
+            self.pending.append(_InFlight(None, cut, chunk, packed))
+        by_python, items = sum(p.by_python for p in made), sum(len(c) for c in chunks)
+        if 2 * by_python > items and not _daemonic() and not _forkserver_reimports_main():
             self.kind = "process"
 
     def _feed(self) -> None:
@@ -507,7 +514,7 @@ class Packer:
     def _cut(self) -> _Cut | None:
         if self.cutter is None:  # run() makes it first
             raise RuntimeError("imgprep bug: a chunk cut before the list was opened")
-        return self.cutter.cut(self._sizer.limit())
+        return self.cutter.cut(self._sizer.limit(len(self.items) - self.cutter.position))
 
     def _append(self, flight: _InFlight) -> bool:
         """Write one finished chunk's records in list order and report its skipped images; True
@@ -582,6 +589,31 @@ def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: I
         # a second time): threads give the same bytes.
         return "thread"
     return kind
+
+
+def _beside(ctx: WorkerContext, chunks: list[Chunk]) -> list[Packed]:
+    """Each chunk made on a thread of its own (the first on this one), all joined before return."""
+    made: list[Packed | BaseException | None] = [None] * len(chunks)
+
+    def make(k: int) -> None:
+        try:
+            made[k] = run_chunk(ctx, chunks[k])
+        except BaseException as exc:  # noqa: BLE001 - raised on the calling thread below
+            made[k] = exc
+
+    threads = [threading.Thread(target=make, args=(k,), name=f"imgprep-probe-{k}", daemon=True)
+               for k in range(1, len(chunks))]
+    for thread in threads:
+        thread.start()
+    try:
+        make(0)
+    finally:
+        for thread in threads:
+            thread.join()
+    for packed in made:
+        if isinstance(packed, BaseException):
+            raise packed
+    return made  # type: ignore[return-value]
 
 
 class _Cut(NamedTuple):
@@ -682,9 +714,12 @@ def _make_chunk(cut: _Cut, source: ImageSource) -> Chunk:
 
 CHUNK_RECORDS = 256  # most items per chunk: beyond this a chunk's Python costs nothing per image
 CHUNK_FIRST = 16  # items per chunk until the size of records is known
+CHUNK_PROBE = 4  # items per worker --executor auto packs before the pool starts (Packer._probe)
 CHUNK_BYTES = 1 << 20  # records per chunk aimed at: bounds the window's memory (window x this)
 CHUNK_SECONDS = 0.2  # work per chunk aimed at: a chunk in C cannot be interrupted (Ctrl-C, SIGTERM)
-CHUNK_INPUT = 4 << 20  # cap on in-memory input bytes per chunk (fetched files, arrays)
+# cap on in-memory input bytes per chunk (fetched files, arrays): the window holds window x this
+# besides its records, so a pack reading s3:// keeps to a local pack's memory plus its client
+CHUNK_INPUT = 512 << 10
 
 
 class _ChunkSizer:
@@ -700,7 +735,7 @@ class _ChunkSizer:
     """
 
     def __init__(self, total: int, workers: int, requested: int) -> None:
-        self.requested = requested
+        self.requested, self.workers = requested, workers
         self.spread = max(1, total // (workers * 8))
         self.items = self.bytes = 0
         self.seconds = 0.0
@@ -710,9 +745,16 @@ class _ChunkSizer:
         self.bytes += records_bytes
         self.seconds += seconds
 
-    def limit(self) -> int:
+    def limit(self, remaining: int | None = None) -> int:
+        """Items for the next chunk; ``remaining``: items left in the list, so that the last
+        chunks shrink and no worker sits idle while another finishes a long one."""
         if self.requested:
             return self.requested
+        if remaining is not None:
+            return min(self._limit(), max(1, remaining // (2 * self.workers)))
+        return self._limit()
+
+    def _limit(self) -> int:
         if not self.items:
             limit = CHUNK_FIRST
         else:

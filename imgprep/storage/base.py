@@ -257,10 +257,11 @@ class Store(abc.ABC):
         """Refuse (:class:`~imgprep.errors.UsageError`), before any work, a name this store could not
         write with its temporary (local) or its upload marker (S3).  No limit by default."""
 
-    def probe(self, uri: str, *, write: bool) -> None:  # noqa: B027 - local runs fail fast anyway
+    def probe(self, uri: str, *, write: bool, images: bool = False) -> None:  # noqa: B027 - local runs fail fast anyway
         """Fail now, with one line naming ``uri`` and the cause, if the run could not write under
         it (``write``) or read it: credentials, bucket, permission.  Called before any image is
-        read; a store whose failures come at once anyway keeps this no-op."""
+        read; a store whose failures come at once anyway keeps this no-op.  ``images``: ``uri``
+        is an image root, to be read through the client images are read with."""
 
     def close(self) -> None:  # noqa: B027 - stores without resources keep this no-op
         """Release clients and threads."""

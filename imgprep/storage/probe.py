@@ -9,12 +9,13 @@ and turns whatever S3 answers into one line naming the location and the cause.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from imgprep.errors import StorageError
-from imgprep.storage.s3_base import S3Access, error_code, is_not_found, is_silence, parse_s3_uri
+from imgprep.storage.s3_base import S3Access, S3Reads, error_code, is_not_found, is_silence, parse_s3_uri
 
 if TYPE_CHECKING:
     from imgprep.storage.base import Store
@@ -35,18 +36,25 @@ _CAUSES = {
 }
 
 
-def check_access(store: Store, *, reads: Iterable[object] = (), writes: Iterable[object] = ()) -> None:
-    """Probe every output and every input location of a run through ``store`` (outputs first;
+def check_access(store: Store, *, reads: Iterable[object] = (), writes: Iterable[object] = (),
+                 images: Iterable[object] = ()) -> None:
+    """Probe every output, input and image root of a run through ``store`` (outputs first;
     anything that is not a string — None, an in-memory source — is skipped): what would fail
-    the run fails now, before any image is read."""
-    seen: set[tuple[str, bool]] = set()
-    for uri, write in [*((w, True) for w in writes), *((r, False) for r in reads)]:
+    the run fails now, before any image is read.  ``images`` are read with the client that will
+    read the images (on S3: obstore, not botocore)."""
+    seen: set[tuple[str, bool, bool]] = set()
+    wanted = [*((w, True, False) for w in writes), *((r, False, False) for r in reads),
+              *((i, False, True) for i in images)]
+    for uri, write, image_root in wanted:
         if isinstance(uri, os.PathLike):
             uri = os.fspath(uri)
-        if not isinstance(uri, str) or not uri or (uri, write) in seen:
+        if not isinstance(uri, str) or not uri or (uri, write, image_root) in seen:
             continue
-        seen.add((uri, write))
-        store.probe(uri, write=write)
+        seen.add((uri, write, image_root))
+        if image_root:
+            store.probe(uri, write=False, images=True)
+        else:
+            store.probe(uri, write=write)
 
 
 def probe_s3(store: S3Access, uri: str, *, write: bool) -> None:
@@ -92,6 +100,51 @@ def no_bucket(bucket: str, client: object) -> str:
     return f"the bucket {bucket} does not exist{where}"
 
 
+_CODE = re.compile(r"<Code>([A-Za-z0-9]+)</Code>")
+NO_CREDENTIALS = ("no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                  "or run where a role provides them)")
+
+
+def probe_image_root(store: S3Reads, uri: str) -> None:
+    """Check that the image root ``uri`` (a prefix) can be listed, through obstore: one LIST of
+    at most one key, with the same lines as :func:`probe_s3` for the same causes."""
+    import obstore
+
+    bucket, key = parse_s3_uri(uri)
+    try:
+        objects = store.object_store(bucket)
+    except StorageError:  # the one failure of making it: no credentials anywhere in botocore's chain
+        raise StorageError(f"cannot read this location: {NO_CREDENTIALS}", path=uri) from None
+    try:
+        next(iter(obstore.list(objects, prefix=key.strip("/") or None, chunk_size=1)), None)
+    except Exception as exc:  # noqa: BLE001 - every obstore failure becomes the one line below
+        why = _objects_cause(exc, bucket, store.config.endpoint)
+        raise StorageError(f"cannot read this location: {why}", path=uri) from None
+
+
+def _objects_cause(exc: BaseException, bucket: str, endpoint: str | None) -> str:
+    """obstore's error text carries S3's XML answer (its ``Code``) or says no answer came."""
+    text = str(exc)
+    found = _CODE.search(text)
+    code = found.group(1) if found else ""
+    if not code and "403 Forbidden" in text:
+        code = "403"
+    if code == "NoSuchBucket":
+        where = f" at {endpoint} (is --endpoint-url right?)" if endpoint else ""
+        return f"the bucket {bucket} does not exist{where}"
+    if code in _CAUSES:
+        return _CAUSES[code].format(bucket=bucket, action="read", where=bucket)
+    if "status code" not in text:
+        return f"the endpoint does not answer ({_gist(text)})"
+    return code or _gist(text)
+
+
+def _gist(text: str) -> str:
+    """obstore's first line, without its Rust debug chain."""
+    first = text.strip().split("\n", 1)[0]
+    return " ".join(first.split())[:300]
+
+
 def _bucket_exists(client: object, bucket: str, errors: tuple[type[Exception], ...]) -> bool:
     """HeadBucket: False for a missing bucket (some servers would create one on the first
     PutObject instead of refusing it).  A 403 here says nothing: the credentials may lack
@@ -111,8 +164,7 @@ def cause(exc: BaseException, bucket: str, action: str, where: str) -> str:
     """Why an S3 call failed, in words a user can act on."""
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
-        return ("no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
-                "or run where a role provides them)")
+        return NO_CREDENTIALS
     if name in ("ProfileNotFound", "NoRegionError"):
         return " ".join(str(exc).split())
     code = error_code(exc)

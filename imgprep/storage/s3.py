@@ -22,7 +22,7 @@ from imgprep.errors import ChangedError, ImageError, StorageError, UsageError
 from imgprep.storage.base import Entry, Output, Store
 from imgprep.storage.budget import UploadBudget
 from imgprep.storage.locks import Lock, OtherWriterError, dead_here, holder, lock_body
-from imgprep.storage.probe import probe_s3
+from imgprep.storage.probe import probe_image_root, probe_s3
 from imgprep.storage.s3_base import (
     MiB,
     boto_errors,
@@ -369,8 +369,14 @@ class S3Store(Store):
             raise storage_error(prefix, "listing", exc) from None
         return found
 
-    def probe(self, uri: str, *, write: bool) -> None:
-        probe_s3(self, uri, write=write)
+    def probe(self, uri: str, *, write: bool, images: bool = False) -> None:
+        if images and not write:
+            # Through obstore, which reads the images: a run reading s3:// images into a local
+            # output then never makes a botocore client (its import and service model stay
+            # resident through the whole pack, and cost a fixed CPU share per run).
+            probe_image_root(self, uri)
+        else:
+            probe_s3(self, uri, write=write)
 
     def image_source(self, root: str) -> S3ImageSource:
         return S3ImageSource(root, self)

@@ -167,8 +167,8 @@ class Storage(Store):
     def check_name(self, uri: str) -> None:
         self.for_uri(uri).check_name(uri)
 
-    def probe(self, uri: str, *, write: bool) -> None:
-        self.for_uri(uri).probe(uri, write=write)
+    def probe(self, uri: str, *, write: bool, images: bool = False) -> None:
+        self.for_uri(uri).probe(uri, write=write, images=images)
 
     def close(self) -> None:
         if self._s3 is not None:
