@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="threshold of the photo recall part (the search at scale runs at --scale-threshold)")
     parser.add_argument("--scale-threshold", type=int, default=neardup.DEFAULT_THRESHOLD,
                         help="threshold of the search at scale (both)")
-    parser.add_argument("--quick", action="store_true", help="100k hashes only, 20 photo views")
+    parser.add_argument("--quick", action="store_true", help="100k hashes only, 1,000 fields, 20 photo views")
     parser.add_argument("--bits", choices=("photo", "uniform"), default="photo",
                         help="hash bits at scale: with real photos' frequencies, or well spread")
     parser.add_argument("--fields", type=int, default=10_000, help="smooth random fields (0: skip)")
@@ -446,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.sizes, args.old_max, args.photos, args.skip_degenerate = "100000", 0, 20, True
+        args.fields = min(args.fields, 1000)
     print(f"# bench_dedup: {os.cpu_count()} CPUs, {args.workers} workers (ratios hold; absolute figures drift "
           "on a shared machine)")
     if not args.skip_scale:
