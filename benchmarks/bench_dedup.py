@@ -1,27 +1,37 @@
 """Duplicate search and grouping: time and memory to ImageNet scale, recall per copy kind, precision.
 
-Three parts, each side by side with the search it replaced (the numpy multi-index search that
-listed every pair, and the plain mirror-aware pHash), run in one process so ratios hold on a
-shared machine:
+Four parts, each side by side with what it replaced (the numpy multi-index search that listed
+every pair, the plain mirror-aware pHash, groups chained through every link), run on one
+machine so ratios hold on a shared one:
 
-1. **Scale**: well-spread random hashes at 100k, 400k and 1.33M images, each image with its
-   whole-image hash, 9 crop-window hashes and (for 15% of them) one alternate orientation, as
-   ``find_groups`` queries them.  Time and peak memory of the search above its inputs (sampled
-   RSS), per image.  The old search runs only up to ``--old-max`` (it is quadratic past ~65k).
+1. **Scale**: fingerprints at 100k, 400k and 1.33M images, each image with its whole-image hash,
+   11 crop-window hashes and (for 15% of them) one alternate orientation, with their check
+   hashes, as ``find_groups`` queries them.  ``--bits photo`` draws every bit with the frequency
+   it has in real photos' fingerprints (a photo hash's DC and first-harmonic bits are almost
+   always set: measured on benchmarks/corpus.py's photos, or on tests/imgfactory.py's when they
+   cannot be fetched); ``--bits uniform`` draws well-spread hashes.  Each size runs in a fresh
+   process: time, CPU and the **exact** peak memory of the search above its inputs (``VmHWM``
+   after ``clear_refs`` resets it), per image.  The old search runs only up to ``--old-max``.
 2. **Degenerate data**: n identical images and n flat images of different colours, old vs new.
-3. **Real photos** (benchmarks/corpus.py's Debian wallpaper photos): two overlapping views of
+3. **Smooth random fields** (tests/fields.py: sums of three sinusoids, 64-96 px): distinct images
+   whose hashes crowd together.  Groups, images in groups, the largest group and the distance of
+   each member to its representative: stars (new) vs every link chained (old).
+4. **Real photos** (benchmarks/corpus.py's Debian wallpaper photos): two overlapping views of
    each photo are the *distinct* set (same scene, different framing: must not be grouped), and
    each view gets one copy of every kind in tests/dupkinds.py.  Recall per kind and false
    groups, old fingerprint vs new.
 
-    python benchmarks/bench_dedup.py                      # all three, 100k/400k/1.33M
-    python benchmarks/bench_dedup.py --sizes 100000 --skip-photos
+    python benchmarks/bench_dedup.py --bits photo         # all four, 100k/400k/1.33M
+    python benchmarks/bench_dedup.py --sizes 20000 --fields 1000 --photos 10 --old-max 0   # a tiny check
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -120,41 +130,113 @@ def _col(typecode: str, values: np.ndarray) -> array:
     return out
 
 
-def random_prints(n: int, seed: int = 0) -> dedup.Prints:
-    """Fingerprint columns of n photos with well-spread hashes (one alternate orientation for 15%)."""
+def _hashes(rng: np.random.Generator, k: int, freq: np.ndarray | None) -> np.ndarray:
+    """k hashes, each bit set with its frequency in ``freq`` (None: 1/2, well spread)."""
+    if freq is None:
+        return rng.integers(0, 2**64 - 1, k, dtype=np.uint64, endpoint=True)
+    out = np.zeros(k, np.uint64)
+    for lo in range(0, k, 1 << 18):
+        bits = rng.random((min(k - lo, 1 << 18), 64)) < freq
+        out[lo: lo + len(bits)] = (bits.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(1, dtype=np.uint64)
+    return out
+
+
+def random_prints(n: int, seed: int = 0, freq: np.ndarray | None = None) -> dedup.Prints:
+    """Fingerprint columns of n photos (one alternate orientation for 15%), hashes drawn bit by bit
+    with ``freq`` (None: well spread); check hashes well spread."""
     rng = np.random.default_rng(seed)
     alt = np.flatnonzero(rng.random(n) < 0.15)
+    w = dedup.WINDOWS
     return dedup.Prints(
         digest=_col("Q", rng.integers(0, 2**63, n, dtype=np.uint64)),
-        hash=_col("Q", rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)),
+        hash=_col("Q", _hashes(rng, n, freq)),
         kind=_col("B", np.zeros(n, np.uint8)),
-        windows=_col("Q", rng.integers(0, 2**64 - 1, n * dedup.WINDOWS, dtype=np.uint64, endpoint=True)),
-        alt_hash=_col("Q", rng.integers(0, 2**64 - 1, len(alt), dtype=np.uint64, endpoint=True)),
+        windows=_col("Q", _hashes(rng, n * w, freq)),
+        alt_hash=_col("Q", _hashes(rng, len(alt), freq)),
         alt_row=_col("q", alt.astype(np.int64)),
+        check=_col("Q", _hashes(rng, n, None)),
+        area=_col("Q", rng.integers(10_000, 200_000, n).astype(np.uint64)),
+        window_check=_col("Q", _hashes(rng, n * w, None)),
+        alt_check=_col("Q", _hashes(rng, len(alt), None)),
     )
 
 
-def scale(sizes: list[int], old_max: int, workers: int, threshold: int) -> None:
-    print(f"\n## Search at scale (random well-spread hashes, threshold {threshold}, crop windows "
-          f"{min(threshold, neardup.WINDOW_THRESHOLD)}; the old search: threshold {threshold}, hash and mirror)\n")
-    print("| images | new: wall | new: CPU | new: peak above inputs | per image | old: wall | old: CPU | old: peak "
-          "| old pairs |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+def photo_bit_frequencies(count: int = 400) -> tuple[np.ndarray, str]:
+    """How often each hash bit is set in real photos' fingerprints (whole images and windows)."""
+    try:
+        import corpus
+
+        paths = corpus.find_photos(corpus.fetch_photo_packages())[:count]
+        blobs = [p.read_bytes() for p in paths]
+        source = f"{len(blobs)} Debian wallpaper photos"
+    except Exception as exc:  # noqa: BLE001 - offline: the synthetic photos stand in, and say so
+        import imgfactory
+
+        blobs = [imgfactory.jpeg(320, 240, seed=s) for s in range(count)]
+        source = f"{count} tests/imgfactory.py photos (real photos unavailable: {exc})"
+    hashes = []
+    for blob in blobs:
+        fp = dedup.measure(blob).print
+        if fp is not None and not fp.flat:
+            hashes += [fp.hash, *fp.windows]
+    h = np.array(hashes, np.uint64)
+    return ((h[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)).mean(0), source
+
+
+def _vm(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def scale_child(n: int, workers: int, threshold: int, freq: list[float] | None) -> dict[str, float]:
+    """One size in this (fresh) process: the search's exact peak above its inputs."""
+    import ctypes
+    import gc
+
+    prints = random_prints(n, freq=None if freq is None else np.array(freq))
+    gc.collect()
+    ctypes.CDLL(None).malloc_trim(0)  # pages freed while drawing the inputs go back: the baseline is the inputs
+    base = _vm("VmRSS")
+    with open("/proc/self/clear_refs", "w") as fh:  # resets VmHWM to the current RSS
+        fh.write("5")
+    t0, c0 = time.perf_counter(), time.process_time()
+    groups = dedup.find_groups(prints, threshold, workers=workers)
+    return {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "peak": _vm("VmHWM") - base,
+            "groups": len(groups.members())}
+
+
+def scale(sizes: list[int], old_max: int, workers: int, threshold: int, bits: str) -> None:
+    freq, source = photo_bit_frequencies() if bits == "photo" else (None, "")
+    what = f"bits drawn with real photos' frequencies ({source})" if freq is not None else "well-spread random hashes"
+    print(f"\n## Search at scale ({what}; threshold {threshold}, crop windows {neardup.window_threshold(threshold)},"
+          f" checks {neardup.CHECK_THRESHOLD}; the old search: threshold {threshold}, hash and mirror)\n")
+    if freq is not None:
+        print("bit frequencies, by band (bits 0-15, 16-31, 32-47, 48-63): "
+              + "; ".join(" ".join(f"{f:.2f}" for f in freq[b * 16:(b + 1) * 16]) for b in range(4)) + "\n")
+    print("| images | new: wall | new: CPU | new: exact peak above inputs | per image | growth (CPU) | old: wall "
+          "| old: CPU | old: peak | old pairs |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    last = None
     for n in sizes:
-        prints = random_prints(n)
-        with Peak() as new:
-            groups = dedup.find_groups(prints, threshold, workers=workers)
-        old_cells = "not run (quadratic: minutes to hours)"
+        arg = json.dumps({"n": n, "workers": workers, "threshold": threshold,
+                          "freq": None if freq is None else freq.tolist()})
+        out = subprocess.run([sys.executable, __file__, "--child", arg], capture_output=True, text=True, check=True)
+        new = json.loads(out.stdout.strip().splitlines()[-1])
+        growth = "" if last is None else f"n^{np.log(new['cpu'] / last[1]) / np.log(n / last[0]):.2f}"
+        last = (n, new["cpu"])
+        old_cells = "not run (quadratic: minutes to hours) | | | "
         if n <= old_max:
+            prints = random_prints(n, freq=freq)
             mirrors = np.random.default_rng(1).integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
             with Peak() as old:
                 pairs = old_near_pairs(prints.column("hash"), mirrors, threshold)
             old_cells = f"{old.seconds:.1f} s | {old.cpu:.1f} s | {old.extra / 2**20:.0f} MiB | {len(pairs):,}"
-        else:
-            old_cells = f"{old_cells} | | | "
-        print(f"| {n:,} | {new.seconds:.1f} s | {new.cpu:.1f} s | {new.extra / 2**20:.0f} MiB | {new.extra / n:.0f} B "
-              f"| {old_cells} |")
-        del groups, prints
+            del prints
+        print(f"| {n:,} | {new['seconds']:.1f} s | {new['cpu']:.1f} s | {new['peak'] / 2**20:.0f} MiB | "
+              f"{new['peak'] / n:.0f} B | {growth} | {old_cells} |", flush=True)
 
 
 def degenerate(workers: int) -> None:
@@ -198,10 +280,77 @@ def degenerate(workers: int) -> None:
               f"({groups.count(dedup.FLAT):,} flagged low-information) | {old} |")
 
 
-def photos(count: int, workers: int, threshold: int) -> None:
+def _chained(prints: dedup.Prints, threshold: int, workers: int) -> np.ndarray:
+    """The old grouping: every link (hash, other orientation, window at 7 bits; no check) joined
+    transitively, by the union-find search; group label per row (rows that are not OK: alone)."""
+    kind = prints.column("kind")
+    ok = np.flatnonzero(kind == dedup.OK)
+    uniq, pos = np.unique(prints.column("hash")[ok], return_inverse=True)
+    owner = np.full(len(kind), -1, np.int32)
+    owner[ok] = pos
+    parent = np.arange(len(uniq), dtype=np.int32)
+    ident = np.arange(len(uniq), dtype=np.int32)
+    neardup.merge(uniq, uniq, ident, parent, threshold, workers=workers, symmetric=True)
+    if len(prints.alt_row):
+        neardup.merge(uniq, prints.column("alt_hash"), owner[prints.column("alt_row")], parent, threshold,
+                      workers=workers)
+    neardup.merge(uniq, prints.column("windows"), owner, parent, min(threshold, 7), workers=workers)
+    label = np.arange(len(kind))
+    label[ok] = ok[np.unique(neardup.roots(parent)[pos], return_index=True)[1]][
+        np.unique(neardup.roots(parent)[pos], return_inverse=True)[1]]
+    return label
+
+
+def _rule_bits(a: object, b: object) -> str:
+    """The closest of the comparisons a group's rule makes, as "bits (whole|window)"."""
+    from imgprep.imaging.phash import hamming
+
+    best = (64, "")
+    for x, y in ((a, b), (b, a)):
+        turns = 1 + len(x.alternates)
+        for k, h in enumerate((x.hash, *x.alternates, *x.windows)):
+            best = min(best, (int(hamming(h, y.hash)), "whole" if k < turns else "window"))
+    return f"{best[0]} ({best[1]})"
+
+
+def smooth_fields(count: int, workers: int, threshold: int) -> None:
+    import fields
+    from PIL import Image
+
+    from imgprep.imaging.phash import hamming
+
+    print(f"\n## Smooth random fields: {count:,} distinct images (tests/fields.py), threshold {threshold}\n")
+    measured = []
+    for seed in range(count):
+        out = io.BytesIO()
+        Image.fromarray(fields.field(seed)).save(out, "JPEG", quality=90)
+        measured.append(dedup.measure(out.getvalue()))
+    prints = dedup.Prints()
+    for m in measured:
+        prints.add(m)
+    print("| grouping | groups | images in groups | largest group | member to representative: the rule's bits "
+          "(max) | whole-hash bits (median / max) | largest group: pairwise whole-hash bits (median) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    new = dedup.find_groups(prints, threshold, workers=workers).group
+    old = _chained(prints, threshold, workers)
+    for name, label in (("stars, checked (new)", new), ("every link chained (old)", old)):
+        sizes = np.bincount(label, minlength=len(label))
+        grouped = np.flatnonzero(sizes[label] > 1)
+        hashes = prints.column("hash")
+        members = grouped[label[grouped] != grouped]
+        to_rep = hamming(hashes[members], hashes[label[members]])
+        rule = max((_rule_bits(measured[label[r]].print, measured[r].print) for r in members), default=0)
+        big = np.flatnonzero(label == np.argmax(sizes))[:2000]
+        pair = hamming(hashes[big][:, None], hashes[big][None, :])[np.triu_indices(len(big), 1)]
+        print(f"| {name} | {int((sizes > 1).sum()):,} | {len(grouped):,} | {int(sizes.max()):,} | "
+              f"{rule} | {np.median(to_rep) if len(to_rep) else 0:.0f} / {to_rep.max() if len(to_rep) else 0} | "
+              f"{np.median(pair) if len(pair) else 0:.0f} |")
+
+
+def photos(count: int, workers: int, threshold: int, contrast: float = 1.0) -> None:
     import corpus
     import dupkinds
-    from PIL import Image
+    from PIL import Image, ImageEnhance
 
     from imgprep.imaging.decode import decode
 
@@ -218,6 +367,8 @@ def photos(count: int, workers: int, threshold: int) -> None:
             title = path.parts[-4] if "wallpapers" in path.parts else path.stem
             names += [f"{title} (left)", f"{title} (right)"]
     views = [v.resize((560, round(560 * v.height / v.width)), Image.Resampling.LANCZOS) for v in views][:count]
+    if contrast != 1.0:  # dim, flat photos: a caption or a crop moves their hash the most
+        views = [ImageEnhance.Contrast(v).enhance(contrast) for v in views]
     data: list[bytes] = []
     owner: list[int] = []  # which view an image shows (-1: it is the view)
     kind: list[str] = []
@@ -230,8 +381,10 @@ def photos(count: int, workers: int, threshold: int) -> None:
             data.append(dupkinds.copy(view, name, base))
             owner.append(i)
             kind.append(name)
-    print(f"\n## Real photos: {len(views)} views of {len(views) // 2} Debian wallpaper photos (two overlapping "
-          f"views per photo: the distinct set), {len(dupkinds.KINDS)} copies of each\n")
+    dim = f", contrast x{contrast:g}" if contrast != 1.0 else ""
+    print(f"\n## Real photos{dim}: {len(views)} views of {len(views) // 2} Debian wallpaper photos (two overlapping "
+          f"views per photo: the distinct set), {len(dupkinds.KINDS)} copies of each; old: imgprep 0.1's plain "
+          "pHash and mirror, every pair within 10 bits chained (decoded as today: 16-bit PNGs scaled)\n")
     prints = dedup.Prints()
     old = []
     for blob in data:
@@ -274,22 +427,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--threshold", type=int, default=neardup.DEFAULT_THRESHOLD,
                         help="threshold of the photo recall part (the search at scale runs at --scale-threshold)")
-    parser.add_argument("--scale-threshold", type=int, default=10, help="threshold of the search at scale (both)")
-    parser.add_argument("--quick", action="store_true", help="100k hashes only, 20 photo views")
+    parser.add_argument("--scale-threshold", type=int, default=neardup.DEFAULT_THRESHOLD,
+                        help="threshold of the search at scale (both)")
+    parser.add_argument("--quick", action="store_true", help="100k hashes only, 1,000 fields, 20 photo views")
+    parser.add_argument("--bits", choices=("photo", "uniform"), default="photo",
+                        help="hash bits at scale: with real photos' frequencies, or well spread")
+    parser.add_argument("--fields", type=int, default=10_000, help="smooth random fields (0: skip)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--low-contrast", type=float, default=0.3,
+                        help="the photo part again on the photos at this contrast (0: skip)")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-degenerate", action="store_true")
     parser.add_argument("--skip-photos", action="store_true")
     args = parser.parse_args(argv)
+    if args.child:
+        job = json.loads(args.child)
+        print(json.dumps(scale_child(job["n"], job["workers"], job["threshold"], job["freq"])))
+        return 0
     if args.quick:
         args.sizes, args.old_max, args.photos, args.skip_degenerate = "100000", 0, 20, True
+        args.fields = min(args.fields, 1000)
     print(f"# bench_dedup: {os.cpu_count()} CPUs, {args.workers} workers (ratios hold; absolute figures drift "
           "on a shared machine)")
     if not args.skip_scale:
-        scale([int(s) for s in args.sizes.split(",")], args.old_max, args.workers, args.scale_threshold)
+        scale([int(s) for s in args.sizes.split(",")], args.old_max, args.workers, args.scale_threshold, args.bits)
     if not args.skip_degenerate:
         degenerate(args.workers)
+    if args.fields:
+        smooth_fields(args.fields, args.workers, args.threshold)
     if not args.skip_photos:
         photos(args.photos, args.workers, args.threshold)
+        if args.low_contrast:
+            photos(args.photos, args.workers, args.threshold, args.low_contrast)
     return 0
 
 

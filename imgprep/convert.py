@@ -261,7 +261,7 @@ def convert(
     keep_inside(dataset, storage.local_path(listed_root) if listed_root else None,
                 follow_outside=options.follow_links_outside_root)
     splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say, check_splits=check_splits,
-                         progress=progress)
+                         stored=images.stored, progress=progress)
     if options.dedup == "same-split" and check_splits is not None:
         check_splits(dataset, splits)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
@@ -284,6 +284,9 @@ class ImageOutput:
     image_format: str = "png"
     write: bool = True
     shape: tuple[int, int, int] | Callable[[Dataset], tuple[int, int, int] | None] | None = None
+    # prepare: the image pack will store, from an image file's bytes; the duplicate check fingerprints
+    # that, so inspect of the packed output compares the very same bytes (one answer before and after)
+    stored: Callable[[bytes], bytes] | None = None
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -304,7 +307,8 @@ def load(kind: Kind, input: str, options: ConvertOptions, images: ImageOutput) -
 
 def split(
     dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo,
-    check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None, progress: bool | None = None,
+    check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
+    stored: Callable[[bytes], bytes] | None = None, progress: bool | None = None,
 ) -> tuple[dict[str, np.ndarray], dedup_mod.Groups | None]:
     """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups.
     ``check_splits`` sees the splits before any image is read (after the duplicates with same-split)."""
@@ -329,7 +333,7 @@ def split(
     if options.dedup != "off":
         shown = getattr(say, "echo", say) is not None  # a silent caller sees no bar unless it asks (progress=True)
         dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn,
-                           follow_outside=options.follow_links_outside_root,
+                           follow_outside=options.follow_links_outside_root, stored=stored,
                            progress=progress if progress is not None or shown else False)
     if options.dedup == "same-split" and dups is not None and dups.grouped:
         splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
@@ -447,8 +451,10 @@ def hyperparameters_line(params: Mapping[str, str]) -> str:
     return "hyperparameters: " + ", ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,
+# Issue 29's pass, landed last: its settings become one object when the pass moves to the pack workers.
+def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,  # noqa: PLR0913
                 storage: Store, say: Echo, follow_outside: bool = False,
+                stored: Callable[[bytes], bytes] | None = None,
                 progress: bool | None = None) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
@@ -485,7 +491,8 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
     with _pass_progress(len(dataset), "duplicates", progress=progress) as tick:
         def counted(i: int) -> Any:
             try:
-                return read(i)
+                item = read(i)
+                return stored(item) if stored is not None and isinstance(item, bytes) else item
             finally:
                 tick(1)
 

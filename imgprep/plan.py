@@ -100,6 +100,16 @@ class PrepareRequest:
         return ConvertRequest(self.kind, self.input, self.outdir, self.options, self.image_root)
 
 
+def _stored(spec: TransformSpec, pack_options: PackOptions) -> Callable[[bytes], bytes] | None:
+    """What pack stores of an image file (None: its bytes as they are), for the duplicate check."""
+    if spec.pass_through:
+        return None
+    from imgprep.imaging.transform import select
+
+    transform = select(pack_options.native).transform_bytes
+    return lambda data: transform(data, spec, "")
+
+
 @dataclass
 class PreparePlan:
     """What is packed after the conversion: from which source, with which options."""
@@ -155,7 +165,8 @@ def plan_prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None =
     request = _one_links_switch(request)
     spec = request.spec
     channels = packed_channels(spec)
-    images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data))
+    images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data),
+                         stored=_stored(spec, request.pack_options))
     # the duplicate pass is one of prepare's passes: the same --progress/--quiet as its packs
     run = request.pack_options
     converted = convert(request.conversion(), storage=storage, echo=echo, images=images, defer_writes=defer_writes,

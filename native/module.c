@@ -272,6 +272,7 @@ static PyObject *py_decode_luma(PyObject *self, PyObject *args) {
 
 /* dupsearch.c: near-duplicate grouping (multi-index hashing + union-find) */
 PyObject *imp_py_dup_union(PyObject *self, PyObject *args);
+PyObject *imp_py_dup_lead(PyObject *self, PyObject *args);
 /* phash.c: the duplicate fingerprint's content box and DCT blocks */
 PyObject *imp_py_phash_box(PyObject *self, PyObject *args);
 PyObject *imp_py_phash_blocks(PyObject *self, PyObject *args);
@@ -292,6 +293,7 @@ static PyMethodDef methods[] = {
     {"decode_crops", imr_py_decode_crops, METH_VARARGS, imr_decode_crops_doc},
     /* duplicates (dupsearch.c, phash.c) */
     {"dup_union", imp_py_dup_union, METH_VARARGS, NULL},
+    {"dup_lead", imp_py_dup_lead, METH_VARARGS, NULL},
     {"phash_box", imp_py_phash_box, METH_VARARGS, NULL},
     {"phash_blocks", imp_py_phash_blocks, METH_VARARGS, NULL},
     /* .lst text (lstscan.c) */

@@ -94,19 +94,38 @@ PyObject *imp_py_phash_box(PyObject *self, PyObject *args) {
     return Py_BuildValue("(iiii)", box[0], box[1], box[2], box[3]);
 }
 
-/* phash_blocks(luma, h, w, boxes, dct) -> (k x 8 x 8 float64 bytes, std of the first box's thumbnail) */
+/* The 8x8 lowest frequencies of a thumbnail's 2-D DCT-II: (D @ thumb) @ D.T. */
+static void block_dct(double thumb[SIDE][SIDE], const double *dct, double half[LOW][SIDE], double *out) {
+    for (int u = 0; u < LOW; u++) { /* rows of the thumbnail in order: the inner loop runs along memory */
+        for (int j = 0; j < SIDE; j++) half[u][j] = 0;
+        for (int i = 0; i < SIDE; i++) {
+            double d = dct[u * SIDE + i];
+            for (int j = 0; j < SIDE; j++) half[u][j] += d * thumb[i][j];
+        }
+    }
+    for (int u = 0; u < LOW; u++)
+        for (int v = 0; v < LOW; v++) {
+            double acc = 0;
+            for (int j = 0; j < SIDE; j++) acc += half[u][j] * dct[v * SIDE + j];
+            out[u * LOW + v] = acc;
+        }
+}
+
+/* phash_blocks(luma, h, w, boxes, dct[, check]) -> (k x 8 x 8 float64 bytes, std of the first box's thumbnail)
+ * check: k more blocks follow, the DCT of each thumbnail's absolute deviation from its mean (the
+ * confirming hash's input: a second view of the same pixels whose bits are not the first's). */
 PyObject *imp_py_phash_blocks(PyObject *self, PyObject *args) {
     Py_buffer view, vbox, vdct;
-    int h, w;
+    int h, w, check = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*iiy*y*:phash_blocks", &view, &h, &w, &vbox, &vdct)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*iiy*y*|p:phash_blocks", &view, &h, &w, &vbox, &vdct, &check)) return NULL;
     Py_ssize_t k = vbox.len / (4 * (Py_ssize_t)sizeof(int64_t));
     const int64_t *boxes = vbox.buf;
     int bad = h < 1 || w < 1 || view.len < (Py_ssize_t)h * w || vdct.len != LOW * SIDE * (Py_ssize_t)sizeof(double);
     for (Py_ssize_t b = 0; !bad && b < k; b++)
         bad = boxes[4 * b] < 0 || boxes[4 * b + 1] > h || boxes[4 * b] >= boxes[4 * b + 1] || boxes[4 * b + 2] < 0 ||
               boxes[4 * b + 3] > w || boxes[4 * b + 2] >= boxes[4 * b + 3];
-    PyObject *out = bad ? NULL : PyBytes_FromStringAndSize(NULL, k * LOW * LOW * (Py_ssize_t)sizeof(double));
+    PyObject *out = bad ? NULL : PyBytes_FromStringAndSize(NULL, (check ? 2 : 1) * k * LOW * LOW * (Py_ssize_t)sizeof(double));
     double *table = bad || !out ? NULL : malloc((size_t)(h + 1) * (w + 1) * sizeof *table);
     double spread = 0;
     if (table) {
@@ -144,18 +163,16 @@ PyObject *imp_py_phash_blocks(PyObject *self, PyObject *args) {
                     for (int j = 0; j < SIDE; j++) sq += (thumb[i][j] - mean) * (thumb[i][j] - mean);
                 spread = sqrt(sq / (SIDE * SIDE));
             }
-            for (int u = 0; u < LOW; u++) /* D @ thumb */
-                for (int j = 0; j < SIDE; j++) {
-                    double acc = 0;
-                    for (int i = 0; i < SIDE; i++) acc += dct[u * SIDE + i] * thumb[i][j];
-                    half[u][j] = acc;
-                }
-            for (int u = 0; u < LOW; u++) /* (D @ thumb) @ D.T */
-                for (int v = 0; v < LOW; v++) {
-                    double acc = 0;
-                    for (int j = 0; j < SIDE; j++) acc += half[u][j] * dct[v * SIDE + j];
-                    coeffs[(b * LOW + u) * LOW + v] = acc;
-                }
+            block_dct(thumb, dct, half, coeffs + b * LOW * LOW);
+            if (check) {
+                double mean = 0;
+                for (int i = 0; i < SIDE; i++)
+                    for (int j = 0; j < SIDE; j++) mean += thumb[i][j];
+                mean /= SIDE * SIDE;
+                for (int i = 0; i < SIDE; i++)
+                    for (int j = 0; j < SIDE; j++) thumb[i][j] = fabs(thumb[i][j] - mean);
+                block_dct(thumb, dct, half, coeffs + (k + b) * LOW * LOW);
+            }
         }
         Py_END_ALLOW_THREADS
         free(table);

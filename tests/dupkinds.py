@@ -38,6 +38,28 @@ def _exif_copy(img: Image.Image) -> bytes:
     return _jpeg(img.transpose(Image.Transpose.ROTATE_90), exif=exif.tobytes())
 
 
+def _png(img: Image.Image) -> bytes:
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def _sixteen_bit(img: Image.Image) -> bytes:
+    """A 16-bit greyscale PNG (each 8-bit level times 257, as scanners and medical tools write them)."""
+    import numpy as np
+
+    return _png(Image.fromarray(np.asarray(img.convert("L"), dtype=np.uint16) * 257))
+
+
+def _alpha(img: Image.Image) -> bytes:
+    """An RGBA PNG, opaque but for a transparent 2-pixel frame (a cut-out's edge)."""
+    out = img.convert("RGBA")
+    alpha = Image.new("L", img.size, 0)
+    alpha.paste(255, (2, 2, img.width - 2, img.height - 2))
+    out.putalpha(alpha)
+    return _png(out)
+
+
 def _watermark(img: Image.Image) -> Image.Image:
     out = img.copy()
     ImageDraw.Draw(out).text((out.width // 20, out.height * 17 // 20), "(c) imgprep stock", fill=(255, 255, 255))
@@ -60,6 +82,15 @@ KINDS = {
     "cropped 5% from a corner": lambda im: _jpeg(_crop(im, 0.0, 0.05, 0.95, 1.0)),
     "letterboxed": lambda im: _jpeg(_letterbox(im)),
     "watermarked": lambda im: _jpeg(_watermark(im)),
+    "cropped 7% from one side": lambda im: _jpeg(_crop(im, 0.07, 0.0, 1.0, 1.0)),
+    "cropped 10% from one side": lambda im: _jpeg(_crop(im, 0.0, 0.0, 1.0, 0.9)),
+    "cropped 10% from two adjacent sides": lambda im: _jpeg(_crop(im, 0.0, 0.1, 0.9, 1.0)),
+    "cropped to 80% (10% off every side)": lambda im: _jpeg(_crop(im, 0.1, 0.1, 0.9, 0.9)),
+    "rotated 180, cropped 5%": lambda im: _jpeg(_crop(im.transpose(Image.Transpose.ROTATE_180), 0.05, 0.0, 1.0, 0.95)),
+    "mirrored, cropped 8% from one side, q50": lambda im: _jpeg(_crop(ImageOps.mirror(im), 0.0, 0.0, 0.92, 1.0), 50),
+    "16-bit PNG": _sixteen_bit,
+    "palette PNG": lambda im: _png(im.quantize(colors=128)),
+    "alpha PNG": _alpha,
 }
 
 

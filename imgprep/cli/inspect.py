@@ -25,8 +25,9 @@ Examples:
 
 \b
 Duplicates come in groups: identical files, and copies that are resized, re-encoded,
-grayscale, cropped by up to 10%, letterboxed, rotated or flipped (DCT pHash within
---threshold bits, crop windows within 7). A group in two splits is a LEAK: the validation
+grayscale, cropped by up to 10% from any sides, letterboxed, rotated or flipped (DCT pHash
+within --threshold bits, crop windows within 7, confirmed by a check hash). Each group is
+one representative and its copies, never a chain. A group in two splits is a LEAK: the validation
 score counts images the model trained on; a group with two labels is a label CONFLICT.
 Flat images (blank frames, swatches) match by identical bytes only. `convert/prepare
 --dedup` run the same search and print the same summary. The search is multi-index

@@ -76,6 +76,8 @@ def _pillow(data: bytes, min_side: int, keep_luma: bool) -> Decoded:
     require("PIL")  # one line naming the fix, not an ImportError per image
     from PIL import Image
 
+    from imgprep.imaging.pillow import normalize_mode
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -85,7 +87,8 @@ def _pillow(data: bytes, min_side: int, keep_luma: bool) -> Decoded:
                 if keep_luma and img.format == "JPEG":
                     img.draft("L", (max(min_side, 1), max(min_side, 1)))
                 img.load()
-                luma = np.asarray(img.convert("L")) if keep_luma else None
+                # grey as pack converts: 16-bit scaled (not clipped to white), alpha on white
+                luma = np.asarray(normalize_mode(img, 0, "jpeg")) if keep_luma else None
     except Image.UnidentifiedImageError:  # its message names a BytesIO object, not the image
         raise ImageError("cannot decode image (not an image Pillow can read)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:

@@ -14,9 +14,14 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
   harmonics are too close to call for a choice also gives the hashes of the other choices
   (``alternates``), queried but never indexed.  EXIF orientation, 90/180/270-degree turns and
   mirrors all land on the same canonical hash.
-- **Crops**: the hashes of five 90% windows (centre and the four corners), each canonical on its
-  own, are queried against the other images' whole-image hashes: a copy cropped by up to 10% of
-  each side, centred or from a corner, is one of them.
+- **Crops**: the hashes of fourteen crop windows, each canonical on its own, are queried against
+  the other images' whole-image hashes: 5% and 10% off every side (centred) and off two adjacent
+  sides (the corners), 7.5% off one side.  A copy cropped by up to 10% from one side, two adjacent
+  sides or all four (down to 80% of width and height) is within 2.5% of one of them.
+- **Confirmation**: every hash (whole, alternates, windows) comes with a *check* hash, the same
+  median bits over the DCT of the thumbnail's absolute deviation from its mean, in the same
+  orientation.  Two images are linked only when both agree: smooth, low-detail images (sky,
+  gradients, colour fields) crowd the pHash space, and their check bits tell them apart.
 - **Low information**: a (trimmed) image whose thumbnail is flat has no detail for its hash to
   describe: every flat image would share it.  Such images are flagged ``flat`` and compared by
   content digest only.
@@ -37,21 +42,30 @@ THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average see
 # handwritten digits (24 px) 3,482 pairs of 1,797 distinct digits came within 10 bits.  Such
 # images (MNIST's 28x28) are checked for exact copies only.
 NEAR_MIN_SIDE = SIDE
-WINDOWS = (0.9, 0.95)  # crop windows keep 90% of each side (centre, corners), 95% (corners)
+CUTS = (0.05, 0.1)  # centred and corner windows cut these fractions off the sides they cut
+SIDE_CUT = 0.075  # one-side windows: every one-side cut from 5% to 10% is within 2.5% of it
+WINDOW_COUNT = 2 * 5 + 4  # windows per fingerprint: 2 centred, 8 corners, 4 sides
 PEELS = 3  # rounds of border trimming: bars of one colour, then flat edges of another
 BORDER_TOLERANCE = 12  # grey levels a bar's row may vary by (JPEG noise) and still be a bar
+CLIP = 1  # percent of the darkest and of the brightest pixels clipped before hashing
 FLAT_STD = 5.0  # thumbnail standard deviation (grey levels) under which an image is low-information
 MIN_CONTENT = 8  # a trimmed image smaller than this (pixels) is low-information
 AMBIGUOUS = 0.15  # first harmonics closer than this fraction of the AC energy: both choices are hashed
 
 
 class Fingerprint(NamedTuple):
-    """``hash`` is indexed; ``alternates`` and ``windows`` are only queried; ``flat``: digest only."""
+    """``hash`` is indexed; ``alternates`` and ``windows`` are only queried; ``flat``: digest only.
+    ``checks``: the confirming hash of ``hash``, then of each alternate, then of each window."""
 
     hash: int
     alternates: tuple[int, ...]
     windows: tuple[int, ...]
     flat: bool
+    checks: tuple[int, ...] = ()
+
+    @property
+    def check(self) -> int:
+        return self.checks[0] if self.checks else 0
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -93,10 +107,12 @@ def _cells(table: np.ndarray, boxes: np.ndarray, side: int = SIDE) -> np.ndarray
     return (table[b, d] - table[a, d] - table[b, c] + table[a, c]) / ((b - a) * (d - c))
 
 
-def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the 8x8 DCT block of every box's 32x32 area average, the first box's average)."""
+def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the 8x8 DCT block of every box's 32x32 area average, the same of its absolute deviation from
+    its mean, the first box's average)."""
     thumbs = _cells(_integral(luma), boxes)
-    return _D @ thumbs @ _D.T, thumbs[0]  # 32x32 products: too small for BLAS to start threads
+    deviation = np.abs(thumbs - thumbs.mean(axis=(1, 2), keepdims=True))
+    return _D @ thumbs @ _D.T, _D @ deviation @ _D.T, thumbs[0]  # too small for BLAS to start threads
 
 
 def box_resize(luma: np.ndarray, side: int = SIDE) -> np.ndarray:
@@ -145,19 +161,20 @@ def _bits(blocks: np.ndarray) -> np.ndarray:
     return (on.astype(np.uint64) * _WEIGHTS).sum(axis=1, dtype=np.uint64)
 
 
-def _canonical(coeffs: np.ndarray) -> np.ndarray:
+def _canonical(coeffs: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """Each block turned and flipped into its canonical orientation: the larger first harmonic
-    horizontal, both first harmonics positive."""
+    horizontal, both first harmonics positive; ``others`` (the check blocks) turned the same way."""
     transpose = np.abs(coeffs[:, 1, 0]) > np.abs(coeffs[:, 0, 1])
-    out = np.where(transpose[:, None, None], coeffs.transpose(0, 2, 1), coeffs)
+    turned = [np.where(transpose[:, None, None], c.transpose(0, 2, 1), c) for c in (coeffs, *others)]
+    out = turned[0]
     hflip = np.where(out[:, 0, 1] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)  # negate odd horizontal frequencies
     vflip = np.where(out[:, 1, 0] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)
-    return out * vflip[:, :, None] * hflip[:, None, :]
+    return [c * vflip[:, :, None] * hflip[:, None, :] for c in turned]
 
 
-def _alternates(coeffs: np.ndarray) -> list[np.ndarray]:
-    """The orientations of one block to hash besides the canonical one: those whose choice was too
-    close to call (none for most images)."""
+def _alternates(coeffs: np.ndarray, check: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The orientations of one block (with its check block) to hash besides the canonical one:
+    those whose choice was too close to call (none for most images)."""
     ac = coeffs.copy()
     ac[0, 0] = 0
     margin = AMBIGUOUS * float(np.sqrt((ac * ac).sum() / (LOW * LOW - 1)))
@@ -166,23 +183,27 @@ def _alternates(coeffs: np.ndarray) -> list[np.ndarray]:
         return []
     out = []
     for transpose in [abs(v1) > abs(h1)] + ([abs(v1) <= abs(h1)] if abs(abs(v1) - abs(h1)) < margin else []):
-        block = coeffs.T if transpose else coeffs
+        block, other = (coeffs.T, check.T) if transpose else (coeffs, check)
         h, v = block[0, 1], block[1, 0]
         for hflip in [h < 0] + ([h >= 0] if abs(h) < margin else []):
             for vflip in [v < 0] + ([v >= 0] if abs(v) < margin else []):
-                out.append(block * np.outer(_ODD if vflip else 1.0, _ODD if hflip else 1.0))
+                signs = np.outer(_ODD if vflip else 1.0, _ODD if hflip else 1.0)
+                out.append((block * signs, other * signs))
     return out
 
 
 def _boxes(top: int, bottom: int, left: int, right: int) -> np.ndarray:
-    """The content box, then the crop windows inside it: centre and corners at 90%, corners at 95%."""
+    """The content box, then the crop windows inside it: 5% and 10% off every side (centred) and off
+    two adjacent sides (the four corners), 7.5% off one side (the four sides)."""
     h, w = bottom - top, right - left
     boxes = [(top, bottom, left, right)]
-    for keep in WINDOWS:
-        dh, dw = round(h * (1 - keep)), round(w * (1 - keep))
-        if keep == WINDOWS[0]:
-            boxes.append((top + dh // 2, bottom - (dh - dh // 2), left + dw // 2, right - (dw - dw // 2)))
+    for cut in CUTS:
+        dh, dw = round(h * cut), round(w * cut)
+        boxes.append((top + dh, bottom - dh, left + dw, right - dw))
         boxes += [(top + y, bottom - dh + y, left + x, right - dw + x) for y in (0, dh) for x in (0, dw)]
+    dh, dw = round(h * SIDE_CUT), round(w * SIDE_CUT)
+    boxes += [(top + dh, bottom, left, right), (top, bottom - dh, left, right),
+              (top, bottom, left + dw, right), (top, bottom, left, right - dw)]
     return np.array(boxes)
 
 
@@ -200,6 +221,14 @@ def bordered_box(luma: np.ndarray) -> tuple[int, int, int, int]:
     return tuple(core.phash_box(luma, luma.shape[0], luma.shape[1], BORDER_TOLERANCE, PEELS))
 
 
+def _clip_outliers(luma: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """Grey levels clipped to the content's CLIP..100-CLIP percentiles: a caption or logo in white on
+    a dim photo is a few percent of its pixels but most of its contrast, and would decide the hash."""
+    cdf = np.cumsum(np.bincount(luma[top:bottom, left:right].ravel(), minlength=256))
+    lo, hi = np.searchsorted(cdf, (cdf[-1] * CLIP / 100, cdf[-1] * (100 - CLIP) / 100))
+    return np.clip(luma, lo, hi).astype(np.uint8) if hi > lo else luma
+
+
 def fingerprint(luma: np.ndarray) -> Fingerprint:
     """The fingerprint of a grey image given as a 2-D uint8 array (any size; >= 32 px to be near-matched).
 
@@ -212,18 +241,27 @@ def fingerprint(luma: np.ndarray) -> Fingerprint:
     if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
         return Fingerprint(0, (), (), True)
     boxes = _boxes(top, bottom, left, right)
+    luma = _clip_outliers(luma, top, bottom, left, right)
     if core is not None:
-        blocks, spread = core.phash_blocks(luma, h, w, boxes.astype(np.int64), _D_BYTES)
-        coeffs = np.frombuffer(blocks, np.float64).reshape(len(boxes), LOW, LOW)
+        blocks, spread = core.phash_blocks(luma, h, w, boxes.astype(np.int64), _D_BYTES, True)
+        both = np.frombuffer(blocks, np.float64).reshape(2, len(boxes), LOW, LOW)
+        coeffs, checks = both[0], both[1]
     else:
-        coeffs, thumb = _thumbnails(luma, boxes)
+        coeffs, checks, thumb = _thumbnails(luma, boxes)
         spread = float(thumb.std())
     if spread < FLAT_STD:
         return Fingerprint(0, (), (), True)
-    hashes = _bits(_canonical(coeffs)).tolist()
-    others = _alternates(coeffs[0])
-    alternates = [h for h in dict.fromkeys(_bits(np.array(others)).tolist()) if h != hashes[0]] if others else []
-    return Fingerprint(hashes[0], tuple(alternates), tuple(hashes[1:]), False)
+    main, check = _canonical(coeffs, checks)
+    hashes, check_bits = _bits(main).tolist(), _bits(check).tolist()
+    alternates: dict[int, int] = {}
+    others = _alternates(coeffs[0], checks[0])
+    if others:
+        alt = _bits(np.array([a for a, _ in others])).tolist()
+        alt_check = _bits(np.array([c for _, c in others])).tolist()
+        alternates = {a: c for a, c in zip(alt, alt_check, strict=True) if a != hashes[0]}
+        alternates = dict(sorted(alternates.items(), key=lambda kv: alt.index(kv[0])))
+    return Fingerprint(hashes[0], tuple(alternates), tuple(hashes[1:]), False,
+                       (check_bits[0], *alternates.values(), *check_bits[1:]))
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:

@@ -12,10 +12,11 @@ from imgprep.imaging.phash import NEAR_MIN_SIDE
 from imgprep.inspect.collect import Collection
 from imgprep.inspect.scan import Table
 from imgprep.splits import dedup
-from imgprep.splits.neardup import DEFAULT_THRESHOLD, WINDOW_THRESHOLD
+from imgprep.splits.neardup import CHECK_THRESHOLD, DEFAULT_THRESHOLD, window_threshold
 
 HASH = ("DCT pHash, 64 bits on a 32x32 luma thumbnail of the image inside uniform borders, in a canonical "
-        "orientation (turns and flips), plus nine 90-95% crop windows")
+        "orientation (turns and flips), plus fourteen crop windows (5-10% off one, two or four sides); every link "
+        "confirmed by a check hash; groups are stars around a representative, never chains")
 
 
 @dataclass
@@ -62,8 +63,10 @@ class Findings:
                 "label_conflicts": s.conflicts, "low_information": s.flat,
             },
             "hash": {"kind": HASH, "threshold_bits": self.threshold,
-                     "window_threshold_bits": min(self.threshold, WINDOW_THRESHOLD), "min_side": NEAR_MIN_SIDE,
+                     "window_threshold_bits": window_threshold(self.threshold),
+                     "check_threshold_bits": CHECK_THRESHOLD, "min_side": NEAR_MIN_SIDE,
                      "images_too_small": s.small, "low_information": s.flat},
+            "left_out": self.collection.left_out,
             "classes": self.classes,
             "splits": self.splits,
             "duplicate_groups": [self.group_json(f) for f in self.groups[:groups]],

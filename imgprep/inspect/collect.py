@@ -96,13 +96,15 @@ class Collection:
     splits: list[Split]
     class_names: list[str] | None
     folder: str
+    left_out: list[str] = field(default_factory=list)  # one line per file of the folder not read, and why
 
 
 def collect(path: str, *, root: str | None = None) -> Collection:
     """Splits of a ``.rec``, ``.lst``, ``.manifest`` or a folder holding ``.rec`` or ``.lst`` files."""
     path = path.rstrip("/") or "/"
+    left_out: list[str] = []
     if os.path.isdir(path):
-        splits = _folder_splits(path, root)
+        splits, left_out = _folder_splits(path, root)
         folder = path
     elif os.path.isfile(path):
         splits = [_file_split(path, root)]
@@ -110,7 +112,7 @@ def collect(path: str, *, root: str | None = None) -> Collection:
     else:
         raise UsageError(f"{path}: no such file or folder")
     names = _class_names(folder) or next((s.class_names for s in splits if s.class_names), None)
-    return Collection(splits, names, folder)
+    return Collection(splits, names, folder, left_out)
 
 
 def _file_split(path: str, root: str | None) -> Split:
@@ -143,18 +145,30 @@ def _channel_root(folder: str, stem: str) -> str | None:
     return channel if os.path.isdir(channel) else None
 
 
-def _folder_splits(folder: str, root: str | None) -> list[Split]:
+def _folder_splits(folder: str, root: str | None) -> tuple[list[Split], list[str]]:
+    """Every split of the folder: its records where it has them (``NAME.rec``), else its list or
+    manifest; and a line for each file left out because the records stand for it."""
     names = sorted(os.listdir(folder))
-    recs = [n for n in names if n.endswith(".rec")]
+    recs = {n[:-4] for n in names if n.endswith(".rec")}
     # the image format (prepare --format images): one <channel>_lst/<channel>.lst per image channel
     lists = [os.path.join(n, n[: -len("_lst")] + ".lst") for n in names if n.endswith("_lst")]
     lists = [n for n in lists if os.path.isfile(os.path.join(folder, n))]
     if not recs and lists:
-        return sorted((_file_split(os.path.join(folder, n), root) for n in lists), key=_split_order)
-    chosen = recs or [n for n in names if n.endswith((".lst", ".manifest"))]
+        return sorted((_file_split(os.path.join(folder, n), root) for n in lists), key=_split_order), []
+    chosen, left_out = [], []
+    for n in names:
+        stem, ext = os.path.splitext(n)
+        if ext == ".rec" or (ext in (".lst", ".manifest") and stem not in recs):
+            chosen.append(n)
+        elif ext == ".manifest":  # a .lst beside its .rec names the records' paths; a manifest is not read
+            left_out.append(f"{n}: not read (split {stem!r} is read from {stem}.rec)")
     if not chosen:
         raise UsageError(f"{folder}: holds no .rec, .lst or .manifest files")
-    return sorted((_file_split(os.path.join(folder, n), root) for n in chosen), key=_split_order)
+    splits = [_file_split(os.path.join(folder, n), root) for n in chosen]
+    stems = [s.name for s in splits]
+    for name in sorted({x for x in stems if stems.count(x) > 1}):  # train.lst and train.manifest
+        raise UsageError(f"{folder}: split {name!r} has both a .lst and a .manifest: inspect one of them")
+    return sorted(splits, key=_split_order), left_out
 
 
 def _split_order(split: Split) -> tuple[int, str]:

@@ -30,6 +30,7 @@ def render(findings: Findings) -> str:
     s = doc["summary"]
     lines = [f"inspect {findings.collection.folder}: {s['images']:,} images in {len(doc['splits'])} split(s), "
              f"{len(doc['classes'])} classes"]
+    lines += [f"  left out: {line}" for line in findings.collection.left_out]
     for split in doc["splits"]:
         lines += ["", *_split(split)]
     if findings.summary:

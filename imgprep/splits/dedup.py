@@ -1,20 +1,23 @@
 """Duplicate groups of a dataset's images, the one implementation behind ``--dedup`` and ``inspect``.
 
 Every image is fingerprinted once (:func:`measure`: content digest plus the crop-, pad- and
-turn-proof pHash of :mod:`imgprep.imaging.phash`), the fingerprints go into :class:`Prints`
-columns, and :func:`find_groups` turns them into groups: images with the same bytes, and images
-whose hashes the multi-index search (:mod:`imgprep.splits.neardup`) finds within ``threshold``
-bits, joined transitively.  No pair list is built: identical digests and identical hashes are
-collapsed first, every search hit goes straight into a union-find, so time and memory follow the
-number of images, not the number of pairs (5,000 copies of one placeholder are one group).
+turn-proof pHash of :mod:`imgprep.imaging.phash`, with its check hashes), the fingerprints go
+into :class:`Prints` columns, and :func:`find_groups` turns them into groups: images with the
+same bytes, and **stars**: a representative (the largest image) and the images that meet the rule
+with it (:func:`linked`: a hash, other orientation or crop window within the threshold, the check
+hashes agreeing).  Never chains: A near B and B near C do not put A with C unless both are near
+the representative, so a group's members are copies of one image, not strangers linked through a
+crowd of look-alikes.  No pair list is built: identical hashes are collapsed first, and the
+multi-index search (:mod:`imgprep.splits.neardup`) keeps per hash only the best-ranked hash it is
+confirmed near, so time and memory follow the number of images, not the number of pairs.
 
-A group is reported with its size and representative (its first image); it is a **leak** when its
-images sit in more than one split and a **label conflict** when they carry different labels.
-Images too small (< 32 px) or too flat (blank frames, swatches) for a hash to tell apart are
-matched by digest only.  ``convert``/``prepare --dedup`` and ``inspect`` both call
-:func:`find_groups` and :func:`summarise`, so they print the same numbers for the same images.
+A group is reported with its size and representative (first); it is a **leak** when its images
+sit in more than one split and a **label conflict** when they carry different labels.  Images
+too small (< 32 px) or too flat (blank frames, swatches) for a hash to tell apart are matched by
+digest only.  ``convert``/``prepare --dedup`` and ``inspect`` both call :func:`find_groups` and
+:func:`findings`, whose result depends on the fingerprints only, not on the order the images come
+in; ``prepare`` fingerprints what pack stores, so ``inspect`` of its output finds the same groups.
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -30,12 +33,21 @@ import numpy as np
 
 from imgprep.errors import ImageError, ImgprepError, UsageError
 from imgprep.imaging.decode import decode
-from imgprep.imaging.phash import NEAR_MIN_SIDE, THUMB_MIN_SIDE, Fingerprint, bordered_box, fingerprint
-from imgprep.splits.neardup import DEFAULT_THRESHOLD, WINDOW_THRESHOLD, merge, roots
+from imgprep.imaging.phash import (
+    NEAR_MIN_SIDE,
+    THUMB_MIN_SIDE,
+    WINDOW_COUNT,
+    Fingerprint,
+    bordered_box,
+    fingerprint,
+    hamming,
+)
+from imgprep.splits.neardup import CHECK_THRESHOLD, DEFAULT_THRESHOLD, balance, lead, roots, window_threshold
 
 MODES = ("off", "report", "same-split")
 ALIASES = {"drop": "same-split"}  # the name it had: it never dropped an image
-WINDOWS = 9  # crop windows per image (imgprep.imaging.phash.WINDOWS)
+WINDOWS = WINDOW_COUNT  # crop windows per image
+ROUNDS = 6  # star-building rounds; what is still unplaced after them stays alone (a missed copy, never a stranger)
 BATCH = 64  # images per pool task
 OK, FLAT, SMALL, UNREADABLE = range(4)  # what a row's fingerprint can be used for
 Reader = Callable[[int], "bytes | np.ndarray"]
@@ -81,6 +93,20 @@ def measure(item: bytes | np.ndarray) -> Measured:
     return Measured(width, height, channels, digest, fingerprint(luma) if big and luma is not None else None)
 
 
+def linked(a: Fingerprint, b: Fingerprint, threshold: int = DEFAULT_THRESHOLD) -> bool:
+    """The rule every member of a group meets with its representative (either way round): a hash or
+    other orientation of one within ``threshold`` bits of the other's hash, or a crop window of one
+    within :func:`~imgprep.splits.neardup.window_threshold` bits, the check hashes within
+    ``CHECK_THRESHOLD`` bits of each other too."""
+    for x, y in ((a, b), (b, a)):
+        turns = 1 + len(x.alternates)
+        for k, h in enumerate((x.hash, *x.alternates, *x.windows)):
+            limit = threshold if k < turns else window_threshold(threshold)
+            if hamming(h, y.hash) <= limit and hamming(x.checks[k], y.check) <= CHECK_THRESHOLD:
+                return True
+    return False
+
+
 def _bordered(luma: np.ndarray) -> bool:
     top, bottom, left, right = bordered_box(luma)
     return (bottom - top, right - left) != luma.shape
@@ -88,7 +114,8 @@ def _bordered(luma: np.ndarray) -> bool:
 
 @dataclass
 class Prints:
-    """Fingerprint columns, one row per image in order: ~8 + 8 + 1 + 40 bytes a row (+ a few alternates)."""
+    """Fingerprint columns, one row per image in order (+ a few alternates); every hash has its check
+    hash in the matching ``*check`` column."""
 
     digest: array = field(default_factory=lambda: array("Q"))
     hash: array = field(default_factory=lambda: array("Q"))
@@ -96,6 +123,10 @@ class Prints:
     windows: array = field(default_factory=lambda: array("Q"))  # WINDOWS per row (zeros unless OK)
     alt_hash: array = field(default_factory=lambda: array("Q"))  # other orientations, queried only
     alt_row: array = field(default_factory=lambda: array("q"))
+    check: array = field(default_factory=lambda: array("Q"))
+    area: array = field(default_factory=lambda: array("Q"))  # stored pixels: the larger image is the centre
+    window_check: array = field(default_factory=lambda: array("Q"))
+    alt_check: array = field(default_factory=lambda: array("Q"))
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -103,6 +134,7 @@ class Prints:
     def add(self, measured: Measured | None) -> None:
         """Append the next row (None: the image could not be read)."""
         row = len(self.kind)
+        self.area.append(0 if measured is None else measured.width * measured.height)
         if measured is None:
             self._plain(0, UNREADABLE)
         elif measured.print is None:
@@ -115,15 +147,20 @@ class Prints:
             self.hash.append(fp.hash)
             self.kind.append(OK)
             self.windows.extend(fp.windows)
-            for alt in fp.alternates:
+            self.check.append(fp.checks[0])
+            self.window_check.extend(fp.checks[1 + len(fp.alternates):])
+            for alt, check in zip(fp.alternates, fp.checks[1:], strict=False):
                 self.alt_hash.append(alt)
                 self.alt_row.append(row)
+                self.alt_check.append(check)
 
     def _plain(self, digest: int, kind: int) -> None:
         self.digest.append(digest)
         self.hash.append(0)
         self.kind.append(kind)
         self.windows.extend([0] * WINDOWS)
+        self.check.append(0)
+        self.window_check.extend([0] * WINDOWS)
 
     def column(self, name: str) -> np.ndarray:
         col = getattr(self, name)
@@ -132,11 +169,12 @@ class Prints:
 
 @dataclass
 class Groups:
-    """``group[i]``: the first image of image ``i``'s group (``i`` itself when it has no copy)."""
+    """``group[i]``: the representative of image ``i``'s group (``i`` itself when it has no copy):
+    every member is a copy of it (within the threshold of it or of one of its windows, confirmed)."""
 
     group: np.ndarray
     kind: np.ndarray
-    exact: np.ndarray  # per image: same digest as its group's first image
+    exact: np.ndarray  # per image: same digest as its group's representative
     hits: int = 0  # search hits merged (pairs seen, never stored)
 
     def count(self, kind: int) -> int:
@@ -152,7 +190,12 @@ class Groups:
         order = shared[np.argsort(self.group[shared], kind="stable")]
         keys = self.group[order]
         cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
-        return {int(g[0]): g.tolist() for g in np.split(order, cuts) if len(g) > 1}
+        out = {}
+        for g in np.split(order, cuts):
+            if len(g) > 1:
+                rep = int(self.group[g[0]])
+                out[rep] = [rep, *(r for r in g.tolist() if r != rep)]
+        return dict(sorted(out.items()))
 
 
 def components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -169,57 +212,104 @@ def components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         label = new
 
 
-def _join(first: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Join two partitions given as "smallest member" per item: the smallest member of the union's sets."""
-    label = np.minimum(first, other)
-    while True:
-        new = label.copy()
-        for part in (first, other):  # every set of each partition takes its members' smallest label
-            low = np.full(len(label), len(label), label.dtype)
-            np.minimum.at(low, part, new)
-            new = low[part]
-        if np.array_equal(new, label):
-            return label
-        label = new
-
-
 def find_groups(prints: Prints, threshold: int = DEFAULT_THRESHOLD, *, workers: int | None = None) -> Groups:
-    """Group the images of ``prints``: same digest, or hashes within ``threshold`` bits (windows and
-    other orientations included).  Time ~ images x candidates per bucket; memory ~ images."""
+    """Group the images of ``prints``: same digest, or copies of one representative (hashes within
+    ``threshold`` bits of its hash, its other orientations or its crop windows, confirmed by the
+    check hashes).  Groups are stars, never chains: A near B and B near C does not put A with C
+    unless both are near the representative.  Time ~ images x candidates per bucket; memory ~ images."""
     n = len(prints)
     kind = prints.column("kind")
     digest = prints.column("digest")
     near, hits = _near(prints, kind, threshold, workers or os.cpu_count() or 1)
-    readable = np.flatnonzero(kind != UNREADABLE).astype(np.int32)
-    same_bytes = np.arange(n, dtype=np.int32)
-    same_bytes[readable] = _first_of(readable, digest[readable] if len(readable) < n else digest, n)
-    del readable
-    group = _join(same_bytes, near).astype(np.int64) if n else np.zeros(0, np.int64)
+    plain = np.flatnonzero((kind != UNREADABLE) & (kind != OK)).astype(np.int32)
+    group = near.astype(np.int64)
+    if len(plain):  # flat and small images: identical bytes only
+        group[plain] = _first_of(plain, digest[plain], n)
     return Groups(group, kind, digest == digest[group], hits)
 
 
 def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tuple[np.ndarray, int]:
-    """Smallest row per near-duplicate set (each row alone unless its hash is near another's)."""
+    """Representative row per row: the first row of its star's centre (each row alone unless near one).
+
+    Nothing here depends on the rows' order (only on the fingerprints), so convert and inspect, which
+    list the same images in different orders, build the same groups.  Arrays are dropped as soon as
+    they are used: the search's peak is its index and a few int32 columns."""
     n = len(kind)
     near = np.arange(n, dtype=np.int32)
     ok = np.flatnonzero(kind == OK).astype(np.int32)
     if not len(ok):
         return near, 0
-    hashes = prints.column("hash")
-    uniq, pos = _positions(hashes if len(ok) == n else hashes[ok])  # identical hashes collapse here
+    uniq, pos = _positions(prints.column("hash")[ok])  # identical hashes collapse here
+    checks = prints.column("check")[ok]
+    node_check = np.full(len(uniq), np.iinfo(np.uint64).max, np.uint64)
+    np.minimum.at(node_check, pos, checks)
+    agree = hamming(checks, node_check[pos]) <= CHECK_THRESHOLD  # the same hash, confirmed
+    del checks
     owner = np.full(n, -1, np.int32)  # per row: its hash's position in uniq (-1: not near-matched)
-    owner[ok] = pos
-    del pos
-    parent = np.arange(len(uniq), dtype=np.int32)
-    hits = merge(uniq, uniq, np.arange(len(uniq), dtype=np.int32), parent, threshold, workers=workers, symmetric=True)
-    hits += merge(uniq, prints.column("alt_hash"), owner[prints.column("alt_row")], parent, threshold,
-                  workers=workers)
-    hits += merge(uniq, prints.column("windows"), owner, parent, min(threshold, WINDOW_THRESHOLD), workers=workers)
-    root = roots(parent)[owner[ok]]
-    first = np.full(len(uniq), n, np.int32)
-    np.minimum.at(first, root, ok)
-    near[ok] = first[root]
+    owner[ok[agree]] = pos[agree]
+    area = np.zeros(len(uniq), np.int64)
+    np.maximum.at(area, pos[agree], prints.column("area")[ok[agree]].astype(np.int64))
+    del pos, agree, ok
+    rank = np.empty(len(uniq), np.int32)  # centres preferred: the largest image (the uncropped one)
+    rank[np.lexsort((np.arange(len(uniq)), -area))] = np.arange(len(uniq), dtype=np.int32)
+    del area
+    centre, hits = _stars(uniq, node_check, rank, owner, prints, threshold, workers)
+    del uniq, node_check, rank
+    rows = np.flatnonzero(owner >= 0).astype(np.int32)
+    first = np.full(len(centre), n, np.int32)  # per distinct hash: its first row (the group's name)
+    np.minimum.at(first, owner[rows], rows)
+    near[rows] = first[centre[owner[rows]]]
     return near, hits
+
+
+def _stars(uniq: np.ndarray, node_check: np.ndarray, rank: np.ndarray, owner: np.ndarray, prints: Prints,
+           threshold: int, workers: int) -> tuple[np.ndarray, int]:
+    """Centre per distinct hash.  Each round, every hash still unplaced finds the best-ranked one it
+    is confirmed near (:func:`imgprep.splits.neardup.lead`); a hash near none better is a centre,
+    and the hashes whose best neighbour is a centre join it.  The rest (their best neighbour joined
+    another centre) go round again among themselves.  Deterministic: minima, not races."""
+    m = len(uniq)
+    centre = active = None
+    tables = balance(uniq)
+    hits = 0
+    for _ in range(ROUNDS):
+        if active is None:  # the first round: every hash, no copies
+            sub, index, icheck, local_rank, row_owner = None, uniq, node_check, rank, owner
+        else:
+            sub = np.flatnonzero(active).astype(np.int32)
+            local = np.full(m + 1, -1, np.int32)  # position among this round's hashes (-1: placed or none)
+            local[sub] = np.arange(len(sub), dtype=np.int32)
+            row_owner = local[owner]  # owner -1 reads local[-1] = -1
+            del local
+            index, icheck = uniq[sub], node_check[sub]
+            local_rank = np.empty(len(sub), np.int32)  # ranks among this round's hashes
+            local_rank[np.argsort(rank[sub])] = np.arange(len(sub), dtype=np.int32)
+        k = len(index)
+        leads = local_rank.copy()
+        hits += lead(index, icheck, local_rank, index, icheck, None, leads, threshold, CHECK_THRESHOLD,
+                     workers=workers, symmetric=True, tables=tables)
+        alt_row = prints.column("alt_row")
+        if len(alt_row):
+            hits += lead(index, icheck, local_rank, prints.column("alt_hash"), prints.column("alt_check"),
+                         row_owner[alt_row], leads, threshold, CHECK_THRESHOLD, workers=workers, tables=tables)
+        hits += lead(index, icheck, local_rank, prints.column("windows"), prints.column("window_check"), row_owner,
+                     leads, window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables)
+        del index, icheck, row_owner
+        order = np.empty(k, np.int32)  # rank -> local position
+        order[local_rank] = np.arange(k, dtype=np.int32)
+        best = order[leads]  # local position of each hash's best-ranked confirmed neighbour (itself if none)
+        del order, leads, local_rank
+        placed = best[best] == best  # the best neighbour is a centre (a centre is its own best)
+        if active is None:
+            centre = np.arange(m, dtype=np.int32)
+            active = np.ones(m, bool)
+            sub = np.arange(m, dtype=np.int32)
+        centre[sub[placed]] = sub[best[placed]]
+        active[sub[placed]] = False
+        if placed.all():
+            break
+    assert centre is not None
+    return centre, hits
 
 
 def _first_of(rows: np.ndarray, keys: np.ndarray, n: int) -> np.ndarray:
@@ -285,19 +375,19 @@ def _ordered(pool: ThreadPoolExecutor, fn: Callable[[int], Any], items: Iterable
 
 
 def representatives(groups: Groups) -> np.ndarray:
-    """The images that are split in same-split mode: one per group (its first image)."""
+    """The images that are split in same-split mode: one per group (its representative)."""
     return np.flatnonzero(groups.group == np.arange(len(groups.group)))
 
 
 def expand(splits: Mapping[str, np.ndarray], groups: Groups) -> dict[str, np.ndarray]:
-    """Splits of representatives -> splits of images: each copy right after its group's first image."""
+    """Splits of representatives -> splits of images: each copy right after its group's representative."""
     members = groups.members()
     return {name: np.array([j for i in idx.tolist() for j in members.get(i, (i,))], dtype=np.int64)
             for name, idx in splits.items()}
 
 
 def regroup(splits: Mapping[str, np.ndarray], groups: Groups) -> dict[str, np.ndarray]:
-    """For splits that came with the data: move copies into their group's first image's split."""
+    """For splits that came with the data: move copies into their group's representative's split."""
     where = {int(i): name for name, idx in splits.items() for i in idx.tolist()}
     out: dict[str, list[int]] = {name: [] for name in splits}
     for name, idx in splits.items():
@@ -379,7 +469,8 @@ def findings(groups: Groups, where: np.ndarray, labels: Sequence[Any] | np.ndarr
                            drop))
     out.sort(key=lambda f: (not f.leak, not f.conflict, -len(f.rows), f.rows[0]))
     summary = Summary(
-        images=len(groups.group), groups=len(out), grouped_images=sum(len(f.rows) for f in out),
+        images=len(groups.group) - groups.count(UNREADABLE), groups=len(out),
+        grouped_images=sum(len(f.rows) for f in out),
         exact_groups=sum(f.exact for f in out), leaks=sum(f.leak for f in out),
         leaked_images=sum(len(f.drop) for f in out), conflicts=sum(f.conflict for f in out),
         flat=groups.count(FLAT), small=groups.count(SMALL), unreadable=groups.count(UNREADABLE), threshold=threshold,

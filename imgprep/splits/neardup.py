@@ -1,20 +1,21 @@
-"""Near-duplicate search over 64-bit perceptual hashes, merged straight into groups.
+"""Near-duplicate search over 64-bit perceptual hashes, straight into groups or stars.
 
 Multi-index hashing (Norouzi et al., 2012): the 64 bits are cut into ``BANDS`` = 4 bands of 16.
 Two hashes within ``threshold`` bits of each other agree within ``r = threshold // BANDS`` bits
 on at least one band (pigeonhole), so a query only meets the hashes in the buckets its bands
-reach by flipping at most ``r`` bits (137 buckets per band for r = 2).  Every hit is merged into
-a union-find at once: no list of pairs is ever built, so memory is bounded by the number of
-distinct hashes whatever the groups' sizes (5,000 copies of one photo are one group, not 12.5M
-pairs), and identical hashes are collapsed before the search even starts.
+reach by flipping at most ``r`` bits (17 buckets per band for r = 1, 137 for r = 2).  No list
+of pairs is ever built: :func:`lead` (what the duplicate groups use) keeps, per distinct hash,
+the best rank of a hash it is near with the check hashes agreeing (a lock-free minimum, the same
+for any number of threads); :func:`merge` joins every hit into a union-find (the old, chaining
+grouping, kept for benchmarks).  Identical hashes are collapsed before the search starts, and a
+bit permutation (:func:`balance`) spreads the almost-constant bits of photo hashes over the bands.
 
-The search runs in the native core (``imgprep._native.dup_union``: C, lock-free union-find,
-GIL released, one thread per core) when it is built, else in numpy (the same buckets, a chunk
-of probes per whole-array step, a Python loop only over hits that join two groups).  Why not
-faiss's binary multi-index hash: its range search returns every pair it finds, which is what
-made identical and flat images quadratic; it would also be a 30 MB dependency for one loop.
+The search runs in the native core (``imgprep._native.dup_lead``/``dup_union``: C, GIL released,
+one thread per core) when it is built, else in numpy (the same buckets, a chunk of probes per
+whole-array step).  Why not faiss's binary multi-index hash: its range search returns every pair
+it finds, which is what made identical and flat images quadratic; it would also be a 30 MB
+dependency for one loop.
 """
-
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -33,10 +34,19 @@ CHUNK = 1 << 14  # probes (queries x flip masks) per numpy pass: bounds the cand
 # default, when 5% crops had to be reached by the whole-image hash) groups twice as many chance
 # look-alikes.  Thresholds up to 11 (the CLI's maximum) are covered by 4 bands with 2 flipped bits.
 DEFAULT_THRESHOLD = 8
-# Crop windows are compared with the whole-image hashes of the others: a window of the original
-# is the same content as the cropped copy, so it needs fewer bits of slack (and querying five
-# windows per image at 7 bits costs less than one query at 10).
+# Crop windows are compared with the whole-image hashes of the others at 7 bits: up to 7 bits the
+# search flips one bit per band (17 buckets), from 8 two (137): windows are most of the queries, and
+# at 10 bits the search costs five times as much for a tenth more crops found (bench_dedup.py).
 WINDOW_THRESHOLD = 7
+# The check hash (imgprep.imaging.phash) must agree too before two images are linked.  Copies of
+# every kind in tests/dupkinds.py land within it; two unrelated smooth images whose pHashes met by
+# chance mostly do not (benchmarks/bench_dedup.py prints both).
+CHECK_THRESHOLD = 12
+
+
+def window_threshold(threshold: int) -> int:
+    """The crop windows' threshold for a whole-image ``threshold``."""
+    return min(threshold, WINDOW_THRESHOLD)
 
 
 def _masks(bits: int, radius: int) -> np.ndarray:
@@ -156,6 +166,82 @@ def _merge_numpy(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, par
             ri, rj = _find(parent, i), _find(parent, j)
             if ri != rj:
                 parent[max(ri, rj)] = min(ri, rj)
+    return hits
+
+
+def balance(hashes: np.ndarray, sample: int = 1 << 16) -> tuple[np.ndarray, np.ndarray] | None:
+    """Tables (forward, inverse: 8 x 256 uint64 each) of a bit permutation that gives every band about
+    the same entropy, measured on ``hashes`` (a sample of them).  A permutation applied to every hash
+    and query keeps every distance, so the search finds the same pairs; but a photo hash's DC and
+    first-harmonic bits are almost always set, and left in one band they crowd its buckets ~8x."""
+    if len(hashes) < 2:
+        return None
+    step = max(1, len(hashes) // sample)
+    picked = np.ascontiguousarray(hashes[::step], dtype=np.uint64)
+    ones = np.array([int(((picked >> np.uint64(b)) & np.uint64(1)).sum()) for b in range(64)]) / len(picked)
+    p = np.clip(ones, 1e-9, 1 - 1e-9)
+    entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    snake = [band if (k // BANDS) % 2 == 0 else BANDS - 1 - band for k in range(64) for band in [k % BANDS]]
+    dest = np.empty(64, np.int64)
+    filled = [0] * BANDS
+    for k, bit in enumerate(np.argsort(-entropy, kind="stable")):  # richest bits dealt round, snake order
+        band = snake[k]
+        dest[bit] = band * BAND_BITS + filled[band]
+        filled[band] += 1
+    return _tables(dest), _tables(np.argsort(dest))
+
+
+def _tables(dest: np.ndarray) -> np.ndarray:
+    """8 x 256 lookups: table[k][v] = byte k's value v with each bit moved to ``dest`` (OR the 8)."""
+    values = np.arange(256, dtype=np.uint64)
+    out = np.zeros((8, 256), np.uint64)
+    for bit in range(64):
+        k, j = divmod(bit, 8)
+        out[k] |= ((values >> np.uint64(j)) & np.uint64(1)) << np.uint64(dest[bit])
+    return out
+
+
+# The arrays of one search, as the native dup_lead takes them: grouping them would copy them per call.
+def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.ndarray, qcheck: np.ndarray,  # noqa: PLR0913
+         owners: np.ndarray | None, leads: np.ndarray, threshold: int, check_threshold: int, *, workers: int = 1,
+         symmetric: bool = False, tables: tuple[np.ndarray, np.ndarray] | None = None) -> int:
+    """:func:`merge`'s search, but a hit counts only when the check hashes (``icheck`` per index
+    position, ``qcheck`` per query) are within ``check_threshold`` bits too, and instead of joining
+    sets it lowers ``leads[x]`` (int32 per index position, updated in place) to the smallest
+    ``rank`` of a position ``x`` is confirmed near, both ways.  ``owners`` None: each query is its
+    own owner (``symmetric``: the index searched against itself).  ``tables``: :func:`balance`'s bit
+    permutation for the native search (the same pairs, found faster).  Returns the confirmed hits."""
+    index = np.ascontiguousarray(index, dtype=np.uint64)
+    queries = np.ascontiguousarray(queries, dtype=np.uint64)
+    if owners is not None:
+        owners = np.ascontiguousarray(owners, dtype=np.int32)
+    icheck = np.ascontiguousarray(icheck, dtype=np.uint64)
+    qcheck = np.ascontiguousarray(qcheck, dtype=np.uint64)
+    rank = np.ascontiguousarray(rank, dtype=np.int32)
+    if not len(index) or not len(queries):
+        return 0
+    core = native._native
+    if core is not None and native.available() and hasattr(core, "dup_lead"):
+        perm, unperm = tables if tables is not None else (None, None)
+        return int(core.dup_lead(index, icheck, rank, queries, qcheck, owners, leads, threshold, check_threshold,
+                                 workers, symmetric, perm, unperm))
+    if owners is None:
+        owners = np.arange(len(queries), dtype=np.int32)
+    per = len(queries) // len(owners)
+    hits = 0
+    table = HashIndex(index)
+    for lo in range(0, len(owners), CHUNK):
+        own = owners[lo: lo + CHUNK]
+        keep = np.flatnonzero(own >= 0)
+        rows = (keep[:, None] * per + np.arange(per)).ravel() + lo * per
+        mine, checks = np.repeat(own[keep], per), qcheck[rows]
+        for q, h, _ in table.pairs(queries[rows], threshold):
+            a = mine[q].astype(np.int64)
+            confirmed = (a != h) & (hamming(checks[q], icheck[h]) <= check_threshold)
+            a, h = a[confirmed], h[confirmed]
+            hits += len(a)
+            np.minimum.at(leads, a, rank[h])
+            np.minimum.at(leads, h, rank[a])
     return hits
 
 

@@ -1,0 +1,207 @@
+"""Duplicate groups a user can act on: stars around a representative, never chains of strangers;
+crops from any side found; PNGs of any depth hashed as pack converts them; the same groups and
+totals whichever tool, and whatever order, lists the images."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+
+import dupkinds
+import fields
+import imgfactory
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgprep.imaging.phash import hamming
+from imgprep.splits import dedup, neardup
+
+FIELDS = 2000
+
+
+def _jpeg(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _measure_all(blobs: list[bytes]) -> tuple[list[dedup.Measured], dedup.Prints]:
+    measured = [dedup.measure(b) for b in blobs]
+    prints = dedup.Prints()
+    for m in measured:
+        prints.add(m)
+    return measured, prints
+
+
+@pytest.fixture(scope="module")
+def smooth():
+    return _measure_all([_jpeg(fields.field(seed)) for seed in range(FIELDS)])
+
+
+def test_smooth_fields_make_stars_not_chains(smooth):
+    """Distinct smooth colour fields crowd the hash space: linking every near pair transitively
+    put most of them into one group.  Each group must be a representative and images that are
+    each within the rule of it, and none may be large."""
+    measured, prints = smooth
+    groups = dedup.find_groups(prints, workers=2)
+    members = groups.members()
+    sizes = sorted((len(rows) for rows in members.values()), reverse=True)
+    assert sizes and sizes[0] <= 8, sizes[:5]
+    assert sum(sizes) < FIELDS // 5, sum(sizes)  # chance look-alikes the threshold admits, in small stars
+    for rep, rows in members.items():
+        assert rows[0] == rep
+        for r in rows[1:]:
+            assert dedup.linked(measured[rep].print, measured[r].print), (rep, r)
+
+
+def test_groups_do_not_depend_on_the_order_images_are_listed_in(smooth):
+    measured, _ = smooth
+    order = np.random.default_rng(1).permutation(FIELDS)
+    shuffled = dedup.Prints()
+    for i in order:
+        shuffled.add(measured[i])
+    original = {frozenset(rows) for rows in dedup.find_groups(smooth[1], workers=2).members().values()}
+    again = {frozenset(int(order[r]) for r in rows)
+             for rows in dedup.find_groups(shuffled, workers=1).members().values()}
+    assert again == original
+
+
+CROPS = ("cropped 7% from one side", "cropped 10% from one side", "cropped 10% from two adjacent sides",
+         "cropped to 80% (10% off every side)", "rotated 180, cropped 5%", "mirrored, cropped 8% from one side, q50",
+         "16-bit PNG", "palette PNG", "alpha PNG")
+PHOTOS = 20
+
+
+@pytest.fixture(scope="module")
+def copies():
+    blobs, owner, kind = [], [], []
+    for seed in range(PHOTOS):
+        img = imgfactory.photo(200, 150, seed=300 + seed)
+        base = dupkinds.original(img)
+        blobs.append(base)
+        owner.append(len(blobs) - 1)
+        kind.append("original")
+        for name in CROPS:
+            blobs.append(dupkinds.copy(img, name, base))
+            owner.append(owner[-1] if kind[-1] != "original" else len(blobs) - 2)
+            kind.append(name)
+    measured, prints = _measure_all(blobs)
+    return measured, dedup.find_groups(prints, workers=2), np.array(owner), np.array(kind)
+
+
+@pytest.mark.parametrize("name", CROPS)
+def test_every_copy_kind_is_grouped_with_its_original(copies, name):
+    measured, groups, owner, kind = copies
+    rows = np.flatnonzero(kind == name)
+    assert not any(measured[r].print.flat for r in rows)  # a 16-bit PNG is no blank image
+    pure = {rep: len(set(owner[members].tolist())) == 1 for rep, members in groups.members().items()}
+    found = (groups.group[rows] == groups.group[owner[rows]]) & np.array([pure.get(int(groups.group[r]), False)
+                                                                         for r in rows])  # and nothing else
+    assert found.mean() >= 0.85, f"{name}: {int(found.sum())} of {len(rows)}"
+
+
+def test_distinct_photos_are_never_grouped(copies):
+    _, groups, owner, kind = copies
+    originals = np.flatnonzero(kind == "original")
+    assert len(set(groups.group[originals].tolist())) == len(originals)
+    for rows in groups.members().values():
+        assert len(set(owner[rows].tolist())) == 1  # every group holds copies of one photo only
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    head = re.search(r"duplicates: (\d+) group\(s\) holding (\d+) of (\d+) images", text)
+    leaks = re.search(r"leaks: (\d+) group\(s\) span splits \((\d+) image", text)
+    assert head and leaks, text
+    return tuple(int(x) for m in (head, leaks) for x in m.groups())
+
+
+def test_prepare_and_inspect_count_the_same_totals_with_a_damaged_image(tmp_path, imgprep_cli):
+    src = tmp_path / "src"
+    for c in ("a", "b"):
+        for i in range(6):
+            imgfactory.write(src / c / f"{i}.jpg", imgfactory.jpeg(96, 72, seed=i + (10 if c == "b" else 0)))
+    imgfactory.write(src / "a" / "bad.jpg", imgfactory.truncated_jpeg(96, 72, seed=99))
+    imgfactory.write(src / "b" / "copy.jpg", (src / "a" / "1.jpg").read_bytes())
+    prepared = imgprep_cli("prepare", "folders", src, "-o", tmp_path / "out", "--split", "train=0.5,val=0.5").stdout
+    inspected = imgprep_cli("inspect", tmp_path / "out").stdout
+    assert "could not be read" in prepared
+    assert _numbers(prepared) == _numbers(inspected)
+    assert _numbers(inspected)[2] == 13
+
+
+def test_inspect_of_a_same_split_resized_output_finds_no_leak(tmp_path, imgprep_cli):
+    """Overlapping crops of photos, packed at 128 px: prepare fingerprints what pack stores, so the
+    packed output's groups are prepare's groups, member for member, and same-split leaves no leak."""
+    src = tmp_path / "src"
+    pick = random.Random(5)
+    for ci, c in enumerate(("a", "b", "c")):
+        for i in range(30):
+            img = imgfactory.photo(400, 300, seed=ci * 1000 + i)
+            imgfactory.write(src / c / f"{i:03d}.jpg", imgfactory.encode(img, "JPEG", quality=90))
+            for k in range(2):  # 80-95% of each side, anywhere: many land near the threshold
+                fw, fh = pick.uniform(0.8, 0.95), pick.uniform(0.8, 0.95)
+                x0, y0 = pick.uniform(0, 1 - fw) * 400, pick.uniform(0, 1 - fh) * 300
+                crop = img.crop((round(x0), round(y0), round(x0 + fw * 400), round(y0 + fh * 300)))
+                imgfactory.write(src / c / f"{i:03d}_{k}.jpg", imgfactory.encode(crop, "JPEG", quality=85))
+    out = tmp_path / "out"
+    prepared = imgprep_cli("prepare", "folders", src, "-o", out, "--split", "train=0.5,val=0.5", "--dedup",
+                           "same-split", "--resize", "128", "--dedup-report", tmp_path / "before.jsonl").stdout
+    inspected = imgprep_cli("inspect", out, "--dedup-report", tmp_path / "after.jsonl").stdout
+    assert _numbers(inspected)[3:] == (0, 0)
+    assert _numbers(prepared) == _numbers(inspected)
+
+    def groups(path):
+        return {frozenset(i["id"] for i in json.loads(line)["images"]) for line in path.read_text().splitlines()}
+
+    assert groups(tmp_path / "before.jsonl") == groups(tmp_path / "after.jsonl")
+
+
+@pytest.mark.parametrize("path", ["native", "numpy"])
+def test_lead_search_equals_brute_force_with_photo_like_bits(path, monkeypatch):
+    """The star search (with the band-balancing bit permutation on the native path) finds, for every
+    hash, the best rank it is confirmed near: the same as comparing every pair."""
+    if path == "numpy":
+        monkeypatch.setenv("IMGPREP_NATIVE", "0")
+    rng = np.random.default_rng(7)
+    freq = np.full(64, 0.5)
+    freq[[63, 62, 55]] = 0.99  # a photo hash's DC and first harmonics: almost always set
+
+    def hashes(k):
+        bits = rng.random((k, 64)) < freq
+        return (bits.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(1, dtype=np.uint64)
+
+    index = hashes(3000)
+    for k in range(400):  # planted neighbours 0..12 bits away
+        index[1500 + k] = index[k] ^ np.uint64(sum(1 << int(b) for b in rng.choice(64, k % 13, replace=False)))
+    index = np.unique(index)
+    n = len(index)
+    icheck = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    icheck[rng.random(n) < 0.5] = 0  # half share a check (confirmable), half are random (refused)
+    rank = rng.permutation(n).astype(np.int32)
+    windows = index[rng.integers(0, n, 2 * 700)] ^ np.uint64(0b111 << 30)  # 2 per row, 3 bits off
+    wcheck = np.zeros(len(windows), np.uint64)
+    owner = rng.integers(-1, n, 700).astype(np.int32)
+    tables = neardup.balance(index)
+    leads = rank.copy()
+    neardup.lead(index, icheck, rank, index, icheck, None, leads, 8, 14, workers=2,
+                 symmetric=True, tables=tables)
+    neardup.lead(index, icheck, rank, windows, wcheck, owner, leads, 10, 14, workers=2, tables=tables)
+    expected = rank.copy()
+    near = (hamming(index[:, None], index[None, :]) <= 8) & (hamming(icheck[:, None], icheck[None, :]) <= 14)
+    np.fill_diagonal(near, False)
+    for i in range(n):
+        if near[i].any():
+            expected[i] = min(expected[i], rank[near[i]].min())
+    for k, w in enumerate(windows):
+        a = owner[k // 2]
+        if a < 0:
+            continue
+        hit = np.flatnonzero((hamming(w, index) <= 10) & (hamming(wcheck[k], icheck) <= 14))
+        for j in hit[hit != a]:
+            expected[a] = min(expected[a], rank[j])
+            expected[j] = min(expected[j], rank[a])
+    assert (expected != rank).sum() > 100
+    assert np.array_equal(leads, expected)
