@@ -24,6 +24,7 @@ from typing import Any
 
 from imgprep.convert import ConvertOptions, ConvertRequest, ConvertResult, ImageOutput
 from imgprep.convert import convert as _convert
+from imgprep.formats import typecheck
 from imgprep.formats.lst import LstItem
 from imgprep.imaging.spec import TransformSpec
 from imgprep.inspect.analyse import Findings
@@ -146,6 +147,9 @@ def verify(path: PathLike, **keywords: Any) -> Report:
     given = _Given(keywords, against=None, progress=False, max_skipped=None, train=None, storage=None,
                    storage_options=None)
     checked = check(_VERIFY, given.rest())
+    # flags a string would turn on: train="no" checked the records as the training channel
+    typecheck.flag("progress", given.progress)
+    typecheck.flag("train", given.train, optional=True)
     store = _store(given.storage, given.storage_options)
     name = ""
     items: Sequence[LstItem] | None = None

@@ -232,6 +232,7 @@ def convert(
     images: ImageOutput | None = None,
     defer_writes: bool = False,
     check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
+    progress: bool | None = None,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
     and (with ``options.manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
@@ -244,6 +245,7 @@ def convert(
     lists, class map, manifests and hyperparameters in ``result.files`` for the caller to write
     (``prepare`` writes them once every split is packed: its commit point).  ``check_splits``
     (prepare: output names, ``--resume``) sees the splits before any image is read (see :func:`split`).
+    ``progress`` chooses the duplicate pass's meter as ``--progress`` does pack's (:mod:`imgprep.layout.meter`).
     """
     kind, input, outdir, options, image_root = (request.kind, request.input, request.outdir, request.options,
                                                 request.image_root)
@@ -259,7 +261,7 @@ def convert(
     keep_inside(dataset, storage.local_path(listed_root) if listed_root else None,
                 follow_outside=options.follow_links_outside_root)
     splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say, check_splits=check_splits,
-                         stored=images.stored)
+                         stored=images.stored, progress=progress)
     if options.dedup == "same-split" and check_splits is not None:
         check_splits(dataset, splits)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
@@ -306,7 +308,7 @@ def load(kind: Kind, input: str, options: ConvertOptions, images: ImageOutput) -
 def split(
     dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo,
     check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
-    stored: Callable[[bytes], bytes] | None = None,
+    stored: Callable[[bytes], bytes] | None = None, progress: bool | None = None,
 ) -> tuple[dict[str, np.ndarray], dedup_mod.Groups | None]:
     """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups.
     ``check_splits`` sees the splits before any image is read (after the duplicates with same-split)."""
@@ -329,9 +331,10 @@ def split(
         check_splits(dataset, make_splits(dataset, plan, shuffle=options.shuffle, seed=options.seed))
     dups = None
     if options.dedup != "off":
-        shown = getattr(say, "echo", say) is not None
-        dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn, shown=shown,
-                           follow_outside=options.follow_links_outside_root, stored=stored)
+        shown = getattr(say, "echo", say) is not None  # a silent caller sees no bar unless it asks (progress=True)
+        dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn,
+                           follow_outside=options.follow_links_outside_root, stored=stored,
+                           progress=progress if progress is not None or shown else False)
     if options.dedup == "same-split" and dups is not None and dups.grouped:
         splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
     else:
@@ -450,9 +453,9 @@ def hyperparameters_line(params: Mapping[str, str]) -> str:
 
 # Issue 29's pass, landed last: its settings become one object when the pass moves to the pack workers.
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,  # noqa: PLR0913
-                storage: Store, say: Echo, shown: bool = False,
-                follow_outside: bool = False,
-                stored: Callable[[bytes], bytes] | None = None) -> dedup_mod.Groups | None:
+                storage: Store, say: Echo, follow_outside: bool = False,
+                stored: Callable[[bytes], bytes] | None = None,
+                progress: bool | None = None) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
@@ -485,7 +488,7 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
         return None
     from imgprep.splits.neardup import DEFAULT_THRESHOLD
 
-    with _pass_progress(len(dataset), "duplicates", show=shown) as tick:
+    with _pass_progress(len(dataset), "duplicates", progress=progress) as tick:
         def counted(i: int) -> Any:
             try:
                 item = read(i)
@@ -498,11 +501,12 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
 
 
 @contextlib.contextmanager
-def _pass_progress(total: int, label: str, *, show: bool) -> Iterator[Callable[[int], Any]]:
-    """One pass over the images: a bar on a terminal, lines elsewhere (:mod:`imgprep.layout.meter`)."""
+def _pass_progress(total: int, label: str, *, progress: bool | None) -> Iterator[Callable[[int], Any]]:
+    """One pass over the images: a bar on a terminal, lines elsewhere (:mod:`imgprep.layout.meter`);
+    ``progress``: True lines, False nothing, None as the stream allows."""
     from imgprep.layout.meter import meter
 
-    with meter(label, total, "img", quiet=not show, leave=False) as bar:
+    with meter(label, total, "img", progress=progress, leave=False) as bar:
         yield bar.update
 
 

@@ -167,8 +167,10 @@ def plan_prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None =
     channels = packed_channels(spec)
     images = ImageOutput(channels=channels, write=False, shape=lambda data: packed_shape(spec, data),
                          stored=_stored(spec, request.pack_options))
+    # the duplicate pass is one of prepare's passes: the same --progress/--quiet as its packs
+    run = request.pack_options
     converted = convert(request.conversion(), storage=storage, echo=echo, images=images, defer_writes=defer_writes,
-                        check_splits=_splits_check(request, storage))
+                        check_splits=_splits_check(request, storage), progress=False if run.quiet else run.progress)
     dataset = converted.dataset
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     pack_options = _dataset_pack_options(request.pack_options, dataset)

@@ -198,9 +198,12 @@ def _first_line(exc: BaseException) -> str:
 
 def submit(request: Mapping[str, Any], *, region: str | None = None, wait: bool = False, poll: float = 30.0) -> str:
     """Send the request; return the job ARN (with ``wait``, after the job ended successfully)."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-    client = _client(region)
+    try:
+        client = _client(region)
+    except NoRegionError:  # the user's set-up, not a bug: one line that says what to give
+        raise UsageError("no AWS region for SageMaker: give --region (or set AWS_DEFAULT_REGION)") from None
     try:
         arn = str(client.create_processing_job(**request)["ProcessingJobArn"])
     except (BotoCoreError, ClientError) as exc:

@@ -96,10 +96,19 @@ def _cli(*args: object, interval: str = "0.001") -> subprocess.Popen[str]:
                             stdin=subprocess.DEVNULL)
 
 
+def _first_line(fd: int) -> str:
+    """One line read byte by byte from the pipe itself: a buffered readline may read ahead what
+    communicate() then never sees (on a busy machine, the whole run's output)."""
+    line = b""
+    while not line.endswith(b"\n") and (byte := os.read(fd, 1)):
+        line += byte
+    return line.decode()
+
+
 def test_a_piped_prepare_shows_progress_lines_before_it_finishes(tiny_tree: Path, tmp_path: Path) -> None:
     proc = _cli("prepare", "folders", tiny_tree, "-o", tmp_path / "out", "--dedup", "off", "-j", "1", "--progress")
     assert proc.stderr is not None
-    first = proc.stderr.readline()  # the pipe gets the pass's first line as it starts
+    first = _first_line(proc.stderr.fileno())  # the pipe gets the pass's first line as it starts
     _, rest = proc.communicate(timeout=300)
     assert proc.returncode == 0, rest
     lines = [first.rstrip("\n"), *rest.splitlines()]

@@ -24,6 +24,7 @@ from imgprep.data.fetch import changed
 from imgprep.data.index import RecordIndex
 from imgprep.data.transforms import Transform, decode_batch, decode_full, mix
 from imgprep.errors import ChangedError, FormatError, ImageError, ImgprepError, UsageError
+from imgprep.formats import typecheck
 from imgprep.formats.checksums import check_record
 from imgprep.formats.checksums import decode as decode_crcs
 from imgprep.formats.dataset import DatasetRecord
@@ -73,6 +74,7 @@ class Dataset:
             raise UsageError(f"errors={errors!r} must be 'raise' or 'skip'")
         num_classes = None if num_classes is None else _positive("num_classes", num_classes)
         max_pixels = _positive("max_pixels", max_pixels)
+        typecheck.flag("checksums", checksums)  # checksums="no" would have left the check on
         self.path = str(path)
         self.transform = transform
         self.seed = int(seed)

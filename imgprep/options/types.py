@@ -24,8 +24,8 @@ class ByteSize(click.ParamType):
         self.bare_minimum = bare_minimum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
+        if isinstance(value, int) and not isinstance(value, bool):  # a config file's number: bytes, held as text is
+            value = str(value)
         match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
         unit = match.group(2).lower() if match else ""
         if not match or unit not in _UNITS:

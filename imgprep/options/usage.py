@@ -7,9 +7,14 @@ import re
 
 import click
 
+# click >= 8.2 raises it for a group run without its command (8.1 printed the help and exited 0)
+_NO_ARGS: type | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
 
 def reword(exc: click.ClickException) -> str:
     """One line: what is wrong, then the command's usage and where its help is."""
+    if isinstance(exc, _NO_ARGS):  # its message is the whole help page
+        return _missing_command(exc.ctx)
     text = " ".join(exc.format_message().split())
     text = re.sub(r"^Invalid value for '([^']+)': ", r"\1: ", text)
     text = re.sub(r"'(-[^']*)'", r"\1", text)  # '--root' -> --root
@@ -21,3 +26,11 @@ def reword(exc: click.ClickException) -> str:
         return text
     usage = " ".join(ctx.command.collect_usage_pieces(ctx))
     return f"{text} (usage: {ctx.command_path} {usage}; see {ctx.command_path} --help)"
+
+
+def _missing_command(ctx: click.Context) -> str:
+    """A group run without its command: the commands it has, not its help page squashed onto one line."""
+    names = ctx.command.list_commands(ctx) if isinstance(ctx.command, click.Group) else []
+    usage = " ".join(ctx.command.collect_usage_pieces(ctx))
+    return (f"missing command: choose from {', '.join(names)} "
+            f"(usage: {ctx.command_path} {usage}; see {ctx.command_path} --help)")

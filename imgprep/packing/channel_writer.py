@@ -29,6 +29,7 @@ from imgprep.formats.imagesize import SizeRange, dimensions, record_image
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.imaging.spec import TransformSpec
 from imgprep.layout import channels as names
+from imgprep.layout.meter import meter
 from imgprep.layout.skipped import Skipped
 from imgprep.packing.packer import PackOptions, default_workers
 from imgprep.packing.sources import ImageSource
@@ -150,14 +151,18 @@ class ChannelWriter:
         entries: dict[int, imageset.ImageEntry] = {}
         skipped: dict[int, Skipped] = {}
         counts = {"written": 0, "reused": 0, "copied": 0}
-        for outcome in self._run(items, written, folder, known, source_etags):
-            item = items[outcome.position]
-            if outcome.entry is None:
-                reason = outcome.reason or "unknown error"
-                skipped[outcome.position] = Skipped(item.index, self.source.describe(item), reason)
-            else:
-                entries[item.index] = outcome.entry
-                counts[outcome.how] += 1
+        # the same progress as a RecordIO pack's (issue 32.1): a bar on a terminal, lines in a log
+        with meter(f"pack {split}", len(items), "img", quiet=self.options.quiet,
+                   progress=self.options.progress) as bar:
+            for outcome in self._run(items, written, folder, known, source_etags):
+                bar.update(1)
+                item = items[outcome.position]
+                if outcome.entry is None:
+                    reason = outcome.reason or "unknown error"
+                    skipped[outcome.position] = Skipped(item.index, self.source.describe(item), reason)
+                else:
+                    entries[item.index] = outcome.entry
+                    counts[outcome.how] += 1
         found = [skipped[k] for k in sorted(skipped)]
         if whole is None:
             summary = summarise(self.outdir, split, channel, items, entries, found, (gen, self.settings),

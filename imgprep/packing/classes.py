@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.lst import LstItem
+from imgprep.layout.prepared import CLASSES as CLASSES_FILE
 from imgprep.storage.base import Store, join
-
-CLASSES_FILE = "classes.json"
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,8 @@ def find(items: Collection[LstItem], given: int | None, names: tuple[str, ...] |
         raise UsageError(f"{len(names)} class names for num_classes {given}")
     if given is not None:
         return Classes(given, names, source="--num-classes")
+    if names is not None:  # names alone say how many classes there are
+        return Classes(len(names), names, source="class_names")
     uris = getattr(items, "uris", None)
     if not uris:
         return Classes(None, unknown="a list given in Python and no num_classes")
@@ -71,15 +72,23 @@ def check_labels(items: Collection[LstItem], classes: Classes, width: int) -> No
     number = classes.number
     if number is None:
         return
-    if width > 1:
-        if width != number:
-            raise UsageError(f"the list's label vectors hold {width} values, but {classes.source} says "
-                             f"{number} classes")
-        return
+    if width > 1 and width != number:
+        raise UsageError(f"the list's label vectors hold {width} values, but {classes.source} says "
+                         f"{number} classes")
     uris = getattr(items, "uris", None)
     for item in items:
+        if width > 1:  # a multi-hot vector: the reader and verify refuse any other value than 0 or 1
+            _check_multi_hot(item, uris)
+            continue
         label = item.labels[0]
         if not (0 <= label < number and label == int(label)):
             raise UsageError(f"entry {item.index} ({item.path}) has label {label:g}, not a class id in "
                              f"0..{number - 1} ({number} classes, from {classes.source})",
                              path=",".join(uris) if uris else None)
+
+
+def _check_multi_hot(item: LstItem, uris: list[str] | None) -> None:
+    for position, value in enumerate(item.labels):
+        if value not in (0.0, 1.0):
+            raise UsageError(f"entry {item.index} ({item.path}) has {value:g} at position {position} of its multi-hot "
+                             "label vector (only 0 and 1 are allowed)", path=",".join(uris) if uris else None)

@@ -286,7 +286,9 @@ def _pack_whole(plan: _Plan, result: JobResult, say: Echo) -> None:
     def told(name: str, summary: Any) -> None:
         result.packed[name] = summary
         result.outputs.extend(summary.outputs)
-        say(f"packed {name}: {summary.records} records, {summary.skipped} skipped -> {final[name]}.rec")
+        # as the CLI says it; another output format's summary may not say whether it was complete
+        done = "already complete, nothing to resume: " if getattr(summary, "already_complete", False) else ""
+        say(f"packed {name}: {done}{summary.records} records, {summary.skipped} skipped -> {final[name]}.rec")
 
     final = {channel.name: channel.final for channel in plan.channels}
     if plan.run is not None:

@@ -151,6 +151,19 @@ class LocalStore(Store):
             return None
         return LocalOutput(uri, fsync=self.fsync, reopen=(where, size))
 
+    def probe(self, uri: str, *, write: bool, images: bool = False) -> None:
+        """An output folder that cannot be made (a file where a folder must be) fails now: prepare's
+        duplicate pass would otherwise read every image before the first write found out."""
+        if not write:
+            return
+        path = local_path(uri)
+        folder = os.path.abspath(path if path.endswith(("/", os.sep)) else os.path.dirname(path) or ".")
+        existing = folder
+        while not os.path.lexists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise StorageError("cannot create the output folder (a file is in the way)", path=folder)
+
     def read_bytes(self, uri: str) -> bytes:
         path = local_path(uri)
         check_regular(path)  # a FIFO planted as OUT.progress.json would block, /dev/zero never end

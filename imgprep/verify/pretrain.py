@@ -116,18 +116,22 @@ def _check_values(hyper: dict[str, Any], where: str, report: Report, train: bool
     if samples is None and train:
         report.add(where, f"num_training_samples is missing (the training channel needs it): set it to {records}")
     elif samples is not None and (_integer(samples) if _integer(samples) is not None else -1) < 0:
-        report.add(where, f"num_training_samples {samples!r} is not a count of images: set it to {records}")
+        # another channel's records are not the training count: name the count, not this channel's
+        count = records if train else "the training split's record count"
+        report.add(where, f"num_training_samples {samples!r} is not a count of images: set it to {count}")
     classes = hyper.get("num_classes")
     if classes is None:
         report.add(where, "num_classes is missing (the algorithm needs it)")
     elif (_integer(classes) or 0) < 1:
         report.add(where, f"num_classes {classes!r} is not a positive integer")
     multi = hyper.get("multi_label")
-    if multi is not None and str(multi).strip() not in ("0", "1"):
+    if "multi_label" in hyper and (multi is None or str(multi).strip() not in ("0", "1")):  # null: no value at all
         report.add(where, f"multi_label {multi!r} must be 0 or 1")
     shape = hyper.get("image_shape")
     if shape is not None:
         _check_shape_values(str(shape), where, report)
+    elif "image_shape" in hyper:
+        report.add(where, "image_shape null is not 'C,H,W'")
 
 
 def _check_shape_values(shape: str, where: str, report: Report) -> None:

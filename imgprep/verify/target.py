@@ -113,6 +113,11 @@ def _int(value: Any, what: str, where: str) -> int:
 
 def _expectations(record: ds.DatasetRecord | None, meta: dict[str, Any], num_classes: int | None) -> Expectations:
     source = "--num-classes"
+    stated = record.num_classes if record is not None else None
+    if num_classes is not None and stated is not None and num_classes != stated:
+        # as prepare and imgprep.data refuse it: a head sized from another number than the data's
+        raise UsageError(f"--num-classes {num_classes}: the dataset record says {stated} classes (leave "
+                         "--num-classes out)")
     if num_classes is None and record is not None and record.num_classes is not None:
         num_classes, source = record.num_classes, "dataset record"
     if num_classes is None and "num_classes" in meta:
