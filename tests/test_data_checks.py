@@ -255,3 +255,19 @@ def test_an_exif_rotated_pass_through_photo_comes_out_upright(tmp_path: Path, tr
         assert image[:10, :, 1].mean() < 100 and image[-10:, :, 1].mean() > 200  # the band is now on top
     assert image.shape == packed[0][0].shape
     assert np.abs(image.astype(int) - packed[0][0].astype(int)).mean() < 4
+
+
+def test_one_shard_of_a_sharded_pack_is_checked_as_its_dataset_record_says(tmp_path: Path) -> None:
+    """Opened on its own, ``train-00001.rec`` is still the recorded dataset's shard: its records'
+    checksums and the classes are checked (before, it read as "shards another tool wrote")."""
+    prefix = _pack(tmp_path, "train", {f"{i}.jpg": fac.jpeg(40, 32, seed=i) for i in range(6)}, [0, 1, 0, 1, 1, 0],
+                   quality=80, shard_records=3, num_classes=2)
+    shard = Path(f"{prefix}-00001.rec")
+    one = Dataset(str(shard))
+    assert len(one) == 3 and one.num_classes == 2 and one.num_classes_unknown is None
+    offsets = sorted(o for _, o in rio.read_index(shard.with_suffix(".idx")))
+    raw = bytearray(shard.read_bytes())
+    _flip_quantisation(raw, offsets[1])
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(RecordChecksumError, match=rf"^{shard}: record 1: record at byte {offsets[1]}: CRC-32"):
+        Dataset(str(shard), transform=Transform.eval(16))[1]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -144,3 +146,22 @@ def test_channel_validation() -> None:
         Channel("data", "/local/path")
     with pytest.raises(UsageError, match="distribution"):
         Channel("data", "s3://b/p", "Replicated")
+
+
+@pytest.mark.parametrize(
+    "job,expect",
+    [
+        (["prepare", "folders", "/opt/ml/processing/input/data", "-o", "s3://b/out", "--bogus"], "--bogus"),
+        (["prepare", "folders", "/opt/ml/processing/input/data", "-o", "s3://b/out", "--resize", "-3"], "--resize"),
+        (["pakc", "x.lst"], "pakc"),
+    ],
+    ids=["unknown-option", "bad-value", "unknown-job"],
+)
+def test_launch_refuses_job_arguments_the_container_would_refuse(job: list[str], expect: str) -> None:
+    """A typo after -- fails here, in one line, not on the paid instance."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from imgprep.cli.main import main; main()", "launch", "--dry-run", "--image", "img:1",
+         "--role", "arn:aws:iam::1:role/R", "--", *job], capture_output=True, text=True)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("imgprep: error: ") and expect in lines[0], proc.stderr

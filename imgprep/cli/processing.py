@@ -59,8 +59,10 @@ Everything after -- is the job's arguments (see 'imgprep processing --help')."""
 @options(*(o.table_key for o in _LAUNCH))
 def launch(arguments: tuple[str, ...], dry_run: bool, **given: Any) -> None:
     """Start a SageMaker Processing job that runs `python -m imgprep.processing JOB ARGUMENTS`."""
+    from imgprep.processing.command import check_job_arguments
     from imgprep.sagemaker import execution_role, parse_channel, processing_job, submit
 
+    check_job_arguments(list(arguments))
     request = processing_job(
         image_uri=given["image_uri"],
         role_arn=given["role_arn"] or ("arn:aws:iam::000000000000:role/DRY-RUN" if dry_run else execution_role()),

@@ -8,6 +8,7 @@ wrote one; otherwise (shards from another tool) ``PREFIX.rec``, or ``PREFIX-0000
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from imgprep.errors import FormatError, UsageError
@@ -73,10 +74,29 @@ def find_shards(path: str, storage: Store, *, complete: bool = True, need_index:
         folder = record_folder(prefix)
         shards = tuple(ShardFiles(folder + s.rec, folder + s.idx, s.rec_bytes, s) for s in record.shards)
         return Dataset(prefix, record, shards)
+    one = _one_recorded_shard(prefix, storage)
+    if one is not None:
+        return one
     if complete and storage.exists(progress_name(prefix)):
         raise UsageError("the dataset is incomplete (a pack of it is running or was interrupted, and no dataset "
                          "record: finish it with pack --resume)", path=progress_name(prefix))
     return Dataset(prefix, None, _listed(prefix, storage, need_index))
+
+
+def _one_recorded_shard(prefix: str, storage: Store) -> Dataset | None:
+    """``PREFIX-00001`` opened on its own: the shard as its dataset's record describes it (its
+    records' checksums, the classes), so reading one shard checks what reading all of them does."""
+    numbered = numbered_shard(prefix + ".rec")
+    if numbered is None:
+        return None
+    record = read_record(storage, record_name(numbered[0]))
+    name = prefix[len(record_folder(prefix)):] + ".rec"
+    entry = next((s for s in record.shards if s.rec == name), None) if record is not None else None
+    if record is None or entry is None:
+        return None
+    folder = record_folder(prefix)
+    shard = ShardFiles(folder + entry.rec, folder + entry.idx, entry.rec_bytes, entry)
+    return Dataset(prefix, dataclasses.replace(record, shards=(entry,)), (shard,))
 
 
 def _listed(prefix: str, storage: Store, need_index: bool) -> tuple[ShardFiles, ...]:

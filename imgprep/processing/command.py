@@ -130,6 +130,23 @@ def processing() -> None:
     """
 
 
+
+def check_job_arguments(args: list[str]) -> None:
+    """Parse a job's arguments as the container will, without running it, so ``imgprep launch``
+    refuses a misspelt option or a bad value before an instance is paid for.  Arguments naming a
+    ``--config`` file are left to the job: the file lives in the container."""
+    if any(a == "--config" or a.startswith("--config=") for a in args):
+        return
+    prog = "python -m imgprep.processing"
+    with processing.make_context(prog, list(args)) as ctx:
+        protected = getattr(ctx, "_protected_args", None)  # click 8.2; 8.1 names it protected_args
+        rest = [*(ctx.protected_args if protected is None else protected), *ctx.args]
+        if not rest:
+            raise click.UsageError("no job: give 'prepare ...' or 'pack ...' after --", ctx=ctx)
+        name, command, sub = processing.resolve_command(ctx, rest)
+        if command is not None:  # resolve_command itself refuses an unknown job
+            command.make_context(name or "", sub, parent=ctx).close()
+
 def _echo(quiet: bool) -> Callable[[str], None] | None:
     return None if quiet else functools.partial(click.echo, err=True)
 
