@@ -24,6 +24,9 @@ from imgprep.data.order import Order
 from imgprep.errors import UsageError
 from imgprep.storage.threads import DaemonExecutor
 
+READ_AHEAD = 16  # batches whose reads are planned together once the first batch is out
+READ_BYTES = 48 << 20  # bytes one such window's requests may hold (a window is cut to fewer batches)
+
 
 class Batch(NamedTuple):
     """``images``: uint8 ``(n, H, W, 3)`` (or ``(n, 3, H, W)``); ``labels``: int64 class ids ``(n,)`` or
@@ -60,13 +63,14 @@ class Loader:
 
     def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int | None = None,
                  rank: int = 0, world_size: int = 1, drop_last: bool = False, threads: int = 2,
-                 prefetch: int = 2, io_threads: int = 8, coalesce: int = GAP) -> None:
+                 prefetch: int = 2, io_threads: int = 8, coalesce: int = GAP, read_ahead: int = READ_AHEAD,
+                 read_bytes: int = READ_BYTES) -> None:
         if dataset.transform is None:
             raise UsageError("batches need images of one size: open the dataset with a transform "
                              "(Transform.train(224) or Transform.eval(224))")
-        if threads < 0 or prefetch < 1 or io_threads < 0 or coalesce < 0:
-            raise UsageError(f"threads {threads}, io_threads {io_threads} and coalesce {coalesce} must be >= 0, "
-                             f"prefetch {prefetch} >= 1")
+        if threads < 0 or prefetch < 1 or io_threads < 0 or coalesce < 0 or read_ahead < 1 or read_bytes < 0:
+            raise UsageError(f"threads {threads}, io_threads {io_threads}, coalesce {coalesce} and read_bytes "
+                             f"{read_bytes} must be >= 0, prefetch {prefetch} and read_ahead {read_ahead} >= 1")
         self.dataset = dataset
         self.order = Order(len(dataset), dataset.seed if seed is None else int(seed), shuffle, rank, world_size,
                            batch_size, drop_last)
@@ -75,6 +79,7 @@ class Loader:
         self.prefetch = prefetch
         self.io_threads = io_threads
         self.coalesce = int(coalesce)
+        self.read_ahead, self.read_bytes = int(read_ahead), int(read_bytes)
         self.epoch = 0
         self.start = 0  # global position in the epoch's sequence where this rank's current segment begins
         self.position = 0  # samples of the segment already handed out
@@ -114,9 +119,12 @@ class Loader:
         ahead: deque[list] = deque()  # the reads of the batches after the one being submitted
         interrupted = True  # by an error or Ctrl-C: then nothing waits for the threads
         try:
+            planned = 0  # batches whose reads are under way
             for number, (begin, end) in enumerate(bounds):
-                if not ahead:
-                    ahead.extend(self._read_window(fetcher, bounds, number, indices, epoch))
+                while planned < len(bounds) and len(ahead) < self._keep(number):
+                    window = self._read_window(fetcher, bounds, planned, indices, epoch)
+                    ahead.extend(window)
+                    planned += len(window)
                 pending.append((*self._submit(pool, indices[begin:end], ahead.popleft(), epoch), begin, end))
                 if len(pending) > self.prefetch:
                     yield self._finish(pending.popleft(), indices, valid, epoch, start)
@@ -135,13 +143,27 @@ class Loader:
                 if executor is not None:
                     executor.shutdown(wait=not interrupted, cancel_futures=True)
 
+    def _keep(self, number: int) -> int:
+        """Batches whose reads must be under way beyond those submitted when batch ``number`` is:
+        one for the first batch, ``prefetch + 1`` until it is out (so that it comes soon), then
+        ``read_ahead``, so that a window's reads have a window's decoding to arrive in."""
+        return 1 if number == 0 else self.prefetch + 1 if number <= self.prefetch else self.read_ahead
+
     def _read_window(self, fetcher: Fetcher, bounds: list[tuple[int, int]], number: int, indices: np.ndarray,
                      epoch: int) -> list[list]:
-        """Start the reads of the batches from ``number`` on: ``prefetch + 1`` of them together, so
-        more neighbours coalesce (the first batch of a loop alone, so that it comes soon)."""
-        window = bounds[number : number + (self.prefetch + 1 if number else 1)]
-        first = window[0][0]
-        fetched = fetcher.submit(_records(self.dataset, indices[first : window[-1][1]], epoch))
+        """Start the reads of the batches from ``number`` on, planned together so that neighbours
+        in any of them share a request: the first batch of a loop alone (it comes soon), then
+        ``prefetch + 1`` batches, then windows of ``read_ahead`` batches, each cut to fewer batches
+        where its requests would hold more than ``read_bytes``."""
+        size = 1 if number == 0 else self.prefetch + 1 if number <= self.prefetch + 1 else self.read_ahead
+        window = bounds[number : number + size]
+        while True:
+            first = window[0][0]
+            records = _records(self.dataset, indices[first : window[-1][1]], epoch)
+            if len(window) == 1 or fetcher.cost(records) <= self.read_bytes:
+                break
+            window = window[: len(window) // 2]
+        fetched = fetcher.submit(records)
         return [fetched[a - first : b - first] for a, b in window]
 
     def _submit(self, pool: DaemonExecutor | None, chosen: np.ndarray, fetched: list, epoch: int) -> tuple:
