@@ -3,9 +3,10 @@
 The sequence (which records, in which order, with which augmentation) is fixed by the
 :class:`~imgprep.data.order.Order` and the dataset's seed; ``threads`` only decides how many
 samples are decoded at once, so it can change between runs — also when resuming — without
-changing a single pixel.  At most ``prefetch`` batches are read and decoded ahead of the one the
-caller holds, so memory (and, on S3, the number of ranged GETs in flight) stays bounded; the
-reads of ``prefetch + 1`` batches are planned together, so neighbours in any of them share a request.
+changing a single pixel.  At most ``prefetch`` batches are decoded ahead of the one the caller
+holds; reads run further ahead, in windows of ``read_ahead`` batches planned together so that
+neighbours in any of them share a request (on S3 a request costs the server far more than the
+bytes between close records), each window cut to ``read_bytes``, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class Loader:
     ``drop_last``).  A damaged record raises, or with the dataset's ``errors="skip"`` is left out
     of its batch and counted in :attr:`skipped`.  ``threads`` decode; ``io_threads`` read each
     batch ahead of them, neighbouring records coalesced into one request when less than
-    ``coalesce`` bytes apart (:mod:`imgprep.data.fetch`); :attr:`stats` counts the requests.
+    ``coalesce`` bytes apart (:mod:`imgprep.data.fetch`) among the ``read_ahead`` batches of a
+    window (fewer where its requests would hold more than ``read_bytes``); :attr:`stats` counts
+    the requests.
     ``dataset``: a :class:`Dataset` or a :class:`~imgprep.data.mixture.Mixture`.
     """
 
