@@ -125,11 +125,11 @@ class Fetcher:
         """Bytes :meth:`submit` would read for ``records``: what their requests hold in memory."""
         return sum(b - a for *_, requests in self._plan(records) for a, b, _ in requests)
 
-    def submit(self, records: Sequence[tuple[Any, int]]) -> list[Pending]:
+    def submit(self, records: Sequence[tuple[Any, int]], gap: int | None = None) -> list[Pending]:
         """A :class:`Pending` per record, in the order given; their reads are under way (or done,
-        without an executor)."""
+        without an executor).  ``gap``: this call's instead of the fetcher's."""
         out: list[Pending | None] = [None] * len(records)
-        for dataset, uri, positions, indices, starts, ends, requests in self._plan(records):
+        for dataset, uri, positions, indices, starts, ends, requests in self._plan(records, gap):
             bound = read_bound(dataset.storage, uri)
             for c in range(0, len(requests), PER_CALL):
                 call = requests[c : c + PER_CALL]
@@ -140,7 +140,7 @@ class Fetcher:
                                                     int(starts[k]) - first, int(ends[k] - starts[k]), bound)
         return out  # type: ignore[return-value]
 
-    def _plan(self, records: Sequence[tuple[Any, int]]) -> Iterator[tuple]:
+    def _plan(self, records: Sequence[tuple[Any, int]], gap: int | None = None) -> Iterator[tuple]:
         """Per dataset and shard: ``(dataset, uri, positions in records, indices, starts, ends,
         requests)``, the requests those of :func:`plan`."""
         datasets: dict[int, tuple[Any, list[int]]] = {}
@@ -152,7 +152,8 @@ class Fetcher:
             for shard in np.unique(shards).tolist():
                 here = np.flatnonzero(shards == shard)
                 yield (dataset, dataset.index.uris[shard], [chosen[m] for m in here.tolist()], indices[here],
-                       starts[here], ends[here], plan(starts[here], ends[here], self.gap, self.span))
+                       starts[here], ends[here], plan(starts[here], ends[here], self.gap if gap is None else gap,
+                                                      self.span))
 
     def _start(self, dataset: Any, uri: str, ranges: list[tuple[int, int]], records: int) -> Future:
         version = getattr(dataset, "versions", {}).get(uri)  # the generation the dataset pinned, if it did

@@ -147,10 +147,13 @@ class Loader:
                     executor.shutdown(wait=not interrupted, cancel_futures=True)
 
     def _keep(self, number: int) -> int:
-        """Batches whose reads must be under way beyond those submitted when batch ``number`` is:
-        one for the first batch, ``prefetch + 1`` until it is out (so that it comes soon), then
-        ``read_ahead``, so that a window's reads have a window's decoding to arrive in."""
-        return 1 if number == 0 else self.prefetch + 1 if number <= self.prefetch else self.read_ahead
+        """Batches whose reads must be under way from batch ``number`` on when it is submitted: the
+        first batch, then the next ``prefetch + 1`` until the first batch is out (nothing else
+        competes with it), then ``read_ahead``, so that a window's reads have a window's decoding
+        to arrive in."""
+        if number == 0:
+            return 1
+        return self.prefetch + 2 - number if number <= self.prefetch else self.read_ahead
 
     def _read_window(self, fetcher: Fetcher, bounds: list[tuple[int, int]], number: int, indices: np.ndarray,
                      epoch: int) -> list[list]:
@@ -166,7 +169,9 @@ class Loader:
             if len(window) == 1 or fetcher.cost(records) <= self.read_bytes:
                 break
             window = window[: len(window) // 2]
-        fetched = fetcher.submit(records)
+        # The first batch alone is read without gaps: its records are far apart, and bytes read
+        # between them would only delay it.
+        fetched = fetcher.submit(records, gap=0 if number == 0 else None)
         return [fetched[a - first : b - first] for a, b in window]
 
     def _submit(self, pool: DaemonExecutor | None, chosen: np.ndarray, fetched: list, epoch: int) -> tuple:
