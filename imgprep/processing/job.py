@@ -435,6 +435,12 @@ def _sharded_uri(cluster: Cluster, config: JobConfig, path: str) -> str | None:
     return base if rel == "." else base + "/" + rel.replace(os.sep, "/")
 
 
+class _Listed(list[LstItem]):
+    """A pack job's items, carrying the reference of the lists they were read from."""
+
+    ref: Any = None
+
+
 def _plan(
     job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: Store, echo: Echo | None, notes: Messages
 ) -> _Plan:
@@ -442,11 +448,13 @@ def _plan(
     if job.command == "pack":
         from imgprep.layout.names import output_prefix
         from imgprep.splits.lists import read_lists
+        from imgprep.splits.stream import ListStream
 
         if not job.lists or not job.root:
             raise UsageError("a pack job needs lists and --root")
         final = output_prefix(job.output)
-        items = read_lists(job.lists, storage)
+        items = _Listed(read_lists(job.lists, storage))
+        items.ref = ListStream(job.lists, storage).ref  # the record names the lists, as `imgprep pack`'s does
         name = posixpath.basename(final.rstrip("/")) or "data"
         local_root = storage.local_path(job.root)
         options = job.options
