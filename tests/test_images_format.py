@@ -354,3 +354,13 @@ def test_the_api_takes_output_format_and_checks_it_as_the_cli_does(tmp_path: Pat
     with pytest.raises(Exception, match="tiff") as refused:
         imgprep.prepare("folders", tmp_path / "src", tmp_path / "other", output_format="tiff")
     assert "images" in str(refused.value) and not (tmp_path / "other").exists()
+
+
+def test_the_training_reader_says_an_image_channel_is_not_recordio(tmp_path: Path) -> None:
+    from imgprep.data import Dataset
+    from imgprep.errors import UsageError
+
+    write(make_source(tmp_path / "src"), tmp_path / "src", tmp_path / "out", TransformSpec(resize=20), num_workers=1)
+    with pytest.raises(UsageError, match=r"is an image-format channel, written by prepare --format images: "
+                                         r"imgprep\.data reads RecordIO only"):
+        Dataset(str(tmp_path / "out" / "validation"))

@@ -37,6 +37,7 @@ from imgprep.processing.partition import (
     slice_bounds,
 )
 from imgprep.sources.folders import load_folders
+from imgprep.splits.stream import ListStream
 from imgprep.storage.local import LocalStore
 from imgprep.storage.stores import Storage
 
@@ -219,8 +220,9 @@ def test_pack_job_sharded_matches_one_host(tree: Path, tmp_path: Path) -> None:
     lst, items = make_lists(tree, tmp_path)
     (tree / items[4].path).write_bytes(imgfactory.not_an_image())  # skipped, reported by its host
     reference = tmp_path / "ref" / "all"
-    # as a one-host pack of the list file states them: from the classes.json beside it
-    pack(items, str(tree), str(reference), spec(), options(num_classes=len(CLASSES), class_names=tuple(CLASSES)))
+    # as a one-host pack of the list file: its classes from the classes.json beside it, the list named by its file
+    pack(ListStream([str(lst)], Storage()), str(tree), str(reference), spec(),
+         options(num_classes=len(CLASSES), class_names=tuple(CLASSES)))
     roots = shard_inputs(tree, items, tmp_path, 3)
     out = tmp_path / "job" / "all"
     results = run_hosts(lambda i: Job("pack", str(out), spec(), options(), lists=(str(lst),), root=str(roots[i])),

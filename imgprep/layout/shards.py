@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.dataset import DatasetRecord, ShardEntry, from_json
+from imgprep.layout.channels import record_uri
 from imgprep.layout.names import (
     SUFFIX,
     numbered_shard,
@@ -110,7 +111,7 @@ def _listed(prefix: str, storage: Store, need_index: bool) -> tuple[ShardFiles, 
             found.setdefault(shard[1], {})[shard[2]] = (entry.uri, entry.size)
     if not found:
         raise UsageError(f"no shards found: no {prefix}.rec, {prefix}-00000.rec, {prefix}-00001.rec, ... "
-                         f"or {prefix}{SUFFIX}")
+                         f"or {prefix}{SUFFIX}{_image_channel_hint(prefix, storage)}")
     shards = []
     for number in range(len(found)):
         files = found.get(number)
@@ -128,3 +129,12 @@ def _shard(storage: Store, rec: str, size: int, idx: str | None, need_index: boo
     if idx is None and need_index:
         raise UsageError(f"shard {idx_name or shard_names(output_prefix(rec), None)[1]} is missing")
     return ShardFiles(rec, idx, size)
+
+
+def _image_channel_hint(prefix: str, storage: Store) -> str:
+    """Why an image-format channel has no shards: RecordIO readers do not read that format."""
+    channel = prefix.rstrip("/").rsplit("/", 1)[-1]
+    if not storage.is_file(record_uri(record_folder(prefix.rstrip("/")), channel)):
+        return ""
+    return (f" ({prefix} is an image-format channel, written by prepare --format images: imgprep.data reads "
+            "RecordIO only; MXNet's mx.image.ImageIter reads this format)")

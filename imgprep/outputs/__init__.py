@@ -22,10 +22,9 @@ The prepare executor (:mod:`imgprep.plan`) asks the format; nothing else names `
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-from imgprep.errors import UsageError
+from imgprep.plugins import Registry
 
 if TYPE_CHECKING:
     from imgprep.outputs.base import OutputFormat
@@ -34,28 +33,14 @@ if TYPE_CHECKING:
 DEFAULT = "recordio"
 # The formats shipped with imgprep: name -> the module that registers it when imported.
 BUILTIN = {"recordio": "imgprep.outputs.recordio", "images": "imgprep.outputs.images"}
-FORMATS: dict[str, OutputFormat] = {}
-
-
-def register(output_format: OutputFormat) -> OutputFormat:
-    """Make ``output_format`` available under its ``name`` (a later registration replaces it)."""
-    FORMATS[output_format.name] = output_format
-    return output_format
-
-
-def names() -> tuple[str, ...]:
-    """Every format name, the built-in ones first."""
-    return tuple(dict.fromkeys([*BUILTIN, *FORMATS]))
+_REGISTRY: Registry[OutputFormat] = Registry("output format", BUILTIN)
+FORMATS = _REGISTRY.items
+register, names = _REGISTRY.register, _REGISTRY.names
 
 
 def get(name: str = DEFAULT) -> OutputFormat:
     """The format called ``name``; an unknown name is a usage error naming the known ones."""
-    if name not in FORMATS and name in BUILTIN:
-        importlib.import_module(BUILTIN[name])
-    found = FORMATS.get(name)
-    if found is None:
-        raise UsageError(f"unknown output format {name!r} (one of {', '.join(names())})")
-    return found
+    return _REGISTRY.get(name)
 
 
 def opening(path: str, storage: Store) -> OutputFormat:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgprep import __version__
-from imgprep.errors import BadRecordsError, ImageError, ImgprepError, SourceError, UsageError
+from imgprep.errors import BadRecordsError, ImageError, ImgprepError, UsageError
 from imgprep.formats import imageset
 from imgprep.formats.imagesize import SizeRange, dimensions, record_image
 from imgprep.formats.lst import LstItem, dumps
@@ -32,7 +32,7 @@ from imgprep.layout import channels as names
 from imgprep.layout.meter import meter
 from imgprep.layout.skipped import Skipped
 from imgprep.packing.packer import PackOptions, default_workers
-from imgprep.packing.sources import ImageSource
+from imgprep.packing.sources import ImageSource, check_source
 from imgprep.packing.worker import Chunk, WorkerContext, run_chunk
 from imgprep.storage.base import Store, is_remote
 
@@ -138,7 +138,7 @@ class ChannelWriter:
         if not items:
             raise UsageError(f"the list of {split} is empty: nothing to write")
         if not self.copying:
-            _check_source(items, self.source)
+            check_source(items, self.source)
         listed = list(whole) if whole is not None else items
         gen = self.generation(listed)
         folder = names.channel_uri(self.outdir, channel) + gen + "/"
@@ -375,20 +375,6 @@ class _Known:
         with contextlib.suppress(ImgprepError):
             return hashlib.md5(self.storage.read_bytes(uri), usedforsecurity=False).hexdigest() == md5
         return False
-
-
-def _check_source(items: Sequence[LstItem], source: ImageSource) -> None:
-    """One of the first images must be readable before anything is written (a wrong root)."""
-    first: ImageError | None = None
-    for item in items[:16]:
-        try:
-            source.fetch(item)
-            return
-        except ImageError as exc:
-            first = first or exc
-    if first is not None:
-        raise SourceError(f"none of the first {min(len(items), 16)} listed images can be read from the image root "
-                          f"(is the root right?); first: {first}")
 
 
 def _copies(source: ImageSource, outdir: str) -> bool:

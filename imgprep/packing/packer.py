@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from imgprep import __version__
-from imgprep.errors import BadRecordsError, ImageError, ImgprepError, SourceError, UsageError, WorkerError
+from imgprep.errors import BadRecordsError, ImageError, ImgprepError, UsageError, WorkerError
 from imgprep.formats import typecheck
 from imgprep.formats.dataset import DatasetRecord, ListRef
 from imgprep.formats.imagesize import SizeRange
@@ -42,7 +42,7 @@ from imgprep.packing.classes import Classes, check_labels
 from imgprep.packing.classes import find as find_classes
 from imgprep.packing.publish import AlreadyComplete, Publisher
 from imgprep.packing.shards import ShardWriter
-from imgprep.packing.sources import ImageSource, resolve
+from imgprep.packing.sources import ImageSource, check_source, resolve
 from imgprep.packing.worker import Chunk, Packed, WorkerContext, run_chunk, run_chunk_in_process
 from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
@@ -272,34 +272,12 @@ def pack(
             except AlreadyComplete as done:
                 return dataclasses.replace(_summary_of(done.record, prefix, image_path), already_complete=True)
             try:
-                _check_source(items, image_source)
+                check_source(items, image_source)
                 return Packer(items, image_source, spec, options, chosen, publisher).run(progress, prefix, storage)
             finally:
                 publisher.end()
     finally:
         image_source.close()
-
-
-PROBE_ITEMS = 16  # of the list's first items, at least one must be readable before the output is touched
-
-
-def _check_source(items: Collection[LstItem], source: ImageSource) -> None:
-    """The root holds the list's first images: one of the first :data:`PROBE_ITEMS` is read.
-
-    A mistyped or empty root would otherwise skip every image of a long list before failing.
-    Storage failing (S3 denied or silent) raises at once; bad images only count as unreadable.
-    """
-    first: ImageError | None = None
-    for item in itertools.islice(items, PROBE_ITEMS):
-        try:
-            source.fetch(item)
-            return
-        except ImageError as exc:
-            first = first or exc
-    if first is not None:
-        shown = min(len(items), PROBE_ITEMS)
-        raise SourceError(f"none of the first {shown} listed images can be read from the image root "
-                          f"(is the root right?); first: {first}")
 
 
 def _label_width(items: Collection[LstItem], options: PackOptions) -> int:

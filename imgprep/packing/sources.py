@@ -6,8 +6,12 @@ in-memory sources (MNIST arrays) come from :mod:`imgprep.sources`.
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Collection
 
+from imgprep.errors import ImageError, SourceError
+from imgprep.formats.lst import LstItem
 from imgprep.storage.base import Store
 from imgprep.storage.images import ImageSource, LocalImageSource
 
@@ -27,3 +31,25 @@ def resolve(source: str | os.PathLike[str] | ImageSource, storage: Store, *,
     if follow_outside and guard is not None:
         guard.follow_outside = True
     return source
+
+
+PROBE_ITEMS = 16  # of the list's first items, at least one must be readable before the output is touched
+
+
+def check_source(items: Collection[LstItem], source: ImageSource) -> None:
+    """The root holds the list's first images: one of the first :data:`PROBE_ITEMS` is read.
+
+    A mistyped or empty root would otherwise skip every image of a long list before failing.
+    Storage failing (S3 denied or silent) raises at once; bad images only count as unreadable.
+    """
+    first: ImageError | None = None
+    for item in itertools.islice(items, PROBE_ITEMS):
+        try:
+            source.fetch(item)
+            return
+        except ImageError as exc:
+            first = first or exc
+    if first is not None:
+        shown = min(len(items), PROBE_ITEMS)
+        raise SourceError(f"none of the first {shown} listed images can be read from the image root "
+                          f"(is the root right?); first: {first}")

@@ -311,33 +311,23 @@ def _pack_share(
 
     index, count = result.part_index, result.num_parts
     options = dataclasses.replace(plan.pack_options, report=False)
-    try:
-        entries: dict[str, Any] = {}
-        for channel in plan.channels:
-            share = _share(plan, channel, result.distribution, count, index)
-            entry: dict[str, Any] = {"items": len(share), "part": None, "records": 0, "bytes": 0, "skipped": []}
-            if share:
-                prefix = part_prefix(work, channel.name, index)
-                summary = pack(share, plan.source, prefix, job.spec, options, storage=plan.storage)
-                result.packed[channel.name] = summary
-                entry.update(
-                    part=prefix,
-                    records=summary.records,
-                    bytes=summary.bytes,
-                    skipped=[[s.index, s.path, s.reason] for s in summary.skipped_items],
-                )
-            entries[channel.name] = entry
-            say(f"packed {entry['records']} of {len(channel.items)} {channel.name} records as part {index + 1}/{count}")
-        payload = {"host": result.host, "index": index, "count": count, "run_id": run_id,
-                   "distribution": result.distribution, "channels": entries}
-        write_marker(storage, work, index, DONE, payload)
-    except BaseException as exc:
-        try:
-            write_marker(storage, work, index, FAILED, {"host": result.host, "run_id": run_id,
-                                                        "reason": failure_reason(exc)})
-        except (ImgprepError, OSError) as marker_error:
-            print(f"imgprep: could not write the failure marker: {marker_error}", file=sys.stderr)
-        raise
+
+    def entry(channel: _Channel, share: list[LstItem]) -> dict[str, Any]:
+        entry: dict[str, Any] = {"items": len(share), "part": None, "records": 0, "bytes": 0, "skipped": []}
+        if share:
+            prefix = part_prefix(work, channel.name, index)
+            summary = pack(share, plan.source, prefix, job.spec, options, storage=plan.storage)
+            result.packed[channel.name] = summary
+            entry.update(
+                part=prefix,
+                records=summary.records,
+                bytes=summary.bytes,
+                skipped=[[s.index, s.path, s.reason] for s in summary.skipped_items],
+            )
+        say(f"packed {entry['records']} of {len(channel.items)} {channel.name} records as part {index + 1}/{count}")
+        return entry
+
+    _write_share(plan, result, work, run_id, storage, entry)
 
 
 def _write_image_share(
@@ -350,20 +340,29 @@ def _write_image_share(
     from imgprep.packing.channels import write_channel
 
     index, count = result.part_index, result.num_parts
+
+    def entry(channel: _Channel, share: list[LstItem]) -> dict[str, Any]:
+        entry: dict[str, Any] = {"items": len(share), "images": [], "skipped": []}
+        if share:
+            summary = write_channel(share, plan.source, job.output, channel.name, job.spec, plan.pack_options,
+                                    storage=plan.storage, whole=channel.items)
+            result.packed[channel.name] = summary
+            entry["images"] = [vars(e) for e in summary.entries]
+            entry["skipped"] = [[s.index, s.path, s.reason] for s in summary.skipped_items]
+        say(f"wrote {len(entry['images'])} of {len(channel.items)} {channel.name} images as part {index + 1}/{count}")
+        return entry
+
+    _write_share(plan, result, work, run_id, storage, entry)
+
+
+def _write_share(plan: _Plan, result: JobResult, work: str, run_id: str, storage: Store,
+                 entry: Callable[[_Channel, list[LstItem]], dict[str, Any]]) -> None:
+    """This host's share of every channel (``entry`` writes one and says what it wrote), then its
+    marker: done, with the entries the join reads, or failed, with the reason."""
+    index, count = result.part_index, result.num_parts
     try:
-        entries: dict[str, Any] = {}
-        for channel in plan.channels:
-            share = _share(plan, channel, result.distribution, count, index)
-            entry: dict[str, Any] = {"items": len(share), "images": [], "skipped": []}
-            if share:
-                summary = write_channel(share, plan.source, job.output, channel.name, job.spec, plan.pack_options,
-                                        storage=plan.storage, whole=channel.items)
-                result.packed[channel.name] = summary
-                entry["images"] = [vars(e) for e in summary.entries]
-                entry["skipped"] = [[s.index, s.path, s.reason] for s in summary.skipped_items]
-            entries[channel.name] = entry
-            say(f"wrote {len(entry['images'])} of {len(channel.items)} {channel.name} images "
-                f"as part {index + 1}/{count}")
+        entries = {channel.name: entry(channel, _share(plan, channel, result.distribution, count, index))
+                   for channel in plan.channels}
         payload = {"host": result.host, "index": index, "count": count, "run_id": run_id,
                    "distribution": result.distribution, "channels": entries}
         write_marker(storage, work, index, DONE, payload)
@@ -436,6 +435,12 @@ def _sharded_uri(cluster: Cluster, config: JobConfig, path: str) -> str | None:
     return base if rel == "." else base + "/" + rel.replace(os.sep, "/")
 
 
+class _Listed(list[LstItem]):
+    """A pack job's items, carrying the reference of the lists they were read from."""
+
+    ref: Any = None
+
+
 def _plan(
     job: Job, cluster: Cluster, config: JobConfig, scratch: str, storage: Store, echo: Echo | None, notes: Messages
 ) -> _Plan:
@@ -443,11 +448,13 @@ def _plan(
     if job.command == "pack":
         from imgprep.layout.names import output_prefix
         from imgprep.splits.lists import read_lists
+        from imgprep.splits.stream import ListStream
 
         if not job.lists or not job.root:
             raise UsageError("a pack job needs lists and --root")
         final = output_prefix(job.output)
-        items = read_lists(job.lists, storage)
+        items = _Listed(read_lists(job.lists, storage))
+        items.ref = ListStream(job.lists, storage).ref  # the record names the lists, as `imgprep pack`'s does
         name = posixpath.basename(final.rstrip("/")) or "data"
         local_root = storage.local_path(job.root)
         options = job.options

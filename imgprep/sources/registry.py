@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from imgprep.errors import UsageError
+from imgprep.plugins import Registry
 from imgprep.sources import BUILTIN
 
 if TYPE_CHECKING:
@@ -114,25 +115,6 @@ class Kind:
         return root
 
 
-KINDS: dict[str, Kind] = {}
-
-
-def register(kind: Kind) -> Kind:
-    """Make ``kind`` available under its name (a later registration replaces it)."""
-    KINDS[kind.name] = kind
-    return kind
-
-
-def names() -> tuple[str, ...]:
-    """Every kind's name, the built-in ones first."""
-    return tuple(dict.fromkeys([*BUILTIN, *KINDS]))
-
-
-def get(name: str) -> Kind:
-    """The kind called ``name``; an unknown name is one line naming the known ones."""
-    if name not in KINDS and name in BUILTIN:
-        importlib.import_module(BUILTIN[name])
-    kind = KINDS.get(name)
-    if kind is None:
-        raise UsageError(f"unknown dataset kind {name!r} (one of {', '.join(names())})")
-    return kind
+_REGISTRY: Registry[Kind] = Registry("dataset kind", BUILTIN)
+KINDS = _REGISTRY.items
+register, names, get = _REGISTRY.register, _REGISTRY.names, _REGISTRY.get
