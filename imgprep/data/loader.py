@@ -129,7 +129,7 @@ class Loader:
                     ahead.extend(window)
                     planned += len(window)
                 pending.append((*self._submit(pool, indices[begin:end], ahead.popleft(), epoch), begin, end))
-                if len(pending) > self.prefetch:
+                if len(pending) > self.prefetch or number == 0:  # the first batch as soon as it is decoded
                     yield self._finish(pending.popleft(), indices, valid, epoch, start)
             while pending:
                 yield self._finish(pending.popleft(), indices, valid, epoch, start)
@@ -148,12 +148,10 @@ class Loader:
 
     def _keep(self, number: int) -> int:
         """Batches whose reads must be under way from batch ``number`` on when it is submitted: the
-        first batch, then the next ``prefetch + 1`` until the first batch is out (nothing else
-        competes with it), then ``read_ahead``, so that a window's reads have a window's decoding
-        to arrive in."""
-        if number == 0:
-            return 1
-        return self.prefetch + 2 - number if number <= self.prefetch else self.read_ahead
+        first batch alone (it is handed out as soon as it is decoded, nothing competing with it),
+        then ``prefetch + 1`` while the pipeline fills, then ``read_ahead``, so that a window's
+        reads have a window's decoding to arrive in."""
+        return 1 if number == 0 else self.prefetch + 1 if number == 1 else self.read_ahead
 
     def _read_window(self, fetcher: Fetcher, bounds: list[tuple[int, int]], number: int, indices: np.ndarray,
                      epoch: int) -> list[list]:
@@ -161,7 +159,7 @@ class Loader:
         in any of them share a request: the first batch of a loop alone (it comes soon), then
         ``prefetch + 1`` batches, then windows of ``read_ahead`` batches, each cut to fewer batches
         where its requests would hold more than ``read_bytes``."""
-        size = 1 if number == 0 else self.prefetch + 1 if number <= self.prefetch + 1 else self.read_ahead
+        size = 1 if number == 0 else self.prefetch + 1 if number == 1 else self.read_ahead
         window = bounds[number : number + size]
         while True:
             first = window[0][0]
