@@ -25,7 +25,7 @@ from imgprep.data.order import Order
 from imgprep.errors import UsageError
 from imgprep.storage.threads import DaemonExecutor
 
-READ_AHEAD = 16  # batches whose reads are planned together once the first batch is out
+READ_AHEAD = 32  # batches whose reads are planned together once the first batch is out
 READ_BYTES = 48 << 20  # bytes one such window's requests may hold (a window is cut to fewer batches)
 
 
