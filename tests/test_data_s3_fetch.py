@@ -69,6 +69,25 @@ def test_coalesced_s3_reads_equal_local_bytes_in_fewer_requests(seaweed: S3Serve
     assert b.stats.records == 48 and b.stats.requests <= 48 // 8 + 2
 
 
+def test_read_ahead_windows_coalesce_more_within_read_bytes_and_keep_the_pixels(seaweed: S3Server, remote) -> None:
+    uri, local = remote
+    storage = Storage.from_options(endpoint_url=seaweed.endpoint_url)
+
+    def epoch(**kw: int) -> tuple[list, Loader]:
+        loader = Loader(Dataset(uri, transform=Transform.train(16), seed=4, storage=storage), batch_size=4,
+                        threads=2, prefetch=1, **kw)
+        return [(x.ids.tolist(), digest(x.images)) for x in loader], loader
+
+    here = [(x.ids.tolist(), digest(x.images)) for x in Loader(Dataset(str(local), transform=Transform.train(16),
+                                                                       seed=4), batch_size=4, threads=1)]
+    wide, wide_loader = epoch(read_ahead=8)
+    narrow, narrow_loader = epoch(read_ahead=1)
+    capped, capped_loader = epoch(read_ahead=8, read_bytes=0)  # every window cut to one batch
+    assert wide == narrow == capped == here
+    assert wide_loader.stats.requests < narrow_loader.stats.requests <= capped_loader.stats.requests
+    assert wide_loader.stats.records == narrow_loader.stats.records == 48
+
+
 class Freezer:
     """A TCP relay to the S3 server that, once frozen, forwards nothing more either way (a silent
     endpoint with its connections open), so requests on pooled connections stall too."""

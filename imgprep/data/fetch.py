@@ -18,7 +18,7 @@ shard whose generation the dataset pinned (``Dataset.versions``) is read only in
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -121,30 +121,39 @@ class Fetcher:
         self.gap, self.span = int(gap), int(span)
         self.stats = Stats()
 
-    def submit(self, records: Sequence[tuple[Any, int]]) -> list[Pending]:
+    def cost(self, records: Sequence[tuple[Any, int]]) -> int:
+        """Bytes :meth:`submit` would read for ``records``: what their requests hold in memory."""
+        return sum(b - a for *_, requests in self._plan(records) for a, b, _ in requests)
+
+    def submit(self, records: Sequence[tuple[Any, int]], gap: int | None = None) -> list[Pending]:
         """A :class:`Pending` per record, in the order given; their reads are under way (or done,
-        without an executor)."""
+        without an executor).  ``gap``: this call's instead of the fetcher's."""
+        out: list[Pending | None] = [None] * len(records)
+        for dataset, uri, positions, indices, starts, ends, requests in self._plan(records, gap):
+            bound = read_bound(dataset.storage, uri)
+            for c in range(0, len(requests), PER_CALL):
+                call = requests[c : c + PER_CALL]
+                future = self._start(dataset, uri, [(a, b) for a, b, _ in call], sum(len(h) for *_, h in call))
+                for number, (first, _last, held) in enumerate(call):
+                    for k in held:
+                        out[positions[k]] = Pending(dataset, int(indices[k]), future, number,
+                                                    int(starts[k]) - first, int(ends[k] - starts[k]), bound)
+        return out  # type: ignore[return-value]
+
+    def _plan(self, records: Sequence[tuple[Any, int]], gap: int | None = None) -> Iterator[tuple]:
+        """Per dataset and shard: ``(dataset, uri, positions in records, indices, starts, ends,
+        requests)``, the requests those of :func:`plan`."""
         datasets: dict[int, tuple[Any, list[int]]] = {}
         for j, (dataset, _) in enumerate(records):
             datasets.setdefault(id(dataset), (dataset, []))[1].append(j)
-        out: list[Pending | None] = [None] * len(records)
         for dataset, chosen in datasets.values():
             indices = np.fromiter((records[j][1] for j in chosen), np.int64, len(chosen))
             shards, starts, ends = _ranges(dataset.index, indices)
             for shard in np.unique(shards).tolist():
                 here = np.flatnonzero(shards == shard)
-                uri = dataset.index.uris[shard]
-                requests = plan(starts[here], ends[here], self.gap, self.span)
-                bound = read_bound(dataset.storage, uri)
-                for c in range(0, len(requests), PER_CALL):
-                    call = requests[c : c + PER_CALL]
-                    future = self._start(dataset, uri, [(a, b) for a, b, _ in call], sum(len(h) for *_, h in call))
-                    for number, (first, _last, held) in enumerate(call):
-                        for k in held:
-                            m = int(here[k])
-                            out[chosen[m]] = Pending(dataset, int(indices[m]), future, number,
-                                                     int(starts[m]) - first, int(ends[m] - starts[m]), bound)
-        return out  # type: ignore[return-value]
+                yield (dataset, dataset.index.uris[shard], [chosen[m] for m in here.tolist()], indices[here],
+                       starts[here], ends[here], plan(starts[here], ends[here], self.gap if gap is None else gap,
+                                                      self.span))
 
     def _start(self, dataset: Any, uri: str, ranges: list[tuple[int, int]], records: int) -> Future:
         version = getattr(dataset, "versions", {}).get(uri)  # the generation the dataset pinned, if it did

@@ -3,9 +3,10 @@
 The sequence (which records, in which order, with which augmentation) is fixed by the
 :class:`~imgprep.data.order.Order` and the dataset's seed; ``threads`` only decides how many
 samples are decoded at once, so it can change between runs — also when resuming — without
-changing a single pixel.  At most ``prefetch`` batches are read and decoded ahead of the one the
-caller holds, so memory (and, on S3, the number of ranged GETs in flight) stays bounded; the
-reads of ``prefetch + 1`` batches are planned together, so neighbours in any of them share a request.
+changing a single pixel.  At most ``prefetch`` batches are decoded ahead of the one the caller
+holds; reads run further ahead, in windows of ``read_ahead`` batches planned together so that
+neighbours in any of them share a request (on S3 a request costs the server far more than the
+bytes between close records), each window cut to ``read_bytes``, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from imgprep.data.fetch import GAP, Fetcher, Stats
 from imgprep.data.order import Order
 from imgprep.errors import UsageError
 from imgprep.storage.threads import DaemonExecutor
+
+READ_AHEAD = 32  # batches whose reads are planned together once the first batch is out
+READ_BYTES = 48 << 20  # bytes one such window's requests may hold (a window is cut to fewer batches)
 
 
 class Batch(NamedTuple):
@@ -54,19 +58,22 @@ class Loader:
     ``drop_last``).  A damaged record raises, or with the dataset's ``errors="skip"`` is left out
     of its batch and counted in :attr:`skipped`.  ``threads`` decode; ``io_threads`` read each
     batch ahead of them, neighbouring records coalesced into one request when less than
-    ``coalesce`` bytes apart (:mod:`imgprep.data.fetch`); :attr:`stats` counts the requests.
+    ``coalesce`` bytes apart (:mod:`imgprep.data.fetch`) among the ``read_ahead`` batches of a
+    window (fewer where its requests would hold more than ``read_bytes``); :attr:`stats` counts
+    the requests.
     ``dataset``: a :class:`Dataset` or a :class:`~imgprep.data.mixture.Mixture`.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int | None = None,
                  rank: int = 0, world_size: int = 1, drop_last: bool = False, threads: int = 2,
-                 prefetch: int = 2, io_threads: int = 8, coalesce: int = GAP) -> None:
+                 prefetch: int = 2, io_threads: int = 8, coalesce: int = GAP, read_ahead: int = READ_AHEAD,
+                 read_bytes: int = READ_BYTES) -> None:
         if dataset.transform is None:
             raise UsageError("batches need images of one size: open the dataset with a transform "
                              "(Transform.train(224) or Transform.eval(224))")
-        if threads < 0 or prefetch < 1 or io_threads < 0 or coalesce < 0:
-            raise UsageError(f"threads {threads}, io_threads {io_threads} and coalesce {coalesce} must be >= 0, "
-                             f"prefetch {prefetch} >= 1")
+        if threads < 0 or prefetch < 1 or io_threads < 0 or coalesce < 0 or read_ahead < 1 or read_bytes < 0:
+            raise UsageError(f"threads {threads}, io_threads {io_threads}, coalesce {coalesce} and read_bytes "
+                             f"{read_bytes} must be >= 0, prefetch {prefetch} and read_ahead {read_ahead} >= 1")
         self.dataset = dataset
         self.order = Order(len(dataset), dataset.seed if seed is None else int(seed), shuffle, rank, world_size,
                            batch_size, drop_last)
@@ -75,6 +82,7 @@ class Loader:
         self.prefetch = prefetch
         self.io_threads = io_threads
         self.coalesce = int(coalesce)
+        self.read_ahead, self.read_bytes = int(read_ahead), int(read_bytes)
         self.epoch = 0
         self.start = 0  # global position in the epoch's sequence where this rank's current segment begins
         self.position = 0  # samples of the segment already handed out
@@ -114,11 +122,14 @@ class Loader:
         ahead: deque[list] = deque()  # the reads of the batches after the one being submitted
         interrupted = True  # by an error or Ctrl-C: then nothing waits for the threads
         try:
+            planned = 0  # batches whose reads are under way
             for number, (begin, end) in enumerate(bounds):
-                if not ahead:
-                    ahead.extend(self._read_window(fetcher, bounds, number, indices, epoch))
+                while planned < len(bounds) and len(ahead) < self._keep(number):
+                    window = self._read_window(fetcher, bounds, planned, indices, epoch)
+                    ahead.extend(window)
+                    planned += len(window)
                 pending.append((*self._submit(pool, indices[begin:end], ahead.popleft(), epoch), begin, end))
-                if len(pending) > self.prefetch:
+                if len(pending) > self.prefetch or number == 0:  # the first batch as soon as it is decoded
                     yield self._finish(pending.popleft(), indices, valid, epoch, start)
             while pending:
                 yield self._finish(pending.popleft(), indices, valid, epoch, start)
@@ -135,13 +146,30 @@ class Loader:
                 if executor is not None:
                     executor.shutdown(wait=not interrupted, cancel_futures=True)
 
+    def _keep(self, number: int) -> int:
+        """Batches whose reads must be under way from batch ``number`` on when it is submitted: the
+        first batch alone (it is handed out as soon as it is decoded, nothing competing with it),
+        then ``prefetch + 1`` while the pipeline fills, then ``read_ahead``, so that a window's
+        reads have a window's decoding to arrive in."""
+        return 1 if number == 0 else self.prefetch + 1 if number == 1 else self.read_ahead
+
     def _read_window(self, fetcher: Fetcher, bounds: list[tuple[int, int]], number: int, indices: np.ndarray,
                      epoch: int) -> list[list]:
-        """Start the reads of the batches from ``number`` on: ``prefetch + 1`` of them together, so
-        more neighbours coalesce (the first batch of a loop alone, so that it comes soon)."""
-        window = bounds[number : number + (self.prefetch + 1 if number else 1)]
-        first = window[0][0]
-        fetched = fetcher.submit(_records(self.dataset, indices[first : window[-1][1]], epoch))
+        """Start the reads of the batches from ``number`` on, planned together so that neighbours
+        in any of them share a request: the first batch of a loop alone (it comes soon), then
+        ``prefetch + 1`` batches, then windows of ``read_ahead`` batches, each cut to fewer batches
+        where its requests would hold more than ``read_bytes``."""
+        size = 1 if number == 0 else self.prefetch + 1 if number == 1 else self.read_ahead
+        window = bounds[number : number + size]
+        while True:
+            first = window[0][0]
+            records = _records(self.dataset, indices[first : window[-1][1]], epoch)
+            if len(window) == 1 or fetcher.cost(records) <= self.read_bytes:
+                break
+            window = window[: len(window) // 2]
+        # The first batch alone is read without gaps: its records are far apart, and bytes read
+        # between them would only delay it.
+        fetched = fetcher.submit(records, gap=0 if number == 0 else None)
         return [fetched[a - first : b - first] for a, b in window]
 
     def _submit(self, pool: DaemonExecutor | None, chosen: np.ndarray, fetched: list, epoch: int) -> tuple:
