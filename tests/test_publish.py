@@ -70,9 +70,11 @@ def wait_until(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str
     deadline = time.monotonic() + 120  # a hang guard, not a speed claim
     while not ready():
         if proc.poll() is not None:
-            pytest.fail(f"the pack ended before {what}: {proc.stderr.read() if proc.stderr else ''}")
+            _, err = proc.communicate()  # reads and closes the pipes (an unclosed one fails a later test)
+            pytest.fail(f"the pack ended before {what}: {err}")
         if time.monotonic() > deadline:
             proc.kill()
+            proc.communicate()
             pytest.fail(f"never reached {what}")
         time.sleep(0.005)
 
@@ -378,7 +380,9 @@ def test_s3_kill_then_resume_is_byte_identical_and_reruns_leave_no_stale_shard(
         check_invariants(got, reference, local, mxnet)
 
     # Inside the publication window, then (resuming) while records are packed, then resume to the end.
-    proc = start(*args, delay=0.2)
+    # The window is widened to 0.6 s: a listing of the bucket can take longer than 0.2 s on a busy
+    # machine, and the pack then ends without the poll ever seeing a .rec without its index.
+    proc = start(*args, delay=0.6)
     wait_until(proc, lambda: "d/train-00002.rec" in listed() and "d/train-00002.idx" not in listed(),
                "a .rec published without its index")
     proc.kill()
