@@ -132,7 +132,8 @@ def _check_shard(storage: Store, shard: ShardFiles, whole: hashlib._Hash, bar: O
     """``shard`` against its dataset record entry (records, per-record CRC-32s, SHA-256 of the
     ``.rec`` and ``.idx``); its bytes also go into ``whole``.  Returns its records' CRC-32s."""
     entry = shard.entry
-    assert entry is not None  # a shard found through a dataset record
+    if entry is None:  # only shards found through a dataset record are checked
+        raise FormatError("no dataset record entry to check this shard against", path=shard.rec)
     expected = checksums.decode(entry.record_crc32, entry.records) if entry.record_crc32 is not None else None
     own = hashlib.sha256()
 

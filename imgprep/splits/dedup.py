@@ -308,7 +308,8 @@ def _stars(uniq: np.ndarray, node_check: np.ndarray, rank: np.ndarray, owner: np
         active[sub[placed]] = False
         if placed.all():
             break
-    assert centre is not None
+    if centre is None:  # no round ran: every image is its own centre
+        centre = np.arange(m, dtype=np.int32)
     return centre, hits
 
 
