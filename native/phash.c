@@ -1,10 +1,11 @@
-/* The heavy half of imgprep's duplicate fingerprint (imgprep/imaging/phash.py), GIL released:
- * the content box inside uniform bars, and the 8x8 DCT blocks of area averages of boxes.
+/* imgprep's duplicate fingerprint (imgprep/imaging/phash.py) in one call per image, GIL released:
+ * the content box inside uniform bars, the outliers clipped, the crop windows, the 8x8 DCT blocks
+ * of their area averages, the canonical orientation, the median bits and the alternates.
  *
- * Both follow the numpy code step for step (the same integer cell edges, the same sums of
- * exact integers), so the two paths give the same boxes and, but for the last bits of the DCT's
- * floating-point sums, the same coefficients; the policy (windows, orientation, median bits)
- * stays in Python.
+ * Every step follows the numpy fallback operation for operation: the same integer cell edges and
+ * exact integer sums, and every floating-point sum taken in the same order (left to right, no
+ * fused multiply-add), so both paths give the same bits, not merely close coefficients.  The
+ * Python side keeps only what is cheap: the alternates' de-duplication and the Fingerprint.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -186,4 +187,229 @@ PyObject *imp_py_phash_blocks(PyObject *self, PyObject *args) {
     if (bad) return PyErr_Format(PyExc_ValueError, "phash_blocks: bad luma size, boxes or DCT matrix");
     if (!out) return NULL;
     return Py_BuildValue("(Nd)", out, spread);
+}
+
+/* ---- the whole fingerprint in one call ------------------------------------------------------- */
+
+#define MAX_BOXES 15
+#define MAX_ALTS 8
+
+typedef struct {
+    int tol, peels, min_content;
+    double clip, flat_std, ambiguous, cut[2], side_cut;
+} print_params;
+
+/* Python's round(): to nearest, ties to even (the default rounding mode's nearbyint). */
+static int64_t round_even(double x) { return (int64_t)nearbyint(x); }
+
+/* The content box, then 5% and 10% off every side (centred) and off two adjacent sides (the four
+ * corners), then 7.5% off one side: phash._boxes, in its order. */
+static int make_boxes(const int box[4], const print_params *p, int64_t out[MAX_BOXES][4]) {
+    int64_t top = box[0], bottom = box[1], left = box[2], right = box[3], h = bottom - top, w = right - left;
+    int n = 0;
+    out[n][0] = top, out[n][1] = bottom, out[n][2] = left, out[n][3] = right, n++;
+    for (int c = 0; c < 2; c++) {
+        int64_t dh = round_even((double)h * p->cut[c]), dw = round_even((double)w * p->cut[c]);
+        out[n][0] = top + dh, out[n][1] = bottom - dh, out[n][2] = left + dw, out[n][3] = right - dw, n++;
+        for (int yi = 0; yi < 2; yi++)
+            for (int xi = 0; xi < 2; xi++) {
+                int64_t y = yi ? dh : 0, x = xi ? dw : 0;
+                out[n][0] = top + y, out[n][1] = bottom - dh + y, out[n][2] = left + x, out[n][3] = right - dw + x, n++;
+            }
+    }
+    int64_t dh = round_even((double)h * p->side_cut), dw = round_even((double)w * p->side_cut);
+    int64_t sides[4][4] = {{top + dh, bottom, left, right}, {top, bottom - dh, left, right},
+                           {top, bottom, left + dw, right}, {top, bottom, left, right - dw}};
+    for (int s = 0; s < 4; s++, n++) memcpy(out[n], sides[s], sizeof sides[s]);
+    return n;
+}
+
+/* phash._clip_outliers: the grey levels of the content box's CLIP..100-CLIP percentiles (lo, hi). */
+static void clip_levels(const uint8_t *img, int w, const int box[4], double clip, int *lo, int *hi) {
+    int64_t cdf[256] = {0};
+    for (int y = box[0]; y < box[1]; y++)
+        for (int x = box[2]; x < box[3]; x++) cdf[img[(size_t)y * w + x]]++;
+    for (int v = 1; v < 256; v++) cdf[v] += cdf[v - 1];
+    double total = (double)cdf[255], want[2] = {total * clip / 100, total * (100 - clip) / 100};
+    int found[2];
+    for (int k = 0; k < 2; k++) { /* numpy.searchsorted, side left: the first level whose count reaches it */
+        int v = 0;
+        while (v < 256 && (double)cdf[v] < want[k]) v++;
+        found[k] = v;
+    }
+    *lo = found[0], *hi = found[1];
+}
+
+/* The 8x8 DCT block of a thumbnail, sums left to right: stage one over rows i, stage two over columns j. */
+static void dct_block(double thumb[SIDE][SIDE], const double *dct, double out[LOW][LOW]) {
+    double half[LOW][SIDE];
+    for (int u = 0; u < LOW; u++) {
+        for (int j = 0; j < SIDE; j++) half[u][j] = 0;
+        for (int i = 0; i < SIDE; i++) {
+            double d = dct[u * SIDE + i];
+            for (int j = 0; j < SIDE; j++) half[u][j] = half[u][j] + d * thumb[i][j];
+        }
+    }
+    for (int u = 0; u < LOW; u++) {
+        double acc[LOW] = {0};
+        for (int j = 0; j < SIDE; j++) {
+            double x = half[u][j];
+            for (int v = 0; v < LOW; v++) acc[v] = acc[v] + x * dct[v * SIDE + j];
+        }
+        for (int v = 0; v < LOW; v++) out[u][v] = acc[v];
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* phash._bits: each coefficient above the block's median (the mean of its 32nd and 33rd values). */
+static uint64_t median_bits(const double block[LOW][LOW]) {
+    double sorted[LOW * LOW];
+    memcpy(sorted, block, sizeof sorted);
+    qsort(sorted, LOW * LOW, sizeof *sorted, cmp_double);
+    double middle = (sorted[31] + sorted[32]) / 2;
+    const double *flat = &block[0][0];
+    uint64_t bits = 0;
+    for (int i = 0; i < LOW * LOW; i++)
+        if (flat[i] > middle) bits |= (uint64_t)1 << (LOW * LOW - 1 - i);
+    return bits;
+}
+
+/* `src` transposed or not, its odd frequencies negated along each flipped axis. */
+static void orient(const double src[LOW][LOW], int transpose, int vflip, int hflip, double out[LOW][LOW]) {
+    for (int u = 0; u < LOW; u++)
+        for (int v = 0; v < LOW; v++) {
+            double c = transpose ? src[v][u] : src[u][v];
+            if (vflip && (u & 1)) c = -c;
+            if (hflip && (v & 1)) c = -c;
+            out[u][v] = c;
+        }
+}
+
+/* phash._alternates: the orientations of box 0 too close to call, hashed (the first is the canonical one). */
+static int alternates(const double c[LOW][LOW], const double k[LOW][LOW], double ambiguous, uint64_t *hash,
+                      uint64_t *check) {
+    double energy = 0;
+    for (int i = 1; i < LOW * LOW; i++) energy = energy + (&c[0][0])[i] * (&c[0][0])[i];
+    double margin = ambiguous * sqrt(energy / (LOW * LOW - 1));
+    double h1 = c[0][1], v1 = c[1][0], gap = fabs(fabs(v1) - fabs(h1));
+    double least = fabs(h1) < fabs(v1) ? fabs(h1) : fabs(v1);
+    if ((least < gap ? least : gap) >= margin) return 0;
+    int transposes[2] = {fabs(v1) > fabs(h1), fabs(v1) <= fabs(h1)}, n = 0;
+    for (int t = 0; t < (gap < margin ? 2 : 1); t++) {
+        double h = transposes[t] ? c[1][0] : c[0][1], v = transposes[t] ? c[0][1] : c[1][0];
+        int hflips[2] = {h < 0, h >= 0}, vflips[2] = {v < 0, v >= 0};
+        for (int a = 0; a < (fabs(h) < margin ? 2 : 1); a++)
+            for (int b = 0; b < (fabs(v) < margin ? 2 : 1); b++) {
+                double block[LOW][LOW];
+                orient(c, transposes[t], vflips[b], hflips[a], block);
+                hash[n] = median_bits(block);
+                orient(k, transposes[t], vflips[b], hflips[a], block);
+                check[n++] = median_bits(block);
+            }
+    }
+    return n;
+}
+
+/* The fingerprint of one grey image: 0 when it is flat, else the number of boxes hashed (hashes and
+ * checks per box, canonical) and *alts the alternates of box 0. */
+static int print_image(const uint8_t *src, int h, int w, const double *dct, const print_params *p, uint64_t *hash,
+                       uint64_t *check, uint64_t *alt_hash, uint64_t *alt_check, int *alts) {
+    int box[4];
+    *alts = 0;
+    content_box(src, h, w, p->tol, p->peels, box);
+    if (box[1] - box[0] < p->min_content || box[3] - box[2] < p->min_content) return 0;
+    int64_t boxes[MAX_BOXES][4];
+    int k = make_boxes(box, p, boxes), lo, hi;
+    clip_levels(src, w, box, p->clip, &lo, &hi);
+    double *table = malloc((size_t)(h + 1) * (w + 1) * sizeof *table);
+    if (!table) return -1;
+    memset(table, 0, (size_t)(w + 1) * sizeof *table);
+    for (int y = 0; y < h; y++) {
+        double run = 0;
+        double *row = table + (size_t)(y + 1) * (w + 1), *above = row - (w + 1);
+        row[0] = 0;
+        for (int x = 0; x < w; x++) {
+            int v = src[(size_t)y * w + x];
+            if (hi > lo) v = v < lo ? lo : v > hi ? hi : v;
+            run += v;
+            row[x + 1] = above[x + 1] + run;
+        }
+    }
+    int flat = 0;
+    for (int b = 0; b < k && !flat; b++) {
+        int64_t y0[SIDE], y1[SIDE], x0[SIDE], x1[SIDE];
+        double thumb[SIDE][SIDE], coeffs[LOW][LOW], dev[LOW][LOW], turned[LOW][LOW];
+        edges(boxes[b][0], boxes[b][1], y0, y1);
+        edges(boxes[b][2], boxes[b][3], x0, x1);
+        double mean = 0;
+        for (int i = 0; i < SIDE; i++)
+            for (int j = 0; j < SIDE; j++) {
+                const double *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
+                thumb[i][j] = (rb[x1[j]] - ra[x1[j]] - rb[x0[j]] + ra[x0[j]]) / (double)((y1[i] - y0[i]) * (x1[j] - x0[j]));
+                mean = mean + thumb[i][j];
+            }
+        mean = mean / (SIDE * SIDE);
+        if (b == 0) {
+            double sq = 0;
+            for (int i = 0; i < SIDE; i++)
+                for (int j = 0; j < SIDE; j++) sq = sq + (thumb[i][j] - mean) * (thumb[i][j] - mean);
+            flat = sqrt(sq / (SIDE * SIDE)) < p->flat_std;
+            if (flat) break;
+        }
+        dct_block(thumb, dct, coeffs);
+        for (int i = 0; i < SIDE; i++)
+            for (int j = 0; j < SIDE; j++) thumb[i][j] = fabs(thumb[i][j] - mean);
+        dct_block(thumb, dct, dev);
+        int transpose = fabs(coeffs[1][0]) > fabs(coeffs[0][1]);
+        double h1 = transpose ? coeffs[1][0] : coeffs[0][1], v1 = transpose ? coeffs[0][1] : coeffs[1][0];
+        orient(coeffs, transpose, v1 < 0, h1 < 0, turned);
+        hash[b] = median_bits(turned);
+        orient(dev, transpose, v1 < 0, h1 < 0, turned);
+        check[b] = median_bits(turned);
+        if (b == 0) *alts = alternates(coeffs, dev, p->ambiguous, alt_hash, alt_check);
+    }
+    free(table);
+    return flat ? 0 : k;
+}
+
+static PyObject *ints(const uint64_t *values, int n) {
+    PyObject *out = PyTuple_New(n);
+    for (int i = 0; out && i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(values[i]);
+        if (!v) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
+/* phash_print(luma, h, w, dct, (tol, peels, min_content, clip, flat_std, ambiguous, cut0, cut1, side_cut))
+ * -> None (flat) or (hashes, checks, alternate hashes, alternate checks): tuples of ints, box 0 first. */
+PyObject *imp_py_phash_print(PyObject *self, PyObject *args) {
+    Py_buffer view, vdct;
+    int h, w, k = 0, alts = 0;
+    print_params p;
+    uint64_t hash[MAX_BOXES], check[MAX_BOXES], alt_hash[MAX_ALTS], alt_check[MAX_ALTS];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*iiy*(iiiddd(dd)d):phash_print", &view, &h, &w, &vdct, &p.tol, &p.peels,
+                          &p.min_content, &p.clip, &p.flat_std, &p.ambiguous, &p.cut[0], &p.cut[1], &p.side_cut))
+        return NULL;
+    int bad = h < 1 || w < 1 || view.len < (Py_ssize_t)h * w || vdct.len != LOW * SIDE * (Py_ssize_t)sizeof(double);
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        k = print_image(view.buf, h, w, vdct.buf, &p, hash, check, alt_hash, alt_check, &alts);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&vdct);
+    if (bad) return PyErr_Format(PyExc_ValueError, "phash_print: bad luma size or DCT matrix");
+    if (k < 0) return PyErr_NoMemory();
+    if (k == 0) Py_RETURN_NONE;
+    return Py_BuildValue("(NNNN)", ints(hash, k), ints(check, k), ints(alt_hash, alts), ints(alt_check, alts));
 }

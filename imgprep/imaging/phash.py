@@ -29,6 +29,7 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -80,6 +81,7 @@ _D = _dct_matrix(SIDE)[:LOW]  # only the rows of the frequencies kept
 _D_BYTES = np.ascontiguousarray(_D).tobytes()  # the native core's copy of it
 _ODD = np.where(np.arange(LOW) % 2, -1.0, 1.0)  # sign each frequency takes under a flip of its axis
 _WEIGHTS = (1 << np.arange(LOW * LOW - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
+_PARAMS = (BORDER_TOLERANCE, PEELS, MIN_CONTENT, float(CLIP), FLAT_STD, AMBIGUOUS, CUTS, SIDE_CUT)  # the native core's
 
 
 def _edges(lo: np.ndarray, hi: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,12 +109,31 @@ def _cells(table: np.ndarray, boxes: np.ndarray, side: int = SIDE) -> np.ndarray
     return (table[b, d] - table[a, d] - table[b, c] + table[a, c]) / ((b - a) * (d - c))
 
 
-def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sum(values: np.ndarray) -> np.ndarray:
+    """Sums over the last axis, left to right: the native core's order, so both paths agree to the bit."""
+    return np.cumsum(values, axis=-1)[..., -1]
+
+
+def _dct(thumbs: np.ndarray) -> np.ndarray:
+    """The 8x8 DCT block of each 32x32 thumbnail, every sum left to right like the native core's
+    (no BLAS: its order differs, and a coefficient near its block's median would flip a bit)."""
+    half = np.zeros((len(thumbs), LOW, SIDE))
+    for i in range(SIDE):
+        half = half + _D[None, :, i, None] * thumbs[:, i, None, :]
+    out = np.zeros((len(thumbs), LOW, LOW))
+    for j in range(SIDE):
+        out = out + half[:, :, j, None] * _D[None, None, :, j]
+    return out
+
+
+def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """(the 8x8 DCT block of every box's 32x32 area average, the same of its absolute deviation from
-    its mean, the first box's average)."""
+    its mean, the first box's standard deviation)."""
     thumbs = _cells(_integral(luma), boxes)
-    deviation = np.abs(thumbs - thumbs.mean(axis=(1, 2), keepdims=True))
-    return _D @ thumbs @ _D.T, _D @ deviation @ _D.T, thumbs[0]  # too small for BLAS to start threads
+    mean = _sum(thumbs.reshape(len(thumbs), -1)) / (SIDE * SIDE)
+    deviation = thumbs - mean[:, None, None]
+    spread = float(np.sqrt(_sum(deviation[0].ravel() * deviation[0].ravel()) / (SIDE * SIDE)))
+    return _dct(thumbs), _dct(np.abs(deviation)), spread
 
 
 def box_resize(luma: np.ndarray, side: int = SIDE) -> np.ndarray:
@@ -175,9 +196,8 @@ def _canonical(coeffs: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 def _alternates(coeffs: np.ndarray, check: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """The orientations of one block (with its check block) to hash besides the canonical one:
     those whose choice was too close to call (none for most images)."""
-    ac = coeffs.copy()
-    ac[0, 0] = 0
-    margin = AMBIGUOUS * float(np.sqrt((ac * ac).sum() / (LOW * LOW - 1)))
+    ac = coeffs.ravel()[1:]
+    margin = AMBIGUOUS * float(np.sqrt(_sum(ac * ac) / (LOW * LOW - 1)))
     h1, v1 = coeffs[0, 1], coeffs[1, 0]
     if min(abs(h1), abs(v1), abs(abs(v1) - abs(h1))) >= margin:
         return []
@@ -209,7 +229,7 @@ def _boxes(top: int, bottom: int, left: int, right: int) -> np.ndarray:
 
 def _native_core() -> Any:
     core = native._native
-    return core if core is not None and native.available() and hasattr(core, "phash_blocks") else None
+    return core if core is not None and native.available() and hasattr(core, "phash_print") else None
 
 
 def bordered_box(luma: np.ndarray) -> tuple[int, int, int, int]:
@@ -232,36 +252,37 @@ def _clip_outliers(luma: np.ndarray, top: int, bottom: int, left: int, right: in
 def fingerprint(luma: np.ndarray) -> Fingerprint:
     """The fingerprint of a grey image given as a 2-D uint8 array (any size; >= 32 px to be near-matched).
 
-    The box and the DCT blocks come from the native core when it is built (the GIL released, so
-    a thread pool hashes on every core), else from numpy; the same numbers either way."""
+    One call into the native core when it is built (the GIL released, so a thread pool hashes on
+    every core), else numpy; the same bits either way."""
     core = _native_core()
     luma = np.ascontiguousarray(luma, dtype=np.uint8)
-    h, w = luma.shape
-    top, bottom, left, right = bordered_box(luma)
+    if core is not None:
+        found = core.phash_print(luma, luma.shape[0], luma.shape[1], _D_BYTES, _PARAMS)
+        return Fingerprint(0, (), (), True) if found is None else _assemble(*found)
+    return _numpy_print(luma)
+
+
+def _numpy_print(luma: np.ndarray) -> Fingerprint:
+    top, bottom, left, right = content_box(luma)
     if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
         return Fingerprint(0, (), (), True)
     boxes = _boxes(top, bottom, left, right)
-    luma = _clip_outliers(luma, top, bottom, left, right)
-    if core is not None:
-        blocks, spread = core.phash_blocks(luma, h, w, boxes.astype(np.int64), _D_BYTES, True)
-        both = np.frombuffer(blocks, np.float64).reshape(2, len(boxes), LOW, LOW)
-        coeffs, checks = both[0], both[1]
-    else:
-        coeffs, checks, thumb = _thumbnails(luma, boxes)
-        spread = float(thumb.std())
+    coeffs, checks, spread = _thumbnails(_clip_outliers(luma, top, bottom, left, right), boxes)
     if spread < FLAT_STD:
         return Fingerprint(0, (), (), True)
     main, check = _canonical(coeffs, checks)
-    hashes, check_bits = _bits(main).tolist(), _bits(check).tolist()
-    alternates: dict[int, int] = {}
     others = _alternates(coeffs[0], checks[0])
-    if others:
-        alt = _bits(np.array([a for a, _ in others])).tolist()
-        alt_check = _bits(np.array([c for _, c in others])).tolist()
-        alternates = {a: c for a, c in zip(alt, alt_check, strict=True) if a != hashes[0]}
-        alternates = dict(sorted(alternates.items(), key=lambda kv: alt.index(kv[0])))
+    alt = _bits(np.array([a for a, _ in others])).tolist() if others else []
+    alt_check = _bits(np.array([c for _, c in others])).tolist() if others else []
+    return _assemble(_bits(main).tolist(), _bits(check).tolist(), alt, alt_check)
+
+
+def _assemble(hashes: Sequence[int], checks: Sequence[int], alt: Sequence[int], alt_check: Sequence[int]) -> Fingerprint:
+    """The Fingerprint of box hashes (whole image first) and box 0's alternate orientations: each
+    alternate once (with its last check), in first-seen order, none equal to the hash itself."""
+    alternates = {a: c for a, c in zip(alt, alt_check, strict=True) if a != hashes[0]}
     return Fingerprint(hashes[0], tuple(alternates), tuple(hashes[1:]), False,
-                       (check_bits[0], *alternates.values(), *check_bits[1:]))
+                       (checks[0], *alternates.values(), *checks[1:]))
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
