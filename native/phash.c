@@ -95,101 +95,15 @@ PyObject *imp_py_phash_box(PyObject *self, PyObject *args) {
     return Py_BuildValue("(iiii)", box[0], box[1], box[2], box[3]);
 }
 
-/* The 8x8 lowest frequencies of a thumbnail's 2-D DCT-II: (D @ thumb) @ D.T. */
-static void block_dct(double thumb[SIDE][SIDE], const double *dct, double half[LOW][SIDE], double *out) {
-    for (int u = 0; u < LOW; u++) { /* rows of the thumbnail in order: the inner loop runs along memory */
-        for (int j = 0; j < SIDE; j++) half[u][j] = 0;
-        for (int i = 0; i < SIDE; i++) {
-            double d = dct[u * SIDE + i];
-            for (int j = 0; j < SIDE; j++) half[u][j] += d * thumb[i][j];
-        }
-    }
-    for (int u = 0; u < LOW; u++)
-        for (int v = 0; v < LOW; v++) {
-            double acc = 0;
-            for (int j = 0; j < SIDE; j++) acc += half[u][j] * dct[v * SIDE + j];
-            out[u * LOW + v] = acc;
-        }
-}
-
-/* phash_blocks(luma, h, w, boxes, dct[, check]) -> (k x 8 x 8 float64 bytes, std of the first box's thumbnail)
- * check: k more blocks follow, the DCT of each thumbnail's absolute deviation from its mean (the
- * confirming hash's input: a second view of the same pixels whose bits are not the first's). */
-PyObject *imp_py_phash_blocks(PyObject *self, PyObject *args) {
-    Py_buffer view, vbox, vdct;
-    int h, w, check = 0;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "y*iiy*y*|p:phash_blocks", &view, &h, &w, &vbox, &vdct, &check)) return NULL;
-    Py_ssize_t k = vbox.len / (4 * (Py_ssize_t)sizeof(int64_t));
-    const int64_t *boxes = vbox.buf;
-    int bad = h < 1 || w < 1 || view.len < (Py_ssize_t)h * w || vdct.len != LOW * SIDE * (Py_ssize_t)sizeof(double);
-    for (Py_ssize_t b = 0; !bad && b < k; b++)
-        bad = boxes[4 * b] < 0 || boxes[4 * b + 1] > h || boxes[4 * b] >= boxes[4 * b + 1] || boxes[4 * b + 2] < 0 ||
-              boxes[4 * b + 3] > w || boxes[4 * b + 2] >= boxes[4 * b + 3];
-    PyObject *out = bad ? NULL : PyBytes_FromStringAndSize(NULL, (check ? 2 : 1) * k * LOW * LOW * (Py_ssize_t)sizeof(double));
-    double *table = bad || !out ? NULL : malloc((size_t)(h + 1) * (w + 1) * sizeof *table);
-    double spread = 0;
-    if (table) {
-        const uint8_t *img = view.buf;
-        const double *dct = vdct.buf;
-        double *coeffs = (double *)PyBytes_AS_STRING(out);
-        Py_BEGIN_ALLOW_THREADS
-        memset(table, 0, (size_t)(w + 1) * sizeof *table);
-        for (int y = 0; y < h; y++) {
-            double run = 0;
-            double *row = table + (size_t)(y + 1) * (w + 1), *above = row - (w + 1);
-            row[0] = 0;
-            for (int x = 0; x < w; x++) {
-                run += img[(size_t)y * w + x];
-                row[x + 1] = above[x + 1] + run;
-            }
-        }
-        for (Py_ssize_t b = 0; b < k; b++) {
-            int64_t y0[SIDE], y1[SIDE], x0[SIDE], x1[SIDE];
-            double thumb[SIDE][SIDE], half[LOW][SIDE];
-            edges(boxes[4 * b], boxes[4 * b + 1], y0, y1);
-            edges(boxes[4 * b + 2], boxes[4 * b + 3], x0, x1);
-            for (int i = 0; i < SIDE; i++)
-                for (int j = 0; j < SIDE; j++) {
-                    const double *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
-                    double sum = rb[x1[j]] - ra[x1[j]] - rb[x0[j]] + ra[x0[j]];
-                    thumb[i][j] = sum / (double)((y1[i] - y0[i]) * (x1[j] - x0[j]));
-                }
-            if (b == 0) {
-                double mean = 0, sq = 0;
-                for (int i = 0; i < SIDE; i++)
-                    for (int j = 0; j < SIDE; j++) mean += thumb[i][j];
-                mean /= SIDE * SIDE;
-                for (int i = 0; i < SIDE; i++)
-                    for (int j = 0; j < SIDE; j++) sq += (thumb[i][j] - mean) * (thumb[i][j] - mean);
-                spread = sqrt(sq / (SIDE * SIDE));
-            }
-            block_dct(thumb, dct, half, coeffs + b * LOW * LOW);
-            if (check) {
-                double mean = 0;
-                for (int i = 0; i < SIDE; i++)
-                    for (int j = 0; j < SIDE; j++) mean += thumb[i][j];
-                mean /= SIDE * SIDE;
-                for (int i = 0; i < SIDE; i++)
-                    for (int j = 0; j < SIDE; j++) thumb[i][j] = fabs(thumb[i][j] - mean);
-                block_dct(thumb, dct, half, coeffs + (k + b) * LOW * LOW);
-            }
-        }
-        Py_END_ALLOW_THREADS
-        free(table);
-    } else if (!bad && out) {
-        Py_CLEAR(out);
-        PyErr_NoMemory();
-    }
-    PyBuffer_Release(&view);
-    PyBuffer_Release(&vbox);
-    PyBuffer_Release(&vdct);
-    if (bad) return PyErr_Format(PyExc_ValueError, "phash_blocks: bad luma size, boxes or DCT matrix");
-    if (!out) return NULL;
-    return Py_BuildValue("(Nd)", out, spread);
-}
-
 /* ---- the whole fingerprint in one call ------------------------------------------------------- */
+
+/* Wider vectors where the CPU has them: the same IEEE operations in the same order, so the same
+ * bits (no fused multiply-add: the build is ISO C, which keeps a*b+c two roundings). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define WIDE __attribute__((target_clones("avx2", "default")))
+#else
+#define WIDE
+#endif
 
 #define MAX_BOXES 15
 #define MAX_ALTS 8
@@ -240,41 +154,56 @@ static void clip_levels(const uint8_t *img, int w, const int box[4], double clip
     *lo = found[0], *hi = found[1];
 }
 
-/* The 8x8 DCT block of a thumbnail, sums left to right: stage one over rows i, stage two over columns j. */
-static void dct_block(double thumb[SIDE][SIDE], const double *dct, double out[LOW][LOW]) {
-    double half[LOW][SIDE];
+/* The 8x8 DCT block of a thumbnail.  A DCT row u is symmetric about the middle for even u and
+ * antisymmetric for odd u, so stage one runs on the sums (even rows) and differences (odd rows) of
+ * mirrored thumbnail rows: half the products.  Every sum left to right; phash._dct does the same. */
+WIDE static void dct_block(double thumb[SIDE][SIDE], const double *dct, double out[LOW][LOW]) {
+    double fold[2][SIDE / 2][SIDE], half[LOW][SIDE];
+    for (int i = 0; i < SIDE / 2; i++)
+        for (int j = 0; j < SIDE; j++) {
+            fold[0][i][j] = thumb[i][j] + thumb[SIDE - 1 - i][j];
+            fold[1][i][j] = thumb[i][j] - thumb[SIDE - 1 - i][j];
+        }
     for (int u = 0; u < LOW; u++) {
-        for (int j = 0; j < SIDE; j++) half[u][j] = 0;
-        for (int i = 0; i < SIDE; i++) {
+        double (*f)[SIDE] = fold[u & 1];
+        for (int j = 0; j < SIDE; j++) half[u][j] = dct[u * SIDE] * f[0][j];
+        for (int i = 1; i < SIDE / 2; i++) {
             double d = dct[u * SIDE + i];
-            for (int j = 0; j < SIDE; j++) half[u][j] = half[u][j] + d * thumb[i][j];
+            for (int j = 0; j < SIDE; j++) half[u][j] = half[u][j] + d * f[i][j];
         }
     }
     for (int u = 0; u < LOW; u++) {
-        double acc[LOW] = {0};
-        for (int j = 0; j < SIDE; j++) {
-            double x = half[u][j];
-            for (int v = 0; v < LOW; v++) acc[v] = acc[v] + x * dct[v * SIDE + j];
+        double hf[2][SIDE / 2], acc[LOW];
+        for (int j = 0; j < SIDE / 2; j++) {
+            hf[0][j] = half[u][j] + half[u][SIDE - 1 - j];
+            hf[1][j] = half[u][j] - half[u][SIDE - 1 - j];
         }
+        for (int v = 0; v < LOW; v++) acc[v] = hf[v & 1][0] * dct[v * SIDE];
+        for (int j = 1; j < SIDE / 2; j++)
+            for (int v = 0; v < LOW; v++) acc[v] = acc[v] + hf[v & 1][j] * dct[v * SIDE + j];
         for (int v = 0; v < LOW; v++) out[u][v] = acc[v];
     }
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* phash._bits: each coefficient above the block's median (the mean of its 32nd and 33rd values). */
-static uint64_t median_bits(const double block[LOW][LOW]) {
-    double sorted[LOW * LOW];
-    memcpy(sorted, block, sizeof sorted);
-    qsort(sorted, LOW * LOW, sizeof *sorted, cmp_double);
-    double middle = (sorted[31] + sorted[32]) / 2;
+/* phash._bits: each coefficient above the block's median (the mean of its 32nd and 33rd values).
+ * The k-th value is the largest whose count of smaller values is at most k: counted for every
+ * value at once, without branches (a sort or a selection of 64 values mispredicts most of its). */
+WIDE static uint64_t median_bits(const double block[LOW][LOW]) {
     const double *flat = &block[0][0];
+    int less[LOW * LOW];
+    for (int i = 0; i < LOW * LOW; i++) {
+        int n = 0;
+        for (int j = 0; j < LOW * LOW; j++) n += flat[j] < flat[i];
+        less[i] = n;
+    }
+    double low = -INFINITY, high = -INFINITY;
+    for (int i = 0; i < LOW * LOW; i++) {
+        low = less[i] <= 31 && flat[i] > low ? flat[i] : low;
+        high = less[i] <= 32 && flat[i] > high ? flat[i] : high;
+    }
+    double middle = (low + high) / 2;
     uint64_t bits = 0;
-    for (int i = 0; i < LOW * LOW; i++)
-        if (flat[i] > middle) bits |= (uint64_t)1 << (LOW * LOW - 1 - i);
+    for (int i = 0; i < LOW * LOW; i++) bits |= (uint64_t)(flat[i] > middle) << (LOW * LOW - 1 - i);
     return bits;
 }
 
@@ -314,6 +243,34 @@ static int alternates(const double c[LOW][LOW], const double k[LOW][LOW], double
     return n;
 }
 
+/* The area averages of a box's 32 x 32 cells from the integral image: each cell's exact integer sum
+ * times the reciprocals of its height and width (phash._cells: a product, not a division, to share
+ * its bits; the reciprocals are per row and column, not per cell). */
+WIDE static void cells(const int64_t *table, int w, const int64_t *y0, const int64_t *y1, const int64_t *x0,
+                       const int64_t *x1, double thumb[SIDE][SIDE]) {
+    double rx[SIDE];
+    for (int j = 0; j < SIDE; j++) rx[j] = 1.0 / (double)(x1[j] - x0[j]);
+    for (int i = 0; i < SIDE; i++) {
+        const int64_t *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
+        double ry = 1.0 / (double)(y1[i] - y0[i]);
+        for (int j = 0; j < SIDE; j++)
+            thumb[i][j] = (double)((rb[x1[j]] - ra[x1[j]]) - (rb[x0[j]] - ra[x0[j]])) * (ry * rx[j]);
+    }
+}
+
+/* The sum of a thumbnail's values (squares: of their deviations from `mean`) down each column, then
+ * across the column sums: phash._total's order. */
+static double total(double thumb[SIDE][SIDE], double mean, int squares) {
+    double col[SIDE], out = 0;
+    for (int i = 0; i < SIDE; i++)
+        for (int j = 0; j < SIDE; j++) {
+            double x = squares ? (thumb[i][j] - mean) * (thumb[i][j] - mean) : thumb[i][j];
+            col[j] = i ? col[j] + x : x;
+        }
+    for (int j = 0; j < SIDE; j++) out = out + col[j];
+    return out;
+}
+
 /* The fingerprint of one grey image: 0 when it is flat, else the number of boxes hashed (hashes and
  * checks per box, canonical) and *alts the alternates of box 0. */
 static int print_image(const uint8_t *src, int h, int w, const double *dct, const print_params *p, uint64_t *hash,
@@ -325,12 +282,12 @@ static int print_image(const uint8_t *src, int h, int w, const double *dct, cons
     int64_t boxes[MAX_BOXES][4];
     int k = make_boxes(box, p, boxes), lo, hi;
     clip_levels(src, w, box, p->clip, &lo, &hi);
-    double *table = malloc((size_t)(h + 1) * (w + 1) * sizeof *table);
+    int64_t *table = malloc((size_t)(h + 1) * (w + 1) * sizeof *table); /* exact sums: numpy's float ones */
     if (!table) return -1;
     memset(table, 0, (size_t)(w + 1) * sizeof *table);
     for (int y = 0; y < h; y++) {
-        double run = 0;
-        double *row = table + (size_t)(y + 1) * (w + 1), *above = row - (w + 1);
+        int64_t run = 0;
+        int64_t *row = table + (size_t)(y + 1) * (w + 1), *above = row - (w + 1);
         row[0] = 0;
         for (int x = 0; x < w; x++) {
             int v = src[(size_t)y * w + x];
@@ -345,19 +302,10 @@ static int print_image(const uint8_t *src, int h, int w, const double *dct, cons
         double thumb[SIDE][SIDE], coeffs[LOW][LOW], dev[LOW][LOW], turned[LOW][LOW];
         edges(boxes[b][0], boxes[b][1], y0, y1);
         edges(boxes[b][2], boxes[b][3], x0, x1);
-        double mean = 0;
-        for (int i = 0; i < SIDE; i++)
-            for (int j = 0; j < SIDE; j++) {
-                const double *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
-                thumb[i][j] = (rb[x1[j]] - ra[x1[j]] - rb[x0[j]] + ra[x0[j]]) / (double)((y1[i] - y0[i]) * (x1[j] - x0[j]));
-                mean = mean + thumb[i][j];
-            }
-        mean = mean / (SIDE * SIDE);
+        cells(table, w, y0, y1, x0, x1, thumb);
+        double mean = total(thumb, 0, 0) / (SIDE * SIDE);
         if (b == 0) {
-            double sq = 0;
-            for (int i = 0; i < SIDE; i++)
-                for (int j = 0; j < SIDE; j++) sq = sq + (thumb[i][j] - mean) * (thumb[i][j] - mean);
-            flat = sqrt(sq / (SIDE * SIDE)) < p->flat_std;
+            flat = sqrt(total(thumb, mean, 1) / (SIDE * SIDE)) < p->flat_std;
             if (flat) break;
         }
         dct_block(thumb, dct, coeffs);

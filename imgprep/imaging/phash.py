@@ -100,13 +100,14 @@ def _integral(luma: np.ndarray) -> np.ndarray:
 
 def _cells(table: np.ndarray, boxes: np.ndarray, side: int = SIDE) -> np.ndarray:
     """Area averages of ``boxes`` (k x (top, bottom, left, right)) to k x ``side`` x ``side`` from an
-    integral image: four gathers for all boxes at once (no BLAS call: OpenBLAS's threads fight the
-    caller's thread pool over products this small)."""
+    integral image: four gathers for all boxes at once.  Each exact integer sum is multiplied by the
+    reciprocals of its cell's height and width, as the native core does (a division per cell costs
+    it more than the rest of the cell)."""
     y0, y1 = _edges(boxes[:, 0:1], boxes[:, 1:2], side)
     x0, x1 = _edges(boxes[:, 2:3], boxes[:, 3:4], side)
     a, b = y0[:, :, None], y1[:, :, None]
     c, d = x0[:, None, :], x1[:, None, :]
-    return (table[b, d] - table[a, d] - table[b, c] + table[a, c]) / ((b - a) * (d - c))
+    return (table[b, d] - table[a, d] - table[b, c] + table[a, c]) * ((1 / (b - a)) * (1 / (d - c)))
 
 
 def _sum(values: np.ndarray) -> np.ndarray:
@@ -115,24 +116,36 @@ def _sum(values: np.ndarray) -> np.ndarray:
 
 
 def _dct(thumbs: np.ndarray) -> np.ndarray:
-    """The 8x8 DCT block of each 32x32 thumbnail, every sum left to right like the native core's
-    (no BLAS: its order differs, and a coefficient near its block's median would flip a bit)."""
-    half = np.zeros((len(thumbs), LOW, SIDE))
-    for i in range(SIDE):
-        half = half + _D[None, :, i, None] * thumbs[:, i, None, :]
-    out = np.zeros((len(thumbs), LOW, LOW))
-    for j in range(SIDE):
-        out = out + half[:, :, j, None] * _D[None, None, :, j]
-    return out
+    """The 8x8 DCT block of each 32x32 thumbnail, in the native core's order of operations (no BLAS:
+    its order differs, and a coefficient near its block's median would flip a bit)."""
+    half = _stage(thumbs.transpose(0, 2, 1))  # k x 32 (columns) x 8: stage one, down the rows
+    return _stage(half.transpose(0, 2, 1))  # k x 8 x 8: stage two, across the columns
+
+
+def _stage(x: np.ndarray) -> np.ndarray:
+    """out[..., u] = sum over i of D[u, i] * x[..., i], left to right.  A DCT row is symmetric (even
+    u) or antisymmetric (odd u) about the middle, so the mirrored halves of x are added (subtracted)
+    first: half the products."""
+    head, tail = x[..., :SIDE // 2], x[..., ::-1][..., :SIDE // 2]
+    picked = np.stack([head + tail, head - tail])[np.arange(LOW) % 2]  # LOW x ... x 16
+    rows = _D[:, :SIDE // 2].reshape((LOW,) + (1,) * (x.ndim - 1) + (SIDE // 2,))
+    out = rows[..., 0] * picked[..., 0]
+    for i in range(1, SIDE // 2):
+        out = out + rows[..., i] * picked[..., i]
+    return np.moveaxis(out, 0, -1)
+
+
+def _total(thumbs: np.ndarray) -> np.ndarray:
+    """Per thumbnail (k x 32 x 32), its values summed down each column, then across the column sums."""
+    return _sum(np.cumsum(thumbs, axis=1)[:, -1, :])
 
 
 def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """(the 8x8 DCT block of every box's 32x32 area average, the same of its absolute deviation from
     its mean, the first box's standard deviation)."""
     thumbs = _cells(_integral(luma), boxes)
-    mean = _sum(thumbs.reshape(len(thumbs), -1)) / (SIDE * SIDE)
-    deviation = thumbs - mean[:, None, None]
-    spread = float(np.sqrt(_sum(deviation[0].ravel() * deviation[0].ravel()) / (SIDE * SIDE)))
+    deviation = thumbs - (_total(thumbs) / (SIDE * SIDE))[:, None, None]
+    spread = float(np.sqrt(_total(deviation[:1] * deviation[:1])[0] / (SIDE * SIDE)))
     return _dct(thumbs), _dct(np.abs(deviation)), spread
 
 
