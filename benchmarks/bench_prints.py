@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
           f"photos: {what}; load average before: {load_average()}\n")
     head = ["corpus", "images", "fingerprint (this)"] + (["fingerprint (baseline)", "this / baseline"]
                                                          if args.baseline else [])
-    print("| " + " | ".join(head + ["pack", "pack --pass-through", "fingerprint / pack"]) + " |")
+    print("| " + " | ".join([*head, "pack", "pack --pass-through", "fingerprint / pack"]) + " |")
     print("|---" * (len(head) + 3) + "|")
     for name, (root, lst, listing) in corpora.items():
         count = sum(1 for _ in lst.open())

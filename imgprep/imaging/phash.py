@@ -290,7 +290,8 @@ def _numpy_print(luma: np.ndarray) -> Fingerprint:
     return _assemble(_bits(main).tolist(), _bits(check).tolist(), alt, alt_check)
 
 
-def _assemble(hashes: Sequence[int], checks: Sequence[int], alt: Sequence[int], alt_check: Sequence[int]) -> Fingerprint:
+def _assemble(hashes: Sequence[int], checks: Sequence[int], alt: Sequence[int],
+              alt_check: Sequence[int]) -> Fingerprint:
     """The Fingerprint of box hashes (whole image first) and box 0's alternate orientations: each
     alternate once (with its last check), in first-seen order, none equal to the hash itself."""
     alternates = {a: c for a, c in zip(alt, alt_check, strict=True) if a != hashes[0]}
