@@ -269,6 +269,12 @@ WIDE static void cells(const int64_t *table, int w, const int64_t *y0, const int
     }
 }
 
+/* Each value's distance from `mean`: folding the thumbnail about its mean, twice, gives the check's view. */
+WIDE static void fold(double thumb[SIDE][SIDE], double mean) {
+    for (int i = 0; i < SIDE; i++)
+        for (int j = 0; j < SIDE; j++) thumb[i][j] = fabs(thumb[i][j] - mean);
+}
+
 /* The sum of a thumbnail's values (squares: of their deviations from `mean`) down each column, then
  * across the column sums: phash._total's order. */
 static double total(double thumb[SIDE][SIDE], double mean, int squares) {
@@ -320,8 +326,8 @@ static int print_image(const uint8_t *src, int h, int w, const double *dct, cons
             if (flat) break;
         }
         dct_block(thumb, dct, coeffs);
-        for (int i = 0; i < SIDE; i++)
-            for (int j = 0; j < SIDE; j++) thumb[i][j] = fabs(thumb[i][j] - mean);
+        fold(thumb, mean);
+        fold(thumb, total(thumb, 0, 0) / (SIDE * SIDE));
         dct_block(thumb, dct, dev);
         int transpose = fabs(coeffs[1][0]) > fabs(coeffs[0][1]);
         double h1 = transpose ? coeffs[1][0] : coeffs[0][1], v1 = transpose ? coeffs[0][1] : coeffs[1][0];

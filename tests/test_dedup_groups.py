@@ -51,8 +51,8 @@ def test_smooth_fields_make_stars_not_chains(smooth):
     groups = dedup.find_groups(prints, workers=2)
     members = groups.members()
     sizes = sorted((len(rows) for rows in members.values()), reverse=True)
-    assert sizes and sizes[0] <= 8, sizes[:5]
-    assert sum(sizes) < FIELDS // 5, sum(sizes)  # chance look-alikes the threshold admits, in small stars
+    assert sizes[0] <= 3, sizes[:5]
+    assert sum(sizes) <= FIELDS // 100, sum(sizes)  # chance look-alikes whose check bits agree: a few pairs
     for rep, rows in members.items():
         assert rows[0] == rep
         for r in rows[1:]:

@@ -19,9 +19,14 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
   sides (the corners), 7.5% off one side.  A copy cropped by up to 10% from one side, two adjacent
   sides or all four (down to 80% of width and height) is within 2.5% of one of them.
 - **Confirmation**: every hash (whole, alternates, windows) comes with a *check* hash, the same
-  median bits over the DCT of the thumbnail's absolute deviation from its mean, in the same
-  orientation.  Two images are linked only when both agree: smooth, low-detail images (sky,
-  gradients, colour fields) crowd the pHash space, and their check bits tell them apart.
+  median bits over the DCT of the thumbnail folded twice about its mean (``||t - m| - m'|``: its
+  level sets, at four times the hash's frequencies), in the same orientation.  Two images are
+  linked only when both agree: smooth, low-detail images (sky, gradients, colour fields) crowd the
+  pHash space, and their check bits tell most of them apart.  Folded once, the check let through
+  many times as many strangers whose hashes met (smooth random fields) for few more copies found;
+  folded three times it loses more copies than strangers (docs/duplicates.md has the figures).
+  What it lets through are images whose grey levels look alike at 32 x 32 in every view tried:
+  colour would tell them apart, grey levels cannot.
 - **Low information**: a (trimmed) image whose thumbnail is flat has no detail for its hash to
   describe: every flat image would share it.  Such images are flagged ``flat`` and compared by
   content digest only.
@@ -141,12 +146,14 @@ def _total(thumbs: np.ndarray) -> np.ndarray:
 
 
 def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """(the 8x8 DCT block of every box's 32x32 area average, the same of its absolute deviation from
-    its mean, the first box's standard deviation)."""
+    """(the 8x8 DCT block of every box's 32x32 area average, the same of the average folded twice
+    about its mean, the first box's standard deviation)."""
     thumbs = _cells(_integral(luma), boxes)
     deviation = thumbs - (_total(thumbs) / (SIDE * SIDE))[:, None, None]
     spread = float(np.sqrt(_total(deviation[:1] * deviation[:1])[0] / (SIDE * SIDE)))
-    return _dct(thumbs), _dct(np.abs(deviation)), spread
+    once = np.abs(deviation)
+    twice = np.abs(once - (_total(once) / (SIDE * SIDE))[:, None, None])
+    return _dct(thumbs), _dct(twice), spread
 
 
 def box_resize(luma: np.ndarray, side: int = SIDE) -> np.ndarray:
