@@ -154,26 +154,28 @@ static void clip_levels(const uint8_t *img, int w, const int box[4], double clip
     *lo = found[0], *hi = found[1];
 }
 
-/* The 8x8 DCT block of a thumbnail.  A DCT row u is symmetric about the middle for even u and
- * antisymmetric for odd u, so stage one runs on the sums (even rows) and differences (odd rows) of
- * mirrored thumbnail rows: half the products.  Every sum left to right; phash._dct does the same. */
-WIDE static void dct_block(double thumb[SIDE][SIDE], const double *dct, double out[LOW][LOW]) {
-    double fold[2][SIDE / 2][SIDE], half[LOW][SIDE];
+/* The 8x8 DCT block of a thumbnail, in single precision (twice the values per vector instruction;
+ * the median bits need no more).  A DCT row u is symmetric about the middle for even u and
+ * antisymmetric for odd u, so each stage runs on the sums (even rows) and differences (odd rows)
+ * of mirrored values: half the products.  Every sum left to right; phash._dct does the same. */
+WIDE static void dct_block(double thumb[SIDE][SIDE], const float *dct, float out[LOW][LOW]) {
+    float fold[2][SIDE / 2][SIDE], half[LOW][SIDE];
     for (int i = 0; i < SIDE / 2; i++)
         for (int j = 0; j < SIDE; j++) {
-            fold[0][i][j] = thumb[i][j] + thumb[SIDE - 1 - i][j];
-            fold[1][i][j] = thumb[i][j] - thumb[SIDE - 1 - i][j];
+            float a = (float)thumb[i][j], b = (float)thumb[SIDE - 1 - i][j];
+            fold[0][i][j] = a + b;
+            fold[1][i][j] = a - b;
         }
     for (int u = 0; u < LOW; u++) {
-        double (*f)[SIDE] = fold[u & 1];
+        float (*f)[SIDE] = fold[u & 1];
         for (int j = 0; j < SIDE; j++) half[u][j] = dct[u * SIDE] * f[0][j];
         for (int i = 1; i < SIDE / 2; i++) {
-            double d = dct[u * SIDE + i];
+            float d = dct[u * SIDE + i];
             for (int j = 0; j < SIDE; j++) half[u][j] = half[u][j] + d * f[i][j];
         }
     }
     for (int u = 0; u < LOW; u++) {
-        double hf[2][SIDE / 2], acc[LOW];
+        float hf[2][SIDE / 2], acc[LOW];
         for (int j = 0; j < SIDE / 2; j++) {
             hf[0][j] = half[u][j] + half[u][SIDE - 1 - j];
             hf[1][j] = half[u][j] - half[u][SIDE - 1 - j];
@@ -189,12 +191,12 @@ WIDE static void dct_block(double thumb[SIDE][SIDE], const double *dct, double o
  * The k-th value is the largest whose count of smaller values is at most k.  Sixteen of the values,
  * counted against all, bracket the middle two; only the values inside the bracket are then counted
  * against each other.  No branch on the data: a sort or selection of 64 values mispredicts most of its. */
-WIDE static uint64_t median_bits(const double block[LOW][LOW]) {
-    const double *flat = &block[0][0];
-    double lo = -INFINITY, hi = INFINITY, inside[LOW * LOW];
+WIDE static uint64_t median_bits(const float block[LOW][LOW]) {
+    const float *flat = &block[0][0];
+    float lo = -INFINITY, hi = INFINITY, inside[LOW * LOW];
     int below = 0, m = 0;
     for (int k = 0; k < 16; k++) {
-        double x = flat[(5 * k + 3) & (LOW * LOW - 1)];
+        float x = flat[(5 * k + 3) & (LOW * LOW - 1)];
         int n = 0;
         for (int j = 0; j < LOW * LOW; j++) n += flat[j] < x;
         below = n <= 31 && x > lo ? n : below; /* lo: n values lie under it, so the 32nd is not below it */
@@ -205,24 +207,24 @@ WIDE static uint64_t median_bits(const double block[LOW][LOW]) {
         inside[m] = flat[i];
         m += flat[i] >= lo && flat[i] < hi;
     }
-    double low = -INFINITY, high = -INFINITY;
+    float low = -INFINITY, high = -INFINITY;
     for (int i = 0; i < m; i++) {
         int n = below;
         for (int j = 0; j < m; j++) n += inside[j] < inside[i];
         low = n <= 31 && inside[i] > low ? inside[i] : low;
         high = n <= 32 && inside[i] > high ? inside[i] : high;
     }
-    double middle = (low + high) / 2;
+    float middle = (low + high) / 2;
     uint64_t bits = 0;
     for (int i = 0; i < LOW * LOW; i++) bits |= (uint64_t)(flat[i] > middle) << (LOW * LOW - 1 - i);
     return bits;
 }
 
 /* `src` transposed or not, its odd frequencies negated along each flipped axis. */
-static void orient(const double src[LOW][LOW], int transpose, int vflip, int hflip, double out[LOW][LOW]) {
+static void orient(const float src[LOW][LOW], int transpose, int vflip, int hflip, float out[LOW][LOW]) {
     for (int u = 0; u < LOW; u++)
         for (int v = 0; v < LOW; v++) {
-            double c = transpose ? src[v][u] : src[u][v];
+            float c = transpose ? src[v][u] : src[u][v];
             if (vflip && (u & 1)) c = -c;
             if (hflip && (v & 1)) c = -c;
             out[u][v] = c;
@@ -230,13 +232,13 @@ static void orient(const double src[LOW][LOW], int transpose, int vflip, int hfl
 }
 
 /* phash._alternates: the orientations of box 0 too close to call, hashed (the first is the canonical one). */
-static int alternates(const double c[LOW][LOW], const double k[LOW][LOW], double ambiguous, uint64_t *hash,
+static int alternates(const float c[LOW][LOW], const float k[LOW][LOW], double ambiguous, uint64_t *hash,
                       uint64_t *check) {
-    double energy = 0;
+    float energy = 0;
     for (int i = 1; i < LOW * LOW; i++) energy = energy + (&c[0][0])[i] * (&c[0][0])[i];
-    double margin = ambiguous * sqrt(energy / (LOW * LOW - 1));
-    double h1 = c[0][1], v1 = c[1][0], gap = fabs(fabs(v1) - fabs(h1));
-    double least = fabs(h1) < fabs(v1) ? fabs(h1) : fabs(v1);
+    double margin = ambiguous * sqrt((double)energy / (LOW * LOW - 1));
+    float h1 = c[0][1], v1 = c[1][0], gap = fabsf(fabsf(v1) - fabsf(h1)); /* in single precision, as numpy */
+    float least = fabsf(h1) < fabsf(v1) ? fabsf(h1) : fabsf(v1);
     if ((least < gap ? least : gap) >= margin) return 0;
     int transposes[2] = {fabs(v1) > fabs(h1), fabs(v1) <= fabs(h1)}, n = 0;
     for (int t = 0; t < (gap < margin ? 2 : 1); t++) {
@@ -244,7 +246,7 @@ static int alternates(const double c[LOW][LOW], const double k[LOW][LOW], double
         int hflips[2] = {h < 0, h >= 0}, vflips[2] = {v < 0, v >= 0};
         for (int a = 0; a < (fabs(h) < margin ? 2 : 1); a++)
             for (int b = 0; b < (fabs(v) < margin ? 2 : 1); b++) {
-                double block[LOW][LOW];
+                float block[LOW][LOW];
                 orient(c, transposes[t], vflips[b], hflips[a], block);
                 hash[n] = median_bits(block);
                 orient(k, transposes[t], vflips[b], hflips[a], block);
@@ -290,7 +292,7 @@ static double total(double thumb[SIDE][SIDE], double mean, int squares) {
 
 /* The fingerprint of one grey image: 0 when it is flat, else the number of boxes hashed (hashes and
  * checks per box, canonical) and *alts the alternates of box 0. */
-static int print_image(const uint8_t *src, int h, int w, const double *dct, const print_params *p, uint64_t *hash,
+static int print_image(const uint8_t *src, int h, int w, const float *dct, const print_params *p, uint64_t *hash,
                        uint64_t *check, uint64_t *alt_hash, uint64_t *alt_check, int *alts) {
     int box[4];
     *alts = 0;
@@ -316,7 +318,8 @@ static int print_image(const uint8_t *src, int h, int w, const double *dct, cons
     int flat = 0;
     for (int b = 0; b < k && !flat; b++) {
         int64_t y0[SIDE], y1[SIDE], x0[SIDE], x1[SIDE];
-        double thumb[SIDE][SIDE], coeffs[LOW][LOW], dev[LOW][LOW], turned[LOW][LOW];
+        double thumb[SIDE][SIDE];
+        float coeffs[LOW][LOW], dev[LOW][LOW], turned[LOW][LOW];
         edges(boxes[b][0], boxes[b][1], y0, y1);
         edges(boxes[b][2], boxes[b][3], x0, x1);
         cells(table, w, y0, y1, x0, x1, thumb);
@@ -365,7 +368,7 @@ PyObject *imp_py_phash_print(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*iiy*(iiiddd(dd)d):phash_print", &view, &h, &w, &vdct, &p.tol, &p.peels,
                           &p.min_content, &p.clip, &p.flat_std, &p.ambiguous, &p.cut[0], &p.cut[1], &p.side_cut))
         return NULL;
-    int bad = h < 1 || w < 1 || view.len < (Py_ssize_t)h * w || vdct.len != LOW * SIDE * (Py_ssize_t)sizeof(double);
+    int bad = h < 1 || w < 1 || view.len < (Py_ssize_t)h * w || vdct.len != LOW * SIDE * (Py_ssize_t)sizeof(float);
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
         k = print_image(view.buf, h, w, vdct.buf, &p, hash, check, alt_hash, alt_check, &alts);

@@ -83,7 +83,8 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 
 _D = _dct_matrix(SIDE)[:LOW]  # only the rows of the frequencies kept
-_D_BYTES = np.ascontiguousarray(_D).tobytes()  # the native core's copy of it
+_D32 = _D.astype(np.float32)  # the blocks are single precision: the median bits need no more
+_D_BYTES = np.ascontiguousarray(_D32).tobytes()  # the native core's copy of it
 _ODD = np.where(np.arange(LOW) % 2, -1.0, 1.0)  # sign each frequency takes under a flip of its axis
 _WEIGHTS = (1 << np.arange(LOW * LOW - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
 _PARAMS = (BORDER_TOLERANCE, PEELS, MIN_CONTENT, float(CLIP), FLAT_STD, AMBIGUOUS, CUTS, SIDE_CUT)  # the native core's
@@ -123,7 +124,7 @@ def _sum(values: np.ndarray) -> np.ndarray:
 def _dct(thumbs: np.ndarray) -> np.ndarray:
     """The 8x8 DCT block of each 32x32 thumbnail, in the native core's order of operations (no BLAS:
     its order differs, and a coefficient near its block's median would flip a bit)."""
-    half = _stage(thumbs.transpose(0, 2, 1))  # k x 32 (columns) x 8: stage one, down the rows
+    half = _stage(thumbs.astype(np.float32).transpose(0, 2, 1))  # k x 32 (columns) x 8: stage one, down the rows
     return _stage(half.transpose(0, 2, 1))  # k x 8 x 8: stage two, across the columns
 
 
@@ -133,7 +134,7 @@ def _stage(x: np.ndarray) -> np.ndarray:
     first: half the products."""
     head, tail = x[..., :SIDE // 2], x[..., ::-1][..., :SIDE // 2]
     picked = np.stack([head + tail, head - tail])[np.arange(LOW) % 2]  # LOW x ... x 16
-    rows = _D[:, :SIDE // 2].reshape((LOW,) + (1,) * (x.ndim - 1) + (SIDE // 2,))
+    rows = _D32[:, :SIDE // 2].reshape((LOW,) + (1,) * (x.ndim - 1) + (SIDE // 2,))
     out = rows[..., 0] * picked[..., 0]
     for i in range(1, SIDE // 2):
         out = out + rows[..., i] * picked[..., i]
@@ -210,14 +211,14 @@ def _canonical(coeffs: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     out = turned[0]
     hflip = np.where(out[:, 0, 1] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)  # negate odd horizontal frequencies
     vflip = np.where(out[:, 1, 0] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)
-    return [c * vflip[:, :, None] * hflip[:, None, :] for c in turned]
+    return [(c * vflip[:, :, None] * hflip[:, None, :]).astype(c.dtype) for c in turned]  # signs only: exact
 
 
 def _alternates(coeffs: np.ndarray, check: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """The orientations of one block (with its check block) to hash besides the canonical one:
     those whose choice was too close to call (none for most images)."""
     ac = coeffs.ravel()[1:]
-    margin = AMBIGUOUS * float(np.sqrt(_sum(ac * ac) / (LOW * LOW - 1)))
+    margin = AMBIGUOUS * float(np.sqrt(float(_sum(ac * ac)) / (LOW * LOW - 1)))
     h1, v1 = coeffs[0, 1], coeffs[1, 0]
     if min(abs(h1), abs(v1), abs(abs(v1) - abs(h1))) >= margin:
         return []
@@ -228,7 +229,7 @@ def _alternates(coeffs: np.ndarray, check: np.ndarray) -> list[tuple[np.ndarray,
         for hflip in [h < 0] + ([h >= 0] if abs(h) < margin else []):
             for vflip in [v < 0] + ([v >= 0] if abs(v) < margin else []):
                 signs = np.outer(_ODD if vflip else 1.0, _ODD if hflip else 1.0)
-                out.append((block * signs, other * signs))
+                out.append(((block * signs).astype(block.dtype), (other * signs).astype(other.dtype)))
     return out
 
 
