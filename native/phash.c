@@ -140,10 +140,19 @@ static int make_boxes(const int box[4], const print_params *p, int64_t out[MAX_B
 
 /* phash._clip_outliers: the grey levels of the content box's CLIP..100-CLIP percentiles (lo, hi). */
 static void clip_levels(const uint8_t *img, int w, const int box[4], double clip, int *lo, int *hi) {
-    int64_t cdf[256] = {0};
-    for (int y = box[0]; y < box[1]; y++)
-        for (int x = box[2]; x < box[3]; x++) cdf[img[(size_t)y * w + x]]++;
-    for (int v = 1; v < 256; v++) cdf[v] += cdf[v - 1];
+    int64_t cdf[256], part[4][256] = {{0}}; /* four counters: runs of one level do not wait on one counter */
+    for (int y = box[0]; y < box[1]; y++) {
+        const uint8_t *row = img + (size_t)y * w;
+        int x = box[2];
+        for (; x + 4 <= box[3]; x += 4) {
+            part[0][row[x]]++;
+            part[1][row[x + 1]]++;
+            part[2][row[x + 2]]++;
+            part[3][row[x + 3]]++;
+        }
+        for (; x < box[3]; x++) part[0][row[x]]++;
+    }
+    for (int v = 0; v < 256; v++) cdf[v] = part[0][v] + part[1][v] + part[2][v] + part[3][v] + (v ? cdf[v - 1] : 0);
     double total = (double)cdf[255], want[2] = {total * clip / 100, total * (100 - clip) / 100};
     int found[2];
     for (int k = 0; k < 2; k++) { /* numpy.searchsorted, side left: the first level whose count reaches it */
@@ -199,20 +208,21 @@ WIDE static uint64_t median_bits(const float block[LOW][LOW]) {
         float x = flat[(5 * k + 3) & (LOW * LOW - 1)];
         int n = 0;
         for (int j = 0; j < LOW * LOW; j++) n += flat[j] < x;
-        below = n <= 31 && x > lo ? n : below; /* lo: n values lie under it, so the 32nd is not below it */
-        lo = n <= 31 && x > lo ? x : lo;
-        hi = n >= 33 && x < hi ? x : hi; /* 33 values under hi: the 33rd is too */
+        int raise = (n <= 31) & (x > lo), lower = (n >= 33) & (x < hi); /* & not &&: no branch */
+        below = raise ? n : below; /* lo: n values lie under it, so the 32nd is not below it */
+        lo = raise ? x : lo;
+        hi = lower ? x : hi; /* 33 values under hi: the 33rd is too */
     }
     for (int i = 0; i < LOW * LOW; i++) {
         inside[m] = flat[i];
-        m += flat[i] >= lo && flat[i] < hi;
+        m += (flat[i] >= lo) & (flat[i] < hi);
     }
     float low = -INFINITY, high = -INFINITY;
     for (int i = 0; i < m; i++) {
         int n = below;
         for (int j = 0; j < m; j++) n += inside[j] < inside[i];
-        low = n <= 31 && inside[i] > low ? inside[i] : low;
-        high = n <= 32 && inside[i] > high ? inside[i] : high;
+        low = (n <= 31) & (inside[i] > low) ? inside[i] : low;
+        high = (n <= 32) & (inside[i] > high) ? inside[i] : high;
     }
     float middle = (low + high) / 2;
     uint64_t bits = 0;
