@@ -272,12 +272,23 @@ static int alternates(const float c[LOW][LOW], const float k[LOW][LOW], double a
 WIDE static void cells(const int64_t *table, int w, const int64_t *y0, const int64_t *y1, const int64_t *x0,
                        const int64_t *x1, double thumb[SIDE][SIDE]) {
     double rx[SIDE];
-    for (int j = 0; j < SIDE; j++) rx[j] = 1.0 / (double)(x1[j] - x0[j]);
+    int64_t col[SIDE + 1];
+    int joined = 1; /* each cell starts where the last ended (a span of 32 pixels or more): 33 edges, not 64 */
+    for (int j = 0; j < SIDE; j++) {
+        rx[j] = 1.0 / (double)(x1[j] - x0[j]);
+        joined &= j == SIDE - 1 || x1[j] == x0[j + 1];
+    }
     for (int i = 0; i < SIDE; i++) {
         const int64_t *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
         double ry = 1.0 / (double)(y1[i] - y0[i]);
-        for (int j = 0; j < SIDE; j++)
-            thumb[i][j] = (double)((rb[x1[j]] - ra[x1[j]]) - (rb[x0[j]] - ra[x0[j]])) * (ry * rx[j]);
+        if (joined) { /* the sums are exact integers: any order gives phash._cells' values */
+            for (int j = 0; j < SIDE; j++) col[j] = rb[x0[j]] - ra[x0[j]];
+            col[SIDE] = rb[x1[SIDE - 1]] - ra[x1[SIDE - 1]];
+            for (int j = 0; j < SIDE; j++) thumb[i][j] = (double)(col[j + 1] - col[j]) * (ry * rx[j]);
+        } else {
+            for (int j = 0; j < SIDE; j++)
+                thumb[i][j] = (double)((rb[x1[j]] - ra[x1[j]]) - (rb[x0[j]] - ra[x0[j]])) * (ry * rx[j]);
+        }
     }
 }
 
