@@ -233,6 +233,7 @@ def convert(
     defer_writes: bool = False,
     check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
     progress: bool | None = None,
+    defer_report: bool = False,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
     and (with ``options.manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
@@ -246,6 +247,8 @@ def convert(
     (``prepare`` writes them once every split is packed: its commit point).  ``check_splits``
     (prepare: output names, ``--resume``) sees the splits before any image is read (see :func:`split`).
     ``progress`` chooses the duplicate pass's meter as ``--progress`` does pack's (:mod:`imgprep.layout.meter`).
+    ``defer_report``: with ``--dedup report`` no duplicate pass runs here; the caller (``prepare``,
+    whose pack workers fingerprint what they store) reports with :func:`report_duplicates`.
     """
     kind, input, outdir, options, image_root = (request.kind, request.input, request.outdir, request.options,
                                                 request.image_root)
@@ -261,7 +264,7 @@ def convert(
     keep_inside(dataset, storage.local_path(listed_root) if listed_root else None,
                 follow_outside=options.follow_links_outside_root)
     splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say, check_splits=check_splits,
-                         stored=images.stored, progress=progress)
+                         stored=images.stored, progress=progress, defer_report=defer_report)
     if options.dedup == "same-split" and check_splits is not None:
         check_splits(dataset, splits)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
@@ -308,7 +311,7 @@ def load(kind: Kind, input: str, options: ConvertOptions, images: ImageOutput) -
 def split(
     dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo,
     check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
-    stored: Callable[[bytes], bytes] | None = None, progress: bool | None = None,
+    stored: Callable[[bytes], bytes] | None = None, progress: bool | None = None, defer_report: bool = False,
 ) -> tuple[dict[str, np.ndarray], dedup_mod.Groups | None]:
     """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups.
     ``check_splits`` sees the splits before any image is read (after the duplicates with same-split)."""
@@ -330,7 +333,7 @@ def split(
     if options.dedup != "same-split" and check_splits is not None:  # the splits do not wait for the duplicates
         check_splits(dataset, make_splits(dataset, plan, shuffle=options.shuffle, seed=options.seed))
     dups = None
-    if options.dedup != "off":
+    if options.dedup != "off" and not (defer_report and options.dedup == "report"):
         shown = getattr(say, "echo", say) is not None  # a silent caller sees no bar unless it asks (progress=True)
         dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn,
                            follow_outside=options.follow_links_outside_root, stored=stored,
@@ -522,6 +525,29 @@ def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Grou
     else:
         parts = split_single(labels, plan, [c.name for c in dataset.classes])
     return dedup_mod.expand({name: reps[idx] for name, idx in parts.items()}, dups)
+
+
+def duplicate_pass(result: ConvertResult, request: ConvertRequest, *, storage: Store, say: Echo,
+                   stored: Callable[[bytes], bytes] | None = None, progress: bool | None = None) -> None:
+    """The duplicate pass :func:`convert` deferred, run now and reported (``prepare`` when some images
+    are in no split, so its pack would not fingerprint them all)."""
+    options = request.options
+    dups = _duplicates(result.dataset, request.image_root, options.dedup, options.dedup_threshold, storage,
+                       getattr(say, "warn", say), follow_outside=options.follow_links_outside_root, stored=stored,
+                       progress=progress)
+    if dups is not None:
+        report_duplicates(result, dups, options, storage, say)
+
+
+def report_duplicates(result: ConvertResult, dups: dedup_mod.Groups, options: ConvertOptions, storage: Store,
+                      say: Echo) -> None:
+    """The duplicate report of a conversion whose groups were found later (``prepare``: from the
+    fingerprints its pack workers took), as :func:`convert` prints it."""
+    result.duplicates = dups
+    _say_duplicates(result.dataset, result.splits, dups, options.dedup, options.dedup_report, storage,
+                    getattr(say, "warn", say))
+    if options.dedup_report:
+        result.outputs.append(options.dedup_report)
 
 
 def _say_duplicates(dataset: Dataset, splits: Mapping[str, np.ndarray], dups: dedup_mod.Groups, mode: str,

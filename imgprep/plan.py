@@ -29,7 +29,9 @@ from imgprep.convert import (
     Echo,
     ImageOutput,
     convert,
+    duplicate_pass,
     hyperparameters_line,
+    report_duplicates,
 )
 from imgprep.errors import UsageError
 from imgprep.formats import classmap, hyperparams
@@ -118,6 +120,9 @@ class PreparePlan:
     source: Any | None  # in-memory images (MNIST); None: image files under the image root
     pack_options: PackOptions
     storage: Store  # every read and write of the run
+    # --dedup report: the duplicate report waits for the fingerprints the pack workers take
+    report_after_pack: bool = False
+    options: ConvertOptions = field(default_factory=ConvertOptions)
 
 
 def _one_links_switch(request: PrepareRequest) -> PrepareRequest:
@@ -159,9 +164,14 @@ def _dataset_pack_options(pack_options: PackOptions, dataset: Dataset) -> PackOp
 
 
 def plan_prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None = None,
-                 defer_writes: bool = False) -> PreparePlan:
+                 defer_writes: bool = False, in_pack: bool = True) -> PreparePlan:
     """Convert the request's input into lists and metadata under its ``outdir`` and say how to pack
-    them (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`)."""
+    them (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`).
+
+    ``in_pack`` (one host): the pack workers fingerprint every stored image and write the
+    fingerprint file (:mod:`imgprep.formats.prints`) that ``inspect`` reads; with ``--dedup report``
+    that replaces the duplicate pass before the pack (each image decoded once more, small), and
+    the report follows the packs (:meth:`PrepareRun.write_splits`)."""
     request = _one_links_switch(request)
     spec = request.spec
     channels = packed_channels(spec)
@@ -169,12 +179,23 @@ def plan_prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None =
                          stored=_stored(spec, request.pack_options))
     # the duplicate pass is one of prepare's passes: the same --progress/--quiet as its packs
     run = request.pack_options
+    progress = False if run.quiet else run.progress
+    records = in_pack and request.output_format == outputs.DEFAULT and request.options.dedup != "off"
+    defer = records and request.options.dedup == "report" and not run.resume
     converted = convert(request.conversion(), storage=storage, echo=echo, images=images, defer_writes=defer_writes,
-                        check_splits=_splits_check(request, storage), progress=False if run.quiet else run.progress)
+                        check_splits=_splits_check(request, storage), progress=progress, defer_report=defer)
     dataset = converted.dataset
+    if defer and sum(len(idx) for idx in converted.splits.values()) < len(dataset):
+        # images in no split are not packed, so not fingerprinted by the pack: the pass runs now
+        duplicate_pass(converted, request.conversion(), storage=storage, say=echo or messages(None),
+                       stored=images.stored, progress=progress)
+        defer = False
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     pack_options = _dataset_pack_options(request.pack_options, dataset)
-    return PreparePlan(converted, source, pack_options, storage)
+    if records:
+        pack_options = dataclasses.replace(pack_options, fingerprint=True)
+    return PreparePlan(converted, source, pack_options, storage, report_after_pack=defer,
+                       options=request.options)
 
 
 @dataclass
@@ -264,7 +285,29 @@ class PrepareRun:
                                                    before_publish=self.retirement.before_publishing(position))
             told(name, packed[name])
         self.retirement.finish()  # every split was already complete (--resume): the old files may still be there
+        if self.plan.report_after_pack:
+            self._report_duplicates(packed)
         return packed
+
+    def _report_duplicates(self, packed: Mapping[str, PackSummary]) -> None:
+        """``--dedup report`` from the fingerprints the pack workers took of what they stored."""
+        from imgprep.formats.dataset import from_json, record_folder
+        from imgprep.splits.neardup import DEFAULT_THRESHOLD
+        from imgprep.splits.prints_file import JoinedPrints, groups_by_id, open_prints
+
+        parts = []
+        for summary in packed.values():
+            if summary.dataset is None:
+                return
+            record = from_json(self.storage.read_bytes(summary.dataset), summary.dataset)
+            if record.fingerprints is None:
+                return
+            parts.append(open_prints(self.storage, record_folder(summary.dataset), record.fingerprints,
+                                     record.records))
+        converted, options = self.plan.converted, self.plan.options
+        threshold = DEFAULT_THRESHOLD if options.dedup_threshold is None else options.dedup_threshold
+        groups = groups_by_id(JoinedPrints(parts), len(converted.dataset), threshold)
+        report_duplicates(converted, groups, options, self.storage, self.say)
 
     def retire_all(self) -> None:
         """Before outputs published by someone else (the Processing join): the whole old generation."""

@@ -40,6 +40,8 @@ from imgprep.layout.progress import OpenShard, Progress
 from imgprep.layout.skipped import Skipped, report_name, write_report
 from imgprep.packing.classes import Classes, check_labels
 from imgprep.packing.classes import find as find_classes
+from imgprep.formats.prints import prints_name
+from imgprep.packing.prints_file import PrintsSpool
 from imgprep.packing.publish import AlreadyComplete, Publisher
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, check_source, resolve
@@ -78,6 +80,9 @@ class PackOptions:
     # the classes the dataset record states (packing.classes): None = the classes.json beside the list
     num_classes: int | None = None
     class_names: tuple[str, ...] | None = None
+    # fingerprint every stored image in the workers and write them as PREFIX.prints, listed in the
+    # dataset record (prepare --dedup report/same-split: formats.prints); not on a resumed run
+    fingerprint: bool = False
 
     def __post_init__(self) -> None:
         self.num_workers = typecheck.integer("num_workers", self.num_workers, optional=True)
@@ -88,7 +93,8 @@ class PackOptions:
             self.class_names = tuple(str(name) for name in self.class_names)
         for name in ("shard_records", "shard_size", "chunk_size", "checkpoint_bytes"):
             setattr(self, name, typecheck.integer(name, getattr(self, name)))
-        for name in ("strict", "pack_label", "quiet", "report", "resume", "follow_links_outside_root"):
+        for name in ("strict", "pack_label", "quiet", "report", "resume", "follow_links_outside_root",
+                     "fingerprint"):
             typecheck.flag(name, getattr(self, name))
         for name in ("progress", "native"):
             typecheck.flag(name, getattr(self, name), optional=True)
@@ -333,7 +339,9 @@ class Packer:
         self.workers = options.num_workers or default_workers()
         self.kind = choose_executor(options.executor, self.workers, spec, chosen)
         guard = getattr(source, "guard", None)
-        self.ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.read_root if guard is not None else None)
+        self.ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.read_root if guard is not None else None,
+                                 fingerprint=options.fingerprint)
+        self.spool: PrintsSpool | None = None
         self.skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
         self.pending: deque[_InFlight] = deque()
         self.executor: Executor | None = None
@@ -351,6 +359,10 @@ class Packer:
     def run(self, progress: Progress, prefix: str, storage: Store) -> PackSummary:
         """Pack what ``progress`` leaves to do; publish the dataset record; return the summary."""
         writer, start = self._open_writer(progress, prefix, storage)
+        if self.ctx.fingerprint and (start or writer.records):  # rows of an earlier run's records are not at hand
+            self.ctx = dataclasses.replace(self.ctx, fingerprint=False)
+        if self.ctx.fingerprint:
+            self.spool = PrintsSpool()
         self.bar = _progress(len(self.items), self.options, prefix)
         if start:
             self.bar.resume_at(start)
@@ -372,6 +384,8 @@ class Packer:
             if self.executor is not None:
                 self.executor.shutdown(wait=True, cancel_futures=True)
             self.bar.close(failed=failed)
+            if self.spool is not None:
+                self.spool.close()
         summary = _summary_of(record, prefix, self.chosen_name)
         summary.seconds = time.perf_counter() - started
         summary.serial_cpu = time.thread_time() - cpu
@@ -426,7 +440,8 @@ class Packer:
             )
         writer.close(len(self.items))
         report = write_report(storage, prefix, skipped) if self.options.report else None
-        return self.publisher.finish(len(skipped)), report
+        prints = self.spool.publish(storage, prints_name(prefix)) if self.spool is not None else None
+        return self.publisher.finish(len(skipped), fingerprints=prints), report
 
     def _probe(self) -> None:
         """``--executor auto`` measured on the images themselves: the run's first chunks are made
@@ -505,6 +520,10 @@ class Packer:
             raise RuntimeError("imgprep bug: records appended before the writer was opened")
         self.sizes.add(packed.images)
         cut, keys = flight.cut, flight.chunk.indices
+        if self.spool is not None:
+            if packed.prints is None:  # run before the context asked for them (cannot happen): fail loudly
+                raise RuntimeError("imgprep bug: a chunk came back without its fingerprints")
+            self.spool.add(packed.prints, [key for key, size in zip(keys, packed.sizes, strict=True) if size])
         if cut.data is None and not packed.reasons:  # every item a local file, none skipped: one run
             writer.write(packed.records, packed.sizes, keys, cut.start, packed.crcs)
         elif self._append_around_skipped(writer, cut, keys, packed):

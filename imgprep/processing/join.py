@@ -373,7 +373,8 @@ def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstI
     )
     if len(crcs) != shard.records:
         raise FormatError(f"holds {len(crcs)} records, its index {shard.records}", path=rec)
-    return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped)
+    return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped,
+                               fingerprints=None)
 
 
 def _hash_records(storage: Store, uri: str, sizes: SizeRange, bar: Off) -> tuple[str, list[int]]:

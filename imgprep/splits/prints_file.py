@@ -1,0 +1,128 @@
+"""Reading fingerprint files (:mod:`imgprep.formats.prints`) as :class:`~imgprep.splits.dedup.Prints` columns.
+
+A file is trusted only as the dataset record lists it: its size, SHA-256 and row count must match
+the record (and its rows the records' count), and it must hold every column the search needs with
+the typecode it expects; anything else is one :class:`FormatError` naming the file.  Columns are
+mapped one at a time when the search asks for them (:meth:`FilePrints.column`), not loaded: a
+local file is memory-mapped, a remote one read by range, so only the columns in use are held.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from imgprep.errors import FormatError
+from imgprep.formats.dataset import PrintsEntry
+from imgprep.formats.prints import Header, header_size, parse
+from imgprep.splits.dedup import UNREADABLE, Groups, Prints, find_groups
+from imgprep.storage.base import Store
+
+
+def needed() -> dict[str, str]:
+    """Column name -> typecode of every column the search reads."""
+    blank = Prints()
+    return {f.name: getattr(blank, f.name).typecode for f in dataclasses.fields(Prints)}
+
+
+class FilePrints:
+    """One fingerprint file's columns, with ``len()`` and ``column(name)`` like :class:`Prints`."""
+
+    def __init__(self, storage: Store, uri: str, header: Header) -> None:
+        self.storage, self.uri, self.header = storage, uri, header
+        self.path = storage.local_path(uri)
+
+    def __len__(self) -> int:
+        return self.header.rows
+
+    def column(self, name: str) -> np.ndarray:
+        col = self.header.column(name)
+        if col is None:
+            raise FormatError(f"fingerprint file has no column {name!r}", path=self.uri)
+        if not col.count:
+            return np.zeros(0, col.typecode)
+        if self.path is not None:
+            return np.memmap(self.path, dtype=col.typecode, mode="r", offset=col.offset, shape=(col.count,))
+        with self.storage.open_read(self.uri, col.offset, col.offset + col.nbytes) as fh:
+            return np.frombuffer(fh.read(), dtype=col.typecode)
+
+
+class JoinedPrints:
+    """Several files' rows one after another (the splits of a folder); row-number columns shifted."""
+
+    def __init__(self, parts: Sequence[FilePrints]) -> None:
+        self.parts = list(parts)
+        self.rows = np.cumsum([0] + [len(p) for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self.rows[-1])
+
+    def column(self, name: str) -> np.ndarray:
+        if len(self.parts) == 1:
+            return self.parts[0].column(name)
+        cols = [p.column(name) for p in self.parts]
+        if name.endswith("_row"):
+            cols = [c + int(base) for c, base in zip(cols, self.rows, strict=False)]
+        return np.concatenate(cols)
+
+
+def open_prints(storage: Store, folder: str, entry: PrintsEntry, records: int) -> FilePrints:
+    """The fingerprint file the dataset record lists (``entry``, names relative to ``folder``),
+    checked against the record: size, SHA-256, rows = ``records``, the columns the search needs."""
+    uri = folder + entry.name
+    if not storage.exists(uri):
+        raise FormatError("fingerprint file listed in the dataset record is missing", path=uri)
+    size = storage.size(uri)
+    if size != entry.bytes:
+        raise FormatError(f"fingerprint file holds {size:,} bytes, the dataset record says {entry.bytes:,}", path=uri)
+    digest = hashlib.sha256()
+    head = b""
+    with storage.open_read(uri) as fh:
+        while piece := fh.read(8 << 20):
+            if len(head) < 1 << 16:
+                head += piece[: (1 << 16) - len(head)]
+            digest.update(piece)
+    if digest.hexdigest() != entry.sha256:
+        raise FormatError("fingerprint file does not match its SHA-256 in the dataset record (damaged or "
+                          "replaced)", path=uri)
+    if len(head) < header_size(head[:64]):
+        with storage.open_read(uri, 0, header_size(head[:64])) as fh:
+            head = fh.read()
+    header = parse(head, uri, size)
+    if header.rows != entry.rows or header.rows != records:
+        raise FormatError(f"fingerprint file holds {header.rows:,} rows for {records:,} records", path=uri)
+    for name, typecode in {**needed(), "id": "q"}.items():
+        col = header.column(name)
+        if col is None or col.typecode != typecode:
+            raise FormatError(f"fingerprint file has no column {name!r} of typecode {typecode!r} (written by "
+                              "another imgprep version)", path=uri)
+    return FilePrints(storage, uri, header)
+
+
+def groups_by_id(prints: FilePrints | JoinedPrints, n: int, threshold: int, *,
+                 workers: int | None = None) -> Groups:
+    """The groups of images ``0..n-1`` from fingerprint rows whose ``id`` column names the image
+    (prepare: the record id is the image's index); images without a row are unreadable.
+
+    The search's answer does not depend on the rows' order, but its representative is the first
+    row of the centre's hash: here that is made the smallest image index among them, so the
+    groups equal those the same fingerprints give in image order (the pre-pass's)."""
+    found = find_groups(prints, threshold, workers=workers)  # type: ignore[arg-type]
+    ids = prints.column("id").astype(np.int64)
+    if len(ids) and (ids.min() < 0 or ids.max() >= n or len(np.unique(ids)) != len(ids)):
+        raise FormatError(f"fingerprint rows name record ids outside 0..{n - 1} or twice")
+    hashes, digest = prints.column("hash"), prints.column("digest")
+    rep = found.group
+    centre = hashes == hashes[rep]
+    first = np.full(len(rep), n, np.int64)
+    np.minimum.at(first, rep[centre], ids[centre])
+    group = np.arange(n, dtype=np.int64)
+    group[ids] = first[rep]
+    kind = np.full(n, UNREADABLE, found.kind.dtype)
+    kind[ids] = found.kind
+    by_id = np.zeros(n, digest.dtype)
+    by_id[ids] = digest
+    return Groups(group, kind, by_id == by_id[group], found.hits)
