@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from imgprep.errors import FormatError, ImageError, UsageError
 from imgprep.formats import recordio
@@ -33,6 +34,7 @@ class Split:
     items: list[LstItem] = field(default_factory=list)  # .lst entries (paths for records, or the images)
     root: str | None = None
     class_names: list[str] | None = None  # when the source names its classes (a manifest)
+    prints: Any = None  # the fingerprints its dataset record keeps, when read instead of decoding (recorded)
     _paths: dict[int, str] | None = None
     _guard: RootGuard | None = None  # keeps image reads inside ``root``, as pack does
 
@@ -97,6 +99,7 @@ class Collection:
     class_names: list[str] | None
     folder: str
     left_out: list[str] = field(default_factory=list)  # one line per file of the folder not read, and why
+    notes: list[str] = field(default_factory=list)  # how the images were read (fingerprints: recorded or decoded)
 
 
 def collect(path: str, *, root: str | None = None) -> Collection:
