@@ -308,7 +308,7 @@ def load(kind: Kind, input: str, options: ConvertOptions, images: ImageOutput) -
     )
 
 
-def split(
+def split(  # noqa: PLR0913 - the duplicate pass's settings: one object when convert and prepare part ways
     dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo,
     check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
     stored: Callable[[bytes], bytes] | None = None, progress: bool | None = None, defer_report: bool = False,

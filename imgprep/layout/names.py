@@ -2,8 +2,8 @@
 
 ``PREFIX.rec``/``.idx`` (one shard) or ``PREFIX-00000.rec``/``.idx``, ... (sharded),
 ``PREFIX.dataset.json`` (the dataset record, written last), ``PREFIX.progress.json`` (what an
-unfinished run has published), ``PREFIX.skipped.tsv`` (skipped images), ``PREFIX.prints`` (fingerprints, ``prepare --dedup``),
-``PREFIX.lock`` (one writer).
+unfinished run has published), ``PREFIX.skipped.tsv`` (skipped images), ``PREFIX.prints``
+(fingerprints, ``prepare --dedup``), ``PREFIX.lock`` (one writer).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from imgprep.formats import typecheck
 from imgprep.formats.dataset import DatasetRecord, ListRef
 from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem, format_line
+from imgprep.formats.prints import prints_name
 from imgprep.imaging.spec import TransformSpec
 from imgprep.layout.meter import Off, meter
 from imgprep.layout.names import output_prefix, record_folder, record_name
@@ -40,7 +41,6 @@ from imgprep.layout.progress import OpenShard, Progress
 from imgprep.layout.skipped import Skipped, report_name, write_report
 from imgprep.packing.classes import Classes, check_labels
 from imgprep.packing.classes import find as find_classes
-from imgprep.formats.prints import prints_name
 from imgprep.packing.prints_file import PrintsSpool
 from imgprep.packing.publish import AlreadyComplete, Publisher
 from imgprep.packing.shards import ShardWriter
