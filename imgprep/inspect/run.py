@@ -17,8 +17,14 @@ def inspect(path: str, *, root: str | None = None, threshold: int | None = None,
             tick: Callable[[int], object] = lambda n: None, storage: Store | None = None) -> Findings:
     """The findings for ``path`` (a ``.rec``, ``.lst``, ``.manifest`` or a folder of them);
     ``tick(n)`` is called as images are measured."""
-    collection = collect(path, root=root)
-    note = attach(collection.splits, storage or Storage())
+    storage = storage or Storage()
+    if storage.local_path(path) is None:
+        from imgprep.inspect.remote import collect_remote
+
+        collection = collect_remote(path, root, storage)
+    else:
+        collection = collect(path, root=root)
+    note = attach(collection.splits, storage)
     if note:
         collection.notes.append(note)
     table = scan(collection.splits, workers=workers, tick=tick)
