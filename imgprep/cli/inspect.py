@@ -52,7 +52,7 @@ def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | 
         try:
             findings = outputs.opening(path, storage).inspect(path, root=given["root"], threshold=given["threshold"],
                                                               workers=given["num_workers"], tick=bar.update,
-                                                              storage=storage)
+                                                              total=bar.set_total, storage=storage)
         except ImageError as exc:
             if given["root"] is None and not path.endswith(".rec"):
                 raise ImageError(f"{exc.message} (without --root, the images are looked for beside the list, "

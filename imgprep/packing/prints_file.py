@@ -48,14 +48,18 @@ class PrintsSpool:
         block = Prints()
         for row in rows:
             block.add(row)
-        values = {f.name: getattr(block, f.name) for f in dataclasses.fields(Prints)}
-        for name, col in values.items():
-            if name.endswith("_row") and self.rows:  # row numbers are the file's, not the block's
+        self.add_block(block, {name: array(typecode, _extra(name, rows, ids)) for name, typecode in EXTRAS})
+
+    def add_block(self, block: Prints, extras: dict[str, array]) -> None:
+        """Append a block of rows given as columns (``extras``: one array per :data:`EXTRAS` column)."""
+        for f in dataclasses.fields(Prints):
+            col = getattr(block, f.name)
+            if f.name.endswith("_row") and self.rows:  # row numbers are the file's, not the block's
                 col = array(col.typecode, (r + self.rows for r in col))
-            self._write(name, col)
-        for name, typecode in EXTRAS:
-            self._write(name, array(typecode, _extra(name, rows, ids)))
-        self.rows += len(rows)
+            self._write(f.name, col)
+        for name, _ in EXTRAS:
+            self._write(name, extras[name])
+        self.rows += len(block)
 
     def _write(self, name: str, col: array) -> None:
         if len(col):
