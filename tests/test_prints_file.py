@@ -15,7 +15,6 @@ import pytest
 
 from imgprep import plan as plan_mod
 from imgprep.api import inspect, prepare
-from imgprep.formats.prints import parse
 from imgprep.inspect import scan as scan_mod
 from imgprep.splits import dedup
 
@@ -102,6 +101,8 @@ def test_inspect_of_a_same_split_output_reads_the_recorded_fingerprints_and_find
 
 
 def test_every_fingerprint_column_is_in_the_file(same_split):
+    from imgprep.formats.prints import parse
+
     data = (same_split / "train.prints").read_bytes()
     header = parse(data[:1 << 16], "train.prints", len(data))
     names = {c.name for c in header.columns}
@@ -153,3 +154,10 @@ def test_outputs_and_fingerprints_are_byte_identical_for_one_and_two_workers(src
     one = {p.name: p.read_bytes() for p in (tmp_path / "one").iterdir()}
     two = {p.name: p.read_bytes() for p in (tmp_path / "two").iterdir()}
     assert "train.prints" in one and one == two
+
+
+def test_inspect_progress_lines_carry_the_total(same_split, imgprep_cli):
+    done = imgprep_cli("inspect", same_split, "--progress")
+    records = sum(json.loads((same_split / f"{s}.dataset.json").read_text())["records"] for s in ("train", "val"))
+    last = [line for line in done.stderr.splitlines() if line.startswith("imgprep: inspect: ")][-1]
+    assert last.startswith(f"imgprep: inspect: {records}/{records} img (100%)")
