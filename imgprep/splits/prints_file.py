@@ -63,10 +63,17 @@ class JoinedPrints:
     def column(self, name: str) -> np.ndarray:
         if len(self.parts) == 1:
             return self.parts[0].column(name)
-        cols = [p.column(name) for p in self.parts]
-        if name.endswith("_row"):
-            cols = [c + int(base) for c, base in zip(cols, self.rows, strict=False)]
-        return np.concatenate(cols)
+        cols = [p.header.column(name) for p in self.parts]
+        if any(c is None for c in cols):
+            raise FormatError(f"fingerprint file has no column {name!r}", path=self.parts[0].uri)
+        out = np.empty(sum(c.count for c in cols if c is not None), np.dtype(cols[0].typecode))  # type: ignore[union-attr]
+        at = 0
+        for part, base in zip(self.parts, self.rows, strict=False):  # one part's pages mapped at a time
+            col = part.column(name)
+            out[at: at + len(col)] = col + int(base) if name.endswith("_row") else col
+            at += len(col)
+            del col
+        return out
 
 
 def open_prints(storage: Store, folder: str, entry: PrintsEntry, records: int) -> FilePrints:
