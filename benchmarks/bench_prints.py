@@ -24,7 +24,6 @@ import argparse
 import functools
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -104,7 +103,6 @@ def without_prints(out: Path, dest: Path) -> None:
 
 def synthetic_dataset(folder: Path, rows: int) -> Path:
     """``train.rec``/``.idx``/``.dataset.json``/``.prints`` of ``rows`` records with random fingerprints."""
-    import numpy as np
     from bench_dedup import random_prints
 
     from imgprep import __version__
@@ -142,7 +140,6 @@ def synthetic_dataset(folder: Path, rows: int) -> Path:
     record = DatasetRecord(__version__, ListRef("(synthetic)", "0" * 64, rows), (shard,), {}, num_classes=1000,
                            class_names=tuple(f"c{k}" for k in range(1000)), fingerprints=entry)
     (folder / "train.dataset.json").write_text(to_json(record))
-    del np
     return folder
 
 
@@ -166,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-prints-") as tmp:
         work = Path(tmp)
         make_images(work / "src", args.images)
-        runs = {mode: _child(["prepare", str(work / "src"), str(work / mode), mode]) for mode in ("off", "before", "now")}
+        runs = {mode: _child(["prepare", str(work / "src"), str(work / mode), mode])
+                for mode in ("off", "before", "now")}
         off = runs["off"]["seconds"]
         print(f"## 1. prepare --dedup report --resize 64, {args.images:,} images\n")
         print("| run | seconds | duplicate pass (s) | peak MB |\n|---|---|---|---|")
