@@ -33,7 +33,7 @@ from imgprep.convert import (
     hyperparameters_line,
     report_duplicates,
 )
-from imgprep.errors import UsageError
+from imgprep.errors import FormatError, UsageError
 from imgprep.formats import classmap, hyperparams
 from imgprep.formats.display import Messages, messages
 from imgprep.formats.lst import LstItem
@@ -285,25 +285,23 @@ class PrepareRun:
                                                    before_publish=self.retirement.before_publishing(position))
             told(name, packed[name])
         self.retirement.finish()  # every split was already complete (--resume): the old files may still be there
-        if self.plan.report_after_pack:
-            self._report_duplicates(packed)
         return packed
 
-    def _report_duplicates(self, packed: Mapping[str, PackSummary]) -> None:
-        """``--dedup report`` from the fingerprints the pack workers took of what they stored."""
-        from imgprep.formats.dataset import from_json, record_folder
+    def _report_duplicates(self) -> None:
+        """``--dedup report`` from the fingerprints the pack workers took of what they stored (read
+        from every split's fingerprint file, once the splits are packed or joined)."""
+        from imgprep.formats.dataset import from_json, record_folder, record_name
+        from imgprep.formats.recordio import output_prefix
         from imgprep.splits.neardup import DEFAULT_THRESHOLD
         from imgprep.splits.prints_file import JoinedPrints, groups_by_id, open_prints
 
         parts = []
-        for summary in packed.values():
-            if summary.dataset is None:
-                return
-            record = from_json(self.storage.read_bytes(summary.dataset), summary.dataset)
+        for name in self.splits:
+            uri = record_name(output_prefix(self.split_output(name)))
+            record = from_json(self.storage.read_bytes(uri), uri)
             if record.fingerprints is None:
-                return
-            parts.append(open_prints(self.storage, record_folder(summary.dataset), record.fingerprints,
-                                     record.records))
+                raise FormatError("the dataset record lists no fingerprint file (for the duplicate report)", path=uri)
+            parts.append(open_prints(self.storage, record_folder(uri), record.fingerprints, record.records))
         converted, options = self.plan.converted, self.plan.options
         threshold = DEFAULT_THRESHOLD if options.dedup_threshold is None else options.dedup_threshold
         groups = groups_by_id(JoinedPrints(parts), len(converted.dataset), threshold)
@@ -316,6 +314,8 @@ class PrepareRun:
     def commit(self, written: Mapping[str, Any]) -> list[str]:
         """The lists and metadata, described from what was ``written`` (hyperparameters.json last)."""
         converted = self.plan.converted
+        if self.plan.report_after_pack:
+            self._report_duplicates()
         describe_packed(converted, written, self.spec, self.outdir, self.storage, self.say, deferred=True)
         published = self.output.publish(self.outdir, written, self.storage, converted)
         converted.write_files(self.storage)

@@ -122,3 +122,26 @@ def header_size(head: bytes) -> int:
     if len(head) < len(MAGIC) + _LENGTH.size:
         return len(MAGIC) + _LENGTH.size
     return len(MAGIC) + _LENGTH.size + min(_LENGTH.unpack_from(head, len(MAGIC))[0], _MAX_HEADER)
+
+
+def row_layout(header: Header) -> dict[str, tuple[str, int | str]]:
+    """How each column's values belong to rows, from the naming rule alone (so a new column needs
+    no code here): a column ``X_row`` holds, per value, the row that value belongs to, for itself
+    and every column named ``X_*`` (``("by", "X_row")``); any other column holds ``k`` values per
+    row (``("rows", k)``).  What lets rows be picked from a file without knowing its columns."""
+    owners = {c.name[: -len("row")]: c.name for c in header.columns if c.name.endswith("_row")}
+    counts = {c.name: c.count for c in header.columns}
+    out: dict[str, tuple[str, int | str]] = {}
+    for c in header.columns:
+        owner = next((row for lead, row in owners.items() if c.name.startswith(lead)), None)
+        if owner is not None:
+            if c.count != counts[owner]:
+                raise FormatError(f"fingerprint column {c.name!r} holds {c.count} values, {owner!r} {counts[owner]}")
+            out[c.name] = ("by", owner)
+        elif header.rows and c.count % header.rows == 0:
+            out[c.name] = ("rows", c.count // header.rows)
+        elif not c.count:
+            out[c.name] = ("rows", 0)
+        else:
+            raise FormatError(f"fingerprint column {c.name!r} holds {c.count} values for {header.rows} rows")
+    return out

@@ -16,6 +16,9 @@ import shutil
 import tempfile
 from array import array
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 
 from imgprep.formats.dataset import PrintsEntry
 from imgprep.formats.prints import ALIGN, layout
@@ -61,7 +64,17 @@ class PrintsSpool:
             self._write(name, extras[name])
         self.rows += len(block)
 
-    def _write(self, name: str, col: array) -> None:
+    def add_columns(self, columns: dict[str, Any], rows: int) -> None:
+        """Append ``rows`` rows given as whole columns, as :func:`imgprep.splits.prints_file.pick`
+        returns them (row-number columns counted from the block's first row)."""
+        for name, typecode in self.columns:
+            col = np.asarray(columns[name]).astype(np.dtype(typecode), copy=False)
+            if name.endswith("_row") and self.rows:
+                col = col + self.rows
+            self._write(name, col)
+        self.rows += rows
+
+    def _write(self, name: str, col: Any) -> None:
         if len(col):
             self.files[name].write(col.tobytes())
             self.counts[name] += len(col)
@@ -94,3 +107,32 @@ def _extra(name: str, rows: Sequence[Measured | None], ids: Sequence[int]) -> li
     if name == "id":
         return [int(i) for i in ids]
     return [0 if row is None else int(getattr(row, name)) for row in rows]
+
+
+JOIN_BLOCK = 1 << 16  # records picked at a time when parts interleave
+
+
+def join_prints(storage: Store, records: Sequence[tuple[str, Any] | None], order: Sequence[tuple[int, int]],
+                uri: str) -> PrintsEntry | None:
+    """The fingerprint file of records joined from parts (``order``: ``(part, position)`` per joined
+    record), from the parts' own files (``records[p]``: the part's record URI and
+    :class:`~imgprep.formats.dataset.DatasetRecord`); None when a part has none (then nor has the join)."""
+    from imgprep.formats.dataset import record_folder
+    from imgprep.splits.prints_file import open_prints, pick
+
+    present = [r for r in records if r is not None]
+    if not present or any(rec.fingerprints is None for _, rec in present):
+        return None
+    index = {p: k for k, p in enumerate(p for p, r in enumerate(records) if r is not None)}
+    parts = [open_prints(storage, record_folder(name[: -len(".dataset.json")]), rec.fingerprints, rec.records)
+             for name, rec in present]
+    spool = PrintsSpool()
+    try:
+        pairs = np.asarray(order, np.int64).reshape(-1, 2)
+        for lo in range(0, len(pairs), JOIN_BLOCK):
+            block = pairs[lo: lo + JOIN_BLOCK]
+            source = np.array([index[int(p)] for p in block[:, 0]], np.int64)
+            spool.add_columns(pick(parts, source, block[:, 1]), len(block))
+        return spool.publish(storage, uri)
+    finally:
+        spool.close()

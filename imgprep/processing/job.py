@@ -481,8 +481,7 @@ def _plan_prepare(
     local_input, mirror = _local_input(kind, job.input, cluster, config, scratch, storage, echo)
     request = PrepareRequest(kind.name, local_input, job.output, job.convert, job.spec, job.options,
                              image_root=job.image_root, output_format=output_format.name)
-    # hosts pack shares that are joined: the duplicate pass stays before the pack (no fingerprint file)
-    planned = plan_prepare(request, storage, echo=echo, defer_writes=True, in_pack=False)
+    planned = plan_prepare(request, storage, echo=echo, defer_writes=True)
     source, local_root = _image_source(kind, planned, mirror, job, storage)
     run = PrepareRun(planned, job.output, job.spec, output_format, notes)
     channels = [_Channel(name, items, run.split_output(name)) for name, items in planned.converted.lists.items()]

@@ -17,7 +17,7 @@ import numpy as np
 
 from imgprep.errors import FormatError
 from imgprep.formats.dataset import PrintsEntry
-from imgprep.formats.prints import Header, header_size, parse
+from imgprep.formats.prints import Header, header_size, parse, row_layout
 from imgprep.splits.dedup import UNREADABLE, Groups, Prints, find_groups
 from imgprep.storage.base import Store
 
@@ -74,6 +74,54 @@ class JoinedPrints:
             at += len(col)
             del col
         return out
+
+
+def local_prints(path: str, storage: Store) -> FilePrints:
+    """A fingerprint file this run wrote itself (no dataset record lists it yet)."""
+    size = storage.size(path)
+    with storage.open_read(path, 0, min(size, 1 << 16)) as fh:
+        head = fh.read()
+    if len(head) < header_size(head[:64]):
+        with storage.open_read(path, 0, header_size(head[:64])) as fh:
+            head = fh.read()
+    return FilePrints(storage, path, parse(head, path, size))
+
+
+def pick(sources: Sequence[FilePrints], source: np.ndarray, row: np.ndarray) -> dict[str, np.ndarray]:
+    """Columns of the rows ``row[i]`` of ``sources[source[i]]``, in that order (a block of records
+    from parts, or from a file in another order); row-number columns renumbered from 0."""
+    layout = row_layout(sources[0].header)
+    out: dict[str, np.ndarray] = {}
+    for name, (kind, arg) in layout.items():
+        pieces: list[tuple[np.ndarray, np.ndarray]] = []  # (block position of each value, values)
+        for k, part in enumerate(sources):
+            at = np.flatnonzero(source == k)
+            if not len(at):
+                continue
+            rows = row[at].astype(np.int64)
+            col = part.column(name)
+            if kind == "rows":
+                width = int(arg)
+                values = col.reshape(-1, width)[rows].ravel() if width else col[:0]
+                pieces.append((np.repeat(at, width), values))
+                continue
+            owner = part.column(str(arg)).astype(np.int64)
+            order = np.argsort(owner, kind="stable")
+            start = np.searchsorted(owner[order], np.arange(len(part) + 1))
+            counts = start[rows + 1] - start[rows]
+            first = np.repeat(start[rows] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+            taken = order[first + np.arange(int(counts.sum()))]
+            where = np.repeat(at, counts)
+            pieces.append((where, where.astype(col.dtype) if name == arg else col[taken]))
+        where = np.concatenate([w for w, _ in pieces]) if pieces else np.zeros(0, np.int64)
+        values = np.concatenate([v for _, v in pieces]) if pieces else part_dtype(sources[0], name)
+        out[name] = values[np.argsort(where, kind="stable")]
+    return out
+
+
+def part_dtype(part: FilePrints, name: str) -> np.ndarray:
+    col = part.header.column(name)
+    return np.zeros(0, col.typecode if col is not None else "Q")
 
 
 def open_prints(storage: Store, folder: str, entry: PrintsEntry, records: int) -> FilePrints:
