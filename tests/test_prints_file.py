@@ -161,3 +161,30 @@ def test_inspect_progress_lines_carry_the_total(same_split, imgprep_cli):
     records = sum(json.loads((same_split / f"{s}.dataset.json").read_text())["records"] for s in ("train", "val"))
     last = [line for line in done.stderr.splitlines() if line.startswith("imgprep: inspect: ")][-1]
     assert last.startswith(f"imgprep: inspect: {records}/{records} img (100%)")
+
+
+def test_rows_picked_from_interleaved_parts_rebuild_the_file_byte_for_byte(same_split, tmp_path):
+    """What the Processing join does with parts packed by several hosts (ShardedByS3Key interleaves them)."""
+    import numpy as np
+
+    from imgprep.packing.prints_file import PrintsSpool
+    from imgprep.splits.prints_file import local_prints, pick
+    from imgprep.storage.stores import Storage
+
+    storage = Storage()
+    whole = local_prints(str(same_split / "train.prints"), storage)
+    rows = np.arange(len(whole))
+    parts = []
+    for k in range(2):  # part k holds rows k, k+2, k+4, ... in order
+        spool = PrintsSpool()
+        mine = rows[rows % 2 == k]
+        spool.add_columns(pick([whole], np.zeros(len(mine), np.int64), mine), len(mine))
+        spool.publish(storage, str(tmp_path / f"part{k}.prints"))
+        spool.close()
+        parts.append(local_prints(str(tmp_path / f"part{k}.prints"), storage))
+    assert len(whole.column("alt_row")) > 0  # the row-number columns are exercised
+    spool = PrintsSpool()
+    spool.add_columns(pick(parts, rows % 2, rows // 2), len(rows))
+    spool.publish(storage, str(tmp_path / "joined.prints"))
+    spool.close()
+    assert (tmp_path / "joined.prints").read_bytes() == (same_split / "train.prints").read_bytes()
