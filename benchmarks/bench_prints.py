@@ -108,7 +108,7 @@ def synthetic_dataset(folder: Path, rows: int) -> Path:
     from imgprep import __version__
     from imgprep.formats.dataset import DatasetRecord, ListRef, ShardEntry, to_json
     from imgprep.formats.recordio import RecordWriter, pack_header
-    from imgprep.packing.prints_file import PrintsSpool
+    from imgprep.splits.prints_spool import PrintsSpool
     from imgprep.storage.stores import Storage
 
     folder.mkdir(parents=True, exist_ok=True)

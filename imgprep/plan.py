@@ -23,6 +23,7 @@ from typing import Any
 
 from imgprep import outputs
 from imgprep.convert import (
+    AfterPass,
     ConvertOptions,
     ConvertRequest,
     ConvertResult,
@@ -124,6 +125,17 @@ class PreparePlan:
     report_after_pack: bool = False
     options: ConvertOptions = field(default_factory=ConvertOptions)
 
+    def discard(self) -> None:
+        """Remove the pass's temporary fingerprint file (same-split), once the packs are done."""
+        path = self.converted.pass_prints
+        if path is not None:
+            import contextlib
+            import os
+
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            self.converted.pass_prints = None
+
 
 def _one_links_switch(request: PrepareRequest) -> PrepareRequest:
     """One switch: what the lists name through links out of the root, pack reads."""
@@ -182,8 +194,10 @@ def plan_prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None =
     progress = False if run.quiet else run.progress
     records = in_pack and request.output_format == outputs.DEFAULT and request.options.dedup != "off"
     defer = records and request.options.dedup == "report" and not run.resume
+    keep = records and request.options.dedup == "same-split" and not run.resume
     converted = convert(request.conversion(), storage=storage, echo=echo, images=images, defer_writes=defer_writes,
-                        check_splits=_splits_check(request, storage), progress=progress, defer_report=defer)
+                        check_splits=_splits_check(request, storage), progress=progress,
+                        after=AfterPass(defer_report=defer, keep_prints=keep))
     dataset = converted.dataset
     if defer and sum(len(idx) for idx in converted.splits.values()) < len(dataset):
         # images in no split are not packed, so not fingerprinted by the pack: the pass runs now
@@ -192,8 +206,8 @@ def plan_prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None =
         defer = False
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     pack_options = _dataset_pack_options(request.pack_options, dataset)
-    if records:
-        pack_options = dataclasses.replace(pack_options, fingerprint=True)
+    if records:  # the pack writes the fingerprint file: the pass's rows (same-split), or its workers'
+        pack_options = dataclasses.replace(pack_options, fingerprint=True, fingerprints_from=converted.pass_prints)
     return PreparePlan(converted, source, pack_options, storage, report_after_pack=defer,
                        options=request.options)
 
@@ -224,14 +238,17 @@ def prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None = None
     say = messages(echo)  # tables and packed splits as they come; warnings, then the summary, last
     output = outputs.get(request.output_format)
     plan = plan_prepare(request, storage, echo=say, defer_writes=True)
-    source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
-    run = PrepareRun(plan, outdir, spec, output, say)
-    run.refuse_another_split()
-    note = reencode_note(spec, in_memory=plan.source is not None)
-    if note:
-        say.warn(note)
     out = PrepareResult(converted=plan.converted)
-    out.packed = run.write_splits(source, lambda name, summary: say(f"packed {name}: {summary.format()}"))
+    try:
+        source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
+        run = PrepareRun(plan, outdir, spec, output, say)
+        run.refuse_another_split()
+        note = reencode_note(spec, in_memory=plan.source is not None)
+        if note:
+            say.warn(note)
+        out.packed = run.write_splits(source, lambda name, summary: say(f"packed {name}: {summary.format()}"))
+    finally:
+        plan.discard()
     for target in run.commit(out.packed):
         say(f"wrote {target}")
     say.flush()

@@ -167,8 +167,8 @@ def test_rows_picked_from_interleaved_parts_rebuild_the_file_byte_for_byte(same_
     """What the Processing join does with parts packed by several hosts (ShardedByS3Key interleaves them)."""
     import numpy as np
 
-    from imgprep.packing.prints_file import PrintsSpool
     from imgprep.splits.prints_file import local_prints, pick
+    from imgprep.splits.prints_spool import PrintsSpool
     from imgprep.storage.stores import Storage
 
     storage = Storage()
@@ -188,3 +188,16 @@ def test_rows_picked_from_interleaved_parts_rebuild_the_file_byte_for_byte(same_
     spool.publish(storage, str(tmp_path / "joined.prints"))
     spool.close()
     assert (tmp_path / "joined.prints").read_bytes() == (same_split / "train.prints").read_bytes()
+
+
+def test_same_split_writes_the_rows_its_split_was_decided_on_without_fingerprinting_again(src, tmp_path,
+                                                                                        monkeypatch):
+    measured = _counted(monkeypatch, dedup, "measure")
+    prepare("folders", src, tmp_path / "out", split="train=0.5,val=0.5", resize=64, dedup="same-split",
+            num_workers=1, echo=lambda s: None)
+    images = sum(1 for _ in src.rglob("*.jpg"))
+    assert len(measured) == images  # the pass before the pack, and nothing more
+    records = sum(json.loads((tmp_path / "out" / f"{s}.dataset.json").read_text())["fingerprints"]["rows"]
+                  for s in ("train", "val"))
+    assert records == images
+    assert not list(tmp_path.glob("imgprep-pass-*"))

@@ -41,13 +41,14 @@ from imgprep.layout.progress import OpenShard, Progress
 from imgprep.layout.skipped import Skipped, report_name, write_report
 from imgprep.packing.classes import Classes, check_labels
 from imgprep.packing.classes import find as find_classes
-from imgprep.packing.prints_file import PrintsSpool
 from imgprep.packing.publish import AlreadyComplete, Publisher
 from imgprep.packing.shards import ShardWriter
 from imgprep.packing.sources import ImageSource, check_source, resolve
 from imgprep.packing.worker import Chunk, Packed, WorkerContext, run_chunk, run_chunk_in_process
 from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
+from imgprep.splits.prints_file import FilePrints, local_prints, pick
+from imgprep.splits.prints_spool import PrintsSpool
 from imgprep.storage.base import Store
 from imgprep.storage.probe import check_access
 
@@ -83,6 +84,9 @@ class PackOptions:
     # fingerprint every stored image in the workers and write them as PREFIX.prints, listed in the
     # dataset record (prepare --dedup report/same-split: formats.prints); not on a resumed run
     fingerprint: bool = False
+    # instead of fingerprinting: write the rows of this local fingerprint file (in image order, ``id``
+    # = record id) in record order (prepare --dedup same-split: the rows its split was decided on)
+    fingerprints_from: str | None = None
 
     def __post_init__(self) -> None:
         self.num_workers = typecheck.integer("num_workers", self.num_workers, optional=True)
@@ -96,6 +100,8 @@ class PackOptions:
         for name in ("strict", "pack_label", "quiet", "report", "resume", "follow_links_outside_root",
                      "fingerprint"):
             typecheck.flag(name, getattr(self, name))
+        if self.fingerprints_from is not None:
+            typecheck.text("fingerprints_from", self.fingerprints_from)
         for name in ("progress", "native"):
             typecheck.flag(name, getattr(self, name), optional=True)
         typecheck.text("executor", self.executor)
@@ -342,6 +348,7 @@ class Packer:
         self.ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.read_root if guard is not None else None,
                                  fingerprint=options.fingerprint)
         self.spool: PrintsSpool | None = None
+        self.rows_from: FilePrints | None = None  # options.fingerprints_from, opened
         self.skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
         self.pending: deque[_InFlight] = deque()
         self.executor: Executor | None = None
@@ -359,10 +366,12 @@ class Packer:
     def run(self, progress: Progress, prefix: str, storage: Store) -> PackSummary:
         """Pack what ``progress`` leaves to do; publish the dataset record; return the summary."""
         writer, start = self._open_writer(progress, prefix, storage)
-        if self.ctx.fingerprint and (start or writer.records):  # rows of an earlier run's records are not at hand
-            self.ctx = dataclasses.replace(self.ctx, fingerprint=False)
-        if self.ctx.fingerprint:
+        given = self.options.fingerprints_from
+        if (self.ctx.fingerprint or given) and not (start or writer.records):  # not an earlier run's records
             self.spool = PrintsSpool()
+            self.rows_from = local_prints(given, storage) if given else None
+        if self.spool is None or given:
+            self.ctx = dataclasses.replace(self.ctx, fingerprint=False)
         self.bar = _progress(len(self.items), self.options, prefix)
         if start:
             self.bar.resume_at(start)
@@ -521,15 +530,28 @@ class Packer:
         self.sizes.add(packed.images)
         cut, keys = flight.cut, flight.chunk.indices
         if self.spool is not None:
-            if packed.prints is None:  # run before the context asked for them (cannot happen): fail loudly
-                raise RuntimeError("imgprep bug: a chunk came back without its fingerprints")
-            self.spool.add(packed.prints, [key for key, size in zip(keys, packed.sizes, strict=True) if size])
+            self._add_prints(keys, packed)
         if cut.data is None and not packed.reasons:  # every item a local file, none skipped: one run
             writer.write(packed.records, packed.sizes, keys, cut.start, packed.crcs)
         elif self._append_around_skipped(writer, cut, keys, packed):
             return True
         self.bar.update(len(cut.items))
         return False
+
+    def _add_prints(self, keys: list[int], packed: Packed) -> None:
+        """The fingerprint rows of the chunk's records written, in record order."""
+        if self.spool is None:
+            return
+        written = [key for key, size in zip(keys, packed.sizes, strict=True) if size]
+        if self.rows_from is not None:
+            import numpy as np
+
+            ids = np.asarray(written, np.int64)
+            self.spool.add_columns(pick([self.rows_from], np.zeros(len(ids), np.int64), ids), len(ids))
+        elif packed.prints is None:  # the context asked for them: cannot happen, fail loudly
+            raise RuntimeError("imgprep bug: a chunk came back without its fingerprints")
+        else:
+            self.spool.add(packed.prints, written)
 
     def _append_around_skipped(self, writer: ShardWriter, cut: _Cut, keys: list[int], packed: Packed) -> bool:
         """Write the runs of records between skipped images and report those; True when

@@ -1,113 +1,20 @@
-"""Writing the fingerprint file (:mod:`imgprep.formats.prints`) as records are appended.
+"""Fingerprint files the pack publishes beside its shards: joining the parts hosts packed.
 
-The pack workers fingerprint each record's stored image (:func:`imgprep.splits.dedup.measure`)
-and the one writer hands the rows here in record order.  Rows go straight to one spool file per
-column on local disk, so the writer's memory stays flat however large the dataset; at the end
-the columns are copied behind their header into one file under its final name (temporary name
-and rename, or one upload), before the dataset record that lists it is written.
+The rows themselves are written by :class:`imgprep.splits.prints_spool.PrintsSpool`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import os
-import shutil
-import tempfile
-from array import array
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from imgprep.formats.dataset import PrintsEntry
-from imgprep.formats.prints import ALIGN, layout
-from imgprep.splits.dedup import Measured, Prints
+from imgprep.splits.prints_spool import PrintsSpool
 from imgprep.storage.base import Store
 
-# Beside the fingerprint: what inspect shows per image without decoding it, and the record id
-# that maps a row back to its list entry.
-EXTRAS = (("id", "q"), ("width", "I"), ("height", "I"), ("channels", "B"))
-
-
-def columns() -> list[tuple[str, str]]:
-    """``(name, typecode)`` of every column written: the fingerprint's, whatever they are, then the extras."""
-    blank = Prints()
-    return [(f.name, getattr(blank, f.name).typecode) for f in dataclasses.fields(Prints)] + list(EXTRAS)
-
-
-class PrintsSpool:
-    """Rows appended in record order, one spool file per column."""
-
-    def __init__(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="imgprep-prints-")
-        self.columns = columns()
-        self.files = {name: open(os.path.join(self.folder, name), "wb") for name, _ in self.columns}  # noqa: SIM115
-        self.counts = dict.fromkeys(self.files, 0)
-        self.rows = 0
-
-    def add(self, rows: Sequence[Measured | None], ids: Sequence[int]) -> None:
-        """Append rows (None: the stored image could not be fingerprinted) of records ``ids``."""
-        block = Prints()
-        for row in rows:
-            block.add(row)
-        self.add_block(block, {name: array(typecode, _extra(name, rows, ids)) for name, typecode in EXTRAS})
-
-    def add_block(self, block: Prints, extras: dict[str, array]) -> None:
-        """Append a block of rows given as columns (``extras``: one array per :data:`EXTRAS` column)."""
-        for f in dataclasses.fields(Prints):
-            col = getattr(block, f.name)
-            if f.name.endswith("_row") and self.rows:  # row numbers are the file's, not the block's
-                col = array(col.typecode, (r + self.rows for r in col))
-            self._write(f.name, col)
-        for name, _ in EXTRAS:
-            self._write(name, extras[name])
-        self.rows += len(block)
-
-    def add_columns(self, columns: dict[str, Any], rows: int) -> None:
-        """Append ``rows`` rows given as whole columns, as :func:`imgprep.splits.prints_file.pick`
-        returns them (row-number columns counted from the block's first row)."""
-        for name, typecode in self.columns:
-            col = np.asarray(columns[name]).astype(np.dtype(typecode), copy=False)
-            if name.endswith("_row") and self.rows:
-                col = col + self.rows
-            self._write(name, col)
-        self.rows += rows
-
-    def _write(self, name: str, col: Any) -> None:
-        if len(col):
-            self.files[name].write(col.tobytes())
-            self.counts[name] += len(col)
-
-    def publish(self, storage: Store, uri: str) -> PrintsEntry:
-        """Write the file at ``uri`` whole (or not at all) and say how the dataset record lists it."""
-        for fh in self.files.values():
-            fh.close()
-        head, header = layout(self.rows, [(n, t, self.counts[n]) for n, t in self.columns])
-        digest = hashlib.sha256(head)
-        with storage.open_output(uri, expected_size=header.size) as out:
-            out.write(head)
-            for column in header.columns:
-                with open(os.path.join(self.folder, column.name), "rb") as fh:
-                    while piece := fh.read(8 << 20):
-                        digest.update(piece)
-                        out.write(piece)
-                pad = b"\0" * (-column.nbytes % ALIGN)
-                digest.update(pad)
-                out.write(pad)
-        return PrintsEntry(uri.rsplit("/", 1)[-1], self.rows, header.size, digest.hexdigest())
-
-    def close(self) -> None:
-        for fh in self.files.values():
-            fh.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _extra(name: str, rows: Sequence[Measured | None], ids: Sequence[int]) -> list[int]:
-    if name == "id":
-        return [int(i) for i in ids]
-    return [0 if row is None else int(getattr(row, name)) for row in rows]
-
+__all__ = ["join_prints"]
 
 JOIN_BLOCK = 1 << 16  # records picked at a time when parts interleave
 

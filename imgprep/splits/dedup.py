@@ -336,12 +336,13 @@ def _positions(keys: np.ndarray, chunk: int = 1 << 20) -> tuple[np.ndarray, np.n
 
 
 def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: int | None = None,
-         tick: Callable[[int], object] = lambda n: None) -> Groups:
+         tick: Callable[[int], object] = lambda n: None, prints: Prints | None = None) -> Groups:
     """Fingerprint images ``0..n-1`` (``read(i)`` gives bytes or pixels) in threads, then group them.
 
-    Unreadable images stay in groups of their own (the packer reports them later).
+    Unreadable images stay in groups of their own (the packer reports them later).  ``prints``:
+    the (empty) columns to fill, kept by the caller (prepare writes them as the fingerprint file).
     """
-    prints = Prints()
+    prints = Prints() if prints is None else prints
 
     def batch(lo: int) -> list[Measured | None]:
         out: list[Measured | None] = []

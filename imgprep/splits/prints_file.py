@@ -34,6 +34,16 @@ class FilePrints:
     def __init__(self, storage: Store, uri: str, header: Header) -> None:
         self.storage, self.uri, self.header = storage, uri, header
         self.path = storage.local_path(uri)
+        self._by: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def by_row(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """For the row-number column ``name``: its values' positions in row order, and where each
+        row's run starts in that order (``len(self) + 1`` entries); kept (rows are picked often)."""
+        if name not in self._by:
+            owner = self.column(name).astype(np.int64)
+            order = np.argsort(owner, kind="stable")
+            self._by[name] = order, np.searchsorted(owner[order], np.arange(len(self) + 1))
+        return self._by[name]
 
     def __len__(self) -> int:
         return self.header.rows
@@ -105,9 +115,7 @@ def pick(sources: Sequence[FilePrints], source: np.ndarray, row: np.ndarray) -> 
                 values = col.reshape(-1, width)[rows].ravel() if width else col[:0]
                 pieces.append((np.repeat(at, width), values))
                 continue
-            owner = part.column(str(arg)).astype(np.int64)
-            order = np.argsort(owner, kind="stable")
-            start = np.searchsorted(owner[order], np.arange(len(part) + 1))
+            order, start = part.by_row(str(arg))
             counts = start[rows + 1] - start[rows]
             first = np.repeat(start[rows] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
             taken = order[first + np.arange(int(counts.sum()))]
