@@ -201,3 +201,4 @@ def test_same_split_writes_the_rows_its_split_was_decided_on_without_fingerprint
                   for s in ("train", "val"))
     assert records == images
     assert not list(tmp_path.glob("imgprep-pass-*"))
+
