@@ -3,7 +3,7 @@ before and after, and ``inspect`` of a packed dataset with and without the finge
 
 Three parts, each side by side on the same machine (ratios hold on a shared one):
 
-1. **prepare's duplicate pass**: ``prepare --dedup report --resize 64`` of ``--images`` generated
+1. **prepare's duplicate pass**: ``prepare --dedup report --resize 64`` of ``--images`` generated 500x375
    photos, fingerprinted in the pack workers (now) vs the pass before the pack (before: each
    image decoded twice), and ``--dedup off`` as the floor; the pass's cost is the difference.
 2. **inspect, real images**: the same packed output inspected reading its fingerprint file vs
@@ -83,7 +83,7 @@ def make_images(root: Path, count: int) -> None:
 
     for i in range(count):
         copy = i % 50 == 1  # every 50th image has a resized copy
-        img = imgfactory.photo(160, 120, seed=i - 1 if copy else i)
+        img = imgfactory.photo(500, 375, seed=i - 1 if copy else i)  # ImageNet-like sources
         data = dupkinds.copy(img, "resized 50%", dupkinds.original(img)) if copy else dupkinds.original(img)
         imgfactory.write(root / f"c{i % 10}" / f"img_{i:06d}.jpg", data)
 
