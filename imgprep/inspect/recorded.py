@@ -10,6 +10,11 @@ the one line that says which, and why.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
+
+import numpy as np
+
 from imgprep.errors import FormatError, StorageError
 from imgprep.formats.dataset import from_json, record_name
 from imgprep.formats.recordio import parse_index
@@ -58,8 +63,35 @@ def _prints_of(split: Split, storage: Store) -> FilePrints | None:
         return None  # a sharded record: inspect reads NAME.rec only
     prints = open_prints(storage, folder, record.fingerprints, record.records)
     idx = folder + record.shards[0].idx
-    keys = [key for key, _ in parse_index(storage.read_text(idx), idx)]
-    ids = prints.column("id")
-    if len(keys) != len(ids) or any(int(a) != b for a, b in zip(ids, keys, strict=True)):
+    if not _same_ids(prints, storage, idx):
         raise FormatError(f"fingerprint rows name other record ids than {idx.rsplit('/', 1)[-1]}", path=prints.uri)
     return prints
+
+
+def _same_ids(prints: FilePrints, storage: Store, idx: str, block: int = 1 << 16) -> bool:
+    """The file's ``id`` column is the ``.idx``'s keys in order, compared a block of lines at a time
+    (a million-record index is never held as Python objects)."""
+    ids = prints.column("id")
+    at = 0
+    keys = array("q")
+    for line in _lines(storage, idx):
+        if not line.strip():
+            continue
+        keys.append(parse_index(line, idx)[0][0])
+        if len(keys) == block:
+            if at + block > len(ids) or not np.array_equal(ids[at: at + block], keys):
+                return False
+            at, keys = at + block, array("q")
+    return at + len(keys) == len(ids) and np.array_equal(ids[at:], keys)
+
+
+def _lines(storage: Store, uri: str) -> Iterator[str]:
+    """A text file's lines, read a megabyte at a time."""
+    carry = b""
+    with storage.open_read(uri) as fh:
+        while piece := fh.read(1 << 20):
+            *whole, carry = (carry + piece).split(b"\n")
+            for line in whole:
+                yield line.decode("utf-8", errors="replace")
+    if carry:
+        yield carry.decode("utf-8", errors="replace")
