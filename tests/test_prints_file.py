@@ -202,3 +202,21 @@ def test_same_split_writes_the_rows_its_split_was_decided_on_without_fingerprint
     assert records == images
     assert not list(tmp_path.glob("imgprep-pass-*"))
 
+
+
+def test_crop_windows_searched_a_block_of_rows_at_a_time_give_the_same_groups(same_split, monkeypatch):
+    """What keeps inspect's memory down at ImageNet size: the windows' columns are held (mapped) a
+    block of rows at a time; the groups must not depend on the block."""
+    import numpy as np
+
+    from imgprep.splits.prints_file import JoinedPrints, local_prints
+    from imgprep.storage.stores import Storage
+
+    storage = Storage()
+    prints = JoinedPrints([local_prints(str(same_split / f"{s}.prints"), storage) for s in ("train", "val")])
+    whole = dedup.find_groups(prints, 8, workers=1)
+    assert whole.grouped
+    monkeypatch.setattr(dedup, "WINDOW_BLOCK", 3)
+    blocks = dedup.find_groups(prints, 8, workers=1)
+    assert np.array_equal(whole.group, blocks.group) and whole.hits == blocks.hits
+    assert np.array_equal(prints.column("windows", 100, 250), prints.column("windows")[100:250])  # across parts

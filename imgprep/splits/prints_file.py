@@ -48,15 +48,20 @@ class FilePrints:
     def __len__(self) -> int:
         return self.header.rows
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Values ``lo:hi`` of a column (all by default), mapped (or read) alone: only what is asked
+        for is held, and only while the array lives."""
         col = self.header.column(name)
         if col is None:
             raise FormatError(f"fingerprint file has no column {name!r}", path=self.uri)
-        if not col.count:
+        lo, hi, _ = slice(lo, hi).indices(col.count)
+        if hi <= lo:
             return np.zeros(0, col.typecode)
+        size = np.dtype(col.typecode).itemsize
+        start = col.offset + lo * size
         if self.path is not None:
-            return np.memmap(self.path, dtype=col.typecode, mode="r", offset=col.offset, shape=(col.count,))
-        with self.storage.open_read(self.uri, col.offset, col.offset + col.nbytes) as fh:
+            return np.memmap(self.path, dtype=col.typecode, mode="r", offset=start, shape=(hi - lo,))
+        with self.storage.open_read(self.uri, start, start + (hi - lo) * size) as fh:
             return np.frombuffer(fh.read(), dtype=col.typecode)
 
 
@@ -70,19 +75,24 @@ class JoinedPrints:
     def __len__(self) -> int:
         return int(self.rows[-1])
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Values ``lo:hi`` of the joined column, copied from one part's mapped values at a time."""
         if len(self.parts) == 1:
-            return self.parts[0].column(name)
+            return self.parts[0].column(name, lo, hi)
         cols = [p.header.column(name) for p in self.parts]
         if any(c is None for c in cols):
             raise FormatError(f"fingerprint file has no column {name!r}", path=self.parts[0].uri)
-        out = np.empty(sum(c.count for c in cols if c is not None), np.dtype(cols[0].typecode))  # type: ignore[union-attr]
-        at = 0
-        for part, base in zip(self.parts, self.rows, strict=False):  # one part's pages mapped at a time
-            col = part.column(name)
-            out[at: at + len(col)] = col + int(base) if name.endswith("_row") else col
-            at += len(col)
-            del col
+        counts = [c.count for c in cols if c is not None]
+        lo, hi, _ = slice(lo, hi).indices(sum(counts))
+        out = np.empty(max(0, hi - lo), np.dtype(cols[0].typecode))  # type: ignore[union-attr]
+        first = 0  # the part's first value in the joined column
+        for part, base, count in zip(self.parts, self.rows, counts, strict=False):
+            a, b = max(lo, first), min(hi, first + count)
+            if a < b:
+                col = part.column(name, a - first, b - first)
+                out[a - lo: b - lo] = col + int(base) if name.endswith("_row") else col
+                del col
+            first += count
         return out
 
 
