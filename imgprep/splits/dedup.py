@@ -49,6 +49,9 @@ ALIASES = {"drop": "same-split"}  # the name it had: it never dropped an image
 WINDOWS = WINDOW_COUNT  # crop windows per image
 ROUNDS = 6  # star-building rounds; what is still unplaced after them stays alone (a missed copy, never a stranger)
 BATCH = 64  # images per pool task
+# rows whose crop windows are queried in one search call: the windows' hash and check columns (two
+# 8-byte values per window) are then held a block at a time, read from a fingerprint file by inspect
+WINDOW_BLOCK = 1 << 17
 OK, FLAT, SMALL, UNREADABLE = range(4)  # what a row's fingerprint can be used for
 Reader = Callable[[int], "bytes | np.ndarray"]
 
@@ -162,9 +165,10 @@ class Prints:
         self.check.append(0)
         self.window_check.extend([0] * WINDOWS)
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Values ``lo:hi`` of a column (all by default), without a copy."""
         col = getattr(self, name)
-        return np.frombuffer(col, dtype=col.typecode) if len(col) else np.zeros(0, col.typecode)
+        return (np.frombuffer(col, dtype=col.typecode) if len(col) else np.zeros(0, col.typecode))[lo:hi]
 
 
 @dataclass
@@ -292,8 +296,11 @@ def _stars(uniq: np.ndarray, node_check: np.ndarray, rank: np.ndarray, owner: np
         if len(alt_row):
             hits += lead(index, icheck, local_rank, prints.column("alt_hash"), prints.column("alt_check"),
                          row_owner[alt_row], leads, threshold, CHECK_THRESHOLD, workers=workers, tables=tables)
-        hits += lead(index, icheck, local_rank, prints.column("windows"), prints.column("window_check"), row_owner,
-                     leads, window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables)
+        for lo in range(0, len(row_owner), WINDOW_BLOCK):  # the windows' columns held a block of rows at a time
+            hi = min(len(row_owner), lo + WINDOW_BLOCK)
+            hits += lead(index, icheck, local_rank, prints.column("windows", lo * WINDOWS, hi * WINDOWS),
+                         prints.column("window_check", lo * WINDOWS, hi * WINDOWS), row_owner[lo:hi], leads,
+                         window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables)
         del index, icheck, row_owner
         order = np.empty(k, np.int32)  # rank -> local position
         order[local_rank] = np.arange(k, dtype=np.int32)
@@ -336,12 +343,13 @@ def _positions(keys: np.ndarray, chunk: int = 1 << 20) -> tuple[np.ndarray, np.n
 
 
 def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: int | None = None,
-         tick: Callable[[int], object] = lambda n: None) -> Groups:
+         tick: Callable[[int], object] = lambda n: None, prints: Prints | None = None) -> Groups:
     """Fingerprint images ``0..n-1`` (``read(i)`` gives bytes or pixels) in threads, then group them.
 
-    Unreadable images stay in groups of their own (the packer reports them later).
+    Unreadable images stay in groups of their own (the packer reports them later).  ``prints``:
+    the (empty) columns to fill, kept by the caller (prepare writes them as the fingerprint file).
     """
-    prints = Prints()
+    prints = Prints() if prints is None else prints
 
     def batch(lo: int) -> list[Measured | None]:
         out: list[Measured | None] = []
