@@ -18,8 +18,10 @@ dependency for one loop.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import combinations
+from math import comb
+from typing import NamedTuple
 
 import numpy as np
 
@@ -132,7 +134,9 @@ def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_union"):
-        return int(core.dup_union(index, queries, owners, parent, threshold, workers, symmetric))
+        plan = layout(None, len(index), threshold)
+        return int(core.dup_union(index, queries, owners, parent, threshold, workers, symmetric, plan.perm,
+                                  plan.unperm, plan.bands))
     per = len(queries) // len(owners)
     hits = 0
     for lo in range(0, len(owners), CHUNK):  # bounded temporaries: one chunk of owners' queries at a time
@@ -169,26 +173,117 @@ def _merge_numpy(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, par
     return hits
 
 
-def balance(hashes: np.ndarray, sample: int = 1 << 16) -> tuple[np.ndarray, np.ndarray] | None:
-    """Tables (forward, inverse: 8 x 256 uint64 each) of a bit permutation that gives every band about
-    the same entropy, measured on ``hashes`` (a sample of them).  A permutation applied to every hash
-    and query keeps every distance, so the search finds the same pairs; but a photo hash's DC and
-    first-harmonic bits are almost always set, and left in one band they crowd its buckets ~8x."""
+def balance(hashes: np.ndarray, sample: int = 1 << 16) -> np.ndarray | None:
+    """How often each bit is set (64 floats), measured on ``hashes`` (a sample of them): what the
+    native search lays its bands out by (:func:`layout`).  A photo hash's DC and first-harmonic bits
+    are almost always set: keyed on, they would crowd a band's buckets ~8x; left out of every key
+    (but not out of the bands) they cost nothing.  None for fewer than two hashes."""
     if len(hashes) < 2:
         return None
     step = max(1, len(hashes) // sample)
     picked = np.ascontiguousarray(hashes[::step], dtype=np.uint64)
-    ones = np.array([int(((picked >> np.uint64(b)) & np.uint64(1)).sum()) for b in range(64)]) / len(picked)
-    p = np.clip(ones, 1e-9, 1 - 1e-9)
-    entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
-    snake = [band if (k // BANDS) % 2 == 0 else BANDS - 1 - band for k in range(64) for band in [k % BANDS]]
+    return np.array([int(((picked >> np.uint64(b)) & np.uint64(1)).sum()) for b in range(64)]) / len(picked)
+
+
+# The cost of a band, in comparisons of two hashes: each bucket visited costs PROBE (an offset
+# read, mostly a cache miss once the offsets outgrow the cache), each entry in it one comparison.
+PROBE = 4.0
+MAX_KEY = 22  # the native core's largest table: 2^22 buckets
+MAX_PROBES = 4096  # the native core's most buckets visited per key and band
+MAX_SEARCH_BANDS = 8
+
+
+class Layout(NamedTuple):
+    """A search's bit permutation (forward, inverse: 8 x 256 uint64 lookups) and its bands: int32
+    rows of (offset, length, key bits, radius) in the permuted hash, the keys first in each band."""
+
+    perm: np.ndarray
+    unperm: np.ndarray
+    bands: np.ndarray
+    cost: float  # comparisons per query, estimated
+
+
+def _probes(bits: int, radius: int) -> int:
+    return sum(comb(bits, r) for r in range(min(radius, bits) + 1))
+
+
+def layout(ones: np.ndarray | None, n: int, threshold: int, counts: Iterable[int] | None = None) -> Layout:
+    """The cheapest bands for searching ``n`` hashes within ``threshold`` bits, by the bits' measured
+    frequencies (``ones``; None: every bit set half the time).
+
+    Exact whatever it chooses: with radii ``r_i`` and ``sum(r_i + 1) > threshold``, two hashes within
+    the threshold agree within ``r_i`` bits on some band (generalised pigeonhole).  More bands mean
+    smaller radii (fewer buckets visited) but shorter keys (fuller buckets).  For each number of
+    bands, the key lengths are found by descent on the estimated cost, the most informative bits
+    dealt to the keys, and the bits no key takes (almost constant ones, or more than the index can
+    fill: 2^key <= 2n) stay in a band but out of its key.  Keys grow with the index, so the entries
+    compared per query stay about constant: the search grows near-linearly with the data.  ``counts``:
+    the numbers of bands to weigh (default: 1 to 8)."""
+    p = np.full(64, 0.5) if ones is None else np.clip(np.asarray(ones, dtype=np.float64), 0.0, 1.0)
+    collide = p * p + (1 - p) * (1 - p)  # chance two hashes agree on the bit
+    order = np.argsort(collide, kind="stable").tolist()  # most informative first
+    cap = int(min(MAX_KEY, max(1, np.floor(np.log2(max(2 * n, 2))))))
+    best: Layout | None = None
+    for m in counts or range(1, min(threshold + 1, MAX_SEARCH_BANDS) + 1):
+        radii = [(threshold + 1) // m - 1 + (i < (threshold + 1) % m) for i in range(m)]
+        half = float(np.exp(np.log(collide[order[: 64 // m]]).mean()))  # a typical key bit
+        lengths = [min(range(cap + 1), key=lambda k, r=r: (_probes(k, r) * (PROBE + n * half**k)
+                                                           if _probes(k, r) <= MAX_PROBES else np.inf, k))
+                   for r in radii]  # each band's best alone, then trimmed to the 64 bits
+        while sum(lengths) > 64:
+            lengths[max(range(m), key=lambda i: (lengths[i], -i))] -= 1
+        cost, keys = _cost(lengths, radii, order, collide, n)
+        improved = True
+        while improved:  # one bit more or less on one key, while that lowers the cost
+            improved = False
+            for i in range(m):
+                for step in (1, -1):
+                    trial = lengths.copy()
+                    trial[i] += step
+                    if not 0 <= trial[i] <= cap or sum(trial) > 64 or _probes(trial[i], radii[i]) > MAX_PROBES:
+                        continue
+                    c, k = _cost(trial, radii, order, collide, n)
+                    if c < cost - 1e-9:
+                        cost, keys, lengths, improved = c, k, trial, True
+        if best is None or cost < best.cost:
+            best = _lay(keys, radii, cost)
+    if best is None:
+        raise ValueError(f"no band count to weigh for threshold {threshold}")
+    return best
+
+
+def _cost(lengths: list[int], radii: list[int], order: list[int], collide: np.ndarray,
+          n: int) -> tuple[float, list[list[int]]]:
+    """Estimated comparisons per query with keys of these lengths, the most informative bits dealt
+    round (snake order, so the keys come out about equally informative); and the keys."""
+    keys: list[list[int]] = [[] for _ in lengths]
+    turn = 0
+    for bit in order:
+        open_ = [i for i in range(len(lengths)) if len(keys[i]) < lengths[i]]
+        if not open_:
+            break
+        ring = open_ if (turn // len(open_)) % 2 == 0 else open_[::-1]
+        keys[ring[turn % len(open_)]].append(bit)
+        turn += 1
+    cost = sum(_probes(len(k), r) * (PROBE + n * float(np.prod(collide[k]))) for k, r in zip(keys, radii, strict=True))
+    return cost, keys
+
+
+def _lay(keys: list[list[int]], radii: list[int], cost: float) -> Layout:
+    """Bands in order, each its key bits then a share of the bits no key took."""
+    keyed = {b for k in keys for b in k}
+    members = [list(k) for k in keys]
+    for bit in range(64):
+        if bit not in keyed:  # to the band with fewest bits, so none is left empty
+            members[min(range(len(members)), key=lambda i: (len(members[i]), i))].append(bit)
     dest = np.empty(64, np.int64)
-    filled = [0] * BANDS
-    for k, bit in enumerate(np.argsort(-entropy, kind="stable")):  # richest bits dealt round, snake order
-        band = snake[k]
-        dest[bit] = band * BAND_BITS + filled[band]
-        filled[band] += 1
-    return _tables(dest), _tables(np.argsort(dest))
+    rows, at = [], 0
+    for key, band, radius in zip(keys, members, radii, strict=True):
+        for k, bit in enumerate(band):
+            dest[bit] = at + k
+        rows.append((at, len(band), len(key), radius))
+        at += len(band)
+    return Layout(_tables(dest), _tables(np.argsort(dest)), np.array(rows, np.int32), cost)
 
 
 def _tables(dest: np.ndarray) -> np.ndarray:
@@ -204,13 +299,14 @@ def _tables(dest: np.ndarray) -> np.ndarray:
 # The arrays of one search, as the native dup_lead takes them: grouping them would copy them per call.
 def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.ndarray, qcheck: np.ndarray,  # noqa: PLR0913
          owners: np.ndarray | None, leads: np.ndarray, threshold: int, check_threshold: int, *, workers: int = 1,
-         symmetric: bool = False, tables: tuple[np.ndarray, np.ndarray] | None = None) -> int:
+         symmetric: bool = False, tables: np.ndarray | None = None) -> int:
     """:func:`merge`'s search, but a hit counts only when the check hashes (``icheck`` per index
     position, ``qcheck`` per query) are within ``check_threshold`` bits too, and instead of joining
     sets it lowers ``leads[x]`` (int32 per index position, updated in place) to the smallest
     ``rank`` of a position ``x`` is confirmed near, both ways.  ``owners`` None: each query is its
     own owner (``symmetric``: the index searched against itself).  ``tables``: :func:`balance`'s bit
-    permutation for the native search (the same pairs, found faster).  Returns the confirmed hits."""
+    frequencies, which the native search lays its bands out by (the same pairs, found faster).
+    Returns the confirmed hits."""
     index = np.ascontiguousarray(index, dtype=np.uint64)
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
     if owners is not None:
@@ -222,9 +318,9 @@ def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.nd
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_lead"):
-        perm, unperm = tables if tables is not None else (None, None)
+        plan = layout(tables, len(index), threshold)
         return int(core.dup_lead(index, icheck, rank, queries, qcheck, owners, leads, threshold, check_threshold,
-                                 workers, symmetric, perm, unperm))
+                                 workers, symmetric, plan.perm, plan.unperm, plan.bands))
     if owners is None:
         owners = np.arange(len(queries), dtype=np.int32)
     per = len(queries) // len(owners)
