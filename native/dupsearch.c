@@ -212,23 +212,21 @@ static void run_plain(job *j) { QUERY_BODY(SCAN_PLAIN) }
 #include <immintrin.h>
 __attribute__((target("popcnt"))) static void run_popcnt(job *j) { QUERY_BODY(SCAN_PLAIN) }
 
-/* Eight entries per step: one load, one xor, one popcount, one compare. */
+/* Eight entries per load, compared with every query of the key: xor, popcount, compare. */
 #define SCAN_AVX512                                                                             \
-    if (s0 < s1)                                                                                \
+    for (uint32_t e = s0; e < s1; e += 8) {                                                     \
+        __mmask8 lm = s1 - e >= 8 ? 0xff : (__mmask8)((1u << (s1 - e)) - 1);                    \
+        __m512i ev = _mm512_maskz_loadu_epi64(lm, hs + e), tv = _mm512_set1_epi64(t);           \
         for (uint32_t q = q0; q < q1; q++) {                                                    \
-            uint64_t qh = j->qhash[q];                                                          \
-            __m512i qv = _mm512_set1_epi64((long long)qh), tv = _mm512_set1_epi64(t);           \
-            for (uint32_t e = s0; e < s1; e += 8) {                                             \
-                __mmask8 lm = s1 - e >= 8 ? 0xff : (__mmask8)((1u << (s1 - e)) - 1);            \
-                __m512i x = _mm512_xor_si512(_mm512_maskz_loadu_epi64(lm, hs + e), qv);         \
-                __mmask8 near = _mm512_mask_cmple_epu64_mask(lm, _mm512_popcnt_epi64(x), tv);   \
-                while (near) {                                                                  \
-                    uint64_t he = hs[e + (uint32_t)__builtin_ctz(near)];                        \
-                    near &= (__mmask8)(near - 1);                                               \
-                    if (!same || he > qh) hit(j, j->qid[q], he, &hits);                         \
-                }                                                                               \
+            __m512i x = _mm512_xor_si512(ev, _mm512_set1_epi64((long long)j->qhash[q]));        \
+            __mmask8 near = _mm512_mask_cmple_epu64_mask(lm, _mm512_popcnt_epi64(x), tv);       \
+            while (__builtin_expect(near != 0, 0)) {                                            \
+                uint64_t he = hs[e + (uint32_t)__builtin_ctz(near)];                            \
+                near &= (__mmask8)(near - 1);                                                   \
+                if (!same || he > j->qhash[q]) hit(j, j->qid[q], he, &hits);                    \
             }                                                                                   \
-        }
+        }                                                                                       \
+    }
 
 __attribute__((target("popcnt,avx512f,avx512vpopcntdq"))) static void run_avx512(job *j) {
     QUERY_BODY(SCAN_AVX512)
