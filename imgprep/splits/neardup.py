@@ -134,7 +134,7 @@ def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_union"):
-        plan = layout(None, len(index), threshold)
+        plan = layout(None, len(index), threshold, len(queries))
         return int(core.dup_union(index, queries, owners, parent, threshold, workers, symmetric, plan.perm,
                                   plan.unperm, plan.bands))
     per = len(queries) // len(owners)
@@ -185,9 +185,13 @@ def balance(hashes: np.ndarray, sample: int = 1 << 16) -> np.ndarray | None:
     return np.array([int(((picked >> np.uint64(b)) & np.uint64(1)).sum()) for b in range(64)]) / len(picked)
 
 
-# The cost of a band, in comparisons of two hashes: each bucket visited costs PROBE (an offset
-# read, mostly a cache miss once the offsets outgrow the cache), each entry in it one comparison.
-PROBE = 4.0
+# The cost of a band, in comparisons of two hashes (measured with bench_dedup.py's photo bits on
+# 2 cores, AVX-512): a bucket's offsets cost PROBE (a cache miss), shared by the queries of one
+# block that have its key (BLOCK per block); a query's visit to a bucket costs VISIT, and each
+# entry in the bucket one comparison.
+PROBE = 27.0
+VISIT = 2.0
+BLOCK = 1 << 19  # the native core's queries per block
 MAX_KEY = 22  # the native core's largest table: 2^22 buckets
 MAX_PROBES = 4096  # the native core's most buckets visited per key and band
 MAX_SEARCH_BANDS = 8
@@ -207,9 +211,10 @@ def _probes(bits: int, radius: int) -> int:
     return sum(comb(bits, r) for r in range(min(radius, bits) + 1))
 
 
-def layout(ones: np.ndarray | None, n: int, threshold: int, counts: Iterable[int] | None = None) -> Layout:
+def layout(ones: np.ndarray | None, n: int, threshold: int, queries: int | None = None,
+           counts: Iterable[int] | None = None) -> Layout:
     """The cheapest bands for searching ``n`` hashes within ``threshold`` bits, by the bits' measured
-    frequencies (``ones``; None: every bit set half the time).
+    frequencies (``ones``; None: every bit set half the time), with ``queries`` queries (default ``n``).
 
     Exact whatever it chooses: with radii ``r_i`` and ``sum(r_i + 1) > threshold``, two hashes within
     the threshold agree within ``r_i`` bits on some band (generalised pigeonhole).  More bands mean
@@ -222,17 +227,18 @@ def layout(ones: np.ndarray | None, n: int, threshold: int, counts: Iterable[int
     p = np.full(64, 0.5) if ones is None else np.clip(np.asarray(ones, dtype=np.float64), 0.0, 1.0)
     collide = p * p + (1 - p) * (1 - p)  # chance two hashes agree on the bit
     order = np.argsort(collide, kind="stable").tolist()  # most informative first
+    batch = max(1, min(n if queries is None else queries, BLOCK))
     cap = int(min(MAX_KEY, max(1, np.floor(np.log2(max(2 * n, 2))))))
     best: Layout | None = None
     for m in counts or range(1, min(threshold + 1, MAX_SEARCH_BANDS) + 1):
         radii = [(threshold + 1) // m - 1 + (i < (threshold + 1) % m) for i in range(m)]
         half = float(np.exp(np.log(collide[order[: 64 // m]]).mean()))  # a typical key bit
-        lengths = [min(range(cap + 1), key=lambda k, r=r: (_probes(k, r) * (PROBE + n * half**k)
+        lengths = [min(range(cap + 1), key=lambda k, r=r: (_band_cost(k, r, n * half**k, batch)
                                                            if _probes(k, r) <= MAX_PROBES else np.inf, k))
                    for r in radii]  # each band's best alone, then trimmed to the 64 bits
         while sum(lengths) > 64:
             lengths[max(range(m), key=lambda i: (lengths[i], -i))] -= 1
-        cost, keys = _cost(lengths, radii, order, collide, n)
+        cost, keys = _cost(lengths, radii, order, collide, n, batch)
         improved = True
         while improved:  # one bit more or less on one key, while that lowers the cost
             improved = False
@@ -242,7 +248,7 @@ def layout(ones: np.ndarray | None, n: int, threshold: int, counts: Iterable[int
                     trial[i] += step
                     if not 0 <= trial[i] <= cap or sum(trial) > 64 or _probes(trial[i], radii[i]) > MAX_PROBES:
                         continue
-                    c, k = _cost(trial, radii, order, collide, n)
+                    c, k = _cost(trial, radii, order, collide, n, batch)
                     if c < cost - 1e-9:
                         cost, keys, lengths, improved = c, k, trial, True
         if best is None or cost < best.cost:
@@ -252,8 +258,12 @@ def layout(ones: np.ndarray | None, n: int, threshold: int, counts: Iterable[int
     return best
 
 
+def _band_cost(key: int, radius: int, fill: float, batch: int) -> float:
+    return _probes(key, radius) * (PROBE * min(1.0, 2.0**key / batch) + VISIT + fill)
+
+
 def _cost(lengths: list[int], radii: list[int], order: list[int], collide: np.ndarray,
-          n: int) -> tuple[float, list[list[int]]]:
+          n: int, batch: int) -> tuple[float, list[list[int]]]:
     """Estimated comparisons per query with keys of these lengths, the most informative bits dealt
     round (snake order, so the keys come out about equally informative); and the keys."""
     keys: list[list[int]] = [[] for _ in lengths]
@@ -265,7 +275,7 @@ def _cost(lengths: list[int], radii: list[int], order: list[int], collide: np.nd
         ring = open_ if (turn // len(open_)) % 2 == 0 else open_[::-1]
         keys[ring[turn % len(open_)]].append(bit)
         turn += 1
-    cost = sum(_probes(len(k), r) * (PROBE + n * float(np.prod(collide[k]))) for k, r in zip(keys, radii, strict=True))
+    cost = sum(_band_cost(len(k), r, n * float(np.prod(collide[k])), batch) for k, r in zip(keys, radii, strict=True))
     return cost, keys
 
 
@@ -318,7 +328,7 @@ def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.nd
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_lead"):
-        plan = layout(tables, len(index), threshold)
+        plan = layout(tables, len(index), threshold, len(queries))
         return int(core.dup_lead(index, icheck, rank, queries, qcheck, owners, leads, threshold, check_threshold,
                                  workers, symmetric, plan.perm, plan.unperm, plan.bands))
     if owners is None:
