@@ -92,6 +92,7 @@ typedef struct {
     uint32_t nkeys, chunk;
     uint32_t *next; /* the next key range to take (shared) */
     int64_t hits;
+    int simd; /* the AVX-512 scan may run (IMGPREP_DUP_SIMD=0 turns it off: tests run both) */
     uint64_t *cache_key; /* CACHE recent (hash, position) pairs: a big group's members hit again and again */
     int32_t *cache_pos;
 } job;
@@ -235,7 +236,7 @@ __attribute__((target("popcnt,avx512f,avx512vpopcntdq"))) static void run_avx512
 
 static void run(job *j) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq")) {
+    if (j->simd && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq")) {
         run_avx512(j);
         return;
     }
@@ -328,6 +329,7 @@ static int search(mih_index *ix, const search_args *s, int64_t *hits) {
     size_t nstart = ((size_t)1 << maxkey) + 1;
     Py_ssize_t block = s->nq < BLOCK ? s->nq : BLOCK;
     int threads = s->threads;
+    const char *simd = getenv("IMGPREP_DUP_SIMD");
     ix->start = malloc(nstart * sizeof *ix->start);
     ix->hash = malloc((size_t)(ix->n ? ix->n : 1) * sizeof *ix->hash);
     uint64_t *qhash = malloc((size_t)(block ? block : 1) * sizeof *qhash);
@@ -363,7 +365,7 @@ static int search(mih_index *ix, const search_args *s, int64_t *hits) {
             job jobs[64];
             for (int t = 0; t < threads; t++)
                 jobs[t] = (job){ix, qhash, qid, qstart, s->owners, s->per, s->parent, masks, nmasks, s->threshold,
-                                s->symmetric, s->la, nkeys, chunk ? chunk : 1, &next, 0,
+                                s->symmetric, s->la, nkeys, chunk ? chunk : 1, &next, 0, !simd || strcmp(simd, "0"),
                                 cache_key + (size_t)t * CACHE, cache_pos + (size_t)t * CACHE};
             run_jobs(jobs, threads, locks, hits);
         }

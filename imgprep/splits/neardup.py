@@ -117,15 +117,15 @@ def roots(parent: np.ndarray) -> np.ndarray:
 
 
 def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np.ndarray, threshold: int,
-          *, workers: int = 1, symmetric: bool = False) -> int:
+          *, workers: int = 1, symmetric: bool = False, counts: Iterable[int] | None = None) -> int:
     """Join ``owners[k]``'s set with every index hash within ``threshold`` bits of query ``k``.
 
     ``index``: distinct hashes, ascending (``np.unique``); ``owners``: one per query, or one per
     run of ``len(queries) // len(owners)`` queries (a row's crop windows), negative for none;
     ``parent``: a union-find over ``index`` (int32, each link to a smaller index), updated in
     place.  ``symmetric``: the queries are the index itself, each its own owner, so the native
-    search compares each pair from one side only.  Returns the number of hits merged (pairs seen,
-    none kept).
+    search compares each pair from one side only.  ``counts``: the band counts :func:`layout` may
+    choose from (tests try each).  Returns the number of hits merged (pairs seen, none kept).
     """
     index = np.ascontiguousarray(index, dtype=np.uint64)
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
@@ -134,7 +134,7 @@ def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_union"):
-        plan = layout(None, len(index), threshold, len(queries))
+        plan = layout(None, len(index), threshold, len(queries), counts)
         return int(core.dup_union(index, queries, owners, parent, threshold, workers, symmetric, plan.perm,
                                   plan.unperm, plan.bands))
     per = len(queries) // len(owners)
@@ -309,14 +309,14 @@ def _tables(dest: np.ndarray) -> np.ndarray:
 # The arrays of one search, as the native dup_lead takes them: grouping them would copy them per call.
 def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.ndarray, qcheck: np.ndarray,  # noqa: PLR0913
          owners: np.ndarray | None, leads: np.ndarray, threshold: int, check_threshold: int, *, workers: int = 1,
-         symmetric: bool = False, tables: np.ndarray | None = None) -> int:
+         symmetric: bool = False, tables: np.ndarray | None = None, counts: Iterable[int] | None = None) -> int:
     """:func:`merge`'s search, but a hit counts only when the check hashes (``icheck`` per index
     position, ``qcheck`` per query) are within ``check_threshold`` bits too, and instead of joining
     sets it lowers ``leads[x]`` (int32 per index position, updated in place) to the smallest
     ``rank`` of a position ``x`` is confirmed near, both ways.  ``owners`` None: each query is its
     own owner (``symmetric``: the index searched against itself).  ``tables``: :func:`balance`'s bit
-    frequencies, which the native search lays its bands out by (the same pairs, found faster).
-    Returns the confirmed hits."""
+    frequencies, which the native search lays its bands out by (the same pairs, found faster);
+    ``counts`` as :func:`merge` takes them.  Returns the confirmed hits."""
     index = np.ascontiguousarray(index, dtype=np.uint64)
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
     if owners is not None:
@@ -328,7 +328,7 @@ def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.nd
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_lead"):
-        plan = layout(tables, len(index), threshold, len(queries))
+        plan = layout(tables, len(index), threshold, len(queries), counts)
         return int(core.dup_lead(index, icheck, rank, queries, qcheck, owners, leads, threshold, check_threshold,
                                  workers, symmetric, plan.perm, plan.unperm, plan.bands))
     if owners is None:
