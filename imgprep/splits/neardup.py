@@ -267,14 +267,12 @@ def _cost(lengths: list[int], radii: list[int], order: list[int], collide: np.nd
     """Estimated comparisons per query with keys of these lengths, the most informative bits dealt
     round (snake order, so the keys come out about equally informative); and the keys."""
     keys: list[list[int]] = [[] for _ in lengths]
-    turn = 0
-    for bit in order:
+    for turn, bit in enumerate(order):
         open_ = [i for i in range(len(lengths)) if len(keys[i]) < lengths[i]]
         if not open_:
             break
         ring = open_ if (turn // len(open_)) % 2 == 0 else open_[::-1]
         keys[ring[turn % len(open_)]].append(bit)
-        turn += 1
     cost = sum(_band_cost(len(k), r, n * float(np.prod(collide[k])), batch) for k, r in zip(keys, radii, strict=True))
     return cost, keys
 
