@@ -1,20 +1,23 @@
 """Near-duplicate search over 64-bit perceptual hashes, straight into groups or stars.
 
-Multi-index hashing (Norouzi et al., 2012): the 64 bits are cut into ``BANDS`` = 4 bands of 16.
-Two hashes within ``threshold`` bits of each other agree within ``r = threshold // BANDS`` bits
-on at least one band (pigeonhole), so a query only meets the hashes in the buckets its bands
-reach by flipping at most ``r`` bits (17 buckets per band for r = 1, 137 for r = 2).  No list
-of pairs is ever built: :func:`lead` (what the duplicate groups use) keeps, per distinct hash,
-the best rank of a hash it is near with the check hashes agreeing (a lock-free minimum, the same
-for any number of threads); :func:`merge` joins every hit into a union-find (the old, chaining
-grouping, kept for benchmarks).  Identical hashes are collapsed before the search starts, and a
-bit permutation (:func:`balance`) spreads the almost-constant bits of photo hashes over the bands.
+Multi-index hashing (Norouzi et al., 2012), with the generalised pigeonhole: the 64 bits are cut
+into bands, band ``i`` searched within ``r_i`` bits; with ``sum(r_i + 1) > threshold``, two
+hashes within the threshold agree within ``r_i`` bits on at least one band, so a query only meets
+the hashes in the buckets its bands reach by flipping at most ``r_i`` key bits.  How many bands,
+their radii and which bits key them is laid out per search (:func:`layout`) from the data's own
+bit frequencies (:func:`balance`) and size: a photo hash's almost-constant bits stay out of every
+key, and the radius goes only where the pigeonhole needs it (8 bits: 2, 1, 1, 1 over four bands,
+not 2 on each).  No list of pairs is ever built: :func:`lead` (what the duplicate groups use)
+keeps, per distinct hash, the best rank of a hash it is near with the check hashes agreeing (a
+lock-free minimum, the same for any number of threads); :func:`merge` joins every hit into a
+union-find (the old, chaining grouping, kept for benchmarks).  Identical hashes are collapsed
+before the search starts.
 
 The search runs in the native core (``imgprep._native.dup_lead``/``dup_union``: C, GIL released,
-one thread per core) when it is built, else in numpy (the same buckets, a chunk of probes per
-whole-array step).  Why not faiss's binary multi-index hash: its range search returns every pair
-it finds, which is what made identical and flat images quadratic; it would also be a 30 MB
-dependency for one loop.
+one thread per core, one band's table at a time) when it is built, else in numpy (four bands of
+16, radius ``threshold // 4`` each, a chunk of probes per whole-array step).  Why not faiss's
+binary multi-index hash: its range search returns every pair it finds, which is what made
+identical and flat images quadratic; it would also be a 30 MB dependency for one loop.
 """
 from __future__ import annotations
 
@@ -34,11 +37,11 @@ CHUNK = 1 << 14  # probes (queries x flip masks) per numpy pass: bounds the cand
 # Chosen on real photos (benchmarks/bench_dedup.py prints the figures): with crops, borders and turns
 # taken care of by the fingerprint, every kind of copy there lands within 7 bits, and 10 (the old
 # default, when 5% crops had to be reached by the whole-image hash) groups twice as many chance
-# look-alikes.  Thresholds up to 11 (the CLI's maximum) are covered by 4 bands with 2 flipped bits.
+# look-alikes.  Any threshold up to the CLI's maximum (11) is exact: :func:`layout` spends the radius.
 DEFAULT_THRESHOLD = 8
 # Crop windows are compared with the whole-image hashes of the others at 7 bits: up to 7 bits the
-# search flips one bit per band (17 buckets), from 8 two (137): windows are most of the queries, and
-# at 10 bits the search costs five times as much for a tenth more crops found (bench_dedup.py).
+# search flips one bit in each of four bands, from 8 two in one of them: windows are most of the
+# queries, and at 10 bits the search costs several times as much for a tenth more crops found.
 WINDOW_THRESHOLD = 7
 # The check hash (imgprep.imaging.phash) must agree too before two images are linked.  Copies of
 # every kind in tests/dupkinds.py land within it; two unrelated smooth images whose pHashes met by
@@ -221,9 +224,10 @@ def layout(ones: np.ndarray | None, n: int, threshold: int, queries: int | None 
     smaller radii (fewer buckets visited) but shorter keys (fuller buckets).  For each number of
     bands, the key lengths are found by descent on the estimated cost, the most informative bits
     dealt to the keys, and the bits no key takes (almost constant ones, or more than the index can
-    fill: 2^key <= 2n) stay in a band but out of its key.  Keys grow with the index, so the entries
-    compared per query stay about constant: the search grows near-linearly with the data.  ``counts``:
-    the numbers of bands to weigh (default: 1 to 8)."""
+    fill: 2^key <= 2n) stay in a band but out of its key.  Fewer, longer bands win once the index
+    outgrows what four 16-bit keys can spread (a few million hashes, by the measured costs): the
+    entries compared per query then stop growing with the index.  ``counts``: the numbers of bands
+    to weigh (default: 1 to 8)."""
     p = np.full(64, 0.5) if ones is None else np.clip(np.asarray(ones, dtype=np.float64), 0.0, 1.0)
     collide = p * p + (1 - p) * (1 - p)  # chance two hashes agree on the bit
     order = np.argsort(collide, kind="stable").tolist()  # most informative first
