@@ -113,3 +113,33 @@ def test_sampler_takes_the_datasets_length_and_seed_as_the_loader_does(shards: P
     assert [i for i, _ in Sampler(ds)] == loader
     assert [i for i, _ in Sampler(len(ds))] != loader  # a bare count: seed 0
     assert [i for i, _ in Sampler(len(ds), seed=4)] == loader
+
+
+def test_a_state_resumes_only_on_the_records_it_was_taken_on(tmp_path: Path) -> None:
+    """A dataset republished from another list (same record count: another seed) would otherwise
+    resume silently into a different sequence; the same list republished resumes as before."""
+    import imgfactory
+
+    import imgprep
+
+    tree = tmp_path / "tree"
+    imgfactory.class_tree(tree, ["a", "b", "c"], 6)
+
+    def publish(seed: int) -> Dataset:
+        imgprep.prepare("folders", str(tree), str(tmp_path / "out"), split="train=0.5,val=0.5", seed=seed,
+                        resize=24, dedup="off", quiet=True)
+        return Dataset(str(tmp_path / "out" / "train"), transform=Transform.eval(16))
+
+    loader = Loader(publish(1), 3, seed=0)
+    next(iter(loader))
+    state = loader.state_dict()
+    assert state["dataset"] == publish(1).identity  # the same prepare again: the same records
+    Loader(publish(1), 3, seed=0).load_state_dict(state)
+    other = Loader(publish(2), 3, seed=0)
+    assert len(other.dataset) == len(loader.dataset)
+    with pytest.raises(UsageError, match="other records"):
+        other.load_state_dict(state)
+    with pytest.raises(UsageError, match="other records"):
+        Sampler(other.dataset, batch_size=3, seed=0).load_state_dict(state)
+    unnamed = dict(state, dataset="")  # a state saved before states named their records still resumes
+    other.load_state_dict(unnamed)

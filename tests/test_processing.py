@@ -326,3 +326,14 @@ def test_module_entrypoint_writes_the_message_for_usage_errors(tmp_path: Path) -
     assert proc.returncode == 2
     message = (root / "output" / "message").read_text(encoding="utf-8")
     assert "--root" in message and message.count("\n") == 1
+
+
+def test_one_host_prepare_says_its_summary_once(tree: Path, tmp_path: Path) -> None:
+    """The conversion's summary waits for the commit, as the CLI's does: one hyperparameters line."""
+    lines: list[str] = []
+    run_job(Job("prepare", str(tmp_path / "out"), spec(), options(), kind="folders", input=str(tree),
+                convert=ConvertOptions(split=SPLIT, seed=7)), Cluster(opt_ml=opt_ml(tmp_path / "ml")),
+            echo=lines.append)
+    said = [line for line in lines if line.startswith("hyperparameters:")]
+    assert len(said) == 1
+    assert lines.index(said[0]) > max(i for i, line in enumerate(lines) if line.startswith("packed "))

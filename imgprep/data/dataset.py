@@ -10,6 +10,7 @@ rebuild: it pickles (spawned workers; the index is mapped, not copied, see
 
 from __future__ import annotations
 
+import hashlib
 import operator
 import threading
 from collections.abc import Sequence
@@ -101,6 +102,7 @@ class Dataset:
         self.labels = records.LabelShape(width, _num_classes(record, num_classes, self.path))
         self.class_names: tuple[str, ...] | None = getattr(record, "class_names", None)
         self.num_classes_unknown = None if self.num_classes is not None else _unknown(record)
+        self.identity = _identity(record, self.index)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -225,6 +227,16 @@ class Dataset:
     def __repr__(self) -> str:
         classes = "unknown" if self.num_classes is None else self.num_classes
         return f"Dataset({self.path!r}, {len(self)} records, label_width={self.label_width}, num_classes={classes})"
+
+
+def _identity(record: DatasetRecord | None, index: RecordIndex) -> str:
+    """What the records are, for a saved reading state: the list the pack wrote them from (a
+    republish of the same list is the same records, in the same order), else the ``.idx`` offsets."""
+    if record is not None and record.list.sha256:
+        return f"list:{record.list.sha256}"
+    digest = hashlib.sha256(np.ascontiguousarray(index.offsets).tobytes())
+    digest.update(np.ascontiguousarray(index.starts).tobytes())
+    return f"idx:{digest.hexdigest()}"
 
 
 def _positive(name: str, value: Any) -> int:

@@ -76,7 +76,7 @@ class Loader:
                              f"{read_bytes} must be >= 0, prefetch {prefetch} and read_ahead {read_ahead} >= 1")
         self.dataset = dataset
         self.order = Order(len(dataset), dataset.seed if seed is None else int(seed), shuffle, rank, world_size,
-                           batch_size, drop_last)
+                           batch_size, drop_last, getattr(dataset, "identity", ""))
         self.batch_size = batch_size
         self.threads = threads
         self.prefetch = prefetch

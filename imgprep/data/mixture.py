@@ -25,6 +25,7 @@ number of classes, names).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -160,6 +161,12 @@ class Mixture:
     @property
     def skipped(self) -> int:
         return sum(d.skipped for d in self.datasets)
+
+    @property
+    def identity(self) -> str:
+        """What the mixture reads (each dataset's records and its slots per epoch), for a saved state."""
+        parts = [f"{getattr(d, 'identity', '')}*{int(c)}" for d, c in zip(self.datasets, self.counts, strict=True)]
+        return "mix:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
 
     def source(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Which dataset each slot reads from."""

@@ -59,6 +59,7 @@ class Order:
     world_size: int = 1
     batch_size: int = 1
     drop_last: bool = False
+    dataset: str = ""  # what the records are (Dataset.identity): a state resumes only on the same ones
 
     def __post_init__(self) -> None:
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
@@ -111,7 +112,7 @@ class Order:
         """A small JSON-able state: resuming from it continues at sample ``position`` of the segment
         of ``epoch`` that began at global position ``start``, with any world size."""
         return {"kind": "imgprep.data.order", "version": 2, "records": self.records, "seed": self.seed,
-                "shuffle": self.shuffle, "drop_last": self.drop_last, "epoch": epoch,
+                "shuffle": self.shuffle, "drop_last": self.drop_last, "epoch": epoch, "dataset": self.dataset,
                 "consumed": self.consumed(start, position),
                 # what wrote it, for people reading it; a resume needs none of these
                 "rank": self.rank, "world_size": self.world_size, "batch_size": self.batch_size}
@@ -127,6 +128,10 @@ class Order:
         keys = ["records", "seed", "shuffle", "drop_last"]
         if state["version"] == 1:
             keys += ["rank", "world_size"] + (["batch_size"] if self.drop_last else [])
+        if state.get("dataset") and self.dataset and state["dataset"] != self.dataset:
+            raise UsageError(f"the saved state was taken on other records (dataset {str(state['dataset'])[:12]}..., "
+                             f"this reader's {self.dataset[:12]}...: republished from another list since?): "
+                             "resuming would not continue the same sequence")
         for key in keys:
             if state.get(key) != mine[key]:
                 raise UsageError(f"the saved state has {key}={state.get(key)!r}, this reader {key}={mine[key]!r}: "

@@ -31,7 +31,8 @@ class Sampler:
         records = int(dataset) if isinstance(dataset, int) else len(dataset)
         if seed is None:
             seed = 0 if isinstance(dataset, int) else int(dataset.seed)
-        self.order = Order(records, int(seed), shuffle, rank, world_size, batch_size, drop_last)
+        identity = "" if isinstance(dataset, int) else getattr(dataset, "identity", "")
+        self.order = Order(records, int(seed), shuffle, rank, world_size, batch_size, drop_last, identity)
         self.epoch = 0
         self.start = 0  # global position where the current segment of the epoch begins
         self.position = 0

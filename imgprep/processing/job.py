@@ -481,7 +481,8 @@ def _plan_prepare(
     local_input, mirror = _local_input(kind, job.input, cluster, config, scratch, storage, echo)
     request = PrepareRequest(kind.name, local_input, job.output, job.convert, job.spec, job.options,
                              image_root=job.image_root, output_format=output_format.name)
-    planned = plan_prepare(request, storage, echo=echo, defer_writes=True)
+    # the conversion's summary joins the run's, said once after the commit (as the CLI says it)
+    planned = plan_prepare(request, storage, echo=None if echo is None else notes, defer_writes=True)
     source, local_root = _image_source(kind, planned, mirror, job, storage)
     run = PrepareRun(planned, job.output, job.spec, output_format, notes)
     channels = [_Channel(name, items, run.split_output(name)) for name, items in planned.converted.lists.items()]
