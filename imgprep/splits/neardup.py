@@ -235,6 +235,8 @@ def layout(ones: np.ndarray | None, n: int, threshold: int, queries: int | None 
     cap = int(min(MAX_KEY, max(1, np.floor(np.log2(max(2 * n, 2))))))
     best: Layout | None = None
     for m in counts or range(1, min(threshold + 1, MAX_SEARCH_BANDS) + 1):
+        if not 1 <= m <= threshold + 1:  # more bands than the pigeonhole needs: a band of radius -1
+            continue
         radii = [(threshold + 1) // m - 1 + (i < (threshold + 1) % m) for i in range(m)]
         half = float(np.exp(np.log(collide[order[: 64 // m]]).mean()))  # a typical key bit
         lengths = [min(range(cap + 1), key=lambda k, r=r: (_band_cost(k, r, n * half**k, batch)
