@@ -11,7 +11,9 @@ machine so ratios hold on a shared one:
    always set: measured on benchmarks/corpus.py's photos, or on tests/imgfactory.py's when they
    cannot be fetched); ``--bits uniform`` draws well-spread hashes.  Each size runs in a fresh
    process: time, CPU and the **exact** peak memory of the search above its inputs (``VmHWM``
-   after ``clear_refs`` resets it), per image.  The old search runs only up to ``--old-max``.
+   after ``clear_refs`` resets it), per image, and the crop windows' bands (radius/key bits each).
+   ``--baseline DIR`` runs the same child with another checkout's imgprep beside it (ratios); the
+   old search runs only up to ``--old-max``.
 2. **Degenerate data**: n identical images and n flat images of different colours, old vs new.
 3. **Smooth random fields** (tests/fields.py: sums of three sinusoids, 64-96 px): distinct images
    whose hashes crowd together.  Groups, images in groups, the largest group and the distance of
@@ -22,6 +24,8 @@ machine so ratios hold on a shared one:
    groups, old fingerprint vs new.
 
     python benchmarks/bench_dedup.py --bits photo         # all four, 100k/400k/1.33M
+    python benchmarks/bench_dedup.py --sizes 100000,400000,1330000 --old-max 0 --fields 0 --skip-degenerate \
+        --skip-photos --baseline /path/to/checkout-before   # the search at scale beside an earlier one
     python benchmarks/bench_dedup.py --sizes 20000 --fields 1000 --photos 10 --old-max 0   # a tiny check
 """
 
@@ -208,7 +212,26 @@ def scale_child(n: int, workers: int, threshold: int, freq: list[float] | None) 
             "groups": len(groups.members())}
 
 
-def scale(sizes: list[int], old_max: int, workers: int, threshold: int, bits: str) -> None:
+def _child(n: int, workers: int, threshold: int, freq: np.ndarray | None, pythonpath: str | None = None) -> dict:
+    arg = json.dumps({"n": n, "workers": workers, "threshold": threshold,
+                      "freq": None if freq is None else freq.tolist()})
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
+    out = subprocess.run([sys.executable, __file__, "--child", arg], capture_output=True, text=True, check=True,
+                         env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _growth(n: int, cpu: float, last: tuple[int, float] | None) -> str:
+    return "" if last is None else f"n^{np.log(cpu / last[1]) / np.log(n / last[0]):.2f}"
+
+
+def _bands(freq: np.ndarray | None, n: int, threshold: int) -> str:
+    """The crop windows' layout at this size: radius/key bits per band."""
+    plan = neardup.layout(freq, n, neardup.window_threshold(threshold), dedup.WINDOWS * n)
+    return " ".join(f"{r}/{k}" for _, _, k, r in plan.bands.tolist())
+
+
+def scale(sizes: list[int], old_max: int, workers: int, threshold: int, bits: str, baseline: str | None) -> None:
     freq, source = photo_bit_frequencies() if bits == "photo" else (None, "")
     what = f"bits drawn with real photos' frequencies ({source})" if freq is not None else "well-spread random hashes"
     print(f"\n## Search at scale ({what}; threshold {threshold}, crop windows {neardup.window_threshold(threshold)},"
@@ -216,17 +239,25 @@ def scale(sizes: list[int], old_max: int, workers: int, threshold: int, bits: st
     if freq is not None:
         print("bit frequencies, by band (bits 0-15, 16-31, 32-47, 48-63): "
               + "; ".join(" ".join(f"{f:.2f}" for f in freq[b * 16:(b + 1) * 16]) for b in range(4)) + "\n")
-    print("| images | new: wall | new: CPU | new: exact peak above inputs | per image | growth (CPU) | old: wall "
-          "| old: CPU | old: peak | old pairs |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    last = None
+    base_head = base_rule = ""
+    if baseline:
+        print(f"baseline: the same child run with PYTHONPATH={baseline} (e.g. a checkout of the commit before)\n")
+        base_head = "base: wall | base: CPU | base: peak per image | base: growth | CPU new/base | "
+        base_rule = "---:|---:|---:|---:|---:|"
+    print("| images | new: wall | new: CPU | new: exact peak above inputs | per image | growth (CPU) | window bands "
+          f"(radius/key) | {base_head}old: wall | old: CPU | old: peak | old pairs |")
+    print(f"|---:|---:|---:|---:|---:|---:|---|{base_rule}---:|---:|---:|---:|")
+    last = last_base = None
     for n in sizes:
-        arg = json.dumps({"n": n, "workers": workers, "threshold": threshold,
-                          "freq": None if freq is None else freq.tolist()})
-        out = subprocess.run([sys.executable, __file__, "--child", arg], capture_output=True, text=True, check=True)
-        new = json.loads(out.stdout.strip().splitlines()[-1])
-        growth = "" if last is None else f"n^{np.log(new['cpu'] / last[1]) / np.log(n / last[0]):.2f}"
+        new = _child(n, workers, threshold, freq)
+        growth = _growth(n, new["cpu"], last)
         last = (n, new["cpu"])
+        base_cells = ""
+        if baseline:
+            base = _child(n, workers, threshold, freq, baseline)
+            base_cells = (f"{base['seconds']:.1f} s | {base['cpu']:.1f} s | {base['peak'] / n:.0f} B | "
+                          f"{_growth(n, base['cpu'], last_base)} | {new['cpu'] / base['cpu']:.2f} | ")
+            last_base = (n, base["cpu"])
         old_cells = "not run (quadratic: minutes to hours) | | | "
         if n <= old_max:
             prints = random_prints(n, freq=freq)
@@ -236,7 +267,8 @@ def scale(sizes: list[int], old_max: int, workers: int, threshold: int, bits: st
             old_cells = f"{old.seconds:.1f} s | {old.cpu:.1f} s | {old.extra / 2**20:.0f} MiB | {len(pairs):,}"
             del prints
         print(f"| {n:,} | {new['seconds']:.1f} s | {new['cpu']:.1f} s | {new['peak'] / 2**20:.0f} MiB | "
-              f"{new['peak'] / n:.0f} B | {growth} | {old_cells} |", flush=True)
+              f"{new['peak'] / n:.0f} B | {growth} | {_bands(freq, n, threshold)} | {base_cells}{old_cells} |",
+              flush=True)
 
 
 def degenerate(workers: int) -> None:
@@ -436,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--low-contrast", type=float, default=0.3,
                         help="the photo part again on the photos at this contrast (0: skip)")
+    parser.add_argument("--baseline", help="a checkout (PYTHONPATH) whose search runs beside this one at scale")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-degenerate", action="store_true")
     parser.add_argument("--skip-photos", action="store_true")
@@ -450,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench_dedup: {os.cpu_count()} CPUs, {args.workers} workers (ratios hold; absolute figures drift "
           "on a shared machine)")
     if not args.skip_scale:
-        scale([int(s) for s in args.sizes.split(",")], args.old_max, args.workers, args.scale_threshold, args.bits)
+        scale([int(s) for s in args.sizes.split(",")], args.old_max, args.workers, args.scale_threshold, args.bits,
+              args.baseline)
     if not args.skip_degenerate:
         degenerate(args.workers)
     if args.fields:

@@ -18,7 +18,6 @@ import argparse
 import io
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -96,19 +95,12 @@ def make_corpus(root: Path, images: int, classes: int, workers: int) -> float:
     return time.perf_counter() - t0
 
 
-def _grouped(text: str) -> str:
-    found = re.findall(r"duplicates: ([\d,]+) group\(s\) holding ([\d,]+) of ([\d,]+) images", text)
-    if not found:
-        return "?"
-    groups, held, total = (int(v.replace(",", "")) for v in found[-1])
-    return f"{held:,} of {total:,} ({100 * held / max(total, 1):.2f}%) in {groups:,} groups"
-
-
-def _largest(report: Path) -> str:
+def _groups(report: Path) -> tuple[str, str]:
+    """(images in groups, the largest group) from a ``--dedup-report`` file: every group, one per line."""
     if not report.exists():
-        return "?"
+        return "?", "?"
     sizes = [json.loads(line)["size"] for line in report.open(encoding="utf-8")]
-    return f"{max(sizes)}" if sizes else "0"
+    return f"{sum(sizes):,} in {len(sizes):,} groups", f"{max(sizes) if sizes else 0}"
 
 
 def main() -> int:
@@ -147,8 +139,8 @@ def main() -> int:
             print(r.output_tail)
             raise SystemExit(f"{name} failed (exit {r.rc})")
         wall0, rss0 = BEFORE[name]
-        groups = _grouped(r.output_tail) if name in ("prepare", "inspect") else ""
-        largest = _largest(prep_report if name == "prepare" else insp_report) if groups else ""
+        groups, largest = _groups(prep_report if name == "prepare" else insp_report) \
+            if name in ("prepare", "inspect") else ("", "")
         figures[name] = {"wall_s": r.wall_s, "cpu_s": r.cpu_s, "max_rss_kib": r.max_rss_kib, "load": load,
                          "grouped": groups, "largest": largest}
         rows.append([name, f"{r.wall_s:.1f} s", mib(r.max_rss_kib), f"{wall0:g} s", mib(rss0),

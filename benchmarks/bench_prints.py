@@ -1,190 +1,195 @@
-"""Duplicate fingerprinting beside the pack, on the same files: can the duplicate pass keep up?
+"""The fingerprints prepare's pack workers record (issue 29.2/29.4): cost of the duplicate pass
+before and after, and ``inspect`` of a packed dataset with and without the fingerprint file.
 
-Two corpora, written once under ``.bench/prints/``: ImageNet-run-like small JPEGs (64-96 px smooth
-random fields, tests/fields.py, and noise textures) and 500x375 photos (benchmarks/corpus.py's
-real photos, tests/imgfactory.py's where they cannot be fetched).  For each corpus:
+Three parts, each side by side on the same machine (ratios hold on a shared one):
 
-- **fingerprint**: what ``dedup.find`` does per image (read the file, ``measure()``: decode at a DCT
-  reduction, digest, fingerprint) in a pool of ``--workers`` threads, fingerprints into ``Prints``;
-  timed in a fresh process of this checkout, and of ``--baseline DIR`` (another checkout, e.g. the
-  main branch before the native fingerprint) when given;
-- **pack**: ``imgprep pack`` of the same list (whole command, default settings: re-encoded JPEG q95),
-  and ``--pass-through``.
+1. **prepare's duplicate pass**: ``prepare --dedup report --resize 64`` of ``--images`` generated 500x375
+   photos, fingerprinted in the pack workers (now) vs the pass before the pack (before: each
+   image decoded twice), and ``--dedup off`` as the floor; the pass's cost is the difference.
+2. **inspect, real images**: the same packed output inspected reading its fingerprint file vs
+   decoding every record (the file removed from the dataset record): time and exact peak memory
+   (``VmHWM`` of the child).
+3. **inspect at ImageNet size**: a packed dataset of ``--rows`` records with synthesised
+   fingerprints (random hashes, 15% with an alternate orientation, every crop window; each record a
+   tiny payload: inspect of a recorded dataset reads the record headers, never the images), inspected
+   reading the file: time and ``VmHWM`` against the issue's bounds (2 minutes, 300 MB at 1.28M).
 
-Figures are images/s of whole commands (interpreter start-up and imports included on both sides;
-give enough images to amortise them), the median over ``--runs`` interleaved rounds, page cache
-warm; "its loop alone" leaves the fingerprint's start-up out.
-
-    python benchmarks/bench_prints.py --small 20000 --photos 2000 --runs 3 --baseline /work/main
-    python benchmarks/bench_prints.py --small 300 --photos 30 --runs 1   # a tiny check
+    python benchmarks/bench_prints.py                             # 2,000 images; 1,280,000 rows
+    python benchmarks/bench_prints.py --images 200 --rows 20000   # a tiny check
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import os
-import shutil
-import statistics
+import functools
+import hashlib
+import json
 import subprocess
 import sys
+import tempfile
 import time
+from array import array
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
-from common import BENCH_DIR, REPO, bench_env, load_average, warm_page_cache  # noqa: E402
 
-CHILD = """
-import sys, time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from imgprep.splits import dedup
-paths = [Path(p) for p in Path(sys.argv[1]).read_text().split()]
-workers = int(sys.argv[2])
-prints = dedup.Prints()
-def batch(lo):
-    return [dedup.measure(p.read_bytes()) for p in paths[lo:lo + dedup.BATCH]]
-start = time.perf_counter()
-with ThreadPoolExecutor(workers) as pool:
-    for found in pool.map(batch, range(0, len(paths), dedup.BATCH)):
-        for m in found:
-            prints.add(m)
-print(len(paths) / (time.perf_counter() - start))
-"""
+def _vmhwm() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
-def _jpeg(pixels, quality: int = 90) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "JPEG", quality=quality)
-    return out.getvalue()
-
-
-def small_images(count: int) -> list[bytes]:
-    """Half smooth random fields, half noise textures (blurred noise at a random scale), 64-96 px."""
-    import fields
-    import numpy as np
-    from PIL import Image, ImageFilter
-
-    out = []
-    for seed in range(count):
-        if seed % 2 == 0:
-            out.append(_jpeg(fields.field(seed)))
-            continue
-        rng = np.random.default_rng(seed)
-        h, w = rng.integers(64, 97, 2)
-        noise = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-        out.append(_jpeg(np.asarray(noise.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 3))))))
-    return out
+def _child(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"child {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def photos(count: int) -> tuple[list[bytes], str]:
-    from PIL import Image
+# --- children: one measurement each, in a fresh process ------------------------------------------
 
+
+def child_prepare(src: str, out: str, mode: str) -> dict:
+    from imgprep import plan
+    from imgprep.api import prepare
+
+    if mode == "before":  # the pass before the pack, as prepare ran it before the fingerprints moved
+        plan.plan_prepare = functools.partial(plan.plan_prepare, in_pack=False)  # type: ignore[assignment]
+    t0 = time.perf_counter()
+    prepare("folders", src, out, split="train=0.8,val=0.2", resize=64, dedup="off" if mode == "off" else "report",
+            echo=lambda s: None)
+    return {"seconds": time.perf_counter() - t0, "peak": _vmhwm()}
+
+
+def child_inspect(path: str) -> dict:
+    from imgprep.api import inspect
+
+    t0 = time.perf_counter()
+    found = inspect(path)
+    return {"seconds": time.perf_counter() - t0, "peak": _vmhwm(), "images": len(found.table),
+            "groups": found.summary.groups if found.summary else 0, "notes": found.collection.notes}
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def make_images(root: Path, count: int) -> None:
+    import dupkinds
+    import imgfactory
+
+    for i in range(count):
+        copy = i % 50 == 1  # every 50th image has a resized copy
+        img = imgfactory.photo(500, 375, seed=i - 1 if copy else i)  # ImageNet-like sources
+        data = dupkinds.copy(img, "resized 50%", dupkinds.original(img)) if copy else dupkinds.original(img)
+        imgfactory.write(root / f"c{i % 10}" / f"img_{i:06d}.jpg", data)
+
+
+def without_prints(out: Path, dest: Path) -> None:
+    """A copy of a packed output whose dataset records list no fingerprint file (as im2rec's)."""
+    import shutil
+
+    shutil.copytree(out, dest)
+    for record in dest.glob("*.dataset.json"):
+        doc = json.loads(record.read_text())
+        doc.pop("fingerprints", None)
+        record.write_text(json.dumps(doc, sort_keys=True, indent=1) + "\n")
+    for prints in dest.glob("*.prints"):
+        prints.unlink()
+
+
+def synthetic_dataset(folder: Path, rows: int) -> Path:
+    """``train.rec``/``.idx``/``.dataset.json``/``.prints`` of ``rows`` records with random fingerprints."""
+    from bench_dedup import random_prints
+
+    from imgprep import __version__
+    from imgprep.formats.dataset import DatasetRecord, ListRef, ShardEntry, to_json
+    from imgprep.formats.recordio import RecordWriter, pack_header
+    from imgprep.splits.prints_spool import PrintsSpool
+    from imgprep.storage.stores import Storage
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rec, idx = folder / "train.rec", folder / "train.idx"
+    with RecordWriter(rec, idx) as writer:
+        for i in range(rows):
+            writer.write(pack_header(float(i % 1000), i) + b"\xff\xd8tiny", key=i)
+    spool = PrintsSpool()
     try:
-        import corpus
+        step = 1 << 17
+        for lo in range(0, rows, step):
+            n = min(step, rows - lo)
+            block = random_prints(n, seed=lo)
+            extras = {"id": array("q", range(lo, lo + n)), "width": array("I", [256]) * n,
+                      "height": array("I", [256]) * n, "channels": array("B", [3]) * n}
+            spool.add_block(block, extras)
+        entry = spool.publish(Storage(), str(folder / "train.prints"))
+    finally:
+        spool.close()
 
-        sources = corpus.find_photos(corpus.fetch_photo_packages())
-        what = f"{len(sources)} real photos (benchmarks/corpus.py), crops of each"
-    except Exception as exc:  # noqa: BLE001 - offline: synthetic photos stand in, and the table says so
-        import imgfactory
+    def sha(p: Path) -> str:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            while piece := fh.read(8 << 20):
+                h.update(piece)
+        return h.hexdigest()
 
-        sources = []
-        what = f"tests/imgfactory.py photos (real photos unavailable: {exc})"
-    out = []
-    for k in range(count):
-        if sources:
-            with Image.open(sources[k % len(sources)]) as img:
-                img = img.convert("RGB")
-                img.thumbnail((1000 + 40 * (k // len(sources) % 10), 1000))
-                x, y = (k * 37) % max(1, img.width - 500), (k * 53) % max(1, img.height - 375)
-                view = img.crop((x, y, x + 500, y + 375))
-        else:
-            view = imgfactory.photo(500, 375, seed=k)
-        out.append(_jpeg(__import__("numpy").asarray(view), 90))
-    return out, what
-
-
-def write_corpus(name: str, blobs: list[bytes]) -> tuple[Path, Path, Path]:
-    """(root, .lst, file of paths) under .bench/prints/NAME (rewritten when the count changes)."""
-    root = BENCH_DIR / "prints" / name
-    lst = root.with_suffix(".lst")
-    listing = root.with_suffix(".paths")
-    if lst.exists() and sum(1 for _ in lst.open()) == len(blobs):
-        return root, lst, listing
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    lines, paths = [], []
-    for i, blob in enumerate(blobs):
-        rel = f"{i % 100:02d}/{i:07d}.jpg"
-        (root / rel).parent.mkdir(exist_ok=True)
-        (root / rel).write_bytes(blob)
-        lines.append(f"{i}\t{i % 100}\t{rel}\n")
-        paths.append(str(root / rel))
-    lst.write_text("".join(lines))
-    listing.write_text("\n".join(paths))
-    return root, lst, listing
+    shard = ShardEntry("train.rec", "train.idx", rows, rec.stat().st_size, idx.stat().st_size, sha(rec), sha(idx))
+    record = DatasetRecord(__version__, ListRef("(synthetic)", "0" * 64, rows), (shard,), {}, num_classes=1000,
+                           class_names=tuple(f"c{k}" for k in range(1000)), fingerprints=entry)
+    (folder / "train.dataset.json").write_text(to_json(record))
+    return folder
 
 
-def fingerprint_rate(checkout: Path, listing: Path, workers: int, count: int) -> tuple[float, float]:
-    """(images/s of the whole command, start-up included like the pack's; images/s of the loop alone)."""
-    env = bench_env(PYTHONPATH=str(checkout))
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, str(listing), str(workers)], env=env, capture_output=True,
-                         text=True, check=True)
-    return count / (time.perf_counter() - start), float(out.stdout.strip())
-
-
-def pack_rate(root: Path, lst: Path, count: int, workers: int, *extra: str) -> float:
-    out = BENCH_DIR / "prints" / "out"
-    cmd = [sys.executable, "-m", "imgprep", "pack", str(lst), "--root", str(root), "-o", str(out), "-j", str(workers),
-           *extra]
-    start = time.perf_counter()
-    subprocess.run(cmd, env=bench_env(PYTHONPATH=str(REPO)), capture_output=True, check=True)
-    return count / (time.perf_counter() - start)
+# --- report -----------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--small", type=int, default=20_000, help="64-96 px JPEGs")
-    parser.add_argument("--photos", type=int, default=2_000, help="500x375 photos")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--baseline", type=Path, help="another checkout whose measure() runs beside this one's")
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--rows", type=int, default=1_280_000)
+    parser.add_argument("--child", nargs="+")
     args = parser.parse_args(argv)
-    photo_blobs, what = photos(args.photos)
-    corpora = {"64-96 px JPEGs (fields, textures)": write_corpus(f"small-{args.small}", small_images(args.small)),
-               "500x375 photos": write_corpus(f"photos-{args.photos}", photo_blobs)}
-    print(f"# Fingerprinting vs packing, {args.workers} workers, images/s (median of {args.runs}); "
-          f"photos: {what}; load average before: {load_average()}\n")
-    head = ["corpus", "images", "fingerprint (this)", "its loop alone"] + (
-        ["fingerprint (baseline)", "this / baseline"] if args.baseline else [])
-    print("| " + " | ".join([*head, "pack", "pack --pass-through", "fingerprint / pack"]) + " |")
-    print("|---" * (len(head) + 3) + "|")
-    for name, (root, lst, listing) in corpora.items():
-        count = sum(1 for _ in lst.open())
-        warm_page_cache([Path(p) for p in listing.read_text().split()])
-        rates: dict[str, list[float]] = {}
-        for _ in range(args.runs):  # interleaved: a busy spell slows every method alike
-            whole, loop = fingerprint_rate(REPO, listing, args.workers, count)
-            rates.setdefault("this", []).append(whole)
-            rates.setdefault("loop", []).append(loop)
-            if args.baseline:
-                rates.setdefault("base", []).append(fingerprint_rate(args.baseline, listing, args.workers, count)[0])
-            rates.setdefault("pack", []).append(pack_rate(root, lst, count, args.workers))
-            rates.setdefault("pass", []).append(pack_rate(root, lst, count, args.workers, "--pass-through"))
-        med = {k: statistics.median(v) for k, v in rates.items()}
-        row = [name, f"{count:,}", f"{med['this']:,.0f}", f"{med['loop']:,.0f}"]
-        if args.baseline:
-            row += [f"{med['base']:,.0f}", f"{med['this'] / med['base']:.2f}x"]
-        row += [f"{med['pack']:,.0f}", f"{med['pass']:,.0f}", f"{med['this'] / med['pack']:.2f}x"]
-        print("| " + " | ".join(row) + " |")
-    print(f"\nload average after: {load_average()}")
+    if args.child:
+        kind, *rest = args.child
+        result = child_prepare(*rest) if kind == "prepare" else child_inspect(*rest)
+        print(json.dumps(result))
+        return 0
+    from common import load_average
+
+    print(f"# bench_prints (load average {load_average()})\n")
+    with tempfile.TemporaryDirectory(prefix="bench-prints-") as tmp:
+        work = Path(tmp)
+        make_images(work / "src", args.images)
+        runs = {mode: _child(["prepare", str(work / "src"), str(work / mode), mode])
+                for mode in ("off", "before", "now")}
+        off = runs["off"]["seconds"]
+        print(f"## 1. prepare --dedup report --resize 64, {args.images:,} images\n")
+        print("| run | seconds | duplicate pass (s) | peak MB |\n|---|---|---|---|")
+        for mode, label in (("off", "--dedup off"), ("before", "pass before the pack"), ("now", "in the pack workers")):
+            r = runs[mode]
+            print(f"| {label} | {r['seconds']:.2f} | {r['seconds'] - off:.2f} | {r['peak'] / 1e6:.0f} |")
+        before, now = runs["before"]["seconds"] - off, runs["now"]["seconds"] - off
+        print(f"\nduplicate pass: now/before = {now / before:.2f}x (as a share of the pack: {now / off:.2f})\n"
+              if before > 0 and off > 0 else "")
+        without_prints(work / "now", work / "decoded")
+        rec, dec = _child(["inspect", str(work / "now")]), _child(["inspect", str(work / "decoded")])
+        print(f"## 2. inspect of that output ({rec['images']:,} images)\n")
+        print("| fingerprints | seconds | peak MB | groups |\n|---|---|---|---|")
+        for label, r in (("read from the file", rec), ("decoded (no file)", dec)):
+            print(f"| {label} | {r['seconds']:.2f} | {r['peak'] / 1e6:.0f} | {r['groups']} |")
+        print(f"\nread/decoded: time {rec['seconds'] / dec['seconds']:.2f}x, peak {rec['peak'] / dec['peak']:.2f}x\n")
+        t0 = time.perf_counter()
+        synthetic_dataset(work / "synthetic", args.rows)
+        made = time.perf_counter() - t0
+        big = _child(["inspect", str(work / "synthetic")])
+        print(f"## 3. inspect of a packed dataset of {args.rows:,} records, fingerprints read from the file\n")
+        print(f"seconds {big['seconds']:.1f} (bound 120), peak {big['peak'] / 1e6:.0f} MB (bound 300), "
+              f"{big['peak'] / args.rows:.0f} B/record; {big['notes']}; (made in {made:.0f} s)")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -212,6 +212,8 @@ def main() -> int:
                     help="rounds (pack, then bare loop) per row; the fastest of each is kept: on a shared "
                          "machine the fastest run is the one least disturbed")
     ap.add_argument("--no-pass-through", action="store_true")
+    ap.add_argument("--only-pass-through", action="store_true",
+                    help="only the --pass-through rows (issue 32's -j 2 / -j 1 figure), not the resize rows")
     ap.add_argument("--out", type=Path, default=Path("/dev/shm/imgprep-scaling") if Path("/dev/shm").is_dir()
                     else BENCH_DIR / "scaling")
     ap.add_argument("--baseline", type=Path, help="another checkout, run at the largest worker count")
@@ -251,7 +253,7 @@ def main() -> int:
         images = sum(1 for _ in lst.open())
         warm_page_cache([Path(p) for p in paths.read_text().split("\n") if p][: images])
         out = args.out / "out"
-        for j in args.workers:
+        for j in args.workers if not args.only_pass_through else ():
             cmd, env = pack_cmd(None, lst, root, out, j, ["--resize", str(resize), "--quality", "95",
                                                            "--executor", args.executor])
             runs = [(measure_pack(cmd, env, out, images), measure_bare(exe, paths, j, resize, images))
@@ -306,8 +308,8 @@ def main() -> int:
 
     text = "\n\n".join([
         f"{cores} cores ({machine_info()['cpu']}), load {load_average()} at the end",
-        table(["corpus", "-j", "imgprep img/s", "C limit img/s", "ratio", "CPU us/img imgprep / C",
-               "cores used", "serial us/img", "start-up s", "marginal img/s", "executor"], rows),
+        *([table(["corpus", "-j", "imgprep img/s", "C limit img/s", "ratio", "CPU us/img imgprep / C",
+                  "cores used", "serial us/img", "start-up s", "marginal img/s", "executor"], rows)] if rows else []),
         *([table(["workload", "-j", "img/s", "x first row", "cores used", "serial us/img", "start-up s",
                   "marginal img/s", "executor"], pass_rows)] if pass_rows else []),
         *speedups(results["rows"]),

@@ -162,6 +162,9 @@ class ConvertResult:
     channel: dict[str, Any] | None = None
     image_root: str | None = None
     duplicates: dedup_mod.Groups | None = None
+    # --dedup same-split in prepare: the pass's rows as a local fingerprint file in image order
+    # (a temporary, removed by the caller), which the pack writes in record order
+    pass_prints: str | None = None
     # (target, text) of the lists, class map, manifests and hyperparameters, in the order they are
     # written (hyperparameters.json last); not yet written when convert was asked to defer them.
     files: list[tuple[str, str]] = field(default_factory=list)
@@ -233,6 +236,7 @@ def convert(
     defer_writes: bool = False,
     check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
     progress: bool | None = None,
+    after: AfterPass | None = None,
 ) -> ConvertResult:
     """Load, split and write ``train.lst``/``val.lst``/…, ``classes.json``, ``hyperparameters.json``
     and (with ``options.manifest_prefix``) ``<split>.manifest`` under ``outdir`` (local or ``s3://``).
@@ -246,6 +250,7 @@ def convert(
     (``prepare`` writes them once every split is packed: its commit point).  ``check_splits``
     (prepare: output names, ``--resume``) sees the splits before any image is read (see :func:`split`).
     ``progress`` chooses the duplicate pass's meter as ``--progress`` does pack's (:mod:`imgprep.layout.meter`).
+    ``after`` (``prepare``): what becomes of the duplicate pass (:class:`AfterPass`).
     """
     kind, input, outdir, options, image_root = (request.kind, request.input, request.outdir, request.options,
                                                 request.image_root)
@@ -260,17 +265,32 @@ def convert(
     listed_root = dataset.root or image_root
     keep_inside(dataset, storage.local_path(listed_root) if listed_root else None,
                 follow_outside=options.follow_links_outside_root)
+    after = after or AfterPass()
+    kept: list[str] = []
     splits, dups = split(dataset, options, storage=storage, image_root=image_root, say=say, check_splits=check_splits,
-                         stored=images.stored, progress=progress)
+                         stored=images.stored, progress=progress, defer_report=after.defer_report,
+                         keep=kept if after.keep_prints else None)
     if options.dedup == "same-split" and check_splits is not None:
         check_splits(dataset, splits)
     result = write(dataset, splits, outdir, options, images=images, storage=storage, say=say, defer=defer_writes)
     result.duplicates = dups
+    result.pass_prints = kept[0] if kept else None
     if dups is not None and options.dedup_report:
         result.outputs.append(options.dedup_report)
     if say is not echo:
         say.flush()
     return result
+
+
+@dataclass(frozen=True)
+class AfterPass:
+    """What ``prepare`` asks of the duplicate pass.  ``defer_report``: with ``--dedup report`` no
+    pass runs here; the pack workers fingerprint what they store and the caller reports with
+    :func:`report_duplicates`.  ``keep_prints``: the pass's rows are kept as ``result.pass_prints``
+    (see :class:`ConvertResult`), for the pack to write."""
+
+    defer_report: bool = False
+    keep_prints: bool = False
 
 
 @dataclass(frozen=True)
@@ -305,10 +325,11 @@ def load(kind: Kind, input: str, options: ConvertOptions, images: ImageOutput) -
     )
 
 
-def split(
+def split(  # noqa: PLR0913 - the duplicate pass's settings: one object when convert and prepare part ways
     dataset: Dataset, options: ConvertOptions, *, storage: Store, image_root: str | None, say: Echo,
     check_splits: Callable[[Dataset, dict[str, np.ndarray]], None] | None = None,
-    stored: Callable[[bytes], bytes] | None = None, progress: bool | None = None,
+    stored: Callable[[bytes], bytes] | None = None, progress: bool | None = None, defer_report: bool = False,
+    keep: list[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dedup_mod.Groups | None]:
     """Image indices per split (duplicate groups kept whole with ``--dedup same-split``), and the groups.
     ``check_splits`` sees the splits before any image is read (after the duplicates with same-split)."""
@@ -330,11 +351,11 @@ def split(
     if options.dedup != "same-split" and check_splits is not None:  # the splits do not wait for the duplicates
         check_splits(dataset, make_splits(dataset, plan, shuffle=options.shuffle, seed=options.seed))
     dups = None
-    if options.dedup != "off":
+    if options.dedup != "off" and not (defer_report and options.dedup == "report"):
         shown = getattr(say, "echo", say) is not None  # a silent caller sees no bar unless it asks (progress=True)
         dups = _duplicates(dataset, image_root, options.dedup, options.dedup_threshold, storage, warn,
                            follow_outside=options.follow_links_outside_root, stored=stored,
-                           progress=progress if progress is not None or shown else False)
+                           progress=progress if progress is not None or shown else False, keep=keep)
     if options.dedup == "same-split" and dups is not None and dups.grouped:
         splits = _split_groups(dataset, plan, dups, shuffle=options.shuffle, seed=options.seed)
     else:
@@ -455,7 +476,7 @@ def hyperparameters_line(params: Mapping[str, str]) -> str:
 def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: int | None,  # noqa: PLR0913
                 storage: Store, say: Echo, follow_outside: bool = False,
                 stored: Callable[[bytes], bytes] | None = None,
-                progress: bool | None = None) -> dedup_mod.Groups | None:
+                progress: bool | None = None, keep: list[str] | None = None) -> dedup_mod.Groups | None:
     root = dataset.root or image_root
     if dataset.pixels is None and root is not None:
         from imgprep.errors import MissingPieceError
@@ -496,8 +517,24 @@ def _duplicates(dataset: Dataset, image_root: str | None, mode: str, threshold: 
             finally:
                 tick(1)
 
-        return dedup_mod.find(len(dataset), counted,
-                              threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+        return _find(len(dataset), counted, DEFAULT_THRESHOLD if threshold is None else threshold, storage, keep)
+
+
+def _find(n: int, read: Callable[[int], Any], threshold: int, storage: Store,
+          keep: list[str] | None) -> dedup_mod.Groups:
+    """The pass; ``keep``: its rows spooled and published as a local file, whose path is appended."""
+    if keep is None:
+        return dedup_mod.find(n, read, threshold=threshold)
+    from imgprep.splits.prints_spool import SpooledPrints
+
+    prints = SpooledPrints()
+    try:
+        groups = dedup_mod.find(n, read, threshold=threshold, prints=prints)
+    except BaseException:
+        prints.spool.close()
+        raise
+    keep.append(prints.publish(storage))
+    return groups
 
 
 @contextlib.contextmanager
@@ -522,6 +559,29 @@ def _split_groups(dataset: Dataset, plan: SplitPlan | None, dups: dedup_mod.Grou
     else:
         parts = split_single(labels, plan, [c.name for c in dataset.classes])
     return dedup_mod.expand({name: reps[idx] for name, idx in parts.items()}, dups)
+
+
+def duplicate_pass(result: ConvertResult, request: ConvertRequest, *, storage: Store, say: Echo,
+                   stored: Callable[[bytes], bytes] | None = None, progress: bool | None = None) -> None:
+    """The duplicate pass :func:`convert` deferred, run now and reported (``prepare`` when some images
+    are in no split, so its pack would not fingerprint them all)."""
+    options = request.options
+    dups = _duplicates(result.dataset, request.image_root, options.dedup, options.dedup_threshold, storage,
+                       getattr(say, "warn", say), follow_outside=options.follow_links_outside_root, stored=stored,
+                       progress=progress)
+    if dups is not None:
+        report_duplicates(result, dups, options, storage, say)
+
+
+def report_duplicates(result: ConvertResult, dups: dedup_mod.Groups, options: ConvertOptions, storage: Store,
+                      say: Echo) -> None:
+    """The duplicate report of a conversion whose groups were found later (``prepare``: from the
+    fingerprints its pack workers took), as :func:`convert` prints it."""
+    result.duplicates = dups
+    _say_duplicates(result.dataset, result.splits, dups, options.dedup, options.dedup_report, storage,
+                    getattr(say, "warn", say))
+    if options.dedup_report:
+        result.outputs.append(options.dedup_report)
 
 
 def _say_duplicates(dataset: Dataset, splits: Mapping[str, np.ndarray], dups: dedup_mod.Groups, mode: str,

@@ -23,15 +23,18 @@ from typing import Any
 
 from imgprep import outputs
 from imgprep.convert import (
+    AfterPass,
     ConvertOptions,
     ConvertRequest,
     ConvertResult,
     Echo,
     ImageOutput,
     convert,
+    duplicate_pass,
     hyperparameters_line,
+    report_duplicates,
 )
-from imgprep.errors import UsageError
+from imgprep.errors import FormatError, UsageError
 from imgprep.formats import classmap, hyperparams
 from imgprep.formats.display import Messages, messages
 from imgprep.formats.lst import LstItem
@@ -118,6 +121,20 @@ class PreparePlan:
     source: Any | None  # in-memory images (MNIST); None: image files under the image root
     pack_options: PackOptions
     storage: Store  # every read and write of the run
+    # --dedup report: the duplicate report waits for the fingerprints the pack workers take
+    report_after_pack: bool = False
+    options: ConvertOptions = field(default_factory=ConvertOptions)
+
+    def discard(self) -> None:
+        """Remove the pass's temporary fingerprint file (same-split), once the packs are done."""
+        path = self.converted.pass_prints
+        if path is not None:
+            import contextlib
+            import os
+
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            self.converted.pass_prints = None
 
 
 def _one_links_switch(request: PrepareRequest) -> PrepareRequest:
@@ -159,9 +176,14 @@ def _dataset_pack_options(pack_options: PackOptions, dataset: Dataset) -> PackOp
 
 
 def plan_prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None = None,
-                 defer_writes: bool = False) -> PreparePlan:
+                 defer_writes: bool = False, in_pack: bool = True) -> PreparePlan:
     """Convert the request's input into lists and metadata under its ``outdir`` and say how to pack
-    them (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`)."""
+    them (``defer_writes``: the lists and metadata are left in ``converted.files``, see :func:`prepare`).
+
+    ``in_pack`` (one host): the pack workers fingerprint every stored image and write the
+    fingerprint file (:mod:`imgprep.formats.prints`) that ``inspect`` reads; with ``--dedup report``
+    that replaces the duplicate pass before the pack (each image decoded once more, small), and
+    the report follows the packs (:meth:`PrepareRun.write_splits`)."""
     request = _one_links_switch(request)
     spec = request.spec
     channels = packed_channels(spec)
@@ -169,12 +191,25 @@ def plan_prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None =
                          stored=_stored(spec, request.pack_options))
     # the duplicate pass is one of prepare's passes: the same --progress/--quiet as its packs
     run = request.pack_options
+    progress = False if run.quiet else run.progress
+    records = in_pack and request.output_format == outputs.DEFAULT and request.options.dedup != "off"
+    defer = records and request.options.dedup == "report" and not run.resume
+    keep = records and request.options.dedup == "same-split" and not run.resume
     converted = convert(request.conversion(), storage=storage, echo=echo, images=images, defer_writes=defer_writes,
-                        check_splits=_splits_check(request, storage), progress=False if run.quiet else run.progress)
+                        check_splits=_splits_check(request, storage), progress=progress,
+                        after=AfterPass(defer_report=defer, keep_prints=keep))
     dataset = converted.dataset
+    if defer and sum(len(idx) for idx in converted.splits.values()) < len(dataset):
+        # images in no split are not packed, so not fingerprinted by the pack: the pass runs now
+        duplicate_pass(converted, request.conversion(), storage=storage, say=echo or messages(None),
+                       stored=images.stored, progress=progress)
+        defer = False
     source = dataset.make_source(channels=channels) if dataset.make_source is not None else None
     pack_options = _dataset_pack_options(request.pack_options, dataset)
-    return PreparePlan(converted, source, pack_options, storage)
+    if records:  # the pack writes the fingerprint file: the pass's rows (same-split), or its workers'
+        pack_options = dataclasses.replace(pack_options, fingerprint=True, fingerprints_from=converted.pass_prints)
+    return PreparePlan(converted, source, pack_options, storage, report_after_pack=defer,
+                       options=request.options)
 
 
 @dataclass
@@ -203,14 +238,17 @@ def prepare(request: PrepareRequest, storage: Store, *, echo: Echo | None = None
     say = messages(echo)  # tables and packed splits as they come; warnings, then the summary, last
     output = outputs.get(request.output_format)
     plan = plan_prepare(request, storage, echo=say, defer_writes=True)
-    source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
-    run = PrepareRun(plan, outdir, spec, output, say)
-    run.refuse_another_split()
-    note = reencode_note(spec, in_memory=plan.source is not None)
-    if note:
-        say.warn(note)
     out = PrepareResult(converted=plan.converted)
-    out.packed = run.write_splits(source, lambda name, summary: say(f"packed {name}: {summary.format()}"))
+    try:
+        source = plan.source if plan.source is not None else image_root_for(kind, plan.converted.dataset, image_root)
+        run = PrepareRun(plan, outdir, spec, output, say)
+        run.refuse_another_split()
+        note = reencode_note(spec, in_memory=plan.source is not None)
+        if note:
+            say.warn(note)
+        out.packed = run.write_splits(source, lambda name, summary: say(f"packed {name}: {summary.format()}"))
+    finally:
+        plan.discard()
     for target in run.commit(out.packed):
         say(f"wrote {target}")
     say.flush()
@@ -266,6 +304,26 @@ class PrepareRun:
         self.retirement.finish()  # every split was already complete (--resume): the old files may still be there
         return packed
 
+    def _report_duplicates(self) -> None:
+        """``--dedup report`` from the fingerprints the pack workers took of what they stored (read
+        from every split's fingerprint file, once the splits are packed or joined)."""
+        from imgprep.formats.dataset import from_json, record_folder, record_name
+        from imgprep.formats.recordio import output_prefix
+        from imgprep.splits.neardup import DEFAULT_THRESHOLD
+        from imgprep.splits.prints_file import JoinedPrints, groups_by_id, open_prints
+
+        parts = []
+        for name in self.splits:
+            uri = record_name(output_prefix(self.split_output(name)))
+            record = from_json(self.storage.read_bytes(uri), uri)
+            if record.fingerprints is None:
+                raise FormatError("the dataset record lists no fingerprint file (for the duplicate report)", path=uri)
+            parts.append(open_prints(self.storage, record_folder(uri), record.fingerprints, record.records))
+        converted, options = self.plan.converted, self.plan.options
+        threshold = DEFAULT_THRESHOLD if options.dedup_threshold is None else options.dedup_threshold
+        groups = groups_by_id(JoinedPrints(parts), len(converted.dataset), threshold)
+        report_duplicates(converted, groups, options, self.storage, self.say)
+
     def retire_all(self) -> None:
         """Before outputs published by someone else (the Processing join): the whole old generation."""
         self.retirement.everything()
@@ -273,6 +331,8 @@ class PrepareRun:
     def commit(self, written: Mapping[str, Any]) -> list[str]:
         """The lists and metadata, described from what was ``written`` (hyperparameters.json last)."""
         converted = self.plan.converted
+        if self.plan.report_after_pack:
+            self._report_duplicates()
         describe_packed(converted, written, self.spec, self.outdir, self.storage, self.say, deferred=True)
         published = self.output.publish(self.outdir, written, self.storage, converted)
         converted.write_files(self.storage)

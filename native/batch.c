@@ -218,6 +218,56 @@ static size_t frame_in_place(buf *out, size_t start, size_t n) {
 
 static uint32_t crc_table[16][256];
 static int crc_ready; /* set under the GIL (pack_batch's caller holds it when it builds the table) */
+static int crc_clmul; /* the CPU multiplies carry-less (PCLMULQDQ): crc32_fold below */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CRC_FOLD 1
+/* zlib's CRC-32 by folding with carry-less multiplies (Intel's "Fast CRC Computation Using
+ * PCLMULQDQ", as Chromium's zlib and Linux's crc32-pclmul do it; the constants are theirs):
+ * about 10x the table's speed, so that a record's checksum costs a worker less than reading
+ * the file.  `crc` is the running state (not inverted); n >= 64 and a multiple of 16. */
+__attribute__((target("pclmul,sse4.1"))) static uint32_t crc32_fold(uint32_t crc, const unsigned char *p,
+                                                                    size_t n) {
+    const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596, 0x0154442bd4), k3k4 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
+    const __m128i k5 = _mm_set_epi64x(0, 0x0163cd6124), poly = _mm_set_epi64x(0x01f7011641, 0x01db710641);
+    const __m128i low32 = _mm_setr_epi32(~0, 0, ~0, 0);
+    __m128i x1 = _mm_loadu_si128((const __m128i *)p), x2 = _mm_loadu_si128((const __m128i *)(p + 16));
+    __m128i x3 = _mm_loadu_si128((const __m128i *)(p + 32)), x4 = _mm_loadu_si128((const __m128i *)(p + 48));
+    __m128i t;
+    x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
+    for (p += 64, n -= 64; n >= 64; p += 64, n -= 64) { /* four lanes, 512 bits a step */
+        __m128i f1 = _mm_clmulepi64_si128(x1, k1k2, 0x00), f2 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
+        __m128i f3 = _mm_clmulepi64_si128(x3, k1k2, 0x00), f4 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k1k2, 0x11), f1), _mm_loadu_si128((const __m128i *)p));
+        x2 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x2, k1k2, 0x11), f2),
+                           _mm_loadu_si128((const __m128i *)(p + 16)));
+        x3 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x3, k1k2, 0x11), f3),
+                           _mm_loadu_si128((const __m128i *)(p + 32)));
+        x4 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x4, k1k2, 0x11), f4),
+                           _mm_loadu_si128((const __m128i *)(p + 48)));
+    }
+    /* the four lanes into one, then 128 bits a step */
+    t = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x2), t);
+    t = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x3), t);
+    t = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x4), t);
+    for (; n >= 16; p += 16, n -= 16) {
+        t = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), _mm_loadu_si128((const __m128i *)p)), t);
+    }
+    /* 128 bits to 64, then Barrett's reduction to 32 */
+    t = _mm_clmulepi64_si128(x1, k3k4, 0x10);
+    x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), t);
+    t = _mm_srli_si128(x1, 4);
+    x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, low32), k5, 0x00), t);
+    t = _mm_clmulepi64_si128(_mm_and_si128(x1, low32), poly, 0x10);
+    t = _mm_clmulepi64_si128(_mm_and_si128(t, low32), poly, 0x00);
+    return (uint32_t)_mm_extract_epi32(_mm_xor_si128(x1, t), 1);
+}
+#endif
 
 static void crc_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
@@ -227,11 +277,23 @@ static void crc_init(void) {
     }
     for (int i = 0; i < 256; i++)
         for (int s = 1; s < 16; s++) crc_table[s][i] = (crc_table[s - 1][i] >> 8) ^ crc_table[0][crc_table[s - 1][i] & 0xFF];
+#ifdef CRC_FOLD
+    __builtin_cpu_init();
+    crc_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+#endif
     crc_ready = 1;
 }
 
 static uint32_t crc32_of(const unsigned char *p, size_t n) {
     uint32_t c = 0xFFFFFFFFu;
+#ifdef CRC_FOLD
+    if (crc_clmul && n >= 64) { /* the whole 16-byte blocks folded, the tail by the table */
+        size_t whole = n & ~(size_t)15;
+        c = crc32_fold(c, p, whole);
+        p += whole;
+        n -= whole;
+    }
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     for (; n >= 16; p += 16, n -= 16) { /* slicing by 16 */
         uint32_t w[4];

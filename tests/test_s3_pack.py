@@ -127,6 +127,54 @@ def test_source_prefetch_is_bounded(seaweed: S3Server, images: tuple[Path, list[
         source.close()
 
 
+def test_source_read_ahead_of_large_images_is_bounded_by_bytes(seaweed: S3Server) -> None:
+    """Photos of 256 KiB with ``prefetch_bytes`` of 512 KiB: once the first image's size is known
+    the window is the floor of 8 images, not ``prefetch`` (64) of them.  Fails on the code that
+    held ``prefetch`` images whatever their size (all 24 were fetched)."""
+    from imgprep.storage.s3_source import READ_AHEAD_FLOOR
+
+    client = seaweed.client()
+    client.create_bucket(Bucket="bigsrc")
+    body = bytes(range(256)) * 1024
+    items = [LstItem(i, (0.0,), f"big/{i:02d}.jpg") for i in range(24)]
+    for item in items:
+        client.put_object(Bucket="bigsrc", Key=item.path, Body=body)
+    with FaultProxy(seaweed.endpoint_url) as proxy:
+        source = Storage.from_options(prefetch=64, prefetch_bytes=512 << 10, fetch_workers=2,
+                                      endpoint_url=proxy.url).image_source("s3://bigsrc")
+        stream = source.iter_fetch(items)
+        assert next(stream) == body
+        deadline = time.monotonic() + 10
+        while proxy.seen["GetObject"] < 1 + READ_AHEAD_FLOOR and time.monotonic() < deadline:
+            time.sleep(0.01)  # let read-ahead run as far as it can
+        time.sleep(0.2)
+        assert proxy.seen["GetObject"] == 1 + READ_AHEAD_FLOOR  # the one consumed + the floor's window
+        assert list(stream) == [body] * 23  # and every image still comes, in order
+        stream.close()
+        source.close()
+
+
+def test_source_reads_small_images_further_ahead_than_the_old_window(
+    seaweed: S3Server, images: tuple[Path, list[LstItem]], s3_images: str
+) -> None:
+    """The default read-ahead of small images goes past the 64 images it once stopped at (a slow
+    GET among them no longer starves the packer), up to ``prefetch``."""
+    _, items = images
+    many = [LstItem(1000 + i, item.labels, item.path) for i, item in enumerate(items * 4)]  # 120 small images
+    with FaultProxy(seaweed.endpoint_url) as proxy:
+        source = Storage.from_options(endpoint_url=proxy.url).image_source(s3_images)
+        assert source.prefetch > 64
+        stream = source.iter_fetch(many)
+        next(stream)
+        deadline = time.monotonic() + 10
+        while proxy.seen["GetObject"] < len(many) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert proxy.seen["GetObject"] == len(many)  # all 120 ahead: 64 + 1 before
+        stream.close()
+        source.close()
+
+
 # --------------------------------------------------------------------------- the packer
 
 

@@ -34,8 +34,9 @@ def _lines(err: str) -> dict[str, list[str]]:
 
 
 def test_prepare_progress_forces_lines_for_the_duplicate_pass_too(photos: Path, tmp_path: Path) -> None:
+    # --dedup same-split: the pass before the pack (the default report fingerprints in the pack workers)
     proc = run_imgprep("prepare", "folders", photos, "-o", tmp_path / "out", "--split", "train=0.5,val=0.5",
-                       "-j", "1", "--progress")
+                       "-j", "1", "--progress", "--dedup", "same-split")
     found = _lines(proc.stderr)
     assert {"duplicates", "pack train", "pack val"} <= set(found), proc.stderr
     assert found["duplicates"][0].endswith("0/12 img") and found["duplicates"][-1].endswith("12/12 img")
@@ -47,7 +48,7 @@ def test_prepare_progress_forces_lines_for_the_duplicate_pass_too(photos: Path, 
 def test_the_api_prepare_progress_covers_the_duplicate_pass(photos: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     imgprep.prepare("folders", str(photos), str(tmp_path / "out"), split="train=0.5,val=0.5", num_workers=1,
-                    progress=True)
+                    progress=True, dedup="same-split")  # the pass before the pack (report has none)
     assert {"duplicates", "pack train", "pack val"} <= set(_lines(capsys.readouterr().err))
     imgprep.prepare("folders", str(photos), str(tmp_path / "off"), split="train=0.5,val=0.5", num_workers=1,
                     echo=print)  # the API's default: no progress, even where it prints

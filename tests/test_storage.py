@@ -102,3 +102,20 @@ def test_options_are_checked() -> None:
         Storage().open_output("gs://b/k")
     with pytest.raises(UsageError, match="different storage"):
         Storage().replace("/tmp/a", "s3://b/a")
+
+
+def test_local_output_writes_a_large_buffer_straight_to_the_file(tmp_path: Path) -> None:
+    """A chunk of records (≥ 64 KiB) goes from the caller's memory to the file, not through the
+    file object's 1 MiB buffer (a copy of every byte of a .rec on the packer's serial thread):
+    it is in the temporary file before any flush, after the small writes before it, in order.
+    Fails on the code that buffered it."""
+    out = Storage().open_output(str(tmp_path / "x.rec"))
+    head, chunk, tail = b"h" * 100, bytes(range(256)) * 400, memoryview(b"t" * 10)
+    out.write(head)
+    out.write(memoryview(chunk))
+    (part,) = tmp_path.glob(".x.rec.*.part")
+    assert part.read_bytes() == head + chunk
+    out.write(tail)
+    out.commit()
+    assert (tmp_path / "x.rec").read_bytes() == head + chunk + b"t" * 10
+    assert out.bytes_written == len(head) + len(chunk) + 10

@@ -22,6 +22,7 @@ Examples:
   imgprep inspect out/ --html report.html   # a page, its thumbnails in report-thumbs/
   imgprep inspect out/ --json > report.json
   imgprep inspect out/ --dedup-report dups.jsonl   # every duplicate group, val ids to drop
+  imgprep inspect s3://bucket/out/          # through the same Store as pack and verify
 
 \b
 Duplicates come in groups: identical files, and copies that are resized, re-encoded,
@@ -35,7 +36,7 @@ hashing into a union-find: no pair lists, memory ~ number of images.
 Exit status: 0 (even with duplicates: read the report), 1 error, 2 usage."""
 )
 @options("path", "inspect_root", "threshold", "as_json", "html_out", "dedup_report", "num_workers", "report_quiet",
-         "progress")
+         "progress", "endpoint_url")
 def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | None, **given: Any) -> None:
     """Per-split class histograms, image sizes, exact and near duplicates, and leaks across splits."""
     from imgprep import outputs
@@ -46,10 +47,12 @@ def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | 
         from imgprep.requirements import require
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
+    storage = Storage.from_options(endpoint_url=given["endpoint_url"])
     with meter("inspect", None, "img", quiet=given["quiet"], progress=given["progress"], leave=False) as bar:
         try:
-            findings = outputs.opening(path, Storage()).inspect(path, root=given["root"], threshold=given["threshold"],
-                                                                workers=given["num_workers"], tick=bar.update)
+            findings = outputs.opening(path, storage).inspect(path, root=given["root"], threshold=given["threshold"],
+                                                              workers=given["num_workers"], tick=bar.update,
+                                                              total=bar.set_total, storage=storage)
         except ImageError as exc:
             if given["root"] is None and not path.endswith(".rec"):
                 raise ImageError(f"{exc.message} (without --root, the images are looked for beside the list, "

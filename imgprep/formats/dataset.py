@@ -83,6 +83,17 @@ class ListRef:
 
 
 @dataclass(frozen=True)
+class PrintsEntry:
+    """The fingerprint file (:mod:`imgprep.formats.prints`) beside the shards: one row per record, in
+    record order; a reader checks its size, checksum and row count before trusting it."""
+
+    name: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class DatasetRecord:
     imgprep_version: str
     list: ListRef
@@ -95,6 +106,7 @@ class DatasetRecord:
     num_classes_unknown: str | None = None  # why num_classes is None (written as a reason when it is)
     class_names: tuple[str, ...] | None = None  # by class index, when the writer had them
     # --- end of classes for readers ---
+    fingerprints: PrintsEntry | None = None  # each record's duplicate fingerprint (prepare --dedup)
 
     @property
     def records(self) -> int:
@@ -136,6 +148,7 @@ def to_json(record: DatasetRecord) -> str:
         "records": record.records,
         "skipped": record.skipped,
         "shards": [_shard_doc(s) for s in record.shards],
+        **({"fingerprints": vars(record.fingerprints)} if record.fingerprints is not None else {}),
     }
     return json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=1) + "\n"
 
@@ -223,6 +236,7 @@ def from_json(text: str | bytes, path: str) -> DatasetRecord:
         num_classes=get.optional_count("num_classes"),
         skipped=get.count("skipped"),
         **_classes_fields(get, doc),
+        fingerprints=_prints_entry(doc.get("fingerprints"), path),
     )
     if get.count("records") != record.records:
         raise FormatError(f"records {doc['records']} != the sum over its shards ({record.records})", path=path)
@@ -240,6 +254,15 @@ def _classes_fields(get: _Getter, doc: dict[str, Any]) -> dict[str, Any]:
             raise get.fail("class_names", f"holds {len(names)} names for num_classes {doc.get('num_classes')!r}")
         names = tuple(names)
     return {"num_classes_unknown": reason if doc.get("num_classes") is None else None, "class_names": names}
+
+
+def _prints_entry(entry: Any, path: str) -> PrintsEntry | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise FormatError("fingerprints is not an object", path=path)
+    get = _Getter(entry, path, "fingerprints.")
+    return PrintsEntry(get.name("name"), get.count("rows"), get.count("bytes"), get.sha("sha256"))
 
 
 def _shard(entry: Any, number: int, path: str) -> ShardEntry:

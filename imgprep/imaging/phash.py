@@ -24,7 +24,7 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
   linked only when both agree: smooth, low-detail images (sky, gradients, colour fields) crowd the
   pHash space, and their check bits tell most of them apart.  Folded once, the check let through
   many times as many strangers whose hashes met (smooth random fields) for few more copies found;
-  folded three times it loses more copies than strangers (docs/duplicates.md has the figures).
+  folded three times it loses more copies than strangers (docs/check-hash.md has the figures).
   What it lets through are images whose grey levels look alike at 32 x 32 in every view tried:
   colour would tell them apart, grey levels cannot.
 - **Low information**: a (trimmed) image whose thumbnail is flat has no detail for its hash to

@@ -67,6 +67,7 @@ class Findings:
                      "check_threshold_bits": CHECK_THRESHOLD, "min_side": NEAR_MIN_SIDE,
                      "images_too_small": s.small, "low_information": s.flat},
             "left_out": self.collection.left_out,
+            "notes": self.collection.notes,
             "classes": self.classes,
             "splits": self.splits,
             "duplicate_groups": [self.group_json(f) for f in self.groups[:groups]],

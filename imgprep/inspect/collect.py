@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from imgprep.errors import FormatError, ImageError, UsageError
 from imgprep.formats import recordio
@@ -33,6 +35,8 @@ class Split:
     items: list[LstItem] = field(default_factory=list)  # .lst entries (paths for records, or the images)
     root: str | None = None
     class_names: list[str] | None = None  # when the source names its classes (a manifest)
+    store: Any = None  # the Store an s3:// split is read through (inspect.remote); None: local files
+    prints: Any = None  # the fingerprints its dataset record keeps, when read instead of decoding (recorded)
     _paths: dict[int, str] | None = None
     _guard: RootGuard | None = None  # keeps image reads inside ``root``, as pack does
 
@@ -56,7 +60,7 @@ class Split:
     def _records(self) -> Iterator[Image]:
         if self.rec is None:  # a list or manifest split has no records to read
             return
-        with recordio.RecordReader(self.rec) as reader:
+        with self._reader() as reader:
             for offset, payload in reader.records():
                 try:
                     header, labels, image = recordio.unpack_image_record(payload)
@@ -65,10 +69,23 @@ class Split:
                 _check_labels(labels, self.rec, f"record at byte {offset} (id {header.id})")
                 yield Image(header.id, labels, self.path_of(header.id), image, offset)
 
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[recordio.RecordReader]:
+        if self.store is None or self.rec is None:
+            with recordio.RecordReader(self.rec or "") as reader:
+                yield reader
+            return
+        with self.store.open_seekable(self.rec) as stream:  # ranged reads, a block at a time
+            yield recordio.RecordReader(stream)
+
     def fetch(self, locator: int) -> bytes:
         if self.rec is not None:
-            with recordio.RecordReader(self.rec) as reader:
+            with self._reader() as reader:
                 return recordio.unpack_image_record(reader.read_at(locator))[2]
+        if self.store is not None:
+            from imgprep.storage.base import join
+
+            return self.store.read_bytes(join(self.root or "", self.items[locator].path))
         if self._guard is None:
             self._guard = RootGuard(self.root or ".")
         path = os.path.join(self.root or ".", self.items[locator].path)
@@ -97,6 +114,7 @@ class Collection:
     class_names: list[str] | None
     folder: str
     left_out: list[str] = field(default_factory=list)  # one line per file of the folder not read, and why
+    notes: list[str] = field(default_factory=list)  # how the images were read (fingerprints: recorded or decoded)
 
 
 def collect(path: str, *, root: str | None = None) -> Collection:
@@ -154,7 +172,7 @@ def _folder_splits(folder: str, root: str | None) -> tuple[list[Split], list[str
     lists = [os.path.join(n, n[: -len("_lst")] + ".lst") for n in names if n.endswith("_lst")]
     lists = [n for n in lists if os.path.isfile(os.path.join(folder, n))]
     if not recs and lists:
-        return sorted((_file_split(os.path.join(folder, n), root) for n in lists), key=_split_order), []
+        return sorted((_file_split(os.path.join(folder, n), root) for n in lists), key=split_order), []
     chosen, left_out = [], []
     for n in names:
         stem, ext = os.path.splitext(n)
@@ -168,10 +186,10 @@ def _folder_splits(folder: str, root: str | None) -> tuple[list[Split], list[str
     stems = [s.name for s in splits]
     for name in sorted({x for x in stems if stems.count(x) > 1}):  # train.lst and train.manifest
         raise UsageError(f"{folder}: split {name!r} has both a .lst and a .manifest: inspect one of them")
-    return sorted(splits, key=_split_order), left_out
+    return sorted(splits, key=split_order), left_out
 
 
-def _split_order(split: Split) -> tuple[int, str]:
+def split_order(split: Split) -> tuple[int, str]:
     order = {"train": 0, "val": 1, "validation": 1, "test": 2}
     return order.get(split.name, 3), split.name
 

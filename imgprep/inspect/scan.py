@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imgprep.errors import ImageError
+from imgprep.errors import FormatError, ImageError
 from imgprep.inspect.collect import Image, Split
 from imgprep.splits.dedup import Measured, Prints, measure
 
@@ -65,7 +65,12 @@ def _measure(batch: list[Image]) -> list[Row | str]:
 
 def scan(splits: Iterable[Split], *, workers: int | None = None,
          tick: Callable[[int], object] = lambda n: None) -> Table:
-    """Measure every image of ``splits`` with ``workers`` threads (native decode releases the GIL)."""
+    """Measure every image of ``splits`` with ``workers`` threads (native decode releases the GIL);
+    splits whose fingerprints were recorded (``split.prints``, :mod:`imgprep.inspect.recorded`)
+    are read, not decoded."""
+    splits = list(splits)
+    if splits and all(s.prints is not None for s in splits):
+        return _recorded(splits, tick)
     table = Table()
     workers = workers or os.cpu_count() or 1
     pending: list[tuple[int, list[Image], Future[list[Row | str]]]] = []
@@ -84,6 +89,28 @@ def scan(splits: Iterable[Split], *, workers: int | None = None,
     return table
 
 
+def _recorded(splits: list[Split], tick: Callable[[int], object]) -> Table:
+    """The table from the records' headers and the recorded fingerprint columns: no image decoded."""
+    from imgprep.splits.prints_file import JoinedPrints
+
+    table = Table()
+    for number, split in enumerate(splits):
+        sizes = {name: split.prints.column(name) for name in ("width", "height", "channels", "id")}
+        row = 0
+        for image in split.images():
+            if image.id != int(sizes["id"][row]):
+                raise FormatError(f"row {row} is record id {int(sizes['id'][row])}, the .rec holds id {image.id}",
+                                  path=split.prints.uri)
+            _append(table, number, image, Measured(int(sizes["width"][row]), int(sizes["height"][row]),
+                                                   int(sizes["channels"][row]), 0, None), prints=False)
+            row += 1
+            if row % BATCH == 0:
+                tick(BATCH)
+        tick(row % BATCH)
+    table.prints = JoinedPrints([s.prints for s in splits])  # type: ignore[assignment]
+    return table
+
+
 def _drain(pending: list[tuple[int, list[Image], Future[list[Row | str]]]], table: Table, name: str,
            limit: int, tick: Callable[[int], object]) -> None:
     while len(pending) > limit:
@@ -96,7 +123,7 @@ def _drain(pending: list[tuple[int, list[Image], Future[list[Row | str]]]], tabl
         tick(len(batch))
 
 
-def _append(table: Table, number: int, image: Image, row: Row) -> None:
+def _append(table: Table, number: int, image: Image, row: Row, *, prints: bool = True) -> None:
     table.split.append(number)
     table.id.append(image.id)
     if len(image.labels) > 1:
@@ -112,5 +139,6 @@ def _append(table: Table, number: int, image: Image, row: Row) -> None:
     for column, value in (("width", row.width), ("height", row.height), ("channels", row.channels),
                           ("encoded", len(image.data)), ("labelkey", hash(tuple(float(x) for x in image.labels)))):
         getattr(table, column).append(value)
-    table.prints.add(row)
+    if prints:
+        table.prints.add(row)
     table.locator.append(image.locator)

@@ -31,6 +31,7 @@ def render(findings: Findings) -> str:
     lines = [f"inspect {findings.collection.folder}: {s['images']:,} images in {len(doc['splits'])} split(s), "
              f"{len(doc['classes'])} classes"]
     lines += [f"  left out: {line}" for line in findings.collection.left_out]
+    lines += [f"  {line}" for line in findings.collection.notes]
     for split in doc["splits"]:
         lines += ["", *_split(split)]
     if findings.summary:

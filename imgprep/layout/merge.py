@@ -101,7 +101,8 @@ def merge_shards(prefix: str, output: str, storage: Store, *, quiet: bool = True
         entry = ShardEntry(rec_uri.rsplit("/", 1)[-1], idx_uri.rsplit("/", 1)[-1], len(checked.crcs), joined.size,
                            len(text.encode()), checked.digest.hexdigest(), hashlib.sha256(text.encode()).hexdigest(),
                            checksums.encode(checked.crcs))
-        storage.write_text(record_name(out), to_json(DatasetRecord(**{**vars(found.record), "shards": (entry,)})))
+        storage.write_text(record_name(out), to_json(DatasetRecord(**{**vars(found.record), "shards": (entry,),
+                                                                      "fingerprints": None})))
         outputs.append(record_name(out))
     return MergeSummary(len(shards), len(joined.lines), joined.size, outputs, copied)
 

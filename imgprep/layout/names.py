@@ -2,7 +2,8 @@
 
 ``PREFIX.rec``/``.idx`` (one shard) or ``PREFIX-00000.rec``/``.idx``, ... (sharded),
 ``PREFIX.dataset.json`` (the dataset record, written last), ``PREFIX.progress.json`` (what an
-unfinished run has published), ``PREFIX.skipped.tsv`` (skipped images), ``PREFIX.lock`` (one writer).
+unfinished run has published), ``PREFIX.skipped.tsv`` (skipped images), ``PREFIX.prints``
+(fingerprints, ``prepare --dedup``), ``PREFIX.lock`` (one writer).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ SHARD_NUMBER = r"-(\d{5,})"
 _NUMBERED = re.compile(SHARD_NUMBER + r"\.(rec|idx)$")
 _UNNUMBERED = re.compile(SHARD_NUMBER + "$")
 # Everything a pack writes under PREFIX.
-_OWNED = re.compile(rf"(?:{SHARD_NUMBER})?\.(rec|idx|dataset\.json|progress\.json|skipped\.tsv)$")
+_OWNED = re.compile(rf"(?:{SHARD_NUMBER})?\.(rec|idx|dataset\.json|progress\.json|skipped\.tsv|prints)$")
 
 
 def numbered_shard(uri: str) -> tuple[str, int, str] | None:

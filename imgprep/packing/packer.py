@@ -33,6 +33,7 @@ from imgprep.formats import typecheck
 from imgprep.formats.dataset import DatasetRecord, ListRef
 from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem, format_line
+from imgprep.formats.prints import prints_name
 from imgprep.imaging.spec import TransformSpec
 from imgprep.layout.meter import Off, meter
 from imgprep.layout.names import output_prefix, record_folder, record_name
@@ -46,6 +47,8 @@ from imgprep.packing.sources import ImageSource, check_source, resolve
 from imgprep.packing.worker import Chunk, Packed, WorkerContext, run_chunk, run_chunk_in_process
 from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
+from imgprep.splits.prints_file import FilePrints, local_prints, pick
+from imgprep.splits.prints_spool import PrintsSpool
 from imgprep.storage.base import Store
 from imgprep.storage.probe import check_access
 
@@ -78,6 +81,12 @@ class PackOptions:
     # the classes the dataset record states (packing.classes): None = the classes.json beside the list
     num_classes: int | None = None
     class_names: tuple[str, ...] | None = None
+    # fingerprint every stored image in the workers and write them as PREFIX.prints, listed in the
+    # dataset record (prepare --dedup report/same-split: formats.prints); not on a resumed run
+    fingerprint: bool = False
+    # instead of fingerprinting: write the rows of this local fingerprint file (in image order, ``id``
+    # = record id) in record order (prepare --dedup same-split: the rows its split was decided on)
+    fingerprints_from: str | None = None
 
     def __post_init__(self) -> None:
         self.num_workers = typecheck.integer("num_workers", self.num_workers, optional=True)
@@ -88,8 +97,11 @@ class PackOptions:
             self.class_names = tuple(str(name) for name in self.class_names)
         for name in ("shard_records", "shard_size", "chunk_size", "checkpoint_bytes"):
             setattr(self, name, typecheck.integer(name, getattr(self, name)))
-        for name in ("strict", "pack_label", "quiet", "report", "resume", "follow_links_outside_root"):
+        for name in ("strict", "pack_label", "quiet", "report", "resume", "follow_links_outside_root",
+                     "fingerprint"):
             typecheck.flag(name, getattr(self, name))
+        if self.fingerprints_from is not None:
+            typecheck.text("fingerprints_from", self.fingerprints_from)
         for name in ("progress", "native"):
             typecheck.flag(name, getattr(self, name), optional=True)
         typecheck.text("executor", self.executor)
@@ -333,7 +345,10 @@ class Packer:
         self.workers = options.num_workers or default_workers()
         self.kind = choose_executor(options.executor, self.workers, spec, chosen)
         guard = getattr(source, "guard", None)
-        self.ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.read_root if guard is not None else None)
+        self.ctx = WorkerContext(spec, chosen.name, options.pack_label, guard.read_root if guard is not None else None,
+                                 fingerprint=options.fingerprint)
+        self.spool: PrintsSpool | None = None
+        self.rows_from: FilePrints | None = None  # options.fingerprints_from, opened
         self.skipped: list[Skipped] = []  # bad images are few; the progress file repeats them per shard
         self.pending: deque[_InFlight] = deque()
         self.executor: Executor | None = None
@@ -351,6 +366,12 @@ class Packer:
     def run(self, progress: Progress, prefix: str, storage: Store) -> PackSummary:
         """Pack what ``progress`` leaves to do; publish the dataset record; return the summary."""
         writer, start = self._open_writer(progress, prefix, storage)
+        given = self.options.fingerprints_from
+        if (self.ctx.fingerprint or given) and not (start or writer.records):  # not an earlier run's records
+            self.spool = PrintsSpool()
+            self.rows_from = local_prints(given, storage) if given else None
+        if self.spool is None or given:
+            self.ctx = dataclasses.replace(self.ctx, fingerprint=False)
         self.bar = _progress(len(self.items), self.options, prefix)
         if start:
             self.bar.resume_at(start)
@@ -372,6 +393,8 @@ class Packer:
             if self.executor is not None:
                 self.executor.shutdown(wait=True, cancel_futures=True)
             self.bar.close(failed=failed)
+            if self.spool is not None:
+                self.spool.close()
         summary = _summary_of(record, prefix, self.chosen_name)
         summary.seconds = time.perf_counter() - started
         summary.serial_cpu = time.thread_time() - cpu
@@ -426,7 +449,8 @@ class Packer:
             )
         writer.close(len(self.items))
         report = write_report(storage, prefix, skipped) if self.options.report else None
-        return self.publisher.finish(len(skipped)), report
+        prints = self.spool.publish(storage, prints_name(prefix)) if self.spool is not None else None
+        return self.publisher.finish(len(skipped), fingerprints=prints), report
 
     def _probe(self) -> None:
         """``--executor auto`` measured on the images themselves: the run's first chunks are made
@@ -505,12 +529,29 @@ class Packer:
             raise RuntimeError("imgprep bug: records appended before the writer was opened")
         self.sizes.add(packed.images)
         cut, keys = flight.cut, flight.chunk.indices
+        if self.spool is not None:
+            self._add_prints(keys, packed)
         if cut.data is None and not packed.reasons:  # every item a local file, none skipped: one run
             writer.write(packed.records, packed.sizes, keys, cut.start, packed.crcs)
         elif self._append_around_skipped(writer, cut, keys, packed):
             return True
         self.bar.update(len(cut.items))
         return False
+
+    def _add_prints(self, keys: list[int], packed: Packed) -> None:
+        """The fingerprint rows of the chunk's records written, in record order."""
+        if self.spool is None:
+            return
+        written = [key for key, size in zip(keys, packed.sizes, strict=True) if size]
+        if self.rows_from is not None:
+            import numpy as np
+
+            ids = np.asarray(written, np.int64)
+            self.spool.add_columns(pick([self.rows_from], np.zeros(len(ids), np.int64), ids), len(ids))
+        elif packed.prints is None:  # the context asked for them: cannot happen, fail loudly
+            raise RuntimeError("imgprep bug: a chunk came back without its fingerprints")
+        else:
+            self.spool.add(packed.prints, written)
 
     def _append_around_skipped(self, writer: ShardWriter, cut: _Cut, keys: list[int], packed: Packed) -> bool:
         """Write the runs of records between skipped images and report those; True when

@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 
 from imgprep.errors import FormatError, StorageError, UsageError
 from imgprep.formats import checksums
-from imgprep.formats.dataset import DatasetRecord, ShardEntry, from_json, json_pieces
+from imgprep.formats.dataset import DatasetRecord, PrintsEntry, ShardEntry, from_json, json_pieces
 from imgprep.layout.files import OutputFiles
 from imgprep.layout.names import progress_name, record_folder, record_name
 from imgprep.layout.progress import OpenShard, Progress
@@ -269,10 +269,11 @@ class Publisher:
         self.files.write(self.progress_name, self.progress.to_json().encode())
         self._checkpointed = True
 
-    def finish(self, skipped: int) -> DatasetRecord:
+    def finish(self, skipped: int, fingerprints: PrintsEntry | None = None) -> DatasetRecord:
         """Write the dataset record (the commit point, invariant 3), then drop the progress file.
-        Returns it without the per-record checksums, which go to the file only."""
-        record = DatasetRecord(**{**vars(self.progress.record), "skipped": skipped})
+        Returns it without the per-record checksums, which go to the file only.  ``fingerprints``:
+        the fingerprint file, already published beside the shards, that the record lists."""
+        record = DatasetRecord(**{**vars(self.progress.record), "skipped": skipped, "fingerprints": fingerprints})
         crcs = {entry.rec: self._checksums(entry) for entry in record.shards}
         size, pieces = json_pieces(record, crcs)
         self.pause()

@@ -195,7 +195,11 @@ def _run(job: Job, cluster: Cluster, config: JobConfig, opt_ml: str, echo: Echo)
         work = cluster.work or join(join(parent or ".", PARTS_FOLDER), run_id)
         if cluster.join != "only":
             share = _write_image_share if images else _pack_share
-            share(job, plan, result, work, run_id, hosts, storage, say)
+            try:
+                share(job, plan, result, work, run_id, hosts, storage, say)
+            finally:
+                if plan.run is not None:
+                    plan.run.plan.discard()
         if cluster.join == "only" or (cluster.join == "auto" and index == 0):
             _join(plan, result, work, run_id, hosts, cluster, say)
         return result
@@ -292,7 +296,10 @@ def _pack_whole(plan: _Plan, result: JobResult, say: Echo) -> None:
 
     final = {channel.name: channel.final for channel in plan.channels}
     if plan.run is not None:
-        plan.run.write_splits(plan.source, told)
+        try:
+            plan.run.write_splits(plan.source, told)
+        finally:
+            plan.run.plan.discard()
         result.outputs.extend(plan.run.commit(result.packed))
         plan.run.say.flush()
         return

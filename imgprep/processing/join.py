@@ -28,6 +28,7 @@ from imgprep.formats import checksums
 from imgprep.formats.dataset import DatasetRecord, ShardEntry, to_json
 from imgprep.formats.imagesize import SizeRange
 from imgprep.formats.lst import LstItem
+from imgprep.formats.prints import prints_name
 from imgprep.formats.recordio import format_index_line, parse_index
 from imgprep.layout.concat import concatenate
 from imgprep.layout.files import publish_single, sha256
@@ -37,6 +38,7 @@ from imgprep.layout.names import record_name, shard_names
 from imgprep.layout.shards import find_shards
 from imgprep.layout.skipped import Skipped, write_report
 from imgprep.packing.packer import list_ref
+from imgprep.packing.prints_file import join_prints
 from imgprep.packing.publish import Publisher
 from imgprep.storage.base import Output, Store, join
 
@@ -159,6 +161,7 @@ class _Part:
     entries: list[tuple[int, int]]  # (key, offset) in file order
     size: int
     record: DatasetRecord | None = None  # the host's dataset record of the part
+    name: str = ""  # that record's URI
 
     def record_size(self, position: int) -> int:
         end = self.entries[position + 1][1] if position + 1 < len(self.entries) else self.size
@@ -210,7 +213,7 @@ def _load_part(storage: Store, info: dict[str, Any]) -> _Part | None:
         previous = offset
     if entries and entries[0][1] != 0:
         raise FormatError("the first record does not start at byte 0", path=idx)
-    return _Part(rec, entries, size, record)
+    return _Part(rec, entries, size, record, name)
 
 
 def plan_order(
@@ -323,6 +326,10 @@ def join_channel(
     label = f"join {output.rstrip('/').rsplit('/', 1)[-1]}"
     with meter(label, len(order), "rec", quiet=quiet, progress=progress) as bar:
         joined = _joined_record(storage, template, items, output, len(dropped), sizes, bar)
+    # the parts' fingerprints (prepare --dedup), joined in record order as one host writes them
+    prints = join_prints(storage, [None if part is None or part.record is None else (part.name, part.record)
+                                   for part in parts], order, prints_name(output))
+    joined = dataclasses.replace(joined, fingerprints=prints)
     storage.write_text(record_name(output), to_json(joined))
     return JoinSummary(len(order), len(dropped), total, outputs, concatenated, dropped, sizes, report)
 
@@ -373,7 +380,8 @@ def _joined_record(storage: Store, template: DatasetRecord, items: Sequence[LstI
     )
     if len(crcs) != shard.records:
         raise FormatError(f"holds {len(crcs)} records, its index {shard.records}", path=rec)
-    return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped)
+    return dataclasses.replace(template, list=list_ref(items), shards=(shard,), skipped=skipped,
+                               fingerprints=None)
 
 
 def _hash_records(storage: Store, uri: str, sizes: SizeRange, bar: Off) -> tuple[str, list[int]]:

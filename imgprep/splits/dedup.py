@@ -49,6 +49,10 @@ ALIASES = {"drop": "same-split"}  # the name it had: it never dropped an image
 WINDOWS = WINDOW_COUNT  # crop windows per image
 ROUNDS = 6  # star-building rounds; what is still unplaced after them stays alone (a missed copy, never a stranger)
 BATCH = 64  # images per pool task
+# rows whose crop windows are queried in one search call: the windows' hash and check columns (two
+# 8-byte values per window) are then held a block at a time, read from a fingerprint file by inspect
+WINDOW_BLOCK = 1 << 17
+CHUNK = 1 << 16  # rows per step where a whole column's temporaries would raise the search's peak
 OK, FLAT, SMALL, UNREADABLE = range(4)  # what a row's fingerprint can be used for
 Reader = Callable[[int], "bytes | np.ndarray"]
 
@@ -162,9 +166,10 @@ class Prints:
         self.check.append(0)
         self.window_check.extend([0] * WINDOWS)
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Values ``lo:hi`` of a column (all by default), without a copy."""
         col = getattr(self, name)
-        return np.frombuffer(col, dtype=col.typecode) if len(col) else np.zeros(0, col.typecode)
+        return (np.frombuffer(col, dtype=col.typecode) if len(col) else np.zeros(0, col.typecode))[lo:hi]
 
 
 @dataclass
@@ -236,23 +241,32 @@ def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tup
     they are used: the search's peak is its index and a few int32 columns."""
     n = len(kind)
     near = np.arange(n, dtype=np.int32)
-    ok = np.flatnonzero(kind == OK).astype(np.int32)
+    ok = np.concatenate([np.flatnonzero(kind[lo: lo + CHUNK] == OK).astype(np.int32) + np.int32(lo)
+                         for lo in range(0, n, CHUNK)] or [np.zeros(0, np.int32)])
     if not len(ok):
         return near, 0
-    uniq, pos = _positions(prints.column("hash")[ok])  # identical hashes collapse here
-    checks = prints.column("check")[ok]
+    uniq, pos = _positions(prints.column("hash"), ok)  # identical hashes collapse here
+    checks, areas = prints.column("check"), prints.column("area")
     node_check = np.full(len(uniq), np.iinfo(np.uint64).max, np.uint64)
-    np.minimum.at(node_check, pos, checks)
-    agree = hamming(checks, node_check[pos]) <= CHECK_THRESHOLD  # the same hash, confirmed
-    del checks
+    for lo in range(0, len(ok), CHUNK):  # chunks: no column is copied whole
+        np.minimum.at(node_check, pos[lo: lo + CHUNK], checks[ok[lo: lo + CHUNK]])
     owner = np.full(n, -1, np.int32)  # per row: its hash's position in uniq (-1: not near-matched)
-    owner[ok[agree]] = pos[agree]
+    for lo in range(0, len(ok), CHUNK):
+        rows, at = ok[lo: lo + CHUNK], pos[lo: lo + CHUNK]
+        agree = hamming(checks[rows], node_check[at]) <= CHECK_THRESHOLD  # the same hash, confirmed
+        owner[rows[agree]] = at[agree]
+    del pos, ok
     area = np.zeros(len(uniq), np.int64)
-    np.maximum.at(area, pos[agree], prints.column("area")[ok[agree]].astype(np.int64))
-    del pos, agree, ok
-    rank = np.empty(len(uniq), np.int32)  # centres preferred: the largest image (the uncropped one)
-    rank[np.lexsort((np.arange(len(uniq)), -area))] = np.arange(len(uniq), dtype=np.int32)
+    for lo in range(0, n, CHUNK):
+        at = owner[lo: lo + CHUNK]
+        np.maximum.at(area, at[at >= 0], areas[lo: lo + CHUNK][at >= 0].astype(np.int64))
+    np.negative(area, out=area)
+    order = np.argsort(area, kind="stable")  # centres preferred: the largest image (the uncropped one)
     del area
+    rank = np.empty(len(uniq), np.int32)
+    for lo in range(0, len(uniq), CHUNK):
+        rank[order[lo: lo + CHUNK]] = np.arange(lo, min(len(uniq), lo + CHUNK), dtype=np.int32)
+    del order
     centre, hits = _stars(uniq, node_check, rank, owner, prints, threshold, workers)
     del uniq, node_check, rank
     rows = np.flatnonzero(owner >= 0).astype(np.int32)
@@ -292,20 +306,29 @@ def _stars(uniq: np.ndarray, node_check: np.ndarray, rank: np.ndarray, owner: np
         if len(alt_row):
             hits += lead(index, icheck, local_rank, prints.column("alt_hash"), prints.column("alt_check"),
                          row_owner[alt_row], leads, threshold, CHECK_THRESHOLD, workers=workers, tables=tables)
-        hits += lead(index, icheck, local_rank, prints.column("windows"), prints.column("window_check"), row_owner,
-                     leads, window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables)
+        for lo in range(0, len(row_owner), WINDOW_BLOCK):  # the windows' columns held a block of rows at a time
+            hi = min(len(row_owner), lo + WINDOW_BLOCK)
+            hits += lead(index, icheck, local_rank, prints.column("windows", lo * WINDOWS, hi * WINDOWS),
+                         prints.column("window_check", lo * WINDOWS, hi * WINDOWS), row_owner[lo:hi], leads,
+                         window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables)
         del index, icheck, row_owner
-        order = np.empty(k, np.int32)  # rank -> local position
-        order[local_rank] = np.arange(k, dtype=np.int32)
-        best = order[leads]  # local position of each hash's best-ranked confirmed neighbour (itself if none)
+        order = np.empty(k, np.int32)  # rank -> local position (chunked, in place: no whole-length temporaries)
+        for lo in range(0, k, CHUNK):
+            order[local_rank[lo: lo + CHUNK]] = np.arange(lo, min(k, lo + CHUNK), dtype=np.int32)
+        best = leads  # local position of each hash's best-ranked confirmed neighbour (itself if none)
+        for lo in range(0, k, CHUNK):
+            best[lo: lo + CHUNK] = order[leads[lo: lo + CHUNK]]
+        placed = np.empty(k, bool)  # the best neighbour is a centre (a centre is its own best)
+        for lo in range(0, k, CHUNK):
+            placed[lo: lo + CHUNK] = best[best[lo: lo + CHUNK]] == best[lo: lo + CHUNK]
         del order, leads, local_rank
-        placed = best[best] == best  # the best neighbour is a centre (a centre is its own best)
         if active is None:
             centre = np.arange(m, dtype=np.int32)
-            active = np.ones(m, bool)
-            sub = np.arange(m, dtype=np.int32)
-        centre[sub[placed]] = sub[best[placed]]
-        active[sub[placed]] = False
+            np.copyto(centre, best, where=placed)
+            active = ~placed
+        else:
+            centre[sub[placed]] = sub[best[placed]]
+            active[sub[placed]] = False
         if placed.all():
             break
     if centre is None:  # no round ran: every image is its own centre
@@ -317,31 +340,41 @@ def _first_of(rows: np.ndarray, keys: np.ndarray, n: int) -> np.ndarray:
     """For each row, the smallest row with the same key."""
     if not len(rows):
         return rows
-    uniq, pos = _positions(keys)
+    uniq, pos = _positions(keys, np.arange(len(keys)))
     first = np.full(len(uniq), n, np.int32)
     np.minimum.at(first, pos, rows)
     return first[pos]
 
 
-def _positions(keys: np.ndarray, chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct keys ascending, int32 position of each key among them): ``np.unique(return_inverse=True)``
-    in about a third of its memory (it holds several int64 arrays of the input's length at once)."""
-    ordered = np.sort(keys)
-    uniq = ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(ordered) else ordered
+def _positions(column: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct ``column[rows]`` ascending, int32 position of each among them): ``np.unique(
+    return_inverse=True)`` in a fraction of its memory (one sorted copy, the rows read in chunks)."""
+    ordered = column[rows]
+    ordered.sort()
+    keep = np.ones(len(ordered), bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    count = 0
+    for lo in range(0, len(ordered), CHUNK):  # the distinct keys moved down in place
+        chunk = ordered[lo: lo + CHUNK][keep[lo: lo + CHUNK]]
+        ordered[count: count + len(chunk)] = chunk
+        count += len(chunk)
+    del keep
+    uniq = ordered[:count] if 4 * count >= 3 * len(ordered) else ordered[:count].copy()
     del ordered
-    pos = np.empty(len(keys), np.int32)
-    for lo in range(0, len(keys), chunk):
-        pos[lo: lo + chunk] = np.searchsorted(uniq, keys[lo: lo + chunk])
+    pos = np.empty(len(rows), np.int32)
+    for lo in range(0, len(rows), CHUNK):
+        pos[lo: lo + CHUNK] = np.searchsorted(uniq, column[rows[lo: lo + CHUNK]])
     return uniq, pos
 
 
 def find(n: int, read: Reader, *, threshold: int = DEFAULT_THRESHOLD, workers: int | None = None,
-         tick: Callable[[int], object] = lambda n: None) -> Groups:
+         tick: Callable[[int], object] = lambda n: None, prints: Prints | None = None) -> Groups:
     """Fingerprint images ``0..n-1`` (``read(i)`` gives bytes or pixels) in threads, then group them.
 
-    Unreadable images stay in groups of their own (the packer reports them later).
+    Unreadable images stay in groups of their own (the packer reports them later).  ``prints``:
+    the (empty) columns to fill, kept by the caller (prepare writes them as the fingerprint file).
     """
-    prints = Prints()
+    prints = Prints() if prints is None else prints
 
     def batch(lo: int) -> list[Measured | None]:
         out: list[Measured | None] = []

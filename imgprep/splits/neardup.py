@@ -1,25 +1,30 @@
 """Near-duplicate search over 64-bit perceptual hashes, straight into groups or stars.
 
-Multi-index hashing (Norouzi et al., 2012): the 64 bits are cut into ``BANDS`` = 4 bands of 16.
-Two hashes within ``threshold`` bits of each other agree within ``r = threshold // BANDS`` bits
-on at least one band (pigeonhole), so a query only meets the hashes in the buckets its bands
-reach by flipping at most ``r`` bits (17 buckets per band for r = 1, 137 for r = 2).  No list
-of pairs is ever built: :func:`lead` (what the duplicate groups use) keeps, per distinct hash,
-the best rank of a hash it is near with the check hashes agreeing (a lock-free minimum, the same
-for any number of threads); :func:`merge` joins every hit into a union-find (the old, chaining
-grouping, kept for benchmarks).  Identical hashes are collapsed before the search starts, and a
-bit permutation (:func:`balance`) spreads the almost-constant bits of photo hashes over the bands.
+Multi-index hashing (Norouzi et al., 2012), with the generalised pigeonhole: the 64 bits are cut
+into bands, band ``i`` searched within ``r_i`` bits; with ``sum(r_i + 1) > threshold``, two
+hashes within the threshold agree within ``r_i`` bits on at least one band, so a query only meets
+the hashes in the buckets its bands reach by flipping at most ``r_i`` key bits.  How many bands,
+their radii and which bits key them is laid out per search (:func:`layout`) from the data's own
+bit frequencies (:func:`balance`) and size: a photo hash's almost-constant bits stay out of every
+key, and the radius goes only where the pigeonhole needs it (8 bits: 2, 1, 1, 1 over four bands,
+not 2 on each).  No list of pairs is ever built: :func:`lead` (what the duplicate groups use)
+keeps, per distinct hash, the best rank of a hash it is near with the check hashes agreeing (a
+lock-free minimum, the same for any number of threads); :func:`merge` joins every hit into a
+union-find (the old, chaining grouping, kept for benchmarks).  Identical hashes are collapsed
+before the search starts.
 
 The search runs in the native core (``imgprep._native.dup_lead``/``dup_union``: C, GIL released,
-one thread per core) when it is built, else in numpy (the same buckets, a chunk of probes per
-whole-array step).  Why not faiss's binary multi-index hash: its range search returns every pair
-it finds, which is what made identical and flat images quadratic; it would also be a 30 MB
-dependency for one loop.
+one thread per core, one band's table at a time) when it is built, else in numpy (four bands of
+16, radius ``threshold // 4`` each, a chunk of probes per whole-array step).  Why not faiss's
+binary multi-index hash: its range search returns every pair it finds, which is what made
+identical and flat images quadratic; it would also be a 30 MB dependency for one loop.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import combinations
+from math import comb
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,11 +37,11 @@ CHUNK = 1 << 14  # probes (queries x flip masks) per numpy pass: bounds the cand
 # Chosen on real photos (benchmarks/bench_dedup.py prints the figures): with crops, borders and turns
 # taken care of by the fingerprint, every kind of copy there lands within 7 bits, and 10 (the old
 # default, when 5% crops had to be reached by the whole-image hash) groups twice as many chance
-# look-alikes.  Thresholds up to 11 (the CLI's maximum) are covered by 4 bands with 2 flipped bits.
+# look-alikes.  Any threshold up to the CLI's maximum (11) is exact: :func:`layout` spends the radius.
 DEFAULT_THRESHOLD = 8
 # Crop windows are compared with the whole-image hashes of the others at 7 bits: up to 7 bits the
-# search flips one bit per band (17 buckets), from 8 two (137): windows are most of the queries, and
-# at 10 bits the search costs five times as much for a tenth more crops found (bench_dedup.py).
+# search flips one bit in each of four bands, from 8 two in one of them: windows are most of the
+# queries, and at 10 bits the search costs several times as much for a tenth more crops found.
 WINDOW_THRESHOLD = 7
 # The check hash (imgprep.imaging.phash) must agree too before two images are linked.  Copies of
 # every kind in tests/dupkinds.py land within it; two unrelated smooth images whose pHashes met by
@@ -115,15 +120,15 @@ def roots(parent: np.ndarray) -> np.ndarray:
 
 
 def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np.ndarray, threshold: int,
-          *, workers: int = 1, symmetric: bool = False) -> int:
+          *, workers: int = 1, symmetric: bool = False, counts: Iterable[int] | None = None) -> int:
     """Join ``owners[k]``'s set with every index hash within ``threshold`` bits of query ``k``.
 
     ``index``: distinct hashes, ascending (``np.unique``); ``owners``: one per query, or one per
     run of ``len(queries) // len(owners)`` queries (a row's crop windows), negative for none;
     ``parent``: a union-find over ``index`` (int32, each link to a smaller index), updated in
     place.  ``symmetric``: the queries are the index itself, each its own owner, so the native
-    search compares each pair from one side only.  Returns the number of hits merged (pairs seen,
-    none kept).
+    search compares each pair from one side only.  ``counts``: the band counts :func:`layout` may
+    choose from (tests try each).  Returns the number of hits merged (pairs seen, none kept).
     """
     index = np.ascontiguousarray(index, dtype=np.uint64)
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
@@ -132,7 +137,9 @@ def merge(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, parent: np
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_union"):
-        return int(core.dup_union(index, queries, owners, parent, threshold, workers, symmetric))
+        plan = layout(None, len(index), threshold, len(queries), counts)
+        return int(core.dup_union(index, queries, owners, parent, threshold, workers, symmetric, plan.perm,
+                                  plan.unperm, plan.bands))
     per = len(queries) // len(owners)
     hits = 0
     for lo in range(0, len(owners), CHUNK):  # bounded temporaries: one chunk of owners' queries at a time
@@ -169,26 +176,128 @@ def _merge_numpy(index: np.ndarray, queries: np.ndarray, owners: np.ndarray, par
     return hits
 
 
-def balance(hashes: np.ndarray, sample: int = 1 << 16) -> tuple[np.ndarray, np.ndarray] | None:
-    """Tables (forward, inverse: 8 x 256 uint64 each) of a bit permutation that gives every band about
-    the same entropy, measured on ``hashes`` (a sample of them).  A permutation applied to every hash
-    and query keeps every distance, so the search finds the same pairs; but a photo hash's DC and
-    first-harmonic bits are almost always set, and left in one band they crowd its buckets ~8x."""
+def balance(hashes: np.ndarray, sample: int = 1 << 16) -> np.ndarray | None:
+    """How often each bit is set (64 floats), measured on ``hashes`` (a sample of them): what the
+    native search lays its bands out by (:func:`layout`).  A photo hash's DC and first-harmonic bits
+    are almost always set: keyed on, they would crowd a band's buckets ~8x; left out of every key
+    (but not out of the bands) they cost nothing.  None for fewer than two hashes."""
     if len(hashes) < 2:
         return None
     step = max(1, len(hashes) // sample)
     picked = np.ascontiguousarray(hashes[::step], dtype=np.uint64)
-    ones = np.array([int(((picked >> np.uint64(b)) & np.uint64(1)).sum()) for b in range(64)]) / len(picked)
-    p = np.clip(ones, 1e-9, 1 - 1e-9)
-    entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
-    snake = [band if (k // BANDS) % 2 == 0 else BANDS - 1 - band for k in range(64) for band in [k % BANDS]]
+    return np.array([int(((picked >> np.uint64(b)) & np.uint64(1)).sum()) for b in range(64)]) / len(picked)
+
+
+# The cost of a band, in comparisons of two hashes (measured with bench_dedup.py's photo bits on
+# 2 cores, AVX-512): a bucket's offsets cost PROBE (a cache miss), shared by the queries of one
+# block that have its key (BLOCK per block); a query's visit to a bucket costs VISIT, and each
+# entry in the bucket one comparison.
+PROBE = 27.0
+VISIT = 2.0
+BLOCK = 1 << 19  # the native core's queries per block
+MAX_KEY = 22  # the native core's largest table: 2^22 buckets
+MAX_PROBES = 4096  # the native core's most buckets visited per key and band
+MAX_SEARCH_BANDS = 8
+
+
+class Layout(NamedTuple):
+    """A search's bit permutation (forward, inverse: 8 x 256 uint64 lookups) and its bands: int32
+    rows of (offset, length, key bits, radius) in the permuted hash, the keys first in each band."""
+
+    perm: np.ndarray
+    unperm: np.ndarray
+    bands: np.ndarray
+    cost: float  # comparisons per query, estimated
+
+
+def _probes(bits: int, radius: int) -> int:
+    return sum(comb(bits, r) for r in range(min(radius, bits) + 1))
+
+
+def layout(ones: np.ndarray | None, n: int, threshold: int, queries: int | None = None,
+           counts: Iterable[int] | None = None) -> Layout:
+    """The cheapest bands for searching ``n`` hashes within ``threshold`` bits, by the bits' measured
+    frequencies (``ones``; None: every bit set half the time), with ``queries`` queries (default ``n``).
+
+    Exact whatever it chooses: with radii ``r_i`` and ``sum(r_i + 1) > threshold``, two hashes within
+    the threshold agree within ``r_i`` bits on some band (generalised pigeonhole).  More bands mean
+    smaller radii (fewer buckets visited) but shorter keys (fuller buckets).  For each number of
+    bands, the key lengths are found by descent on the estimated cost, the most informative bits
+    dealt to the keys, and the bits no key takes (almost constant ones, or more than the index can
+    fill: 2^key <= 2n) stay in a band but out of its key.  Fewer, longer bands win once the index
+    outgrows what four 16-bit keys can spread (a few million hashes, by the measured costs): the
+    entries compared per query then stop growing with the index.  ``counts``: the numbers of bands
+    to weigh (default: 1 to 8)."""
+    p = np.full(64, 0.5) if ones is None else np.clip(np.asarray(ones, dtype=np.float64), 0.0, 1.0)
+    collide = p * p + (1 - p) * (1 - p)  # chance two hashes agree on the bit
+    order = np.argsort(collide, kind="stable").tolist()  # most informative first
+    batch = max(1, min(n if queries is None else queries, BLOCK))
+    cap = int(min(MAX_KEY, max(1, np.floor(np.log2(max(2 * n, 2))))))
+    best: Layout | None = None
+    for m in counts or range(1, min(threshold + 1, MAX_SEARCH_BANDS) + 1):
+        if not 1 <= m <= threshold + 1:  # more bands than the pigeonhole needs: a band of radius -1
+            continue
+        radii = [(threshold + 1) // m - 1 + (i < (threshold + 1) % m) for i in range(m)]
+        half = float(np.exp(np.log(collide[order[: 64 // m]]).mean()))  # a typical key bit
+        lengths = [min(range(cap + 1), key=lambda k, r=r: (_band_cost(k, r, n * half**k, batch)
+                                                           if _probes(k, r) <= MAX_PROBES else np.inf, k))
+                   for r in radii]  # each band's best alone, then trimmed to the 64 bits
+        while sum(lengths) > 64:
+            lengths[max(range(m), key=lambda i: (lengths[i], -i))] -= 1
+        cost, keys = _cost(lengths, radii, order, collide, n, batch)
+        improved = True
+        while improved:  # one bit more or less on one key, while that lowers the cost
+            improved = False
+            for i in range(m):
+                for step in (1, -1):
+                    trial = lengths.copy()
+                    trial[i] += step
+                    if not 0 <= trial[i] <= cap or sum(trial) > 64 or _probes(trial[i], radii[i]) > MAX_PROBES:
+                        continue
+                    c, k = _cost(trial, radii, order, collide, n, batch)
+                    if c < cost - 1e-9:
+                        cost, keys, lengths, improved = c, k, trial, True
+        if best is None or cost < best.cost:
+            best = _lay(keys, radii, cost)
+    if best is None:
+        raise ValueError(f"no band count to weigh for threshold {threshold}")
+    return best
+
+
+def _band_cost(key: int, radius: int, fill: float, batch: int) -> float:
+    return _probes(key, radius) * (PROBE * min(1.0, 2.0**key / batch) + VISIT + fill)
+
+
+def _cost(lengths: list[int], radii: list[int], order: list[int], collide: np.ndarray,
+          n: int, batch: int) -> tuple[float, list[list[int]]]:
+    """Estimated comparisons per query with keys of these lengths, the most informative bits dealt
+    round (snake order, so the keys come out about equally informative); and the keys."""
+    keys: list[list[int]] = [[] for _ in lengths]
+    for turn, bit in enumerate(order):
+        open_ = [i for i in range(len(lengths)) if len(keys[i]) < lengths[i]]
+        if not open_:
+            break
+        ring = open_ if (turn // len(open_)) % 2 == 0 else open_[::-1]
+        keys[ring[turn % len(open_)]].append(bit)
+    cost = sum(_band_cost(len(k), r, n * float(np.prod(collide[k])), batch) for k, r in zip(keys, radii, strict=True))
+    return cost, keys
+
+
+def _lay(keys: list[list[int]], radii: list[int], cost: float) -> Layout:
+    """Bands in order, each its key bits then a share of the bits no key took."""
+    keyed = {b for k in keys for b in k}
+    members = [list(k) for k in keys]
+    for bit in range(64):
+        if bit not in keyed:  # to the band with fewest bits, so none is left empty
+            members[min(range(len(members)), key=lambda i: (len(members[i]), i))].append(bit)
     dest = np.empty(64, np.int64)
-    filled = [0] * BANDS
-    for k, bit in enumerate(np.argsort(-entropy, kind="stable")):  # richest bits dealt round, snake order
-        band = snake[k]
-        dest[bit] = band * BAND_BITS + filled[band]
-        filled[band] += 1
-    return _tables(dest), _tables(np.argsort(dest))
+    rows, at = [], 0
+    for key, band, radius in zip(keys, members, radii, strict=True):
+        for k, bit in enumerate(band):
+            dest[bit] = at + k
+        rows.append((at, len(band), len(key), radius))
+        at += len(band)
+    return Layout(_tables(dest), _tables(np.argsort(dest)), np.array(rows, np.int32), cost)
 
 
 def _tables(dest: np.ndarray) -> np.ndarray:
@@ -204,13 +313,14 @@ def _tables(dest: np.ndarray) -> np.ndarray:
 # The arrays of one search, as the native dup_lead takes them: grouping them would copy them per call.
 def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.ndarray, qcheck: np.ndarray,  # noqa: PLR0913
          owners: np.ndarray | None, leads: np.ndarray, threshold: int, check_threshold: int, *, workers: int = 1,
-         symmetric: bool = False, tables: tuple[np.ndarray, np.ndarray] | None = None) -> int:
+         symmetric: bool = False, tables: np.ndarray | None = None, counts: Iterable[int] | None = None) -> int:
     """:func:`merge`'s search, but a hit counts only when the check hashes (``icheck`` per index
     position, ``qcheck`` per query) are within ``check_threshold`` bits too, and instead of joining
     sets it lowers ``leads[x]`` (int32 per index position, updated in place) to the smallest
     ``rank`` of a position ``x`` is confirmed near, both ways.  ``owners`` None: each query is its
     own owner (``symmetric``: the index searched against itself).  ``tables``: :func:`balance`'s bit
-    permutation for the native search (the same pairs, found faster).  Returns the confirmed hits."""
+    frequencies, which the native search lays its bands out by (the same pairs, found faster);
+    ``counts`` as :func:`merge` takes them.  Returns the confirmed hits."""
     index = np.ascontiguousarray(index, dtype=np.uint64)
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
     if owners is not None:
@@ -222,9 +332,9 @@ def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.nd
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_lead"):
-        perm, unperm = tables if tables is not None else (None, None)
+        plan = layout(tables, len(index), threshold, len(queries), counts)
         return int(core.dup_lead(index, icheck, rank, queries, qcheck, owners, leads, threshold, check_threshold,
-                                 workers, symmetric, perm, unperm))
+                                 workers, symmetric, plan.perm, plan.unperm, plan.bands))
     if owners is None:
         owners = np.arange(len(queries), dtype=np.int32)
     per = len(queries) // len(owners)

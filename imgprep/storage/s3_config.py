@@ -33,7 +33,9 @@ class S3Config:
     ``max_concurrency`` (parts in flight per output), ``checksum``, ``part_retries``,
     ``upload_memory`` (the one budget of part
     buffers all of this store's outputs share, see :mod:`imgprep.storage.budget`).
-    Image reads: ``prefetch`` (images held ahead of the packer), ``fetch_workers`` (concurrent GETs).
+    Image reads: ``prefetch`` (most images held ahead of the packer), ``prefetch_bytes`` (about how
+    many bytes of them: large photos are fetched fewer at a time, small ones further ahead),
+    ``fetch_workers`` (concurrent GETs).
     """
 
     endpoint_url: str | None = None
@@ -48,15 +50,16 @@ class S3Config:
     checksum: str = "CRC32"
     part_retries: int = 3
     upload_memory: int = 40 * MiB
-    prefetch: int = 64
+    prefetch: int = 256
+    prefetch_bytes: int = 8 * MiB
     fetch_workers: int = 16
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checksum", self.checksum.upper())
         if self.checksum not in CHECKSUMS:
             raise UsageError(f"unknown checksum {self.checksum!r} (one of {', '.join(CHECKSUMS)})")
-        for name in ("max_attempts", "max_pool_connections", "max_concurrency", "prefetch", "fetch_workers",
-                     "upload_memory"):
+        for name in ("max_attempts", "max_pool_connections", "max_concurrency", "prefetch", "prefetch_bytes",
+                     "fetch_workers", "upload_memory"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"S3 option {name} must be at least 1, got {getattr(self, name)}")
         for name in ("connect_timeout", "read_timeout"):

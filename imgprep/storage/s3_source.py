@@ -11,8 +11,12 @@ config and profiles, instance and task roles), the endpoint from ``endpoint_url`
 ``AWS_ENDPOINT_URL``, and timeouts and retries from the same :class:`~imgprep.storage.s3_config.S3Config`.
 
 The packer consumes images in list order in its parent process.  :meth:`S3ImageSource.iter_fetch`
-yields them in that order while up to ``prefetch`` downloads run ahead on ``fetch_workers``
-threads, so at most ``prefetch`` images are held in memory whatever the dataset's size.
+yields them in that order while downloads run ahead on ``fetch_workers`` threads: as many images
+as make about ``prefetch_bytes`` at the size seen so far, at most ``prefetch`` and at least
+:data:`READ_AHEAD_FLOOR`.  Small images then run far ahead -- a GET that takes ten times as long as
+the others (the server collecting garbage, a slow disk) is absorbed by those fetched behind it,
+instead of leaving the packer's workers without input -- while large photos are held a few at a
+time: memory stays bounded by bytes whatever the images' sizes or the dataset's.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from imgprep.storage.images import ImageSource
 from imgprep.storage.s3_base import S3Reads, parse_s3_uri
 from imgprep.storage.threads import DaemonExecutor
 
+READ_AHEAD_FLOOR = 8  # images fetched ahead whatever their size: GETs in flight hide S3's latency
+
 
 class S3ImageSource(ImageSource):
     """Images under ``s3://bucket/prefix``, addressed by the list's relative paths.
@@ -40,6 +46,7 @@ class S3ImageSource(ImageSource):
         self.root = root.rstrip("/")
         self.bucket, _ = parse_s3_uri(self.root)
         self.prefetch = int(store.config.prefetch)
+        self.prefetch_bytes = int(store.config.prefetch_bytes)
         self.max_workers = int(store.config.fetch_workers)
         self._store = store
         self._pool: DaemonExecutor | None = None
@@ -78,33 +85,59 @@ class S3ImageSource(ImageSource):
     def iter_fetch(self, items: Iterable[LstItem]) -> Iterator[bytes | ImgprepError]:  # type: ignore[override]
         """Yield each item's bytes (or its error) in order.
 
-        At most ``prefetch`` downloads are pending or held at any time; closing the generator
-        early cancels those not started.
+        Downloads pending or held ahead of the one yielded: :meth:`ahead` of them, never more than
+        ``prefetch``; closing the generator early cancels those not started.
         """
         if self._pool is None:
             self._pool = DaemonExecutor(self.max_workers, "imgprep-s3get")
-        pool = self._pool
-        source = iter(items)
+        pool, source, size = self._pool, iter(items), _Size()
         window: deque[Future[bytes | ImgprepError]] = deque()
-        try:
-            for item in source:
+
+        def top_up() -> None:
+            want = self.ahead(size.mean)
+            while len(window) < want:
+                item = next(source, None)
+                if item is None:
+                    return
                 window.append(pool.submit(self._fetch_or_error, item))
-                if len(window) >= self.prefetch:
-                    break
+
+        try:
+            top_up()
             while window:
                 result = window.popleft().result()
-                for item in source:
-                    window.append(pool.submit(self._fetch_or_error, item))
-                    break
+                if isinstance(result, bytes):
+                    size.note(len(result))
+                top_up()
                 yield result
         finally:
             for future in window:
                 future.cancel()
 
+    def ahead(self, mean: float | None) -> int:
+        """Downloads to keep ahead when images are ``mean`` bytes (None: none fetched yet, one
+        round of GETs)."""
+        floor = min(self.prefetch, READ_AHEAD_FLOOR)
+        if mean is None:
+            return max(floor, min(self.prefetch, self.max_workers))
+        return max(floor, min(self.prefetch, int(self.prefetch_bytes // max(mean, 1.0))))
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)  # a GET stuck on a silent endpoint is left
             self._pool = None
+
+
+class _Size:
+    """The size of the images fetched lately: a moving mean that follows a list whose images grow
+    (thumbnails first, then photos) within a few dozen images."""
+
+    WEIGHT = 1 / 16
+
+    def __init__(self) -> None:
+        self.mean: float | None = None
+
+    def note(self, size: int) -> None:
+        self.mean = float(size) if self.mean is None else self.mean + (size - self.mean) * self.WEIGHT
 
 
 def _first_line(exc: BaseException) -> str:
