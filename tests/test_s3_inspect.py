@@ -64,3 +64,37 @@ def test_a_missing_s3_prefix_is_one_line(seaweed, uploaded, imgprep_cli):
     done = imgprep_cli("inspect", f"s3://{BUCKET}/nothing/", "--endpoint-url", seaweed.endpoint_url, check=False)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].endswith(f"s3://{BUCKET}/nothing: no such file or prefix")
+
+
+def test_a_sharded_split_is_one_split_locally_and_on_s3(seaweed, uploaded, imgprep_cli, tmp_path):
+    """``train-00000.rec``, ``train-00001.rec``... are the split ``train`` (as the reader opens it):
+    copies in two of its shards are no leak, and its fingerprint file covers every shard."""
+    _, src = uploaded
+    out = tmp_path / "sharded"
+    prepare("folders", src, out, split="train=0.5,val=0.5", resize=64, shard_records=2, echo=lambda s: None)
+    whole = tmp_path / "whole"
+    prepare("folders", src, whole, split="train=0.5,val=0.5", resize=64, echo=lambda s: None)
+    assert (out / "train-00001.rec").exists() and not (out / "train.rec").exists()
+    local = json.loads(imgprep_cli("inspect", out, "--json").stdout)
+    assert [s["name"] for s in local["splits"]] == ["train", "val"]
+    assert local["summary"] == json.loads(imgprep_cli("inspect", whole, "--json").stdout)["summary"]
+    assert local["notes"] == ["fingerprints: read from train.prints, val.prints (as prepare took them; "
+                              "no image decoded)"]
+    client = seaweed.client()
+    for path in out.iterdir():
+        client.put_object(Bucket=BUCKET, Key=f"sharded/{path.name}", Body=path.read_bytes())
+    remote = json.loads(imgprep_cli("inspect", f"s3://{BUCKET}/sharded/", "--json", "--endpoint-url",
+                                    seaweed.endpoint_url).stdout)
+    assert remote["summary"] == local["summary"] and remote["notes"] == local["notes"]
+
+
+def test_a_sharded_split_without_fingerprints_is_decoded_shard_by_shard(uploaded, imgprep_cli, tmp_path):
+    out, src = uploaded
+    sharded = tmp_path / "packed"
+    sharded.mkdir()
+    imgprep_cli("pack", out / "train.lst", "--root", src, "-o", sharded / "train", "--resize", "64",
+                "--shard-records", "2", "-q")
+    found = json.loads(imgprep_cli("inspect", sharded, "--root", src, "--json").stdout)
+    assert [s["name"] for s in found["splits"]] == ["train"]
+    assert found["summary"]["images"] == len((out / "train.lst").read_text().splitlines())
+    assert "decoded every record" in found["notes"][0]

@@ -13,7 +13,11 @@ from imgprep.errors import FormatError, ImageError, UsageError
 from imgprep.formats import recordio
 from imgprep.formats.lst import LstItem, read_lst
 from imgprep.formats.manifest import MAX_CLASS_ID
+from imgprep.layout.names import numbered_shard
 from imgprep.storage.roots import RootGuard, read_inside
+
+SHARD_BITS = 44  # a record's locator: shard number << SHARD_BITS | byte offset in its .rec
+SHARD_OFFSET = (1 << SHARD_BITS) - 1
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Split:
     class_names: list[str] | None = None  # when the source names its classes (a manifest)
     store: Any = None  # the Store an s3:// split is read through (inspect.remote); None: local files
     prints: Any = None  # the fingerprints its dataset record keeps, when read instead of decoding (recorded)
+    shards: list[str] = field(default_factory=list)  # a sharded split's .rec files in order (rec: the first)
     _paths: dict[int, str] | None = None
     _guard: RootGuard | None = None  # keeps image reads inside ``root``, as pack does
 
@@ -57,31 +62,41 @@ class Split:
     def path_at(self, locator: int, id: int) -> str:
         return self.path_of(id) if self.rec is not None else self.items[locator].path
 
+    def set_shards(self, recs: list[str]) -> None:
+        """Make this ``NAME.rec`` split the sharded one: ``NAME-00000.rec``... in order."""
+        self.shards, self.rec = recs, recs[0]
+        prefix = numbered_shard(recs[0])
+        self.source = f"{prefix[0] if prefix else recs[0]}-*.rec ({len(recs)} shards)"
+
+    @property
+    def recs(self) -> list[str]:
+        """The split's ``.rec`` files in record order (one unless it is sharded)."""
+        return self.shards or ([self.rec] if self.rec is not None else [])
+
     def _records(self) -> Iterator[Image]:
-        if self.rec is None:  # a list or manifest split has no records to read
-            return
-        with self._reader() as reader:
-            for offset, payload in reader.records():
-                try:
-                    header, labels, image = recordio.unpack_image_record(payload)
-                except FormatError as exc:
-                    raise FormatError(f"record at byte {offset}: {exc.message}", path=self.rec) from None
-                _check_labels(labels, self.rec, f"record at byte {offset} (id {header.id})")
-                yield Image(header.id, labels, self.path_of(header.id), image, offset)
+        for number, rec in enumerate(self.recs):  # a list or manifest split has none
+            with self._reader(rec) as reader:
+                for offset, payload in reader.records():
+                    try:
+                        header, labels, image = recordio.unpack_image_record(payload)
+                    except FormatError as exc:
+                        raise FormatError(f"record at byte {offset}: {exc.message}", path=rec) from None
+                    _check_labels(labels, rec, f"record at byte {offset} (id {header.id})")
+                    yield Image(header.id, labels, self.path_of(header.id), image, number << SHARD_BITS | offset)
 
     @contextlib.contextmanager
-    def _reader(self) -> Iterator[recordio.RecordReader]:
-        if self.store is None or self.rec is None:
-            with recordio.RecordReader(self.rec or "") as reader:
+    def _reader(self, rec: str) -> Iterator[recordio.RecordReader]:
+        if self.store is None:
+            with recordio.RecordReader(rec) as reader:
                 yield reader
             return
-        with self.store.open_seekable(self.rec) as stream:  # ranged reads, a block at a time
+        with self.store.open_seekable(rec) as stream:  # ranged reads, a block at a time
             yield recordio.RecordReader(stream)
 
     def fetch(self, locator: int) -> bytes:
-        if self.rec is not None:
-            with self._reader() as reader:
-                return recordio.unpack_image_record(reader.read_at(locator))[2]
+        if self.rec is not None:  # a record's locator: its shard's number, then its offset
+            with self._reader(self.recs[locator >> SHARD_BITS]) as reader:
+                return recordio.unpack_image_record(reader.read_at(locator & SHARD_OFFSET))[2]
         if self.store is not None:
             from imgprep.storage.base import join
 
@@ -166,7 +181,7 @@ def _channel_root(folder: str, stem: str) -> str | None:
 def _folder_splits(folder: str, root: str | None) -> tuple[list[Split], list[str]]:
     """Every split of the folder: its records where it has them (``NAME.rec``), else its list or
     manifest; and a line for each file left out because the records stand for it."""
-    names = sorted(os.listdir(folder))
+    names, sharded = group_shards(sorted(os.listdir(folder)))
     recs = {n[:-4] for n in names if n.endswith(".rec")}
     # the image format (prepare --format images): one <channel>_lst/<channel>.lst per image channel
     lists = [os.path.join(n, n[: -len("_lst")] + ".lst") for n in names if n.endswith("_lst")]
@@ -183,10 +198,28 @@ def _folder_splits(folder: str, root: str | None) -> tuple[list[Split], list[str
     if not chosen:
         raise UsageError(f"{folder}: holds no .rec, .lst or .manifest files")
     splits = [_file_split(os.path.join(folder, n), root) for n in chosen]
+    for split in splits:
+        if split.name in sharded:
+            split.set_shards([os.path.join(folder, n) for n in sharded[split.name]])
     stems = [s.name for s in splits]
     for name in sorted({x for x in stems if stems.count(x) > 1}):  # train.lst and train.manifest
         raise UsageError(f"{folder}: split {name!r} has both a .lst and a .manifest: inspect one of them")
     return sorted(splits, key=split_order), left_out
+
+
+def group_shards(names: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The names with a sharded split's ``NAME-00000.rec``, ``NAME-00001.rec``... standing as one
+    ``NAME.rec`` (the split is NAME, as the reader opens it), and each such split's shard files in order."""
+    numbered: dict[str, list[tuple[int, str]]] = {}
+    rest = []
+    for n in names:
+        found = numbered_shard(n)
+        if found is not None and found[2] == "rec" and found[0] + ".rec" not in names:
+            numbered.setdefault(found[0], []).append((found[1], n))
+        elif found is None or found[0] + ".rec" in names:
+            rest.append(n)
+    sharded = {prefix: [n for _, n in sorted(files)] for prefix, files in numbered.items()}
+    return sorted(rest + [prefix + ".rec" for prefix in sharded]), sharded
 
 
 def split_order(split: Split) -> tuple[int, str]:

@@ -19,6 +19,7 @@ from imgprep.errors import FormatError, StorageError
 from imgprep.formats.dataset import from_json, record_name
 from imgprep.formats.recordio import parse_index
 from imgprep.inspect.collect import Split
+from imgprep.layout.names import numbered_shard
 from imgprep.splits.prints_file import FilePrints, open_prints
 from imgprep.storage.base import Store
 
@@ -51,7 +52,8 @@ def attach(splits: list[Split], storage: Store) -> str | None:
 
 def _prints_of(split: Split, storage: Store) -> FilePrints | None:
     rec = split.rec or ""
-    prefix = rec[: -len(".rec")]
+    numbered = numbered_shard(rec) if split.shards else None
+    prefix = numbered[0] if numbered is not None else rec[: -len(".rec")]
     record_uri = record_name(prefix)
     if not storage.exists(record_uri):
         return None
@@ -59,29 +61,30 @@ def _prints_of(split: Split, storage: Store) -> FilePrints | None:
     if record.fingerprints is None:
         return None
     folder = prefix[: len(prefix) - len(prefix.rsplit("/", 1)[-1])]
-    if len(record.shards) != 1 or folder + record.shards[0].rec != rec:
-        return None  # a sharded record: inspect reads NAME.rec only
+    if [folder + shard.rec for shard in record.shards] != split.recs:
+        raise FormatError(f"the dataset record lists other shards than the folder holds "
+                          f"({len(record.shards)} listed, {len(split.recs)} found)", path=record_uri)
     prints = open_prints(storage, folder, record.fingerprints, record.records)
-    idx = folder + record.shards[0].idx
-    if not _same_ids(prints, storage, idx):
-        raise FormatError(f"fingerprint rows name other record ids than {idx.rsplit('/', 1)[-1]}", path=prints.uri)
+    if not _same_ids(prints, storage, [folder + shard.idx for shard in record.shards]):
+        raise FormatError("fingerprint rows name other record ids than the .idx files", path=prints.uri)
     return prints
 
 
-def _same_ids(prints: FilePrints, storage: Store, idx: str, block: int = 1 << 16) -> bool:
-    """The file's ``id`` column is the ``.idx``'s keys in order, compared a block of lines at a time
-    (a million-record index is never held as Python objects)."""
+def _same_ids(prints: FilePrints, storage: Store, idxs: list[str], block: int = 1 << 16) -> bool:
+    """The file's ``id`` column is the ``.idx`` files' keys in order, compared a block of lines at a
+    time (a million-record index is never held as Python objects)."""
     ids = prints.column("id")
     at = 0
     keys = array("q")
-    for line in _lines(storage, idx):
-        if not line.strip():
-            continue
-        keys.append(parse_index(line, idx)[0][0])
-        if len(keys) == block:
-            if at + block > len(ids) or not np.array_equal(ids[at: at + block], keys):
-                return False
-            at, keys = at + block, array("q")
+    for idx in idxs:
+        for line in _lines(storage, idx):
+            if not line.strip():
+                continue
+            keys.append(parse_index(line, idx)[0][0])
+            if len(keys) == block:
+                if at + block > len(ids) or not np.array_equal(ids[at: at + block], keys):
+                    return False
+                at, keys = at + block, array("q")
     return at + len(keys) == len(ids) and np.array_equal(ids[at:], keys)
 
 

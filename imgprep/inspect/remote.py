@@ -11,7 +11,7 @@ import json
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.lst import LstItem, parse_lines
-from imgprep.inspect.collect import Collection, Split, split_order
+from imgprep.inspect.collect import Collection, Split, group_shards, split_order
 from imgprep.storage.base import Store, join
 
 
@@ -25,6 +25,7 @@ def collect_remote(path: str, root: str | None, storage: Store) -> Collection:
     names = sorted({e.uri[len(folder):] for e in storage.list(folder) if "/" not in e.uri[len(folder):]})
     if not names:
         raise UsageError(f"{path}: no such file or prefix")
+    names, sharded = group_shards(names)
     recs = {n[:-4] for n in names if n.endswith(".rec")}
     chosen = [n for n in names if n.endswith(".rec") or (n.endswith(".lst") and n[:-4] not in recs)]
     left_out = [f"{n}: not read (inspect reads a .manifest on s3:// only as a local copy)"
@@ -32,6 +33,9 @@ def collect_remote(path: str, root: str | None, storage: Store) -> Collection:
     if not chosen:
         raise UsageError(f"{path}: holds no .rec or .lst files")
     splits = sorted((_split(folder + n, root, storage) for n in chosen), key=split_order)
+    for split in splits:
+        if split.name in sharded:
+            split.set_shards([folder + n for n in sharded[split.name]])
     return Collection(splits, _class_names(folder, storage), path, left_out)
 
 

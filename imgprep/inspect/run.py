@@ -44,8 +44,9 @@ def _expected(splits: list[Split], storage: Store) -> int | None:
         elif split.rec is None:
             count += len(split.items)
         else:
-            idx = split.rec[: -len(".rec")] + ".idx"
-            if not storage.is_file(idx):
-                return None
-            count += sum(1 for line in storage.read_text(idx).splitlines() if line.strip())
+            for rec in split.recs:
+                idx = rec[: -len(".rec")] + ".idx"
+                if not storage.is_file(idx):
+                    return None
+                count += sum(1 for line in storage.read_text(idx).splitlines() if line.strip())
     return count
