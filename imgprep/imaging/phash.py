@@ -20,7 +20,7 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
   sides or all four (down to 80% of width and height) is within 2.5% of one of them.
 - **Confirmation**: every hash (whole, alternates, windows) comes with a *check* hash, the same
   median bits over the DCT of the thumbnail folded twice about its mean (``||t - m| - m'|``: its
-  level sets, at four times the hash's frequencies), in the same orientation.  Two images are
+  level sets, each fold doubling the frequencies the hash sees), in the same orientation.  Two images are
   linked only when both agree: smooth, low-detail images (sky, gradients, colour fields) crowd the
   pHash space, and their check bits tell most of them apart.  Folded once, the check let through
   many times as many strangers whose hashes met (smooth random fields) for few more copies found;
@@ -284,6 +284,7 @@ def fingerprint(luma: np.ndarray) -> Fingerprint:
 
 
 def _numpy_print(luma: np.ndarray) -> Fingerprint:
+    """What the native ``phash_print`` computes, step for step (the fallback, and its reference in tests)."""
     top, bottom, left, right = content_box(luma)
     if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
         return Fingerprint(0, (), (), True)
