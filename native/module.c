@@ -273,9 +273,9 @@ static PyObject *py_decode_luma(PyObject *self, PyObject *args) {
 /* dupsearch.c: near-duplicate grouping (multi-index hashing + union-find) */
 PyObject *imp_py_dup_union(PyObject *self, PyObject *args);
 PyObject *imp_py_dup_lead(PyObject *self, PyObject *args);
-/* phash.c: the duplicate fingerprint's content box and DCT blocks */
+/* phash.c: the duplicate fingerprint's content box, and the whole fingerprint */
 PyObject *imp_py_phash_box(PyObject *self, PyObject *args);
-PyObject *imp_py_phash_blocks(PyObject *self, PyObject *args);
+PyObject *imp_py_phash_print(PyObject *self, PyObject *args);
 
 static PyMethodDef methods[] = {
     {"decode_luma", py_decode_luma, METH_VARARGS, decode_luma_doc},
@@ -295,7 +295,7 @@ static PyMethodDef methods[] = {
     {"dup_union", imp_py_dup_union, METH_VARARGS, NULL},
     {"dup_lead", imp_py_dup_lead, METH_VARARGS, NULL},
     {"phash_box", imp_py_phash_box, METH_VARARGS, NULL},
-    {"phash_blocks", imp_py_phash_blocks, METH_VARARGS, NULL},
+    {"phash_print", imp_py_phash_print, METH_VARARGS, NULL},
     /* .lst text (lstscan.c) */
     {"lst_scan", imp_py_lst_scan, METH_VARARGS, imp_lst_scan_doc},
     {"ids_mark", imp_py_ids_mark, METH_VARARGS, imp_ids_mark_doc},

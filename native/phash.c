@@ -1,10 +1,11 @@
-/* The heavy half of imgprep's duplicate fingerprint (imgprep/imaging/phash.py), GIL released:
- * the content box inside uniform bars, and the 8x8 DCT blocks of area averages of boxes.
+/* imgprep's duplicate fingerprint (imgprep/imaging/phash.py) in one call per image, GIL released:
+ * the content box inside uniform bars, the outliers clipped, the crop windows, the 8x8 DCT blocks
+ * of their area averages, the canonical orientation, the median bits and the alternates.
  *
- * Both follow the numpy code step for step (the same integer cell edges, the same sums of
- * exact integers), so the two paths give the same boxes and, but for the last bits of the DCT's
- * floating-point sums, the same coefficients; the policy (windows, orientation, median bits)
- * stays in Python.
+ * Every step follows the numpy fallback operation for operation: the same integer cell edges and
+ * exact integer sums, and every floating-point sum taken in the same order (left to right, no
+ * fused multiply-add), so both paths give the same bits, not merely close coefficients.  The
+ * Python side keeps only what is cheap: the alternates' de-duplication and the Fingerprint.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -13,6 +14,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF /* a*b+c stays two roundings, as in numpy (GCC's ISO C mode already keeps it so) */
+#endif
 
 #define SIDE 32
 #define LOW 8
@@ -94,96 +99,310 @@ PyObject *imp_py_phash_box(PyObject *self, PyObject *args) {
     return Py_BuildValue("(iiii)", box[0], box[1], box[2], box[3]);
 }
 
-/* The 8x8 lowest frequencies of a thumbnail's 2-D DCT-II: (D @ thumb) @ D.T. */
-static void block_dct(double thumb[SIDE][SIDE], const double *dct, double half[LOW][SIDE], double *out) {
-    for (int u = 0; u < LOW; u++) { /* rows of the thumbnail in order: the inner loop runs along memory */
-        for (int j = 0; j < SIDE; j++) half[u][j] = 0;
-        for (int i = 0; i < SIDE; i++) {
-            double d = dct[u * SIDE + i];
-            for (int j = 0; j < SIDE; j++) half[u][j] += d * thumb[i][j];
+/* ---- the whole fingerprint in one call ------------------------------------------------------- */
+
+/* Wider vectors where the CPU has them: the same IEEE operations in the same order, so the same
+ * bits (no fused multiply-add: the build is ISO C, which keeps a*b+c two roundings). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define WIDE __attribute__((target_clones("avx2", "default")))
+#else
+#define WIDE
+#endif
+
+#define MAX_BOXES 15
+#define MAX_ALTS 8
+
+typedef struct {
+    int tol, peels, min_content;
+    double clip, flat_std, ambiguous, cut[2], side_cut;
+} print_params;
+
+/* Python's round(): to nearest, ties to even (the default rounding mode's nearbyint). */
+static int64_t round_even(double x) { return (int64_t)nearbyint(x); }
+
+/* The content box, then 5% and 10% off every side (centred) and off two adjacent sides (the four
+ * corners), then 7.5% off one side: phash._boxes, in its order. */
+static int make_boxes(const int box[4], const print_params *p, int64_t out[MAX_BOXES][4]) {
+    int64_t top = box[0], bottom = box[1], left = box[2], right = box[3], h = bottom - top, w = right - left;
+    int n = 0;
+    out[n][0] = top, out[n][1] = bottom, out[n][2] = left, out[n][3] = right, n++;
+    for (int c = 0; c < 2; c++) {
+        int64_t dh = round_even((double)h * p->cut[c]), dw = round_even((double)w * p->cut[c]);
+        out[n][0] = top + dh, out[n][1] = bottom - dh, out[n][2] = left + dw, out[n][3] = right - dw, n++;
+        for (int yi = 0; yi < 2; yi++)
+            for (int xi = 0; xi < 2; xi++) {
+                int64_t y = yi ? dh : 0, x = xi ? dw : 0;
+                out[n][0] = top + y, out[n][1] = bottom - dh + y, out[n][2] = left + x, out[n][3] = right - dw + x, n++;
+            }
+    }
+    int64_t dh = round_even((double)h * p->side_cut), dw = round_even((double)w * p->side_cut);
+    int64_t sides[4][4] = {{top + dh, bottom, left, right}, {top, bottom - dh, left, right},
+                           {top, bottom, left + dw, right}, {top, bottom, left, right - dw}};
+    for (int s = 0; s < 4; s++, n++) memcpy(out[n], sides[s], sizeof sides[s]);
+    return n;
+}
+
+/* phash._clip_outliers: the grey levels of the content box's CLIP..100-CLIP percentiles (lo, hi). */
+static void clip_levels(const uint8_t *img, int w, const int box[4], double clip, int *lo, int *hi) {
+    int64_t cdf[256], part[4][256] = {{0}}; /* four counters: runs of one level do not wait on one counter */
+    for (int y = box[0]; y < box[1]; y++) {
+        const uint8_t *row = img + (size_t)y * w;
+        int x = box[2];
+        for (; x + 4 <= box[3]; x += 4) {
+            part[0][row[x]]++;
+            part[1][row[x + 1]]++;
+            part[2][row[x + 2]]++;
+            part[3][row[x + 3]]++;
+        }
+        for (; x < box[3]; x++) part[0][row[x]]++;
+    }
+    for (int v = 0; v < 256; v++) cdf[v] = part[0][v] + part[1][v] + part[2][v] + part[3][v] + (v ? cdf[v - 1] : 0);
+    double total = (double)cdf[255], want[2] = {total * clip / 100, total * (100 - clip) / 100};
+    int found[2];
+    for (int k = 0; k < 2; k++) { /* numpy.searchsorted, side left: the first level whose count reaches it */
+        int v = 0;
+        while (v < 256 && (double)cdf[v] < want[k]) v++;
+        found[k] = v;
+    }
+    *lo = found[0], *hi = found[1];
+}
+
+/* The 8x8 DCT block of a thumbnail, in single precision (twice the values per vector instruction;
+ * the median bits need no more).  A DCT row u is symmetric about the middle for even u and
+ * antisymmetric for odd u, so each stage runs on the sums (even rows) and differences (odd rows)
+ * of mirrored values: half the products.  Every sum left to right; phash._dct does the same. */
+WIDE static void dct_block(double thumb[SIDE][SIDE], const float *dct, float out[LOW][LOW]) {
+    float fold[2][SIDE / 2][SIDE], half[LOW][SIDE];
+    for (int i = 0; i < SIDE / 2; i++)
+        for (int j = 0; j < SIDE; j++) {
+            float a = (float)thumb[i][j], b = (float)thumb[SIDE - 1 - i][j];
+            fold[0][i][j] = a + b;
+            fold[1][i][j] = a - b;
+        }
+    for (int u = 0; u < LOW; u++) {
+        float (*f)[SIDE] = fold[u & 1];
+        for (int j = 0; j < SIDE; j++) half[u][j] = dct[u * SIDE] * f[0][j];
+        for (int i = 1; i < SIDE / 2; i++) {
+            float d = dct[u * SIDE + i];
+            for (int j = 0; j < SIDE; j++) half[u][j] = half[u][j] + d * f[i][j];
         }
     }
+    for (int u = 0; u < LOW; u++) {
+        float hf[2][SIDE / 2], acc[LOW];
+        for (int j = 0; j < SIDE / 2; j++) {
+            hf[0][j] = half[u][j] + half[u][SIDE - 1 - j];
+            hf[1][j] = half[u][j] - half[u][SIDE - 1 - j];
+        }
+        for (int v = 0; v < LOW; v++) acc[v] = hf[v & 1][0] * dct[v * SIDE];
+        for (int j = 1; j < SIDE / 2; j++)
+            for (int v = 0; v < LOW; v++) acc[v] = acc[v] + hf[v & 1][j] * dct[v * SIDE + j];
+        for (int v = 0; v < LOW; v++) out[u][v] = acc[v];
+    }
+}
+
+/* phash._bits: each coefficient above the block's median (the mean of its 32nd and 33rd values).
+ * The k-th value is the largest whose count of smaller values is at most k.  Sixteen of the values,
+ * counted against all, bracket the middle two; only the values inside the bracket are then counted
+ * against each other.  No branch on the data: a sort or selection of 64 values mispredicts most of its. */
+WIDE static uint64_t median_bits(const float block[LOW][LOW]) {
+    const float *flat = &block[0][0];
+    float lo = -INFINITY, hi = INFINITY, inside[LOW * LOW];
+    int below = 0, m = 0;
+    for (int k = 0; k < 16; k++) {
+        float x = flat[(5 * k + 3) & (LOW * LOW - 1)];
+        int n = 0;
+        for (int j = 0; j < LOW * LOW; j++) n += flat[j] < x;
+        int raise = (n <= 31) & (x > lo), lower = (n >= 33) & (x < hi); /* & not &&: no branch */
+        below = raise ? n : below; /* lo: n values lie under it, so the 32nd is not below it */
+        lo = raise ? x : lo;
+        hi = lower ? x : hi; /* 33 values under hi: the 33rd is too */
+    }
+    for (int i = 0; i < LOW * LOW; i++) {
+        inside[m] = flat[i];
+        m += (flat[i] >= lo) & (flat[i] < hi);
+    }
+    float low = -INFINITY, high = -INFINITY;
+    for (int i = 0; i < m; i++) {
+        int n = below;
+        for (int j = 0; j < m; j++) n += inside[j] < inside[i];
+        low = (n <= 31) & (inside[i] > low) ? inside[i] : low;
+        high = (n <= 32) & (inside[i] > high) ? inside[i] : high;
+    }
+    float middle = (low + high) / 2;
+    uint64_t bits = 0;
+    for (int i = 0; i < LOW * LOW; i++) bits |= (uint64_t)(flat[i] > middle) << (LOW * LOW - 1 - i);
+    return bits;
+}
+
+/* `src` transposed or not, its odd frequencies negated along each flipped axis. */
+static void orient(const float src[LOW][LOW], int transpose, int vflip, int hflip, float out[LOW][LOW]) {
     for (int u = 0; u < LOW; u++)
         for (int v = 0; v < LOW; v++) {
-            double acc = 0;
-            for (int j = 0; j < SIDE; j++) acc += half[u][j] * dct[v * SIDE + j];
-            out[u * LOW + v] = acc;
+            float c = transpose ? src[v][u] : src[u][v];
+            if (vflip && (u & 1)) c = -c;
+            if (hflip && (v & 1)) c = -c;
+            out[u][v] = c;
         }
 }
 
-/* phash_blocks(luma, h, w, boxes, dct[, check]) -> (k x 8 x 8 float64 bytes, std of the first box's thumbnail)
- * check: k more blocks follow, the DCT of each thumbnail's absolute deviation from its mean (the
- * confirming hash's input: a second view of the same pixels whose bits are not the first's). */
-PyObject *imp_py_phash_blocks(PyObject *self, PyObject *args) {
-    Py_buffer view, vbox, vdct;
-    int h, w, check = 0;
+/* phash._alternates: the orientations of box 0 too close to call, hashed (the first is the canonical one). */
+static int alternates(const float c[LOW][LOW], const float k[LOW][LOW], double ambiguous, uint64_t *hash,
+                      uint64_t *check) {
+    float energy = 0;
+    for (int i = 1; i < LOW * LOW; i++) energy = energy + (&c[0][0])[i] * (&c[0][0])[i];
+    double margin = ambiguous * sqrt((double)energy / (LOW * LOW - 1));
+    float h1 = c[0][1], v1 = c[1][0], gap = fabsf(fabsf(v1) - fabsf(h1)); /* in single precision, as numpy */
+    float least = fabsf(h1) < fabsf(v1) ? fabsf(h1) : fabsf(v1);
+    if ((least < gap ? least : gap) >= margin) return 0;
+    int transposes[2] = {fabs(v1) > fabs(h1), fabs(v1) <= fabs(h1)}, n = 0;
+    for (int t = 0; t < (gap < margin ? 2 : 1); t++) {
+        double h = transposes[t] ? c[1][0] : c[0][1], v = transposes[t] ? c[0][1] : c[1][0];
+        int hflips[2] = {h < 0, h >= 0}, vflips[2] = {v < 0, v >= 0};
+        for (int a = 0; a < (fabs(h) < margin ? 2 : 1); a++)
+            for (int b = 0; b < (fabs(v) < margin ? 2 : 1); b++) {
+                float block[LOW][LOW];
+                orient(c, transposes[t], vflips[b], hflips[a], block);
+                hash[n] = median_bits(block);
+                orient(k, transposes[t], vflips[b], hflips[a], block);
+                check[n++] = median_bits(block);
+            }
+    }
+    return n;
+}
+
+/* The area averages of a box's 32 x 32 cells from the integral image: each cell's exact integer sum
+ * times the reciprocals of its height and width (phash._cells: a product, not a division, to share
+ * its bits; the reciprocals are per row and column, not per cell). */
+WIDE static void cells(const int64_t *table, int w, const int64_t *y0, const int64_t *y1, const int64_t *x0,
+                       const int64_t *x1, double thumb[SIDE][SIDE]) {
+    double rx[SIDE];
+    int64_t col[SIDE + 1];
+    int joined = 1; /* each cell starts where the last ended (a span of 32 pixels or more): 33 edges, not 64 */
+    for (int j = 0; j < SIDE; j++) {
+        rx[j] = 1.0 / (double)(x1[j] - x0[j]);
+        joined &= j == SIDE - 1 || x1[j] == x0[j + 1];
+    }
+    for (int i = 0; i < SIDE; i++) {
+        const int64_t *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
+        double ry = 1.0 / (double)(y1[i] - y0[i]);
+        if (joined) { /* the sums are exact integers: any order gives phash._cells' values */
+            for (int j = 0; j < SIDE; j++) col[j] = rb[x0[j]] - ra[x0[j]];
+            col[SIDE] = rb[x1[SIDE - 1]] - ra[x1[SIDE - 1]];
+            for (int j = 0; j < SIDE; j++) thumb[i][j] = (double)(col[j + 1] - col[j]) * (ry * rx[j]);
+        } else {
+            for (int j = 0; j < SIDE; j++)
+                thumb[i][j] = (double)((rb[x1[j]] - ra[x1[j]]) - (rb[x0[j]] - ra[x0[j]])) * (ry * rx[j]);
+        }
+    }
+}
+
+/* Each value's distance from `mean`: folding the thumbnail about its mean, twice, gives the check's view. */
+WIDE static void fold(double thumb[SIDE][SIDE], double mean) {
+    for (int i = 0; i < SIDE; i++)
+        for (int j = 0; j < SIDE; j++) thumb[i][j] = fabs(thumb[i][j] - mean);
+}
+
+/* The sum of a thumbnail's values (squares: of their deviations from `mean`) down each column, then
+ * across the column sums: phash._total's order. */
+static double total(double thumb[SIDE][SIDE], double mean, int squares) {
+    double col[SIDE], out = 0;
+    for (int i = 0; i < SIDE; i++)
+        for (int j = 0; j < SIDE; j++) {
+            double x = squares ? (thumb[i][j] - mean) * (thumb[i][j] - mean) : thumb[i][j];
+            col[j] = i ? col[j] + x : x;
+        }
+    for (int j = 0; j < SIDE; j++) out = out + col[j];
+    return out;
+}
+
+/* The fingerprint of one grey image: 0 when it is flat, else the number of boxes hashed (hashes and
+ * checks per box, canonical) and *alts the alternates of box 0. */
+static int print_image(const uint8_t *src, int h, int w, const float *dct, const print_params *p, uint64_t *hash,
+                       uint64_t *check, uint64_t *alt_hash, uint64_t *alt_check, int *alts) {
+    int box[4];
+    *alts = 0;
+    content_box(src, h, w, p->tol, p->peels, box);
+    if (box[1] - box[0] < p->min_content || box[3] - box[2] < p->min_content) return 0;
+    int64_t boxes[MAX_BOXES][4];
+    int k = make_boxes(box, p, boxes), lo, hi;
+    clip_levels(src, w, box, p->clip, &lo, &hi);
+    int64_t *table = malloc((size_t)(h + 1) * (w + 1) * sizeof *table); /* exact sums: numpy's float ones */
+    if (!table) return -1;
+    memset(table, 0, (size_t)(w + 1) * sizeof *table);
+    for (int y = 0; y < h; y++) {
+        int64_t run = 0;
+        int64_t *row = table + (size_t)(y + 1) * (w + 1), *above = row - (w + 1);
+        row[0] = 0;
+        for (int x = 0; x < w; x++) {
+            int v = src[(size_t)y * w + x];
+            if (hi > lo) v = v < lo ? lo : v > hi ? hi : v;
+            run += v;
+            row[x + 1] = above[x + 1] + run;
+        }
+    }
+    int flat = 0;
+    for (int b = 0; b < k && !flat; b++) {
+        int64_t y0[SIDE], y1[SIDE], x0[SIDE], x1[SIDE];
+        double thumb[SIDE][SIDE];
+        float coeffs[LOW][LOW], dev[LOW][LOW], turned[LOW][LOW];
+        edges(boxes[b][0], boxes[b][1], y0, y1);
+        edges(boxes[b][2], boxes[b][3], x0, x1);
+        cells(table, w, y0, y1, x0, x1, thumb);
+        double mean = total(thumb, 0, 0) / (SIDE * SIDE);
+        if (b == 0) {
+            flat = sqrt(total(thumb, mean, 1) / (SIDE * SIDE)) < p->flat_std;
+            if (flat) break;
+        }
+        dct_block(thumb, dct, coeffs);
+        fold(thumb, mean);
+        fold(thumb, total(thumb, 0, 0) / (SIDE * SIDE));
+        dct_block(thumb, dct, dev);
+        int transpose = fabs(coeffs[1][0]) > fabs(coeffs[0][1]);
+        double h1 = transpose ? coeffs[1][0] : coeffs[0][1], v1 = transpose ? coeffs[0][1] : coeffs[1][0];
+        orient(coeffs, transpose, v1 < 0, h1 < 0, turned);
+        hash[b] = median_bits(turned);
+        orient(dev, transpose, v1 < 0, h1 < 0, turned);
+        check[b] = median_bits(turned);
+        if (b == 0) *alts = alternates(coeffs, dev, p->ambiguous, alt_hash, alt_check);
+    }
+    free(table);
+    return flat ? 0 : k;
+}
+
+static PyObject *ints(const uint64_t *values, int n) {
+    PyObject *out = PyTuple_New(n);
+    for (int i = 0; out && i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(values[i]);
+        if (!v) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
+/* phash_print(luma, h, w, dct, (tol, peels, min_content, clip, flat_std, ambiguous, cut0, cut1, side_cut))
+ * -> None (flat) or (hashes, checks, alternate hashes, alternate checks): tuples of ints, box 0 first. */
+PyObject *imp_py_phash_print(PyObject *self, PyObject *args) {
+    Py_buffer view, vdct;
+    int h, w, k = 0, alts = 0;
+    print_params p;
+    uint64_t hash[MAX_BOXES], check[MAX_BOXES], alt_hash[MAX_ALTS], alt_check[MAX_ALTS];
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*iiy*y*|p:phash_blocks", &view, &h, &w, &vbox, &vdct, &check)) return NULL;
-    Py_ssize_t k = vbox.len / (4 * (Py_ssize_t)sizeof(int64_t));
-    const int64_t *boxes = vbox.buf;
-    int bad = h < 1 || w < 1 || view.len < (Py_ssize_t)h * w || vdct.len != LOW * SIDE * (Py_ssize_t)sizeof(double);
-    for (Py_ssize_t b = 0; !bad && b < k; b++)
-        bad = boxes[4 * b] < 0 || boxes[4 * b + 1] > h || boxes[4 * b] >= boxes[4 * b + 1] || boxes[4 * b + 2] < 0 ||
-              boxes[4 * b + 3] > w || boxes[4 * b + 2] >= boxes[4 * b + 3];
-    PyObject *out = bad ? NULL : PyBytes_FromStringAndSize(NULL, (check ? 2 : 1) * k * LOW * LOW * (Py_ssize_t)sizeof(double));
-    double *table = bad || !out ? NULL : malloc((size_t)(h + 1) * (w + 1) * sizeof *table);
-    double spread = 0;
-    if (table) {
-        const uint8_t *img = view.buf;
-        const double *dct = vdct.buf;
-        double *coeffs = (double *)PyBytes_AS_STRING(out);
+    if (!PyArg_ParseTuple(args, "y*iiy*(iiiddd(dd)d):phash_print", &view, &h, &w, &vdct, &p.tol, &p.peels,
+                          &p.min_content, &p.clip, &p.flat_std, &p.ambiguous, &p.cut[0], &p.cut[1], &p.side_cut))
+        return NULL;
+    int bad = h < 1 || w < 1 || view.len < (Py_ssize_t)h * w || vdct.len != LOW * SIDE * (Py_ssize_t)sizeof(float);
+    if (!bad) {
         Py_BEGIN_ALLOW_THREADS
-        memset(table, 0, (size_t)(w + 1) * sizeof *table);
-        for (int y = 0; y < h; y++) {
-            double run = 0;
-            double *row = table + (size_t)(y + 1) * (w + 1), *above = row - (w + 1);
-            row[0] = 0;
-            for (int x = 0; x < w; x++) {
-                run += img[(size_t)y * w + x];
-                row[x + 1] = above[x + 1] + run;
-            }
-        }
-        for (Py_ssize_t b = 0; b < k; b++) {
-            int64_t y0[SIDE], y1[SIDE], x0[SIDE], x1[SIDE];
-            double thumb[SIDE][SIDE], half[LOW][SIDE];
-            edges(boxes[4 * b], boxes[4 * b + 1], y0, y1);
-            edges(boxes[4 * b + 2], boxes[4 * b + 3], x0, x1);
-            for (int i = 0; i < SIDE; i++)
-                for (int j = 0; j < SIDE; j++) {
-                    const double *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
-                    double sum = rb[x1[j]] - ra[x1[j]] - rb[x0[j]] + ra[x0[j]];
-                    thumb[i][j] = sum / (double)((y1[i] - y0[i]) * (x1[j] - x0[j]));
-                }
-            if (b == 0) {
-                double mean = 0, sq = 0;
-                for (int i = 0; i < SIDE; i++)
-                    for (int j = 0; j < SIDE; j++) mean += thumb[i][j];
-                mean /= SIDE * SIDE;
-                for (int i = 0; i < SIDE; i++)
-                    for (int j = 0; j < SIDE; j++) sq += (thumb[i][j] - mean) * (thumb[i][j] - mean);
-                spread = sqrt(sq / (SIDE * SIDE));
-            }
-            block_dct(thumb, dct, half, coeffs + b * LOW * LOW);
-            if (check) {
-                double mean = 0;
-                for (int i = 0; i < SIDE; i++)
-                    for (int j = 0; j < SIDE; j++) mean += thumb[i][j];
-                mean /= SIDE * SIDE;
-                for (int i = 0; i < SIDE; i++)
-                    for (int j = 0; j < SIDE; j++) thumb[i][j] = fabs(thumb[i][j] - mean);
-                block_dct(thumb, dct, half, coeffs + (k + b) * LOW * LOW);
-            }
-        }
+        k = print_image(view.buf, h, w, vdct.buf, &p, hash, check, alt_hash, alt_check, &alts);
         Py_END_ALLOW_THREADS
-        free(table);
-    } else if (!bad && out) {
-        Py_CLEAR(out);
-        PyErr_NoMemory();
     }
     PyBuffer_Release(&view);
-    PyBuffer_Release(&vbox);
     PyBuffer_Release(&vdct);
-    if (bad) return PyErr_Format(PyExc_ValueError, "phash_blocks: bad luma size, boxes or DCT matrix");
-    if (!out) return NULL;
-    return Py_BuildValue("(Nd)", out, spread);
+    if (bad) return PyErr_Format(PyExc_ValueError, "phash_print: bad luma size or DCT matrix");
+    if (k < 0) return PyErr_NoMemory();
+    if (k == 0) Py_RETURN_NONE;
+    return Py_BuildValue("(NNNN)", ints(hash, k), ints(check, k), ints(alt_hash, alts), ints(alt_check, alts));
 }

@@ -14,6 +14,8 @@ import fields
 import imgfactory
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from imgprep.imaging.phash import hamming
@@ -49,8 +51,8 @@ def test_smooth_fields_make_stars_not_chains(smooth):
     groups = dedup.find_groups(prints, workers=2)
     members = groups.members()
     sizes = sorted((len(rows) for rows in members.values()), reverse=True)
-    assert sizes and sizes[0] <= 8, sizes[:5]
-    assert sum(sizes) < FIELDS // 5, sum(sizes)  # chance look-alikes the threshold admits, in small stars
+    assert sizes[0] <= 3, sizes[:5]
+    assert sum(sizes) <= FIELDS // 100, sum(sizes)  # chance look-alikes whose check bits agree: a few pairs
     for rep, rows in members.items():
         assert rows[0] == rep
         for r in rows[1:]:
@@ -205,3 +207,36 @@ def test_lead_search_equals_brute_force_with_photo_like_bits(path, monkeypatch):
             expected[j] = min(expected[j], rank[a])
     assert (expected != rank).sum() > 100
     assert np.array_equal(leads, expected)
+
+
+def _image(seed: int, h: int, w: int, kind: str, levels: int, pad: int) -> np.ndarray:
+    """Grey images with the structures that put coefficients on a tie: few grey levels, mirror
+    symmetry (odd frequencies exactly zero), blocks, gradients, bars around the content."""
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        img = rng.integers(0, 256, (h, w))
+    elif kind == "mirrored":
+        half = rng.integers(0, 256, (h, (w + 1) // 2))
+        img = np.concatenate([half, half[:, ::-1]], axis=1)[:, :w]
+    elif kind == "blocks":
+        img = np.kron(rng.integers(0, 256, (h // 8 + 1, w // 8 + 1)), np.ones((8, 8)))[:h, :w]
+    else:  # a gradient with a little noise
+        y, x = np.mgrid[0:h, 0:w]
+        img = (x * rng.uniform(-3, 3) + y * rng.uniform(-3, 3)) % 256 + rng.integers(0, 3, (h, w))
+    img = (img // (256 // levels)) * (256 // levels)
+    return np.pad(img, pad, constant_values=int(rng.integers(0, 256))).astype(np.uint8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 120), w=st.integers(1, 120),
+       kind=st.sampled_from(["noise", "mirrored", "blocks", "gradient"]), levels=st.sampled_from([2, 3, 16, 256]),
+       pad=st.integers(0, 20), turn=st.integers(0, 7))
+def test_native_fingerprint_is_the_numpy_fingerprint_bit_for_bit(seed, h, w, kind, levels, pad, turn):
+    """One native call per image computes what the numpy fallback computes, to the bit: the box,
+    the clipping, the windows, the blocks, the medians, the orientation and the alternates."""
+    from imgprep.imaging import native, phash
+
+    assert native.available()
+    luma = _image(seed, h, w, kind, levels, pad)
+    luma = np.ascontiguousarray(np.rot90(luma.T if turn & 4 else luma, turn & 3))
+    assert phash.fingerprint(luma) == phash._numpy_print(luma)

@@ -19,9 +19,14 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
   sides (the corners), 7.5% off one side.  A copy cropped by up to 10% from one side, two adjacent
   sides or all four (down to 80% of width and height) is within 2.5% of one of them.
 - **Confirmation**: every hash (whole, alternates, windows) comes with a *check* hash, the same
-  median bits over the DCT of the thumbnail's absolute deviation from its mean, in the same
-  orientation.  Two images are linked only when both agree: smooth, low-detail images (sky,
-  gradients, colour fields) crowd the pHash space, and their check bits tell them apart.
+  median bits over the DCT of the thumbnail folded twice about its mean (``||t - m| - m'|``: its
+  level sets, each fold doubling the frequencies the hash sees), in the same orientation.  Two images are
+  linked only when both agree: smooth, low-detail images (sky, gradients, colour fields) crowd the
+  pHash space, and their check bits tell most of them apart.  Folded once, the check let through
+  many times as many strangers whose hashes met (smooth random fields) for few more copies found;
+  folded three times it loses more copies than strangers (docs/check-hash.md has the figures).
+  What it lets through are images whose grey levels look alike at 32 x 32 in every view tried:
+  colour would tell them apart, grey levels cannot.
 - **Low information**: a (trimmed) image whose thumbnail is flat has no detail for its hash to
   describe: every flat image would share it.  Such images are flagged ``flat`` and compared by
   content digest only.
@@ -29,6 +34,7 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -77,9 +83,11 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 
 _D = _dct_matrix(SIDE)[:LOW]  # only the rows of the frequencies kept
-_D_BYTES = np.ascontiguousarray(_D).tobytes()  # the native core's copy of it
+_D32 = _D.astype(np.float32)  # the blocks are single precision: the median bits need no more
+_D_BYTES = np.ascontiguousarray(_D32).tobytes()  # the native core's copy of it
 _ODD = np.where(np.arange(LOW) % 2, -1.0, 1.0)  # sign each frequency takes under a flip of its axis
 _WEIGHTS = (1 << np.arange(LOW * LOW - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
+_PARAMS = (BORDER_TOLERANCE, PEELS, MIN_CONTENT, float(CLIP), FLAT_STD, AMBIGUOUS, CUTS, SIDE_CUT)  # the native core's
 
 
 def _edges(lo: np.ndarray, hi: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,21 +106,55 @@ def _integral(luma: np.ndarray) -> np.ndarray:
 
 def _cells(table: np.ndarray, boxes: np.ndarray, side: int = SIDE) -> np.ndarray:
     """Area averages of ``boxes`` (k x (top, bottom, left, right)) to k x ``side`` x ``side`` from an
-    integral image: four gathers for all boxes at once (no BLAS call: OpenBLAS's threads fight the
-    caller's thread pool over products this small)."""
+    integral image: four gathers for all boxes at once.  Each exact integer sum is multiplied by the
+    reciprocals of its cell's height and width, as the native core does (a division per cell costs
+    it more than the rest of the cell)."""
     y0, y1 = _edges(boxes[:, 0:1], boxes[:, 1:2], side)
     x0, x1 = _edges(boxes[:, 2:3], boxes[:, 3:4], side)
     a, b = y0[:, :, None], y1[:, :, None]
     c, d = x0[:, None, :], x1[:, None, :]
-    return (table[b, d] - table[a, d] - table[b, c] + table[a, c]) / ((b - a) * (d - c))
+    return (table[b, d] - table[a, d] - table[b, c] + table[a, c]) * ((1 / (b - a)) * (1 / (d - c)))
 
 
-def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(the 8x8 DCT block of every box's 32x32 area average, the same of its absolute deviation from
-    its mean, the first box's average)."""
+def _sum(values: np.ndarray) -> np.ndarray:
+    """Sums over the last axis, left to right: the native core's order, so both paths agree to the bit."""
+    return np.cumsum(values, axis=-1)[..., -1]
+
+
+def _dct(thumbs: np.ndarray) -> np.ndarray:
+    """The 8x8 DCT block of each 32x32 thumbnail, in the native core's order of operations (no BLAS:
+    its order differs, and a coefficient near its block's median would flip a bit)."""
+    half = _stage(thumbs.astype(np.float32).transpose(0, 2, 1))  # k x 32 (columns) x 8: stage one, down the rows
+    return _stage(half.transpose(0, 2, 1))  # k x 8 x 8: stage two, across the columns
+
+
+def _stage(x: np.ndarray) -> np.ndarray:
+    """out[..., u] = sum over i of D[u, i] * x[..., i], left to right.  A DCT row is symmetric (even
+    u) or antisymmetric (odd u) about the middle, so the mirrored halves of x are added (subtracted)
+    first: half the products."""
+    head, tail = x[..., :SIDE // 2], x[..., ::-1][..., :SIDE // 2]
+    picked = np.stack([head + tail, head - tail])[np.arange(LOW) % 2]  # LOW x ... x 16
+    rows = _D32[:, :SIDE // 2].reshape((LOW,) + (1,) * (x.ndim - 1) + (SIDE // 2,))
+    out = rows[..., 0] * picked[..., 0]
+    for i in range(1, SIDE // 2):
+        out = out + rows[..., i] * picked[..., i]
+    return np.moveaxis(out, 0, -1)
+
+
+def _total(thumbs: np.ndarray) -> np.ndarray:
+    """Per thumbnail (k x 32 x 32), its values summed down each column, then across the column sums."""
+    return _sum(np.cumsum(thumbs, axis=1)[:, -1, :])
+
+
+def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(the 8x8 DCT block of every box's 32x32 area average, the same of the average folded twice
+    about its mean, the first box's standard deviation)."""
     thumbs = _cells(_integral(luma), boxes)
-    deviation = np.abs(thumbs - thumbs.mean(axis=(1, 2), keepdims=True))
-    return _D @ thumbs @ _D.T, _D @ deviation @ _D.T, thumbs[0]  # too small for BLAS to start threads
+    deviation = thumbs - (_total(thumbs) / (SIDE * SIDE))[:, None, None]
+    spread = float(np.sqrt(_total(deviation[:1] * deviation[:1])[0] / (SIDE * SIDE)))
+    once = np.abs(deviation)
+    twice = np.abs(once - (_total(once) / (SIDE * SIDE))[:, None, None])
+    return _dct(thumbs), _dct(twice), spread
 
 
 def box_resize(luma: np.ndarray, side: int = SIDE) -> np.ndarray:
@@ -169,15 +211,14 @@ def _canonical(coeffs: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     out = turned[0]
     hflip = np.where(out[:, 0, 1] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)  # negate odd horizontal frequencies
     vflip = np.where(out[:, 1, 0] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)
-    return [c * vflip[:, :, None] * hflip[:, None, :] for c in turned]
+    return [(c * vflip[:, :, None] * hflip[:, None, :]).astype(c.dtype) for c in turned]  # signs only: exact
 
 
 def _alternates(coeffs: np.ndarray, check: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """The orientations of one block (with its check block) to hash besides the canonical one:
     those whose choice was too close to call (none for most images)."""
-    ac = coeffs.copy()
-    ac[0, 0] = 0
-    margin = AMBIGUOUS * float(np.sqrt((ac * ac).sum() / (LOW * LOW - 1)))
+    ac = coeffs.ravel()[1:]
+    margin = AMBIGUOUS * float(np.sqrt(float(_sum(ac * ac)) / (LOW * LOW - 1)))
     h1, v1 = coeffs[0, 1], coeffs[1, 0]
     if min(abs(h1), abs(v1), abs(abs(v1) - abs(h1))) >= margin:
         return []
@@ -188,7 +229,7 @@ def _alternates(coeffs: np.ndarray, check: np.ndarray) -> list[tuple[np.ndarray,
         for hflip in [h < 0] + ([h >= 0] if abs(h) < margin else []):
             for vflip in [v < 0] + ([v >= 0] if abs(v) < margin else []):
                 signs = np.outer(_ODD if vflip else 1.0, _ODD if hflip else 1.0)
-                out.append((block * signs, other * signs))
+                out.append(((block * signs).astype(block.dtype), (other * signs).astype(other.dtype)))
     return out
 
 
@@ -209,7 +250,7 @@ def _boxes(top: int, bottom: int, left: int, right: int) -> np.ndarray:
 
 def _native_core() -> Any:
     core = native._native
-    return core if core is not None and native.available() and hasattr(core, "phash_blocks") else None
+    return core if core is not None and native.available() and hasattr(core, "phash_print") else None
 
 
 def bordered_box(luma: np.ndarray) -> tuple[int, int, int, int]:
@@ -232,36 +273,39 @@ def _clip_outliers(luma: np.ndarray, top: int, bottom: int, left: int, right: in
 def fingerprint(luma: np.ndarray) -> Fingerprint:
     """The fingerprint of a grey image given as a 2-D uint8 array (any size; >= 32 px to be near-matched).
 
-    The box and the DCT blocks come from the native core when it is built (the GIL released, so
-    a thread pool hashes on every core), else from numpy; the same numbers either way."""
+    One call into the native core when it is built (the GIL released, so a thread pool hashes on
+    every core), else numpy; the same bits either way."""
     core = _native_core()
     luma = np.ascontiguousarray(luma, dtype=np.uint8)
-    h, w = luma.shape
-    top, bottom, left, right = bordered_box(luma)
+    if core is not None:
+        found = core.phash_print(luma, luma.shape[0], luma.shape[1], _D_BYTES, _PARAMS)
+        return Fingerprint(0, (), (), True) if found is None else _assemble(*found)
+    return _numpy_print(luma)
+
+
+def _numpy_print(luma: np.ndarray) -> Fingerprint:
+    """What the native ``phash_print`` computes, step for step (the fallback, and its reference in tests)."""
+    top, bottom, left, right = content_box(luma)
     if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
         return Fingerprint(0, (), (), True)
     boxes = _boxes(top, bottom, left, right)
-    luma = _clip_outliers(luma, top, bottom, left, right)
-    if core is not None:
-        blocks, spread = core.phash_blocks(luma, h, w, boxes.astype(np.int64), _D_BYTES, True)
-        both = np.frombuffer(blocks, np.float64).reshape(2, len(boxes), LOW, LOW)
-        coeffs, checks = both[0], both[1]
-    else:
-        coeffs, checks, thumb = _thumbnails(luma, boxes)
-        spread = float(thumb.std())
+    coeffs, checks, spread = _thumbnails(_clip_outliers(luma, top, bottom, left, right), boxes)
     if spread < FLAT_STD:
         return Fingerprint(0, (), (), True)
     main, check = _canonical(coeffs, checks)
-    hashes, check_bits = _bits(main).tolist(), _bits(check).tolist()
-    alternates: dict[int, int] = {}
     others = _alternates(coeffs[0], checks[0])
-    if others:
-        alt = _bits(np.array([a for a, _ in others])).tolist()
-        alt_check = _bits(np.array([c for _, c in others])).tolist()
-        alternates = {a: c for a, c in zip(alt, alt_check, strict=True) if a != hashes[0]}
-        alternates = dict(sorted(alternates.items(), key=lambda kv: alt.index(kv[0])))
+    alt = _bits(np.array([a for a, _ in others])).tolist() if others else []
+    alt_check = _bits(np.array([c for _, c in others])).tolist() if others else []
+    return _assemble(_bits(main).tolist(), _bits(check).tolist(), alt, alt_check)
+
+
+def _assemble(hashes: Sequence[int], checks: Sequence[int], alt: Sequence[int],
+              alt_check: Sequence[int]) -> Fingerprint:
+    """The Fingerprint of box hashes (whole image first) and box 0's alternate orientations: each
+    alternate once (with its last check), in first-seen order, none equal to the hash itself."""
+    alternates = {a: c for a, c in zip(alt, alt_check, strict=True) if a != hashes[0]}
     return Fingerprint(hashes[0], tuple(alternates), tuple(hashes[1:]), False,
-                       (check_bits[0], *alternates.values(), *check_bits[1:]))
+                       (checks[0], *alternates.values(), *checks[1:]))
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
