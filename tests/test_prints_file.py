@@ -148,6 +148,26 @@ def test_a_damaged_or_other_fingerprint_file_is_refused_in_one_line_and_inspect_
     assert findings.summary == good.summary  # the same answer, decoded
 
 
+def test_fingerprints_of_another_definition_are_refused_and_inspect_decodes(same_split, tmp_path, monkeypatch):
+    """Rows hashed by another definition of the fingerprint (an older imgprep's) are not comparable with
+    what inspect would hash: the file names its kind, and a file of another kind is not read."""
+    import hashlib
+    import shutil
+
+    from imgprep.imaging import phash
+
+    out = tmp_path / "copy"
+    shutil.copytree(same_split, out)
+    assert f'"kind":"{phash.KIND}"'.encode() in (out / "train.prints").read_bytes()[:4096]
+    monkeypatch.setattr(phash, "KIND", "phash64-some-later-definition")
+    monkeypatch.setattr("imgprep.splits.prints_file.KIND", phash.KIND)  # what this reader computes
+    findings = inspect(out)
+    (note,) = findings.collection.notes
+    assert "fingerprints of another kind" in note and note.startswith("fingerprints: decoded every record")
+    record = json.loads((out / "train.dataset.json").read_text())
+    assert record["fingerprints"]["sha256"] == hashlib.sha256((out / "train.prints").read_bytes()).hexdigest()
+
+
 def test_outputs_and_fingerprints_are_byte_identical_for_one_and_two_workers(src, tmp_path):
     _prepare(src, tmp_path / "one", num_workers=1)
     _prepare(src, tmp_path / "two", num_workers=2, executor="thread")

@@ -54,6 +54,7 @@ class Header:
     rows: int
     columns: tuple[Column, ...]
     size: int  # the whole file's size in bytes
+    kind: str = ""  # which fingerprint the rows hold (the hash's definition): rows of another are not comparable
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -63,9 +64,9 @@ def _pad(n: int) -> int:
     return -n % ALIGN
 
 
-def layout(rows: int, columns: Sequence[tuple[str, str, int]]) -> tuple[bytes, Header]:
+def layout(rows: int, columns: Sequence[tuple[str, str, int]], kind: str = "") -> tuple[bytes, Header]:
     """The header bytes (padded to ``ALIGN``) for ``(name, typecode, count)`` columns written in
-    that order after it, and the header they describe."""
+    that order after it, holding fingerprints of ``kind``, and the header they describe."""
     start = 0
     placed: list[tuple[str, str, int, int]] = []
     for name, typecode, count in columns:  # offsets from the first column's start
@@ -74,18 +75,18 @@ def layout(rows: int, columns: Sequence[tuple[str, str, int]]) -> tuple[bytes, H
         start += nbytes + _pad(nbytes)
     # The header's length depends on the offsets it holds: place the columns after a header long
     # enough for any offset of this many digits, then pad.
-    doc = {"version": VERSION, "rows": rows, "columns": [
+    doc = {"version": VERSION, "kind": kind, "rows": rows, "columns": [
         {"name": n, "typecode": t, "count": c, "offset": 0} for n, t, c, _ in placed]}
     width = len(json.dumps(doc)) + 24 * (len(placed) + 1)
     base = len(MAGIC) + _LENGTH.size + width
     base += _pad(base)
     cols = tuple(Column(n, t, c, base + o) for n, t, c, o in placed)
-    text = json.dumps({"version": VERSION, "rows": rows, "columns": [
+    text = json.dumps({"version": VERSION, "kind": kind, "rows": rows, "columns": [
         {"name": c.name, "typecode": c.typecode, "count": c.count, "offset": c.offset} for c in cols]},
         separators=(",", ":")).encode()
     head = MAGIC + _LENGTH.pack(base - len(MAGIC) - _LENGTH.size) + text
     head += b" " * (base - len(head))
-    return head, Header(rows, cols, base + start)
+    return head, Header(rows, cols, base + start, kind)
 
 
 def parse(head: bytes, path: str, size: int) -> Header:
@@ -107,6 +108,7 @@ def parse(head: bytes, path: str, size: int) -> Header:
         columns = tuple(Column(str(c["name"]), str(c["typecode"]), int(c["count"]), int(c["offset"]))
                         for c in doc["columns"])
         rows = int(doc["rows"])
+        kind = str(doc.get("kind", ""))
     except (ValueError, KeyError, TypeError) as exc:
         raise FormatError(f"fingerprint file header is damaged ({exc})", path=path) from None
     for c in columns:
@@ -114,7 +116,7 @@ def parse(head: bytes, path: str, size: int) -> Header:
             raise FormatError(f"fingerprint column {c.name!r} has an unknown typecode {c.typecode!r}", path=path)
         if c.offset < end or c.offset % ALIGN or c.offset + c.nbytes > size or c.count < 0:
             raise FormatError(f"fingerprint column {c.name!r} lies outside the file ({size:,} bytes)", path=path)
-    return Header(rows, columns, size)
+    return Header(rows, columns, size, kind)
 
 
 def header_size(head: bytes) -> int:

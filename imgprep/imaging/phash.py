@@ -41,6 +41,10 @@ import numpy as np
 
 from imgprep.imaging import native
 
+# The fingerprint's definition, named in every fingerprint file: a change to anything that moves
+# its bits (thumbnail, windows, check view, orientation rule) must change this name, so stored
+# rows of an older definition are refused rather than compared with new ones.
+KIND = "phash64-dct32-w14-fold2"
 SIDE = 32  # thumbnail side the DCT runs on
 LOW = 8  # low-frequency block kept: LOW * LOW = 64 bits
 THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average sees real pixels

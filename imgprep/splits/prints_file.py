@@ -18,6 +18,7 @@ import numpy as np
 from imgprep.errors import FormatError
 from imgprep.formats.dataset import PrintsEntry
 from imgprep.formats.prints import Header, header_size, parse, row_layout
+from imgprep.imaging.phash import KIND
 from imgprep.splits.dedup import UNREADABLE, Groups, Prints, find_groups
 from imgprep.storage.base import Store
 
@@ -165,6 +166,9 @@ def open_prints(storage: Store, folder: str, entry: PrintsEntry, records: int) -
         with storage.open_read(uri, 0, header_size(head[:64])) as fh:
             head = fh.read()
     header = parse(head, uri, size)
+    if header.kind != KIND:
+        raise FormatError(f"fingerprint file holds fingerprints of another kind ({header.kind or 'unnamed'}; this "
+                          f"imgprep computes {KIND}): not comparable", path=uri)
     if header.rows != entry.rows or header.rows != records:
         raise FormatError(f"fingerprint file holds {header.rows:,} rows for {records:,} records", path=uri)
     for name, typecode in {**needed(), "id": "q"}.items():

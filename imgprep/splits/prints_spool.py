@@ -23,6 +23,7 @@ import numpy as np
 
 from imgprep.formats.dataset import PrintsEntry
 from imgprep.formats.prints import ALIGN, layout
+from imgprep.imaging.phash import KIND
 from imgprep.splits.dedup import Measured, Prints
 from imgprep.storage.base import Store
 
@@ -84,7 +85,7 @@ class PrintsSpool:
         """Write the file at ``uri`` whole (or not at all) and say how the dataset record lists it."""
         for fh in self.files.values():
             fh.close()
-        head, header = layout(self.rows, [(n, t, self.counts[n]) for n, t in self.columns])
+        head, header = layout(self.rows, [(n, t, self.counts[n]) for n, t in self.columns], KIND)
         digest = hashlib.sha256(head)
         with storage.open_output(uri, expected_size=header.size) as out:
             out.write(head)
