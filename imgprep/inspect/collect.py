@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from imgprep.errors import FormatError, ImageError, UsageError
 from imgprep.formats import recordio
@@ -26,7 +29,7 @@ class Image:
 
     id: int
     labels: tuple[float, ...]
-    path: str
+    path: str | None  # None for a record: looked up in the list beside it only when it is shown
     data: bytes
     locator: int
 
@@ -36,13 +39,14 @@ class Split:
     name: str
     source: str  # what was read, for the report
     rec: str | None = None
-    items: list[LstItem] = field(default_factory=list)  # .lst entries (paths for records, or the images)
+    items: list[LstItem] = field(default_factory=list)  # a list split's entries (its images)
+    beside: Any = None  # a record split's .lst (a validated ListStream), read for paths only when asked
     root: str | None = None
     class_names: list[str] | None = None  # when the source names its classes (a manifest)
     store: Any = None  # the Store an s3:// split is read through (inspect.remote); None: local files
     prints: Any = None  # the fingerprints its dataset record keeps, when read instead of decoding (recorded)
     shards: list[str] = field(default_factory=list)  # a sharded split's .rec files in order (rec: the first)
-    _paths: dict[int, str] | None = None
+    _paths: Paths | None = None
     _guard: RootGuard | None = None  # keeps image reads inside ``root``, as pack does
 
     def images(self) -> Iterator[Image]:
@@ -56,8 +60,8 @@ class Split:
     def path_of(self, id: int) -> str:
         """The image path of record ``id`` (from the .lst beside a .rec, when there is one)."""
         if self._paths is None:
-            self._paths = {item.index: item.path for item in self.items}
-        return self._paths.get(id, f"{self.name}.rec id {id}")
+            self._paths = Paths(self.beside if self.beside is not None else self.items)
+        return self._paths.get(id) or f"{self.name}.rec id {id}"
 
     def path_at(self, locator: int, id: int) -> str:
         return self.path_of(id) if self.rec is not None else self.items[locator].path
@@ -82,7 +86,7 @@ class Split:
                     except FormatError as exc:
                         raise FormatError(f"record at byte {offset}: {exc.message}", path=rec) from None
                     _check_labels(labels, rec, f"record at byte {offset} (id {header.id})")
-                    yield Image(header.id, labels, self.path_of(header.id), image, number << SHARD_BITS | offset)
+                    yield Image(header.id, labels, None, image, number << SHARD_BITS | offset)
 
     @contextlib.contextmanager
     def _reader(self, rec: str) -> Iterator[recordio.RecordReader]:
@@ -108,6 +112,30 @@ class Split:
         if problem:
             raise ImageError(problem, path=path)
         return read_inside(path, self._guard.root)  # a final symlink out, a FIFO or a device: refused
+
+
+class Paths:
+    """Record id -> image path of a list, held as one UTF-8 blob with offsets: a million-entry list
+    as a dict of str would cost hundreds of megabytes, most of them for paths never shown."""
+
+    def __init__(self, items: Iterable[LstItem]) -> None:
+        ids, ends, blob = array("q"), array("q"), bytearray()
+        for item in items:
+            ids.append(item.index)
+            blob += item.path.encode("utf-8", "surrogateescape")
+            ends.append(len(blob))
+        self.ids = np.frombuffer(ids, np.int64) if len(ids) else np.zeros(0, np.int64)
+        self.order = np.argsort(self.ids, kind="stable")
+        self.sorted = self.ids[self.order]
+        self.ends = np.frombuffer(ends, np.int64) if len(ends) else np.zeros(0, np.int64)
+        self.blob = bytes(blob)
+
+    def get(self, id: int) -> str | None:
+        at = int(np.searchsorted(self.sorted, id))
+        if at == len(self.sorted) or self.sorted[at] != id:
+            return None
+        i = int(self.order[at])
+        return self.blob[int(self.ends[i - 1]) if i else 0: int(self.ends[i])].decode("utf-8", "surrogateescape")
 
 
 def _check_labels(labels: tuple[float, ...], path: str, where: str) -> None:
@@ -153,8 +181,7 @@ def _file_split(path: str, root: str | None) -> Split:
     stem, ext = os.path.splitext(name)
     if ext == ".rec":
         lst = os.path.join(folder, stem + ".lst")
-        items = read_lst(lst) if os.path.isfile(lst) else []
-        return Split(stem, path, rec=path, items=items)
+        return Split(stem, path, rec=path, beside=beside_list(lst, None) if os.path.isfile(lst) else None)
     if ext == ".lst":
         return Split(stem, path, items=read_lst(path), root=root or _channel_root(folder, stem) or folder or ".")
     if ext == ".manifest":
@@ -166,6 +193,15 @@ def _file_split(path: str, root: str | None) -> Split:
         return Split(stem, path, items=dataset.items(range(len(dataset))), root=dataset.root,
                      class_names=[c.name for c in dataset.classes])
     raise UsageError(f"{path}: expected a .rec, .lst or .manifest file, or a folder of them")
+
+
+def beside_list(uri: str, store: Any) -> Any:
+    """The ``.lst`` beside a ``.rec``, validated now (a bad line fails here, naming it), its paths
+    read only when a report shows them."""
+    from imgprep.splits.stream import ListStream
+    from imgprep.storage.stores import Storage
+
+    return ListStream([uri], store if store is not None else Storage())
 
 
 def _channel_root(folder: str, stem: str) -> str | None:

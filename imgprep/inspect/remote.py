@@ -11,7 +11,7 @@ import json
 
 from imgprep.errors import FormatError, UsageError
 from imgprep.formats.lst import LstItem, parse_lines
-from imgprep.inspect.collect import Collection, Split, group_shards, split_order
+from imgprep.inspect.collect import Collection, Split, beside_list, group_shards, split_order
 from imgprep.storage.base import Store, join
 
 
@@ -44,8 +44,8 @@ def _split(uri: str, root: str | None, storage: Store) -> Split:
     stem, _, ext = name.rpartition(".")
     if ext == "rec":
         lst = folder + stem + ".lst"
-        items = _read_lst(lst, storage) if storage.is_file(lst) else []
-        return Split(stem, uri, rec=uri, items=items, store=storage)
+        beside = beside_list(lst, storage) if storage.is_file(lst) else None
+        return Split(stem, uri, rec=uri, beside=beside, store=storage)
     if ext == "lst":
         return Split(stem, uri, items=_read_lst(uri, storage), root=root or folder.rstrip("/"), store=storage)
     raise UsageError(f"{uri}: give a local copy of a manifest to inspect it (with --root for its images)")

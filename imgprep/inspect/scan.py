@@ -82,10 +82,10 @@ def scan(splits: Iterable[Split], *, workers: int | None = None,
                 if len(batch) == BATCH:
                     pending.append((number, batch, pool.submit(_measure, batch)))
                     batch = []
-                    _drain(pending, table, split.name, 4 * workers, tick)
+                    _drain(pending, table, split, 4 * workers, tick)
             if batch:
                 pending.append((number, batch, pool.submit(_measure, batch)))
-            _drain(pending, table, split.name, 0, tick)
+            _drain(pending, table, split, 0, tick)
     return table
 
 
@@ -111,13 +111,14 @@ def _recorded(splits: list[Split], tick: Callable[[int], object]) -> Table:
     return table
 
 
-def _drain(pending: list[tuple[int, list[Image], Future[list[Row | str]]]], table: Table, name: str,
+def _drain(pending: list[tuple[int, list[Image], Future[list[Row | str]]]], table: Table, split: Split,
            limit: int, tick: Callable[[int], object]) -> None:
     while len(pending) > limit:
         number, batch, future = pending.pop(0)
         for image, row in zip(batch, future.result(), strict=True):
             if isinstance(row, str):
-                table.errors.append(f"{name}: id {image.id} ({image.path}): {row}")
+                path = image.path or split.path_of(image.id)
+                table.errors.append(f"{split.name}: id {image.id} ({path}): {row}")
                 continue
             _append(table, number, image, row)
         tick(len(batch))
