@@ -47,13 +47,13 @@ from imgprep.packing.sources import ImageSource, check_source, resolve
 from imgprep.packing.worker import Chunk, Packed, WorkerContext, run_chunk, run_chunk_in_process
 from imgprep.requirements import require_for
 from imgprep.signals import sigterm_as_interrupt
-from imgprep.splits.prints_file import FilePrints, local_prints, pick
-from imgprep.splits.prints_spool import PrintsSpool
 from imgprep.storage.base import Store
 from imgprep.storage.probe import check_access
 
 if TYPE_CHECKING:
     from imgprep.imaging.transform import ImagePath
+    from imgprep.splits.prints_file import FilePrints
+    from imgprep.splits.prints_spool import PrintsSpool
 
 EXECUTORS = ("auto", "process", "thread")
 
@@ -368,6 +368,9 @@ class Packer:
         writer, start = self._open_writer(progress, prefix, storage)
         given = self.options.fingerprints_from
         if (self.ctx.fingerprint or given) and not (start or writer.records):  # not an earlier run's records
+            from imgprep.splits.prints_file import local_prints  # numpy: only a pack that fingerprints pays for it
+            from imgprep.splits.prints_spool import PrintsSpool
+
             self.spool = PrintsSpool()
             self.rows_from = local_prints(given, storage) if given else None
         if self.spool is None or given:
@@ -545,6 +548,8 @@ class Packer:
         written = [key for key, size in zip(keys, packed.sizes, strict=True) if size]
         if self.rows_from is not None:
             import numpy as np
+
+            from imgprep.splits.prints_file import pick
 
             ids = np.asarray(written, np.int64)
             self.spool.add_columns(pick([self.rows_from], np.zeros(len(ids), np.int64), ids), len(ids))
