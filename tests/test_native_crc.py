@@ -5,19 +5,15 @@ every record's checksum in the dataset record that readers verify."""
 
 from __future__ import annotations
 
-import os
 import random
 import zlib
 
+import imgprep._native  # noqa: F401 - the folded CRC is the native core's: without it this file fails, never skips
 import pytest
 
 from imgprep.imaging import native
 from imgprep.imaging.spec import TransformSpec
 
-if os.environ.get("IMGPREP_REQUIRE_NATIVE") == "1":
-    import imgprep._native  # noqa: F401 - make test builds it: a missing extension is a failure there
-else:
-    pytest.importorskip("imgprep._native", reason="native extension not built")
 pytestmark = pytest.mark.native
 
 # around every edge of the folding: under one step (64), whole and partial 16-byte blocks, the

@@ -34,7 +34,6 @@ class FilePrints:
 
     def __init__(self, storage: Store, uri: str, header: Header) -> None:
         self.storage, self.uri, self.header = storage, uri, header
-        self.path = storage.local_path(uri)
         self._by: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def by_row(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -58,12 +57,9 @@ class FilePrints:
         lo, hi, _ = slice(lo, hi).indices(col.count)
         if hi <= lo:
             return np.zeros(0, col.typecode)
-        size = np.dtype(col.typecode).itemsize
-        start = col.offset + lo * size
-        if self.path is not None:
-            return np.memmap(self.path, dtype=col.typecode, mode="r", offset=start, shape=(hi - lo,))
-        with self.storage.open_read(self.uri, start, start + (hi - lo) * size) as fh:
-            return np.frombuffer(fh.read(), dtype=col.typecode)
+        start = col.offset + lo * np.dtype(col.typecode).itemsize
+        end = start + (hi - lo) * np.dtype(col.typecode).itemsize
+        return np.frombuffer(self.storage.read_view(self.uri, start, end), dtype=col.typecode)
 
 
 class JoinedPrints:

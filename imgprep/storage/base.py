@@ -211,6 +211,13 @@ class Store(abc.ABC):
         ranged = RangedReader(lambda start, end: self.open_read(uri, start, end), self.size(uri))
         return io.BufferedReader(ranged, buffer_size=1 << 16)  # readline() in C, not a byte a call
 
+    def read_view(self, uri: str, start: int, end: int) -> memoryview:
+        """Bytes ``[start, end)`` of ``uri`` as a read-only buffer: one ranged read here; a local
+        store maps them instead, so only the pages a caller touches are read, and only while the
+        buffer lives."""
+        with self.open_read(uri, start, end) as fh:
+            return memoryview(fh.read()).toreadonly()
+
     def canonical(self, uri: str) -> str:
         """One spelling per file, so two URIs can be compared (symbolic links resolved locally)."""
         return uri

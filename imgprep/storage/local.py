@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import mmap
 import os
 import shutil
 import tempfile
@@ -272,6 +273,15 @@ class LocalStore(Store):
         path = local_path(uri)
         check_regular(path)
         return open(path, "rb")
+
+    def read_view(self, uri: str, start: int, end: int) -> memoryview:
+        """The bytes mapped, not read: the mapping starts on the page boundary below ``start``."""
+        if end <= start:
+            return memoryview(b"")
+        base = start - start % mmap.ALLOCATIONGRANULARITY
+        with open(local_path(uri), "rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), end - base, access=mmap.ACCESS_READ, offset=base)
+        return memoryview(mapped)[start - base:]
 
     def canonical(self, uri: str) -> str:
         return os.path.realpath(local_path(uri))

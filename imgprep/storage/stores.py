@@ -139,6 +139,9 @@ class Storage(Store):
     def open_seekable(self, uri: str) -> BinaryIO:
         return self.for_uri(uri).open_seekable(uri)
 
+    def read_view(self, uri: str, start: int, end: int) -> memoryview:
+        return self.for_uri(uri).read_view(uri, start, end)
+
     def clients(self, uri: str, *, images: bool = False) -> tuple[str, ...]:
         # Routed by scheme alone: the answer says whether an S3 client can be built at all.
         if scheme(uri) != "s3":
