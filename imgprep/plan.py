@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,9 +131,6 @@ class PreparePlan:
         """Remove the pass's temporary fingerprint file (same-split), once the packs are done."""
         path = self.converted.pass_prints
         if path is not None:
-            import contextlib
-            import os
-
             with contextlib.suppress(OSError):
                 os.remove(path)
             self.converted.pass_prints = None
@@ -307,18 +306,19 @@ class PrepareRun:
     def _report_duplicates(self) -> None:
         """``--dedup report`` from the fingerprints the pack workers took of what they stored (read
         from every split's fingerprint file, once the splits are packed or joined)."""
-        from imgprep.formats.dataset import from_json, record_folder, record_name
+        from imgprep.formats.dataset import record_name
         from imgprep.formats.recordio import output_prefix
         from imgprep.splits.neardup import DEFAULT_THRESHOLD
-        from imgprep.splits.prints_file import JoinedPrints, groups_by_id, open_prints
+        from imgprep.splits.prints_file import JoinedPrints, groups_by_id, recorded
 
         parts = []
         for name in self.splits:
-            uri = record_name(output_prefix(self.split_output(name)))
-            record = from_json(self.storage.read_bytes(uri), uri)
-            if record.fingerprints is None:
-                raise FormatError("the dataset record lists no fingerprint file (for the duplicate report)", path=uri)
-            parts.append(open_prints(self.storage, record_folder(uri), record.fingerprints, record.records))
+            prefix = output_prefix(self.split_output(name))
+            found = recorded(self.storage, prefix)
+            if found is None:
+                raise FormatError("the dataset record lists no fingerprint file (for the duplicate report)",
+                                  path=record_name(prefix))
+            parts.append(found[1])
         converted, options = self.plan.converted, self.plan.options
         threshold = DEFAULT_THRESHOLD if options.dedup_threshold is None else options.dedup_threshold
         groups = groups_by_id(JoinedPrints(parts), len(converted.dataset), threshold)

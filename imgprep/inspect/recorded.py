@@ -16,11 +16,11 @@ from collections.abc import Iterator
 import numpy as np
 
 from imgprep.errors import FormatError, StorageError
-from imgprep.formats.dataset import from_json, record_name
+from imgprep.formats.dataset import record_folder, record_name
 from imgprep.formats.recordio import parse_index
 from imgprep.inspect.collect import Split
 from imgprep.layout.names import numbered_shard
-from imgprep.splits.prints_file import FilePrints, open_prints
+from imgprep.splits.prints_file import FilePrints, recorded
 from imgprep.storage.base import Store
 
 
@@ -54,17 +54,14 @@ def _prints_of(split: Split, storage: Store) -> FilePrints | None:
     rec = split.rec or ""
     numbered = numbered_shard(rec) if split.shards else None
     prefix = numbered[0] if numbered is not None else rec[: -len(".rec")]
-    record_uri = record_name(prefix)
-    if not storage.exists(record_uri):
+    found = recorded(storage, prefix)
+    if found is None:
         return None
-    record = from_json(storage.read_bytes(record_uri), record_uri)
-    if record.fingerprints is None:
-        return None
-    folder = prefix[: len(prefix) - len(prefix.rsplit("/", 1)[-1])]
+    record, prints = found
+    folder = record_folder(prefix)
     if [folder + shard.rec for shard in record.shards] != split.recs:
         raise FormatError(f"the dataset record lists other shards than the folder holds "
-                          f"({len(record.shards)} listed, {len(split.recs)} found)", path=record_uri)
-    prints = open_prints(storage, folder, record.fingerprints, record.records)
+                          f"({len(record.shards)} listed, {len(split.recs)} found)", path=record_name(prefix))
     if not _same_ids(prints, storage, [folder + shard.idx for shard in record.shards]):
         raise FormatError("fingerprint rows name other record ids than the .idx files", path=prints.uri)
     return prints

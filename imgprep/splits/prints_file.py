@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from imgprep.errors import FormatError
-from imgprep.formats.dataset import PrintsEntry
+from imgprep.formats.dataset import DatasetRecord, PrintsEntry, from_json, record_folder, record_name
 from imgprep.formats.prints import Header, header_size, parse, row_layout
 from imgprep.imaging.phash import KIND
 from imgprep.splits.dedup import UNREADABLE, Groups, Prints, find_groups
@@ -137,6 +137,18 @@ def pick(sources: Sequence[FilePrints], source: np.ndarray, row: np.ndarray) -> 
 def part_dtype(part: FilePrints, name: str) -> np.ndarray:
     col = part.header.column(name)
     return np.zeros(0, col.typecode if col is not None else "Q")
+
+
+def recorded(storage: Store, prefix: str) -> tuple[DatasetRecord, FilePrints] | None:
+    """The dataset record of the packed output ``prefix`` and the fingerprint file it lists,
+    checked (:func:`open_prints`); None when there is no record or it lists no file."""
+    uri = record_name(prefix)
+    if not storage.exists(uri):
+        return None
+    record = from_json(storage.read_bytes(uri), uri)
+    if record.fingerprints is None:
+        return None
+    return record, open_prints(storage, record_folder(prefix), record.fingerprints, record.records)
 
 
 def open_prints(storage: Store, folder: str, entry: PrintsEntry, records: int) -> FilePrints:
