@@ -21,6 +21,9 @@
 
 #define SIDE 32
 #define LOW 8
+#define CSIDE 8 /* a colour channel's thumbnail side (phash.CHROMA_SIDE) */
+#define CLOW 4  /* its DCT block kept (phash.CHROMA_LOW) */
+#define UNKNOWN 0xFFFFu
 
 /* Leading run of lines (rows of `img` viewed with strides) that are bars: a spread of at most
  * tol and a mean within tol of the first line's. */
@@ -74,11 +77,11 @@ static void content_box(const uint8_t *img, int h, int w, int tol, int peels, in
     box[3] = w - right;
 }
 
-static void edges(int64_t lo, int64_t hi, int64_t *start, int64_t *stop) {
+static void edges(int64_t lo, int64_t hi, int64_t *start, int64_t *stop, int side) {
     int64_t span = hi - lo;
-    for (int i = 0; i < SIDE; i++) {
-        start[i] = lo + (i * span) / SIDE;
-        int64_t s = lo + ((i + 1) * span) / SIDE;
+    for (int i = 0; i < side; i++) {
+        start[i] = lo + (i * span) / side;
+        int64_t s = lo + ((i + 1) * span) / side;
         stop[i] = s > start[i] + 1 ? s : start[i] + 1;
     }
 }
@@ -114,7 +117,7 @@ PyObject *imp_py_phash_box(PyObject *self, PyObject *args) {
 
 typedef struct {
     int tol, peels, min_content;
-    double clip, flat_std, ambiguous, cut[2], side_cut;
+    double clip, flat_std, ambiguous, cut[2], side_cut, chroma_flat;
 } print_params;
 
 /* Python's round(): to nearest, ties to even (the default rounding mode's nearbyint). */
@@ -246,8 +249,12 @@ static void orient(const float src[LOW][LOW], int transpose, int vflip, int hfli
 }
 
 /* phash._alternates: the orientations of box 0 too close to call, hashed (the first is the canonical one). */
-static int alternates(const float c[LOW][LOW], const float k[LOW][LOW], double ambiguous, uint64_t *hash,
-                      uint64_t *check) {
+static void orient_low(const float src[CLOW][CLOW], int transpose, int vflip, int hflip, float out[CLOW][CLOW]);
+static uint32_t chroma_word(const float colour[2][CLOW][CLOW], const int unknown[2], int transpose, int vflip,
+                            int hflip);
+
+static int alternates(const float c[LOW][LOW], const float k[LOW][LOW], const float colour[2][CLOW][CLOW],
+                      const int unknown[2], double ambiguous, uint64_t *hash, uint64_t *check, uint32_t *chroma) {
     float energy = 0;
     for (int i = 1; i < LOW * LOW; i++) energy = energy + (&c[0][0])[i] * (&c[0][0])[i];
     double margin = ambiguous * sqrt((double)energy / (LOW * LOW - 1));
@@ -264,10 +271,112 @@ static int alternates(const float c[LOW][LOW], const float k[LOW][LOW], double a
                 orient(c, transposes[t], vflips[b], hflips[a], block);
                 hash[n] = median_bits(block);
                 orient(k, transposes[t], vflips[b], hflips[a], block);
-                check[n++] = median_bits(block);
+                check[n] = median_bits(block);
+                chroma[n++] = chroma_word(colour, unknown, transposes[t], vflips[b], hflips[a]);
             }
     }
     return n;
+}
+
+/* ---- colour: the chroma word of a box (phash._colour_blocks, _dct_low, _chroma_words) ----------- */
+
+/* `src` (4x4) transposed or not, its odd frequencies negated along each flipped axis: orient's rule. */
+static void orient_low(const float src[CLOW][CLOW], int transpose, int vflip, int hflip, float out[CLOW][CLOW]) {
+    for (int u = 0; u < CLOW; u++)
+        for (int v = 0; v < CLOW; v++) {
+            float c = transpose ? src[v][u] : src[u][v];
+            if (vflip && (u & 1)) c = -c;
+            if (hflip && (v & 1)) c = -c;
+            out[u][v] = c;
+        }
+}
+
+/* 16 bits of one oriented block: DC above neutral grey (the top bit), then each of the other 15
+ * coefficients above their median (the 8th of them in order); UNKNOWN for a channel with no colour. */
+static uint32_t chroma_half(const float block[CLOW][CLOW], int unknown) {
+    if (unknown) return UNKNOWN;
+    const float *flat = &block[0][0];
+    float sorted[CLOW * CLOW - 1];
+    for (int n = 0; n < CLOW * CLOW - 1; n++) { /* insertion sort of the 15 */
+        float x = flat[n + 1];
+        int j = n;
+        for (; j > 0 && sorted[j - 1] > x; j--) sorted[j] = sorted[j - 1];
+        sorted[j] = x;
+    }
+    float middle = sorted[(CLOW * CLOW - 1) / 2];
+    uint32_t bits = (uint32_t)(flat[0] > (float)(128 * CSIDE)) << (CLOW * CLOW - 1);
+    for (int i = 1; i < CLOW * CLOW; i++) bits |= (uint32_t)(flat[i] > middle) << (CLOW * CLOW - 1 - i);
+    return bits;
+}
+
+/* The word of a box's two colour blocks, oriented as its luma block: Cb high, Cr low. */
+static uint32_t chroma_word(const float colour[2][CLOW][CLOW], const int unknown[2], int transpose, int vflip,
+                            int hflip) {
+    float turned[CLOW][CLOW];
+    orient_low(colour[0], transpose, vflip, hflip, turned);
+    uint32_t word = chroma_half(turned, unknown[0]) << 16;
+    orient_low(colour[1], transpose, vflip, hflip, turned);
+    return word | chroma_half(turned, unknown[1]);
+}
+
+/* One colour channel of one box: its 8x8 area average from the channel's integral image (the luma's
+ * cells), whether it deviates less than `flat` (unknown), and its 4x4 low DCT block in single precision,
+ * every sum left to right as phash._dct_low takes it. */
+static void colour_block(const int64_t *table, int w, const int64_t box[4], const float *dct, double flat,
+                         float out[CLOW][CLOW], int *unknown) {
+    int64_t y0[CSIDE], y1[CSIDE], x0[CSIDE], x1[CSIDE];
+    double thumb[CSIDE][CSIDE], sum = 0, squares = 0;
+    float x[CSIDE][CSIDE], half[CLOW][CSIDE];
+    edges(box[0], box[1], y0, y1, CSIDE);
+    edges(box[2], box[3], x0, x1, CSIDE);
+    for (int i = 0; i < CSIDE; i++) {
+        const int64_t *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
+        double ry = 1.0 / (double)(y1[i] - y0[i]);
+        for (int j = 0; j < CSIDE; j++) {
+            double rx = 1.0 / (double)(x1[j] - x0[j]);
+            thumb[i][j] = (double)((rb[x1[j]] - ra[x1[j]]) - (rb[x0[j]] - ra[x0[j]])) * (ry * rx);
+            sum = sum + thumb[i][j];
+        }
+    }
+    double mean = sum / (CSIDE * CSIDE);
+    for (int i = 0; i < CSIDE; i++)
+        for (int j = 0; j < CSIDE; j++) {
+            double d = thumb[i][j] - mean;
+            squares = squares + d * d;
+            x[i][j] = (float)thumb[i][j];
+        }
+    *unknown = sqrt(squares / (CSIDE * CSIDE)) < flat;
+    for (int u = 0; u < CLOW; u++) {
+        for (int j = 0; j < CSIDE; j++) half[u][j] = dct[u * CSIDE] * x[0][j];
+        for (int i = 1; i < CSIDE; i++)
+            for (int j = 0; j < CSIDE; j++) half[u][j] = half[u][j] + dct[u * CSIDE + i] * x[i][j];
+    }
+    for (int u = 0; u < CLOW; u++)
+        for (int v = 0; v < CLOW; v++) {
+            float acc = half[u][0] * dct[v * CSIDE];
+            for (int j = 1; j < CSIDE; j++) acc = acc + half[u][j] * dct[v * CSIDE + j];
+            out[u][v] = acc;
+        }
+}
+
+/* An exact integral image of a w x h plane ((h + 1) x (w + 1), first row and column zero), its values
+ * clipped to lo..hi when hi > lo; NULL when out of memory. */
+static int64_t *integral(const uint8_t *src, int h, int w, int lo, int hi) {
+    int64_t *table = malloc((size_t)(h + 1) * (w + 1) * sizeof *table);
+    if (!table) return NULL;
+    memset(table, 0, (size_t)(w + 1) * sizeof *table);
+    for (int y = 0; y < h; y++) {
+        int64_t run = 0;
+        int64_t *row = table + (size_t)(y + 1) * (w + 1), *above = row - (w + 1);
+        row[0] = 0;
+        for (int x = 0; x < w; x++) {
+            int v = src[(size_t)y * w + x];
+            if (hi > lo) v = v < lo ? lo : v > hi ? hi : v;
+            run += v;
+            row[x + 1] = above[x + 1] + run;
+        }
+    }
+    return table;
 }
 
 /* The area averages of a box's 32 x 32 cells from the integral image: each cell's exact integer sum
@@ -315,10 +424,12 @@ static double total(double thumb[SIDE][SIDE], double mean, int squares) {
     return out;
 }
 
-/* The fingerprint of one grey image: 0 when it is flat, else the number of boxes hashed (hashes and
- * checks per box, canonical) and *alts the alternates of box 0. */
-static int print_image(const uint8_t *src, int h, int w, const float *dct, const print_params *p, uint64_t *hash,
-                       uint64_t *check, uint64_t *alt_hash, uint64_t *alt_check, int *alts) {
+/* The fingerprint of one image: 0 when it is flat, else the number of boxes hashed (hashes, checks
+ * and chroma words per box, canonical) and *alts the alternates of box 0.  `chroma`: the Cb and Cr
+ * planes (2 x h x w) or NULL (grey: every word unknown); -1 when out of memory. */
+static int print_image(const uint8_t *src, const uint8_t *chroma, int h, int w, const float *dct,
+                       const float *cdct, const print_params *p, uint64_t *hash, uint64_t *check, uint32_t *colour,
+                       uint64_t *alt_hash, uint64_t *alt_check, uint32_t *alt_colour, int *alts) {
     int box[4];
     *alts = 0;
     content_box(src, h, w, p->tol, p->peels, box);
@@ -326,27 +437,17 @@ static int print_image(const uint8_t *src, int h, int w, const float *dct, const
     int64_t boxes[MAX_BOXES][4];
     int k = make_boxes(box, p, boxes), lo, hi;
     clip_levels(src, w, box, p->clip, &lo, &hi);
-    int64_t *table = malloc((size_t)(h + 1) * (w + 1) * sizeof *table); /* exact sums: numpy's float ones */
-    if (!table) return -1;
-    memset(table, 0, (size_t)(w + 1) * sizeof *table);
-    for (int y = 0; y < h; y++) {
-        int64_t run = 0;
-        int64_t *row = table + (size_t)(y + 1) * (w + 1), *above = row - (w + 1);
-        row[0] = 0;
-        for (int x = 0; x < w; x++) {
-            int v = src[(size_t)y * w + x];
-            if (hi > lo) v = v < lo ? lo : v > hi ? hi : v;
-            run += v;
-            row[x + 1] = above[x + 1] + run;
-        }
-    }
+    int64_t *table = integral(src, h, w, lo, hi), *ctable[2] = {NULL, NULL}; /* exact sums: numpy's float ones */
+    int failed = !table;
+    for (int c = 0; chroma && c < 2 && !failed; c++) failed = !(ctable[c] = integral(chroma + (size_t)c * h * w, h, w, 0, 0));
     int flat = 0;
-    for (int b = 0; b < k && !flat; b++) {
+    for (int b = 0; b < k && !flat && !failed; b++) {
         int64_t y0[SIDE], y1[SIDE], x0[SIDE], x1[SIDE];
         double thumb[SIDE][SIDE];
-        float coeffs[LOW][LOW], dev[LOW][LOW], turned[LOW][LOW];
-        edges(boxes[b][0], boxes[b][1], y0, y1);
-        edges(boxes[b][2], boxes[b][3], x0, x1);
+        float coeffs[LOW][LOW], dev[LOW][LOW], turned[LOW][LOW], blocks[2][CLOW][CLOW] = {{{0}}};
+        int unknown[2] = {1, 1};
+        edges(boxes[b][0], boxes[b][1], y0, y1, SIDE);
+        edges(boxes[b][2], boxes[b][3], x0, x1, SIDE);
         cells(table, w, y0, y1, x0, x1, thumb);
         double mean = total(thumb, 0, 0) / (SIDE * SIDE);
         if (b == 0) {
@@ -357,15 +458,20 @@ static int print_image(const uint8_t *src, int h, int w, const float *dct, const
         fold(thumb, mean);
         fold(thumb, total(thumb, 0, 0) / (SIDE * SIDE));
         dct_block(thumb, dct, dev);
+        for (int c = 0; chroma && c < 2; c++) colour_block(ctable[c], w, boxes[b], cdct, p->chroma_flat, blocks[c], &unknown[c]);
         int transpose = fabs(coeffs[1][0]) > fabs(coeffs[0][1]);
         double h1 = transpose ? coeffs[1][0] : coeffs[0][1], v1 = transpose ? coeffs[0][1] : coeffs[1][0];
         orient(coeffs, transpose, v1 < 0, h1 < 0, turned);
         hash[b] = median_bits(turned);
         orient(dev, transpose, v1 < 0, h1 < 0, turned);
         check[b] = median_bits(turned);
-        if (b == 0) *alts = alternates(coeffs, dev, p->ambiguous, alt_hash, alt_check);
+        colour[b] = chroma_word(blocks, unknown, transpose, v1 < 0, h1 < 0);
+        if (b == 0) *alts = alternates(coeffs, dev, blocks, unknown, p->ambiguous, alt_hash, alt_check, alt_colour);
     }
     free(table);
+    free(ctable[0]);
+    free(ctable[1]);
+    if (failed) return -1;
     return flat ? 0 : k;
 }
 
@@ -382,27 +488,57 @@ static PyObject *ints(const uint64_t *values, int n) {
     return out;
 }
 
-/* phash_print(luma, h, w, dct, (tol, peels, min_content, clip, flat_std, ambiguous, cut0, cut1, side_cut))
- * -> None (flat) or (hashes, checks, alternate hashes, alternate checks): tuples of ints, box 0 first. */
+static PyObject *words(const uint32_t *values, int n) {
+    PyObject *out = PyTuple_New(n);
+    for (int i = 0; out && i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(values[i]);
+        if (!v) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
+/* phash_print(luma, h, w, dct, (tol, peels, min_content, clip, flat_std, ambiguous, cut0, cut1, side_cut),
+ *             chroma, chroma_dct, chroma_flat)
+ * -> None (flat) or (hashes, checks, alternate hashes, alternate checks, chroma words, alternate chroma
+ * words): tuples of ints, box 0 first.  chroma: the Cb and Cr planes (2 x h x w bytes) or None (grey). */
 PyObject *imp_py_phash_print(PyObject *self, PyObject *args) {
-    Py_buffer view, vdct;
+    Py_buffer view, vdct, vchroma, vcdct;
+    PyObject *o_chroma;
     int h, w, k = 0, alts = 0;
     print_params p;
     uint64_t hash[MAX_BOXES], check[MAX_BOXES], alt_hash[MAX_ALTS], alt_check[MAX_ALTS];
+    uint32_t colour[MAX_BOXES], alt_colour[MAX_ALTS];
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*iiy*(iiiddd(dd)d):phash_print", &view, &h, &w, &vdct, &p.tol, &p.peels,
-                          &p.min_content, &p.clip, &p.flat_std, &p.ambiguous, &p.cut[0], &p.cut[1], &p.side_cut))
+    if (!PyArg_ParseTuple(args, "y*iiy*(iiiddd(dd)d)Oy*d:phash_print", &view, &h, &w, &vdct, &p.tol, &p.peels,
+                          &p.min_content, &p.clip, &p.flat_std, &p.ambiguous, &p.cut[0], &p.cut[1], &p.side_cut,
+                          &o_chroma, &vcdct, &p.chroma_flat))
         return NULL;
-    int bad = h < 1 || w < 1 || view.len < (Py_ssize_t)h * w || vdct.len != LOW * SIDE * (Py_ssize_t)sizeof(float);
+    int grey = o_chroma == Py_None;
+    if (!grey && PyObject_GetBuffer(o_chroma, &vchroma, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&view);
+        PyBuffer_Release(&vdct);
+        PyBuffer_Release(&vcdct);
+        return NULL;
+    }
+    int bad = h < 1 || w < 1 || view.len < (Py_ssize_t)h * w || vdct.len != LOW * SIDE * (Py_ssize_t)sizeof(float) ||
+              vcdct.len != CLOW * CSIDE * (Py_ssize_t)sizeof(float) || (!grey && vchroma.len < 2 * (Py_ssize_t)h * w);
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
-        k = print_image(view.buf, h, w, vdct.buf, &p, hash, check, alt_hash, alt_check, &alts);
+        k = print_image(view.buf, grey ? NULL : vchroma.buf, h, w, vdct.buf, vcdct.buf, &p, hash, check, colour,
+                        alt_hash, alt_check, alt_colour, &alts);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&view);
     PyBuffer_Release(&vdct);
-    if (bad) return PyErr_Format(PyExc_ValueError, "phash_print: bad luma size or DCT matrix");
+    PyBuffer_Release(&vcdct);
+    if (!grey) PyBuffer_Release(&vchroma);
+    if (bad) return PyErr_Format(PyExc_ValueError, "phash_print: bad luma or chroma size or DCT matrix");
     if (k < 0) return PyErr_NoMemory();
     if (k == 0) Py_RETURN_NONE;
-    return Py_BuildValue("(NNNN)", ints(hash, k), ints(check, k), ints(alt_hash, alts), ints(alt_check, alts));
+    return Py_BuildValue("(NNNNNN)", ints(hash, k), ints(check, k), ints(alt_hash, alts), ints(alt_check, alts),
+                         words(colour, k), words(alt_colour, alts));
 }

@@ -26,7 +26,15 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
   many times as many strangers whose hashes met (smooth random fields) for few more copies found;
   folded three times it loses more copies than strangers (docs/check-hash.md has the figures).
   What it lets through are images whose grey levels look alike at 32 x 32 in every view tried:
-  colour would tell them apart, grey levels cannot.
+  colour tells them apart, grey levels cannot.
+- **Colour**: every hash also comes with a *chroma* word, 16 bits per colour channel (Cb high,
+  Cr low): the 4x4 lowest frequencies of the channel's 8x8 area average over the same box,
+  turned and flipped exactly as the luma block was (so a crop window of one image compares with
+  the whole of another spatially aligned), DC above neutral grey, then the 15 others above their
+  median.  A channel with no colour to describe (grey images, grey copies of colour photos,
+  near-neutral photos: the box's chroma thumbnail deviates less than ``CHROMA_FLAT``) reads
+  ``0xFFFF``, *unknown* (a median split never sets all 15 bits), and is not compared.  Grey-level
+  look-alikes of different colours, what the check lets through, mostly differ there.
 - **Low information**: a (trimmed) image whose thumbnail is flat has no detail for its hash to
   describe: every flat image would share it.  Such images are flagged ``flat`` and compared by
   content digest only.
@@ -44,7 +52,7 @@ from imgprep.imaging import native
 # The fingerprint's definition, named in every fingerprint file: a change to anything that moves
 # its bits (thumbnail, windows, check view, orientation rule) must change this name, so stored
 # rows of an older definition are refused rather than compared with new ones.
-KIND = "phash64-dct32-w14-fold2"
+KIND = "phash64-dct32-w14-fold2-chroma32"
 SIDE = 32  # thumbnail side the DCT runs on
 LOW = 8  # low-frequency block kept: LOW * LOW = 64 bits
 THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average sees real pixels
@@ -61,6 +69,12 @@ CLIP = 1  # percent of the darkest and of the brightest pixels clipped before ha
 FLAT_STD = 5.0  # thumbnail standard deviation (grey levels) under which an image is low-information
 MIN_CONTENT = 8  # a trimmed image smaller than this (pixels) is low-information
 AMBIGUOUS = 0.15  # first harmonics closer than this fraction of the AC energy: both choices are hashed
+CHROMA_SIDE = 8  # a colour channel's thumbnail side: its DCT keeps the CHROMA_LOW x CHROMA_LOW lowest
+CHROMA_LOW = 4
+NEUTRAL = 128  # Cb/Cr of grey
+CHROMA_FLAT = 2.0  # chroma thumbnail standard deviation (levels) under which a channel is unknown
+UNKNOWN = 0xFFFF  # a channel's half when it has no colour to compare (never a median split's bits)
+NO_CHROMA = (UNKNOWN << 16) | UNKNOWN  # both channels unknown: a grey image
 
 
 class Fingerprint(NamedTuple):
@@ -72,6 +86,7 @@ class Fingerprint(NamedTuple):
     windows: tuple[int, ...]
     flat: bool
     checks: tuple[int, ...] = ()
+    chromas: tuple[int, ...] = ()  # the chroma word of each, in the order of ``checks``
 
     @property
     def check(self) -> int:
@@ -89,6 +104,8 @@ def _dct_matrix(n: int) -> np.ndarray:
 _D = _dct_matrix(SIDE)[:LOW]  # only the rows of the frequencies kept
 _D32 = _D.astype(np.float32)  # the blocks are single precision: the median bits need no more
 _D_BYTES = np.ascontiguousarray(_D32).tobytes()  # the native core's copy of it
+_DC = _dct_matrix(CHROMA_SIDE)[:CHROMA_LOW].astype(np.float32)  # the chroma thumbnails' DCT rows
+_DC_BYTES = np.ascontiguousarray(_DC).tobytes()
 _ODD = np.where(np.arange(LOW) % 2, -1.0, 1.0)  # sign each frequency takes under a flip of its axis
 _WEIGHTS = (1 << np.arange(LOW * LOW - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
 _PARAMS = (BORDER_TOLERANCE, PEELS, MIN_CONTENT, float(CLIP), FLAT_STD, AMBIGUOUS, CUTS, SIDE_CUT)  # the native core's
@@ -207,33 +224,43 @@ def _bits(blocks: np.ndarray) -> np.ndarray:
     return (on.astype(np.uint64) * _WEIGHTS).sum(axis=1, dtype=np.uint64)
 
 
-def _canonical(coeffs: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+def _canonical(coeffs: np.ndarray, *others: np.ndarray, chroma: np.ndarray | None = None) -> list[np.ndarray]:
     """Each block turned and flipped into its canonical orientation: the larger first harmonic
-    horizontal, both first harmonics positive; ``others`` (the check blocks) turned the same way."""
+    horizontal, both first harmonics positive; ``others`` (the check blocks) turned the same way,
+    and ``chroma`` (k x 2 x 4 x 4: each box's colour blocks) too, appended last when given."""
     transpose = np.abs(coeffs[:, 1, 0]) > np.abs(coeffs[:, 0, 1])
     turned = [np.where(transpose[:, None, None], c.transpose(0, 2, 1), c) for c in (coeffs, *others)]
     out = turned[0]
     hflip = np.where(out[:, 0, 1] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)  # negate odd horizontal frequencies
     vflip = np.where(out[:, 1, 0] < 0, -1.0, 1.0)[:, None] ** np.arange(LOW)
-    return [(c * vflip[:, :, None] * hflip[:, None, :]).astype(c.dtype) for c in turned]  # signs only: exact
+    done = [(c * vflip[:, :, None] * hflip[:, None, :]).astype(c.dtype) for c in turned]  # signs only: exact
+    if chroma is not None:
+        low = chroma.shape[-1]
+        colour = np.where(transpose[:, None, None, None], chroma.swapaxes(-1, -2), chroma)
+        done.append((colour * vflip[:, None, :low, None] * hflip[:, None, None, :low]).astype(chroma.dtype))
+    return done
 
 
-def _alternates(coeffs: np.ndarray, check: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The orientations of one block (with its check block) to hash besides the canonical one:
-    those whose choice was too close to call (none for most images)."""
+def _alternates(coeffs: np.ndarray, check: np.ndarray,
+                chroma: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The orientations of one block (with its check block and its 2 x 4 x 4 colour blocks) to hash
+    besides the canonical one: those whose choice was too close to call (none for most images)."""
     ac = coeffs.ravel()[1:]
     margin = AMBIGUOUS * float(np.sqrt(float(_sum(ac * ac)) / (LOW * LOW - 1)))
     h1, v1 = coeffs[0, 1], coeffs[1, 0]
     if min(abs(h1), abs(v1), abs(abs(v1) - abs(h1))) >= margin:
         return []
     out = []
+    low = chroma.shape[-1]
     for transpose in [abs(v1) > abs(h1)] + ([abs(v1) <= abs(h1)] if abs(abs(v1) - abs(h1)) < margin else []):
         block, other = (coeffs.T, check.T) if transpose else (coeffs, check)
+        colour = chroma.swapaxes(-1, -2) if transpose else chroma
         h, v = block[0, 1], block[1, 0]
         for hflip in [h < 0] + ([h >= 0] if abs(h) < margin else []):
             for vflip in [v < 0] + ([v >= 0] if abs(v) < margin else []):
                 signs = np.outer(_ODD if vflip else 1.0, _ODD if hflip else 1.0)
-                out.append(((block * signs).astype(block.dtype), (other * signs).astype(other.dtype)))
+                out.append(((block * signs).astype(block.dtype), (other * signs).astype(other.dtype),
+                            (colour * signs[:low, :low]).astype(colour.dtype)))
     return out
 
 
@@ -274,20 +301,27 @@ def _clip_outliers(luma: np.ndarray, top: int, bottom: int, left: int, right: in
     return np.clip(luma, lo, hi).astype(np.uint8) if hi > lo else luma
 
 
-def fingerprint(luma: np.ndarray) -> Fingerprint:
-    """The fingerprint of a grey image given as a 2-D uint8 array (any size; >= 32 px to be near-matched).
+def fingerprint(luma: np.ndarray, chroma: np.ndarray | None = None) -> Fingerprint:
+    """The fingerprint of an image given as its grey levels (a 2-D uint8 array, any size; >= 32 px to
+    be near-matched) and, for a colour image, its Cb and Cr planes (2 x the luma's shape, uint8;
+    None: grey, every chroma word unknown).
 
     One call into the native core when it is built (the GIL released, so a thread pool hashes on
     every core), else numpy; the same bits either way."""
     core = _native_core()
     luma = np.ascontiguousarray(luma, dtype=np.uint8)
+    if chroma is not None:
+        chroma = np.ascontiguousarray(chroma, dtype=np.uint8)
+        if chroma.shape != (2, *luma.shape):
+            raise ValueError(f"chroma planes {chroma.shape} do not match the luma's {luma.shape}")
     if core is not None:
-        found = core.phash_print(luma, luma.shape[0], luma.shape[1], _D_BYTES, _PARAMS)
+        found = core.phash_print(luma, luma.shape[0], luma.shape[1], _D_BYTES, _PARAMS, chroma, _DC_BYTES,
+                                 CHROMA_FLAT)
         return Fingerprint(0, (), (), True) if found is None else _assemble(*found)
-    return _numpy_print(luma)
+    return _numpy_print(luma, chroma)
 
 
-def _numpy_print(luma: np.ndarray) -> Fingerprint:
+def _numpy_print(luma: np.ndarray, chroma: np.ndarray | None = None) -> Fingerprint:
     """What the native ``phash_print`` computes, step for step (the fallback, and its reference in tests)."""
     top, bottom, left, right = content_box(luma)
     if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
@@ -296,20 +330,78 @@ def _numpy_print(luma: np.ndarray) -> Fingerprint:
     coeffs, checks, spread = _thumbnails(_clip_outliers(luma, top, bottom, left, right), boxes)
     if spread < FLAT_STD:
         return Fingerprint(0, (), (), True)
-    main, check = _canonical(coeffs, checks)
-    others = _alternates(coeffs[0], checks[0])
-    alt = _bits(np.array([a for a, _ in others])).tolist() if others else []
-    alt_check = _bits(np.array([c for _, c in others])).tolist() if others else []
-    return _assemble(_bits(main).tolist(), _bits(check).tolist(), alt, alt_check)
+    colour, unknown = _colour_blocks(chroma, boxes)
+    main, check, turned = _canonical(coeffs, checks, chroma=colour)
+    others = _alternates(coeffs[0], checks[0], colour[0])
+    alt = _bits(np.array([a for a, _, _ in others])).tolist() if others else []
+    alt_check = _bits(np.array([c for _, c, _ in others])).tolist() if others else []
+    alt_chroma = _chroma_words(np.array([c for _, _, c in others]), unknown[:1]).tolist() if others else []
+    return _assemble(_bits(main).tolist(), _bits(check).tolist(), alt, alt_check,
+                     _chroma_words(turned, unknown).tolist(), alt_chroma)
 
 
-def _assemble(hashes: Sequence[int], checks: Sequence[int], alt: Sequence[int],
-              alt_check: Sequence[int]) -> Fingerprint:
+def _colour_blocks(chroma: np.ndarray | None, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per box and colour channel, the 4x4 low DCT block of its 8x8 area average (k x 2 x 4 x 4) and
+    whether the channel is unknown there (k x 2: no chroma given, or too little to describe)."""
+    k = len(boxes)
+    if chroma is None:
+        return np.zeros((k, 2, CHROMA_LOW, CHROMA_LOW), np.float32), np.ones((k, 2), bool)
+    blocks, unknown = [], []
+    for plane in chroma:
+        thumbs = _cells(_integral(plane), boxes, CHROMA_SIDE).reshape(k, -1)
+        mean = _sum(thumbs) / (CHROMA_SIDE * CHROMA_SIDE)
+        dev = thumbs - mean[:, None]
+        unknown.append(np.sqrt(_sum(dev * dev) / (CHROMA_SIDE * CHROMA_SIDE)) < CHROMA_FLAT)
+        blocks.append(_dct_low(thumbs.reshape(k, CHROMA_SIDE, CHROMA_SIDE)))
+    return np.stack(blocks, axis=1), np.stack(unknown, axis=1)
+
+
+def _dct_low(thumbs: np.ndarray) -> np.ndarray:
+    """The 4x4 low DCT block of each 8x8 thumbnail in single precision, every sum left to right (the
+    native core's order): down the rows, then across the columns."""
+    x = thumbs.astype(np.float32)
+    half = _DC[None, :, 0, None] * x[:, None, 0, :]  # k x 4 (u) x 8 (columns)
+    for i in range(1, CHROMA_SIDE):
+        half = half + _DC[None, :, i, None] * x[:, None, i, :]
+    out = half[:, :, 0, None] * _DC[None, None, :, 0]  # k x 4 (u) x 4 (v)
+    for j in range(1, CHROMA_SIDE):
+        out = out + half[:, :, j, None] * _DC[None, None, :, j]
+    return out
+
+
+def _chroma_words(blocks: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    """One 32-bit word per box (k x 2 x 4 x 4 oriented blocks, k x 2 unknown flags): per channel the DC
+    above neutral grey (its top bit), then each of the 15 other coefficients above their median."""
+    flat = blocks.reshape(len(blocks), 2, -1)
+    dc = flat[:, :, 0] > np.float32(NEUTRAL * CHROMA_SIDE)
+    ac = flat[:, :, 1:]
+    middle = np.sort(ac, axis=2)[:, :, ac.shape[2] // 2, None]  # the median of 15: the 8th value
+    weights = (1 << np.arange(ac.shape[2] - 1, -1, -1)).astype(np.uint32)
+    half = (dc.astype(np.uint32) << np.uint32(ac.shape[2])) | ((ac > middle).astype(np.uint32) * weights).sum(
+        axis=2, dtype=np.uint32)
+    half = np.where(np.broadcast_to(unknown, half.shape), np.uint32(UNKNOWN), half).astype(np.uint32)
+    return (half[:, 0] << np.uint32(16)) | half[:, 1]
+
+
+def _assemble(hashes: Sequence[int], checks: Sequence[int], alt: Sequence[int], alt_check: Sequence[int],
+              chromas: Sequence[int], alt_chroma: Sequence[int]) -> Fingerprint:
     """The Fingerprint of box hashes (whole image first) and box 0's alternate orientations: each
-    alternate once (with its last check), in first-seen order, none equal to the hash itself."""
-    alternates = {a: c for a, c in zip(alt, alt_check, strict=True) if a != hashes[0]}
+    alternate once (with its last check and chroma), in first-seen order, none equal to the hash itself."""
+    alternates = {a: (c, k) for a, c, k in zip(alt, alt_check, alt_chroma, strict=True) if a != hashes[0]}
     return Fingerprint(hashes[0], tuple(alternates), tuple(hashes[1:]), False,
-                       (checks[0], *alternates.values(), *checks[1:]))
+                       (checks[0], *(c for c, _ in alternates.values()), *checks[1:]),
+                       (chromas[0], *(k for _, k in alternates.values()), *chromas[1:]))
+
+
+def chroma_distance(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """Bits apart of two chroma words (element-wise), counting only the channels known on both sides."""
+    a, b = np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+    out = np.zeros(np.broadcast(a, b).shape, np.int64)
+    for shift in (16, 0):
+        x, y = (a >> np.uint32(shift)) & np.uint32(UNKNOWN), (b >> np.uint32(shift)) & np.uint32(UNKNOWN)
+        both = (x != UNKNOWN) & (y != UNKNOWN)
+        out += np.where(both, hamming(x, y).astype(np.int64), 0)
+    return out
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
