@@ -689,12 +689,34 @@ static int pick_scale(int w, int h, int min_side) {
 
 int imp_decode_luma(const unsigned char *data, size_t len, int min_side, imp_luma *info, unsigned char **luma,
                     char *err) {
+    return imp_decode_ycc(data, len, min_side, info, luma, NULL, err);
+}
+
+/* The chroma planes of a colour JPEG at the luma's size (each sample repeated over the luma pixels
+ * it covers: the decoder's upsampling without its smoothing), Cb then Cr in one buffer. */
+static unsigned char *full_chroma(unsigned char *planes[3], const int strides[3], int sw, int sh, int ss) {
+    unsigned char *out = malloc(2 * (size_t)sw * (size_t)sh);
+    int xf = tjMCUWidth[ss] / 8, yf = tjMCUHeight[ss] / 8;
+    if (!out) return NULL;
+    for (int c = 0; c < 2; c++) {
+        unsigned char *dst = out + (size_t)c * sw * sh;
+        for (int y = 0; y < sh; y++) {
+            const unsigned char *row = planes[c + 1] + (size_t)(y / yf) * strides[c + 1];
+            for (int x = 0; x < sw; x++) dst[(size_t)y * sw + x] = row[x / xf];
+        }
+    }
+    return out;
+}
+
+int imp_decode_ycc(const unsigned char *data, size_t len, int min_side, imp_luma *info, unsigned char **luma,
+                   unsigned char **chroma, char *err) {
     tjhandle dec = NULL;
     unsigned char *planes[3] = {NULL, NULL, NULL};
     int strides[3] = {0, 0, 0};
     int w, h, ss, cs, rc = IMP_OK, n;
     tjscalingfactor sf;
     *luma = NULL;
+    if (chroma) *chroma = NULL;
     if (min_side < 1) return fail(IMP_EARG, "min_side must be positive", err);
     dec = tjInitDecompress();
     if (!dec) return fail(IMP_ENOMEM, "cannot create a JPEG decompressor", err);
@@ -728,6 +750,13 @@ int imp_decode_luma(const unsigned char *data, size_t len, int min_side, imp_lum
     }
     /* the luma plane is padded to whole MCUs: pack its rows to sw bytes, in place (sw <= stride) */
     for (int y = 1; y < info->sh; y++) memmove(planes[0] + (size_t)y * info->sw, planes[0] + (size_t)y * strides[0], (size_t)info->sw);
+    if (chroma && n == 3) {
+        *chroma = full_chroma(planes, strides, info->sw, info->sh, ss);
+        if (!*chroma) {
+            rc = fail(IMP_ENOMEM, "out of memory for decoded planes", err);
+            goto cleanup;
+        }
+    }
     *luma = planes[0];
     planes[0] = NULL;
 cleanup:

@@ -246,27 +246,34 @@ static PyObject *py_keep_heap(PyObject *self, PyObject *arg) {
 }
 
 PyDoc_STRVAR(decode_luma_doc,
-             "decode_luma(data, min_side) -> (width, height, components, sw, sh, luma)\n\n"
+             "decode_luma(data, min_side, chroma=False) -> (width, height, components, sw, sh, luma[, chroma])\n\n"
              "Decode a whole JPEG (warnings are errors) at the largest DCT reduction keeping both sides\n"
-             ">= min_side; return its stored size, component count and the sw x sh luma plane as bytes.");
+             ">= min_side; return its stored size, component count and the sw x sh luma plane as bytes;\n"
+             "with chroma, also its Cb and Cr planes at sw x sh (bytes, Cb first; None for a grey JPEG).");
 
 static PyObject *py_decode_luma(PyObject *self, PyObject *args) {
     Py_buffer view;
     imp_luma info;
-    int min_side, rc;
+    int min_side, rc, want = 0;
     char err[IMP_ERRLEN] = "";
-    unsigned char *luma = NULL;
-    PyObject *pixels;
+    unsigned char *luma = NULL, *chroma = NULL;
+    PyObject *pixels, *colour = NULL;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*i:decode_luma", &view, &min_side)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*i|p:decode_luma", &view, &min_side, &want)) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = imp_decode_luma(view.buf, (size_t)view.len, min_side, &info, &luma, err);
+    rc = imp_decode_ycc(view.buf, (size_t)view.len, min_side, &info, &luma, want ? &chroma : NULL, err);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     if (rc != IMP_OK) return raise_rc(rc, err);
     pixels = PyBytes_FromStringAndSize((const char *)luma, (Py_ssize_t)info.sw * info.sh);
     free(luma);
+    if (want && pixels) {
+        colour = chroma ? PyBytes_FromStringAndSize((const char *)chroma, 2 * (Py_ssize_t)info.sw * info.sh) : (Py_INCREF(Py_None), Py_None);
+        if (!colour) Py_CLEAR(pixels);
+    }
+    free(chroma);
     if (!pixels) return NULL;
+    if (want) return Py_BuildValue("(iiiiiNN)", info.width, info.height, info.components, info.sw, info.sh, pixels, colour);
     return Py_BuildValue("(iiiiiN)", info.width, info.height, info.components, info.sw, info.sh, pixels);
 }
 

@@ -4,30 +4,37 @@ JPEGs go through the native core's ``decode_luma`` when it is built: every entro
 is decoded (libjpeg warnings count as damage), but at a DCT reduction, so the inverse DCT and
 colour work shrink — a full check of a 256-pixel record costs about a third of a full decode.
 Everything else (PNG, CMYK JPEGs, no native core) goes through Pillow with truncated images
-refused.  Both release the GIL, so a thread pool scales.
+refused.  Both release the GIL, so a thread pool scales.  With ``keep_luma`` a colour image also
+gives its Cb and Cr planes at the luma's size (``chroma``), for the fingerprint's colour check:
+the JPEG decode has them already; a grey JPEG pays nothing for them.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from imgprep.errors import ImageError
 from imgprep.imaging import native
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 _JPEG_SOI = b"\xff\xd8\xff"
 
 
 class Decoded(NamedTuple):
-    """Stored size and channel count; ``luma`` is a small grey rendering (None when not asked)."""
+    """Stored size and channel count; ``luma`` is a small grey rendering (None when not asked) and
+    ``chroma`` its Cb and Cr planes (2 x the luma's shape; None when not asked or grey)."""
 
     width: int
     height: int
     channels: int
     luma: np.ndarray | None
+    chroma: np.ndarray | None = None
 
 
 def decode(data: bytes, *, min_side: int = 1, keep_luma: bool = False) -> Decoded:
@@ -35,14 +42,16 @@ def decode(data: bytes, *, min_side: int = 1, keep_luma: bool = False) -> Decode
     core = native._native
     if core is not None and native.available() and bytes(data[:3]) == _JPEG_SOI:
         try:
-            width, height, comps, sw, sh, luma = core.decode_luma(data, min_side)
+            width, height, comps, sw, sh, luma, *colour = core.decode_luma(data, min_side, keep_luma)
         except core.Unsupported:
             pass
         except core.Error as exc:
             raise ImageError(f"cannot decode image ({exc})") from None
         else:
-            plane = np.frombuffer(luma, np.uint8).reshape(sh, sw) if keep_luma else None
-            return Decoded(width, height, comps, plane)
+            if not keep_luma:
+                return Decoded(width, height, comps, None)
+            chroma = None if colour[0] is None else np.frombuffer(colour[0], np.uint8).reshape(2, sh, sw)
+            return Decoded(width, height, comps, np.frombuffer(luma, np.uint8).reshape(sh, sw), chroma)
     return _pillow(data, min_side, keep_luma)
 
 
@@ -85,12 +94,24 @@ def _pillow(data: bytes, min_side: int, keep_luma: bool) -> Decoded:
                 width, height = img.size
                 channels = _CHANNELS.get(img.mode, len(img.getbands()))
                 if keep_luma and img.format == "JPEG":
-                    img.draft("L", (max(min_side, 1), max(min_side, 1)))
+                    img.draft("L" if img.mode == "L" else "YCbCr", (max(min_side, 1), max(min_side, 1)))
                 img.load()
-                # grey as pack converts: 16-bit scaled (not clipped to white), alpha on white
-                luma = np.asarray(normalize_mode(img, 0, "jpeg")) if keep_luma else None
+                # as pack converts: 16-bit scaled (not clipped to white), alpha on white, palette expanded
+                luma, chroma = (_planes(img if img.mode == "YCbCr" else normalize_mode(img, -1, "jpeg"))
+                                if keep_luma else (None, None))
     except Image.UnidentifiedImageError:  # its message names a BytesIO object, not the image
         raise ImageError("cannot decode image (not an image Pillow can read)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise ImageError(f"cannot decode image ({exc})") from None
-    return Decoded(width, height, channels, luma)
+    return Decoded(width, height, channels, luma, chroma)
+
+
+def _planes(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Grey levels (Pillow's L) and, for colour, the Cb and Cr planes of an L or RGB image."""
+    if img.mode == "L":
+        return np.asarray(img), None
+    if img.mode == "YCbCr":  # a JPEG drafted in its own colour space
+        ycc = np.asarray(img)
+        return np.ascontiguousarray(ycc[:, :, 0]), np.ascontiguousarray(ycc[:, :, 1:].transpose(2, 0, 1))
+    ycc = np.asarray(img.convert("YCbCr"))
+    return np.asarray(img.convert("L")), np.ascontiguousarray(ycc[:, :, 1:].transpose(2, 0, 1))

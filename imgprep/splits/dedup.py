@@ -79,22 +79,34 @@ def digest_of(data: bytes) -> int:
 
 def measure(item: bytes | np.ndarray) -> Measured:
     """Size, digest and fingerprint of encoded bytes (decoded at a DCT reduction) or of pixels."""
+    chroma = None
     if isinstance(item, np.ndarray):
         pixels = np.ascontiguousarray(item)
         luma = pixels if pixels.ndim == 2 else pixels.mean(axis=2).astype(np.uint8)
+        if pixels.ndim == 3 and pixels.shape[2] >= 3:
+            chroma = _chroma_of(pixels[:, :, :3])
         height, width = pixels.shape[:2]
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
         digest = digest_of(pixels.tobytes())
     else:
         found = decode(item, min_side=THUMB_MIN_SIDE, keep_luma=True)
-        luma, width, height, channels = found.luma, found.width, found.height, found.channels
+        luma, chroma, width, height, channels = found.luma, found.chroma, found.width, found.height, found.channels
         digest = digest_of(item)
         if luma is not None and min(width, height) >= 2 * min(luma.shape) and _bordered(luma):
             # Bars (letterbox, padding) leave less content than the reduced decode was sized for, and
             # their edge blurs into a row of it: hash such images from a finer decode.
-            luma = decode(item, min_side=2 * THUMB_MIN_SIDE, keep_luma=True).luma
+            finer = decode(item, min_side=2 * THUMB_MIN_SIDE, keep_luma=True)
+            luma, chroma = finer.luma, finer.chroma
     big = min(width, height) >= NEAR_MIN_SIDE
-    return Measured(width, height, channels, digest, fingerprint(luma) if big and luma is not None else None)
+    return Measured(width, height, channels, digest, fingerprint(luma, chroma) if big and luma is not None else None)
+
+
+def _chroma_of(rgb: np.ndarray) -> np.ndarray:
+    """The Cb and Cr planes (JPEG's full-range BT.601, rounded) of RGB pixels: 2 x h x w uint8."""
+    r, g, b = (rgb[:, :, k].astype(np.float32) for k in range(3))
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return np.clip(np.rint(np.stack([cb, cr])), 0, 255).astype(np.uint8)
 
 
 def linked(a: Fingerprint, b: Fingerprint, threshold: int = DEFAULT_THRESHOLD) -> bool:
