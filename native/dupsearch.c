@@ -76,7 +76,20 @@ typedef struct {
     int check_threshold;
     int32_t *lead;
     const int32_t *rank;
+    const uint32_t *qchroma, *ichroma; /* NULL: no colour check */
+    int chroma_threshold;
 } lead_args;
+
+/* Bits apart of two chroma words (phash.chroma_distance): 16 per colour channel, a channel counted
+ * only when known (not 0xFFFF) on both sides. */
+static inline int chroma_bits(uint32_t a, uint32_t b) {
+    int d = 0;
+    for (int shift = 16; shift >= 0; shift -= 16) {
+        uint32_t x = (a >> shift) & 0xFFFFu, y = (b >> shift) & 0xFFFFu;
+        if (x != 0xFFFFu && y != 0xFFFFu) d += __builtin_popcount(x ^ y);
+    }
+    return d;
+}
 
 typedef struct {
     const mih_index *index;
@@ -161,6 +174,7 @@ static inline void hit(job *j, uint32_t q, uint64_t he, int64_t *hits) {
     const lead_args *la = j->la;
     if (la->lead) {
         if (__builtin_popcountll(la->qcheck[q] ^ la->icheck[other]) > la->check_threshold) return;
+        if (la->qchroma && chroma_bits(la->qchroma[q], la->ichroma[other]) > la->chroma_threshold) return;
         lead_min(la->lead, mine, la->rank[other]);
         lead_min(la->lead, other, la->rank[mine]);
     } else {
@@ -542,7 +556,7 @@ PyObject *imp_py_dup_union(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "parent must point to smaller indices");
             goto fail_p;
         }
-    lead_args none = {NULL, NULL, 0, NULL, NULL};
+    lead_args none = {NULL, NULL, 0, NULL, NULL, NULL, NULL, 0};
     search_args s = {vq.buf, owners, nq / no, nq, vp.buf, threshold, threads, symmetric, NULL, 0, &none};
     int64_t hits = 0;
     if (run_search(vi.buf, n, &p, &s, &hits) == 0) result = PyLong_FromLongLong(hits);
@@ -560,25 +574,30 @@ fail_plan:
 }
 
 /* dup_lead(index, icheck, rank, queries, qcheck, owners, lead, threshold, check_threshold, threads,
- *          symmetric, perm, unperm, bands) -> hits
+ *          symmetric, perm, unperm, bands[, ichroma, qchroma, chroma_threshold]) -> hits
  *
  * dup_union's search, but a hit counts only when the confirming hashes (icheck per index position,
- * qcheck per query) are also within check_threshold bits, and instead of joining sets it keeps,
+ * qcheck per query) are also within check_threshold bits (and the chroma words, uint32, within
+ * chroma_threshold bits of the channels known on both sides, when given), and instead of joining sets it keeps,
  * per index position, the smallest rank it is confirmed near: lead[x] = min(lead[x], rank[y]) both
  * ways (lead starts as the caller gives it, normally rank itself).  owners None: each query its own
  * owner (symmetric only).  Returns the hits.  Groups built from lead are stars around a centre,
  * never chains; the result does not depend on the number of threads. */
 PyObject *imp_py_dup_lead(PyObject *self, PyObject *args) {
     PyObject *o_index, *o_icheck, *o_rank, *o_queries, *o_qcheck, *o_owners, *o_lead, *o_perm, *o_unperm, *o_bands;
-    int threshold, check_threshold, threads, symmetric;
-    Py_buffer vi, vic, vr, vq, vqc, vo, vl;
+    PyObject *o_ichroma = Py_None, *o_qchroma = Py_None;
+    int threshold, check_threshold, threads, symmetric, chroma_threshold = 32;
+    Py_buffer vi, vic, vr, vq, vqc, vo, vl, vich, vqch;
     plan p;
     PyObject *result = NULL;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOOOOiiipOOO:dup_lead", &o_index, &o_icheck, &o_rank, &o_queries, &o_qcheck,
+    if (!PyArg_ParseTuple(args, "OOOOOOOiiipOOO|OOi:dup_lead", &o_index, &o_icheck, &o_rank, &o_queries, &o_qcheck,
                           &o_owners, &o_lead, &threshold, &check_threshold, &threads, &symmetric, &o_perm,
-                          &o_unperm, &o_bands))
+                          &o_unperm, &o_bands, &o_ichroma, &o_qchroma, &chroma_threshold))
         return NULL;
+    int colour = o_ichroma != Py_None;
+    if (colour != (o_qchroma != Py_None))
+        return PyErr_Format(PyExc_ValueError, "ichroma and qchroma: both or neither");
     if (threshold < 0 || threshold > 63) return PyErr_Format(PyExc_ValueError, "threshold out of range");
     if (read_plan(o_perm, o_unperm, o_bands, threshold, &p) < 0) return NULL;
     if (get(o_index, &vi, 0, 8, "index") < 0) goto fail_plan;
@@ -593,38 +612,48 @@ PyObject *imp_py_dup_lead(PyObject *self, PyObject *args) {
         goto fail_qc;
     }
     if (get(o_lead, &vl, 1, 4, "lead") < 0) goto fail_o;
+    memset(&vich, 0, sizeof vich);
+    memset(&vqch, 0, sizeof vqch);
+    if (colour && get(o_ichroma, &vich, 0, 4, "ichroma") < 0) goto fail_l;
+    if (colour && get(o_qchroma, &vqch, 0, 4, "qchroma") < 0) goto fail_ich;
     Py_ssize_t n = vi.len / 8, nq = vq.len / 8, no = own_self ? nq : vo.len / 4;
     if (no == 0 || nq % no || vl.len / 4 != n || vic.len / 8 != n || vr.len / 4 != n || vqc.len / 8 != nq ||
-        n > INT32_MAX || nq > UINT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "owners must divide queries; lead and icheck match index, qcheck queries");
-        goto fail_l;
+        n > INT32_MAX || nq > UINT32_MAX || (colour && (vich.len / 4 != n || vqch.len / 4 != nq))) {
+        PyErr_SetString(PyExc_ValueError,
+                        "owners must divide queries; lead, icheck and ichroma match index, qcheck and qchroma queries");
+        goto fail_qch;
     }
     const int32_t *owners = own_self ? NULL : vo.buf;
     if (own_self && !symmetric) {
         PyErr_SetString(PyExc_ValueError, "owners may be None only when symmetric");
-        goto fail_l;
+        goto fail_qch;
     }
-    if (check_owners(owners, no, n) < 0) goto fail_l;
+    if (check_owners(owners, no, n) < 0) goto fail_qch;
     if (symmetric) {
         int ok = nq == n && no == n && memcmp(vq.buf, vi.buf, (size_t)n * 8) == 0 &&
-                 memcmp(vqc.buf, vic.buf, (size_t)n * 8) == 0;
+                 memcmp(vqc.buf, vic.buf, (size_t)n * 8) == 0 && (!colour || memcmp(vqch.buf, vich.buf, (size_t)n * 4) == 0);
         for (Py_ssize_t i = 0; ok && owners && i < n; i++) ok = owners[i] == i;
         if (!ok) {
             PyErr_SetString(PyExc_ValueError, "symmetric: the queries must be the index and each its own owner");
-            goto fail_l;
+            goto fail_qch;
         }
     }
-    if (check_index(vi.buf, n) < 0) goto fail_l;
+    if (check_index(vi.buf, n) < 0) goto fail_qch;
     const int32_t *rk = vr.buf;
     for (Py_ssize_t i = 0; i < n; i++)
         if (rk[i] < 0) {
             PyErr_SetString(PyExc_ValueError, "ranks must not be negative");
-            goto fail_l;
+            goto fail_qch;
         }
-    lead_args la = {vqc.buf, vic.buf, check_threshold, vl.buf, vr.buf};
+    lead_args la = {vqc.buf, vic.buf, check_threshold, vl.buf, vr.buf, colour ? vqch.buf : NULL,
+                    colour ? vich.buf : NULL, chroma_threshold};
     search_args s = {vq.buf, owners, nq / no, nq, NULL, threshold, threads, symmetric, NULL, 0, &la};
     int64_t hits = 0;
     if (run_search(vi.buf, n, &p, &s, &hits) == 0) result = PyLong_FromLongLong(hits);
+fail_qch:
+    if (colour) PyBuffer_Release(&vqch);
+fail_ich:
+    if (colour) PyBuffer_Release(&vich);
 fail_l:
     PyBuffer_Release(&vl);
 fail_o:

@@ -5,7 +5,7 @@ turn-proof pHash of :mod:`imgprep.imaging.phash`, with its check hashes), the fi
 into :class:`Prints` columns, and :func:`find_groups` turns them into groups: images with the
 same bytes, and **stars**: a representative (the largest image) and the images that meet the rule
 with it (:func:`linked`: a hash, other orientation or crop window within the threshold, the check
-hashes agreeing).  Never chains: A near B and B near C do not put A with C unless both are near
+hashes agreeing, and the chroma words too where both images have colour to compare).  Never chains: A near B and B near C do not put A with C unless both are near
 the representative, so a group's members are copies of one image, not strangers linked through a
 crowd of look-alikes.  No pair list is built: identical hashes are collapsed first, and the
 multi-index search (:mod:`imgprep.splits.neardup`) keeps per hash only the best-ranked hash it is
@@ -35,14 +35,24 @@ from imgprep.errors import ImageError, ImgprepError, UsageError
 from imgprep.imaging.decode import decode
 from imgprep.imaging.phash import (
     NEAR_MIN_SIDE,
+    NO_CHROMA,
     THUMB_MIN_SIDE,
     WINDOW_COUNT,
     Fingerprint,
     bordered_box,
+    chroma_distance,
     fingerprint,
     hamming,
 )
-from imgprep.splits.neardup import CHECK_THRESHOLD, DEFAULT_THRESHOLD, balance, lead, roots, window_threshold
+from imgprep.splits.neardup import (
+    CHECK_THRESHOLD,
+    CHROMA_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    balance,
+    lead,
+    roots,
+    window_threshold,
+)
 
 MODES = ("off", "report", "same-split")
 ALIASES = {"drop": "same-split"}  # the name it had: it never dropped an image
@@ -113,14 +123,20 @@ def linked(a: Fingerprint, b: Fingerprint, threshold: int = DEFAULT_THRESHOLD) -
     """The rule every member of a group meets with its representative (either way round): a hash or
     other orientation of one within ``threshold`` bits of the other's hash, or a crop window of one
     within :func:`~imgprep.splits.neardup.window_threshold` bits, the check hashes within
-    ``CHECK_THRESHOLD`` bits of each other too."""
+    ``CHECK_THRESHOLD`` bits of each other too, and the chroma words within ``CHROMA_THRESHOLD``
+    bits (counting the colour channels known on both sides only)."""
     for x, y in ((a, b), (b, a)):
         turns = 1 + len(x.alternates)
         for k, h in enumerate((x.hash, *x.alternates, *x.windows)):
             limit = threshold if k < turns else window_threshold(threshold)
-            if hamming(h, y.hash) <= limit and hamming(x.checks[k], y.check) <= CHECK_THRESHOLD:
+            if (hamming(h, y.hash) <= limit and hamming(x.checks[k], y.check) <= CHECK_THRESHOLD
+                    and chroma_distance(_chroma(x, k), _chroma(y, 0)) <= CHROMA_THRESHOLD):
                 return True
     return False
+
+
+def _chroma(fp: Fingerprint, k: int) -> int:
+    return fp.chromas[k] if fp.chromas else NO_CHROMA
 
 
 def _bordered(luma: np.ndarray) -> bool:
@@ -131,7 +147,7 @@ def _bordered(luma: np.ndarray) -> bool:
 @dataclass
 class Prints:
     """Fingerprint columns, one row per image in order (+ a few alternates); every hash has its check
-    hash in the matching ``*check`` column."""
+    hash in the matching ``*check`` column and its chroma word in the matching ``*chroma`` one."""
 
     digest: array = field(default_factory=lambda: array("Q"))
     hash: array = field(default_factory=lambda: array("Q"))
@@ -143,6 +159,9 @@ class Prints:
     area: array = field(default_factory=lambda: array("Q"))  # stored pixels: the larger image is the centre
     window_check: array = field(default_factory=lambda: array("Q"))
     alt_check: array = field(default_factory=lambda: array("Q"))
+    chroma: array = field(default_factory=lambda: array("I"))
+    window_chroma: array = field(default_factory=lambda: array("I"))
+    alt_chroma: array = field(default_factory=lambda: array("I"))
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -165,10 +184,14 @@ class Prints:
             self.windows.extend(fp.windows)
             self.check.append(fp.checks[0])
             self.window_check.extend(fp.checks[1 + len(fp.alternates):])
-            for alt, check in zip(fp.alternates, fp.checks[1:], strict=False):
+            chromas = fp.chromas or (NO_CHROMA,) * len(fp.checks)
+            self.chroma.append(chromas[0])
+            self.window_chroma.extend(chromas[1 + len(fp.alternates):])
+            for alt, check, chroma in zip(fp.alternates, fp.checks[1:], chromas[1:], strict=False):
                 self.alt_hash.append(alt)
                 self.alt_row.append(row)
                 self.alt_check.append(check)
+                self.alt_chroma.append(chroma)
 
     def _plain(self, digest: int, kind: int) -> None:
         self.digest.append(digest)
@@ -177,6 +200,8 @@ class Prints:
         self.windows.extend([0] * WINDOWS)
         self.check.append(0)
         self.window_check.extend([0] * WINDOWS)
+        self.chroma.append(NO_CHROMA)
+        self.window_chroma.extend([NO_CHROMA] * WINDOWS)
 
     def column(self, name: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """Values ``lo:hi`` of a column (all by default), without a copy."""
@@ -258,14 +283,17 @@ def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tup
     if not len(ok):
         return near, 0
     uniq, pos = _positions(prints.column("hash"), ok)  # identical hashes collapse here
-    checks, areas = prints.column("check"), prints.column("area")
+    checks, chromas, areas = prints.column("check"), prints.column("chroma"), prints.column("area")
     node_check = np.full(len(uniq), np.iinfo(np.uint64).max, np.uint64)
+    node_chroma = np.full(len(uniq), NO_CHROMA, np.uint32)  # the smallest word: a colour one where any
     for lo in range(0, len(ok), CHUNK):  # chunks: no column is copied whole
         np.minimum.at(node_check, pos[lo: lo + CHUNK], checks[ok[lo: lo + CHUNK]])
+        np.minimum.at(node_chroma, pos[lo: lo + CHUNK], chromas[ok[lo: lo + CHUNK]])
     owner = np.full(n, -1, np.int32)  # per row: its hash's position in uniq (-1: not near-matched)
     for lo in range(0, len(ok), CHUNK):
         rows, at = ok[lo: lo + CHUNK], pos[lo: lo + CHUNK]
         agree = hamming(checks[rows], node_check[at]) <= CHECK_THRESHOLD  # the same hash, confirmed
+        agree &= chroma_distance(chromas[rows], node_chroma[at]) <= CHROMA_THRESHOLD
         owner[rows[agree]] = at[agree]
     del pos, ok
     area = np.zeros(len(uniq), np.int64)
@@ -279,8 +307,8 @@ def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tup
     for lo in range(0, len(uniq), CHUNK):
         rank[order[lo: lo + CHUNK]] = np.arange(lo, min(len(uniq), lo + CHUNK), dtype=np.int32)
     del order
-    centre, hits = _stars(uniq, node_check, rank, owner, prints, threshold, workers)
-    del uniq, node_check, rank
+    centre, hits = _stars(uniq, (node_check, node_chroma), rank, owner, prints, threshold, workers)
+    del uniq, node_check, node_chroma, rank
     rows = np.flatnonzero(owner >= 0).astype(np.int32)
     first = np.full(len(centre), n, np.int32)  # per distinct hash: its first row (the group's name)
     np.minimum.at(first, owner[rows], rows)
@@ -288,42 +316,46 @@ def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tup
     return near, hits
 
 
-def _stars(uniq: np.ndarray, node_check: np.ndarray, rank: np.ndarray, owner: np.ndarray, prints: Prints,
-           threshold: int, workers: int) -> tuple[np.ndarray, int]:
+def _stars(uniq: np.ndarray, confirm: tuple[np.ndarray, np.ndarray], rank: np.ndarray, owner: np.ndarray,
+           prints: Prints, threshold: int, workers: int) -> tuple[np.ndarray, int]:
     """Centre per distinct hash.  Each round, every hash still unplaced finds the best-ranked one it
     is confirmed near (:func:`imgprep.splits.neardup.lead`); a hash near none better is a centre,
     and the hashes whose best neighbour is a centre join it.  The rest (their best neighbour joined
     another centre) go round again among themselves.  Deterministic: minima, not races."""
     m = len(uniq)
+    node_check, node_chroma = confirm  # per distinct hash: its check hash and chroma word
     centre = active = None
     tables = balance(uniq)
     hits = 0
     for _ in range(ROUNDS):
         if active is None:  # the first round: every hash, no copies
-            sub, index, icheck, local_rank, row_owner = None, uniq, node_check, rank, owner
+            sub, index, icheck, ichroma, local_rank, row_owner = None, uniq, node_check, node_chroma, rank, owner
         else:
             sub = np.flatnonzero(active).astype(np.int32)
             local = np.full(m + 1, -1, np.int32)  # position among this round's hashes (-1: placed or none)
             local[sub] = np.arange(len(sub), dtype=np.int32)
             row_owner = local[owner]  # owner -1 reads local[-1] = -1
             del local
-            index, icheck = uniq[sub], node_check[sub]
+            index, icheck, ichroma = uniq[sub], node_check[sub], node_chroma[sub]
             local_rank = np.empty(len(sub), np.int32)  # ranks among this round's hashes
             local_rank[np.argsort(rank[sub])] = np.arange(len(sub), dtype=np.int32)
         k = len(index)
         leads = local_rank.copy()
+        colour = {"ichroma": ichroma, "chroma_threshold": CHROMA_THRESHOLD}
         hits += lead(index, icheck, local_rank, index, icheck, None, leads, threshold, CHECK_THRESHOLD,
-                     workers=workers, symmetric=True, tables=tables)
+                     workers=workers, symmetric=True, tables=tables, qchroma=ichroma, **colour)
         alt_row = prints.column("alt_row")
         if len(alt_row):
             hits += lead(index, icheck, local_rank, prints.column("alt_hash"), prints.column("alt_check"),
-                         row_owner[alt_row], leads, threshold, CHECK_THRESHOLD, workers=workers, tables=tables)
+                         row_owner[alt_row], leads, threshold, CHECK_THRESHOLD, workers=workers, tables=tables,
+                         qchroma=prints.column("alt_chroma"), **colour)
         for lo in range(0, len(row_owner), WINDOW_BLOCK):  # the windows' columns held a block of rows at a time
             hi = min(len(row_owner), lo + WINDOW_BLOCK)
             hits += lead(index, icheck, local_rank, prints.column("windows", lo * WINDOWS, hi * WINDOWS),
                          prints.column("window_check", lo * WINDOWS, hi * WINDOWS), row_owner[lo:hi], leads,
-                         window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables)
-        del index, icheck, row_owner
+                         window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables,
+                         qchroma=prints.column("window_chroma", lo * WINDOWS, hi * WINDOWS), **colour)
+        del index, icheck, ichroma, row_owner, colour
         order = np.empty(k, np.int32)  # rank -> local position (chunked, in place: no whole-length temporaries)
         for lo in range(0, k, CHUNK):
             order[local_rank[lo: lo + CHUNK]] = np.arange(lo, min(k, lo + CHUNK), dtype=np.int32)

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from imgprep.imaging import native
-from imgprep.imaging.phash import hamming
+from imgprep.imaging.phash import chroma_distance, hamming
 
 BANDS = 4
 BAND_BITS = 64 // BANDS
@@ -47,6 +47,10 @@ WINDOW_THRESHOLD = 7
 # every kind in tests/dupkinds.py land within it; two unrelated smooth images whose pHashes met by
 # chance mostly do not (benchmarks/bench_dedup.py prints both).
 CHECK_THRESHOLD = 12
+# And the chroma words (16 bits per colour channel, only channels known on both sides counted):
+# grey-level look-alikes of other colours differ there, copies (re-encoded, resized, cropped, turned,
+# saturation changed) do not (docs/check-hash.md has the figures).
+CHROMA_THRESHOLD = 6
 
 
 def window_threshold(threshold: int) -> int:
@@ -313,14 +317,17 @@ def _tables(dest: np.ndarray) -> np.ndarray:
 # The arrays of one search, as the native dup_lead takes them: grouping them would copy them per call.
 def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.ndarray, qcheck: np.ndarray,  # noqa: PLR0913
          owners: np.ndarray | None, leads: np.ndarray, threshold: int, check_threshold: int, *, workers: int = 1,
-         symmetric: bool = False, tables: np.ndarray | None = None, counts: Iterable[int] | None = None) -> int:
+         symmetric: bool = False, tables: np.ndarray | None = None, counts: Iterable[int] | None = None,
+         ichroma: np.ndarray | None = None, qchroma: np.ndarray | None = None, chroma_threshold: int = 32) -> int:
     """:func:`merge`'s search, but a hit counts only when the check hashes (``icheck`` per index
     position, ``qcheck`` per query) are within ``check_threshold`` bits too, and instead of joining
     sets it lowers ``leads[x]`` (int32 per index position, updated in place) to the smallest
     ``rank`` of a position ``x`` is confirmed near, both ways.  ``owners`` None: each query is its
     own owner (``symmetric``: the index searched against itself).  ``tables``: :func:`balance`'s bit
     frequencies, which the native search lays its bands out by (the same pairs, found faster);
-    ``counts`` as :func:`merge` takes them.  Returns the confirmed hits."""
+    ``counts`` as :func:`merge` takes them.  ``ichroma``/``qchroma`` (uint32 chroma words per index
+    position / per query, or both None): a hit also needs them within ``chroma_threshold`` bits,
+    counting the colour channels known on both sides only.  Returns the confirmed hits."""
     index = np.ascontiguousarray(index, dtype=np.uint64)
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
     if owners is not None:
@@ -328,13 +335,17 @@ def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.nd
     icheck = np.ascontiguousarray(icheck, dtype=np.uint64)
     qcheck = np.ascontiguousarray(qcheck, dtype=np.uint64)
     rank = np.ascontiguousarray(rank, dtype=np.int32)
+    if (ichroma is None) != (qchroma is None):
+        raise ValueError("ichroma and qchroma: both or neither")
+    colour = () if ichroma is None else (np.ascontiguousarray(ichroma, dtype=np.uint32),
+                                         np.ascontiguousarray(qchroma, dtype=np.uint32), chroma_threshold)
     if not len(index) or not len(queries):
         return 0
     core = native._native
     if core is not None and native.available() and hasattr(core, "dup_lead"):
         plan = layout(tables, len(index), threshold, len(queries), counts)
         return int(core.dup_lead(index, icheck, rank, queries, qcheck, owners, leads, threshold, check_threshold,
-                                 workers, symmetric, plan.perm, plan.unperm, plan.bands))
+                                 workers, symmetric, plan.perm, plan.unperm, plan.bands, *colour))
     if owners is None:
         owners = np.arange(len(queries), dtype=np.int32)
     per = len(queries) // len(owners)
@@ -348,6 +359,8 @@ def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.nd
         for q, h, _ in table.pairs(queries[rows], threshold):
             a = mine[q].astype(np.int64)
             confirmed = (a != h) & (hamming(checks[q], icheck[h]) <= check_threshold)
+            if colour:
+                confirmed &= chroma_distance(colour[1][rows[q]], colour[0][h]) <= chroma_threshold
             a, h = a[confirmed], h[confirmed]
             hits += len(a)
             np.minimum.at(leads, a, rank[h])
