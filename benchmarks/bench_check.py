@@ -16,8 +16,14 @@ box's canonical orientation, as the check), on the same images:
 Views: ``abs`` |t - mean| (the check before), ``abs2`` ||t - mean| - mean'| (folded twice: the check
 now), ``abs3`` (three times), ``grad`` the gradient magnitude, ``sign`` t > mean.
 
+The chroma section (``--chroma-only`` skips the views above) measures the colour check on the
+fingerprints themselves (:func:`imgprep.splits.dedup.measure`): for each level under which a colour
+channel is unknown (``CHROMA_FLAT``), the chroma bits of the strangers that meet the hash rule and
+the check, and of every copy, then how many of each every chroma threshold links.
+
     python benchmarks/bench_check.py --fields 3000 --photos 60    # about two minutes on 2 cores
     python benchmarks/bench_check.py --fields 300 --photos 4      # a tiny check
+    python benchmarks/bench_check.py --chroma-only --fields 3000 --photos 60
 """
 
 from __future__ import annotations
@@ -125,9 +131,8 @@ def chance(prints: list[dict], view: str, threshold: int) -> np.ndarray:
     return np.array(list(best.values()), int)
 
 
-def copies(count: int) -> list[tuple[str, str, dict | None, dict | None]]:
-    """(source kind, copy kind, original's boxes, copy's boxes) for every copy kind of every image."""
-    import dupkinds
+def _views_of(count: int) -> list:
+    """(source kind, PIL image): real photo views (two per photo), dim copies of half, and fields."""
     import fields
     from PIL import Image, ImageEnhance
 
@@ -149,12 +154,119 @@ def copies(count: int) -> list[tuple[str, str, dict | None, dict | None]]:
     views = [(k, v.resize((560, round(560 * v.height / v.width)), Image.Resampling.LANCZOS)) for k, v in views][:count]
     views += [("dim photo", ImageEnhance.Contrast(v).enhance(0.3)) for _, v in views[: count // 2]]
     views += [("field", Image.fromarray(fields.field(1_000_000 + s))) for s in range(count)]
+    return views
+
+
+def copies(count: int) -> list[tuple[str, str, dict | None, dict | None]]:
+    """(source kind, copy kind, original's boxes, copy's boxes) for every copy kind of every image."""
+    import dupkinds
+
     out = []
-    for source, view in views:
+    for source, view in _views_of(count):
         base = dupkinds.original(view)
         original = boxes_of(base)
         out += [(source, kind, original, boxes_of(dupkinds.copy(view, kind, base))) for kind in dupkinds.KINDS]
     return out
+
+
+# --- the colour check -------------------------------------------------------------------------------
+
+CHROMA_THRESHOLDS = (2, 4, 6, 8, 10, 12, 32)  # 32: no colour check
+CHROMA_FLATS = (1.0, 2.0, 3.0, 4.0)
+
+
+def _rows(fp: P.Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(hashes, checks, chroma words, is-window) of every box row of a fingerprint, whole image first."""
+    hashes = np.array((fp.hash, *fp.alternates, *fp.windows), np.uint64)
+    win = np.arange(len(hashes)) > len(fp.alternates)
+    return hashes, np.array(fp.checks, np.uint64), np.array(fp.chromas, np.uint32), win
+
+
+def _colour_bits(x: P.Fingerprint, y: P.Fingerprint, threshold: int) -> int:
+    """Smallest chroma bits over the box rows of either that meet the other's whole hash and check (99: none)."""
+    best = 99
+    for a, b in ((x, y), (y, x)):
+        hashes, checks, chromas, win = _rows(a)
+        limit = np.where(win, neardup.window_threshold(threshold), threshold)
+        near = (P.hamming(hashes, b.hash) <= limit) & (P.hamming(checks, b.check) <= neardup.CHECK_THRESHOLD)
+        if near.any():
+            best = min(best, int(P.chroma_distance(chromas[near], b.chromas[0]).min()))
+    return best
+
+
+def _colour_chance(prints: list[P.Fingerprint], threshold: int) -> np.ndarray:
+    """Per distinct pair that meets the hash rule and the check: its smallest chroma bits."""
+    whole = np.array([p.hash for p in prints], np.uint64)
+    check = np.array([p.check for p in prints], np.uint64)
+    colour = np.array([p.chromas[0] for p in prints], np.uint32)
+    best: dict[tuple[int, int], int] = {}
+    for i, p in enumerate(prints):
+        hashes, checks, chromas, win = _rows(p)
+        limit = np.where(win, neardup.window_threshold(threshold), threshold)[:, None]
+        near = (P.hamming(hashes[:, None], whole[None, :]) <= limit) & (
+            P.hamming(checks[:, None], check[None, :]) <= neardup.CHECK_THRESHOLD)
+        near[:, i] = False
+        if not near.any():
+            continue
+        bits = np.where(near, P.chroma_distance(chromas[:, None], colour[None, :]), 99).min(0)
+        for j in np.flatnonzero(bits < 99):
+            key = (min(i, j), max(i, j))
+            best[key] = min(best.get(key, 99), int(bits[j]))
+    return np.array(list(best.values()), int)
+
+
+def chroma_section(field_blobs: list[bytes], made: list[tuple[str, str, bytes, bytes]], threshold: int) -> None:
+    """The colour check's tables: strangers and copies linked per chroma threshold, per flat level."""
+    shipped_flat, shipped = P.CHROMA_FLAT, neardup.CHROMA_THRESHOLD
+    pairs = len(field_blobs) * (len(field_blobs) - 1) // 2
+    per_kind: dict[str, dict[tuple[str, str], list[int]]] = {}
+    print(f"\n## The colour check: {len(field_blobs):,} fields ({pairs:,} pairs), {len(made):,} copies; "
+          f"shipped: flat level {shipped_flat}, chroma threshold {shipped}\n")
+    print("| flat level | chroma threshold | strangers linked | per pair | copies linked (photo / dim / field) |")
+    print("|---:|---:|---:|---:|---:|")
+    try:
+        for flat in CHROMA_FLATS:
+            P.CHROMA_FLAT = flat
+            fps = [m.print for m in map(dedup.measure, field_blobs) if m.print is not None and not m.print.flat]
+            near = _colour_chance(fps, threshold)
+            bits: dict[tuple[str, str], list[int]] = {}
+            for source, kind, o, c in made:
+                a, b = dedup.measure(o).print, dedup.measure(c).print
+                ok = a is not None and b is not None and not a.flat and not b.flat
+                bits.setdefault((source, kind), []).append(_colour_bits(a, b, threshold) if ok else 99)
+            per_kind[str(flat)] = bits
+            for t in CHROMA_THRESHOLDS:
+                linked = [sum(int(x <= t) for (s, _), v in bits.items() if s == src for x in v)
+                          for src in ("photo", "dim photo", "field")]
+                mark = "**" if (flat, t) == (shipped_flat, shipped) else ""
+                print(f"| {mark}{flat}{mark} | {mark}{t}{mark} | {int((near <= t).sum()):,} | "
+                      f"{(near <= t).sum() / max(pairs, 1):.2e} | {' / '.join(map(str, linked))} |")
+    finally:
+        P.CHROMA_FLAT = shipped_flat
+    bits = per_kind[str(shipped_flat)]
+    print(f"\n### Copies linked per kind: without the colour check / with it (flat {shipped_flat}, "
+          f"threshold {shipped})\n")
+    print("| kind | photo | dim photo | field |")
+    print("|---|---:|---:|---:|")
+    for kind in dict.fromkeys(k for _, k in bits):
+        cells = [f"{sum(x <= 32 for x in bits.get((s, kind), []))} / {sum(x <= shipped for x in bits.get((s, kind), []))}"
+                 for s in ("photo", "dim photo", "field")]
+        print(f"| {kind} | " + " | ".join(cells) + " |")
+
+
+def copy_blobs(count: int) -> list[tuple[str, str, bytes, bytes]]:
+    """(source kind, copy kind, original's bytes, copy's bytes): :func:`copies` before fingerprinting."""
+    made = []
+    for source, view in _views_of(count):
+        base = dupkinds_module().original(view)
+        made += [(source, kind, base, dupkinds_module().copy(view, kind, base)) for kind in dupkinds_module().KINDS]
+    return made
+
+
+def dupkinds_module():  # noqa: ANN201 - tests/dupkinds.py, on the path main() sets
+    import dupkinds
+
+    return dupkinds
 
 
 def _hist(bits: np.ndarray) -> str:
@@ -167,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fields", type=int, default=3000)
     parser.add_argument("--photos", type=int, default=60, help="photo views (fields: as many; dim photos: half)")
     parser.add_argument("--threshold", type=int, default=neardup.DEFAULT_THRESHOLD)
+    parser.add_argument("--chroma-only", action="store_true", help="only the colour check's tables")
     args = parser.parse_args(argv)
     import fields
     from PIL import Image
@@ -178,7 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         Image.fromarray(pixels).save(out, "JPEG", quality=90)
         return out.getvalue()
 
-    prints = [p for p in (boxes_of(jpeg(fields.field(s))) for s in range(args.fields)) if p is not None]
+    field_blobs = [jpeg(fields.field(s)) for s in range(args.fields)]
+    if args.chroma_only:
+        print(f"load average {load_average()}")
+        chroma_section(field_blobs, copy_blobs(args.photos), args.threshold)
+        return 0
+    prints = [p for p in map(boxes_of, field_blobs) if p is not None]
     pairs = len(prints) * (len(prints) - 1) // 2
     made = copies(args.photos)
     limit = neardup.CHECK_THRESHOLD
@@ -220,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{sum(found['abs'][(s, kind)])} / {sum(found[SHIPPED][(s, kind)])}"
                  for s in ("photo", "dim photo", "field")]
         print(f"| {kind} | " + " | ".join(cells) + " |")
+    chroma_section(field_blobs, copy_blobs(args.photos), args.threshold)
     return 0
 
 

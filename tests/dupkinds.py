@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 EXIF_ORIENTATION_TAG = 0x0112
 
@@ -71,6 +71,7 @@ KINDS = {
     "re-encoded q30": lambda im: _jpeg(im, 30),
     "resized 50%": lambda im: _jpeg(im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR)),
     "grayscale": lambda im: _jpeg(im.convert("L")),
+    "saturation x0.5": lambda im: _jpeg(ImageEnhance.Color(im).enhance(0.5)),  # hue kept, colours paler
     "mirrored": lambda im: _jpeg(ImageOps.mirror(im)),
     "flipped vertically": lambda im: _jpeg(ImageOps.flip(im)),
     "rotated 90": lambda im: _jpeg(im.transpose(Image.Transpose.ROTATE_90)),
