@@ -37,6 +37,7 @@ from imgprep.imaging.phash import (
     NEAR_MIN_SIDE,
     NO_CHROMA,
     THUMB_MIN_SIDE,
+    UNKNOWN,
     WINDOW_COUNT,
     Fingerprint,
     bordered_box,
@@ -295,14 +296,20 @@ def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tup
         agree = hamming(checks[rows], node_check[at]) <= CHECK_THRESHOLD  # the same hash, confirmed
         agree &= chroma_distance(chromas[rows], node_chroma[at]) <= CHROMA_THRESHOLD
         owner[rows[agree]] = at[agree]
+    muted = _muted(owner, chromas, node_chroma)
     del pos, ok
     area = np.zeros(len(uniq), np.int64)
     for lo in range(0, n, CHUNK):
         at = owner[lo: lo + CHUNK]
         np.maximum.at(area, at[at >= 0], areas[lo: lo + CHUNK][at >= 0].astype(np.int64))
+    for lo in range(0, len(uniq), CHUNK):  # colour before grey: a grey copy joins the colour image's star, and
+        # as a centre it would gather colour strangers that each look like it in grey
+        area[lo: lo + CHUNK] += (node_chroma[lo: lo + CHUNK] != NO_CHROMA).astype(np.int64) << 61
     np.negative(area, out=area)
-    order = np.argsort(area, kind="stable")  # centres preferred: the largest image (the uncropped one)
+    order = np.argsort(area, kind="stable")  # centres preferred: colour, then the largest image (the uncropped one)
     del area
+    muted_nodes = owner[muted]
+    owner[muted] = -1  # they query nothing, and are put with their hash's group at the end
     rank = np.empty(len(uniq), np.int32)
     for lo in range(0, len(uniq), CHUNK):
         rank[order[lo: lo + CHUNK]] = np.arange(lo, min(len(uniq), lo + CHUNK), dtype=np.int32)
@@ -312,8 +319,26 @@ def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tup
     rows = np.flatnonzero(owner >= 0).astype(np.int32)
     first = np.full(len(centre), n, np.int32)  # per distinct hash: its first row (the group's name)
     np.minimum.at(first, owner[rows], rows)
+    np.minimum.at(first, muted_nodes, muted)
     near[rows] = first[centre[owner[rows]]]
+    near[muted] = first[centre[muted_nodes]]
     return near, hits
+
+
+def _muted(owner: np.ndarray, chromas: np.ndarray, node_chroma: np.ndarray) -> np.ndarray:
+    """Rows whose hash is another row's but with less colour (a grey copy of a colour image): their
+    windows and turns would link strangers to that image (alike in grey, not in colour), so they
+    query nothing and join their hash's group.  Few rows: a grey copy rarely hashes identically."""
+    out = []
+    for lo in range(0, len(owner), CHUNK):
+        at = owner[lo: lo + CHUNK]
+        rows = np.flatnonzero(at >= 0)
+        mine, node = chromas[lo: lo + CHUNK][rows], node_chroma[at[rows]]
+        less = np.zeros(len(rows), bool)
+        for shift in (np.uint32(16), np.uint32(0)):
+            less |= (((mine >> shift) & np.uint32(UNKNOWN)) == UNKNOWN) & (((node >> shift) & np.uint32(UNKNOWN)) != UNKNOWN)
+        out.append((rows[less] + lo).astype(np.int32))
+    return np.concatenate(out) if out else np.zeros(0, np.int32)
 
 
 def _stars(uniq: np.ndarray, confirm: tuple[np.ndarray, np.ndarray], rank: np.ndarray, owner: np.ndarray,
