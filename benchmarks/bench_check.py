@@ -171,8 +171,8 @@ def copies(count: int) -> list[tuple[str, str, dict | None, dict | None]]:
 
 # --- the colour check -------------------------------------------------------------------------------
 
-CHROMA_THRESHOLDS = (2, 4, 6, 8, 10, 12, 32)  # 32: no colour check
-CHROMA_FLATS = (1.0, 2.0, 3.0, 4.0)
+CHROMA_THRESHOLDS = (2, 4, 5, 6, 7, 8, 10, 12, 32)  # 32: no colour check
+CHROMA_FLATS = (1.0, 2.0, 4.0)
 
 
 def _rows(fp: P.Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

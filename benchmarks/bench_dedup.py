@@ -162,7 +162,17 @@ def random_prints(n: int, seed: int = 0, freq: np.ndarray | None = None) -> dedu
         area=_col("Q", rng.integers(10_000, 200_000, n).astype(np.uint64)),
         window_check=_col("Q", _hashes(rng, n * w, None)),
         alt_check=_col("Q", _hashes(rng, len(alt), None)),
+        **({"chroma": _col("I", _chroma_words(rng, n)), "window_chroma": _col("I", _chroma_words(rng, n * w)),
+            "alt_chroma": _col("I", _chroma_words(rng, len(alt)))}
+           if hasattr(dedup.Prints(), "chroma") else {}),  # a --baseline checkout from before the colour check
     )
+
+
+def _chroma_words(rng: np.random.Generator, k: int) -> np.ndarray:
+    """Chroma words: random bits per colour channel, a tenth of the images grey (both channels unknown)."""
+    words = rng.integers(0, 2**32 - 1, k, dtype=np.uint32)
+    words[rng.random(k) < 0.1] = 0xFFFFFFFF  # phash.NO_CHROMA
+    return words
 
 
 def photo_bit_frequencies(count: int = 400) -> tuple[np.ndarray, str]:

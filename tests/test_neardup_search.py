@@ -233,3 +233,61 @@ def test_the_search_does_not_depend_on_workers_or_the_order_rows_come_in():
         again, again_hits = search(workers, rng.permutation(900))
         assert np.array_equal(again, first) and again_hits == hits
     assert (first != rank).sum() > 100
+
+
+def _chroma_words(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
+    """Chroma words around ``base``: 0..10 bits flipped across the two halves, a channel or both
+    unknown for some (skipped by the comparison), so hits fall on both sides of the threshold."""
+    words = base.copy()
+    for i in range(len(words)):
+        for bit in rng.choice(32, int(rng.integers(0, 11)), replace=False):
+            words[i] ^= np.uint32(1 << int(bit))
+    unknown = rng.random(len(words))
+    words[unknown < 0.1] |= np.uint32(0xFFFF)  # Cr unknown
+    words[(unknown >= 0.1) & (unknown < 0.2)] |= np.uint32(0xFFFF0000)  # Cb unknown
+    return words
+
+
+@pytest.mark.parametrize("path", ["avx512", "scalar", "numpy"])
+def test_chroma_words_confirm_hits_exactly_as_brute_force(path, monkeypatch):
+    """A hit counts only when the chroma words agree too (the channels known on both sides within the
+    chroma threshold): the search keeps, per hash, the same best rank as comparing every pair."""
+    from imgprep.imaging.phash import chroma_distance
+
+    if path == "numpy":
+        monkeypatch.setenv("IMGPREP_NATIVE", "0")
+    else:
+        _core()
+        monkeypatch.setenv("IMGPREP_DUP_SIMD", "1" if path == "avx512" else "0")
+    rng = np.random.default_rng(29)
+    threshold, limit = 8, 6
+    index = _planted(rng, threshold, 1200)
+    n = len(index)
+    icheck = np.zeros(n, np.uint64)
+    ichroma = _chroma_words(rng, np.full(n, 0x12345678, np.uint32))
+    rank = rng.permutation(n).astype(np.int32)
+    windows = index[rng.integers(0, n, 2 * 500)] ^ np.uint64(0b11 << 20)  # 2 per row, 2 bits off
+    wcheck = np.zeros(len(windows), np.uint64)
+    wchroma = _chroma_words(rng, np.full(len(windows), 0x12345678, np.uint32))
+    owner = rng.integers(-1, n, 500).astype(np.int32)
+    leads = rank.copy()
+    neardup.lead(index, icheck, rank, index, icheck, None, leads, threshold, 14, workers=2, symmetric=True,
+                 tables=PHOTO, ichroma=ichroma, qchroma=ichroma, chroma_threshold=limit)
+    neardup.lead(index, icheck, rank, windows, wcheck, owner, leads, threshold, 14, workers=2, tables=PHOTO,
+                 ichroma=ichroma, qchroma=wchroma, chroma_threshold=limit)
+
+    expected = rank.copy()
+    near = (hamming(index[:, None], index[None, :]) <= threshold) & (
+        chroma_distance(ichroma[:, None], ichroma[None, :]) <= limit)
+    np.fill_diagonal(near, False)
+    for i in np.flatnonzero(near.any(1)):
+        expected[i] = min(expected[i], rank[near[i]].min())
+    for k, w in enumerate(windows):
+        a = owner[k // 2]
+        hit = np.flatnonzero((hamming(w, index) <= threshold) & (chroma_distance(wchroma[k], ichroma) <= limit))
+        for j in hit[hit != a] if a >= 0 else ():
+            expected[a] = min(expected[a], rank[j])
+            expected[j] = min(expected[j], rank[a])
+    unchecked = (hamming(index[:, None], index[None, :]) <= threshold).sum() - n
+    assert 0 < near.sum() < unchecked  # the words refused some hits and confirmed others
+    assert np.array_equal(leads, expected)

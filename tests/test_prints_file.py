@@ -168,6 +168,45 @@ def test_fingerprints_of_another_definition_are_refused_and_inspect_decodes(same
     assert record["fingerprints"]["sha256"] == hashlib.sha256((out / "train.prints").read_bytes()).hexdigest()
 
 
+def test_a_file_of_the_grey_only_fingerprint_is_refused_and_inspect_decodes(same_split, tmp_path):
+    """A fingerprint file written before the colour check (kind ``phash64-dct32-w14-fold2``, no chroma
+    columns) holds rows this imgprep cannot compare: inspect says so and decodes every record."""
+    import hashlib
+    import shutil
+
+    from imgprep.formats.prints import layout, parse
+
+    out = tmp_path / "old"
+    shutil.copytree(same_split, out)
+    path = out / "train.prints"
+    data = path.read_bytes()
+    header = parse(data[:65536], str(path), len(data))
+    kept = [c for c in header.columns if "chroma" not in c.name]
+    assert len(kept) == len(header.columns) - 3  # chroma, window_chroma, alt_chroma
+    head, _ = layout(header.rows, [(c.name, c.typecode, c.count) for c in kept], "phash64-dct32-w14-fold2")
+    body = b"".join(data[c.offset: c.offset + c.nbytes] + b"\0" * (-c.nbytes % 8) for c in kept)
+    path.write_bytes(head + body)
+    record_path = out / "train.dataset.json"
+    record = json.loads(record_path.read_text())
+    record["fingerprints"].update(sha256=hashlib.sha256(head + body).hexdigest(), bytes=len(head + body))
+    record_path.write_text(json.dumps(record))
+    findings = inspect(out)
+    (note,) = findings.collection.notes
+    assert "another kind (phash64-dct32-w14-fold2;" in note and note.startswith("fingerprints: decoded every record")
+    assert findings.summary == inspect(same_split).summary  # the same answer, decoded
+
+
+def test_the_file_carries_each_box_s_chroma_word(same_split):
+    """The chroma words (whole image, windows, alternates) travel in the file as the checks do."""
+    from imgprep.splits.prints_file import local_prints
+    from imgprep.storage.stores import Storage
+
+    prints = local_prints(str(same_split / "train.prints"), Storage())
+    chroma, windows = prints.column("chroma"), prints.column("window_chroma")
+    assert chroma.dtype.itemsize == 4 and len(windows) == dedup.WINDOWS * len(prints)
+    assert (chroma != 0xFFFFFFFF).any() and len(prints.column("alt_chroma")) == len(prints.column("alt_row"))
+
+
 def test_outputs_and_fingerprints_are_byte_identical_for_one_and_two_workers(src, tmp_path):
     _prepare(src, tmp_path / "one", num_workers=1)
     _prepare(src, tmp_path / "two", num_workers=2, executor="thread")
