@@ -249,24 +249,20 @@ def chroma_section(field_blobs: list[bytes], made: list[tuple[str, str, bytes, b
     print("| kind | photo | dim photo | field |")
     print("|---|---:|---:|---:|")
     for kind in dict.fromkeys(k for _, k in bits):
-        cells = [f"{sum(x <= 32 for x in bits.get((s, kind), []))} / {sum(x <= shipped for x in bits.get((s, kind), []))}"
-                 for s in ("photo", "dim photo", "field")]
+        got = {s: bits.get((s, kind), []) for s in ("photo", "dim photo", "field")}
+        cells = [f"{sum(x <= 32 for x in v)} / {sum(x <= shipped for x in v)}" for v in got.values()]
         print(f"| {kind} | " + " | ".join(cells) + " |")
 
 
 def copy_blobs(count: int) -> list[tuple[str, str, bytes, bytes]]:
     """(source kind, copy kind, original's bytes, copy's bytes): :func:`copies` before fingerprinting."""
-    made = []
-    for source, view in _views_of(count):
-        base = dupkinds_module().original(view)
-        made += [(source, kind, base, dupkinds_module().copy(view, kind, base)) for kind in dupkinds_module().KINDS]
-    return made
-
-
-def dupkinds_module():  # noqa: ANN201 - tests/dupkinds.py, on the path main() sets
     import dupkinds
 
-    return dupkinds
+    made = []
+    for source, view in _views_of(count):
+        base = dupkinds.original(view)
+        made += [(source, kind, base, dupkinds.copy(view, kind, base)) for kind in dupkinds.KINDS]
+    return made
 
 
 def _hist(bits: np.ndarray) -> str:

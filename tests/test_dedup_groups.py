@@ -72,8 +72,9 @@ def test_groups_do_not_depend_on_the_order_images_are_listed_in(smooth):
     assert again == original
 
 
-CROPS = ("grayscale", "saturation x0.5", "cropped 7% from one side", "cropped 10% from one side", "cropped 10% from two adjacent sides",
-         "cropped to 80% (10% off every side)", "rotated 180, cropped 5%", "mirrored, cropped 8% from one side, q50",
+CROPS = ("grayscale", "saturation x0.5", "cropped 7% from one side", "cropped 10% from one side",
+         "cropped 10% from two adjacent sides", "cropped to 80% (10% off every side)", "rotated 180, cropped 5%",
+         "mirrored, cropped 8% from one side, q50",
          "16-bit PNG", "palette PNG", "alpha PNG")
 PHOTOS = 20
 

@@ -12,11 +12,12 @@ from imgprep.imaging.phash import NEAR_MIN_SIDE
 from imgprep.inspect.collect import Collection
 from imgprep.inspect.scan import Table
 from imgprep.splits import dedup
-from imgprep.splits.neardup import CHECK_THRESHOLD, DEFAULT_THRESHOLD, window_threshold
+from imgprep.splits.neardup import CHECK_THRESHOLD, CHROMA_THRESHOLD, DEFAULT_THRESHOLD, window_threshold
 
 HASH = ("DCT pHash, 64 bits on a 32x32 luma thumbnail of the image inside uniform borders, in a canonical "
         "orientation (turns and flips), plus fourteen crop windows (5-10% off one, two or four sides); every link "
-        "confirmed by a check hash; groups are stars around a representative, never chains")
+        "confirmed by a check hash and, where both images have colour, by the Cb/Cr chroma words of the same box; "
+        "groups are stars around a representative, never chains")
 
 
 @dataclass
@@ -64,7 +65,8 @@ class Findings:
             },
             "hash": {"kind": HASH, "threshold_bits": self.threshold,
                      "window_threshold_bits": window_threshold(self.threshold),
-                     "check_threshold_bits": CHECK_THRESHOLD, "min_side": NEAR_MIN_SIDE,
+                     "check_threshold_bits": CHECK_THRESHOLD, "chroma_threshold_bits": CHROMA_THRESHOLD,
+                     "min_side": NEAR_MIN_SIDE,
                      "images_too_small": s.small, "low_information": s.flat},
             "left_out": self.collection.left_out,
             "notes": self.collection.notes,

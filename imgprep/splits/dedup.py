@@ -5,9 +5,9 @@ turn-proof pHash of :mod:`imgprep.imaging.phash`, with its check hashes), the fi
 into :class:`Prints` columns, and :func:`find_groups` turns them into groups: images with the
 same bytes, and **stars**: a representative (the largest image) and the images that meet the rule
 with it (:func:`linked`: a hash, other orientation or crop window within the threshold, the check
-hashes agreeing, and the chroma words too where both images have colour to compare).  Never chains: A near B and B near C do not put A with C unless both are near
-the representative, so a group's members are copies of one image, not strangers linked through a
-crowd of look-alikes.  No pair list is built: identical hashes are collapsed first, and the
+hashes agreeing, and the chroma words too where both images have colour to compare).  Never
+chains: A near B and B near C do not put A with C unless both are near the representative, so a
+group's members are copies of one image, not strangers linked through a crowd of look-alikes.  No pair list is built: identical hashes are collapsed first, and the
 multi-index search (:mod:`imgprep.splits.neardup`) keeps per hash only the best-ranked hash it is
 confirmed near, so time and memory follow the number of images, not the number of pairs.
 
@@ -336,7 +336,8 @@ def _muted(owner: np.ndarray, chromas: np.ndarray, node_chroma: np.ndarray) -> n
         mine, node = chromas[lo: lo + CHUNK][rows], node_chroma[at[rows]]
         less = np.zeros(len(rows), bool)
         for shift in (np.uint32(16), np.uint32(0)):
-            less |= (((mine >> shift) & np.uint32(UNKNOWN)) == UNKNOWN) & (((node >> shift) & np.uint32(UNKNOWN)) != UNKNOWN)
+            grey, coloured = (mine >> shift) & np.uint32(UNKNOWN), (node >> shift) & np.uint32(UNKNOWN)
+            less |= (grey == UNKNOWN) & (coloured != UNKNOWN)
         out.append((rows[less] + lo).astype(np.int32))
     return np.concatenate(out) if out else np.zeros(0, np.int32)
 
