@@ -8,8 +8,8 @@ with it (:func:`linked`: a hash, other orientation or crop window within the thr
 hashes agreeing, and the chroma words too where both images have colour to compare).  Never
 chains: A near B and B near C do not put A with C unless both are near the representative, so a
 group's members are copies of one image, not strangers linked through a crowd of look-alikes.  No
-pair list is built: identical hashes are collapsed first, and the multi-index search (:mod:`imgprep.splits.neardup`) keeps per hash only the best-ranked hash it is
-confirmed near, so time and memory follow the number of images, not the number of pairs.
+pair list is built: identical hashes are collapsed first, and the multi-index search
+(:mod:`imgprep.splits.neardup`) keeps per hash only the best-ranked hash it is confirmed near, so time and memory follow the number of images, not the number of pairs.
 
 A group is reported with its size and representative (first); it is a **leak** when its images
 sit in more than one split and a **label conflict** when they carry different labels.  Images
