@@ -692,17 +692,24 @@ int imp_decode_luma(const unsigned char *data, size_t len, int min_side, imp_lum
     return imp_decode_ycc(data, len, min_side, info, luma, NULL, err);
 }
 
-/* The chroma planes of a colour JPEG at the luma's size (each sample repeated over the luma pixels
- * it covers: the decoder's upsampling without its smoothing), Cb then Cr in one buffer. */
-static unsigned char *full_chroma(unsigned char *planes[3], const int strides[3], int sw, int sh, int ss) {
-    unsigned char *out = malloc(2 * (size_t)sw * (size_t)sh);
-    int xf = tjMCUWidth[ss] / 8, yf = tjMCUHeight[ss] / 8;
+/* The chroma planes of a colour JPEG at half the luma's resolution (ceil(sw / 2) x ceil(sh / 2)), Cb then
+ * Cr in one buffer: sample (y, x) is the one under luma pixel (2y, 2x).  A 4:2:0 JPEG's own planes, copied. */
+static unsigned char *half_chroma(unsigned char *planes[3], const int strides[3], int sw, int sh, int ss) {
+    int hw = (sw + 1) / 2, hh = (sh + 1) / 2, xs = 0, ys = 0; /* subsampling factors (1, 2 or 4) as shifts */
+    while ((8 << xs) < tjMCUWidth[ss]) xs++;
+    while ((8 << ys) < tjMCUHeight[ss]) ys++;
+    unsigned char *out = malloc(2 * (size_t)hw * (size_t)hh);
     if (!out) return NULL;
     for (int c = 0; c < 2; c++) {
-        unsigned char *dst = out + (size_t)c * sw * sh;
-        for (int y = 0; y < sh; y++) {
-            const unsigned char *row = planes[c + 1] + (size_t)(y / yf) * strides[c + 1];
-            for (int x = 0; x < sw; x++) dst[(size_t)y * sw + x] = row[x / xf];
+        unsigned char *dst = out + (size_t)c * hw * hh;
+        for (int y = 0; y < hh; y++) {
+            const unsigned char *row = planes[c + 1] + (size_t)((2 * y) >> ys) * strides[c + 1];
+            unsigned char *line = dst + (size_t)y * hw;
+            if (xs == 1) {
+                memcpy(line, row, (size_t)hw);
+            } else {
+                for (int x = 0; x < hw; x++) line[x] = row[(2 * x) >> xs];
+            }
         }
     }
     return out;
@@ -751,7 +758,7 @@ int imp_decode_ycc(const unsigned char *data, size_t len, int min_side, imp_luma
     /* the luma plane is padded to whole MCUs: pack its rows to sw bytes, in place (sw <= stride) */
     for (int y = 1; y < info->sh; y++) memmove(planes[0] + (size_t)y * info->sw, planes[0] + (size_t)y * strides[0], (size_t)info->sw);
     if (chroma && n == 3) {
-        *chroma = full_chroma(planes, strides, info->sw, info->sh, ss);
+        *chroma = half_chroma(planes, strides, info->sw, info->sh, ss);
         if (!*chroma) {
             rc = fail(IMP_ENOMEM, "out of memory for decoded planes", err);
             goto cleanup;

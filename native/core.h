@@ -69,8 +69,8 @@ typedef struct {
 
 int imp_decode_luma(const unsigned char *data, size_t len, int min_side, imp_luma *info, unsigned char **luma,
                     char *err);
-/* imp_decode_luma, and for a colour JPEG (chroma not NULL) its Cb and Cr planes at the luma's size in
- * one buffer (*chroma NULL for a grey one); the caller frees both. */
+/* imp_decode_luma, and for a colour JPEG (chroma not NULL) its Cb and Cr planes at half the luma's
+ * resolution (ceil(sw / 2) x ceil(sh / 2)) in one buffer (*chroma NULL for a grey one); the caller frees both. */
 int imp_decode_ycc(const unsigned char *data, size_t len, int min_side, imp_luma *info, unsigned char **luma,
                    unsigned char **chroma, char *err);
 

@@ -249,7 +249,7 @@ PyDoc_STRVAR(decode_luma_doc,
              "decode_luma(data, min_side, chroma=False) -> (width, height, components, sw, sh, luma[, chroma])\n\n"
              "Decode a whole JPEG (warnings are errors) at the largest DCT reduction keeping both sides\n"
              ">= min_side; return its stored size, component count and the sw x sh luma plane as bytes;\n"
-             "with chroma, also its Cb and Cr planes at sw x sh (bytes, Cb first; None for a grey JPEG).");
+             "with chroma, also its Cb and Cr planes at ceil(sw/2) x ceil(sh/2) (bytes, Cb first; None for a grey JPEG).");
 
 static PyObject *py_decode_luma(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -268,7 +268,8 @@ static PyObject *py_decode_luma(PyObject *self, PyObject *args) {
     pixels = PyBytes_FromStringAndSize((const char *)luma, (Py_ssize_t)info.sw * info.sh);
     free(luma);
     if (want && pixels) {
-        colour = chroma ? PyBytes_FromStringAndSize((const char *)chroma, 2 * (Py_ssize_t)info.sw * info.sh) : (Py_INCREF(Py_None), Py_None);
+        Py_ssize_t half = (Py_ssize_t)((info.sw + 1) / 2) * ((info.sh + 1) / 2);
+        colour = chroma ? PyBytes_FromStringAndSize((const char *)chroma, 2 * half) : (Py_INCREF(Py_None), Py_None);
         if (!colour) Py_CLEAR(pixels);
     }
     free(chroma);

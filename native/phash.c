@@ -77,7 +77,7 @@ static void content_box(const uint8_t *img, int h, int w, int tol, int peels, in
     box[3] = w - right;
 }
 
-static void edges(int64_t lo, int64_t hi, int64_t *start, int64_t *stop, int side) {
+static inline __attribute__((always_inline)) void edges(int64_t lo, int64_t hi, int64_t *start, int64_t *stop, int side) {
     int64_t span = hi - lo;
     for (int i = 0; i < side; i++) {
         start[i] = lo + (i * span) / side;
@@ -296,14 +296,15 @@ static void orient_low(const float src[CLOW][CLOW], int transpose, int vflip, in
 static uint32_t chroma_half(const float block[CLOW][CLOW], int unknown) {
     if (unknown) return UNKNOWN;
     const float *flat = &block[0][0];
-    float sorted[CLOW * CLOW - 1];
-    for (int n = 0; n < CLOW * CLOW - 1; n++) { /* insertion sort of the 15 */
-        float x = flat[n + 1];
-        int j = n;
-        for (; j > 0 && sorted[j - 1] > x; j--) sorted[j] = sorted[j - 1];
-        sorted[j] = x;
+    float middle = 0;
+    for (int i = 1; i < CLOW * CLOW; i++) { /* the 8th smallest of the 15: 7 below it, and it reaches 8 */
+        int below = 0, upto = 0;
+        for (int j = 1; j < CLOW * CLOW; j++) {
+            below += flat[j] < flat[i];
+            upto += flat[j] <= flat[i];
+        }
+        middle = below <= (CLOW * CLOW - 1) / 2 && upto > (CLOW * CLOW - 1) / 2 ? flat[i] : middle;
     }
-    float middle = sorted[(CLOW * CLOW - 1) / 2];
     uint32_t bits = (uint32_t)(flat[0] > (float)(128 * CSIDE)) << (CLOW * CLOW - 1);
     for (int i = 1; i < CLOW * CLOW; i++) bits |= (uint32_t)(flat[i] > middle) << (CLOW * CLOW - 1 - i);
     return bits;
@@ -319,33 +320,47 @@ static uint32_t chroma_word(const float colour[2][CLOW][CLOW], const int unknown
     return word | chroma_half(turned, unknown[1]);
 }
 
-/* One colour channel of one box: its 8x8 area average from the channel's integral image (the luma's
- * cells), whether it deviates less than `flat` (unknown), and its 4x4 low DCT block in single precision,
- * every sum left to right as phash._dct_low takes it. */
+/* One colour channel of one box: its 8x8 area average from the channel's integral image (half the
+ * luma's resolution, `w` its width; the luma's cell rule), its 4x4 low DCT block in single precision
+ * (every sum left to right, as phash._dct_low takes it), and whether the block's 15 AC coefficients
+ * hold less than `flat` of spread (unknown). */
 static void colour_block(const int64_t *table, int w, const int64_t box[4], const float *dct, double flat,
                          float out[CLOW][CLOW], int *unknown) {
     int64_t y0[CSIDE], y1[CSIDE], x0[CSIDE], x1[CSIDE];
-    double thumb[CSIDE][CSIDE], sum = 0, squares = 0;
+    double thumb[CSIDE][CSIDE], rx[CSIDE];
     float x[CSIDE][CSIDE], half[CLOW][CSIDE];
-    edges(box[0], box[1], y0, y1, CSIDE);
-    edges(box[2], box[3], x0, x1, CSIDE);
-    for (int i = 0; i < CSIDE; i++) {
-        const int64_t *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
-        double ry = 1.0 / (double)(y1[i] - y0[i]);
-        for (int j = 0; j < CSIDE; j++) {
-            double rx = 1.0 / (double)(x1[j] - x0[j]);
-            thumb[i][j] = (double)((rb[x1[j]] - ra[x1[j]]) - (rb[x0[j]] - ra[x0[j]])) * (ry * rx);
-            sum = sum + thumb[i][j];
+    int64_t top = box[0] / 2, left = box[2] / 2; /* the box on the half-resolution planes (phash._colour_blocks) */
+    int64_t bottom = (box[1] + 1) / 2 > top + 1 ? (box[1] + 1) / 2 : top + 1;
+    int64_t right = (box[3] + 1) / 2 > left + 1 ? (box[3] + 1) / 2 : left + 1;
+    edges(top, bottom, y0, y1, CSIDE);
+    edges(left, right, x0, x1, CSIDE);
+    int joined = 1; /* each cell starts where the last ended (8 samples or more): a 9 x 9 grid of sums, not 256 */
+    for (int j = 0; j < CSIDE; j++) {
+        rx[j] = 1.0 / (double)(x1[j] - x0[j]);
+        joined &= j == CSIDE - 1 || (x1[j] == x0[j + 1] && y1[j] == y0[j + 1]);
+    }
+    if (joined) { /* exact integer sums: the same values in any order */
+        int64_t grid[CSIDE + 1][CSIDE + 1];
+        for (int i = 0; i <= CSIDE; i++) {
+            const int64_t *row = table + (size_t)(i < CSIDE ? y0[i] : y1[CSIDE - 1]) * (w + 1);
+            for (int j = 0; j < CSIDE; j++) grid[i][j] = row[x0[j]];
+            grid[i][CSIDE] = row[x1[CSIDE - 1]];
+        }
+        for (int i = 0; i < CSIDE; i++) {
+            double ry = 1.0 / (double)(y1[i] - y0[i]);
+            for (int j = 0; j < CSIDE; j++)
+                thumb[i][j] = (double)((grid[i + 1][j + 1] - grid[i][j + 1]) - (grid[i + 1][j] - grid[i][j])) * (ry * rx[j]);
+        }
+    } else {
+        for (int i = 0; i < CSIDE; i++) {
+            const int64_t *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
+            double ry = 1.0 / (double)(y1[i] - y0[i]);
+            for (int j = 0; j < CSIDE; j++)
+                thumb[i][j] = (double)((rb[x1[j]] - ra[x1[j]]) - (rb[x0[j]] - ra[x0[j]])) * (ry * rx[j]);
         }
     }
-    double mean = sum / (CSIDE * CSIDE);
     for (int i = 0; i < CSIDE; i++)
-        for (int j = 0; j < CSIDE; j++) {
-            double d = thumb[i][j] - mean;
-            squares = squares + d * d;
-            x[i][j] = (float)thumb[i][j];
-        }
-    *unknown = sqrt(squares / (CSIDE * CSIDE)) < flat;
+        for (int j = 0; j < CSIDE; j++) x[i][j] = (float)thumb[i][j];
     for (int u = 0; u < CLOW; u++) {
         for (int j = 0; j < CSIDE; j++) half[u][j] = dct[u * CSIDE] * x[0][j];
         for (int i = 1; i < CSIDE; i++)
@@ -357,6 +372,9 @@ static void colour_block(const int64_t *table, int w, const int64_t box[4], cons
             for (int j = 1; j < CSIDE; j++) acc = acc + half[u][j] * dct[v * CSIDE + j];
             out[u][v] = acc;
         }
+    float energy = 0; /* of the 15 AC coefficients, left to right: the low-passed thumbnail's spread */
+    for (int i = 1; i < CLOW * CLOW; i++) energy = energy + (&out[0][0])[i] * (&out[0][0])[i];
+    *unknown = sqrt((double)energy / (CSIDE * CSIDE)) < flat;
 }
 
 /* An exact integral image of a w x h plane ((h + 1) x (w + 1), first row and column zero), its values
@@ -426,7 +444,8 @@ static double total(double thumb[SIDE][SIDE], double mean, int squares) {
 
 /* The fingerprint of one image: 0 when it is flat, else the number of boxes hashed (hashes, checks
  * and chroma words per box, canonical) and *alts the alternates of box 0.  `chroma`: the Cb and Cr
- * planes (2 x h x w) or NULL (grey: every word unknown); -1 when out of memory. */
+ * planes at half resolution (2 x ceil(h / 2) x ceil(w / 2)) or NULL (grey: every word unknown); -1
+ * when out of memory. */
 static int print_image(const uint8_t *src, const uint8_t *chroma, int h, int w, const float *dct,
                        const float *cdct, const print_params *p, uint64_t *hash, uint64_t *check, uint32_t *colour,
                        uint64_t *alt_hash, uint64_t *alt_check, uint32_t *alt_colour, int *alts) {
@@ -439,7 +458,8 @@ static int print_image(const uint8_t *src, const uint8_t *chroma, int h, int w, 
     clip_levels(src, w, box, p->clip, &lo, &hi);
     int64_t *table = integral(src, h, w, lo, hi), *ctable[2] = {NULL, NULL}; /* exact sums: numpy's float ones */
     int failed = !table;
-    for (int c = 0; chroma && c < 2 && !failed; c++) failed = !(ctable[c] = integral(chroma + (size_t)c * h * w, h, w, 0, 0));
+    int ch = (h + 1) / 2, cw = (w + 1) / 2; /* the chroma planes' size */
+    for (int c = 0; chroma && c < 2 && !failed; c++) failed = !(ctable[c] = integral(chroma + (size_t)c * ch * cw, ch, cw, 0, 0));
     int flat = 0;
     for (int b = 0; b < k && !flat && !failed; b++) {
         int64_t y0[SIDE], y1[SIDE], x0[SIDE], x1[SIDE];
@@ -458,7 +478,7 @@ static int print_image(const uint8_t *src, const uint8_t *chroma, int h, int w, 
         fold(thumb, mean);
         fold(thumb, total(thumb, 0, 0) / (SIDE * SIDE));
         dct_block(thumb, dct, dev);
-        for (int c = 0; chroma && c < 2; c++) colour_block(ctable[c], w, boxes[b], cdct, p->chroma_flat, blocks[c], &unknown[c]);
+        for (int c = 0; chroma && c < 2; c++) colour_block(ctable[c], cw, boxes[b], cdct, p->chroma_flat, blocks[c], &unknown[c]);
         int transpose = fabs(coeffs[1][0]) > fabs(coeffs[0][1]);
         double h1 = transpose ? coeffs[1][0] : coeffs[0][1], v1 = transpose ? coeffs[0][1] : coeffs[1][0];
         orient(coeffs, transpose, v1 < 0, h1 < 0, turned);
@@ -504,7 +524,8 @@ static PyObject *words(const uint32_t *values, int n) {
 /* phash_print(luma, h, w, dct, (tol, peels, min_content, clip, flat_std, ambiguous, cut0, cut1, side_cut),
  *             chroma, chroma_dct, chroma_flat)
  * -> None (flat) or (hashes, checks, alternate hashes, alternate checks, chroma words, alternate chroma
- * words): tuples of ints, box 0 first.  chroma: the Cb and Cr planes (2 x h x w bytes) or None (grey). */
+ * words): tuples of ints, box 0 first.  chroma: the Cb and Cr planes at half resolution (2 x ceil(h/2) x
+ * ceil(w/2) bytes) or None (grey). */
 PyObject *imp_py_phash_print(PyObject *self, PyObject *args) {
     Py_buffer view, vdct, vchroma, vcdct;
     PyObject *o_chroma;
@@ -525,7 +546,8 @@ PyObject *imp_py_phash_print(PyObject *self, PyObject *args) {
         return NULL;
     }
     int bad = h < 1 || w < 1 || view.len < (Py_ssize_t)h * w || vdct.len != LOW * SIDE * (Py_ssize_t)sizeof(float) ||
-              vcdct.len != CLOW * CSIDE * (Py_ssize_t)sizeof(float) || (!grey && vchroma.len < 2 * (Py_ssize_t)h * w);
+              vcdct.len != CLOW * CSIDE * (Py_ssize_t)sizeof(float) ||
+              (!grey && vchroma.len < 2 * (Py_ssize_t)((h + 1) / 2) * ((w + 1) / 2));
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
         k = print_image(view.buf, grey ? NULL : vchroma.buf, h, w, vdct.buf, vcdct.buf, &p, hash, check, colour,

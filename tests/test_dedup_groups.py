@@ -270,7 +270,7 @@ def test_native_fingerprint_is_the_numpy_fingerprint_bit_for_bit(seed, h, w, kin
     assert phash.fingerprint(luma) == phash._numpy_print(luma)
     # and in colour: each chroma plane its own tie-prone image (a flat or near-neutral one reads unknown)
     chroma = np.stack([turned(_image(seed + k, h, w, colour, levels, pad) // (1 + k * faint) + 128 * (k * faint > 0))
-                       for k in (1, 2)]).astype(np.uint8)
+                       for k in (1, 2)]).astype(np.uint8)[:, ::2, ::2]  # the planes at half resolution
     found = phash.fingerprint(luma, chroma)
     assert found == phash._numpy_print(luma, chroma)
     assert found.flat or len(found.chromas) == len(found.checks)

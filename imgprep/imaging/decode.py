@@ -5,7 +5,7 @@ is decoded (libjpeg warnings count as damage), but at a DCT reduction, so the in
 colour work shrink — a full check of a 256-pixel record costs about a third of a full decode.
 Everything else (PNG, CMYK JPEGs, no native core) goes through Pillow with truncated images
 refused.  Both release the GIL, so a thread pool scales.  With ``keep_luma`` a colour image also
-gives its Cb and Cr planes at the luma's size (``chroma``), for the fingerprint's colour check:
+gives its Cb and Cr planes at half the luma's resolution (``chroma``), for the fingerprint's colour check:
 the JPEG decode has them already; a grey JPEG pays nothing for them.
 """
 
@@ -28,7 +28,8 @@ _JPEG_SOI = b"\xff\xd8\xff"
 
 class Decoded(NamedTuple):
     """Stored size and channel count; ``luma`` is a small grey rendering (None when not asked) and
-    ``chroma`` its Cb and Cr planes (2 x the luma's shape; None when not asked or grey)."""
+    ``chroma`` its Cb and Cr planes at half its resolution (sample (y, x) under luma pixel (2y, 2x):
+    2 x ceil(h / 2) x ceil(w / 2); None when not asked or grey)."""
 
     width: int
     height: int
@@ -50,7 +51,8 @@ def decode(data: bytes, *, min_side: int = 1, keep_luma: bool = False) -> Decode
         else:
             if not keep_luma:
                 return Decoded(width, height, comps, None)
-            chroma = None if colour[0] is None else np.frombuffer(colour[0], np.uint8).reshape(2, sh, sw)
+            half = (2, (sh + 1) // 2, (sw + 1) // 2)
+            chroma = None if colour[0] is None else np.frombuffer(colour[0], np.uint8).reshape(half)
             return Decoded(width, height, comps, np.frombuffer(luma, np.uint8).reshape(sh, sw), chroma)
     return _pillow(data, min_side, keep_luma)
 
@@ -107,11 +109,12 @@ def _pillow(data: bytes, min_side: int, keep_luma: bool) -> Decoded:
 
 
 def _planes(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Grey levels (Pillow's L) and, for colour, the Cb and Cr planes of an L or RGB image."""
+    """Grey levels (Pillow's L) and, for colour, the Cb and Cr planes (every other row and column) of an
+    L, RGB or YCbCr image."""
     if img.mode == "L":
         return np.asarray(img), None
     if img.mode == "YCbCr":  # a JPEG drafted in its own colour space
         ycc = np.asarray(img)
-        return np.ascontiguousarray(ycc[:, :, 0]), np.ascontiguousarray(ycc[:, :, 1:].transpose(2, 0, 1))
+        return np.ascontiguousarray(ycc[:, :, 0]), np.ascontiguousarray(ycc[::2, ::2, 1:].transpose(2, 0, 1))
     ycc = np.asarray(img.convert("YCbCr"))
-    return np.asarray(img.convert("L")), np.ascontiguousarray(ycc[:, :, 1:].transpose(2, 0, 1))
+    return np.asarray(img.convert("L")), np.ascontiguousarray(ycc[::2, ::2, 1:].transpose(2, 0, 1))

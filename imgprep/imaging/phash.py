@@ -72,7 +72,7 @@ AMBIGUOUS = 0.15  # first harmonics closer than this fraction of the AC energy: 
 CHROMA_SIDE = 8  # a colour channel's thumbnail side: its DCT keeps the CHROMA_LOW x CHROMA_LOW lowest
 CHROMA_LOW = 4
 NEUTRAL = 128  # Cb/Cr of grey
-CHROMA_FLAT = 2.0  # chroma thumbnail standard deviation (levels) under which a channel is unknown
+CHROMA_FLAT = 2.0  # spread (levels) of a chroma block's AC coefficients under which a channel is unknown
 UNKNOWN = 0xFFFF  # a channel's half when it has no colour to compare (never a median split's bits)
 NO_CHROMA = (UNKNOWN << 16) | UNKNOWN  # both channels unknown: a grey image
 
@@ -303,8 +303,9 @@ def _clip_outliers(luma: np.ndarray, top: int, bottom: int, left: int, right: in
 
 def fingerprint(luma: np.ndarray, chroma: np.ndarray | None = None) -> Fingerprint:
     """The fingerprint of an image given as its grey levels (a 2-D uint8 array, any size; >= 32 px to
-    be near-matched) and, for a colour image, its Cb and Cr planes (2 x the luma's shape, uint8;
-    None: grey, every chroma word unknown).
+    be near-matched) and, for a colour image, its Cb and Cr planes at half the resolution (sample
+    (y, x) under luma pixel (2y, 2x): 2 x ceil(h / 2) x ceil(w / 2), uint8; None: grey, every chroma
+    word unknown).  Half: what a 4:2:0 JPEG stores, and a quarter of the sums to take.
 
     One call into the native core when it is built (the GIL released, so a thread pool hashes on
     every core), else numpy; the same bits either way."""
@@ -312,8 +313,8 @@ def fingerprint(luma: np.ndarray, chroma: np.ndarray | None = None) -> Fingerpri
     luma = np.ascontiguousarray(luma, dtype=np.uint8)
     if chroma is not None:
         chroma = np.ascontiguousarray(chroma, dtype=np.uint8)
-        if chroma.shape != (2, *luma.shape):
-            raise ValueError(f"chroma planes {chroma.shape} do not match the luma's {luma.shape}")
+        if chroma.shape != (2, *_half(luma.shape)):
+            raise ValueError(f"chroma planes {chroma.shape} are not half the luma's {luma.shape}")
     if core is not None:
         found = core.phash_print(luma, luma.shape[0], luma.shape[1], _D_BYTES, _PARAMS, chroma, _DC_BYTES,
                                  CHROMA_FLAT)
@@ -340,19 +341,28 @@ def _numpy_print(luma: np.ndarray, chroma: np.ndarray | None = None) -> Fingerpr
                      _chroma_words(turned, unknown).tolist(), alt_chroma)
 
 
+def _half(shape: tuple[int, ...]) -> tuple[int, int]:
+    return (shape[0] + 1) // 2, (shape[1] + 1) // 2
+
+
 def _colour_blocks(chroma: np.ndarray | None, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per box and colour channel, the 4x4 low DCT block of its 8x8 area average (k x 2 x 4 x 4) and
-    whether the channel is unknown there (k x 2: no chroma given, or too little to describe)."""
+    whether the channel is unknown there (k x 2: no chroma given, or its 15 AC coefficients hold less
+    than ``CHROMA_FLAT`` of spread: the low-passed thumbnail's standard deviation, orthonormal DCT).  The
+    planes are at half resolution: each box's edges halved (the end rounded up, at least one sample)."""
     k = len(boxes)
     if chroma is None:
         return np.zeros((k, 2, CHROMA_LOW, CHROMA_LOW), np.float32), np.ones((k, 2), bool)
+    half = boxes // 2
+    half[:, 1] = np.maximum(half[:, 0] + 1, (boxes[:, 1] + 1) // 2)
+    half[:, 3] = np.maximum(half[:, 2] + 1, (boxes[:, 3] + 1) // 2)
     blocks, unknown = [], []
     for plane in chroma:
-        thumbs = _cells(_integral(plane), boxes, CHROMA_SIDE).reshape(k, -1)
-        mean = _sum(thumbs) / (CHROMA_SIDE * CHROMA_SIDE)
-        dev = thumbs - mean[:, None]
-        unknown.append(np.sqrt(_sum(dev * dev) / (CHROMA_SIDE * CHROMA_SIDE)) < CHROMA_FLAT)
-        blocks.append(_dct_low(thumbs.reshape(k, CHROMA_SIDE, CHROMA_SIDE)))
+        block = _dct_low(_cells(_integral(plane), half, CHROMA_SIDE))
+        ac = block.reshape(k, -1)[:, 1:]
+        energy = _sum(ac * ac)  # single precision, left to right, as the native core adds them
+        unknown.append(np.sqrt(energy.astype(np.float64) / (CHROMA_SIDE * CHROMA_SIDE)) < CHROMA_FLAT)
+        blocks.append(block)
     return np.stack(blocks, axis=1), np.stack(unknown, axis=1)
 
 

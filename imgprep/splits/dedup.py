@@ -9,7 +9,8 @@ hashes agreeing, and the chroma words too where both images have colour to compa
 chains: A near B and B near C do not put A with C unless both are near the representative, so a
 group's members are copies of one image, not strangers linked through a crowd of look-alikes.  No
 pair list is built: identical hashes are collapsed first, and the multi-index search
-(:mod:`imgprep.splits.neardup`) keeps per hash only the best-ranked hash it is confirmed near, so time and memory follow the number of images, not the number of pairs.
+(:mod:`imgprep.splits.neardup`) keeps per hash only the best-ranked hash it is confirmed near, so
+time and memory follow the number of images, not the number of pairs.
 
 A group is reported with its size and representative (first); it is a **leak** when its images
 sit in more than one split and a **label conflict** when they carry different labels.  Images
@@ -113,8 +114,9 @@ def measure(item: bytes | np.ndarray) -> Measured:
 
 
 def _chroma_of(rgb: np.ndarray) -> np.ndarray:
-    """The Cb and Cr planes (JPEG's full-range BT.601, rounded) of RGB pixels: 2 x h x w uint8."""
-    r, g, b = (rgb[:, :, k].astype(np.float32) for k in range(3))
+    """The Cb and Cr planes (JPEG's full-range BT.601, rounded) of RGB pixels, every other row and
+    column (the fingerprint's resolution for colour): 2 x ceil(h / 2) x ceil(w / 2) uint8."""
+    r, g, b = (rgb[::2, ::2, k].astype(np.float32) for k in range(3))
     cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
     cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
     return np.clip(np.rint(np.stack([cb, cr])), 0, 255).astype(np.uint8)
