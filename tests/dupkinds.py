@@ -71,7 +71,6 @@ KINDS = {
     "re-encoded q30": lambda im: _jpeg(im, 30),
     "resized 50%": lambda im: _jpeg(im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR)),
     "grayscale": lambda im: _jpeg(im.convert("L")),
-    "saturation x0.5": lambda im: _jpeg(ImageEnhance.Color(im).enhance(0.5)),  # hue kept, colours paler
     "mirrored": lambda im: _jpeg(ImageOps.mirror(im)),
     "flipped vertically": lambda im: _jpeg(ImageOps.flip(im)),
     "rotated 90": lambda im: _jpeg(im.transpose(Image.Transpose.ROTATE_90)),
@@ -92,6 +91,7 @@ KINDS = {
     "16-bit PNG": _sixteen_bit,
     "palette PNG": lambda im: _png(im.quantize(colors=128)),
     "alpha PNG": _alpha,
+    "saturation x0.5": lambda im: _jpeg(ImageEnhance.Color(im).enhance(0.5)),  # hue kept, colours paler
 }
 
 
