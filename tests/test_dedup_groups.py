@@ -274,3 +274,21 @@ def test_native_fingerprint_is_the_numpy_fingerprint_bit_for_bit(seed, h, w, kin
     found = phash.fingerprint(luma, chroma)
     assert found == phash._numpy_print(luma, chroma)
     assert found.flat or len(found.chromas) == len(found.checks)
+
+
+@pytest.mark.parametrize("subsampling", [0, 1, 2])  # 4:4:4, 4:2:2, 4:2:0
+def test_the_native_decode_gives_the_jpeg_s_chroma_at_half_resolution(subsampling):
+    """What the fingerprint's colour check reads: the Cb and Cr planes under every other luma pixel,
+    whatever the JPEG's subsampling, as Pillow decodes them (up to its smoother upsampling)."""
+    from imgprep.imaging.decode import _pillow, decode
+
+    rgb = fields.field(7)[:75, :67]  # odd sides: the last half-resolution sample covers one pixel
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=95, subsampling=subsampling)
+    native = decode(out.getvalue(), min_side=64, keep_luma=True)
+    pillow = _pillow(out.getvalue(), 64, True)
+    assert native.chroma.shape == pillow.chroma.shape == (2, 38, 34)
+    assert np.abs(native.chroma.astype(int) - pillow.chroma).max() <= (2 if subsampling == 0 else 12)
+    grey = io.BytesIO()
+    Image.fromarray(rgb).convert("L").save(grey, "JPEG")
+    assert decode(grey.getvalue(), min_side=64, keep_luma=True).chroma is None
