@@ -27,7 +27,8 @@ Examples:
 \b
 Duplicates come in groups: identical files, and copies that are resized, re-encoded,
 grayscale, cropped by up to 10% from any sides, letterboxed, rotated or flipped (DCT pHash
-within --threshold bits, crop windows within 7, confirmed by a check hash). Each group is
+within --threshold bits, crop windows within 7, confirmed by a check hash and, for colour
+images, by their Cb/Cr colour layout). Each group is
 one representative and its copies, never a chain. A group in two splits is a LEAK: the validation
 score counts images the model trained on; a group with two labels is a label CONFLICT.
 Flat images (blank frames, swatches) match by identical bytes only. `convert/prepare

@@ -8,8 +8,9 @@ their radii and which bits key them is laid out per search (:func:`layout`) from
 bit frequencies (:func:`balance`) and size: a photo hash's almost-constant bits stay out of every
 key, and the radius goes only where the pigeonhole needs it (8 bits: 2, 1, 1, 1 over four bands,
 not 2 on each).  No list of pairs is ever built: :func:`lead` (what the duplicate groups use)
-keeps, per distinct hash, the best rank of a hash it is near with the check hashes agreeing (a
-lock-free minimum, the same for any number of threads); :func:`merge` joins every hit into a
+keeps, per distinct hash, the best rank of a hash it is near with the check hashes (and chroma
+words, where given) agreeing (a lock-free minimum, the same for any number of threads);
+:func:`merge` joins every hit into a
 union-find (the old, chaining grouping, kept for benchmarks).  Identical hashes are collapsed
 before the search starts.
 
