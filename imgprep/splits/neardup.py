@@ -51,7 +51,7 @@ CHECK_THRESHOLD = 12
 # And the chroma words (16 bits per colour channel, only channels known on both sides counted):
 # grey-level look-alikes of other colours differ there, copies (re-encoded, resized, cropped, turned,
 # saturation changed) do not (docs/check-hash.md has the figures).
-CHROMA_THRESHOLD = 6
+CHROMA_THRESHOLD = 8
 
 
 def window_threshold(threshold: int) -> int:
