@@ -80,15 +80,15 @@ typedef struct {
     int chroma_threshold;
 } lead_args;
 
-/* Bits apart of two chroma words (phash.chroma_distance): 16 per colour channel, a channel counted
- * only when known (not 0xFFFF) on both sides. */
+/* Bits apart of two chroma words per 32 compared (phash.chroma_distance): 16 per colour channel, a
+ * channel counted only when known (not 0xFFFF) on both sides, one channel's distance doubled. */
 static inline int chroma_bits(uint32_t a, uint32_t b) {
-    int d = 0;
+    int d = 0, channels = 0;
     for (int shift = 16; shift >= 0; shift -= 16) {
         uint32_t x = (a >> shift) & 0xFFFFu, y = (b >> shift) & 0xFFFFu;
-        if (x != 0xFFFFu && y != 0xFFFFu) d += __builtin_popcount(x ^ y);
+        if (x != 0xFFFFu && y != 0xFFFFu) d += __builtin_popcount(x ^ y), channels++;
     }
-    return d;
+    return channels == 1 ? 2 * d : d;
 }
 
 typedef struct {

@@ -33,7 +33,8 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
   the whole of another spatially aligned), DC above neutral grey, then the 15 others above their
   median.  A channel with no colour to describe (grey images, grey copies of colour photos,
   near-neutral photos: the box's chroma thumbnail deviates less than ``CHROMA_FLAT``) reads
-  ``0xFFFF``, *unknown* (a median split never sets all 15 bits), and is not compared.  Grey-level
+  ``0xFFFF``, *unknown* (a median split never sets all 15 bits), and is not compared (one known
+  channel on both sides must agree as closely per bit as two).  Grey-level
   look-alikes of different colours, what the check lets through, mostly differ there.
 - **Low information**: a (trimmed) image whose thumbnail is flat has no detail for its hash to
   describe: every flat image would share it.  Such images are flagged ``flat`` and compared by
@@ -404,14 +405,18 @@ def _assemble(hashes: Sequence[int], checks: Sequence[int], alt: Sequence[int], 
 
 
 def chroma_distance(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
-    """Bits apart of two chroma words (element-wise), counting only the channels known on both sides."""
+    """Bits apart of two chroma words (element-wise) per 32 bits compared: the channels known on both
+    sides only, a distance over one channel counted twice (16 bits of one channel must agree as
+    closely as 32 of two; 0 when no channel is known on both sides)."""
     a, b = np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
     out = np.zeros(np.broadcast(a, b).shape, np.int64)
+    channels = np.zeros(out.shape, np.int64)
     for shift in (16, 0):
         x, y = (a >> np.uint32(shift)) & np.uint32(UNKNOWN), (b >> np.uint32(shift)) & np.uint32(UNKNOWN)
         both = (x != UNKNOWN) & (y != UNKNOWN)
         out += np.where(both, hamming(x, y).astype(np.int64), 0)
-    return out
+        channels += both
+    return np.where(channels == 1, 2 * out, out)
 
 
 def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:

@@ -48,7 +48,8 @@ WINDOW_THRESHOLD = 7
 # every kind in tests/dupkinds.py land within it; two unrelated smooth images whose pHashes met by
 # chance mostly do not (benchmarks/bench_dedup.py prints both).
 CHECK_THRESHOLD = 12
-# And the chroma words (16 bits per colour channel, only channels known on both sides counted):
+# And the chroma words (16 bits per colour channel, only channels known on both sides counted, the
+# threshold per 32 bits compared):
 # grey-level look-alikes of other colours differ there, copies (re-encoded, resized, cropped, turned,
 # saturation changed) do not (docs/check-hash.md has the figures).
 CHROMA_THRESHOLD = 8
