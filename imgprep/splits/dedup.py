@@ -260,7 +260,7 @@ def components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def find_groups(prints: Prints, threshold: int = DEFAULT_THRESHOLD, *, workers: int | None = None) -> Groups:
     """Group the images of ``prints``: same digest, or copies of one representative (hashes within
     ``threshold`` bits of its hash, its other orientations or its crop windows, confirmed by the
-    check hashes).  Groups are stars, never chains: A near B and B near C does not put A with C
+    check hashes and the chroma words).  Groups are stars, never chains: A near B and B near C does not put A with C
     unless both are near the representative.  Time ~ images x candidates per bucket; memory ~ images."""
     n = len(prints)
     kind = prints.column("kind")
