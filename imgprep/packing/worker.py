@@ -69,7 +69,7 @@ class Packed:
     one thread does nothing per record: ``crcs[i]``, the CRC-32 of item i's framed record
     (:func:`imgprep.formats.checksums.record_crc`), and ``images``, the sizes of the packed images."""
 
-    records: bytes
+    records: bytes | memoryview  # a view of the native batch's own buffer: not copied into bytes
     sizes: list[int]
     crcs: array
     images: SizeRange
@@ -134,7 +134,10 @@ def init_process(ctx: WorkerContext, parent: int | None = None) -> None:
 def run_chunk_in_process(chunk: Chunk) -> Packed:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("worker context not initialised")
-    return run_chunk(_CONTEXT, chunk)
+    packed = run_chunk(_CONTEXT, chunk)
+    if isinstance(packed.records, memoryview):  # a view does not pickle: the bytes go back
+        packed = dataclasses.replace(packed, records=packed.records.tobytes())
+    return packed
 
 
 def run_one(ctx: WorkerContext, index: int, labels: tuple[float, ...], path: str | None, data: Any) -> bytes:
