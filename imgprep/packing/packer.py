@@ -357,6 +357,7 @@ class Packer:
         self.sizes = SizeRange()  # smallest packed width and height (prepare's image_shape)
         self.cutter: _Cutter | None = None
         self._sizer = _ChunkSizer(len(items), self.workers, options.chunk_size)
+        self._trial = 0  # chunks this thread still makes before the pool is judged (_judge)
 
     @property
     def window(self) -> int:
@@ -383,7 +384,8 @@ class Packer:
         try:
             self.cutter = _Cutter(self.items, start, self.source)
             self._probe()
-            self.executor = _make_executor(self.kind, self.workers, self.ctx)
+            if not self._trial:
+                self.executor = _make_executor(self.kind, self.workers, self.ctx)
             self._feed()
             record, report = self._finish(writer, storage, prefix)
             failed = False
@@ -459,9 +461,11 @@ class Packer:
         """``--executor auto`` measured on the images themselves: the run's first chunks are made
         here, before the pool starts, and when the native batch left most of them to Python one
         image at a time (PNGs, CMYK JPEGs: Pillow, holding the GIL), the run takes processes
-        instead of threads.  Deciding before the pool starts keeps the fork of a process pool
-        safe: the probe's threads are joined first.  It costs little: a few images per worker,
-        made on every worker's core at once (one chunk made alone kept the other cores waiting)."""
+        instead of threads; when the workers' work is too light to share (:func:`worth_sharing`),
+        it takes no pool: this thread makes every chunk, as with one worker.  Deciding before the
+        pool starts keeps the fork of a process pool safe: the probe's threads are joined first.
+        It costs little: a few images per worker, made on every worker's core at once (one chunk
+        made alone kept the other cores waiting)."""
         if self.kind != "thread" or self.options.executor != "auto":
             return
         if self.cutter is None:  # run() makes it first
@@ -478,6 +482,10 @@ class Packer:
         by_python, items = sum(p.by_python for p in made), sum(len(c) for c in chunks)
         if 2 * by_python > items and not _daemonic() and not _forkserver_reimports_main():
             self.kind = "process"
+        elif not worth_sharing(sum(p.cpu for p in made), _hashing_cpu(made), SHARE_SURE):
+            # A first call's costs (imports, buffers growing, cold pages) weigh on chunks this
+            # small: only a clear case is decided here, the others on warm chunks (_judge).
+            self._trial = TRIAL_CHUNKS
 
     def _feed(self) -> None:
         """Keep the window full and append finished chunks in list order."""
@@ -526,6 +534,8 @@ class Packer:
         when ``--strict`` must stop at one.  Records between skipped images go out in one write."""
         packed = flight.done or (flight.future.result() if flight.future is not None
                                  else run_chunk(self.ctx, flight.chunk))
+        if self._trial and flight.done is None and packed.records:
+            self._judge(packed)
         self._sizer.learn(len(flight.chunk), len(packed.records), packed.seconds)
         writer = self.writer
         if writer is None:  # run() opens it first
@@ -540,6 +550,23 @@ class Packer:
             return True
         self.bar.update(len(cut.items))
         return False
+
+    def _judge(self, packed: Packed) -> None:
+        """Count a chunk made on this thread while the pool waits (``--executor auto`` where the
+        probe left it unsure); on the last of them, warm, decide: worker threads for the rest of
+        the run, or none (:func:`worth_sharing`) -- this thread makes every chunk, as with one
+        worker, and ``-j N`` is never slower than ``-j 1`` for want of work to share."""
+        self._trial -= 1
+        if self._trial:
+            return
+        if worth_sharing(packed.cpu, _hashing_cpu([packed])):
+            self.executor = _make_executor(self.kind, self.workers, self.ctx)
+            for flight in self.pending:  # cut while the trial ran: handed to the pool now
+                if flight.future is None and flight.done is None and len(flight.chunk):
+                    flight.future = self.executor.submit(run_chunk, self.ctx, flight.chunk)
+            return
+        self.kind, self.workers = "inline", 1
+        self._sizer.workers, self._sizer.spread = 1, max(1, len(self.items) // 8)
 
     def _add_prints(self, keys: list[int], packed: Packed) -> None:
         """The fingerprint rows of the chunk's records written, in record order."""
@@ -613,6 +640,37 @@ def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: I
         # a second time): threads give the same bytes.
         return "thread"
     return kind
+
+
+SHARE_MIN = 2.0  # a worker's CPU per record over its SHA-256's CPU below which threads do not pay
+SHARE_SURE = 8.0  # the same ratio on the probe's first, cold chunks: above it, threads at once
+TRIAL_CHUNKS = 4  # chunks made on the writer's thread before judging: the first ones run cold (new buffers)
+
+
+def worth_sharing(worker_cpu: float, hashing_cpu: float, least: float = SHARE_MIN) -> bool:
+    """Whether handing chunks to worker threads can beat making them on the writer's thread,
+    judged by the probe's CPU seconds: the workers' for its records (reading, transforming,
+    framing) against a SHA-256 of the same records on this thread.
+
+    A record made on a worker thread is written by this thread and hashed by the digest thread:
+    its bytes cross cores twice, and the future, the wake-ups and the GIL hand-overs come on
+    top; made here, it is still in this core's cache when written.  That crossing costs per byte,
+    as the hash does, so the hash of the same records is the yardstick: where a worker does less
+    than ``SHARE_MIN`` times its work (``--pass-through`` of photos: a read and a checksum per
+    record), more threads only add CPU and ``-j 2`` ran slower than ``-j 1``; decoding and
+    encoding images, or reading many small files, is far above it
+    (docs/pack-cpu-budget.md).  ``hashing_cpu`` of 0 (no records, a coarse clock): share."""
+    return not hashing_cpu > 0 or worker_cpu >= least * hashing_cpu
+
+
+def _hashing_cpu(made: list[Packed]) -> float:
+    """This thread's CPU seconds for a SHA-256 of the probe's records (what the digest thread
+    will spend on them)."""
+    hashlib.sha256(b"").digest()  # the first use of a digest costs more than one record's hash
+    started = time.thread_time()
+    for packed in made:
+        hashlib.sha256(packed.records).digest()
+    return time.thread_time() - started
 
 
 def _beside(ctx: WorkerContext, chunks: list[Chunk]) -> list[Packed]:

@@ -75,6 +75,7 @@ class Packed:
     images: SizeRange
     reasons: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0  # how long the worker took (the packer sizes chunks by it)
+    cpu: float = 0.0  # the worker thread's CPU seconds for it (the packer's executor choice)
     by_python: int = 0  # files or bytes the native batch left to Python (Pillow, one at a time)
     # with ``WorkerContext.fingerprint``: per record packed (size > 0), in order, its stored image's
     # fingerprint (None: it could not be decoded again)
@@ -180,11 +181,11 @@ def _batchable(ctx: WorkerContext, chunk: Chunk) -> bool:
 
 def run_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:
     """The chunk's records: one native call where it can, then Python for the items it left."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     packed = _pack_chunk(ctx, chunk)
     if ctx.fingerprint:
         packed = dataclasses.replace(packed, prints=fingerprints(packed))
-    return dataclasses.replace(packed, seconds=time.perf_counter() - started)
+    return dataclasses.replace(packed, seconds=time.perf_counter() - started, cpu=time.thread_time() - cpu)
 
 
 def fingerprints(packed: Packed) -> list[Any]:
