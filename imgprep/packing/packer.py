@@ -461,8 +461,8 @@ class Packer:
         """``--executor auto`` measured on the images themselves: the run's first chunks are made
         here, before the pool starts, and when the native batch left most of them to Python one
         image at a time (PNGs, CMYK JPEGs: Pillow, holding the GIL), the run takes processes
-        instead of threads; when the workers' work is too light to share (:func:`worth_sharing`),
-        it takes no pool: this thread makes every chunk, as with one worker.  Deciding before the
+        instead of threads; when a pool cannot make the run faster (:func:`worth_sharing`),
+        it takes none: this thread makes every chunk, as with one worker.  Deciding before the
         pool starts keeps the fork of a process pool safe: the probe's threads are joined first.
         It costs little: a few images per worker, made on every worker's core at once (one chunk
         made alone kept the other cores waiting)."""
@@ -482,9 +482,10 @@ class Packer:
         by_python, items = sum(p.by_python for p in made), sum(len(c) for c in chunks)
         if 2 * by_python > items and not _daemonic() and not _forkserver_reimports_main():
             self.kind = "process"
-        elif not worth_sharing(sum(p.cpu for p in made), _hashing_cpu(made), SHARE_SURE):
+        elif not worth_sharing(sum(p.cpu for p in made), _hashing_cpu(made), self._cores(), SHARE_SURE):
             # A first call's costs (imports, buffers growing, cold pages) weigh on chunks this
-            # small: only a clear case is decided here, the others on warm chunks (_judge).
+            # small, and the writer's part is not measured yet: only a clear case is decided
+            # here, the others on warm chunks made and written on this thread (_judge).
             self._trial = TRIAL_CHUNKS
 
     def _feed(self) -> None:
@@ -534,8 +535,7 @@ class Packer:
         when ``--strict`` must stop at one.  Records between skipped images go out in one write."""
         packed = flight.done or (flight.future.result() if flight.future is not None
                                  else run_chunk(self.ctx, flight.chunk))
-        if self._trial and flight.done is None and packed.records:
-            self._judge(packed)
+        trial, writing = self._trial and flight.done is None and bool(packed.records), time.thread_time()
         self._sizer.learn(len(flight.chunk), len(packed.records), packed.seconds)
         writer = self.writer
         if writer is None:  # run() opens it first
@@ -548,20 +548,28 @@ class Packer:
             writer.write(packed.records, packed.sizes, keys, cut.start, packed.crcs)
         elif self._append_around_skipped(writer, cut, keys, packed):
             return True
+        if trial:
+            self._judge(packed, time.thread_time() - writing)
         self.bar.update(len(cut.items))
         return False
 
-    def _judge(self, packed: Packed) -> None:
+    def _cores(self) -> int:
+        """Cores this run's threads may use: its workers and the digest thread, at most the CPUs
+        this process may run on."""
+        return min(self.workers + 1, default_workers())
+
+    def _judge(self, packed: Packed, writing_cpu: float) -> None:
         """Count a chunk made on this thread while the pool waits (``--executor auto`` where the
         probe left it unsure); on the last of them, warm, decide: worker threads for the rest of
         the run, or none (:func:`worth_sharing`) -- this thread makes every chunk, as with one
-        worker, and ``-j N`` is never slower than ``-j 1`` for want of work to share."""
+        worker, where a pool could not make the run faster than that."""
         self._trial -= 1
         if self._trial:
             return
-        if worth_sharing(packed.cpu, _hashing_cpu([packed])):
+        if worth_sharing(packed.cpu + writing_cpu, _hashing_cpu([packed]), self._cores()):
             self.executor = _make_executor(self.kind, self.workers, self.ctx)
-            for flight in self.pending:  # cut while the trial ran: handed to the pool now
+            # cut while the trial ran (the first is the one being written): handed to the pool now
+            for flight in itertools.islice(self.pending, 1, None):
                 if flight.future is None and flight.done is None and len(flight.chunk):
                     flight.future = self.executor.submit(run_chunk, self.ctx, flight.chunk)
             return
@@ -642,25 +650,29 @@ def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: I
     return kind
 
 
-SHARE_MIN = 2.0  # a worker's CPU per record over its SHA-256's CPU below which threads do not pay
-SHARE_SURE = 8.0  # the same ratio on the probe's first, cold chunks: above it, threads at once
+SHARE_GAIN = 1.15  # the least speed-up (by the model in worth_sharing) for which a pool is started
+SHARE_SURE = 1.5  # the same on the probe's first, cold chunks (the writer's part not yet measured)
 TRIAL_CHUNKS = 4  # chunks made on the writer's thread before judging: the first ones run cold (new buffers)
 
 
-def worth_sharing(worker_cpu: float, hashing_cpu: float, least: float = SHARE_MIN) -> bool:
-    """Whether handing chunks to worker threads can beat making them on the writer's thread,
-    judged by the probe's CPU seconds: the workers' for its records (reading, transforming,
-    framing) against a SHA-256 of the same records on this thread.
+def worth_sharing(making_cpu: float, hashing_cpu: float, cores: int, least: float = SHARE_GAIN) -> bool:
+    """Whether worker threads can make the run at least ``least`` times faster than making every
+    chunk on the writer's thread, from the CPU seconds of the same records: ``making_cpu`` to read,
+    transform, frame and write them, ``hashing_cpu`` to hash them (SHA-256, sequential, on the
+    digest thread in both cases), ``cores`` the cores the run's threads may use.
 
-    A record made on a worker thread is written by this thread and hashed by the digest thread:
-    its bytes cross cores twice, and the future, the wake-ups and the GIL hand-overs come on
-    top; made here, it is still in this core's cache when written.  That crossing costs per byte,
-    as the hash does, so the hash of the same records is the yardstick: where a worker does less
-    than ``SHARE_MIN`` times its work (``--pass-through`` of photos: a read and a checksum per
-    record), more threads only add CPU and ``-j 2`` ran slower than ``-j 1``; decoding and
-    encoding images, or reading many small files, is far above it
-    (docs/pack-cpu-budget.md).  ``hashing_cpu`` of 0 (no records, a coarse clock): share."""
-    return not hashing_cpu > 0 or worker_cpu >= least * hashing_cpu
+    Without a pool the writer's thread takes ``making_cpu`` and the digest thread beside it
+    ``hashing_cpu``: the slower of the two sets the pace.  With one, the making spreads over the
+    cores, but the hash stays one thread and everything shares ``cores``.  Where the hash alone
+    takes about as long as the rest (a pass-through of large files without SHA instructions) or
+    no second core is there (``-j 2`` pinned to one), a pool cannot help and only adds hand-overs
+    between threads (futures, wake-ups, the GIL, records crossing cores): ``-j 2`` ran slower than
+    ``-j 1``.  ``hashing_cpu`` of 0 (no records, a coarse clock): as asked, a pool."""
+    if not hashing_cpu > 0:
+        return True
+    alone = max(making_cpu, hashing_cpu)
+    shared = max(hashing_cpu, (making_cpu + hashing_cpu) / max(cores, 1))
+    return alone >= least * shared
 
 
 def _hashing_cpu(made: list[Packed]) -> float:
