@@ -114,3 +114,15 @@ def test_many_small_files_still_share_after_a_trial_on_warm_chunks(tmp_path, mon
     else:  # a one-core machine: no pool (the test above)
         assert two.executor == "inline" and pools == []
     assert _files(tmp_path / "one") == _files(tmp_path / "two") and two.records == 400
+
+
+def test_a_list_that_ends_within_the_trial_says_it_ran_inline(tmp_path, monkeypatch) -> None:
+    """Fails on a summary naming thread workers that never ran: the list (30 items) ends before
+    the trial's chunks are made, so no pool starts and the summary says so."""
+    items = _jpegs(tmp_path, 30, 300)
+    monkeypatch.setattr(packer, "SHARE_SURE", float("inf"))
+    pools = _pools(monkeypatch)
+    summary = pack(items, tmp_path, str(tmp_path / "o"), PASS,
+                   PackOptions(num_workers=2, chunk_size=8, storage=Storage()))
+    assert (summary.executor, summary.workers, pools) == ("inline", 1, [])
+    assert summary.records == 30

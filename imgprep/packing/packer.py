@@ -387,6 +387,8 @@ class Packer:
             if not self._trial:
                 self.executor = _make_executor(self.kind, self.workers, self.ctx)
             self._feed()
+            if self._trial:  # the list ended before the pool was judged: every chunk was made here
+                self.kind, self.workers = "inline", 1
             record, report = self._finish(writer, storage, prefix)
             failed = False
         except BaseException:
