@@ -173,10 +173,14 @@ def inspect(
     threshold: int | None = None,
     num_workers: int | None = None,
     html: PathLike | None = None,
+    storage: Store | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Findings:
     """``imgprep inspect``: class balance, image sizes, exact and near duplicates, leaks across splits.
 
-    ``findings.to_json()`` is the CLI's ``--json``; ``html`` also writes the CLI's ``--html`` page.
+    ``path`` is local or ``s3://`` (a packed dataset, a list, a folder of them), read through
+    ``storage`` or ``storage_options`` as in :func:`pack`.  ``findings.to_json()`` is the CLI's
+    ``--json``; ``html`` also writes the CLI's ``--html`` page.
     """
     from imgprep import outputs
 
@@ -185,9 +189,9 @@ def inspect(
         from imgprep.requirements import require
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
-    where = os.fspath(path)
-    findings = outputs.opening(where, Storage()).inspect(where, root=os.fspath(root) if root else None,
-                                                          threshold=threshold, workers=num_workers)
+    where, store = os.fspath(path), _store(storage, storage_options)
+    findings = outputs.opening(where, store).inspect(where, root=os.fspath(root) if root else None,
+                                                      threshold=threshold, workers=num_workers, storage=store)
     if html is not None:
         from imgprep.inspect.html import write_html
 

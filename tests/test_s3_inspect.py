@@ -52,6 +52,16 @@ def test_inspect_of_an_s3_dataset_equals_the_local_one_and_reads_its_fingerprint
     assert f"inspect s3://{BUCKET}/out: 13 images in 2 split(s)" in text
 
 
+def test_the_api_inspects_an_s3_dataset_through_the_store_it_is_given(seaweed, uploaded, imgprep_cli, monkeypatch):
+    """``imgprep.inspect(..., storage_options=...)`` reads through that store, not the environment's."""
+    from imgprep.api import inspect
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    out, _ = uploaded
+    found = inspect(f"s3://{BUCKET}/out/", storage_options={"endpoint_url": seaweed.endpoint_url})
+    assert found.to_json()["summary"] == _summary(imgprep_cli("inspect", out, "--json").stdout)
+
+
 def test_inspect_of_an_s3_list_reads_its_images_under_root(seaweed, uploaded, imgprep_cli):
     out, _ = uploaded
     local = imgprep_cli("inspect", out / "val.lst", "--root", uploaded[1], "--json").stdout
