@@ -235,6 +235,20 @@ def _growth(n: int, cpu: float, last: tuple[int, float] | None) -> str:
     return "" if last is None else f"n^{np.log(cpu / last[1]) / np.log(n / last[0]):.2f}"
 
 
+def _per_image(cpu: float, n: int) -> str:
+    """CPU time per image: flat when the search grows linearly."""
+    return f"{1e6 * cpu / n:.2f} µs"
+
+
+def _overall(name: str, runs: list[tuple[int, float, float]]) -> str:
+    """The growth exponent from the first size to the last, in CPU and wall time, and how the CPU
+    time per image changed: one line per search (the new one, the baseline)."""
+    (n0, c0, w0), (n1, c1, w1) = runs[0], runs[-1]
+    span = np.log(n1 / n0)
+    return (f"{name}: {n0:,} -> {n1:,} images: CPU n^{np.log(c1 / c0) / span:.2f}, wall n^{np.log(w1 / w0) / span:.2f};"
+            f" CPU per image {_per_image(c0, n0)} -> {_per_image(c1, n1)} (x{(c1 / n1) / (c0 / n0):.2f})")
+
+
 def _bands(freq: np.ndarray | None, n: int, threshold: int) -> str:
     """The crop windows' layout at this size: radius/key bits per band."""
     plan = neardup.layout(freq, n, neardup.window_threshold(threshold), dedup.WINDOWS * n)
@@ -252,20 +266,26 @@ def scale(sizes: list[int], old_max: int, workers: int, threshold: int, bits: st
     base_head = base_rule = ""
     if baseline:
         print(f"baseline: the same child run with PYTHONPATH={baseline} (e.g. a checkout of the commit before)\n")
-        base_head = "base: wall | base: CPU | base: peak per image | base: growth | CPU new/base | "
-        base_rule = "---:|---:|---:|---:|---:|"
-    print("| images | new: wall | new: CPU | new: exact peak above inputs | per image | growth (CPU) | window bands "
+        base_head = ("base: wall | base: CPU | base: CPU per image | base: peak per image | base: growth | "
+                     "CPU new/base | ")
+        base_rule = "---:|---:|---:|---:|---:|---:|"
+    print("| images | new: wall | new: CPU | new: CPU per image | new: exact peak above inputs | per image "
+          "| growth (CPU) | window bands "
           f"(radius/key) | {base_head}old: wall | old: CPU | old: peak | old pairs |")
-    print(f"|---:|---:|---:|---:|---:|---:|---|{base_rule}---:|---:|---:|---:|")
+    print(f"|---:|---:|---:|---:|---:|---:|---:|---|{base_rule}---:|---:|---:|---:|")
     last = last_base = None
+    runs: dict[str, list[tuple[int, float, float]]] = {"new": [], "base": []}
     for n in sizes:
         new = _child(n, workers, threshold, freq)
+        runs["new"].append((n, new["cpu"], new["seconds"]))
         growth = _growth(n, new["cpu"], last)
         last = (n, new["cpu"])
         base_cells = ""
         if baseline:
             base = _child(n, workers, threshold, freq, baseline)
-            base_cells = (f"{base['seconds']:.1f} s | {base['cpu']:.1f} s | {base['peak'] / n:.0f} B | "
+            runs["base"].append((n, base["cpu"], base["seconds"]))
+            base_cells = (f"{base['seconds']:.1f} s | {base['cpu']:.1f} s | {_per_image(base['cpu'], n)} | "
+                          f"{base['peak'] / n:.0f} B | "
                           f"{_growth(n, base['cpu'], last_base)} | {new['cpu'] / base['cpu']:.2f} | ")
             last_base = (n, base["cpu"])
         old_cells = "not run (quadratic: minutes to hours) | | | "
@@ -276,9 +296,15 @@ def scale(sizes: list[int], old_max: int, workers: int, threshold: int, bits: st
                 pairs = old_near_pairs(prints.column("hash"), mirrors, threshold)
             old_cells = f"{old.seconds:.1f} s | {old.cpu:.1f} s | {old.extra / 2**20:.0f} MiB | {len(pairs):,}"
             del prints
-        print(f"| {n:,} | {new['seconds']:.1f} s | {new['cpu']:.1f} s | {new['peak'] / 2**20:.0f} MiB | "
+        print(f"| {n:,} | {new['seconds']:.1f} s | {new['cpu']:.1f} s | {_per_image(new['cpu'], n)} | "
+              f"{new['peak'] / 2**20:.0f} MiB | "
               f"{new['peak'] / n:.0f} B | {growth} | {_bands(freq, n, threshold)} | {base_cells}{old_cells} |",
               flush=True)
+    if len(sizes) > 1:
+        print()
+        for name, points in runs.items():
+            if points:
+                print(_overall("new" if name == "new" else f"base ({baseline})", points))
 
 
 def degenerate(workers: int) -> None:

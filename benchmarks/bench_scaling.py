@@ -30,7 +30,12 @@ as /dev/shm so the disk is not what is measured).  ``--repeat`` lists each corpu
         [--quick] [--synthetic] [--json FILE] [--markdown FILE]
 
 ``--baseline DIR`` also runs another checkout of imgprep (``git archive`` of an older commit, with
-this checkout's ``imgprep/_native*.so`` copied in) at the largest worker count, side by side.
+its own ``imgprep/_native*.so`` built there -- ``python setup.py build_ext --inplace`` -- or this
+checkout's copied in) at the largest worker count, side by side; its ``--pass-through`` rows at
+every worker count, with its own -j ratio and CPU per image.  Issue 32's figure, on a quiet machine:
+
+    .venv/bin/python benchmarks/bench_scaling.py --only-pass-through --corpus tiny small --workers 1 2 \
+        --runs 3 --baseline /tmp/imgprep-base
 """
 
 from __future__ import annotations
@@ -133,10 +138,14 @@ def first_line(lst: Path, work: Path) -> Path:
     return out
 
 
-def with_start_up(got: dict, start_up: float, images: int) -> dict:
-    """``got`` with the one-line run's wall time and the images per second beyond it."""
+def with_start_up(got: dict, start_up: float, images: int, start_up_cpu: float | None = None) -> dict:
+    """``got`` with the one-line run's wall time and the images per second beyond it (and, given
+    the one-line run's CPU seconds, the CPU microseconds per image beyond it)."""
     busy = got["wall_s"] - start_up
-    return {**got, "start_up_s": start_up, "marginal_ips": (images - 1) / busy if busy > 0 else float("nan")}
+    out = {**got, "start_up_s": start_up, "marginal_ips": (images - 1) / busy if busy > 0 else float("nan")}
+    if start_up_cpu is not None:
+        out["marginal_cpu_us"] = 1e6 * max(got["cpu_s"] - start_up_cpu, 0.0) / max(images - 1, 1)
+    return out
 
 
 def measure_pack(cmd: list[str], env: dict[str, str], out: Path, images: int) -> dict:
@@ -151,7 +160,8 @@ def measure_pack(cmd: list[str], env: dict[str, str], out: Path, images: int) ->
             seen = json.loads(line[6:])
     for stale in out.parent.glob(out.name + "*"):
         stale.unlink()
-    return {"wall_s": r.wall_s, "ips": images / r.wall_s, "cores": r.cpu_s / r.wall_s, "cpu_us": 1e6 * r.cpu_s / images,
+    return {"wall_s": r.wall_s, "ips": images / r.wall_s, "cores": r.cpu_s / r.wall_s, "cpu_s": r.cpu_s,
+            "cpu_us": 1e6 * r.cpu_s / images,
             "serial_us": 1e6 * seen["serial_cpu"] / images if seen.get("serial_cpu") else None,
             "executor": seen.get("executor"), "max_rss_mib": r.max_rss_kib / 1024}
 
@@ -181,6 +191,12 @@ def speedups(rows: list[dict]) -> list[str]:
                            and not r.get("baseline")), key=lambda r: r["workers"])
             if len(mine) < 2:
                 continue
+            base = sorted((r for r in rows if r["corpus"] == label and r.get("pass_through") and r.get("baseline")
+                           and passing), key=lambda r: r["workers"])
+            if len(base) >= 2:  # the baseline's own start-up is taken as this checkout's
+                lines.append(f"{label}, --pass-through, baseline: -j {base[-1]['workers']} / -j {base[0]['workers']} "
+                             f"= {base[-1]['ips'] / base[0]['ips']:.2f}x whole command; CPU per image once started "
+                             f"{base[0]['marginal_cpu_us']:.1f} -> {base[-1]['marginal_cpu_us']:.1f} us")
             lo, hi = mine[0], mine[-1]
             text = (f"{label}{', --pass-through' if passing else ''}: -j {hi['workers']} / -j {lo['workers']} = "
                     f"{hi['ips'] / lo['ips']:.2f}x whole command, {hi['marginal_ips'] / lo['marginal_ips']:.2f}x "
@@ -193,6 +209,8 @@ def speedups(rows: list[dict]) -> list[str]:
                 cores = min(len(os.sched_getaffinity(0)), hi["workers"] + 1)
                 text += (f"; -j {lo['workers']} already used {lo['cores']:.2f} cores, so at most "
                          f"{cores / lo['cores']:.2f}x is left for more workers at the same CPU per image; "
+                         f"CPU per image once started {lo['marginal_cpu_us']:.1f} -> {hi['marginal_cpu_us']:.1f} us "
+                         f"({hi['executor']} at -j {hi['workers']}); "
                          f"issue 32: {PASS_REFERENCE}, target >= {PASS_TARGET}x")
             lines.append(text)
     return ["\n".join(lines)] if lines else []
@@ -290,28 +308,35 @@ def main() -> int:
             cmd, env = pack_cmd(None, lst, root, out, j, ["--pass-through", "--executor", args.executor])
             got = max((measure_pack(cmd, env, out, images) for _ in range(args.runs)), key=lambda g: g["ips"])
             one, _ = pack_cmd(None, first, root, out, j, ["--pass-through", "--executor", args.executor])
-            start_up = min(measure_pack(one, env, out, 1)["wall_s"] for _ in range(args.runs))
-            got = with_start_up(got, start_up, images)
+            ones = [measure_pack(one, env, out, 1) for _ in range(args.runs)]
+            start_up = min(o["wall_s"] for o in ones)
+            got = with_start_up(got, start_up, images, min(o["cpu_s"] for o in ones))
             base_ips = base_ips or got["ips"]
             results["rows"].append({"corpus": label, "pass_through": True, "images": images, "workers": j, **got})
             pass_rows.append([f"{label}, --pass-through", j, f"{got['ips']:,.0f}", f"{got['ips'] / base_ips:.2f}",
-                              f"{got['cores']:.1f}", f"{got['serial_us']:.1f}" if got["serial_us"] else "-",
+                              f"{got['cores']:.1f}", f"{got['marginal_cpu_us']:.1f}",
+                              f"{got['serial_us']:.1f}" if got["serial_us"] else "-",
                               f"{start_up:.3f}", f"{got['marginal_ips']:,.0f}", got["executor"]])
             print(f"  pass-through   -j {j:<3} {got['ips']:9,.0f} img/s  x{got['ips'] / base_ips:4.2f} of the first "
-                  f"row  cores {got['cores']:4.1f}  serial {got['serial_us'] or 0:5.1f} us/img  start-up "
-                  f"{start_up:.3f} s  marginal {got['marginal_ips']:9,.0f} img/s", flush=True)
-            if args.baseline and j == max(args.workers):
+                  f"row  cores {got['cores']:4.1f}  CPU {got['marginal_cpu_us']:5.1f} us/img  serial "
+                  f"{got['serial_us'] or 0:5.1f} us/img  start-up {start_up:.3f} s  marginal "
+                  f"{got['marginal_ips']:9,.0f} img/s", flush=True)
+            if args.baseline:  # at every worker count: its own -j ratio beside this checkout's
                 cmd, env = pack_cmd(args.baseline, lst, root, out, j, ["--pass-through"])
                 base = max((measure_pack(cmd, env, out, images) for _ in range(args.runs)), key=lambda g: g["ips"])
+                base = with_start_up(base, start_up, images, min(o["cpu_s"] for o in ones))
+                results["rows"].append({"corpus": label, "pass_through": True, "baseline": True, "images": images,
+                                        "workers": j, **base})
                 pass_rows.append([f"{label}, --pass-through (baseline)", j, f"{base['ips']:,.0f}",
-                                  f"{base['ips'] / base_ips:.2f}", f"{base['cores']:.1f}", "-", "-", "-", "-"])
+                                  f"{base['ips'] / base_ips:.2f}", f"{base['cores']:.1f}",
+                                  f"{base['marginal_cpu_us']:.1f}", "-", "-", "-", base["executor"] or "-"])
 
     text = "\n\n".join([
         f"{cores} cores ({machine_info()['cpu']}), load {load_average()} at the end",
         *([table(["corpus", "-j", "imgprep img/s", "C limit img/s", "ratio", "CPU us/img imgprep / C",
                   "cores used", "serial us/img", "start-up s", "marginal img/s", "executor"], rows)] if rows else []),
-        *([table(["workload", "-j", "img/s", "x first row", "cores used", "serial us/img", "start-up s",
-                  "marginal img/s", "executor"], pass_rows)] if pass_rows else []),
+        *([table(["workload", "-j", "img/s", "x first row", "cores used", "CPU us/img once started",
+                  "serial us/img", "start-up s", "marginal img/s", "executor"], pass_rows)] if pass_rows else []),
         *speedups(results["rows"]),
     ])
     print("\n" + text)

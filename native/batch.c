@@ -415,7 +415,9 @@ static long long read_file(const char *path, int guarded, buf *out, size_t at) {
                 if (r < 0 && errno == EINTR) continue;
                 if (r <= 0) break;
                 done += (size_t)r;
-                if (done == size + 1) break;
+                /* A read that ends exactly at fstat's size is the end of the file: asking again
+                 * would cost every image a second read() that returns nothing. */
+                if (done == size + 1 || done == size) break;
             }
             if (done == size) got = (long long)size;
         }
@@ -574,6 +576,75 @@ static size_t one(const bitem *it, const bspec *s, int pack_label, int guarded, 
 /* ------------------------------------------------------------------------------------------ */
 /* The Python face */
 
+/* A chunk's records handed to Python without a copy: the buffer the batch grew, exposed read-only
+ * through the buffer protocol and freed with the object.  Copying it into a bytes object cost
+ * a pass-through worker as much as reading the files (a memmove of every record, cold pages). */
+typedef struct {
+    PyObject_HEAD
+    unsigned char *data;
+    Py_ssize_t len;
+} records_obj;
+
+static PyObject *records_type;
+
+static void records_dealloc(PyObject *self) {
+    PyTypeObject *tp = Py_TYPE(self);
+    free(((records_obj *)self)->data);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static int records_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    records_obj *r = (records_obj *)self;
+    return PyBuffer_FillInfo(view, self, r->data, r->len, 1, flags);
+}
+
+static PyObject *records_reduce(PyObject *self, PyObject *unused) {
+    records_obj *r = (records_obj *)self;
+    (void)unused;
+    return Py_BuildValue("(O(y#))", (PyObject *)&PyBytes_Type, (const char *)r->data, r->len);
+}
+
+static PyMethodDef records_methods[] = {
+    {"__reduce__", records_reduce, METH_NOARGS, "pickled as the bytes it holds"},
+    {NULL, NULL, 0, NULL},
+};
+
+static Py_ssize_t records_length(PyObject *self) { return ((records_obj *)self)->len; }
+
+static PyType_Slot records_slots[] = {
+    {Py_tp_dealloc, records_dealloc},
+    {Py_bf_getbuffer, records_getbuffer},
+    {Py_tp_methods, records_methods},
+    {Py_sq_length, records_length},
+    {Py_tp_doc, "A chunk's framed records (read-only buffer), made by pack_batch."},
+    {0, NULL},
+};
+
+static PyType_Spec records_spec = {"imgprep._native.Records", sizeof(records_obj), 0, Py_TPFLAGS_DEFAULT,
+                                   records_slots};
+
+/* The batch's buffer as a Records object, which owns it from here on (*out is emptied). */
+static PyObject *take_records(buf *out) {
+    PyObject *o;
+    if (!records_type && !(records_type = PyType_FromSpec(&records_spec))) return NULL;
+    o = ((PyTypeObject *)records_type)->tp_alloc((PyTypeObject *)records_type, 0);
+    if (!o) return NULL;
+    if (out->cap > out->len + out->len / 4 + (64 << 10)) { /* doubling left much unused: give it back */
+        unsigned char *d = realloc(out->data, out->len ? out->len : 1);
+        if (d) out->data = d;
+    }
+    if (!out->data && !(out->data = malloc(1))) {
+        Py_DECREF(o);
+        return PyErr_NoMemory();
+    }
+    ((records_obj *)o)->data = out->data;
+    ((records_obj *)o)->len = (Py_ssize_t)out->len;
+    out->data = NULL;
+    out->len = out->cap = 0;
+    return o;
+}
+
 static int parse_spec(PyObject *t, bspec *s) {
     return PyArg_ParseTuple(t, "ppLLLipiiLi:pack_batch spec", &s->pass_through, &s->jpg, &s->resize, &s->size_w,
                             &s->size_h, &s->fit, &s->center_crop, &s->quality, &s->color, &s->max_pixels, &s->pad);
@@ -655,12 +726,15 @@ const char imp_pack_batch_doc[] =
              "pack_batch(spec, paths, datas, ids, labels, pack_label, guarded) -> (records, sizes, crcs, images)\n\n"
              "Read (a path) or take (datas[i], when paths[i] is None), transform or pass through, give each\n"
              "image its record header (id, labels) and frame it, for a whole chunk without the GIL.\n"
-             "records: the framed records back to back; sizes: bytes of one native uint32 per item, its\n"
+             "records: the framed records back to back (a read-only buffer, pickled as bytes); sizes: bytes of one native uint32 per item, its\n"
              "framed size, 0 where Python must take that item (see native/batch.c); crcs: one native\n"
              "uint32 per item, the CRC-32 of its framed record (0 where skipped); images: (smallest width,\n"
              "smallest height, images of no known size) of the records made here, as\n"
              "imagesize.SizeRange notes them (-1: none seen).  guarded:\n"
              "open files with O_NOFOLLOW (a symlink is left to Python's root check).";
+
+/* Bytes of records per item in this thread's last chunk: the next chunk's first guess. */
+static _Thread_local double per_item;
 
 PyObject *imp_py_pack_batch(PyObject *self, PyObject *args) {
     PyObject *spec_t, *paths, *datas, *ids, *labels, *keep = NULL, *records = NULL, *sizes = NULL, *crcs = NULL,
@@ -709,6 +783,13 @@ PyObject *imp_py_pack_batch(PyObject *self, PyObject *args) {
     crc = (uint32_t *)PyBytes_AS_STRING(crcs);
     memset(crc, 0, sizeof(uint32_t) * (size_t)b.n);
     if (!crc_ready) crc_init(); /* under the GIL: built once, before any thread reads it */
+    if (per_item > 0) { /* room for the chunk at once: growing by doubling copied what was made so far */
+        double guess = per_item * (double)b.n * 1.0625 + 4096;
+        if (reserve(&out, (size_t)(guess < (16 << 20) ? guess : (16 << 20))) != 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < b.n; i++) {
         int64_t wh[2] = {-1, -1};
@@ -722,13 +803,9 @@ PyObject *imp_py_pack_batch(PyObject *self, PyObject *args) {
         min_h = min_h < 0 || wh[1] < min_h ? wh[1] : min_h;
     }
     Py_END_ALLOW_THREADS
-    records = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)out.len);
+    if (b.n) per_item = (double)out.len / (double)b.n;
+    records = take_records(&out);
     if (!records) goto done;
-    if (out.len) {
-        Py_BEGIN_ALLOW_THREADS
-        memcpy(PyBytes_AS_STRING(records), out.data, out.len);
-        Py_END_ALLOW_THREADS
-    }
     result = Py_BuildValue("OOO(LLL)", records, sizes, crcs, (long long)min_w, (long long)min_h, (long long)unknown);
 done:
     free(out.data);

@@ -18,6 +18,11 @@
  * for hits.  Every hit is merged at once (a lock-free union-find, or a lock-free minimum), so
  * memory is one band's table and a fixed query block, however many pairs the data holds.
  *
+ * What grows with the index is the comparisons in the buckets (entries per bucket), not the
+ * memory traffic: walking a tile of keys once per flip mask, so each mask reads one contiguous
+ * stretch of the table, was no faster, and comparing 32-bit halves sixteen at a time was slower
+ * (the entries that pass fetch their other half).  docs/dedup-search.md has the measurements.
+ *
  * Threads take key ranges from a shared counter; the GIL is released for the whole search, and
  * every result (minima, set unions, hit counts) is the same whatever order the threads run in.
  */

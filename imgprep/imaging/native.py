@@ -204,9 +204,10 @@ def _flat_spec(spec: TransformSpec) -> tuple[Any, ...]:
 
 class Batch(NamedTuple):
     """A chunk made by ``_native.pack_batch``: ``records`` back to back; per item its framed size
-    (0: left to Python) and its record's CRC-32; the sizes of the images it packed."""
+    (0: left to Python) and its record's CRC-32; the sizes of the images it packed.  ``records``
+    is a read-only view of the buffer C filled (no copy into a ``bytes``)."""
 
-    records: bytes
+    records: bytes | memoryview
     sizes: list[int]
     crcs: array
     images: SizeRange
@@ -228,4 +229,4 @@ def pack_records(
     records, sizes, crcs, (width, height, unknown) = _native.pack_batch(
         _flat_spec(spec), paths, datas, ids, labels, pack_label, guarded)
     images = SizeRange(None if width < 0 else width, None if height < 0 else height, unknown)
-    return Batch(records, memoryview(sizes).cast("I").tolist(), array("I", crcs), images)
+    return Batch(memoryview(records), memoryview(sizes).cast("I").tolist(), array("I", crcs), images)

@@ -59,7 +59,9 @@ _RUN = [
     Option(("-j", "--num-workers"), "Workers [default: all cores].", int, low=1),
     Option(("--executor",), "Worker kind: auto = threads where the native core makes whole chunks of records "
            "without the GIL (JPEGs, --pass-through), processes on the Pillow path and where the first chunk "
-           "shows most images need Python (PNGs, CMYK JPEGs).", ("auto", "thread", "process"), "auto",
+           "shows most images need Python (PNGs, CMYK JPEGs), none where the first chunks show that workers "
+           "could not be faster than one (a single core, or the SHA-256 of the output setting the pace).",
+           ("auto", "thread", "process"), "auto",
            show_default=True),
     Option(("--shard-records",), "Start a new shard (OUT-00000.rec ...) every N records.", int, low=1,
            unset=0),

@@ -357,6 +357,7 @@ class Packer:
         self.sizes = SizeRange()  # smallest packed width and height (prepare's image_shape)
         self.cutter: _Cutter | None = None
         self._sizer = _ChunkSizer(len(items), self.workers, options.chunk_size)
+        self._trial = 0  # chunks this thread still makes before the pool is judged (_judge)
 
     @property
     def window(self) -> int:
@@ -383,8 +384,11 @@ class Packer:
         try:
             self.cutter = _Cutter(self.items, start, self.source)
             self._probe()
-            self.executor = _make_executor(self.kind, self.workers, self.ctx)
+            if not self._trial:
+                self.executor = _make_executor(self.kind, self.workers, self.ctx)
             self._feed()
+            if self._trial:  # the list ended before the pool was judged: every chunk was made here
+                self.kind, self.workers = "inline", 1
             record, report = self._finish(writer, storage, prefix)
             failed = False
         except BaseException:
@@ -459,9 +463,11 @@ class Packer:
         """``--executor auto`` measured on the images themselves: the run's first chunks are made
         here, before the pool starts, and when the native batch left most of them to Python one
         image at a time (PNGs, CMYK JPEGs: Pillow, holding the GIL), the run takes processes
-        instead of threads.  Deciding before the pool starts keeps the fork of a process pool
-        safe: the probe's threads are joined first.  It costs little: a few images per worker,
-        made on every worker's core at once (one chunk made alone kept the other cores waiting)."""
+        instead of threads; when a pool cannot make the run faster (:func:`worth_sharing`),
+        it takes none: this thread makes every chunk, as with one worker.  Deciding before the
+        pool starts keeps the fork of a process pool safe: the probe's threads are joined first.
+        It costs little: a few images per worker, made on every worker's core at once (one chunk
+        made alone kept the other cores waiting)."""
         if self.kind != "thread" or self.options.executor != "auto":
             return
         if self.cutter is None:  # run() makes it first
@@ -478,6 +484,11 @@ class Packer:
         by_python, items = sum(p.by_python for p in made), sum(len(c) for c in chunks)
         if 2 * by_python > items and not _daemonic() and not _forkserver_reimports_main():
             self.kind = "process"
+        elif not worth_sharing(sum(p.cpu for p in made), _hashing_cpu(made), self._cores(), SHARE_SURE):
+            # A first call's costs (imports, buffers growing, cold pages) weigh on chunks this
+            # small, and the writer's part is not measured yet: only a clear case is decided
+            # here, the others on warm chunks made and written on this thread (_judge).
+            self._trial = TRIAL_CHUNKS
 
     def _feed(self) -> None:
         """Keep the window full and append finished chunks in list order."""
@@ -526,6 +537,7 @@ class Packer:
         when ``--strict`` must stop at one.  Records between skipped images go out in one write."""
         packed = flight.done or (flight.future.result() if flight.future is not None
                                  else run_chunk(self.ctx, flight.chunk))
+        trial, writing = self._trial and flight.done is None and bool(packed.records), time.thread_time()
         self._sizer.learn(len(flight.chunk), len(packed.records), packed.seconds)
         writer = self.writer
         if writer is None:  # run() opens it first
@@ -538,8 +550,33 @@ class Packer:
             writer.write(packed.records, packed.sizes, keys, cut.start, packed.crcs)
         elif self._append_around_skipped(writer, cut, keys, packed):
             return True
+        if trial:
+            self._judge(packed, time.thread_time() - writing)
         self.bar.update(len(cut.items))
         return False
+
+    def _cores(self) -> int:
+        """Cores this run's threads may use: its workers and the digest thread, at most the CPUs
+        this process may run on."""
+        return min(self.workers + 1, default_workers())
+
+    def _judge(self, packed: Packed, writing_cpu: float) -> None:
+        """Count a chunk made on this thread while the pool waits (``--executor auto`` where the
+        probe left it unsure); on the last of them, warm, decide: worker threads for the rest of
+        the run, or none (:func:`worth_sharing`) -- this thread makes every chunk, as with one
+        worker, where a pool could not make the run faster than that."""
+        self._trial -= 1
+        if self._trial:
+            return
+        if worth_sharing(packed.cpu + writing_cpu, _hashing_cpu([packed]), self._cores()):
+            self.executor = _make_executor(self.kind, self.workers, self.ctx)
+            # cut while the trial ran (the first is the one being written): handed to the pool now
+            for flight in itertools.islice(self.pending, 1, None):
+                if flight.future is None and flight.done is None and len(flight.chunk):
+                    flight.future = self.executor.submit(run_chunk, self.ctx, flight.chunk)
+            return
+        self.kind, self.workers = "inline", 1
+        self._sizer.workers, self._sizer.spread = 1, max(1, len(self.items) // 8)
 
     def _add_prints(self, keys: list[int], packed: Packed) -> None:
         """The fingerprint rows of the chunk's records written, in record order."""
@@ -613,6 +650,41 @@ def choose_executor(requested: str, workers: int, spec: TransformSpec, chosen: I
         # a second time): threads give the same bytes.
         return "thread"
     return kind
+
+
+SHARE_GAIN = 1.15  # the least speed-up (by the model in worth_sharing) for which a pool is started
+SHARE_SURE = 1.5  # the same on the probe's first, cold chunks (the writer's part not yet measured)
+TRIAL_CHUNKS = 4  # chunks made on the writer's thread before judging: the first ones run cold (new buffers)
+
+
+def worth_sharing(making_cpu: float, hashing_cpu: float, cores: int, least: float = SHARE_GAIN) -> bool:
+    """Whether worker threads can make the run at least ``least`` times faster than making every
+    chunk on the writer's thread, from the CPU seconds of the same records: ``making_cpu`` to read,
+    transform, frame and write them, ``hashing_cpu`` to hash them (SHA-256, sequential, on the
+    digest thread in both cases), ``cores`` the cores the run's threads may use.
+
+    Without a pool the writer's thread takes ``making_cpu`` and the digest thread beside it
+    ``hashing_cpu``: the slower of the two sets the pace.  With one, the making spreads over the
+    cores, but the hash stays one thread and everything shares ``cores``.  Where the hash alone
+    takes about as long as the rest (a pass-through of large files without SHA instructions) or
+    no second core is there (``-j 2`` pinned to one), a pool cannot help and only adds hand-overs
+    between threads (futures, wake-ups, the GIL, records crossing cores): ``-j 2`` ran slower than
+    ``-j 1``.  ``hashing_cpu`` of 0 (no records, a coarse clock): as asked, a pool."""
+    if not hashing_cpu > 0:
+        return True
+    alone = max(making_cpu, hashing_cpu)
+    shared = max(hashing_cpu, (making_cpu + hashing_cpu) / max(cores, 1))
+    return alone >= least * shared
+
+
+def _hashing_cpu(made: list[Packed]) -> float:
+    """This thread's CPU seconds for a SHA-256 of the probe's records (what the digest thread
+    will spend on them)."""
+    hashlib.sha256(b"").digest()  # the first use of a digest costs more than one record's hash
+    started = time.thread_time()
+    for packed in made:
+        hashlib.sha256(packed.records).digest()
+    return time.thread_time() - started
 
 
 def _beside(ctx: WorkerContext, chunks: list[Chunk]) -> list[Packed]:

@@ -69,12 +69,13 @@ class Packed:
     one thread does nothing per record: ``crcs[i]``, the CRC-32 of item i's framed record
     (:func:`imgprep.formats.checksums.record_crc`), and ``images``, the sizes of the packed images."""
 
-    records: bytes
+    records: bytes | memoryview  # a view of the native batch's own buffer: not copied into bytes
     sizes: list[int]
     crcs: array
     images: SizeRange
     reasons: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0  # how long the worker took (the packer sizes chunks by it)
+    cpu: float = 0.0  # the worker thread's CPU seconds for it (the packer's executor choice)
     by_python: int = 0  # files or bytes the native batch left to Python (Pillow, one at a time)
     # with ``WorkerContext.fingerprint``: per record packed (size > 0), in order, its stored image's
     # fingerprint (None: it could not be decoded again)
@@ -134,7 +135,10 @@ def init_process(ctx: WorkerContext, parent: int | None = None) -> None:
 def run_chunk_in_process(chunk: Chunk) -> Packed:
     if _CONTEXT is None:  # pragma: no cover - the initializer always runs first
         raise RuntimeError("worker context not initialised")
-    return run_chunk(_CONTEXT, chunk)
+    packed = run_chunk(_CONTEXT, chunk)
+    if isinstance(packed.records, memoryview):  # a view does not pickle: the bytes go back
+        packed = dataclasses.replace(packed, records=packed.records.tobytes())
+    return packed
 
 
 def run_one(ctx: WorkerContext, index: int, labels: tuple[float, ...], path: str | None, data: Any) -> bytes:
@@ -177,11 +181,11 @@ def _batchable(ctx: WorkerContext, chunk: Chunk) -> bool:
 
 def run_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:
     """The chunk's records: one native call where it can, then Python for the items it left."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     packed = _pack_chunk(ctx, chunk)
     if ctx.fingerprint:
         packed = dataclasses.replace(packed, prints=fingerprints(packed))
-    return dataclasses.replace(packed, seconds=time.perf_counter() - started)
+    return dataclasses.replace(packed, seconds=time.perf_counter() - started, cpu=time.thread_time() - cpu)
 
 
 def fingerprints(packed: Packed) -> list[Any]:

@@ -14,6 +14,12 @@ words, where given) agreeing (a lock-free minimum, the same for any number of th
 union-find (the old, chaining grouping, kept for benchmarks).  Identical hashes are collapsed
 before the search starts.
 
+Its cost grows faster than the number of hashes up to a few million of them: at 7 or 8 bits
+the cheapest cover is four bands of at most 16 informative key bits, so a bucket, and the
+entries each query compares, grow with the index; the longer keys of three bands keep the
+buckets small but make each query visit several hundred of them, which costs more until the
+index is several times larger (docs/dedup-search.md has the measurements and what was tried).
+
 The search runs in the native core (``imgprep._native.dup_lead``/``dup_union``: C, GIL released,
 one thread per core, one band's table at a time) when it is built, else in numpy (four bands of
 16, radius ``threshold // 4`` each, a chunk of probes per whole-array step).  Why not faiss's
