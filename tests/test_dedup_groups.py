@@ -274,6 +274,9 @@ def test_native_fingerprint_is_the_numpy_fingerprint_bit_for_bit(seed, h, w, kin
     found = phash.fingerprint(luma, chroma)
     assert found == phash._numpy_print(luma, chroma)
     assert found.flat or len(found.chromas) == len(found.checks)
+    # the detail share (a double, compared above with the rest) to the last bit, not merely close
+    assert found.detail.hex() == phash._numpy_print(luma, chroma).detail.hex()
+    assert found.flat or -1e-6 < found.detail <= 1
 
 
 @pytest.mark.parametrize("subsampling", [0, 1, 2])  # 4:4:4, 4:2:2, 4:2:0
