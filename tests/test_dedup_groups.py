@@ -311,7 +311,7 @@ def test_groups_of_smooth_fields_are_look_alike_and_a_photo_s_copies_are_not(smo
     """Smooth fields look alike at 32 x 32 in grey, colour and amplitudes: a group of them (a chance
     pair or a planted copy) cannot be told from look-alikes and says so; a photo's copies can."""
     fields_measured, _ = smooth
-    photos_measured, _, owner, _ = copies
+    photos_measured, _, _, _ = copies
     planted = [dedup.measure(_field_copy(seed)) for seed in range(8)]
     prints = dedup.Prints()
     measured_all = [*fields_measured, *planted, *photos_measured]
