@@ -99,8 +99,11 @@ def _groups(report: Path) -> tuple[str, str]:
     """(images in groups, the largest group) from a ``--dedup-report`` file: every group, one per line."""
     if not report.exists():
         return "?", "?"
-    sizes = [json.loads(line)["size"] for line in report.open(encoding="utf-8")]
-    return f"{sum(sizes):,} in {len(sizes):,} groups", f"{max(sizes) if sizes else 0}"
+    groups = [json.loads(line) for line in report.open(encoding="utf-8")]
+    sizes = [g["size"] for g in groups]
+    alike = [g["size"] for g in groups if g.get("lookalike")]  # no detail to tell a copy (absent: older imgprep)
+    return (f"{sum(sizes):,} in {len(sizes):,} groups ({sum(alike):,} in {len(alike):,} look-alike)",
+            f"{max(sizes) if sizes else 0}")
 
 
 def main() -> int:

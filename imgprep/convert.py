@@ -604,7 +604,8 @@ def _say_duplicates(dataset: Dataset, splits: Mapping[str, np.ndarray], dups: de
         what = ("LEAK" if f.leak else "") + (" CONFLICT" if f.conflict else "")
         refs = ", ".join(f"{r['split']}/{r['path']}" for r in map(ref, f.rows[:4]))
         more = f" and {len(f.rows) - 4} more" if len(f.rows) > 4 else ""
-        say(f"  {what.strip()}: {len(f.rows)} images{' (identical)' if f.exact else ''}: {refs}{more}")
+        kind = " (identical)" if f.exact else " (look-alike: too little detail to tell)" if f.lookalike else ""
+        say(f"  {what.strip()}: {len(f.rows)} images{kind}: {refs}{more}")
     if len(flagged) > len(shown):
         say(f"  ... and {len(flagged) - len(shown):,} more group(s)"
             + ("" if report else "; --dedup-report FILE lists every group"))

@@ -442,15 +442,25 @@ static double total(double thumb[SIDE][SIDE], double mean, int squares) {
     return out;
 }
 
+/* The share of a thumbnail's AC energy (`energy`) outside the 8x8 block the hash keeps, in double,
+ * the block's 63 AC squares summed left to right (phash._detail's order): an image with none has
+ * nothing beyond the thumbnail to tell a copy from a look-alike. */
+static double detail_share(const float c[LOW][LOW], double energy) {
+    double low = 0;
+    for (int i = 1; i < LOW * LOW; i++) low = low + (double)(&c[0][0])[i] * (double)(&c[0][0])[i];
+    return energy > 0 ? 1.0 - low / energy : 0.0;
+}
+
 /* The fingerprint of one image: 0 when it is flat, else the number of boxes hashed (hashes, checks
  * and chroma words per box, canonical) and *alts the alternates of box 0.  `chroma`: the Cb and Cr
  * planes at half resolution (2 x ceil(h / 2) x ceil(w / 2)) or NULL (grey: every word unknown); -1
  * when out of memory. */
 static int print_image(const uint8_t *src, const uint8_t *chroma, int h, int w, const float *dct,
                        const float *cdct, const print_params *p, uint64_t *hash, uint64_t *check, uint32_t *colour,
-                       uint64_t *alt_hash, uint64_t *alt_check, uint32_t *alt_colour, int *alts) {
+                       uint64_t *alt_hash, uint64_t *alt_check, uint32_t *alt_colour, int *alts, double *detail) {
     int box[4];
     *alts = 0;
+    *detail = 0;
     content_box(src, h, w, p->tol, p->peels, box);
     if (box[1] - box[0] < p->min_content || box[3] - box[2] < p->min_content) return 0;
     int64_t boxes[MAX_BOXES][4];
@@ -470,11 +480,14 @@ static int print_image(const uint8_t *src, const uint8_t *chroma, int h, int w, 
         edges(boxes[b][2], boxes[b][3], x0, x1, SIDE);
         cells(table, w, y0, y1, x0, x1, thumb);
         double mean = total(thumb, 0, 0) / (SIDE * SIDE);
+        double energy = 0; /* box 0: the thumbnail's AC energy (Parseval: the orthonormal DCT keeps it) */
         if (b == 0) {
-            flat = sqrt(total(thumb, mean, 1) / (SIDE * SIDE)) < p->flat_std;
+            energy = total(thumb, mean, 1);
+            flat = sqrt(energy / (SIDE * SIDE)) < p->flat_std;
             if (flat) break;
         }
         dct_block(thumb, dct, coeffs);
+        if (b == 0) *detail = detail_share(coeffs, energy);
         fold(thumb, mean);
         fold(thumb, total(thumb, 0, 0) / (SIDE * SIDE));
         dct_block(thumb, dct, dev);
@@ -524,12 +537,13 @@ static PyObject *words(const uint32_t *values, int n) {
 /* phash_print(luma, h, w, dct, (tol, peels, min_content, clip, flat_std, ambiguous, cut0, cut1, side_cut),
  *             chroma, chroma_dct, chroma_flat)
  * -> None (flat) or (hashes, checks, alternate hashes, alternate checks, chroma words, alternate chroma
- * words): tuples of ints, box 0 first.  chroma: the Cb and Cr planes at half resolution (2 x ceil(h/2) x
- * ceil(w/2) bytes) or None (grey). */
+ * words, detail): tuples of ints, box 0 first, then box 0's detail share (a float).  chroma: the Cb and
+ * Cr planes at half resolution (2 x ceil(h/2) x ceil(w/2) bytes) or None (grey). */
 PyObject *imp_py_phash_print(PyObject *self, PyObject *args) {
     Py_buffer view, vdct, vchroma, vcdct;
     PyObject *o_chroma;
     int h, w, k = 0, alts = 0;
+    double detail = 0;
     print_params p;
     uint64_t hash[MAX_BOXES], check[MAX_BOXES], alt_hash[MAX_ALTS], alt_check[MAX_ALTS];
     uint32_t colour[MAX_BOXES], alt_colour[MAX_ALTS];
@@ -551,7 +565,7 @@ PyObject *imp_py_phash_print(PyObject *self, PyObject *args) {
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
         k = print_image(view.buf, grey ? NULL : vchroma.buf, h, w, vdct.buf, vcdct.buf, &p, hash, check, colour,
-                        alt_hash, alt_check, alt_colour, &alts);
+                        alt_hash, alt_check, alt_colour, &alts, &detail);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&view);
@@ -561,6 +575,6 @@ PyObject *imp_py_phash_print(PyObject *self, PyObject *args) {
     if (bad) return PyErr_Format(PyExc_ValueError, "phash_print: bad luma or chroma size or DCT matrix");
     if (k < 0) return PyErr_NoMemory();
     if (k == 0) Py_RETURN_NONE;
-    return Py_BuildValue("(NNNNNN)", ints(hash, k), ints(check, k), ints(alt_hash, alts), ints(alt_check, alts),
-                         words(colour, k), words(alt_colour, alts));
+    return Py_BuildValue("(NNNNNNd)", ints(hash, k), ints(check, k), ints(alt_hash, alts), ints(alt_check, alts),
+                         words(colour, k), words(alt_colour, alts), detail);
 }

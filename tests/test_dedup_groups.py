@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from imgprep.imaging import phash
 from imgprep.imaging.phash import hamming
 from imgprep.splits import dedup, neardup
 
@@ -274,6 +275,23 @@ def test_native_fingerprint_is_the_numpy_fingerprint_bit_for_bit(seed, h, w, kin
     found = phash.fingerprint(luma, chroma)
     assert found == phash._numpy_print(luma, chroma)
     assert found.flat or len(found.chromas) == len(found.checks)
+    # the detail share (a double, compared above with the rest) to the last bit, not merely close
+    assert found.detail.hex() == phash._numpy_print(luma, chroma).detail.hex()
+    assert found.flat or -1e-6 < found.detail <= 1
+
+
+def test_the_detail_share_of_smooth_fields_is_the_same_bit_for_bit_native_and_numpy():
+    """Smooth fields put almost all their energy in the hashed block: the share is a small difference
+    of two large sums, where any other order of addition would move its last bits."""
+    from imgprep.imaging import native, phash
+
+    assert native.available()
+    for seed in range(40):
+        rgb = fields.field(seed)
+        luma = np.ascontiguousarray(rgb.mean(axis=2).astype(np.uint8))
+        chroma = dedup._chroma_of(rgb)
+        native, numpy = phash.fingerprint(luma, chroma), phash._numpy_print(luma, chroma)
+        assert native.detail.hex() == numpy.detail.hex() and native == numpy, seed
 
 
 @pytest.mark.parametrize("subsampling", [0, 1, 2])  # 4:4:4, 4:2:2, 4:2:0
@@ -292,3 +310,80 @@ def test_the_native_decode_gives_the_jpeg_s_chroma_at_half_resolution(subsamplin
     grey = io.BytesIO()
     Image.fromarray(rgb).convert("L").save(grey, "JPEG")
     assert decode(grey.getvalue(), min_side=64, keep_luma=True).chroma is None
+
+
+# --- look-alike groups: too little detail to tell a copy from a similar image -----------------------
+
+
+def _field_copy(seed: int) -> bytes:
+    """A field made smaller and re-encoded: a real copy, of an image with no detail beyond the thumbnail."""
+    img = Image.fromarray(fields.field(seed))
+    return _jpeg(np.asarray(img.resize((img.width * 9 // 10, img.height * 9 // 10))))
+
+
+def test_groups_of_smooth_fields_are_look_alike_and_a_photo_s_copies_are_not(smooth, copies):
+    """Smooth fields look alike at 32 x 32 in grey, colour and amplitudes: a group of them (a chance
+    pair or a planted copy) cannot be told from look-alikes and says so; a photo's copies can."""
+    fields_measured, _ = smooth
+    photos_measured, _, _, _ = copies
+    planted = [dedup.measure(_field_copy(seed)) for seed in range(8)]
+    prints = dedup.Prints()
+    measured_all = [*fields_measured, *planted, *photos_measured]
+    for m in measured_all:
+        prints.add(m)
+    groups = dedup.find_groups(prints, workers=2)
+    n_fields = FIELDS + len(planted)
+    summary, found = dedup.findings(groups, np.zeros(len(prints), np.int64), np.zeros(len(prints), np.int64))
+    field_groups = [f for f in found if f.rows[0] < n_fields]
+    photo_groups = [f for f in found if f.rows[0] >= n_fields]
+    assert sum(set(f.rows) >= {seed, FIELDS + seed} for f in field_groups for seed in range(8)) >= 6
+    strangers = [f for f in field_groups if max(f.rows) < FIELDS]  # chance groups: no planted copy in them
+    assert all(f.lookalike for f in strangers)
+    # a planted copy's group is flagged as its representative is: most fields have no detail to tell
+    assert all(f.lookalike == (measured_all[f.rows[0]].print.detail < phash.LOW_DETAIL) for f in field_groups)
+    assert sum(f.lookalike for f in field_groups) >= len(field_groups) - 2
+    assert len(photo_groups) >= PHOTOS - 1 and not any(f.lookalike for f in photo_groups)
+    assert all(min(f.rows) >= n_fields for f in photo_groups)  # no photo with a field
+    flagged = [f for f in field_groups if f.lookalike]
+    assert summary.lookalike_groups == len(flagged) and summary.lookalike_images == sum(len(f.rows) for f in flagged)
+    assert f"{len(flagged):,} of them look-alike group(s) holding {summary.lookalike_images:,} images" in (
+        summary.lines()[0])
+    # the flag is the representative's, and a copy of a photo keeps a photo's detail
+    shares = [photos_measured[r].print.detail for r in range(len(photos_measured)) if photos_measured[r].print]
+    assert min(shares) >= phash.LOW_DETAIL, min(shares)
+    share = [m.print.detail for m in fields_measured if m.print and not m.print.flat]
+    assert np.mean(np.array(share) < phash.LOW_DETAIL) >= 0.9
+
+
+def test_inspect_says_which_groups_are_look_alike_in_text_json_jsonl_and_html(tmp_path, imgprep_cli):
+    """Every report of a group says whether it is look-alike, and counts them the same."""
+    from imgprep.inspect import html
+    from imgprep.inspect.run import inspect as run_inspect
+
+    blobs = [_jpeg(fields.field(1)), _field_copy(1), _jpeg(fields.field(2)), _field_copy(2)]
+    photo = imgfactory.photo(200, 150, seed=300)
+    base = dupkinds.original(photo)
+    blobs += [base, dupkinds.copy(photo, "cropped 7% from one side", base)]
+    lines = []
+    for i, blob in enumerate(blobs):
+        imgfactory.write(tmp_path / "img" / f"{i}.jpg", blob)
+        lines.append(f"{i}\t{i % 2}\timg/{i}.jpg\n")
+    (tmp_path / "all.lst").write_text("".join(lines))
+    doc = json.loads(imgprep_cli("inspect", tmp_path / "all.lst", "--json").stdout)
+    kinds = {tuple(r["path"] for r in g["images"]): g["lookalike"] for g in doc["duplicate_groups"]}
+    assert kinds == {("img/0.jpg", "img/1.jpg"): True, ("img/2.jpg", "img/3.jpg"): True,
+                     ("img/4.jpg", "img/5.jpg"): False}
+    s = doc["summary"]
+    assert (s["lookalike_groups"], s["lookalike_images"], s["lookalike_conflicts"]) == (2, 4, 2)
+    text = imgprep_cli("inspect", tmp_path / "all.lst", "--dedup-report", tmp_path / "groups.jsonl").stdout
+    assert "duplicates: 3 group(s) holding 6 of 6 images" in text
+    assert "2 of them look-alike group(s) holding 4 images (images with no detail beyond the thumbnail" in text
+    assert "label conflicts: 3 group(s) hold more than one label; 2 of them look-alike" in text
+    assert text.count("look-alike x2") == 2
+    report = [json.loads(line) for line in (tmp_path / "groups.jsonl").read_text().splitlines()]
+    assert sorted(g["lookalike"] for g in report) == [False, True, True]
+    findings = run_inspect(str(tmp_path / "all.lst"))
+    html.write_html(findings, str(tmp_path / "report.html"), workers=1)
+    page = (tmp_path / "report.html").read_text()
+    assert page.count('<span class="tag lookalike">LOOK-ALIKE</span>') == 2
+    assert "data-count=lookalike-groups><b class=tally>2</b>" in page

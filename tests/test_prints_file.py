@@ -279,3 +279,54 @@ def test_crop_windows_searched_a_block_of_rows_at_a_time_give_the_same_groups(sa
     blocks = dedup.find_groups(prints, 8, workers=1)
     assert np.array_equal(whole.group, blocks.group) and whole.hits == blocks.hits
     assert np.array_equal(prints.column("windows", 100, 250), prints.column("windows")[100:250])  # across parts
+
+
+def test_a_file_from_before_the_detail_column_is_refused_and_inspect_decodes(same_split, tmp_path):
+    """A fingerprint file of the colour fingerprint without the detail share (kind
+    ``phash64-dct32-w14-fold2-chroma32``, no ``low_detail`` column) cannot say which groups are
+    look-alike: inspect names it and decodes every record, with the same answer."""
+    import hashlib
+    import shutil
+
+    from imgprep.formats.prints import layout, parse
+
+    out = tmp_path / "old"
+    shutil.copytree(same_split, out)
+    path = out / "train.prints"
+    data = path.read_bytes()
+    header = parse(data[:65536], str(path), len(data))
+    kept = [c for c in header.columns if c.name != "low_detail"]
+    assert len(kept) == len(header.columns) - 1
+    head, _ = layout(header.rows, [(c.name, c.typecode, c.count) for c in kept], "phash64-dct32-w14-fold2-chroma32")
+    body = b"".join(data[c.offset: c.offset + c.nbytes] + b"\0" * (-c.nbytes % 8) for c in kept)
+    path.write_bytes(head + body)
+    record_path = out / "train.dataset.json"
+    record = json.loads(record_path.read_text())
+    record["fingerprints"].update(sha256=hashlib.sha256(head + body).hexdigest(), bytes=len(head + body))
+    record_path.write_text(json.dumps(record))
+    findings = inspect(out)
+    (note,) = findings.collection.notes
+    assert "another kind (phash64-dct32-w14-fold2-chroma32;" in note
+    assert findings.summary == inspect(same_split).summary
+
+
+def test_the_file_carries_each_image_s_low_detail_flag(same_split):
+    """The detail flag travels in the file, one byte per row, as the fingerprint of the stored image gives it."""
+    import numpy as np
+
+    from imgprep.formats import recordio
+    from imgprep.splits.prints_file import local_prints
+    from imgprep.storage.stores import Storage
+
+    prints = local_prints(str(same_split / "train.prints"), Storage())
+    low = prints.column("low_detail")
+    assert low.dtype == np.uint8 and len(low) == len(prints)
+    stored = {}
+    with recordio.RecordReader(same_split / "train.rec") as reader:
+        for payload in reader:
+            header, _, image = recordio.unpack_image_record(payload)
+            stored[int(header.id)] = image
+    ids, kinds = prints.column("id"), prints.column("kind")
+    expected = [int(kinds[r] == dedup.OK and dedup.measure(stored[int(ids[r])]).print.low_detail)
+                for r in range(len(prints))]
+    assert low.tolist() == expected

@@ -36,6 +36,10 @@ land near 32 bits apart.  Around it, a fingerprint adds what pHash alone misses:
   ``0xFFFF``, *unknown* (a median split never sets all 15 bits), and is not compared (one known
   channel on both sides must agree as closely per bit as two).  Grey-level
   look-alikes of different colours, what the check lets through, mostly differ there.
+- **Detail**: the share of the whole image's thumbnail AC energy (Parseval: the sum of its squared
+  deviations) that lies outside the 8x8 block the hash keeps.  Smooth images (colour fields, sky,
+  gradients) have almost none: they look alike at 32 x 32 in every view the fingerprint takes, so
+  a match between two of them cannot tell a copy from a look-alike; ``low_detail`` says so.
 - **Low information**: a (trimmed) image whose thumbnail is flat has no detail for its hash to
   describe: every flat image would share it.  Such images are flagged ``flat`` and compared by
   content digest only.
@@ -53,7 +57,7 @@ from imgprep.imaging import native
 # The fingerprint's definition, named in every fingerprint file: a change to anything that moves
 # its bits (thumbnail, windows, check view, orientation rule) must change this name, so stored
 # rows of an older definition are refused rather than compared with new ones.
-KIND = "phash64-dct32-w14-fold2-chroma32"
+KIND = "phash64-dct32-w14-fold2-chroma32-detail"
 SIDE = 32  # thumbnail side the DCT runs on
 LOW = 8  # low-frequency block kept: LOW * LOW = 64 bits
 THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average sees real pixels
@@ -76,6 +80,9 @@ NEUTRAL = 128  # Cb/Cr of grey
 CHROMA_FLAT = 2.0  # spread (levels) of a chroma block's AC coefficients under which a channel is unknown
 UNKNOWN = 0xFFFF  # a channel's half when it has no colour to compare (never a median split's bits)
 NO_CHROMA = (UNKNOWN << 16) | UNKNOWN  # both channels unknown: a grey image
+# Share of the thumbnail's AC energy outside the hash's 8x8 block under which an image is low-detail:
+# nothing beyond the thumbnail tells a copy from a look-alike (docs/duplicates.md has the distributions).
+LOW_DETAIL = 0.02
 
 
 class Fingerprint(NamedTuple):
@@ -88,10 +95,16 @@ class Fingerprint(NamedTuple):
     flat: bool
     checks: tuple[int, ...] = ()
     chromas: tuple[int, ...] = ()  # the chroma word of each, in the order of ``checks``
+    detail: float = 1.0  # share of the whole image's thumbnail AC energy outside the 8x8 block hashed
 
     @property
     def check(self) -> int:
         return self.checks[0] if self.checks else 0
+
+    @property
+    def low_detail(self) -> bool:
+        """No detail beyond what the hash keeps: a copy cannot be told from a similar image."""
+        return not self.flat and self.detail < LOW_DETAIL
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -170,13 +183,13 @@ def _total(thumbs: np.ndarray) -> np.ndarray:
 
 def _thumbnails(luma: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """(the 8x8 DCT block of every box's 32x32 area average, the same of the average folded twice
-    about its mean, the first box's standard deviation)."""
+    about its mean, the first box's sum of squared deviations: its AC energy)."""
     thumbs = _cells(_integral(luma), boxes)
     deviation = thumbs - (_total(thumbs) / (SIDE * SIDE))[:, None, None]
-    spread = float(np.sqrt(_total(deviation[:1] * deviation[:1])[0] / (SIDE * SIDE)))
+    energy = float(_total(deviation[:1] * deviation[:1])[0])
     once = np.abs(deviation)
     twice = np.abs(once - (_total(once) / (SIDE * SIDE))[:, None, None])
-    return _dct(thumbs), _dct(twice), spread
+    return _dct(thumbs), _dct(twice), energy
 
 
 def box_resize(luma: np.ndarray, side: int = SIDE) -> np.ndarray:
@@ -329,8 +342,8 @@ def _numpy_print(luma: np.ndarray, chroma: np.ndarray | None = None) -> Fingerpr
     if bottom - top < MIN_CONTENT or right - left < MIN_CONTENT:
         return Fingerprint(0, (), (), True)
     boxes = _boxes(top, bottom, left, right)
-    coeffs, checks, spread = _thumbnails(_clip_outliers(luma, top, bottom, left, right), boxes)
-    if spread < FLAT_STD:
+    coeffs, checks, energy = _thumbnails(_clip_outliers(luma, top, bottom, left, right), boxes)
+    if np.sqrt(energy / (SIDE * SIDE)) < FLAT_STD:
         return Fingerprint(0, (), (), True)
     colour, unknown = _colour_blocks(chroma, boxes)
     main, check, turned = _canonical(coeffs, checks, chroma=colour)
@@ -339,7 +352,15 @@ def _numpy_print(luma: np.ndarray, chroma: np.ndarray | None = None) -> Fingerpr
     alt_check = _bits(np.array([c for _, c, _ in others])).tolist() if others else []
     alt_chroma = _chroma_words(np.array([c for _, _, c in others]), unknown[:1]).tolist() if others else []
     return _assemble(_bits(main).tolist(), _bits(check).tolist(), alt, alt_check,
-                     _chroma_words(turned, unknown).tolist(), alt_chroma)
+                     _chroma_words(turned, unknown).tolist(), alt_chroma, _detail(coeffs[0], energy))
+
+
+def _detail(block: np.ndarray, energy: float) -> float:
+    """Box 0's detail share: 1 - (its 8x8 block's 63 AC squares, in double, summed left to right as
+    the native core sums them) / (the thumbnail's AC energy)."""
+    ac = block.ravel()[1:].astype(np.float64)
+    low = float(_sum(ac * ac))
+    return 1.0 - low / energy if energy > 0 else 0.0
 
 
 def _half(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -395,13 +416,13 @@ def _chroma_words(blocks: np.ndarray, unknown: np.ndarray) -> np.ndarray:
 
 
 def _assemble(hashes: Sequence[int], checks: Sequence[int], alt: Sequence[int], alt_check: Sequence[int],
-              chromas: Sequence[int], alt_chroma: Sequence[int]) -> Fingerprint:
+              chromas: Sequence[int], alt_chroma: Sequence[int], detail: float) -> Fingerprint:
     """The Fingerprint of box hashes (whole image first) and box 0's alternate orientations: each
     alternate once (with its last check and chroma), in first-seen order, none equal to the hash itself."""
     alternates = {a: (c, k) for a, c, k in zip(alt, alt_check, alt_chroma, strict=True) if a != hashes[0]}
     return Fingerprint(hashes[0], tuple(alternates), tuple(hashes[1:]), False,
                        (checks[0], *(c for c, _ in alternates.values()), *checks[1:]),
-                       (chromas[0], *(k for _, k in alternates.values()), *chromas[1:]))
+                       (chromas[0], *(k for _, k in alternates.values()), *chromas[1:]), detail)
 
 
 def chroma_distance(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:

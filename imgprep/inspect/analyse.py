@@ -42,7 +42,7 @@ class Findings:
 
     def group_json(self, f: dedup.Finding) -> dict[str, Any]:
         drop = set(f.drop)
-        return {"size": len(f.rows), "exact": f.exact, "leak": f.leak, "conflict": f.conflict,
+        return {"size": len(f.rows), "exact": f.exact, "lookalike": f.lookalike, "leak": f.leak, "conflict": f.conflict,
                 "splits": [self.collection.splits[k].name for k in f.splits],
                 "images": [{**self.ref(r), "class": self.class_of(r), "drop": r in drop} for r in f.rows]}
 
@@ -62,6 +62,8 @@ class Findings:
                 "duplicate_groups": s.groups, "duplicate_images": s.grouped_images,
                 "exact_duplicate_groups": s.exact_groups, "leaks": s.leaks, "leaked_images": s.leaked_images,
                 "label_conflicts": s.conflicts, "low_information": s.flat,
+                "lookalike_groups": s.lookalike_groups, "lookalike_images": s.lookalike_images,
+                "lookalike_leaks": s.lookalike_leaks, "lookalike_conflicts": s.lookalike_conflicts,
             },
             "hash": {"kind": HASH, "threshold_bits": self.threshold,
                      "window_threshold_bits": window_threshold(self.threshold),

@@ -76,7 +76,10 @@ def group_section(findings: Findings, section: Section, thumbs: dict[tuple[int, 
 def _card(findings: Findings, f: Finding, thumbs: dict[tuple[int, int], Shown], side: int) -> str:
     tags = ('<span class="tag leak">LEAK</span>' if f.leak else "") + (
         '<span class="tag conflict">CONFLICT</span>' if f.conflict else "") or '<span class="tag dup">DUPLICATE</span>'
-    how = f"{len(f.rows):,} images, " + ("identical files" if f.exact else "near copies")
+    if f.lookalike:
+        tags += '<span class="tag lookalike">LOOK-ALIKE</span>'
+    how = f"{len(f.rows):,} images, " + ("identical files" if f.exact else "look-alikes or copies: too little "
+                                         "detail to tell" if f.lookalike else "near copies")
     if f.leak:
         how += f" in {', '.join(findings.collection.splits[k].name for k in f.splits)}"
     if f.drop:
@@ -118,7 +121,8 @@ def _group_table(findings: Findings, found: list[Finding]) -> str:
             for r in rows for ref in (findings.ref(r),))
         hidden = _hidden(findings, f, rows)
         classes = sorted({findings.class_of(r) for r in f.rows})
-        body.append(f"<tr><td class=n>{len(f.rows):,}</td><td>{'identical' if f.exact else 'near'}</td>"
+        kind = "identical" if f.exact else "look-alike" if f.lookalike else "near"
+        body.append(f"<tr><td class=n>{len(f.rows):,}</td><td>{kind}</td>"
                     f"<td>{escape(', '.join(classes[:4]))}{'…' if len(classes) > 4 else ''}</td>"
                     f"<td>{refs}{'<br>' + escape(hidden) if hidden else ''}</td></tr>")
     return ("<table class=list><thead><tr><th>images</th><th>kind</th><th>classes</th><th>members</th></tr></thead>"

@@ -33,6 +33,7 @@ class Counts:
     classes: int
     groups: int
     leaked_images: int  # images outside their group's first split: what closes every leak
+    lookalikes: int  # groups whose images have no detail beyond the thumbnail (copies or look-alikes)
     sections: tuple[Section, Section, Section]  # leaks, label conflicts, other groups
 
     def section(self, anchor: str) -> Section:
@@ -48,6 +49,7 @@ def counts(findings: Findings) -> Counts:
     return Counts(
         images=len(findings.table), splits=len(findings.collection.splits), classes=len(findings.classes),
         groups=len(groups), leaked_images=sum(len(f.drop) for f in leaks),
+        lookalikes=sum(f.lookalike for f in groups),
         sections=(Section("leaks", "Leaks", "Leaks: groups in more than one split", leaks),
                   Section("conflicts", "Label conflicts", "Label conflicts: groups with more than one label",
                           conflicts),

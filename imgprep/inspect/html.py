@@ -71,7 +71,7 @@ margin:0 4px 0 10px}
 .group figcaption{font-size:12px;color:var(--muted);overflow-wrap:anywhere}
 .tag{display:inline-block;font-size:11px;font-weight:bold;letter-spacing:.04em;border-radius:4px;padding:1px 6px;
 margin-right:6px}.tag.leak{background:var(--bad);color:#fff}.tag.dup{background:#e0e7ff;color:#3730a3}
-.tag.conflict{background:#f59e0b;color:#fff}.tag.drop{background:#fee2e2;color:var(--bad)}
+.tag.conflict{background:#f59e0b;color:#fff}.tag.lookalike{background:#e5e7eb;color:#374151}.tag.drop{background:#fee2e2;color:var(--bad)}
 .meta{font-size:13px;margin-bottom:8px}
 .tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(290px,100%),1fr));gap:10px}
 .tile{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px}
@@ -145,6 +145,9 @@ def _summary(doc: dict[str, Any], tally: Counts, listing: str) -> str:
         ("conflicts", "label conflicts", conflicts.count, "bad" if conflicts.count else "good", "conflicts"),
         ("groups", "other groups", other.count, "", "groups"),
     ]
+    if tally.lookalikes:
+        cards_.append(("lookalike-groups", "look-alike groups (no detail to tell a copy)", tally.lookalikes, "",
+                       "groups"))
     if s["low_information"]:
         cards_.append(("low-information", "low-information images", s["low_information"], "", "summary"))
     if s["unreadable"]:
@@ -152,7 +155,9 @@ def _summary(doc: dict[str, Any], tally: Counts, listing: str) -> str:
     note = (f"{escape(h['kind'])}; near duplicates are within {h['threshold_bits']} bits "
             f"({h['window_threshold_bits']} for crop windows). A group in two splits is a leak: the model is "
             "scored on images it trained on; a group with two labels is a label conflict (a group can be both, "
-            "and is then listed in both sections).")
+            "and is then listed in both sections). A LOOK-ALIKE group's images have no detail beyond the "
+            "thumbnail the hash sees (smooth fields, fog, plain gradients): a copy cannot be told from a similar "
+            "image, so check it by eye.")
     if h["images_too_small"]:
         note += f" {h['images_too_small']:,} images under {h['min_side']} px are matched by identical bytes only."
     if h["low_information"]:

@@ -39,7 +39,7 @@ def render(findings: Findings) -> str:
     lines.append(f"  ({doc['hash']['kind']}; near = within {doc['hash']['threshold_bits']} bits)")
     for group in doc["duplicate_groups"]:
         tag = ("LEAK " if group["leak"] else "") + ("CONFLICT " if group["conflict"] else "")
-        how = "identical" if group["exact"] else "near"
+        how = "identical" if group["exact"] else "look-alike" if group.get("lookalike") else "near"
         refs = "  ~  ".join(_ref(r) for r in group["images"][:MEMBERS])
         more = f"  (+{group['size'] - MEMBERS:,} more)" if group["size"] > MEMBERS else ""
         lines.append(f"  {tag or '      '}{how} x{group['size']}: {refs}{more}")

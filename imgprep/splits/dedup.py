@@ -165,6 +165,7 @@ class Prints:
     chroma: array = field(default_factory=lambda: array("I"))
     window_chroma: array = field(default_factory=lambda: array("I"))
     alt_chroma: array = field(default_factory=lambda: array("I"))
+    low_detail: array = field(default_factory=lambda: array("B"))  # 1: no detail beyond the thumbnail
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -184,6 +185,7 @@ class Prints:
             self.digest.append(measured.digest)
             self.hash.append(fp.hash)
             self.kind.append(OK)
+            self.low_detail.append(int(fp.low_detail))
             self.windows.extend(fp.windows)
             self.check.append(fp.checks[0])
             self.window_check.extend(fp.checks[1 + len(fp.alternates):])
@@ -200,6 +202,7 @@ class Prints:
         self.digest.append(digest)
         self.hash.append(0)
         self.kind.append(kind)
+        self.low_detail.append(0)
         self.windows.extend([0] * WINDOWS)
         self.check.append(0)
         self.window_check.extend([0] * WINDOWS)
@@ -221,6 +224,12 @@ class Groups:
     kind: np.ndarray
     exact: np.ndarray  # per image: same digest as its group's representative
     hits: int = 0  # search hits merged (pairs seen, never stored)
+    low_detail: np.ndarray | None = None  # per image: no detail beyond the thumbnail (None: none known)
+
+    def lookalike(self, rep: int) -> bool:
+        """The group of representative ``rep`` may hold look-alikes, not copies: its representative
+        has no detail beyond the thumbnail the rule compares (identical files are copies anyway)."""
+        return self.low_detail is not None and bool(self.low_detail[rep])
 
     def count(self, kind: int) -> int:
         return int((self.kind == kind).sum())
@@ -270,7 +279,7 @@ def find_groups(prints: Prints, threshold: int = DEFAULT_THRESHOLD, *, workers: 
     group = near.astype(np.int64)
     if len(plain):  # flat and small images: identical bytes only
         group[plain] = _first_of(plain, digest[plain], n)
-    return Groups(group, kind, digest == digest[group], hits)
+    return Groups(group, kind, digest == digest[group], hits, prints.column("low_detail").astype(bool))
 
 
 def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tuple[np.ndarray, int]:
@@ -523,6 +532,7 @@ class Finding:
     leak: bool
     conflict: bool
     drop: list[int]  # rows outside the group's first split: what to drop to close the leak
+    lookalike: bool = False  # its images have no detail beyond the thumbnail: copies or look-alikes, cannot tell
 
 
 @dataclass
@@ -538,17 +548,25 @@ class Summary:
     small: int = 0
     unreadable: int = 0
     threshold: int = DEFAULT_THRESHOLD
+    lookalike_groups: int = 0  # groups whose images have no detail beyond the thumbnail
+    lookalike_images: int = 0
+    lookalike_leaks: int = 0
+    lookalike_conflicts: int = 0
 
     def lines(self, split_names: Sequence[str] | None = None) -> list[str]:
         """The summary every tool prints."""
         head = (f"duplicates: {self.groups:,} group(s) holding {self.grouped_images:,} of {self.images:,} images "
                 f"({self.grouped_images - self.groups:,} copies; {self.exact_groups:,} group(s) of identical files)")
+        if self.lookalike_groups:
+            head += (f"; {self.lookalike_groups:,} of them look-alike group(s) holding {self.lookalike_images:,} "
+                     f"images ({LOOKALIKE})")
         out = [head]
         if split_names is None or len(split_names) > 1:
             fix = "; convert/prepare --dedup same-split keeps each group in one split" if self.leaks else ""
             out.append(f"  leaks: {self.leaks:,} group(s) span splits ({self.leaked_images:,} image(s) outside "
-                       f"their group's first split{fix})")
-        out.append(f"  label conflicts: {self.conflicts:,} group(s) hold more than one label")
+                       f"their group's first split{fix}){_of_them(self.lookalike_leaks)}")
+        out.append(f"  label conflicts: {self.conflicts:,} group(s) hold more than one label"
+                   f"{_of_them(self.lookalike_conflicts)}")
         if self.flat:
             out.append(f"  {self.flat:,} low-information image(s) (flat or nearly): matched by identical bytes only")
         if self.small:
@@ -556,6 +574,13 @@ class Summary:
         if self.unreadable:
             out.append(f"  {self.unreadable:,} image(s) could not be read for the check")
         return out
+
+
+LOOKALIKE = "images with no detail beyond the thumbnail: a copy cannot be told from a similar image"
+
+
+def _of_them(count: int) -> str:
+    return f"; {count:,} of them look-alike" if count else ""
 
 
 def findings(groups: Groups, where: np.ndarray, labels: Sequence[Any] | np.ndarray,
@@ -571,8 +596,9 @@ def findings(groups: Groups, where: np.ndarray, labels: Sequence[Any] | np.ndarr
         keep = present[0] if present else -1
         drop = [r for r in rows if where[r] >= 0 and where[r] != keep]
         distinct = {(keys[r].tobytes() if keys.ndim > 1 else keys[r].item()) for r in rows}
-        out.append(Finding(rows, bool(groups.exact[rows].all()), present, len(present) > 1, len(distinct) > 1,
-                           drop))
+        exact = bool(groups.exact[rows].all())
+        out.append(Finding(rows, exact, present, len(present) > 1, len(distinct) > 1, drop,
+                           not exact and groups.lookalike(rows[0])))
     out.sort(key=lambda f: (not f.leak, not f.conflict, -len(f.rows), f.rows[0]))
     summary = Summary(
         images=len(groups.group) - groups.count(UNREADABLE), groups=len(out),
@@ -580,6 +606,9 @@ def findings(groups: Groups, where: np.ndarray, labels: Sequence[Any] | np.ndarr
         exact_groups=sum(f.exact for f in out), leaks=sum(f.leak for f in out),
         leaked_images=sum(len(f.drop) for f in out), conflicts=sum(f.conflict for f in out),
         flat=groups.count(FLAT), small=groups.count(SMALL), unreadable=groups.count(UNREADABLE), threshold=threshold,
+        lookalike_groups=sum(f.lookalike for f in out), lookalike_images=sum(len(f.rows) for f in out if f.lookalike),
+        lookalike_leaks=sum(f.lookalike and f.leak for f in out),
+        lookalike_conflicts=sum(f.lookalike and f.conflict for f in out),
     )
     return summary, out
 
@@ -590,6 +619,6 @@ def report_lines(found: Iterable[Finding], ref: Callable[[int], dict[str, Any]])
         drop = set(f.drop)
         images = [{**ref(r), "action": "drop" if r in drop else ("keep" if r == f.rows[0] else "copy")}
                   for r in f.rows]
-        yield json.dumps({"group": number, "size": len(f.rows), "exact": f.exact, "leak": f.leak,
-                          "conflict": f.conflict, "representative": ref(f.rows[0]), "images": images},
+        yield json.dumps({"group": number, "size": len(f.rows), "exact": f.exact, "lookalike": f.lookalike,
+                          "leak": f.leak, "conflict": f.conflict, "representative": ref(f.rows[0]), "images": images},
                          sort_keys=False) + "\n"

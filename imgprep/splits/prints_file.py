@@ -210,4 +210,6 @@ def groups_by_id(prints: FilePrints | JoinedPrints, n: int, threshold: int, *,
     kind[ids] = found.kind
     by_id = np.zeros(n, digest.dtype)
     by_id[ids] = digest
-    return Groups(group, kind, by_id == by_id[group], found.hits)
+    low = np.zeros(n, bool)
+    low[ids] = prints.column("low_detail").astype(bool)
+    return Groups(group, kind, by_id == by_id[group], found.hits, low)
