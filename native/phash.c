@@ -237,15 +237,20 @@ WIDE static uint64_t median_bits(const float block[LOW][LOW]) {
     return bits;
 }
 
-/* `src` transposed or not, its odd frequencies negated along each flipped axis. */
-static void orient(const float src[LOW][LOW], int transpose, int vflip, int hflip, float out[LOW][LOW]) {
-    for (int u = 0; u < LOW; u++)
-        for (int v = 0; v < LOW; v++) {
-            float c = transpose ? src[v][u] : src[u][v];
+/* An n x n block of DCT coefficients (`src`, row-major) transposed or not, its odd frequencies
+ * negated along each flipped axis: how a turn or flip of the image moves them. */
+static void orient_n(const float *src, int n, int transpose, int vflip, int hflip, float *out) {
+    for (int u = 0; u < n; u++)
+        for (int v = 0; v < n; v++) {
+            float c = transpose ? src[v * n + u] : src[u * n + v];
             if (vflip && (u & 1)) c = -c;
             if (hflip && (v & 1)) c = -c;
-            out[u][v] = c;
+            out[u * n + v] = c;
         }
+}
+
+static void orient(const float src[LOW][LOW], int transpose, int vflip, int hflip, float out[LOW][LOW]) {
+    orient_n(&src[0][0], LOW, transpose, vflip, hflip, &out[0][0]);
 }
 
 /* phash._alternates: the orientations of box 0 too close to call, hashed (the first is the canonical one). */
@@ -280,15 +285,9 @@ static int alternates(const float c[LOW][LOW], const float k[LOW][LOW], const fl
 
 /* ---- colour: the chroma word of a box (phash._colour_blocks, _dct_low, _chroma_words) ----------- */
 
-/* `src` (4x4) transposed or not, its odd frequencies negated along each flipped axis: orient's rule. */
+/* The 4x4 chroma block oriented by orient's rule. */
 static void orient_low(const float src[CLOW][CLOW], int transpose, int vflip, int hflip, float out[CLOW][CLOW]) {
-    for (int u = 0; u < CLOW; u++)
-        for (int v = 0; v < CLOW; v++) {
-            float c = transpose ? src[v][u] : src[u][v];
-            if (vflip && (u & 1)) c = -c;
-            if (hflip && (v & 1)) c = -c;
-            out[u][v] = c;
-        }
+    orient_n(&src[0][0], CLOW, transpose, vflip, hflip, &out[0][0]);
 }
 
 /* 16 bits of one oriented block: DC above neutral grey (the top bit), then each of the other 15
@@ -522,16 +521,9 @@ static PyObject *ints(const uint64_t *values, int n) {
 }
 
 static PyObject *words(const uint32_t *values, int n) {
-    PyObject *out = PyTuple_New(n);
-    for (int i = 0; out && i < n; i++) {
-        PyObject *v = PyLong_FromUnsignedLong(values[i]);
-        if (!v) {
-            Py_CLEAR(out);
-            break;
-        }
-        PyTuple_SET_ITEM(out, i, v);
-    }
-    return out;
+    uint64_t wide[MAX_BOXES > MAX_ALTS ? MAX_BOXES : MAX_ALTS];
+    for (int i = 0; i < n; i++) wide[i] = values[i];
+    return ints(wide, n);
 }
 
 /* phash_print(luma, h, w, dct, (tol, peels, min_content, clip, flat_std, ambiguous, cut0, cut1, side_cut),

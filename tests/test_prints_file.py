@@ -168,34 +168,6 @@ def test_fingerprints_of_another_definition_are_refused_and_inspect_decodes(same
     assert record["fingerprints"]["sha256"] == hashlib.sha256((out / "train.prints").read_bytes()).hexdigest()
 
 
-def test_a_file_of_the_grey_only_fingerprint_is_refused_and_inspect_decodes(same_split, tmp_path):
-    """A fingerprint file written before the colour check (kind ``phash64-dct32-w14-fold2``, no chroma
-    columns) holds rows this imgprep cannot compare: inspect says so and decodes every record."""
-    import hashlib
-    import shutil
-
-    from imgprep.formats.prints import layout, parse
-
-    out = tmp_path / "old"
-    shutil.copytree(same_split, out)
-    path = out / "train.prints"
-    data = path.read_bytes()
-    header = parse(data[:65536], str(path), len(data))
-    kept = [c for c in header.columns if "chroma" not in c.name]
-    assert len(kept) == len(header.columns) - 3  # chroma, window_chroma, alt_chroma
-    head, _ = layout(header.rows, [(c.name, c.typecode, c.count) for c in kept], "phash64-dct32-w14-fold2")
-    body = b"".join(data[c.offset: c.offset + c.nbytes] + b"\0" * (-c.nbytes % 8) for c in kept)
-    path.write_bytes(head + body)
-    record_path = out / "train.dataset.json"
-    record = json.loads(record_path.read_text())
-    record["fingerprints"].update(sha256=hashlib.sha256(head + body).hexdigest(), bytes=len(head + body))
-    record_path.write_text(json.dumps(record))
-    findings = inspect(out)
-    (note,) = findings.collection.notes
-    assert "another kind (phash64-dct32-w14-fold2;" in note and note.startswith("fingerprints: decoded every record")
-    assert findings.summary == inspect(same_split).summary  # the same answer, decoded
-
-
 def test_the_file_carries_each_box_s_chroma_word(same_split):
     """The chroma words (whole image, windows, alternates) travel in the file as the checks do."""
     from imgprep.splits.prints_file import local_prints
@@ -281,10 +253,14 @@ def test_crop_windows_searched_a_block_of_rows_at_a_time_give_the_same_groups(sa
     assert np.array_equal(prints.column("windows", 100, 250), prints.column("windows")[100:250])  # across parts
 
 
-def test_a_file_from_before_the_detail_column_is_refused_and_inspect_decodes(same_split, tmp_path):
-    """A fingerprint file of the colour fingerprint without the detail share (kind
-    ``phash64-dct32-w14-fold2-chroma32``, no ``low_detail`` column) cannot say which groups are
-    look-alike: inspect names it and decodes every record, with the same answer."""
+@pytest.mark.parametrize(("kind", "dropped"), [
+    ("phash64-dct32-w14-fold2", ("chroma", "window_chroma", "alt_chroma", "low_detail")),  # before the colour check
+    ("phash64-dct32-w14-fold2-chroma32", ("low_detail",)),  # before the detail share
+])
+def test_a_file_of_an_earlier_fingerprint_kind_is_refused_and_inspect_decodes(same_split, tmp_path, kind, dropped):
+    """A fingerprint file written by an earlier imgprep (its kind, without the columns added since)
+    holds rows this imgprep cannot compare (no colour word) or judge (no detail share): inspect names
+    the kind, decodes every record, and gives the same answer."""
     import hashlib
     import shutil
 
@@ -295,9 +271,9 @@ def test_a_file_from_before_the_detail_column_is_refused_and_inspect_decodes(sam
     path = out / "train.prints"
     data = path.read_bytes()
     header = parse(data[:65536], str(path), len(data))
-    kept = [c for c in header.columns if c.name != "low_detail"]
-    assert len(kept) == len(header.columns) - 1
-    head, _ = layout(header.rows, [(c.name, c.typecode, c.count) for c in kept], "phash64-dct32-w14-fold2-chroma32")
+    kept = [c for c in header.columns if c.name not in dropped]
+    assert len(kept) == len(header.columns) - len(dropped)
+    head, _ = layout(header.rows, [(c.name, c.typecode, c.count) for c in kept], kind)
     body = b"".join(data[c.offset: c.offset + c.nbytes] + b"\0" * (-c.nbytes % 8) for c in kept)
     path.write_bytes(head + body)
     record_path = out / "train.dataset.json"
@@ -306,10 +282,8 @@ def test_a_file_from_before_the_detail_column_is_refused_and_inspect_decodes(sam
     record_path.write_text(json.dumps(record))
     findings = inspect(out)
     (note,) = findings.collection.notes
-    assert "another kind (phash64-dct32-w14-fold2-chroma32;" in note
-    assert findings.summary == inspect(same_split).summary
-
-
+    assert f"another kind ({kind};" in note and note.startswith("fingerprints: decoded every record")
+    assert findings.summary == inspect(same_split).summary  # the same answer, decoded
 def test_the_file_carries_each_image_s_low_detail_flag(same_split):
     """The detail flag travels in the file, one byte per row, as the fingerprint of the stored image gives it."""
     import numpy as np
