@@ -425,15 +425,19 @@ def _assemble(hashes: Sequence[int], checks: Sequence[int], alt: Sequence[int], 
                        (chromas[0], *(k for _, k in alternates.values()), *chromas[1:]), detail)
 
 
+def chroma_channels(words: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+    """The Cb and Cr halves of chroma words (``UNKNOWN`` where the channel has no colour)."""
+    words = np.asarray(words, dtype=np.uint32)
+    return (words >> np.uint32(16)) & np.uint32(UNKNOWN), words & np.uint32(UNKNOWN)
+
+
 def chroma_distance(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
     """Bits apart of two chroma words (element-wise) per 32 bits compared: the channels known on both
     sides only, a distance over one channel counted twice (16 bits of one channel must agree as
     closely as 32 of two; 0 when no channel is known on both sides)."""
-    a, b = np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
-    out = np.zeros(np.broadcast(a, b).shape, np.int64)
+    out = np.zeros(np.broadcast(np.asarray(a), np.asarray(b)).shape, np.int64)
     channels = np.zeros(out.shape, np.int64)
-    for shift in (16, 0):
-        x, y = (a >> np.uint32(shift)) & np.uint32(UNKNOWN), (b >> np.uint32(shift)) & np.uint32(UNKNOWN)
+    for x, y in zip(chroma_channels(a), chroma_channels(b), strict=True):
         both = (x != UNKNOWN) & (y != UNKNOWN)
         out += np.where(both, hamming(x, y).astype(np.int64), 0)
         channels += both

@@ -42,6 +42,7 @@ from imgprep.imaging.phash import (
     WINDOW_COUNT,
     Fingerprint,
     bordered_box,
+    chroma_channels,
     chroma_distance,
     fingerprint,
     hamming,
@@ -346,8 +347,7 @@ def _muted(owner: np.ndarray, chromas: np.ndarray, node_chroma: np.ndarray) -> n
         rows = np.flatnonzero(at >= 0)
         mine, node = chromas[lo: lo + CHUNK][rows], node_chroma[at[rows]]
         less = np.zeros(len(rows), bool)
-        for shift in (np.uint32(16), np.uint32(0)):
-            grey, coloured = (mine >> shift) & np.uint32(UNKNOWN), (node >> shift) & np.uint32(UNKNOWN)
+        for grey, coloured in zip(chroma_channels(mine), chroma_channels(node), strict=True):
             less |= (grey == UNKNOWN) & (coloured != UNKNOWN)
         out.append((rows[less] + lo).astype(np.int32))
     return np.concatenate(out) if out else np.zeros(0, np.int32)
@@ -378,21 +378,20 @@ def _stars(uniq: np.ndarray, confirm: tuple[np.ndarray, np.ndarray], rank: np.nd
             local_rank[np.argsort(rank[sub])] = np.arange(len(sub), dtype=np.int32)
         k = len(index)
         leads = local_rank.copy()
-        colour = {"ichroma": ichroma, "chroma_threshold": CHROMA_THRESHOLD}
         hits += lead(index, icheck, local_rank, index, icheck, None, leads, threshold, CHECK_THRESHOLD,
-                     workers=workers, symmetric=True, tables=tables, qchroma=ichroma, **colour)
+                     workers=workers, symmetric=True, tables=tables, ichroma=ichroma, qchroma=ichroma)
         alt_row = prints.column("alt_row")
         if len(alt_row):
             hits += lead(index, icheck, local_rank, prints.column("alt_hash"), prints.column("alt_check"),
                          row_owner[alt_row], leads, threshold, CHECK_THRESHOLD, workers=workers, tables=tables,
-                         qchroma=prints.column("alt_chroma"), **colour)
+                         ichroma=ichroma, qchroma=prints.column("alt_chroma"))
         for lo in range(0, len(row_owner), WINDOW_BLOCK):  # the windows' columns held a block of rows at a time
             hi = min(len(row_owner), lo + WINDOW_BLOCK)
             hits += lead(index, icheck, local_rank, prints.column("windows", lo * WINDOWS, hi * WINDOWS),
                          prints.column("window_check", lo * WINDOWS, hi * WINDOWS), row_owner[lo:hi], leads,
                          window_threshold(threshold), CHECK_THRESHOLD, workers=workers, tables=tables,
-                         qchroma=prints.column("window_chroma", lo * WINDOWS, hi * WINDOWS), **colour)
-        del index, icheck, ichroma, row_owner, colour
+                         ichroma=ichroma, qchroma=prints.column("window_chroma", lo * WINDOWS, hi * WINDOWS))
+        del index, icheck, ichroma, row_owner
         order = np.empty(k, np.int32)  # rank -> local position (chunked, in place: no whole-length temporaries)
         for lo in range(0, k, CHUNK):
             order[local_rank[lo: lo + CHUNK]] = np.arange(lo, min(k, lo + CHUNK), dtype=np.int32)

@@ -326,7 +326,8 @@ def _tables(dest: np.ndarray) -> np.ndarray:
 def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.ndarray, qcheck: np.ndarray,  # noqa: PLR0913
          owners: np.ndarray | None, leads: np.ndarray, threshold: int, check_threshold: int, *, workers: int = 1,
          symmetric: bool = False, tables: np.ndarray | None = None, counts: Iterable[int] | None = None,
-         ichroma: np.ndarray | None = None, qchroma: np.ndarray | None = None, chroma_threshold: int = 32) -> int:
+         ichroma: np.ndarray | None = None, qchroma: np.ndarray | None = None,
+         chroma_threshold: int = CHROMA_THRESHOLD) -> int:
     """:func:`merge`'s search, but a hit counts only when the check hashes (``icheck`` per index
     position, ``qcheck`` per query) are within ``check_threshold`` bits too, and instead of joining
     sets it lowers ``leads[x]`` (int32 per index position, updated in place) to the smallest
@@ -334,7 +335,8 @@ def lead(index: np.ndarray, icheck: np.ndarray, rank: np.ndarray, queries: np.nd
     own owner (``symmetric``: the index searched against itself).  ``tables``: :func:`balance`'s bit
     frequencies, which the native search lays its bands out by (the same pairs, found faster);
     ``counts`` as :func:`merge` takes them.  ``ichroma``/``qchroma`` (uint32 chroma words per index
-    position / per query, or both None): a hit also needs them within ``chroma_threshold`` bits,
+    position / per query, or both None): a hit also needs them within ``chroma_threshold`` bits
+    (:data:`CHROMA_THRESHOLD` unless given),
     counting the colour channels known on both sides only.  Returns the confirmed hits."""
     index = np.ascontiguousarray(index, dtype=np.uint64)
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
