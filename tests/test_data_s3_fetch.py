@@ -120,6 +120,41 @@ class Freezer:
             pass
 
 
+class SlowAndBroken:
+    """An endpoint that drops a request for the range from byte 0 at once and answers any other
+    only by closing it after ``delay`` seconds: one range of a call fails while another is in flight."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.slow_answered = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            conn, _ = self._sock.accept()
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        head = conn.recv(65536).lower()
+        if b"range: bytes=0-" not in head:
+            time.sleep(self.delay)
+            self.slow_answered += 1
+        conn.close()
+
+
+def test_a_failed_range_waits_for_its_siblings_so_none_is_left_in_flight(seaweed: S3Server) -> None:
+    from imgprep.storage import s3_ranges
+
+    endpoint = SlowAndBroken(delay=1.0)
+    storage = Storage.from_options(endpoint_url=endpoint.url, max_attempts=1, read_timeout=5, connect_timeout=5)
+    with pytest.raises(StorageError, match="ranged read failed"):
+        s3_ranges.get_ranges(storage.s3, "s3://fetch/x.rec", [(0, 10), (100, 110)], version='"etag"')
+    assert endpoint.slow_answered == 1  # the slow sibling was awaited, not left running
+    assert not s3_ranges.asyncio.all_tasks(s3_ranges._loop())
+
+
 _STUCK = """
 import sys
 from imgprep.data import Dataset, Loader, Transform

@@ -85,7 +85,9 @@ class _Loop:
         self.loop = asyncio.new_event_loop()
 
     def __del__(self) -> None:
-        if not self.loop.is_running():  # one still waiting on a request when the process exits is left
+        # A loop still waiting on a request (its thread cut off at exit) is left open: obstore's
+        # runtime would answer into a closed loop and print a traceback after the user's error.
+        if not self.loop.is_running() and not asyncio.all_tasks(self.loop):
             self.loop.close()
 
 
@@ -105,7 +107,13 @@ async def _pinned(objects: object, key: str, ranges: Sequence[tuple[int, int]], 
         got = await obstore.get_async(objects, key, options={"range": (start, end), "if_match": etag})
         return await got.bytes_async()
 
-    return list(await asyncio.gather(*(one(a, b) for a, b in ranges)))
+    # Every range is awaited, failed or not, before the first failure is raised: a request left in
+    # flight would finish into a stopped loop, its error printed at exit after the one the user saw.
+    got = await asyncio.gather(*(one(a, b) for a, b in ranges), return_exceptions=True)
+    for item in got:
+        if isinstance(item, BaseException):
+            raise item
+    return got
 
 
 def read_bound(store: S3Store) -> float:
