@@ -165,7 +165,8 @@ def random_prints(n: int, seed: int = 0, freq: np.ndarray | None = None) -> dedu
         **({"chroma": _col("I", _chroma_words(rng, n)), "window_chroma": _col("I", _chroma_words(rng, n * w)),
             "alt_chroma": _col("I", _chroma_words(rng, len(alt)))}
            if hasattr(dedup.Prints(), "chroma") else {}),  # a --baseline checkout from before the colour check
-        **({"low_detail": _col("B", np.zeros(n, np.uint8))} if hasattr(dedup.Prints(), "low_detail") else {}),
+        **({"detail": _col("B", np.full(n, 255, np.uint8))} if hasattr(dedup.Prints(), "detail") else
+           {"low_detail": _col("B", np.zeros(n, np.uint8))} if hasattr(dedup.Prints(), "low_detail") else {}),
     )
 
 

@@ -106,6 +106,31 @@ def _groups(report: Path) -> tuple[str, str]:
             f"{max(sizes) if sizes else 0}")
 
 
+def _by_line(out: Path, report: Path, lines: tuple[float, ...] = (0.02, 0.025, 0.03, 0.035, 0.04)) -> str:
+    """How many groups each look-alike line would leave called copies, from the detail share each
+    image's fingerprint row keeps (``detail``): the line can be chosen after one run."""
+    from imgprep.imaging import phash
+    from imgprep.splits.dedup import Prints
+    from imgprep.splits.prints_file import local_prints
+    from imgprep.storage.stores import Storage
+
+    if not hasattr(Prints(), "detail") or not report.exists():
+        return "(no detail share kept by this imgprep)"
+    level = {}
+    for split in ("train", "val"):
+        prints = local_prints(str(out / f"{split}.prints"), Storage())
+        level.update(zip(((split, int(i)) for i in prints.column("id")), prints.column("detail").tolist()))
+    lowest = [min(level[(m["split"], m["id"])] for m in g["images"])
+              for g in map(json.loads, report.open(encoding="utf-8")) if not g["exact"]]
+    sizes = [g["size"] for g in map(json.loads, report.open(encoding="utf-8")) if not g["exact"]]
+    rows = []
+    for line in lines:
+        called = [s for s, low in zip(sizes, lowest) if low >= phash.detail_level(line)]
+        rows.append([f"{line:g}" + (" (LOW_DETAIL)" if line == phash.LOW_DETAIL else ""),
+                     f"{len(called):,}", f"{sum(called):,}"])
+    return table(["look-alike line", "groups called copies", "images in them"], rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=1_280_000)
@@ -155,6 +180,8 @@ def main() -> int:
     print(table(["step", "wall", "peak RSS", "before: wall", "before: RSS", "images in groups", "largest",
                  "load"], rows))
     print(f"before: {BEFORE_GROUPED}")
+    print("groups the report would call copies, line by line (inspect's groups; the least detail share in each):")
+    print(_by_line(out, insp_report))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     if not args.keep:

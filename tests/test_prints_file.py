@@ -15,6 +15,7 @@ import pytest
 
 from imgprep import plan as plan_mod
 from imgprep.api import inspect, prepare
+from imgprep.imaging import phash
 from imgprep.inspect import scan as scan_mod
 from imgprep.splits import dedup
 
@@ -254,8 +255,9 @@ def test_crop_windows_searched_a_block_of_rows_at_a_time_give_the_same_groups(sa
 
 
 @pytest.mark.parametrize(("kind", "dropped"), [
-    ("phash64-dct32-w14-fold2", ("chroma", "window_chroma", "alt_chroma", "low_detail")),  # before the colour check
-    ("phash64-dct32-w14-fold2-chroma32", ("low_detail",)),  # before the detail share
+    ("phash64-dct32-w14-fold2", ("chroma", "window_chroma", "alt_chroma", "detail")),  # before the colour check
+    ("phash64-dct32-w14-fold2-chroma32", ("detail",)),  # before the detail share
+    ("phash64-dct32-w14-fold2-chroma32-detail", ()),  # a flag at 0.02 in place of the share (its column renamed)
 ])
 def test_a_file_of_an_earlier_fingerprint_kind_is_refused_and_inspect_decodes(same_split, tmp_path, kind, dropped):
     """A fingerprint file written by an earlier imgprep (its kind, without the columns added since)
@@ -273,7 +275,8 @@ def test_a_file_of_an_earlier_fingerprint_kind_is_refused_and_inspect_decodes(sa
     header = parse(data[:65536], str(path), len(data))
     kept = [c for c in header.columns if c.name not in dropped]
     assert len(kept) == len(header.columns) - len(dropped)
-    head, _ = layout(header.rows, [(c.name, c.typecode, c.count) for c in kept], kind)
+    renamed = {"detail": "low_detail"} if kind.endswith("-detail") else {}
+    head, _ = layout(header.rows, [(renamed.get(c.name, c.name), c.typecode, c.count) for c in kept], kind)
     body = b"".join(data[c.offset: c.offset + c.nbytes] + b"\0" * (-c.nbytes % 8) for c in kept)
     path.write_bytes(head + body)
     record_path = out / "train.dataset.json"
@@ -284,8 +287,8 @@ def test_a_file_of_an_earlier_fingerprint_kind_is_refused_and_inspect_decodes(sa
     (note,) = findings.collection.notes
     assert f"another kind ({kind};" in note and note.startswith("fingerprints: decoded every record")
     assert findings.summary == inspect(same_split).summary  # the same answer, decoded
-def test_the_file_carries_each_image_s_low_detail_flag(same_split):
-    """The detail flag travels in the file, one byte per row, as the fingerprint of the stored image gives it."""
+def test_the_file_carries_each_image_s_detail_share(same_split):
+    """The detail share travels in the file, one byte per row, as the fingerprint of the stored image gives it."""
     import numpy as np
 
     from imgprep.formats import recordio
@@ -293,14 +296,14 @@ def test_the_file_carries_each_image_s_low_detail_flag(same_split):
     from imgprep.storage.stores import Storage
 
     prints = local_prints(str(same_split / "train.prints"), Storage())
-    low = prints.column("low_detail")
-    assert low.dtype == np.uint8 and len(low) == len(prints)
+    level = prints.column("detail")
+    assert level.dtype == np.uint8 and len(level) == len(prints)
     stored = {}
     with recordio.RecordReader(same_split / "train.rec") as reader:
         for payload in reader:
             header, _, image = recordio.unpack_image_record(payload)
             stored[int(header.id)] = image
     ids, kinds = prints.column("id"), prints.column("kind")
-    expected = [int(kinds[r] == dedup.OK and dedup.measure(stored[int(ids[r])]).print.low_detail)
-                for r in range(len(prints))]
-    assert low.tolist() == expected
+    expected = [phash.detail_level(dedup.measure(stored[int(ids[r])]).print.detail) if kinds[r] == dedup.OK
+                else phash.NO_DETAIL_LEVEL for r in range(len(prints))]
+    assert level.tolist() == expected and len(set(expected)) > 3

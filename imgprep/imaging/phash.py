@@ -57,7 +57,7 @@ from imgprep.imaging import native
 # The fingerprint's definition, named in every fingerprint file: a change to anything that moves
 # its bits (thumbnail, windows, check view, orientation rule) must change this name, so stored
 # rows of an older definition are refused rather than compared with new ones.
-KIND = "phash64-dct32-w14-fold2-chroma32-detail"
+KIND = "phash64-dct32-w14-fold2-chroma32-share8"
 SIDE = 32  # thumbnail side the DCT runs on
 LOW = 8  # low-frequency block kept: LOW * LOW = 64 bits
 THUMB_MIN_SIDE = 2 * SIDE  # decode reductions stop here, so the box average sees real pixels
@@ -82,7 +82,19 @@ UNKNOWN = 0xFFFF  # a channel's half when it has no colour to compare (never a m
 NO_CHROMA = (UNKNOWN << 16) | UNKNOWN  # both channels unknown: a grey image
 # Share of the thumbnail's AC energy outside the hash's 8x8 block under which an image is low-detail:
 # nothing beyond the thumbnail tells a copy from a look-alike (docs/duplicates.md has the distributions).
-LOW_DETAIL = 0.02
+LOW_DETAIL = 0.025
+# The share is kept (fingerprint files, the search's columns) as floor(share x DETAIL_SCALE) in a byte,
+# clipped: the line can move without another fingerprint kind, and every judge compares the same byte.
+DETAIL_SCALE = 1000
+NO_DETAIL_LEVEL = 255  # the level of a row without a share (flat, small, unreadable): never low-detail
+
+
+def detail_level(share: float) -> int:
+    """The byte a detail share is kept as: floor(share x DETAIL_SCALE), at most 255."""
+    return min(NO_DETAIL_LEVEL, int(share * DETAIL_SCALE))
+
+
+LOW_DETAIL_LEVEL = detail_level(LOW_DETAIL)
 
 
 class Fingerprint(NamedTuple):
@@ -104,7 +116,7 @@ class Fingerprint(NamedTuple):
     @property
     def low_detail(self) -> bool:
         """No detail beyond what the hash keeps: a copy cannot be told from a similar image."""
-        return not self.flat and self.detail < LOW_DETAIL
+        return not self.flat and detail_level(self.detail) < LOW_DETAIL_LEVEL
 
 
 def _dct_matrix(n: int) -> np.ndarray:

@@ -35,8 +35,10 @@ import numpy as np
 from imgprep.errors import ImageError, ImgprepError, UsageError
 from imgprep.imaging.decode import decode
 from imgprep.imaging.phash import (
+    LOW_DETAIL_LEVEL,
     NEAR_MIN_SIDE,
     NO_CHROMA,
+    NO_DETAIL_LEVEL,
     THUMB_MIN_SIDE,
     UNKNOWN,
     WINDOW_COUNT,
@@ -44,6 +46,7 @@ from imgprep.imaging.phash import (
     bordered_box,
     chroma_channels,
     chroma_distance,
+    detail_level,
     fingerprint,
     hamming,
 )
@@ -166,7 +169,7 @@ class Prints:
     chroma: array = field(default_factory=lambda: array("I"))
     window_chroma: array = field(default_factory=lambda: array("I"))
     alt_chroma: array = field(default_factory=lambda: array("I"))
-    low_detail: array = field(default_factory=lambda: array("B"))  # 1: no detail beyond the thumbnail
+    detail: array = field(default_factory=lambda: array("B"))  # phash.detail_level of the detail share
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -186,7 +189,7 @@ class Prints:
             self.digest.append(measured.digest)
             self.hash.append(fp.hash)
             self.kind.append(OK)
-            self.low_detail.append(int(fp.low_detail))
+            self.detail.append(detail_level(fp.detail))
             self.windows.extend(fp.windows)
             self.check.append(fp.checks[0])
             self.window_check.extend(fp.checks[1 + len(fp.alternates):])
@@ -203,7 +206,7 @@ class Prints:
         self.digest.append(digest)
         self.hash.append(0)
         self.kind.append(kind)
-        self.low_detail.append(0)
+        self.detail.append(NO_DETAIL_LEVEL)
         self.windows.extend([0] * WINDOWS)
         self.check.append(0)
         self.window_check.extend([0] * WINDOWS)
@@ -227,10 +230,11 @@ class Groups:
     hits: int = 0  # search hits merged (pairs seen, never stored)
     low_detail: np.ndarray | None = None  # per image: no detail beyond the thumbnail (None: none known)
 
-    def lookalike(self, rep: int) -> bool:
-        """The group of representative ``rep`` may hold look-alikes, not copies: its representative
-        has no detail beyond the thumbnail the rule compares (identical files are copies anyway)."""
-        return self.low_detail is not None and bool(self.low_detail[rep])
+    def lookalike(self, rows: Sequence[int]) -> bool:
+        """The group of ``rows`` may hold look-alikes, not copies: one of its images has no detail
+        beyond the thumbnail the rule compares, so its link to the representative proves nothing
+        (identical files are copies anyway)."""
+        return self.low_detail is not None and bool(self.low_detail[np.asarray(rows)].any())
 
     def count(self, kind: int) -> int:
         return int((self.kind == kind).sum())
@@ -251,6 +255,11 @@ class Groups:
                 rep = int(self.group[g[0]])
                 out[rep] = [rep, *(r for r in g.tolist() if r != rep)]
         return dict(sorted(out.items()))
+
+
+def low_detail(levels: np.ndarray) -> np.ndarray:
+    """Per row of a ``detail`` column: no detail beyond the thumbnail (``phash.LOW_DETAIL``)."""
+    return np.asarray(levels) < LOW_DETAIL_LEVEL
 
 
 def components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -280,7 +289,7 @@ def find_groups(prints: Prints, threshold: int = DEFAULT_THRESHOLD, *, workers: 
     group = near.astype(np.int64)
     if len(plain):  # flat and small images: identical bytes only
         group[plain] = _first_of(plain, digest[plain], n)
-    return Groups(group, kind, digest == digest[group], hits, prints.column("low_detail").astype(bool))
+    return Groups(group, kind, digest == digest[group], hits, low_detail(prints.column("detail")))
 
 
 def _near(prints: Prints, kind: np.ndarray, threshold: int, workers: int) -> tuple[np.ndarray, int]:
@@ -597,7 +606,7 @@ def findings(groups: Groups, where: np.ndarray, labels: Sequence[Any] | np.ndarr
         distinct = {(keys[r].tobytes() if keys.ndim > 1 else keys[r].item()) for r in rows}
         exact = bool(groups.exact[rows].all())
         out.append(Finding(rows, exact, present, len(present) > 1, len(distinct) > 1, drop,
-                           not exact and groups.lookalike(rows[0])))
+                           not exact and groups.lookalike(rows)))
     out.sort(key=lambda f: (not f.leak, not f.conflict, -len(f.rows), f.rows[0]))
     summary = Summary(
         images=len(groups.group) - groups.count(UNREADABLE), groups=len(out),

@@ -19,7 +19,7 @@ from imgprep.errors import FormatError
 from imgprep.formats.dataset import DatasetRecord, PrintsEntry, from_json, record_folder, record_name
 from imgprep.formats.prints import Header, header_size, parse, row_layout
 from imgprep.imaging.phash import KIND
-from imgprep.splits.dedup import UNREADABLE, Groups, Prints, find_groups
+from imgprep.splits.dedup import UNREADABLE, Groups, Prints, find_groups, low_detail
 from imgprep.storage.base import Store
 
 
@@ -211,5 +211,5 @@ def groups_by_id(prints: FilePrints | JoinedPrints, n: int, threshold: int, *,
     by_id = np.zeros(n, digest.dtype)
     by_id[ids] = digest
     low = np.zeros(n, bool)
-    low[ids] = prints.column("low_detail").astype(bool)
+    low[ids] = low_detail(prints.column("detail"))
     return Groups(group, kind, by_id == by_id[group], found.hits, low)
