@@ -461,7 +461,8 @@ def photos(count: int, workers: int, threshold: int, contrast: float = 1.0) -> N
         prints.add(dedup.measure(blob))
         luma = decode(blob, min_side=64, keep_luma=True).luma
         old.append(old_phash_pair(luma))
-    groups = dedup.find_groups(prints, threshold, workers=workers).group
+    found = dedup.find_groups(prints, threshold, workers=workers)
+    groups = found.group
     owner_a = np.array(owner)
     kind_a = np.array(kind)
     originals = np.flatnonzero(kind_a == "original")
@@ -487,6 +488,10 @@ def photos(count: int, workers: int, threshold: int, contrast: float = 1.0) -> N
               f"{len(originals) * (len(originals) - 1) // 2} pairs{': ' + named if named else ''}")
     flat = prints.column("kind") == dedup.FLAT
     print(f"low-information flagged: {int(flat.sum())} of {len(data)} real-photo images")
+    _, listed = dedup.findings(found, np.zeros(len(data), np.int64), np.zeros(len(data), np.int64))
+    alike = [f for f in listed if f.lookalike]
+    print(f"groups flagged look-alike (no detail to tell a copy from a similar image): {len(alike)} of "
+          f"{len(listed)}{': ' if alike else ''}{'; '.join(sorted({names[owner_a[f.rows[0]]] for f in alike}))}")
 
 
 def main(argv: list[str] | None = None) -> int:

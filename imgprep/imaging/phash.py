@@ -82,7 +82,7 @@ UNKNOWN = 0xFFFF  # a channel's half when it has no colour to compare (never a m
 NO_CHROMA = (UNKNOWN << 16) | UNKNOWN  # both channels unknown: a grey image
 # Share of the thumbnail's AC energy outside the hash's 8x8 block under which an image is low-detail:
 # nothing beyond the thumbnail tells a copy from a look-alike (docs/duplicates.md has the distributions).
-LOW_DETAIL = 0.025
+LOW_DETAIL = 0.03
 # The share is kept (fingerprint files, the search's columns) as floor(share x DETAIL_SCALE) in a byte,
 # clipped: the line can move without another fingerprint kind, and every judge compares the same byte.
 DETAIL_SCALE = 1000
