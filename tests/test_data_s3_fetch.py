@@ -88,14 +88,10 @@ def test_read_ahead_windows_coalesce_more_within_read_bytes_and_keep_the_pixels(
     assert wide_loader.stats.records == narrow_loader.stats.records == 48
 
 
-class Freezer:
-    """A TCP relay to the S3 server that, once frozen, forwards nothing more either way (a silent
-    endpoint with its connections open), so requests on pooled connections stall too."""
+class _Listener:
+    """A loopback TCP server that hands each connection to ``_serve`` on a thread of its own."""
 
-    def __init__(self, upstream: str) -> None:
-        host, port = upstream.rsplit("//", 1)[1].split(":")
-        self.upstream = (host, int(port))
-        self.frozen = threading.Event()
+    def __init__(self) -> None:
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -103,9 +99,26 @@ class Freezer:
     def _accept(self) -> None:
         while True:
             conn, _ = self._sock.accept()
-            up = socket.create_connection(self.upstream)
-            for a, b in ((conn, up), (up, conn)):
-                threading.Thread(target=self._relay, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class Freezer(_Listener):
+    """A TCP relay to the S3 server that, once frozen, forwards nothing more either way (a silent
+    endpoint with its connections open), so requests on pooled connections stall too."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit("//", 1)[1].split(":")
+        self.upstream = (host, int(port))
+        self.frozen = threading.Event()
+        super().__init__()
+
+    def _serve(self, conn: socket.socket) -> None:
+        up = socket.create_connection(self.upstream)
+        for a, b in ((conn, up), (up, conn)):
+            threading.Thread(target=self._relay, args=(a, b), daemon=True).start()
 
     def _relay(self, src: socket.socket, dst: socket.socket) -> None:
         try:
@@ -120,23 +133,16 @@ class Freezer:
             pass
 
 
-class SlowAndBroken:
+class SlowAndBroken(_Listener):
     """An endpoint that drops a request for the range from byte 0 at once and answers any other
     only by closing it after ``delay`` seconds: one range of a call fails while another is in flight."""
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.slow_answered = 0
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            conn, _ = self._sock.accept()
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket) -> None:
         head = conn.recv(65536).lower()
         if b"range: bytes=0-" not in head:
             time.sleep(self.delay)
