@@ -6,6 +6,10 @@ colour fields (``tests/fields.py``: the data on which chance look-alikes crowd t
 noise textures (random grids upsampled, with grain).  Every image that ``prepare`` or ``inspect`` puts in
 a duplicate group is therefore a false answer; the benchmark prints how many, and the largest group.
 
+Before the timed steps every corpus file is read once (the page cache warm: a cold first run of 1.28M
+small files measures the disk, not imgprep), and ``prepare --dedup off`` runs beside ``prepare`` so the
+duplicate pass's own cost (the difference) is printed against the pack's.
+
     python benchmarks/bench_imagenet.py --images 1280000 --classes 1000 --work .bench/imagenet
 
 The corpus is generated once (about 4 GB, reused when ``--work`` already holds it).  Figures are
@@ -31,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import bench_env, load_average, mib, run_measured, table
 
-BEFORE = {  # measured on this 2-core VM before issue 29 (the issue's figures)
-    "prepare": (603.0, 657 * 1024), "verify": (36.0, 90 * 1024),
+BEFORE = {  # measured on this 2-core VM before issue 29 (the issue's figures; without the report: its pack alone)
+    "prepare --dedup off": (80.0, 0), "prepare": (603.0, 657 * 1024), "verify": (36.0, 90 * 1024),
     "inspect": (451.0, 2400 * 1024), "reader": (0.37, 110 * 1024),
 }
 BEFORE_GROUPED = "1,250,530 of 1,280,000 (97.7%) in 526 groups"
@@ -106,6 +110,26 @@ def _groups(report: Path) -> tuple[str, str]:
             f"{max(sizes) if sizes else 0}")
 
 
+_WARM = """
+import os, sys
+for top, _, names in os.walk(sys.argv[1]):
+    for name in names:
+        with open(os.path.join(top, name), "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+"""
+
+
+def _warm(root: Path) -> float:
+    """Read every file under ``root`` once, so the timed steps find it in the page cache (in a child:
+    the timed steps are forked from this process, and their peak would count what it holds)."""
+    import subprocess
+
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _WARM, str(root)], check=True)
+    return time.perf_counter() - began
+
+
 def _by_line(out: Path, report: Path, lines: tuple[float, ...] = (0.02, 0.025, 0.03, 0.035, 0.04)) -> str:
     """How many groups each look-alike line would leave called copies, from the detail share each
     image's fingerprint row keeps (``detail``): the line can be chosen after one run."""
@@ -152,7 +176,12 @@ def main() -> int:
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(args.work / "report", ignore_errors=True)
     prep_report, insp_report = args.work / "prepare-groups.jsonl", args.work / "inspect-groups.jsonl"
+    warmed = _warm(corpus)
+    print(f"page cache: every corpus file read once in {warmed:.0f} s (not timed)", flush=True)
+    bare = args.work / "prepared-no-dedup"
     steps = {
+        "prepare --dedup off": [py, "-m", "imgprep", "prepare", "folders", str(corpus), "-o", str(bare),
+                                "--split", "train=0.96,val=0.04", "--resize", args.resize, "--dedup", "off"],
         "prepare": [py, "-m", "imgprep", "prepare", "folders", str(corpus), "-o", str(out),
                     "--split", "train=0.96,val=0.04", "--resize", args.resize, "--dedup-report", str(prep_report)],
         "verify": [py, "-m", "imgprep", "verify", str(out / "train.rec")],
@@ -171,15 +200,19 @@ def main() -> int:
             if name in ("prepare", "inspect") else ("", "")
         figures[name] = {"wall_s": r.wall_s, "cpu_s": r.cpu_s, "max_rss_kib": r.max_rss_kib, "load": load,
                          "grouped": groups, "largest": largest}
-        rows.append([name, f"{r.wall_s:.1f} s", mib(r.max_rss_kib), f"{wall0:g} s", mib(rss0),
+        rows.append([name, f"{r.wall_s:.1f} s", mib(r.max_rss_kib), f"{wall0:g} s", mib(rss0) if rss0 else "—",
                      groups, largest, load])
         print(f"  {name}: {r.wall_s:.1f} s, {mib(r.max_rss_kib)} (load {load})", flush=True)
+        shutil.rmtree(bare, ignore_errors=True)
         if name in ("prepare", "inspect"):
             said = [line for line in r.output_tail.splitlines() if "dupl" in line or "leak" in line]
             print("    " + "\n    ".join(said))
     print(table(["step", "wall", "peak RSS", "before: wall", "before: RSS", "images in groups", "largest",
                  "load"], rows))
     print(f"before: {BEFORE_GROUPED}")
+    packed, whole = figures["prepare --dedup off"]["wall_s"], figures["prepare"]["wall_s"]
+    print(f"the duplicate pass: {whole - packed:.1f} s of prepare's {whole:.1f} s, "
+          f"{(whole - packed) / packed:.2f}x the run without it ({packed:.1f} s; issue 29: at most 1x)")
     print("groups the report would call copies, line by line (inspect's groups; the least detail share in each):")
     print(_by_line(out, insp_report))
     if args.json:
