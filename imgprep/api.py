@@ -190,8 +190,8 @@ def inspect(
 
         require("PIL")  # the page's thumbnails: say so before the scan, not after it
     where, store = os.fspath(path), _store(storage, storage_options)
-    findings = outputs.opening(where, store).inspect(where, root=os.fspath(root) if root else None,
-                                                      threshold=threshold, workers=num_workers, storage=store)
+    findings = outputs.opening(where, store).inspect(where, store, root=os.fspath(root) if root else None,
+                                                      threshold=threshold, workers=num_workers)
     if html is not None:
         from imgprep.inspect.html import write_html
 

@@ -146,7 +146,7 @@ class PathsFormat(OutputFormat):
     def verify(self, path: str, storage: Any, **options: Any) -> Any:
         raise UsageError("paths are not checked")
 
-    def inspect(self, path: str, **options: Any) -> Any:
+    def inspect(self, path: str, storage: Any, **options: Any) -> Any:
         raise UsageError("paths are not inspected")
 
 

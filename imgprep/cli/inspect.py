@@ -51,9 +51,10 @@ def inspect(path: str, as_json: bool, html_out: str | None, dedup_report: str | 
     storage = Storage.from_options(endpoint_url=given["endpoint_url"])
     with meter("inspect", None, "img", quiet=given["quiet"], progress=given["progress"], leave=False) as bar:
         try:
-            findings = outputs.opening(path, storage).inspect(path, root=given["root"], threshold=given["threshold"],
+            findings = outputs.opening(path, storage).inspect(path, storage, root=given["root"],
+                                                              threshold=given["threshold"],
                                                               workers=given["num_workers"], tick=bar.update,
-                                                              total=bar.set_total, storage=storage)
+                                                              total=bar.set_total)
         except ImageError as exc:
             if given["root"] is None and not path.endswith(".rec"):
                 raise ImageError(f"{exc.message} (without --root, the images are looked for beside the list, "

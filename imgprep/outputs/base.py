@@ -83,5 +83,6 @@ class OutputFormat(abc.ABC):
         :func:`imgprep.verify.run.verify` takes them)."""
 
     @abc.abstractmethod
-    def inspect(self, path: str, **options: Any) -> Findings:
-        """``imgprep inspect PATH`` (options as :func:`imgprep.inspect.run.inspect` takes them)."""
+    def inspect(self, path: str, storage: Store, **options: Any) -> Findings:
+        """``imgprep inspect PATH``, read through ``storage`` (options as
+        :func:`imgprep.inspect.run.inspect` takes them)."""

@@ -85,12 +85,12 @@ class ImageChannels(OutputFormat):
 
         return verify_images(path, storage, **options)
 
-    def inspect(self, path: str, **options: Any) -> Findings:
+    def inspect(self, path: str, storage: Store, **options: Any) -> Findings:
         """The channels' lists and images (inspect reads ``<channel>_lst/<channel>.lst`` with the
         channel as its root)."""
         from imgprep.inspect.run import inspect
 
-        return inspect(path, **options)
+        return inspect(path, storage=storage, **options)
 
 
 def _parent(output: str) -> tuple[str, str]:

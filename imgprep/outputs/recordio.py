@@ -52,10 +52,10 @@ class RecordIO(OutputFormat):
 
         return verify(path, storage=storage, checks=Checks(**checks), workers=workers, progress=progress)
 
-    def inspect(self, path: str, **options: Any) -> Findings:
+    def inspect(self, path: str, storage: Store, **options: Any) -> Findings:
         from imgprep.inspect.run import inspect
 
-        return inspect(path, **options)
+        return inspect(path, storage=storage, **options)
 
 
 register(RecordIO())
