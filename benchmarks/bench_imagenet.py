@@ -144,12 +144,11 @@ def _by_line(out: Path, report: Path, lines: tuple[float, ...] = (0.02, 0.025, 0
     for split in ("train", "val"):
         prints = local_prints(str(out / f"{split}.prints"), Storage())
         level.update(zip(((split, int(i)) for i in prints.column("id")), prints.column("detail").tolist()))
-    lowest = [min(level[(m["split"], m["id"])] for m in g["images"])
-              for g in map(json.loads, report.open(encoding="utf-8")) if not g["exact"]]
-    sizes = [g["size"] for g in map(json.loads, report.open(encoding="utf-8")) if not g["exact"]]
+    groups = [g for g in map(json.loads, report.open(encoding="utf-8")) if not g["exact"]]
+    lowest = [(g["size"], min(level[(m["split"], m["id"])] for m in g["images"])) for g in groups]
     rows = []
     for line in lines:
-        called = [s for s, low in zip(sizes, lowest) if low >= phash.detail_level(line)]
+        called = [size for size, low in lowest if low >= phash.detail_level(line)]
         rows.append([f"{line:g}" + (" (LOW_DETAIL)" if line == phash.LOW_DETAIL else ""),
                      f"{len(called):,}", f"{sum(called):,}"])
     return table(["look-alike line", "groups called copies", "images in them"], rows)
