@@ -4,8 +4,10 @@ before and after, and ``inspect`` of a packed dataset with and without the finge
 Three parts, each side by side on the same machine (ratios hold on a shared one):
 
 1. **prepare's duplicate pass**: ``prepare --dedup report --resize 64`` of ``--images`` generated 500x375
-   photos, fingerprinted in the pack workers (now) vs the pass before the pack (before: each
-   image decoded twice), and ``--dedup off`` as the floor; the pass's cost is the difference.
+   photos, fingerprinted in the pack workers, one native call per chunk (now), vs the same workers
+   measuring each stored record in Python (``dedup.measure``, as before the chunk's native rows), vs
+   the pass before the pack (each image decoded twice), and ``--dedup off`` as the floor; the pass's
+   cost is the difference.
 2. **inspect, real images**: the same packed output inspected reading its fingerprint file vs
    decoding every record (the file removed from the dataset record): time and exact peak memory
    (``VmHWM`` of the child).
@@ -15,6 +17,7 @@ Three parts, each side by side on the same machine (ratios hold on a shared one)
    reading the file: time and ``VmHWM`` against the issue's bounds (2 minutes, 300 MB at 1.28M).
 
     python benchmarks/bench_prints.py                             # 2,000 images; 1,280,000 rows
+    python benchmarks/bench_prints.py --images 20000 --skip-inspect --small   # part 1 on 64-96 px JPEGs
     python benchmarks/bench_prints.py --images 200 --rows 20000   # a tiny check
 """
 
@@ -59,6 +62,10 @@ def child_prepare(src: str, out: str, mode: str) -> dict:
 
     if mode == "before":  # the pass before the pack, as prepare ran it before the fingerprints moved
         plan.plan_prepare = functools.partial(plan.plan_prepare, in_pack=False)  # type: ignore[assignment]
+    if mode == "per-record":  # the workers' Python loop over the chunk's records, as before its native rows
+        from imgprep.imaging import phash
+
+        phash.record_rows = lambda records, sizes: None  # type: ignore[assignment]
     t0 = time.perf_counter()
     prepare("folders", src, out, split="train=0.8,val=0.2", resize=64, dedup="off" if mode == "off" else "report",
             echo=lambda s: None)
@@ -77,10 +84,16 @@ def child_inspect(path: str) -> dict:
 # --- data -------------------------------------------------------------------------------------
 
 
-def make_images(root: Path, count: int) -> None:
+def make_images(root: Path, count: int, small: bool = False) -> None:
     import dupkinds
     import imgfactory
 
+    if small:  # as bench_imagenet's corpus: 64-96 px smooth fields and noise textures, 100 classes
+        from bench_fingerprint import small_images
+
+        for i, data in enumerate(small_images(count)):
+            imgfactory.write(root / f"c{i % 100:03d}" / f"img_{i:06d}.jpg", data)
+        return
     for i in range(count):
         copy = i % 50 == 1  # every 50th image has a resized copy
         img = imgfactory.photo(500, 375, seed=i - 1 if copy else i)  # ImageNet-like sources
@@ -150,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--rows", type=int, default=1_280_000)
+    parser.add_argument("--small", action="store_true", help="64-96 px JPEGs (the ImageNet run's) instead of photos")
+    parser.add_argument("--skip-inspect", action="store_true", help="part 1 only")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args(argv)
     if args.child:
@@ -162,18 +177,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench_prints (load average {load_average()})\n")
     with tempfile.TemporaryDirectory(prefix="bench-prints-") as tmp:
         work = Path(tmp)
-        make_images(work / "src", args.images)
+        make_images(work / "src", args.images, args.small)
         runs = {mode: _child(["prepare", str(work / "src"), str(work / mode), mode])
-                for mode in ("off", "before", "now")}
+                for mode in ("off", "before", "per-record", "now")}
         off = runs["off"]["seconds"]
-        print(f"## 1. prepare --dedup report --resize 64, {args.images:,} images\n")
+        kind = "64-96 px JPEGs" if args.small else "500x375 photos"
+        print(f"## 1. prepare --dedup report --resize 64, {args.images:,} {kind}\n")
         print("| run | seconds | duplicate pass (s) | peak MB |\n|---|---|---|---|")
-        for mode, label in (("off", "--dedup off"), ("before", "pass before the pack"), ("now", "in the pack workers")):
+        for mode, label in (("off", "--dedup off"), ("before", "pass before the pack"),
+                            ("per-record", "in the pack workers, one record at a time"),
+                            ("now", "in the pack workers, one native call per chunk")):
             r = runs[mode]
             print(f"| {label} | {r['seconds']:.2f} | {r['seconds'] - off:.2f} | {r['peak'] / 1e6:.0f} |")
-        before, now = runs["before"]["seconds"] - off, runs["now"]["seconds"] - off
-        print(f"\nduplicate pass: now/before = {now / before:.2f}x (as a share of the pack: {now / off:.2f})\n"
-              if before > 0 and off > 0 else "")
+        before, each, now = (runs[m]["seconds"] - off for m in ("before", "per-record", "now"))
+        if before > 0 and each > 0 and off > 0:
+            print(f"\nduplicate pass: now/before = {now / before:.2f}x, now/one record at a time = {now / each:.2f}x "
+                  f"(as a share of the pack: {now / off:.2f})\n")
+        if args.skip_inspect:
+            return 0
         without_prints(work / "now", work / "decoded")
         rec, dec = _child(["inspect", str(work / "now")]), _child(["inspect", str(work / "decoded")])
         print(f"## 2. inspect of that output ({rec['images']:,} images)\n")

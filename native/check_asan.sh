@@ -47,9 +47,9 @@ cd "$WORK"
 
 "$PY" -m pytest -q -p no:cacheprovider --rootdir "$REPO" -c "$REPO/pyproject.toml" \
     "$REPO/tests/test_native.py" "$REPO/tests/test_native_fuzz.py" "$REPO/tests/test_data_native.py" \
-    "$REPO/tests/test_pack_workers.py" "$REPO/tests/test_list_scan.py"
+    "$REPO/tests/test_pack_workers.py" "$REPO/tests/test_list_scan.py" "$REPO/tests/test_print_rows.py"
 
-echo "check_asan: leak check of probe/transform/encode_pixels/frame/pack_batch/decode_batch/jpeg_sizes/decode_crops/lst_scan"
+echo "check_asan: leak check of probe/transform/encode_pixels/frame/pack_batch/decode_batch/jpeg_sizes/decode_crops/lst_scan/phash_records"
 # CPython 3.11 itself leaks a few objects at exit; only stacks through our code or libturbojpeg count.
 ASAN_OPTIONS="detect_leaks=1:exitcode=0" "$PY" - "$REPO" 2>"$WORK/leaks.txt" <<'EOF'
 import sys
@@ -102,9 +102,14 @@ for _ in range(20):
             n.lst_scan(*wrong)
         except (ValueError, TypeError):
             pass
+    # the pack workers' fingerprint rows (phash_batch.c): decodable, damaged, framed in parts, cut short
+    from imgprep.imaging import phash
+    recs = [n.frame(b"\0" * 24, d) for d in good + bad + [b"\x0a\x23\xd7\xce" * 3]]
+    phash.record_rows(b"".join(recs), [len(r) for r in recs])
+    phash.record_rows(b"".join(recs)[:-7], [len(r) for r in recs[:-1]] + [len(recs[-1]) - 7])
 print("check_asan: leak-check loop done")
 EOF
-if grep -E "native/(core|module|batch|reader_crop|reader_py|lstscan)\.c|libturbojpeg|libjpeg|_native" "$WORK/leaks.txt"; then
+if grep -E "native/(core|module|batch|reader_crop|reader_py|lstscan|phash|phash_batch|blake2b)\.c|libturbojpeg|libjpeg|_native" "$WORK/leaks.txt"; then
     echo "check_asan: leaks through imgprep._native (see above)"
     exit 1
 fi

@@ -284,6 +284,10 @@ PyObject *imp_py_dup_lead(PyObject *self, PyObject *args);
 /* phash.c: the duplicate fingerprint's content box, and the whole fingerprint */
 PyObject *imp_py_phash_box(PyObject *self, PyObject *args);
 PyObject *imp_py_phash_print(PyObject *self, PyObject *args);
+/* phash_batch.c: the fingerprint rows of a pack worker's records */
+extern const char imp_phash_records_doc[];
+size_t imp_phash_row_size(void);
+PyObject *imp_py_phash_records(PyObject *self, PyObject *args);
 
 static PyMethodDef methods[] = {
     {"decode_luma", py_decode_luma, METH_VARARGS, decode_luma_doc},
@@ -304,6 +308,7 @@ static PyMethodDef methods[] = {
     {"dup_lead", imp_py_dup_lead, METH_VARARGS, NULL},
     {"phash_box", imp_py_phash_box, METH_VARARGS, NULL},
     {"phash_print", imp_py_phash_print, METH_VARARGS, NULL},
+    {"phash_records", imp_py_phash_records, METH_VARARGS, imp_phash_records_doc},
     /* .lst text (lstscan.c) */
     {"lst_scan", imp_py_lst_scan, METH_VARARGS, imp_lst_scan_doc},
     {"ids_mark", imp_py_ids_mark, METH_VARARGS, imp_ids_mark_doc},
@@ -330,7 +335,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddStringConstant(m, "LIBJPEG_TURBO_VERSION", STR(LIBJPEG_TURBO_VERSION)) < 0 ||
         PyModule_AddIntConstant(m, "TJSAMP_GRAY", TJSAMP_GRAY) < 0 ||
         PyModule_AddIntConstant(m, "TJCS_YCbCr", TJCS_YCbCr) < 0 ||
-        PyModule_AddIntConstant(m, "TJCS_GRAY", TJCS_GRAY) < 0) {
+        PyModule_AddIntConstant(m, "TJCS_GRAY", TJCS_GRAY) < 0 ||
+        PyModule_AddIntConstant(m, "PHASH_ROW_SIZE", (long)imp_phash_row_size()) < 0) {
         Py_XDECREF(Error);
         Py_XDECREF(Unsupported);
         Py_XDECREF(DataWarning);

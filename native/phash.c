@@ -19,11 +19,22 @@
 #pragma STDC FP_CONTRACT OFF /* a*b+c stays two roundings, as in numpy (GCC's ISO C mode already keeps it so) */
 #endif
 
+#include "phash.h"
+
 #define SIDE 32
 #define LOW 8
 #define CSIDE 8 /* a colour channel's thumbnail side (phash.CHROMA_SIDE) */
 #define CLOW 4  /* its DCT block kept (phash.CHROMA_LOW) */
 #define UNKNOWN 0xFFFFu
+
+/* Integral images' words wrap (arithmetic mod 2^32): a cell's sum, the difference of four of them,
+ * is exact while it is under 2^31 (CELL_LIMIT), and 32-bit words are half the memory traffic of
+ * 64-bit ones, with vector conversions to double. */
+typedef uint32_t sum_t;
+#define CELL_LIMIT (INT32_MAX / 255) /* pixels a cell may hold: its sum then fits an int32 */
+
+/* A cell's exact sum from four wrapped integral words (under 2^31, so the int32 is the sum). */
+static inline int32_t cell_sum(sum_t a, sum_t b, sum_t c, sum_t d) { return (int32_t)((a - b) - (c - d)); }
 
 /* Leading run of lines (rows of `img` viewed with strides) that are bars: a spread of at most
  * tol and a mean within tol of the first line's. */
@@ -46,7 +57,7 @@ static int bar_run(const uint8_t *img, ptrdiff_t line_step, ptrdiff_t pixel_step
     return lines;
 }
 
-static void content_box(const uint8_t *img, int h, int w, int tol, int peels, int box[4]) {
+void imp_content_box(const uint8_t *img, int h, int w, int tol, int peels, int box[4]) {
     int top = 0, bottom = 0, left = 0, right = 0;
     for (int round = 0; round < peels; round++) {
         int rows = h - top - bottom, cols = w - left - right;
@@ -96,13 +107,23 @@ PyObject *imp_py_phash_box(PyObject *self, PyObject *args) {
         return PyErr_Format(PyExc_ValueError, "luma buffer smaller than %d x %d", h, w);
     }
     Py_BEGIN_ALLOW_THREADS
-    content_box(view.buf, h, w, tol, peels, box);
+    imp_content_box(view.buf, h, w, tol, peels, box);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     return Py_BuildValue("(iiii)", box[0], box[1], box[2], box[3]);
 }
 
 /* ---- the whole fingerprint in one call ------------------------------------------------------- */
+
+/* Eight floats for the vector loops: each lane takes the same IEEE operations in the same order as
+ * the scalar code it replaces, so the same bits. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+/* macros, not functions: an inline function built for the default target is not inlined into the
+ * AVX2 clones of its callers */
+#define LOAD8(p) __extension__({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define SPLAT8(x) __extension__({ float x_ = (x); (v8f){x_, x_, x_, x_, x_, x_, x_, x_}; })
+_Static_assert(SIDE % 8 == 0 && LOW == 8 && CSIDE == 8, "the vector loops take rows of eight");
 
 /* Wider vectors where the CPU has them: the same IEEE operations in the same order, so the same
  * bits (no fused multiply-add: the build is ISO C, which keeps a*b+c two roundings). */
@@ -111,14 +132,6 @@ PyObject *imp_py_phash_box(PyObject *self, PyObject *args) {
 #else
 #define WIDE
 #endif
-
-#define MAX_BOXES 15
-#define MAX_ALTS 8
-
-typedef struct {
-    int tol, peels, min_content;
-    double clip, flat_std, ambiguous, cut[2], side_cut, chroma_flat;
-} print_params;
 
 /* Python's round(): to nearest, ties to even (the default rounding mode's nearbyint). */
 static int64_t round_even(double x) { return (int64_t)nearbyint(x); }
@@ -182,54 +195,57 @@ WIDE static void dct_block(double thumb[SIDE][SIDE], const float *dct, float out
             fold[0][i][j] = a + b;
             fold[1][i][j] = a - b;
         }
-    for (int u = 0; u < LOW; u++) {
-        float (*f)[SIDE] = fold[u & 1];
-        for (int j = 0; j < SIDE; j++) half[u][j] = dct[u * SIDE] * f[0][j];
+    for (int u = 0; u < LOW; u++) { /* a row of 32 sums in four vectors, kept in registers down the rows */
+        const float *f = &fold[u & 1][0][0];
+        v8f acc[SIDE / 8];
+        for (int q = 0; q < SIDE / 8; q++) acc[q] = SPLAT8(dct[u * SIDE]) * LOAD8(f + 8 * q);
         for (int i = 1; i < SIDE / 2; i++) {
-            float d = dct[u * SIDE + i];
-            for (int j = 0; j < SIDE; j++) half[u][j] = half[u][j] + d * f[i][j];
+            v8f d = SPLAT8(dct[u * SIDE + i]);
+            for (int q = 0; q < SIDE / 8; q++) acc[q] = acc[q] + d * LOAD8(f + i * SIDE + 8 * q);
         }
+        for (int q = 0; q < SIDE / 8; q++) memcpy(&half[u][8 * q], &acc[q], sizeof acc[q]);
     }
-    for (int u = 0; u < LOW; u++) {
-        float hf[2][SIDE / 2], acc[LOW];
-        for (int j = 0; j < SIDE / 2; j++) {
-            hf[0][j] = half[u][j] + half[u][SIDE - 1 - j];
-            hf[1][j] = half[u][j] - half[u][SIDE - 1 - j];
-        }
-        for (int v = 0; v < LOW; v++) acc[v] = hf[v & 1][0] * dct[v * SIDE];
-        for (int j = 1; j < SIDE / 2; j++)
-            for (int v = 0; v < LOW; v++) acc[v] = acc[v] + hf[v & 1][j] * dct[v * SIDE + j];
-        for (int v = 0; v < LOW; v++) out[u][v] = acc[v];
+    v8f even[SIDE / 2], odd[SIDE / 2]; /* per column pair, the sum and the difference, the LOW rows u side by side */
+    for (int j = 0; j < SIDE / 2; j++) {
+        v8f a, b;
+        for (int u = 0; u < LOW; u++) a[u] = half[u][j], b[u] = half[u][SIDE - 1 - j];
+        even[j] = a + b;
+        odd[j] = a - b;
+    }
+    for (int v = 0; v < LOW; v++) {
+        const v8f *hf = v & 1 ? odd : even;
+        v8f acc = hf[0] * SPLAT8(dct[v * SIDE]);
+        for (int j = 1; j < SIDE / 2; j++) acc = acc + hf[j] * SPLAT8(dct[v * SIDE + j]);
+        for (int u = 0; u < LOW; u++) out[u][v] = acc[u];
     }
 }
 
 /* phash._bits: each coefficient above the block's median (the mean of its 32nd and 33rd values).
- * The k-th value is the largest whose count of smaller values is at most k.  Sixteen of the values,
- * counted against all, bracket the middle two; only the values inside the bracket are then counted
- * against each other.  No branch on the data: a sort or selection of 64 values mispredicts most of its. */
+ * The k-th value is the largest whose count of smaller values is at most k.  Every value's count
+ * is taken at once, eight values to a vector: no branch on the data (a sort or selection of 64
+ * values mispredicts most of its), and a fixed 64 x 64 comparisons, eight at a time. */
 WIDE static uint64_t median_bits(const float block[LOW][LOW]) {
     const float *flat = &block[0][0];
-    float lo = -INFINITY, hi = INFINITY, inside[LOW * LOW];
-    int below = 0, m = 0;
-    for (int k = 0; k < 16; k++) {
-        float x = flat[(5 * k + 3) & (LOW * LOW - 1)];
-        int n = 0;
-        for (int j = 0; j < LOW * LOW; j++) n += flat[j] < x;
-        int raise = (n <= 31) & (x > lo), lower = (n >= 33) & (x < hi); /* & not &&: no branch */
-        below = raise ? n : below; /* lo: n values lie under it, so the 32nd is not below it */
-        lo = raise ? x : lo;
-        hi = lower ? x : hi; /* 33 values under hi: the 33rd is too */
+    v8f x[LOW];
+    v8i below[LOW];
+    for (int b = 0; b < LOW; b++) {
+        x[b] = LOAD8(flat + 8 * b);
+        below[b] = (v8i){0};
     }
-    for (int i = 0; i < LOW * LOW; i++) {
-        inside[m] = flat[i];
-        m += (flat[i] >= lo) & (flat[i] < hi);
+    for (int j = 0; j < LOW * LOW; j++) {
+        v8f y = SPLAT8(flat[j]);
+        for (int b = 0; b < LOW; b++) below[b] -= y < x[b]; /* a true comparison is -1 */
+    }
+    v8f lows = SPLAT8(-INFINITY), highs = lows; /* per lane, then across the lanes */
+    for (int b = 0; b < LOW; b++) {
+        v8i take_low = (below[b] <= 31) & (x[b] > lows), take_high = (below[b] <= 32) & (x[b] > highs);
+        lows = (v8f)(((v8i)x[b] & take_low) | ((v8i)lows & ~take_low));
+        highs = (v8f)(((v8i)x[b] & take_high) | ((v8i)highs & ~take_high));
     }
     float low = -INFINITY, high = -INFINITY;
-    for (int i = 0; i < m; i++) {
-        int n = below;
-        for (int j = 0; j < m; j++) n += inside[j] < inside[i];
-        low = (n <= 31) & (inside[i] > low) ? inside[i] : low;
-        high = (n <= 32) & (inside[i] > high) ? inside[i] : high;
+    for (int k = 0; k < 8; k++) {
+        low = lows[k] > low ? lows[k] : low;
+        high = highs[k] > high ? highs[k] : high;
     }
     float middle = (low + high) / 2;
     uint64_t bits = 0;
@@ -323,7 +339,7 @@ static uint32_t chroma_word(const float colour[2][CLOW][CLOW], const int unknown
  * luma's resolution, `w` its width; the luma's cell rule), its 4x4 low DCT block in single precision
  * (every sum left to right, as phash._dct_low takes it), and whether the block's 15 AC coefficients
  * hold less than `flat` of spread (unknown). */
-static void colour_block(const int64_t *table, int w, const int64_t box[4], const float *dct, double flat,
+WIDE static void colour_block(const sum_t *table, int w, const int64_t box[4], const float *dct, double flat,
                          float out[CLOW][CLOW], int *unknown) {
     int64_t y0[CSIDE], y1[CSIDE], x0[CSIDE], x1[CSIDE];
     double thumb[CSIDE][CSIDE], rx[CSIDE];
@@ -339,31 +355,31 @@ static void colour_block(const int64_t *table, int w, const int64_t box[4], cons
         joined &= j == CSIDE - 1 || (x1[j] == x0[j + 1] && y1[j] == y0[j + 1]);
     }
     if (joined) { /* exact integer sums: the same values in any order */
-        int64_t grid[CSIDE + 1][CSIDE + 1];
+        sum_t grid[CSIDE + 1][CSIDE + 1];
         for (int i = 0; i <= CSIDE; i++) {
-            const int64_t *row = table + (size_t)(i < CSIDE ? y0[i] : y1[CSIDE - 1]) * (w + 1);
+            const sum_t *row = table + (size_t)(i < CSIDE ? y0[i] : y1[CSIDE - 1]) * (w + 1);
             for (int j = 0; j < CSIDE; j++) grid[i][j] = row[x0[j]];
             grid[i][CSIDE] = row[x1[CSIDE - 1]];
         }
         for (int i = 0; i < CSIDE; i++) {
             double ry = 1.0 / (double)(y1[i] - y0[i]);
             for (int j = 0; j < CSIDE; j++)
-                thumb[i][j] = (double)((grid[i + 1][j + 1] - grid[i][j + 1]) - (grid[i + 1][j] - grid[i][j])) * (ry * rx[j]);
+                thumb[i][j] = (double)cell_sum(grid[i + 1][j + 1], grid[i][j + 1], grid[i + 1][j], grid[i][j]) * (ry * rx[j]);
         }
     } else {
         for (int i = 0; i < CSIDE; i++) {
-            const int64_t *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
+            const sum_t *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
             double ry = 1.0 / (double)(y1[i] - y0[i]);
             for (int j = 0; j < CSIDE; j++)
-                thumb[i][j] = (double)((rb[x1[j]] - ra[x1[j]]) - (rb[x0[j]] - ra[x0[j]])) * (ry * rx[j]);
+                thumb[i][j] = (double)cell_sum(rb[x1[j]], ra[x1[j]], rb[x0[j]], ra[x0[j]]) * (ry * rx[j]);
         }
     }
     for (int i = 0; i < CSIDE; i++)
         for (int j = 0; j < CSIDE; j++) x[i][j] = (float)thumb[i][j];
-    for (int u = 0; u < CLOW; u++) {
-        for (int j = 0; j < CSIDE; j++) half[u][j] = dct[u * CSIDE] * x[0][j];
-        for (int i = 1; i < CSIDE; i++)
-            for (int j = 0; j < CSIDE; j++) half[u][j] = half[u][j] + dct[u * CSIDE + i] * x[i][j];
+    for (int u = 0; u < CLOW; u++) { /* a row of CSIDE = 8 sums: one vector */
+        v8f acc = SPLAT8(dct[u * CSIDE]) * LOAD8(x[0]);
+        for (int i = 1; i < CSIDE; i++) acc = acc + SPLAT8(dct[u * CSIDE + i]) * LOAD8(x[i]);
+        memcpy(half[u], &acc, sizeof acc);
     }
     for (int u = 0; u < CLOW; u++)
         for (int v = 0; v < CLOW; v++) {
@@ -376,20 +392,20 @@ static void colour_block(const int64_t *table, int w, const int64_t box[4], cons
     *unknown = sqrt((double)energy / (CSIDE * CSIDE)) < flat;
 }
 
-/* An exact integral image of a w x h plane ((h + 1) x (w + 1), first row and column zero), its values
- * clipped to lo..hi when hi > lo; NULL when out of memory. */
-static int64_t *integral(const uint8_t *src, int h, int w, int lo, int hi) {
-    int64_t *table = malloc((size_t)(h + 1) * (w + 1) * sizeof *table);
+/* An integral image of a w x h plane ((h + 1) x (w + 1), first row and column zero), its values
+ * clipped to lo..hi when hi > lo (sum_t: its words wrap); NULL when out of memory. */
+static sum_t *integral(const uint8_t *src, int h, int w, int lo, int hi) {
+    sum_t *table = malloc((size_t)(h + 1) * (w + 1) * sizeof *table);
     if (!table) return NULL;
     memset(table, 0, (size_t)(w + 1) * sizeof *table);
     for (int y = 0; y < h; y++) {
-        int64_t run = 0;
-        int64_t *row = table + (size_t)(y + 1) * (w + 1), *above = row - (w + 1);
+        sum_t run = 0;
+        sum_t *row = table + (size_t)(y + 1) * (w + 1), *above = row - (w + 1);
         row[0] = 0;
         for (int x = 0; x < w; x++) {
             int v = src[(size_t)y * w + x];
             if (hi > lo) v = v < lo ? lo : v > hi ? hi : v;
-            run += v;
+            run += (sum_t)v;
             row[x + 1] = above[x + 1] + run;
         }
     }
@@ -399,26 +415,31 @@ static int64_t *integral(const uint8_t *src, int h, int w, int lo, int hi) {
 /* The area averages of a box's 32 x 32 cells from the integral image: each cell's exact integer sum
  * times the reciprocals of its height and width (phash._cells: a product, not a division, to share
  * its bits; the reciprocals are per row and column, not per cell). */
-WIDE static void cells(const int64_t *table, int w, const int64_t *y0, const int64_t *y1, const int64_t *x0,
+WIDE static void cells(const sum_t *table, int w, const int64_t *y0, const int64_t *y1, const int64_t *x0,
                        const int64_t *x1, double thumb[SIDE][SIDE]) {
-    double rx[SIDE];
-    int64_t col[SIDE + 1];
-    int joined = 1; /* each cell starts where the last ended (a span of 32 pixels or more): 33 edges, not 64 */
+    double rx[SIDE], ry[SIDE];
+    int joined = 1; /* each cell starts where the last ended (a span of 32 pixels or more): 33 x 33 edges */
     for (int j = 0; j < SIDE; j++) {
         rx[j] = 1.0 / (double)(x1[j] - x0[j]);
-        joined &= j == SIDE - 1 || x1[j] == x0[j + 1];
+        ry[j] = 1.0 / (double)(y1[j] - y0[j]);
+        joined &= j == SIDE - 1 || (x1[j] == x0[j + 1] && y1[j] == y0[j + 1]);
+    }
+    if (joined) { /* the table at the grid's corners once, then each cell from four of them */
+        sum_t grid[SIDE + 1][SIDE + 1];
+        for (int i = 0; i <= SIDE; i++) {
+            const sum_t *row = table + (size_t)(i < SIDE ? y0[i] : y1[SIDE - 1]) * (w + 1);
+            for (int j = 0; j < SIDE; j++) grid[i][j] = row[x0[j]];
+            grid[i][SIDE] = row[x1[SIDE - 1]];
+        }
+        for (int i = 0; i < SIDE; i++) /* exact integer sums: any order gives phash._cells' values */
+            for (int j = 0; j < SIDE; j++)
+                thumb[i][j] = (double)cell_sum(grid[i + 1][j + 1], grid[i][j + 1], grid[i + 1][j], grid[i][j]) * (ry[i] * rx[j]);
+        return;
     }
     for (int i = 0; i < SIDE; i++) {
-        const int64_t *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
-        double ry = 1.0 / (double)(y1[i] - y0[i]);
-        if (joined) { /* the sums are exact integers: any order gives phash._cells' values */
-            for (int j = 0; j < SIDE; j++) col[j] = rb[x0[j]] - ra[x0[j]];
-            col[SIDE] = rb[x1[SIDE - 1]] - ra[x1[SIDE - 1]];
-            for (int j = 0; j < SIDE; j++) thumb[i][j] = (double)(col[j + 1] - col[j]) * (ry * rx[j]);
-        } else {
-            for (int j = 0; j < SIDE; j++)
-                thumb[i][j] = (double)((rb[x1[j]] - ra[x1[j]]) - (rb[x0[j]] - ra[x0[j]])) * (ry * rx[j]);
-        }
+        const sum_t *ra = table + (size_t)y0[i] * (w + 1), *rb = table + (size_t)y1[i] * (w + 1);
+        for (int j = 0; j < SIDE; j++)
+            thumb[i][j] = (double)cell_sum(rb[x1[j]], ra[x1[j]], rb[x0[j]], ra[x0[j]]) * (ry[i] * rx[j]);
     }
 }
 
@@ -432,11 +453,15 @@ WIDE static void fold(double thumb[SIDE][SIDE], double mean) {
  * across the column sums: phash._total's order. */
 static double total(double thumb[SIDE][SIDE], double mean, int squares) {
     double col[SIDE], out = 0;
-    for (int i = 0; i < SIDE; i++)
-        for (int j = 0; j < SIDE; j++) {
-            double x = squares ? (thumb[i][j] - mean) * (thumb[i][j] - mean) : thumb[i][j];
-            col[j] = i ? col[j] + x : x;
-        }
+    if (squares) { /* two loops each, not a test per value: the columns then go four to a vector */
+        for (int j = 0; j < SIDE; j++) col[j] = (thumb[0][j] - mean) * (thumb[0][j] - mean);
+        for (int i = 1; i < SIDE; i++)
+            for (int j = 0; j < SIDE; j++) col[j] = col[j] + (thumb[i][j] - mean) * (thumb[i][j] - mean);
+    } else {
+        for (int j = 0; j < SIDE; j++) col[j] = thumb[0][j];
+        for (int i = 1; i < SIDE; i++)
+            for (int j = 0; j < SIDE; j++) col[j] = col[j] + thumb[i][j];
+    }
     for (int j = 0; j < SIDE; j++) out = out + col[j];
     return out;
 }
@@ -450,22 +475,22 @@ static double detail_share(const float c[LOW][LOW], double energy) {
     return energy > 0 ? 1.0 - low / energy : 0.0;
 }
 
-/* The fingerprint of one image: 0 when it is flat, else the number of boxes hashed (hashes, checks
- * and chroma words per box, canonical) and *alts the alternates of box 0.  `chroma`: the Cb and Cr
- * planes at half resolution (2 x ceil(h / 2) x ceil(w / 2)) or NULL (grey: every word unknown); -1
- * when out of memory. */
-static int print_image(const uint8_t *src, const uint8_t *chroma, int h, int w, const float *dct,
-                       const float *cdct, const print_params *p, uint64_t *hash, uint64_t *check, uint32_t *colour,
-                       uint64_t *alt_hash, uint64_t *alt_check, uint32_t *alt_colour, int *alts, double *detail) {
+/* phash.h's imp_print_image.  `chroma`: the Cb and Cr planes at half resolution (2 x ceil(h / 2) x
+ * ceil(w / 2)) or NULL (grey: every word unknown). */
+WIDE int imp_print_image(const uint8_t *src, const uint8_t *chroma, int h, int w, const float *dct, const float *cdct,
+                    const print_params *p, uint64_t *hash, uint64_t *check, uint32_t *colour, uint64_t *alt_hash,
+                    uint64_t *alt_check, uint32_t *alt_colour, int *alts, double *detail) {
     int box[4];
     *alts = 0;
     *detail = 0;
-    content_box(src, h, w, p->tol, p->peels, box);
+    imp_content_box(src, h, w, p->tol, p->peels, box);
     if (box[1] - box[0] < p->min_content || box[3] - box[2] < p->min_content) return 0;
     int64_t boxes[MAX_BOXES][4];
     int k = make_boxes(box, p, boxes), lo, hi;
     clip_levels(src, w, box, p->clip, &lo, &hi);
-    int64_t *table = integral(src, h, w, lo, hi), *ctable[2] = {NULL, NULL}; /* exact sums: numpy's float ones */
+    /* a cell holds at most ceil(h / 32) + 1 rows and as many columns more (chroma: of an eighth of half) */
+    if ((int64_t)(h / SIDE + 2) * (w / SIDE + 2) > CELL_LIMIT || (int64_t)(h / 16 + 2) * (w / 16 + 2) > CELL_LIMIT) return -1;
+    sum_t *table = integral(src, h, w, lo, hi), *ctable[2] = {NULL, NULL}; /* exact sums: numpy's float ones */
     int failed = !table;
     int ch = (h + 1) / 2, cw = (w + 1) / 2; /* the chroma planes' size */
     for (int c = 0; chroma && c < 2 && !failed; c++) failed = !(ctable[c] = integral(chroma + (size_t)c * ch * cw, ch, cw, 0, 0));
@@ -556,8 +581,8 @@ PyObject *imp_py_phash_print(PyObject *self, PyObject *args) {
               (!grey && vchroma.len < 2 * (Py_ssize_t)((h + 1) / 2) * ((w + 1) / 2));
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
-        k = print_image(view.buf, grey ? NULL : vchroma.buf, h, w, vdct.buf, vcdct.buf, &p, hash, check, colour,
-                        alt_hash, alt_check, alt_colour, &alts, &detail);
+        k = imp_print_image(view.buf, grey ? NULL : vchroma.buf, h, w, vdct.buf, vcdct.buf, &p, hash, check, colour,
+                            alt_hash, alt_check, alt_colour, &alts, &detail);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&view);

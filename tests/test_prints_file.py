@@ -62,12 +62,14 @@ def _counted(monkeypatch, module, name):
 
 def test_prepare_report_fingerprints_each_stored_image_once_and_no_pass_before_the_pack(src, tmp_path, monkeypatch):
     passes = _counted(monkeypatch, dedup, "find")
+    batches = _counted(monkeypatch, phash, "record_rows")
     measured = _counted(monkeypatch, dedup, "measure")
     lines = _prepare(src, tmp_path / "out", num_workers=1)
     images = sum(1 for _ in src.rglob("*.jpg"))
     assert passes == []  # no duplicate pass reading the sources before the pack
-    assert len(measured) == images  # one fingerprint per image, of the bytes pack stored
-    assert all(len(args[0]) < 10_000 for args in measured)  # the small stored images, not the sources
+    assert sum(sum(1 for size in args[1] if size) for args in batches) == images  # one row per stored record
+    assert measured == []  # every one in the chunks' native calls: none measured one at a time
+    assert all(max(args[1]) < 10_000 for args in batches)  # the small stored records, not the sources
     assert "duplicates: " in "\n".join(lines)
 
 

@@ -137,6 +137,32 @@ _WEIGHTS = (1 << np.arange(LOW * LOW - 1, -1, -1, dtype=np.uint64)).astype(np.ui
 _PARAMS = (BORDER_TOLERANCE, PEELS, MIN_CONTENT, float(CLIP), FLAT_STD, AMBIGUOUS, CUTS, SIDE_CUT)  # the native core's
 
 
+# One row of the native core's ``phash_records`` (native/phash_batch.c's print_row, field for field):
+# what :func:`imgprep.splits.dedup.measure` gives for one stored image, without a Python object.
+_ALTS = 8  # native/phash.h MAX_ALTS: alternate orientations a row holds at most
+ROW = np.dtype([("digest", "<u8"), ("hash", "<u8"), ("check", "<u8"), ("area", "<u8"),
+                ("windows", "<u8", (WINDOW_COUNT,)), ("window_check", "<u8", (WINDOW_COUNT,)),
+                ("alt_hash", "<u8", (_ALTS,)), ("alt_check", "<u8", (_ALTS,)),
+                ("chroma", "<u4"), ("window_chroma", "<u4", (WINDOW_COUNT,)), ("alt_chroma", "<u4", (_ALTS,)),
+                ("width", "<u4"), ("height", "<u4"),
+                ("outcome", "u1"), ("detail", "u1"), ("channels", "u1"), ("alts", "u1")], align=True)
+ROW_OK, ROW_FLAT, ROW_SMALL, ROW_PYTHON = range(4)  # a row's outcome; ROW_PYTHON: measure it in Python
+
+
+def record_rows(records: bytes | memoryview, sizes: Sequence[int]) -> np.ndarray | None:
+    """The fingerprint row (:data:`ROW`) of each record of non-zero size in ``records`` (framed image
+    records back to back, ``sizes`` their framed sizes), in one native call without the GIL: the
+    stored image's digest, decode and fingerprint as ``measure`` takes them.  None without the core."""
+    core = _native_core()
+    if core is None or not hasattr(core, "phash_records"):
+        return None
+    if ROW.itemsize != core.PHASH_ROW_SIZE:
+        raise RuntimeError(f"imgprep bug: native rows of {core.PHASH_ROW_SIZE} bytes, ROW has {ROW.itemsize}")
+    found = core.phash_records(records, np.asarray(sizes, np.int64), _D_BYTES, _PARAMS, _DC_BYTES, CHROMA_FLAT,
+                               (THUMB_MIN_SIDE, NEAR_MIN_SIDE, float(DETAIL_SCALE), NO_DETAIL_LEVEL))
+    return np.frombuffer(found, ROW)
+
+
 def _edges(lo: np.ndarray, hi: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
     """Cell bounds along one axis per box (k x 1 arrays); a span shorter than ``side`` repeats pixels."""
     span = hi - lo

@@ -593,7 +593,7 @@ class Packer:
         elif packed.prints is None:  # the context asked for them: cannot happen, fail loudly
             raise RuntimeError("imgprep bug: a chunk came back without its fingerprints")
         else:
-            self.spool.add(packed.prints, written)
+            self.spool.add_rows(packed.prints, written)
 
     def _append_around_skipped(self, writer: ShardWriter, cut: _Cut, keys: list[int], packed: Packed) -> bool:
         """Write the runs of records between skipped images and report those; True when

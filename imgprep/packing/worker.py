@@ -19,7 +19,7 @@ import sys
 import time
 from array import array
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgprep.errors import ImgprepError
 from imgprep.formats.checksums import record_crc
@@ -29,6 +29,9 @@ from imgprep.imaging.native import Batch
 from imgprep.imaging.native import frame as frame_record
 from imgprep.imaging.spec import TransformSpec
 from imgprep.storage.roots import read_inside
+
+if TYPE_CHECKING:
+    from imgprep.splits.prints_spool import PrintBlock
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,8 @@ class Packed:
     cpu: float = 0.0  # the worker thread's CPU seconds for it (the packer's executor choice)
     by_python: int = 0  # files or bytes the native batch left to Python (Pillow, one at a time)
     # with ``WorkerContext.fingerprint``: per record packed (size > 0), in order, its stored image's
-    # fingerprint (None: it could not be decoded again)
-    prints: list[Any] | None = None
+    # fingerprint row (unreadable when it could not be decoded again)
+    prints: PrintBlock | None = None
 
 
 _CONTEXT: WorkerContext | None = None
@@ -188,27 +191,40 @@ def run_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:
     return dataclasses.replace(packed, seconds=time.perf_counter() - started, cpu=time.thread_time() - cpu)
 
 
-def fingerprints(packed: Packed) -> list[Any]:
+def fingerprints(packed: Packed) -> PrintBlock:
     """The fingerprint of each packed record's stored image: the bytes a reader of the output gets,
     so ``inspect`` of it compares exactly what the duplicate report compared.  One small decode
-    per record (at a DCT reduction when large), in the worker that made it."""
+    per record (at a DCT reduction when large), in the worker that made it: one native call for
+    the chunk, Python for what it leaves (other formats, damage) or without the core."""
+    from imgprep.imaging.phash import record_rows
+    from imgprep.splits.prints_spool import PrintBlock, block_of
+
+    view, at, spans = memoryview(packed.records), 0, []
+    for size in packed.sizes:
+        if size:
+            spans.append(view[at:at + size])
+        at += size
+    rows = record_rows(packed.records, packed.sizes)
+    if rows is not None:
+        return block_of(rows, lambda row: _measure_stored(spans[row]))
+    block = PrintBlock()
+    for span in spans:
+        block.add(_measure_stored(span))
+    return block
+
+
+def _measure_stored(record: memoryview) -> Any:
+    """``measure`` of a framed record's stored image (None: it cannot be decoded)."""
     from imgprep.errors import ImageError
     from imgprep.formats.recordio import image_header, unframe
     from imgprep.splits.dedup import measure
 
-    out: list[Any] = []
-    view, at = memoryview(packed.records), 0
-    for size in packed.sizes:
-        if not size:
-            continue
-        payload = unframe(view[at:at + size])
-        _, start = image_header(payload)
-        at += size
-        try:
-            out.append(measure(bytes(payload[start:])))
-        except (ImageError, ImgprepError, OSError):
-            out.append(None)
-    return out
+    payload = unframe(record)
+    _, start = image_header(payload)
+    try:
+        return measure(bytes(payload[start:]))
+    except (ImageError, ImgprepError, OSError):
+        return None
 
 
 def _pack_chunk(ctx: WorkerContext, chunk: Chunk) -> Packed:

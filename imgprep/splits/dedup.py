@@ -39,6 +39,9 @@ from imgprep.imaging.phash import (
     NEAR_MIN_SIDE,
     NO_CHROMA,
     NO_DETAIL_LEVEL,
+    ROW_FLAT,
+    ROW_OK,
+    ROW_SMALL,
     THUMB_MIN_SIDE,
     UNKNOWN,
     WINDOW_COUNT,
@@ -70,6 +73,8 @@ BATCH = 64  # images per pool task
 WINDOW_BLOCK = 1 << 17
 CHUNK = 1 << 16  # rows per step where a whole column's temporaries would raise the search's peak
 OK, FLAT, SMALL, UNREADABLE = range(4)  # what a row's fingerprint can be used for
+_KIND_OF = np.zeros(max(ROW_OK, ROW_FLAT, ROW_SMALL) + 1, np.uint8)  # a native row's outcome -> its kind
+_KIND_OF[[ROW_OK, ROW_FLAT, ROW_SMALL]] = OK, FLAT, SMALL
 Reader = Callable[[int], "bytes | np.ndarray"]
 
 
@@ -201,6 +206,20 @@ class Prints:
                 self.alt_row.append(row)
                 self.alt_check.append(check)
                 self.alt_chroma.append(chroma)
+
+    def extend_rows(self, rows: np.ndarray) -> None:
+        """Append rows the native core measured (:data:`~imgprep.imaging.phash.ROW`, none of them
+        left to Python): what :meth:`add` appends for each, without a Python object per row."""
+        start = len(self.kind)
+        self.kind.frombytes(_KIND_OF[rows["outcome"]].tobytes())
+        for name in ("digest", "hash", "check", "area", "chroma", "detail", "windows", "window_check",
+                     "window_chroma"):
+            getattr(self, name).frombytes(np.ascontiguousarray(rows[name]).tobytes())
+        alts = rows["alts"].astype(np.intp)
+        taken = np.arange(rows.dtype["alt_hash"].shape[0]) < alts[:, None]
+        for name in ("alt_hash", "alt_check", "alt_chroma"):
+            getattr(self, name).frombytes(rows[name][taken].tobytes())
+        self.alt_row.frombytes(np.repeat(np.arange(start, start + len(rows), dtype=np.int64), alts).tobytes())
 
     def _plain(self, digest: int, kind: int) -> None:
         self.digest.append(digest)

@@ -16,14 +16,15 @@ import os
 import shutil
 import tempfile
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from imgprep.formats.dataset import PrintsEntry
 from imgprep.formats.prints import ALIGN, layout
-from imgprep.imaging.phash import KIND
+from imgprep.imaging.phash import KIND, ROW_PYTHON
 from imgprep.splits.dedup import Measured, Prints
 from imgprep.storage.base import Store
 
@@ -38,6 +39,42 @@ def columns() -> list[tuple[str, str]]:
     return [(f.name, getattr(blank, f.name).typecode) for f in dataclasses.fields(Prints)] + list(EXTRAS)
 
 
+@dataclass
+class PrintBlock:
+    """Fingerprint rows with what inspect shows of each image (the :data:`EXTRAS` but the record id,
+    which the writer knows): columns, cheap to send from a pack worker to the writer."""
+
+    prints: Prints = field(default_factory=Prints)
+    extras: dict[str, array] = field(default_factory=lambda: {n: array(t) for n, t in EXTRAS if n != "id"})
+
+    def add(self, row: Measured | None) -> None:
+        self.prints.add(row)
+        for name, col in self.extras.items():
+            col.append(0 if row is None else int(getattr(row, name)))
+
+    def extend_rows(self, rows: np.ndarray) -> None:
+        """Native rows (:data:`~imgprep.imaging.phash.ROW`), none left to Python."""
+        self.prints.extend_rows(rows)
+        for name, col in self.extras.items():
+            col.frombytes(rows[name].astype(np.dtype(col.typecode)).tobytes())
+
+    def __len__(self) -> int:
+        return len(self.prints)
+
+
+def block_of(rows: np.ndarray, measure: Callable[[int], Measured | None]) -> PrintBlock:
+    """The block of native rows, each one the core left to Python (``ROW_PYTHON``) measured by
+    ``measure(row number)`` instead, in order."""
+    block = PrintBlock()
+    start = 0
+    for i in np.flatnonzero(rows["outcome"] == ROW_PYTHON).tolist():
+        block.extend_rows(rows[start:i])
+        block.add(measure(i))
+        start = i + 1
+    block.extend_rows(rows[start:])
+    return block
+
+
 class PrintsSpool:
     """Rows appended in record order, one spool file per column."""
 
@@ -50,10 +87,14 @@ class PrintsSpool:
 
     def add(self, rows: Sequence[Measured | None], ids: Sequence[int]) -> None:
         """Append rows (None: the stored image could not be fingerprinted) of records ``ids``."""
-        block = Prints()
+        block = PrintBlock()
         for row in rows:
             block.add(row)
-        self.add_block(block, {name: array(typecode, _extra(name, rows, ids)) for name, typecode in EXTRAS})
+        self.add_rows(block, ids)
+
+    def add_rows(self, block: PrintBlock, ids: Sequence[int]) -> None:
+        """Append a block of rows of records ``ids``."""
+        self.add_block(block.prints, {"id": array("q", ids), **block.extras})
 
     def add_block(self, block: Prints, extras: dict[str, array]) -> None:
         """Append a block of rows given as columns (``extras``: one array per :data:`EXTRAS` column)."""
@@ -103,12 +144,6 @@ class PrintsSpool:
         for fh in self.files.values():
             fh.close()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _extra(name: str, rows: Sequence[Measured | None], ids: Sequence[int]) -> list[int]:
-    if name == "id":
-        return [int(i) for i in ids]
-    return [0 if row is None else int(getattr(row, name)) for row in rows]
 
 
 
