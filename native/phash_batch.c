@@ -5,7 +5,7 @@
  * It is imgprep.splits.dedup.measure() of the stored bytes, step for step, so the rows are the ones
  * inspect would compute from the packed output; what the Python side would not hand to the native
  * decoder (not a JPEG, CMYK, damage, a record split around RecordIO's magic) is left to it, row
- * marked.  No Python object per record: a pack of small images spent more on those than on hashing.
+ * marked.  No Python object per record: the rows reach the pack's writer as columns.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -95,14 +95,14 @@ static int unique_alternates(uint64_t hash, const uint64_t *ah, const uint64_t *
     return m;
 }
 
-static int print_row_of(const unsigned char *rec, size_t size, const batch_ctx *c, print_row *row) {
+static void print_row_of(const unsigned char *rec, size_t size, const batch_ctx *c, print_row *row) {
     size_t len = 0;
     const unsigned char *img = image_of(rec, size, &len);
     memset(row, 0, sizeof *row);
     row->outcome = ROW_PYTHON;
-    if (!img) return 0;
+    if (!img) return;
     row->digest = imp_blake2b_word(img, len, 8);
-    if (len < 3 || img[0] != 0xFF || img[1] != 0xD8 || img[2] != 0xFF) return 0;
+    if (len < 3 || img[0] != 0xFF || img[1] != 0xD8 || img[2] != 0xFF) return;
     imp_luma info;
     unsigned char *luma = NULL, *chroma = NULL;
     if (decode_for_print(img, len, c, &info, &luma, &chroma) != IMP_OK) goto done;
@@ -139,7 +139,6 @@ static int print_row_of(const unsigned char *rec, size_t size, const batch_ctx *
 done:
     free(luma);
     free(chroma);
-    return 0;
 }
 
 size_t imp_phash_row_size(void) { return sizeof(print_row); }
