@@ -373,6 +373,7 @@ def test_inspect_says_which_groups_are_look_alike_in_text_json_jsonl_and_html(tm
     """Every report of a group says whether it is look-alike, and counts them the same."""
     from imgprep.inspect import html
     from imgprep.inspect.run import inspect as run_inspect
+    from imgprep.storage.stores import Storage
 
     blobs = [_jpeg(fields.field(1)), _field_copy(1), _jpeg(fields.field(2)), _field_copy(2)]
     photo = imgfactory.photo(200, 150, seed=300)
@@ -396,7 +397,7 @@ def test_inspect_says_which_groups_are_look_alike_in_text_json_jsonl_and_html(tm
     assert text.count("look-alike x2") == 2
     report = [json.loads(line) for line in (tmp_path / "groups.jsonl").read_text().splitlines()]
     assert sorted(g["lookalike"] for g in report) == [False, True, True]
-    findings = run_inspect(str(tmp_path / "all.lst"))
+    findings = run_inspect(str(tmp_path / "all.lst"), storage=Storage())
     html.write_html(findings, str(tmp_path / "report.html"), workers=1)
     page = (tmp_path / "report.html").read_text()
     assert page.count('<span class="tag lookalike">LOOK-ALIKE</span>') == 2

@@ -294,7 +294,7 @@ def test_inspect_reads_the_channels_and_finds_an_image_in_both(tmp_path: Path) -
     lists = make_source(tmp_path / "src")
     lists["val"].append(LstItem(500, lists["train"][0].labels, lists["train"][0].path))  # a leak
     write(lists, tmp_path / "src", tmp_path / "out", TransformSpec(pass_through=True))
-    found = inspect(str(tmp_path / "out"))
+    found = inspect(str(tmp_path / "out"), storage=Storage())
     assert [(s.name, len(s.items)) for s in found.collection.splits] == [("train", 6), ("validation", 7)]
     assert found.summary is not None and found.summary.leaks == 1
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 from imgprep.inspect import assets, cards, html
 from imgprep.inspect.run import inspect as run_inspect
+from imgprep.storage.stores import Storage
 
 SCALES = [20, 257, 1000]
 MAX_PAGE = 5_000_000
@@ -185,12 +186,12 @@ def test_a_rerun_publishes_thumbnails_before_the_page_and_removes_only_stale_one
     data = tmp_path / "data"
     report_data.build(data, 12)
     out = tmp_path / "r.html"
-    findings = run_inspect(str(data), workers=2)
+    findings = run_inspect(str(data), storage=Storage(), workers=2)
     html.write_html(findings, str(out))
     first = set(os.listdir(tmp_path / "r-thumbs"))
     # a different dataset to the same page: every thumbnail lands before the page names it
     report_data.build(data, 9, size=(56, 44))
-    findings = run_inspect(str(data), workers=2)
+    findings = run_inspect(str(data), storage=Storage(), workers=2)
     order = []
     real = os.replace
 
@@ -215,7 +216,7 @@ def test_a_failure_while_writing_thumbnails_leaves_the_old_page_whole(tmp_path, 
     data = tmp_path / "data"
     report_data.build(data, 6)
     out = tmp_path / "r.html"
-    findings = run_inspect(str(data), workers=1)
+    findings = run_inspect(str(data), storage=Storage(), workers=1)
     html.write_html(findings, str(out))
     before = out.read_bytes()
     calls = []
@@ -238,7 +239,7 @@ def test_a_failure_while_writing_thumbnails_leaves_the_old_page_whole(tmp_path, 
 def test_the_page_and_its_thumbnails_are_the_same_for_any_worker_count(tmp_path):
     data = tmp_path / "data"
     report_data.build(data, 15)
-    findings = run_inspect(str(data), workers=2)
+    findings = run_inspect(str(data), storage=Storage(), workers=2)
     pages = []
     for workers in (1, 3):
         out = tmp_path / f"w{workers}" / "r.html"

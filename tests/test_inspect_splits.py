@@ -8,6 +8,7 @@ import inspect_fixture
 
 from imgprep.formats.lst import LstItem, dumps
 from imgprep.inspect.run import inspect
+from imgprep.storage.stores import Storage
 
 
 def test_a_folder_with_one_split_packed_and_one_listed_inspects_both(tmp_path):
@@ -23,7 +24,7 @@ def test_a_folder_with_one_split_packed_and_one_listed_inspects_both(tmp_path):
         items.append(LstItem(100 + i, (float(i % 3),), path))
     (folder / "val.lst").write_text(dumps(items))
     (folder / "train.manifest").write_text("")
-    findings = inspect(str(folder), workers=2)
+    findings = inspect(str(folder), storage=Storage(), workers=2)
     assert [s.name for s in findings.collection.splits] == ["train", "val"]
     assert findings.to_json()["summary"]["images"] == 13
     assert findings.leaks == 1
@@ -46,7 +47,7 @@ def test_the_list_beside_records_is_checked_up_front_and_read_for_the_paths_show
     inspect_fixture._write(folder, "train", train)
     (split,) = collect(str(folder)).splits
     assert split.items == [] and split._paths is None
-    findings = inspect(str(folder), workers=1)
+    findings = inspect(str(folder), storage=Storage(), workers=1)
     (group,) = findings.to_json()["duplicate_groups"]
     shown = {image["path"] for image in group["images"]}
     names = inspect_fixture.CLASSES

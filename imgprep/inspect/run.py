@@ -10,16 +10,15 @@ from imgprep.inspect.recorded import attach
 from imgprep.inspect.scan import scan
 from imgprep.splits.neardup import DEFAULT_THRESHOLD
 from imgprep.storage.base import Store
-from imgprep.storage.stores import Storage
 
 
-def inspect(path: str, *, root: str | None = None, threshold: int | None = None, workers: int | None = None,
-            tick: Callable[[int], object] = lambda n: None, storage: Store | None = None,
+def inspect(path: str, *, storage: Store, root: str | None = None, threshold: int | None = None,
+            workers: int | None = None, tick: Callable[[int], object] = lambda n: None,
             total: Callable[[int | None], object] = lambda n: None) -> Findings:
     """The findings for ``path`` (a ``.rec``, ``.lst``, ``.manifest`` or a folder of them, local or
-    ``s3://`` through ``storage``); ``total(n)`` is told how many images there are (None: unknown)
-    before ``tick(n)`` is called as they are measured."""
-    storage = storage or Storage()
+    ``s3://``) read through ``storage``, the run's Store, built at the edge as verify's is;
+    ``total(n)`` is told how many images there are (None: unknown) before ``tick(n)`` is called
+    as they are measured."""
     if storage.local_path(path) is None:
         from imgprep.inspect.remote import collect_remote
 
